@@ -14,6 +14,11 @@ if not _os.path.isdir(_os.path.join(_os.path.dirname(__file__), "numeric")) and 
 
 __version__ = "0.1.0"
 
-from .setup import Setup, SetupError, load_setup, setup_from_dict, setup_from_toml  # noqa: E402
+
+def __getattr__(name):  # lazy: importing mtsp stays cheap, mtsp.Setup etc. still work
+    if name in ("Setup", "SetupError", "load_setup", "setup_from_dict", "setup_from_toml"):
+        from . import setup as _setup
+        return getattr(_setup, name)
+    raise AttributeError(name)
 
 __all__ = ["Setup", "SetupError", "load_setup", "setup_from_dict", "setup_from_toml", "__version__"]

@@ -1,0 +1,119 @@
+"""Predicted errors from the order parameters (MODEL.md, "What is predicted").
+
+    gen_error_t   = 1 − Σ_c P(argmax z_t = c, argmax λ_t = c)
+    label_error_t = 1 − Σ_c P(argmax z_t = c, y_t = c)
+    test_loss_t   = E[logsumexp z_t] − Σ_c E[1{y_t = c} z_{t,c}]
+
+For linear trunks (and glm students) z_t is Gaussian, so each joint argmax event is a cone in
+2(C_t − 1) dimensions: closed form for C_t = 2 (the bivariate orthant 1/4 + asin ρ/2π), Genz
+product rule above.  For nonlinear trunks the student's argmax region is not a cone in h: the
+teacher/label cone is still integrated exactly and the h-integral uses randomised QMC, whose
+standard error is returned (`ErrorEstimate.se`).  z_{t,c} in the loss enters linearly when the
+trunk is linear (Gaussian conditioning), so the loss needs only (C_t − 1)-dimensional smooth
+integrals.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .activations import activation
+from .model import State, TheoryModel, argmax_cone
+from .online import Accuracy, _diff_rows, _lse_from_diffs, _orthant_splits, _with_split
+from .quadrature import cone_expectation, gaussian_factor
+
+__all__ = ["task_metrics", "TaskMetrics"]
+
+
+@dataclass
+class TaskMetrics:
+    gen_error: float
+    label_error: float
+    test_loss: float
+    gen_error_se: float = 0.0     # quadrature standard error (randomised rules only)
+    label_error_se: float = 0.0
+
+
+def _linear_errors(model, st, factor, t, acc):
+    z = model.rows_logits(st, t)
+    gen = lab = 0.0
+    for c in range(model.classes[t]):
+        zc = argmax_cone(z, c)
+        gen += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_lambda(t), c)]),
+                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget).plain[0]
+        lab += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_nu(t), c)]),
+                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget).plain[0]
+    return 1.0 - gen, 1.0 - lab, 0.0, 0.0
+
+
+def _linear_loss(model, st, factor, t, acc):
+    z = model.rows_logits(st, t)
+    lse = cone_expectation(factor, None, _diff_rows(z),
+                           lambda u: (_lse_from_diffs(u)[:, None], None), budget=acc.budget).plain[0]
+    one = lambda p: (np.ones((p.shape[0], 1)), np.ones((p.shape[0], 1)))  # noqa: E731
+    ez = 0.0
+    for c in range(model.classes[t]):
+        r = cone_expectation(factor, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)),
+                             one, z[c:c + 1], budget=acc.budget)
+        ez += r.linear[0, 0]
+    return lse - ez
+
+
+def _nonlinear_errors(model, st, factor, t, acc, seed=0):
+    g = activation(model.activation)
+    V = st.V[t]
+    H = model.rows_h()
+    gen = lab = 0.0
+    gen_var = lab_var = 0.0
+    for c in range(model.classes[t]):
+        def ind(h, c=c):
+            z = g(h)[0] @ V.T
+            return (np.argmax(z, axis=1) == c).astype(float)[:, None], None
+        for rows, kind in ((model.rows_lambda(t), "gen"), (model.rows_nu(t), "lab")):
+            r = cone_expectation(factor, argmax_cone(rows, c), H, ind, rule="rqmc",
+                                 n_qmc=acc.qmc_points, replicates=acc.qmc_replicates, seed=seed + 97 * c)
+            if kind == "gen":
+                gen += r.plain[0]
+                gen_var += r.plain_se[0] ** 2
+            else:
+                lab += r.plain[0]
+                lab_var += r.plain_se[0] ** 2
+    return 1.0 - gen, 1.0 - lab, float(np.sqrt(gen_var)), float(np.sqrt(lab_var))
+
+
+def _nonlinear_loss(model, st, factor, t, acc):
+    g = activation(model.activation)
+    V = st.V[t]
+    H = model.rows_h()
+    splits = _orthant_splits(model)
+    lse = sum(cone_expectation(factor, sp, H, lambda h: (logsumexp(g(h)[0] @ V.T, axis=1)[:, None], None),
+                               budget=acc.budget).plain[0] for sp in splits)
+    ez = 0.0
+    for c in range(model.classes[t]):
+        cone = argmax_cone(model.rows_nu(t), c)
+        for sp in splits:
+            ez += cone_expectation(factor, _with_split(cone, sp), H,
+                                   lambda h, c=c: ((g(h)[0] @ V[c])[:, None], None),
+                                   budget=acc.budget).plain[0]
+    return lse - ez
+
+
+def task_metrics(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), *,
+                 errors: bool = True, loss: bool = True) -> list[TaskMetrics]:
+    """gen_error, label_error, test_loss of every task at order parameters `st`."""
+    factor = gaussian_factor(model.field_cov(st))
+    out = []
+    for t in range(model.n_tasks):
+        if errors:
+            f = _linear_errors if model.linear else _nonlinear_errors
+            ge, le, gse, lse = f(model, st, factor, t, acc)
+        else:
+            ge = le = gse = lse = float("nan")
+        if loss:
+            tl = (_linear_loss if model.linear else _nonlinear_loss)(model, st, factor, t, acc)
+        else:
+            tl = float("nan")
+        out.append(TaskMetrics(float(ge), float(le), float(tl), gse, lse))
+    return out

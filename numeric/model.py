@@ -1,0 +1,172 @@
+"""The theory's view of a setup: student structure, teacher Gram, order parameters, fields.
+
+A `glm` student is treated as a shared student with a frozen identity head: its "trunk" is the
+stack of all logits (K = M, g = identity) and V_t selects task t's block.  So one set of
+equations serves both kinds (MODEL.md: "for glm, h is the stack of all z_t").
+
+Fields of one sample, in this order: h ∈ R^K, λ ∈ R^M, ν = λ + σ ξ ∈ R^M, jointly Gaussian with
+
+    Cov = [[Q, R, R], [Rᵀ, T, T], [Rᵀ, T, T + diag(σ²)]].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["TheoryModel", "State", "theory_model"]
+
+
+@dataclass(frozen=True)
+class TheoryModel:
+    """Everything the equations need, as plain arrays (built from a Setup by `theory_model`)."""
+    kind: str                      # "glm" | "shared"
+    K: int                         # trunk width (glm: M)
+    activation: str                # linear | relu | erf | tanh
+    classes: tuple[int, ...]
+    offsets: tuple[int, ...]
+    gram: np.ndarray               # T, M × M
+    noise: np.ndarray              # σ_t per task
+    weights: np.ndarray            # w_t
+    shares: np.ndarray             # π_t (separate inputs)
+    inputs: str                    # shared | separate
+    lr: float
+    head_lr: float
+    weight_decay: float
+    init_scale: float
+    heads0: tuple[np.ndarray, ...]  # V_t(0)
+    train_heads: bool
+    names: tuple[str, ...] = field(default=())
+
+    @property
+    def M(self) -> int:
+        return int(sum(self.classes))
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.classes)
+
+    @property
+    def linear(self) -> bool:
+        return self.activation == "linear"
+
+    def sigma_vec(self) -> np.ndarray:
+        """σ expanded to the M logits."""
+        return np.concatenate([np.full(c, s) for c, s in zip(self.classes, self.noise)])
+
+    def task_slice(self, t: int) -> slice:
+        return slice(self.offsets[t], self.offsets[t] + self.classes[t])
+
+    # --- state packing -------------------------------------------------------------------
+    def initial_state(self) -> "State":
+        K, M = self.K, self.M
+        return State(self.init_scale ** 2 * np.eye(K), np.zeros((K, M)),
+                     tuple(np.array(v, dtype=float) for v in self.heads0))
+
+    def pack(self, s: "State") -> np.ndarray:
+        iu = np.triu_indices(self.K)
+        parts = [s.Q[iu], s.R.ravel()]
+        if self.train_heads:
+            parts += [v.ravel() for v in s.V]
+        return np.concatenate(parts)
+
+    def unpack(self, y: np.ndarray) -> "State":
+        K, M = self.K, self.M
+        iu = np.triu_indices(K)
+        n = len(iu[0])
+        Q = np.zeros((K, K))
+        Q[iu] = y[:n]
+        Q = Q + Q.T - np.diag(np.diag(Q))
+        R = y[n:n + K * M].reshape(K, M)
+        pos = n + K * M
+        if self.train_heads:
+            V = []
+            for c in self.classes:
+                V.append(y[pos:pos + c * K].reshape(c, K))
+                pos += c * K
+            V = tuple(V)
+        else:
+            V = self.heads0
+        return State(Q, R, V)
+
+    def field_cov(self, s: "State") -> np.ndarray:
+        """Covariance of (h, λ, ν) — see the module docstring."""
+        K, M = self.K, self.M
+        T = self.gram
+        C = np.zeros((K + 2 * M, K + 2 * M))
+        C[:K, :K] = s.Q
+        C[:K, K:K + M] = s.R
+        C[:K, K + M:] = s.R
+        C[K:K + M, :K] = s.R.T
+        C[K + M:, :K] = s.R.T
+        C[K:K + M, K:K + M] = T
+        C[K:K + M, K + M:] = T
+        C[K + M:, K:K + M] = T
+        C[K + M:, K + M:] = T + np.diag(self.sigma_vec() ** 2)
+        return C
+
+    # --- rows selecting linear forms of the fields ---------------------------------------
+    @property
+    def n_fields(self) -> int:
+        return self.K + 2 * self.M
+
+    def rows_h(self) -> np.ndarray:
+        E = np.zeros((self.K, self.n_fields))
+        E[:, :self.K] = np.eye(self.K)
+        return E
+
+    def rows_lambda(self, t: int | None = None) -> np.ndarray:
+        E = np.zeros((self.M, self.n_fields))
+        E[:, self.K:self.K + self.M] = np.eye(self.M)
+        return E if t is None else E[self.task_slice(t)]
+
+    def rows_nu(self, t: int) -> np.ndarray:
+        E = np.zeros((self.M, self.n_fields))
+        E[:, self.K + self.M:] = np.eye(self.M)
+        return E[self.task_slice(t)]
+
+    def rows_logits(self, s: "State", t: int) -> np.ndarray:
+        """z_t = V_t h as rows on the fields (linear trunks only)."""
+        return s.V[t] @ self.rows_h()
+
+
+@dataclass(frozen=True)
+class State:
+    """Order parameters: Q = W Wᵀ/N (K×K), R = W Bᵀ/N (K×M), heads V_t (C_t×K)."""
+    Q: np.ndarray
+    R: np.ndarray
+    V: tuple[np.ndarray, ...]
+
+
+def argmax_cone(values_rows: np.ndarray, c: int) -> np.ndarray:
+    """Rows of the event {argmax = c}: (v_c − v_j > 0 for j ≠ c) for rows v of a class block."""
+    C = values_rows.shape[0]
+    return np.array([values_rows[c] - values_rows[j] for j in range(C) if j != c])
+
+
+def theory_model(setup) -> TheoryModel:
+    """Build the TheoryModel of a (validated) mtsp Setup."""
+    kind = setup.student.kind
+    classes = tuple(int(t.classes) for t in setup.tasks)
+    offsets = tuple(int(o) for o in np.concatenate([[0], np.cumsum(classes)[:-1]]))
+    M = int(sum(classes))
+    tr = setup.training
+    if kind == "glm":
+        K = M
+        heads = []
+        for t, c in enumerate(classes):
+            V = np.zeros((c, M))
+            V[:, offsets[t]:offsets[t] + c] = np.eye(c)
+            heads.append(V)
+        activation, train_heads = "linear", False
+    else:
+        K = int(setup.student.hidden)
+        heads = [np.asarray(v, dtype=float) for v in setup.heads()]
+        activation, train_heads = setup.student.activation, True
+    return TheoryModel(
+        kind=kind, K=K, activation=activation, classes=classes, offsets=offsets,
+        gram=np.asarray(setup.gram(), dtype=float), noise=np.asarray(setup.noise(), dtype=float),
+        weights=np.asarray(setup.weights(), dtype=float), shares=np.asarray(setup.shares(), dtype=float),
+        inputs=tr.inputs, lr=float(tr.lr), head_lr=float(tr.head_lr),
+        weight_decay=float(tr.weight_decay), init_scale=float(setup.student.init_scale),
+        heads0=tuple(heads), train_heads=train_heads, names=tuple(t.name for t in setup.tasks))

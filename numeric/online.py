@@ -1,0 +1,345 @@
+"""Right-hand side of the N → ∞ online-SGD equations (MODEL.md, "The online theory").
+
+With per-sample trunk gradient δ = g′(h) ⊙ Σ_t w_t V_tᵀ (softmax(z_t) − e_{y_t}), split by task as
+δ = Σ_t w_t (a_t − b_{t,y_t}) with a_t = g′(h) ⊙ V_tᵀ s_t(z_t) and b_{t,c} = g′(h) ⊙ V_t[c]:
+
+    dR/dt   = −η Σ_t c_t E[(a_t − b_{t,y_t}) λᵀ] − ηκ R
+    dQ/dt   = −η Σ_t c_t (E[(a_t − b_{t,y_t}) hᵀ] + transpose) + η² D − 2ηκ Q
+    dV_t/dt = −η_V c_t E[(s_t − e_{y_t}) g(h)ᵀ]
+
+with c_t = w_t (shared inputs) or π_t w_t (separate inputs: a sample carries one task), and the
+SGD-noise term D = Σ_{t,s} w_t w_s E[(a_t − b_{t,y_t})(a_s − b_{s,y_s})ᵀ] (shared inputs) or
+Σ_t π_t w_t² E[(a_t − b_{t,y_t})(a_t − b_{t,y_t})ᵀ] (separate inputs).
+
+Each expectation is reduced before it is integrated (see `quadrature`):
+  * labels are cones {ν_{t,c} − ν_{t,j} > 0}; a term with 1{y_t = c} is one cone integral;
+  * fields entering linearly (λ, and h where g is linear) are replaced by conditional means;
+  * linear trunks (and glm students): the softmax depends on h only through the C_t − 1
+    logit differences of task t, so each term integrates over those alone, task by task;
+    label–label terms of two tasks are pure cone probabilities, constant in time (cached);
+  * relu trunks: every expectation is split over the 2^K sign orthants of h, inside which the
+    integrand is smooth;
+  * erf / tanh trunks: integrals over h ∈ R^K with the label cone.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp, softmax
+
+from .activations import activation
+from .model import State, TheoryModel, argmax_cone
+from .quadrature import cone_expectation, gaussian_factor
+
+__all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state"]
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Point budgets of the product rules (per cone integral)."""
+    budget: int = 6000          # smooth + label integrals of the equations of motion
+    metric_budget: int = 40000  # pure cone probabilities (errors)
+    qmc_points: int = 2 ** 13   # nonlinear-trunk errors (randomised QMC), per replicate
+    qmc_replicates: int = 8
+
+
+@dataclass
+class Moments:
+    """Per-task expectations from which the equations are assembled.
+
+    m1[t]    = E[(a_t − b_{t,y_t}) ℓᵀ], ℓ = (h, λ)          (K × (K+M))
+    m2[t,s]  = E[(a_t − b_{t,y_t})(a_s − b_{s,y_s})ᵀ]       (K × K)
+    mv[t]    = E[(s_t − e_{y_t}) g(h)ᵀ]                      (C_t × K)
+    loss[t]  = E[CE(z_t, y_t)]
+    """
+    m1: list
+    m2: dict
+    mv: list
+    loss: np.ndarray
+
+
+def _diff_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows of the logit differences z_j − z_0 (j ≥ 1): softmax depends on nothing else."""
+    return rows[1:] - rows[0]
+
+
+def _softmax_from_diffs(u: np.ndarray) -> np.ndarray:
+    z = np.concatenate([np.zeros((u.shape[0], 1)), u], axis=1)
+    return softmax(z, axis=1)
+
+
+def _lse_from_diffs(u: np.ndarray) -> np.ndarray:
+    z = np.concatenate([np.zeros((u.shape[0], 1)), u], axis=1)
+    return logsumexp(z, axis=1)
+
+
+def _needed_pairs(model: TheoryModel):
+    T = model.n_tasks
+    if model.inputs == "shared":
+        return [(t, s) for t in range(T) for s in range(T)]
+    return [(t, t) for t in range(T)]
+
+
+_pair_prob_cache: dict = {}
+
+
+def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy) -> np.ndarray:
+    """P(y_t = c, y_s = d): teacher-only, constant in time — cached by (T, σ, t, s)."""
+    key = (model.gram.tobytes(), model.noise.tobytes(), t, s, acc.metric_budget)
+    if key in _pair_prob_cache:
+        return _pair_prob_cache[key]
+    Ct, Cs = model.classes[t], model.classes[s]
+    out = np.zeros((Ct, Cs))
+    one = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
+    for c in range(Ct):
+        for d in range(Cs):
+            rows = np.vstack([argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(s), d)])
+            out[c, d] = cone_expectation(factor, rows, np.zeros((0, model.n_fields)), one,
+                                         skip_last_cone=True, budget=acc.metric_budget).plain[0]
+    _pair_prob_cache[key] = out
+    return out
+
+
+def _moments_linear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Moments:
+    """Linear trunk (and glm): a_t = V_tᵀ s_t, b_{t,c} = V_t[c] are h-independent maps."""
+    T, K = model.n_tasks, model.K
+    ell = np.vstack([model.rows_h(), model.rows_lambda()])  # ℓ = (h, λ)
+    V = st.V
+    diffs = [_diff_rows(model.rows_logits(st, t)) for t in range(T)]
+    Es = [None] * T       # E[s_t ℓᵀ]            (C_t × (K+M))
+    Ess = {}              # E[s_t s_sᵀ]
+    Else = np.zeros(T)
+    for t in range(T):
+        C = model.classes[t]
+
+        def fn(u, C=C):
+            s = _softmax_from_diffs(u)
+            phi = np.concatenate([(s[:, :, None] * s[:, None, :]).reshape(len(u), -1),
+                                  _lse_from_diffs(u)[:, None]], axis=1)
+            return phi, s
+        r = cone_expectation(factor, None, diffs[t], fn, ell, budget=acc.budget)
+        Ess[t, t] = r.plain[:C * C].reshape(C, C)
+        Else[t] = r.plain[-1]
+        Es[t] = r.linear
+    pairs = _needed_pairs(model)
+    for t, s in pairs:
+        if t < s:
+            Ct, Cs = model.classes[t], model.classes[s]
+
+            def fn2(u, Ct=Ct):
+                a, b = _softmax_from_diffs(u[:, :Ct - 1]), _softmax_from_diffs(u[:, Ct - 1:])
+                return (a[:, :, None] * b[:, None, :]).reshape(len(u), -1), None
+            r = cone_expectation(factor, None, np.vstack([diffs[t], diffs[s]]), fn2, budget=acc.budget)
+            Ess[t, s] = r.plain.reshape(Ct, Cs)
+            Ess[s, t] = Ess[t, s].T
+    # label-conditioned terms
+    Py = [np.zeros(c) for c in model.classes]              # P(y_t = c)
+    Eyl = [np.zeros((c, K + model.M)) for c in model.classes]  # E[1{y_t=c} ℓ]
+    Eys = {}                                                 # E[1{y_t=c} s_s] → (C_t × C_s)
+    Eyz = np.zeros(T)                                        # Σ_c E[1{y_t=c} z_t[c]] (shifted)
+    partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
+    for t in range(T):
+        Ct = model.classes[t]
+        for s in partners[t]:
+            Eys[t, s] = np.zeros((Ct, model.classes[s]))
+        for c in range(Ct):
+            cone = argmax_cone(model.rows_nu(t), c)
+            for s in partners[t]:
+                proj = diffs[s]
+                if s == t:
+                    def fn3(u, c=c):
+                        sm = _softmax_from_diffs(u)
+                        zc = np.zeros(len(u)) if c == 0 else u[:, c - 1]
+                        return np.concatenate([sm, np.ones((len(u), 1)), zc[:, None]], axis=1), \
+                            np.ones((len(u), 1))
+                    r = cone_expectation(factor, cone, proj, fn3, ell, budget=acc.budget)
+                    Cs = model.classes[s]
+                    Eys[t, s][c] = r.plain[:Cs]
+                    Py[t][c] = r.plain[Cs]
+                    Eyz[t] += r.plain[Cs + 1]
+                    Eyl[t][c] = r.linear[0]
+                else:
+                    r = cone_expectation(factor, cone, proj,
+                                         lambda u: (_softmax_from_diffs(u), None), budget=acc.budget)
+                    Eys[t, s][c] = r.plain
+    m1, mv, m2 = [], [], {}
+    for t in range(T):
+        m1.append(V[t].T @ Es[t] - V[t].T @ Eyl[t])
+        # E[(s_t − e_y) hᵀ]
+        mv.append(Es[t][:, :K] - Eyl[t][:, :K])
+    for t, s in pairs:
+        Ess_ts = Ess[t, s]
+        if t == s:
+            Ey_ab = V[t].T @ Eys[t, t].T @ V[t]             # Σ_c E[1{y_t=c} a_t] b_tcᵀ ... (see below)
+            # Σ_c E[1{y=c} a_t b_tcᵀ] = V_tᵀ (Σ_c E[1{y=c} s_t] e_cᵀ) V_t = V_tᵀ Eys[t,t]ᵀ V_t
+            bb = V[t].T @ np.diag(Py[t]) @ V[t]
+            m2[t, s] = V[t].T @ Ess_ts @ V[t] - Ey_ab - Ey_ab.T + bb
+        else:
+            # E[a_t b_{s,y_s}ᵀ] = V_tᵀ (E[1{y_s=d} s_t])_d V_s ; E[b_{t,y_t} a_sᵀ] similarly
+            A_ts = V[t].T @ Eys[s, t].T @ V[s]
+            B_ts = V[t].T @ Eys[t, s] @ V[s]
+            P_ts = _label_pair_probs(model, factor, t, s, acc)
+            m2[t, s] = V[t].T @ Ess_ts @ V[s] - A_ts - B_ts + V[t].T @ P_ts @ V[s]
+    loss = Else - Eyz
+    return Moments(m1, m2, mv, loss)
+
+
+def _orthant_splits(model: TheoryModel):
+    """relu: the 2^K sign orthants of h as extra cone rows; others: no split."""
+    if model.activation != "relu":
+        return [None]
+    H = model.rows_h()
+    return [np.array([sg * H[k] for k, sg in enumerate(signs)])
+            for signs in itertools.product((1.0, -1.0), repeat=model.K)]
+
+
+def _with_split(cone, split):
+    if split is None:
+        return cone
+    if cone is None:
+        return split
+    return np.vstack([cone, split])
+
+
+def _moments_nonlinear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Moments:
+    """Nonlinear trunk: integrals over h ∈ R^K (with the label cones)."""
+    T, K, M = model.n_tasks, model.K, model.M
+    g = activation(model.activation)
+    V = st.V
+    ell = np.vstack([model.rows_h(), model.rows_lambda()])
+    H = model.rows_h()
+    pairs = _needed_pairs(model)
+    splits = _orthant_splits(model)
+
+    def trunk(h):
+        gh, dg = g(h)
+        s = [softmax(gh @ V[t].T, axis=1) for t in range(T)]
+        a = [dg * (s[t] @ V[t]) for t in range(T)]
+        return gh, dg, s, a
+
+    # smooth (no label) part
+    def fn0(h):
+        gh, dg, s, a = trunk(h)
+        n = len(h)
+        parts = [(a[t][:, :, None] * a[u][:, None, :]).reshape(n, -1) for t, u in pairs]
+        parts += [(s[t][:, :, None] * gh[:, None, :]).reshape(n, -1) for t in range(T)]
+        parts += [logsumexp(gh @ V[t].T, axis=1)[:, None] for t in range(T)]
+        return np.concatenate(parts, axis=1), np.concatenate(a, axis=1)
+
+    plain = 0.0
+    linear = 0.0
+    for sp in splits:
+        r = cone_expectation(factor, sp, H, fn0, ell, budget=acc.budget)
+        plain = plain + r.plain
+        linear = linear + r.linear
+    pos = 0
+    Eaa = {}
+    for t, u in pairs:
+        Eaa[t, u] = plain[pos:pos + K * K].reshape(K, K)
+        pos += K * K
+    Esg = []
+    for t in range(T):
+        C = model.classes[t]
+        Esg.append(plain[pos:pos + C * K].reshape(C, K))
+        pos += C * K
+    Else = plain[pos:pos + T]
+    Ea_l = [linear[t * K:(t + 1) * K] for t in range(T)]
+
+    partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
+    Eb_l = [np.zeros((K, K + M)) for _ in range(T)]
+    Eab = {(t, u): np.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
+    Ebb = {t: np.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
+    Eyg = [np.zeros((C, K)) for C in model.classes]        # E[1{y_t=c} g(h)]
+    Eyz = np.zeros(T)
+    for t in range(T):
+        C = model.classes[t]
+        for c in range(C):
+            cone = argmax_cone(model.rows_nu(t), c)
+
+            def fn1(h, t=t, c=c):
+                gh, dg, s, a = trunk(h)
+                n = len(h)
+                b = dg * V[t][c]
+                parts = [(a[u][:, :, None] * b[:, None, :]).reshape(n, -1) for u in partners[t]]
+                parts += [(b[:, :, None] * b[:, None, :]).reshape(n, -1), gh, (gh @ V[t][c])[:, None]]
+                return np.concatenate(parts, axis=1), b
+            plain = 0.0
+            linear = 0.0
+            for sp in splits:
+                r = cone_expectation(factor, _with_split(cone, sp), H, fn1, ell, budget=acc.budget)
+                plain = plain + r.plain
+                linear = linear + r.linear
+            pos = 0
+            for u in partners[t]:
+                Eab[u, t] += plain[pos:pos + K * K].reshape(K, K)
+                pos += K * K
+            Ebb[t] += plain[pos:pos + K * K].reshape(K, K)
+            pos += K * K
+            Eyg[t][c] = plain[pos:pos + K]
+            Eyz[t] += plain[pos + K]
+            Eb_l[t] += linear
+    # label–label terms of two tasks (shared inputs)
+    Ebb2 = {}
+    for t, u in pairs:
+        if t < u:
+            acc_ = np.zeros((K, K))
+            for c in range(model.classes[t]):
+                for d in range(model.classes[u]):
+                    cone = np.vstack([argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(u), d)])
+
+                    def fn2(h, t=t, u=u, c=c, d=d):
+                        _, dg = g(h)
+                        bt, bu = dg * V[t][c], dg * V[u][d]
+                        return (bt[:, :, None] * bu[:, None, :]).reshape(len(h), -1), None
+                    for sp in splits:
+                        acc_ += cone_expectation(factor, _with_split(cone, sp), H, fn2,
+                                                 budget=acc.budget).plain.reshape(K, K)
+            Ebb2[t, u] = acc_
+            Ebb2[u, t] = acc_.T
+    m1 = [Ea_l[t] - Eb_l[t] for t in range(T)]
+    mv = [Esg[t] - Eyg[t] for t in range(T)]
+    m2 = {}
+    for t, u in pairs:
+        if t == u:
+            m2[t, u] = Eaa[t, t] - Eab[t, t] - Eab[t, t].T + Ebb[t]
+        else:
+            m2[t, u] = Eaa[t, u] - Eab[t, u] - Eab[u, t].T + Ebb2[t, u]
+    return Moments(m1, m2, mv, Else - Eyz)
+
+
+def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> Moments:
+    """All per-task expectations at the state `st`."""
+    factor = gaussian_factor(model.field_cov(st))
+    if model.linear:
+        return _moments_linear(model, st, factor, acc)
+    return _moments_nonlinear(model, st, factor, acc)
+
+
+def rhs_state(model: TheoryModel, st: State, acc: Accuracy = Accuracy()):
+    """(dQ/dt, dR/dt, [dV_t/dt]) at state `st` — the equations in the module docstring."""
+    mo = moments(model, st, acc)
+    K, M, T = model.K, model.M, model.n_tasks
+    eta, etav, kappa = model.lr, model.head_lr, model.weight_decay
+    if model.inputs == "shared":
+        c = model.weights.copy()
+    else:
+        c = model.shares * model.weights
+    Edl = sum(c[t] * mo.m1[t] for t in range(T))   # E[δ ℓᵀ]
+    Edh, Edlam = Edl[:, :K], Edl[:, K:]
+    if model.inputs == "shared":
+        D = sum(model.weights[t] * model.weights[s] * mo.m2[t, s] for (t, s) in mo.m2)
+    else:
+        D = sum(model.shares[t] * model.weights[t] ** 2 * mo.m2[t, t] for t in range(T))
+    dQ = -eta * (Edh + Edh.T) + eta ** 2 * D - 2 * eta * kappa * st.Q
+    dR = -eta * Edlam - eta * kappa * st.R
+    dV = tuple(-etav * c[t] * mo.mv[t] for t in range(T)) if model.train_heads else ()
+    return dQ, dR, dV, mo
+
+
+def rhs(model: TheoryModel, y: np.ndarray, acc: Accuracy = Accuracy()) -> np.ndarray:
+    """Packed right-hand side for ODE integrators."""
+    st = model.unpack(y)
+    dQ, dR, dV, _ = rhs_state(model, st, acc)
+    return model.pack(State(dQ, dR, dV if model.train_heads else st.V))

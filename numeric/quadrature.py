@@ -1,0 +1,284 @@
+"""Gaussian expectations restricted to polyhedral cones — the one numerical kernel of mtsp.
+
+Every quantity of the theory is an expectation over a jointly Gaussian vector of *fields*
+``f = F ζ`` (``ζ`` standard normal, ``F`` a factor of the field covariance) of the form
+
+    E[ 1{A f > 0} · Φ(P f) ]            and        E[ 1{A f > 0} · Γ(P f) · (L f)ᵀ ]
+
+where ``A f > 0`` is an argmax event (a label, a teacher class, a student prediction: all are
+cones because the model has no biases), ``Φ, Γ`` are smooth functions of a few projections
+``p = P f`` (softmax outputs, activations) and ``L f`` are fields that enter linearly.
+
+The reduction (done once per call, in closed form):
+
+1. Orthonormalise the cone rows in order (Gram–Schmidt with rank detection):
+   ``A F = Λ E₁`` with ``E₁`` orthonormal rows and ``Λ`` lower-trapezoidal, so the event is a
+   sequence of one-sided bounds on ``η₁ = E₁ ζ``: row ``i`` bounds the last coordinate it uses.
+2. The part of ``P F`` orthogonal to ``E₁`` spans ``η₂ = E₂ ζ`` (SVD, rank detected);
+   every other direction of ``ζ`` is independent of the integrand and averages out — in
+   particular the linear fields ``L f`` are replaced by their conditional mean given
+   ``(η₁, η₂)`` (Gaussian conditioning eliminates every variable that enters linearly).
+3. ``η₁`` is integrated by the Genz separation-of-variables transform (each coordinate a
+   truncated normal, the truncation mass a factor of the weight; nodes Gauss–Legendre on
+   [0, 1]), ``η₂`` by tensor Gauss–Hermite.  The indicator never meets a smooth rule.
+
+A randomised quasi-Monte Carlo rule (scrambled Sobol' points through the same transform, with
+a standard error from independent scramblings) serves integrands that are themselves
+discontinuous in ``p`` (the argmax of a nonlinear trunk's logits).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+__all__ = ["gaussian_factor", "cone_expectation", "orthant_probability", "ConeResult", "gauss_hermite", "gauss_legendre01",
+           "RANK_TOL"]
+
+RANK_TOL = 1e-11
+MAX_NODES = 24
+
+
+@lru_cache(maxsize=None)
+def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the n-point rule for E[f(x)], x ~ N(0, 1) (weights sum to 1)."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return x, w / w.sum()
+
+
+@lru_cache(maxsize=None)
+def gauss_legendre01(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the n-point Gauss–Legendre rule on [0, 1] (weights sum to 1)."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
+@lru_cache(maxsize=None)
+def tanh_sinh01(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n-point tanh–sinh (double-exponential) rule on [0, 1].
+
+    The Genz coordinates are quantiles Φ⁻¹(w), so integrands grow like √log(1/(1−w)) at the
+    ends of [0, 1]; the double-exponential rule converges exponentially despite such endpoint
+    singularities (Gauss–Legendre only algebraically)."""
+    m = (n - 1) / 2.0
+    tmax = 3.0 if n > 30 else 2.6 if n > 12 else 2.0
+    t = np.linspace(-tmax, tmax, n)
+    h = t[1] - t[0] if n > 1 else 1.0
+    s = 0.5 * np.pi * np.sinh(t)
+    x = 0.5 * (1.0 + np.tanh(s))
+    w = 0.5 * h * 0.5 * np.pi * np.cosh(t) / np.cosh(s) ** 2
+    x = np.clip(x, 1e-300, 1.0 - 1e-15)
+    return x, w / w.sum()
+
+
+def gaussian_factor(cov: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
+    """A factor F (n × d, d = numerical rank) with F Fᵀ = cov, for PSD (possibly singular) cov."""
+    cov = 0.5 * (cov + cov.T)
+    vals, vecs = np.linalg.eigh(cov)
+    scale = max(float(vals[-1]), 0.0)
+    keep = vals > tol * max(scale, 1e-300)
+    if scale == 0.0:
+        return np.zeros((cov.shape[0], 0))
+    return vecs[:, keep] * np.sqrt(vals[keep])
+
+
+def _orthonormalise_rows(rows: np.ndarray, tol: float):
+    """Gram–Schmidt on rows in order: rows = coef @ basis, coef lower-trapezoidal.
+
+    Returns (coef (m × r), basis (r × d), last (m,)) where last[i] is the index of the last
+    basis row that row i uses (-1 for a zero row)."""
+    m, d = rows.shape
+    basis: list[np.ndarray] = []
+    coef = np.zeros((m, min(m, d)))
+    last = np.full(m, -1, dtype=int)
+    scale = max(np.abs(rows).max(initial=0.0), 1e-300)
+    for i in range(m):
+        v = rows[i].copy()
+        for _ in range(2):  # re-orthogonalise once for numerical stability
+            for j, b in enumerate(basis):
+                c = b @ v
+                coef[i, j] += c
+                v -= c * b
+        nv = np.linalg.norm(v)
+        if nv > tol * scale * 1e3 and len(basis) < d:
+            basis.append(v / nv)
+            coef[i, len(basis) - 1] = nv
+        nz = np.nonzero(np.abs(coef[i, :len(basis)]) > tol * scale * 1e3)[0]
+        last[i] = nz[-1] if nz.size else -1
+    r = len(basis)
+    B = np.array(basis) if r else np.zeros((0, d))
+    return coef[:, :r], B, last
+
+
+def _truncated_normal(lo: np.ndarray, hi: np.ndarray, w: np.ndarray):
+    """x with P(X < x | lo < X < hi) = w for X ~ N(0,1), and the mass P(lo < X < hi).
+
+    Works in the upper tail when lo > 0 so that masses near 1 - Φ do not cancel."""
+    upper = lo > 0
+    lo_t = np.where(upper, -hi, lo)
+    hi_t = np.where(upper, -lo, hi)
+    a, b = ndtr(lo_t), ndtr(hi_t)
+    mass = np.maximum(b - a, 0.0)
+    q = np.where(upper, b - w * mass, a + w * mass)
+    x = ndtri(np.clip(q, 1e-300, 1.0))
+    x = np.where(upper, -x, x)
+    return np.clip(x, lo, hi), mass
+
+
+@dataclass
+class ConeResult:
+    """E[1{cone} Φ] (``plain``), E[1{cone} Γ (L f)ᵀ] (``linear``), and, for the randomised
+    rule, standard errors of both (zeros for the deterministic product rule)."""
+    plain: np.ndarray
+    linear: np.ndarray | None
+    plain_se: np.ndarray | None = None
+    points: int = 0
+
+
+def orthant_probability(corr_cov: np.ndarray) -> float | None:
+    """Closed form P(X > 0) for a zero-mean Gaussian X of dimension ≤ 3 with nonsingular
+    covariance: 1/2; 1/4 + asin ρ/(2π); 1/8 + Σ_{i<j} asin ρ_ij/(4π).  None otherwise."""
+    m = corr_cov.shape[0]
+    if m == 0:
+        return 1.0
+    d = np.sqrt(np.diag(corr_cov))
+    if m > 3 or np.any(d <= 0):
+        return None
+    rho = corr_cov / np.outer(d, d)
+    if m == 1:
+        return 0.5
+    if np.linalg.eigvalsh(rho)[0] < 1e-12:
+        return None
+    if m == 2:
+        return 0.25 + np.arcsin(np.clip(rho[0, 1], -1, 1)) / (2 * np.pi)
+    s = sum(np.arcsin(np.clip(rho[i, j], -1, 1)) for i, j in ((0, 1), (0, 2), (1, 2)))
+    return 0.125 + s / (4 * np.pi)
+
+
+def _points_product(r1: int, r2: int, n_cone: int, n_gh: int):
+    """Tensor nodes (u in [0,1]^r1, y in R^r2) and weights of the product rule."""
+    grids, weights = [], []
+    for _ in range(r1):
+        x, w = tanh_sinh01(n_cone)
+        grids.append(x)
+        weights.append(w)
+    for _ in range(r2):
+        x, w = gauss_hermite(n_gh)
+        grids.append(x)
+        weights.append(w)
+    if not grids:
+        return np.zeros((1, 0)), np.zeros((1, 0)), np.ones(1)
+    mesh = np.meshgrid(*grids, indexing="ij")
+    wmesh = np.meshgrid(*weights, indexing="ij")
+    pts = np.stack([m.ravel() for m in mesh], axis=1)
+    wts = np.prod(np.stack([m.ravel() for m in wmesh], axis=1), axis=1)
+    return pts[:, :r1], pts[:, r1:], wts
+
+
+def _points_sobol(r1: int, r2: int, n: int, seed: int):
+    from scipy.stats import qmc
+    dim = r1 + r2
+    if dim == 0:
+        return np.zeros((1, 0)), np.zeros((1, 0)), np.ones(1)
+    u = qmc.Sobol(dim, scramble=True, seed=seed).random(n)
+    return u[:, :r1], ndtri(u[:, r1:]), np.full(n, 1.0 / n)
+
+
+def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows: np.ndarray,
+                     fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
+                     rule: str = "product", n_qmc: int = 2 ** 14, replicates: int = 8,
+                     seed: int = 0, skip_last_cone: bool = False,
+                     budget: int | None = None) -> ConeResult:
+    """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
+
+    ``cone_rows`` (m × n) = A, ``proj_rows`` (p × n) = P, ``lin_rows`` (l × n) = L, all acting
+    on the n fields.  ``fn(p)`` receives an (npts × p) array of projections and returns
+    ``(Φ, Γ)`` of shapes (npts × q) and (npts × q') (Γ may be None when ``lin_rows`` is None).
+    ``skip_last_cone``: when Φ does not depend on η₁ at all (pure probabilities) the last cone
+    coordinate needs no nodes — its truncation mass is integrated exactly.
+    ``budget``: if given, the nodes per dimension of the product rule are chosen after the
+    reduction so that the tensor grid has at most about ``budget`` points (4 to 24 per axis).
+    """
+    n_fields, d = factor.shape
+    A = np.zeros((0, d)) if cone_rows is None or len(cone_rows) == 0 else cone_rows @ factor
+    P = proj_rows @ factor if proj_rows.size else np.zeros((0, d))
+    coef, E1, last = _orthonormalise_rows(A, RANK_TOL)
+    if A.shape[0] and (last < 0).any():
+        # a cone row that is identically zero: the strict event {0 > 0} has probability zero
+        if fn is None:
+            return ConeResult(np.zeros(1), None)
+        phi0, gam0 = fn(np.zeros((1, P.shape[0])))
+        lin = None if lin_rows is None else np.zeros((np.asarray(gam0).shape[1], lin_rows.shape[0]))
+        return ConeResult(np.zeros(np.asarray(phi0).shape[1]), lin)
+    r1 = E1.shape[0]
+    if fn is None:  # a pure cone probability
+        if A.shape[0] == 0:
+            return ConeResult(np.ones(1), None)
+        closed = orthant_probability(A @ A.T) if r1 == A.shape[0] else None
+        if closed is not None:
+            return ConeResult(np.array([closed]), None, None, 0)
+        fn = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
+        P = np.zeros((0, d))
+        skip_last_cone = True
+    P1 = P @ E1.T  # p × r1
+    Pperp = P - P1 @ E1
+    if Pperp.size and np.abs(Pperp).max() > 0:
+        U, s, Vt = np.linalg.svd(Pperp, full_matrices=False)
+        keep = s > RANK_TOL * max(s[0], 1e-300) * 1e3
+        E2 = Vt[keep]
+        C2 = U[:, keep] * s[keep]
+    else:
+        E2 = np.zeros((0, d))
+        C2 = np.zeros((P.shape[0], 0))
+    r2 = E2.shape[0]
+
+    sample_r1 = r1 - 1 if (skip_last_cone and r1 > 0 and r2 == 0) else r1
+
+    def evaluate(U1, Y2, W):
+        npts = W.shape[0]
+        eta1 = np.zeros((npts, r1))
+        weight = W.copy()
+        for j in range(r1):
+            rows = np.nonzero(last == j)[0]
+            lo = np.full(npts, -np.inf)
+            hi = np.full(npts, np.inf)
+            for i in rows:
+                c = coef[i, j]
+                rest = eta1[:, :j] @ coef[i, :j] if j else np.zeros(npts)
+                bound = -rest / c
+                if c > 0:
+                    lo = np.maximum(lo, bound)
+                else:
+                    hi = np.minimum(hi, bound)
+            if j < sample_r1:
+                x, mass = _truncated_normal(lo, hi, U1[:, j])
+                eta1[:, j] = x
+            else:
+                mass = np.maximum(ndtr(hi) - ndtr(lo), 0.0)
+            weight = weight * mass
+        p = eta1 @ P1.T + Y2 @ C2.T
+        phi, gam = fn(p)
+        plain = weight @ phi
+        linear = None
+        if lin_rows is not None:
+            Lf = lin_rows @ factor  # l × d
+            lin_vals = eta1 @ (Lf @ E1.T).T + Y2 @ (Lf @ E2.T).T  # npts × l
+            linear = (gam * weight[:, None]).T @ lin_vals
+        return plain, linear
+
+    if rule == "product":
+        if budget is not None and sample_r1 + r2 > 0:
+            n = int(np.clip(np.floor(budget ** (1.0 / (sample_r1 + r2)) + 1e-9), 4, MAX_NODES))
+            n_cone = n_gh = n
+        U1, Y2, W = _points_product(sample_r1, r2, n_cone, n_gh)
+        plain, linear = evaluate(U1, Y2, W)
+        return ConeResult(plain, linear, None, W.shape[0])
+    if rule == "rqmc":
+        outs = [evaluate(*_points_sobol(sample_r1, r2, n_qmc, seed + k)) for k in range(replicates)]
+        plains = np.array([o[0] for o in outs])
+        linear = None if lin_rows is None else np.mean([o[1] for o in outs], axis=0)
+        se = plains.std(axis=0, ddof=1) / np.sqrt(replicates)
+        return ConeResult(plains.mean(axis=0), linear, se, n_qmc * replicates)
+    raise ValueError(f"unknown quadrature rule {rule!r}")

@@ -1,0 +1,144 @@
+"""Solve the online-SGD order-parameter ODEs and report MODEL.md's predictions.
+
+`solve_online(setup)` integrates dy/dt = rhs(y) from the exact initial order parameters with an
+error-controlled Runge–Kutta method (scipy's DOP853 / RK45 with dense output), evaluates the
+errors at the setup's `times`, and finds the early-stopped minima (`best_*`) on the trajectory
+itself: the metrics are scanned on a grid over (0, t_last] and each minimum is refined on the
+dense output with a bounded Brent search.
+"""
+from __future__ import annotations
+
+import time as _time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.integrate import solve_ivp
+from scipy.optimize import minimize_scalar
+
+from .metrics import task_metrics
+from .model import TheoryModel, theory_model
+from .online import Accuracy, rhs
+
+__all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError"]
+
+
+class ConvergenceError(RuntimeError):
+    """The integrator failed; the message carries its status."""
+
+
+@dataclass
+class SolveResult:
+    setup_name: str
+    protocol: str
+    engine: str
+    times: list
+    tasks: dict                      # name -> {gen_error: [...], ...}
+    single: dict | None = None
+    trajectory: object | None = None  # dense output (callable t -> packed state)
+    model: TheoryModel | None = None
+    stats: dict = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict:
+        out = {"setup": self.setup_name, "engine": self.engine, "protocol": self.protocol,
+               "times": list(self.times), "tasks": self.tasks}
+        if self.single is not None:
+            out["single"] = self.single
+        return out
+
+    def state(self, t: float):
+        """Order parameters (Q, R, V) at time t."""
+        return self.model.unpack(self.trajectory(t))
+
+
+def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float):
+    y0 = model.pack(model.initial_state())
+    nfev = [0]
+
+    def f(t, y):
+        nfev[0] += 1
+        return rhs(model, y, acc)
+    sol = solve_ivp(f, (0.0, t_end), y0, method="RK45", rtol=rtol, atol=atol, dense_output=True)
+    if not sol.success:
+        raise ConvergenceError(f"ODE integration failed at t = {sol.t[-1]:.4g}: {sol.message}")
+    if not np.all(np.isfinite(sol.y[:, -1])):
+        raise ConvergenceError("ODE integration produced non-finite order parameters")
+    return sol.sol, nfev[0]
+
+
+def _best(model, traj, t_end, acc, key, grid_points, times):
+    """Minimum of one metric over the trajectory (0, t_end]: grid scan + Brent refinement."""
+    def metric(tt, task):
+        m = task_metrics(model, model.unpack(traj(tt)), acc, errors=(key != "test_loss"),
+                         loss=(key == "test_loss"))[task]
+        return getattr(m, key)
+    grid = np.union1d(np.linspace(0, t_end, grid_points + 1)[1:], np.asarray(times, float))
+    vals = np.array([[getattr(m, key) for m in task_metrics(model, model.unpack(traj(tt)), acc,
+                                                             errors=(key != "test_loss"),
+                                                             loss=(key == "test_loss"))]
+                     for tt in grid])
+    out = []
+    for task in range(model.n_tasks):
+        i = int(np.argmin(vals[:, task]))
+        best_t, best_v = grid[i], vals[i, task]
+        if 0 < i < len(grid) - 1 or (i == 0 and len(grid) > 1):
+            lo = grid[i - 1] if i > 0 else grid[0] * 0.5
+            hi = grid[i + 1]
+            r = minimize_scalar(lambda tt: metric(tt, task), bounds=(lo, hi), method="bounded",
+                                options={"xatol": 1e-3 * t_end})
+            if r.fun < best_v:
+                best_t, best_v = float(r.x), float(r.fun)
+        out.append((float(best_v), float(best_t)))
+    return out
+
+
+def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-7, atol: float = 1e-9,
+                 grid_points: int = 40, times=None, progress=None) -> SolveResult:
+    """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields)."""
+    model = theory_model(setup)
+    times = list(setup.training.times if times is None else times)
+    t0 = _time.perf_counter()
+    traj, nfev = _integrate(model, float(times[-1]), acc, rtol, atol)
+    t1 = _time.perf_counter()
+    if progress:
+        progress(0.5)
+    per_time = [task_metrics(model, model.unpack(traj(t)), acc) for t in times]
+    best_gen = _best(model, traj, times[-1], acc, "gen_error", grid_points, times)
+    best_loss = _best(model, traj, times[-1], acc, "test_loss", grid_points, times)
+    t2 = _time.perf_counter()
+    tasks = {}
+    for k, name in enumerate(model.names):
+        tasks[name] = {
+            "gen_error": [m[k].gen_error for m in per_time],
+            "label_error": [m[k].label_error for m in per_time],
+            "test_loss": [m[k].test_loss for m in per_time],
+            "best_gen_error": best_gen[k][0], "best_gen_error_time": best_gen[k][1],
+            "best_test_loss": best_loss[k][0], "best_test_loss_time": best_loss[k][1],
+        }
+        if not model.linear:
+            tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
+    if progress:
+        progress(1.0)
+    return SolveResult(setup.name, "online", "ode", times, tasks, None, traj, model,
+                       {"nfev": nfev, "integrate_s": t1 - t0, "metrics_s": t2 - t1})
+
+
+def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None) -> SolveResult:
+    """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
+
+    With separate inputs online, task t alone is compared at the same number of task-t samples:
+    its single-task run is evaluated at times π_t·t (MODEL.md)."""
+    protocol = setup.training.protocol
+    if protocol != "online":
+        raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
+                                  "(online is)")
+    res = solve_online(setup, acc, progress=progress)
+    if single:
+        res.single = {}
+        shares = setup.shares()
+        for k, task in enumerate(setup.tasks):
+            times = list(setup.training.times)
+            if setup.training.inputs == "separate" and len(setup.tasks) > 1:
+                times = [shares[k] * t for t in times]
+            alone = solve_online(setup.single(k), acc, times=times)
+            res.single[task.name] = alone.tasks[task.name]
+    return res
