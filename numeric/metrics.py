@@ -36,16 +36,18 @@ class TaskMetrics:
     label_error_se: float = 0.0
 
 
-def _linear_errors(model, st, factor, t, acc):
+def _linear_errors(model, st, factor, t, acc, label=True):
     z = model.rows_logits(st, t)
     gen = lab = 0.0
     for c in range(model.classes[t]):
         zc = argmax_cone(z, c)
         gen += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_lambda(t), c)]),
                                 np.zeros((0, model.n_fields)), None, budget=acc.metric_budget).plain[0]
-        lab += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_nu(t), c)]),
-                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget).plain[0]
-    return 1.0 - gen, 1.0 - lab, 0.0, 0.0
+        if label:
+            lab += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_nu(t), c)]),
+                                    np.zeros((0, model.n_fields)), None,
+                                    budget=acc.metric_budget).plain[0]
+    return 1.0 - gen, (1.0 - lab) if label else float("nan"), 0.0, 0.0
 
 
 def _linear_loss(model, st, factor, t, acc):
@@ -61,7 +63,7 @@ def _linear_loss(model, st, factor, t, acc):
     return lse - ez
 
 
-def _nonlinear_errors(model, st, factor, t, acc, seed=0):
+def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     g = activation(model.activation)
     V = st.V[t]
     H = model.rows_h()
@@ -71,7 +73,9 @@ def _nonlinear_errors(model, st, factor, t, acc, seed=0):
         def ind(h, c=c):
             z = g(h)[0] @ V.T
             return (np.argmax(z, axis=1) == c).astype(float)[:, None], None
-        for rows, kind in ((model.rows_lambda(t), "gen"), (model.rows_nu(t), "lab")):
+        events = ((model.rows_lambda(t), "gen"), (model.rows_nu(t), "lab")) if label else \
+            ((model.rows_lambda(t), "gen"),)
+        for rows, kind in events:
             r = cone_expectation(factor, argmax_cone(rows, c), H, ind, rule="rqmc",
                                  n_qmc=acc.qmc_points, replicates=acc.qmc_replicates, seed=seed + 97 * c)
             if kind == "gen":
@@ -80,7 +84,8 @@ def _nonlinear_errors(model, st, factor, t, acc, seed=0):
             else:
                 lab += r.plain[0]
                 lab_var += r.plain_se[0] ** 2
-    return 1.0 - gen, 1.0 - lab, float(np.sqrt(gen_var)), float(np.sqrt(lab_var))
+    return 1.0 - gen, (1.0 - lab) if label else float("nan"), float(np.sqrt(gen_var)), \
+        float(np.sqrt(lab_var))
 
 
 def _nonlinear_loss(model, st, factor, t, acc):
@@ -101,14 +106,14 @@ def _nonlinear_loss(model, st, factor, t, acc):
 
 
 def task_metrics(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), *,
-                 errors: bool = True, loss: bool = True) -> list[TaskMetrics]:
+                 errors: bool = True, loss: bool = True, label: bool = True) -> list[TaskMetrics]:
     """gen_error, label_error, test_loss of every task at order parameters `st`."""
     factor = gaussian_factor(model.field_cov(st))
     out = []
     for t in range(model.n_tasks):
         if errors:
             f = _linear_errors if model.linear else _nonlinear_errors
-            ge, le, gse, lse = f(model, st, factor, t, acc)
+            ge, le, gse, lse = f(model, st, factor, t, acc, label)
         else:
             ge = le = gse = lse = float("nan")
         if loss:

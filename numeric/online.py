@@ -186,13 +186,17 @@ def _moments_linear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Mom
     return Moments(m1, m2, mv, loss)
 
 
+def _orthant_signs(K: int):
+    return list(itertools.product((1.0, -1.0), repeat=K))
+
+
 def _orthant_splits(model: TheoryModel):
     """relu: the 2^K sign orthants of h as extra cone rows; others: no split."""
     if model.activation != "relu":
         return [None]
     H = model.rows_h()
     return [np.array([sg * H[k] for k, sg in enumerate(signs)])
-            for signs in itertools.product((1.0, -1.0), repeat=model.K)]
+            for signs in _orthant_signs(model.K)]
 
 
 def _with_split(cone, split):
@@ -289,13 +293,21 @@ def _moments_nonlinear(model: TheoryModel, st: State, factor, acc: Accuracy) -> 
                 for d in range(model.classes[u]):
                     cone = np.vstack([argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(u), d)])
 
+                    if model.activation == "relu":
+                        # inside a sign orthant g′ is constant: a pure cone probability
+                        for signs, sp in zip(_orthant_signs(K), splits):
+                            on = (np.asarray(signs) > 0).astype(float)
+                            prob = cone_expectation(factor, _with_split(cone, sp), H, None,
+                                                    budget=acc.budget).plain[0]
+                            acc_ += prob * np.outer(on * V[t][c], on * V[u][d])
+                        continue
+
                     def fn2(h, t=t, u=u, c=c, d=d):
                         _, dg = g(h)
                         bt, bu = dg * V[t][c], dg * V[u][d]
                         return (bt[:, :, None] * bu[:, None, :]).reshape(len(h), -1), None
-                    for sp in splits:
-                        acc_ += cone_expectation(factor, _with_split(cone, sp), H, fn2,
-                                                 budget=acc.budget).plain.reshape(K, K)
+                    acc_ += cone_expectation(factor, cone, H, fn2,
+                                             budget=acc.budget).plain.reshape(K, K)
             Ebb2[t, u] = acc_
             Ebb2[u, t] = acc_.T
     m1 = [Ea_l[t] - Eb_l[t] for t in range(T)]

@@ -39,6 +39,7 @@ __all__ = ["gaussian_factor", "cone_expectation", "orthant_probability", "ConeRe
 
 RANK_TOL = 1e-11
 MAX_NODES = 24
+PRODUCT_MAX_DIM = 4
 
 
 @lru_cache(maxsize=None)
@@ -157,6 +158,7 @@ def orthant_probability(corr_cov: np.ndarray) -> float | None:
     return 0.125 + s / (4 * np.pi)
 
 
+@lru_cache(maxsize=256)
 def _points_product(r1: int, r2: int, n_cone: int, n_gh: int):
     """Tensor nodes (u in [0,1]^r1, y in R^r2) and weights of the product rule."""
     grids, weights = [], []
@@ -174,21 +176,28 @@ def _points_product(r1: int, r2: int, n_cone: int, n_gh: int):
     wmesh = np.meshgrid(*weights, indexing="ij")
     pts = np.stack([m.ravel() for m in mesh], axis=1)
     wts = np.prod(np.stack([m.ravel() for m in wmesh], axis=1), axis=1)
-    return pts[:, :r1], pts[:, r1:], wts
+    out = (np.ascontiguousarray(pts[:, :r1]), np.ascontiguousarray(pts[:, r1:]), wts)
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
+@lru_cache(maxsize=64)
 def _points_sobol(r1: int, r2: int, n: int, seed: int):
     from scipy.stats import qmc
     dim = r1 + r2
     if dim == 0:
         return np.zeros((1, 0)), np.zeros((1, 0)), np.ones(1)
     u = qmc.Sobol(dim, scramble=True, seed=seed).random(n)
-    return u[:, :r1], ndtri(u[:, r1:]), np.full(n, 1.0 / n)
+    out = (np.ascontiguousarray(u[:, :r1]), ndtri(u[:, r1:]), np.full(n, 1.0 / n))
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows: np.ndarray,
                      fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
-                     rule: str = "product", n_qmc: int = 2 ** 14, replicates: int = 8,
+                     rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
                      budget: int | None = None) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
@@ -268,6 +277,14 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
             linear = (gam * weight[:, None]).T @ lin_vals
         return plain, linear
 
+    if rule == "auto":
+        # tensor rules up to PRODUCT_MAX_DIM dimensions; above, a fixed scrambled Sobol' set
+        # (deterministic and smooth in the parameters, so ODE integrators are not disturbed)
+        rule = "product" if sample_r1 + r2 <= PRODUCT_MAX_DIM else "qmc"
+    if rule == "qmc":
+        n = 1 << int(np.ceil(np.log2(max(budget or n_qmc, 256))))
+        plain, linear = evaluate(*_points_sobol(sample_r1, r2, n, seed))
+        return ConeResult(plain, linear, None, n)
     if rule == "product":
         if budget is not None and sample_r1 + r2 > 0:
             n = int(np.clip(np.floor(budget ** (1.0 / (sample_r1 + r2)) + 1e-9), 4, MAX_NODES))
