@@ -1,0 +1,392 @@
+"""The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
+
+    mtsp solve SETUP [--engine ode] [--single] [--json]
+    mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
+    mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
+    mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
+    mtsp derive SETUP --out DIR
+
+Results go to stdout (``--json``: one MODEL.md JSON object; else a readable table), progress and
+diagnostics to stderr. A setup or request that cannot run (SetupError, a protocol not implemented
+yet, a solver failure, any ValueError whose message starts with its key) prints
+``mtsp: error: <key>: <reason>`` to stderr and exits with status 2; the setup and the request are
+checked before anything is computed. ``validate`` and ``demo`` exit with 0 when theory and
+simulation agree and 1 when they disagree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from .progress import Progress, progress_enabled
+
+__all__ = ["main", "build_parser"]
+
+DEMO_N = 1000
+DEMO_SEEDS = 8
+_KEYED = re.compile(r"^[A-Za-z_][\w.\[\]-]*: ")
+
+
+class CliError(Exception):
+    """A request the command line refuses before running (message "key: reason")."""
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _clean(v):
+    """JSON-safe copy (numpy to Python, non-finite floats to null)."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):   # numpy arrays and scalars
+        return _clean(v.tolist())
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return v
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(_clean(obj), allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _diag(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _load(path):
+    from .setup import load_setup
+    return load_setup(path)
+
+
+def _check_protocol(setup) -> None:
+    p = setup.training.protocol
+    if p != "online":
+        raise NotImplementedError(f"training.protocol: the {p!r} protocol is not implemented yet "
+                                  "(only 'online'; full_batch and erm are planned)")
+
+
+def _check_simulator(device: str) -> None:
+    """Everything a simulation needs, checked before any work starts."""
+    try:
+        import torch
+    except ImportError:
+        raise CliError("simulate: the simulator needs torch; install it with "
+                       "pip install \".[sim]\"") from None
+    try:
+        import mtsp.validate.simulate  # noqa: F401
+    except ImportError as e:
+        raise CliError(f"simulate: the simulator is not available ({e})") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError(f"device: {device!r} requested but CUDA is not available here "
+                       "(use --device cpu)")
+
+
+def _prepare_out(out) -> Path:
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"out: cannot create {str(path)!r}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK):
+        raise CliError(f"out: {str(path)!r} is not writable")
+    return path
+
+
+def _fmt(v, se=None) -> str:
+    if v is None:
+        return "—"
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    s = f"{v:.4f}"
+    if se is not None:
+        try:
+            se = float(se)
+            if math.isfinite(se):
+                s += f" ± {se:.4f}"
+        except (TypeError, ValueError):
+            pass
+    return s
+
+
+def _table(js: dict, title: str) -> str:
+    """A readable rendering of a MODEL.md JSON object (theory or simulation)."""
+    times = js.get("times")
+    times = [None] if times is None else times
+    out = [title]
+    sections = [("tasks", "multitask")] + ([("single", "single-task baseline")]
+                                           if isinstance(js.get("single"), dict) else [])
+    for key, label in sections:
+        for name, d in js[key].items():
+            has_se = d.get("gen_error_se") is not None
+            w = 19 if has_se else 10
+            out.append("")
+            out.append(f"task {name} ({label})")
+            out.append(f"  {'t':>6}  {'gen_error':>{w}}  {'label_error':>11}  {'test_loss':>9}")
+            for i, t in enumerate(times):
+                ge = d["gen_error"][i]
+                se = d["gen_error_se"][i] if has_se else None
+                ts = "—" if t is None else f"{t:g}"
+                out.append(f"  {ts:>6}  {_fmt(ge, se):>{w}}  {_fmt(d['label_error'][i]):>11}  "
+                           f"{_fmt(d['test_loss'][i]):>9}")
+            if "best_gen_error" in d:
+                out.append(f"  early-stopped: gen_error {_fmt(d.get('best_gen_error'))} at t = "
+                           f"{_fmt_t(d.get('best_gen_error_time'))}, test_loss "
+                           f"{_fmt(d.get('best_test_loss'))} at t = "
+                           f"{_fmt_t(d.get('best_test_loss_time'))}")
+    if isinstance(js.get("single"), dict):
+        out.append("")
+        out.append("multitask benefit Δ = gen_error(single) − gen_error(multitask):")
+        for name, d in js["tasks"].items():
+            s = js["single"].get(name)
+            if s is None:
+                continue
+            vals = ", ".join(
+                f"t={'—' if t is None else f'{t:g}'}: {s['gen_error'][i] - d['gen_error'][i]:+.4f}"
+                for i, t in enumerate(times)
+                if s["gen_error"][i] is not None and d["gen_error"][i] is not None)
+            out.append(f"  {name}: {vals}")
+    return "\n".join(out) + "\n"
+
+
+def _fmt_t(t) -> str:
+    return "—" if t is None else f"{float(t):.3g}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the computations, shared by the commands
+
+def _theory(setup, single: bool, show: bool):
+    from .numeric.solve import solve
+    n = 1 + (len(setup.tasks) if single else 0)
+    with Progress("theory", enabled=show) as p:
+        def cb(f):
+            if f >= 1.0 and single:
+                p(1.0 / n, "single-task baselines")
+            else:
+                p(f / n)
+        res = solve(setup, single=single, progress=cb)
+    return res
+
+
+def _simulation(setup, N, seeds, device, single: bool, show: bool):
+    from .validate.simulate import simulate, simulate_with_single
+    fn = simulate_with_single if single else simulate
+    with Progress("simulation", enabled=show) as p:
+        res = fn(setup, N=N, seeds=seeds, device=device, progress=p)
+    return res
+
+
+def _run_validation(setup, *, N, seeds, device, out, single, quiet):
+    """validate/demo: check everything, then theory, simulation, report. Returns the exit code."""
+    _check_protocol(setup)
+    _check_simulator(device)
+    out = _prepare_out(out)
+    show = progress_enabled(False, quiet=quiet)
+    t0 = time.perf_counter()
+    theory = _theory(setup, single, show)
+    t1 = time.perf_counter()
+    sim = _simulation(setup, N, seeds, device, single, show)
+    t2 = time.perf_counter()
+    from .validate.compare import compare
+    from .validate.report import write_report
+    theory_js, sim_js = _clean(theory.to_json_dict()), _clean(sim.to_json_dict())
+    cmp = compare(theory_js, sim_js)
+    notes = {"theory_s": round(t1 - t0, 2), "simulation_s": round(t2 - t1, 2),
+             "N": N, "seeds": seeds, "device": device, "single": single,
+             "theory_stats": _clean(getattr(theory, "stats", {}) or {})}
+    path = write_report(setup, theory_js, sim_js, out, comparison=cmp, notes=notes)
+    if show:
+        _diag(f"theory {t1 - t0:.1f} s, simulation {t2 - t1:.1f} s, report "
+              f"{time.perf_counter() - t2:.1f} s")
+    print(f"report: {path}")
+    print(cmp.verdict())
+    return 0 if cmp.agrees else 1
+
+
+# ----------------------------------------------------------------------------------------------
+# the commands
+
+def cmd_solve(args) -> int:
+    setup = _load(args.setup)
+    _check_protocol(setup)
+    show = progress_enabled(args.json, quiet=args.quiet)
+    res = _theory(setup, args.single, show)
+    js = res.to_json_dict()
+    if args.json:
+        _print_json(js)
+    else:
+        sys.stdout.write(_table(_clean(js), f"{js['setup']}: theory (N → ∞), engine "
+                                            f"{js['engine']}, protocol {js['protocol']}"))
+    stats = getattr(res, "stats", None)
+    if stats and show:
+        _diag("theory stats: " + ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
+                                           for k, v in stats.items()))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    setup = _load(args.setup)
+    _check_protocol(setup)
+    _check_simulator(args.device)
+    show = progress_enabled(args.json, quiet=args.quiet)
+    res = _simulation(setup, args.N, args.seeds, args.device, args.single, show)
+    js = res.to_json_dict()
+    if args.json:
+        _print_json(js)
+    else:
+        sys.stdout.write(_table(_clean(js), f"{js['setup']}: simulation, N = {args.N}, "
+                                            f"{args.seeds} seeds, protocol {js['protocol']} "
+                                            f"(± standard error over seeds)"))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    setup = _load(args.setup)
+    out = args.out or f"mtsp-report-{Path(args.setup).stem}"
+    return _run_validation(setup, N=args.N, seeds=args.seeds, device=args.device, out=out,
+                           single=not args.no_single, quiet=args.quiet)
+
+
+def cmd_demo(args) -> int:
+    from .setup import default_setup
+    setup = default_setup()
+    if not args.quiet:
+        _diag(f"mtsp demo: '{setup.name}' — theory (N → ∞) against simulation (N = {args.N}, "
+              f"{args.seeds} seeds), with single-task baselines; report in {args.out}/")
+    return _run_validation(setup, N=args.N, seeds=args.seeds, device=args.device, out=args.out,
+                           single=True, quiet=args.quiet)
+
+
+def cmd_derive(args) -> int:
+    setup = _load(args.setup)
+    try:
+        from .derive import write_derivation
+    except ImportError as e:
+        raise CliError(f"derive: the derivation layer is not available yet ({e})") from None
+    out = _prepare_out(args.out)
+    paths = write_derivation(setup, out)
+    for p in paths or []:
+        print(p)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtsp",
+        description="Statistical-physics theory of (multitask) neural classifiers: solve the "
+                    "N → ∞ theory of a setup, simulate it at finite N, and compare the two.")
+    parser.add_argument("--version", action="version",
+                        version=f"mtsp {__import__('mtsp').__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def sim_opts(p, n_default, seeds_default):
+        p.add_argument("--N", type=_positive_int, default=n_default,
+                       help=f"input dimension of the simulations (default {n_default})")
+        p.add_argument("--seeds", type=_positive_int, default=seeds_default,
+                       help=f"independent runs averaged over (default {seeds_default})")
+        p.add_argument("--device", default="cpu",
+                       help="torch device for the simulations: cpu or cuda (default cpu)")
+
+    p = sub.add_parser("solve", parents=[common], help="the N → ∞ theory of a setup",
+                       description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
+                                   "predictions.")
+    p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
+    p.add_argument("--engine", choices=["ode"], default="ode",
+                   help="theory engine (online protocol: ode)")
+    p.add_argument("--single", action="store_true", help="add single-task baselines")
+    p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("simulate", parents=[common], help="finite-N simulations of a setup",
+                       description="Simulate SETUP at finite N (torch), averaged over seeds.")
+    p.add_argument("setup", metavar="SETUP")
+    sim_opts(p, 2000, 8)
+    p.add_argument("--single", action="store_true", help="add single-task baselines")
+    p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("validate", parents=[common], help="theory against simulation, with a report",
+                       description="Solve the theory and simulate SETUP, compare them (4 SE + "
+                                   "0.003 per value), and write report.md, results.json and "
+                                   "plots. Exit status 0 when they agree, 1 when they do not.")
+    p.add_argument("setup", metavar="SETUP")
+    sim_opts(p, 1000, 8)
+    p.add_argument("--out", default=None,
+                   help="report folder (default mtsp-report-<setup file stem>)")
+    p.add_argument("--no-single", action="store_true", help="skip the single-task baselines")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("demo", parents=[common], help="validate the built-in demo setup",
+                       description="validate on the built-in setup (two related tasks, one "
+                                   "noisy; mtsp/data/default.toml, also "
+                                   "examples/two_related_one_noisy.toml). About a minute on "
+                                   "two CPU cores.")
+    p.add_argument("--out", default="mtsp-demo", help="report folder (default mtsp-demo)")
+    sim_opts(p, DEMO_N, DEMO_SEEDS)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("derive", parents=[common], help="write the symbolic derivation of a setup",
+                       description="Write the derivation of SETUP's theory into DIR.")
+    p.add_argument("setup", metavar="SETUP")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_derive)
+    return parser
+
+
+def _user_error(e: BaseException) -> bool:
+    """Errors that are the request's fault: reported in one line, exit status 2."""
+    from .setup import SetupError
+    if isinstance(e, (SetupError, NotImplementedError, CliError)):
+        return True
+    if any(c.__name__ == "ConvergenceError" for c in type(e).__mro__):
+        return True
+    return isinstance(e, ValueError) and bool(_KEYED.match(str(e)))
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _diag("\nmtsp: interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 — sorted below; anything else is a bug and re-raised
+        if not _user_error(e):
+            raise
+        msg = str(e) or type(e).__name__
+        if any(c.__name__ == "ConvergenceError" for c in type(e).__mro__) and not _KEYED.match(msg):
+            msg = f"theory: {msg}"
+        _diag(f"mtsp: error: {msg}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Tests of the command line (mtsp.cli), the progress display, compare() and write_report()."""
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtsp.cli import main
+from mtsp.progress import Progress, progress_enabled
+from mtsp.validate.compare import compare
+from mtsp.validate.report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK_KEYS = {"gen_error", "label_error", "test_loss", "best_gen_error", "best_gen_error_time",
+             "best_test_loss", "best_test_loss_time"}
+
+TINY = """
+name = "tiny"
+[[tasks]]
+name = "A"
+classes = 2
+noise = 0.3
+[[tasks]]
+name = "B"
+classes = 2
+[teacher]
+alignment = 0.5
+[student]
+kind = "glm"
+init_scale = 0.0
+[training]
+protocol = "online"
+lr = 0.5
+times = [0.5, 1]
+"""
+
+
+def write(tmp_path, text, name="setup.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+# ----------------------------------------------------------------------------------------------
+# mtsp solve
+
+def test_solve_json_has_model_md_keys(tmp_path, capsys):
+    rc = main(["solve", write(tmp_path, TINY), "--json", "--single"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    js = json.loads(out)
+    assert js["setup"] == "tiny" and js["engine"] == "ode" and js["protocol"] == "online"
+    assert js["times"] == [0.5, 1.0]
+    for section in ("tasks", "single"):
+        assert set(js[section]) == {"A", "B"}
+        for d in js[section].values():
+            assert TASK_KEYS <= set(d)
+            assert len(d["gen_error"]) == 2 and all(0 < g < 0.5 for g in d["gen_error"])
+    # MODEL.md's public check: glm, C = 2, noise 0.3, lr 0.5 -> 0.2841 at t = 1
+    assert js["tasks"]["A"]["gen_error"][1] == pytest.approx(0.2841, abs=2e-4)
+    assert err == ""          # --json on a non-terminal stderr: no progress lines
+
+
+def test_solve_table(tmp_path, capsys):
+    assert main(["solve", write(tmp_path, TINY), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "task A" in out and "gen_error" in out and "0.2841" in out
+
+
+def test_module_entry_point(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "mtsp", "solve", write(tmp_path, TINY), "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["tasks"]["B"]["gen_error"]
+    bad = write(tmp_path, TINY.replace("noise = 0.3", "noise = 0.3\nbogus = 1"), "bad.toml")
+    r = subprocess.run([sys.executable, "-m", "mtsp", "solve", bad, "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("mtsp: error: tasks.A.bogus")
+
+
+# ----------------------------------------------------------------------------------------------
+# refusals: exit 2, key in the message, nothing on stdout, nothing run
+
+NON_PSD = """
+[[tasks]]
+name = "A"
+classes = 2
+[teacher]
+gram = [[1.0, 2.0], [2.0, 1.0]]
+[student]
+kind = "glm"
+[training]
+protocol = "online"
+lr = 0.5
+times = [1]
+"""
+
+
+@pytest.mark.parametrize("text, key", [
+    (TINY.replace("noise = 0.3", "noise = 0.3\nbogus = 1"), "tasks.A.bogus"),
+    (NON_PSD, "teacher.gram"),
+    (TINY.replace('protocol = "online"', 'protocol = "full_batch"\nalpha = 2'),
+     "training.protocol"),
+])
+@pytest.mark.parametrize("command", [["solve", "--json"], ["solve"], ["simulate", "--json"],
+                                     ["validate"]])
+def test_bad_setup_exits_2(tmp_path, capsys, text, key, command):
+    out_dir = tmp_path / "report"
+    argv = [command[0], write(tmp_path, text), *command[1:]]
+    if command[0] == "validate":
+        argv += ["--out", str(out_dir)]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"mtsp: error: {key}")
+    assert err.count("\n") == 1
+    assert not out_dir.exists()             # refused before anything ran or was written
+
+
+def test_missing_file_exits_2(tmp_path, capsys):
+    assert main(["solve", str(tmp_path / "nope.toml")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("mtsp: error: file:")
+
+
+def test_unavailable_device_exits_2(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out_dir = tmp_path / "r"
+    assert main(["validate", write(tmp_path, TINY), "--device", "cuda", "--out", str(out_dir)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("mtsp: error: device:")
+    assert not out_dir.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# progress display
+
+def test_progress_plain_stream():
+    s = io.StringIO()
+    with Progress("work", stream=s) as p:
+        for i in range(11):
+            p(i / 10)
+    text = s.getvalue()
+    assert "\r" not in text
+    assert "work: started" in text and "work: 50%" in text and "work: done in" in text
+
+
+def test_progress_tty_and_disabled():
+    s = io.StringIO()
+    p = Progress("work", stream=s, tty=True, tick=0)
+    p(0.5)
+    p.close()
+    assert "\r" in s.getvalue() and "100%" in s.getvalue() and s.getvalue().endswith("\n")
+    s2 = io.StringIO()
+    with Progress("quiet", stream=s2, enabled=False) as q:
+        q(0.3)
+    assert s2.getvalue() == ""
+    assert progress_enabled(json_mode=False, stream=io.StringIO())
+    assert not progress_enabled(json_mode=True, stream=io.StringIO())
+    assert not progress_enabled(json_mode=False, quiet=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# compare
+
+def synthetic(theory_multi, theory_single, sim_multi, sim_single, se=0.002, times=(1.0, 2.0)):
+    def block(vals, with_se):
+        d = {"gen_error": list(vals), "label_error": list(vals), "test_loss": [0.5] * len(vals),
+             "best_gen_error": min(vals), "best_gen_error_time": times[-1],
+             "best_test_loss": 0.5, "best_test_loss_time": times[-1]}
+        if with_se:
+            d["gen_error_se"] = [se] * len(vals)
+        return d
+    th = {"setup": "syn", "engine": "ode", "protocol": "online", "times": list(times),
+          "tasks": {"A": block(theory_multi, False)}, "single": {"A": block(theory_single, False)}}
+    sim = {"setup": "syn", "engine": "simulation", "protocol": "online", "times": list(times),
+           "tasks": {"A": block(sim_multi, True)}, "single": {"A": block(sim_single, True)},
+           "N": 1000, "seeds": 8}
+    return th, sim
+
+
+def test_compare_agrees():
+    th, sim = synthetic([0.30, 0.20], [0.32, 0.25], [0.302, 0.199], [0.318, 0.252])
+    c = compare(th, sim)
+    assert c.agrees
+    gen = [r for r in c.rows if r["quantity"] == "gen_error"]
+    ben = [r for r in c.rows if r["quantity"] == "benefit"]
+    assert len(gen) == 4 and len(ben) == 2
+    assert gen[0]["z"] == pytest.approx((0.30 - 0.302) / 0.002)
+    assert ben[1]["theory"] == pytest.approx(0.05) and ben[1]["simulation"] == pytest.approx(0.053)
+    assert ben[1]["se"] == pytest.approx(math.sqrt(2) * 0.002)
+    assert c.verdict().startswith("Theory and simulation agree (max |z| = ")
+    md = c.to_markdown()
+    assert "| multitask | A | 1 |" in md and "benefit" in md
+    json.dumps(c.to_dict(), allow_nan=False)
+
+
+def test_compare_disagrees_and_floor():
+    # 0.016 off with SE 0.002: |diff| > 4·0.002 + 0.003 = 0.011, and the benefit
+    # |Δ| = 0.016 > 4·√2·0.002 + 0.003 = 0.0143
+    th, sim = synthetic([0.30, 0.20], [0.30, 0.20], [0.316, 0.20], [0.30, 0.20])
+    c = compare(th, sim)
+    assert not c.agrees
+    bad = c.failures
+    assert {(r["quantity"], r["run"], r["time"]) for r in bad} == {
+        ("gen_error", "multitask", 1.0), ("benefit", "single − multitask", 1.0)}
+    assert "DISAGREE at 2 of" in c.verdict() and "task A at t = 1" in c.verdict()
+    assert "**NO**" in c.to_markdown()
+    # the floor alone: SE 0, 0.0029 off agrees, 0.0031 off does not
+    th, sim = synthetic([0.3, 0.3], [0.3, 0.3], [0.3029, 0.3031], [0.3, 0.3], se=0.0)
+    rows = [r for r in compare(th, sim).rows if r["run"] == "multitask"]
+    assert [r["agrees"] for r in rows] == [True, False]
+    # 0.012 off: the gen_error fails, the benefit (larger SE) passes; a looser criterion passes
+    th, sim = synthetic([0.30, 0.20], [0.30, 0.20], [0.312, 0.20], [0.30, 0.20])
+    assert [(r["quantity"], r["time"]) for r in compare(th, sim).failures] == [("gen_error", 1.0)]
+    assert compare(th, sim, n_se=6.0).agrees
+
+
+def test_compare_without_single_and_mismatch():
+    th, sim = synthetic([0.3, 0.2], [0.3, 0.2], [0.3, 0.2], [0.3, 0.2])
+    del sim["single"]
+    c = compare(th, sim)
+    assert c.agrees and all(r["run"] == "multitask" for r in c.rows)
+    sim["times"] = [1.0, 3.0]
+    with pytest.raises(ValueError, match="^times:"):
+        compare(th, sim)
+
+
+# ----------------------------------------------------------------------------------------------
+# write_report
+
+def test_write_report_synthetic(tmp_path):
+    from mtsp.setup import default_setup
+    setup = default_setup()
+    th, sim = synthetic([0.5, 0.45], [0.49, 0.40], [0.502, 0.449], [0.488, 0.401])
+    # the default setup's task names
+    for js in (th, sim):
+        for sec in ("tasks", "single"):
+            js[sec] = {"clean": js[sec]["A"], "noisy": dict(js[sec]["A"])}
+    path = write_report(setup, th, sim, tmp_path / "rep")
+    assert path == tmp_path / "rep" / "report.md"
+    md = path.read_text()
+    assert "Theory and simulation agree (max |z| =" in md
+    assert "| clean | 3 | 0 |" in md and "benefit" in md
+    for png in ("gen_error.png", "benefit.png"):
+        data = (tmp_path / "rep" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    res = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert set(res) >= {"setup", "theory", "simulation", "comparison"}
+    assert res["comparison"]["agrees"] is True
+    assert res["setup"]["name"] == setup.name
+
+
+def test_write_report_disagreement_without_single(tmp_path):
+    th, sim = synthetic([0.30, 0.20], [0.30, 0.20], [0.35, 0.20], [0.30, 0.20])
+    del th["single"], sim["single"]
+    path = write_report(None, th, sim, tmp_path)
+    md = path.read_text()
+    assert "DISAGREE at 1 of 2" in md
+    assert (tmp_path / "gen_error.png").exists() and not (tmp_path / "benefit.png").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# end to end, tiny
+
+def test_validate_end_to_end_tiny(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out_dir = tmp_path / "rep"
+    rc = main(["validate", write(tmp_path, TINY), "--N", "200", "--seeds", "4", "-q",
+               "--out", str(out_dir)])
+    out, err = capsys.readouterr()
+    assert rc in (0, 1)
+    lines = out.strip().splitlines()
+    assert lines[0] == f"report: {out_dir / 'report.md'}"
+    assert lines[1].startswith("Theory and simulation ")
+    assert (rc == 0) == ("agree (" in lines[1])
+    for f in ("report.md", "results.json", "gen_error.png", "benefit.png"):
+        assert (out_dir / f).is_file()
+    res = json.loads((out_dir / "results.json").read_text())
+    assert res["simulation"]["N"] == 200 and res["simulation"]["seeds"] == 4
+    assert res["simulation"]["engine"] == "simulation" and "single" in res["simulation"]
+
+
+def test_examples_load_and_demo_copy_matches():
+    from mtsp.setup import default_setup, load_setup
+    demo = load_setup(ROOT / "examples" / "two_related_one_noisy.toml")
+    assert demo.to_dict() == default_setup().to_dict()
+    un = load_setup(ROOT / "examples" / "unrelated_narrow_trunk.toml")
+    assert un.teacher.alignment == 0 and un.student.hidden == 2 and un.classes == (3, 3)
+    assert all(t.noise == 0 for t in un.tasks)
