@@ -33,7 +33,7 @@ from .activations import activation
 from .model import State, TheoryModel, argmax_cone
 from .quadrature import cone_expectation, gaussian_factor
 
-__all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state"]
+__all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear"]
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy)
     return out
 
 
-def _moments_linear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Moments:
-    """Linear trunk (and glm): a_t = V_tᵀ s_t, b_{t,c} = V_t[c] are h-independent maps."""
+def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
+    """Integrals of a linear trunk (and glm): a_t = V_tᵀ s_t, b_{t,c} = V_t[c] do not depend on h,
+    so every smooth integrand is a function of the logit differences of one or two tasks."""
     T, K = model.n_tasks, model.K
     ell = np.vstack([model.rows_h(), model.rows_lambda()])  # ℓ = (h, λ)
     V = st.V
@@ -138,7 +139,6 @@ def _moments_linear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Mom
     Py = [np.zeros(c) for c in model.classes]              # P(y_t = c)
     Eyl = [np.zeros((c, K + model.M)) for c in model.classes]  # E[1{y_t=c} ℓ]
     Eys = {}                                                 # E[1{y_t=c} s_s] → (C_t × C_s)
-    Eyz = np.zeros(T)                                        # Σ_c E[1{y_t=c} z_t[c]] (shifted)
     partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
     for t in range(T):
         Ct = model.classes[t]
@@ -151,38 +151,45 @@ def _moments_linear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Mom
                 if s == t:
                     def fn3(u, c=c):
                         sm = _softmax_from_diffs(u)
-                        zc = np.zeros(len(u)) if c == 0 else u[:, c - 1]
-                        return np.concatenate([sm, np.ones((len(u), 1)), zc[:, None]], axis=1), \
+                        return np.concatenate([sm, np.ones((len(u), 1))], axis=1), \
                             np.ones((len(u), 1))
                     r = cone_expectation(factor, cone, proj, fn3, ell, budget=acc.budget)
                     Cs = model.classes[s]
                     Eys[t, s][c] = r.plain[:Cs]
                     Py[t][c] = r.plain[Cs]
-                    Eyz[t] += r.plain[Cs + 1]
                     Eyl[t][c] = r.linear[0]
                 else:
                     r = cone_expectation(factor, cone, proj,
                                          lambda u: (_softmax_from_diffs(u), None), budget=acc.budget)
                     Eys[t, s][c] = r.plain
+    P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
+    return {"A": Es, "B": Ess, "Lse": Else, "Y": Eys, "P": Py, "L": Eyl, "PP": P_pair}
+
+
+def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
+    """Moments of a linear trunk from its integrals (hand-written reference assembly):
+
+    m1_t = V_tᵀ (A_t − L_t),  mv_t = (A_t − L_t)[:, :K],
+    m2_tt = V_tᵀ (B_tt − Y_ttᵀ − Y_tt + diag P_t) V_t,
+    m2_ts = V_tᵀ (B_ts − Y_stᵀ − Y_ts + P_ts) V_s,
+    loss_t = Lse_t − Σ_c (V_t[c] − V_t[0])·L_t[c, :K]
+    with A_t = E[s_t ℓᵀ], B_ts = E[s_t s_sᵀ], Y_ts[c] = E[1{y_t=c} s_s], P_t[c] = P(y_t = c),
+    L_t[c] = E[1{y_t=c} ℓ], P_ts[c, d] = P(y_t = c, y_s = d), Lse_t = E[lse(z_t − z_t0)]."""
+    T, K = model.n_tasks, model.K
+    V = st.V
+    Es, Ess, Eys, Py, Eyl = terms["A"], terms["B"], terms["Y"], terms["P"], terms["L"]
     m1, mv, m2 = [], [], {}
     for t in range(T):
-        m1.append(V[t].T @ Es[t] - V[t].T @ Eyl[t])
-        # E[(s_t − e_y) hᵀ]
+        m1.append(V[t].T @ (Es[t] - Eyl[t]))
         mv.append(Es[t][:, :K] - Eyl[t][:, :K])
-    for t, s in pairs:
-        Ess_ts = Ess[t, s]
+    for t, s in _needed_pairs(model):
         if t == s:
-            Ey_ab = V[t].T @ Eys[t, t].T @ V[t]             # Σ_c E[1{y_t=c} a_t] b_tcᵀ ... (see below)
-            # Σ_c E[1{y=c} a_t b_tcᵀ] = V_tᵀ (Σ_c E[1{y=c} s_t] e_cᵀ) V_t = V_tᵀ Eys[t,t]ᵀ V_t
-            bb = V[t].T @ np.diag(Py[t]) @ V[t]
-            m2[t, s] = V[t].T @ Ess_ts @ V[t] - Ey_ab - Ey_ab.T + bb
+            Y = Eys[t, t]
+            m2[t, s] = V[t].T @ (Ess[t, t] - Y.T - Y + np.diag(Py[t])) @ V[t]
         else:
-            # E[a_t b_{s,y_s}ᵀ] = V_tᵀ (E[1{y_s=d} s_t])_d V_s ; E[b_{t,y_t} a_sᵀ] similarly
-            A_ts = V[t].T @ Eys[s, t].T @ V[s]
-            B_ts = V[t].T @ Eys[t, s] @ V[s]
-            P_ts = _label_pair_probs(model, factor, t, s, acc)
-            m2[t, s] = V[t].T @ Ess_ts @ V[s] - A_ts - B_ts + V[t].T @ P_ts @ V[s]
-    loss = Else - Eyz
+            m2[t, s] = V[t].T @ (Ess[t, s] - Eys[s, t].T - Eys[t, s] + terms["PP"][t, s]) @ V[s]
+    loss = np.array([terms["Lse"][t] - sum((V[t][c] - V[t][0]) @ Eyl[t][c, :K]
+                                           for c in range(model.classes[t])) for t in range(T)])
     return Moments(m1, m2, mv, loss)
 
 
@@ -325,7 +332,7 @@ def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> Moment
     """All per-task expectations at the state `st`."""
     factor = gaussian_factor(model.field_cov(st))
     if model.linear:
-        return _moments_linear(model, st, factor, acc)
+        return assemble_linear(model, st, linear_terms(model, st, factor, acc))
     return _moments_nonlinear(model, st, factor, acc)
 
 
