@@ -33,7 +33,8 @@ from .activations import activation
 from .model import State, TheoryModel, argmax_cone
 from .quadrature import cone_expectation, gaussian_factor
 
-__all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear"]
+__all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear",
+           "nonlinear_terms", "assemble_nonlinear", "terms"]
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def _with_split(cone, split):
     return np.vstack([cone, split])
 
 
-def _moments_nonlinear(model: TheoryModel, st: State, factor, acc: Accuracy) -> Moments:
+def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
     """Nonlinear trunk: integrals over h ∈ R^K (with the label cones)."""
     T, K, M = model.n_tasks, model.K, model.M
     g = activation(model.activation)
@@ -317,15 +318,34 @@ def _moments_nonlinear(model: TheoryModel, st: State, factor, acc: Accuracy) -> 
                                              budget=acc.budget).plain.reshape(K, K)
             Ebb2[t, u] = acc_
             Ebb2[u, t] = acc_.T
-    m1 = [Ea_l[t] - Eb_l[t] for t in range(T)]
-    mv = [Esg[t] - Eyg[t] for t in range(T)]
+    return {"Eal": Ea_l, "Ebl": Eb_l, "Esg": Esg, "Eyg": Eyg, "Eaa": Eaa, "Eab": Eab, "Ebb": Ebb,
+            "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}
+
+
+def assemble_nonlinear(model: TheoryModel, st: State, terms: dict) -> Moments:
+    """Moments of a nonlinear trunk from its integrals (hand-written reference assembly):
+
+    m1_t = E[a_t ℓᵀ] − Σ_c E[1{y_t=c} b_tc ℓᵀ],  mv_t = E[s_t gᵀ] − (E[1{y_t=c} g])_c,
+    m2_tt = E[a_t a_tᵀ] − Ab_tt − Ab_ttᵀ + Σ_c E[1{y_t=c} b_tc b_tcᵀ],
+    m2_ts = E[a_t a_sᵀ] − Ab_ts − Ab_stᵀ + Σ_cd E[1{y_t=c, y_s=d} b_tc b_sdᵀ],
+    with Ab_ts = Σ_c E[1{y_s=c} a_t b_scᵀ]; loss_t = E[lse z_t] − Σ_c E[1{y_t=c} z_tc]."""
+    T = model.n_tasks
+    m1 = [terms["Eal"][t] - terms["Ebl"][t] for t in range(T)]
+    mv = [terms["Esg"][t] - terms["Eyg"][t] for t in range(T)]
     m2 = {}
-    for t, u in pairs:
+    Eaa, Eab = terms["Eaa"], terms["Eab"]
+    for t, u in _needed_pairs(model):
         if t == u:
-            m2[t, u] = Eaa[t, t] - Eab[t, t] - Eab[t, t].T + Ebb[t]
+            m2[t, u] = Eaa[t, t] - Eab[t, t] - Eab[t, t].T + terms["Ebb"][t]
         else:
-            m2[t, u] = Eaa[t, u] - Eab[t, u] - Eab[u, t].T + Ebb2[t, u]
-    return Moments(m1, m2, mv, Else - Eyz)
+            m2[t, u] = Eaa[t, u] - Eab[t, u] - Eab[u, t].T + terms["Ebb2"][t, u]
+    return Moments(m1, m2, mv, terms["Lse"] - terms["Eyz"])
+
+
+def terms(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> dict:
+    """The numerical integrals of the equations at state `st` (see linear_terms/nonlinear_terms)."""
+    factor = gaussian_factor(model.field_cov(st))
+    return (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc)
 
 
 def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> Moments:
@@ -333,7 +353,7 @@ def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> Moment
     factor = gaussian_factor(model.field_cov(st))
     if model.linear:
         return assemble_linear(model, st, linear_terms(model, st, factor, acc))
-    return _moments_nonlinear(model, st, factor, acc)
+    return assemble_nonlinear(model, st, nonlinear_terms(model, st, factor, acc))
 
 
 def rhs_state(model: TheoryModel, st: State, acc: Accuracy = Accuracy()):
