@@ -104,9 +104,9 @@ times = [1, 2, 4, 8]
 def test_default_setup():
     s = default_setup()
     assert [t.name for t in s.tasks] == ["clean", "noisy"]
-    assert [t.noise for t in s.tasks] == [0.0, 1.0] and s.classes == (3, 3)
-    assert s.teacher.alignment == 0.8
-    assert (s.student.kind, s.student.hidden, s.student.activation, s.student.init_scale) == ("shared", 2, "linear", 0.1)
+    assert [t.noise for t in s.tasks] == [0.0, 2.0] and s.classes == (3, 3)
+    assert s.teacher.alignment == 0.95
+    assert (s.student.kind, s.student.hidden, s.student.activation, s.student.init_scale) == ("shared", 4, "linear", 0.1)
     tr = s.training
     assert (tr.protocol, tr.lr, tr.head_lr, tr.times) == ("online", 0.5, 0.5, (1.0, 2.0, 4.0, 8.0))
 
