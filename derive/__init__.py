@@ -1,1 +1,33 @@
-"""mtsp.derive"""
+"""mtsp.derive — symbolic derivation of the order-parameter equations and code generation.
+
+setup → `derive_online` (SymPy system: reduced integrals, closed forms, assembled ODEs)
+      → `generate_module` (standalone NumPy module) and `equation_sheet` (Markdown + LaTeX).
+"""
+from __future__ import annotations
+
+import os
+
+from .system import OnlineSystem, derive_online, structure_key
+
+__all__ = ["OnlineSystem", "derive_online", "structure_key", "write_derivation"]
+
+
+def write_derivation(setup, out_dir: str) -> list[str]:
+    """Write `equations.md` (the equation sheet) and `online_equations.py` (the generated
+    standalone module) for `setup` into `out_dir`; returns the paths written."""
+    from ..numeric.model import theory_model
+    from .codegen import generate_module
+    from .sheet import equation_sheet
+    if setup.training.protocol != "online":
+        raise NotImplementedError(f"training.protocol: only the online equations are derived so far, "
+                                  f"not {setup.training.protocol!r}")
+    model = theory_model(setup)
+    os.makedirs(out_dir, exist_ok=True)
+    system = derive_online(model)
+    sheet = os.path.join(out_dir, "equations.md")
+    with open(sheet, "w") as f:
+        f.write(equation_sheet(system, setup.name, model))
+    module = os.path.join(out_dir, "online_equations.py")
+    with open(module, "w") as f:
+        f.write(generate_module(model, setup.name))
+    return [sheet, module]

@@ -176,7 +176,7 @@ def _fmt_t(t) -> str:
 # ----------------------------------------------------------------------------------------------
 # the computations, shared by the commands
 
-def _theory(setup, single: bool, show: bool):
+def _theory(setup, single: bool, show: bool, engine: str = "ode"):
     from .numeric.solve import solve
     n = 1 + (len(setup.tasks) if single else 0)
     with Progress("theory", enabled=show) as p:
@@ -185,7 +185,7 @@ def _theory(setup, single: bool, show: bool):
                 p(1.0 / n, "single-task baselines")
             else:
                 p(f / n)
-        res = solve(setup, single=single, progress=cb)
+        res = solve(setup, single=single, progress=cb, engine=engine)
     return res
 
 
@@ -231,7 +231,7 @@ def cmd_solve(args) -> int:
     setup = _load(args.setup)
     _check_protocol(setup)
     show = progress_enabled(args.json, quiet=args.quiet)
-    res = _theory(setup, args.single, show)
+    res = _theory(setup, args.single, show, args.engine)
     js = res.to_json_dict()
     if args.json:
         _print_json(js)
@@ -317,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
                                    "predictions.")
     p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
-    p.add_argument("--engine", choices=["ode"], default="ode",
-                   help="theory engine (online protocol: ode)")
+    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
+                   help="theory engine: ode = the generated module of the setup's structure "
+                        "(SymPy closed forms + quadrature); reference = the hand-written "
+                        "right-hand side (a cross-check)")
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.set_defaults(func=cmd_solve)

@@ -50,13 +50,26 @@ class SolveResult:
         return self.model.unpack(self.trajectory(t))
 
 
-def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float):
+def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
+    """The right-hand side: the generated module of the setup's structure (engine "ode", the
+    default: SymPy closed forms + quadrature) or the hand-written reference ("reference")."""
+    if engine == "ode":
+        from mtsp.derive.codegen import load_module
+        return load_module(model, setup_name).rhs
+    if engine == "reference":
+        return rhs
+    raise ValueError(f"engine: unknown engine {engine!r} (ode | reference)")
+
+
+def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
+               engine: str = "ode", setup_name: str = ""):
     y0 = model.pack(model.initial_state())
     nfev = [0]
+    f_rhs = _rhs_function(model, engine, setup_name)
 
     def f(t, y):
         nfev[0] += 1
-        return rhs(model, y, acc)
+        return f_rhs(model, y, acc)
     sol = solve_ivp(f, (0.0, t_end), y0, method="RK45", rtol=rtol, atol=atol, dense_output=True)
     if not sol.success:
         raise ConvergenceError(f"ODE integration failed at t = {sol.t[-1]:.4g}: {sol.message}")
@@ -100,12 +113,12 @@ def _best(model, traj, t_end, acc, key, grid_points, times):
 
 
 def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-7, atol: float = 1e-9,
-                 grid_points: int = 24, times=None, progress=None) -> SolveResult:
+                 grid_points: int = 24, times=None, progress=None, engine: str = "ode") -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields)."""
     model = theory_model(setup)
     times = list(setup.training.times if times is None else times)
     t0 = _time.perf_counter()
-    traj, nfev = _integrate(model, float(times[-1]), acc, rtol, atol)
+    traj, nfev = _integrate(model, float(times[-1]), acc, rtol, atol, engine, setup.name)
     t1 = _time.perf_counter()
     if progress:
         progress(0.5)
@@ -126,11 +139,12 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-7, atol:
             tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
     if progress:
         progress(1.0)
-    return SolveResult(setup.name, "online", "ode", times, tasks, None, traj, model,
+    return SolveResult(setup.name, "online", engine, times, tasks, None, traj, model,
                        {"nfev": nfev, "integrate_s": t1 - t0, "metrics_s": t2 - t1})
 
 
-def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None) -> SolveResult:
+def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
+          engine: str = "ode") -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
@@ -139,7 +153,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     if protocol != "online":
         raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
                                   "(online is)")
-    res = solve_online(setup, acc, progress=progress)
+    res = solve_online(setup, acc, progress=progress, engine=engine)
     if single:
         res.single = {}
         shares = setup.shares()
@@ -147,6 +161,6 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
             times = list(setup.training.times)
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]
-            alone = solve_online(setup.single(k), acc, times=times)
+            alone = solve_online(setup.single(k), acc, times=times, engine=engine)
             res.single[task.name] = alone.tasks[task.name]
     return res

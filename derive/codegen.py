@@ -1,0 +1,264 @@
+"""Code generation: a standalone NumPy module for one structure of setup (the PyDy pattern).
+
+The module is self-contained — it imports only numpy, scipy and math — and consists of
+
+1. the numerical kernel (mtsp.numeric: activations, quadrature, model, online integrals and
+   metrics), copied verbatim so that the file runs without mtsp installed;
+2. `closed_terms(...)`: the closed forms of the derivation (Stein / orthant label terms),
+   printed from SymPy after common-subexpression elimination;
+3. `assemble(...)`: dQ/dt, dR/dt, dV_t/dt and the test loss as explicit expressions in the order
+   parameters and the reduced integrals (CSE'd);
+4. `rhs(model, y)` / `rhs_state(model, state)` / `task_metrics(model, state)`: the entry points.
+
+Generated files are deterministic (byte-identical for the same structure) and carry a header
+naming the setup structure and the generator version.  `load_module(model)` caches modules in
+memory and on disk (``$MTSP_CACHE_DIR`` or ``~/.cache/mtsp``) keyed by the structure, so a second
+solve of any setup with the same structure does not derive again.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .. import __version__
+from .system import OnlineSystem, derive_online, structure_key
+
+__all__ = ["generate_module", "load_module", "module_path", "cache_dir"]
+
+_KERNEL_MODULES = ("activations", "quadrature", "model", "online", "metrics")
+
+
+def _kernel_source() -> str:
+    """Sources of mtsp.numeric's kernel modules, relative imports stripped."""
+    from importlib import import_module
+    parts = []
+    for name in _KERNEL_MODULES:
+        mod = import_module(f"mtsp.numeric.{name}")
+        src = inspect.getsource(mod)
+        lines = []
+        closer = None
+        for line in src.splitlines():
+            if closer:
+                if line.rstrip().endswith(closer):
+                    closer = None
+                continue
+            if line.startswith("from __future__"):
+                continue
+            if line.startswith("__all__"):
+                closer = None if line.rstrip().endswith("]") else "]"
+                continue
+            if re.match(r"from \.\w+ import", line):
+                closer = ")" if line.rstrip().endswith("(") else None
+                continue
+            lines.append(line)
+        parts.append(f"# {'=' * 20} kernel: mtsp.numeric.{name} {'=' * 20}\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+_ACCESS = [
+    (re.compile(r"^(Q|R|T)_(\d+)_(\d+)$"), lambda m: f"{m[1]}[{m[2]}, {m[3]}]"),
+    (re.compile(r"^V(\d+)_(\d+)_(\d+)$"), lambda m: f"V[{m[1]}][{m[2]}, {m[3]}]"),
+    (re.compile(r"^(sigma|w|pi)_(\d+)$"), lambda m: f"{m[1]}[{m[2]}]"),
+    (re.compile(r"^(eta|eta_V|kappa)$"), lambda m: f"{m[1]}"),
+    (re.compile(r"^([A-Za-z]+\d+)_(\d+)_(\d+)$"), lambda m: f'terms["{m[1]}"][{m[2]}, {m[3]}]'),
+    (re.compile(r"^([A-Za-z]+\d+)$"), lambda m: f'terms["{m[1]}"]'),
+]
+
+
+def _access(sym: sp.Symbol) -> str:
+    for rx, f in _ACCESS:
+        m = rx.match(sym.name)
+        if m:
+            return f(m)
+    raise ValueError(f"no array access for symbol {sym}")
+
+
+def _function(name: str, args: str, doc: str, outputs: list, shapes: list) -> str:
+    """A Python function computing `outputs` (SymPy matrices) with CSE; returns a tuple of arrays."""
+    printer = NumPyPrinter({"inline": True})
+    flat = [e for m in outputs for e in m]
+    replacements, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
+    free = sorted(set().union(*[e.free_symbols for e in flat]) if flat else set(), key=lambda s: s.name)
+    lines = [f"def {name}({args}):", f'    """{doc}"""']
+    for s in free:
+        lines.append(f"    {printer.doprint(s)} = {_access(s)}")
+    for sym, expr in replacements:
+        lines.append(f"    {printer.doprint(sym)} = {printer.doprint(expr)}")
+    pos = 0
+    outs = []
+    for k, (m, shape) in enumerate(zip(outputs, shapes)):
+        n = len(m)
+        vals = ", ".join(printer.doprint(e) for e in reduced[pos:pos + n])
+        pos += n
+        lines.append(f"    out{k} = np.array([{vals}], dtype=float).reshape({shape})")
+        outs.append(f"out{k}")
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
+    return "\n".join(lines)
+
+
+def _generated_part(s: OnlineSystem) -> str:
+    n = len(s.classes)
+    K, M = s.K, s.M
+    parts = []
+    args = "Q, R, V, T, sigma"
+    closed_names = sorted(s.closed)
+    if closed_names:
+        outs = [s.closed[k][1] for k in closed_names]
+        shapes = [tuple(s.closed[k][1].shape) for k in closed_names]
+        body = _function("_closed_arrays", args,
+                         "Closed forms (Stein's lemma, orthant probabilities) of the label terms.",
+                         outs, shapes)
+    else:
+        body = f"def _closed_arrays({args}):\n    return ()"
+    parts.append(body)
+    parts.append(f"CLOSED_NAMES = {closed_names!r}")
+    outs = [s.dQ, s.dR] + list(s.dV) + [sp.Matrix(s.loss)]
+    shapes = [(K, K), (K, M)] + [(c, K) for c in s.classes] * (1 if s.train_heads else 0) + [(n,)]
+    parts.append(_function(
+        "_assemble", "Q, R, V, T, sigma, w, pi, eta, eta_V, kappa, terms",
+        "dQ/dt, dR/dt, dV_t/dt (trained heads) and the test losses, from the reduced integrals.",
+        outs, shapes))
+    return "\n\n\n".join(parts)
+
+
+_ENTRY = '''
+
+# ==================== entry points ====================
+def _flatten_terms(model, raw):
+    """numeric.online term dictionaries -> the derivation's integral names."""
+    out = {}
+    T = model.n_tasks
+    if model.linear:
+        for t in range(T):
+            out[f"A{t}"] = raw["A"][t]
+            out[f"Lse{t}"] = float(raw["Lse"][t])
+            out[f"P{t}"] = np.asarray(raw["P"][t]).reshape(-1, 1)
+            out[f"L{t}"] = raw["L"][t]
+        for (t, s), v in raw["B"].items():
+            out[f"B{t}{s}"] = v
+        for (t, s), v in raw["Y"].items():
+            out[f"Y{t}{s}"] = v
+        for (t, s), v in raw["PP"].items():
+            out[f"PP{t}{s}"] = v
+    else:
+        for t in range(T):
+            for k in ("Eal", "Ebl", "Esg", "Eyg", "Ebb"):
+                out[f"{k}{t}"] = raw[k][t]
+            out[f"Lse{t}"] = float(raw["Lse"][t])
+            out[f"Eyz{t}"] = float(raw["Eyz"][t])
+        for (t, s), v in raw["Eaa"].items():
+            out[f"Eaa{t}{s}"] = v
+        for (t, s), v in raw["Eab"].items():
+            out[f"Eab{t}{s}"] = v
+        for (t, s), v in raw["Ebb2"].items():
+            out[f"Ebb2{t}{s}"] = v
+    return out
+
+
+def _closed_usable(model):
+    """Closed forms need nondegenerate label cones (σ > 0 or a full-rank class block of T)."""
+    for t in range(model.n_tasks):
+        sl = model.task_slice(t)
+        S = model.gram[sl, sl] + model.noise[t] ** 2 * np.eye(model.classes[t])
+        C = model.classes[t]
+        D = np.eye(C)[1:] - np.eye(C)[0]
+        ev = np.linalg.eigvalsh(D @ S @ D.T)
+        if ev[0] <= 1e-9 * max(ev[-1], 1e-300):
+            return False
+    return True
+
+
+def integrals(model, st, acc=Accuracy()):
+    """All reduced integrals at state `st`: closed forms where derived, quadrature otherwise."""
+    factor = gaussian_factor(model.field_cov(st))
+    raw = (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc)
+    flat = _flatten_terms(model, raw)
+    if CLOSED_NAMES and _closed_usable(model):
+        vals = _closed_arrays(st.Q, st.R, st.V, model.gram, model.noise)
+        flat.update(dict(zip(CLOSED_NAMES, vals)))
+    return flat
+
+
+def rhs_state(model, st, acc=Accuracy()):
+    """(dQ/dt, dR/dt, dV/dt, test losses) at order parameters `st`."""
+    terms = integrals(model, st, acc)
+    outs = _assemble(st.Q, st.R, st.V, model.gram, model.noise, model.weights, model.shares,
+                     model.lr, model.head_lr, model.weight_decay, terms)
+    n = model.n_tasks
+    dQ, dR = outs[0], outs[1]
+    dV = tuple(outs[2:2 + n]) if model.train_heads else ()
+    return dQ, dR, dV, outs[-1]
+
+
+def rhs(model, y, acc=Accuracy()):
+    """Packed right-hand side dy/dt for ODE integrators (layout: TheoryModel.pack)."""
+    st = model.unpack(y)
+    dQ, dR, dV, _ = rhs_state(model, st, acc)
+    return model.pack(State(dQ, dR, dV if model.train_heads else st.V))
+'''
+
+
+def generate_module(model, setup_name: str = "") -> str:
+    """Source text of the standalone module for `model`'s structure."""
+    s = derive_online(model)
+    key = structure_key(model)
+    header = (f'"""Generated by mtsp.derive {__version__} — do not edit.\n\n'
+              f"Online-SGD order-parameter equations for the structure\n    {key!r}\n"
+              f"(first generated for setup {setup_name!r}; valid for every setup of this structure:\n"
+              f"parameter values are arguments).  Imports only numpy, scipy and math.\n\n"
+              f"Equations: see `rhs_state`; integrals: see `integrals`.\n"
+              f'"""\nfrom __future__ import annotations\n\nimport math  # noqa: F401\n\nimport numpy\n\n'
+              f"STRUCTURE = {key!r}\nGENERATOR_VERSION = {__version__!r}\n\n")
+    return header + _kernel_source() + "\n\n\n# ==================== derived (SymPy) ====================\n" + \
+        _generated_part(s) + _ENTRY
+
+
+def cache_dir() -> str:
+    d = os.environ.get("MTSP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mtsp")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def module_path(model) -> str:
+    h = hashlib.sha256(repr((structure_key(model), __version__)).encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), f"online_{h}.py")
+
+
+_loaded: dict = {}
+
+
+def _kernel_fingerprint() -> str:
+    from importlib import import_module
+    h = hashlib.sha256()
+    for name in _KERNEL_MODULES:
+        h.update(inspect.getsource(import_module(f"mtsp.numeric.{name}")).encode())
+    h.update(inspect.getsource(sys.modules[__name__]).encode())
+    return h.hexdigest()[:16]
+
+
+def load_module(model, setup_name: str = ""):
+    """The generated module of `model`'s structure: from memory, from the disk cache, or freshly
+    derived and written (the cache entry is tied to the generator and kernel sources)."""
+    key = structure_key(model)
+    if key in _loaded:
+        return _loaded[key]
+    path = module_path(model).replace(".py", f"_{_kernel_fingerprint()}.py")
+    if not os.path.exists(path):
+        src = generate_module(model, setup_name)
+        tmp = path + f".tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(src)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f"mtsp_generated_{abs(hash(key))}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses in the module look themselves up there
+    spec.loader.exec_module(mod)
+    _loaded[key] = mod
+    return mod
