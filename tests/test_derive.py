@@ -21,7 +21,9 @@ from mtsp.setup import default_setup, setup_from_dict
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
+    import mtsp.derive.codegen as cg
     monkeypatch.setenv("MTSP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cg, "_loaded", {})
 
 
 def _glm(classes, noise=0.3, tasks=1, inputs="shared", rank=None):
