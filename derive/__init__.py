@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import os
 
-from .system import OnlineSystem, derive_online, structure_key
+from .structure import structure_key
+
+
+def __getattr__(name):  # SymPy loads only when a derivation is asked for
+    if name in ("OnlineSystem", "derive_online"):
+        from . import system
+        return getattr(system, name)
+    raise AttributeError(name)
 
 __all__ = ["OnlineSystem", "derive_online", "structure_key", "write_derivation"]
 

@@ -24,15 +24,10 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .closed_forms import MAX_CLOSED_ORTHANT, orthant_probability, stein_linear
+from .closed_forms import orthant_probability, stein_linear
+from .structure import structure_key
 
 __all__ = ["OnlineSystem", "derive_online", "structure_key"]
-
-
-def structure_key(model) -> tuple:
-    """What the derivation depends on (numerical parameter values excluded)."""
-    return ("online", model.kind, model.K, model.activation, tuple(model.classes), model.inputs,
-            model.train_heads)
 
 
 def _mat(name: str, rows: int, cols: int) -> sp.Matrix:

@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone
-from .online import Accuracy, _diff_rows, _lse_from_diffs, _orthant_splits, _with_split
+from .online import Accuracy, _diff_rows, _lse_from_diffs, _orthant_splits, _with_split, logsumexp
 from .quadrature import cone_expectation, gaussian_factor
 
 __all__ = ["task_metrics", "TaskMetrics"]

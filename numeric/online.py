@@ -27,7 +27,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp, softmax
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone
@@ -64,6 +63,17 @@ class Moments:
 def _diff_rows(rows: np.ndarray) -> np.ndarray:
     """Rows of the logit differences z_j − z_0 (j ≥ 1): softmax depends on nothing else."""
     return rows[1:] - rows[0]
+
+
+def softmax(z: np.ndarray, axis: int = 1) -> np.ndarray:
+    """Row-wise softmax (max-shifted; leaner than scipy's for the small class counts here)."""
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def logsumexp(z: np.ndarray, axis: int = 1) -> np.ndarray:
+    m = z.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
 def _softmax_from_diffs(u: np.ndarray) -> np.ndarray:
