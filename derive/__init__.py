@@ -25,6 +25,7 @@ def write_derivation(setup, out_dir: str) -> list[str]:
     from ..numeric.model import theory_model
     from .codegen import generate_module
     from .sheet import equation_sheet
+    from .system import derive_online
     if setup.training.protocol != "online":
         raise NotImplementedError(f"training.protocol: only the online equations are derived so far, "
                                   f"not {setup.training.protocol!r}")
