@@ -112,7 +112,7 @@ def _best(model, traj, t_end, acc, key, grid_points, times):
     return out
 
 
-def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-7, atol: float = 1e-9,
+def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-5, atol: float = 1e-7,
                  grid_points: int = 24, times=None, progress=None, engine: str = "ode") -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields)."""
     model = theory_model(setup)
