@@ -199,7 +199,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
-                     budget: int | None = None) -> ConeResult:
+                     budget: int | None = None, min_gh: int = 0) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, ``proj_rows`` (p × n) = P, ``lin_rows`` (l × n) = L, all acting
@@ -208,7 +208,9 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     ``skip_last_cone``: when Φ does not depend on η₁ at all (pure probabilities) the last cone
     coordinate needs no nodes — its truncation mass is integrated exactly.
     ``budget``: if given, the nodes per dimension of the product rule are chosen after the
-    reduction so that the tensor grid has at most about ``budget`` points (4 to 24 per axis).
+    reduction so that the tensor grid has at most about ``budget`` points (4 to 24 per axis);
+    ``min_gh`` raises the Gauss–Hermite order of the smooth coordinates regardless (integrands
+    with poles near the real axis, such as tanh′ of widely spread fields, need it).
     """
     n_fields, d = factor.shape
     A = np.zeros((0, d)) if cone_rows is None or len(cone_rows) == 0 else cone_rows @ factor
@@ -281,6 +283,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         # tensor rules up to PRODUCT_MAX_DIM dimensions; above, a fixed scrambled Sobol' set
         # (deterministic and smooth in the parameters, so ODE integrators are not disturbed)
         rule = "product" if sample_r1 + r2 <= PRODUCT_MAX_DIM else "qmc"
+        if rule == "qmc" and min_gh:
+            budget = max(budget or 0, min_gh ** 2 * 64)
     if rule == "qmc":
         n = 1 << int(np.ceil(np.log2(max(budget or n_qmc, 256))))
         plain, linear = evaluate(*_points_sobol(sample_r1, r2, n, seed))
@@ -288,7 +292,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     if rule == "product":
         if budget is not None and sample_r1 + r2 > 0:
             n = int(np.clip(np.floor(budget ** (1.0 / (sample_r1 + r2)) + 1e-9), 4, MAX_NODES))
-            n_cone = n_gh = n
+            n_cone, n_gh = n, max(n, min_gh)
         U1, Y2, W = _points_product(sample_r1, r2, n_cone, n_gh)
         plain, linear = evaluate(U1, Y2, W)
         return ConeResult(plain, linear, None, W.shape[0])
