@@ -52,7 +52,7 @@ def _kernel_source() -> str:
                 closer = None if line.rstrip().endswith("]") else "]"
                 continue
             if re.match(r"from \.\w+ import", line):
-                closer = ")" if line.rstrip().endswith("(") else None
+                closer = ")" if ("(" in line and ")" not in line) else None
                 continue
             lines.append(line)
         parts.append(f"# {'=' * 20} kernel: mtsp.numeric.{name} {'=' * 20}\n" + "\n".join(lines))
