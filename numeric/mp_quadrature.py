@@ -275,12 +275,20 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     F = factor if (factor and isinstance(factor[0], list)) else to_mp(factor)
     n_fields = len(F)
     d = len(F[0]) if F else 0
+    nonstrict = None
+    if isinstance(cone_rows, tuple):  # (rows, nonstrict): ≥ rows, ties resolved in the event's favour
+        cone_rows, nonstrict = cone_rows
     Ar = _rows(cone_rows, n_fields)
     Pr = _rows(proj_rows, n_fields)
     Lr = _rows(lin_rows, n_fields) if lin_rows is not None else None
     A = _matmul(Ar, F) if Ar else []
     P = _matmul(Pr, F) if Pr else []
     tol = rank_tol()
+    if nonstrict is not None and A:
+        # a non-strict row of zero variance holds surely: drop it (a strict one fails surely)
+        top = max([abs(x) for r in A for x in r] + [mpmath.mpf(10) ** -300])
+        A = [r for r, ns in zip(A, list(nonstrict))
+             if not (bool(ns) and max([abs(x) for x in r] + [mpmath.mpf(0)]) <= tol * top * 1000)]
     coef, E1, last = _orthonormalise(A, tol)
     if A and any(l < 0 for l in last):
         if fn is None:

@@ -1,0 +1,311 @@
+"""The online right-hand side at arbitrary precision (mpmath) — linear trunks and glm students.
+
+The same reduced integrals as `online.linear_terms` (softmax terms over the logit differences,
+label cones, pair probabilities), each evaluated by `mp_quadrature.cone_expectation_mp`; the
+label terms P_t, L_t where the derivation closed them come from `_closed_arrays_mp`, and the
+equations are assembled by `_assemble_mp` — both printed by SymPy's MpmathPrinter from the same
+symbolic system as the NumPy module (`derive.codegen.load_mp_module`).  Metrics (gen_error,
+label_error: cone probabilities; test_loss) are evaluated in mp as well.
+
+Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the integrals of two
+tasks with C = 3 are 4-dimensional: ≈ 10 s each in mp), shared or separate inputs.
+Nonlinear trunks are not implemented in mp (`NotImplementedError`).
+
+States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)` converts a double State
+exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+
+from .model import State, TheoryModel
+from .mp_quadrature import cone_expectation_mp, mp_factor, to_mp
+
+__all__ = ["MpState", "mp_state", "field_cov_mp", "linear_terms_mp", "integrals_mp", "rhs_state_mp",
+           "task_metrics_mp", "pack_mp", "unpack_mp", "float_state"]
+
+
+@dataclass
+class MpState:
+    Q: mpmath.matrix
+    R: mpmath.matrix
+    V: tuple
+
+
+def _mat(a):
+    a = np.asarray(a, dtype=float) if not isinstance(a, mpmath.matrix) else a
+    if isinstance(a, mpmath.matrix):
+        return a.copy()
+    return mpmath.matrix(to_mp(a)) if a.size else mpmath.matrix(a.shape[0], a.shape[1] if a.ndim > 1 else 1)
+
+
+def mp_state(st: State) -> MpState:
+    return MpState(_mat(st.Q), _mat(st.R), tuple(_mat(v) for v in st.V))
+
+
+def float_state(st: MpState) -> State:
+    f = lambda m: np.array(m.tolist(), dtype=float)  # noqa: E731
+    return State(f(st.Q), f(st.R), tuple(f(v) for v in st.V))
+
+
+def _check(model: TheoryModel):
+    if not model.linear:
+        raise NotImplementedError("the mp back-end covers linear trunks and glm students only "
+                                  f"(activation {model.activation!r})")
+    if max(model.classes) > 3:
+        raise NotImplementedError("the mp back-end covers C_t ≤ 3 (integrals ≤ 4 dimensions)")
+
+
+def field_cov_mp(model: TheoryModel, st: MpState) -> list:
+    K, M = model.K, model.M
+    n = K + 2 * M
+    T = to_mp(model.gram)
+    sig = [mpmath.mpf(s) ** 2 for s in model.sigma_vec()]
+    C = [[mpmath.mpf(0)] * n for _ in range(n)]
+    for i in range(K):
+        for j in range(K):
+            C[i][j] = st.Q[i, j]
+        for j in range(M):
+            C[i][K + j] = C[i][K + M + j] = st.R[i, j]
+            C[K + j][i] = C[K + M + j][i] = st.R[i, j]
+    for i in range(M):
+        for j in range(M):
+            C[K + i][K + j] = C[K + i][K + M + j] = C[K + M + i][K + j] = T[i][j]
+            C[K + M + i][K + M + j] = T[i][j] + (sig[i] if i == j else 0)
+    return C
+
+
+def _logit_rows(model: TheoryModel, st: MpState, t: int) -> list:
+    """z_t = V_t h as rows on the fields (mp)."""
+    V = st.V[t]
+    z = mpmath.mpf(0)
+    return [[V[c, k] if k < model.K else z for k in range(model.n_fields)] for c in range(V.rows)]
+
+
+def _diffs(rows):
+    return [[a - b for a, b in zip(r, rows[0])] for r in rows[1:]]
+
+
+def argmax_cone(values_rows, c: int):
+    """{argmax = c} as (rows, nonstrict): v_c − v_j > 0 (j < c), ≥ 0 (j > c) — ties to the first
+    index, the convention of numeric.model (kept local so both of its signatures work here)."""
+    v = np.asarray(values_rows, dtype=float)
+    rows = np.array([v[c] - v[j] for j in range(v.shape[0]) if j != c])
+    return rows, [j > c for j in range(v.shape[0]) if j != c]
+
+
+def _cone(values_rows, c: int):
+    rows, ns = argmax_cone(values_rows, c)
+    return (_np_rows(rows), ns)
+
+
+def _mp_cone(rows, c: int):
+    """argmax cone of mp rows (lists): (rows, nonstrict)."""
+    return ([[a - b for a, b in zip(rows[c], rows[j])] for j in range(len(rows)) if j != c],
+            [j > c for j in range(len(rows)) if j != c])
+
+
+def _stack(*cones):
+    return (sum((c[0] for c in cones), []), sum((list(c[1]) for c in cones), []))
+
+
+def _softmax(u):
+    z = [mpmath.mpf(0)] + list(u)
+    m = max(z)
+    e = [mpmath.exp(x - m) for x in z]
+    s = mpmath.fsum(e)
+    return [x / s for x in e], m + mpmath.log(s)
+
+
+def _np_rows(a):
+    return [list(r) for r in to_mp(a)]
+
+
+def _pairs(model):
+    T = model.n_tasks
+    if model.inputs == "shared":
+        return [(t, s) for t in range(T) for s in range(T)]
+    return [(t, t) for t in range(T)]
+
+
+def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
+    """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
+    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}."""
+    _check(model)
+    T, K, M = model.n_tasks, model.K, model.M
+    ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
+    diffs = [_diffs(_logit_rows(model, st, t)) for t in range(T)]
+    out = {}
+    for t in range(T):
+        C = model.classes[t]
+
+        def fn(u, C=C):
+            s, lse = _softmax(u)
+            return [a * b for a in s for b in s] + [lse], s
+        r = cone_expectation_mp(F, None, diffs[t], fn, ell, nodes=nodes)
+        out[f"B{t}{t}"] = mpmath.matrix([[r.plain[i * C + j] for j in range(C)] for i in range(C)])
+        out[f"Lse{t}"] = r.plain[-1]
+        out[f"A{t}"] = mpmath.matrix(r.linear)
+    pairs = _pairs(model)
+    for t, s in pairs:
+        if t < s:
+            Ct = model.classes[t]
+
+            def fn2(u, Ct=Ct):
+                a, _ = _softmax(u[:Ct - 1])
+                b, _ = _softmax(u[Ct - 1:])
+                return [x * y for x in a for y in b], None
+            r = cone_expectation_mp(F, None, diffs[t] + diffs[s], fn2, nodes=nodes)
+            Cs = model.classes[s]
+            out[f"B{t}{s}"] = mpmath.matrix([[r.plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
+    partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
+    for t in range(T):
+        Ct = model.classes[t]
+        P = mpmath.matrix(Ct, 1)
+        L = mpmath.matrix(Ct, K + M)
+        Y = {s: mpmath.matrix(Ct, model.classes[s]) for s in partners[t]}
+        for c in range(Ct):
+            cone = _cone(model.rows_nu(t), c)
+            for s in partners[t]:
+                Cs = model.classes[s]
+                if s == t:
+                    def fn3(u):
+                        sm, _ = _softmax(u)
+                        return sm + [mpmath.mpf(1)], [mpmath.mpf(1)]
+                    r = cone_expectation_mp(F, cone, diffs[s], fn3, ell, nodes=nodes)
+                    for j in range(Cs):
+                        Y[s][c, j] = r.plain[j]
+                    P[c, 0] = r.plain[Cs]
+                    for j in range(K + M):
+                        L[c, j] = r.linear[0][j]
+                else:
+                    r = cone_expectation_mp(F, cone, diffs[s], lambda u: (_softmax(u)[0], None), nodes=nodes)
+                    for j in range(Cs):
+                        Y[s][c, j] = r.plain[j]
+        out[f"P{t}"] = P
+        out[f"L{t}"] = L
+        for s in partners[t]:
+            out[f"Y{t}{s}"] = Y[s]
+    for t, s in pairs:
+        if t < s:
+            Ct, Cs = model.classes[t], model.classes[s]
+            PP = mpmath.matrix(Ct, Cs)
+            for c in range(Ct):
+                for d in range(Cs):
+                    rows = _stack(_cone(model.rows_nu(t), c), _cone(model.rows_nu(s), d))
+                    PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=nodes).plain[0]
+            out[f"PP{t}{s}"] = PP
+    return out
+
+
+def _closed_usable(model) -> bool:
+    for t in range(model.n_tasks):
+        sl = model.task_slice(t)
+        C = model.classes[t]
+        S = model.gram[sl, sl] + model.noise[t] ** 2 * np.eye(C)
+        D = np.eye(C)[1:] - np.eye(C)[0]
+        ev = np.linalg.eigvalsh(D @ S @ D.T)
+        if ev[0] <= 1e-9 * max(ev[-1], 1e-300):
+            return False
+    return True
+
+
+def _params(model):
+    m = lambda a: [mpmath.mpf(float(x)) for x in np.ravel(a)]  # noqa: E731
+    return (mpmath.matrix(to_mp(model.gram)), m(model.noise), m(model.weights), m(model.shares),
+            mpmath.mpf(model.lr), mpmath.mpf(model.head_lr), mpmath.mpf(model.weight_decay))
+
+
+def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True) -> dict:
+    """All reduced integrals in mp: quadrature, then the derivation's closed forms where usable
+    (as the NumPy module's `integrals` does)."""
+    from mtsp.derive.codegen import load_mp_module
+    F = mp_factor(field_cov_mp(model, st))
+    flat = linear_terms_mp(model, st, F, nodes)
+    mod = load_mp_module(model)
+    if closed and mod.CLOSED_NAMES and _closed_usable(model):
+        Tm, sig = _params(model)[:2]
+        flat.update(dict(zip(mod.CLOSED_NAMES, mod._closed_arrays_mp(st.Q, st.R, st.V, Tm, sig))))
+    return flat
+
+
+def rhs_state_mp(model: TheoryModel, st: MpState, nodes=None, terms: dict | None = None):
+    """(dQ, dR, dV, losses) in mp from the generated mp assembly; also returns the integrals."""
+    from mtsp.derive.codegen import load_mp_module
+    terms = integrals_mp(model, st, nodes) if terms is None else terms
+    mod = load_mp_module(model)
+    Tm, sig, w, pi, eta, etav, kappa = _params(model)
+    V = st.V if model.train_heads else tuple(st.V)
+    outs = mod._assemble_mp(st.Q, st.R, V, Tm, sig, w, pi, eta, etav, kappa, terms)
+    n = model.n_tasks
+    dV = tuple(outs[2:2 + n]) if model.train_heads else ()
+    return outs[0], outs[1], dV, outs[-1], terms
+
+
+def pack_mp(model: TheoryModel, Q, R, V) -> list:
+    K = model.K
+    y = [Q[i, j] for i in range(K) for j in range(i, K)]
+    y += [R[i, j] for i in range(K) for j in range(model.M)]
+    if model.train_heads:
+        for v in V:
+            y += [v[i, j] for i in range(v.rows) for j in range(v.cols)]
+    return y
+
+
+def unpack_mp(model: TheoryModel, y: list, V0=None) -> MpState:
+    K, M = model.K, model.M
+    Q = mpmath.matrix(K, K)
+    pos = 0
+    for i in range(K):
+        for j in range(i, K):
+            Q[i, j] = Q[j, i] = y[pos]
+            pos += 1
+    R = mpmath.matrix(K, M)
+    for i in range(K):
+        for j in range(M):
+            R[i, j] = y[pos]
+            pos += 1
+    if model.train_heads:
+        V = []
+        for c in model.classes:
+            v = mpmath.matrix(c, K)
+            for i in range(c):
+                for j in range(K):
+                    v[i, j] = y[pos]
+                    pos += 1
+            V.append(v)
+        V = tuple(V)
+    else:
+        V = tuple(_mat(v) for v in (V0 if V0 is not None else model.heads0))
+    return MpState(Q, R, V)
+
+
+def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True):
+    """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities)."""
+    _check(model)
+    F = mp_factor(field_cov_mp(model, st))
+    out = []
+    ell_one = lambda p: ([mpmath.mpf(1)], [mpmath.mpf(1)])  # noqa: E731
+    for t in range(model.n_tasks):
+        z = _logit_rows(model, st, t)
+        gen = lab = mpmath.mpf(0)
+        lam = _np_rows(model.rows_lambda(t))
+        nu = _np_rows(model.rows_nu(t))
+        for c in range(model.classes[t]):
+            zc = _mp_cone(z, c)
+            gen += cone_expectation_mp(F, _stack(zc, _mp_cone(lam, c)), [], None, nodes=nodes).plain[0]
+            if label:
+                lab += cone_expectation_mp(F, _stack(zc, _mp_cone(nu, c)), [], None, nodes=nodes).plain[0]
+        tl = mpmath.nan
+        if loss:
+            lse = cone_expectation_mp(F, None, _diffs(z), lambda u: ([_softmax(u)[1]], None),
+                                      nodes=nodes).plain[0]
+            ez = mpmath.mpf(0)
+            for c in range(model.classes[t]):
+                ez += cone_expectation_mp(F, _mp_cone(nu, c), [], ell_one, [z[c]], nodes=nodes).linear[0][0]
+            tl = lse - ez
+        out.append((1 - gen, (1 - lab) if label else mpmath.nan, tl))
+    return out
