@@ -143,9 +143,20 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-5, atol:
                        {"nfev": nfev, "integrate_s": t1 - t0, "metrics_s": t2 - t1})
 
 
+# `accuracy="high"`: quadrature budgets and ODE tolerances for ≤ 1e-7 in gen_error against the
+# mp path (measured on a two-task shared linear trunk, see benchmarks/mp_solve.py)
+HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000)
+HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
+
+
 def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
-          engine: str = "ode") -> SolveResult:
+          engine: str = "ode", precision: str = "double", dps: int = 30,
+          accuracy: str = "default") -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
+
+    ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
+    (`mp_solve.solve_online_mp`: linear trunks / glm, C ≤ 3; slow).  ``accuracy="high"``: the
+    double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
@@ -153,7 +164,19 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     if protocol != "online":
         raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
                                   "(online is)")
-    res = solve_online(setup, acc, progress=progress, engine=engine)
+    if accuracy not in ("default", "high"):
+        raise ValueError(f"accuracy: unknown accuracy {accuracy!r} (default | high)")
+    if precision == "mp":
+        from .mp_solve import solve_online_mp
+        if single:
+            raise NotImplementedError("precision: --single is not supported with the mp back-end")
+        return solve_online_mp(setup, dps=dps, progress=progress)
+    if precision != "double":
+        raise ValueError(f"precision: unknown precision {precision!r} (double | mp)")
+    tol = {}
+    if accuracy == "high":
+        acc, tol = HIGH_ACCURACY, HIGH_TOL
+    res = solve_online(setup, acc, progress=progress, engine=engine, **tol)
     if single:
         res.single = {}
         shares = setup.shares()
@@ -161,6 +184,6 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
             times = list(setup.training.times)
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]
-            alone = solve_online(setup.single(k), acc, times=times, engine=engine)
+            alone = solve_online(setup.single(k), acc, times=times, engine=engine, **tol)
             res.single[task.name] = alone.tasks[task.name]
     return res
