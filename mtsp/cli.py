@@ -176,7 +176,7 @@ def _fmt_t(t) -> str:
 # ----------------------------------------------------------------------------------------------
 # the computations, shared by the commands
 
-def _theory(setup, single: bool, show: bool, engine: str = "ode"):
+def _theory(setup, single: bool, show: bool, engine: str = "ode", **precision):
     from .numeric.solve import solve
     n = 1 + (len(setup.tasks) if single else 0)
     with Progress("theory", enabled=show) as p:
@@ -185,7 +185,7 @@ def _theory(setup, single: bool, show: bool, engine: str = "ode"):
                 p(1.0 / n, "single-task baselines")
             else:
                 p(f / n)
-        res = solve(setup, single=single, progress=cb, engine=engine)
+        res = solve(setup, single=single, progress=cb, engine=engine, **precision)
     return res
 
 
@@ -231,7 +231,8 @@ def cmd_solve(args) -> int:
     setup = _load(args.setup)
     _check_protocol(setup)
     show = progress_enabled(args.json, quiet=args.quiet)
-    res = _theory(setup, args.single, show, args.engine)
+    res = _theory(setup, args.single, show, args.engine, precision=args.precision, dps=args.dps,
+                  accuracy=args.accuracy)
     js = res.to_json_dict()
     if args.json:
         _print_json(js)
@@ -242,6 +243,18 @@ def cmd_solve(args) -> int:
     if stats and show:
         _diag("theory stats: " + ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}"
                                            for k, v in stats.items()))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .numeric.check import check, format_report
+    setup = _load(args.setup)
+    _check_protocol(setup)
+    rep = check(setup, dps=args.dps, states=args.states)
+    if args.json:
+        _print_json(rep)
+    else:
+        sys.stdout.write(format_report(rep) + "\n")
     return 0
 
 
@@ -323,7 +336,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "right-hand side (a cross-check)")
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
+    p.add_argument("--precision", choices=["double", "mp"], default="double",
+                   help="mp: the whole ODE in mpmath (linear trunks/glm, C ≤ 3; slow)")
+    p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
+    p.add_argument("--accuracy", choices=["default", "high"], default="default",
+                   help="high: larger quadrature budgets and tight ODE tolerances (double path)")
     p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("check", parents=[common], help="double vs mpmath right-hand side, per term",
+                       description="Evaluate the right-hand side at a few states of the solved "
+                                   "trajectory of SETUP in double and in mpmath precision and print "
+                                   "the largest relative difference per term.")
+    p.add_argument("setup", metavar="SETUP")
+    p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
+    p.add_argument("--states", type=_positive_int, default=3, help="states of the trajectory (default 3)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("simulate", parents=[common], help="finite-N simulations of a setup",
                        description="Simulate SETUP at finite N (torch), averaged over seeds.")
