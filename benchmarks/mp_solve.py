@@ -1,0 +1,48 @@
+"""Double vs mp: gen_error of a two-task shared linear trunk (C = 2, K = 2), the issue's ≤ 1e-7 bar.
+
+Solves the same setup with the double path (default accuracy and `accuracy="high"`) and with the
+mp back-end (`precision="mp"`, dps 30, RK4 step doubling), and prints the largest gen_error
+difference of each double solve against mp, with the wall times.
+Run: PYTHONPATH=. python benchmarks/mp_solve.py [--classes 2] [--t 1.0]
+"""
+import argparse
+import time
+
+import numpy as np
+
+from mtsp.numeric.solve import solve
+from mtsp.setup import setup_from_dict
+
+
+def setup(classes=2, t_end=1.0):
+    return setup_from_dict({
+        "name": f"two tasks, shared linear trunk, C={classes}",
+        "tasks": [{"name": "A", "classes": classes, "noise": 0.5},
+                  {"name": "B", "classes": classes, "noise": 1.0}],
+        "teacher": {"alignment": 0.9}, "student": {"kind": "shared", "hidden": 2, "activation": "linear",
+                                                   "init_scale": 0.3},
+        "training": {"protocol": "online", "lr": 0.5, "times": [t_end / 2, t_end]}})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--classes", type=int, default=2)
+    ap.add_argument("--t", type=float, default=1.0)
+    a = ap.parse_args()
+    su = setup(a.classes, a.t)
+    out = {}
+    for label, kw in (("double", {}), ("double-high", {"accuracy": "high"}), ("mp", {"precision": "mp"})):
+        t0 = time.perf_counter()
+        out[label] = solve(su, **kw)
+        print(f"{label:12s} {time.perf_counter() - t0:8.1f} s  stats {out[label].stats}", flush=True)
+    ref = out["mp"].tasks
+    for label in ("double", "double-high"):
+        d = max(np.abs(np.array(out[label].tasks[k]["gen_error"]) - np.array(ref[k]["gen_error"])).max()
+                for k in ref)
+        print(f"max |gen_error({label}) - gen_error(mp)| = {d:.2e}")
+    for k in ref:
+        print(k, "mp gen_error:", ref[k]["gen_error_mp"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The mpmath path: each NumPy kernel tier against its mp evaluation (dps 30), C = 2 closed forms
+against the mpmath back-end, and the double-vs-mp right-hand side of a two-task shared trunk.
+
+Measured levels (bounds are set a few × above; fields of realistic spread, std ≲ 1.5):
+  closed-form orthants (2, 3 rows)              5.6e-17
+  product, 1 smooth dim (GH 24)                 6.7e-13
+  product, 2 smooth dims (GH 24²)               6.2e-09  (nearly aligned 1e-4: 6.2e-09, tiny 1e-4: 1.2e-11)
+  product, 1 cone + 1 smooth (tanh–sinh × GH)   1.1e-10  (aligned 7.7e-11, tiny 7.8e-11)
+  product, 2 cone + 1 smooth (18³)              9.7e-10  (mp at 24 nodes; its own 24-vs-18 spread 1.5e-6,
+                                                          so this bound certifies only ≲ 1e-6 there)
+  RHS, two tasks C = 2, K = 2 (all terms)       ≈ 2e-9 absolute at a random state
+The double budgets are Accuracy() defaults (6000 points per integral).
+"""
+import mpmath
+import numpy as np
+import pytest
+
+from mtsp.numeric.model import State, theory_model
+from mtsp.numeric.mp_online import mp_state, rhs_state_mp
+from mtsp.numeric.mp_quadrature import cone_expectation_mp, mp_factor, orthant_probability_mp
+from mtsp.numeric.online import Accuracy
+from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
+from mtsp.setup import setup_from_dict
+
+
+@pytest.fixture(autouse=True)
+def _dps(tmp_path, monkeypatch):
+    monkeypatch.setenv("MTSP_CACHE_DIR", str(tmp_path / "cache"))
+    with mpmath.workdps(30):
+        yield
+
+
+def _cov(rng, n, d, variant):
+    """Field covariance of actual weights (PSD by construction)."""
+    W = rng.standard_normal((n, d))
+    if variant == "aligned":
+        W[1] = W[0] + 1e-4 * rng.standard_normal(d)
+    if variant == "tiny":
+        W[0] *= 1e-4
+    return 0.5 * W @ W.T / d
+
+
+def _sm(p):
+    z = np.concatenate([np.zeros((len(p), 1)), p], 1)
+    e = np.exp(z - z.max(1, keepdims=True))
+    s = e / e.sum(1, keepdims=True)
+    return s, s[:, :1]
+
+
+def _sm_mp(p):
+    z = [mpmath.mpf(0)] + list(p)
+    m = max(z)
+    e = [mpmath.exp(x - m) for x in z]
+    tot = mpmath.fsum(e)
+    s = [x / tot for x in e]
+    return s, [s[0]]
+
+
+TIERS = [  # (cone dims, smooth dims, mp nodes, bound)
+    (0, 1, 80, 5e-12),
+    (0, 2, 48, 3e-8),
+    (1, 1, 48, 1e-9),
+]
+
+
+@pytest.mark.parametrize("variant", ["generic", "aligned", "tiny"])
+@pytest.mark.parametrize("nc,npj,nodes,bound", TIERS)
+def test_product_tiers_against_mp(variant, nc, npj, nodes, bound):
+    rng = np.random.default_rng(7)
+    n = 6
+    cov = _cov(rng, n, 8, variant)
+    A = rng.standard_normal((nc, n)) if nc else None
+    P = 0.5 * rng.standard_normal((npj, n))
+    L = rng.standard_normal((2, n))
+    r = cone_expectation(gaussian_factor(cov), A, P, _sm, L, budget=Accuracy().budget)
+    rm = cone_expectation_mp(mp_factor(cov), A, P, _sm_mp, L, nodes=nodes)
+    err = max(np.abs(np.array(rm.plain, dtype=float) - r.plain).max(),
+              np.abs(np.array(rm.linear, dtype=float) - r.linear).max())
+    assert err < bound, err
+
+
+def test_three_dim_tier_against_mp():
+    rng = np.random.default_rng(0)
+    n = 6
+    cov = _cov(rng, n, 8, "generic")
+    A, P, L = rng.standard_normal((2, n)), 0.5 * rng.standard_normal((1, n)), rng.standard_normal((2, n))
+    r = cone_expectation(gaussian_factor(cov), A, P, _sm, L, budget=Accuracy().budget)
+    rm = cone_expectation_mp(mp_factor(cov), A, P, _sm_mp, L, nodes=24)
+    assert np.abs(np.array(rm.plain, dtype=float) - r.plain).max() < 1e-8  # measured 9.7e-10
+
+
+def test_closed_orthants_against_mp():
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for _ in range(20):
+        for d in (2, 3):
+            S = _cov(rng, d, 5, "generic")
+            worst = max(worst, abs(orthant_probability(S) - float(orthant_probability_mp(S))))
+            # and the mp closed form against the mp product rule (Genz, 2–3 dims)
+    assert worst < 1e-14  # measured 5.6e-17
+
+
+def _two_task(classes=2):
+    return setup_from_dict({
+        "tasks": [{"name": "A", "classes": classes, "noise": 0.5}, {"name": "B", "classes": classes, "noise": 1.0}],
+        "teacher": {"alignment": 0.9}, "student": {"kind": "shared", "hidden": 2, "activation": "linear",
+                                                   "init_scale": 0.3},
+        "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
+
+
+def _state(model, seed=0, scale=0.6):
+    rng = np.random.default_rng(seed)
+    F = gaussian_factor(model.gram)
+    B = np.hstack([F, np.zeros((model.M, model.K))])
+    W = scale * rng.standard_normal((model.K, B.shape[1]))
+    return State(W @ W.T, W @ B.T, tuple(v + 0.3 * rng.standard_normal(v.shape) for v in model.heads0))
+
+
+def test_closed_forms_c2_numpy_vs_mpmath_backend():
+    from mtsp.derive.codegen import load_module, load_mp_module
+    model = theory_model(_two_task(2))
+    st = _state(model)
+    mod, mmod = load_module(model), load_mp_module(model)
+    assert mod.CLOSED_NAMES == mmod.CLOSED_NAMES and mmod.CLOSED_NAMES
+    d = mod._closed_arrays(st.Q, st.R, st.V, model.gram, model.noise)
+    m = mp_state(st)
+    mm = mmod._closed_arrays_mp(m.Q, m.R, m.V, mpmath.matrix(model.gram.tolist()),
+                                [mpmath.mpf(s) for s in model.noise])
+    for a, b in zip(d, mm):
+        assert np.abs(np.asarray(a, float) - np.array(b.tolist(), dtype=float)).max() < 1e-12
+    assert "import numpy" not in mmod.SOURCE and "import mpmath" in mmod.SOURCE
+
+
+def test_rhs_double_vs_mp_two_task_shared():
+    from mtsp.derive.codegen import load_module
+    model = theory_model(_two_task(2))
+    st = _state(model)
+    dQ, dR, dV, loss = load_module(model).rhs_state(model, st, Accuracy())
+    dQm, dRm, dVm, lossm, _ = rhs_state_mp(model, mp_state(st), nodes=32)
+    f = lambda m: np.array(m.tolist(), dtype=float)  # noqa: E731
+    err = max(np.abs(f(dQm) - dQ).max(), np.abs(f(dRm) - dR).max(),
+              max(np.abs(f(a) - b).max() for a, b in zip(dVm, dV)),
+              np.abs(np.array([float(x) for x in lossm]) - loss).max())
+    assert err < 2e-8, err  # measured ≈ 1.7e-9
