@@ -5,6 +5,8 @@
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
     mtsp derive SETUP --out DIR
+    mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
+               [--jobs N] [--scheduler tcp://...]
 
 Results go to stdout (``--json``: one MODEL.md JSON object; else a readable table), progress and
 diagnostics to stderr. A setup or request that cannot run (SetupError, a protocol not implemented
@@ -304,6 +306,64 @@ def cmd_derive(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    """Parameter sweep of the multitask benefit (mtsp.numeric.sweep; plots: mtsp.validate.maps)."""
+    from .numeric.sweep import parse_vary, sweep
+    setup = _load(args.setup)
+    vary = {}
+    for spec in args.vary:
+        key, values = parse_vary(spec)
+        if key in vary:
+            raise CliError(f"{key}: varied twice")
+        vary[key] = values
+    out = _prepare_out(args.out) if args.out else None
+    if args.scheduler is not None and args.jobs is not None:
+        raise CliError("jobs: --jobs sets local worker processes; with --scheduler the Dask "
+                       "cluster decides")
+    show = progress_enabled(args.json, quiet=args.quiet)
+    n = 1
+    for v in vary.values():
+        n *= len(v)
+
+    def skip(point, msg):
+        _diag(f"mtsp: skipped point {', '.join(f'{k}={v}' for k, v in point.items())}: {msg}")
+    with Progress("sweep", enabled=show) as p:
+        res = sweep(setup, vary, at=args.at, engine=args.engine, jobs=args.jobs,
+                    scheduler=args.scheduler, progress=p, on_skip=skip)
+    if not args.quiet:
+        st = res.stats
+        _diag(f"sweep: {st['valid_points']} of {n} points ({st['skipped_points']} skipped), "
+              f"{st['multi_solves']} multitask + {st['single_solves']} single-task solves on "
+              f"{st['executor']} in {st['wall_s']:.1f} s")
+    if args.json:
+        _print_json(res.to_json_dict())
+    else:
+        sys.stdout.write(_sweep_table(res))
+    if out is not None:
+        from .validate.maps import write_sweep
+        for path in write_sweep(res, out):
+            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _sweep_table(res) -> str:
+    at = "" if res.at is None else f" at t = {res.at:g}"
+    lines = [f"{res.base.get('name', '')}: multitask benefit{at} (engine {res.engine}); "
+             "Δ = gen_error(single) − gen_error(multi), > 0: sharing helps", ""]
+    head = [f"{k:>{max(len(k), 8)}}" for k in res.keys]
+    for t in res.tasks:
+        head += [f"{'multi ' + t:>12}", f"{'single ' + t:>12}", f"{'Δ ' + t:>10}"]
+    lines.append("  ".join(head))
+    for r in res.records:
+        row = [f"{(f'{r[k]:.6g}' if isinstance(r[k], float) else r[k])!s:>{max(len(k), 8)}}"
+               for k in res.keys]
+        for t in res.tasks:
+            row += [f"{r['multi'][t]['gen_error']:>12.4f}", f"{r['single'][t]['gen_error']:>12.4f}",
+                    f"{r['benefit'][t]:>+10.4f}"]
+        lines.append("  ".join(row))
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -386,6 +446,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_derive)
+
+    p = sub.add_parser("sweep", parents=[common], help="map the multitask benefit over parameters",
+                       description="Solve the theory at every point of a grid around SETUP and "
+                                   "report the multitask and single-task gen_error of each task and "
+                                   "the benefit Δ = gen_error(single) − gen_error(multi). Invalid "
+                                   "points are reported on stderr and skipped.")
+    p.add_argument("setup", metavar="BASE_SETUP", help="base setup file (TOML)")
+    p.add_argument("--vary", action="append", required=True, metavar="KEY=VALUES",
+                   help="a dotted key (teacher.alignment, tasks.<task>.noise, student.hidden, "
+                        "training.lr, ...) and its values: a comma list (0,0.5,0.9) or "
+                        "start:stop:count; repeat for a grid (first key slowest)")
+    p.add_argument("--at", type=float, default=None, metavar="T",
+                   help="the time at which to compare (default: the setup's last time)")
+    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
+                   help="theory engine (as for solve)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write sweep.json, sweep.csv, the plot (benefit.png for one key, "
+                        "benefit_map.png for two) and points/*.toml into DIR")
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="local worker processes (default: the number of CPUs)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the solves on a Dask distributed cluster (tcp://host:8786; needs "
+                        "pip install \"mtsp[dask]\")")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -22,8 +22,10 @@ teacher's ``alignment`` and the task's ``share``, which a lone task does not use
 together with the evaluation time and the engine, and each is computed once per sweep.
 
 Execution. The solves run in parallel: local processes by default
-(``concurrent.futures.ProcessPoolExecutor``, spawn start method, ``jobs`` workers, default
-``os.cpu_count()``; ``jobs=1`` runs in this process), or on a Dask distributed cluster when
+(``concurrent.futures.ProcessPoolExecutor`` with the platform's start method — fork on Linux, so
+the derived modules already loaded here are inherited; where it is spawn, a script needs the usual
+``if __name__ == "__main__":`` guard — ``jobs`` workers, default ``os.cpu_count()``; ``jobs=1``
+runs in this process), or on a Dask distributed cluster when
 ``scheduler`` is given (an address such as ``"tcp://host:8786"``, or a ``distributed.Client``;
 Dask is an optional extra: ``pip install "mtsp[dask]"``). The generated module of each setup
 structure is derived once, here, before the workers start (they find it in the disk cache).
@@ -267,7 +269,8 @@ def _online_defaults():
 
 def _evaluate(setup, engine: str) -> dict:
     """gen_error of every task of `setup` at its last time, exactly as ``solve`` computes it (the
-    same integration to that time and the same metric call), without the early-stopping scans.
+    same integration to that time and the same gen_error integrals), without the early-stopping
+    scans and the other metrics.
     Non-online protocols: ``solve`` itself (its last value)."""
     from .solve import solve
     if setup.training.protocol != "online":
@@ -280,7 +283,9 @@ def _evaluate(setup, engine: str) -> dict:
     model = theory_model(setup)
     t_end = float(setup.training.times[-1])
     traj, _ = _integrate(model, t_end, acc, rtol, atol, engine, setup.name)
-    ms = task_metrics(model, model.unpack(traj(t_end)), acc)
+    # gen_error only: its cone integrals are the same calls, with the same budgets, as in the full
+    # metric evaluation of solve_online (label_error and test_loss are separate integrals)
+    ms = task_metrics(model, model.unpack(traj(t_end)), acc, loss=False, label=False)
     return {name: float(m.gen_error) for name, m in zip(model.names, ms)}
 
 
@@ -315,11 +320,9 @@ class _Serial:
 
 class _Local:
     def __init__(self, workers: int):
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         self.name = f"processes ({workers})"
-        self.pool = ProcessPoolExecutor(max_workers=workers,
-                                        mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(max_workers=workers)   # the platform's start method
 
     def run(self, fn, jobs):
         from concurrent.futures import as_completed
@@ -372,7 +375,7 @@ class _Dask:
 def _executor(jobs, scheduler, n_jobs):
     if scheduler is not None:
         return _Dask(scheduler)
-    workers = os.cpu_count() or 1 if jobs is None else int(jobs)
+    workers = (os.cpu_count() or 1) if jobs is None else int(jobs)
     if workers < 1:
         raise SweepError("jobs", f"must be >= 1, got {workers}")
     workers = min(workers, n_jobs)
@@ -520,7 +523,7 @@ def _single_jobs(point, at, engine):
 
 
 def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None = None,
-          scheduler=None, progress=None) -> SweepResult:
+          scheduler=None, progress=None, on_skip=None) -> SweepResult:
     """Solve every point of the grid ``vary`` (``{KEY: [values]}``, dotted keys) around
     ``base_setup`` and return the multitask/single-task gen_error and the benefit per task.
 
@@ -528,6 +531,7 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     ``jobs``: local worker processes (default ``os.cpu_count()``; 1 = in this process).
     ``scheduler``: a Dask scheduler address or ``distributed.Client`` (instead of local processes).
     ``progress``: a callable ``progress(fraction, note)`` (e.g. ``mtsp.progress.Progress``).
+    ``on_skip``: called as ``on_skip(point, message)`` for each invalid point, before any solve.
     Raises SweepError / SetupError for a request that cannot run (unknown key, bad ``at``, no
     valid grid point)."""
     if engine not in ("ode", "reference"):
@@ -555,9 +559,9 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
             s = point_setup(base_setup, point, at)
         except ValueError as e:          # SetupError: "key: reason"
             skipped.append({"index": i, "point": point, "error": str(e)})
+            if on_skip:
+                on_skip(point, str(e))
             continue
-        if s.training.protocol not in ("online",) and s.training.protocol != base_setup.training.protocol:
-            pass
         valid.append((i, point, s))
     if not valid:
         first = skipped[0]["error"] if skipped else "empty grid"
