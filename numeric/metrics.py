@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import activation
-from .model import State, TheoryModel, argmax_cone
+from .model import State, TheoryModel, argmax_cone, cone_stack
 from .online import (Accuracy, _diff_rows, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
                      smooth_nodes)
 from .quadrature import cone_expectation, gaussian_factor
@@ -41,10 +41,10 @@ def _linear_errors(model, st, factor, t, acc, label=True):
     gen = lab = 0.0
     for c in range(model.classes[t]):
         zc = argmax_cone(z, c)
-        gen += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_lambda(t), c)]),
+        gen += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_lambda(t), c)),
                                 np.zeros((0, model.n_fields)), None, budget=acc.metric_budget).plain[0]
         if label:
-            lab += cone_expectation(factor, np.vstack([zc, argmax_cone(model.rows_nu(t), c)]),
+            lab += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_nu(t), c)),
                                     np.zeros((0, model.n_fields)), None,
                                     budget=acc.metric_budget).plain[0]
     return 1.0 - gen, (1.0 - lab) if label else float("nan"), 0.0, 0.0

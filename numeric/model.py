@@ -138,10 +138,27 @@ class State:
     V: tuple[np.ndarray, ...]
 
 
-def argmax_cone(values_rows: np.ndarray, c: int) -> np.ndarray:
-    """Rows of the event {argmax = c}: (v_c − v_j > 0 for j ≠ c) for rows v of a class block."""
+def argmax_cone(values_rows: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:
+    """The event {argmax = c} for rows v of a class block, as (rows, nonstrict):
+    v_c − v_j > 0 for j < c and v_c − v_j ≥ 0 for j > c — ties go to the first index, as numpy's
+    and torch's argmax do.  Ties matter only where two logits are identical (a teacher of rank
+    r < C with aligned classes, a student at σ₀ = 0), where the kernel drops a non-strict zero row
+    and gives a strict zero row probability zero."""
     C = values_rows.shape[0]
-    return np.array([values_rows[c] - values_rows[j] for j in range(C) if j != c])
+    rows = np.array([values_rows[c] - values_rows[j] for j in range(C) if j != c])
+    return rows, np.array([j > c for j in range(C) if j != c])
+
+
+def cone_stack(*cones):
+    """Intersection of cones given as (rows, nonstrict) pairs or plain (strict) row arrays."""
+    rows, masks = [], []
+    for cone in cones:
+        if cone is None:
+            continue
+        r, m = cone if isinstance(cone, tuple) else (cone, np.zeros(len(cone), bool))
+        rows.append(r)
+        masks.append(m)
+    return np.vstack(rows), np.concatenate(masks)
 
 
 def theory_model(setup) -> TheoryModel:

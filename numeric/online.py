@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import activation
-from .model import State, TheoryModel, argmax_cone
+from .model import State, TheoryModel, argmax_cone, cone_stack
 from .quadrature import cone_expectation, gaussian_factor
 
 __all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear",
@@ -106,7 +106,7 @@ def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy)
     one = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
     for c in range(Ct):
         for d in range(Cs):
-            rows = np.vstack([argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(s), d)])
+            rows = cone_stack(argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(s), d))
             out[c, d] = cone_expectation(factor, rows, np.zeros((0, model.n_fields)), one,
                                          skip_last_cone=True, budget=acc.metric_budget).plain[0]
     _pair_prob_cache[key] = out
@@ -213,7 +213,8 @@ def _orthant_splits(model: TheoryModel):
     if model.activation != "relu":
         return [None]
     H = model.rows_h()
-    return [np.array([sg * H[k] for k, sg in enumerate(signs)])
+    # h_k > 0 (strict) or h_k ≤ 0 (non-strict): relu′(0) = 0 puts h = 0 on the negative side
+    return [(np.array([sg * H[k] for k, sg in enumerate(signs)]), np.array([sg < 0 for sg in signs]))
             for signs in _orthant_signs(model.K)]
 
 
@@ -222,7 +223,7 @@ def _with_split(cone, split):
         return cone
     if cone is None:
         return split
-    return np.vstack([cone, split])
+    return cone_stack(cone, split)
 
 
 def smooth_nodes(model: TheoryModel, st: State) -> int:
@@ -322,7 +323,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
             acc_ = np.zeros((K, K))
             for c in range(model.classes[t]):
                 for d in range(model.classes[u]):
-                    cone = np.vstack([argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(u), d)])
+                    cone = cone_stack(argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(u), d))
 
                     if model.activation == "relu":
                         # inside a sign orthant g′ is constant: a pure cone probability

@@ -196,6 +196,9 @@ class _Model:
         tol = 1e-12 * max(1.0, float(np.abs(e).max()))
         keep = e > tol
         F = U[:, keep] * np.sqrt(e[keep])                                            # (M, r)
+        # a class whose teacher logit has zero variance (rank r_t < C_t, aligned map) has the
+        # exact zero row of MODEL.md, so its logit ties exactly and argmax keeps the first index
+        F[np.diag(Tm) <= tol] = 0.0
         r = int(keep.sum())
         N, S, K = self.N, self.S, self.K
         if N < r + K:
