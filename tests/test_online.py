@@ -1,0 +1,372 @@
+"""Tests of the online theory engine (mtsp.numeric.online / metrics / solve) against independent
+evaluations: MODEL.md's public check, closed forms for C = 2 glm students, and direct Monte Carlo
+of MODEL.md's formulas (fields sampled with numpy from a factorisation built here, labels, softmax,
+δ and the losses computed per sample — nothing from mtsp.numeric is used to produce the reference).
+"""
+import numpy as np
+import pytest
+from scipy.special import erf, logsumexp, softmax
+from scipy.stats import multivariate_normal
+
+from mtsp.numeric.metrics import task_metrics
+from mtsp.numeric.model import State, theory_model
+from mtsp.numeric.online import rhs_state
+from mtsp.numeric.solve import solve
+from mtsp.setup import setup_from_dict
+
+
+def mm(x, Y):
+    """x @ Y for a tall x, without BLAS: multithreaded BLAS on skinny products is slow on a
+    loaded machine, and these Monte-Carlo loops are all skinny products."""
+    return np.einsum("ni,ij->nj", x, Y)
+
+
+def setup_dict(tasks, student, training=None, teacher=None):
+    return {"name": "test", "tasks": tasks, "teacher": teacher or {"alignment": 0.6},
+            "student": student,
+            "training": {"protocol": "online", "lr": 0.7, "head_lr": 0.4, "weight_decay": 0.05,
+                         "times": [1.0]} | (training or {})}
+
+
+def model_of(*args, **kw):
+    return theory_model(setup_from_dict(setup_dict(*args, **kw)))
+
+
+# ------------------------------------------------------------------------------------------
+# MODEL.md's public check
+
+def test_public_check_glm_c2():
+    d = {"name": "public", "tasks": [{"name": "A", "classes": 2, "noise": 0.3, "norm": 1.0}],
+         "student": {"kind": "glm", "init_scale": 0.0},
+         "training": {"protocol": "online", "lr": 0.5, "times": [1, 2, 4, 8]}}
+    res = solve(setup_from_dict(d))
+    got = np.array(res.tasks["A"]["gen_error"])
+    # measured 0.284113, 0.222272, 0.161170, 0.111116
+    np.testing.assert_array_equal(np.round(got, 4), [0.2841, 0.2223, 0.1612, 0.1111])
+    np.testing.assert_allclose(got, [0.2841, 0.2223, 0.1612, 0.1111], atol=5e-5)
+    assert res.engine == "ode" and res.protocol == "online"
+
+
+def test_full_batch_is_refused_naming_the_key():
+    d = {"name": "fb", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
+         "student": {"kind": "glm", "init_scale": 0.0},
+         "training": {"protocol": "full_batch", "alpha": 3.0, "lr": 1.0, "times": [2, 10]}}
+    with pytest.raises(NotImplementedError, match=r"training\.protocol"):
+        solve(setup_from_dict(d))
+
+
+# ------------------------------------------------------------------------------------------
+# Random valid states: fields built from independent Gaussians, so Cov(h, λ) is PSD by
+# construction.  λ = L a (L Lᵀ = T), h = A a + B b, ν = λ + σ ξ  (a, b, ξ standard normal).
+
+class Fields:
+    def __init__(self, model, rng, scale_a=0.6, scale_b=0.5, scale_v=0.9):
+        self.model = model
+        w, U = np.linalg.eigh(model.gram)
+        self.L = U * np.sqrt(np.clip(w, 0, None))          # M × M, L Lᵀ = T
+        K, M = model.K, model.M
+        self.A = scale_a * rng.normal(size=(K, M))
+        self.B = scale_b * rng.normal(size=(K, K))
+        self.sigma = np.concatenate([np.full(c, s) for c, s in zip(model.classes, model.noise)])
+        Q = self.A @ self.A.T + self.B @ self.B.T
+        R = self.A @ self.L.T
+        if model.train_heads:
+            V = tuple(scale_v * rng.normal(size=(c, K)) for c in model.classes)
+        else:
+            V = model.heads0
+        self.state = State(Q, R, V)
+
+    def sample(self, rng, n):
+        K, M = self.model.K, self.model.M
+        a = rng.standard_normal((n, M))
+        b = rng.standard_normal((n, K))
+        xi = rng.standard_normal((n, M))
+        lam = mm(a, self.L.T)
+        h = mm(a, self.A.T) + mm(b, self.B.T)
+        nu = lam + xi * self.sigma
+        return h, lam, nu
+
+
+def g_and_dg(name, h):
+    """MODEL.md's activations, written out here."""
+    if name == "linear":
+        return h, np.ones_like(h)
+    if name == "relu":
+        return np.maximum(h, 0), (h > 0).astype(float)
+    if name == "erf":
+        return erf(h / np.sqrt(2)), np.sqrt(2 / np.pi) * np.exp(-h * h / 2)
+    if name == "tanh":
+        t = np.tanh(h)
+        return t, 1 - t * t
+    raise ValueError(name)
+
+
+class Acc:
+    """Running mean and standard error of per-sample arrays."""
+
+    def __init__(self):
+        self.n, self.s, self.s2 = 0, 0.0, 0.0
+
+    def add(self, x):                     # per-sample values x: (n, ...)
+        self.n += len(x)
+        self.s = self.s + x.sum(0)
+        self.s2 = self.s2 + (x * x).sum(0)
+
+    def add_outer(self, x, y):            # per-sample outer products x_i y_jᵀ, not formed
+        self.n += len(x)
+        self.s = self.s + np.einsum("ni,nj->ij", x, y)
+        self.s2 = self.s2 + np.einsum("ni,nj->ij", x * x, y * y)
+
+    def result(self):
+        m = self.s / self.n
+        var = np.maximum(self.s2 / self.n - m * m, 0)
+        return m, np.sqrt(var / (self.n - 1))
+
+
+def mc_rhs(fields, n, seed, chunk=250_000):
+    """Monte-Carlo estimate (mean, SE) of dQ/dt, dR/dt, dV_t/dt from MODEL.md's per-sample
+    formulas; separate inputs: each sample draws its task τ ~ π and carries only that loss term."""
+    model = fields.model
+    st = fields.state
+    eta, etav, kappa = model.lr, model.head_lr, model.weight_decay
+    w = model.weights
+    offs = np.concatenate([[0], np.cumsum(model.classes)])
+    rng = np.random.default_rng(seed)
+    accQ, accR = Acc(), Acc()
+    accV = [Acc() for _ in model.classes]
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        h, lam, nu = fields.sample(rng, m)
+        if model.kind == "glm":
+            gh, dg = h, np.ones_like(h)
+        else:
+            gh, dg = g_and_dg(model.activation, h)
+        if model.inputs == "separate":
+            tau = rng.choice(len(model.classes), size=m, p=model.shares)
+        delta = np.zeros_like(h)
+        for t, C in enumerate(model.classes):
+            z = mm(gh, st.V[t].T)
+            s = softmax(z, axis=1)
+            y = np.argmax(nu[:, offs[t]:offs[t + 1]], axis=1)
+            r = s.copy()
+            r[np.arange(m), y] -= 1.0                                # softmax(z_t) − e_{y_t}
+            on = np.ones(m) if model.inputs == "shared" else (tau == t).astype(float)
+            if model.kind == "glm":      # h is the stack of the z_t: ∂L/∂h_t = w_t (s_t − e_y)
+                delta[:, offs[t]:offs[t + 1]] += (w[t] * on)[:, None] * r
+            else:
+                delta += (w[t] * on)[:, None] * dg * mm(r, st.V[t])
+            accV[t].add_outer(-etav * w[t] * on[:, None] * r, gh)
+        accR.add_outer(-eta * delta, lam)                                      # −η δ λᵀ
+        dQ = -eta * (delta[:, :, None] * h[:, None, :] + h[:, :, None] * delta[:, None, :]) \
+            + eta ** 2 * delta[:, :, None] * delta[:, None, :]
+        accQ.add(dQ)
+    (Q, Qse), (R, Rse) = accQ.result(), accR.result()
+    Q = Q - 2 * eta * kappa * st.Q
+    R = R - eta * kappa * st.R
+    V = [a.result() for a in accV]
+    return (Q, Qse), (R, Rse), V
+
+
+def assert_mc(engine, mc, se, what, nse=5.0, floor=1e-6):
+    engine, mc, se = np.asarray(engine), np.asarray(mc), np.asarray(se)
+    bad = np.abs(engine - mc) > nse * se + floor
+    assert not bad.any(), (f"{what}: engine {engine[bad]} vs MC {mc[bad]} ± {se[bad]} "
+                           f"(z = {((engine - mc) / se)[bad]})")
+
+
+def check_rhs(model, seed, n=2_000_000):
+    rng = np.random.default_rng(seed)
+    fields = Fields(model, rng)
+    dQ, dR, dV, _ = rhs_state(model, fields.state)
+    (Qm, Qse), (Rm, Rse), V = mc_rhs(fields, n, seed + 1000)
+    assert_mc(dQ, Qm, Qse, "dQ/dt")
+    assert_mc(dR, Rm, Rse, "dR/dt")
+    if model.train_heads:
+        for t, (Vm, Vse) in enumerate(V):
+            assert_mc(dV[t], Vm, Vse, f"dV_{t}/dt")
+    else:
+        assert dV == ()
+    return fields
+
+
+# ------------------------------------------------------------------------------------------
+# ODE right-hand side vs Monte Carlo (2e6 samples each).  Measured max |z| over all entries:
+# linear shared 1.5, linear separate 1.7, glm 2.4, tanh 1.7, relu 1.8 (SE 1e-4 .. 1e-3).
+# Power: evaluating the separate-inputs case with the engine's shared-input equations (and
+# weights π_t w_t, i.e. only the missing "no cross terms") gives z = 62 in dQ; a 2 % error in
+# η gives z = 24; a tanh trunk evaluated as erf z = 237; σ off by 10 % z = 18.
+
+def test_rhs_shared_linear_two_tasks_shared_inputs():
+    model = model_of([{"name": "A", "classes": 3, "noise": 0.5},
+                      {"name": "B", "classes": 2, "weight": 0.7, "noise": 0.2}],
+                     {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.3})
+    check_rhs(model, seed=1)
+
+
+def test_rhs_shared_linear_two_tasks_separate_inputs():
+    model = model_of([{"name": "A", "classes": 3, "noise": 0.5, "share": 1.0},
+                      {"name": "B", "classes": 2, "weight": 0.7, "share": 3.0}],
+                     {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.3},
+                     {"inputs": "separate"})
+    assert np.allclose(model.shares, [0.25, 0.75])
+    check_rhs(model, seed=2)
+
+
+def test_rhs_glm_two_tasks_shared_inputs():
+    model = model_of([{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 3}],
+                     {"kind": "glm", "init_scale": 0.0})
+    check_rhs(model, seed=3)
+
+
+def test_rhs_tanh_trunk_one_task():
+    model = model_of([{"name": "A", "classes": 3, "noise": 0.5}],
+                     {"kind": "shared", "hidden": 2, "activation": "tanh", "init_scale": 0.3})
+    check_rhs(model, seed=4)
+
+
+def test_rhs_relu_trunk_one_task():
+    model = model_of([{"name": "A", "classes": 3, "noise": 0.4}],
+                     {"kind": "shared", "hidden": 2, "activation": "relu", "init_scale": 0.3})
+    check_rhs(model, seed=5)
+
+
+# ------------------------------------------------------------------------------------------
+# Metrics
+
+def _closed_form_c2(Q, R, T, sigma):
+    """One glm task with C = 2: every metric's events are half-planes of the logit differences
+    u = z₁ − z₀ and v = λ₁ − λ₀ (or ν₁ − ν₀), so P(sign u ≠ sign v) = arccos(ρ)/π."""
+    e = np.array([-1.0, 1.0])
+    var_u = e @ Q @ e
+    cov_uv = e @ R @ e
+    var_v = e @ T @ e
+    gen = np.arccos(cov_uv / np.sqrt(var_u * var_v)) / np.pi
+    lab = np.arccos(cov_uv / np.sqrt(var_u * (var_v + 2 * sigma ** 2))) / np.pi
+    return gen, lab
+
+
+def test_glm_c2_metrics_closed_form():
+    rng = np.random.default_rng(11)
+    for noise in (0.0, 0.3, 1.5):
+        model = model_of([{"name": "A", "classes": 2, "noise": noise}], {"kind": "glm"},
+                         teacher={"norm": 1.7})
+        T = model.gram
+        for _ in range(4):
+            st = Fields(model, rng, scale_a=rng.uniform(0.2, 2), scale_b=rng.uniform(0.05, 1)).state
+            gen, lab = _closed_form_c2(st.Q, st.R, T, noise)
+            m = task_metrics(model, st)[0]
+            # the engine's bivariate-orthant closed form: measured ≤ 6e-16
+            assert m.gen_error == pytest.approx(gen, abs=1e-12)
+            assert m.label_error == pytest.approx(lab, abs=1e-12)
+
+
+def mc_metrics(fields, t, n, seed, chunk=500_000):
+    model, st = fields.model, fields.state
+    o = model.offsets[t]
+    sl = slice(o, o + model.classes[t])
+    rng = np.random.default_rng(seed)
+    acc = Acc()
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        h, lam, nu = fields.sample(rng, m)
+        gh = h if model.kind == "glm" else g_and_dg(model.activation, h)[0]
+        z = mm(gh, st.V[t].T)
+        zmax = z.argmax(1)
+        y = nu[:, sl].argmax(1)
+        ce = logsumexp(z, axis=1) - z[np.arange(m), y]
+        acc.add(np.stack([zmax != lam[:, sl].argmax(1), zmax != y, ce], axis=1).astype(float))
+    return acc.result()
+
+
+def metrics_case(activation, **scales):
+    model = model_of([{"name": "A", "classes": 3, "noise": 0.5},
+                      {"name": "B", "classes": 2, "noise": 0.0, "weight": 0.5}],
+                     {"kind": "shared", "hidden": 2, "activation": activation, "init_scale": 0.3})
+    fields = Fields(model, np.random.default_rng(21), **scales)
+    ms = task_metrics(model, fields.state)
+    for t in range(model.n_tasks):
+        mc, se = mc_metrics(fields, t, 2_000_000, seed=22 + t)
+        eng = np.array([ms[t].gen_error, ms[t].label_error, ms[t].test_loss])
+        qse = np.array([ms[t].gen_error_se, ms[t].label_error_se, 0.0])
+        if activation == "linear":
+            assert ms[t].gen_error_se == 0.0
+        else:
+            assert ms[t].gen_error_se > 0 and ms[t].label_error_se > 0
+        assert_mc(eng, mc, np.sqrt(se ** 2 + qse ** 2), f"task {t} metrics")
+
+
+@pytest.mark.parametrize("activation", ["linear", "erf"])
+def test_metrics_vs_monte_carlo(activation):
+    """gen_error, label_error, test_loss of both tasks at a random state with fields of moderate
+    width (Q_kk ≈ 2-3), 2e6 samples.  Measured max |z| 2.6 (linear) and 2.7 (erf, which includes
+    the engine's randomised-QMC standard error); differences ≤ 1.7e-3.  (Rerun with 8e6 samples
+    and two other seeds: |z| ≤ 1.4 (linear), ≤ 2.4 (erf).)"""
+    metrics_case(activation, scale_a=0.6, scale_b=0.4, scale_v=1.0)
+
+
+@pytest.mark.xfail(strict=True, reason="test_loss at wide fields: the smooth tier (Gauss–Hermite, "
+                   "24-32 nodes/axis) is not accurate for E[logsumexp z]. Linear trunk, logit "
+                   "differences of variance 6.4 and 106: engine test_loss 2.2050 (commit 0f01ce2; "
+                   "2.1915 with the working tree's spread-aware node counts) vs MC 2.1737 ± 0.0027 "
+                   "(z = 11.7 / 6.6; an independent 200×200 Gauss–Hermite puts E[lse] 0.0287 below "
+                   "the 0f01ce2 value). erf trunk, Q_11 = 7.0: engine 1.2082 vs MC 1.1834 ± 0.0010 "
+                   "(z = 26); E[lse] engine 2.18372 vs independent 200×200 GH 2.16078. "
+                   "gen_error / label_error agree (|z| ≤ 2.4)")
+@pytest.mark.parametrize("activation", ["linear", "erf"])
+def test_metrics_vs_monte_carlo_wide_fields(activation):
+    metrics_case(activation, scale_a=0.9, scale_b=0.4, scale_v=1.5)
+
+
+def _scipy_gen_error(Q, R, T, abseps=1e-6, seed=0):
+    """1 − Σ_c P(z_c > z_j, λ_c > λ_j ∀ j ≠ c) for (z, λ) ~ N(0, [[Q, R], [Rᵀ, T]]), each term a
+    2(C−1)-dim orthant by scipy's Genz integrator (which reorders the variables).  At abseps 1e-6
+    its results scatter by ≤ 2.6e-6 between seeds (1 s); 1e-7 would cost 9 s."""
+    C = len(T)
+    cov = np.block([[Q, R], [R.T, T]])
+    total = 0.0
+    for c in range(C):
+        rows = []
+        for off in (0, C):
+            for j in range(C):
+                if j != c:
+                    r = np.zeros(2 * C)
+                    r[off + c], r[off + j] = 1.0, -1.0
+                    rows.append(r)
+        rows = np.array(rows)
+        S = rows @ cov @ rows.T
+        d = np.sqrt(np.diag(S))
+        total += multivariate_normal.cdf(np.zeros(len(S)), mean=np.zeros(len(S)),
+                                         cov=S / np.outer(d, d), abseps=abseps, releps=0,
+                                         maxpts=10 ** 7, rng=np.random.default_rng(seed))
+    return 1.0 - total
+
+
+def _glm_c3():
+    d = {"name": "c3", "tasks": [{"name": "A", "classes": 3, "noise": 0.5}],
+         "student": {"kind": "glm"}, "training": {"protocol": "online", "lr": 0.5, "times": [1]}}
+    return theory_model(setup_from_dict(d))
+
+
+def test_glm_c3_gen_error_vs_scipy_moderate_state():
+    """C = 3: gen_error = 1 − Σ_c P(4-row cone).  A moderately trained student z = λ + 0.3 ε."""
+    model = _glm_c3()
+    T = model.gram
+    Q, R = T + 0.09 * np.eye(3), T.copy()
+    ref = _scipy_gen_error(Q, R, T)
+    got = task_metrics(model, State(Q, R, model.heads0))[0].gen_error
+    # measured 7e-8 against scipy at abseps 1e-8; the tolerance is the reference's scatter
+    assert got == pytest.approx(ref, abs=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="gen_error of a well-trained C = 3 glm student (z = 3λ + "
+                   "0.05ε, gen_error 0.00795): engine 0.0079182 vs scipy 0.0079487 (abseps 1e-8, "
+                   "3 seeds within 2.6e-7) — error 3.0e-5 (0.4 % relative), from the Genz product rule on "
+                   "the nearly degenerate student × teacher cone (no variable reordering); "
+                   "a 4e6-sample MC gives 0.00799 ± 0.00004")
+def test_glm_c3_gen_error_vs_scipy_well_trained_state():
+    model = _glm_c3()
+    T = model.gram
+    Q, R = 9.0 * T + 0.0025 * np.eye(3), 3.0 * T
+    ref = _scipy_gen_error(Q, R, T)
+    got = task_metrics(model, State(Q, R, model.heads0))[0].gen_error
+    assert got == pytest.approx(ref, abs=1e-5)

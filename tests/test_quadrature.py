@@ -1,0 +1,475 @@
+"""Tests of the Gaussian cone-expectation kernel (mtsp.numeric.quadrature) against independent
+references: arcsine closed forms written out here, scipy's Genz integrator for 4-6 dimensional
+orthants, one-dimensional mpmath integrals (mp.dps = 30) for one-factor orthants and for
+smooth × cone expectations, elementary geometry for rank-deficient cones, and exact moments for
+the one-dimensional rules.
+
+Every tolerance sits a few times above the error measured when the test was written (the
+measured value is quoted beside it), so a regression of the kernel's accuracy tier fails.
+"""
+import functools
+
+import mpmath as mp
+import numpy as np
+import pytest
+from scipy.special import ndtri
+from scipy.stats import multivariate_normal
+
+from mtsp.numeric.quadrature import (ConeResult, cone_expectation, gauss_hermite, gauss_legendre01,
+                                     gaussian_factor, orthant_probability, tanh_sinh01)
+
+
+def _ones(p):
+    return np.ones((p.shape[0], 1)), None
+
+
+def _sigmoid(p):
+    return 1.0 / (1.0 + np.exp(-p))
+
+
+def _none_rows(n):
+    return np.zeros((0, n))
+
+
+# ------------------------------------------------------------------------------------------
+# Independent references
+
+def arcsine_orthant(cov):
+    """P(X > 0), X ~ N(0, cov), dim 1..3 (Sheppard's formula and its trivariate extension)."""
+    cov = np.asarray(cov, float)
+    m = len(cov)
+    if m == 1:
+        return 0.5
+    d = np.sqrt(np.diag(cov))
+    r = cov / np.outer(d, d)
+    if m == 2:
+        return 0.25 + np.arcsin(r[0, 1]) / (2 * np.pi)
+    assert m == 3
+    return 0.125 + (np.arcsin(r[0, 1]) + np.arcsin(r[0, 2]) + np.arcsin(r[1, 2])) / (4 * np.pi)
+
+
+def scipy_orthant(cov, abseps=1e-7):
+    """P(X > 0) = P(-X < 0) by scipy's randomised Genz integrator (seeded)."""
+    cov = np.asarray(cov, float)
+    d = np.sqrt(np.diag(cov))
+    return float(multivariate_normal.cdf(np.zeros(len(cov)), mean=np.zeros(len(cov)),
+                                         cov=cov / np.outer(d, d), abseps=abseps, releps=0,
+                                         maxpts=10 ** 7, rng=np.random.default_rng(0)))
+
+
+@functools.lru_cache(maxsize=None)
+def one_factor_orthant(a: tuple):
+    """P(X > 0) for corr(X) = diag(1 − a²) + a aᵀ: X_i = a_i Z + √(1 − a_i²) ε_i, so
+    P = ∫ φ(z) Π_i Φ(a_i z / √(1 − a_i²)) dz — a 1-d integral, done by mpmath at 30 digits."""
+    with mp.workdps(30):
+        a = [mp.mpf(x) for x in a]
+        return float(mp.quad(lambda z: mp.npdf(z) * mp.fprod(mp.ncdf(ai * z / mp.sqrt(1 - ai * ai))
+                                                                 for ai in a), [-mp.inf, 0, mp.inf]))
+
+
+def random_cov(rng, n, extra=2):
+    G = rng.normal(size=(n, n + extra))
+    return G @ G.T
+
+
+# ------------------------------------------------------------------------------------------
+# Closed-form tier (≤ 3 dims): orthant_probability and the pure-probability path
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_orthant_probability_closed_form(m):
+    rng = np.random.default_rng(10 + m)
+    for _ in range(5):
+        cov = random_cov(rng, m) * rng.uniform(0.3, 3.0)   # not a correlation matrix: scale-free
+        assert orthant_probability(cov) == pytest.approx(arcsine_orthant(cov), abs=1e-14)
+    # measured: 0 difference (the same formula, written independently)
+
+
+def test_orthant_probability_edge_cases():
+    assert orthant_probability(np.zeros((0, 0))) == 1.0
+    assert orthant_probability(np.eye(4)) is None                     # not a closed-form dim
+    assert orthant_probability(np.array([[1.0, 1.0], [1.0, 1.0]])) is None   # singular
+    assert orthant_probability(np.array([[1.0, 0.0], [0.0, 0.0]])) is None   # degenerate row
+    # independent coordinates: 2^-m
+    assert orthant_probability(np.diag([2.0, 0.5, 3.0])) == pytest.approx(0.125, abs=1e-15)
+    # antithetic pair at ρ → −1: probability → 0 (1/4 + asin(−1+ε)/2π)
+    c = np.array([[1.0, -0.999999], [-0.999999, 1.0]])
+    assert orthant_probability(c) == pytest.approx(np.arccos(0.999999) / (2 * np.pi), abs=1e-15)
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_cone_probability_general_rows_closed_form(m):
+    """Cone rows A acting on fields with covariance Σ: P(A f > 0) = orthant of A Σ Aᵀ."""
+    rng = np.random.default_rng(20 + m)
+    n = m + 2
+    for _ in range(3):
+        cov = random_cov(rng, n)
+        A = rng.normal(size=(m, n))
+        ref = arcsine_orthant(A @ cov @ A.T)
+        got = cone_expectation(gaussian_factor(cov), A, _none_rows(n), None).plain[0]
+        assert got == pytest.approx(ref, abs=1e-13)   # measured ≤ 7e-17
+
+
+def well_conditioned(rng, m, n, min_eig=0.2):
+    """Random fields (covariance n × n) and m cone rows whose correlation matrix has smallest
+    eigenvalue ≥ min_eig (see test_genz_ill_conditioned_cone for the other case)."""
+    while True:
+        cov = random_cov(rng, n)
+        A = rng.normal(size=(m, n))
+        C = A @ cov @ A.T
+        d = np.sqrt(np.diag(C))
+        if np.linalg.eigvalsh(C / np.outer(d, d))[0] >= min_eig:
+            return cov, A
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_genz_product_rule_on_low_dim_orthants(m):
+    """Forcing the Genz + tanh–sinh product rule (fn given) on 2-/3-dim orthants with a closed form.
+    Measured over 150 random well-conditioned cones (min eigenvalue of the cone correlation
+    ≥ 0.2): max error 1.0e-7 (12 nodes/axis), 8.4e-10 (budget 6000), 6.3e-12 (budget 40000)."""
+    rng = np.random.default_rng(30 + m)
+    n = m + 2
+    for _ in range(6):
+        cov, A = well_conditioned(rng, m, n)
+        ref = arcsine_orthant(A @ cov @ A.T)
+        F = gaussian_factor(cov)
+        assert cone_expectation(F, A, _none_rows(n), _ones).plain[0] == pytest.approx(ref, abs=5e-7)
+        assert cone_expectation(F, A, _none_rows(n), _ones, budget=6000).plain[0] == \
+            pytest.approx(ref, abs=5e-9)
+        assert cone_expectation(F, A, _none_rows(n), _ones, budget=40000,
+                                skip_last_cone=True).plain[0] == pytest.approx(ref, abs=5e-11)
+
+
+ILL_CORR = np.array([[1.0, 0.9144, -0.1605], [0.9144, 1.0, -0.5428], [-0.1605, -0.5428, 1.0]])
+
+
+@pytest.mark.xfail(strict=True, reason="Genz transform without variable reordering: on an "
+                   "ill-conditioned 3-row cone (correlations 0.914, -0.543, -0.161; smallest "
+                   "eigenvalue 0.0015; P = 0.1583) the product rule errs by 5.2e-3 at budget 6000 "
+                   "and 1.4e-4 at budget 40000. Over 2000 random 3-row cones: smallest eigenvalue "
+                   "0.003-0.01 -> errors up to 3.1e-3 (b6000) / 3.4e-4 (b40000); 0.01-0.03 -> "
+                   "7.7e-5 / 1.4e-5; > 0.1 -> 3.5e-8 / 1.5e-10")
+def test_genz_ill_conditioned_cone():
+    """A 3-row cone with a closed form, integrated by the product rule as the engine does for
+    smooth × label-cone terms; the rows are given in the order that the engine keeps."""
+    F = np.linalg.cholesky(ILL_CORR)
+    ref = arcsine_orthant(ILL_CORR)
+    for budget in (6000, 40000):
+        got = cone_expectation(F, np.eye(3), _none_rows(3), _ones, budget=budget).plain[0]
+        assert got == pytest.approx(ref, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# 4-6 dims: product rule (≤ 4 sampled coordinates) and fixed scrambled Sobol' above
+
+@pytest.mark.parametrize("dim", [4, 5])
+def test_orthant_4d_5d_vs_scipy(dim):
+    rng = np.random.default_rng(40 + dim)
+    for _ in range(2):
+        cov = random_cov(rng, dim) * np.outer(s := rng.uniform(0.5, 2, dim), s)
+        ref = scipy_orthant(cov, abseps=1e-7)
+        F = gaussian_factor(cov)
+        A = np.eye(dim)
+        got = cone_expectation(F, A, _none_rows(dim), None).plain[0]
+        got_b = cone_expectation(F, A, _none_rows(dim), None, budget=40000).plain[0]
+        # scipy at abseps 1e-7 scatters by ≲ 1e-7 between its seeds.  Measured |engine − scipy|:
+        # 4-d ≤ 3.2e-8 (reference-limited); 5-d (smallest cone eigenvalue 0.02-0.03) ≤ 2.4e-7
+        # (12 nodes) and ≤ 3.1e-7 (budget 40000), confirmed against scipy at abseps 1e-8.
+        # Over 16 random covariances per dim: 4-d ≤ 2.7e-7; 5-d ≤ 3.6e-6 (12 nodes) and
+        # ≤ 1.3e-5 (budget 40000, smallest eigenvalue 0.02).
+        tol = 3e-7 if dim == 4 else 2e-6
+        assert got == pytest.approx(ref, abs=tol)
+        assert got_b == pytest.approx(ref, abs=tol)
+
+
+def test_orthant_6d_qmc_tier_vs_scipy():
+    """6 sampled dimensions -> the fixed scrambled-Sobol' rule."""
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        cov = random_cov(rng, 6)
+        ref = scipy_orthant(cov, abseps=1e-7)
+        F = gaussian_factor(cov)
+        got = cone_expectation(F, np.eye(6), _none_rows(6), None)
+        assert got.plain_se is None and got.points >= 2 ** 14      # a fixed Sobol' set
+        assert got.plain[0] == pytest.approx(ref, abs=3e-6)    # measured ≤ 3.0e-7
+        got_b = cone_expectation(F, np.eye(6), _none_rows(6), None, budget=40000)
+        assert got_b.points >= got.points
+        assert got_b.plain[0] == pytest.approx(ref, abs=1e-6)  # measured ≤ 9.3e-8
+        # (over 16 random 6-d covariances: ≤ 9.9e-6 at 2^14 points, ≤ 1.1e-6 at 2^16)
+
+
+@pytest.mark.parametrize("a", [(0.7, -0.4, 0.5, 0.85),
+                               (0.3, 0.6, -0.75, 0.5, 0.9),
+                               (0.5, 0.5, 0.5, -0.6, 0.8, 0.2),
+                               (0.4, -0.3, 0.6, 0.7, 0.2, 0.5, -0.5)])
+def test_one_factor_orthants_vs_mpmath(a):
+    """One-factor correlations, 4-7 dims, against a 30-digit 1-d mpmath integral."""
+    a_ = np.array(a)
+    dim = len(a_)
+    corr = np.diag(1 - a_ ** 2) + np.outer(a_, a_)
+    s = np.linspace(0.6, 1.7, dim)
+    cov = corr * np.outer(s, s)
+    ref = one_factor_orthant(tuple(a))
+    F = gaussian_factor(cov)
+    got = cone_expectation(F, np.eye(dim), _none_rows(dim), None).plain[0]
+    got_b = cone_expectation(F, np.eye(dim), _none_rows(dim), None, budget=40000).plain[0]
+    if dim <= 5:   # product rule: measured ≤ 3.8e-8 (12 nodes) and ≤ 3.2e-9 (budget 40000)
+        assert got == pytest.approx(ref, abs=3e-7)
+        assert got_b == pytest.approx(ref, abs=3e-8)
+    else:          # scrambled Sobol': measured ≤ 3.2e-9 (2^14) and ≤ 4.9e-8 (2^16)
+        assert got == pytest.approx(ref, abs=3e-7)
+        assert got_b == pytest.approx(ref, abs=3e-7)
+
+
+# ------------------------------------------------------------------------------------------
+# Rank-deficient and singular cones
+
+def _halfplane_arc(rows):
+    """P(a_i · ζ > 0 ∀i) for ζ ~ N(0, I_2): the angular measure of the intersection / 2π, by
+    elementary geometry (ζ's direction is uniform; each half-plane is an arc of length π whose
+    ends are at the row's angle ± π/2: cut the circle there and test each piece's midpoint)."""
+    rows = np.asarray(rows, float)
+    th = np.arctan2(rows[:, 1], rows[:, 0])
+    cuts = np.sort(np.mod(np.concatenate([th - np.pi / 2, th + np.pi / 2]), 2 * np.pi))
+    cuts = np.append(cuts, cuts[0] + 2 * np.pi)
+    total = 0.0
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        mid = 0.5 * (lo + hi)
+        if np.all(rows @ np.array([np.cos(mid), np.sin(mid)]) > 0):
+            total += hi - lo
+    return total / (2 * np.pi)
+
+
+def test_more_cone_rows_than_dimensions():
+    """Three and four cone rows on two independent directions (rank 2 < m): an angular sector."""
+    rows3 = np.array([[1.0, 0.2], [0.3, 1.0], [1.0, 1.0]])
+    rows4 = np.array([[1.0, 0.2], [0.3, 1.0], [1.0, -0.1], [-0.2, 1.0]])
+    for rows in (rows3, rows4):
+        # fields: the two coordinates plus a dependent third (their sum), covariance singular
+        L = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        cov = L @ L.T
+        A = np.hstack([rows, np.zeros((len(rows), 1))])
+        ref = _halfplane_arc(rows)
+        F = gaussian_factor(cov)
+        # rank 2 < m rows: the bounds switch inside the domain (kinks): a slower tier.
+        # measured ≤ 1.7e-5 (12 nodes) and ≤ 9.0e-9 (budget 6000)
+        assert cone_expectation(F, A, _none_rows(3), None).plain[0] == pytest.approx(ref, abs=1e-4)
+        assert cone_expectation(F, A, _none_rows(3), None, budget=6000).plain[0] == \
+            pytest.approx(ref, abs=5e-8)
+    # the redundant third row of a rank-2 cone on a singular covariance: P(X>0, Y>0, X+Y>0)
+    rho = 0.4
+    cov = np.array([[1, rho, 1 + rho], [rho, 1, 1 + rho], [1 + rho, 1 + rho, 2 + 2 * rho]])
+    got = cone_expectation(gaussian_factor(cov), np.eye(3), _none_rows(3), None).plain[0]
+    assert got == pytest.approx(0.25 + np.arcsin(rho) / (2 * np.pi), abs=3e-7)   # measured 4.5e-8
+
+
+def test_rank_one_cone_with_two_rows():
+    cov = np.array([[1.0, 2.0], [2.0, 4.0]])     # f = (X, 2X)
+    F = gaussian_factor(cov)
+    assert F.shape == (2, 1)
+    same = cone_expectation(F, np.eye(2), _none_rows(2), None).plain[0]
+    opposite = cone_expectation(F, np.array([[1.0, 0.0], [0.0, -1.0]]), _none_rows(2), None).plain[0]
+    assert same == pytest.approx(0.5, abs=1e-12)
+    assert opposite == pytest.approx(0.0, abs=1e-12)
+    # with a smooth integrand: E[1{X>0, 2X>0} X] = φ(0) = 1/√(2π); opposite rows: 0
+    lin = cone_expectation(F, np.eye(2), np.array([[1.0, 0.0]]),
+                           lambda p: (np.ones((len(p), 1)), np.ones((len(p), 1))),
+                           np.array([[1.0, 0.0]]), budget=6000)
+    assert lin.linear[0, 0] == pytest.approx(1 / np.sqrt(2 * np.pi), abs=1e-9)   # measured 5.4e-11
+    lin0 = cone_expectation(F, np.array([[1.0, 0.0], [0.0, -1.0]]), np.array([[1.0, 0.0]]),
+                            lambda p: (np.ones((len(p), 1)), np.ones((len(p), 1))),
+                            np.array([[1.0, 0.0]]), budget=6000)
+    assert abs(lin0.linear[0, 0]) < 1e-12 and abs(lin0.plain[0]) < 1e-12
+
+
+def test_zero_row_cone_has_probability_zero():
+    cov = np.array([[1.0, 0.0], [0.0, 0.0]])      # the second field is identically 0
+    F = gaussian_factor(cov)
+    assert F.shape == (2, 1)
+    assert cone_expectation(F, np.array([[0.0, 1.0]]), _none_rows(2), None).plain[0] == 0.0
+    assert cone_expectation(F, np.array([[1.0, 0.0], [0.0, 1.0]]), _none_rows(2), None).plain[0] == 0.0
+    # two identical fields: {X − Y > 0} is the zero row, strict event of probability 0
+    F2 = gaussian_factor(np.ones((2, 2)))
+    r = cone_expectation(F2, np.array([[1.0, -1.0]]), np.array([[1.0, 0.0]]),
+                         lambda p: (np.tanh(p), np.ones((len(p), 2))), np.eye(2))
+    assert np.all(r.plain == 0.0) and r.linear.shape == (2, 2) and np.all(r.linear == 0.0)
+
+
+def test_gaussian_factor_of_singular_covariances():
+    rng = np.random.default_rng(50)
+    for n, rank in ((4, 2), (5, 1), (6, 5), (3, 3)):
+        L = rng.normal(size=(n, rank))
+        cov = L @ L.T
+        F = gaussian_factor(cov)
+        assert F.shape == (n, rank)
+        np.testing.assert_allclose(F @ F.T, cov, atol=1e-12 * np.abs(cov).max())
+    assert gaussian_factor(np.zeros((3, 3))).shape == (3, 0)
+    # a probability through the factor of a singular covariance: f = (X, Y, X − Y, 2X)
+    rho = -0.3
+    L = np.array([[1.0, 0.0], [rho, np.sqrt(1 - rho ** 2)]])
+    M = np.array([[1, 0], [0, 1], [1, -1], [2, 0]]) @ L
+    F = gaussian_factor(M @ M.T)
+    got = cone_expectation(F, np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0]]), _none_rows(4), None).plain[0]
+    # P(Y > 0, X − Y > 0): corr(Y, X − Y) = (ρ − 1)/√(2 − 2ρ)
+    ref = arcsine_orthant(np.array([[1, rho - 1], [rho - 1, 2 - 2 * rho]]))
+    assert got == pytest.approx(ref, abs=1e-13)
+
+
+# ------------------------------------------------------------------------------------------
+# Smooth × cone integrals vs mpmath (mp.dps = 30)
+#
+# (X, Y, Z) with X = sx·a, Y = sy·(ρ a + √(1−ρ²) b): conditioning on Y leaves X Gaussian, so
+#   E[1{X>0} g(Y)]    = ∫ φ(u) g(sy u) Φ(κu) du,                        κ = ρ/√(1−ρ²)
+#   E[1{X>0} g(Y) X]  = ∫ φ(u) g(sy u) sx (ρu Φ(κu) + √(1−ρ²) φ(κu)) du
+#   E[1{X>0} g(Y) Y]  = ∫ φ(u) g(sy u) sy u Φ(κu) du
+# 1-d integrals split at 0; the reduction was cross-checked against the nested 2-d mpmath.quad
+# over the joint density (outer x ∈ (0, ∞), the discontinuity): agreement 1e-25.
+
+@functools.lru_cache(maxsize=None)
+def smooth_cone_refs(gname, sy, rho):
+    with mp.workdps(30):
+        g = {"tanh": mp.tanh, "sigmoid": lambda y: 1 / (1 + mp.exp(-y))}[gname]
+        rho = mp.mpf(rho)
+        c = mp.sqrt(1 - rho * rho)
+        k = rho / c
+        q = lambda f: mp.quad(f, [-mp.inf, 0, mp.inf])  # noqa: E731
+        plain = q(lambda u: mp.npdf(u) * g(sy * u) * mp.ncdf(k * u))
+        withx = q(lambda u: mp.npdf(u) * g(sy * u) * (rho * u * mp.ncdf(k * u) + c * mp.npdf(k * u)))
+        withy = q(lambda u: mp.npdf(u) * g(sy * u) * sy * u * mp.ncdf(k * u))
+        return float(plain), float(withx), float(withy)   # withx: per unit sx
+
+
+SMOOTH_CASES = [(1.3, 0.7, 0.6), (0.8, 1.0, -0.4), (1.0, 1.2, 0.95), (1.6, 0.9, -0.8)]
+
+
+@pytest.mark.parametrize("sx,sy,rho", SMOOTH_CASES)
+def test_smooth_times_cone_vs_mpmath(sx, sy, rho):
+    tanh_p, tanh_x, tanh_y = smooth_cone_refs("tanh", sy, rho)
+    sig_p, sig_x, sig_y = smooth_cone_refs("sigmoid", sy, rho)
+    # third field Z correlated with both: E[1{X>0} g(Y) Z] = b_x E[.. X] + b_y E[.. Y]
+    # with (b_x, b_y) the regression coefficients of Z on (X, Y) — conditioning done here
+    cxy = np.array([[sx * sx, rho * sx * sy], [rho * sx * sy, sy * sy]])
+    cz = np.array([0.5 * sx, -0.3 * sy])        # Cov(Z, (X, Y))
+    bx, by = np.linalg.solve(cxy, cz)
+    cov = np.zeros((3, 3))
+    cov[:2, :2] = cxy
+    cov[2, :2] = cov[:2, 2] = cz
+    cov[2, 2] = cz @ np.linalg.solve(cxy, cz) + 0.7     # plus independent noise
+    F = gaussian_factor(cov)
+    A = np.array([[1.0, 0, 0]])
+    P = np.array([[0, 1.0, 0]])
+    L = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+
+    def fn(p):
+        return np.concatenate([np.tanh(p), _sigmoid(p)], axis=1), \
+            np.concatenate([np.tanh(p), _sigmoid(p)], axis=1)
+    ref_plain = np.array([tanh_p, sig_p])
+    ref_lin = np.array([[sx * tanh_x, tanh_y, bx * sx * tanh_x + by * tanh_y],
+                        [sx * sig_x, sig_y, bx * sx * sig_x + by * sig_y]])
+    engine = cone_expectation(F, A, P, fn, L, budget=6000)     # 24 × 24 nodes
+    np.testing.assert_allclose(engine.plain, ref_plain, rtol=0, atol=1e-6)   # measured ≤ 1.2e-7
+    np.testing.assert_allclose(engine.linear, ref_lin, rtol=0, atol=3e-8)    # measured ≤ 3.6e-9
+    default = cone_expectation(F, A, P, fn, L)                 # 12 × 12 nodes
+    np.testing.assert_allclose(default.plain, ref_plain, rtol=0, atol=1e-4)  # measured ≤ 2.4e-5
+    np.testing.assert_allclose(default.linear, ref_lin, rtol=0, atol=5e-5)   # measured ≤ 7.6e-6
+
+
+def test_smooth_function_of_a_cone_coordinate():
+    """Φ depending only on the cone field (r2 = 0): E[1{X>0} tanh(2X)] = ∫_0^∞ φ(x) tanh(2x) dx,
+    and E[1{X>0, Y>0} X Y] = ρ(1/4 + asin ρ/2π) + √(1−ρ²)/2π."""
+    with mp.workdps(30):
+        ref = float(mp.quad(lambda x: mp.npdf(x) * mp.tanh(2 * x), [0, mp.inf]))
+    F = gaussian_factor(np.array([[1.0]]))
+    got = cone_expectation(F, np.array([[1.0]]), np.array([[2.0]]), lambda p: (np.tanh(p), None),
+                           budget=6000).plain[0]
+    assert got == pytest.approx(ref, abs=1e-8)    # 24 nodes: measured 1.3e-9
+    for rho in (0.3, -0.7, 0.9):
+        F = gaussian_factor(np.array([[1.0, rho], [rho, 1.0]]))
+        r = cone_expectation(F, np.eye(2), np.array([[1.0, 0]]),
+                             lambda p: (np.ones_like(p), p), np.array([[0, 1.0]]), budget=6000)
+        exact = rho * (0.25 + np.arcsin(rho) / (2 * np.pi)) + np.sqrt(1 - rho ** 2) / (2 * np.pi)
+        assert r.linear[0, 0] == pytest.approx(exact, abs=1e-8)   # measured ≤ 6.0e-10
+
+
+@pytest.mark.xfail(strict=True, reason="Gauss–Hermite tier capped at 24 nodes per axis: "
+                   "for tanh of a field of std ≥ 2 (poles of tanh at ±iπ/2 close to the real "
+                   "axis in units of the std) the smooth integral is only accurate to ~2e-4 "
+                   "(std 2: error 1.8e-4) and ~1.4e-3 (std 3) at budget 6000 and 40000 alike")
+def test_smooth_times_cone_wide_field():
+    """Same integral as above, E[1{X>0} tanh(Y)], for a wide field Y (std 2 and 3), as a tanh
+    trunk meets once Q grows: the tier accuracy measured for narrow fields (≤ 1e-7) is lost."""
+    for sy, rho in ((2.0, 0.3), (3.0, 0.3)):
+        ref = smooth_cone_refs("tanh", sy, rho)[0]
+        F = gaussian_factor(np.array([[1.0, rho * sy], [rho * sy, sy * sy]]))
+        got = cone_expectation(F, np.array([[1.0, 0]]), np.array([[0, 1.0]]),
+                               lambda p: (np.tanh(p), None), budget=6000).plain[0]
+        assert got == pytest.approx(ref, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# One-dimensional rules
+
+def test_gauss_hermite_moments():
+    for n in (6, 12, 24):
+        x, w = gauss_hermite(n)
+        assert w.sum() == pytest.approx(1.0, abs=1e-14)
+        assert w @ x ** 2 == pytest.approx(1.0, abs=1e-12)
+        assert w @ x ** 4 == pytest.approx(3.0, abs=1e-12)
+        assert w @ x ** 6 == pytest.approx(15.0, abs=1e-11)
+        assert abs(w @ x ** 5) < 1e-12
+    x, w = gauss_hermite(12)
+    assert w @ np.cos(x) == pytest.approx(np.exp(-0.5), abs=1e-13)       # measured 9e-16
+    assert w @ np.exp(x) == pytest.approx(np.exp(0.5), abs=1e-13)        # measured 1.3e-15
+    x, w = gauss_hermite(6)
+    assert w @ np.cos(x) == pytest.approx(np.exp(-0.5), abs=1e-5)        # measured 1.2e-6
+
+
+def test_gauss_legendre01():
+    x, w = gauss_legendre01(12)
+    assert np.all((x > 0) & (x < 1))
+    assert w @ x ** 5 == pytest.approx(1 / 6, abs=1e-14)
+    assert w @ np.exp(x) == pytest.approx(np.e - 1, abs=1e-14)
+
+
+def test_tanh_sinh01():
+    for n in (20, 24, 31, 40):
+        x, w = tanh_sinh01(n)
+        assert np.all((x > 0) & (x < 1)) and w.sum() == pytest.approx(1.0, abs=1e-14)
+        # endpoint singularities (the Genz coordinates are quantiles Φ⁻¹(u)):
+        assert w @ np.log(x) == pytest.approx(-1.0, abs=1e-8)          # measured ≤ 4.9e-10
+        assert w @ ndtri(x) ** 2 == pytest.approx(1.0, abs=1e-8)        # measured ≤ 1.9e-9
+        assert w @ x ** 3 == pytest.approx(0.25, abs=1e-9)              # measured ≤ 4.3e-10
+    x, w = tanh_sinh01(31)
+    assert w @ np.log(x) == pytest.approx(-1.0, abs=1e-13)              # measured 6e-15
+    # the engine's default 12-node rule (tmax = 2): a coarser but still convergent tier
+    x, w = tanh_sinh01(12)
+    assert w @ np.log(x) == pytest.approx(-1.0, abs=3e-5)               # measured 5.8e-6
+    assert w @ ndtri(x) ** 2 == pytest.approx(1.0, abs=1e-4)            # measured 2.1e-5
+
+
+# ------------------------------------------------------------------------------------------
+# Randomised QMC rule
+
+def test_rqmc_standard_error_and_coverage():
+    """A discontinuous integrand (the sign of a field outside the cone) with a known answer:
+    E[1{X>0} 1{Y>0}] = 1/4 + asin ρ/2π, and E[1{X>0} 1{Y1+Y2>0} 1{Y2<0}] (a 3-d orthant)."""
+    rho = 0.35
+    F = gaussian_factor(np.array([[1.0, rho], [rho, 1.0]]))
+    exact = 0.25 + np.arcsin(rho) / (2 * np.pi)
+    for seed in range(4):
+        r = cone_expectation(F, np.array([[1.0, 0]]), np.array([[0, 1.0]]),
+                             lambda p: ((p > 0).astype(float), None), rule="rqmc",
+                             n_qmc=2 ** 10, replicates=8, seed=100 * seed)
+        assert isinstance(r, ConeResult) and r.points == 2 ** 13
+        se = r.plain_se[0]
+        assert 0 < se < 2e-3                      # measured 3.1e-4 .. 3.6e-4
+        assert abs(r.plain[0] - exact) < 4 * se   # measured |z| ≤ 1.8
+    cov = np.array([[1.0, 0.2, -0.3], [0.2, 1.0, 0.4], [-0.3, 0.4, 1.0]])
+    F = gaussian_factor(cov)
+    # fields (X, Y1, Y2); event X > 0, Y1 + Y2 > 0, −Y2 > 0
+    B = np.array([[1, 0, 0], [0, 1, 1], [0, 0, -1]], float)
+    exact = arcsine_orthant(B @ cov @ B.T)
+    r = cone_expectation(F, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 1.0], [0, 0, 1.0]]),
+                         lambda p: (((p[:, 0] > 0) & (p[:, 1] < 0)).astype(float)[:, None], None),
+                         rule="rqmc", n_qmc=2 ** 11, replicates=8, seed=7)
+    assert 0 < r.plain_se[0] < 2e-3               # measured 5.0e-4
+    assert abs(r.plain[0] - exact) < 4 * r.plain_se[0]   # measured z = 1.04
