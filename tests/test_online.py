@@ -307,7 +307,7 @@ def test_metrics_vs_monte_carlo(activation):
 @pytest.mark.xfail(strict=True, reason="test_loss at wide fields: the smooth tier (Gauss–Hermite, "
                    "24-32 nodes/axis) is not accurate for E[logsumexp z]. Linear trunk, logit "
                    "differences of variance 6.4 and 106: engine test_loss 2.2050 (commit 0f01ce2; "
-                   "2.1915 with the working tree's spread-aware node counts) vs MC 2.1737 ± 0.0027 "
+                   "2.1915 at 871b05c with spread-aware node counts) vs MC 2.1737 ± 0.0027 "
                    "(z = 11.7 / 6.6; an independent 200×200 Gauss–Hermite puts E[lse] 0.0287 below "
                    "the 0f01ce2 value). erf trunk, Q_11 = 7.0: engine 1.2082 vs MC 1.1834 ± 0.0010 "
                    "(z = 26); E[lse] engine 2.18372 vs independent 200×200 GH 2.16078. "
