@@ -20,7 +20,7 @@ import numpy as np
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .online import (Accuracy, _diff_rows, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
+from .online import (Accuracy, _diff_rows, _softmax_expectation, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
                      smooth_nodes)
 from .quadrature import cone_expectation, gaussian_factor
 
@@ -52,8 +52,8 @@ def _linear_errors(model, st, factor, t, acc, label=True):
 
 def _linear_loss(model, st, factor, t, acc):
     z = model.rows_logits(st, t)
-    lse = cone_expectation(factor, None, _diff_rows(z),
-                           lambda u: (_lse_from_diffs(u)[:, None], None), budget=acc.budget).plain[0]
+    lse = _softmax_expectation(model, st, factor, None, [t], _diff_rows(z),
+                               lambda u: (_lse_from_diffs(u)[:, None], None), None, acc).plain[0]
     one = lambda p: (np.ones((p.shape[0], 1)), np.ones((p.shape[0], 1)))  # noqa: E731
     ez = 0.0
     for c in range(model.classes[t]):

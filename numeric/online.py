@@ -30,7 +30,7 @@ import numpy as np
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .quadrature import cone_expectation, gaussian_factor
+from .quadrature import ConeResult, cone_expectation, gaussian_factor
 
 __all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear",
            "nonlinear_terms", "assemble_nonlinear", "terms"]
@@ -113,6 +113,29 @@ def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy)
     return out
 
 
+SPLIT_SPREAD = 4.0  # logit-difference std above which softmax integrals are split by argmax
+
+
+def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc):
+    """E[1{cone} Φ(p)], E[1{cone} Γ(p) ℓᵀ] with p the logit differences of `tasks` (linear trunk).
+
+    When the logits are widely spread the softmax is nearly a step across the boundaries of the
+    student's argmax cones and no smooth rule resolves it; the domain is then split exactly into
+    those cones (Gaussian cones: z is linear in the fields), inside each of which the integrand is
+    smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster."""
+    spread = np.linalg.norm(proj @ factor, 2) if proj.size else 0.0
+    if spread <= SPLIT_SPREAD:
+        return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget)
+    zrows = [model.rows_logits(st, t) for t in tasks]
+    plain = linear = 0.0
+    for pieces in itertools.product(*[range(z.shape[0]) for z in zrows]):
+        r = cone_expectation(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(zrows, pieces)]),
+                             proj, fn, lin, budget=acc.budget, spread_nodes=False)
+        plain = plain + r.plain
+        linear = None if lin is None else linear + r.linear
+    return ConeResult(plain, linear)
+
+
 def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
     """Integrals of a linear trunk (and glm): a_t = V_tᵀ s_t, b_{t,c} = V_t[c] do not depend on h,
     so every smooth integrand is a function of the logit differences of one or two tasks."""
@@ -131,7 +154,7 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
             phi = np.concatenate([(s[:, :, None] * s[:, None, :]).reshape(len(u), -1),
                                   _lse_from_diffs(u)[:, None]], axis=1)
             return phi, s
-        r = cone_expectation(factor, None, diffs[t], fn, ell, budget=acc.budget)
+        r = _softmax_expectation(model, st, factor, None, [t], diffs[t], fn, ell, acc)
         Ess[t, t] = r.plain[:C * C].reshape(C, C)
         Else[t] = r.plain[-1]
         Es[t] = r.linear
@@ -143,7 +166,8 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
             def fn2(u, Ct=Ct):
                 a, b = _softmax_from_diffs(u[:, :Ct - 1]), _softmax_from_diffs(u[:, Ct - 1:])
                 return (a[:, :, None] * b[:, None, :]).reshape(len(u), -1), None
-            r = cone_expectation(factor, None, np.vstack([diffs[t], diffs[s]]), fn2, budget=acc.budget)
+            r = _softmax_expectation(model, st, factor, None, [t, s], np.vstack([diffs[t], diffs[s]]),
+                                     fn2, None, acc)
             Ess[t, s] = r.plain.reshape(Ct, Cs)
             Ess[s, t] = Ess[t, s].T
     # label-conditioned terms
@@ -164,14 +188,14 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
                         sm = _softmax_from_diffs(u)
                         return np.concatenate([sm, np.ones((len(u), 1))], axis=1), \
                             np.ones((len(u), 1))
-                    r = cone_expectation(factor, cone, proj, fn3, ell, budget=acc.budget)
+                    r = _softmax_expectation(model, st, factor, cone, [s], proj, fn3, ell, acc)
                     Cs = model.classes[s]
                     Eys[t, s][c] = r.plain[:Cs]
                     Py[t][c] = r.plain[Cs]
                     Eyl[t][c] = r.linear[0]
                 else:
-                    r = cone_expectation(factor, cone, proj,
-                                         lambda u: (_softmax_from_diffs(u), None), budget=acc.budget)
+                    r = _softmax_expectation(model, st, factor, cone, [s], proj,
+                                             lambda u: (_softmax_from_diffs(u), None), None, acc)
                     Eys[t, s][c] = r.plain
     P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
     return {"A": Es, "B": Ess, "Lse": Else, "Y": Eys, "P": Py, "L": Eyl, "PP": P_pair}

@@ -202,7 +202,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
-                     budget: int | None = None, min_gh: int = 0) -> ConeResult:
+                     budget: int | None = None, min_gh: int = 0,
+                     spread_nodes: bool = True) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, or a pair (A, nonstrict) marking rows where ≥ is meant (ties),
@@ -249,7 +250,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     Pperp = P - P1 @ E1
     if Pperp.size and np.abs(Pperp).max() > 0:
         U, s, Vt = np.linalg.svd(Pperp, full_matrices=False)
-        keep = s > RANK_TOL * max(s[0], 1e-300) * 1e3
+        keep = s > RANK_TOL * max(np.abs(P).max(), 1e-300) * 1e3  # relative to P, not to the residual
         E2 = Vt[keep]
         C2 = U[:, keep] * s[keep]
     else:
@@ -304,8 +305,9 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         # E[log(1 + e^{s x})] is 4e-6 at s = 2 with 16 nodes, 2e-5 at s = 3 with 24: ~4 + 6 s nodes
         s1 = np.linalg.norm(P1, 2) if P1.size else 0.0
         s2 = np.linalg.norm(C2, 2) if C2.size else 0.0
-        n_cone = max(n, min(int(np.ceil(4 + 6 * s1)), MAX_SPREAD_NODES)) if P.size else n
-        n_gh = max(n, min_gh, min(int(np.ceil(4 + 6 * s2)), MAX_SPREAD_NODES))
+        n_cone = max(n, min(int(np.ceil(4 + 6 * s1)), MAX_SPREAD_NODES)) \
+            if (P.size and spread_nodes) else n
+        n_gh = max(n, min_gh, min(int(np.ceil(4 + 6 * s2)), MAX_SPREAD_NODES) if spread_nodes else n)
         if float(n_cone) ** sample_r1 * float(n_gh) ** r2 > MAX_PRODUCT_POINTS:
             rule, budget = "qmc", MAX_PRODUCT_POINTS // QMC_FACTOR
     if rule == "qmc":

@@ -304,7 +304,7 @@ def test_metrics_vs_monte_carlo(activation):
     metrics_case(activation, scale_a=0.6, scale_b=0.4, scale_v=1.0)
 
 
-@pytest.mark.xfail(strict=True, reason="test_loss at wide fields: the smooth tier (Gauss–Hermite, "
+_WIDE_ERF_REASON = ("test_loss at wide fields: the smooth tier (Gauss–Hermite, "
                    "24-32 nodes/axis) is not accurate for E[logsumexp z]. Linear trunk, logit "
                    "differences of variance 6.4 and 106: engine test_loss 2.2050 (commit 0f01ce2; "
                    "2.1915 at 871b05c with spread-aware node counts) vs MC 2.1737 ± 0.0027 "
@@ -312,7 +312,11 @@ def test_metrics_vs_monte_carlo(activation):
                    "the 0f01ce2 value). erf trunk, Q_11 = 7.0: engine 1.2082 vs MC 1.1834 ± 0.0010 "
                    "(z = 26); E[lse] engine 2.18372 vs independent 200×200 GH 2.16078. "
                    "gen_error / label_error agree (|z| ≤ 2.4)")
-@pytest.mark.parametrize("activation", ["linear", "erf"])
+
+
+@pytest.mark.parametrize("activation", [
+    "linear",  # passes since linear-trunk softmax integrals are split by the student argmax cones
+    pytest.param("erf", marks=pytest.mark.xfail(strict=True, reason=_WIDE_ERF_REASON))])
 def test_metrics_vs_monte_carlo_wide_fields(activation):
     metrics_case(activation, scale_a=0.9, scale_b=0.4, scale_v=1.5)
 
