@@ -52,6 +52,14 @@ CASES = [
            shared("linear", 2), [1, 3, 6], teacher={"alignment": 0.8}, inputs="separate"),
     _setup("shared erf weight decay", [{"name": "A", "classes": 2, "noise": 0.2}],
            shared("erf", 1, 0.5), [2, 6], weight_decay=0.05, head_lr=0.2),
+    # wide fields: strong teachers and long training make logits and trunk fields large
+    _setup("glm C=3 strong teacher, long", [{"name": "A", "classes": 3, "noise": 1.0}], GLM, [5, 20],
+           teacher={"norm": 9.0}, lr=1.0),
+    _setup("shared tanh strong teachers", [{"name": "A", "classes": 3}, {"name": "B", "classes": 3, "noise": 2.0}],
+           shared("tanh", 2, 0.5), [2, 8], teacher={"norm": 4.0, "alignment": 0.9}, lr=1.0),
+    _setup("shared relu separate, unequal", [{"name": "A", "classes": 4, "share": 3.0}, {"name": "B", "classes": 2, "noise": 0.5}],
+           shared("relu", 3, 0.4), [2, 6], teacher={"norm": 2.0, "alignment": 0.7, "class_map": "random"},
+           inputs="separate"),
 ]
 
 

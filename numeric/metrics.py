@@ -21,7 +21,7 @@ import numpy as np
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .online import (Accuracy, _diff_rows, _softmax_expectation, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
-                     smooth_nodes)
+                     orthant_nodes)
 from .quadrature import cone_expectation, gaussian_factor
 
 __all__ = ["task_metrics", "TaskMetrics"]
@@ -93,16 +93,16 @@ def _nonlinear_loss(model, st, factor, t, acc):
     V = st.V[t]
     H = model.rows_h()
     splits = _orthant_splits(model)
-    mg = smooth_nodes(model, st)
+    mn = orthant_nodes(st)
     lse = sum(cone_expectation(factor, sp, H, lambda h: (logsumexp(g(h)[0] @ V.T, axis=1)[:, None], None),
-                               budget=acc.budget, min_gh=mg).plain[0] for sp in splits)
+                               budget=acc.budget, spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
     ez = 0.0
     for c in range(model.classes[t]):
         cone = argmax_cone(model.rows_nu(t), c)
         for sp in splits:
             ez += cone_expectation(factor, _with_split(cone, sp), H,
                                    lambda h, c=c: ((g(h)[0] @ V[c])[:, None], None),
-                                   budget=acc.budget, min_gh=mg).plain[0]
+                                   budget=acc.budget, spread_nodes=False, min_nodes=mn).plain[0]
     return lse - ez
 
 

@@ -203,7 +203,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
                      budget: int | None = None, min_gh: int = 0,
-                     spread_nodes: bool = True) -> ConeResult:
+                     spread_nodes: bool = True, min_nodes: int = 0) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, or a pair (A, nonstrict) marking rows where ≥ is meant (ties),
@@ -300,6 +300,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
             budget = max(budget or 0, min_gh ** 2 * 64)
     if rule == "product" and budget is not None and sample_r1 + r2 > 0:
         n = int(np.clip(np.floor(budget ** (1.0 / (sample_r1 + r2)) + 1e-9), 4, MAX_NODES))
+        n = max(n, min_nodes)
         # softmax-type integrands have poles at distance ~π from the real axis in the logits, so a
         # rule must resolve the spread s of the projections: measured Gauss–Hermite error of
         # E[log(1 + e^{s x})] is 4e-6 at s = 2 with 16 nodes, 2e-5 at s = 3 with 24: ~4 + 6 s nodes
