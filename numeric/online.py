@@ -228,6 +228,9 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
     return Moments(m1, m2, mv, loss)
 
 
+MAX_SPLIT_K = 4
+
+
 def _orthant_signs(K: int):
     return list(itertools.product((1.0, -1.0), repeat=K))
 
@@ -240,7 +243,9 @@ def _orthant_splits(model: TheoryModel):
     that transition sits at the orthant boundary, where the tanh–sinh nodes of the Genz
     coordinates cluster (measured: Gauss–Hermite errs by 7.7e-3 on E[sech² h] at std 1.6 with 16
     nodes; the split rule with 8 nodes per axis agrees with Monte Carlo at std 5)."""
-    if model.linear:
+    if model.linear or model.K > MAX_SPLIT_K:
+        # wide trunks: 2^K pieces would cost more than they gain; the integrals over h then have
+        # more than 4 dimensions and use the scrambled-Sobol' tier directly
         return [None]
     H = model.rows_h()
     # h_k > 0 (strict) or h_k ≤ 0 (non-strict): relu′(0) = 0 puts h = 0 on the negative side
@@ -351,7 +356,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
                 for d in range(model.classes[u]):
                     cone = cone_stack(argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(u), d))
 
-                    if model.activation == "relu":
+                    if model.activation == "relu" and splits[0] is not None:
                         # inside a sign orthant g′ is constant: a pure cone probability
                         for signs, sp in zip(_orthant_signs(K), splits):
                             on = (np.asarray(signs) > 0).astype(float)
