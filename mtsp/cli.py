@@ -217,7 +217,9 @@ def _run_validation(setup, *, N, seeds, device, out, single, quiet):
     notes = {"theory_s": round(t1 - t0, 2), "simulation_s": round(t2 - t1, 2),
              "N": N, "seeds": seeds, "device": device, "single": single,
              "theory_stats": _clean(getattr(theory, "stats", {}) or {})}
-    path = write_report(setup, theory_js, sim_js, out, comparison=cmp, notes=notes)
+    curves = theory.curves() if hasattr(theory, "curves") else None
+    path = write_report(setup, theory_js, sim_js, out, comparison=cmp, notes=notes,
+                        curves=_clean(curves) if curves else None)
     if show:
         _diag(f"theory {t1 - t0:.1f} s, simulation {t2 - t1:.1f} s, report "
               f"{time.perf_counter() - t2:.1f} s")

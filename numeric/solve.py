@@ -37,6 +37,7 @@ class SolveResult:
     trajectory: object | None = None  # dense output (callable t -> packed state)
     model: TheoryModel | None = None
     stats: dict = field(default_factory=dict)
+    single_results: dict | None = None  # name -> (SolveResult of the task alone, time scale)
 
     def to_json_dict(self) -> dict:
         out = {"setup": self.setup_name, "engine": self.engine, "protocol": self.protocol,
@@ -48,6 +49,24 @@ class SolveResult:
     def state(self, t: float):
         """Order parameters (Q, R, V) at time t."""
         return self.model.unpack(self.trajectory(t))
+
+    def curves(self, points: int = 60, acc: Accuracy | None = None) -> dict:
+        """gen_error along the dense trajectory, for plots: {"times": [...], "tasks": {name:
+        [...]}, "single": {name: [...]}} on `points` times in (0, t_last]; single-task curves
+        (when solved) are on the multitask clock (time π_t·t for separate online inputs)."""
+        acc = acc or COARSE
+        grid = np.linspace(0.0, float(self.times[-1]), points + 1)[1:]
+        out = {"times": grid.tolist(), "tasks": {}, "single": {}}
+        vals = np.array([[m.gen_error for m in task_metrics(self.model, self.state(t), acc,
+                                                            loss=False, label=False)]
+                         for t in grid])
+        for k, name in enumerate(self.model.names):
+            out["tasks"][name] = vals[:, k].tolist()
+        for name, (res, scale) in (self.single_results or {}).items():
+            k = list(res.model.names).index(name)
+            out["single"][name] = [task_metrics(res.model, res.state(scale * t), acc, loss=False,
+                                                label=False)[k].gen_error for t in grid]
+        return out
 
 
 def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
@@ -179,6 +198,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     res = solve_online(setup, acc, progress=progress, engine=engine, **tol)
     if single:
         res.single = {}
+        res.single_results = {}
         shares = setup.shares()
         for k, task in enumerate(setup.tasks):
             times = list(setup.training.times)
@@ -186,4 +206,5 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
                 times = [shares[k] * t for t in times]
             alone = solve_online(setup.single(k), acc, times=times, engine=engine, **tol)
             res.single[task.name] = alone.tasks[task.name]
+            res.single_results[task.name] = (alone, times[0] / setup.training.times[0])
     return res

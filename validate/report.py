@@ -88,8 +88,9 @@ def _sim_label(sim_json):
     return f"simulation (N = {n}" + (f", {s} seeds)" if s is not None else ")")
 
 
-def plot_gen_error(theory_json: dict, sim_json: dict, path) -> Path:
-    """gen_error.png: one panel per task, theory lines, simulation points with error bars."""
+def plot_gen_error(theory_json: dict, sim_json: dict, path, curves: dict | None = None) -> Path:
+    """gen_error.png: one panel per task, theory lines, simulation points with error bars.
+    With ``curves`` (SolveResult.curves()) the theory lines follow the dense trajectory."""
     names = list(theory_json.get("tasks") or {})
     fig, axes = _figure(max(len(names), 1))
     tt, ts = _times(theory_json), _times(sim_json)
@@ -99,7 +100,11 @@ def plot_gen_error(theory_json: dict, sim_json: dict, path) -> Path:
         for key, label, sty in runs:
             th = (theory_json.get(key) or {}).get(name)
             sm = (sim_json.get(key) or {}).get(name)
-            if th is not None:
+            dense = (curves or {}).get(key, {}).get(name)
+            if dense is not None:
+                ax.plot(curves["times"], dense, sty["theory_ls"], color=sty["color"],
+                        lw=1.8, label=f"theory (N → ∞), {label}")
+            elif th is not None:
                 ax.plot(tt, _vals(th.get("gen_error")), sty["theory_ls"], color=sty["color"],
                         lw=1.8, label=f"theory (N → ∞), {label}")
             if sm is not None:
@@ -121,7 +126,7 @@ def plot_gen_error(theory_json: dict, sim_json: dict, path) -> Path:
     return path
 
 
-def plot_benefit(theory_json: dict, sim_json: dict, path) -> Path | None:
+def plot_benefit(theory_json: dict, sim_json: dict, path, curves: dict | None = None) -> Path | None:
     """benefit.png: Δ_t = gen_error(single) − gen_error(multitask) per task, theory vs simulation.
     Returns None (and writes nothing) unless both results carry "single"."""
     if not (isinstance(theory_json.get("single"), dict) and isinstance(sim_json.get("single"), dict)):
@@ -134,7 +139,11 @@ def plot_benefit(theory_json: dict, sim_json: dict, path) -> Path | None:
         th_m, th_s = theory_json["tasks"].get(name), theory_json["single"].get(name)
         sm_m, sm_s = (sim_json.get("tasks") or {}).get(name), sim_json["single"].get(name)
         ax.axhline(0.0, color="0.5", lw=0.8)
-        if th_m is not None and th_s is not None:
+        dm, ds = ((curves or {}).get("tasks", {}).get(name), (curves or {}).get("single", {}).get(name))
+        if dm is not None and ds is not None:
+            ax.plot(curves["times"], [a - b for a, b in zip(ds, dm)], "-", color="C2", lw=1.8,
+                    label="theory (N → ∞)")
+        elif th_m is not None and th_s is not None:
             d = [a - b for a, b in zip(_vals(th_s.get("gen_error")), _vals(th_m.get("gen_error")))]
             ax.plot(tt, d, "-", color="C2", lw=1.8, label="theory (N → ∞)")
         if sm_m is not None and sm_s is not None:
@@ -192,18 +201,18 @@ def _setup_summary(setup, sim_json: dict, theory_json: dict) -> str:
 
 def write_report(setup, theory_json: dict, sim_json: dict, out_dir, *,
                  comparison: Comparison | None = None, n_se: float = 4.0, floor: float = 0.003,
-                 notes: dict | None = None) -> Path:
+                 notes: dict | None = None, curves: dict | None = None) -> Path:
     """Write report.md, results.json, gen_error.png and (with single-task baselines) benefit.png
     into ``out_dir`` (created if needed); return the path of report.md. ``comparison`` defaults to
     ``compare(theory_json, sim_json, n_se, floor)``; ``notes`` (e.g. timings) go to results.json
-    under "run"."""
+    under "run"; ``curves`` (SolveResult.curves()) draws the theory along its dense trajectory."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     theory_json, sim_json = _clean(theory_json), _clean(sim_json)
     cmp = comparison if comparison is not None else compare(theory_json, sim_json, n_se, floor)
 
-    gen_png = plot_gen_error(theory_json, sim_json, out / "gen_error.png")
-    ben_png = plot_benefit(theory_json, sim_json, out / "benefit.png")
+    gen_png = plot_gen_error(theory_json, sim_json, out / "gen_error.png", curves)
+    ben_png = plot_benefit(theory_json, sim_json, out / "benefit.png", curves)
     if ben_png is None and (out / "benefit.png").exists():
         (out / "benefit.png").unlink()   # a stale plot from an earlier run would mislead
 
