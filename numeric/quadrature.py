@@ -42,7 +42,7 @@ MAX_NODES = 24
 PRODUCT_MAX_DIM = 4
 MAX_SPREAD_NODES = 32
 MAX_PRODUCT_POINTS = 1 << 18
-QMC_FACTOR = 4  # Sobol points per unit of budget (QMC needs more points than a product rule)
+QMC_FACTOR = 1  # Sobol' points per unit of budget (measured: 4× more points changed no RHS by > MC noise)
 
 
 @lru_cache(maxsize=None)
