@@ -133,12 +133,16 @@ def _truncated_normal(lo: np.ndarray, hi: np.ndarray, w: np.ndarray):
 
 @dataclass
 class ConeResult:
-    """E[1{cone} Φ] (``plain``), E[1{cone} Γ (L f)ᵀ] (``linear``), and, for the randomised
-    rule, standard errors of both (zeros for the deterministic product rule)."""
+    """E[1{cone} Φ] (``plain``), E[1{cone} Γ (L f)ᵀ] (``linear``), and the standard error of
+    ``plain`` (nonzero for the randomised rule only; exact and deterministic results carry 0)."""
     plain: np.ndarray
     linear: np.ndarray | None
     plain_se: np.ndarray | None = None
     points: int = 0
+
+    def __post_init__(self):
+        if self.plain_se is None:
+            self.plain_se = np.zeros_like(np.asarray(self.plain, dtype=float))
 
 
 def orthant_probability(corr_cov: np.ndarray) -> float | None:

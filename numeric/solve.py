@@ -8,6 +8,7 @@ dense output with a bounded Brent search.
 """
 from __future__ import annotations
 
+import sys
 import time as _time
 from dataclasses import dataclass, field
 
@@ -201,6 +202,11 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
         res.single_results = {}
         shares = setup.shares()
         for k, task in enumerate(setup.tasks):
+            if task.weight == 0:
+                # a task with weight 0 is never trained: alone it is not a valid setup
+                print(f"mtsp: note: task {task.name!r} has weight 0; no single-task baseline",
+                      file=sys.stderr)
+                continue
             times = list(setup.training.times)
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]

@@ -487,6 +487,9 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
     off = w_multi
     for i, name in enumerate(names):
         scale = pi[i] if separate else 1.0
+        if setup.tasks[i].weight == 0:  # never trained; alone it is not a valid setup
+            off += w_single[i]
+            continue
         st = setup.single(name)
         r = _run(st, times * scale, N, seeds, device, dtype, test_size, seed,
                  sub(off, w_single[i]), grid)
