@@ -189,7 +189,7 @@ def test_orthant_6d_qmc_tier_vs_scipy():
         ref = scipy_orthant(cov, abseps=1e-7)
         F = gaussian_factor(cov)
         got = cone_expectation(F, np.eye(6), _none_rows(6), None)
-        assert got.plain_se is None and got.points >= 2 ** 14      # a fixed Sobol' set
+        assert not np.any(got.plain_se) and got.points >= 2 ** 13  # a fixed Sobol set: no SE
         assert got.plain[0] == pytest.approx(ref, abs=3e-6)    # measured ≤ 3.0e-7
         got_b = cone_expectation(F, np.eye(6), _none_rows(6), None, budget=40000)
         assert got_b.points >= got.points
