@@ -77,11 +77,19 @@ def _access(sym) -> str:
     raise ValueError(f"no array access for symbol {sym}")
 
 
-def _function(name: str, args: str, doc: str, outputs: list, shapes: list) -> str:
-    """A Python function computing `outputs` (SymPy matrices) with CSE; returns a tuple of arrays."""
+def _function(name: str, args: str, doc: str, outputs: list, shapes: list,
+              backend: str = "numpy") -> str:
+    """A Python function computing `outputs` (SymPy matrices) with CSE; returns a tuple.
+
+    backend "numpy": NumPyPrinter, outputs float arrays of `shapes`; "mpmath": MpmathPrinter
+    (inputs mpmath matrices / mpf, every constant an exact mpf), outputs mpmath matrices (lists
+    for 1-d shapes).  The same SymPy expressions feed both: one system, two printers."""
     import sympy as sp
-    from sympy.printing.numpy import NumPyPrinter
-    printer = NumPyPrinter({"inline": True})
+    if backend == "numpy":
+        from sympy.printing.numpy import NumPyPrinter as Printer
+    else:
+        from sympy.printing.pycode import MpmathPrinter as Printer
+    printer = Printer({"inline": True})
     flat = [e for m in outputs for e in m]
     replacements, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
     free = sorted(set().union(*[e.free_symbols for e in flat]) if flat else set(), key=lambda s: s.name)
@@ -94,9 +102,16 @@ def _function(name: str, args: str, doc: str, outputs: list, shapes: list) -> st
     outs = []
     for k, (m, shape) in enumerate(zip(outputs, shapes)):
         n = len(m)
-        vals = ", ".join(printer.doprint(e) for e in reduced[pos:pos + n])
+        vals = [printer.doprint(e) for e in reduced[pos:pos + n]]
         pos += n
-        lines.append(f"    out{k} = np.array([{vals}], dtype=float).reshape({shape})")
+        if backend == "numpy":
+            lines.append(f"    out{k} = np.array([{', '.join(vals)}], dtype=float).reshape({shape})")
+        elif len(shape) == 1:
+            lines.append(f"    out{k} = [{', '.join(vals)}]")
+        else:
+            r, c = shape
+            rows = ", ".join("[" + ", ".join(vals[i * c:(i + 1) * c]) + "]" for i in range(r))
+            lines.append(f"    out{k} = mpmath.matrix([{rows}])")
         outs.append(f"out{k}")
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     return "\n".join(lines)
@@ -267,34 +282,8 @@ def load_module(model, setup_name: str = ""):
 
 # ==================== mpmath back-end (same SymPy system, second printer) ====================
 def _function_mp(name: str, args: str, doc: str, outputs: list, shapes: list) -> str:
-    """Like `_function`, printed with SymPy's MpmathPrinter: inputs are mpmath matrices / mpf,
-    outputs mpmath matrices (lists for 1-d shapes), every constant an exact mpf."""
-    import sympy as sp
-    from sympy.printing.pycode import MpmathPrinter
-    printer = MpmathPrinter({"inline": True})
-    flat = [e for m in outputs for e in m]
-    replacements, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
-    free = sorted(set().union(*[e.free_symbols for e in flat]) if flat else set(), key=lambda s: s.name)
-    lines = [f"def {name}({args}):", f'    """{doc}"""']
-    for s in free:
-        lines.append(f"    {printer.doprint(s)} = {_access(s)}")
-    for sym, expr in replacements:
-        lines.append(f"    {printer.doprint(sym)} = {printer.doprint(expr)}")
-    pos = 0
-    outs = []
-    for k, (m, shape) in enumerate(zip(outputs, shapes)):
-        n = len(m)
-        vals = [printer.doprint(e) for e in reduced[pos:pos + n]]
-        pos += n
-        if len(shape) == 1:
-            lines.append(f"    out{k} = [{', '.join(vals)}]")
-        else:
-            r, c = shape
-            rows = ", ".join("[" + ", ".join(vals[i * c:(i + 1) * c]) + "]" for i in range(r))
-            lines.append(f"    out{k} = mpmath.matrix([{rows}])")
-        outs.append(f"out{k}")
-    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
-    return "\n".join(lines)
+    """`_function` with the mpmath printer."""
+    return _function(name, args, doc, outputs, shapes, backend="mpmath")
 
 
 def generate_mp_module(model, setup_name: str = "") -> str:
