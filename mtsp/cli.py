@@ -52,17 +52,7 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _clean(v):
-    """JSON-safe copy (numpy to Python, non-finite floats to null)."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):   # numpy arrays and scalars
-        return _clean(v.tolist())
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    return v
+from .jsonable import json_safe as _clean  # noqa: E402
 
 
 def _print_json(obj) -> None:

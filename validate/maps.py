@@ -29,20 +29,7 @@ __all__ = ["write_sweep", "plot_benefit_curves", "plot_benefit_maps"]
 _DELTA = "Δ = gen_error(single) − gen_error(multi)"
 
 
-def _clean(v):
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _clean(v.tolist())
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        v = float(v)
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    return v
+from ..jsonable import json_safe as _clean  # noqa: E402
 
 
 def _figure(n_panels: int, width: float = 4.8, height: float = 3.9):

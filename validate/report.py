@@ -28,28 +28,7 @@ _MULTI = dict(color="C0", theory_ls="-", marker="o")
 _SINGLE = dict(color="C1", theory_ls="--", marker="s")
 
 
-def _clean(v):
-    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to None."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if np is not None:
-        if isinstance(v, np.ndarray):
-            return _clean(v.tolist())
-        if isinstance(v, np.bool_):
-            return bool(v)
-        if isinstance(v, np.integer):
-            return int(v)
-        if isinstance(v, np.floating):
-            v = float(v)
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    return v
+from ..jsonable import json_safe as _clean  # noqa: E402
 
 
 def _vals(seq):
