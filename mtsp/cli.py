@@ -170,14 +170,8 @@ def _fmt_t(t) -> str:
 
 def _theory(setup, single: bool, show: bool, engine: str = "ode", **precision):
     from .numeric.solve import solve
-    n = 1 + (len(setup.tasks) if single else 0)
     with Progress("theory", enabled=show) as p:
-        def cb(f):
-            if f >= 1.0 and single:
-                p(1.0 / n, "single-task baselines")
-            else:
-                p(f / n)
-        res = solve(setup, single=single, progress=cb, engine=engine, **precision)
+        res = solve(setup, single=single, progress=p, engine=engine, **precision)
     return res
 
 

@@ -82,13 +82,15 @@ def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
 
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
-               engine: str = "ode", setup_name: str = ""):
+               engine: str = "ode", setup_name: str = "", progress=None):
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
 
     def f(t, y):
         nfev[0] += 1
+        if progress and nfev[0] % 6 == 0:
+            progress(min(t / t_end, 1.0))
         return f_rhs(model, y, acc)
     sol = solve_ivp(f, (0.0, t_end), y0, method="RK45", rtol=rtol, atol=atol, dense_output=True)
     if not sol.success:
@@ -138,10 +140,12 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float = 1e-5, atol:
     model = theory_model(setup)
     times = list(setup.training.times if times is None else times)
     t0 = _time.perf_counter()
-    traj, nfev = _integrate(model, float(times[-1]), acc, rtol, atol, engine, setup.name)
+    # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
+    traj, nfev = _integrate(model, float(times[-1]), acc, rtol, atol, engine, setup.name,
+                            (lambda f: progress(0.8 * f)) if progress else None)
     t1 = _time.perf_counter()
     if progress:
-        progress(0.5)
+        progress(0.8)
     per_time = [task_metrics(model, model.unpack(traj(t)), acc) for t in times]
     best_gen = _best(model, traj, times[-1], acc, "gen_error", grid_points, times)
     best_loss = _best(model, traj, times[-1], acc, "test_loss", grid_points, times)
@@ -196,8 +200,13 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     tol = {}
     if accuracy == "high":
         acc, tol = HIGH_ACCURACY, HIGH_TOL
-    res = solve_online(setup, acc, progress=progress, engine=engine, **tol)
+    runs = 1 + (sum(1 for t in setup.tasks if t.weight != 0) if single else 0)
+
+    def part(k):  # progress of run k of `runs` as a fraction of the whole
+        return (lambda f: progress((k + f) / runs)) if progress else None
+    res = solve_online(setup, acc, progress=part(0), engine=engine, **tol)
     if single:
+        done = 1
         res.single = {}
         res.single_results = {}
         shares = setup.shares()
@@ -210,7 +219,9 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
             times = list(setup.training.times)
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]
-            alone = solve_online(setup.single(k), acc, times=times, engine=engine, **tol)
+            alone = solve_online(setup.single(k), acc, times=times, engine=engine,
+                                 progress=part(done), **tol)
+            done += 1
             res.single[task.name] = alone.tasks[task.name]
             res.single_results[task.name] = (alone, times[0] / setup.training.times[0])
     return res
