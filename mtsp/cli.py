@@ -474,6 +474,8 @@ def main(argv=None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    import warnings
+    warnings.formatwarning = lambda message, category, *a, **k: f"mtsp: warning: {message}\n"
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -12,8 +12,10 @@ Conventions beyond MODEL.md (the Python contract is docs/SETUP_API.md):
   ``Student.head_init`` (the documented deterministic default). ``to_dict`` writes a value back only
   where it differs from its default source, so ``replace("teacher.norm", 2)`` moves every task that
   did not set its own norm.
-* Keys that the chosen protocol/student would silently ignore are refused, not ignored
-  (``hidden`` for glm, ``times`` for erm, ``alpha`` for online, ``ridge`` outside erm, ...).
+* Keys the student cannot have are refused (``hidden``/``head_init`` for glm); keys of MODEL.md
+  that merely do not apply to the chosen protocol or inputs (``alpha`` for online, ``share`` with
+  shared inputs, ``ridge`` outside erm, ``times`` for erm, ...) are kept unused with a
+  `SetupWarning` naming the key.
 * Task names default to ``task1``, ``task2``, ...; they must be unique and contain no ``.``
   (they appear in dotted keys).
 * When ``teacher.gram`` is given, the parametric teacher fields are placeholders (norm 1,
@@ -25,6 +27,7 @@ import dataclasses
 import math
 import numbers
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,6 +44,10 @@ CLASS_MAPS = ("aligned", "random")
 PROTOCOLS = ("online", "full_batch", "erm")
 INPUTS = ("shared", "separate")
 _REQUIRED = object()
+
+
+class SetupWarning(UserWarning):
+    """A setup key that does not apply to the chosen protocol or inputs (kept, unused)."""
 
 
 class SetupError(ValueError):
@@ -393,10 +400,17 @@ class _Table:
         return v
 
     def refuse(self, keys, reason: str) -> None:
-        """Refuse any of ``keys`` that is present (a key the setup would otherwise ignore)."""
+        """Refuse any of ``keys`` that is present (ambiguous or contradictory with the rest)."""
         for k in keys:
             if k in self.table:
                 raise SetupError(self.key(k), reason)
+
+    def ignore(self, keys, reason: str) -> None:
+        """Warn about any of ``keys`` that is present but has no effect with this protocol/inputs
+        (MODEL.md's keys are all valid; one that does not apply is kept, unused, and named)."""
+        for k in keys:
+            if k in self.table:
+                warnings.warn(f"{self.key(k)}: {reason}; ignored", SetupWarning, stacklevel=4)
 
 
 def _matrix(value, key: str) -> np.ndarray:
@@ -578,7 +592,7 @@ def _parse_training(table, tasks, raw, student: Student):
     times = None
     if timed:
         weight_decay = r.real("weight_decay", 0.0, low=0.0)
-        r.refuse(("ridge", "coupling"), f"only erm has ridge and coupling (use weight_decay with {protocol})")
+        r.ignore(("ridge", "coupling"), f"only erm has ridge and coupling (use weight_decay with {protocol})")
         times = r._get("times", _REQUIRED, f"the times at which {protocol} is evaluated")
         times = times.tolist() if isinstance(times, np.ndarray) else times
         if (not isinstance(times, (list, tuple)) or not times
@@ -588,19 +602,19 @@ def _parse_training(table, tasks, raw, student: Student):
             raise SetupError("training.times", "must be positive and strictly increasing")
         times = tuple(float(x) for x in times)
     else:
-        r.refuse(("times",), "erm has no time: it predicts at the minimum of the regularized risk")
-        r.refuse(("weight_decay",), "erm has no weight decay: use ridge")
+        r.ignore(("times",), "erm has no time: it predicts at the minimum of the regularized risk")
+        r.ignore(("weight_decay",), "erm has no weight decay: use ridge")
         weight_decay = 0.0
     if protocol == "online":
-        r.refuse(("alpha",), "online learning draws a fresh sample every step: no finite alpha")
+        r.ignore(("alpha",), "online learning draws a fresh sample every step: no finite alpha")
     alpha = r.real("alpha", None, low=0.0, strict=True)
     finite_separate = protocol != "online" and inputs == "separate"
     for task, t in zip(raw, tasks):
         if not finite_separate:
             t_why = "only separate inputs with finite data (full_batch, erm) have per-task alpha"
-            task.refuse(("alpha",), t_why + ("; use training.alpha" if protocol != "online" else ""))
+            task.ignore(("alpha",), t_why + ("; use training.alpha" if protocol != "online" else ""))
         if not (protocol == "online" and inputs == "separate"):
-            task.refuse(("share",), "share only applies to separate inputs online (finite data uses alpha)")
+            task.ignore(("share",), "share only applies to separate inputs online (finite data uses alpha)")
     if protocol != "online" and inputs == "shared" and alpha is None:
         raise SetupError("training.alpha", f"missing required key ({protocol} trains on alpha N samples)")
     if finite_separate:

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from mtsp.setup import (Setup, SetupError, class_map_matrix, default_heads, default_setup, load_setup,
+from mtsp.setup import (Setup, SetupError, SetupWarning, class_map_matrix, default_heads, default_setup, load_setup,
                         setup_from_dict, setup_from_toml)
 
 
@@ -172,11 +172,6 @@ def with_task(i, **kw):
     (base(training={"times": [2, 1]}), "training.times", ["increasing"]),
     (base(training={"times": [0, 1]}), "training.times", ["positive"]),
     (base(training={"times": 3}), "training.times", []),
-    (base(training={"alpha": 2}), "training.alpha", ["online"]),
-    (base(training={"ridge": 0.1}), "training.ridge", ["erm"]),
-    (base(training={"coupling": 0.1}), "training.coupling", ["erm"]),
-    (with_task(0, alpha=2), "tasks.A.alpha", ["separate"]),
-    (with_task(0, share=2), "tasks.A.share", ["separate"]),
 ])
 def test_refusals(d, key, words):
     refused(d, key, *words)
@@ -302,8 +297,10 @@ def test_erm_rules():
     del d["training"]["lr"]
     s = setup_from_dict(d)
     assert (s.training.times, s.training.ridge, s.training.coupling) == (None, 0.1, 1.0)
-    refused({**d, "training": {**d["training"], "times": [1, 2]}}, "training.times", "erm")
-    refused({**d, "training": {**d["training"], "weight_decay": 0.1}}, "training.weight_decay", "ridge")
+    with pytest.warns(SetupWarning, match="training.times"):
+        setup_from_dict({**d, "training": {**d["training"], "times": [1, 2]}})
+    with pytest.warns(SetupWarning, match="training.weight_decay"):
+        setup_from_dict({**d, "training": {**d["training"], "weight_decay": 0.1}})
     refused({**d, "training": {**d["training"], "ridge": -1}}, "training.ridge", ">= 0")
     refused({**d, "training": {**d["training"], "coupling": -1}}, "training.coupling", ">= 0")
     unequal = copy.deepcopy(d)
@@ -504,3 +501,17 @@ def test_setup_is_frozen_and_hashable():
         s.name = "x"
     assert hash(s) == hash(setup_from_dict(base()))
     assert isinstance(s, Setup)
+
+
+@pytest.mark.parametrize("d,key,word", [
+    (base(training={"alpha": 2}), "training.alpha", "online"),
+    (base(training={"ridge": 0.1}), "training.ridge", "erm"),
+    (base(training={"coupling": 0.1}), "training.coupling", "erm"),
+    (with_task(0, share=2), "tasks.A.share", "separate"),
+    (with_task(0, alpha=2), "tasks.A.alpha", "separate"),
+])
+def test_keys_that_do_not_apply_warn_and_are_ignored(d, key, word):
+    with pytest.warns(SetupWarning, match=key) as rec:
+        s = setup_from_dict(d)
+    assert word in str(rec[0].message) and "ignored" in str(rec[0].message)
+    assert s.training.protocol == "online"
