@@ -222,6 +222,10 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
             alone = solve_online(setup.single(k), acc, times=times, engine=engine,
                                  progress=part(done), **tol)
             done += 1
-            res.single[task.name] = alone.tasks[task.name]
-            res.single_results[task.name] = (alone, times[0] / setup.training.times[0])
+            scale = times[0] / setup.training.times[0]
+            entry = dict(alone.tasks[task.name])
+            for key in ("best_gen_error_time", "best_test_loss_time"):  # on the multitask clock
+                entry[key] = entry[key] / scale
+            res.single[task.name] = entry
+            res.single_results[task.name] = (alone, scale)
     return res
