@@ -120,6 +120,13 @@ def _truncated_normal(lo: np.ndarray, hi: np.ndarray, w: np.ndarray):
     """x with P(X < x | lo < X < hi) = w for X ~ N(0,1), and the mass P(lo < X < hi).
 
     Works in the upper tail when lo > 0 so that masses near 1 - Φ do not cancel."""
+    if np.isposinf(hi).all():  # one-sided (the common case): one ndtr, one ndtri
+        p = ndtr(-np.abs(lo))          # the tail beyond |lo|
+        upper = lo > 0
+        mass = np.where(upper, p, 1.0 - p)
+        q = np.where(upper, p * (1.0 - w), p + w * (1.0 - p))
+        x = ndtri(np.clip(q, 1e-300, 1.0))
+        return np.clip(np.where(upper, -x, x), lo, hi), mass
     upper = lo > 0
     lo_t = np.where(upper, -hi, lo)
     hi_t = np.where(upper, -lo, hi)
