@@ -265,7 +265,7 @@ def load_module(model, setup_name: str = ""):
     key = structure_key(model)
     if key in _loaded:
         return _loaded[key]
-    path = module_path(model).replace(".py", f"_{_kernel_fingerprint()}.py")
+    path = module_path(model)[:-len(".py")] + f"_{_kernel_fingerprint()}.py"
     if not os.path.exists(path):
         src = generate_module(model, setup_name)
         tmp = path + f".tmp{os.getpid()}"

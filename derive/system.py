@@ -206,7 +206,6 @@ def _assemble_linear(s: OnlineSystem):
 def _assemble_nonlinear(s: OnlineSystem):
     K, n, L_ = s.K, len(s.classes), s.K + s.M
     I = s.integrals
-    g = "g" if True else ""
     Eal, Ebl, Esg, Eyg, Eaa, Eab, Ebb, Ebb2 = {}, {}, {}, {}, {}, {}, {}, {}
     for t, C in enumerate(s.classes):
         Eal[t] = _mat(f"Eal{t}", K, L_)
@@ -214,9 +213,9 @@ def _assemble_nonlinear(s: OnlineSystem):
         Ebl[t] = _mat(f"Ebl{t}", K, L_)
         I[f"Ebl{t}"] = (Ebl[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}(h)\,\ell^\top]", K + C - 1)
         Esg[t] = _mat(f"Esg{t}", C, K)
-        I[f"Esg{t}"] = (Esg[t], rf"E[s_{t}\,{g}(h)^\top]", K)
+        I[f"Esg{t}"] = (Esg[t], rf"E[s_{t}\,g(h)^\top]", K)
         Eyg[t] = _mat(f"Eyg{t}", C, K)
-        I[f"Eyg{t}"] = (Eyg[t], rf"E[1\{{y_{t}=c\}}\,{g}(h)]", K + C - 1)
+        I[f"Eyg{t}"] = (Eyg[t], rf"E[1\{{y_{t}=c\}}\,g(h)]", K + C - 1)
         Ebb[t] = _mat(f"Ebb{t}", K, K)
         I[f"Ebb{t}"] = (Ebb[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}b_{{{t}c}}^\top]", K + C - 1)
         I[f"Lse{t}"] = (sp.Matrix([[sp.Symbol(f"Lse{t}")]]), rf"E[\log\sum_c e^{{z_{{{t}c}}}}]", K)
