@@ -42,11 +42,11 @@ def _linear_errors(model, st, factor, t, acc, label=True):
     for c in range(model.classes[t]):
         zc = argmax_cone(z, c)
         gen += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_lambda(t), c)),
-                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget).plain[0]
+                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget, seed=acc.qmc_seed).plain[0]
         if label:
             lab += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_nu(t), c)),
                                     np.zeros((0, model.n_fields)), None,
-                                    budget=acc.metric_budget).plain[0]
+                                    budget=acc.metric_budget, seed=acc.qmc_seed).plain[0]
     return 1.0 - gen, (1.0 - lab) if label else float("nan"), 0.0, 0.0
 
 
@@ -58,7 +58,7 @@ def _linear_loss(model, st, factor, t, acc):
     ez = 0.0
     for c in range(model.classes[t]):
         r = cone_expectation(factor, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)),
-                             one, z[c:c + 1], budget=acc.budget)
+                             one, z[c:c + 1], budget=acc.budget, seed=acc.qmc_seed)
         ez += r.linear[0, 0]
     return lse - ez
 
@@ -95,14 +95,14 @@ def _nonlinear_loss(model, st, factor, t, acc):
     splits = _orthant_splits(model)
     mn = orthant_nodes(st)
     lse = sum(cone_expectation(factor, sp, H, lambda h: (logsumexp(g(h)[0] @ V.T, axis=1)[:, None], None),
-                               budget=acc.budget, spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
+                               budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
     ez = 0.0
     for c in range(model.classes[t]):
         cone = argmax_cone(model.rows_nu(t), c)
         for sp in splits:
             ez += cone_expectation(factor, _with_split(cone, sp), H,
                                    lambda h, c=c: ((g(h)[0] @ V[c])[:, None], None),
-                                   budget=acc.budget, spread_nodes=False, min_nodes=mn).plain[0]
+                                   budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0]
     return lse - ez
 
 

@@ -44,6 +44,7 @@ class Accuracy:
     qmc_points: int = 2 ** 15   # nonlinear-trunk errors (randomised QMC), per replicate; 2^13 was
     #                             off by 2.7 of its own SEs in a 3e6-sample Monte-Carlo check
     qmc_replicates: int = 8
+    qmc_seed: int = 0           # scrambling of the fixed Sobol' tier (a second seed estimates its error)
 
 
 @dataclass
@@ -126,12 +127,12 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc):
     smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster."""
     spread = np.linalg.norm(proj @ factor, 2) if proj.size else 0.0
     if spread <= SPLIT_SPREAD:
-        return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget)
+        return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
     zrows = [model.rows_logits(st, t) for t in tasks]
     plain = linear = 0.0
     for pieces in itertools.product(*[range(z.shape[0]) for z in zrows]):
         r = cone_expectation(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(zrows, pieces)]),
-                             proj, fn, lin, budget=acc.budget, spread_nodes=False)
+                             proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False)
         plain = plain + r.plain
         linear = None if lin is None else linear + r.linear
     return ConeResult(plain, linear)
@@ -299,7 +300,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     plain = 0.0
     linear = 0.0
     for sp in splits:
-        r = cone_expectation(factor, sp, H, fn0, ell, budget=acc.budget, spread_nodes=False, min_nodes=mn)
+        r = cone_expectation(factor, sp, H, fn0, ell, budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn)
         plain = plain + r.plain
         linear = linear + r.linear
     pos = 0
@@ -336,7 +337,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
             plain = 0.0
             linear = 0.0
             for sp in splits:
-                r = cone_expectation(factor, _with_split(cone, sp), H, fn1, ell, budget=acc.budget, spread_nodes=False, min_nodes=mn)
+                r = cone_expectation(factor, _with_split(cone, sp), H, fn1, ell, budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn)
                 plain = plain + r.plain
                 linear = linear + r.linear
             pos = 0
@@ -362,7 +363,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
                         for signs, sp in zip(_orthant_signs(K), splits):
                             on = (np.asarray(signs) > 0).astype(float)
                             prob = cone_expectation(factor, _with_split(cone, sp), H, None,
-                                                    budget=acc.budget, spread_nodes=False, min_nodes=mn).plain[0]
+                                                    budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0]
                             acc_ += prob * np.outer(on * V[t][c], on * V[u][d])
                         continue
 
@@ -372,7 +373,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
                         return (bt[:, :, None] * bu[:, None, :]).reshape(len(h), -1), None
                     for sp in splits:  # an O(η²) term: a quarter of the budget
                         acc_ += cone_expectation(factor, _with_split(cone, sp), H, fn2,
-                                                 budget=acc.budget // 4,
+                                                 budget=acc.budget // 4, seed=acc.qmc_seed,
                                                  spread_nodes=False, min_nodes=mn).plain.reshape(K, K)
             Ebb2[t, u] = acc_
             Ebb2[u, t] = acc_.T
