@@ -27,6 +27,7 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr, owens_t
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
@@ -231,6 +232,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
 
 
 MAX_SPLIT_K = 4
+FAST_LABELS = True  # nonlinear trunks: label terms via closed forms given h (label_given_h) where valid
 
 
 def _orthant_signs(K: int):
@@ -269,6 +271,76 @@ def orthant_nodes(st: State) -> int:
     (4e6 samples) need ~15 nodes (8 nodes: 2 % error in dR), s ≈ 1.3 is fine with 8."""
     s = float(np.sqrt(max(np.linalg.eigvalsh(st.Q)[-1], 0.0)))
     return int(np.clip(np.ceil(4 + 2.2 * s), 0, 20))
+
+
+def bivariate_normal_cdf(a, b, rho):
+    """P(X < a, Y < b) for standard normals of correlation rho (Owen's T representation):
+    Φ₂ = ½(Φ(a) + Φ(b)) − T(a, (b − ρa)/(a√(1−ρ²))) − T(b, (a − ρb)/(b√(1−ρ²))) − β,
+    β = ½ when a·b < 0 (or one is 0 and a + b < 0), else 0."""
+    a = np.where(a == 0, 1e-300, a)
+    b = np.where(b == 0, 1e-300, b)
+    r = np.sqrt(max(1.0 - rho * rho, 1e-300))
+    beta = np.where(a * b < 0, 0.5, 0.0)
+    return 0.5 * (ndtr(a) + ndtr(b)) - owens_t(a, (b - rho * a) / (a * r)) \
+        - owens_t(b, (a - rho * b) / (b * r)) - beta
+
+
+LABEL_GIVEN_H_MIN_RESIDUAL = 0.05  # residual/total variance of a label cone below which p(y|h) is too steep
+
+
+def label_given_h(model: TheoryModel, factor, t: int):
+    """P(y_t = c | h) and E[1{y_t = c} (h, λ) | h] in closed form, for C_t ≤ 3.
+
+    Given h the label fields ν_t are Gaussian, N(A h, S); the event y_t = c is the cone
+    u = D_c ν_t > 0 of dimension C_t − 1: P = Φ(μ/s) (C = 2) or Φ₂ (C = 3, Owen's T), and by
+    Stein's lemma with a mean, E[1{u>0} λ | h] = E[λ|h] P + Cov(λ, u|h) v with
+    v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0, h).  This turns every label term of a
+    nonlinear trunk into one integral over h.  Returns None (use the label cones instead) when
+    C_t > 3 or a cone's residual variance given h is a small part of its total (p(y|h) steep)."""
+    C = model.classes[t]
+    if C > 3:
+        return None
+    Fh = model.rows_h() @ factor
+    Pinv = np.linalg.pinv(Fh, rcond=1e-10)
+    Fnu, Flam = model.rows_nu(t) @ factor, model.rows_lambda() @ factor
+    A_nu, A_lam = Fnu @ Pinv, Flam @ Pinv
+    proj = np.eye(factor.shape[1]) - Pinv @ Fh
+    S_nu, C_lam_nu = Fnu @ proj @ Fnu.T, Flam @ proj @ Fnu.T
+    Q = Fh @ Fh.T
+    classes = []
+    for c in range(C):
+        D = np.array([np.eye(C)[c] - np.eye(C)[j] for j in range(C) if j != c])
+        Su = D @ S_nu @ D.T
+        total = np.linalg.eigvalsh(Su + D @ A_nu @ Q @ A_nu.T @ D.T)[-1]
+        if np.linalg.eigvalsh(Su)[0] < LABEL_GIVEN_H_MIN_RESIDUAL * total:
+            return None
+        classes.append((D @ A_nu, Su, C_lam_nu @ D.T))
+
+    def at(h):
+        n = len(h)
+        p = np.empty((n, C))
+        L = np.empty((n, C, h.shape[1] + A_lam.shape[0]))
+        lam_mean = h @ A_lam.T
+        for c, (Au, Su, Clu) in enumerate(classes):
+            mu = h @ Au.T
+            sd = np.sqrt(np.diag(Su))
+            z = mu / sd
+            if C == 2:
+                pc = ndtr(z[:, 0])
+                v = (np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)) / sd
+            else:
+                rho = Su[0, 1] / (sd[0] * sd[1])
+                pc = bivariate_normal_cdf(z[:, 0], z[:, 1], rho)
+                v = np.empty((n, 2))
+                for j, k in ((0, 1), (1, 0)):
+                    m = mu[:, k] - Su[k, j] / Su[j, j] * mu[:, j]
+                    s_c = np.sqrt(Su[k, k] - Su[k, j] ** 2 / Su[j, j])
+                    v[:, j] = np.exp(-0.5 * z[:, j] ** 2) / np.sqrt(2 * np.pi) / sd[j] * ndtr(m / s_c)
+            p[:, c] = pc
+            L[:, c, :h.shape[1]] = h * pc[:, None]
+            L[:, c, h.shape[1]:] = lam_mean * pc[:, None] + v @ Clu.T
+        return p, L
+    return at
 
 
 def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
@@ -324,6 +396,37 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     Eyz = np.zeros(T)
     for t in range(T):
         C = model.classes[t]
+        lab = label_given_h(model, factor, t) if FAST_LABELS else None
+        if lab is not None:
+            def fnL(h, t=t, lab=lab):
+                gh, dg, s, a = trunk(h)
+                n = len(h)
+                p, L = lab(h)
+                Vt = V[t]
+                pb = dg * (p @ Vt)                               # Σ_c p_c b_tc
+                parts = [(a[u][:, :, None] * pb[:, None, :]).reshape(n, -1) for u in partners[t]]
+                bb = np.einsum("nc,ck,cl->nkl", p, Vt, Vt) * (dg[:, :, None] * dg[:, None, :])
+                parts += [bb.reshape(n, -1), (p[:, :, None] * gh[:, None, :]).reshape(n, -1),
+                          (p * (gh @ Vt.T)).sum(axis=1)[:, None],
+                          (dg[:, :, None] * np.einsum("ck,ncl->nkl", Vt, L)).reshape(n, -1)]
+                return np.concatenate(parts, axis=1), None
+            plain = 0.0
+            for sp in splits:
+                plain = plain + cone_expectation(factor, sp, H, fnL, None, budget=acc.budget,
+                                                 seed=acc.qmc_seed, spread_nodes=False,
+                                                 min_nodes=mn).plain
+            pos = 0
+            for u in partners[t]:
+                Eab[u, t] += plain[pos:pos + K * K].reshape(K, K)
+                pos += K * K
+            Ebb[t] += plain[pos:pos + K * K].reshape(K, K)
+            pos += K * K
+            Eyg[t] += plain[pos:pos + C * K].reshape(C, K)
+            pos += C * K
+            Eyz[t] += plain[pos]
+            pos += 1
+            Eb_l[t] += plain[pos:pos + K * (K + M)].reshape(K, K + M)
+            continue
         for c in range(C):
             cone = argmax_cone(model.rows_nu(t), c)
 
