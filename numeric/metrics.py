@@ -20,7 +20,7 @@ import numpy as np
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .online import (Accuracy, _diff_rows, _softmax_expectation, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
+from .online import (Accuracy, label_given_h, _diff_rows, _softmax_expectation, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
                      orthant_nodes)
 from .quadrature import cone_expectation, gaussian_factor
 
@@ -94,6 +94,13 @@ def _nonlinear_loss(model, st, factor, t, acc):
     H = model.rows_h()
     splits = _orthant_splits(model)
     mn = orthant_nodes(st)
+    lab = label_given_h(model, factor, t)
+    if lab is not None:  # E[lse z] − Σ_c E[P(y = c | h) z_c] in one integral over h per orthant
+        def fn(h):
+            z = g(h)[0] @ V.T
+            return (logsumexp(z, axis=1) - (lab(h)[0] * z).sum(axis=1))[:, None], None
+        return sum(cone_expectation(factor, sp, H, fn, budget=acc.budget, seed=acc.qmc_seed,
+                                    spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
     lse = sum(cone_expectation(factor, sp, H, lambda h: (logsumexp(g(h)[0] @ V.T, axis=1)[:, None], None),
                                budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
     ez = 0.0
