@@ -360,13 +360,33 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
         a = [dg * (s[t] @ V[t]) for t in range(T)]
         return gh, dg, s, a
 
-    # smooth (no label) part
+    partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
+    labs = [label_given_h(model, factor, t) if FAST_LABELS else None for t in range(T)]
+
+    def label_parts(h, gh, dg, a, t):
+        """Σ_c P(y_t=c|h)·(a_u b_tcᵀ, b_tc b_tcᵀ, g, z_tc, b_tc ℓ̂_cᵀ): the label terms of task t
+        with P(y_t = c | h) and ℓ̂_c = E[1{y_t=c} ℓ | h] in closed form (label_given_h)."""
+        n = len(h)
+        p, L = labs[t](h)
+        Vt = V[t]
+        pb = dg * (p @ Vt)                               # Σ_c p_c b_tc
+        parts = [(a[u][:, :, None] * pb[:, None, :]).reshape(n, -1) for u in partners[t]]
+        bb = np.einsum("nc,ck,cl->nkl", p, Vt, Vt) * (dg[:, :, None] * dg[:, None, :])
+        parts += [bb.reshape(n, -1), (p[:, :, None] * gh[:, None, :]).reshape(n, -1),
+                  (p * (gh @ Vt.T)).sum(axis=1)[:, None],
+                  (dg[:, :, None] * np.einsum("ck,ncl->nkl", Vt, L)).reshape(n, -1)]
+        return parts
+
+    # smooth (no label) part, and the label terms of the tasks with closed forms given h
     def fn0(h):
         gh, dg, s, a = trunk(h)
         n = len(h)
         parts = [(a[t][:, :, None] * a[u][:, None, :]).reshape(n, -1) for t, u in pairs]
         parts += [(s[t][:, :, None] * gh[:, None, :]).reshape(n, -1) for t in range(T)]
         parts += [logsumexp(gh @ V[t].T, axis=1)[:, None] for t in range(T)]
+        for t in range(T):
+            if labs[t] is not None:
+                parts += label_parts(h, gh, dg, a, t)
         return np.concatenate(parts, axis=1), np.concatenate(a, axis=1)
 
     plain = 0.0
@@ -386,9 +406,15 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
         Esg.append(plain[pos:pos + C * K].reshape(C, K))
         pos += C * K
     Else = plain[pos:pos + T]
+    pos += T
     Ea_l = [linear[t * K:(t + 1) * K] for t in range(T)]
-
-    partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
+    fast = {}
+    for t in range(T):
+        if labs[t] is not None:
+            C = model.classes[t]
+            size = len(partners[t]) * K * K + K * K + C * K + 1 + K * (K + M)
+            fast[t] = plain[pos:pos + size]
+            pos += size
     Eb_l = [np.zeros((K, K + M)) for _ in range(T)]
     Eab = {(t, u): np.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
     Ebb = {t: np.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
@@ -396,25 +422,8 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     Eyz = np.zeros(T)
     for t in range(T):
         C = model.classes[t]
-        lab = label_given_h(model, factor, t) if FAST_LABELS else None
-        if lab is not None:
-            def fnL(h, t=t, lab=lab):
-                gh, dg, s, a = trunk(h)
-                n = len(h)
-                p, L = lab(h)
-                Vt = V[t]
-                pb = dg * (p @ Vt)                               # Σ_c p_c b_tc
-                parts = [(a[u][:, :, None] * pb[:, None, :]).reshape(n, -1) for u in partners[t]]
-                bb = np.einsum("nc,ck,cl->nkl", p, Vt, Vt) * (dg[:, :, None] * dg[:, None, :])
-                parts += [bb.reshape(n, -1), (p[:, :, None] * gh[:, None, :]).reshape(n, -1),
-                          (p * (gh @ Vt.T)).sum(axis=1)[:, None],
-                          (dg[:, :, None] * np.einsum("ck,ncl->nkl", Vt, L)).reshape(n, -1)]
-                return np.concatenate(parts, axis=1), None
-            plain = 0.0
-            for sp in splits:
-                plain = plain + cone_expectation(factor, sp, H, fnL, None, budget=acc.budget,
-                                                 seed=acc.qmc_seed, spread_nodes=False,
-                                                 min_nodes=mn).plain
+        if t in fast:
+            plain = fast[t]
             pos = 0
             for u in partners[t]:
                 Eab[u, t] += plain[pos:pos + K * K].reshape(K, K)
