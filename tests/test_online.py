@@ -375,3 +375,29 @@ def test_glm_c3_gen_error_vs_scipy_well_trained_state():
     ref = _scipy_gen_error(Q, R, T)
     got = task_metrics(model, State(Q, R, model.heads0))[0].gen_error
     assert got == pytest.approx(ref, abs=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf", "tanh"])
+@pytest.mark.parametrize("inputs", ["shared", "separate"])
+def test_label_terms_given_h_match_label_cones(activation, inputs, monkeypatch):
+    """Nonlinear trunks: the closed forms of P(y|h), E[1{y=c} ℓ|h] (C ≤ 3) against the exact
+    label-cone integrals they replace.  Measured max difference ≤ 1.4e-4 at RHS scale ~0.1
+    (both agree with 4e6-sample Monte Carlo to its noise)."""
+    import mtsp.numeric.online as online
+    from mtsp.numeric.model import theory_model
+    d = {"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2, "noise": 0.2}],
+         "teacher": {"alignment": 0.5},
+         "student": {"kind": "shared", "hidden": 2, "activation": activation, "init_scale": 0.3},
+         "training": {"protocol": "online", "lr": 0.5, "times": [1], "inputs": inputs}}
+    model = theory_model(setup_from_dict(d))
+    rng = np.random.default_rng(11)
+    from mtsp.numeric.quadrature import gaussian_factor
+    F = gaussian_factor(model.gram)
+    B = np.hstack([F, np.zeros((model.M, model.K))])
+    W = 0.5 * rng.standard_normal((model.K, B.shape[1]))
+    st = State(W @ W.T, W @ B.T, tuple(v + 0.3 * rng.standard_normal(v.shape) for v in model.heads0))
+    assert online.label_given_h(model, gaussian_factor(model.field_cov(st)), 0) is not None
+    fast = online.rhs(model, model.pack(st))
+    monkeypatch.setattr(online, "FAST_LABELS", False)
+    cones = online.rhs(model, model.pack(st))
+    assert np.abs(fast - cones).max() < 5e-4 * max(1.0, np.abs(cones).max() / 0.1)
