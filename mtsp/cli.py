@@ -385,8 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["double", "mp"], default="double",
                    help="mp: the whole ODE in mpmath (linear trunks/glm, C ≤ 3; slow)")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
-    p.add_argument("--accuracy", choices=["default", "high"], default="default",
-                   help="high: larger quadrature budgets and tight ODE tolerances (double path)")
+    p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
+                   help="high: larger quadrature budgets and tight ODE tolerances (≤ 1e-7 vs mp); fast: smaller ones for exploration (errors ≲ 1e-3)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("check", parents=[common], help="double vs mpmath right-hand side, per term",

@@ -52,3 +52,9 @@ def test_check_prints_relative_differences(tmp_path, capsys):
     worst = max(float(line.split()[-1]) for line in out.splitlines()
                 if line.split() and line.split()[0] in ("dQ", "dR"))
     assert worst < 1e-8
+
+
+def test_accuracy_fast_is_close(tmp_path, capsys):
+    dbl = _solve(tmp_path, capsys)
+    fast = _solve(tmp_path, capsys, "--accuracy", "fast")
+    assert abs(dbl["tasks"]["A"]["gen_error"][0] - fast["tasks"]["A"]["gen_error"][0]) < 1e-3
