@@ -151,3 +151,22 @@ def test_system_is_symbolic_in_parameters():
     free = {x.name for x in s.dR.free_symbols}
     assert {"eta", "kappa"} <= free and any(n.startswith("R_") for n in free)
     assert any(n.startswith("T_") for n in {x.name for e in s.closed.values() for x in e[1].free_symbols})
+
+
+def test_generated_mp_module_imports_only_mpmath():
+    from mtsp.derive.codegen import generate_mp_module
+    setup = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2}],
+                             "teacher": {"alignment": 0.5},
+                             "student": {"kind": "shared", "hidden": 2, "activation": "linear",
+                                         "init_scale": 0.2},
+                             "training": {"protocol": "online", "lr": 0.5, "times": [1]}})
+    src = generate_mp_module(theory_model(setup), "x")
+    assert src == generate_mp_module(theory_model(setup), "x")      # deterministic
+    imported = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0
+            imported.add(node.module.split(".")[0])
+    assert imported <= {"numpy", "scipy", "math", "mpmath", "__future__"}, imported
