@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from .progress import Progress, progress_enabled
+from .jsonable import json_safe as _clean
 
 __all__ = ["main", "build_parser"]
 
@@ -51,8 +52,6 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
     return v
 
-
-from .jsonable import json_safe as _clean  # noqa: E402
 
 
 def _print_json(obj) -> None:

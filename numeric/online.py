@@ -420,16 +420,22 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     Ebb = {t: np.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
     Eyg = [np.zeros((C, K)) for C in model.classes]        # E[1{y_t=c} g(h)]
     Eyz = np.zeros(T)
+
+    def add_ab_bb(plain, t):
+        """Accumulate the Eab (one K×K block per partner) and Ebb blocks that lead a label-term
+        result vector; return the offset of what follows."""
+        pos = 0
+        for u in partners[t]:
+            Eab[u, t] += plain[pos:pos + K * K].reshape(K, K)
+            pos += K * K
+        Ebb[t] += plain[pos:pos + K * K].reshape(K, K)
+        return pos + K * K
+
     for t in range(T):
         C = model.classes[t]
         if t in fast:
             plain = fast[t]
-            pos = 0
-            for u in partners[t]:
-                Eab[u, t] += plain[pos:pos + K * K].reshape(K, K)
-                pos += K * K
-            Ebb[t] += plain[pos:pos + K * K].reshape(K, K)
-            pos += K * K
+            pos = add_ab_bb(plain, t)
             Eyg[t] += plain[pos:pos + C * K].reshape(C, K)
             pos += C * K
             Eyz[t] += plain[pos]
@@ -452,12 +458,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
                 r = cone_expectation(factor, _with_split(cone, sp), H, fn1, ell, budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn)
                 plain = plain + r.plain
                 linear = linear + r.linear
-            pos = 0
-            for u in partners[t]:
-                Eab[u, t] += plain[pos:pos + K * K].reshape(K, K)
-                pos += K * K
-            Ebb[t] += plain[pos:pos + K * K].reshape(K, K)
-            pos += K * K
+            pos = add_ab_bb(plain, t)
             Eyg[t][c] = plain[pos:pos + K]
             Eyz[t] += plain[pos + K]
             Eb_l[t] += linear

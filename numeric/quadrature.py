@@ -213,7 +213,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
-                     budget: int | None = None, min_gh: int = 0,
+                     budget: int | None = None,
                      spread_nodes: bool = True, min_nodes: int = 0) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
@@ -225,8 +225,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     coordinate needs no nodes — its truncation mass is integrated exactly.
     ``budget``: if given, the nodes per dimension of the product rule are chosen after the
     reduction so that the tensor grid has at most about ``budget`` points (4 to 24 per axis);
-    ``min_gh`` raises the Gauss–Hermite order of the smooth coordinates regardless (integrands
-    with poles near the real axis, such as tanh′ of widely spread fields, need it).
+    ``spread_nodes`` raises them with the spread of the projections (softmax-type integrands),
+    ``min_nodes`` sets a floor per axis.
     """
     n_fields, d = factor.shape
     nonstrict = None
@@ -307,8 +307,6 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         # tensor rules up to PRODUCT_MAX_DIM dimensions; above, a fixed scrambled Sobol' set
         # (deterministic and smooth in the parameters, so ODE integrators are not disturbed)
         rule = "product" if sample_r1 + r2 <= PRODUCT_MAX_DIM else "qmc"
-        if rule == "qmc" and min_gh:
-            budget = max(budget or 0, min_gh ** 2 * 64)
     if rule == "product" and budget is not None and sample_r1 + r2 > 0:
         n = int(np.clip(np.floor(budget ** (1.0 / (sample_r1 + r2)) + 1e-9), 4, MAX_NODES))
         n = max(n, min_nodes)
@@ -319,7 +317,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         s2 = np.linalg.norm(C2, 2) if C2.size else 0.0
         n_cone = max(n, min(int(np.ceil(4 + 6 * s1)), MAX_SPREAD_NODES)) \
             if (P.size and spread_nodes) else n
-        n_gh = max(n, min_gh, min(int(np.ceil(4 + 6 * s2)), MAX_SPREAD_NODES) if spread_nodes else n)
+        n_gh = max(n, min(int(np.ceil(4 + 6 * s2)), MAX_SPREAD_NODES) if spread_nodes else n)
         if float(n_cone) ** sample_r1 * float(n_gh) ** r2 > MAX_PRODUCT_POINTS:
             rule, budget = "qmc", MAX_PRODUCT_POINTS // QMC_FACTOR
     if rule == "qmc":

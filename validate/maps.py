@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..jsonable import json_safe as _clean
+
 __all__ = ["write_sweep", "plot_benefit_curves", "plot_benefit_maps"]
 
 _DELTA = "Δ = gen_error(single) − gen_error(multi)"
 
-
-from ..jsonable import json_safe as _clean  # noqa: E402
 
 
 def _figure(n_panels: int, width: float = 4.8, height: float = 3.9):

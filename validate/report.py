@@ -20,6 +20,7 @@ import json
 import math
 from pathlib import Path
 
+from ..jsonable import json_safe as _clean
 from .compare import Comparison, compare
 
 __all__ = ["write_report", "plot_gen_error", "plot_benefit"]
@@ -27,8 +28,6 @@ __all__ = ["write_report", "plot_gen_error", "plot_benefit"]
 _MULTI = dict(color="C0", theory_ls="-", marker="o")
 _SINGLE = dict(color="C1", theory_ls="--", marker="s")
 
-
-from ..jsonable import json_safe as _clean  # noqa: E402
 
 
 def _vals(seq):
@@ -67,6 +66,13 @@ def _sim_label(sim_json):
     return f"simulation (N = {n}" + (f", {s} seeds)" if s is not None else ")")
 
 
+def _save(fig, title: str, path) -> Path:
+    fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def plot_gen_error(theory_json: dict, sim_json: dict, path, curves: dict | None = None) -> Path:
     """gen_error.png: one panel per task, theory lines, simulation points with error bars.
     With ``curves`` (SolveResult.curves()) the theory lines follow the dense trajectory."""
@@ -98,11 +104,8 @@ def plot_gen_error(theory_json: dict, sim_json: dict, path, curves: dict | None 
         ax.set_ylabel("gen_error  P(argmax z ≠ argmax λ)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7.5, loc="best")
-    fig.suptitle(f"{theory_json.get('setup', '')}: generalization error, theory vs simulation",
-                 fontsize=10)
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, f"{theory_json.get('setup', '')}: generalization error, theory vs simulation",
+                 path)
 
 
 def plot_benefit(theory_json: dict, sim_json: dict, path, curves: dict | None = None) -> Path | None:
@@ -139,11 +142,7 @@ def plot_benefit(theory_json: dict, sim_json: dict, path, curves: dict | None = 
         ax.set_ylabel("Δ = gen_error(single) − gen_error(multitask)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-    fig.suptitle(f"{theory_json.get('setup', '')}: multitask benefit (> 0: sharing helps)",
-                 fontsize=10)
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, f"{theory_json.get('setup', '')}: multitask benefit (> 0: sharing helps)", path)
 
 
 def _setup_summary(setup, sim_json: dict, theory_json: dict) -> str:
