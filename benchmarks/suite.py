@@ -60,6 +60,14 @@ CASES = [
     _setup("shared relu separate, unequal", [{"name": "A", "classes": 4, "share": 3.0}, {"name": "B", "classes": 2, "noise": 0.5}],
            shared("relu", 3, 0.4), [2, 6], teacher={"norm": 2.0, "alignment": 0.7, "class_map": "random"},
            inputs="separate"),
+    # wider trunks (fixed-Sobol' tier for tanh/erf, Sobol' inside sign orthants for relu)
+    _setup("shared tanh K=4 2 tasks related, one noisy",
+           [{"name": "clean", "classes": 3}, {"name": "noisy", "classes": 3, "noise": 1.0}],
+           shared("tanh", 4, 0.1), [1, 3, 6], teacher={"alignment": 0.9}),
+    _setup("shared relu K=4 2 tasks", [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
+           shared("relu", 4, 0.3), [1, 3], teacher={"alignment": 0.6, "norm": 2.0}),
+    _setup("shared erf K=3 2 tasks unrelated", [{"name": "A", "classes": 3}, {"name": "B", "classes": 3, "noise": 0.5}],
+           shared("erf", 3, 0.3), [1, 3, 6], teacher={"alignment": 0.0}),
 ]
 
 

@@ -20,8 +20,7 @@ import numpy as np
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .online import (Accuracy, label_given_h, _diff_rows, _softmax_expectation, _lse_from_diffs, _orthant_splits, _with_split, logsumexp,
-                     orthant_nodes)
+from .online import (Accuracy, label_given_h, _diff_rows, _softmax_expectation, _lse_from_diffs, h_integral, logsumexp)
 from .quadrature import cone_expectation, gaussian_factor
 
 __all__ = ["task_metrics", "TaskMetrics"]
@@ -67,6 +66,23 @@ def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     g = activation(model.activation)
     V = st.V[t]
     H = model.rows_h()
+    # Rao–Blackwellised: 1 − gen_error = E_h[P(ȳ_t = argmax z_t(h) | h)], the teacher's class
+    # probability given h in closed form (C ≤ 3) — one randomised-QMC integral over h per task
+    # (the student's argmax regions are not cones in h) whose integrand jumps only by differences
+    # of class probabilities across the student's decision boundaries.
+    p_gen = label_given_h(model, factor, t, "lambda", min_residual=1e-9, stein=False)
+    p_lab = label_given_h(model, factor, t, "nu", min_residual=1e-9, stein=False) if label else None
+    if p_gen is not None and (p_lab is not None or not label):
+        def hit(h):
+            c = np.argmax(g(h)[0] @ V.T, axis=1)[:, None]
+            cols = [np.take_along_axis(p_gen(h), c, axis=1)]
+            if label:
+                cols.append(np.take_along_axis(p_lab(h), c, axis=1))
+            return np.concatenate(cols, axis=1), None
+        r = cone_expectation(factor, None, H, hit, rule="rqmc", n_qmc=acc.qmc_points,
+                             replicates=acc.qmc_replicates, seed=seed)
+        return 1.0 - r.plain[0], (1.0 - r.plain[1]) if label else float("nan"), float(r.plain_se[0]), \
+            float(r.plain_se[1]) if label else 0.0
     gen = lab = 0.0
     gen_var = lab_var = 0.0
     for c in range(model.classes[t]):
@@ -92,33 +108,29 @@ def _nonlinear_loss(model, st, factor, t, acc):
     g = activation(model.activation)
     V = st.V[t]
     H = model.rows_h()
-    splits = _orthant_splits(model)
-    mn = orthant_nodes(st)
     lab = label_given_h(model, factor, t)
-    if lab is not None:  # E[lse z] − Σ_c E[P(y = c | h) z_c] in one integral over h per orthant
+    if lab is not None:  # E[lse z] − Σ_c E[P(y = c | h) z_c] in one integral over h
         def fn(h):
             z = g(h)[0] @ V.T
             return (logsumexp(z, axis=1) - (lab(h)[0] * z).sum(axis=1))[:, None], None
-        return sum(cone_expectation(factor, sp, H, fn, budget=acc.budget, seed=acc.qmc_seed,
-                                    spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
-    lse = sum(cone_expectation(factor, sp, H, lambda h: (logsumexp(g(h)[0] @ V.T, axis=1)[:, None], None),
-                               budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0] for sp in splits)
+        return h_integral(model, st, factor, acc, None, H, fn)[0][0]
+    lse = h_integral(model, st, factor, acc, None, H,
+                     lambda h: (logsumexp(g(h)[0] @ V.T, axis=1)[:, None], None))[0][0]
     ez = 0.0
     for c in range(model.classes[t]):
-        cone = argmax_cone(model.rows_nu(t), c)
-        for sp in splits:
-            ez += cone_expectation(factor, _with_split(cone, sp), H,
-                                   lambda h, c=c: ((g(h)[0] @ V[c])[:, None], None),
-                                   budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0]
+        ez += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(t), c), H,
+                         lambda h, c=c: ((g(h)[0] @ V[c])[:, None], None))[0][0]
     return lse - ez
 
 
 def task_metrics(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), *,
-                 errors: bool = True, loss: bool = True, label: bool = True) -> list[TaskMetrics]:
-    """gen_error, label_error, test_loss of every task at order parameters `st`."""
+                 errors: bool = True, loss: bool = True, label: bool = True,
+                 tasks=None) -> list[TaskMetrics]:
+    """gen_error, label_error, test_loss of every task (or of the task indices `tasks`) at order
+    parameters `st`."""
     factor = gaussian_factor(model.field_cov(st))
     out = []
-    for t in range(model.n_tasks):
+    for t in (range(model.n_tasks) if tasks is None else tasks):
         if errors:
             f = _linear_errors if model.linear else _nonlinear_errors
             ge, le, gse, lse = f(model, st, factor, t, acc, label)

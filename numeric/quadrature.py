@@ -214,7 +214,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
                      budget: int | None = None,
-                     spread_nodes: bool = True, min_nodes: int = 0) -> ConeResult:
+                     spread_nodes: bool = True, min_nodes: int = 0, reduce: bool = False) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, or a pair (A, nonstrict) marking rows where ≥ is meant (ties),
@@ -227,6 +227,9 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     reduction so that the tensor grid has at most about ``budget`` points (4 to 24 per axis);
     ``spread_nodes`` raises them with the spread of the projections (softmax-type integrands),
     ``min_nodes`` sets a floor per axis.
+    ``reduce``: ``fn(p, weight)`` receives the node weights too and returns ``(Σ weight·Φ, weight·Γ)``
+    itself — integrands built of outer products then reduce by matrix products instead of
+    materialising (npts × q) arrays.
     """
     n_fields, d = factor.shape
     nonstrict = None
@@ -244,7 +247,11 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         # a cone row that is identically zero: the strict event {0 > 0} has probability zero
         if fn is None:
             return ConeResult(np.zeros(1), None)
-        phi0, gam0 = fn(np.zeros((1, P.shape[0])))
+        if reduce:
+            phi0, gam0 = fn(np.zeros((1, P.shape[0])), np.zeros(1))
+            phi0, gam0 = np.asarray(phi0)[None], gam0
+        else:
+            phi0, gam0 = fn(np.zeros((1, P.shape[0])))
         lin = None if lin_rows is None else np.zeros((np.asarray(gam0).shape[1], lin_rows.shape[0]))
         return ConeResult(np.zeros(np.asarray(phi0).shape[1]), lin)
     r1 = E1.shape[0]
@@ -257,6 +264,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         fn = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
         P = np.zeros((0, d))
         skip_last_cone = True
+        reduce = False
     P1 = P @ E1.T  # p × r1
     Pperp = P - P1 @ E1
     if Pperp.size and np.abs(Pperp).max() > 0:
@@ -294,13 +302,17 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                 mass = np.maximum(ndtr(hi) - ndtr(lo), 0.0)
             weight = weight * mass
         p = eta1 @ P1.T + Y2 @ C2.T
-        phi, gam = fn(p)
-        plain = weight @ phi
+        if reduce:
+            plain, gam_w = fn(p, weight)
+        else:
+            phi, gam = fn(p)
+            plain = weight @ phi
+            gam_w = None if lin_rows is None else gam * weight[:, None]
         linear = None
         if lin_rows is not None:
             Lf = lin_rows @ factor  # l × d
             lin_vals = eta1 @ (Lf @ E1.T).T + Y2 @ (Lf @ E2.T).T  # npts × l
-            linear = (gam * weight[:, None]).T @ lin_vals
+            linear = gam_w.T @ lin_vals
         return plain, linear
 
     if rule == "auto":

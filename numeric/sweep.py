@@ -261,10 +261,9 @@ def setup_toml(setup) -> str:
 # ----------------------------------------------------------------------------------------------
 # The work: one solve per job (run in worker processes, so module level and picklable)
 
-def _online_defaults():
-    from .solve import solve_online
-    p = inspect.signature(solve_online).parameters
-    return p["acc"].default, p["rtol"].default, p["atol"].default
+def _online_defaults(model):
+    from .solve import default_tolerances, solve_online
+    return (inspect.signature(solve_online).parameters["acc"].default, *default_tolerances(model))
 
 
 def _evaluate(setup, engine: str) -> dict:
@@ -279,8 +278,8 @@ def _evaluate(setup, engine: str) -> dict:
     from .metrics import task_metrics
     from .model import theory_model
     from .solve import _integrate
-    acc, rtol, atol = _online_defaults()
     model = theory_model(setup)
+    acc, rtol, atol = _online_defaults(model)
     t_end = float(setup.training.times[-1])
     traj, _ = _integrate(model, t_end, acc, rtol, atol, engine, setup.name)
     # gen_error only: its cone integrals are the same calls, with the same budgets, as in the full
