@@ -32,7 +32,7 @@ from scipy.special import ndtr, owens_t
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .quadrature import ConeResult, cone_expectation, gaussian_factor
+from .quadrature import ConeResult, cone_expectation, cone_expectation_union, gaussian_factor
 
 __all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear",
            "nonlinear_terms", "assemble_nonlinear", "terms"]
@@ -48,6 +48,8 @@ class Accuracy:
     qmc_replicates: int = 8
     qmc_seed: int = 0           # scrambling of the fixed Sobol' tier (a second seed estimates its error)
     sobol_points: int = 2 ** 14  # integrals over h of trunks wider than MAX_SPLIT_K (fixed Sobol')
+    relu_split: bool = True     # relu trunks with K > MAX_SPLIT_K: Sobol' inside each sign orthant
+    #                             (False: across the kinks — the early-stopping scans only)
 
 
 @dataclass
@@ -235,6 +237,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
 
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
+PAIR_DIV = 2
 FAST_LABELS = True  # nonlinear trunks: label terms via closed forms given h (label_given_h) where valid
 
 
@@ -242,7 +245,7 @@ def _orthant_signs(K: int):
     return list(itertools.product((1.0, -1.0), repeat=K))
 
 
-def _orthant_splits(model: TheoryModel):
+def _orthant_splits(model: TheoryModel, acc: Accuracy | None = None):
     """The 2^K sign orthants of h as extra cone rows (nonlinear trunks with K ≤ MAX_SPLIT_K), or
     [None] (no split).
 
@@ -257,7 +260,8 @@ def _orthant_splits(model: TheoryModel):
     1.8e-4 with 2^14 points in 0.02 s, against 3.7e-3 in 0.18 s for the split grid of 6000 nodes
     per orthant).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
     kinks err by 2e-3 at K = 4 where the split product rule errs by 1e-5."""
-    if model.linear or model.K > (MAX_SPLIT_K_RELU if model.activation == "relu" else MAX_SPLIT_K):
+    relu = model.activation == "relu" and (acc is None or acc.relu_split)
+    if model.linear or model.K > (MAX_SPLIT_K_RELU if relu else MAX_SPLIT_K):
         return [None]
     H = model.rows_h()
     # h_k > 0 (strict) or h_k ≤ 0 (non-strict): relu′(0) = 0 puts h = 0 on the negative side
@@ -271,8 +275,18 @@ def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows,
     label cone `cone`): summed over the sign orthants of h with the product rule (K ≤ MAX_SPLIT_K,
     at least `orthant_nodes` per axis), or one fixed-Sobol' integral of `acc.sobol_points` points.
     ``budget`` (default `acc.budget`) scales the points of either rule."""
-    splits = _orthant_splits(model) if splits is None else splits
+    splits = _orthant_splits(model, acc) if splits is None else splits
     mn = orthant_nodes(st)
+    if len(splits) > 1:  # the orthants: one reduction, all pieces' nodes through one integrand call
+        kw = dict(rule="qmc", budget=max(acc.sobol_points >> model.K, 1024) * (budget or acc.budget) // acc.budget) \
+            if model.K > MAX_SPLIT_K else dict(budget=budget or acc.budget, spread_nodes=False, min_nodes=mn)
+        H = model.rows_h()
+        base = _with_split(cone, (H, np.zeros(len(H), bool)))
+        m0 = 0 if cone is None else len(cone[0] if isinstance(cone, tuple) else cone)
+        signs = np.array([np.r_[np.ones(m0), sg] for sg in _orthant_signs(model.K)])
+        r = cone_expectation(factor, base, rows, fn, lin, seed=acc.qmc_seed, reduce=reduce,
+                             sign_batch=signs, **kw)
+        return r.plain, r.linear
     plain = linear = 0.0
     for sp in splits:
         if sp is None:
@@ -418,10 +432,11 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
             return None
         classes.append((D @ A_nu, Su, C_lam_nu @ D.T))
 
-    def at(h):
+    def parts(h):
+        """p (n × C) and the Stein vectors v_c (n × (C−1)) of every class."""
         n = len(h)
         p = np.empty((n, C))
-        L = np.empty((n, C, h.shape[1] + A_lam.shape[0])) if stein else None
+        vs = []
         for c, (Au, Su, Clu) in enumerate(classes):
             last = c == C - 1
             if last and not stein:
@@ -430,10 +445,20 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
             p[:, c], v = _cone_probability(h @ Au.T, Su, stein, prob=not last)
             if last:  # the classes partition the space
                 p[:, c] = 1.0 - p[:, :c].sum(axis=1)
-            if stein:
-                L[:, c, :h.shape[1]] = h * p[:, c:c + 1]
-                L[:, c, h.shape[1]:] = (h @ A_lam.T) * p[:, c:c + 1] + v @ Clu.T
-        return (p, L) if stein else p
+            vs.append(v)
+        return p, vs
+
+    def at(h):
+        p, vs = parts(h)
+        if not stein:
+            return p
+        L = np.empty((len(h), C, h.shape[1] + A_lam.shape[0]))
+        for c, (_, _, Clu) in enumerate(classes):
+            L[:, c, :h.shape[1]] = h * p[:, c:c + 1]
+            L[:, c, h.shape[1]:] = (h @ A_lam.T) * p[:, c:c + 1] + vs[c] @ Clu.T
+        return p, L
+    # for contractions without the (n × C × (K+M)) array: L_c = [h p_c, (h A_λᵀ) p_c + v_c C_cᵀ]
+    at.parts, at.A_lam, at.C_lam = parts, A_lam, [Clu for (_, _, Clu) in classes]
     return at
 
 
@@ -458,18 +483,25 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
     labs = [label_given_h(model, factor, t) if FAST_LABELS else None for t in range(T)]
 
-    def label_parts(gh, dg, aw, p, L, w, t):
-        """The label terms of task t given P(y_t=c|h) = p and ℓ̂_c = E[1{y_t=c} ℓ | h] = L:
-        Σ_c w p_c a_u b_tcᵀ (per partner u), Σ_c w p_c b_tc b_tcᵀ, w p ⊗ g, Σ_c w p_c z_tc,
-        Σ_c w b_tc ℓ̂_cᵀ (b_tc = g′ ⊙ V_t[c]), summed over the nodes."""
+    def label_parts(h, gh, dg, aw, w, t):
+        """The label terms of task t given P(y_t=c|h) = p_c and ℓ̂_c = E[1{y_t=c} ℓ | h]
+        = [h p_c, (h A_λᵀ) p_c + v_c C_cᵀ] (label_given_h): Σ_c w p_c a_u b_tcᵀ (per partner u),
+        Σ_c w p_c b_tc b_tcᵀ, w p ⊗ g, Σ_c w p_c z_tc, Σ_c w b_tc ℓ̂_cᵀ (b_tc = g′ ⊙ V_t[c]),
+        summed over the nodes (ℓ̂ contracted without being formed)."""
+        lab = labs[t]
+        p, vs = lab.parts(h)
         Vt = V[t]
         pw = p * w[:, None]
         pb = dg * (p @ Vt)                               # Σ_c p_c b_tc
         out = [(aw[u].T @ pb).ravel() for u in partners[t]]
         bb = sum(np.outer(Vt[c], Vt[c]) * ((dg * pw[:, c:c + 1]).T @ dg) for c in range(Vt.shape[0]))
         dgw = dg * w[:, None]
-        bl = sum(Vt[c][:, None] * (dgw.T @ L[:, c, :]) for c in range(Vt.shape[0]))
-        out += [bb.ravel(), (pw.T @ gh).ravel(), [(pw * (gh @ Vt.T)).sum()], bl.ravel()]
+        bl = 0.0
+        for c in range(Vt.shape[0]):
+            X = (dgw * p[:, c:c + 1]).T @ h                # Σ_n w g′ p_c hᵀ
+            lam = X @ lab.A_lam.T + (dgw.T @ vs[c]) @ lab.C_lam[c].T
+            bl = bl + Vt[c][:, None] * np.hstack([X, lam])
+        out += [bb.ravel(), (pw.T @ gh).ravel(), [(pw * (gh @ Vt.T)).sum()], np.ravel(bl)]
         return out
 
     # smooth (no label) part, and the label terms of the tasks with closed forms given h
@@ -481,8 +513,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
         out += [[w @ logsumexp(gh @ V[t].T, axis=1)] for t in range(T)]
         for t in range(T):
             if labs[t] is not None:
-                p, L = labs[t](h)
-                out += label_parts(gh, dg, aw, p, L, w, t)
+                out += label_parts(h, gh, dg, aw, w, t)
         return np.concatenate(out), np.concatenate(aw, axis=1)
 
     plain, linear = h_integral(model, st, factor, acc, None, H, fn0, ell, reduce=True)
@@ -577,7 +608,7 @@ def _label_label_term(model, st, factor, acc, t, u, g):
                 bt = dg * (p_t(x) @ V[t]) * w[:, None]
                 return (bt.T @ (dg * V[u][d])).ravel(), None
             out += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(u), d), cond, fn,
-                              reduce=True, budget=acc.budget // 2)[0].reshape(K, K)
+                              reduce=True, budget=acc.budget // PAIR_DIV)[0].reshape(K, K)
         return out
     out = np.zeros((K, K))
     splits = _orthant_splits(model)

@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["gaussian_factor", "cone_expectation", "orthant_probability", "ConeResult", "gauss_hermite", "gauss_legendre01",
+__all__ = ["gaussian_factor", "cone_expectation", "cone_expectation_union", "orthant_probability", "ConeResult", "gauss_hermite", "gauss_legendre01",
            "RANK_TOL"]
 
 RANK_TOL = 1e-11
@@ -214,7 +214,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
                      seed: int = 0, skip_last_cone: bool = False,
                      budget: int | None = None,
-                     spread_nodes: bool = True, min_nodes: int = 0, reduce: bool = False) -> ConeResult:
+                     spread_nodes: bool = True, min_nodes: int = 0, reduce: bool = False,
+                     sign_batch: np.ndarray | None = None, _collect: list | None = None) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, or a pair (A, nonstrict) marking rows where ≥ is meant (ties),
@@ -230,7 +231,26 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     ``reduce``: ``fn(p, weight)`` receives the node weights too and returns ``(Σ weight·Φ, weight·Γ)``
     itself — integrands built of outer products then reduce by matrix products instead of
     materialising (npts × q) arrays.
+    ``sign_batch`` (B × m of ±1): the union of the B disjoint cones diag(s_b) A (e.g. the sign
+    orthants of a trunk).  Gram–Schmidt of diag(s) A is that of A with basis vector j flipped by
+    the sign of the row that introduced it, so one reduction serves every piece and all their
+    nodes go through the Genz transform and the integrand together.  (Cones with a zero-variance
+    row, whose strictness then matters, are evaluated piece by piece.)
     """
+    if sign_batch is not None:
+        sign_batch = np.asarray(sign_batch, dtype=float)
+        base = cone_rows[0] if isinstance(cone_rows, tuple) else cone_rows
+        Ab = base @ factor
+        if rule not in ("auto", "product", "qmc") or fn is None:
+            raise ValueError("sign_batch: needs an integrand and a deterministic rule")
+        if (np.abs(Ab).max(axis=1) <= RANK_TOL * max(np.abs(Ab).max(), 1e-300) * 1e3).any():
+            flags = None if not isinstance(cone_rows, tuple) else np.asarray(cone_rows[1], bool)
+            pieces = [(sb[:, None] * base, (sb < 0) if flags is None else (flags | (sb < 0)))
+                      for sb in sign_batch]
+            kw = dict(n_cone=n_cone, n_gh=n_gh, rule=rule, n_qmc=n_qmc, replicates=replicates, seed=seed,
+                      skip_last_cone=skip_last_cone, budget=budget, spread_nodes=spread_nodes,
+                      min_nodes=min_nodes)
+            return cone_expectation_union(factor, pieces, proj_rows, fn, lin_rows, reduce=reduce, **kw)
     n_fields, d = factor.shape
     nonstrict = None
     if isinstance(cone_rows, tuple):
@@ -245,6 +265,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     coef, E1, last = _orthonormalise_rows(A, RANK_TOL)
     if A.shape[0] and (last < 0).any():
         # a cone row that is identically zero: the strict event {0 > 0} has probability zero
+        if _collect is not None:
+            return ConeResult(np.zeros(1), None)
         if fn is None:
             return ConeResult(np.zeros(1), None)
         if reduce:
@@ -279,29 +301,45 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
 
     sample_r1 = r1 - 1 if (skip_last_cone and r1 > 0 and r2 == 0) else r1
 
+    intro = np.array([int(np.nonzero(last == j)[0][0]) for j in range(r1)], dtype=int)
+
     def evaluate(U1, Y2, W):
+        if sign_batch is not None:  # every piece on the same nodes; S: each node's row signs
+            B = sign_batch.shape[0]
+            S = np.repeat(sign_batch, W.shape[0], axis=0)
+            U1, Y2, W = np.tile(U1, (B, 1)), np.tile(Y2, (B, 1)), np.tile(W, B)
         npts = W.shape[0]
-        eta1 = np.zeros((npts, r1))
+        eta1 = np.zeros((npts, r1))  # coordinates on the (unflipped) basis E1
         weight = W.copy()
         for j in range(r1):
             rows = np.nonzero(last == j)[0]
             lo = np.full(npts, -np.inf)
             hi = np.full(npts, np.inf)
+            flip = 1.0 if sign_batch is None else S[:, intro[j]]  # sign of basis vector j
             for i in rows:
-                c = coef[i, j]
-                rest = eta1[:, :j] @ coef[i, :j] if j else np.zeros(npts)
+                si = 1.0 if sign_batch is None else S[:, i]
+                c = si * flip * coef[i, j]  # the coefficient on the flipped coordinate η_j·flip
+                rest = si * (eta1[:, :j] @ coef[i, :j]) if j else np.zeros(npts)
                 bound = -rest / c
-                if c > 0:
-                    lo = np.maximum(lo, bound)
+                if sign_batch is None:
+                    if c > 0:
+                        lo = np.maximum(lo, bound)
+                    else:
+                        hi = np.minimum(hi, bound)
                 else:
-                    hi = np.minimum(hi, bound)
+                    lo = np.where(c > 0, np.maximum(lo, bound), lo)
+                    hi = np.where(c < 0, np.minimum(hi, bound), hi)
             if j < sample_r1:
                 x, mass = _truncated_normal(lo, hi, U1[:, j])
-                eta1[:, j] = x
+                eta1[:, j] = x * flip
             else:
                 mass = np.maximum(ndtr(hi) - ndtr(lo), 0.0)
             weight = weight * mass
         p = eta1 @ P1.T + Y2 @ C2.T
+        if _collect is not None:  # nodes for cone_expectation_union
+            Lf = None if lin_rows is None else lin_rows @ factor
+            _collect.append((p, weight, None if Lf is None else eta1 @ (Lf @ E1.T).T + Y2 @ (Lf @ E2.T).T))
+            return np.zeros(1), None
         if reduce:
             plain, gam_w = fn(p, weight)
         else:
@@ -347,3 +385,25 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         se = plains.std(axis=0, ddof=1) / np.sqrt(replicates)
         return ConeResult(plains.mean(axis=0), linear, se, n_qmc * replicates)
     raise ValueError(f"unknown quadrature rule {rule!r}")
+
+
+def cone_expectation_union(factor: np.ndarray, cones: list, proj_rows: np.ndarray, fn,
+                           lin_rows: np.ndarray | None = None, *, reduce: bool = False, **kw) -> ConeResult:
+    """`cone_expectation` over a union of disjoint cones (e.g. the sign orthants of a trunk): the
+    nodes of every piece (each with its own rule, as `cone_expectation` would choose it) are
+    gathered and the integrand is evaluated once on all of them."""
+    nodes: list = []
+    for cone in cones:
+        cone_expectation(factor, cone, proj_rows, fn, lin_rows, reduce=reduce, _collect=nodes, **kw)
+    if not nodes:
+        return cone_expectation(factor, cones[0], proj_rows, fn, lin_rows, reduce=reduce, **kw)
+    p = np.vstack([n[0] for n in nodes])
+    w = np.concatenate([n[1] for n in nodes])
+    if reduce:
+        plain, gam_w = fn(p, w)
+    else:
+        phi, gam = fn(p)
+        plain = w @ phi
+        gam_w = None if lin_rows is None else gam * w[:, None]
+    linear = None if lin_rows is None else gam_w.T @ np.vstack([n[2] for n in nodes])
+    return ConeResult(np.asarray(plain, dtype=float), linear, None, len(w))

@@ -100,8 +100,10 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
     return sol.sol, nfev[0]
 
 
-COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12)
-SEARCH = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 12, qmc_replicates=4, sobol_points=2 ** 13)
+COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
+                  relu_split=False)
+SEARCH = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 12, qmc_replicates=4, sobol_points=2 ** 13,
+                  relu_split=False)
 # plotted curves: coarse budgets, but enough QMC points that nonlinear-trunk curves look smooth
 CURVES = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 13, qmc_replicates=2)
 
