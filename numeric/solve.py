@@ -1,10 +1,11 @@
 """Solve the online-SGD order-parameter ODEs and report MODEL.md's predictions.
 
 `solve_online(setup)` integrates dy/dt = rhs(y) from the exact initial order parameters with an
-error-controlled Runge–Kutta method (scipy's DOP853 / RK45 with dense output), evaluates the
-errors at the setup's `times`, and finds the early-stopped minima (`best_*`) on the trajectory
-itself: the metrics are scanned on a grid over (0, t_last] and each minimum is refined on the
-dense output with a bounded Brent search.
+error-controlled Runge–Kutta method (scipy's RK45 with dense output), evaluates the errors at the
+setup's `times`, and finds the early-stopped minima (`best_*`) on the trajectory itself: the
+metrics are scanned on a grid over (0, t_last] and each minimum is refined on the dense output
+with a bounded Brent search.  With 2+ cores the metric evaluations run in a forked second
+process as soon as the integrator has passed their times (same calls, same numbers).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import RK45, OdeSolution
 from scipy.optimize import minimize_scalar
 
 from .metrics import task_metrics
@@ -82,7 +83,9 @@ def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
 
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
-               engine: str = "ode", setup_name: str = "", progress=None):
+               engine: str = "ode", setup_name: str = "", progress=None, on_step=None):
+    """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop, so
+    that `on_step(t_prev, t, dense)` can use each accepted step as soon as it is taken)."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
@@ -92,12 +95,67 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         if progress and nfev[0] % 6 == 0:
             progress(min(t / t_end, 1.0))
         return f_rhs(model, y, acc)
-    sol = solve_ivp(f, (0.0, t_end), y0, method="RK45", rtol=rtol, atol=atol, dense_output=True)
-    if not sol.success:
-        raise ConvergenceError(f"ODE integration failed at t = {sol.t[-1]:.4g}: {sol.message}")
-    if not np.all(np.isfinite(sol.y[:, -1])):
-        raise ConvergenceError("ODE integration produced non-finite order parameters")
-    return sol.sol, nfev[0]
+    solver = RK45(f, 0.0, y0, t_end, rtol=rtol, atol=atol)
+    ts, interpolants = [0.0], []
+    while solver.status == "running":
+        message = solver.step()
+        if solver.status == "failed":
+            raise ConvergenceError(f"ODE integration failed at t = {solver.t:.4g}: {message}")
+        if not np.all(np.isfinite(solver.y)):
+            raise ConvergenceError("ODE integration produced non-finite order parameters")
+        ts.append(solver.t)
+        interpolants.append(solver.dense_output())
+        if on_step:
+            on_step(ts[-2], ts[-1], interpolants[-1])
+    return OdeSolution(ts, interpolants), nfev[0]
+
+
+PARALLEL = True  # metrics in a second process while the ODE is integrated (2+ cores, fork)
+
+
+def _use_pool(parallel) -> bool:
+    import multiprocessing as mp
+    import os
+    if parallel is not None:
+        return bool(parallel)
+    # OpenBLAS with several threads per process spins and slows two busy processes 4×: only
+    # when it was started with one (the `mtsp` command sets OPENBLAS_NUM_THREADS=1)
+    one_blas_thread = os.environ.get("OPENBLAS_NUM_THREADS") == "1" or os.environ.get("OMP_NUM_THREADS") == "1"
+    return PARALLEL and one_blas_thread and (os.cpu_count() or 1) > 1 and not mp.current_process().daemon \
+        and "fork" in mp.get_all_start_methods()
+
+
+def _metrics_job(model, y, acc, kw):
+    return task_metrics(model, model.unpack(y), acc, **kw)
+
+
+class _Jobs:
+    """Metric evaluations at states of the trajectory: in one forked worker process while the
+    integration goes on (the results are the same calls, so identical to the serial path), or in
+    this process when their results are asked for."""
+
+    def __init__(self, parallel: bool):
+        self.pool = None
+        if parallel:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+            self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+
+    def submit(self, fn, *args):
+        if self.pool is not None:
+            return self.pool.submit(fn, *args)
+        return (fn, args)
+
+    @staticmethod
+    def result(job):
+        if isinstance(job, tuple):
+            fn, args = job
+            return fn(*args)
+        return job.result()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
@@ -114,32 +172,37 @@ def _metric_values(model, traj, tt, acc, key, tasks=None):
     return np.array([getattr(m, key) for m in ms])
 
 
-def _best(model, traj, t_end, acc, key, grid_points, times):
-    """Minimum of one metric over the trajectory (0, t_end]: a coarse grid scan, then a bounded
-    Brent search at full accuracy around the grid minimum (the metric along the trajectory is
+def _scan_grid(t_end: float, grid_points: int, times) -> np.ndarray:
+    return np.union1d(np.linspace(0, t_end, grid_points + 1)[1:], np.asarray(times, float))
+
+
+def _refine(model, traj, grid, coarse, acc, key, task, t_end):
+    """Minimum of one metric of one task over the trajectory (0, t_end] from its coarse scan on
+    `grid`: a bounded Brent search around the grid minimum (the metric along the trajectory is
     smooth; early stopping is its first minimum in practice but the scan sees all of them)."""
-    grid = np.union1d(np.linspace(0, t_end, grid_points + 1)[1:], np.asarray(times, float))
+    i = int(np.argmin(coarse))
+    f = lambda tt, a=acc: _metric_values(model, traj, tt, a, key, [task])[0]  # noqa: E731
+    if i == len(grid) - 1:  # still decreasing at the last time: the minimum is the endpoint
+        return float(f(grid[i])), float(grid[i])
+    lo = grid[i - 1] if i > 0 else 0.5 * grid[0]
+    hi = grid[min(i + 1, len(grid) - 1)]
+    cands = [(f(grid[i]), grid[i])]
+    if hi > lo:
+        # the search runs at the scan's budgets with more QMC points (the value at a minimum
+        # is insensitive to its location); the minimum found is evaluated at full accuracy
+        fs = lambda tt: f(tt, SEARCH)  # noqa: E731
+        r = minimize_scalar(fs if not model.linear else f, bounds=(lo, hi), method="bounded",
+                            options={"xatol": 1e-3 * t_end, "maxiter": 30})
+        cands.append((float(f(r.x)), float(r.x)))
+    v, t = min(cands)
+    return float(v), float(t)
+
+
+def _best(model, traj, t_end, acc, key, grid_points, times):
+    """Minima of one metric of every task over the trajectory: coarse scan, then `_refine`."""
+    grid = _scan_grid(t_end, grid_points, times)
     coarse = np.array([_metric_values(model, traj, tt, COARSE, key) for tt in grid])
-    out = []
-    for task in range(model.n_tasks):
-        i = int(np.argmin(coarse[:, task]))
-        f = lambda tt, a=acc: _metric_values(model, traj, tt, a, key, [task])[0]  # noqa: E731
-        if i == len(grid) - 1:  # still decreasing at the last time: the minimum is the endpoint
-            out.append((float(f(grid[i])), float(grid[i])))
-            continue
-        lo = grid[i - 1] if i > 0 else 0.5 * grid[0]
-        hi = grid[min(i + 1, len(grid) - 1)]
-        cands = [(f(grid[i]), grid[i])]
-        if hi > lo:
-            # the search runs at the scan's budgets with more QMC points (the value at a minimum
-            # is insensitive to its location); the minimum found is evaluated at full accuracy
-            fs = lambda tt: f(tt, SEARCH)  # noqa: E731
-            r = minimize_scalar(fs if not model.linear else f, bounds=(lo, hi), method="bounded",
-                                options={"xatol": 1e-3 * t_end, "maxiter": 30})
-            cands.append((float(f(r.x)), float(r.x)))
-        v, t = min(cands)
-        out.append((float(v), float(t)))
-    return out
+    return [_refine(model, traj, grid, coarse[:, k], acc, key, k, t_end) for k in range(model.n_tasks)]
 
 
 def default_tolerances(model: TheoryModel) -> tuple[float, float]:
@@ -149,40 +212,73 @@ def default_tolerances(model: TheoryModel) -> tuple[float, float]:
 
 
 def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None, atol: float | None = None,
-                 grid_points: int = 24, times=None, progress=None, engine: str = "ode") -> SolveResult:
+                 grid_points: int = 24, times=None, progress=None, engine: str = "ode",
+                 parallel: bool | None = None) -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields).
 
     Default tolerances: rtol 1e-5 / atol 1e-7 for linear trunks and glm students; 1e-4 / 1e-6 for
     nonlinear trunks, whose integrals carry quadrature errors ~1e-4 anyway (measured: gen_error
     within 2e-5 of an rtol = 1e-7 solve on two-task tanh trunks, K = 2 and 4, with 25 % fewer
-    right-hand-side evaluations)."""
+    right-hand-side evaluations).  ``parallel`` (default: when there are 2+ cores and this is not
+    a daemonic worker) evaluates the metrics in a forked second process during the integration;
+    the numbers are the same either way."""
     model = theory_model(setup)
     d_rtol, d_atol = default_tolerances(model)
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
     times = list(setup.training.times if times is None else times)
-    t0 = _time.perf_counter()
-    # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
-    traj, nfev = _integrate(model, float(times[-1]), acc, rtol, atol, engine, setup.name,
-                            (lambda f: progress(0.8 * f)) if progress else None)
-    t1 = _time.perf_counter()
-    if progress:
-        progress(0.8)
-    per_time = [task_metrics(model, model.unpack(traj(t)), acc) for t in times]
-    # the fixed Sobol' tier (above 4 integrated dimensions) has no error bound of its own: a second,
-    # independent scrambling states it (zero when every integral used an exact or product rule)
+    t_end = float(times[-1])
     alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
-    y_end = traj(times[-1])
-    f_rhs = _rhs_function(model, engine, setup.name)
-    r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
-    rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
-    quad = None
-    if model.linear:
-        quad = [[abs(a.gen_error - b.gen_error) for a, b in
-                 zip(m, task_metrics(model, model.unpack(traj(t)), alt, loss=False, label=False))]
-                for m, t in zip(per_time, times)]
-    best_gen = _best(model, traj, times[-1], acc, "gen_error", grid_points, times)
-    best_loss = _best(model, traj, times[-1], acc, "test_loss", grid_points, times)
+    grid = _scan_grid(t_end, grid_points, times)
+    # metric evaluations along the trajectory, handed out as soon as the integrator passes them:
+    # at the reported times (full accuracy, and for linear trunks a second scrambling as the
+    # quadrature error), and the coarse early-stopping scan on `grid`
+    wanted = sorted({float(t) for t in times} | {float(t) for t in grid})
+    timeset = {float(t) for t in times}
+    gridset = {float(t) for t in grid}
+    jobs = _Jobs(_use_pool(parallel))
+    handed = {}
+
+    def on_step(ta, tb, dense):
+        while wanted and wanted[0] <= tb * (1 + 1e-12):
+            tt = wanted.pop(0)
+            y = dense(tt)
+            if tt in timeset:
+                handed["full", tt] = jobs.submit(_metrics_job, model, y, acc, {})
+                if model.linear:
+                    handed["alt", tt] = jobs.submit(_metrics_job, model, y, alt, dict(loss=False, label=False))
+            if tt in gridset:
+                handed["scan", tt] = jobs.submit(_metrics_job, model, y, COARSE, dict(label=False))
+    t0 = _time.perf_counter()
+    try:
+        # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
+        traj, nfev = _integrate(model, t_end, acc, rtol, atol, engine, setup.name,
+                                (lambda f: progress(0.8 * f)) if progress else None, on_step)
+        t1 = _time.perf_counter()
+        if progress:
+            progress(0.8)
+        # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
+        # states it (zero when every integral used an exact or product rule)
+        y_end = traj(t_end)
+        f_rhs = _rhs_function(model, engine, setup.name)
+        r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
+        rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
+        per_time = [jobs.result(handed["full", float(t)]) for t in times]
+        quad = None
+        if model.linear:
+            quad = [[abs(a.gen_error - b.gen_error) for a, b in zip(m, jobs.result(handed["alt", float(t)]))]
+                    for m, t in zip(per_time, times)]
+        scan = [jobs.result(handed["scan", float(t)]) for t in grid]
+        # early-stopping refinements: every other one in the worker, the rest here
+        refine = {}
+        for n, (key, k) in enumerate((key, k) for key in ("gen_error", "test_loss") for k in range(model.n_tasks)):
+            coarse = np.array([getattr(m[k], key) for m in scan])
+            args = (model, traj, grid, coarse, acc, key, k, t_end)
+            refine[key, k] = jobs.submit(_refine, *args) if n % 2 == 0 else (_refine, args)
+        best_gen = [jobs.result(refine["gen_error", k]) for k in range(model.n_tasks)]
+        best_loss = [jobs.result(refine["test_loss", k]) for k in range(model.n_tasks)]
+    finally:
+        jobs.close()
     t2 = _time.perf_counter()
     # the trajectory minimum is never above a reported value (the grid scan is coarse)
     for k in range(model.n_tasks):
@@ -222,7 +318,7 @@ HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
           engine: str = "ode", precision: str = "double", dps: int = 30,
-          accuracy: str = "default") -> SolveResult:
+          accuracy: str = "default", parallel: bool | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
@@ -254,7 +350,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
 
     def part(k):  # progress of run k of `runs` as a fraction of the whole
         return (lambda f: progress((k + f) / runs)) if progress else None
-    res = solve_online(setup, acc, progress=part(0), engine=engine, **tol)
+    res = solve_online(setup, acc, progress=part(0), engine=engine, parallel=parallel, **tol)
     if single:
         done = 1
         res.single = {}
@@ -270,7 +366,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]
             alone = solve_online(setup.single(k), acc, times=times, engine=engine,
-                                 progress=part(done), **tol)
+                                 progress=part(done), parallel=parallel, **tol)
             done += 1
             scale = times[0] / setup.training.times[0]
             entry = dict(alone.tasks[task.name])

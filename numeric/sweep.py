@@ -295,7 +295,8 @@ def _run_job(job):
     kind, setup, engine = job
     if kind == "both":
         from .solve import solve
-        res = solve(setup, single=True, engine=engine)
+        # the sweep already runs its points side by side: no metrics worker per solve
+        res = solve(setup, single=True, engine=engine, parallel=False)
         idx = -1
         multi = {n: float(d["gen_error"][idx]) for n, d in res.tasks.items()}
         single = {n: float(d["gen_error"][idx]) for n, d in res.single.items()}

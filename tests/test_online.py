@@ -429,3 +429,17 @@ def test_bivariate_normal_cdf_against_mpmath():
             ref = mp.quad(lambda x: mp.npdf(x) * mp.ncdf((bi - rho * x) / r), [-mp.inf, 0, ai])
             worst = max(worst, abs(gi - float(ref)))
     assert worst < 1e-13, worst
+
+
+@pytest.mark.parametrize("activation", ["linear", "tanh"])
+def test_parallel_metrics_give_the_same_numbers(activation):
+    """`solve_online(parallel=True)` evaluates the metrics in a forked worker during the
+    integration: the numbers must be identical to the serial path."""
+    from mtsp.numeric.solve import solve_online
+    d = {"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
+         "teacher": {"alignment": 0.5},
+         "student": {"kind": "shared", "hidden": 2, "activation": activation, "init_scale": 0.3},
+         "training": {"protocol": "online", "lr": 0.5, "times": [0.5, 1.5]}}
+    s = setup_from_dict(d)
+    a, b = solve_online(s, parallel=True), solve_online(s, parallel=False)
+    assert a.tasks == b.tasks
