@@ -594,36 +594,30 @@ def _label_label_term(model, st, factor, acc, t, u, g):
     Given h and task u's label differences Δ_u (which decide y_u), task t's label probabilities
     P(y_t = c | h, Δ_u) are closed forms (C_t ≤ 3), so the sum over c is done inside one cone
     integral per class d of u: E[1{y_u = d} (g′ ⊙ p_t V_t)(g′ ⊙ V_u[d])ᵀ], dimension
-    K + C_u − 1 instead of K + C_t + C_u − 2 per class pair.  Otherwise (C_t > 3, or t's labels
-    nearly decided by (h, Δ_u)) one cone integral per class pair (and sign orthant), at a
-    quarter of the budget."""
+    K + C_u − 1 instead of K + C_t + C_u − 2 per class pair.  The roles of t and u are swapped
+    when that makes the conditional probabilities smooth (a clean task's labels given a
+    well-trained h and the other task's fields can be nearly decided; a noisy task's never are).
+    Otherwise (C > 3, or both nearly decided) one cone integral per class pair, at a quarter of
+    the budget."""
     K, V, H = model.K, st.V, model.rows_h()
-    cond = np.vstack([H, _diff_rows(model.rows_nu(u))])  # (h, Δ_u): Δ_u decides y_u
-    p_t = label_given_h(model, factor, t, stein=False, cond=cond) if FAST_LABELS else None
-    if p_t is not None:
+    for a, b in ((t, u), (u, t)):
+        cond = np.vstack([H, _diff_rows(model.rows_nu(b))])  # (h, Δ_b): Δ_b decides y_b
+        p_a = label_given_h(model, factor, a, stein=False, cond=cond) if FAST_LABELS else None
+        if p_a is None:
+            continue
         out = np.zeros((K, K))
-        for d in range(model.classes[u]):
+        for d in range(model.classes[b]):
             def fn(x, w, d=d):
                 _, dg = g(x[:, :K])
-                bt = dg * (p_t(x) @ V[t]) * w[:, None]
-                return (bt.T @ (dg * V[u][d])).ravel(), None
-            out += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(u), d), cond, fn,
+                ba = dg * (p_a(x) @ V[a]) * w[:, None]
+                return (ba.T @ (dg * V[b][d])).ravel(), None
+            out += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(b), d), cond, fn,
                               reduce=True, budget=acc.budget // PAIR_DIV)[0].reshape(K, K)
-        return out
+        return out if a == t else out.T
     out = np.zeros((K, K))
-    splits = _orthant_splits(model)
-    mn = orthant_nodes(st)
     for c in range(model.classes[t]):
         for d in range(model.classes[u]):
             cone = cone_stack(argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(u), d))
-            if model.activation == "relu" and splits[0] is not None:
-                # inside a sign orthant g′ is constant: a pure cone probability
-                for signs, sp in zip(_orthant_signs(K), splits):
-                    on = (np.asarray(signs) > 0).astype(float)
-                    prob = cone_expectation(factor, _with_split(cone, sp), H, None, budget=acc.budget,
-                                            seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn).plain[0]
-                    out += prob * np.outer(on * V[t][c], on * V[u][d])
-                continue
 
             def fn2(h, w, c=c, d=d):
                 _, dg = g(h)
