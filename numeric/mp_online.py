@@ -9,7 +9,7 @@ label_error: cone probabilities; test_loss) are evaluated in mp as well.
 
 Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the integrals of two
 tasks with C = 3 are 4-dimensional: ≈ 10 s each in mp), shared or separate inputs.
-Nonlinear trunks are not implemented in mp (`NotImplementedError`).
+Nonlinear trunks: `mp_nonlinear` (C_t = 2, K ≤ 3; right-hand side only — `mtsp check`).
 
 States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)` converts a double State
 exactly.
@@ -223,7 +223,11 @@ def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = Tru
     """All reduced integrals in mp: quadrature, then the derivation's closed forms where usable
     (as the NumPy module's `integrals` does)."""
     from mtsp.derive.codegen import load_mp_module
-    F = mp_factor(field_cov_mp(model, st))
+    C = field_cov_mp(model, st)
+    F = mp_factor(C)
+    if not model.linear:
+        from .mp_nonlinear import nonlinear_terms_mp
+        return nonlinear_terms_mp(model, st, F, C, nodes)
     flat = linear_terms_mp(model, st, F, nodes)
     mod = load_mp_module(model)
     if closed and mod.CLOSED_NAMES and _closed_usable(model):

@@ -320,7 +320,9 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
                 G[i, j] = _dot(Pperp[i], Pperp[j])
         ev, U = mpmath.eigsy(G)
         order = sorted(range(len(P)), key=lambda k: -ev[k])
-        top = max(ev[order[0]], 0)
+        # rank relative to the projections themselves, not to their residual (a residual that
+        # is rounding noise must not become integrated dimensions), as in the double kernel
+        top = max(abs(x) for row in P for x in row) ** 2
         for k in order:
             if top > 0 and ev[k] > (tol * 1000) ** 2 * top:
                 s = mpmath.sqrt(ev[k])

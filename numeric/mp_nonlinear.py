@@ -1,0 +1,217 @@
+"""The online right-hand side of nonlinear trunks (relu, erf, tanh) at arbitrary precision.
+
+The same named integrals as `online.nonlinear_terms` (Eal, Ebl, Esg, Eyg, Ebb, Lse, Eyz per task;
+Eaa, Eab, Ebb2 per pair of tasks), by the same reduction: integrals over the trunk fields h,
+split into the 2^K sign orthants of h (Genz coordinates, tanh–sinh nodes, mp), with the labels
+in closed form given h — for C_t = 2, P(y_t = c | h) = Φ(μ_c(h)/s) and, by Stein's lemma,
+E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) φ(μ_c/s)/s with u_c = ν_tc − ν_t,1−c — and, for
+two tasks on shared inputs, P(y_t = c | h, Δ_u) inside the cones of y_u.  Everything (the
+Gaussian conditioning included) is done in mp arithmetic from the mp field covariance.
+
+Scope: C_t = 2 for every task, K ≤ 3 (the mp kernel integrates at most 4 dimensions: K orthant
+coordinates, plus one cone coordinate in the label–label term).  This is what `mtsp check` uses
+to certify the double kernel's tiers for nonlinear trunks: the product rule inside sign
+orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf with K = 3).  The errors of nonlinear
+trunks are not smooth integrals (the student's argmax region is not a cone in h), so there is no
+mp solve of nonlinear trunks.
+"""
+from __future__ import annotations
+
+import itertools
+
+import mpmath
+import numpy as np
+
+from .model import TheoryModel
+from .mp_quadrature import cone_expectation_mp, ncdf
+
+__all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
+
+_SQRT2 = mpmath.sqrt(2)
+
+
+def check_nonlinear_mp(model: TheoryModel) -> None:
+    if max(model.classes) > 2:
+        raise NotImplementedError("the mp back-end of nonlinear trunks covers C_t = 2 (labels in closed "
+                                  "form given h); got classes " + str(list(model.classes)))
+    if model.K > 3:
+        raise NotImplementedError(f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
+
+
+def _g(name: str, x):
+    """(g(x), g′(x)) in mp."""
+    if name == "relu":
+        return (x if x > 0 else mpmath.mpf(0)), (mpmath.mpf(1) if x > 0 else mpmath.mpf(0))
+    if name == "erf":
+        return mpmath.erf(x / _SQRT2), mpmath.sqrt(2 / mpmath.pi) * mpmath.exp(-x * x / 2)
+    if name == "tanh":
+        t = mpmath.tanh(x)
+        return t, 1 - t * t
+    raise ValueError(f"student.activation: {name!r} is not a nonlinear trunk")
+
+
+def _softmax(z):
+    m = max(z)
+    e = [mpmath.exp(x - m) for x in z]
+    s = mpmath.fsum(e)
+    return [x / s for x in e], m + mpmath.log(s)
+
+
+def _vec(rows_np):
+    return [[mpmath.mpf(float(x)) for x in r] for r in np.atleast_2d(rows_np)]
+
+
+def _cov(C, a, b):
+    """a C bᵀ for field rows a, b (lists of mpf)."""
+    n = len(C)
+    return mpmath.fsum(a[i] * C[i][j] * b[j] for i in range(n) for j in range(n) if a[i] and b[j])
+
+
+class _Conditional:
+    """Gaussian conditioning in mp: X | x ~ N(A x, S) for field rows X given field rows x."""
+
+    def __init__(self, C, X, x):
+        Sxx = mpmath.matrix([[_cov(C, a, b) for b in x] for a in x])
+        SXx = mpmath.matrix([[_cov(C, a, b) for b in x] for a in X])
+        SXX = mpmath.matrix([[_cov(C, a, b) for b in X] for a in X])
+        inv = mpmath.inverse(Sxx)
+        self.A = SXx * inv
+        self.S = SXX - SXx * inv * SXx.T
+        self.SXx, self.inv = SXx, inv
+
+
+def _labels_given(C, rows_nu, rows_lam, cond):
+    """C = 2: per class c, (a_c, s_c, Cλu_c): P(y = c | x) = Φ(a_c·x / s_c) and
+    E[1{y=c} λ | x] = (A_λ x) P + Cλu_c φ(a_c·x/s_c)/s_c, with u_c = ν_c − ν_{1−c}."""
+    out = []
+    for c in (0, 1):
+        u = [p - q for p, q in zip(rows_nu[c], rows_nu[1 - c])]
+        cu = _Conditional(C, [u], cond)
+        s = mpmath.sqrt(cu.S[0, 0])
+        clu = None
+        if rows_lam is not None:
+            cl = _Conditional(C, rows_lam + [u], cond)
+            m = len(rows_lam)
+            clu = [cl.S[i, m] for i in range(m)]
+        out.append(([cu.A[0, j] for j in range(len(cond))], s, clu))
+    return out
+
+
+def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
+    """`online.nonlinear_terms` in mp, as the derivation's named integrals (mpmath matrices / mpf).
+    ``F``: mp factor of the field covariance ``C`` (nested lists)."""
+    check_nonlinear_mp(model)
+    T, K, M = model.n_tasks, model.K, model.M
+    V = st.V
+    act = model.activation
+    H = _vec(model.rows_h())
+    lam_all = _vec(model.rows_lambda())
+    ell = _vec(np.vstack([model.rows_h(), model.rows_lambda()]))
+    pairs = [(t, s) for t in range(T) for s in range(T)] if model.inputs == "shared" else \
+        [(t, t) for t in range(T)]
+    partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
+    cond_h = _Conditional(C, lam_all, H)
+    labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
+    signs = list(itertools.product((1, -1), repeat=K))
+
+    def orthant(sg, extra=None):
+        rows = [[s * x for x in H[k]] for k, s in enumerate(sg)]
+        ns = [s < 0 for s in sg]
+        if extra is not None:
+            rows, ns = extra[0] + rows, list(extra[1]) + ns
+        return rows, ns
+
+    def trunk(h):
+        gd = [_g(act, x) for x in h]
+        g, dg = [a for a, _ in gd], [b for _, b in gd]
+        z = [[mpmath.fsum(V[t][c, k] * g[k] for k in range(K)) for c in range(V[t].rows)] for t in range(T)]
+        sm = [_softmax(zt) for zt in z]
+        a = [[dg[k] * mpmath.fsum(sm[t][0][c] * V[t][c, k] for c in range(V[t].rows)) for k in range(K)]
+             for t in range(T)]
+        return g, dg, z, sm, a
+
+    def fn0(h):
+        g, dg, z, sm, a = trunk(h)
+        out = []
+        for t, u in pairs:
+            out += [a[t][k] * a[u][l] for k in range(K) for l in range(K)]
+        for t in range(T):
+            out += [sm[t][0][c] * g[k] for c in range(V[t].rows) for k in range(K)]
+        out += [sm[t][1] for t in range(T)]
+        lam_mean = [mpmath.fsum(cond_h.A[i, j] * h[j] for j in range(K)) for i in range(M)]
+        for t in range(T):
+            Vt = V[t]
+            p, L = [], []
+            for (ac, s, clu) in labs[t]:
+                mu = mpmath.fsum(x * y for x, y in zip(ac, h)) / s
+                pc = ncdf(mu)
+                v = mpmath.npdf(mu) / s
+                p.append(pc)
+                L.append([h[k] * pc for k in range(K)] + [lam_mean[i] * pc + clu[i] * v for i in range(M)])
+            b = [[dg[k] * Vt[c, k] for k in range(K)] for c in range(2)]
+            pb = [mpmath.fsum(p[c] * b[c][k] for c in range(2)) for k in range(K)]
+            for u in partners[t]:
+                out += [a[u][k] * pb[l] for k in range(K) for l in range(K)]
+            out += [mpmath.fsum(p[c] * b[c][k] * b[c][l] for c in range(2)) for k in range(K) for l in range(K)]
+            out += [p[c] * g[k] for c in range(2) for k in range(K)]
+            out += [mpmath.fsum(p[c] * z[t][c] for c in range(2))]
+            out += [mpmath.fsum(b[c][k] * L[c][j] for c in range(2)) for k in range(K) for j in range(K + M)]
+        return out, [x for t in range(T) for x in a[t]]
+
+    plain, linear = None, None
+    for sg in signs:
+        r = cone_expectation_mp(F, orthant(sg), H, fn0, ell, nodes=nodes)
+        plain = r.plain if plain is None else [x + y for x, y in zip(plain, r.plain)]
+        linear = r.linear if linear is None else [[x + y for x, y in zip(p, q)] for p, q in zip(linear, r.linear)]
+    out = {}
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        v = plain[pos:pos + n]
+        pos += n
+        return v
+
+    def mat(vals, r, c):
+        return mpmath.matrix([[vals[i * c + j] for j in range(c)] for i in range(r)])
+    for t, u in pairs:
+        out[f"Eaa{t}{u}"] = mat(take(K * K), K, K)
+    for t in range(T):
+        out[f"Esg{t}"] = mat(take(2 * K), 2, K)
+    for t in range(T):
+        out[f"Lse{t}"] = take(1)[0]
+    for t in range(T):
+        out[f"Eal{t}"] = mpmath.matrix(linear[t * K:(t + 1) * K])
+    for t, u in pairs:
+        out[f"Eab{t}{u}"] = mpmath.matrix(K, K)
+    for t in range(T):
+        for u in partners[t]:
+            out[f"Eab{u}{t}"] += mat(take(K * K), K, K)
+        out[f"Ebb{t}"] = mat(take(K * K), K, K)
+        out[f"Eyg{t}"] = mat(take(2 * K), 2, K)
+        out[f"Eyz{t}"] = take(1)[0]
+        out[f"Ebl{t}"] = mat(take(K * (K + M)), K, K + M)
+    # label–label terms: P(y_t = c | h, Δ_u) in closed form inside the cones of y_u
+    for t, u in pairs:
+        if t < u:
+            nu_t, nu_u = _vec(model.rows_nu(t)), _vec(model.rows_nu(u))
+            du = [[p - q for p, q in zip(nu_u[1], nu_u[0])]]
+            cond = H + du
+            lt = _labels_given(C, nu_t, None, cond)
+            acc = mpmath.matrix(K, K)
+            for d in (0, 1):
+                cone_u = ([[p - q for p, q in zip(nu_u[d], nu_u[1 - d])]], [d == 0])  # ties: class 0
+
+                def fn(x, d=d):
+                    h = x[:K]
+                    _, dg = zip(*[_g(act, y) for y in h])
+                    p = [ncdf(mpmath.fsum(aa * y for aa, y in zip(ac, x)) / s) for (ac, s, _) in lt]
+                    bt = [dg[k] * mpmath.fsum(p[c] * V[t][c, k] for c in range(2)) for k in range(K)]
+                    bu = [dg[k] * V[u][d, k] for k in range(K)]
+                    return [bt[k] * bu[l] for k in range(K) for l in range(K)], None
+                for sg in signs:
+                    r = cone_expectation_mp(F, orthant(sg, cone_u), cond, fn, nodes=nodes)
+                    acc += mat(r.plain, K, K)
+            out[f"Ebb2{t}{u}"] = acc
+            out[f"Ebb2{u}{t}"] = acc.T
+    return out
