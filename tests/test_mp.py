@@ -178,3 +178,31 @@ def test_nonlinear_mp_refuses_three_classes():
     model = theory_model(_nonlinear_setup("tanh", 1, "separate", classes=3))
     with pytest.raises(NotImplementedError, match="C_t = 2"):
         integrals_mp(model, mp_state(model.initial_state()))
+
+
+def test_fixed_sobol_tier_against_mp():
+    """The fixed scrambled-Sobol' tier (above 4 integrated dimensions) on a smooth integrand of a
+    correlated 5-dim Gaussian with one cone row, built so that its value is a product of 1-d
+    integrals mpmath evaluates to 30 digits.  Measured relative errors: 2^12 points 3.1e-3 /
+    2.0e-3 (two scramblings), 2^14 3.1e-4 / 3.1e-4, 2^16 2.5e-4 / 2.1e-4, 2^18 8e-6."""
+    from mtsp.numeric.quadrature import cone_expectation
+    rng = np.random.default_rng(3)
+    d = 5
+    F = rng.standard_normal((d, d))
+    O, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    P = O @ np.linalg.inv(F)          # p = P f = O ζ: independent standard normals
+    a, b = rng.uniform(0.5, 2.0, d), rng.uniform(-1, 1, d)
+
+    def fn(p):
+        return np.prod(np.tanh(a * p + b) ** 2 + 0.5, axis=1)[:, None], None
+    with mpmath.workdps(30):
+        def one(k):
+            f = lambda x: (mpmath.tanh(a[k] * x + b[k]) ** 2 + mpmath.mpf(1) / 2) * mpmath.npdf(x)  # noqa: E731
+            return mpmath.quad(f, [0, mpmath.inf] if k == 0 else [-mpmath.inf, 0, mpmath.inf])
+        ref = float(mpmath.fprod(one(k) for k in range(d)))
+    for seed in (0, 1):
+        r = cone_expectation(F, P[:1], P, fn, budget=2 ** 14, seed=seed)
+        assert r.points == 2 ** 14
+        assert abs(r.plain[0] - ref) / ref < 1e-3
+    r = cone_expectation(F, P[:1], P, fn, budget=2 ** 18)
+    assert abs(r.plain[0] - ref) / ref < 5e-5
