@@ -206,3 +206,31 @@ def test_fixed_sobol_tier_against_mp():
         assert abs(r.plain[0] - ref) / ref < 1e-3
     r = cone_expectation(F, P[:1], P, fn, budget=2 ** 18)
     assert abs(r.plain[0] - ref) / ref < 5e-5
+
+
+def test_four_dim_product_tier_against_mp():
+    """The 4-dim product tier (2 cone + 2 smooth coordinates: e.g. a label cone with two logit
+    differences) on a softmax-type integrand Π_k σ(a_k p_k + b_k) of a correlated Gaussian, whose
+    value is a product of 1-d integrals mpmath gives to 30 digits.  Measured relative errors:
+    default budget (12 100 nodes) 1.6e-6, 6e4 2.7e-7, 2e5 2.4e-11.  (A steeper integrand,
+    Π (tanh²(a p + b) + ½) with a up to 2, errs by 2e-3 at the default budget and 9e-5 at 6e4:
+    the tier resolves softmax scales, not arbitrary ones.)"""
+    from mtsp.numeric.quadrature import cone_expectation
+    rng = np.random.default_rng(3)
+    d = 4
+    F = rng.standard_normal((d, d))
+    O, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    P = O @ np.linalg.inv(F)
+    a, b = rng.uniform(0.5, 2.0, d), rng.uniform(-1, 1, d)
+
+    def fn(p):
+        return np.prod(1 / (1 + np.exp(-(a * p + b))), axis=1)[:, None], None
+    with mpmath.workdps(30):
+        def one(k):
+            f = lambda x: mpmath.npdf(x) / (1 + mpmath.exp(-(a[k] * x + b[k])))  # noqa: E731
+            return mpmath.quad(f, [0, mpmath.inf] if k < 2 else [-mpmath.inf, 0, mpmath.inf])
+        ref = float(mpmath.fprod(one(k) for k in range(d)))
+    r = cone_expectation(F, P[:2], P, fn, budget=6000)
+    assert abs(r.plain[0] - ref) / ref < 5e-6
+    r = cone_expectation(F, P[:2], P, fn, budget=200000)
+    assert abs(r.plain[0] - ref) / ref < 1e-9
