@@ -1,6 +1,6 @@
 """Theory vs simulation wall time, measured in one run (these machines are noisy: compare ratios).
 
-For three setups: `mtsp solve` (the generated engine, module already cached — a second solve
+For four setups: `mtsp solve` (the generated engine, module already cached — a second solve
 does not derive again) against the CPU simulation at N = 1000 with 4 seeds, same times.
 
     python benchmarks/speed.py [--N 1000] [--seeds 4]
@@ -25,6 +25,11 @@ SETUPS = {
         "tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
         "teacher": {"alignment": 0.5},
         "student": {"kind": "shared", "hidden": 2, "activation": "tanh", "init_scale": 0.3},
+        "training": {"protocol": "online", "lr": 0.5, "times": [1, 2, 4, 8]}}),
+    "2 tasks C=3, tanh K=4": setup_from_dict({
+        "tasks": [{"name": "clean", "classes": 3}, {"name": "noisy", "classes": 3, "noise": 1.0}],
+        "teacher": {"alignment": 0.9},
+        "student": {"kind": "shared", "hidden": 4, "activation": "tanh", "init_scale": 0.1},
         "training": {"protocol": "online", "lr": 0.5, "times": [1, 2, 4, 8]}}),
 }
 
