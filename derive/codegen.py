@@ -251,6 +251,8 @@ def _kernel_fingerprint() -> str:
     h = hashlib.sha256()
     for name in _KERNEL_MODULES:
         h.update(inspect.getsource(import_module(f"mtsp.numeric.{name}")).encode())
+    for name in ("system", "closed_forms", "structure"):  # the derivation itself
+        h.update(inspect.getsource(import_module(f"mtsp.derive.{name}")).encode())
     h.update(inspect.getsource(sys.modules[__name__]).encode())
     return h.hexdigest()[:16]
 

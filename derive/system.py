@@ -204,31 +204,39 @@ def _assemble_linear(s: OnlineSystem):
 
 
 def _assemble_nonlinear(s: OnlineSystem):
+    """Nonlinear trunks.  Reduced dimensions: every term is an integral over h (K dims) — the
+    label terms too, with P(y_t|h) and E[1{y_t=c} λ | h] in closed form for C_t ≤ 3 (otherwise
+    K + C_t − 1 with the label cone) — and the label–label term of two tasks K + C_u − 1 (the
+    cones of one task, the other's labels in closed form given h and those fields)."""
     K, n, L_ = s.K, len(s.classes), s.K + s.M
+
+    def lab(C):
+        return K if C <= 3 else K + C - 1
     I = s.integrals
     Eal, Ebl, Esg, Eyg, Eaa, Eab, Ebb, Ebb2 = {}, {}, {}, {}, {}, {}, {}, {}
     for t, C in enumerate(s.classes):
         Eal[t] = _mat(f"Eal{t}", K, L_)
         I[f"Eal{t}"] = (Eal[t], rf"E[a_{t}(h)\,\ell^\top]", K)
         Ebl[t] = _mat(f"Ebl{t}", K, L_)
-        I[f"Ebl{t}"] = (Ebl[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}(h)\,\ell^\top]", K + C - 1)
+        I[f"Ebl{t}"] = (Ebl[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}(h)\,\ell^\top]", lab(C))
         Esg[t] = _mat(f"Esg{t}", C, K)
         I[f"Esg{t}"] = (Esg[t], rf"E[s_{t}\,g(h)^\top]", K)
         Eyg[t] = _mat(f"Eyg{t}", C, K)
-        I[f"Eyg{t}"] = (Eyg[t], rf"E[1\{{y_{t}=c\}}\,g(h)]", K + C - 1)
+        I[f"Eyg{t}"] = (Eyg[t], rf"E[1\{{y_{t}=c\}}\,g(h)]", lab(C))
         Ebb[t] = _mat(f"Ebb{t}", K, K)
-        I[f"Ebb{t}"] = (Ebb[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}b_{{{t}c}}^\top]", K + C - 1)
+        I[f"Ebb{t}"] = (Ebb[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}b_{{{t}c}}^\top]", lab(C))
         I[f"Lse{t}"] = (sp.Matrix([[sp.Symbol(f"Lse{t}")]]), rf"E[\log\sum_c e^{{z_{{{t}c}}}}]", K)
-        I[f"Eyz{t}"] = (sp.Matrix([[sp.Symbol(f"Eyz{t}")]]), rf"\sum_c E[1\{{y_{t}=c\}} z_{{{t}c}}]", K + C - 1)
+        I[f"Eyz{t}"] = (sp.Matrix([[sp.Symbol(f"Eyz{t}")]]), rf"\sum_c E[1\{{y_{t}=c\}} z_{{{t}c}}]", lab(C))
     for t, u in s.pairs():
         Eaa[t, u] = _mat(f"Eaa{t}{u}", K, K)
         I[f"Eaa{t}{u}"] = (Eaa[t, u], rf"E[a_{t} a_{u}^\top]", K)
         Eab[t, u] = _mat(f"Eab{t}{u}", K, K)
-        I[f"Eab{t}{u}"] = (Eab[t, u], rf"\sum_c E[1\{{y_{u}=c\}}\,a_{t} b_{{{u}c}}^\top]", K + s.classes[u] - 1)
+        I[f"Eab{t}{u}"] = (Eab[t, u], rf"\sum_c E[1\{{y_{u}=c\}}\,a_{t} b_{{{u}c}}^\top]", lab(s.classes[u]))
         if t < u:
             Ebb2[t, u] = _mat(f"Ebb2{t}{u}", K, K)
             I[f"Ebb2{t}{u}"] = (Ebb2[t, u], rf"\sum_{{cd}} E[1\{{y_{t}=c,y_{u}=d\}}\,b_{{{t}c}} b_{{{u}d}}^\top]",
-                                K + s.classes[t] + s.classes[u] - 2)
+                                K + s.classes[u] - 1 if max(s.classes[t], s.classes[u]) <= 3
+                                else K + s.classes[t] + s.classes[u] - 2)
     m1 = [Eal[t] - Ebl[t] for t in range(n)]
     mv = [Esg[t] - Eyg[t] for t in range(n)]
     m2 = {}

@@ -29,8 +29,10 @@ from pathlib import Path
 # The theory's matrix products are small, and `mtsp solve` evaluates metrics in a second process
 # during the integration (numeric.solve): one OpenBLAS thread per process keeps the two from
 # fighting OpenBLAS's spinning threads for the cores (measured 4× slowdowns otherwise).  Set
-# before numpy is imported; torch (validate) has its own thread pool and is not affected.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# before numpy is imported (only then does it take effect — and only then does numeric.solve,
+# which reads it, run that second process); torch (validate) has its own thread pool.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .progress import Progress, progress_enabled  # noqa: E402
 from .jsonable import json_safe as _clean

@@ -17,9 +17,12 @@ Each expectation is reduced before it is integrated (see `quadrature`):
   * linear trunks (and glm students): the softmax depends on h only through the C_t − 1
     logit differences of task t, so each term integrates over those alone, task by task;
     label–label terms of two tasks are pure cone probabilities, constant in time (cached);
-  * relu trunks: every expectation is split over the 2^K sign orthants of h, inside which the
-    integrand is smooth;
-  * erf / tanh trunks: integrals over h ∈ R^K with the label cone.
+  * nonlinear trunks: the labels are closed forms given h (C ≤ 3: `label_given_h`), so every
+    term is one integral over h ∈ R^K, reduced at the nodes by matrix products; h is split into
+    its 2^K sign orthants (K ≤ 2; relu up to K = 4), inside which relu is linear and where the
+    scale-1 transition of erf/tanh meets clustered nodes, or integrated by a fixed Sobol' set
+    (tanh/erf, K ≥ 3; see `_orthant_splits`); the label–label term of two tasks on shared
+    inputs uses P(y_t | h, Δ_u) inside the cones of y_u (`_label_label_term`).
 """
 from __future__ import annotations
 
