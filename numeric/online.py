@@ -238,6 +238,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
     return Moments(m1, m2, mv, loss)
 
 
+HELPER = None  # an executor for the label–label terms (numeric.solve sets one while it integrates)
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
 PAIR_DIV = 2
@@ -484,6 +485,11 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
         return gh, dg, s, a
 
     partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
+    # the label–label terms of two tasks go to the helper process, if any, while this one
+    # integrates the rest (same calls, same numbers)
+    helped = {} if HELPER is None else \
+        {(t, u): HELPER.submit(_label_label_term, model, st, factor, acc, t, u, model.activation)
+         for t, u in pairs if t < u}
     labs = [label_given_h(model, factor, t) if FAST_LABELS else None for t in range(T)]
 
     def label_parts(h, gh, dg, aw, w, t):
@@ -585,13 +591,14 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     Ebb2 = {}
     for t, u in pairs:
         if t < u:
-            Ebb2[t, u] = _label_label_term(model, st, factor, acc, t, u, g)
+            Ebb2[t, u] = helped[t, u].result() if (t, u) in helped else \
+                _label_label_term(model, st, factor, acc, t, u, model.activation)
             Ebb2[u, t] = Ebb2[t, u].T
     return {"Eal": Ea_l, "Ebl": Eb_l, "Esg": Esg, "Eyg": Eyg, "Eaa": Eaa, "Eab": Eab, "Ebb": Ebb,
             "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}
 
 
-def _label_label_term(model, st, factor, acc, t, u, g):
+def _label_label_term(model, st, factor, acc, t, u, activation_name):
     """Σ_cd E[1{y_t=c, y_u=d} b_tc b_udᵀ] (two tasks on shared inputs, an O(η²) term).
 
     Given h and task u's label differences Δ_u (which decide y_u), task t's label probabilities
@@ -603,6 +610,7 @@ def _label_label_term(model, st, factor, acc, t, u, g):
     Otherwise (C > 3, or both nearly decided) one cone integral per class pair, at a quarter of
     the budget."""
     K, V, H = model.K, st.V, model.rows_h()
+    g = activation(activation_name)
     for a, b in ((t, u), (u, t)):
         cond = np.vstack([H, _diff_rows(model.rows_nu(b))])  # (h, Δ_b): Δ_b decides y_b
         p_a = label_given_h(model, factor, a, stein=False, cond=cond) if FAST_LABELS else None

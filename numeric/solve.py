@@ -82,13 +82,30 @@ def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
     raise ValueError(f"engine: unknown engine {engine!r} (ode | reference)")
 
 
+def _rhs_module(engine: str, model: TheoryModel, setup_name: str = ""):
+    if engine == "ode":
+        from mtsp.derive.codegen import load_module
+        return load_module(model, setup_name)
+    from . import online
+    return online
+
+
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
-               engine: str = "ode", setup_name: str = "", progress=None, on_step=None):
+               engine: str = "ode", setup_name: str = "", progress=None, on_step=None, helper=None):
     """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop, so
-    that `on_step(t_prev, t, dense)` can use each accepted step as soon as it is taken)."""
+    that `on_step(t_prev, t, dense)` can use each accepted step as soon as it is taken).
+    ``helper``: an executor that computes the label–label terms of nonlinear trunks while this
+    process does the rest of each right-hand side."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
+    if helper is not None and not model.linear and model.inputs == "shared" and model.n_tasks > 1:
+        mod = _rhs_module(engine, model, setup_name)
+        mod.HELPER = helper
+        try:
+            return _integrate(model, t_end, acc, rtol, atol, engine, setup_name, progress, on_step)
+        finally:
+            mod.HELPER = None
 
     def f(t, y):
         nfev[0] += 1
@@ -256,7 +273,8 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
         traj, nfev = _integrate(model, t_end, acc, rtol, atol, engine, setup.name,
-                                (lambda f: progress(0.8 * f)) if progress else None, on_step)
+                                (lambda f: progress(0.8 * f)) if progress else None, on_step,
+                                helper=jobs.pool)
         t1 = _time.perf_counter()
         if progress:
             progress(0.8)
