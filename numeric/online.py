@@ -241,7 +241,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
 HELPER = None  # an executor for the label–label terms (numeric.solve sets one while it integrates)
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
-PAIR_DIV = 2
+PAIR_DIV = 2  # the label–label term (O(η²)) gets budget / PAIR_DIV nodes
 FAST_LABELS = True  # nonlinear trunks: label terms via closed forms given h (label_given_h) where valid
 
 

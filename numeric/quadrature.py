@@ -209,6 +209,15 @@ def _points_sobol(r1: int, r2: int, n: int, seed: int):
     return out
 
 
+def _weighted(fn, p, weight, reduce: bool, linear: bool):
+    """(Σ weight·Φ, weight·Γ) of the integrand at the nodes: from ``fn(p, weight)`` itself when it
+    reduces (``reduce``), else from ``fn(p) = (Φ, Γ)``."""
+    if reduce:
+        return fn(p, weight)
+    phi, gam = fn(p)
+    return weight @ phi, (gam * weight[:, None] if linear else None)
+
+
 def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows: np.ndarray,
                      fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
@@ -340,12 +349,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
             Lf = None if lin_rows is None else lin_rows @ factor
             _collect.append((p, weight, None if Lf is None else eta1 @ (Lf @ E1.T).T + Y2 @ (Lf @ E2.T).T))
             return np.zeros(1), None
-        if reduce:
-            plain, gam_w = fn(p, weight)
-        else:
-            phi, gam = fn(p)
-            plain = weight @ phi
-            gam_w = None if lin_rows is None else gam * weight[:, None]
+        plain, gam_w = _weighted(fn, p, weight, reduce, lin_rows is not None)
         linear = None
         if lin_rows is not None:
             Lf = lin_rows @ factor  # l × d
@@ -399,11 +403,6 @@ def cone_expectation_union(factor: np.ndarray, cones: list, proj_rows: np.ndarra
         return cone_expectation(factor, cones[0], proj_rows, fn, lin_rows, reduce=reduce, **kw)
     p = np.vstack([n[0] for n in nodes])
     w = np.concatenate([n[1] for n in nodes])
-    if reduce:
-        plain, gam_w = fn(p, w)
-    else:
-        phi, gam = fn(p)
-        plain = w @ phi
-        gam_w = None if lin_rows is None else gam * w[:, None]
+    plain, gam_w = _weighted(fn, p, w, reduce, lin_rows is not None)
     linear = None if lin_rows is None else gam_w.T @ np.vstack([n[2] for n in nodes])
     return ConeResult(np.asarray(plain, dtype=float), linear, None, len(w))
