@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="validate the built-in demo setup",
                        description="validate on the built-in setup (two related tasks, one "
                                    "noisy; mtsp/data/default.toml, also "
-                                   "examples/two_related_one_noisy.toml). About a minute on "
+                                   "examples/two_related_one_noisy.toml). About half a minute on "
                                    "two CPU cores.")
     p.add_argument("--out", default="mtsp-demo", help="report folder (default mtsp-demo)")
     sim_opts(p, DEMO_N, DEMO_SEEDS)
