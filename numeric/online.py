@@ -123,24 +123,29 @@ def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy)
     return out
 
 
-SPLIT_SPREAD = 4.0  # logit-difference std above which softmax integrals are split by argmax
+SPLIT_SPREAD = 3.0  # logit-difference std above which softmax integrals are split by argmax
 
 
-def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc):
+def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=()):
     """E[1{cone} Φ(p)], E[1{cone} Γ(p) ℓᵀ] with p the logit differences of `tasks` (linear trunk).
 
     When the logits are widely spread the softmax is nearly a step across the boundaries of the
     student's argmax cones and no smooth rule resolves it; the domain is then split exactly into
     those cones (Gaussian cones: z is linear in the fields), inside each of which the integrand is
     smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster."""
-    spread = np.linalg.norm(proj @ factor, 2) if proj.size else 0.0
-    if spread <= SPLIT_SPREAD:
-        return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
     zrows = [model.rows_logits(st, t) for t in tasks]
+    # split by the argmax of each task whose own logits spread widely (the others stay smooth,
+    # and set the nodes of the pieces by their own spread)
+    is_wide = [np.linalg.norm(_diff_rows(z) @ factor, 2) > SPLIT_SPREAD for z in zrows]
+    wide = [z for z, w in zip(zrows, is_wide) if w] + list(split_by)
+    if not wide:
+        return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
+    smooth = [_diff_rows(z) for z, w in zip(zrows, is_wide) if not w]
+    smooth = np.vstack(smooth) if smooth else np.zeros((0, model.n_fields))
     plain = linear = 0.0
-    for pieces in itertools.product(*[range(z.shape[0]) for z in zrows]):
-        r = cone_expectation(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(zrows, pieces)]),
-                             proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed, spread_nodes=False)
+    for pieces in itertools.product(*[range(z.shape[0]) for z in wide]):
+        r = cone_expectation(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(wide, pieces)]),
+                             proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed, spread_rows=smooth)
         plain = plain + r.plain
         linear = None if lin is None else linear + r.linear
     return ConeResult(plain, linear)
@@ -181,34 +186,80 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
             Ess[t, s] = r.plain.reshape(Ct, Cs)
             Ess[s, t] = Ess[t, s].T
     # label-conditioned terms
-    Py = [np.zeros(c) for c in model.classes]              # P(y_t = c)
-    Eyl = [np.zeros((c, K + model.M)) for c in model.classes]  # E[1{y_t=c} ℓ]
+    Py, Eyl = _label_moments(model, factor, acc)             # P(y_t = c), E[1{y_t=c} ℓ]
     Eys = {}                                                 # E[1{y_t=c} s_s] → (C_t × C_s)
-    partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
-    for t in range(T):
-        Ct = model.classes[t]
-        for s in partners[t]:
-            Eys[t, s] = np.zeros((Ct, model.classes[s]))
-        for c in range(Ct):
-            cone = argmax_cone(model.rows_nu(t), c)
-            for s in partners[t]:
-                proj = diffs[s]
-                if s == t:
-                    def fn3(u, c=c):
-                        sm = _softmax_from_diffs(u)
-                        return np.concatenate([sm, np.ones((len(u), 1))], axis=1), \
-                            np.ones((len(u), 1))
-                    r = _softmax_expectation(model, st, factor, cone, [s], proj, fn3, ell, acc)
-                    Cs = model.classes[s]
-                    Eys[t, s][c] = r.plain[:Cs]
-                    Py[t][c] = r.plain[Cs]
-                    Eyl[t][c] = r.linear[0]
-                else:
-                    r = _softmax_expectation(model, st, factor, cone, [s], proj,
-                                             lambda u: (_softmax_from_diffs(u), None), None, acc)
-                    Eys[t, s][c] = r.plain
+    for t, s in pairs:
+        Eys[t, s] = _label_softmax(model, st, factor, acc, t, s, diffs[s])
     P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
     return {"A": Es, "B": Ess, "Lse": Else, "Y": Eys, "P": Py, "L": Eyl, "PP": P_pair}
+
+
+_label_moment_cache: dict = {}
+
+
+def _label_moments(model: TheoryModel, factor, acc: Accuracy):
+    """P(y_t = c) and E[1{y_t = c} ℓ], ℓ = (h, λ), for every task and class (linear trunks).
+
+    Both follow from the time-independent label moments of the teacher: ℓ given the label fields
+    ν_t is Gaussian with mean Cov(ℓ, ν_t) Σ_ν⁺ ν_t, so E[1{y_t=c} ℓ] = Cov(ℓ, ν_t) Σ_ν⁺ E[1{y_t=c} ν_t]
+    (exact also for singular Σ_ν: ν_t lies in its range).  P and E[1{y=c} ν_t] — cone integrals
+    of the label fields alone — are computed once per teacher (cached)."""
+    ell = np.vstack([model.rows_h(), model.rows_lambda()])
+    Py, Eyl = [], []
+    for t in range(model.n_tasks):
+        nu = model.rows_nu(t)
+        key = (model.gram.tobytes(), model.noise.tobytes(), t, acc.metric_budget)
+        if key not in _label_moment_cache:
+            C = model.classes[t]
+            P, M = np.zeros(C), np.zeros((C, C))
+            one = lambda p: (np.ones((p.shape[0], 1)), np.ones((p.shape[0], 1)))  # noqa: E731
+            for c in range(C):
+                r = cone_expectation(factor, argmax_cone(nu, c), np.zeros((0, model.n_fields)), one,
+                                     nu, budget=acc.metric_budget)
+                P[c], M[c] = r.plain[0], r.linear[0]
+            _label_moment_cache[key] = (P, M)
+        P, M = _label_moment_cache[key]
+        Fn = nu @ factor
+        gain = (ell @ factor) @ Fn.T @ np.linalg.pinv(Fn @ Fn.T, rcond=1e-12)   # Cov(ℓ,ν) Σ_ν⁺
+        Py.append(P.copy())
+        Eyl.append(M @ gain.T)
+    return Py, Eyl
+
+
+def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int, s: int, u_rows):
+    """E[1{y_t = c} softmax(z_s)_d] (C_t × C_s), linear trunk; u = u_rows·f = the logit
+    differences of task s.
+
+    Given u the label fields ν_t are Gaussian, so P(y_t = c | u) is Φ (C_t = 2) or Φ₂ (C_t = 3)
+    (`label_given_h` with cond = u_rows) and the term is one smooth integral over u of
+    dimension C_s − 1 (split into the student's argmax cones when the logits spread widely),
+    E[P(y_t = c | u) softmax(u)_d], instead of C_t cone integrals of dimension C_t + C_s − 2.
+    Where p(y_t | u) is too steep for a smooth rule (C_t > 3, or residual variance below
+    LABEL_GIVEN_H_MIN_RESIDUAL of the total: a student that predicts task t well), p(y_t | u)
+    is a smoothed step across the faces of the argmax cones of the conditional mean E[ν_t | u]:
+    the domain is split exactly into those cones, so that the steep layers sit on the pieces'
+    faces, where the tanh–sinh nodes of the Genz coordinates cluster.  Only a degenerate
+    conditional (residual ≤ LABEL_MIN_RESIDUAL_SPLIT, or C_t > 3) integrates the label cones."""
+    Ct, Cs = model.classes[t], model.classes[s]
+    p_at = label_given_h(model, factor, t, stein=False, cond=u_rows,
+                         min_residual=LABEL_MIN_RESIDUAL_SPLIT) if FAST_LABELS else None
+    if p_at is not None:
+        def fn(u):
+            sm = _softmax_from_diffs(u)
+            return (p_at(u)[:, :, None] * sm[:, None, :]).reshape(len(u), -1), None
+        steep = label_given_h(model, factor, t, stein=False, cond=u_rows) is None
+        split = []
+        if steep:  # value rows of E[ν_t | u] acting on the fields
+            A_nu = _given_h(model, factor, model.rows_nu(t), u_rows)[0]
+            split = [A_nu @ u_rows]
+        r = _softmax_expectation(model, st, factor, None, [s], u_rows, fn, None, acc, split_by=split)
+        return r.plain.reshape(Ct, Cs)
+    out = np.zeros((Ct, Cs))
+    for c in range(Ct):
+        r = _softmax_expectation(model, st, factor, argmax_cone(model.rows_nu(t), c), [s], u_rows,
+                                 lambda u: (_softmax_from_diffs(u), None), None, acc)
+        out[c] = r.plain
+    return out
 
 
 def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
@@ -365,6 +416,7 @@ def bivariate_normal_cdf(a, b, rho):
 
 
 LABEL_GIVEN_H_MIN_RESIDUAL = 0.05  # residual/total variance of a label cone below which p(y|h) is too steep
+LABEL_MIN_RESIDUAL_SPLIT = 1e-6    # linear trunks: below this even the split integrand is degenerate
 
 
 def _class_diffs(C: int, c: int) -> np.ndarray:

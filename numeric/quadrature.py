@@ -173,15 +173,18 @@ def orthant_probability(corr_cov: np.ndarray) -> float | None:
 
 
 @lru_cache(maxsize=256)
-def _points_product(r1: int, r2: int, n_cone: int, n_gh: int):
-    """Tensor nodes (u in [0,1]^r1, y in R^r2) and weights of the product rule."""
+def _points_product(r1: int, r2: int, n_cone, n_gh):
+    """Tensor nodes (u in [0,1]^r1, y in R^r2) and weights of the product rule; ``n_cone`` and
+    ``n_gh``: nodes per axis, one count for all axes or a tuple with one per axis."""
+    n_cone = (n_cone,) * r1 if isinstance(n_cone, int) else tuple(n_cone)
+    n_gh = (n_gh,) * r2 if isinstance(n_gh, int) else tuple(n_gh)
     grids, weights = [], []
-    for _ in range(r1):
-        x, w = tanh_sinh01(n_cone)
+    for j in range(r1):
+        x, w = tanh_sinh01(n_cone[j])
         grids.append(x)
         weights.append(w)
-    for _ in range(r2):
-        x, w = gauss_hermite(n_gh)
+    for j in range(r2):
+        x, w = gauss_hermite(n_gh[j])
         grids.append(x)
         weights.append(w)
     if not grids:
@@ -224,7 +227,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      seed: int = 0, skip_last_cone: bool = False,
                      budget: int | None = None,
                      spread_nodes: bool = True, min_nodes: int = 0, reduce: bool = False,
-                     sign_batch: np.ndarray | None = None, _collect: list | None = None) -> ConeResult:
+                     sign_batch: np.ndarray | None = None, spread_rows: np.ndarray | None = None,
+                     _collect: list | None = None) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, or a pair (A, nonstrict) marking rows where ≥ is meant (ties),
@@ -236,7 +240,9 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     ``budget``: if given, the nodes per dimension of the product rule are chosen after the
     reduction so that the tensor grid has at most about ``budget`` points (4 to 24 per axis);
     ``spread_nodes`` raises them with the spread of the projections (softmax-type integrands),
-    ``min_nodes`` sets a floor per axis.
+    ``min_nodes`` sets a floor per axis; ``spread_rows`` (rows on the fields): the spread that
+    sets the nodes is that of these rows instead of the projections' (the smooth part alone, when
+    a split into cones has already taken care of the rest).
     ``reduce``: ``fn(p, weight)`` receives the node weights too and returns ``(Σ weight·Φ, weight·Γ)``
     itself — integrands built of outer products then reduce by matrix products instead of
     materialising (npts × q) arrays.
@@ -366,13 +372,24 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         n = max(n, min_nodes)
         # softmax-type integrands have poles at distance ~π from the real axis in the logits, so a
         # rule must resolve the spread s of the projections: measured Gauss–Hermite error of
-        # E[log(1 + e^{s x})] is 4e-6 at s = 2 with 16 nodes, 2e-5 at s = 3 with 24: ~4 + 6 s nodes
-        s1 = np.linalg.norm(P1, 2) if P1.size else 0.0
-        s2 = np.linalg.norm(C2, 2) if C2.size else 0.0
-        n_cone = max(n, min(int(np.ceil(4 + 6 * s1)), MAX_SPREAD_NODES)) \
-            if (P.size and spread_nodes) else n
-        n_gh = max(n, min(int(np.ceil(4 + 6 * s2)), MAX_SPREAD_NODES) if spread_nodes else n)
-        if float(n_cone) ** sample_r1 * float(n_gh) ** r2 > MAX_PRODUCT_POINTS:
+        # E[log(1 + e^{s x})] is 4e-6 at s = 2 with 16 nodes, 2e-5 at s = 3 with 24: ~4 + 6 s nodes,
+        # with s the spread along each axis (the norm of the projections' column for that axis:
+        # the Gauss–Hermite axes are the singular directions of the smooth part)
+        # (Gauss–Hermite axes: one count per axis; the Genz coordinates of the cone, which are
+        # conditioned one on another, share the count of their largest spread)
+        def per_axis(cols, r, shared=False):
+            if not (P.size and spread_nodes) or cols.shape[0] == 0:
+                return (n,) * r
+            s = np.full(r, np.linalg.norm(cols, 2)) if shared else np.linalg.norm(cols, axis=0)
+            return tuple(max(n, min(int(np.ceil(4 + 6 * v)), MAX_SPREAD_NODES)) for v in s)
+        if spread_rows is None:
+            cols1, cols2 = P1[:, :sample_r1], C2
+        else:
+            Sf = np.asarray(spread_rows, float).reshape(-1, n_fields) @ factor
+            cols1, cols2 = (Sf @ E1.T)[:, :sample_r1], Sf @ E2.T
+        n_cone = per_axis(cols1, sample_r1, shared=True)
+        n_gh = per_axis(cols2, r2)
+        if float(np.prod(n_cone, dtype=float)) * float(np.prod(n_gh, dtype=float)) > MAX_PRODUCT_POINTS:
             rule, budget = "qmc", MAX_PRODUCT_POINTS // QMC_FACTOR
     if rule == "qmc":
         n = 1 << int(np.ceil(np.log2(max(QMC_FACTOR * (budget or n_qmc), 256))))

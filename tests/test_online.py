@@ -443,3 +443,40 @@ def test_parallel_metrics_give_the_same_numbers(activation):
     s = setup_from_dict(d)
     a, b = solve_online(s, parallel=True), solve_online(s, parallel=False)
     assert a.tasks == b.tasks
+
+
+def test_linear_trunk_terms_well_trained_wide_logits(monkeypatch):
+    """Linear trunks late in training (MODEL.md's example setup, K = 4, at t = 20): the clean
+    task's labels are nearly determined by the student's logits (residual variance of the label
+    cones given them ≈ 2 % of the total) and its logits spread widely (std ≈ 4.4).  The fast
+    path — P(y_t | u_s) in closed form, the domain split by the argmax cones of E[ν_t | u_s] and
+    of the wide logits, per-axis nodes — against the label cones integrated directly (an
+    independent route) and every integral with 33× the points.  Measured max difference 2.3e-7 (the
+    pair term E[s_t s_sᵀ], a convergence check: same split, more nodes; its split was also checked
+    against splitting both tasks' cones at 1e6 points: 3e-6), label terms ≤ 5e-8; the route
+    before this one erred by 1.7e-4 in the label terms here."""
+    import mtsp.numeric.online as online
+    from mtsp.numeric.quadrature import gaussian_factor
+    d = setup_dict([{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}],
+                   {"kind": "shared", "hidden": 4, "activation": "linear", "init_scale": 0.1},
+                   {"lr": 0.5, "head_lr": 0.5, "weight_decay": 0.0, "times": [20.0]},
+                   {"norm": 1.0, "alignment": 0.9})
+    res = solve(setup_from_dict(d), parallel=False)
+    model, st = res.model, res.state(20.0)
+    factor = gaussian_factor(model.field_cov(st))
+    diffs = [online._diff_rows(model.rows_logits(st, t)) for t in range(2)]
+    spread = np.linalg.norm(diffs[1] @ factor, 2)
+    steep = online.label_given_h(model, factor, 1, stein=False, cond=diffs[1])
+    assert spread > online.SPLIT_SPREAD and steep is None  # the regime this test is about
+    fast = online.linear_terms(model, st, factor, online.Accuracy())
+    monkeypatch.setattr(online, "FAST_LABELS", False)
+    ref = online.linear_terms(model, st, factor, online.Accuracy(budget=200_000))
+    worst = 0.0
+    for k, v in fast.items():
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        for key, x in items:
+            err = float(np.abs(np.asarray(x) - np.asarray(ref[k][key])).max())
+            print(k, key, f"{err:.1e}")
+            worst = max(worst, err)
+            assert err < (5e-7 if k == "Y" else 2e-6), (k, key, err)
+    print("max difference", worst)
