@@ -276,6 +276,8 @@ def load_module(model, setup_name: str = ""):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses in the module look themselves up there
     spec.loader.exec_module(mod)
+    from mtsp.numeric.point_cache import default_store
+    mod.SOBOL_STORE = default_store()  # its Sobol' point sets from disk (no scipy.stats import)
     _loaded[key] = mod
     return mod
 

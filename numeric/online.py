@@ -289,7 +289,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
     return Moments(m1, m2, mv, loss)
 
 
-HELPER = None  # an executor for the label–label terms (numeric.solve sets one while it integrates)
+HELPER = None  # an executor for half of every nonlinear right-hand side (numeric.solve sets one while it integrates)
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
 PAIR_DIV = 2  # the label–label term (O(η²)) gets budget / PAIR_DIV nodes
@@ -325,11 +325,12 @@ def _orthant_splits(model: TheoryModel, acc: Accuracy | None = None):
 
 
 def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows, fn, lin=None, *,
-               reduce: bool = False, budget: int | None = None, splits=None) -> tuple:
+               reduce: bool = False, budget: int | None = None, splits=None, node_part=None) -> tuple:
     """(plain, linear) of `cone_expectation` for an integrand over the trunk fields h (and the
     label cone `cone`): summed over the sign orthants of h with the product rule (K ≤ MAX_SPLIT_K,
     at least `orthant_nodes` per axis), or one fixed-Sobol' integral of `acc.sobol_points` points.
-    ``budget`` (default `acc.budget`) scales the points of either rule."""
+    ``budget`` (default `acc.budget`) scales the points of either rule; ``node_part``: see
+    `cone_expectation`."""
     splits = _orthant_splits(model, acc) if splits is None else splits
     mn = orthant_nodes(st)
     if len(splits) > 1:  # the orthants: one reduction, all pieces' nodes through one integrand call
@@ -340,21 +341,22 @@ def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows,
         m0 = 0 if cone is None else len(cone[0] if isinstance(cone, tuple) else cone)
         signs = np.array([np.r_[np.ones(m0), sg] for sg in _orthant_signs(model.K)])
         r = cone_expectation(factor, base, rows, fn, lin, seed=acc.qmc_seed, reduce=reduce,
-                             sign_batch=signs, **kw)
+                             sign_batch=signs, node_part=node_part, **kw)
         return r.plain, r.linear
     plain = linear = 0.0
     for sp in splits:
         if sp is None:
             r = cone_expectation(factor, cone, rows, fn, lin, rule="qmc",
                                  budget=acc.sobol_points * (budget or acc.budget) // acc.budget,
-                                 seed=acc.qmc_seed, reduce=reduce)
+                                 seed=acc.qmc_seed, reduce=reduce, node_part=node_part)
         elif model.K > MAX_SPLIT_K:  # relu, K = 3, 4: Sobol' inside each orthant
             r = cone_expectation(factor, _with_split(cone, sp), rows, fn, lin, rule="qmc",
                                  budget=max(acc.sobol_points >> model.K, 1024) * (budget or acc.budget) // acc.budget,
-                                 seed=acc.qmc_seed, reduce=reduce)
+                                 seed=acc.qmc_seed, reduce=reduce, node_part=node_part)
         else:
             r = cone_expectation(factor, _with_split(cone, sp), rows, fn, lin, budget=budget or acc.budget,
-                                 seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn, reduce=reduce)
+                                 seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn, reduce=reduce,
+                                 node_part=node_part)
         plain = plain + r.plain
         linear = None if lin is None else linear + r.linear
     return plain, linear
@@ -518,8 +520,32 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
     return at
 
 
+def _add_terms(a, b):
+    """Elementwise sum of two term structures (dicts, lists and arrays of partial integrals)."""
+    if isinstance(a, dict):
+        return {k: _add_terms(a[k], b[k]) for k in a}
+    if isinstance(a, list):
+        return [_add_terms(x, y) for x, y in zip(a, b)]
+    return a + b
+
+
 def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
     """Nonlinear trunk: integrals over h ∈ R^K (with the label cones), split into sign orthants.
+
+    Every integral is a sum over quadrature nodes, so it is computed as two halves of its nodes
+    (every other node) and added: with a helper process (HELPER, set while an ODE is
+    integrated) the second half runs there while this process does the first — the same sums in
+    the same order either way, so the numbers do not depend on it."""
+    if HELPER is not None:
+        job = HELPER.submit(_nonlinear_part, model, st, factor, acc, (1, 2))
+        first = _nonlinear_part(model, st, factor, acc, (0, 2))
+        return _add_terms(first, job.result())
+    return _add_terms(_nonlinear_part(model, st, factor, acc, (0, 2)),
+                      _nonlinear_part(model, st, factor, acc, (1, 2)))
+
+
+def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None) -> dict:
+    """The integrals of `nonlinear_terms` over the nodes of part ``node_part`` = (i, n).
 
     Integrands are reduced by matrix products at the nodes (``cone_expectation(reduce=True)``):
     E[a_t a_uᵀ] = Σ_n w_n a_t(h_n) a_u(h_n)ᵀ = (w ⊙ a_t)ᵀ a_u, and so on."""
@@ -537,12 +563,15 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
         return gh, dg, s, a
 
     partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
-    # the label–label terms of two tasks go to the helper process, if any, while this one
-    # integrates the rest (same calls, same numbers)
-    helped = {} if HELPER is None else \
-        {(t, u): HELPER.submit(_label_label_term, model, st, factor, acc, t, u, model.activation)
-         for t, u in pairs if t < u}
-    labs = [label_given_h(model, factor, t) if FAST_LABELS else None for t in range(T)]
+    # P(y_t | h) in closed form; where it is steep (a well-trained student) the h-domain is
+    # split by the argmax cones of E[ν_t | h], whose faces carry the steep layer (`steep[t]`)
+    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if FAST_LABELS
+            else None for t in range(T)]
+    # (the Sobol' tiers, K > MAX_SPLIT_K, integrate the steep P(y_t | h) as it is: QMC needs no
+    # smoothness for its accuracy, and pieces would multiply its points)
+    sobol_tier = model.K > MAX_SPLIT_K
+    steep = [lab is not None and not sobol_tier and label_given_h(model, factor, t, stein=False) is None
+             for t, lab in enumerate(labs)]
 
     def label_parts(h, gh, dg, aw, w, t):
         """The label terms of task t given P(y_t=c|h) = p_c and ℓ̂_c = E[1{y_t=c} ℓ | h]
@@ -573,11 +602,11 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
         out += [((s[t] * w[:, None]).T @ gh).ravel() for t in range(T)]
         out += [[w @ logsumexp(gh @ V[t].T, axis=1)] for t in range(T)]
         for t in range(T):
-            if labs[t] is not None:
+            if labs[t] is not None and not steep[t]:
                 out += label_parts(h, gh, dg, aw, w, t)
         return np.concatenate(out), np.concatenate(aw, axis=1)
 
-    plain, linear = h_integral(model, st, factor, acc, None, H, fn0, ell, reduce=True)
+    plain, linear = h_integral(model, st, factor, acc, None, H, fn0, ell, reduce=True, node_part=node_part)
     pos = 0
     Eaa = {}
     for t, u in pairs:
@@ -593,11 +622,20 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     Ea_l = [linear[t * K:(t + 1) * K] for t in range(T)]
     fast = {}
     for t in range(T):
-        if labs[t] is not None:
+        if labs[t] is not None and not steep[t]:
             C = model.classes[t]
             size = len(partners[t]) * K * K + K * K + C * K + 1 + K * (K + M)
             fast[t] = plain[pos:pos + size]
             pos += size
+        elif labs[t] is not None:
+            mean_rows = _given_h(model, factor, model.rows_nu(t))[0] @ H   # E[ν_t | h] on the fields
+
+            def fn_lab(h, w, t=t):
+                gh, dg, s, a = trunk(h)
+                aw = [x * w[:, None] for x in a]
+                return np.concatenate(label_parts(h, gh, dg, aw, w, t)), None
+            fast[t] = sum(h_integral(model, st, factor, acc, argmax_cone(mean_rows, c), H, fn_lab,
+                                     reduce=True, node_part=node_part)[0] for c in range(model.classes[t]))
     Eb_l = [np.zeros((K, K + M)) for _ in range(T)]
     Eab = {(t, u): np.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
     Ebb = {t: np.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
@@ -635,7 +673,8 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
                 out = [(a[u].T @ bw).ravel() for u in partners[t]]
                 out += [(bw.T @ b).ravel(), w @ gh, [w @ (gh @ V[t][c])]]
                 return np.concatenate(out), bw
-            plain, linear = h_integral(model, st, factor, acc, cone, H, fn1, ell, reduce=True)
+            plain, linear = h_integral(model, st, factor, acc, cone, H, fn1, ell, reduce=True,
+                                       node_part=node_part)
             pos = add_ab_bb(plain, t)
             Eyg[t][c] = plain[pos:pos + K]
             Eyz[t] += plain[pos + K]
@@ -643,14 +682,13 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     Ebb2 = {}
     for t, u in pairs:
         if t < u:
-            Ebb2[t, u] = helped[t, u].result() if (t, u) in helped else \
-                _label_label_term(model, st, factor, acc, t, u, model.activation)
+            Ebb2[t, u] = _label_label_term(model, st, factor, acc, t, u, model.activation, node_part)
             Ebb2[u, t] = Ebb2[t, u].T
     return {"Eal": Ea_l, "Ebl": Eb_l, "Esg": Esg, "Eyg": Eyg, "Eaa": Eaa, "Eab": Eab, "Ebb": Ebb,
             "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}
 
 
-def _label_label_term(model, st, factor, acc, t, u, activation_name):
+def _label_label_term(model, st, factor, acc, t, u, activation_name, node_part=None):
     """Σ_cd E[1{y_t=c, y_u=d} b_tc b_udᵀ] (two tasks on shared inputs, an O(η²) term).
 
     Given h and task u's label differences Δ_u (which decide y_u), task t's label probabilities
@@ -675,7 +713,8 @@ def _label_label_term(model, st, factor, acc, t, u, activation_name):
                 ba = dg * (p_a(x) @ V[a]) * w[:, None]
                 return (ba.T @ (dg * V[b][d])).ravel(), None
             out += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(b), d), cond, fn,
-                              reduce=True, budget=acc.budget // PAIR_DIV)[0].reshape(K, K)
+                              reduce=True, budget=acc.budget // PAIR_DIV,
+                              node_part=node_part)[0].reshape(K, K)
         return out if a == t else out.T
     out = np.zeros((K, K))
     for c in range(model.classes[t]):
@@ -687,7 +726,7 @@ def _label_label_term(model, st, factor, acc, t, u, activation_name):
                 bt, bu = dg * V[t][c], dg * V[u][d]
                 return ((bt * w[:, None]).T @ bu).ravel(), None
             out += h_integral(model, st, factor, acc, cone, H, fn2, reduce=True,
-                              budget=acc.budget // 4)[0].reshape(K, K)
+                              budget=acc.budget // 4, node_part=node_part)[0].reshape(K, K)
     return out
 
 

@@ -199,13 +199,22 @@ def _points_product(r1: int, r2: int, n_cone, n_gh):
     return out
 
 
+SOBOL_STORE = None  # a disk cache of the point sets (mtsp's point_cache.SobolStore), or None
+
+
 @lru_cache(maxsize=64)
 def _points_sobol(r1: int, r2: int, n: int, seed: int):
-    from scipy.stats import qmc
+    """n scrambled Sobol' points (seeded: a fixed set) as Genz coordinates u ∈ [0,1]^r1 and
+    standard normals y ∈ R^r2, with equal weights."""
     dim = r1 + r2
     if dim == 0:
         return np.zeros((1, 0)), np.zeros((1, 0)), np.ones(1)
-    u = qmc.Sobol(dim, scramble=True, seed=seed).random(n)
+    u = None if SOBOL_STORE is None else SOBOL_STORE.get(dim, n, seed)
+    if u is None:
+        from scipy.stats import qmc
+        u = qmc.Sobol(dim, scramble=True, seed=seed).random(n)
+        if SOBOL_STORE is not None:
+            SOBOL_STORE.put(dim, n, seed, u)
     out = (np.ascontiguousarray(u[:, :r1]), ndtri(u[:, r1:]), np.full(n, 1.0 / n))
     for a in out:
         a.setflags(write=False)
@@ -228,7 +237,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      budget: int | None = None,
                      spread_nodes: bool = True, min_nodes: int = 0, reduce: bool = False,
                      sign_batch: np.ndarray | None = None, spread_rows: np.ndarray | None = None,
-                     _collect: list | None = None) -> ConeResult:
+                     node_part: tuple | None = None, _collect: list | None = None) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
     ``cone_rows`` (m × n) = A, or a pair (A, nonstrict) marking rows where ≥ is meant (ties),
@@ -243,6 +252,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     ``min_nodes`` sets a floor per axis; ``spread_rows`` (rows on the fields): the spread that
     sets the nodes is that of these rows instead of the projections' (the smooth part alone, when
     a split into cones has already taken care of the rest).
+    ``node_part`` = (i, n): only every n-th node of the deterministic rules, from the i-th — the
+    n parts of an integral sum to the whole (two processes can share one integral exactly).
     ``reduce``: ``fn(p, weight)`` receives the node weights too and returns ``(Σ weight·Φ, weight·Γ)``
     itself — integrands built of outer products then reduce by matrix products instead of
     materialising (npts × q) arrays.
@@ -264,7 +275,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                       for sb in sign_batch]
             kw = dict(n_cone=n_cone, n_gh=n_gh, rule=rule, n_qmc=n_qmc, replicates=replicates, seed=seed,
                       skip_last_cone=skip_last_cone, budget=budget, spread_nodes=spread_nodes,
-                      min_nodes=min_nodes)
+                      min_nodes=min_nodes, node_part=node_part)
             return cone_expectation_union(factor, pieces, proj_rows, fn, lin_rows, reduce=reduce, **kw)
     n_fields, d = factor.shape
     nonstrict = None
@@ -293,11 +304,12 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         return ConeResult(np.zeros(np.asarray(phi0).shape[1]), lin)
     r1 = E1.shape[0]
     if fn is None:  # a pure cone probability
+        whole = 1.0 if node_part is None or node_part[0] == 0 else 0.0  # closed forms: in part 0
         if A.shape[0] == 0:
-            return ConeResult(np.ones(1), None)
+            return ConeResult(np.full(1, whole), None)
         closed = orthant_probability(A @ A.T) if r1 == A.shape[0] else None
         if closed is not None:
-            return ConeResult(np.array([closed]), None, None, 0)
+            return ConeResult(np.array([closed * whole]), None, None, 0)
         fn = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
         P = np.zeros((0, d))
         skip_last_cone = True
@@ -391,12 +403,17 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         n_gh = per_axis(cols2, r2)
         if float(np.prod(n_cone, dtype=float)) * float(np.prod(n_gh, dtype=float)) > MAX_PRODUCT_POINTS:
             rule, budget = "qmc", MAX_PRODUCT_POINTS // QMC_FACTOR
+    def part(pts):
+        if node_part is None:
+            return pts
+        i, k = node_part
+        return tuple(a[i::k] for a in pts)
     if rule == "qmc":
         n = 1 << int(np.ceil(np.log2(max(QMC_FACTOR * (budget or n_qmc), 256))))
-        plain, linear = evaluate(*_points_sobol(sample_r1, r2, n, seed))
+        plain, linear = evaluate(*part(_points_sobol(sample_r1, r2, n, seed)))
         return ConeResult(plain, linear, None, n)
     if rule == "product":
-        U1, Y2, W = _points_product(sample_r1, r2, n_cone, n_gh)
+        U1, Y2, W = part(_points_product(sample_r1, r2, n_cone, n_gh))
         plain, linear = evaluate(U1, Y2, W)
         return ConeResult(plain, linear, None, W.shape[0])
     if rule == "rqmc":

@@ -17,11 +17,16 @@ import numpy as np
 from scipy.integrate import RK45, OdeSolution
 from scipy.optimize import minimize_scalar
 
+from . import quadrature
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy, rhs
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError"]
+
+if quadrature.SOBOL_STORE is None:  # the reference engine's kernel: Sobol' point sets from disk
+    from .point_cache import default_store
+    quadrature.SOBOL_STORE = default_store()
 
 
 class ConvergenceError(RuntimeError):
@@ -94,12 +99,12 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
                engine: str = "ode", setup_name: str = "", progress=None, on_step=None, helper=None):
     """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop, so
     that `on_step(t_prev, t, dense)` can use each accepted step as soon as it is taken).
-    ``helper``: an executor that computes the label–label terms of nonlinear trunks while this
-    process does the rest of each right-hand side."""
+    ``helper``: an executor that computes half of the nodes of every integral of a nonlinear
+    trunk while this process does the other half (`online.nonlinear_terms`)."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
-    if helper is not None and not model.linear and model.inputs == "shared" and model.n_tasks > 1:
+    if helper is not None and not model.linear:
         mod = _rhs_module(engine, model, setup_name)
         mod.HELPER = helper
         try:
@@ -262,17 +267,27 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     gridset = {float(t) for t in grid}
     jobs = _Jobs(_use_pool(parallel))
     handed = {}
+    # nonlinear trunks share every right-hand side with the worker (online.nonlinear_terms), so
+    # their metric jobs wait for the end of the integration and are then split between the two
+    # processes; linear trunks hand them to the worker as the integrator passes their times
+    deferred = [] if (jobs.pool is not None and not model.linear) else None
+
+    def hand(key, *args):
+        if deferred is not None:
+            deferred.append((key, args))
+        else:
+            handed[key] = jobs.submit(_metrics_job, *args)
 
     def on_step(ta, tb, dense):
         while wanted and wanted[0] <= tb * (1 + 1e-12):
             tt = wanted.pop(0)
             y = dense(tt)
             if tt in timeset:
-                handed["full", tt] = jobs.submit(_metrics_job, model, y, acc, {})
+                hand(("full", tt), model, y, acc, {})
                 if model.linear:
-                    handed["alt", tt] = jobs.submit(_metrics_job, model, y, alt, dict(loss=False, label=False))
+                    hand(("alt", tt), model, y, alt, dict(loss=False, label=False))
             if tt in gridset:
-                handed["scan", tt] = jobs.submit(_metrics_job, model, y, COARSE, dict(label=False))
+                hand(("scan", tt), model, y, COARSE, dict(label=False))
     t0 = _time.perf_counter()
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
@@ -282,6 +297,11 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
         t1 = _time.perf_counter()
         if progress:
             progress(0.8)
+        deferred = deferred or []
+        for key, args in deferred[0::2]:  # half to the worker, the other half here, at once
+            handed[key] = jobs.submit(_metrics_job, *args)
+        for key, args in deferred[1::2]:
+            handed[key] = (lambda v: v, (_metrics_job(*args),))
         # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
         # states it (zero when every integral used an exact or product rule)
         y_end = traj(t_end)
@@ -296,10 +316,16 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
         scan = [jobs.result(handed["scan", float(t)]) for t in grid]
         # early-stopping refinements: every other one in the worker, the rest here
         refine = {}
-        for n, (key, k) in enumerate((key, k) for key in ("gen_error", "test_loss") for k in range(model.n_tasks)):
+        n = 0
+        for key, k in ((key, k) for key in ("gen_error", "test_loss") for k in range(model.n_tasks)):
             coarse = np.array([getattr(m[k], key) for m in scan])
+            if int(np.argmin(coarse)) == len(grid) - 1:
+                # still decreasing at t_end, a reported time: its full-accuracy value is known
+                refine[key, k] = (lambda v: v, ((getattr(per_time[-1][k], key), t_end),))
+                continue
             args = (model, traj, grid, coarse, acc, key, k, t_end)
             refine[key, k] = jobs.submit(_refine, *args) if n % 2 == 0 else (_refine, args)
+            n += 1
         best_gen = [jobs.result(refine["gen_error", k]) for k in range(model.n_tasks)]
         best_loss = [jobs.result(refine["test_loss", k]) for k in range(model.n_tasks)]
     finally:

@@ -473,3 +473,28 @@ def test_rqmc_standard_error_and_coverage():
                          rule="rqmc", n_qmc=2 ** 11, replicates=8, seed=7)
     assert 0 < r.plain_se[0] < 2e-3               # measured 5.0e-4
     assert abs(r.plain[0] - exact) < 4 * r.plain_se[0]   # measured z = 1.04
+
+
+def test_node_parts_sum_to_the_whole():
+    """cone_expectation(node_part=(i, n)): the n parts of an integral (every n-th node) add up to
+    the whole — product rule with a cone, the fixed Sobol' tier, a sign batch of orthants, and a
+    closed-form cone probability (counted once, in part 0)."""
+    rng = np.random.default_rng(5)
+    F = rng.standard_normal((4, 4))
+    cone = rng.standard_normal((2, 4))
+    proj = rng.standard_normal((2, 4))
+    lin = rng.standard_normal((3, 4))
+
+    def fn(p):
+        return np.stack([np.tanh(p[:, 0]) ** 2, np.exp(-p[:, 1] ** 2)], axis=1), np.exp(0.3 * p[:, :1])
+    cases = [dict(budget=3000), dict(rule="qmc", budget=4096),
+             dict(budget=3000, sign_batch=np.array([[1, 1], [1, -1], [-1, 1], [-1, -1.0]]))]
+    for kw in cases:
+        whole = cone_expectation(F, cone, proj, fn, lin, **kw)
+        parts = [cone_expectation(F, cone, proj, fn, lin, node_part=(i, 3), **kw) for i in range(3)]
+        assert np.allclose(sum(p.plain for p in parts), whole.plain, rtol=1e-13, atol=1e-15)
+        assert np.allclose(sum(p.linear for p in parts), whole.linear, rtol=1e-13, atol=1e-15)
+        assert all(np.abs(p.plain).max() > 0 for p in parts)
+    whole = cone_expectation(F, cone, np.zeros((0, 4)), None).plain[0]
+    parts = [cone_expectation(F, cone, np.zeros((0, 4)), None, node_part=(i, 2)).plain[0] for i in range(2)]
+    assert parts[0] == whole and parts[1] == 0.0
