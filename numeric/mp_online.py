@@ -16,6 +16,7 @@ exactly.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import mpmath
@@ -131,13 +132,46 @@ def _pairs(model):
     return [(t, t) for t in range(T)]
 
 
+def _wide_tasks(model: TheoryModel, st: MpState) -> list:
+    """Tasks whose logit differences spread beyond online.SPLIT_SPREAD (judged in double)."""
+    from .online import SPLIT_SPREAD, _diff_rows
+    from .quadrature import gaussian_factor
+    fs = float_state(st)
+    factor = gaussian_factor(model.field_cov(fs))
+    return [t for t in range(model.n_tasks)
+            if np.linalg.norm(_diff_rows(model.rows_logits(fs, t)) @ factor, 2) > SPLIT_SPREAD]
+
+
+def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces):
+    """Σ over `pieces` (argmax cones of widely spread logits, or [None]) of cone_expectation_mp
+    on cone ∩ piece: the exact partition of the double path (`online._softmax_expectation`), so
+    that a steep softmax sits on the pieces' faces rather than inside a smooth rule."""
+    plain = linear = None
+    for piece in pieces:
+        c = piece if cone is None else (cone if piece is None else _stack(cone, piece))
+        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes)
+        plain = r.plain if plain is None else [a + b for a, b in zip(plain, r.plain)]
+        if lin is not None:
+            linear = r.linear if linear is None else \
+                [[a + b for a, b in zip(x, y)] for x, y in zip(linear, r.linear)]
+    return plain, linear
+
+
 def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
     """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
-    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}."""
+    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The label terms integrate the label cones
+    themselves (not the double path's closed forms given the logits: an independent route);
+    softmax integrands of widely spread logits are split into the student's argmax cones."""
     _check(model)
     T, K, M = model.n_tasks, model.K, model.M
     ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
     diffs = [_diffs(_logit_rows(model, st, t)) for t in range(T)]
+    wide = set(_wide_tasks(model, st))
+
+    def pieces(*tasks):
+        cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])]
+                 for t in tasks if t in wide]
+        return [_stack(*combo) for combo in itertools.product(*cones)] if cones else [None]
     out = {}
     for t in range(T):
         C = model.classes[t]
@@ -145,10 +179,10 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
         def fn(u, C=C):
             s, lse = _softmax(u)
             return [a * b for a in s for b in s] + [lse], s
-        r = cone_expectation_mp(F, None, diffs[t], fn, ell, nodes=nodes)
-        out[f"B{t}{t}"] = mpmath.matrix([[r.plain[i * C + j] for j in range(C)] for i in range(C)])
-        out[f"Lse{t}"] = r.plain[-1]
-        out[f"A{t}"] = mpmath.matrix(r.linear)
+        plain, linear = _pieces_expectation(F, None, diffs[t], fn, ell, nodes, pieces(t))
+        out[f"B{t}{t}"] = mpmath.matrix([[plain[i * C + j] for j in range(C)] for i in range(C)])
+        out[f"Lse{t}"] = plain[-1]
+        out[f"A{t}"] = mpmath.matrix(linear)
     pairs = _pairs(model)
     for t, s in pairs:
         if t < s:
@@ -158,9 +192,9 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
                 a, _ = _softmax(u[:Ct - 1])
                 b, _ = _softmax(u[Ct - 1:])
                 return [x * y for x in a for y in b], None
-            r = cone_expectation_mp(F, None, diffs[t] + diffs[s], fn2, nodes=nodes)
+            plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], fn2, None, nodes, pieces(t, s))
             Cs = model.classes[s]
-            out[f"B{t}{s}"] = mpmath.matrix([[r.plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
+            out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
     partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
     for t in range(T):
         Ct = model.classes[t]
@@ -175,16 +209,17 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
                     def fn3(u):
                         sm, _ = _softmax(u)
                         return sm + [mpmath.mpf(1)], [mpmath.mpf(1)]
-                    r = cone_expectation_mp(F, cone, diffs[s], fn3, ell, nodes=nodes)
+                    plain, linear = _pieces_expectation(F, cone, diffs[s], fn3, ell, nodes, pieces(s))
                     for j in range(Cs):
-                        Y[s][c, j] = r.plain[j]
-                    P[c, 0] = r.plain[Cs]
+                        Y[s][c, j] = plain[j]
+                    P[c, 0] = plain[Cs]
                     for j in range(K + M):
-                        L[c, j] = r.linear[0][j]
+                        L[c, j] = linear[0][j]
                 else:
-                    r = cone_expectation_mp(F, cone, diffs[s], lambda u: (_softmax(u)[0], None), nodes=nodes)
+                    plain, _ = _pieces_expectation(F, cone, diffs[s], lambda u: (_softmax(u)[0], None),
+                                                   None, nodes, pieces(s))
                     for j in range(Cs):
-                        Y[s][c, j] = r.plain[j]
+                        Y[s][c, j] = plain[j]
         out[f"P{t}"] = P
         out[f"L{t}"] = L
         for s in partners[t]:
