@@ -3,6 +3,7 @@ a grid of setups with T = 2 tasks, C ≤ 3, K ≤ 4: every activation, K = 1..4,
 inputs (issue "The online engine, end to end": under 2 s each on 2 cores).
 
     python benchmarks/solve_times.py [--K 1 2 3 4] [--act linear relu erf tanh] [--repeat 1]
+                                     [--times 2 5 10 20] [--norm 4 --lr 1]
 
 Each setup is solved once to fill the module cache, then timed `--repeat` times (the minimum is
 reported: these machines are noisy)."""
@@ -26,6 +27,7 @@ classes = {C2}
 noise = 1.0
 [teacher]
 alignment = 0.9
+norm = {norm}
 [student]
 kind = "shared"
 hidden = {K}
@@ -34,8 +36,8 @@ init_scale = 0.1
 [training]
 protocol = "online"
 inputs = "{inputs}"
-lr = 0.5
-times = [1, 2, 4, 8]
+lr = {lr}
+times = {times}
 """
 
 
@@ -56,8 +58,13 @@ def main(argv=None):
     ap.add_argument("--act", nargs="*", default=["linear", "relu", "erf", "tanh"])
     ap.add_argument("--inputs", nargs="*", default=["shared", "separate"])
     ap.add_argument("--C2", type=int, default=3, help="classes of the second task")
+    ap.add_argument("--times", type=float, nargs="*", default=[1, 2, 4, 8],
+                    help="reported times (MODEL.md's example: 2 5 10 20)")
+    ap.add_argument("--norm", type=float, default=1.0, help="teacher norm (strong teachers: 4)")
+    ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args(argv)
+    print(f"# two tasks (C = 3, {a.C2}), teacher norm {a.norm}, lr {a.lr}, times {a.times}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for act in a.act:
@@ -66,7 +73,8 @@ def main(argv=None):
                     name = f"{act} K={K} {inputs}"
                     path = os.path.join(d, "s.toml")
                     with open(path, "w") as f:
-                        f.write(TEMPLATE.format(name=name, K=K, act=act, inputs=inputs, C2=a.C2))
+                        f.write(TEMPLATE.format(name=name, K=K, act=act, inputs=inputs, C2=a.C2, norm=a.norm,
+                                                lr=a.lr, times=[float(t) for t in a.times]))
                     s = time_solve(path, a.repeat)
                     rows.append((name, s))
                     print(f"{name:28s} {s:6.2f} s", flush=True)
