@@ -3,17 +3,19 @@
 The same named integrals as `online.nonlinear_terms` (Eal, Ebl, Esg, Eyg, Ebb, Lse, Eyz per task;
 Eaa, Eab, Ebb2 per pair of tasks), by the same reduction: integrals over the trunk fields h,
 split into the 2^K sign orthants of h (Genz coordinates, tanh–sinh nodes, mp), with the labels
-in closed form given h — for C_t = 2, P(y_t = c | h) = Φ(μ_c(h)/s) and, by Stein's lemma,
-E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) φ(μ_c/s)/s with u_c = ν_tc − ν_t,1−c — and, for
-two tasks on shared inputs, P(y_t = c | h, Δ_u) inside the cones of y_u.  Everything (the
-Gaussian conditioning included) is done in mp arithmetic from the mp field covariance.
+in closed form given h — the event y_t = c is the cone u_c = (ν_tc − ν_tj)_{j≠c} > 0 and
+u_c | h ~ N(A_c h, S_c): P(y_t = c | h) = Φ(μ/s) (C_t = 2) or Φ₂ (C_t = 3, `bivariate_ncdf`),
+and by Stein's lemma E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) v with
+v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0, h) — and, for two tasks on shared inputs,
+P(y_a = c | h, Δ_b) inside the cones of y_b.  Everything (the Gaussian conditioning included)
+is done in mp arithmetic from the mp field covariance.
 
-Scope: C_t = 2 for every task, K ≤ 3 (the mp kernel integrates at most 4 dimensions: K orthant
-coordinates, plus one cone coordinate in the label–label term).  This is what `mtsp check` uses
-to certify the double kernel's tiers for nonlinear trunks: the product rule inside sign
-orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf with K = 3).  The errors of nonlinear
-trunks are not smooth integrals (the student's argmax region is not a cone in h), so there is no
-mp solve of nonlinear trunks.
+Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs K + C_b − 1 ≤ 4 (the mp kernel
+integrates at most 4 dimensions: K orthant coordinates plus the cone coordinates of the label–
+label term).  This is what `mtsp check` uses to certify the double kernel's tiers for nonlinear
+trunks: the product rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf
+with K = 3).  The errors of nonlinear trunks are not smooth integrals (the student's argmax
+region is not a cone in h), so there is no mp solve of nonlinear trunks.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import mpmath
 import numpy as np
 
 from .model import TheoryModel
-from .mp_quadrature import cone_expectation_mp, ncdf
+from .mp_quadrature import bivariate_ncdf, cone_expectation_mp, ncdf
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
@@ -31,11 +33,22 @@ _SQRT2 = mpmath.sqrt(2)
 
 
 def check_nonlinear_mp(model: TheoryModel) -> None:
-    if max(model.classes) > 2:
-        raise NotImplementedError("the mp back-end of nonlinear trunks covers C_t = 2 (labels in closed "
+    if max(model.classes) > 3:
+        raise NotImplementedError("the mp back-end of nonlinear trunks covers C_t ≤ 3 (labels in closed "
                                   "form given h); got classes " + str(list(model.classes)))
     if model.K > 3:
         raise NotImplementedError(f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
+    if model.inputs == "shared" and model.n_tasks > 1:
+        if model.K + _label_label_dims(model) > 4:
+            raise NotImplementedError(
+                f"the mp back-end integrates at most 4 dimensions: the label–label term of two tasks on "
+                f"shared inputs needs K + C − 1 = {model.K + _label_label_dims(model)} here (K = {model.K}, "
+                f"classes {list(model.classes)})")
+
+
+def _label_label_dims(model: TheoryModel) -> int:
+    """Cone dimensions of the label–label term: C_b − 1 for the task b of more classes."""
+    return max(model.classes) - 1
 
 
 def _g(name: str, x):
@@ -81,20 +94,42 @@ class _Conditional:
 
 
 def _labels_given(C, rows_nu, rows_lam, cond):
-    """C = 2: per class c, (a_c, s_c, Cλu_c): P(y = c | x) = Φ(a_c·x / s_c) and
-    E[1{y=c} λ | x] = (A_λ x) P + Cλu_c φ(a_c·x/s_c)/s_c, with u_c = ν_c − ν_{1−c}."""
+    """Per class c of a task with C_t ≤ 3 classes: the event y = c is the cone u_c > 0,
+    u_c = (ν_c − ν_j)_{j≠c}, Gaussian given the conditioning fields x: u_c | x ~ N(A_c x, S_c).
+    Returns (A_c, S_c, Cλu_c) with Cλu_c = Cov(λ, u_c | x) (None without λ rows)."""
+    Ct = len(rows_nu)
     out = []
-    for c in (0, 1):
-        u = [p - q for p, q in zip(rows_nu[c], rows_nu[1 - c])]
-        cu = _Conditional(C, [u], cond)
-        s = mpmath.sqrt(cu.S[0, 0])
+    for c in range(Ct):
+        u = [[p - q for p, q in zip(rows_nu[c], rows_nu[j])] for j in range(Ct) if j != c]
+        cu = _Conditional(C, u, cond)
         clu = None
         if rows_lam is not None:
-            cl = _Conditional(C, rows_lam + [u], cond)
+            cl = _Conditional(C, rows_lam + u, cond)
             m = len(rows_lam)
-            clu = [cl.S[i, m] for i in range(m)]
-        out.append(([cu.A[0, j] for j in range(len(cond))], s, clu))
+            clu = [[cl.S[i, m + j] for j in range(len(u))] for i in range(m)]
+        out.append(([[cu.A[i, j] for j in range(len(cond))] for i in range(len(u))], cu.S, clu))
     return out
+
+
+def _cone_given(A, S, x, stein: bool):
+    """P(u > 0 | x) for u | x ~ N(A x, S) of dimension 1 or 2 (Φ, or Φ₂ in mp), and with
+    `stein` the vector v with E[1{u > 0} (u − μ) | x] = S v: v_j = φ(μ_j/s_j)/s_j ·
+    P(u_{−j} > 0 | u_j = 0, x) (the double path's `online._cone_probability`)."""
+    mu = [mpmath.fsum(a * y for a, y in zip(row, x)) for row in A]
+    sd = [mpmath.sqrt(S[j, j]) for j in range(len(mu))]
+    z = [m / s for m, s in zip(mu, sd)]
+    if len(mu) == 1:
+        return ncdf(z[0]), ([mpmath.npdf(z[0]) / sd[0]] if stein else None)
+    rho = S[0, 1] / (sd[0] * sd[1])
+    p = bivariate_ncdf(z[0], z[1], rho)
+    if not stein:
+        return p, None
+    v = []
+    for j, k in ((0, 1), (1, 0)):
+        m = mu[k] - S[k, j] / S[j, j] * mu[j]
+        sc = mpmath.sqrt(S[k, k] - S[k, j] ** 2 / S[j, j])
+        v.append(mpmath.npdf(z[j]) / sd[j] * ncdf(m / sc))
+    return p, v
 
 
 def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
@@ -141,21 +176,23 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         lam_mean = [mpmath.fsum(cond_h.A[i, j] * h[j] for j in range(K)) for i in range(M)]
         for t in range(T):
             Vt = V[t]
+            Ct = Vt.rows
             p, L = [], []
-            for (ac, s, clu) in labs[t]:
-                mu = mpmath.fsum(x * y for x, y in zip(ac, h)) / s
-                pc = ncdf(mu)
-                v = mpmath.npdf(mu) / s
+            for c, (A, S, clu) in enumerate(labs[t]):
+                pc, v = _cone_given(A, S, h, stein=True)
+                if c == Ct - 1:  # the classes partition the space (as the double path)
+                    pc = 1 - mpmath.fsum(p)
                 p.append(pc)
-                L.append([h[k] * pc for k in range(K)] + [lam_mean[i] * pc + clu[i] * v for i in range(M)])
-            b = [[dg[k] * Vt[c, k] for k in range(K)] for c in range(2)]
-            pb = [mpmath.fsum(p[c] * b[c][k] for c in range(2)) for k in range(K)]
+                L.append([h[k] * pc for k in range(K)] +
+                         [lam_mean[i] * pc + mpmath.fsum(x * y for x, y in zip(clu[i], v)) for i in range(M)])
+            b = [[dg[k] * Vt[c, k] for k in range(K)] for c in range(Ct)]
+            pb = [mpmath.fsum(p[c] * b[c][k] for c in range(Ct)) for k in range(K)]
             for u in partners[t]:
                 out += [a[u][k] * pb[l] for k in range(K) for l in range(K)]
-            out += [mpmath.fsum(p[c] * b[c][k] * b[c][l] for c in range(2)) for k in range(K) for l in range(K)]
-            out += [p[c] * g[k] for c in range(2) for k in range(K)]
-            out += [mpmath.fsum(p[c] * z[t][c] for c in range(2))]
-            out += [mpmath.fsum(b[c][k] * L[c][j] for c in range(2)) for k in range(K) for j in range(K + M)]
+            out += [mpmath.fsum(p[c] * b[c][k] * b[c][l] for c in range(Ct)) for k in range(K) for l in range(K)]
+            out += [p[c] * g[k] for c in range(Ct) for k in range(K)]
+            out += [mpmath.fsum(p[c] * z[t][c] for c in range(Ct))]
+            out += [mpmath.fsum(b[c][k] * L[c][j] for c in range(Ct)) for k in range(K) for j in range(K + M)]
         return out, [x for t in range(T) for x in a[t]]
 
     plain, linear = None, None
@@ -177,7 +214,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
     for t, u in pairs:
         out[f"Eaa{t}{u}"] = mat(take(K * K), K, K)
     for t in range(T):
-        out[f"Esg{t}"] = mat(take(2 * K), 2, K)
+        out[f"Esg{t}"] = mat(take(model.classes[t] * K), model.classes[t], K)
     for t in range(T):
         out[f"Lse{t}"] = take(1)[0]
     for t in range(T):
@@ -188,30 +225,38 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         for u in partners[t]:
             out[f"Eab{u}{t}"] += mat(take(K * K), K, K)
         out[f"Ebb{t}"] = mat(take(K * K), K, K)
-        out[f"Eyg{t}"] = mat(take(2 * K), 2, K)
+        out[f"Eyg{t}"] = mat(take(model.classes[t] * K), model.classes[t], K)
         out[f"Eyz{t}"] = take(1)[0]
         out[f"Ebl{t}"] = mat(take(K * (K + M)), K, K + M)
-    # label–label terms: P(y_t = c | h, Δ_u) in closed form inside the cones of y_u
+    # label–label terms: P(y_a = c | h, Δ_b) in closed form inside the cones of y_b, with a the
+    # task of fewer classes (Φ rather than Φ₂ at every node)
     for t, u in pairs:
         if t < u:
-            nu_t, nu_u = _vec(model.rows_nu(t)), _vec(model.rows_nu(u))
-            du = [[p - q for p, q in zip(nu_u[1], nu_u[0])]]
-            cond = H + du
-            lt = _labels_given(C, nu_t, None, cond)
+            a_, b_ = (u, t) if model.classes[u] < model.classes[t] else (t, u)
+            nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
+            Cb = len(nu_b)
+            db = [[p - q for p, q in zip(nu_b[j], nu_b[0])] for j in range(1, Cb)]
+            cond = H + db
+            la = _labels_given(C, nu_a, None, cond)
             acc = mpmath.matrix(K, K)
-            for d in (0, 1):
-                cone_u = ([[p - q for p, q in zip(nu_u[d], nu_u[1 - d])]], [d == 0])  # ties: class 0
+            for d in range(Cb):
+                cone_b = ([[p - q for p, q in zip(nu_b[d], nu_b[j])] for j in range(Cb) if j != d],
+                          [j > d for j in range(Cb) if j != d])  # ties to the first index
 
                 def fn(x, d=d):
                     h = x[:K]
                     _, dg = zip(*[_g(act, y) for y in h])
-                    p = [ncdf(mpmath.fsum(aa * y for aa, y in zip(ac, x)) / s) for (ac, s, _) in lt]
-                    bt = [dg[k] * mpmath.fsum(p[c] * V[t][c, k] for c in range(2)) for k in range(K)]
-                    bu = [dg[k] * V[u][d, k] for k in range(K)]
-                    return [bt[k] * bu[l] for k in range(K) for l in range(K)], None
+                    p = []
+                    for c, (A, S, _) in enumerate(la):
+                        p.append(1 - mpmath.fsum(p) if c == len(la) - 1 else _cone_given(A, S, x, False)[0])
+                    ba = [dg[k] * mpmath.fsum(p[c] * V[a_][c, k] for c in range(len(la))) for k in range(K)]
+                    bb = [dg[k] * V[b_][d, k] for k in range(K)]
+                    return [ba[k] * bb[l] for k in range(K) for l in range(K)], None
                 for sg in signs:
-                    r = cone_expectation_mp(F, orthant(sg, cone_u), cond, fn, nodes=nodes)
+                    r = cone_expectation_mp(F, orthant(sg, cone_b), cond, fn, nodes=nodes)
                     acc += mat(r.plain, K, K)
+            if a_ != t:
+                acc = acc.T
             out[f"Ebb2{t}{u}"] = acc
             out[f"Ebb2{u}{t}"] = acc.T
     return out

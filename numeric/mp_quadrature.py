@@ -45,6 +45,7 @@ from scipy.special import ndtri
 mp = mpmath.mp
 
 __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpConeResult", "ncdf", "ndtri_mp",
+           "bivariate_ncdf",
            "gauss_hermite_mp", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES", "MAX_DIM"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
@@ -74,6 +75,37 @@ def ncdf(x):
     if x == -mpmath.inf:
         return mpmath.mpf(0)
     return mpmath.erfc(-x / mpmath.sqrt(2)) / 2
+
+
+@lru_cache(maxsize=None)
+def _gl(n: int, dps: int):
+    with mpmath.workdps(dps + 10):
+        X, W = mp.gauss_quadrature(n, "legendre")
+    return tuple(+x for x in X), tuple(+w for w in W)
+
+
+def bivariate_ncdf(a, b, rho):
+    """Φ₂(a, b; ρ) = P(X < a, Y < b) for standard normals of correlation ρ, in mp.
+
+    Sheppard's formula Φ₂ = Φ(a)Φ(b) + (1/2π) ∫_0^{asin ρ} exp(−(a² + b² − 2ab sin θ)/(2cos²θ)) dθ
+    by an n-point Gauss–Legendre rule in mp (n = 20, 40, 80 for |ρ| ≤ 0.6, 0.95, 0.99; measured
+    against 40-digit `mp.quad` of ∫_{−∞}^a φ(x) Φ((b − ρx)/√(1−ρ²)) dx: ≤ 1e-28 at 30 digits), and
+    that 1-d quadrature itself for |ρ| > 0.99 (slower)."""
+    a, b, rho = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(rho)
+    r = abs(rho)
+    if r > mpmath.mpf("0.99"):
+        c = mpmath.sqrt(1 - rho * rho)
+        f = lambda x: mpmath.npdf(x) * ncdf((b - rho * x) / c)  # noqa: E731
+        return mpmath.quad(f, [-mpmath.inf, a] if a <= 0 else [-mpmath.inf, 0, a])
+    n = 20 if r <= mpmath.mpf("0.6") else 40 if r <= mpmath.mpf("0.95") else 80
+    X, W = _gl(n, mp.dps)
+    half = mpmath.asin(rho) / 2
+    s, p = a * a + b * b, 2 * a * b
+    tot = mpmath.mpf(0)
+    for x, w in zip(X, W):
+        st = mpmath.sin(half * (x + 1))
+        tot += w * mpmath.exp(-(s - p * st) / (2 * (1 - st * st)))
+    return ncdf(a) * ncdf(b) + half * tot / (2 * mpmath.pi)
 
 
 def ndtri_mp(q):

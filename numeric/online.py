@@ -126,40 +126,80 @@ def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy)
 SPLIT_SPREAD = 3.0  # logit-difference std above which softmax integrals are split by argmax
 
 
-def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=()):
+def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=(), deal=None):
     """E[1{cone} Φ(p)], E[1{cone} Γ(p) ℓᵀ] with p the logit differences of `tasks` (linear trunk).
 
     When the logits are widely spread the softmax is nearly a step across the boundaries of the
     student's argmax cones and no smooth rule resolves it; the domain is then split exactly into
     those cones (Gaussian cones: z is linear in the fields), inside each of which the integrand is
-    smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster."""
+    smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster.
+    ``deal``: a `_Deal` — only the integrals / pieces it deals to this part are computed (None
+    when it dealt none here)."""
+    deal = deal or (lambda: True)
     zrows = [model.rows_logits(st, t) for t in tasks]
     # split by the argmax of each task whose own logits spread widely (the others stay smooth,
     # and set the nodes of the pieces by their own spread)
     is_wide = [np.linalg.norm(_diff_rows(z) @ factor, 2) > SPLIT_SPREAD for z in zrows]
     wide = [z for z, w in zip(zrows, is_wide) if w] + list(split_by)
     if not wide:
+        if not deal():
+            return None
         return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
     smooth = [_diff_rows(z) for z, w in zip(zrows, is_wide) if not w]
     smooth = np.vstack(smooth) if smooth else np.zeros((0, model.n_fields))
-    plain = linear = 0.0
+    plain = linear = None
     for pieces in itertools.product(*[range(z.shape[0]) for z in wide]):
+        if not deal():
+            continue
         r = cone_expectation(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(wide, pieces)]),
                              proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed, spread_rows=smooth)
-        plain = plain + r.plain
-        linear = None if lin is None else linear + r.linear
-    return ConeResult(plain, linear)
+        plain = r.plain if plain is None else plain + r.plain
+        linear = None if lin is None else (r.linear if linear is None else linear + r.linear)
+    return None if plain is None else ConeResult(plain, linear)
 
 
 def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
     """Integrals of a linear trunk (and glm): a_t = V_tᵀ s_t, b_{t,c} = V_t[c] do not depend on h,
-    so every smooth integrand is a function of the logit differences of one or two tasks."""
-    T, K = model.n_tasks, model.K
+    so every smooth integrand is a function of the logit differences of one or two tasks.
+
+    The integrals (and the pieces of split ones) are dealt alternately to two parts that are
+    added: with a helper process (HELPER, set while an ODE is integrated) the second part runs
+    there — the same sums in the same order either way, so the numbers do not depend on it."""
+    if HELPER is not None:
+        job = HELPER.submit(_linear_part, model, st, factor, acc, (1, 2))
+        return _finish_linear(model, _add_terms(_linear_part(model, st, factor, acc, (0, 2)), job.result()))
+    return _finish_linear(model, _add_terms(_linear_part(model, st, factor, acc, (0, 2)),
+                                            _linear_part(model, st, factor, acc, (1, 2))))
+
+
+class _Deal:
+    """Deals the successive integral calls of a right-hand side to part i of n."""
+
+    def __init__(self, part):
+        self.i, self.n = (0, 1) if part is None else part
+        self.k = -1
+
+    def __call__(self) -> bool:
+        self.k += 1
+        return self.k % self.n == self.i
+
+
+def _finish_linear(model: TheoryModel, terms: dict) -> dict:
+    for (t, s) in list(terms["B"]):
+        if t < s:
+            terms["B"][s, t] = terms["B"][t, s].T
+    return terms
+
+
+def _linear_part(model: TheoryModel, st: State, factor, acc: Accuracy, part=None) -> dict:
+    """The integrals of `linear_terms` dealt to ``part`` = (i, n); the others are zero (the
+    teacher-only label moments belong to part 0)."""
+    T, K, M = model.n_tasks, model.K, model.M
+    deal = _Deal(part)
     ell = np.vstack([model.rows_h(), model.rows_lambda()])  # ℓ = (h, λ)
-    V = st.V
     diffs = [_diff_rows(model.rows_logits(st, t)) for t in range(T)]
-    Es = [None] * T       # E[s_t ℓᵀ]            (C_t × (K+M))
-    Ess = {}              # E[s_t s_sᵀ]
+    Es = [np.zeros((C, K + M)) for C in model.classes]     # E[s_t ℓᵀ]  (C_t × (K+M))
+    Ess = {}                                               # E[s_t s_sᵀ]
     Else = np.zeros(T)
     for t in range(T):
         C = model.classes[t]
@@ -169,10 +209,12 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
             phi = np.concatenate([(s[:, :, None] * s[:, None, :]).reshape(len(u), -1),
                                   _lse_from_diffs(u)[:, None]], axis=1)
             return phi, s
-        r = _softmax_expectation(model, st, factor, None, [t], diffs[t], fn, ell, acc)
-        Ess[t, t] = r.plain[:C * C].reshape(C, C)
-        Else[t] = r.plain[-1]
-        Es[t] = r.linear
+        Ess[t, t] = np.zeros((C, C))
+        r = _softmax_expectation(model, st, factor, None, [t], diffs[t], fn, ell, acc, deal=deal)
+        if r is not None:
+            Ess[t, t] = r.plain[:C * C].reshape(C, C)
+            Else[t] = r.plain[-1]
+            Es[t] = r.linear
     pairs = _needed_pairs(model)
     for t, s in pairs:
         if t < s:
@@ -181,16 +223,21 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
             def fn2(u, Ct=Ct):
                 a, b = _softmax_from_diffs(u[:, :Ct - 1]), _softmax_from_diffs(u[:, Ct - 1:])
                 return (a[:, :, None] * b[:, None, :]).reshape(len(u), -1), None
+            Ess[t, s] = np.zeros((Ct, Cs))
             r = _softmax_expectation(model, st, factor, None, [t, s], np.vstack([diffs[t], diffs[s]]),
-                                     fn2, None, acc)
-            Ess[t, s] = r.plain.reshape(Ct, Cs)
-            Ess[s, t] = Ess[t, s].T
+                                     fn2, None, acc, deal=deal)
+            if r is not None:
+                Ess[t, s] = r.plain.reshape(Ct, Cs)
     # label-conditioned terms
-    Py, Eyl = _label_moments(model, factor, acc)             # P(y_t = c), E[1{y_t=c} ℓ]
-    Eys = {}                                                 # E[1{y_t=c} s_s] → (C_t × C_s)
-    for t, s in pairs:
-        Eys[t, s] = _label_softmax(model, st, factor, acc, t, s, diffs[s])
-    P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
+    Eys = {(t, s): _label_softmax(model, st, factor, acc, t, s, diffs[s], deal)  # E[1{y_t=c} s_s]
+           for t, s in pairs}
+    if deal.i == 0:
+        Py, Eyl = _label_moments(model, factor, acc)         # P(y_t = c), E[1{y_t=c} ℓ]
+        P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
+    else:
+        Py = [np.zeros(C) for C in model.classes]
+        Eyl = [np.zeros((C, K + M)) for C in model.classes]
+        P_pair = {(t, s): np.zeros((model.classes[t], model.classes[s])) for (t, s) in pairs if t != s}
     return {"A": Es, "B": Ess, "Lse": Else, "Y": Eys, "P": Py, "L": Eyl, "PP": P_pair}
 
 
@@ -226,7 +273,8 @@ def _label_moments(model: TheoryModel, factor, acc: Accuracy):
     return Py, Eyl
 
 
-def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int, s: int, u_rows):
+def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int, s: int, u_rows,
+                   deal=None):
     """E[1{y_t = c} softmax(z_s)_d] (C_t × C_s), linear trunk; u = u_rows·f = the logit
     differences of task s.
 
@@ -252,13 +300,15 @@ def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int,
         if steep:  # value rows of E[ν_t | u] acting on the fields
             A_nu = _given_h(model, factor, model.rows_nu(t), u_rows)[0]
             split = [A_nu @ u_rows]
-        r = _softmax_expectation(model, st, factor, None, [s], u_rows, fn, None, acc, split_by=split)
-        return r.plain.reshape(Ct, Cs)
+        r = _softmax_expectation(model, st, factor, None, [s], u_rows, fn, None, acc, split_by=split,
+                                 deal=deal)
+        return np.zeros((Ct, Cs)) if r is None else r.plain.reshape(Ct, Cs)
     out = np.zeros((Ct, Cs))
     for c in range(Ct):
         r = _softmax_expectation(model, st, factor, argmax_cone(model.rows_nu(t), c), [s], u_rows,
-                                 lambda u: (_softmax_from_diffs(u), None), None, acc)
-        out[c] = r.plain
+                                 lambda u: (_softmax_from_diffs(u), None), None, acc, deal=deal)
+        if r is not None:
+            out[c] = r.plain
     return out
 
 

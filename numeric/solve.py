@@ -99,14 +99,14 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
                engine: str = "ode", setup_name: str = "", progress=None, on_step=None, helper=None):
     """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop, so
     that `on_step(t_prev, t, dense)` can use each accepted step as soon as it is taken).
-    ``helper``: an executor that computes half of the nodes of every integral of a nonlinear
-    trunk while this process does the other half (`online.nonlinear_terms`)."""
+    ``helper``: an executor that computes half of every right-hand side while this process does
+    the other half (`online.nonlinear_terms`, `online.linear_terms`)."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
-    if helper is not None and not model.linear:
+    if helper is not None:
         mod = _rhs_module(engine, model, setup_name)
-        mod.HELPER = helper
+        mod.HELPER = helper if engine != "ode" else _GeneratedHelper(helper)
         try:
             return _integrate(model, t_end, acc, rtol, atol, engine, setup_name, progress, on_step)
         finally:
@@ -130,6 +130,23 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         if on_step:
             on_step(ts[-2], ts[-1], interpolants[-1])
     return OdeSolution(ts, interpolants), nfev[0]
+
+
+class _GeneratedHelper:
+    """The executor as a generated module sees it: functions of the module travel by name and
+    are looked up in the worker's copy of the module (`derive.codegen.load_module` of the model,
+    cached there since the fork), not pickled by reference to a module object."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def submit(self, fn, model, *args):
+        return self.pool.submit(_call_generated, fn.__name__, model, args)
+
+
+def _call_generated(name, model, args):
+    from mtsp.derive.codegen import load_module
+    return getattr(load_module(model), name)(model, *args)
 
 
 PARALLEL = True  # metrics in a second process while the ODE is integrated (2+ cores, fork)
@@ -270,7 +287,7 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     # nonlinear trunks share every right-hand side with the worker (online.nonlinear_terms), so
     # their metric jobs wait for the end of the integration and are then split between the two
     # processes; linear trunks hand them to the worker as the integrator passes their times
-    deferred = [] if (jobs.pool is not None and not model.linear) else None
+    deferred = [] if jobs.pool is not None else None
 
     def hand(key, *args):
         if deferred is not None:
