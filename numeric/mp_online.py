@@ -157,11 +157,64 @@ def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces):
     return plain, linear
 
 
-def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
+def _conditional_label_route(model: TheoryModel, st: MpState) -> dict:
+    """{(t, s): steep} for the label terms E[1{y_t=c} softmax(u_s)] that the double path takes
+    by P(y_t | u_s) in closed form (C_t ≤ 3, a nondegenerate conditional; judged in double
+    exactly as `online._label_softmax` does), with `steep` telling whether it also splits by the
+    argmax cones of E[ν_t | u_s].  Logits of singular covariance (which the mp conditioning
+    cannot invert) keep the label cones."""
+    from . import online
+    from .quadrature import gaussian_factor
+    fs = float_state(st)
+    factor = gaussian_factor(model.field_cov(fs))
+    out = {}
+    for t in range(model.n_tasks):
+        for s in range(model.n_tasks):
+            u = online._diff_rows(model.rows_logits(fs, s))
+            ev = np.linalg.eigvalsh((u @ factor) @ (u @ factor).T)
+            if ev[0] <= 1e-12 * max(ev[-1], 1e-300):  # singular logits (e.g. σ₀ = 0 at t = 0): cones
+                continue
+            if online.label_given_h(model, factor, t, stein=False, cond=u,
+                                    min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is None:
+                continue
+            out[t, s] = online.label_given_h(model, factor, t, stein=False, cond=u) is None
+    return out
+
+
+def _label_softmax_mp(model, st, F, C, t, s, u_rows, steep, nodes, pieces):
+    """E[1{y_t = c} softmax(u_s)_d] (C_t × C_s) in mp by the double path's reduction: one integral
+    over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
+    times the softmax, over the pieces of the widely spread logits and, where P is steep, the
+    argmax cones of E[ν_t | u_s]."""
+    from .mp_nonlinear import _Conditional, _cone_given, _labels_given
+    Ct, Cs = model.classes[t], model.classes[s]
+    nu = _np_rows(model.rows_nu(t))
+    lab = _labels_given(C, nu, None, u_rows)
+
+    def fn(u):
+        p = []
+        for c, (A, S, _) in enumerate(lab):
+            p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, u, False)[0])
+        sm, _ = _softmax(u)
+        return [pc * x for pc in p for x in sm], None
+    if steep:
+        A = _Conditional(C, nu, u_rows).A          # E[ν_t | u] = A u
+        mean_rows = [[mpmath.fsum(A[c, j] * u_rows[j][k] for j in range(len(u_rows)))
+                      for k in range(len(u_rows[0]))] for c in range(Ct)]
+        mean_cones = [_mp_cone(mean_rows, c) for c in range(Ct)]
+        pieces = [m if p is None else _stack(p, m) for p in pieces for m in mean_cones]
+    plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces)
+    return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
+
+
+def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) -> dict:
     """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
     A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The label terms integrate the label cones
     themselves (not the double path's closed forms given the logits: an independent route);
-    softmax integrands of widely spread logits are split into the student's argmax cones."""
+    softmax integrands of widely spread logits are split into the student's argmax cones.
+    With the field covariance ``cov`` (mp), the label terms that the double path takes in closed
+    form given the logits are taken so here too (mp Φ / Φ₂), P_t and L_t by cone integrals of the
+    label fields alone; without it every label term integrates the label cones."""
     _check(model)
     T, K, M = model.n_tasks, model.K, model.M
     ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
@@ -196,15 +249,27 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None) -> dict:
             Cs = model.classes[s]
             out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
     partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
+    cond_route = _conditional_label_route(model, st) if cov is not None else {}
     for t in range(T):
         Ct = model.classes[t]
         P = mpmath.matrix(Ct, 1)
         L = mpmath.matrix(Ct, K + M)
         Y = {s: mpmath.matrix(Ct, model.classes[s]) for s in partners[t]}
+        for s in partners[t]:
+            if (t, s) in cond_route:  # P(y_t | u_s) in closed form (mp Φ / Φ₂), as the double path
+                Y[s] = _label_softmax_mp(model, st, F, cov, t, s, diffs[s], cond_route[t, s], nodes, pieces(s))
         for c in range(Ct):
             cone = _cone(model.rows_nu(t), c)
             for s in partners[t]:
                 Cs = model.classes[s]
+                if (t, s) in cond_route:
+                    if s == t:  # P and L alone: a cone integral of the label fields
+                        r = cone_expectation_mp(F, cone, [], lambda u: ([mpmath.mpf(1)], [mpmath.mpf(1)]),
+                                                ell, nodes=nodes)
+                        P[c, 0] = r.plain[0]
+                        for j in range(K + M):
+                            L[c, j] = r.linear[0][j]
+                    continue
                 if s == t:
                     def fn3(u):
                         sm, _ = _softmax(u)
@@ -263,7 +328,7 @@ def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = Tru
     if not model.linear:
         from .mp_nonlinear import nonlinear_terms_mp
         return nonlinear_terms_mp(model, st, F, C, nodes)
-    flat = linear_terms_mp(model, st, F, nodes)
+    flat = linear_terms_mp(model, st, F, nodes, C)
     mod = load_mp_module(model)
     if closed and mod.CLOSED_NAMES and _closed_usable(model):
         Tm, sig = _params(model)[:2]

@@ -257,7 +257,10 @@ def _truncated_normal(lo, hi, u, uc):
     """(x, mass): P(X < x | lo < X < hi) = u for X ~ N(0, 1), mass = P(lo < X < hi); uc = 1 − u.
 
     Works on the side of the interval nearer 0's lower tail, so that no probability is formed
-    as 1 − (something small)."""
+    as 1 − (something small).  An empty interval (lo ≥ hi: a cone of more rows than dimensions,
+    empty at this node) has mass 0."""
+    if lo >= hi:
+        return lo, mpmath.mpf(0)
     if lo > 0:  # mirror: X' = −X ∈ (−hi, −lo), P(X' < −x) = 1 − u
         x, mass = _truncated_normal(-hi, -lo, uc, u)
         return -x, mass

@@ -299,9 +299,8 @@ def test_mp_solve_two_task_shared_trunk_against_default_double():
 def test_linear_rhs_wide_logits_double_vs_mp():
     """Two tasks (C = 2) with strong teachers late in training: both tasks' logits spread beyond
     SPLIT_SPREAD, so both back-ends split the softmax integrals into the student's argmax cones
-    (the double path also takes its label terms in closed form given the logits, the mp path
-    integrates the label cones).  Measured: every named integral within 1.5e-9, dQ 8.1e-9,
-    dR 2.6e-10 (7 s)."""
+    (and both take the label terms in closed form given the logits: Φ at every node).
+    Measured: every named integral within 1.5e-9, dQ 8.1e-9, dR 2.6e-10 (7 s)."""
     from mtsp.derive.codegen import load_module
     from mtsp.numeric.mp_online import _wide_tasks
     from mtsp.numeric.solve import solve
