@@ -200,6 +200,7 @@ def _points_product(r1: int, r2: int, n_cone, n_gh):
 
 
 SOBOL_STORE = None  # a disk cache of the point sets (mtsp's point_cache.SobolStore), or None
+QMC_CALLS = 0       # integrals evaluated by the fixed-Sobol' tier in this process (a statistic)
 
 
 @lru_cache(maxsize=64)
@@ -409,6 +410,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         i, k = node_part
         return tuple(a[i::k] for a in pts)
     if rule == "qmc":
+        global QMC_CALLS
+        QMC_CALLS += 1
         n = 1 << int(np.ceil(np.log2(max(QMC_FACTOR * (budget or n_qmc), 256))))
         plain, linear = evaluate(*part(_points_sobol(sample_r1, r2, n, seed)))
         return ConeResult(plain, linear, None, n)

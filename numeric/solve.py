@@ -323,8 +323,14 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
         # states it (zero when every integral used an exact or product rule)
         y_end = traj(t_end)
         f_rhs = _rhs_function(model, engine, setup.name)
-        r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
-        rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
+        kernel = _rhs_module(engine, model, setup.name) if engine == "ode" else quadrature
+        before = kernel.QMC_CALLS
+        r0 = f_rhs(model, y_end, acc)
+        if kernel.QMC_CALLS > before:  # else no integral depends on the scrambling: spread 0
+            r1 = f_rhs(model, y_end, alt)
+            rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
+        else:
+            rhs_spread = 0.0
         per_time = [jobs.result(handed["full", float(t)]) for t in times]
         quad = None
         if model.linear:
