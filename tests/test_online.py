@@ -510,3 +510,16 @@ def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
             err = float(np.abs(np.asarray(x) - np.asarray(ref[k][key])).max())
             print(k, key, f"{err:.1e}")
             assert err < (1e-3 if k == "Ebb2" else 3e-5), (k, key, err)
+
+
+def test_rhs_sobol_spread_only_where_the_sobol_tier_is_used():
+    """`stats.rhs_sobol_spread` (the fixed-Sobol' tier's error, from a second scrambling): zero
+    when every integral used a deterministic rule (tanh K = 2: sign orthants, product rules),
+    positive and small where the tier is used (tanh K = 3: Sobol' over h)."""
+    def run(K):
+        d = setup_dict([{"name": "A", "classes": 3, "noise": 0.5}],
+                       {"kind": "shared", "hidden": K, "activation": "tanh", "init_scale": 0.3},
+                       {"times": [0.5]})
+        return solve(setup_from_dict(d), parallel=False).stats["rhs_sobol_spread"]
+    assert run(2) == 0.0
+    assert 0.0 < run(3) < 1e-2
