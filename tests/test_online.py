@@ -487,9 +487,9 @@ def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
     P(y | h) is steep (residual variance of its label cones given h below 5 % of the total), so
     its label terms are integrated in closed form given h over the argmax cones of E[ν | h] (the
     steep layer on the pieces' faces).  Against the label cones integrated directly with 10× the
-    points (an independent route): measured max difference 2.0e-5 at term scale ~0.05–0.2.
-    The label–label term (O(η²), route unchanged) errs by 5.7e-4 at scale 0.025 here: its
-    4-dim rule at half the budget (measured 8e-5 at 4× that budget)."""
+    points (an independent route): measured max difference 2.0e-5 at term scale ~0.05–0.2; the
+    label–label term (O(η²), 4-dim: fixed Sobol' points) 1.4e-5 at scale 0.025 (its product rule
+    at half the budget, before, 5.7e-4)."""
     import mtsp.numeric.online as online
     from mtsp.numeric.quadrature import gaussian_factor
     d = setup_dict([{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}],
@@ -509,7 +509,7 @@ def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
         for key, x in items:
             err = float(np.abs(np.asarray(x) - np.asarray(ref[k][key])).max())
             print(k, key, f"{err:.1e}")
-            assert err < (1e-3 if k == "Ebb2" else 3e-5), (k, key, err)
+            assert err < 3e-5, (k, key, err)
 
 
 def test_rhs_sobol_spread_only_where_the_sobol_tier_is_used():
