@@ -272,6 +272,10 @@ def load_module(model, setup_name: str = ""):
         with open(tmp, "w") as f:
             f.write(src)
         os.replace(tmp, path)
+    if not os.path.exists(importlib.util.cache_from_source(path)):
+        # its bytecode, also where PYTHONDONTWRITEBYTECODE is set (compiling it costs ~20 ms a run)
+        import py_compile
+        py_compile.compile(path, doraise=False)
     spec = importlib.util.spec_from_file_location(f"mtsp_generated_{abs(hash(key))}", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses in the module look themselves up there
