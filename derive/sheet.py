@@ -55,7 +55,9 @@ def equation_sheet(s: OnlineSystem, setup_name: str = "", model=None) -> str:
     out += ["## Reduced integrals (evaluated by quadrature)", "",
             "Each is reduced before integration: variables entering linearly are replaced by their "
             "Gaussian conditional means, the softmax depends only on the C − 1 logit differences "
-            "(shift invariance), labels are cones integrated by the Genz transform. "
+            "(shift invariance), labels are cones integrated by the Genz transform — or, given the "
+            "fields the rest of the integrand depends on, closed forms P(y = c | ·) (Φ, or the "
+            "bivariate Φ₂ for three classes), so that the label cones are not integrated at all. "
             "'dim' is the dimension actually integrated.", "",
             "| symbol | definition | dim |", "|---|---|---|"]
     for name, (mat, desc, dim) in s.integrals.items():

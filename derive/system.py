@@ -181,7 +181,9 @@ def _assemble_linear(s: OnlineSystem):
             B[t, u] = _mat(f"B{t}{u}", Ct, Cu)
             I[f"B{t}{u}"] = (B[t, u], rf"E[s_{t} s_{u}^\top]", (Ct - 1) + (Cu - 1 if u != t else 0))
         Y[t, u] = _mat(f"Y{t}{u}", Ct, Cu)
-        I[f"Y{t}{u}"] = (Y[t, u], rf"E[1\{{y_{t}=c\}}\,s_{u}(z_{u})]", (Ct - 1) + (Cu - 1))
+        # C_t ≤ 3: P(y_t = c | z_u) in closed form (Φ, Φ₂) inside one integral over z_u's differences
+        I[f"Y{t}{u}"] = (Y[t, u], rf"E[P(y_{t}=c \mid z_{u})\,s_{u}(z_{u})]" if Ct <= 3 else
+                         rf"E[1\{{y_{t}=c\}}\,s_{u}(z_{u})]", (Cu - 1) if Ct <= 3 else (Ct - 1) + (Cu - 1))
         if t < u:
             PP[t, u] = _mat(f"PP{t}{u}", Ct, Cu)
             I[f"PP{t}{u}"] = (PP[t, u], rf"P(y_{t}=c, y_{u}=d)", (Ct - 1) + (Cu - 1))
