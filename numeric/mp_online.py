@@ -291,14 +291,21 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
             out[f"Y{t}{s}"] = Y[s]
     for t, s in pairs:
         if t < s:
-            Ct, Cs = model.classes[t], model.classes[s]
-            PP = mpmath.matrix(Ct, Cs)
-            for c in range(Ct):
-                for d in range(Cs):
-                    rows = _stack(_cone(model.rows_nu(t), c), _cone(model.rows_nu(s), d))
-                    PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=nodes).plain[0]
-            out[f"PP{t}{s}"] = PP
+            # teacher-only and constant in time: cached by teacher, tasks, precision and nodes
+            key = (model.gram.tobytes(), model.noise.tobytes(), t, s, mpmath.mp.prec, repr(nodes))
+            if key not in _PP_CACHE:
+                Ct, Cs = model.classes[t], model.classes[s]
+                PP = mpmath.matrix(Ct, Cs)
+                for c in range(Ct):
+                    for d in range(Cs):
+                        rows = _stack(_cone(model.rows_nu(t), c), _cone(model.rows_nu(s), d))
+                        PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=nodes).plain[0]
+                _PP_CACHE[key] = PP
+            out[f"PP{t}{s}"] = _PP_CACHE[key].copy()
     return out
+
+
+_PP_CACHE: dict = {}
 
 
 def _closed_usable(model) -> bool:
