@@ -15,14 +15,19 @@ Each expectation is reduced before it is integrated (see `quadrature`):
   * labels are cones {ν_{t,c} − ν_{t,j} > 0}; a term with 1{y_t = c} is one cone integral;
   * fields entering linearly (λ, and h where g is linear) are replaced by conditional means;
   * linear trunks (and glm students): the softmax depends on h only through the C_t − 1
-    logit differences of task t, so each term integrates over those alone, task by task;
-    label–label terms of two tasks are pure cone probabilities, constant in time (cached);
+    logit differences of task t, so each term integrates over those alone, task by task; the
+    label terms take P(y_t | those differences) in closed form (C_t ≤ 3: `_label_softmax`);
+    P(y_t = c), E[1{y_t = c} ℓ] and the label–label probabilities of two tasks come from
+    teacher-only moments, constant in time (cached); widely spread logits and steep conditional
+    label probabilities are split into argmax cones (`_softmax_expectation`);
   * nonlinear trunks: the labels are closed forms given h (C ≤ 3: `label_given_h`), so every
     term is one integral over h ∈ R^K, reduced at the nodes by matrix products; h is split into
     its 2^K sign orthants (K ≤ 2; relu up to K = 4), inside which relu is linear and where the
     scale-1 transition of erf/tanh meets clustered nodes, or integrated by a fixed Sobol' set
     (tanh/erf, K ≥ 3; see `_orthant_splits`); the label–label term of two tasks on shared
     inputs uses P(y_t | h, Δ_u) inside the cones of y_u (`_label_label_term`).
+Every right-hand side is computed as two parts that add up to it (`linear_terms`,
+`nonlinear_terms`), the second in a helper process while an ODE is integrated.
 """
 from __future__ import annotations
 
