@@ -14,7 +14,11 @@ Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs K + C_b − 1 ≤ 
 integrates at most 4 dimensions: K orthant coordinates plus the cone coordinates of the label–
 label term).  This is what `mtsp check` uses to certify the double kernel's tiers for nonlinear
 trunks: the product rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf
-with K = 3).  The errors of nonlinear trunks are not smooth integrals (the student's argmax
+with K = 3).  The label–label term is where the mp rules are weakest: 3 dimensions (K = 1 with
+C = 3, or K = 2 with C = 2) at the default 20 nodes per axis err by ~1e-8 absolute, and 4
+dimensions (K = 2 with C = 3) at 12 nodes by ~5e-5 absolute (1e-3 relative; the double path
+agrees with its own product rule at 10× the points and with the label cones to 4e-7 there) —
+pass more `nodes` to certify it.  The errors of nonlinear trunks are not smooth integrals (the student's argmax
 region is not a cone in h), so there is no mp solve of nonlinear trunks.
 """
 from __future__ import annotations
