@@ -200,25 +200,22 @@ def test_bivariate_ncdf_mp_against_quadrature():
 
 
 @pytest.mark.parametrize("act,K,inputs,bound", [
-    # measured (dps 30, default mp nodes): tanh K=1 shared: every single-task integral ≤ 3.3e-10,
-    # the label–label term Ebb2 7.2e-7 and through it dQ 1.1e-7 — the mp side's error: its 3-dim
-    # rule at the default 20 nodes (30 nodes: 1.3e-12 from double, whose product rule agrees with
-    # the label cones to 1.6e-11) (12 s); relu K=2 separate: ≤ 6.7e-10 (dV), integrals ≤ 4e-10 (16 s)
+    # measured (dps 30): tanh K=1 shared, 30 mp nodes for its 3-dim label–label term: every term
+    # ≤ 3.3e-10, the label–label term included (36 s; at the default 20 mp nodes that term's mp
+    # value errs by 1.7e-8: 7.2e-7 relative); relu K=2 separate (default nodes): ≤ 6.7e-10 (16 s)
     ("tanh", 1, "shared", 1e-9),
-    ("relu", 2, "separate", 1e-7),
+    ("relu", 2, "separate", 1e-9),
 ])
 def test_nonlinear_rhs_terms_three_classes_against_mp(act, K, inputs, bound):
     """C = 3 (Φ₂ given h, Stein vectors of two-row cones; with shared inputs the label–label term
     inside the three-class cones of y_A): every named integral, double vs mp."""
     from mtsp.numeric.check import check
-    rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1)
+    nodes = {1: 64, 2: 40, 3: 30, 4: 12} if inputs == "shared" else None
+    rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1, mp_nodes=nodes)
     assert {"Eaa00", "Eal0", "Ebl0", "Ebb0", "Eyg0", "Eyz0", "dQ", "dR"} <= set(rep["terms"])
     assert (inputs == "separate") or "Ebb201" in rep["terms"]
     print(rep["terms"], rep["seconds"])
-    pair = {k: v for k, v in rep["terms"].items() if k.startswith("Ebb2") or k == "dQ"}
-    rest = {k: v for k, v in rep["terms"].items() if k not in pair}
-    assert max(rest.values()) < bound, rest
-    assert max(pair.values(), default=0.0) < 2e-6, pair
+    assert max(rep["terms"].values()) < bound, rep["terms"]
 
 
 def test_fixed_sobol_tier_against_mp():
