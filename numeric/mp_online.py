@@ -1,15 +1,18 @@
 """The online right-hand side at arbitrary precision (mpmath) — linear trunks and glm students.
 
 The same reduced integrals as `online.linear_terms` (softmax terms over the logit differences,
-label cones, pair probabilities), each evaluated by `mp_quadrature.cone_expectation_mp`; the
+split into argmax cones where the logits spread widely; label terms by P(y_t | logit differences)
+in closed form — mp Φ / Φ₂ — split where steep; pair probabilities, cached), each evaluated by
+`mp_quadrature.cone_expectation_mp`; the
 label terms P_t, L_t where the derivation closed them come from `_closed_arrays_mp`, and the
 equations are assembled by `_assemble_mp` — both printed by SymPy's MpmathPrinter from the same
 symbolic system as the NumPy module (`derive.codegen.load_mp_module`).  Metrics (gen_error,
 label_error: cone probabilities; test_loss) are evaluated in mp as well.
 
-Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the integrals of two
-tasks with C = 3 are 4-dimensional: ≈ 10 s each in mp), shared or separate inputs.
-Nonlinear trunks: `mp_nonlinear` (C_t = 2, K ≤ 3; right-hand side only — `mtsp check`).
+Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the pair term of two
+tasks with C = 3 on shared inputs is 4-dimensional: an mp right-hand side takes ≈ 11 s there),
+shared or separate inputs.
+Nonlinear trunks: `mp_nonlinear` (C_t ≤ 3, K ≤ 3; right-hand side only — `mtsp check`).
 
 States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)` converts a double State
 exactly.
