@@ -161,11 +161,12 @@ def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces):
 
 
 def _conditional_label_route(model: TheoryModel, st: MpState) -> dict:
-    """{(t, s): steep} for the label terms E[1{y_t=c} softmax(u_s)] that the double path takes
-    by P(y_t | u_s) in closed form (C_t ≤ 3, a nondegenerate conditional; judged in double
+    """{(t, s): (steep, rows)} for the label terms E[1{y_t=c} softmax(u_s)] that the double path
+    takes by P(y_t | u_s) in closed form (C_t ≤ 3, a nondegenerate conditional; judged in double
     exactly as `online._label_softmax` does), with `steep` telling whether it also splits by the
-    argmax cones of E[ν_t | u_s].  Logits of singular covariance (which the mp conditioning
-    cannot invert) keep the label cones."""
+    argmax cones of E[ν_t | u_s], and `rows` a maximal independent set of the differences u_s to
+    condition on (all of them unless the trunk is narrower than C_s − 1).  Identically zero
+    logits keep the label cones."""
     from . import online
     from .quadrature import gaussian_factor
     fs = float_state(st)
@@ -174,36 +175,55 @@ def _conditional_label_route(model: TheoryModel, st: MpState) -> dict:
     for t in range(model.n_tasks):
         for s in range(model.n_tasks):
             u = online._diff_rows(model.rows_logits(fs, s))
-            ev = np.linalg.eigvalsh((u @ factor) @ (u @ factor).T)
-            if ev[0] <= 1e-12 * max(ev[-1], 1e-300):  # singular logits (e.g. σ₀ = 0 at t = 0): cones
+            ind = _independent_rows(u @ factor)
+            if not ind:  # logits identically zero (σ₀ = 0 at t = 0): the label cones
                 continue
             if online.label_given_h(model, factor, t, stein=False, cond=u,
                                     min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is None:
                 continue
-            out[t, s] = online.label_given_h(model, factor, t, stein=False, cond=u) is None
+            out[t, s] = (online.label_given_h(model, factor, t, stein=False, cond=u) is None, ind)
     return out
 
 
-def _label_softmax_mp(model, st, F, C, t, s, u_rows, steep, nodes, pieces):
+def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
+    """Indices of a maximal set of linearly independent rows (in order): the logit differences
+    of a trunk narrower than C − 1 are dependent, and conditioning on them needs a basis."""
+    ind, basis = [], []
+    scale = max(float(np.abs(Fu).max(initial=0.0)), 1e-300)
+    for i, row in enumerate(Fu):
+        r = row.copy()
+        for b in basis:
+            r -= (r @ b) * b
+        n = np.linalg.norm(r)
+        if n > tol * scale:
+            ind.append(i)
+            basis.append(r / n)
+    return ind
+
+
+def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
     """E[1{y_t = c} softmax(u_s)_d] (C_t × C_s) in mp by the double path's reduction: one integral
     over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
     times the softmax, over the pieces of the widely spread logits and, where P is steep, the
     argmax cones of E[ν_t | u_s]."""
     from .mp_nonlinear import _Conditional, _cone_given, _labels_given
+    steep, ind = route
     Ct, Cs = model.classes[t], model.classes[s]
     nu = _np_rows(model.rows_nu(t))
-    lab = _labels_given(C, nu, None, u_rows)
+    cond = [u_rows[i] for i in ind]               # independent differences: the same conditional
+    lab = _labels_given(C, nu, None, cond)
 
     def fn(u):
+        x = [u[i] for i in ind]
         p = []
         for c, (A, S, _) in enumerate(lab):
-            p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, u, False)[0])
+            p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, x, False)[0])
         sm, _ = _softmax(u)
-        return [pc * x for pc in p for x in sm], None
+        return [pc * v for pc in p for v in sm], None
     if steep:
-        A = _Conditional(C, nu, u_rows).A          # E[ν_t | u] = A u
-        mean_rows = [[mpmath.fsum(A[c, j] * u_rows[j][k] for j in range(len(u_rows)))
-                      for k in range(len(u_rows[0]))] for c in range(Ct)]
+        A = _Conditional(C, nu, cond).A            # E[ν_t | u] = A u
+        mean_rows = [[mpmath.fsum(A[c, j] * cond[j][k] for j in range(len(cond)))
+                      for k in range(len(cond[0]))] for c in range(Ct)]
         mean_cones = [_mp_cone(mean_rows, c) for c in range(Ct)]
         pieces = [m if p is None else _stack(p, m) for p in pieces for m in mean_cones]
     plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces)
@@ -299,10 +319,13 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
             if key not in _PP_CACHE:
                 Ct, Cs = model.classes[t], model.classes[s]
                 PP = mpmath.matrix(Ct, Cs)
+                # computed once: more nodes than the default 3-dim rule (20 nodes: 4e-8 on a
+                # two-task C = 3 teacher; 24: 1.9e-9 relative; 32: 4e-12 from the double path)
+                pp_nodes = nodes if nodes is not None else {1: 64, 2: 40, 3: 24, 4: 12}
                 for c in range(Ct):
                     for d in range(Cs):
                         rows = _stack(_cone(model.rows_nu(t), c), _cone(model.rows_nu(s), d))
-                        PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=nodes).plain[0]
+                        PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=pp_nodes).plain[0]
                 _PP_CACHE[key] = PP
             out[f"PP{t}{s}"] = _PP_CACHE[key].copy()
     return out
