@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from mtsp.numeric.solve import solve  # noqa: E402
+from suite import CASES, agreement, format_row  # noqa: E402
 from mtsp.setup import default_setup, setup_from_dict  # noqa: E402
 
 
@@ -81,18 +82,8 @@ def compare(setup, device, N, seeds):
     sim = simulate_with_single(setup, N=N, seeds=seeds, device=device).to_json_dict()
     _sync(device)
     t2 = time.perf_counter()
-    rows, ok, zmax = [], True, 0.0
-    for part in ("tasks", "single"):
-        for task, v in th[part].items():
-            s = sim[part][task]
-            for k, t in enumerate(th["times"]):
-                a, b, se = v["gen_error"][k], s["gen_error"][k], s["gen_error_se"][k]
-                good = abs(a - b) <= 4 * se + 0.003
-                ok &= good
-                z = (a - b) / se if se > 0 else float("inf")
-                zmax = max(zmax, abs(z))
-                rows.append(dict(run=part, task=task, t=t, theory=a, sim=b, se=se, z=z, ok=good))
-    return dict(name=setup.name, ok=ok, max_abs_z=zmax, theory_s=t1 - t0, sim_s=t2 - t1,
+    rows, ok = agreement(th, sim)
+    return dict(name=setup.name, ok=ok, max_abs_z=max(abs(r["z"]) for r in rows), theory_s=t1 - t0, sim_s=t2 - t1,
                 rows=rows, multitask_benefit={
                     task: [th["tasks"][task]["gen_error"][-1] - th["single"][task]["gen_error"][-1],
                            sim["tasks"][task]["gen_error"][-1] - sim["single"][task]["gen_error"][-1]]
@@ -108,7 +99,6 @@ def main(argv=None):
     ap.add_argument("--skip-cpu", action="store_true", help="skip the CPU throughput baseline")
     a = ap.parse_args(argv)
     import torch
-    from suite import CASES
     out = {"device": a.device, "N": a.N, "seeds": a.seeds}
     name = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else "cpu"
     out["device_name"] = name
@@ -141,14 +131,11 @@ def main(argv=None):
     for part, s in ((3, demo), (4, tanh4)):
         r = compare(s, a.device, a.N, a.seeds)
         out["cases"].append(r)
-        steps = sum(1 for _ in r["rows"])
         print(f"[{part}] [{'agree' if r['ok'] else 'DISAGREE'}] {r['name']}: theory {r['theory_s']:.1f} s, "
               f"{a.device} simulation (multitask + single-task) {r['sim_s']:.1f} s, "
-              f"{steps} comparisons, max |z| {r['max_abs_z']:.2f}", flush=True)
+              f"{len(r['rows'])} comparisons, max |z| {r['max_abs_z']:.2f}", flush=True)
         for row in r["rows"]:
-            print(f"      {row['run']:6s} {row['task']:6s} t={row['t']:<4g} theory {row['theory']:.4f} "
-                  f"sim {row['sim']:.4f} ± {row['se']:.4f}  z={row['z']:+.2f}"
-                  f"{'' if row['ok'] else '  <--'}", flush=True)
+            print("      " + format_row(row), flush=True)
         for task, (bt, bs) in r["multitask_benefit"].items():
             print(f"      multitask − single at t_last, {task}: theory {bt:+.4f}, simulation {bs:+.4f}",
                   flush=True)

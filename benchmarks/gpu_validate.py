@@ -12,6 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gpu_check import compare  # noqa: E402
+from suite import format_row  # noqa: E402
 from mtsp.setup import load_setup  # noqa: E402
 
 
@@ -30,9 +31,7 @@ def main(argv=None):
               f"{a.device} simulation N = {a.N}, {a.seeds} seeds (multitask + single-task) "
               f"{r['sim_s']:.1f} s, max |z| {r['max_abs_z']:.2f}", flush=True)
         for row in r["rows"]:
-            print(f"      {row['run']:6s} {row['task']:6s} t={row['t']:<4g} theory {row['theory']:.4f} "
-                  f"sim {row['sim']:.4f} ± {row['se']:.4f}  z={row['z']:+.2f}"
-                  f"{'' if row['ok'] else '  <--'}", flush=True)
+            print("      " + format_row(row), flush=True)
     return 0 if ok else 1
 
 

@@ -71,13 +71,9 @@ CASES = [
 ]
 
 
-def run_case(d, N, seeds):
-    setup = setup_from_dict(d)
-    t0 = time.perf_counter()
-    th = solve(setup, single=True).to_json_dict()
-    t1 = time.perf_counter()
-    sim = simulate_with_single(setup, N=N, seeds=seeds).to_json_dict()
-    t2 = time.perf_counter()
+def agreement(th: dict, sim: dict) -> tuple[list, bool]:
+    """Rows (run, task, t, theory, sim, se, z, ok) comparing gen_error of theory and simulation
+    JSON (multitask and single-task) with |Δ| ≤ 4·SE + 0.003, and whether all agree."""
     rows, ok = [], True
     for part in ("tasks", "single"):
         for task, vals in th[part].items():
@@ -86,9 +82,25 @@ def run_case(d, N, seeds):
                 a, b, se = vals["gen_error"][k], sv["gen_error"][k], sv["gen_error_se"][k]
                 good = abs(a - b) <= 4 * se + 0.003
                 ok &= good
-                rows.append({"case": d["name"], "run": part, "task": task, "t": t, "theory": a,
-                             "sim": b, "se": se, "z": (a - b) / se if se > 0 else float("inf"),
-                             "ok": good})
+                rows.append({"run": part, "task": task, "t": t, "theory": a, "sim": b, "se": se,
+                             "z": (a - b) / se if se > 0 else float("inf"), "ok": good})
+    return rows, ok
+
+
+def format_row(row: dict) -> str:
+    return (f"{row['run']:6s} {row['task']:6s} t={row['t']:<4g} theory {row['theory']:.4f} "
+            f"sim {row['sim']:.4f} ± {row['se']:.4f}  z={row['z']:+.2f}{'' if row['ok'] else '  <--'}")
+
+
+def run_case(d, N, seeds):
+    setup = setup_from_dict(d)
+    t0 = time.perf_counter()
+    th = solve(setup, single=True).to_json_dict()
+    t1 = time.perf_counter()
+    sim = simulate_with_single(setup, N=N, seeds=seeds).to_json_dict()
+    t2 = time.perf_counter()
+    rows, ok = agreement(th, sim)
+    rows = [{"case": d["name"], **row} for row in rows]
     return {"name": d["name"], "ok": ok, "rows": rows, "theory_s": t1 - t0, "sim_s": t2 - t1,
             "theory": th, "sim": sim}
 
@@ -109,9 +121,7 @@ def main(argv=None):
         print(f"[{'ok' if r['ok'] else 'FAIL'}] {r['name']}: theory {r['theory_s']:.1f}s, "
               f"simulation {r['sim_s']:.1f}s", flush=True)
         for row in r["rows"]:
-            print(f"    {row['run']:6s} {row['task']:6s} t={row['t']:<4g} theory {row['theory']:.4f} "
-                  f"sim {row['sim']:.4f} ± {row['se']:.4f}  z={row['z']:+.2f}{'' if row['ok'] else '  <--'}",
-                  flush=True)
+            print("    " + format_row(row), flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

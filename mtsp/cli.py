@@ -26,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
-# The theory's matrix products are small, and `mtsp solve` evaluates metrics in a second process
-# during the integration (numeric.solve): one OpenBLAS thread per process keeps the two from
-# fighting OpenBLAS's spinning threads for the cores (measured 4× slowdowns otherwise).  Set
+# The theory's matrix products are small, and `mtsp solve` shares its work with a second process
+# (numeric.solve): one OpenBLAS thread per process keeps the two from fighting OpenBLAS's
+# spinning threads for the cores (measured 4× slowdowns otherwise).  Set
 # before numpy is imported (only then does it take effect — and only then does numeric.solve,
 # which reads it, run that second process); torch (validate) has its own thread pool.
 if "numpy" not in sys.modules:

@@ -135,12 +135,18 @@ def _pairs(model):
     return [(t, t) for t in range(T)]
 
 
-def _wide_tasks(model: TheoryModel, st: MpState) -> list:
-    """Tasks whose logit differences spread beyond online.SPLIT_SPREAD (judged in double)."""
-    from .online import SPLIT_SPREAD, _diff_rows
+def _in_double(model: TheoryModel, st: MpState):
+    """(state, field factor) in double: the double path's decisions (splits, label routes) are
+    taken on these, so that both back-ends integrate the same pieces."""
     from .quadrature import gaussian_factor
     fs = float_state(st)
-    factor = gaussian_factor(model.field_cov(fs))
+    return fs, gaussian_factor(model.field_cov(fs))
+
+
+def _wide_tasks(model: TheoryModel, st: MpState, double=None) -> list:
+    """Tasks whose logit differences spread beyond online.SPLIT_SPREAD (judged in double)."""
+    from .online import SPLIT_SPREAD, _diff_rows
+    fs, factor = double or _in_double(model, st)
     return [t for t in range(model.n_tasks)
             if np.linalg.norm(_diff_rows(model.rows_logits(fs, t)) @ factor, 2) > SPLIT_SPREAD]
 
@@ -160,7 +166,7 @@ def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces):
     return plain, linear
 
 
-def _conditional_label_route(model: TheoryModel, st: MpState) -> dict:
+def _conditional_label_route(model: TheoryModel, st: MpState, double=None) -> dict:
     """{(t, s): (steep, rows)} for the label terms E[1{y_t=c} softmax(u_s)] that the double path
     takes by P(y_t | u_s) in closed form (C_t ≤ 3, a nondegenerate conditional; judged in double
     exactly as `online._label_softmax` does), with `steep` telling whether it also splits by the
@@ -168,9 +174,7 @@ def _conditional_label_route(model: TheoryModel, st: MpState) -> dict:
     condition on (all of them unless the trunk is narrower than C_s − 1).  Identically zero
     logits keep the label cones."""
     from . import online
-    from .quadrature import gaussian_factor
-    fs = float_state(st)
-    factor = gaussian_factor(model.field_cov(fs))
+    fs, factor = double or _in_double(model, st)
     out = {}
     for t in range(model.n_tasks):
         for s in range(model.n_tasks):
@@ -242,7 +246,8 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
     T, K, M = model.n_tasks, model.K, model.M
     ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
     diffs = [_diffs(_logit_rows(model, st, t)) for t in range(T)]
-    wide = set(_wide_tasks(model, st))
+    double = _in_double(model, st)
+    wide = set(_wide_tasks(model, st, double))
 
     def pieces(*tasks):
         cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])]
@@ -272,7 +277,7 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
             Cs = model.classes[s]
             out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
     partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
-    cond_route = _conditional_label_route(model, st) if cov is not None else {}
+    cond_route = _conditional_label_route(model, st, double) if cov is not None else {}
     for t in range(T):
         Ct = model.classes[t]
         P = mpmath.matrix(Ct, 1)

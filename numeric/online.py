@@ -24,7 +24,7 @@ Each expectation is reduced before it is integrated (see `quadrature`):
     term is one integral over h ∈ R^K, reduced at the nodes by matrix products; h is split into
     its 2^K sign orthants (K ≤ 2; relu up to K = 4), inside which relu is linear and where the
     scale-1 transition of erf/tanh meets clustered nodes, or integrated by a fixed Sobol' set
-    (tanh/erf, K ≥ 3; see `_orthant_splits`); the label–label term of two tasks on shared
+    (tanh/erf, K ≥ 3; see `_split_orthants`); the label–label term of two tasks on shared
     inputs uses P(y_t | h, Δ_u) inside the cones of y_u (`_label_label_term`).
 Every right-hand side is computed as two parts that add up to it (`linear_terms`,
 `nonlinear_terms`), the second in a helper process while an ODE is integrated.
@@ -40,7 +40,7 @@ from scipy.special import ndtr, owens_t
 
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .quadrature import ConeResult, cone_expectation, cone_expectation_union, gaussian_factor
+from .quadrature import ConeResult, cone_expectation, gaussian_factor
 
 __all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear",
            "nonlinear_terms", "assemble_nonlinear", "terms"]
@@ -170,11 +170,16 @@ def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
     The integrals (and the pieces of split ones) are dealt alternately to two parts that are
     added: with a helper process (HELPER, set while an ODE is integrated) the second part runs
     there — the same sums in the same order either way, so the numbers do not depend on it."""
+    return _finish_linear(model, _in_two_parts(_linear_part, model, st, factor, acc))
+
+
+def _in_two_parts(part_fn, model, st, factor, acc) -> dict:
+    """part_fn(..., (0, 2)) + part_fn(..., (1, 2)), the second in the HELPER process if one is
+    set (while an ODE is integrated): the same sums in the same order either way."""
     if HELPER is not None:
-        job = HELPER.submit(_linear_part, model, st, factor, acc, (1, 2))
-        return _finish_linear(model, _add_terms(_linear_part(model, st, factor, acc, (0, 2)), job.result()))
-    return _finish_linear(model, _add_terms(_linear_part(model, st, factor, acc, (0, 2)),
-                                            _linear_part(model, st, factor, acc, (1, 2))))
+        job = HELPER.submit(part_fn, model, st, factor, acc, (1, 2))
+        return _add_terms(part_fn(model, st, factor, acc, (0, 2)), job.result())
+    return _add_terms(part_fn(model, st, factor, acc, (0, 2)), part_fn(model, st, factor, acc, (1, 2)))
 
 
 class _Deal:
@@ -287,8 +292,8 @@ def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int,
     (`label_given_h` with cond = u_rows) and the term is one smooth integral over u of
     dimension C_s − 1 (split into the student's argmax cones when the logits spread widely),
     E[P(y_t = c | u) softmax(u)_d], instead of C_t cone integrals of dimension C_t + C_s − 2.
-    Where p(y_t | u) is too steep for a smooth rule (C_t > 3, or residual variance below
-    LABEL_GIVEN_H_MIN_RESIDUAL of the total: a student that predicts task t well), p(y_t | u)
+    Where p(y_t | u) is too steep for a smooth rule (residual variance below
+    LINEAR_SPLIT_RESIDUAL of the total: a student that predicts task t well), p(y_t | u)
     is a smoothed step across the faces of the argmax cones of the conditional mean E[ν_t | u]:
     the domain is split exactly into those cones, so that the steep layers sit on the pieces'
     faces, where the tanh–sinh nodes of the Genz coordinates cluster.  Only a degenerate
@@ -345,7 +350,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
     return Moments(m1, m2, mv, loss)
 
 
-HELPER = None  # an executor for half of every nonlinear right-hand side (numeric.solve sets one while it integrates)
+HELPER = None  # an executor for half of every right-hand side (numeric.solve sets one while it integrates)
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
 PAIR_QMC = 2 ** 13  # 4-dim label–label terms (K = 2, C = 3): fixed Sobol' points (0: the product rule)
@@ -357,9 +362,9 @@ def _orthant_signs(K: int):
     return list(itertools.product((1.0, -1.0), repeat=K))
 
 
-def _orthant_splits(model: TheoryModel, acc: Accuracy | None = None):
-    """The 2^K sign orthants of h as extra cone rows (nonlinear trunks with K ≤ MAX_SPLIT_K), or
-    [None] (no split).
+def _split_orthants(model: TheoryModel, acc: Accuracy | None = None) -> bool:
+    """Whether integrals over h are split into its 2^K sign orthants (nonlinear trunks with
+    K ≤ MAX_SPLIT_K; relu up to MAX_SPLIT_K_RELU).
 
     relu is linear inside each orthant, so the split makes its integrands smooth; erf and tanh
     change on the scale 1 of h around h = 0 while h may spread much wider, and after the split
@@ -373,50 +378,40 @@ def _orthant_splits(model: TheoryModel, acc: Accuracy | None = None):
     per orthant).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
     kinks err by 2e-3 at K = 4 where the split product rule errs by 1e-5."""
     relu = model.activation == "relu" and (acc is None or acc.relu_split)
-    if model.linear or model.K > (MAX_SPLIT_K_RELU if relu else MAX_SPLIT_K):
-        return [None]
-    H = model.rows_h()
-    # h_k > 0 (strict) or h_k ≤ 0 (non-strict): relu′(0) = 0 puts h = 0 on the negative side
-    return [(np.array([sg * H[k] for k, sg in enumerate(signs)]), np.array([sg < 0 for sg in signs]))
-            for signs in _orthant_signs(model.K)]
+    return not model.linear and model.K <= (MAX_SPLIT_K_RELU if relu else MAX_SPLIT_K)
 
 
 def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows, fn, lin=None, *,
-               reduce: bool = False, budget: int | None = None, splits=None, node_part=None) -> tuple:
+               reduce: bool = False, budget: int | None = None, node_part=None,
+               qmc: int | None = None) -> tuple:
     """(plain, linear) of `cone_expectation` for an integrand over the trunk fields h (and the
-    label cone `cone`): summed over the sign orthants of h with the product rule (K ≤ MAX_SPLIT_K,
-    at least `orthant_nodes` per axis), or one fixed-Sobol' integral of `acc.sobol_points` points.
-    ``budget`` (default `acc.budget`) scales the points of either rule; ``node_part``: see
-    `cone_expectation`."""
-    splits = _orthant_splits(model, acc) if splits is None else splits
-    mn = orthant_nodes(st)
-    if len(splits) > 1:  # the orthants: one reduction, all pieces' nodes through one integrand call
-        kw = dict(rule="qmc", budget=max(acc.sobol_points >> model.K, 1024) * (budget or acc.budget) // acc.budget) \
-            if model.K > MAX_SPLIT_K else dict(budget=budget or acc.budget, spread_nodes=False, min_nodes=mn)
-        H = model.rows_h()
-        base = _with_split(cone, (H, np.zeros(len(H), bool)))
-        m0 = 0 if cone is None else len(cone[0] if isinstance(cone, tuple) else cone)
-        signs = np.array([np.r_[np.ones(m0), sg] for sg in _orthant_signs(model.K)])
-        r = cone_expectation(factor, base, rows, fn, lin, seed=acc.qmc_seed, reduce=reduce,
-                             sign_batch=signs, node_part=node_part, **kw)
+    label cone `cone`): over the sign orthants of h (`_split_orthants`) with the product rule
+    (K ≤ MAX_SPLIT_K, at least `orthant_nodes` per axis) or Sobol' points inside each (relu,
+    K > MAX_SPLIT_K), or one fixed-Sobol' integral of `acc.sobol_points` points over all of h.
+    ``budget`` (default `acc.budget`) scales the points of any rule; ``node_part``: see
+    `cone_expectation`; ``qmc``: that many fixed Sobol' points over the sign orthants instead of
+    their product rules."""
+    budget = budget or acc.budget  # points of every rule scale as budget / acc.budget
+    if not _split_orthants(model, acc):
+        r = cone_expectation(factor, cone, rows, fn, lin, rule="qmc",
+                             budget=acc.sobol_points * budget // acc.budget,
+                             seed=acc.qmc_seed, reduce=reduce, node_part=node_part)
         return r.plain, r.linear
-    plain = linear = 0.0
-    for sp in splits:
-        if sp is None:
-            r = cone_expectation(factor, cone, rows, fn, lin, rule="qmc",
-                                 budget=acc.sobol_points * (budget or acc.budget) // acc.budget,
-                                 seed=acc.qmc_seed, reduce=reduce, node_part=node_part)
-        elif model.K > MAX_SPLIT_K:  # relu, K = 3, 4: Sobol' inside each orthant
-            r = cone_expectation(factor, _with_split(cone, sp), rows, fn, lin, rule="qmc",
-                                 budget=max(acc.sobol_points >> model.K, 1024) * (budget or acc.budget) // acc.budget,
-                                 seed=acc.qmc_seed, reduce=reduce, node_part=node_part)
-        else:
-            r = cone_expectation(factor, _with_split(cone, sp), rows, fn, lin, budget=budget or acc.budget,
-                                 seed=acc.qmc_seed, spread_nodes=False, min_nodes=mn, reduce=reduce,
-                                 node_part=node_part)
-        plain = plain + r.plain
-        linear = None if lin is None else linear + r.linear
-    return plain, linear
+    # the orthants: one reduction, all pieces' nodes through one integrand call
+    if qmc is not None:
+        kw = dict(rule="qmc", budget=qmc >> model.K)
+    elif model.K > MAX_SPLIT_K:  # relu, K = 3, 4: Sobol' inside each orthant
+        kw = dict(rule="qmc", budget=max(acc.sobol_points >> model.K, 1024) * budget // acc.budget)
+    else:
+        kw = dict(budget=budget, spread_nodes=False, min_nodes=orthant_nodes(st))
+    H = model.rows_h()
+    # rows h_k > 0 (strict); sign-flipped, h_k ≤ 0 (non-strict: relu′(0) = 0 puts h = 0 there)
+    base = _with_split(cone, (H, np.zeros(len(H), bool)))
+    m0 = 0 if cone is None else len(cone[0] if isinstance(cone, tuple) else cone)
+    signs = np.array([np.r_[np.ones(m0), sg] for sg in _orthant_signs(model.K)])
+    r = cone_expectation(factor, base, rows, fn, lin, seed=acc.qmc_seed, reduce=reduce,
+                         sign_batch=signs, node_part=node_part, **kw)
+    return r.plain, r.linear
 
 
 def _with_split(cone, split):
@@ -595,12 +590,7 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dic
     (every other node) and added: with a helper process (HELPER, set while an ODE is
     integrated) the second half runs there while this process does the first — the same sums in
     the same order either way, so the numbers do not depend on it."""
-    if HELPER is not None:
-        job = HELPER.submit(_nonlinear_part, model, st, factor, acc, (1, 2))
-        first = _nonlinear_part(model, st, factor, acc, (0, 2))
-        return _add_terms(first, job.result())
-    return _add_terms(_nonlinear_part(model, st, factor, acc, (0, 2)),
-                      _nonlinear_part(model, st, factor, acc, (1, 2)))
+    return _in_two_parts(_nonlinear_part, model, st, factor, acc)
 
 
 def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None) -> dict:
@@ -771,23 +761,14 @@ def _label_label_term(model, st, factor, acc, t, u, activation_name, node_part=N
                 _, dg = g(x[:, :K])
                 ba = dg * (p_a(x) @ V[a]) * w[:, None]
                 return (ba.T @ (dg * V[b][d])).ravel(), None
-            if PAIR_QMC and model.K <= MAX_SPLIT_K and model.K + model.classes[b] - 1 >= 4:
-                # 4 dimensions (K = 2, C_b = 3): fixed Sobol' points in the orthants' Genz
-                # coordinates — measured on two-task K = 2 trunks, this O(η²) term errs by 1e-5 to
-                # 1e-4 at 1/3 to 1/5 of the product rule's time, which errs by 4e-5 to 6e-4
-                H = model.rows_h()
-                cone = argmax_cone(model.rows_nu(b), d)
-                m0 = len(cone[0])
-                base = cone_stack(cone, (H, np.zeros(len(H), bool)))
-                signs = np.array([np.r_[np.ones(m0), sg] for sg in _orthant_signs(model.K)])
-                n = max(PAIR_QMC * acc.sobol_points // Accuracy.sobol_points, 1024)  # scales with the accuracy
-                out += cone_expectation(factor, base, cond, fn, None, rule="qmc", budget=n >> model.K,
-                                        seed=acc.qmc_seed, reduce=True, sign_batch=signs,
-                                        node_part=node_part).plain.reshape(K, K)
-                continue
+            # 4 dimensions (K = 2, C_b = 3): fixed Sobol' points in the orthants' Genz coordinates
+            # — measured on two-task K = 2 trunks, this O(η²) term errs by 1e-5 to 1e-4 at 1/3 to
+            # 1/5 of the product rule's time, which errs by 4e-5 to 6e-4
+            four_dims = PAIR_QMC and model.K <= MAX_SPLIT_K and model.K + model.classes[b] - 1 >= 4
+            qmc = max(PAIR_QMC * acc.sobol_points // Accuracy.sobol_points, 1024) if four_dims else None
             out += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(b), d), cond, fn,
-                              reduce=True, budget=acc.budget // PAIR_DIV,
-                              node_part=node_part)[0].reshape(K, K)
+                              reduce=True, budget=acc.budget // PAIR_DIV, node_part=node_part,
+                              qmc=qmc)[0].reshape(K, K)
         return out if a == t else out.T
     out = np.zeros((K, K))
     for c in range(model.classes[t]):

@@ -4,8 +4,9 @@
 error-controlled Runge–Kutta method (scipy's RK45 with dense output), evaluates the errors at the
 setup's `times`, and finds the early-stopped minima (`best_*`) on the trajectory itself: the
 metrics are scanned on a grid over (0, t_last] and each minimum is refined on the dense output
-with a bounded Brent search.  With 2+ cores the metric evaluations run in a forked second
-process as soon as the integrator has passed their times (same calls, same numbers).
+with a bounded Brent search.  With 2+ cores a forked second process computes half of every
+right-hand side during the integration and half of the metric evaluations after it (the same
+sums in the same order, so the same numbers).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from scipy.optimize import minimize_scalar
 from . import quadrature
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
-from .online import Accuracy, rhs
+from .online import Accuracy
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError"]
 
@@ -76,29 +77,26 @@ class SolveResult:
         return out
 
 
-def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
-    """The right-hand side: the generated module of the setup's structure (engine "ode", the
-    default: SymPy closed forms + quadrature) or the hand-written reference ("reference")."""
-    if engine == "ode":
-        from mtsp.derive.codegen import load_module
-        return load_module(model, setup_name).rhs
-    if engine == "reference":
-        return rhs
-    raise ValueError(f"engine: unknown engine {engine!r} (ode | reference)")
-
-
 def _rhs_module(engine: str, model: TheoryModel, setup_name: str = ""):
+    """The module whose `rhs` is the right-hand side: the generated module of the setup's
+    structure (engine "ode", the default: SymPy closed forms + quadrature) or the hand-written
+    reference `numeric.online` ("reference")."""
     if engine == "ode":
         from mtsp.derive.codegen import load_module
         return load_module(model, setup_name)
-    from . import online
-    return online
+    if engine == "reference":
+        from . import online
+        return online
+    raise ValueError(f"engine: unknown engine {engine!r} (ode | reference)")
+
+
+def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
+    return _rhs_module(engine, model, setup_name).rhs
 
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
-               engine: str = "ode", setup_name: str = "", progress=None, on_step=None, helper=None):
-    """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop, so
-    that `on_step(t_prev, t, dense)` can use each accepted step as soon as it is taken).
+               engine: str = "ode", setup_name: str = "", progress=None, helper=None):
+    """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop).
     ``helper``: an executor that computes half of every right-hand side while this process does
     the other half (`online.nonlinear_terms`, `online.linear_terms`)."""
     y0 = model.pack(model.initial_state())
@@ -108,7 +106,7 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         mod = _rhs_module(engine, model, setup_name)
         mod.HELPER = helper if engine != "ode" else _GeneratedHelper(helper)
         try:
-            return _integrate(model, t_end, acc, rtol, atol, engine, setup_name, progress, on_step)
+            return _integrate(model, t_end, acc, rtol, atol, engine, setup_name, progress)
         finally:
             mod.HELPER = None
 
@@ -127,8 +125,6 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
             raise ConvergenceError("ODE integration produced non-finite order parameters")
         ts.append(solver.t)
         interpolants.append(solver.dense_output())
-        if on_step:
-            on_step(ts[-2], ts[-1], interpolants[-1])
     return OdeSolution(ts, interpolants), nfev[0]
 
 
@@ -149,7 +145,7 @@ def _call_generated(name, model, args):
     return getattr(load_module(model), name)(model, *args)
 
 
-PARALLEL = True  # metrics in a second process while the ODE is integrated (2+ cores, fork)
+PARALLEL = True  # a second process shares the right-hand sides and the metrics (2+ cores, fork)
 
 
 def _use_pool(parallel) -> bool:
@@ -169,9 +165,9 @@ def _metrics_job(model, y, acc, kw):
 
 
 class _Jobs:
-    """Metric evaluations at states of the trajectory: in one forked worker process while the
-    integration goes on (the results are the same calls, so identical to the serial path), or in
-    this process when their results are asked for."""
+    """Jobs for one forked worker process (half of each right-hand side during the integration,
+    metric evaluations after it), or — without a worker — calls made here when their results are
+    asked for; the results are the same either way."""
 
     def __init__(self, parallel: bool):
         self.pool = None
@@ -184,6 +180,11 @@ class _Jobs:
         if self.pool is not None:
             return self.pool.submit(fn, *args)
         return (fn, args)
+
+    @staticmethod
+    def ready(value):
+        """A job whose result is already known."""
+        return (lambda v: v, (value,))
 
     @staticmethod
     def result(job):
@@ -266,8 +267,8 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     nonlinear trunks, whose integrals carry quadrature errors ~1e-4 anyway (measured: gen_error
     within 2e-5 of an rtol = 1e-7 solve on two-task tanh trunks, K = 2 and 4, with 25 % fewer
     right-hand-side evaluations).  ``parallel`` (default: when there are 2+ cores and this is not
-    a daemonic worker) evaluates the metrics in a forked second process during the integration;
-    the numbers are the same either way."""
+    a daemonic worker) shares the right-hand sides and the metric evaluations with a forked
+    second process; the numbers are the same either way."""
     model = theory_model(setup)
     d_rtol, d_atol = default_tolerances(model)
     rtol = d_rtol if rtol is None else rtol
@@ -276,49 +277,29 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     t_end = float(times[-1])
     alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
     grid = _scan_grid(t_end, grid_points, times)
-    # metric evaluations along the trajectory, handed out as soon as the integrator passes them:
-    # at the reported times (full accuracy, and for linear trunks a second scrambling as the
-    # quadrature error), and the coarse early-stopping scan on `grid`
-    wanted = sorted({float(t) for t in times} | {float(t) for t in grid})
-    timeset = {float(t) for t in times}
-    gridset = {float(t) for t in grid}
     jobs = _Jobs(_use_pool(parallel))
-    handed = {}
-    # nonlinear trunks share every right-hand side with the worker (online.nonlinear_terms), so
-    # their metric jobs wait for the end of the integration and are then split between the two
-    # processes; linear trunks hand them to the worker as the integrator passes their times
-    deferred = [] if jobs.pool is not None else None
-
-    def hand(key, *args):
-        if deferred is not None:
-            deferred.append((key, args))
-        else:
-            handed[key] = jobs.submit(_metrics_job, *args)
-
-    def on_step(ta, tb, dense):
-        while wanted and wanted[0] <= tb * (1 + 1e-12):
-            tt = wanted.pop(0)
-            y = dense(tt)
-            if tt in timeset:
-                hand(("full", tt), model, y, acc, {})
-                if model.linear:
-                    hand(("alt", tt), model, y, alt, dict(loss=False, label=False))
-            if tt in gridset:
-                hand(("scan", tt), model, y, COARSE, dict(label=False))
     t0 = _time.perf_counter()
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
         traj, nfev = _integrate(model, t_end, acc, rtol, atol, engine, setup.name,
-                                (lambda f: progress(0.8 * f)) if progress else None, on_step,
-                                helper=jobs.pool)
+                                (lambda f: progress(0.8 * f)) if progress else None, helper=jobs.pool)
         t1 = _time.perf_counter()
         if progress:
             progress(0.8)
-        deferred = deferred or []
-        for key, args in deferred[0::2]:  # half to the worker, the other half here, at once
-            handed[key] = jobs.submit(_metrics_job, *args)
-        for key, args in deferred[1::2]:
-            handed[key] = (lambda v: v, (_metrics_job(*args),))
+        # metric evaluations on the trajectory, in time order: at the reported times (full
+        # accuracy, and for linear trunks a second scrambling as the quadrature error) and the
+        # coarse early-stopping scan on `grid`; half go to the worker, the other half run here
+        pending, reported, scanned = [], {float(t) for t in times}, {float(t) for t in grid}
+        for tt in sorted(reported | scanned):
+            y = traj(tt)
+            if tt in reported:
+                pending.append((("full", tt), (model, y, acc, {})))
+                if model.linear:
+                    pending.append((("alt", tt), (model, y, alt, dict(loss=False, label=False))))
+            if tt in scanned:
+                pending.append((("scan", tt), (model, y, COARSE, dict(label=False))))
+        handed = {key: jobs.submit(_metrics_job, *args) for key, args in pending[0::2]}
+        handed.update({key: _Jobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
         # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
         # states it (zero when every integral used an exact or product rule)
         y_end = traj(t_end)
@@ -344,7 +325,7 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
             coarse = np.array([getattr(m[k], key) for m in scan])
             if int(np.argmin(coarse)) == len(grid) - 1:
                 # still decreasing at t_end, a reported time: its full-accuracy value is known
-                refine[key, k] = (lambda v: v, ((getattr(per_time[-1][k], key), t_end),))
+                refine[key, k] = _Jobs.ready((getattr(per_time[-1][k], key), t_end))
                 continue
             args = (model, traj, grid, coarse, acc, key, k, t_end)
             refine[key, k] = jobs.submit(_refine, *args) if n % 2 == 0 else (_refine, args)

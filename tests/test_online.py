@@ -445,6 +445,27 @@ def test_parallel_metrics_give_the_same_numbers(activation):
     assert a.tasks == b.tasks
 
 
+def _model_example_at_20(student):
+    """MODEL.md's example setup with `student`, solved to t = 20: (model, state, field factor)."""
+    from mtsp.numeric.quadrature import gaussian_factor
+    d = setup_dict([{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}], student,
+                   {"lr": 0.5, "head_lr": 0.5, "weight_decay": 0.0, "times": [20.0]},
+                   {"norm": 1.0, "alignment": 0.9})
+    res = solve(setup_from_dict(d), parallel=False)
+    model, st = res.model, res.state(20.0)
+    return model, st, gaussian_factor(model.field_cov(st))
+
+
+def _term_differences(fast: dict, ref: dict):
+    """(term, key, max |fast − ref|) for every named integral of two term dictionaries."""
+    for k, v in fast.items():
+        items = v.items() if isinstance(v, dict) else enumerate(v)
+        for key, x in items:
+            err = float(np.abs(np.asarray(x) - np.asarray(ref[k][key])).max())
+            print(k, key, f"{err:.1e}")
+            yield k, key, err
+
+
 def test_linear_trunk_terms_well_trained_wide_logits(monkeypatch):
     """Linear trunks late in training (MODEL.md's example setup, K = 4, at t = 20): the clean
     task's labels are nearly determined by the student's logits (residual variance of the label
@@ -456,14 +477,8 @@ def test_linear_trunk_terms_well_trained_wide_logits(monkeypatch):
     against splitting both tasks' cones at 1e6 points: 3e-6), label terms ≤ 5e-8; the route
     before this one erred by 1.7e-4 in the label terms here."""
     import mtsp.numeric.online as online
-    from mtsp.numeric.quadrature import gaussian_factor
-    d = setup_dict([{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}],
-                   {"kind": "shared", "hidden": 4, "activation": "linear", "init_scale": 0.1},
-                   {"lr": 0.5, "head_lr": 0.5, "weight_decay": 0.0, "times": [20.0]},
-                   {"norm": 1.0, "alignment": 0.9})
-    res = solve(setup_from_dict(d), parallel=False)
-    model, st = res.model, res.state(20.0)
-    factor = gaussian_factor(model.field_cov(st))
+    model, st, factor = _model_example_at_20({"kind": "shared", "hidden": 4, "activation": "linear",
+                                              "init_scale": 0.1})
     diffs = [online._diff_rows(model.rows_logits(st, t)) for t in range(2)]
     spread = np.linalg.norm(diffs[1] @ factor, 2)
     steep = online.label_given_h(model, factor, 1, stein=False, cond=diffs[1])
@@ -471,15 +486,8 @@ def test_linear_trunk_terms_well_trained_wide_logits(monkeypatch):
     fast = online.linear_terms(model, st, factor, online.Accuracy())
     monkeypatch.setattr(online, "FAST_LABELS", False)
     ref = online.linear_terms(model, st, factor, online.Accuracy(budget=200_000))
-    worst = 0.0
-    for k, v in fast.items():
-        items = v.items() if isinstance(v, dict) else enumerate(v)
-        for key, x in items:
-            err = float(np.abs(np.asarray(x) - np.asarray(ref[k][key])).max())
-            print(k, key, f"{err:.1e}")
-            worst = max(worst, err)
-            assert err < (5e-7 if k == "Y" else 2e-6), (k, key, err)
-    print("max difference", worst)
+    for k, key, err in _term_differences(fast, ref):
+        assert err < (5e-7 if k == "Y" else 2e-6), (k, key, err)
 
 
 def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
@@ -491,25 +499,15 @@ def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
     label–label term (O(η²), 4-dim: fixed Sobol' points) 1.4e-5 at scale 0.025 (its product rule
     at half the budget, before, 5.7e-4)."""
     import mtsp.numeric.online as online
-    from mtsp.numeric.quadrature import gaussian_factor
-    d = setup_dict([{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}],
-                   {"kind": "shared", "hidden": 2, "activation": "tanh", "init_scale": 0.1},
-                   {"lr": 0.5, "head_lr": 0.5, "weight_decay": 0.0, "times": [20.0]},
-                   {"norm": 1.0, "alignment": 0.9})
-    res = solve(setup_from_dict(d), parallel=False)
-    model, st = res.model, res.state(20.0)
-    factor = gaussian_factor(model.field_cov(st))
+    model, st, factor = _model_example_at_20({"kind": "shared", "hidden": 2, "activation": "tanh",
+                                              "init_scale": 0.1})
     assert online.label_given_h(model, factor, 1, stein=False) is None  # steep: the regime tested
     assert online.label_given_h(model, factor, 1, min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is not None
     fast = online.nonlinear_terms(model, st, factor, online.Accuracy())
     monkeypatch.setattr(online, "FAST_LABELS", False)
     ref = online.nonlinear_terms(model, st, factor, online.Accuracy(budget=60000))
-    for k, v in fast.items():
-        items = v.items() if isinstance(v, dict) else enumerate(v)
-        for key, x in items:
-            err = float(np.abs(np.asarray(x) - np.asarray(ref[k][key])).max())
-            print(k, key, f"{err:.1e}")
-            assert err < 3e-5, (k, key, err)
+    for k, key, err in _term_differences(fast, ref):
+        assert err < 3e-5, (k, key, err)
 
 
 def test_rhs_sobol_spread_only_where_the_sobol_tier_is_used():
