@@ -1,7 +1,7 @@
 """Solve the online-SGD order-parameter ODEs and report MODEL.md's predictions.
 
 `solve_online(setup)` integrates dy/dt = rhs(y) from the exact initial order parameters with an
-error-controlled Runge–Kutta method (scipy's RK45 with dense output), evaluates the errors at the
+error-controlled Runge–Kutta method (Dormand–Prince 5(4) with dense output, `integrators`), evaluates the errors at the
 setup's `times`, and finds the early-stopped minima (`best_*`) on the trajectory itself: the
 metrics are scanned on a grid over (0, t_last] and each minimum is refined on the dense output
 with a bounded Brent search.  With 2+ cores a forked second process computes half of every
@@ -15,10 +15,8 @@ import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.integrate import RK45, OdeSolution
-from scipy.optimize import minimize_scalar
-
 from . import quadrature
+from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
@@ -96,7 +94,7 @@ def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
                engine: str = "ode", setup_name: str = "", progress=None, helper=None):
-    """RK45 with dense output from the initial order parameters to t_end (solve_ivp's loop).
+    """Dormand–Prince 5(4) with dense output from the initial order parameters to t_end.
     ``helper``: an executor that computes half of every right-hand side while this process does
     the other half (`online.nonlinear_terms`, `online.linear_terms`)."""
     y0 = model.pack(model.initial_state())
@@ -115,17 +113,11 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         if progress and nfev[0] % 6 == 0:
             progress(min(t / t_end, 1.0))
         return f_rhs(model, y, acc)
-    solver = RK45(f, 0.0, y0, t_end, rtol=rtol, atol=atol)
-    ts, interpolants = [0.0], []
-    while solver.status == "running":
-        message = solver.step()
-        if solver.status == "failed":
-            raise ConvergenceError(f"ODE integration failed at t = {solver.t:.4g}: {message}")
-        if not np.all(np.isfinite(solver.y)):
-            raise ConvergenceError("ODE integration produced non-finite order parameters")
-        ts.append(solver.t)
-        interpolants.append(solver.dense_output())
-    return OdeSolution(ts, interpolants), nfev[0]
+    try:
+        traj = dormand_prince(f, y0, t_end, rtol, atol)
+    except IntegrationFailed as e:
+        raise ConvergenceError(f"ODE integration failed: {e}") from None
+    return traj, nfev[0]
 
 
 class _GeneratedHelper:
@@ -231,9 +223,8 @@ def _refine(model, traj, grid, coarse, acc, key, task, t_end):
         # the search runs at the scan's budgets with more QMC points (the value at a minimum
         # is insensitive to its location); the minimum found is evaluated at full accuracy
         fs = lambda tt: f(tt, SEARCH)  # noqa: E731
-        r = minimize_scalar(fs if not model.linear else f, bounds=(lo, hi), method="bounded",
-                            options={"xatol": 1e-3 * t_end, "maxiter": 30})
-        cands.append((float(f(r.x)), float(r.x)))
+        x, _ = bounded_minimum(fs if not model.linear else f, lo, hi, xatol=1e-3 * t_end, maxiter=30)
+        cands.append((float(f(x)), float(x)))
     v, t = min(cands)
     return float(v), float(t)
 
