@@ -237,16 +237,21 @@ def _best(model, traj, t_end, acc, key, grid_points, times):
 
 
 def default_tolerances(model: TheoryModel) -> tuple[float, float]:
-    """(rtol, atol) of the ODE integration: tight where the integrals are exact or product rules
-    (linear trunks, glm: measured on a two-task C = 2 trunk, gen_error within 9e-9 of an
-    rtol = 1e-10 solve at rtol 1e-6, against 4e-7 at rtol 1e-5, for 1.3× the right-hand sides;
-    with C = 3, MODEL.md's example (two tasks, K = 2 and 4, t ≤ 20) is within 1.8e-6 of an
-    `--accuracy high` solve at rtol 1e-5 and 1.4e-7 at rtol 1e-6, for 1.45× the right-hand
-    sides — rtol stays 1e-5 there, far below any simulation's error bars) and looser where the
-    integrals carry ~1e-4 quadrature errors (nonlinear trunks)."""
+    """(rtol, atol) of the ODE integration, set by the accuracy of the right-hand side: tight
+    where the integrals are exact or product rules (linear trunks, glm: measured on a two-task
+    C = 2 trunk, gen_error within 9e-9 of an rtol = 1e-10 solve at rtol 1e-6, against 4e-7 at
+    rtol 1e-5, for 1.3× the right-hand sides) and looser where the right-hand side itself carries
+    larger quadrature errors: C = 3 linear trunks (split pieces and label routes that switch with
+    the state, errors ~1e-6) and nonlinear trunks (~1e-4).  Measured against rtol 1e-9 / 1e-7
+    solves with the same quadrature (two tasks C = 3, 3, teacher norm 4, lr 1, t ≤ 20,
+    shared inputs): linear K = 3, 4 at rtol 3e-5 within 2.4e-6 in gen_error and 3.9e-6 in
+    test_loss (at 1e-5: 1.6e-5 — the state-dependent splits, not the step, set that error), and
+    MODEL.md's example within 6e-6; relu K = 2..4, erf K = 3, tanh K = 2, 4 at rtol 3e-4 within
+    3.4e-5 in gen_error (at 1e-4: 1.4e-5) — below the nonlinear errors' own quadrature standard
+    errors (≈ 1e-4, `gen_error_quad_se`), for 15–22 % fewer right-hand sides."""
     if not model.linear:
-        return 1e-4, 1e-6
-    return (1e-6, 1e-8) if max(model.classes) <= 2 else (1e-5, 1e-7)
+        return 3e-4, 3e-6
+    return (1e-6, 1e-8) if max(model.classes) <= 2 else (3e-5, 3e-7)
 
 
 def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None, atol: float | None = None,
@@ -254,10 +259,9 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
                  parallel: bool | None = None) -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields).
 
-    Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 1e-5 / 1e-7 for linear trunks and glm students; 1e-4 / 1e-6 for
+    Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 3e-5 / 3e-7 for linear trunks and glm students; 3e-4 / 3e-6 for
     nonlinear trunks, whose integrals carry quadrature errors ~1e-4 anyway (measured: gen_error
-    within 2e-5 of an rtol = 1e-7 solve on two-task tanh trunks, K = 2 and 4, with 25 % fewer
-    right-hand-side evaluations).  ``parallel`` (default: when there are 2+ cores and this is not
+    within 3.4e-5 of an rtol = 1e-7 solve on two-task relu / erf / tanh trunks, K = 2..4).  ``parallel`` (default: when there are 2+ cores and this is not
     a daemonic worker) shares the right-hand sides and the metric evaluations with a forked
     second process; the numbers are the same either way."""
     model = theory_model(setup)
