@@ -6,9 +6,11 @@
 
 For linear trunks (and glm students) z_t is Gaussian, so each joint argmax event is a cone in
 2(C_t − 1) dimensions: closed form for C_t = 2 (the bivariate orthant 1/4 + asin ρ/2π), Genz
-product rule above.  For nonlinear trunks the student's argmax region is not a cone in h: the
-teacher/label cone is still integrated exactly and the h-integral uses randomised QMC, whose
-standard error is returned (`ErrorEstimate.se`).  z_{t,c} in the loss enters linearly when the
+product rule above.  For nonlinear trunks the student's argmax region is not a cone in h; the
+teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
+along the student's tie curves for K ≤ 2 (`_nonlinear_errors_cut`, a deterministic rule:
+within 1e-10 of itself at 1.5× the nodes, ≤ 1.6e-12 from its mp twin `mp_errors`) or uses
+randomised QMC above, whose standard error is returned (`TaskMetrics.gen_error_se`).  z_{t,c} in the loss enters linearly when the
 trunk is linear (Gaussian conditioning), so the loss needs only (C_t − 1)-dimensional smooth
 integrals.
 """
@@ -21,7 +23,7 @@ import numpy as np
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .online import (Accuracy, label_given_h, _diff_rows, _softmax_expectation, _lse_from_diffs, h_integral, logsumexp)
-from .quadrature import cone_expectation, gaussian_factor
+from .quadrature import _truncated_normal, cone_expectation, gaussian_factor, tanh_sinh01
 
 __all__ = ["task_metrics", "TaskMetrics"]
 
@@ -62,6 +64,100 @@ def _linear_loss(model, st, factor, t, acc):
     return lse - ez
 
 
+CUT_NODES = 32  # tanh–sinh nodes per level of the cut rule for K ≤ 2 (`_nonlinear_errors_cut`)
+
+
+def _g_inverse(name: str, x: np.ndarray) -> np.ndarray:
+    """h with g(h) = x (NaN outside g's open range; relu: x > 0 only)."""
+    from scipy.special import erfinv
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if name == "relu":
+            return np.where(x > 0, x, np.nan)
+        inside = np.abs(x) < 1
+        y = np.where(inside, x, 0.0)
+        h = np.arctanh(y) if name == "tanh" else np.sqrt(2.0) * erfinv(y)
+        return np.where(inside, h, np.nan)
+
+
+def _tie_pairs(C: int):
+    return [(c, d) for c in range(C) for d in range(c + 1, C)]
+
+
+def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, n=CUT_NODES):
+    """1 − gen_error and 1 − label_error of task t for a trunk with K ≤ 2, by cutting the
+    h-domain along the student's tie curves (the double twin of `mp_errors.nonlinear_metrics_mp`,
+    see there): h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
+    and at h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair; ĉ constant on each piece, the teacher's class
+    probabilities given h in closed form, Genz/tanh–sinh nodes on every piece.  Deterministic
+    (an exact tier: no standard error)."""
+    g = activation(model.activation)
+    name = model.activation
+    K = model.K
+    V = st.V[t]
+    Q = st.Q
+    L11 = np.sqrt(Q[0, 0])
+    u, w = tanh_sinh01(n)
+    pairs = _tie_pairs(V.shape[0])
+    outer = [0.0]
+    if K == 2:
+        L21 = Q[1, 0] / L11
+        L22 = np.sqrt(max(Q[1, 1] - L21 ** 2, 0.0))
+        if not L22 > 1e-12 * np.sqrt(Q[1, 1]):
+            return None
+        if name != "relu":
+            for c, d in pairs:
+                dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
+                if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
+                    h1 = float(_g_inverse(name, np.array([abs(dv1 / dv0)]))[0])
+                    outer += [h1 / L11, -h1 / L11]
+    edges = np.unique(np.r_[-np.inf, outer, np.inf])
+    lo = np.repeat(edges[:-1], n)
+    hi = np.repeat(edges[1:], n)
+    x1, m1 = _truncated_normal(lo, hi, np.tile(u, len(edges) - 1))
+    w1 = np.tile(w, len(edges) - 1) * m1
+    h1 = L11 * x1
+
+    def decide(h):
+        return np.argmax(g(h)[0] @ V.T, axis=1)
+
+    if K == 1:
+        h = h1[:, None]
+        c_hat = decide(np.sign(x1)[:, None])
+        pts, wts = h, w1
+    else:
+        g1 = g(h1[:, None])[0][:, 0]
+        cuts = [np.zeros_like(h1)]
+        for c, d in pairs:
+            dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
+            if dv1 != 0:
+                cuts.append(_g_inverse(name, -dv0 * g1 / dv1))
+        cuts = np.sort(np.where(np.isnan(np.array(cuts).T), np.inf, np.array(cuts).T), axis=1)
+        e = np.hstack([np.full((len(h1), 1), -np.inf), cuts, np.full((len(h1), 1), np.inf)])
+        a, b = e[:, :-1], e[:, 1:]                                   # (outer, pieces)
+        both = np.isfinite(a) & np.isfinite(b)
+        rep = np.where(both, 0.5 * (a + b), np.where(np.isfinite(a), a + 1.0, b - 1.0))
+        rep = np.where(np.isinf(a) & np.isinf(b), 0.0, rep)
+        c_hat = decide(np.stack([np.broadcast_to(h1[:, None], rep.shape).ravel(), rep.ravel()], axis=1))
+        mean2 = (L21 * x1)[:, None]
+        lo2 = np.where(np.isinf(a), a, (a - mean2) / L22)
+        hi2 = np.where(np.isinf(b), b, (b - mean2) / L22)
+        P = a.shape[1]
+        lo2 = np.repeat(lo2.ravel(), n)
+        hi2 = np.repeat(hi2.ravel(), n)
+        empty = ~(hi2 > lo2)
+        x2, m2 = _truncated_normal(np.where(empty, 0.0, lo2), np.where(empty, 1.0, hi2), np.tile(u, len(h1) * P))
+        m2 = np.where(empty, 0.0, m2)
+        wts = np.repeat(w1, P * n) * np.tile(w, len(h1) * P) * m2
+        h1r = np.repeat(h1, P * n)
+        pts = np.stack([h1r, np.repeat(mean2[:, 0], P * n) + L22 * x2], axis=1)
+        c_hat = np.repeat(c_hat, n)
+        keep = wts > 0
+        pts, wts, c_hat = pts[keep], wts[keep], c_hat[keep]
+    hit_gen = wts @ np.take_along_axis(p_gen(pts), c_hat[:, None], axis=1)[:, 0]
+    hit_lab = None if p_lab is None else wts @ np.take_along_axis(p_lab(pts), c_hat[:, None], axis=1)[:, 0]
+    return hit_gen, hit_lab
+
+
 def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     g = activation(model.activation)
     V = st.V[t]
@@ -72,6 +168,10 @@ def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     # of class probabilities across the student's decision boundaries.
     p_gen = label_given_h(model, factor, t, "lambda", min_residual=1e-9, stein=False)
     p_lab = label_given_h(model, factor, t, "nu", min_residual=1e-9, stein=False) if label else None
+    if p_gen is not None and (p_lab is not None or not label) and model.K <= 2 and acc.cut_errors:
+        hits = _nonlinear_errors_cut(model, st, t, p_gen, p_lab if label else None)
+        if hits is not None:
+            return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label):
         def hit(h):
             c = np.argmax(g(h)[0] @ V.T, axis=1)[:, None]

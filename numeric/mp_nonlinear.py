@@ -18,8 +18,9 @@ with K = 3).  The label–label term is where the mp rules are weakest: 3 dimens
 C = 3, or K = 2 with C = 2) at the default 20 nodes per axis err by ~1e-8 absolute, and 4
 dimensions (K = 2 with C = 3) at 12 nodes by ~5e-5 absolute (1e-3 relative; the double path
 agrees with its own product rule at 10× the points and with the label cones to 4e-7 there) —
-pass more `nodes` to certify it.  The errors of nonlinear trunks are not smooth integrals (the student's argmax
-region is not a cone in h), so there is no mp solve of nonlinear trunks.
+pass more `nodes` to certify it.  The errors of nonlinear trunks (the student's argmax region
+is not a cone in h) are in `mp_errors` (K ≤ 2), so `solve --precision mp` covers nonlinear
+trunks with K ≤ 2 (and K + C − 1 ≤ 4 for two tasks on shared inputs).
 """
 from __future__ import annotations
 

@@ -426,7 +426,13 @@ def unpack_mp(model: TheoryModel, y: list, V0=None) -> MpState:
 
 
 def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True):
-    """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities)."""
+    """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities;
+    nonlinear trunks with K ≤ 2: `mp_errors.nonlinear_metrics_mp`, the h-domain cut along the
+    student's tie curves, at its own ERROR_NODES per level)."""
+    if not model.linear:
+        from .mp_errors import nonlinear_metrics_mp
+        C = field_cov_mp(model, st)
+        return [nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss) for t in range(model.n_tasks)]
     _check(model)
     F = mp_factor(field_cov_mp(model, st))
     out = []

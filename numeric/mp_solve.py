@@ -8,9 +8,15 @@ requested times; metrics (gen_error, label_error: cone probabilities; test_loss)
 mp at the requested times and at every accepted step, and the early-stopped minima (`best_*`)
 are the minima over those points (no Brent refinement, unlike the double path).
 
+Scope: linear trunks and glm students with C_t ≤ 3; nonlinear trunks (relu, erf, tanh) with
+K ≤ 2 and C_t ≤ 3 (`mp_nonlinear` for the right-hand side, `mp_errors` for the errors: the
+h-domain cut along the student's tie curves).
+
 Cost: a two-task C = 2, K = 2 linear trunk takes ≈ 0.5 s per right-hand side at 24 nodes per
 dimension (the default here), 11 right-hand sides per step.  C = 3 has 4-dimensional integrals
-(≈ 10 s per right-hand side at 12 nodes): feasible but slow.
+(≈ 10 s per right-hand side at 12 nodes): feasible but slow.  Nonlinear trunks: a two-task
+tanh K = 1, C = 2 trunk to t = 0.2 takes ≈ 9 s (16 nodes); erf K = 2 ≈ 165 s (12 nodes: the
+3-dim label–label term of shared inputs dominates).
 """
 from __future__ import annotations
 
@@ -73,6 +79,11 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
     """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp")."""
     from .solve import SolveResult
     model = theory_model(setup)
+    if not model.linear:
+        from .mp_errors import check_errors_mp
+        from .mp_nonlinear import check_nonlinear_mp
+        check_nonlinear_mp(model)
+        check_errors_mp(model)
     times = list(setup.training.times if times is None else times)
     t0 = _time.perf_counter()
     with mpmath.workdps(dps):

@@ -58,6 +58,8 @@ class Accuracy:
     sobol_points: int = 2 ** 14  # integrals over h of trunks wider than MAX_SPLIT_K (fixed Sobol')
     relu_split: bool = True     # relu trunks with K > MAX_SPLIT_K: Sobol' inside each sign orthant
     #                             (False: across the kinks — the early-stopping scans only)
+    cut_errors: bool = True     # nonlinear trunks with K ≤ 2: errors by the cut rule (exact tier)
+    #                             instead of randomised QMC
 
 
 @dataclass

@@ -372,7 +372,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
-    (`mp_solve.solve_online_mp`: linear trunks / glm, C ≤ 3; slow).  ``accuracy="high"``: the
+    (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 2; C ≤ 3; slow).  ``accuracy="high"``: the
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).
 
