@@ -1,7 +1,7 @@
-"""Double vs mp: gen_error of a two-task shared linear trunk (C = 2, K = 2), the issue's ≤ 1e-7 bar.
+"""Double vs mp: gen_error of a two-task shared linear trunk (K = 2, C = 2 or 3), the issue's ≤ 1e-7 bar.
 
 Solves the same setup with the double path (default accuracy and `accuracy="high"`) and with the
-mp back-end (`precision="mp"`, dps 30, RK4 step doubling), and prints the largest gen_error
+mp back-end (`precision="mp"`, dps 30, mp Dormand–Prince), and prints the largest gen_error
 difference of each double solve against mp, with the wall times.
 Run: PYTHONPATH=. python benchmarks/mp_solve.py [--classes 2] [--t 1.0]
 """

@@ -6,7 +6,9 @@
 
 For linear trunks (and glm students) z_t is Gaussian, so each joint argmax event is a cone in
 2(C_t − 1) dimensions: closed form for C_t = 2 (the bivariate orthant 1/4 + asin ρ/2π), Genz
-product rule above.  For nonlinear trunks the student's argmax region is not a cone in h; the
+product rule above, with the student's argmax cone split into halves where it opens wider than
+90° (`quadrature.wide_sector_halves`: on a two-task C = 3 trunk the unsplit rule stalled at
+3e-8 from the mp value at any budget; split, 1e-11).  For nonlinear trunks the student's argmax region is not a cone in h; the
 teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
 along the student's tie curves for K ≤ 2 (`_nonlinear_errors_cut`, a deterministic rule:
 within 1e-10 of itself at 1.5× the nodes, ≤ 1.6e-12 from its mp twin `mp_errors`) or uses
@@ -43,11 +45,12 @@ def _linear_errors(model, st, factor, t, acc, label=True):
     for c in range(model.classes[t]):
         zc = argmax_cone(z, c)
         gen += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_lambda(t), c)),
-                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget, seed=acc.qmc_seed).plain[0]
+                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget, seed=acc.qmc_seed,
+                                split_wide=True).plain[0]
         if label:
             lab += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_nu(t), c)),
                                     np.zeros((0, model.n_fields)), None,
-                                    budget=acc.metric_budget, seed=acc.qmc_seed).plain[0]
+                                    budget=acc.metric_budget, seed=acc.qmc_seed, split_wide=True).plain[0]
     return 1.0 - gen, (1.0 - lab) if label else float("nan"), 0.0, 0.0
 
 

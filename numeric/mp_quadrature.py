@@ -97,15 +97,35 @@ def bivariate_ncdf(a, b, rho):
         c = mpmath.sqrt(1 - rho * rho)
         f = lambda x: mpmath.npdf(x) * ncdf((b - rho * x) / c)  # noqa: E731
         return mpmath.quad(f, [-mpmath.inf, a] if a <= 0 else [-mpmath.inf, 0, a])
-    n = 20 if r <= mpmath.mpf("0.6") else 40 if r <= mpmath.mpf("0.95") else 80
-    X, W = _gl(n, mp.dps)
-    half = mpmath.asin(rho) / 2
     s, p = a * a + b * b, 2 * a * b
     tot = mpmath.mpf(0)
-    for x, w in zip(X, W):
-        st = mpmath.sin(half * (x + 1))
-        tot += w * mpmath.exp(-(s - p * st) / (2 * (1 - st * st)))
-    return ncdf(a) * ncdf(b) + half * tot / (2 * mpmath.pi)
+    for st, c, w in _sheppard_nodes_mp(rho, mp.dps):
+        tot += w * mpmath.exp((p * st - s) * c)
+    return ncdf(a) * ncdf(b) + tot
+
+
+_SHEPPARD_CACHE: dict = {}
+
+
+def _sheppard_nodes_mp(rho, dps: int):
+    """The nodes of `bivariate_ncdf` for one ρ: (sin θ_k, 1/(2cos²θ_k), w_k·asin(ρ)/4π) — one
+    correlation serves every point of an integral (the conditional label covariance is fixed),
+    so the sines are computed once per ρ rather than at every call."""
+    key = (rho, dps)
+    out = _SHEPPARD_CACHE.get(key)
+    if out is None:
+        r = abs(rho)
+        n = 20 if r <= mpmath.mpf("0.6") else 40 if r <= mpmath.mpf("0.95") else 80
+        X, W = _gl(n, dps)
+        half = mpmath.asin(rho) / 2
+        out = []
+        for x, w in zip(X, W):
+            st = mpmath.sin(half * (x + 1))
+            out.append((st, 1 / (2 * (1 - st * st)), w * half / (2 * mpmath.pi)))
+        if len(_SHEPPARD_CACHE) > 4096:
+            _SHEPPARD_CACHE.clear()
+        _SHEPPARD_CACHE[key] = out
+    return out
 
 
 def ndtri_mp(q):
@@ -299,14 +319,37 @@ def _rows(x, n_fields):
     return [list(row) for row in r]
 
 
+def _wide_sector_halves(Ar, A, nonstrict, tol):
+    """A cone whose first two rows {a₁f > 0, a₂f > 0} open wider than 90° (unit normals at an
+    acute angle — an argmax cone of three classes, typically) as its two halves on either side
+    of the bisecting hyperplane: {â₂ > 0, m > 0, rest} and {â₁ > 0, −m > 0, rest} with
+    m = â₁ − â₂ (â = a/‖aF‖; on m > 0, â₂ > 0 implies â₁ > 0), each narrower than 90°.  A sector near 180°
+    puts a steep layer at the Genz rule's end (the inner bound's slope diverges): measured on a
+    165° student cone, the 2-dim rule erred by 3.8e-4 / 2e-7 / 5e-8 at 16 / 24 / 32 nodes, its
+    halves by 3.9e-10 / 1.5e-12 / 4e-17.
+    None when the cone is not such a sector (rank < 2, or already ≤ 90°)."""
+    n1, n2 = mpmath.sqrt(_dot(A[0], A[0])), mpmath.sqrt(_dot(A[1], A[1]))
+    if n1 == 0 or n2 == 0:
+        return None
+    cos = _dot(A[0], A[1]) / (n1 * n2)
+    if not (0 < cos < 1 - 1000 * tol):
+        return None
+    m = [x / n1 - y / n2 for x, y in zip(Ar[0], Ar[1])]
+    ns = list(nonstrict) if nonstrict is not None else [False] * len(Ar)
+    rest, ns_rest = Ar[2:], ns[2:]
+    return ([Ar[1], m] + rest, [ns[1], False] + ns_rest), ([Ar[0], [-x for x in m]] + rest, [ns[0], True] + ns_rest)
+
+
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
-                        skip_last_cone: bool = False, closed: bool = True) -> MpConeResult:
+                        skip_last_cone: bool = False, closed: bool = True,
+                        split_wide: bool = True) -> MpConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp (see the module docstring).
 
     ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
     (numpy arrays or nested lists; floats convert exactly).  ``nodes``: points per integrated
     dimension (default `DEFAULT_NODES` by dimension), or a dict {dim: n}.  ``fn=None``: a pure
-    cone probability (closed form for ≤ 3 nonsingular rows when ``closed``)."""
+    cone probability (closed form for ≤ 3 nonsingular rows when ``closed``).  ``split_wide``:
+    a two-row cone wider than 90° is integrated as its two halves (`_wide_sector_halves`)."""
     F = factor if (factor and isinstance(factor[0], list)) else to_mp(factor)
     n_fields = len(F)
     d = len(F[0]) if F else 0
@@ -319,6 +362,15 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     A = _matmul(Ar, F) if Ar else []
     P = _matmul(Pr, F) if Pr else []
     tol = rank_tol()
+    if fn is not None and len(A) >= 2 and split_wide:
+        halves = _wide_sector_halves(Ar, A, nonstrict, tol)
+        if halves is not None:
+            rs = [cone_expectation_mp(F, h, Pr, fn, Lr, nodes=nodes, skip_last_cone=skip_last_cone,
+                                      closed=closed, split_wide=False) for h in halves]
+            plain = [a + b for a, b in zip(rs[0].plain, rs[1].plain)]
+            lin = None if rs[0].linear is None else \
+                [[a + b for a, b in zip(x, y)] for x, y in zip(rs[0].linear, rs[1].linear)]
+            return MpConeResult(plain, lin, rs[0].points + rs[1].points, rs[0].dims, rs[0].tier)
     if nonstrict is not None and A:
         # a non-strict row of zero variance holds surely: drop it (a strict one fails surely)
         top = max([abs(x) for r in A for x in r] + [mpmath.mpf(10) ** -300])

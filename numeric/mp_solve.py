@@ -1,9 +1,8 @@
 """The whole online ODE at arbitrary precision: `solve_online_mp(setup, dps=30)`.
 
-Classical RK4 with step-doubling error control (one step h against two steps h/2; the local
-error estimate is their difference / 15, the accepted value the Richardson-extrapolated
-two-half-step result, 5th order), every right-hand side from `mp_online.rhs_state_mp` (mp
-integrals, closed forms and assembly printed by MpmathPrinter).  Steps land exactly on the
+The Dormand–Prince 5(4) pair in mp arithmetic with its embedded error estimate (6 right-hand
+sides per step; it replaced RK4 with step doubling, 11 per step), every right-hand side from
+`mp_online.rhs_state_mp` (mp integrals, closed forms and assembly printed by MpmathPrinter).  Steps land exactly on the
 requested times; metrics (gen_error, label_error: cone probabilities; test_loss) are evaluated in
 mp at the requested times and at every accepted step, and the early-stopped minima (`best_*`)
 are the minima over those points (no Brent refinement, unlike the double path).
@@ -12,11 +11,11 @@ Scope: linear trunks and glm students with C_t ≤ 3; nonlinear trunks (relu, er
 K ≤ 2 and C_t ≤ 3 (`mp_nonlinear` for the right-hand side, `mp_errors` for the errors: the
 h-domain cut along the student's tie curves).
 
-Cost: a two-task C = 2, K = 2 linear trunk takes ≈ 0.5 s per right-hand side at 24 nodes per
-dimension (the default here), 11 right-hand sides per step.  C = 3 has 4-dimensional integrals
-(≈ 10 s per right-hand side at 12 nodes): feasible but slow.  Nonlinear trunks: a two-task
-tanh K = 1, C = 2 trunk to t = 0.2 takes ≈ 9 s (16 nodes); erf K = 2 ≈ 165 s (12 nodes: the
-3-dim label–label term of shared inputs dominates).
+Cost (two tasks on shared inputs, t ≤ 0.2, dps 20, 16 nodes, 19 right-hand sides): linear
+C = 3, K = 1: 25 s; K = 2: 52 s (the 4-dim pair term dominates); tanh K = 1, C = 2: ≈ 8 s.
+A C = 2, K = 2 linear trunk takes ≈ 0.5 s per right-hand side at 24 nodes per dimension (the
+default here).  erf K = 2 took 165 s with the RK4 integrator this replaced (12 nodes: the 3-dim
+label–label term of shared inputs dominates).
 """
 from __future__ import annotations
 
@@ -28,26 +27,39 @@ import numpy as np
 from .model import theory_model
 from .mp_online import MpState, mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
 
-__all__ = ["solve_online_mp", "rk4_step_doubling"]
+__all__ = ["solve_online_mp", "dormand_prince_mp"]
 
 SOLVE_NODES = 24
+METRIC_NODES = 24
 
 
-def rk4_step_doubling(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, on_step=None):
-    """Integrate y' = f(y) (lists of mpf) from 0 to t_end; returns {t: y} at `times` and the step
-    count.  Error per step: max_i |y2 − y1|_i / 15 / (atol + rtol |y_i|) ≤ 1."""
-    def add(y, k, a):
-        return [yi + a * ki for yi, ki in zip(y, k)]
+_DP_C = [(0, 1), (1, 5), (3, 10), (4, 5), (8, 9), (1, 1)]
+_DP_A = [[], [(1, 5)], [(3, 40), (9, 40)], [(44, 45), (-56, 15), (32, 9)],
+         [(19372, 6561), (-25360, 2187), (64448, 6561), (-212, 729)],
+         [(9017, 3168), (-355, 33), (46732, 5247), (49, 176), (-5103, 18656)]]
+_DP_B = [(35, 384), (0, 1), (500, 1113), (125, 192), (-2187, 6784), (11, 84)]
+_DP_E = [(-71, 57600), (0, 1), (71, 16695), (-71, 1920), (17253, 339200), (-22, 525), (1, 40)]
 
-    def rk4(y, h):
-        k1 = f(y)
-        k2 = f(add(y, k1, h / 2))
-        k3 = f(add(y, k2, h / 2))
-        k4 = f(add(y, k3, h))
-        return [yi + h / 6 * (a + 2 * b + 2 * c + d) for yi, a, b, c, d in zip(y, k1, k2, k3, k4)]
+
+def _q(pairs):
+    return [mpmath.mpf(a) / b for a, b in pairs]
+
+
+def dormand_prince_mp(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, on_step=None):
+    """Integrate y' = f(y) (lists of mpf) from 0 to t_end with the Dormand–Prince 5(4) pair in mp
+    arithmetic (the tableau's rationals at the working precision; FSAL: 6 right-hand sides per
+    step, against 11 for RK4 with step doubling at the same order); returns {t: y} at `times`,
+    the accepted and the rejected step counts.  Error per step: max_i |h Σ_j e_j k_j,i| /
+    (atol + rtol max(|y_i|, |y_new,i|)) ≤ 1; steps land exactly on the requested times."""
+    C, B, E = _q(_DP_C), _q(_DP_B), _q(_DP_E)
+    A = [_q(row) for row in _DP_A]
+
+    def comb(y, ks, coefs, h):
+        return [yi + h * mpmath.fsum(c * k[i] for c, k in zip(coefs, ks) if c) for i, yi in enumerate(y)]
 
     t = mpmath.mpf(0)
     y = list(y0)
+    k0 = f(y)
     h = mpmath.mpf(h0)
     marks = sorted(set(float(x) for x in times))
     out = {}
@@ -56,18 +68,23 @@ def rk4_step_doubling(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, o
         tm = mpmath.mpf(mark)
         while t < tm:
             hh = min(h, tm - t)
-            y1 = rk4(y, hh)
-            y2 = rk4(rk4(y, hh / 2), hh / 2)
-            err = max(abs(a - b) / 15 / (atol + rtol * abs(b)) for a, b in zip(y1, y2))
+            ks = [k0]
+            for s in range(1, 6):
+                ks.append(f(comb(y, ks, A[s], hh)))
+            y_new = comb(y, ks, B, hh)
+            k_new = f(y_new)
+            ks.append(k_new)
+            err = max(abs(hh * mpmath.fsum(e * k[i] for e, k in zip(E, ks) if e))
+                      / (atol + rtol * max(abs(y[i]), abs(y_new[i]))) for i in range(len(y)))
             if err <= 1:
-                y = [b + (b - a) / 15 for a, b in zip(y1, y2)]
                 t = tm if hh == tm - t else t + hh
+                y, k0 = y_new, k_new
                 steps += 1
                 if on_step:
                     on_step(t, y)
             else:
                 rejected += 1
-            fac = 2 if err == 0 else min(2, max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * err ** (-mpmath.mpf(1) / 5)))
+            fac = 5 if err == 0 else min(5, max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * err ** (-mpmath.mpf(1) / 5)))
             if hh == h or err > 1:
                 h = hh * fac
         out[mark] = y
@@ -75,8 +92,13 @@ def rk4_step_doubling(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, o
 
 
 def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
-                    times=None, progress=None):
-    """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp")."""
+                    times=None, progress=None, metric_nodes=None):
+    """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp").
+    ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
+    max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
+    time, so their quadrature error is not damped by anything (C = 3 linear trunk: the
+    errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24)."""
+    mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
     from .solve import SolveResult
     model = theory_model(setup)
     if not model.linear:
@@ -100,11 +122,11 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         track = []  # (t, metrics) at every accepted step
 
         def on_step(t, y):
-            track.append((float(t), task_metrics_mp(model, unpack_mp(model, y), nodes, label=False)))
+            track.append((float(t), task_metrics_mp(model, unpack_mp(model, y), mnodes, label=False)))
             if progress:
                 progress(min(float(t) / times[-1], 1.0))
-        at, steps, rejected = rk4_step_doubling(f, y0, times[-1], times, atol=atol, rtol=rtol, on_step=on_step)
-        per_time = [task_metrics_mp(model, unpack_mp(model, at[float(t)]), nodes) for t in times]
+        at, steps, rejected = dormand_prince_mp(f, y0, times[-1], times, atol=atol, rtol=rtol, on_step=on_step)
+        per_time = [task_metrics_mp(model, unpack_mp(model, at[float(t)]), mnodes) for t in times]
         tasks = {}
         for k, name in enumerate(model.names):
             ge = [float(m[k][0]) for m in per_time]
