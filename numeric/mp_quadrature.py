@@ -323,7 +323,10 @@ def _wide_sector_halves(Ar, A, nonstrict, tol):
     """A cone whose first two rows {a₁f > 0, a₂f > 0} open wider than 90° (unit normals at an
     acute angle — an argmax cone of three classes, typically) as its two halves on either side
     of the bisecting hyperplane: {â₂ > 0, m > 0, rest} and {â₁ > 0, −m > 0, rest} with
-    m = â₁ − â₂ (â = a/‖aF‖; on m > 0, â₂ > 0 implies â₁ > 0), each narrower than 90°.  A sector near 180°
+    m = â₁ − â₂ (â = a/‖aF‖; on m > 0, â₂ > 0 implies â₁ > 0), each narrower than 90°.
+    `cone_expectation_mp` applies it to two-row cones only: with more rows (the label–label
+    cones of nonlinear trunks) it doubled the cost for no measured gain (3 dims at 20 nodes:
+    6.0e-7 against 7.2e-7 relative).  A sector near 180°
     puts a steep layer at the Genz rule's end (the inner bound's slope diverges): measured on a
     165° student cone, the 2-dim rule erred by 3.8e-4 / 2e-7 / 5e-8 at 16 / 24 / 32 nodes, its
     halves by 3.9e-10 / 1.5e-12 / 4e-17.
@@ -362,7 +365,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     A = _matmul(Ar, F) if Ar else []
     P = _matmul(Pr, F) if Pr else []
     tol = rank_tol()
-    if fn is not None and len(A) >= 2 and split_wide:
+    if fn is not None and len(A) == 2 and split_wide:
         halves = _wide_sector_halves(Ar, A, nonstrict, tol)
         if halves is not None:
             rs = [cone_expectation_mp(F, h, Pr, fn, Lr, nodes=nodes, skip_last_cone=skip_last_cone,
