@@ -98,6 +98,8 @@ def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, n=CUT_NODES):
     K = model.K
     V = st.V[t]
     Q = st.Q
+    if not Q[0, 0] > 1e-300:   # h₁ ≡ 0 (σ₀ = 0 at t = 0): ties, not halves — the general rule
+        return None
     L11 = np.sqrt(Q[0, 0])
     u, w = tanh_sinh01(n)
     pairs = _tie_pairs(V.shape[0])

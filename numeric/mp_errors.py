@@ -126,6 +126,9 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
                                           "decided by h (a conditional label variance is zero here)")
     Qm = mpmath.matrix([[sum(a * C[i][j] * b for i, a in enumerate(r1) for j, b in enumerate(r2) if a and b)
                          for r2 in H] for r1 in H])
+    if not Qm[0, 0] > 0:
+        raise NotImplementedError("the mp errors of nonlinear trunks need h₁ with nonzero variance "
+                                  "(Q₁₁ = 0: the student's output is a tie, not a cut domain)")
     L11 = mpmath.sqrt(Qm[0, 0])
     if K == 2:
         L21 = Qm[1, 0] / L11

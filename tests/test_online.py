@@ -551,3 +551,20 @@ def test_pair_softmax_term_of_wide_three_class_tasks():
     err = np.abs(got - ref.plain).max()
     print("pair term error", err, "reference SE", ref.plain_se.max())
     assert err < 5e-5 + 4 * ref.plain_se.max()
+
+
+@pytest.mark.parametrize("K", [1, 2])
+def test_nonlinear_errors_of_a_silent_trunk(K):
+    """σ₀ = 0: h ≡ 0 at t = 0, every logit is 0 and the student predicts class 0 (ties → first
+    index), so gen_error = 1 − P(argmax λ = 0) — the cut rule must not split a point mass."""
+    from mtsp.numeric.quadrature import cone_expectation, gaussian_factor
+    from mtsp.numeric.model import argmax_cone
+    su = setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.5}],
+                          "student": {"kind": "shared", "hidden": K, "activation": "tanh", "init_scale": 0.0},
+                          "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
+    m = theory_model(su)
+    st = m.initial_state()
+    got = task_metrics(m, st)[0].gen_error
+    F = gaussian_factor(m.field_cov(st))
+    p0 = cone_expectation(F, argmax_cone(m.rows_lambda(0), 0), np.zeros((0, m.n_fields)), None).plain[0]
+    assert abs(got - (1 - p0)) < 1e-9
