@@ -3,8 +3,10 @@
 Solves the setup in double precision (generated module, engine "ode"), takes `states` states of
 the trajectory (evenly spaced in (0, t_last]), and evaluates the right-hand side at each with
 both back-ends: the NumPy module (its `integrals` and `_assemble`) and the mpmath back-end
-(`mp_online`, at `dps` digits).  For every term — dQ, dR, each dV_t, the test losses and every
-reduced integral by its derivation name — it reports the largest relative difference over the
+(`mp_online`, at `dps` digits).  For every term — dQ, dR, each dV_t, the test losses, every
+reduced integral by its derivation name, and (``errors``, where the mp path has them: linear
+trunks and glm with C ≤ 3, nonlinear trunks with K ≤ 2) each task's gen_error and label_error
+— it reports the largest relative difference over the
 states, relative to the largest magnitude of that term (so tiny entries do not inflate it).
 
 The mp values carry their own quadrature error (`mp_quadrature`'s docstring); `mp_nodes` sets
@@ -18,7 +20,8 @@ import mpmath
 import numpy as np
 
 from .model import theory_model
-from .mp_online import mp_state, rhs_state_mp
+from .metrics import task_metrics
+from .mp_online import mp_state, rhs_state_mp, task_metrics_mp
 from .online import Accuracy
 
 __all__ = ["check", "format_report"]
@@ -39,7 +42,7 @@ def _rel(a, b):
 
 
 def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_nodes=None,
-          times=None) -> dict:
+          times=None, errors: bool = True) -> dict:
     """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}."""
     from mtsp.derive.codegen import load_module
     from .solve import solve_online
@@ -63,6 +66,16 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
             for name in sorted(terms_m):
                 if name in terms_d:
                     diffs[name] = _rel(terms_d[name], terms_m[name])
+            if errors:
+                try:
+                    em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False)
+                except NotImplementedError:  # errors outside the mp path's reach (K ≥ 3 trunks, C > 3)
+                    em = None
+                if em is not None:
+                    ed = task_metrics(model, st, acc, loss=False)
+                    for k, (a, b) in enumerate(zip(ed, em)):
+                        diffs[f"gen_error{k}"] = _rel(a.gen_error, b[0])
+                        diffs[f"label_error{k}"] = _rel(a.label_error, b[1])
         for k, v in diffs.items():
             worst[k] = max(worst.get(k, 0.0), v)
     return {"setup": setup.name, "dps": dps, "times": list(times), "terms": worst,
