@@ -14,8 +14,8 @@ h-domain cut along the student's tie curves).
 Cost (two tasks on shared inputs, t ≤ 0.2, dps 20, 16 nodes, 19 right-hand sides): linear
 C = 3, K = 1: 25 s; K = 2: 52 s (the 4-dim pair term dominates); tanh K = 1, C = 2: ≈ 8 s.
 A C = 2, K = 2 linear trunk takes ≈ 0.5 s per right-hand side at 24 nodes per dimension (the
-default here).  erf K = 2 took 165 s with the RK4 integrator this replaced (12 nodes: the 3-dim
-label–label term of shared inputs dominates).
+default here).  erf K = 2, C = 2 at 20 nodes: 405 s (within 2.2e-11 of the double solve; the
+3-dim label–label term of shared inputs dominates the cost).
 """
 from __future__ import annotations
 

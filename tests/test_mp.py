@@ -403,9 +403,9 @@ def test_mp_nonlinear_errors_converge_in_nodes():
 
 def test_mp_solve_nonlinear_shared_trunk_against_default_double():
     """`solve --precision mp` of a two-task shared tanh trunk (K = 1, C = 2, t ≤ 0.2, dps 20,
-    16 mp nodes): gen_error within 1e-7 of the default double solve.  Measured: 1.2e-8 in
-    gen_error, 1.2e-9 in test_loss (≈ 9 s); erf K = 2 (benchmark-sized, 165 s): 8.6e-7 at 12 mp
-    nodes."""
+    16 mp nodes): gen_error within 1e-7 of the default double solve.  Measured: 1.0e-8 in
+    gen_error, 7.4e-10 in test_loss (≈ 8 s); erf K = 2 (benchmark-sized, 405 s): 2.2e-11 at
+    20 mp nodes (8.6e-7 at 12, the mp side's error)."""
     from mtsp.numeric.mp_solve import solve_online_mp
     from mtsp.numeric.solve import solve
     from mtsp.setup import setup_from_dict
