@@ -19,7 +19,10 @@ triangular) the domain is cut exactly along those curves:
   at g(h₂) = −ΔV₀ g(h₁)/ΔV₁ for each class pair, i.e. h₂ = g⁻¹(·) (atanh for tanh, √2·erfinv
   for erf, the value itself for relu when positive), plus h₂ = 0 (where relu and the signs of g
   change).  Between consecutive cuts ĉ is constant (read off at an interior point) and the
-  integrand is smooth.
+  integrand is smooth — but steep, for a strong teacher, across the lines h₂ = κh₁ where two
+  classes of E[λ_t | h] or E[ν_t | h] tie: those are cuts too, and where such a line crosses a
+  student tie curve away from 0 the outer integrand has a kink, so η₁ is cut there as well
+  (the crossing found in double, refined by bisection in mp).
 
 Each piece is integrated by the Genz transform of the kernel (`mp_quadrature`: η_k a truncated
 normal on its interval, tanh–sinh nodes on [0, 1]), so every integrand the rule sees is
@@ -28,10 +31,12 @@ analytic between its cuts: 0, and for tanh / erf the points |ΔV₀ g(h₁)/ΔV�
 curve enters from h₂ = ±∞ — there the inner integral changes by a Gaussian tail beyond
 h₂ ≈ −½ log(1 − |x|), which vanishes with all its derivatives but so slowly (≈ e^{−(log δ)²/8})
 that a rule across it converges like a low-order one (measured: 1e-5 between 24 and 32 nodes
-without that cut); at an interval's end the tanh–sinh rule absorbs it.
+without that cut); at an interval's end the tanh–sinh rule absorbs it.  Measured on the worst
+of 240 random states (a strong tanh teacher): 1.4e-5 / 3e-9 / 1e-12 at 32 / 48 / 64 nodes with
+the teacher cuts.
 
-Cost: (outer cuts + 1) n outer nodes × (cuts + 1) n₂ inner nodes, each one closed-form label probability
-(mp Φ or Φ₂); n = 32 per level by default.  K ≥ 3 (cut surfaces in 3 dimensions) is not
+Cost: (outer cuts + 1) n outer nodes × (cuts + 1) n inner nodes, each one closed-form label
+probability (mp Φ or Φ₂); n = 64 per level by default (ERROR_NODES), ≈ 6 s per task for K = 2.  K ≥ 3 (cut surfaces in 3 dimensions) is not
 covered: `check_errors_mp` says so.
 """
 from __future__ import annotations
@@ -40,12 +45,12 @@ import mpmath
 import numpy as np
 
 from .model import TheoryModel
-from .mp_nonlinear import _cone_given, _labels_given, _softmax, _vec
+from .mp_nonlinear import _Conditional, _cone_given, _labels_given, _softmax, _vec
 from .mp_quadrature import _truncated_normal, tanh_sinh01_mp
 
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
 
-ERROR_NODES = 32  # tanh–sinh nodes per level of the nested rule
+ERROR_NODES = 64  # tanh–sinh nodes per level of the nested rule
 
 
 def check_errors_mp(model: TheoryModel) -> None:
@@ -76,6 +81,31 @@ def _g_inverse(name: str, x):
     if name == "tanh":
         return mpmath.atanh(x)
     return mpmath.sqrt(2) * mpmath.erfinv(x)
+
+
+def _crossings_mp(act: str, dv0, dv1, kappa, scale) -> list:
+    """h₁ > 0 where dv0·g(h₁) + dv1·g(κh₁) = 0 (a student tie curve meets a teacher tie line):
+    brackets from the double search (`metrics._crossings`), bisection in mp to the working
+    precision."""
+    from .activations import activation
+    from .metrics import _crossings
+    out = []
+    for x in _crossings(activation(act), float(dv0), float(dv1), float(kappa), float(scale)):
+        a, b = mpmath.mpf(x) * (1 - mpmath.mpf(10) ** -6), mpmath.mpf(x) * (1 + mpmath.mpf(10) ** -6)
+        f = lambda y: dv0 * _g(act, y) + dv1 * _g(act, kappa * y)  # noqa: E731
+        fa, fb = f(a), f(b)
+        if fa * fb > 0:        # the double root was not bracketed this tightly: keep its value
+            out.append(mpmath.mpf(x))
+            continue
+        for _ in range(int(3.5 * mpmath.mp.dps) + 10):
+            mid = (a + b) / 2
+            fm = f(mid)
+            if (fm > 0) == (fa > 0):
+                a, fa = mid, fm
+            else:
+                b = mid
+        out.append((a + b) / 2)
+    return out
 
 
 def _argmax(z) -> int:
@@ -157,6 +187,16 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     # outer cuts: η₁ = 0, and (tanh, erf) where a tie curve in h₂ comes in from ±∞,
     # |ΔV₀ g(h₁)/ΔV₁| = 1 — there the inner integral is smooth but far from analytic
     outer = []
+    kappas = []
+    if K == 2:
+        # the teacher's steep layers: ties of E[λ_t | h] and E[ν_t | h], lines h₂ = κh₁
+        for rows in [model.rows_lambda(t)] + ([model.rows_nu(t)] if (label or loss) else []):
+            A = _Conditional(C, _vec(rows), H).A
+            for c in range(A.rows):
+                for d in range(c + 1, A.rows):
+                    b0, b1 = A[c, 0] - A[d, 0], A[c, 1] - A[d, 1]
+                    if abs(b1) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(abs(b0), abs(b1)):
+                        kappas.append(-b0 / b1)
     if K == 2 and act != "relu":
         for c in range(Ct):
             for d in range(c + 1, Ct):
@@ -164,6 +204,9 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
                 if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
                     h1 = _g_inverse(act, abs(dv1 / dv0))
                     outer += [h1 / L11, -h1 / L11]
+                for kappa in kappas:       # a teacher line crossing a student tie curve
+                    for x in _crossings_mp(act, dv0, dv1, kappa, L11):
+                        outer += [x / L11, -x / L11]
     for x1, w1 in _outer_nodes(n, outer):
         if w1 <= 0:
             continue
@@ -172,7 +215,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
             add([h1], decision([mpmath.sign(x1)]), w1)
             continue
         g1 = _g(act, h1)
-        cuts = {mpmath.mpf(0)}
+        cuts = {mpmath.mpf(0)} | {kappa * h1 for kappa in kappas}
         for c in range(Ct):
             for d in range(c + 1, Ct):
                 dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]

@@ -191,9 +191,9 @@ class _Jobs:
 
 
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
-                  relu_split=False)
+                  relu_split=False, cut_nodes=24)
 SEARCH = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 12, qmc_replicates=4, sobol_points=2 ** 13,
-                  relu_split=False)
+                  relu_split=False, cut_nodes=24)
 # plotted curves: coarse budgets, but enough QMC points that nonlinear-trunk curves look smooth
 CURVES = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 13, qmc_replicates=2)
 
@@ -358,11 +358,12 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
 
 # `accuracy="fast"`: for exploration — 1.6–2.8× faster; measured gen_error differences from the
 # default 6e-5 (demo, linear K = 4) and 7e-4 (tanh K = 2, two tasks)
-FAST_ACCURACY = Accuracy(budget=1500, metric_budget=8000, qmc_points=2 ** 11, qmc_replicates=4, sobol_points=2 ** 12)
+FAST_ACCURACY = Accuracy(budget=1500, metric_budget=8000, qmc_points=2 ** 11, qmc_replicates=4, sobol_points=2 ** 12,
+                         cut_nodes=24)
 FAST_TOL = {"rtol": 1e-4, "atol": 1e-6}
 # `accuracy="high"`: quadrature budgets and ODE tolerances for ≤ 1e-7 in gen_error against the
 # mp path (measured on a two-task shared linear trunk, see benchmarks/mp_solve.py)
-HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17)
+HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17, cut_nodes=64)
 HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
