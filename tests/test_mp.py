@@ -211,7 +211,8 @@ def test_nonlinear_rhs_terms_three_classes_against_mp(act, K, inputs, bound):
     inside the three-class cones of y_A): every named integral, double vs mp."""
     from mtsp.numeric.check import check
     nodes = {1: 64, 2: 40, 3: 30, 4: 12} if inputs == "shared" else None
-    rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1, mp_nodes=nodes)
+    rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1, mp_nodes=nodes,
+                errors=(act, inputs) == ("tanh", "shared"))   # the errors: checked once (K = 1)
     assert {"Eaa00", "Eal0", "Ebl0", "Ebb0", "Eyg0", "Eyz0", "dQ", "dR"} <= set(rep["terms"])
     assert (inputs == "separate") or "Ebb201" in rep["terms"]
     print(rep["terms"], rep["seconds"])
@@ -335,7 +336,7 @@ def test_linear_narrow_trunk_three_classes_double_vs_mp():
          "teacher": {"alignment": 0.9},
          "student": {"kind": "shared", "hidden": 1, "activation": "linear", "init_scale": 0.1},
          "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}
-    rep = check(setup_from_dict(d), states=1)
+    rep = check(setup_from_dict(d), states=1, errors=False)
     print(rep["terms"])
     assert max(v for k, v in rep["terms"].items() if k.startswith("Y")) < 1e-12
     assert max(rep["terms"].values()) < 1e-8
@@ -393,7 +394,7 @@ def test_mp_nonlinear_errors_converge_in_nodes():
     with mpmath.workdps(20):
         sm = mp_state(st)
         Cm = field_cov_mp(m, sm)
-        for t in range(2):
+        for t in (1,):   # the task whose tie curve enters from infinity
             a = nonlinear_metrics_mp(m, sm, Cm, t, nodes=32)
             b = nonlinear_metrics_mp(m, sm, Cm, t, nodes=48)
             print(t, [float(abs(x - y)) for x, y in zip(a, b)])
