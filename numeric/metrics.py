@@ -13,7 +13,7 @@ teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-in
 along the student's tie curves (and the teacher's steep tie lines) for K ≤ 2
 (`_nonlinear_errors_cut`, a deterministic rule: within 1.3e-8 of itself at 4× the nodes on
 240 random states, ~1e-11 from its mp twin `mp_errors`) or uses
-randomised QMC above, whose standard error is returned (`TaskMetrics.gen_error_se`).  z_{t,c} in the loss enters linearly when the
+randomised QMC above (K ≥ 3), whose standard error is returned (`TaskMetrics.gen_error_se`).  z_{t,c} in the loss enters linearly when the
 trunk is linear (Gaussian conditioning), so the loss needs only (C_t − 1)-dimensional smooth
 integrals.
 """

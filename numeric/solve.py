@@ -346,7 +346,8 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
             "best_test_loss": best_loss[k][0], "best_test_loss_time": best_loss[k][1],
         }
         if not model.linear:
-            tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
+            if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 3); the cut rule: 0
+                tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
         elif any(q[k] > 0 for q in quad):
             tasks[name]["gen_error_quad_se"] = [q[k] for q in quad]
     if progress:
