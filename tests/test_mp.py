@@ -439,9 +439,8 @@ def test_mp_errors_refuse_wide_trunks():
 def test_mp_solve_three_classes_shared_inputs_against_default_double():
     """`solve --precision mp` with C = 3 on shared inputs (two tasks, linear trunk K = 1, t ≤ 0.2,
     dps 20, 16 mp nodes for the right-hand side, 24 for the errors): gen_error within 1e-7 of
-    the default double solve.  Measured: 8.5e-10 (≈ 25 s); K = 2: 3.1e-8 (52 s) — there the
-    double path's 4-dim error cones are the inexact side (the mp errors by the conditional route
-    move by 3e-12 from 24 to 32 nodes, the mp 4-dim cones converge to them)."""
+    the default double solve.  Measured: 8.5e-10 (≈ 25 s); K = 2 (benchmarks/mp_solve.py, dps 30,
+    186 s): 3.0e-10 — 3.1e-8 before the double's error cones were split where wider than 90°."""
     from mtsp.numeric.mp_solve import solve_online_mp
     from mtsp.numeric.solve import solve
     su = setup_from_dict({
