@@ -29,13 +29,22 @@ import numpy as np
 
 __all__ = ["dormand_prince", "DenseTrajectory", "IntegrationFailed", "bounded_minimum"]
 
-_C = np.array([0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0])
-_A = [np.array([]), np.array([1 / 5]), np.array([3 / 40, 9 / 40]),
-      np.array([44 / 45, -56 / 15, 32 / 9]),
-      np.array([19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729]),
-      np.array([9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656])]
-_B = np.array([35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84])
-_E = np.array([-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40])
+# the Dormand–Prince 5(4) tableau as exact (numerator, denominator) pairs — shared with the mp
+# integrator (`mp_solve.dormand_prince_mp`), which evaluates them at its working precision
+DP_C = [(0, 1), (1, 5), (3, 10), (4, 5), (8, 9), (1, 1)]
+DP_A = [[], [(1, 5)], [(3, 40), (9, 40)], [(44, 45), (-56, 15), (32, 9)],
+        [(19372, 6561), (-25360, 2187), (64448, 6561), (-212, 729)],
+        [(9017, 3168), (-355, 33), (46732, 5247), (49, 176), (-5103, 18656)]]
+DP_B = [(35, 384), (0, 1), (500, 1113), (125, 192), (-2187, 6784), (11, 84)]
+DP_E = [(-71, 57600), (0, 1), (71, 16695), (-71, 1920), (17253, 339200), (-22, 525), (1, 40)]
+
+
+def _floats(pairs) -> np.ndarray:
+    return np.array([a / b for a, b in pairs], dtype=float)
+
+
+_C, _B, _E = _floats(DP_C), _floats(DP_B), _floats(DP_E)
+_A = [_floats(row) for row in DP_A]
 # continuous extension (Dormand & Prince 1986 / Shampine 1986): coefficients of θ, θ², θ³, θ⁴
 _P = np.array([
     [1, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432],

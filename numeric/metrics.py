@@ -69,10 +69,6 @@ def _linear_loss(model, st, factor, t, acc):
     return lse - ez
 
 
-CUT_NODES = 40  # tanh–sinh nodes per level of the cut rule for K ≤ 2 (`_nonlinear_errors_cut`;
-#                 the default of Accuracy.cut_nodes)
-
-
 def _g_inverse(name: str, x: np.ndarray) -> np.ndarray:
     """h with g(h) = x (NaN outside g's open range; relu: x > 0 only)."""
     from scipy.special import erfinv
@@ -123,19 +119,18 @@ def _teacher_tie_slopes(model, factor, t: int, fields) -> list:
     return out
 
 
-def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, n=None, factor=None):
+def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, factor, n: int):
     """1 − gen_error and 1 − label_error of task t for a trunk with K ≤ 2, by cutting the
     h-domain along the student's tie curves (the double twin of `mp_errors.nonlinear_metrics_mp`,
     see there): h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
     and at h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair; ĉ constant on each piece, the teacher's class
-    probabilities given h in closed form, Genz/tanh–sinh nodes on every piece.  With ``factor``
-    the teacher's steep layers are cut too: the tie lines h₂ = κh₁ of E[λ_t | h] and E[ν_t | h]
+    probabilities given h in closed form, Genz/tanh–sinh nodes (``n`` per level) on every piece.
+    The teacher's steep layers are cut too: the tie lines h₂ = κh₁ of E[λ_t | h] and E[ν_t | h]
     as inner cuts, and their crossings with the student's tie curves as outer cuts.
     Deterministic (an exact tier: no standard error).  Measured on 240 random states (K ≤ 2,
     C ≤ 3, relu / tanh / erf, teachers of norm 1 and 3) against 160 nodes: K = 2 at 40 nodes
     (the default) within 1.3e-8, 24 nodes 2e-6; K = 1 at 64 nodes 1e-13.  Without the teacher
     cuts 32 nodes erred by up to 1.7e-4."""
-    n = n or CUT_NODES
     g = activation(model.activation)
     name = model.activation
     K = model.K
@@ -145,31 +140,24 @@ def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, n=None, factor=None):
         return None
     L11 = np.sqrt(Q[0, 0])
     u, w = tanh_sinh01(n)
-    pairs = _tie_pairs(V.shape[0])
-    outer = [0.0]
+    dvs = [V[c] - V[d] for c, d in _tie_pairs(V.shape[0])]   # the student's ties: dv·g(h) = 0
+    outer, kappas = [0.0], []
     if K == 2:
         L21 = Q[1, 0] / L11
         L22 = np.sqrt(max(Q[1, 1] - L21 ** 2, 0.0))
         if not L22 > 1e-12 * np.sqrt(Q[1, 1]):
             return None
-        if name != "relu":
-            for c, d in pairs:
-                dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
+        # the teacher's steep layers: lines h₂ = κh₁ become inner cuts
+        kappas = _teacher_tie_slopes(
+            model, factor, t, [model.rows_lambda(t)] + ([model.rows_nu(t)] if p_lab is not None else []))
+        if name != "relu":  # outer cuts: a tie curve entering from ±∞, or crossing a teacher line
+            for dv0, dv1 in dvs:
                 if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
                     h1 = float(_g_inverse(name, np.array([abs(dv1 / dv0)]))[0])
                     outer += [h1 / L11, -h1 / L11]
-        # the teacher's steep layers: lines h₂ = κh₁ become inner cuts, and where one crosses a
-        # student tie curve (away from 0) the outer integrand has a kink: an outer cut there
-        kappas = [] if factor is None else _teacher_tie_slopes(
-            model, factor, t, [model.rows_lambda(t)] + ([model.rows_nu(t)] if p_lab is not None else []))
-        if name != "relu":
-            for c, d in pairs:
-                dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
                 for kappa in kappas:
                     for x in _crossings(g, dv0, dv1, kappa, L11):
                         outer += [x / L11, -x / L11]
-    else:
-        kappas = []
     edges = np.unique(np.r_[-np.inf, outer, np.inf])
     lo = np.repeat(edges[:-1], n)
     hi = np.repeat(edges[1:], n)
@@ -187,10 +175,7 @@ def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, n=None, factor=None):
     else:
         g1 = g(h1[:, None])[0][:, 0]
         cuts = [np.zeros_like(h1)] + [kappa * h1 for kappa in kappas]
-        for c, d in pairs:
-            dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
-            if dv1 != 0:
-                cuts.append(_g_inverse(name, -dv0 * g1 / dv1))
+        cuts += [_g_inverse(name, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0]
         cuts = np.sort(np.where(np.isnan(np.array(cuts).T), np.inf, np.array(cuts).T), axis=1)
         e = np.hstack([np.full((len(h1), 1), -np.inf), cuts, np.full((len(h1), 1), np.inf)])
         a, b = e[:, :-1], e[:, 1:]                                   # (outer, pieces)
@@ -229,8 +214,8 @@ def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     p_gen = label_given_h(model, factor, t, "lambda", min_residual=1e-9, stein=False)
     p_lab = label_given_h(model, factor, t, "nu", min_residual=1e-9, stein=False) if label else None
     if p_gen is not None and (p_lab is not None or not label) and model.K <= 2 and acc.cut_errors:
-        hits = _nonlinear_errors_cut(model, st, t, p_gen, p_lab if label else None,
-                                     n=acc.cut_nodes if model.K == 2 else max(acc.cut_nodes, 64), factor=factor)
+        hits = _nonlinear_errors_cut(model, st, t, p_gen, p_lab if label else None, factor,
+                                     n=acc.cut_nodes if model.K == 2 else max(acc.cut_nodes, 64))
         if hits is not None:
             return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label):

@@ -42,10 +42,11 @@ covered: `check_errors_mp` says so.
 from __future__ import annotations
 
 import mpmath
-import numpy as np
 
 from .model import TheoryModel
+from .metrics import _crossings, _tie_pairs
 from .mp_nonlinear import _Conditional, _cone_given, _labels_given, _softmax, _vec
+from .mp_nonlinear import _g as _g_and_derivative
 from .mp_quadrature import _truncated_normal, tanh_sinh01_mp
 
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
@@ -62,13 +63,7 @@ def check_errors_mp(model: TheoryModel) -> None:
 
 
 def _g(name: str, x):
-    if name == "relu":
-        return x if x > 0 else mpmath.mpf(0)
-    if name == "tanh":
-        return mpmath.tanh(x)
-    if name == "erf":
-        return mpmath.erf(x / mpmath.sqrt(2))
-    raise ValueError(f"student.activation: {name!r} is not a nonlinear trunk")
+    return _g_and_derivative(name, x)[0]
 
 
 def _g_inverse(name: str, x):
@@ -88,7 +83,6 @@ def _crossings_mp(act: str, dv0, dv1, kappa, scale) -> list:
     brackets from the double search (`metrics._crossings`), bisection in mp to the working
     precision."""
     from .activations import activation
-    from .metrics import _crossings
     out = []
     for x in _crossings(activation(act), float(dv0), float(dv1), float(kappa), float(scale)):
         a, b = mpmath.mpf(x) * (1 - mpmath.mpf(10) ** -6), mpmath.mpf(x) * (1 + mpmath.mpf(10) ** -6)
@@ -154,8 +148,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
             if min(S[j, j] for j in range(S.rows)) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5):
                 raise NotImplementedError("the mp errors of nonlinear trunks need labels that are not "
                                           "decided by h (a conditional label variance is zero here)")
-    Qm = mpmath.matrix([[sum(a * C[i][j] * b for i, a in enumerate(r1) for j, b in enumerate(r2) if a and b)
-                         for r2 in H] for r1 in H])
+    Qm = st.Q
     if not Qm[0, 0] > 0:
         raise NotImplementedError("the mp errors of nonlinear trunks need h₁ with nonzero variance "
                                   "(Q₁₁ = 0: the student's output is a tie, not a cut domain)")
@@ -186,27 +179,25 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
 
     # outer cuts: η₁ = 0, and (tanh, erf) where a tie curve in h₂ comes in from ±∞,
     # |ΔV₀ g(h₁)/ΔV₁| = 1 — there the inner integral is smooth but far from analytic
+    dvs = [(V[c, 0] - V[d, 0], V[c, 1] - V[d, 1] if K == 2 else 0) for c, d in _tie_pairs(Ct)]
     outer = []
     kappas = []
     if K == 2:
         # the teacher's steep layers: ties of E[λ_t | h] and E[ν_t | h], lines h₂ = κh₁
         for rows in [model.rows_lambda(t)] + ([model.rows_nu(t)] if (label or loss) else []):
             A = _Conditional(C, _vec(rows), H).A
-            for c in range(A.rows):
-                for d in range(c + 1, A.rows):
-                    b0, b1 = A[c, 0] - A[d, 0], A[c, 1] - A[d, 1]
-                    if abs(b1) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(abs(b0), abs(b1)):
-                        kappas.append(-b0 / b1)
+            for c, d in _tie_pairs(A.rows):
+                b0, b1 = A[c, 0] - A[d, 0], A[c, 1] - A[d, 1]
+                if abs(b1) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(abs(b0), abs(b1)):
+                    kappas.append(-b0 / b1)
     if K == 2 and act != "relu":
-        for c in range(Ct):
-            for d in range(c + 1, Ct):
-                dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
-                if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
-                    h1 = _g_inverse(act, abs(dv1 / dv0))
-                    outer += [h1 / L11, -h1 / L11]
-                for kappa in kappas:       # a teacher line crossing a student tie curve
-                    for x in _crossings_mp(act, dv0, dv1, kappa, L11):
-                        outer += [x / L11, -x / L11]
+        for dv0, dv1 in dvs:
+            if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
+                h1 = _g_inverse(act, abs(dv1 / dv0))
+                outer += [h1 / L11, -h1 / L11]
+            for kappa in kappas:       # a teacher line crossing a student tie curve
+                for x in _crossings_mp(act, dv0, dv1, kappa, L11):
+                    outer += [x / L11, -x / L11]
     for x1, w1 in _outer_nodes(n, outer):
         if w1 <= 0:
             continue
@@ -216,13 +207,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
             continue
         g1 = _g(act, h1)
         cuts = {mpmath.mpf(0)} | {kappa * h1 for kappa in kappas}
-        for c in range(Ct):
-            for d in range(c + 1, Ct):
-                dv0, dv1 = V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]
-                if dv1 != 0:
-                    h2 = _g_inverse(act, -dv0 * g1 / dv1)
-                    if h2 is not None:
-                        cuts.add(h2)
+        cuts |= {_g_inverse(act, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0} - {None}
         cuts = sorted(cuts)
         edges = [-mpmath.inf] + cuts + [mpmath.inf]
         mean2 = L21 * x1

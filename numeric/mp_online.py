@@ -173,20 +173,35 @@ def _conditional_label_route(model: TheoryModel, st: MpState, double=None) -> di
     argmax cones of E[ν_t | u_s], and `rows` a maximal independent set of the differences u_s to
     condition on (all of them unless the trunk is narrower than C_s − 1).  Identically zero
     logits keep the label cones."""
+    double = double or _in_double(model, st)
+    routes = {(t, s): _route(model, double, t, s, "nu") for t in range(model.n_tasks) for s in range(model.n_tasks)}
+    return {key: r for key, r in routes.items() if r is not None}
+
+
+def _route(model: TheoryModel, double, t: int, s: int, fields: str):
+    """(steep, rows) when P(x_t | u_s) — x = ν_t ("nu") or λ_t ("lambda") given the logit
+    differences u_s — is a usable closed form, judged in double as the double path does; None for
+    identically zero logits (σ₀ = 0 at t = 0) or labels decided by the logits."""
     from . import online
-    fs, factor = double or _in_double(model, st)
-    out = {}
-    for t in range(model.n_tasks):
-        for s in range(model.n_tasks):
-            u = online._diff_rows(model.rows_logits(fs, s))
-            ind = _independent_rows(u @ factor)
-            if not ind:  # logits identically zero (σ₀ = 0 at t = 0): the label cones
-                continue
-            if online.label_given_h(model, factor, t, stein=False, cond=u,
-                                    min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is None:
-                continue
-            out[t, s] = (online.label_given_h(model, factor, t, stein=False, cond=u) is None, ind)
-    return out
+    fs, factor = double
+    u = online._diff_rows(model.rows_logits(fs, s))
+    ind = _independent_rows(u @ factor)
+    if not ind:
+        return None
+    if online.label_given_h(model, factor, t, fields, stein=False, cond=u,
+                            min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is None:
+        return None
+    return online.label_given_h(model, factor, t, fields, stein=False, cond=u) is None, ind
+
+
+def _mean_cones(C, rows, cond) -> list:
+    """The argmax cones of E[x | cond] = A·cond (x = `rows` on the fields, mp), as cones on the
+    fields: where P(argmax x | cond) is steep, its steep layers lie on their faces."""
+    from .mp_nonlinear import _Conditional
+    A = _Conditional(C, rows, cond).A
+    mean_rows = [[mpmath.fsum(A[c, j] * cond[j][k] for j in range(len(cond)))
+                  for k in range(len(cond[0]))] for c in range(len(rows))]
+    return [_mp_cone(mean_rows, c) for c in range(len(rows))]
 
 
 def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
@@ -210,7 +225,7 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
     over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
     times the softmax, over the pieces of the widely spread logits and, where P is steep, the
     argmax cones of E[ν_t | u_s]."""
-    from .mp_nonlinear import _Conditional, _cone_given, _labels_given
+    from .mp_nonlinear import _cone_given, _labels_given
     steep, ind = route
     Ct, Cs = model.classes[t], model.classes[s]
     nu = _np_rows(model.rows_nu(t))
@@ -225,11 +240,7 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
         sm, _ = _softmax(u)
         return [pc * v for pc in p for v in sm], None
     if steep:
-        A = _Conditional(C, nu, cond).A            # E[ν_t | u] = A u
-        mean_rows = [[mpmath.fsum(A[c, j] * cond[j][k] for j in range(len(cond)))
-                      for k in range(len(cond[0]))] for c in range(Ct)]
-        mean_cones = [_mp_cone(mean_rows, c) for c in range(Ct)]
-        pieces = [m if p is None else _stack(p, m) for p in pieces for m in mean_cones]
+        pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(C, nu, cond)]
     plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces)
     return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
 
@@ -434,30 +445,17 @@ def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: s
     intersection is again a sector).  None where the conditional is degenerate (C_t > 3, zero
     logits, labels decided by the logits): then the cones.  Measured on a two-task C = 3, K = 2
     trunk: the 4-dim cones at 16 / 24 / 32 mp nodes err by 1.2e-4 / 1.4e-7 / 1.4e-8."""
-    from . import online
-    from .mp_nonlinear import _Conditional, _cone_given, _labels_given
-    if model.classes[t] > 3:
+    from .mp_nonlinear import _cone_given, _labels_given
+    route = None if model.classes[t] > 3 else _route(model, double, t, t, fields)
+    if route is None:
         return None
-    fs, factor = double
-    u_np = online._diff_rows(model.rows_logits(fs, t))
-    ind = _independent_rows(u_np @ factor)
-    if not ind:
-        return None
-    if online.label_given_h(model, factor, t, fields, stein=False, cond=u_np,
-                            min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is None:
-        return None
-    steep = online.label_given_h(model, factor, t, fields, stein=False, cond=u_np) is None
+    steep, ind = route
     z = _logit_rows(model, st, t)
     u_rows = _diffs(z)
     cond = [u_rows[i] for i in ind]
     rows = _np_rows(model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t))
     lab = _labels_given(C, rows, None, cond)
-    pieces = [None]
-    if steep:
-        A = _Conditional(C, rows, cond).A            # E[x_t | u] = A u
-        mean_rows = [[mpmath.fsum(A[c, j] * cond[j][k] for j in range(len(cond)))
-                      for k in range(len(cond[0]))] for c in range(len(rows))]
-        pieces = [_mp_cone(mean_rows, c) for c in range(len(rows))]
+    pieces = _mean_cones(C, rows, cond) if steep else [None]
     total = mpmath.mpf(0)
     for c in range(model.classes[t]):
         A_c, S_c, _ = lab[c]
@@ -486,16 +484,14 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
         z = _logit_rows(model, st, t)
         lam = _np_rows(model.rows_lambda(t))
         nu = _np_rows(model.rows_nu(t))
-        gen = _agreement_by_route(model, st, F, Cm, t, "lambda", nodes, double)
-        if gen is None:
-            gen = mpmath.fsum(cone_expectation_mp(F, _stack(_mp_cone(z, c), _mp_cone(lam, c)), [], None,
-                                                  nodes=nodes).plain[0] for c in range(model.classes[t]))
-        lab = mpmath.mpf(0)
-        if label:
-            lab = _agreement_by_route(model, st, F, Cm, t, "nu", nodes, double)
-            if lab is None:
-                lab = mpmath.fsum(cone_expectation_mp(F, _stack(_mp_cone(z, c), _mp_cone(nu, c)), [], None,
-                                                      nodes=nodes).plain[0] for c in range(model.classes[t]))
+
+        def agreement(rows, fields):  # Σ_c P(argmax z = c, argmax x = c): by the route, else cones
+            p = _agreement_by_route(model, st, F, Cm, t, fields, nodes, double)
+            return p if p is not None else mpmath.fsum(
+                cone_expectation_mp(F, _stack(_mp_cone(z, c), _mp_cone(rows, c)), [], None, nodes=nodes).plain[0]
+                for c in range(model.classes[t]))
+        gen = agreement(lam, "lambda")
+        lab = agreement(nu, "nu") if label else mpmath.mpf(0)
         tl = mpmath.nan
         if loss:
             lse = cone_expectation_mp(F, None, _diffs(z), lambda u: ([_softmax(u)[1]], None),

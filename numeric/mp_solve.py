@@ -22,23 +22,15 @@ from __future__ import annotations
 import time as _time
 
 import mpmath
-import numpy as np
 
+from .integrators import DP_A, DP_B, DP_E
 from .model import theory_model
-from .mp_online import MpState, mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
+from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
 
 __all__ = ["solve_online_mp", "dormand_prince_mp"]
 
 SOLVE_NODES = 24
 METRIC_NODES = 24
-
-
-_DP_C = [(0, 1), (1, 5), (3, 10), (4, 5), (8, 9), (1, 1)]
-_DP_A = [[], [(1, 5)], [(3, 40), (9, 40)], [(44, 45), (-56, 15), (32, 9)],
-         [(19372, 6561), (-25360, 2187), (64448, 6561), (-212, 729)],
-         [(9017, 3168), (-355, 33), (46732, 5247), (49, 176), (-5103, 18656)]]
-_DP_B = [(35, 384), (0, 1), (500, 1113), (125, 192), (-2187, 6784), (11, 84)]
-_DP_E = [(-71, 57600), (0, 1), (71, 16695), (-71, 1920), (17253, 339200), (-22, 525), (1, 40)]
 
 
 def _q(pairs):
@@ -51,8 +43,8 @@ def dormand_prince_mp(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, o
     step, against 11 for RK4 with step doubling at the same order); returns {t: y} at `times`,
     the accepted and the rejected step counts.  Error per step: max_i |h Σ_j e_j k_j,i| /
     (atol + rtol max(|y_i|, |y_new,i|)) ≤ 1; steps land exactly on the requested times."""
-    C, B, E = _q(_DP_C), _q(_DP_B), _q(_DP_E)
-    A = [_q(row) for row in _DP_A]
+    B, E = _q(DP_B), _q(DP_E)
+    A = [_q(row) for row in DP_A]
 
     def comb(y, ks, coefs, h):
         return [yi + h * mpmath.fsum(c * k[i] for c, k in zip(coefs, ks) if c) for i, yi in enumerate(y)]

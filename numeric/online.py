@@ -154,8 +154,9 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
         if not deal():
             return None
         return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
-    if cone is None and not split_by and np.linalg.matrix_rank(proj @ factor, tol=1e-9 * max(
-            np.abs(proj @ factor).max(), 1e-300)) >= PAIR_SOBOL_DIMS:
+    Pf = proj @ factor
+    if cone is None and not split_by and np.linalg.matrix_rank(Pf, tol=1e-9 * max(np.abs(Pf).max(), 1e-300)) \
+            >= PAIR_SOBOL_DIMS:
         # two tasks' logits on shared inputs (4 dims, C = 3, 3) with a wide one: the split pieces
         # are 4-dim cones whose steep softmax a product rule at this budget misses by ~5e-4,
         # while fixed Sobol' points over the whole space need no smoothness (measured on a

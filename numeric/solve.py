@@ -245,8 +245,8 @@ def default_tolerances(model: TheoryModel) -> tuple[float, float]:
     the state, errors ~1e-6) and nonlinear trunks (~1e-4).  Measured against rtol 1e-9 / 1e-7
     solves with the same quadrature (two tasks C = 3, 3, teacher norm 4, lr 1, t ≤ 20,
     shared inputs): linear K = 3, 4 at rtol 3e-5 within 2.4e-6 in gen_error and 3.9e-6 in
-    test_loss (and within 2.9e-6 of `accuracy="high"`, quadrature included) (at 1e-5: 1.6e-5 — the state-dependent splits, not the step, set that error), and
-    MODEL.md's example within 6e-6; relu K = 2..4, erf K = 3, tanh K = 2, 4 at rtol 3e-4 within
+    test_loss (at 1e-5: 1.6e-5 — the state-dependent splits, not the step, set that error; and
+    within 2.9e-6 of `accuracy="high"`, quadrature included), MODEL.md's example within 6e-6; relu K = 2..4, erf K = 3, tanh K = 2, 4 at rtol 3e-4 within
     3.4e-5 in gen_error (at 1e-4: 1.4e-5) — below the nonlinear errors' own quadrature standard
     errors (≈ 1e-4, `gen_error_quad_se`), for 15–22 % fewer right-hand sides."""
     if not model.linear:
@@ -259,10 +259,11 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
                  parallel: bool | None = None) -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields).
 
-    Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 3e-5 / 3e-7 for linear trunks and glm students; 3e-4 / 3e-6 for
-    nonlinear trunks, whose integrals carry quadrature errors ~1e-4 anyway (measured: gen_error
-    within 3.4e-5 of an rtol = 1e-7 solve on two-task relu / erf / tanh trunks, K = 2..4).  ``parallel`` (default: when there are 2+ cores and this is not
-    a daemonic worker) shares the right-hand sides and the metric evaluations with a forked
+    Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 3e-5 / 3e-7 for
+    linear trunks and glm students; 3e-4 / 3e-6 for nonlinear trunks, whose integrals carry
+    quadrature errors ~1e-4 anyway (measured: gen_error within 3.4e-5 of an rtol = 1e-7 solve on
+    two-task relu / erf / tanh trunks, K = 2..4).  ``parallel`` (default: when there are 2+
+    cores and this is not a daemonic worker) shares the right-hand sides and the metric evaluations with a forked
     second process; the numbers are the same either way."""
     model = theory_model(setup)
     d_rtol, d_atol = default_tolerances(model)

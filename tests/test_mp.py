@@ -275,23 +275,32 @@ def test_four_dim_product_tier_against_mp():
     assert abs(r.plain[0] - ref) / ref < 1e-9
 
 
+def _solve_double_and_mp(classes, hidden, activation):
+    """Max |double − mp| of gen_error and of test_loss: two tasks on shared inputs (noise 0.5 and
+    1.0, alignment 0.9, σ₀ 0.3, lr 0.5, t ≤ 0.2), default double solve against
+    `solve_online_mp(dps=20, nodes=16)` (benchmarks/mp_solve.py's setup)."""
+    from mtsp.numeric.mp_solve import solve_online_mp
+    from mtsp.numeric.solve import solve
+    su = setup_from_dict({
+        "tasks": [{"name": "A", "classes": classes, "noise": 0.5}, {"name": "B", "classes": classes, "noise": 1.0}],
+        "teacher": {"alignment": 0.9},
+        "student": {"kind": "shared", "hidden": hidden, "activation": activation, "init_scale": 0.3},
+        "training": {"protocol": "online", "lr": 0.5, "times": [0.1, 0.2]}})
+    dbl = solve(su)
+    mp_ = solve_online_mp(su, dps=20, nodes=16)
+
+    def worst(key):
+        return max(abs(a - b) for k in dbl.tasks for a, b in zip(dbl.tasks[k][key], mp_.tasks[k][key]))
+    print("max |double − mp| gen_error", worst("gen_error"), "test_loss", worst("test_loss"), mp_.stats)
+    return worst("gen_error"), worst("test_loss")
+
+
 def test_mp_solve_two_task_shared_trunk_against_default_double():
     """The issue's bar: `solve --precision mp` and the default double solve agree to ≤ 1e-7 in
     gen_error on a two-task shared trunk.  Measured here (t ≤ 0.2, dps 20, 16 mp nodes):
     2.8e-10; benchmarks/mp_solve.py (t ≤ 1, dps 30, 24 nodes): 9.5e-9 (default), 8.9e-12
     (--accuracy high)."""
-    from mtsp.numeric.mp_solve import solve_online_mp
-    from mtsp.numeric.solve import solve
-    from mtsp.setup import setup_from_dict
-    su = setup_from_dict({  # benchmarks/mp_solve.py's setup
-        "tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2, "noise": 1.0}],
-        "teacher": {"alignment": 0.9},
-        "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.3},
-        "training": {"protocol": "online", "lr": 0.5, "times": [0.1, 0.2]}})
-    dbl = solve(su)
-    mp_ = solve_online_mp(su, dps=20, nodes=16)
-    d = max(abs(a - b) for k in dbl.tasks for a, b in zip(dbl.tasks[k]["gen_error"], mp_.tasks[k]["gen_error"]))
-    print("max |double − mp| =", d)
+    d, _ = _solve_double_and_mp(2, 2, "linear")
     assert d < 1e-7
 
 
@@ -407,19 +416,7 @@ def test_mp_solve_nonlinear_shared_trunk_against_default_double():
     16 mp nodes): gen_error within 1e-7 of the default double solve.  Measured: 1.0e-8 in
     gen_error, 7.4e-10 in test_loss (≈ 8 s); erf K = 2 (benchmark-sized, 405 s): 2.2e-11 at
     20 mp nodes (8.6e-7 at 12, the mp side's error)."""
-    from mtsp.numeric.mp_solve import solve_online_mp
-    from mtsp.numeric.solve import solve
-    from mtsp.setup import setup_from_dict
-    su = setup_from_dict({
-        "tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2, "noise": 1.0}],
-        "teacher": {"alignment": 0.9},
-        "student": {"kind": "shared", "hidden": 1, "activation": "tanh", "init_scale": 0.3},
-        "training": {"protocol": "online", "lr": 0.5, "times": [0.1, 0.2]}})
-    dbl = solve(su)
-    mp_ = solve_online_mp(su, dps=20, nodes=16)
-    d = max(abs(a - b) for k in dbl.tasks for a, b in zip(dbl.tasks[k]["gen_error"], mp_.tasks[k]["gen_error"]))
-    dl = max(abs(a - b) for k in dbl.tasks for a, b in zip(dbl.tasks[k]["test_loss"], mp_.tasks[k]["test_loss"]))
-    print("max |double − mp| gen_error", d, "test_loss", dl)
+    d, dl = _solve_double_and_mp(2, 1, "tanh")
     assert d < 1e-7 and dl < 1e-7
 
 
@@ -441,17 +438,7 @@ def test_mp_solve_three_classes_shared_inputs_against_default_double():
     dps 20, 16 mp nodes for the right-hand side, 24 for the errors): gen_error within 1e-7 of
     the default double solve.  Measured: 8.5e-10 (≈ 25 s); K = 2 (benchmarks/mp_solve.py, dps 30,
     186 s): 3.0e-10 — 3.1e-8 before the double's error cones were split where wider than 90°."""
-    from mtsp.numeric.mp_solve import solve_online_mp
-    from mtsp.numeric.solve import solve
-    su = setup_from_dict({
-        "tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3, "noise": 1.0}],
-        "teacher": {"alignment": 0.9},
-        "student": {"kind": "shared", "hidden": 1, "activation": "linear", "init_scale": 0.3},
-        "training": {"protocol": "online", "lr": 0.5, "times": [0.1, 0.2]}})
-    dbl = solve(su)
-    mp_ = solve_online_mp(su, dps=20, nodes=16)
-    d = max(abs(a - b) for k in dbl.tasks for a, b in zip(dbl.tasks[k]["gen_error"], mp_.tasks[k]["gen_error"]))
-    print("max |double − mp| =", d, mp_.stats)
+    d, _ = _solve_double_and_mp(3, 1, "linear")
     assert d < 1e-7
 
 

@@ -596,7 +596,7 @@ def test_cut_rule_on_random_states():
         F = gaussian_factor(m.field_cov(st))
         pg = label_given_h(m, F, 0, "lambda", min_residual=1e-9, stein=False)
         got = task_metrics(m, st, Accuracy(), loss=False)[0]
-        ref = 1 - metrics._nonlinear_errors_cut(m, st, 0, pg, None, n=160, factor=F)[0]
+        ref = 1 - metrics._nonlinear_errors_cut(m, st, 0, pg, None, F, n=160)[0]
         qmc = task_metrics(m, st, Accuracy(cut_errors=False, qmc_points=2 ** 15), loss=False)[0]
         worst = max(worst, abs(got.gen_error - ref))
         assert abs(got.gen_error - ref) < 1e-7, (trial, got.gen_error, ref)
