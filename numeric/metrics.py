@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import activation
+from .activations import activation, activation_inverse
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .online import (Accuracy, label_given_h, _diff_rows, _given_h, _softmax_expectation, _lse_from_diffs, h_integral,
                      logsumexp)
@@ -71,14 +71,9 @@ def _linear_loss(model, st, factor, t, acc):
 
 def _g_inverse(name: str, x: np.ndarray) -> np.ndarray:
     """h with g(h) = x (NaN outside g's open range; relu: x > 0 only)."""
-    from scipy.special import erfinv
+    inside = (x > 0) if name == "relu" else (np.abs(x) < 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        if name == "relu":
-            return np.where(x > 0, x, np.nan)
-        inside = np.abs(x) < 1
-        y = np.where(inside, x, 0.0)
-        h = np.arctanh(y) if name == "tanh" else np.sqrt(2.0) * erfinv(y)
-        return np.where(inside, h, np.nan)
+        return np.where(inside, activation_inverse(name)(np.where(inside, x, 0.0)), np.nan)
 
 
 def _tie_pairs(C: int):

@@ -47,6 +47,7 @@ from .model import TheoryModel
 from .metrics import _crossings, _tie_pairs
 from .mp_nonlinear import _Conditional, _cone_given, _labels_given, _softmax, _vec
 from .mp_nonlinear import _g as _g_and_derivative
+from .mp_pointwise import ACTIVATION_INVERSES
 from .mp_quadrature import _truncated_normal, tanh_sinh01_mp
 
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
@@ -67,15 +68,10 @@ def _g(name: str, x):
 
 
 def _g_inverse(name: str, x):
-    """h with g(h) = x, or None when x is outside g's open range (relu: x > 0 only; x = 0 is
-    the whole half-line h ≤ 0, already a cut at 0)."""
-    if name == "relu":
-        return x if x > 0 else None
-    if abs(x) >= 1:
-        return None
-    if name == "tanh":
-        return mpmath.atanh(x)
-    return mpmath.sqrt(2) * mpmath.erfinv(x)
+    """h with g(h) = x (`mp_pointwise`), or None when x is outside g's open range (relu: x > 0
+    only; x = 0 is the whole half-line h ≤ 0, already a cut at 0)."""
+    inside = x > 0 if name == "relu" else abs(x) < 1
+    return ACTIVATION_INVERSES[name](x) if inside else None
 
 
 def _crossings_mp(act: str, dv0, dv1, kappa, scale) -> list:

@@ -30,11 +30,11 @@ import mpmath
 import numpy as np
 
 from .model import TheoryModel
-from .mp_quadrature import bivariate_ncdf, cone_expectation_mp, ncdf
+from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
+from .mp_quadrature import cone_expectation_mp
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
-_SQRT2 = mpmath.sqrt(2)
 
 
 def check_nonlinear_mp(model: TheoryModel) -> None:
@@ -57,15 +57,10 @@ def _label_label_dims(model: TheoryModel) -> int:
 
 
 def _g(name: str, x):
-    """(g(x), g′(x)) in mp."""
-    if name == "relu":
-        return (x if x > 0 else mpmath.mpf(0)), (mpmath.mpf(1) if x > 0 else mpmath.mpf(0))
-    if name == "erf":
-        return mpmath.erf(x / _SQRT2), mpmath.sqrt(2 / mpmath.pi) * mpmath.exp(-x * x / 2)
-    if name == "tanh":
-        t = mpmath.tanh(x)
-        return t, 1 - t * t
-    raise ValueError(f"student.activation: {name!r} is not a nonlinear trunk")
+    """(g(x), g′(x)) in mp (`mp_pointwise`, printed from the same SymPy formulas as the double)."""
+    if name not in ACTIVATION_PAIRS or name == "linear":
+        raise ValueError(f"student.activation: {name!r} is not a nonlinear trunk")
+    return ACTIVATION_PAIRS[name](x)
 
 
 def _softmax(z):
@@ -119,22 +114,12 @@ def _labels_given(C, rows_nu, rows_lam, cond):
 def _cone_given(A, S, x, stein: bool):
     """P(u > 0 | x) for u | x ~ N(A x, S) of dimension 1 or 2 (Φ, or Φ₂ in mp), and with
     `stein` the vector v with E[1{u > 0} (u − μ) | x] = S v: v_j = φ(μ_j/s_j)/s_j ·
-    P(u_{−j} > 0 | u_j = 0, x) (the double path's `online._cone_probability`)."""
+    P(u_{−j} > 0 | u_j = 0, x) — `mp_pointwise.cone*`, the double path's formulas printed for mp."""
     mu = [mpmath.fsum(a * y for a, y in zip(row, x)) for row in A]
-    sd = [mpmath.sqrt(S[j, j]) for j in range(len(mu))]
-    z = [m / s for m, s in zip(mu, sd)]
     if len(mu) == 1:
-        return ncdf(z[0]), ([mpmath.npdf(z[0]) / sd[0]] if stein else None)
-    rho = S[0, 1] / (sd[0] * sd[1])
-    p = bivariate_ncdf(z[0], z[1], rho)
-    if not stein:
-        return p, None
-    v = []
-    for j, k in ((0, 1), (1, 0)):
-        m = mu[k] - S[k, j] / S[j, j] * mu[j]
-        sc = mpmath.sqrt(S[k, k] - S[k, j] ** 2 / S[j, j])
-        v.append(mpmath.npdf(z[j]) / sd[j] * ncdf(m / sc))
-    return p, v
+        return cone1_probability(mu[0], S[0, 0]), ([cone1_stein(mu[0], S[0, 0])] if stein else None)
+    args = (mu[0], mu[1], S[0, 0], S[0, 1], S[1, 1])
+    return cone2_probability(*args), (list(cone2_stein(*args)) if stein else None)
 
 
 def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:

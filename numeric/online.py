@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from scipy.special import ndtr, owens_t
 
 from .activations import activation
+from .bivariate import bivariate_normal_cdf
 from .model import State, TheoryModel, argmax_cone, cone_stack
+from .pointwise import cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .quadrature import ConeResult, cone_expectation, gaussian_factor
 
 __all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms", "assemble_linear",
@@ -446,47 +446,6 @@ def orthant_nodes(st: State) -> int:
     return int(np.clip(np.ceil(4 + 2.2 * s), 0, 20))
 
 
-def _owen_bivariate_cdf(a, b, rho):
-    """P(X < a, Y < b) by Owen's T:
-    Φ₂ = ½(Φ(a) + Φ(b)) − T(a, (b − ρa)/(a√(1−ρ²))) − T(b, (a − ρb)/(b√(1−ρ²))) − β,
-    β = ½ when a·b < 0 (or one is 0 and a + b < 0), else 0."""
-    a = np.where(a == 0, 1e-300, a)
-    b = np.where(b == 0, 1e-300, b)
-    r = np.sqrt(max(1.0 - rho * rho, 1e-300))
-    beta = np.where(a * b < 0, 0.5, 0.0)
-    return 0.5 * (ndtr(a) + ndtr(b)) - owens_t(a, (b - rho * a) / (a * r)) \
-        - owens_t(b, (a - rho * b) / (b * r)) - beta
-
-
-@lru_cache(maxsize=256)
-def _sheppard_nodes(rho: float):
-    """Gauss–Legendre nodes of θ ∈ (0, asin ρ): (sin θ, 2cos²θ, weights/2π); more nodes as |ρ| → 1
-    where the integrand peaks at θ → ±π/2 (measured vs Owen's T on 400 000 points, |a|, |b| ≤ 12
-    uniform and N(0, 4): ≤ 1e-13 at each tier's largest |ρ| — 5, 7, 9, 12, 18 nodes up to |ρ| =
-    0.3, 0.55, 0.7, 0.85, 0.95)."""
-    r = abs(rho)
-    n = 5 if r <= 0.3 else 7 if r <= 0.55 else 9 if r <= 0.7 else 12 if r <= 0.85 else 18
-    x, w = np.polynomial.legendre.leggauss(n)
-    half = 0.5 * np.arcsin(rho)
-    th = half * (x + 1.0)
-    return np.sin(th), 2.0 * np.cos(th) ** 2, half * w / (2.0 * np.pi)
-
-
-def bivariate_normal_cdf(a, b, rho):
-    """P(X < a, Y < b) for standard normals of correlation rho (one ρ, vectorised over a, b):
-    Sheppard's formula Φ₂ = Φ(a)Φ(b) + (1/2π) ∫_0^{asin ρ} exp(−(a² + b² − 2ab sin θ)/(2cos²θ)) dθ
-    by Gauss–Legendre in θ for |ρ| ≤ 0.95 (3× faster than Owen's T), Owen's T above."""
-    rho = float(rho)
-    if abs(rho) > 0.95:
-        return _owen_bivariate_cdf(a, b, rho)
-    sn, c2, w = _sheppard_nodes(round(rho, 15))
-    a = np.asarray(a, float)
-    b = np.asarray(b, float)
-    s = (a * a + b * b)[..., None]
-    p = (2.0 * a * b)[..., None]
-    return ndtr(a) * ndtr(b) + np.exp(-(s - p * sn) / c2) @ w
-
-
 LABEL_GIVEN_H_MIN_RESIDUAL = 0.05  # residual/total variance of a label cone below which p(y|h) is too steep
 LABEL_MIN_RESIDUAL_SPLIT = 1e-6    # linear trunks: below this even the split integrand is degenerate
 LINEAR_SPLIT_RESIDUAL = 0.1        # linear trunks: label terms split by the argmax cones of E[ν|u] below this
@@ -501,23 +460,18 @@ def _class_diffs(C: int, c: int) -> np.ndarray:
 def _cone_probability(mu: np.ndarray, Su: np.ndarray, stein: bool = False, prob: bool = True):
     """P(u > 0) for u ~ N(μ, S_u) of dimension 1 or 2, vectorised over the rows of μ (n × m):
     Φ(μ/s), or Φ₂ (Sheppard / Owen's T) for m = 2 (None when not `prob`).  With `stein`, also
-    v (n × m) such that E[1{u > 0} (u − μ)] = S_u v: v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0)."""
-    sd = np.sqrt(np.diag(Su))
-    z = mu / sd
+    v (n × m) such that E[1{u > 0} (u − μ)] = S_u v: v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0).
+    The formulas are `pointwise.cone1_*` / `cone2_*` (printed from SymPy)."""
     if mu.shape[1] == 1:
-        pc = ndtr(z[:, 0]) if prob else None
-        v = np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi) / sd if stein else None
+        S00 = float(Su[0, 0])
+        pc = cone1_probability(mu[:, 0], S00) if prob else None
+        v = cone1_stein(mu, S00) if stein else None
         return pc, v
-    rho = Su[0, 1] / (sd[0] * sd[1])
-    pc = bivariate_normal_cdf(z[:, 0], z[:, 1], rho) if prob else None
+    args = (float(Su[0, 0]), float(Su[0, 1]), float(Su[1, 1]))
+    pc = cone2_probability(mu[:, 0], mu[:, 1], *args) if prob else None
     if not stein:
         return pc, None
-    v = np.empty(mu.shape)
-    for j, k in ((0, 1), (1, 0)):
-        m = mu[:, k] - Su[k, j] / Su[j, j] * mu[:, j]
-        s_c = np.sqrt(Su[k, k] - Su[k, j] ** 2 / Su[j, j])
-        v[:, j] = np.exp(-0.5 * z[:, j] ** 2) / np.sqrt(2 * np.pi) / sd[j] * ndtr(m / s_c)
-    return pc, v
+    return pc, np.stack(cone2_stein(mu[:, 0], mu[:, 1], *args), axis=1)
 
 
 def _given_h(model: TheoryModel, factor, rows: np.ndarray, cond: np.ndarray | None = None):
