@@ -287,6 +287,77 @@ def load_module(model, setup_name: str = ""):
 
 
 # ==================== mpmath back-end (same SymPy system, second printer) ====================
+_PRIMITIVE_ACCESS = [
+    (re.compile(r"^(h|g|dg|q|u|p)_(\d+)$"), lambda m: f"{m[1]}[{m[2]}]"),
+    (re.compile(r"^p(\d+)_(\d+)$"), lambda m: f"p[{m[1]}][{m[2]}]"),
+    (re.compile(r"^v(\d+)_(\d+)_(\d+)$"), lambda m: f"v[{m[1]}][{m[2]}][{m[3]}]"),
+    (re.compile(r"^Alam_(\d+)_(\d+)$"), lambda m: f"Alam[{m[1]}][{m[2]}]"),
+    (re.compile(r"^Cl(\d+)_(\d+)_(\d+)_(\d+)$"), lambda m: f"Cl[{m[1]}][{m[2]}][{m[3]}][{m[4]}]"),
+    (re.compile(r"^V(\d+)_(\d+)_(\d+)$"), lambda m: f"V[{m[1]}][{m[2]}, {m[3]}]"),
+]
+
+
+def _primitive_access(sym) -> str:
+    for rx, f in _PRIMITIVE_ACCESS:
+        m = rx.match(sym.name)
+        if m:
+            return f(m)
+    raise ValueError(f"no primitive access for symbol {sym}")
+
+
+def _integrand_function(name: str, args: str, doc: str, plain: list, linear: list) -> str:
+    """An mpmath function of the node primitives returning ([plain outputs], [linear factors])
+    (row-major flattening of each matrix), printed from the SymPy integrands with CSE."""
+    import sympy as sp
+    from sympy.printing.pycode import MpmathPrinter
+    printer = MpmathPrinter({"inline": True})
+    flat = [e for m in plain for e in m] + [e for m in linear for e in m]
+    reps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
+    free = sorted(set().union(*[e.free_symbols for e in flat]), key=lambda s: s.name)
+    lines = [f"def {name}({args}):", f'    """{doc}"""']
+    lines += [f"    {printer.doprint(s)} = {_primitive_access(s)}" for s in free]
+    vals = [printer.doprint(e) for e in reduced]
+    vals = [v if e.free_symbols or not e.is_number else f"mpmath.mpf({v})" for v, e in zip(vals, reduced)]
+    lines += [f"    {printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in reps]
+    n_plain = sum(len(m) for m in plain)
+    lines.append(f"    return [{', '.join(vals[:n_plain])}], [{', '.join(vals[n_plain:])}]")
+    return "\n".join(lines)
+
+
+def _linear_integrand_part(s) -> str:
+    """Sources of the mp integrand functions of a linear-trunk system (`integrands.linear_integrands`):
+    ``LINEAR_INTEGRANDS_MP[name](u, p)`` → ([plain], [linear factors])."""
+    from .integrands import linear_integrands
+    parts, names = [], []
+    for name, (plain, linear) in linear_integrands(s).items():
+        parts.append(_integrand_function(f"_linear_{name}_mp", "u, p", f"Integrands {name!r} over the logit "
+                                         "differences u (derive.integrands.linear_integrands).", plain, linear))
+        names.append(name)
+    parts.append("LINEAR_INTEGRANDS_MP = {" + ", ".join(f"{n!r}: _linear_{n}_mp" for n in names) + "}")
+    return "\n\n\n".join(parts)
+
+
+def _integrand_part(s) -> str:
+    """Sources of the mp integrand functions of a nonlinear-trunk system (see `integrands`)."""
+    from .integrands import nonlinear_integrands
+    it = nonlinear_integrands(s)
+    parts = [_integrand_function(
+        "_h_integrand_mp", it.args,
+        "The integrands of every reduced integral over h at one node (derive.integrands).",
+        [m for _, m in it.plain], [m for _, m in it.linear])]
+    layout = [(name, m.shape[0], m.shape[1]) for name, m in it.plain]
+    parts.append(f"H_LAYOUT = {layout!r}\nH_LINEAR_LAYOUT = {[(n, m.shape[0]) for n, m in it.linear]!r}")
+    names = {}
+    for (a, b, d), m in sorted(it.label_label.items()):
+        fname = f"_label_label_mp_{a}_{b}_{d}"
+        names[a, b, d] = fname
+        parts.append(_integrand_function(
+            fname, "V, dg, q", f"Σ_c q_c b_{a}c b_{b}{d}ᵀ inside the cone y_{b} = {d} (row-major K × K).",
+            [m], []))
+    parts.append("LABEL_LABEL_MP = {" + ", ".join(f"{k!r}: {v}" for k, v in names.items()) + "}")
+    return "\n\n\n".join(parts)
+
+
 def generate_mp_module(model, setup_name: str = "") -> str:
     """Source of the mpmath back-end of `model`'s structure: `_closed_arrays_mp` (closed forms of
     the label terms) and `_assemble_mp` (dQ/dt, dR/dt, dV_t/dt, test losses from the reduced
@@ -302,6 +373,7 @@ def generate_mp_module(model, setup_name: str = "") -> str:
              f"import mpmath\n\nSTRUCTURE = {key!r}\nGENERATOR_VERSION = {__version__!r}\n"
              f"CLOSED_NAMES = {closed_names!r}"]
     parts += list(_derived_functions(s, "mpmath", "_mp"))
+    parts.append(_integrand_part(s) if not s.linear else _linear_integrand_part(s))
     return "\n\n\n".join(parts) + "\n"
 
 

@@ -8,7 +8,11 @@ u_c | h ~ N(A_c h, S_c): P(y_t = c | h) = Φ(μ/s) (C_t = 2) or Φ₂ (C_t = 3, 
 and by Stein's lemma E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) v with
 v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0, h) — and, for two tasks on shared inputs,
 P(y_a = c | h, Δ_b) inside the cones of y_b.  Everything (the Gaussian conditioning included)
-is done in mp arithmetic from the mp field covariance.
+is done in mp arithmetic from the mp field covariance.  The integrand of every named integral is
+the derivation's (`derive.integrands`, printed for mpmath into the structure's mp module:
+`_h_integrand_mp`, `LABEL_LABEL_MP`) and the pointwise formulas (g, g′, Φ, Φ₂, Stein vectors) are
+`mp_pointwise`'s, printed from the same SymPy as the double path's; what this module adds is the
+route: orthants, label cones, conditioning.
 
 Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs K + C_b − 1 ≤ 4 (the mp kernel
 integrates at most 4 dimensions: K orthant coordinates plus the cone coordinates of the label–
@@ -125,7 +129,10 @@ def _cone_given(A, S, x, stein: bool):
 def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
     """`online.nonlinear_terms` in mp, as the derivation's named integrals (mpmath matrices / mpf).
     ``F``: mp factor of the field covariance ``C`` (nested lists)."""
+    from mtsp.derive.codegen import load_mp_module
+    from mtsp.derive.integrands import label_label_tasks
     check_nonlinear_mp(model)
+    mod = load_mp_module(model)
     T, K, M = model.n_tasks, model.K, model.M
     V = st.V
     act = model.activation
@@ -134,7 +141,6 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
     ell = _vec(np.vstack([model.rows_h(), model.rows_lambda()]))
     pairs = [(t, s) for t in range(T) for s in range(T)] if model.inputs == "shared" else \
         [(t, t) for t in range(T)]
-    partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
     cond_h = _Conditional(C, lam_all, H)
     labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
     signs = list(itertools.product((1, -1), repeat=K))
@@ -146,44 +152,22 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
             rows, ns = extra[0] + rows, list(extra[1]) + ns
         return rows, ns
 
-    def trunk(h):
-        gd = [_g(act, x) for x in h]
-        g, dg = [a for a, _ in gd], [b for _, b in gd]
-        z = [[mpmath.fsum(V[t][c, k] * g[k] for k in range(K)) for c in range(V[t].rows)] for t in range(T)]
-        sm = [_softmax(zt) for zt in z]
-        a = [[dg[k] * mpmath.fsum(sm[t][0][c] * V[t][c, k] for c in range(V[t].rows)) for k in range(K)]
-             for t in range(T)]
-        return g, dg, z, sm, a
+    lam_A = [[cond_h.A[i, k] for k in range(K)] for i in range(M)]
+    Cl = [[clu for (_, _, clu) in labs[t]] for t in range(T)]
 
     def fn0(h):
-        g, dg, z, sm, a = trunk(h)
-        out = []
-        for t, u in pairs:
-            out += [a[t][k] * a[u][l] for k in range(K) for l in range(K)]
+        """The derivation's integrands (`derive.integrands`, printed for mp) at the node h."""
+        gd = [_g(act, x) for x in h]
+        p, v = [], []
         for t in range(T):
-            out += [sm[t][0][c] * g[k] for c in range(V[t].rows) for k in range(K)]
-        out += [sm[t][1] for t in range(T)]
-        lam_mean = [mpmath.fsum(cond_h.A[i, j] * h[j] for j in range(K)) for i in range(M)]
-        for t in range(T):
-            Vt = V[t]
-            Ct = Vt.rows
-            p, L = [], []
-            for c, (A, S, clu) in enumerate(labs[t]):
-                pc, v = _cone_given(A, S, h, stein=True)
-                if c == Ct - 1:  # the classes partition the space (as the double path)
-                    pc = 1 - mpmath.fsum(p)
-                p.append(pc)
-                L.append([h[k] * pc for k in range(K)] +
-                         [lam_mean[i] * pc + mpmath.fsum(x * y for x, y in zip(clu[i], v)) for i in range(M)])
-            b = [[dg[k] * Vt[c, k] for k in range(K)] for c in range(Ct)]
-            pb = [mpmath.fsum(p[c] * b[c][k] for c in range(Ct)) for k in range(K)]
-            for u in partners[t]:
-                out += [a[u][k] * pb[l] for k in range(K) for l in range(K)]
-            out += [mpmath.fsum(p[c] * b[c][k] * b[c][l] for c in range(Ct)) for k in range(K) for l in range(K)]
-            out += [p[c] * g[k] for c in range(Ct) for k in range(K)]
-            out += [mpmath.fsum(p[c] * z[t][c] for c in range(Ct))]
-            out += [mpmath.fsum(b[c][k] * L[c][j] for c in range(Ct)) for k in range(K) for j in range(K + M)]
-        return out, [x for t in range(T) for x in a[t]]
+            pt, vt = [], []
+            for c, (A, S, _) in enumerate(labs[t]):
+                pc, vc = _cone_given(A, S, h, stein=True)
+                pt.append(1 - mpmath.fsum(pt) if c == len(labs[t]) - 1 else pc)  # the classes partition
+                vt.append(vc)
+            p.append(pt)
+            v.append(vt)
+        return mod._h_integrand_mp(V, h, [x for x, _ in gd], [y for _, y in gd], p, v, lam_A, Cl)
 
     plain, linear = None, None
     for sg in signs:
@@ -192,37 +176,23 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         linear = r.linear if linear is None else [[x + y for x, y in zip(p, q)] for p, q in zip(linear, r.linear)]
     out = {}
     pos = 0
-
-    def take(n):
-        nonlocal pos
-        v = plain[pos:pos + n]
-        pos += n
-        return v
+    for name, rows, cols in mod.H_LAYOUT:
+        vals = plain[pos:pos + rows * cols]
+        pos += rows * cols
+        out[name] = vals[0] if name.startswith(("Lse", "Eyz")) else \
+            mpmath.matrix([[vals[i * cols + j] for j in range(cols)] for i in range(rows)])
+    pos = 0
+    for name, rows in mod.H_LINEAR_LAYOUT:
+        out[name] = mpmath.matrix(linear[pos:pos + rows])
+        pos += rows
 
     def mat(vals, r, c):
         return mpmath.matrix([[vals[i * c + j] for j in range(c)] for i in range(r)])
-    for t, u in pairs:
-        out[f"Eaa{t}{u}"] = mat(take(K * K), K, K)
-    for t in range(T):
-        out[f"Esg{t}"] = mat(take(model.classes[t] * K), model.classes[t], K)
-    for t in range(T):
-        out[f"Lse{t}"] = take(1)[0]
-    for t in range(T):
-        out[f"Eal{t}"] = mpmath.matrix(linear[t * K:(t + 1) * K])
-    for t, u in pairs:
-        out[f"Eab{t}{u}"] = mpmath.matrix(K, K)
-    for t in range(T):
-        for u in partners[t]:
-            out[f"Eab{u}{t}"] += mat(take(K * K), K, K)
-        out[f"Ebb{t}"] = mat(take(K * K), K, K)
-        out[f"Eyg{t}"] = mat(take(model.classes[t] * K), model.classes[t], K)
-        out[f"Eyz{t}"] = take(1)[0]
-        out[f"Ebl{t}"] = mat(take(K * (K + M)), K, K + M)
     # label–label terms: P(y_a = c | h, Δ_b) in closed form inside the cones of y_b, with a the
     # task of fewer classes (Φ rather than Φ₂ at every node)
     for t, u in pairs:
         if t < u:
-            a_, b_ = (u, t) if model.classes[u] < model.classes[t] else (t, u)
+            a_, b_ = label_label_tasks(model.classes, t, u)
             nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
             Cb = len(nu_b)
             db = [[p - q for p, q in zip(nu_b[j], nu_b[0])] for j in range(1, Cb)]
@@ -232,16 +202,14 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
             for d in range(Cb):
                 cone_b = ([[p - q for p, q in zip(nu_b[d], nu_b[j])] for j in range(Cb) if j != d],
                           [j > d for j in range(Cb) if j != d])  # ties to the first index
+                integrand = mod.LABEL_LABEL_MP[a_, b_, d]
 
-                def fn(x, d=d):
-                    h = x[:K]
-                    _, dg = zip(*[_g(act, y) for y in h])
-                    p = []
+                def fn(x, integrand=integrand):
+                    dg = [_g(act, y)[1] for y in x[:K]]
+                    q = []
                     for c, (A, S, _) in enumerate(la):
-                        p.append(1 - mpmath.fsum(p) if c == len(la) - 1 else _cone_given(A, S, x, False)[0])
-                    ba = [dg[k] * mpmath.fsum(p[c] * V[a_][c, k] for c in range(len(la))) for k in range(K)]
-                    bb = [dg[k] * V[b_][d, k] for k in range(K)]
-                    return [ba[k] * bb[l] for k in range(K) for l in range(K)], None
+                        q.append(1 - mpmath.fsum(q) if c == len(la) - 1 else _cone_given(A, S, x, False)[0])
+                    return integrand(V, dg, q)[0], None
                 for sg in signs:
                     r = cone_expectation_mp(F, orthant(sg, cone_b), cond, fn, nodes=nodes)
                     acc += mat(r.plain, K, K)

@@ -3,7 +3,8 @@
 The same reduced integrals as `online.linear_terms` (softmax terms over the logit differences,
 split into argmax cones where the logits spread widely; label terms by P(y_t | logit differences)
 in closed form — mp Φ / Φ₂ — split where steep; pair probabilities, cached), each evaluated by
-`mp_quadrature.cone_expectation_mp`; the
+`mp_quadrature.cone_expectation_mp` with the derivation's integrands (`derive.integrands`,
+printed for mpmath: `LINEAR_INTEGRANDS_MP` of the structure's mp module); the
 label terms P_t, L_t where the derivation closed them come from `_closed_arrays_mp`, and the
 equations are assembled by `_assemble_mp` — both printed by SymPy's MpmathPrinter from the same
 symbolic system as the NumPy module (`derive.codegen.load_mp_module`).  Metrics (gen_error,
@@ -12,7 +13,7 @@ label_error: cone probabilities; test_loss) are evaluated in mp as well.
 Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the pair term of two
 tasks with C = 3 on shared inputs is 4-dimensional: an mp right-hand side takes ≈ 11 s there),
 shared or separate inputs.
-Nonlinear trunks: `mp_nonlinear` (C_t ≤ 3, K ≤ 3; right-hand side only — `mtsp check`).
+Nonlinear trunks: `mp_nonlinear` (right-hand side: C_t ≤ 3, K ≤ 3) and `mp_errors` (errors: K ≤ 2).
 
 States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)` converts a double State
 exactly.
@@ -225,6 +226,7 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
     over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
     times the softmax, over the pieces of the widely spread logits and, where P is steep, the
     argmax cones of E[ν_t | u_s]."""
+    from mtsp.derive.codegen import load_mp_module
     from .mp_nonlinear import _cone_given, _labels_given
     steep, ind = route
     Ct, Cs = model.classes[t], model.classes[s]
@@ -232,13 +234,14 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
     cond = [u_rows[i] for i in ind]               # independent differences: the same conditional
     lab = _labels_given(C, nu, None, cond)
 
+    integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP[f"labelsoft{t}{s}"]
+
     def fn(u):
         x = [u[i] for i in ind]
         p = []
         for c, (A, S, _) in enumerate(lab):
             p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, x, False)[0])
-        sm, _ = _softmax(u)
-        return [pc * v for pc in p for v in sm], None
+        return integrand(u, p)[0], None
     if steep:
         pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(C, nu, cond)]
     plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces)
@@ -264,14 +267,16 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
         cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])]
                  for t in tasks if t in wide]
         return [_stack(*combo) for combo in itertools.product(*cones)] if cones else [None]
+    from mtsp.derive.codegen import load_mp_module
+    integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP   # the derivation's integrands, printed for mp
+
+    def over_u(name):
+        f = integrand[name]
+        return lambda u: f(u, None)
     out = {}
     for t in range(T):
         C = model.classes[t]
-
-        def fn(u, C=C):
-            s, lse = _softmax(u)
-            return [a * b for a in s for b in s] + [lse], s
-        plain, linear = _pieces_expectation(F, None, diffs[t], fn, ell, nodes, pieces(t))
+        plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(t))
         out[f"B{t}{t}"] = mpmath.matrix([[plain[i * C + j] for j in range(C)] for i in range(C)])
         out[f"Lse{t}"] = plain[-1]
         out[f"A{t}"] = mpmath.matrix(linear)
@@ -279,12 +284,8 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
     for t, s in pairs:
         if t < s:
             Ct = model.classes[t]
-
-            def fn2(u, Ct=Ct):
-                a, _ = _softmax(u[:Ct - 1])
-                b, _ = _softmax(u[Ct - 1:])
-                return [x * y for x in a for y in b], None
-            plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], fn2, None, nodes, pieces(t, s))
+            plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], over_u(f"pair{t}{s}"), None, nodes,
+                                           pieces(t, s))
             Cs = model.classes[s]
             out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
     partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
@@ -310,18 +311,16 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
                             L[c, j] = r.linear[0][j]
                     continue
                 if s == t:
-                    def fn3(u):
-                        sm, _ = _softmax(u)
-                        return sm + [mpmath.mpf(1)], [mpmath.mpf(1)]
-                    plain, linear = _pieces_expectation(F, cone, diffs[s], fn3, ell, nodes, pieces(s))
+                    plain, linear = _pieces_expectation(F, cone, diffs[s], over_u(f"cone{t}{t}"), ell, nodes,
+                                                        pieces(s))
                     for j in range(Cs):
                         Y[s][c, j] = plain[j]
                     P[c, 0] = plain[Cs]
                     for j in range(K + M):
                         L[c, j] = linear[0][j]
                 else:
-                    plain, _ = _pieces_expectation(F, cone, diffs[s], lambda u: (_softmax(u)[0], None),
-                                                   None, nodes, pieces(s))
+                    plain, _ = _pieces_expectation(F, cone, diffs[s], over_u(f"conesoft{s}"), None, nodes,
+                                                   pieces(s))
                     for j in range(Cs):
                         Y[s][c, j] = plain[j]
         out[f"P{t}"] = P

@@ -170,3 +170,96 @@ def test_generated_mp_module_imports_only_mpmath():
             assert node.level == 0
             imported.add(node.module.split(".")[0])
     assert imported <= {"numpy", "scipy", "math", "mpmath", "__future__"}, imported
+
+
+def _nonlinear_setup(act, K, C, inputs):
+    return setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": 0.3}, {"name": "B", "classes": 2}],
+                            "teacher": {"alignment": 0.5},
+                            "student": {"kind": "shared", "hidden": K, "activation": act, "init_scale": 0.7},
+                            "training": {"protocol": "online", "lr": 0.5, "times": [1], "inputs": inputs}})
+
+
+@pytest.mark.parametrize("act,K,C,inputs", [("tanh", 2, 3, "shared"), ("relu", 3, 2, "separate")])
+def test_derived_mp_integrands_match_the_model_definitions(act, K, C, inputs):
+    """The mp back-end's integrands (printed from derive.integrands) against MODEL.md's definitions
+    evaluated directly in NumPy at random nodes and primitives: a_t = g′(h) ⊙ V_tᵀ softmax(V_t g),
+    b_tc = g′(h) ⊙ V_t[c], L_tc = (h p_tc, A h p_tc + Cl_tc v_tc)."""
+    from mtsp.derive.codegen import load_mp_module
+    from mtsp.numeric.activations import activation
+    model = theory_model(_nonlinear_setup(act, K, C, inputs))
+    mod = load_mp_module(model)
+    rng = np.random.default_rng(5)
+    T, M = model.n_tasks, model.M
+    V = [rng.normal(size=(c, K)) for c in model.classes]
+    h = rng.normal(size=K)
+    g, dg = activation(act)(h)
+    p = [rng.dirichlet(np.ones(c)) for c in model.classes]
+    v = [rng.normal(size=(c, c - 1)) for c in model.classes]
+    A = rng.normal(size=(M, K))
+    Cl = [rng.normal(size=(c, M, c - 1)) for c in model.classes]
+    with mp.workdps(30):
+        plain, lin = mod._h_integrand_mp([mp.matrix(x.tolist()) for x in V], [mp.mpf(x) for x in h],
+                                         [mp.mpf(x) for x in g], [mp.mpf(x) for x in dg],
+                                         [[mp.mpf(x) for x in q] for q in p],
+                                         [[[mp.mpf(x) for x in r] for r in vt] for vt in v],
+                                         [[mp.mpf(x) for x in r] for r in A],
+                                         [[[[mp.mpf(x) for x in r] for r in m] for m in ct] for ct in Cl])
+    z = [Vt @ g for Vt in V]
+    s = [np.exp(zt - zt.max()) / np.exp(zt - zt.max()).sum() for zt in z]
+    a = [dg * (Vt.T @ st) for Vt, st in zip(V, s)]
+    b = [dg[None, :] * Vt for Vt in V]
+    L = [np.array([np.concatenate([h * p[t][c], A @ h * p[t][c] + Cl[t][c] @ v[t][c]])
+                   for c in range(model.classes[t])]) for t in range(T)]
+    want = {}
+    pairs = [(t, u) for t in range(T) for u in range(T)] if inputs == "shared" else [(t, t) for t in range(T)]
+    for t, u in pairs:
+        want[f"Eaa{t}{u}"] = np.outer(a[t], a[u])
+        want[f"Eab{t}{u}"] = np.outer(a[t], p[u] @ b[u])
+    for t in range(T):
+        want[f"Esg{t}"] = np.outer(s[t], g)
+        want[f"Eyg{t}"] = np.outer(p[t], g)
+        want[f"Ebb{t}"] = sum(p[t][c] * np.outer(b[t][c], b[t][c]) for c in range(model.classes[t]))
+        want[f"Ebl{t}"] = sum(np.outer(b[t][c], L[t][c]) for c in range(model.classes[t]))
+        want[f"Lse{t}"] = np.log(np.exp(z[t]).sum())
+        want[f"Eyz{t}"] = p[t] @ z[t]
+    pos = 0
+    assert {n for n, _, _ in mod.H_LAYOUT} == set(want)
+    for name, r, c in mod.H_LAYOUT:
+        got = np.array([float(x) for x in plain[pos:pos + r * c]]).reshape(r, c)
+        pos += r * c
+        np.testing.assert_allclose(got, np.reshape(want[name], (r, c)), rtol=1e-12, atol=1e-13, err_msg=name)
+    assert pos == len(plain)
+    got = np.array([float(x) for x in lin])
+    np.testing.assert_allclose(got, np.concatenate(a), rtol=1e-12, atol=1e-13)
+    for (ta, tb, d), f in mod.LABEL_LABEL_MP.items():   # Σ_c q_c b_ac b_bdᵀ in the cone y_b = d
+        q = rng.dirichlet(np.ones(model.classes[ta]))
+        with mp.workdps(30):
+            got = f([mp.matrix(x.tolist()) for x in V], [mp.mpf(x) for x in dg], [mp.mpf(x) for x in q])[0]
+        np.testing.assert_allclose(np.array([float(x) for x in got]).reshape(K, K),
+                                   np.outer(q @ b[ta], b[tb][d]), rtol=1e-12, atol=1e-13)
+    assert bool(mod.LABEL_LABEL_MP) == (inputs == "shared")
+
+
+def test_derived_mp_linear_integrands_match_the_definitions():
+    """Linear trunks: softmax(0, u) products, log(1 + Σ e^u) and p sᵀ as printed for mp."""
+    from mtsp.derive.codegen import load_mp_module
+    setup = setup_from_dict({"tasks": [{"name": "A", "classes": 3}, {"name": "B", "classes": 2, "noise": 0.5}],
+                             "teacher": {"alignment": 0.5},
+                             "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.3},
+                             "training": {"protocol": "online", "lr": 0.5, "times": [1]}})
+    mod = load_mp_module(theory_model(setup))
+    rng = np.random.default_rng(2)
+    u = rng.normal(0, 3, 3)
+    sm = lambda x: np.exp(np.r_[0, x]) / np.exp(np.r_[0, x]).sum()  # noqa: E731
+    with mp.workdps(30):
+        f = lambda name, x, p=None: mod.LINEAR_INTEGRANDS_MP[name]([mp.mpf(y) for y in x], p)  # noqa: E731
+        plain, lin = f("self0", u[:2])
+        s0 = sm(u[:2])
+        np.testing.assert_allclose([float(x) for x in plain], np.r_[np.outer(s0, s0).ravel(), np.log1p(np.exp(u[:2]).sum())],
+                                   rtol=1e-13)
+        np.testing.assert_allclose([float(x) for x in lin], s0, rtol=1e-13)
+        plain, _ = f("pair01", u)
+        np.testing.assert_allclose([float(x) for x in plain], np.outer(s0, sm(u[2:])).ravel(), rtol=1e-13)
+        p = rng.dirichlet(np.ones(3))
+        plain, _ = f("labelsoft01", u[2:], [mp.mpf(x) for x in p])
+        np.testing.assert_allclose([float(x) for x in plain], np.outer(p, sm(u[2:])).ravel(), rtol=1e-13)
