@@ -59,8 +59,9 @@ def label_label_tasks(classes, t: int, u: int):
     return (u, t) if classes[u] < classes[t] else (t, u)
 
 
-def nonlinear_integrands(s) -> HIntegrands:
-    """Integrands of `s`'s reduced integrals (a nonlinear-trunk OnlineSystem) in the primitives."""
+def nonlinear_integrands(s, display: bool = False) -> HIntegrands:
+    """Integrands of `s`'s reduced integrals (a nonlinear-trunk OnlineSystem) in the primitives.
+    ``display``: keep z_tc, lse_t, s_tc and a_tk as named symbols (for the equation sheet)."""
     K, classes, M = s.K, s.classes, s.M
     n = len(classes)
     V = s.V
@@ -76,6 +77,11 @@ def nonlinear_integrands(s) -> HIntegrands:
     lse = [sp.log(sum(sp.exp(x) for x in z[t])) for t in range(n)]
     sm = [[sp.exp(x - lse[t]) for x in z[t]] for t in range(n)]
     a = [[dg[k] * sum(sm[t][c] * V[t][c, k] for c in range(C)) for k in range(K)] for t, C in enumerate(classes)]
+    if display:
+        z = [[_sym(f"z{t}_{c}") for c in range(C)] for t, C in enumerate(classes)]
+        lse = [_sym(f"lse_{t}") for t in range(n)]
+        sm = [[_sym(f"s{t}_{c}") for c in range(C)] for t, C in enumerate(classes)]
+        a = [[_sym(f"a{t}_{k}") for k in range(K)] for t in range(n)]
     b = [[[dg[k] * V[t][c, k] for k in range(K)] for c in range(C)] for t, C in enumerate(classes)]
     lam_mean = [sum(A[i][k] * h[k] for k in range(K)) for i in range(M)]
     L = [[[h[k] * p[t][c] for k in range(K)]

@@ -77,6 +77,7 @@ def equation_sheet(s: OnlineSystem, setup_name: str = "", model=None) -> str:
             out.append(f"({name} has {expr.shape[0]}×{expr.shape[1]} entries; the others follow by "
                        "permuting classes and fields. All are in the generated module.)")
             out.append("")
+    out += _integrand_section(s)
     if K * M <= _MAX_ENTRIES:
         out += ["## Element-wise equations", ""]
         for i in range(K):
@@ -84,3 +85,33 @@ def equation_sheet(s: OnlineSystem, setup_name: str = "", model=None) -> str:
                 out.append(f"$$\\frac{{dR_{{{i}{j}}}}}{{dt}} = {_tex(s.dR[i, j])}$$")
                 out.append("")
     return "\n".join(x for x in out if x is not None)
+
+
+_MAX_TEX = 600  # integrand entries longer than this (LaTeX characters) are not printed
+
+
+def _integrand_section(s: OnlineSystem) -> list:
+    """The derived integrands (`derive.integrands`) — what the mp back-end evaluates at each node —
+    entry (0, 0) of each named integral, where short enough to read."""
+    from .integrands import linear_integrands, nonlinear_integrands
+    out = ["## Integrands (derived; evaluated node by node by the mp back-end)", ""]
+    if s.linear:
+        out += [r"Over the logit differences $u$ of one task (or two): $s = \mathrm{softmax}(0, u)$, "
+                r"$\mathrm{lse} = \log(1 + \sum_c e^{u_c})$; $p_c$ are label probabilities in closed form.", ""]
+        items = [(name, plain[0]) for name, (plain, _) in linear_integrands(s).items()]
+    else:
+        out += [r"Over the trunk fields $h$, with $z_{t} = V_t g$, $\mathrm{lse}_t = \log\sum_c e^{z_{t,c}}$, "
+                r"$s_{t} = \mathrm{softmax}(z_t)$, $a_{t,k} = dg_k \sum_c s_{t,c} V_{t,c,k}$ "
+                r"(primitives: $g_k = g(h_k)$, $dg_k = g'(h_k)$, "
+                r"$p_{t,c} = P(y_t = c \mid h)$, Stein vectors $v_{t,c}$, conditioning coefficients "
+                r"$A^{\lambda}$, $Cl$; $q_c = P(y_a = c \mid h, \nu_b - \nu_{b,0})$ in the label–label "
+                r"term).", ""]
+        it = nonlinear_integrands(s, display=True)
+        items = list(it.plain) + [(f"{n}\ (\times \ell^\top)", m) for n, m in it.linear] \
+            + [(f"Ebb2_{{{a}{b}}}\ (y_{b} = {d})", m) for (a, b, d), m in sorted(it.label_label.items())]
+    for name, m in items:
+        tex = sp.latex(m[0, 0])
+        out.append(f"$$\\mathrm{{{name}}}_{{0,0}}:\\quad {tex}$$" if len(tex) <= _MAX_TEX else
+                   f"- {name}: entry (0, 0) has {len(tex)} LaTeX characters (see the mp module).")
+        out.append("")
+    return out
