@@ -226,8 +226,10 @@ def cmd_solve(args) -> int:
     setup = _load(args.setup)
     _check_protocol(setup)
     show = progress_enabled(args.json, quiet=args.quiet)
+    if args.mp_nodes is not None and args.precision != "mp":
+        raise CliError("--mp-nodes: applies to --precision mp only")
     res = _theory(setup, args.single, show, args.engine, precision=args.precision, dps=args.dps,
-                  accuracy=args.accuracy)
+                  accuracy=args.accuracy, mp_nodes=args.mp_nodes)
     js = res.to_json_dict()
     if args.json:
         _print_json(js)
@@ -390,8 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",
-                   help="mp: the whole ODE in mpmath (linear trunks/glm, C ≤ 3; slow)")
+                   help="mp: the whole ODE in mpmath (C ≤ 3; linear trunks/glm, nonlinear trunks "
+                        "with K ≤ 2; slow: it prints its quadrature points and the time of each "
+                        "right-hand side)")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
+    p.add_argument("--mp-nodes", type=_positive_int, default=None,
+                   help="mp: quadrature nodes per integrated dimension (default 24; the cost grows "
+                        "as nodes^dim, the accuracy of its integrals with nodes)")
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="high: larger quadrature budgets and tight ODE tolerances (≤ 1e-7 vs mp); fast: smaller ones for exploration (errors ≲ 1e-3)")
     p.set_defaults(func=cmd_solve)

@@ -17,6 +17,8 @@ import time
 
 __all__ = ["Progress", "progress_enabled"]
 
+NOTE_INTERVAL = 10.0  # seconds between note lines written to a non-terminal
+
 
 def progress_enabled(json_mode: bool, stream=None, quiet: bool = False) -> bool:
     """Whether to show progress: never when ``quiet``; else when the stream is a terminal or when
@@ -55,6 +57,7 @@ class Progress:
         self.tty = tty
         self.fraction = 0.0
         self.note = ""
+        self._last_note_time = None
         self.start = time.perf_counter()
         self.closed = False
         self._lock = threading.Lock()
@@ -82,16 +85,24 @@ class Progress:
         f = min(max(f, 0.0), 1.0)
         with self._lock:
             self.fraction = max(self.fraction, f)
+            changed = note is not None and note != self.note
             if note is not None:
                 self.note = note
         if self.tty:
             self._draw()
         else:
             quarter = int(self.fraction * 4)
+            line = f"{self.label}: {int(100 * self.fraction)}% ({_fmt_seconds(self.elapsed).strip()})" \
+                + (f" {self.note}" if self.note else "") + "\n"
             if 0 < quarter < 4 and quarter > self._last_quarter:
                 self._last_quarter = quarter
-                self._write(f"{self.label}: {25 * quarter}% ({_fmt_seconds(self.elapsed).strip()})"
-                            + (f" {self.note}" if self.note else "") + "\n")
+                self._write(line)
+                self._last_note_time = time.perf_counter()
+            elif changed and (self._last_note_time is None
+                              or time.perf_counter() - self._last_note_time >= NOTE_INTERVAL):
+                # a slow stage's notes (the mp back-end's cost, each right-hand side) reach logs too
+                self._write(line)
+                self._last_note_time = time.perf_counter()
 
     @property
     def elapsed(self) -> float:

@@ -371,11 +371,12 @@ HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
           engine: str = "ode", precision: str = "double", dps: int = 30,
-          accuracy: str = "default", parallel: bool | None = None) -> SolveResult:
+          accuracy: str = "default", parallel: bool | None = None, mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
-    (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 2; C ≤ 3; slow).  ``accuracy="high"``: the
+    (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 2; C ≤ 3; slow;
+    ``mp_nodes``: its quadrature nodes per integrated dimension, default 24).  ``accuracy="high"``: the
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).
 
@@ -391,7 +392,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
         from .mp_solve import solve_online_mp
         if single:
             raise NotImplementedError("precision: --single is not supported with the mp back-end")
-        return solve_online_mp(setup, dps=dps, progress=progress)
+        return solve_online_mp(setup, dps=dps, progress=progress, **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
         raise ValueError(f"precision: unknown precision {precision!r} (double | mp)")
     tol = {}

@@ -58,3 +58,27 @@ def test_accuracy_fast_is_close(tmp_path, capsys):
     dbl = _solve(tmp_path, capsys)
     fast = _solve(tmp_path, capsys, "--accuracy", "fast")
     assert abs(dbl["tasks"]["A"]["gen_error"][0] - fast["tasks"]["A"]["gen_error"][0]) < 1e-3
+
+
+def test_mp_nodes_option_and_cost_notes(tmp_path, capsys):
+    """--mp-nodes reaches the mp back-end (fewer nodes: a different, coarser value) and is refused
+    without --precision mp; the mp solve announces its quadrature points per right-hand side."""
+    from mtsp.numeric.model import theory_model
+    from mtsp.numeric.mp_solve import rhs_points
+    from mtsp.numeric.mp_solve import solve_online_mp
+    from mtsp.setup import load_setup
+    path = _write(tmp_path, ONE_TASK)
+    assert main(["solve", path, "--mp-nodes", "8"]) == 2
+    assert "--mp-nodes" in capsys.readouterr().err
+    model = theory_model(load_setup(path))
+    assert rhs_points(model, 8) == (2 * 8, 1)      # C = 2: n^(C−1) for the softmax and label terms
+    notes = []
+
+    class Recorder:
+        note = ""
+
+        def __call__(self, fraction, note=None):
+            notes.append(note)
+    solve_online_mp(load_setup(path), dps=15, nodes=8, progress=Recorder())
+    assert notes[0].startswith("mp: ~16 quadrature points per right-hand side (largest integral 1-dim, 8 nodes")
+    assert any(n and n.startswith("right-hand side 7:") for n in notes)
