@@ -14,17 +14,23 @@ the derivation's (`derive.integrands`, printed for mpmath into the structure's m
 `mp_pointwise`'s, printed from the same SymPy as the double path's; what this module adds is the
 route: orthants, label cones, conditioning.
 
-Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs K + C_b − 1 ≤ 4 (the mp kernel
-integrates at most 4 dimensions: K orthant coordinates plus the cone coordinates of the label–
-label term).  This is what `mtsp check` uses to certify the double kernel's tiers for nonlinear
-trunks: the product rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf
-with K = 3).  The label–label term is where the mp rules are weakest: 3 dimensions (K = 1 with
-C = 3, or K = 2 with C = 2) at the default 20 nodes per axis err by ~1e-8 absolute, and 4
-dimensions (K = 2 with C = 3) at 12 nodes by ~5e-5 absolute (1e-3 relative; the double path
-agrees with its own product rule at 10× the points and with the label cones to 4e-7 there) —
-pass more `nodes` to certify it.  The errors of nonlinear trunks (the student's argmax region
+The label–label term of two tasks on shared inputs takes a route of its own (independent of the
+double path's): when the joint label cone is small, C_a + C_b − 2 ≤ 3, one integral over h
+(K dims) of Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ with the joint probabilities given h
+in closed form (Φ, Φ₂, or for a 3-dim joint cone one smooth 1-d integral of Φ₂:
+`_orthant_given`, 1e-12 at 48 nodes, 1e-9 at 32); otherwise P(y_a = c | h, Δ_b) inside the
+cones of y_b (K + C_b − 1 dims).  Measured (tanh, t = 1): K = 2, C = (2, 2): the joint route at
+40 and 64 nodes and the double path's `--accuracy high` agree within 3e-12, the default double
+tier is 4.2e-7 relative off; K = 2, C = (2, 3): the joint route agrees with itself to 8 digits
+between 24 and 32 nodes (180 / 330 s for this term), the double path is 5.4e-6 absolute off by
+default and 1.1e-6 at `--accuracy high`, where the 4-dim route at 12 nodes erred by ~5e-5.
+
+Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs C_a + C_b − 2 ≤ 3 or K + C_b − 1 ≤ 4
+(the mp kernel integrates at most 4 dimensions).  This is what `mtsp check` uses to certify the
+double kernel's tiers for nonlinear trunks: the product rule inside sign orthants (K ≤ 2) and
+the fixed-Sobol' tier (tanh / erf with K = 3).  The errors of nonlinear trunks (the student's argmax region
 is not a cone in h) are in `mp_errors` (K ≤ 2), so `solve --precision mp` covers nonlinear
-trunks with K ≤ 2 (and K + C − 1 ≤ 4 for two tasks on shared inputs).
+trunks with K ≤ 2.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ import numpy as np
 
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import cone_expectation_mp
+from .mp_quadrature import _truncated_normal, cone_expectation_mp, tanh_sinh01_mp
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
@@ -48,16 +54,15 @@ def check_nonlinear_mp(model: TheoryModel) -> None:
     if model.K > 3:
         raise NotImplementedError(f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
     if model.inputs == "shared" and model.n_tasks > 1:
-        if model.K + _label_label_dims(model) > 4:
-            raise NotImplementedError(
-                f"the mp back-end integrates at most 4 dimensions: the label–label term of two tasks on "
-                f"shared inputs needs K + C − 1 = {model.K + _label_label_dims(model)} here (K = {model.K}, "
-                f"classes {list(model.classes)})")
-
-
-def _label_label_dims(model: TheoryModel) -> int:
-    """Cone dimensions of the label–label term: C_b − 1 for the task b of more classes."""
-    return max(model.classes) - 1
+        for t in range(model.n_tasks):
+            for u in range(t + 1, model.n_tasks):
+                Ct, Cu = model.classes[t], model.classes[u]
+                if Ct + Cu - 2 > JOINT_MAX_DIM and model.K + max(Ct, Cu) - 1 > 4:
+                    raise NotImplementedError(
+                        f"the mp back-end integrates at most 4 dimensions: the label–label term of two "
+                        f"tasks on shared inputs with C = ({Ct}, {Cu}) needs K + C − 1 = "
+                        f"{model.K + max(Ct, Cu) - 1} here (K = {model.K}; the joint route takes "
+                        f"C_t + C_u − 2 ≤ {JOINT_MAX_DIM})")
 
 
 def _g(name: str, x):
@@ -124,6 +129,74 @@ def _cone_given(A, S, x, stein: bool):
         return cone1_probability(mu[0], S[0, 0]), ([cone1_stein(mu[0], S[0, 0])] if stein else None)
     args = (mu[0], mu[1], S[0, 0], S[0, 1], S[1, 1])
     return cone2_probability(*args), (list(cone2_stein(*args)) if stein else None)
+
+
+JOINT_MAX_DIM = 3   # label–label term by the joint label probabilities given h up to this cone dimension
+JOINT_NODES = 48    # tanh–sinh nodes of the 1-d integral of a 3-dim joint cone
+
+
+def _orthant_given(A, S, x, nodes: int = JOINT_NODES):
+    """P(u > 0 | x) for u | x ~ N(A x, S) of dimension 1–3: Φ, Φ₂ (`_cone_given`), and for three
+    dimensions one smooth integral — u₀ = μ₀ + s₀z, z > −μ₀/s₀ a truncated normal (tanh–sinh
+    nodes in its quantile), times Φ₂ of (u₁, u₂) | u₀, whose conditional covariance is fixed:
+
+        P = ∫_{−μ₀/s₀}^∞ φ(z) Φ₂(m₁(z)/σ₁, m₂(z)/σ₂; ρ₁₂|₀) dz,  m_i(z) = μ_i + S_i0 z/s₀."""
+    if len(A) <= 2:
+        return _cone_given(A, S, x, False)[0]
+    mu = [mpmath.fsum(a * y for a, y in zip(row, x)) for row in A]
+    s0 = mpmath.sqrt(S[0, 0])
+    c11 = S[1, 1] - S[1, 0] ** 2 / S[0, 0]
+    c12 = S[1, 2] - S[1, 0] * S[2, 0] / S[0, 0]
+    c22 = S[2, 2] - S[2, 0] ** 2 / S[0, 0]
+    u, uc, w = tanh_sinh01_mp(nodes)
+    lo = -mu[0] / s0
+    tot = mpmath.mpf(0)
+    for k in range(nodes):
+        z, mass = _truncated_normal(lo, mpmath.inf, u[k], uc[k])
+        if mass > 0:
+            m1 = mu[1] + S[1, 0] / s0 * z
+            m2 = mu[2] + S[2, 0] / s0 * z
+            tot += w[k] * mass * cone2_probability(m1, m2, c11, c12, c22)
+    return tot
+
+
+def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, orthant, signs, nodes):
+    """Ebb2_ab = E_h[Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ] — one integral over h (sign
+    orthants) with the joint label probabilities given h in closed form (a joint cone of
+    dimension C_a + C_b − 2 ≤ 3: Φ, Φ₂, or one smooth 1-d integral, `_orthant_given`), the
+    last class of a by P(y_b = d | h) − Σ_{c < C_a−1} P(c, d | h).  The integrand is the
+    derivation's (`LABEL_LABEL_MP[a, b, d]` is linear in q_c = P(y_a = c, y_b = d | h)).  An
+    independent route from the double path's (P(y_a | h, Δ_b) inside the cones of y_b), and
+    lower-dimensional: K dims instead of K + C_b − 1."""
+    K = len(H)
+    Ca, Cb = len(nu_a), len(nu_b)
+
+    def diffs(rows, c):
+        return [[p - q for p, q in zip(rows[c], rows[j])] for j in range(len(rows)) if j != c]
+    joint = {}
+    for c in range(Ca - 1):
+        for d in range(Cb):
+            cj = _Conditional(C, diffs(nu_a, c) + diffs(nu_b, d), H)
+            joint[c, d] = ([[cj.A[i, j] for j in range(K)] for i in range(cj.A.rows)], cj.S)
+    marg_b = _labels_given(C, nu_b, None, H)
+
+    def fn(h):
+        dg = [_g(act, y)[1] for y in h]
+        pb = []
+        for d, (A, S, _) in enumerate(marg_b):
+            pb.append(1 - mpmath.fsum(pb) if d == Cb - 1 else _cone_given(A, S, h, False)[0])
+        out = None
+        for d in range(Cb):
+            q = [_orthant_given(*joint[c, d], h) for c in range(Ca - 1)]
+            q.append(pb[d] - mpmath.fsum(q))
+            vals = integrands[a_, b_, d](V, dg, q)[0]
+            out = vals if out is None else [x + y for x, y in zip(out, vals)]
+        return out, None
+    acc = mpmath.matrix(K, K)
+    for sg in signs:
+        r = cone_expectation_mp(F, orthant(sg), H, fn, nodes=nodes)
+        acc += mpmath.matrix([[r.plain[i * K + j] for j in range(K)] for i in range(K)])
+    return acc
 
 
 def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
@@ -195,6 +268,14 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
             a_, b_ = label_label_tasks(model.classes, t, u)
             nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
             Cb = len(nu_b)
+            if len(nu_a) + Cb - 2 <= JOINT_MAX_DIM:
+                acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, orthant, signs,
+                                         nodes)
+                if a_ != t:
+                    acc = acc.T
+                out[f"Ebb2{t}{u}"] = acc
+                out[f"Ebb2{u}{t}"] = acc.T
+                continue
             db = [[p - q for p, q in zip(nu_b[j], nu_b[0])] for j in range(1, Cb)]
             cond = H + db
             la = _labels_given(C, nu_a, None, cond)

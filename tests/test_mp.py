@@ -156,8 +156,10 @@ def _nonlinear_setup(act, K, inputs, classes=2):
 
 @pytest.mark.parametrize("act,K,inputs,nodes,bound", [
     # measured (dps 30): tanh K=1 shared ≤ 2.6e-11 (label–label term incl.);
-    # relu K=2 separate ≤ 1e-9 at 24 mp nodes; K=2 shared at the default mp nodes (20 s, not in
-    # the suite): tanh 3.5e-8, relu 4.4e-9, erf 8.2e-9, all in the label–label term
+    # relu K=2 separate ≤ 1e-9 at 24 mp nodes; K=2 shared (20–24 s, not in the suite): the
+    # label–label term 4.2e-7 (tanh), 5.4e-8 (relu), 9.6e-8 (erf) relative — the default double
+    # tier's error: the mp joint route at 40 and 64 nodes and the double at --accuracy high agree
+    # within 3e-12 there (tanh)
     ("tanh", 1, "shared", None, 1e-9),
     ("relu", 2, "separate", 24, 1e-7),
 ])
@@ -178,7 +180,11 @@ def test_nonlinear_mp_refuses_what_it_cannot_integrate():
     model = theory_model(_nonlinear_setup("tanh", 1, "separate", classes=4))
     with pytest.raises(NotImplementedError, match="C_t ≤ 3"):
         integrals_mp(model, mp_state(model.initial_state()))
-    model = theory_model(_nonlinear_setup("tanh", 3, "shared", classes=3))  # K + C − 1 = 5
+    from mtsp.setup import setup_from_dict
+    model = theory_model(setup_from_dict({      # K + C − 1 = 5 and a 4-dim joint label cone
+        "tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3}],
+        "student": {"kind": "shared", "hidden": 3, "activation": "tanh", "init_scale": 0.3},
+        "training": {"protocol": "online", "lr": 0.5, "times": [1.0], "inputs": "shared"}}))
     with pytest.raises(NotImplementedError, match="at most 4 dimensions"):
         integrals_mp(model, mp_state(model.initial_state()))
 
@@ -200,9 +206,9 @@ def test_bivariate_ncdf_mp_against_quadrature():
 
 
 @pytest.mark.parametrize("act,K,inputs,bound", [
-    # measured (dps 30): tanh K=1 shared, 30 mp nodes for its 3-dim label–label term: every term
-    # ≤ 3.3e-10, the label–label term included (36 s; at the default 20 mp nodes that term's mp
-    # value errs by 1.7e-8: 7.2e-7 relative); relu K=2 separate (default nodes): ≤ 6.7e-10 (16 s)
+    # measured (dps 30): tanh K=1 shared: every term ≤ 3.3e-10 (dV1), the label–label term by the
+    # joint route (P(y_A, y_B | h): a 3-dim joint cone, one 1-d integral) 4.7e-11 (7 s; the former
+    # 3-dim route needed 30 mp nodes for 3.3e-10, 36 s); relu K=2 separate: ≤ 6.7e-10 (16 s)
     ("tanh", 1, "shared", 1e-9),
     ("relu", 2, "separate", 1e-9),
 ])
@@ -210,8 +216,7 @@ def test_nonlinear_rhs_terms_three_classes_against_mp(act, K, inputs, bound):
     """C = 3 (Φ₂ given h, Stein vectors of two-row cones; with shared inputs the label–label term
     inside the three-class cones of y_A): every named integral, double vs mp."""
     from mtsp.numeric.check import check
-    nodes = {1: 64, 2: 40, 3: 30, 4: 12} if inputs == "shared" else None
-    rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1, mp_nodes=nodes,
+    rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1,
                 errors=(act, inputs) == ("tanh", "shared"))   # the errors: checked once (K = 1)
     assert {"Eaa00", "Eal0", "Ebl0", "Ebb0", "Eyg0", "Eyz0", "dQ", "dR"} <= set(rep["terms"])
     assert (inputs == "separate") or "Ebb201" in rep["terms"]
