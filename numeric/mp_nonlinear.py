@@ -25,12 +25,12 @@ tier is 4.2e-7 relative off; K = 2, C = (2, 3): the joint route agrees with itse
 between 24 and 32 nodes (180 / 330 s for this term), the double path is 5.4e-6 absolute off by
 default and 1.1e-6 at `--accuracy high`, where the 4-dim route at 12 nodes erred by ~5e-5.
 
-Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs C_a + C_b − 2 ≤ 3 or K + C_b − 1 ≤ 4
-(the mp kernel integrates at most 4 dimensions).  This is what `mtsp check` uses to certify the
-double kernel's tiers for nonlinear trunks: the product rule inside sign orthants (K ≤ 2) and
-the fixed-Sobol' tier (tanh / erf with K = 3).  The errors of nonlinear trunks (the student's argmax region
-is not a cone in h) are in `mp_errors` (K ≤ 2), so `solve --precision mp` covers nonlinear
-trunks with K ≤ 2.
+Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs the joint route (C_a + C_b − 2 ≤ 2,
+or 3 with K ≤ 2) or K + C_b − 1 ≤ 4 (the mp kernel integrates at most 4 dimensions).  This is
+what `mtsp check` uses to certify the double kernel's tiers for nonlinear trunks: the product
+rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf with K = 3).  The
+errors of nonlinear trunks (the student's argmax region is not a cone in h) are in `mp_errors`
+(K ≤ 2), so `solve --precision mp` covers nonlinear trunks with K ≤ 2.
 """
 from __future__ import annotations
 
@@ -57,12 +57,12 @@ def check_nonlinear_mp(model: TheoryModel) -> None:
         for t in range(model.n_tasks):
             for u in range(t + 1, model.n_tasks):
                 Ct, Cu = model.classes[t], model.classes[u]
-                if Ct + Cu - 2 > JOINT_MAX_DIM and model.K + max(Ct, Cu) - 1 > 4:
+                if not _joint_route(model.K, Ct, Cu) and model.K + max(Ct, Cu) - 1 > 4:
                     raise NotImplementedError(
                         f"the mp back-end integrates at most 4 dimensions: the label–label term of two "
                         f"tasks on shared inputs with C = ({Ct}, {Cu}) needs K + C − 1 = "
                         f"{model.K + max(Ct, Cu) - 1} here (K = {model.K}; the joint route takes "
-                        f"C_t + C_u − 2 ≤ {JOINT_MAX_DIM})")
+                        f"C_t + C_u − 2 ≤ 2, or 3 with K ≤ 2)")
 
 
 def _g(name: str, x):
@@ -133,6 +133,16 @@ def _cone_given(A, S, x, stein: bool):
 
 JOINT_MAX_DIM = 3   # label–label term by the joint label probabilities given h up to this cone dimension
 JOINT_NODES = 48    # tanh–sinh nodes of the 1-d integral of a 3-dim joint cone
+JOINT_OUTER_NODES = {1: 64, 2: 24}   # default nodes over h with a 3-dim joint cone (K = 2: 24 and 32
+#                                     nodes agree to 8 digits, tanh C = (2, 3) at t = 1)
+
+
+def _joint_route(K: int, Ca: int, Cb: int) -> bool:
+    """Whether the label–label term of tasks with Ca, Cb classes takes the joint route: a joint cone
+    of C_a + C_b − 2 ≤ 2 dims (Φ, Φ₂), or 3 dims (a 1-d integral per node) on a trunk of K ≤ 2
+    (with K = 3 that is ~10⁷ mp Φ₂ evaluations: hours)."""
+    D = Ca + Cb - 2
+    return D <= min(JOINT_MAX_DIM, 2) or (D <= JOINT_MAX_DIM and K <= 2)
 
 
 def _orthant_given(A, S, x, nodes: int = JOINT_NODES):
@@ -192,6 +202,8 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, orthant,
             vals = integrands[a_, b_, d](V, dg, q)[0]
             out = vals if out is None else [x + y for x, y in zip(out, vals)]
         return out, None
+    if nodes is None and Ca + Cb - 2 == 3:       # each node costs (C_a − 1) C_b 1-d integrals
+        nodes = JOINT_OUTER_NODES
     acc = mpmath.matrix(K, K)
     for sg in signs:
         r = cone_expectation_mp(F, orthant(sg), H, fn, nodes=nodes)
@@ -268,7 +280,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
             a_, b_ = label_label_tasks(model.classes, t, u)
             nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
             Cb = len(nu_b)
-            if len(nu_a) + Cb - 2 <= JOINT_MAX_DIM:
+            if _joint_route(K, len(nu_a), Cb):
                 acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, orthant, signs,
                                          nodes)
                 if a_ != t:

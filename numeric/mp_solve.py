@@ -94,12 +94,12 @@ def rhs_points(model, nodes: int = SOLVE_NODES) -> tuple[int, int]:
     classes = list(model.classes)
     shared_pairs = [(t, u) for t in range(T) for u in range(t + 1, T)] if model.inputs == "shared" else []
     if not model.linear:
-        from .mp_nonlinear import JOINT_MAX_DIM, JOINT_NODES
+        from .mp_nonlinear import JOINT_NODES, _joint_route
         K = model.K
         pts, dim = 2 ** K * n ** K, K
         for t, u in shared_pairs:
             ca, cb = sorted((classes[t], classes[u]))
-            if ca + cb - 2 <= JOINT_MAX_DIM:      # joint label probabilities given h
+            if _joint_route(K, ca, cb):           # joint label probabilities given h
                 inner = (ca - 1) * cb * JOINT_NODES if ca + cb - 2 == 3 else 1
                 pts += 2 ** K * n ** K * inner
                 dim = max(dim, K + (1 if inner > 1 else 0))
