@@ -107,8 +107,8 @@ def _integrand_section(s: OnlineSystem) -> list:
                 r"$A^{\lambda}$, $Cl$; $q_c = P(y_a = c \mid h, \nu_b - \nu_{b,0})$ in the label–label "
                 r"term).", ""]
         it = nonlinear_integrands(s, display=True)
-        items = list(it.plain) + [(f"{n}\ (\times \ell^\top)", m) for n, m in it.linear] \
-            + [(f"Ebb2_{{{a}{b}}}\ (y_{b} = {d})", m) for (a, b, d), m in sorted(it.label_label.items())]
+        items = list(it.plain) + [(f"{n}\\ (\\times \\ell^\\top)", m) for n, m in it.linear] \
+            + [(f"Ebb2_{{{a}{b}}}\\ (y_{b} = {d})", m) for (a, b, d), m in sorted(it.label_label.items())]
     for name, m in items:
         tex = sp.latex(m[0, 0])
         out.append(f"$$\\mathrm{{{name}}}_{{0,0}}:\\quad {tex}$$" if len(tex) <= _MAX_TEX else
