@@ -25,7 +25,8 @@ Each expectation is reduced before it is integrated (see `quadrature`):
     its 2^K sign orthants (K ≤ 2; relu up to K = 4), inside which relu is linear and where the
     scale-1 transition of erf/tanh meets clustered nodes, or integrated by a fixed Sobol' set
     (tanh/erf, K ≥ 3; see `_split_orthants`); the label–label term of two tasks on shared
-    inputs uses P(y_t | h, Δ_u) inside the cones of y_u (`_label_label_term`).
+    inputs uses P(y_t | h, Δ_u) inside the cones of y_u (`_label_label_term`), or for two
+    two-class tasks P(y_t, y_u | h) in closed form over h alone (`_label_label_joint2`).
 Every right-hand side is computed as two parts that add up to it (`linear_terms`,
 `nonlinear_terms`), the second in a helper process while an ODE is integrated.
 """
@@ -709,6 +710,42 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
             "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}
 
 
+JOINT_LABELS = True  # two-class tasks: the label–label term by P(y_t, y_u | h) in closed form
+
+
+def _label_label_joint2(model, st, factor, acc, t, u, g, node_part=None):
+    """Σ_cd E[1{y_t=c, y_u=d} b_tc b_udᵀ] for two two-class tasks on shared inputs as one integral
+    over h (K dims): given h the label differences x = (ν_t0 − ν_t1, ν_u0 − ν_u1) (> 0: class 0) are
+    N(A h, S), so P(y_t = 0, y_u = 0 | h) = Φ₂ (`pointwise.cone2_probability`), the marginals Φ,
+    and the other three joint probabilities by the partition.  Returns None where a label is
+    nearly decided by h (residual variance below LABEL_GIVEN_H_MIN_RESIDUAL of the total)."""
+    nt, nu = model.rows_nu(t), model.rows_nu(u)
+    rows = np.vstack([nt[0] - nt[1], nu[0] - nu[1]])     # > 0: class 0
+    A, S, Qh, _ = _given_h(model, factor, rows)
+    total = np.diag(S) + np.einsum("ik,kl,il->i", A, Qh, A)
+    if not (np.all(np.diag(S) > LABEL_GIVEN_H_MIN_RESIDUAL * total) and np.all(np.diag(S) > 1e-300)):
+        return None
+    K = model.K
+    Vt, Vu = st.V[t], st.V[u]
+    args = (float(S[0, 0]), float(S[0, 1]), float(S[1, 1]))
+
+    def fn(h, w):
+        mu = h @ A.T
+        p00 = cone2_probability(mu[:, 0], mu[:, 1], *args)
+        pt0 = cone1_probability(mu[:, 0], args[0])
+        pu0 = cone1_probability(mu[:, 1], args[2])
+        P = ((p00, pt0 - p00), (pu0 - p00, 1.0 - pt0 - pu0 + p00))   # P[c][d]
+        _, dg = g(h)
+        out = np.zeros((K, K))
+        for c in range(2):
+            for d in range(2):
+                G = (dg * (w * P[c][d])[:, None]).T @ dg
+                out += np.outer(Vt[c], Vu[d]) * G
+        return out.ravel(), None
+    return h_integral(model, st, factor, acc, None, model.rows_h(), fn, reduce=True,
+                      budget=acc.budget // PAIR_DIV, node_part=node_part)[0].reshape(K, K)
+
+
 def _label_label_term(model, st, factor, acc, t, u, activation_name, node_part=None):
     """Σ_cd E[1{y_t=c, y_u=d} b_tc b_udᵀ] (two tasks on shared inputs, an O(η²) term).
 
@@ -722,6 +759,10 @@ def _label_label_term(model, st, factor, acc, t, u, activation_name, node_part=N
     the budget.  The 4-dim case (K = 2 with C_b = 3) uses PAIR_QMC fixed Sobol' points."""
     K, V, H = model.K, st.V, model.rows_h()
     g = activation(activation_name)
+    if JOINT_LABELS and model.classes[t] == model.classes[u] == 2:
+        out = _label_label_joint2(model, st, factor, acc, t, u, g, node_part)
+        if out is not None:
+            return out
     for a, b in ((t, u), (u, t)):
         cond = np.vstack([H, _diff_rows(model.rows_nu(b))])  # (h, Δ_b): Δ_b decides y_b
         p_a = label_given_h(model, factor, a, stein=False, cond=cond) if FAST_LABELS else None

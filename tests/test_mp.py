@@ -156,10 +156,9 @@ def _nonlinear_setup(act, K, inputs, classes=2):
 
 @pytest.mark.parametrize("act,K,inputs,nodes,bound", [
     # measured (dps 30): tanh K=1 shared ≤ 2.6e-11 (label–label term incl.);
-    # relu K=2 separate ≤ 1e-9 at 24 mp nodes; K=2 shared (20–24 s, not in the suite): the
-    # label–label term 4.2e-7 (tanh), 5.4e-8 (relu), 9.6e-8 (erf) relative — the default double
-    # tier's error: the mp joint route at 40 and 64 nodes and the double at --accuracy high agree
-    # within 3e-12 there (tanh)
+    # relu K=2 separate ≤ 1e-9 at 24 mp nodes; K=2 shared (14–16 s, not in the suite): every
+    # term ≤ 3.3e-10 (tanh), 4.8e-10 (relu), 4.2e-10 (erf), the label–label term 2–3e-11 (both
+    # back-ends by the joint route now; the double's former cone route was 4.2e-7 relative off)
     ("tanh", 1, "shared", None, 1e-9),
     ("relu", 2, "separate", 24, 1e-7),
 ])
