@@ -69,12 +69,25 @@ _ACCESS = [
 ]
 
 
-def _access(sym) -> str:
-    for rx, f in _ACCESS:
+def _access(sym, table=None) -> str:
+    """The array access printed for a SymPy symbol, by the first pattern of `table` (default
+    `_ACCESS`: order parameters, parameters, reduced integrals) that matches its name."""
+    for rx, f in (_ACCESS if table is None else table):
         m = rx.match(sym.name)
         if m:
             return f(m)
     raise ValueError(f"no array access for symbol {sym}")
+
+
+def _cse_body(flat: list, printer, table=None) -> tuple[list, list]:
+    """(lines, values): the CSE of `flat` printed as local assignments — the free symbols read
+    from their arrays, then the common subexpressions — and the printed reduced outputs."""
+    import sympy as sp
+    replacements, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
+    free = sorted(set().union(*[e.free_symbols for e in flat]) if flat else set(), key=lambda s: s.name)
+    lines = [f"    {printer.doprint(s)} = {_access(s, table)}" for s in free]
+    lines += [f"    {printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in replacements]
+    return lines, reduced
 
 
 def _function(name: str, args: str, doc: str, outputs: list, shapes: list,
@@ -90,14 +103,8 @@ def _function(name: str, args: str, doc: str, outputs: list, shapes: list,
     else:
         from sympy.printing.pycode import MpmathPrinter as Printer
     printer = Printer({"inline": True})
-    flat = [e for m in outputs for e in m]
-    replacements, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
-    free = sorted(set().union(*[e.free_symbols for e in flat]) if flat else set(), key=lambda s: s.name)
-    lines = [f"def {name}({args}):", f'    """{doc}"""']
-    for s in free:
-        lines.append(f"    {printer.doprint(s)} = {_access(s)}")
-    for sym, expr in replacements:
-        lines.append(f"    {printer.doprint(sym)} = {printer.doprint(expr)}")
+    body, reduced = _cse_body([e for m in outputs for e in m], printer)
+    lines = [f"def {name}({args}):", f'    """{doc}"""'] + body
     pos = 0
     outs = []
     for k, (m, shape) in enumerate(zip(outputs, shapes)):
@@ -297,28 +304,16 @@ _PRIMITIVE_ACCESS = [
 ]
 
 
-def _primitive_access(sym) -> str:
-    for rx, f in _PRIMITIVE_ACCESS:
-        m = rx.match(sym.name)
-        if m:
-            return f(m)
-    raise ValueError(f"no primitive access for symbol {sym}")
-
-
 def _integrand_function(name: str, args: str, doc: str, plain: list, linear: list) -> str:
     """An mpmath function of the node primitives returning ([plain outputs], [linear factors])
     (row-major flattening of each matrix), printed from the SymPy integrands with CSE."""
-    import sympy as sp
     from sympy.printing.pycode import MpmathPrinter
     printer = MpmathPrinter({"inline": True})
-    flat = [e for m in plain for e in m] + [e for m in linear for e in m]
-    reps, reduced = sp.cse(flat, symbols=sp.numbered_symbols("x"), order="canonical")
-    free = sorted(set().union(*[e.free_symbols for e in flat]), key=lambda s: s.name)
-    lines = [f"def {name}({args}):", f'    """{doc}"""']
-    lines += [f"    {printer.doprint(s)} = {_primitive_access(s)}" for s in free]
+    body, reduced = _cse_body([e for m in plain for e in m] + [e for m in linear for e in m], printer,
+                              _PRIMITIVE_ACCESS)
+    lines = [f"def {name}({args}):", f'    """{doc}"""'] + body
     vals = [printer.doprint(e) for e in reduced]
     vals = [v if e.free_symbols or not e.is_number else f"mpmath.mpf({v})" for v, e in zip(vals, reduced)]
-    lines += [f"    {printer.doprint(sym)} = {printer.doprint(expr)}" for sym, expr in reps]
     n_plain = sum(len(m) for m in plain)
     lines.append(f"    return [{', '.join(vals[:n_plain])}], [{', '.join(vals[n_plain:])}]")
     return "\n".join(lines)

@@ -153,12 +153,10 @@ def _printed_function(name, args, outputs, doc, backend) -> str:
     for sym, expr in reps:
         lines.append(f"    {sym} = {printer.doprint(expr)}")
     vals = []
-    first = args[0]
     for e in reduced:
         v = printer.doprint(e)
-        if first not in e.free_symbols and not any(r[0] in e.free_symbols for r in reps):
-            # constant output: an array of the argument's shape (numpy) / an mpf
-            v = f"numpy.full_like({first}, {v}, dtype=float)" if backend == "numpy" else f"mpmath.mpf({v})"
+        if not e.free_symbols:   # constant output: an array of the argument's shape (numpy) / an mpf
+            v = f"numpy.full_like({args[0]}, {v}, dtype=float)" if backend == "numpy" else f"mpmath.mpf({v})"
         vals.append(v)
     lines.append(f"    return {', '.join(vals)}" if len(vals) > 1 else f"    return {vals[0]}")
     return "\n".join(lines)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from .pointwise import ACTIVATION_INVERSES, ACTIVATION_PAIRS
 
-__all__ = ["activation", "activation_inverse", "ACTIVATIONS"]
-
-ACTIVATIONS = ACTIVATION_PAIRS
+__all__ = ["activation", "activation_inverse"]
 
 
 def activation(name: str):

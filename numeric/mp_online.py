@@ -117,14 +117,6 @@ def _stack(*cones):
     return (sum((c[0] for c in cones), []), sum((list(c[1]) for c in cones), []))
 
 
-def _softmax(u):
-    z = [mpmath.mpf(0)] + list(u)
-    m = max(z)
-    e = [mpmath.exp(x - m) for x in z]
-    s = mpmath.fsum(e)
-    return [x / s for x in e], m + mpmath.log(s)
-
-
 def _np_rows(a):
     return [list(r) for r in to_mp(a)]
 
@@ -493,7 +485,9 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
         lab = agreement(nu, "nu") if label else mpmath.mpf(0)
         tl = mpmath.nan
         if loss:
-            lse = cone_expectation_mp(F, None, _diffs(z), lambda u: ([_softmax(u)[1]], None),
+            from mtsp.derive.codegen import load_mp_module
+            self_t = load_mp_module(model).LINEAR_INTEGRANDS_MP[f"self{t}"]   # (…, Lse_t | A_t)
+            lse = cone_expectation_mp(F, None, _diffs(z), lambda u: ([self_t(u, None)[0][-1]], None),
                                       nodes=nodes).plain[0]
             ez = mpmath.mpf(0)
             for c in range(model.classes[t]):
