@@ -247,7 +247,11 @@ def cmd_check(args) -> int:
     from .numeric.check import check, format_report
     setup = _load(args.setup)
     _check_protocol(setup)
-    rep = check(setup, dps=args.dps, states=args.states)
+    bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
+    try:
+        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar)
+    finally:
+        bar.close()
     if args.json:
         _print_json(rep)
     else:
@@ -393,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",
                    help="mp: the whole ODE in mpmath (C ≤ 3; linear trunks/glm, nonlinear trunks "
-                        "with K ≤ 2; slow: it prints its quadrature points and the time of each "
+                        "with K ≤ 3; slow: it prints its quadrature points and the time of each "
                         "right-hand side)")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
     p.add_argument("--mp-nodes", type=_positive_int, default=None,
@@ -410,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
     p.add_argument("--states", type=_positive_int, default=3, help="states of the trajectory (default 3)")
+    p.add_argument("--no-errors", action="store_true",
+                   help="skip gen_error / label_error (mp errors of K = 3 trunks take minutes per task and state)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check)
 

@@ -5,7 +5,7 @@ the trajectory (evenly spaced in (0, t_last]), and evaluates the right-hand side
 both back-ends: the NumPy module (its `integrals` and `_assemble`) and the mpmath back-end
 (`mp_online`, at `dps` digits).  For every term — dQ, dR, each dV_t, the test losses, every
 reduced integral by its derivation name, and (``errors``, where the mp path has them: linear
-trunks and glm with C ≤ 3, nonlinear trunks with K ≤ 2) each task's gen_error and label_error
+trunks and glm with C ≤ 3, nonlinear trunks with K ≤ 3 — K = 3 takes minutes per task and state) each task's gen_error and label_error
 — it reports the largest relative difference over the
 states, relative to the largest magnitude of that term (so tiny entries do not inflate it).
 
@@ -42,8 +42,9 @@ def _rel(a, b):
 
 
 def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_nodes=None,
-          times=None, errors: bool = True) -> dict:
-    """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}."""
+          times=None, errors: bool = True, progress=None) -> dict:
+    """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}.
+    ``progress``: a callback (fraction, note) told after each back-end at each state, with times."""
     from mtsp.derive.codegen import load_module
     from .solve import solve_online
     model = theory_model(setup)
@@ -54,12 +55,19 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
     res = solve_online(setup, acc, times=[t_last])
     mod = load_module(model, setup.name)
     worst: dict = {}
-    for t in times:
+    def tell(k, part, text):
+        if progress is not None:
+            from .mp_solve import _note
+            _note(progress, (k + part) / len(times), f"check: state {k + 1}/{len(times)} (t = {t:g}): {text}")
+
+    for k, t in enumerate(times):
         st = res.state(t)
         terms_d = mod.integrals(model, st, acc)
         dQ, dR, dV, loss = mod.rhs_state(model, st, acc)
         with mpmath.workdps(dps):
+            t1 = _time.perf_counter()
             dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes)
+            tell(k, 0.5 if errors else 1.0, f"mp right-hand side {_time.perf_counter() - t1:.1f} s")
             diffs = {"dQ": _rel(dQ, dQm), "dR": _rel(dR, dRm), "test_loss": _rel(loss, lossm)}
             for k, (a, b) in enumerate(zip(dV, dVm)):
                 diffs[f"dV{k}"] = _rel(a, b)
@@ -68,8 +76,10 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
                     diffs[name] = _rel(terms_d[name], terms_m[name])
             if errors:
                 try:
+                    t1 = _time.perf_counter()
                     em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False)
-                except NotImplementedError:  # errors outside the mp path's reach (K ≥ 3 trunks, C > 3)
+                    tell(k, 1.0, f"mp errors {_time.perf_counter() - t1:.1f} s")
+                except NotImplementedError:  # errors outside the mp path's reach (K ≥ 4 trunks, C > 3)
                     em = None
                 if em is not None:
                     ed = task_metrics(model, st, acc, loss=False)

@@ -12,8 +12,11 @@ product rule above, with the student's argmax cone split into halves where it op
 teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
 along the student's tie curves (and the teacher's steep tie lines) for K ≤ 2
 (`_nonlinear_errors_cut`, a deterministic rule: within 1.3e-8 of itself at 4× the nodes on
-240 random states, ~1e-11 from its mp twin `mp_errors`) or uses
-randomised QMC above (K ≥ 3), whose standard error is returned (`TaskMetrics.gen_error_se`).  z_{t,c} in the loss enters linearly when the
+240 random states, ~1e-11 from its mp twin `mp_errors`), along the tie surfaces for K = 3
+(`tie_cuts`: three nested levels, every cut exact; ≈ 1e-7 at the default nodes, against a
+standard error of ≈ 1e-4 for the randomised QMC it replaced), or uses randomised QMC above
+(K ≥ 4, or `Accuracy(cut_nodes3=())`), whose standard error is returned
+(`TaskMetrics.gen_error_se`).  z_{t,c} in the loss enters linearly when the
 trunk is linear (Gaussian conditioning), so the loss needs only (C_t − 1)-dimensional smooth
 integrals.
 """
@@ -28,6 +31,7 @@ from .model import State, TheoryModel, argmax_cone, cone_stack
 from .online import (Accuracy, label_given_h, _diff_rows, _given_h, _softmax_expectation, _lse_from_diffs, h_integral,
                      logsumexp)
 from .quadrature import _truncated_normal, cone_expectation, gaussian_factor, tanh_sinh01
+from .tie_cuts import nonlinear_errors_cut3
 
 __all__ = ["task_metrics", "TaskMetrics"]
 
@@ -211,6 +215,12 @@ def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     if p_gen is not None and (p_lab is not None or not label) and model.K <= 2 and acc.cut_errors:
         hits = _nonlinear_errors_cut(model, st, t, p_gen, p_lab if label else None, factor,
                                      n=acc.cut_nodes if model.K == 2 else max(acc.cut_nodes, 64))
+        if hits is not None:
+            return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
+    if p_gen is not None and (p_lab is not None or not label) and model.K == 3 and acc.cut_nodes3:
+        A = _given_h(model, factor, model.rows_lambda(t))[0]       # E[λ_t | h] = A h: steep planes
+        planes = [A[c] - A[d] for c, d in _tie_pairs(A.shape[0])]
+        hits = nonlinear_errors_cut3(model, st, V, p_gen, p_lab if label else None, acc.cut_nodes3, planes)
         if hits is not None:
             return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label):

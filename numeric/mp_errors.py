@@ -1,4 +1,4 @@
-"""The errors and test loss of nonlinear trunks (K ≤ 2) at arbitrary precision.
+"""The errors and test loss of nonlinear trunks (K ≤ 3) at arbitrary precision.
 
 For a trunk h ∈ R^K (h ~ N(0, Q)) the student's logits of task t are z(h) = V_t g(h) and its
 decision ĉ(h) = argmax_c z_c(h) (ties → the first index).  Given h the teacher's fields are
@@ -36,8 +36,18 @@ of 240 random states (a strong tanh teacher): 1.4e-5 / 3e-9 / 1e-12 at 32 / 48 /
 the teacher cuts.
 
 Cost: (outer cuts + 1) n outer nodes × (cuts + 1) n inner nodes, each one closed-form label
-probability (mp Φ or Φ₂); n = 64 per level by default (ERROR_NODES), ≈ 6 s per task for K = 2.  K ≥ 3 (cut surfaces in 3 dimensions) is not
-covered: `check_errors_mp` says so.
+probability (mp Φ or Φ₂); n = 64 per level by default (ERROR_NODES), ≈ 6 s per task for K = 2.
+
+* K = 3 (`_cut_rule_k3`): the three-level cut rule of `tie_cuts` (read there why every cut is
+  exact: in a = g(h) the tie surfaces are planes), its cuts computed in mp (the crossings of
+  teacher rays with level-2 lines bracketed in double, bisected in mp), on mp tanh–sinh rules
+  whose span follows their node count (`span_for_nodes`) and whose node count follows each
+  piece's weight (`tie_cuts.nodes_for_weight`).  With the double's rules substituted it
+  reproduces the double rule to 3e-16 (tanh, erf); on its own rules at ERROR_NODES3 =
+  (16, 24, 16) it agrees with the double at (40, 48, 32) to 3e-9 (tanh, C = 2, t = 2, 12 s per
+  task) and a wide random tanh state to ~1e-8 at (12, 16, 12) in ≈ 2 min — each point costs
+  one mp Φ₂ per error (≈ 0.5 ms), so K = 3 mp errors take minutes.  K ≥ 4 is refused
+  (`check_errors_mp`).
 """
 from __future__ import annotations
 
@@ -53,12 +63,20 @@ from .mp_quadrature import _truncated_normal, tanh_sinh01_mp
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
 
 ERROR_NODES = 64  # tanh–sinh nodes per level of the nested rule
+ERROR_NODES3 = (16, 24, 16)  # K = 3: per level (η₁, η₂, η₃); ≈ 1e-8, minutes per task
+
+
+def span_for_nodes(n: int) -> int:
+    """The K = 3 rule's tanh–sinh span for n nodes: nodes out to 10^-(5n/8) from the ends (≥ 10^-4)
+    — the n-point rule's own accuracy, so a short rule on a light piece is not spread thin over
+    a range it cannot resolve (`tanh_sinh01_mp`)."""
+    return max(4, (5 * n) // 8)
 
 
 def check_errors_mp(model: TheoryModel) -> None:
-    if model.K > 2:
-        raise NotImplementedError(f"the mp errors of nonlinear trunks cover K ≤ 2 (got K = {model.K}): "
-                                  "for K ≥ 3 the student's decision regions are bounded by curved surfaces")
+    if model.K > 3:
+        raise NotImplementedError(f"the mp errors of nonlinear trunks cover K ≤ 3 (got K = {model.K}): "
+                                  "for K ≥ 4 the cut rule would need cut hypersurfaces of 3 dimensions")
     if max(model.classes) > 3:
         raise NotImplementedError("the mp errors of nonlinear trunks cover C_t ≤ 3 (labels in closed form given h)")
 
@@ -98,6 +116,30 @@ def _crossings_mp(act: str, dv0, dv1, kappa, scale) -> list:
     return out
 
 
+def _ray_crossing_mp(act: str, a, b, c, kappa, scale) -> list:
+    """h₁ where a g(h₁) + b g(κh₁) = c (a teacher ray crossing a level-2 line of the K = 3 rule):
+    brackets from the double search (`tie_cuts.ray_crossings`), bisection in mp."""
+    from .activations import activation
+    from .tie_cuts import ray_crossings
+    f = lambda y: a * _g(act, y) + b * _g(act, kappa * y) - c  # noqa: E731
+    out = []
+    for x in ray_crossings(activation(act), [(float(a), float(b), float(c))], [float(kappa)], float(scale)):
+        lo, hi = sorted([mpmath.mpf(x) * (1 - mpmath.mpf(10) ** -6), mpmath.mpf(x) * (1 + mpmath.mpf(10) ** -6)])
+        flo, fhi = f(lo), f(hi)
+        if flo * fhi > 0:
+            out.append(mpmath.mpf(x))
+            continue
+        for _ in range(int(3.5 * mpmath.mp.dps) + 10):
+            mid = (lo + hi) / 2
+            fm = f(mid)
+            if (fm > 0) == (flo > 0):
+                lo, flo = mid, fm
+            else:
+                hi = mid
+        out.append((lo + hi) / 2)
+    return out
+
+
 def _argmax(z) -> int:
     best = 0
     for c in range(1, len(z)):
@@ -129,11 +171,12 @@ def _outer_nodes(n, cuts=()):
 
 def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = None,
                          label: bool = True, loss: bool = True):
-    """(gen_error, label_error, test_loss) of task t in mp for a nonlinear trunk with K ≤ 2.
+    """(gen_error, label_error, test_loss) of task t in mp for a nonlinear trunk with K ≤ 3
+    (``nodes``: per level; for K = 3 one count or (n₁, n₂, n₃), default ERROR_NODES3).
     ``st``: mp state (Q, R, V); ``C``: the mp field covariance (nested lists)."""
     check_errors_mp(model)
-    n = nodes or ERROR_NODES
     K, act = model.K, model.activation
+    n = nodes or (ERROR_NODES3 if K == 3 else ERROR_NODES)
     H = _vec(model.rows_h())
     V = st.V[t]
     Ct = V.rows
@@ -154,25 +197,32 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
         L22 = mpmath.sqrt(Qm[1, 1] - L21 ** 2)
         if not L22 > 0:
             raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 2)")
-    u, uc, w = tanh_sinh01_mp(n)
+    u, uc, w = tanh_sinh01_mp(n) if K < 3 else (None, None, None)
     acc = [mpmath.mpf(0)] * 3
 
     def add(h, c_hat, weight):
         g = [_g(act, x) for x in h]
         z = [mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)]
-        p_clean = _probabilities(lab_clean, h)
-        acc[0] += weight * p_clean[c_hat]
-        if lab_noisy is not None:
+        acc[0] += weight * _cone_given(*lab_clean[c_hat][:2], h, False)[0]      # P(ȳ = ĉ | h)
+        if loss:
             p = _probabilities(lab_noisy, h)
             if label:
                 acc[1] += weight * p[c_hat]
-            if loss:
-                acc[2] += weight * (_softmax(z)[1] - mpmath.fsum(pc * zc for pc, zc in zip(p, z)))
+            acc[2] += weight * (_softmax(z)[1] - mpmath.fsum(pc * zc for pc, zc in zip(p, z)))
+        elif label:
+            acc[1] += weight * _cone_given(*lab_noisy[c_hat][:2], h, False)[0]   # P(y = ĉ | h)
 
     def decision(h):
         g = [_g(act, x) for x in h]
         return _argmax([mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)])
 
+    if K == 3:
+        planes = []           # the teacher's steep layers: ties of E[λ_t | h] = A h (the same for ν_t)
+        A = _Conditional(C, _vec(model.rows_lambda(t)), H).A
+        for c, d in _tie_pairs(A.rows):
+            planes.append([A[c, k] - A[d, k] for k in range(3)])
+        _cut_rule_k3(act, Qm, V, planes, n, add, decision)
+        return _finish(acc, label, loss)
     # outer cuts: η₁ = 0, and (tanh, erf) where a tie curve in h₂ comes in from ±∞,
     # |ΔV₀ g(h₁)/ΔV₁| = 1 — there the inner integral is smooth but far from analytic
     dvs = [(V[c, 0] - V[d, 0], V[c, 1] - V[d, 1] if K == 2 else 0) for c, d in _tie_pairs(Ct)]
@@ -218,7 +268,103 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
                 x2, mass = _truncated_normal(lo, hi, u[k], uc[k])
                 if mass > 0:
                     add([h1, mean2 + L22 * x2], c_hat, w1 * w[k] * mass)
+    return _finish(acc, label, loss)
+
+
+def _finish(acc, label, loss):
     gen = 1 - acc[0]
     lab = (1 - acc[1]) if label else mpmath.nan
     tl = acc[2] if loss else mpmath.nan
     return gen, lab, tl
+
+
+def _pieces(cuts, mean, sd):
+    """The intervals between sorted ``cuts`` of h = mean + sd·x, as (lo, hi, rep) in x units
+    with a representative h inside each (its decision is constant there); empty ones dropped."""
+    edges = [-mpmath.inf] + sorted(cuts) + [mpmath.inf]
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if not b > a:
+            continue
+        rep = (a + b) / 2 if (a != -mpmath.inf and b != mpmath.inf) else (b - 1 if a == -mpmath.inf else a + 1)
+        lo = (a - mean) / sd if a != -mpmath.inf else a
+        hi = (b - mean) / sd if b != mpmath.inf else b
+        out.append((lo, hi, rep))
+    return out
+
+
+def _cut_rule_k3(act, Q, V, planes, n, add, decision):
+    """The K = 3 cut rule in mp (the twin of `tie_cuts.nonlinear_errors_cut3`, see there): hidden
+    units reordered so the innermost carries the ties, h = L η, three nested levels of Genz /
+    tanh–sinh nodes on the pieces between exact cuts —
+    η₁: 0 and g⁻¹ of every a₁ where two level-2 cut lines cross (`tie_cuts._crossings_a1`);
+    η₂ given h₁: 0 and g⁻¹ of each level-2 line's a₂ (`tie_cuts._level2_lines`);
+    η₃ given (h₁, h₂): 0, the student's ties g⁻¹(−(ΔV₁g₁ + ΔV₂g₂)/ΔV₃) and the teacher's
+    steep planes b·h = 0.  ``add(h, ĉ, weight)`` accumulates at h in the model's unit order."""
+    import numpy as np
+
+    from .tie_cuts import (_TINY, _crossings_a1, _level2_lines, _merge, _teacher_lines, _unit_order,
+                            nodes_for_weight)
+    order = _unit_order(np.array([[float(V[c, k]) for k in range(3)] for c in range(V.rows)]))
+    back = [order.index(k) for k in range(3)]
+    Vp = [[V[c, k] for k in order] for c in range(V.rows)]
+    Qp = mpmath.matrix([[Q[i, j] for j in order] for i in order])
+    L = mpmath.cholesky(Qp)
+    if not min(L[k, k] for k in range(3)) > mpmath.mpf(10) ** (-mpmath.mp.dps // 2) * mpmath.sqrt(max(Qp[k, k] for k in range(3))):
+        raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 3)")
+    Ct = len(Vp)
+    dvs = [[Vp[c][k] - Vp[d][k] for k in range(3)] for c, d in _tie_pairs(Ct)]
+    scale = max(abs(x) for dv in dvs for x in dv)
+    slanted = [dv for dv in dvs if abs(dv[2]) > _TINY * scale]
+    vert = [dv for dv in dvs if abs(dv[2]) <= _TINY * scale]
+    planes = [[b[k] for k in order] for b in planes]
+    planes = [b for b in planes if abs(b[2]) > _TINY * max(abs(x) for x in b)]
+    lines = _level2_lines(slanted, vert, scale, act == "relu")
+    tlines = _teacher_lines(planes, slanted, act == "relu")
+    cuts1 = []
+    if act != "relu":
+        for a1 in _crossings_a1(lines + [(0, 1, 1), (0, 1, -1)]):
+            h1 = _g_inverse(act, a1)
+            if h1 is not None:
+                cuts1.append(h1 / L[0, 0])
+        for a, b, c in lines:            # teacher rays h₂ = κh₁ crossing a level-2 line
+            for kappa in (p for p, _ in _teacher_lines(planes, slanted, False)):
+                for x in _ray_crossing_mp(act, a, b, c, kappa, L[0, 0]):
+                    cuts1.append(x / L[0, 0])
+    n1, n2, n3 = (n, n, n) if isinstance(n, int) else n
+    tol = mpmath.mpf(10) ** (-mpmath.mp.dps + 5)
+
+    def level(cuts, mean, sd, weight, nodes):
+        """(x, weight · node weight · piece mass, rep) on the pieces of this level, with the nodes
+        per piece set by the piece's weight (`tie_cuts.nodes_for_weight`)."""
+        for lo, hi, rep in _pieces(_merge(cuts, tol), mean, sd):
+            _, mass = _truncated_normal(lo, hi, mpmath.mpf(0.5), mpmath.mpf(0.5))
+            m = nodes_for_weight(float(weight * mass), nodes)
+            if not m:
+                continue
+            u, uc, w = tanh_sinh01_mp(m, span_for_nodes(m))
+            for k in range(m):
+                x, mass = _truncated_normal(lo, hi, u[k], uc[k])
+                if mass > 0:
+                    yield x, weight * w[k] * mass, rep
+
+    for x1, wt1, _ in level({mpmath.mpf(0)} | {L[0, 0] * c for c in cuts1}, 0, L[0, 0], mpmath.mpf(1), n1):
+        h1 = L[0, 0] * x1
+        g1 = _g(act, h1)
+        cuts2 = {mpmath.mpf(0)} | ({_g_inverse(act, (c - a * g1) / b) for a, b, c in lines if b != 0} - {None})
+        cuts2 |= {p * h1 + q * g1 for p, q in tlines}
+        mean2 = L[1, 0] * x1
+        for x2, wt2, _ in level(cuts2, mean2, L[1, 1], wt1, n2):
+            h2 = mean2 + L[1, 1] * x2
+            g2 = _g(act, h2)
+            cuts3 = {mpmath.mpf(0)}
+            cuts3 |= {_g_inverse(act, -(dv[0] * g1 + dv[1] * g2) / dv[2]) for dv in slanted} - {None}
+            cuts3 |= {-(b[0] * h1 + b[1] * h2) / b[2] for b in planes}
+            mean3 = L[2, 0] * x1 + L[2, 1] * x2
+            rep_hat = {}
+            for x3, wt3, rep in level(cuts3, mean3, L[2, 2], wt2, n3):
+                if rep not in rep_hat:
+                    hp = [h1, h2, rep]
+                    rep_hat[rep] = decision([hp[b] for b in back])
+                hp = [h1, h2, mean3 + L[2, 2] * x3]
+                add([hp[b] for b in back], rep_hat[rep], wt3)

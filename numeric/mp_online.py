@@ -13,7 +13,7 @@ label_error: cone probabilities; test_loss) are evaluated in mp as well.
 Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the pair term of two
 tasks with C = 3 on shared inputs is 4-dimensional: an mp right-hand side takes ≈ 11 s there),
 shared or separate inputs.
-Nonlinear trunks: `mp_nonlinear` (right-hand side: C_t ≤ 3, K ≤ 3) and `mp_errors` (errors: K ≤ 2).
+Nonlinear trunks: `mp_nonlinear` (right-hand side: C_t ≤ 3, K ≤ 3) and `mp_errors` (errors: K ≤ 3).
 
 States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)` converts a double State
 exactly.
@@ -459,7 +459,7 @@ def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: s
 
 def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True):
     """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities;
-    nonlinear trunks with K ≤ 2: `mp_errors.nonlinear_metrics_mp`, the h-domain cut along the
+    nonlinear trunks with K ≤ 3: `mp_errors.nonlinear_metrics_mp`, the h-domain cut along the
     student's tie curves, at its own ERROR_NODES per level)."""
     if not model.linear:
         from .mp_errors import nonlinear_metrics_mp

@@ -62,6 +62,8 @@ class Accuracy:
     cut_errors: bool = True     # nonlinear trunks with K ≤ 2: errors by the cut rule (exact tier)
     #                             instead of randomised QMC
     cut_nodes: int = 40         # its tanh–sinh nodes per level (K = 2; K = 1 takes 64)
+    cut_nodes3: tuple = (24, 32, 24)  # K = 3: the cut rule's nodes per level (η₁, η₂, η₃), `tie_cuts`;
+    #                                   () = randomised QMC
 
 
 @dataclass

@@ -191,11 +191,11 @@ class _Jobs:
 
 
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
-                  relu_split=False, cut_nodes=24)
+                  relu_split=False, cut_nodes=24, cut_nodes3=())
 SEARCH = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 12, qmc_replicates=4, sobol_points=2 ** 13,
-                  relu_split=False, cut_nodes=24)
+                  relu_split=False, cut_nodes=24, cut_nodes3=())
 # plotted curves: coarse budgets, but enough QMC points that nonlinear-trunk curves look smooth
-CURVES = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 13, qmc_replicates=2)
+CURVES = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 13, qmc_replicates=2, cut_nodes3=())
 
 
 def _metric_values(model, traj, tt, acc, key, tasks=None):
@@ -347,7 +347,7 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
             "best_test_loss": best_loss[k][0], "best_test_loss_time": best_loss[k][1],
         }
         if not model.linear:
-            if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 3); the cut rule: 0
+            if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 4); the cut rules: 0
                 tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
         elif any(q[k] > 0 for q in quad):
             tasks[name]["gen_error_quad_se"] = [q[k] for q in quad]
@@ -361,11 +361,12 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
 # `accuracy="fast"`: for exploration — 1.6–2.8× faster; measured gen_error differences from the
 # default 6e-5 (demo, linear K = 4) and 7e-4 (tanh K = 2, two tasks)
 FAST_ACCURACY = Accuracy(budget=1500, metric_budget=8000, qmc_points=2 ** 11, qmc_replicates=4, sobol_points=2 ** 12,
-                         cut_nodes=24)
+                         cut_nodes=24, cut_nodes3=())
 FAST_TOL = {"rtol": 1e-4, "atol": 1e-6}
 # `accuracy="high"`: quadrature budgets and ODE tolerances for ≤ 1e-7 in gen_error against the
 # mp path (measured on a two-task shared linear trunk, see benchmarks/mp_solve.py)
-HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17, cut_nodes=64)
+HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17, cut_nodes=64,
+                         cut_nodes3=(32, 48, 40))
 HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
@@ -375,7 +376,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
-    (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 2; C ≤ 3; slow;
+    (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
     ``mp_nodes``: its quadrature nodes per integrated dimension, default 24).  ``accuracy="high"``: the
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).

@@ -604,6 +604,69 @@ def test_cut_rule_on_random_states():
     print("worst", worst)
 
 
+def _random_k3_case(rng, act, C, norm, noise, V=None):
+    from mtsp.numeric.online import label_given_h
+    from mtsp.numeric.quadrature import gaussian_factor
+    su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": noise}], "teacher": {"norm": norm},
+                          "student": {"kind": "shared", "hidden": 3, "activation": act, "init_scale": 0.5},
+                          "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
+    m = theory_model(su)
+    Lt = np.linalg.cholesky(m.gram + 1e-12 * np.eye(m.M))
+    A = rng.normal(size=(3, m.M)) * rng.uniform(0.3, 1.5)
+    B = rng.normal(size=(3, 3)) * rng.uniform(0.05, 1.0)
+    V = rng.normal(size=(C, 3)) * rng.uniform(0.3, 3) if V is None else V
+    return m, State(A @ A.T + B @ B.T, A @ Lt.T, (V,))
+
+
+def test_k3_cut_rule_on_random_states():
+    """The K = 3 cut rule (`tie_cuts`) at its default nodes (24, 32, 24) against itself at
+    (40, 48, 32) and against the randomised QMC tier (4 SE) on random states (tanh with a
+    noiseless teacher of norm 3 — steep planes, the worst case: η₃ converges last — and erf,
+    C = 3).  Measured here 1.0e-7 and 3.6e-9 (QMC |z| 1.5, 0.9); over 30 random states see
+    benchmarks/k3_cut_rule.py."""
+    from mtsp.numeric.online import Accuracy
+    rng = np.random.default_rng(5)
+    worst = 0.0
+    for trial, (act, C, norm, noise) in enumerate([("tanh", 3, 3.0, 0.0), ("relu", 2, 1.0, 0.3),
+                                                   ("erf", 3, 1.0, 0.0)]):
+        m, st = _random_k3_case(rng, act, C, norm, noise)
+        if act == "relu":       # drawn to keep the random stream; relu K = 3: the silent-unit test
+            continue
+        got = task_metrics(m, st, Accuracy(), loss=False)[0]
+        ref = task_metrics(m, st, Accuracy(cut_nodes3=(40, 48, 32)), loss=False)[0]
+        qmc = task_metrics(m, st, Accuracy(cut_nodes3=()), loss=False)[0]
+        assert got.gen_error_se == 0.0 and qmc.gen_error_se > 0
+        d = max(abs(got.gen_error - ref.gen_error), abs(got.label_error - ref.label_error))
+        worst = max(worst, d)
+        print(trial, act, C, got.gen_error, d, (qmc.gen_error - ref.gen_error) / qmc.gen_error_se)
+        assert d < 2e-7, (trial, got, ref)
+        assert abs(qmc.gen_error - ref.gen_error) < 4 * qmc.gen_error_se, (trial, qmc, ref)
+        assert abs(qmc.label_error - ref.label_error) < 4 * qmc.label_error_se, (trial, qmc, ref)
+    print("worst", worst)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_k3_cut_rule_with_a_silent_unit_is_the_k2_rule(act):
+    """Heads that ignore the third hidden unit (V[:, 2] = 0): the student's decision depends on
+    (h₁, h₂) alone, so the K = 3 cut rule (which still integrates h₃, the teacher's planes
+    included) must give the K = 2 rule's errors on the first two units — an independent rule
+    (`metrics._nonlinear_errors_cut`).  Measured: ≤ 2e-11."""
+    rng = np.random.default_rng(9)
+    V = rng.normal(size=(3, 3)) * 1.5
+    V[:, 2] = 0.0
+    m3, st3 = _random_k3_case(rng, act, 3, 3.0, 0.3, V=V)
+    su2 = setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.3}], "teacher": {"norm": 3.0},
+                           "student": {"kind": "shared", "hidden": 2, "activation": act, "init_scale": 0.5},
+                           "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
+    m2 = theory_model(su2)
+    st2 = State(st3.Q[:2, :2], st3.R[:2], (V[:, :2],))
+    a = task_metrics(m3, st3, loss=False)[0]
+    b = task_metrics(m2, st2, loss=False)[0]
+    print(a, b)
+    assert a.gen_error_se == 0.0 and b.gen_error_se == 0.0
+    assert abs(a.gen_error - b.gen_error) < 1e-9 and abs(a.label_error - b.label_error) < 1e-9
+
+
 @pytest.mark.parametrize("activation,K", [("relu", 2), ("tanh", 2), ("erf", 1), ("tanh", 3)])
 def test_label_label_joint_route_matches_label_cones(activation, K):
     """Two two-class tasks on shared inputs: the label–label term by P(y_t, y_u | h) in closed form
