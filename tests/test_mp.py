@@ -442,7 +442,7 @@ def test_mp_errors_refuse_wide_trunks():
 def test_mp_k3_errors_match_the_double_cut_rule():
     """K = 3 (tanh, C = 2, two tasks, t = 2): the mp cut rule (`mp_errors._cut_rule_k3`, dps 20,
     nodes (16, 24, 16), mp tanh–sinh rules of their own span) against the double rule
-    (`tie_cuts`) at its default nodes — the same cuts, independent rules and arithmetic — and
+    (`tie_cuts`) at (24, 32, 24) nodes — the same cuts, independent rules and arithmetic — and
     the double against randomised QMC (4 SE).  Measured: 3.0e-9 (mp against the double at
     (40, 48, 32): 4.4e-10 and 3.0e-9; the QMC tier's |z| ≤ 1.5), ≈ 12 s for the mp side."""
     import mpmath
@@ -451,8 +451,8 @@ def test_mp_k3_errors_match_the_double_cut_rule():
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.numeric.mp_online import field_cov_mp, mp_state
     m, st = _late_nonlinear("tanh", 3, 2, 2.0)
-    cut = task_metrics(m, st, Accuracy(), loss=False)
-    qmc = task_metrics(m, st, Accuracy(cut_nodes3=(), qmc_points=2 ** 15), loss=False)
+    cut = task_metrics(m, st, Accuracy(cut_nodes3=(24, 32, 24)), loss=False)
+    qmc = task_metrics(m, st, Accuracy(qmc_points=2 ** 15), loss=False)
     with mpmath.workdps(20):
         sm = mp_state(st)
         g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 1, nodes=(16, 24, 16), loss=False)
