@@ -249,9 +249,13 @@ def cmd_check(args) -> int:
     _check_protocol(setup)
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     try:
-        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar)
+        from .numeric.online import Accuracy
+        from .numeric.solve import FAST_ACCURACY, HIGH_ACCURACY
+        acc = {"default": Accuracy(), "high": HIGH_ACCURACY, "fast": FAST_ACCURACY}[args.accuracy]
+        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar, acc=acc)
     finally:
         bar.close()
+    rep["accuracy"] = args.accuracy
     if args.json:
         _print_json(rep)
     else:
@@ -414,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
     p.add_argument("--states", type=_positive_int, default=3, help="states of the trajectory (default 3)")
+    p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
+                   help="the double path's quadrature budgets to check (those of solve --accuracy; "
+                        "high includes the K = 3 cut rule for the errors)")
     p.add_argument("--no-errors", action="store_true",
                    help="skip gen_error / label_error (mp errors of K = 3 trunks take minutes per task and state)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

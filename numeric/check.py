@@ -93,7 +93,8 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
 
 
 def format_report(rep: dict) -> str:
-    lines = [f"check of {rep['setup']!r}: double vs mp (dps {rep['dps']}) at t = "
+    acc = f", {rep['accuracy']} accuracy" if "accuracy" in rep else ""
+    lines = [f"check of {rep['setup']!r}: double{acc} vs mp (dps {rep['dps']}) at t = "
              + ", ".join(f"{t:g}" for t in rep["times"]),
              f"{'term':<12} max relative difference"]
     for k, v in rep["terms"].items():

@@ -54,6 +54,18 @@ def test_check_prints_relative_differences(tmp_path, capsys):
     assert worst < 1e-8
 
 
+def test_check_accuracy_and_no_errors(tmp_path, capsys):
+    """check --accuracy names the double tier it checks (in the report) and --no-errors leaves
+    the errors out; with errors the glm task's gen_error is there."""
+    path = _write(tmp_path, ONE_TASK)
+    assert main(["check", path, "--states", "1", "--dps", "20", "-q", "--accuracy", "high", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["accuracy"] == "high" and "gen_error0" in rep["terms"] and rep["terms"]["gen_error0"] < 1e-9
+    assert main(["check", path, "--states", "1", "--dps", "20", "-q", "--no-errors"]) == 0
+    out = capsys.readouterr().out
+    assert "high" not in out and "default accuracy" in out and "gen_error" not in out and "dQ" in out
+
+
 def test_accuracy_fast_is_close(tmp_path, capsys):
     dbl = _solve(tmp_path, capsys)
     fast = _solve(tmp_path, capsys, "--accuracy", "fast")
