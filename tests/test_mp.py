@@ -439,26 +439,34 @@ def test_mp_errors_refuse_wide_trunks():
         check_errors_mp(model(4))
 
 
-def test_mp_k3_errors_match_the_double_cut_rule():
-    """K = 3 (tanh, C = 2, two tasks, t = 2): the mp cut rule (`mp_errors._cut_rule_k3`, dps 20,
-    nodes (16, 24, 16), mp tanh–sinh rules of their own span) against the double rule
-    (`tie_cuts`) at (24, 32, 24) nodes — the same cuts, independent rules and arithmetic — and
-    the double against randomised QMC (4 SE).  Measured: 3.0e-9 (mp against the double at
-    (40, 48, 32): 4.4e-10 and 3.0e-9; the QMC tier's |z| ≤ 1.5), ≈ 12 s for the mp side."""
+@pytest.mark.parametrize("init,t_end,task", [(0.5, 2.0, 1), (0.05, 0.1, 0)])
+def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
+    """K = 3 (tanh, C = 2, two tasks; a trained state and a tiny one — σ₀ = 0.05 at t = 0.1,
+    Q ≈ 5e-3 I): the mp cut rule (`mp_errors._cut_rule_k3`, dps 30, nodes (16, 24, 16), mp
+    tanh–sinh rules of their own span) against the double rule (`tie_cuts`) at (24, 32, 24)
+    nodes — the same cuts, independent rules and arithmetic — and the double against randomised
+    QMC (4 SE).  Measured: 4.6e-10 and 3.0e-9 (trained, tasks 0 and 1), 1.2e-10 (tiny); the double
+    at (24, 32, 24) vs (40, 48, 32): ≤ 2.2e-11; ≈ 9 s each for the mp side."""
     import mpmath
 
     from mtsp.numeric.metrics import task_metrics
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.numeric.mp_online import field_cov_mp, mp_state
-    m, st = _late_nonlinear("tanh", 3, 2, 2.0)
+    from mtsp.numeric.solve import solve
+    su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
+                          "teacher": {"alignment": 0.6, "norm": 3.0},
+                          "student": {"kind": "shared", "hidden": 3, "activation": "tanh", "init_scale": init},
+                          "training": {"protocol": "online", "lr": 0.5, "times": [t_end]}})
+    m = theory_model(su)
+    st = m.unpack(solve(su, parallel=False).trajectory(t_end))
     cut = task_metrics(m, st, Accuracy(cut_nodes3=(24, 32, 24)), loss=False)
     qmc = task_metrics(m, st, Accuracy(qmc_points=2 ** 15), loss=False)
-    with mpmath.workdps(20):
+    with mpmath.workdps(30):
         sm = mp_state(st)
-        g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 1, nodes=(16, 24, 16), loss=False)
-    print(abs(cut[1].gen_error - float(g)), abs(cut[1].label_error - float(lab)))
-    assert cut[1].gen_error_se == 0.0
-    assert abs(cut[1].gen_error - float(g)) < 1e-8 and abs(cut[1].label_error - float(lab)) < 1e-8
+        g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), task, nodes=(16, 24, 16), loss=False)
+    print(abs(cut[task].gen_error - float(g)), abs(cut[task].label_error - float(lab)))
+    assert cut[task].gen_error_se == 0.0
+    assert abs(cut[task].gen_error - float(g)) < 1e-8 and abs(cut[task].label_error - float(lab)) < 1e-8
     for t in range(2):
         assert abs(qmc[t].gen_error - cut[t].gen_error) < 4 * qmc[t].gen_error_se
 
