@@ -58,6 +58,8 @@ class Accuracy:
     qmc_seed: int = 0           # scrambling of the fixed Sobol' tier (a second seed estimates its error)
     sobol_points: int = 2 ** 14  # integrals over h of trunks wider than MAX_SPLIT_K (fixed Sobol')
     relu_split: bool = True     # relu trunks with K > MAX_SPLIT_K: Sobol' inside each sign orthant
+    split_k3: bool = False      # tanh / erf with K = 3: the sign-orthant product rule instead of fixed
+    #                             Sobol' (7–10× the time of a right-hand side; set by accuracy="high")
     #                             (False: across the kinks — the early-stopping scans only)
     cut_errors: bool = True     # nonlinear trunks with K ≤ 2: errors by the cut rule (exact tier)
     #                             instead of randomised QMC
@@ -395,9 +397,15 @@ def _split_orthants(model: TheoryModel, acc: Accuracy | None = None) -> bool:
     `Accuracy.sobol_points` over the whole of h is both faster and more accurate (measured on a
     two-task tanh trunk with K = 4 against a 300 000-point reference: max relative RHS error
     1.8e-4 with 2^14 points in 0.02 s, against 3.7e-3 in 0.18 s for the split grid of 6000 nodes
-    per orthant).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
+    per orthant).  For K = 3 the split rule is the accurate one and `Accuracy.split_k3` (set by
+    accuracy="high") takes it: two tanh tasks (C = 3, K = 3, shared inputs) at t = 2 within 1.2e-7
+    relative of the split rule at 10× the budget, where fixed Sobol' errs by 8.5e-4 (2^14 points)
+    and 4.8e-4 (2^17); erf, separate inputs, t = 20: 5.6e-5 against 9.4e-4 / 7.7e-5 — at 7–10×
+    the time of the 2^14-point rule (0.14–0.22 s per right-hand side).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
     kinks err by 2e-3 at K = 4 where the split product rule errs by 1e-5."""
     relu = model.activation == "relu" and (acc is None or acc.relu_split)
+    if not model.linear and model.K == 3 and acc is not None and acc.split_k3:
+        return True
     return not model.linear and model.K <= (MAX_SPLIT_K_RELU if relu else MAX_SPLIT_K)
 
 
@@ -420,7 +428,7 @@ def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows,
     # the orthants: one reduction, all pieces' nodes through one integrand call
     if qmc is not None:
         kw = dict(rule="qmc", budget=qmc >> model.K)
-    elif model.K > MAX_SPLIT_K:  # relu, K = 3, 4: Sobol' inside each orthant
+    elif model.K > MAX_SPLIT_K and not (model.K == 3 and acc.split_k3):  # relu K = 3, 4: Sobol' per orthant
         kw = dict(rule="qmc", budget=max(acc.sobol_points >> model.K, 1024) * budget // acc.budget)
     else:
         kw = dict(budget=budget, spread_nodes=False, min_nodes=orthant_nodes(st))
