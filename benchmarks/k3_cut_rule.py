@@ -2,7 +2,7 @@
 
 Random states of one-task K = 3 trunks (relu / tanh / erf in turn, C = 3, teachers of norm 1
 and 3, every fourth noisy, wide and correlated Q, heads of random scale): gen_error and
-label_error at (24, 32, 24) nodes and at `accuracy="high"`'s (32, 48, 40) against the rule at
+label_error at (24, 32, 24) nodes (`accuracy="high"`'s) and at (32, 48, 40) against the rule at
 (64, 64, 48), and the default randomised-QMC tier's distance in its standard errors.
 Prints one line per state and the worst differences.
 Run: PYTHONPATH=. python benchmarks/k3_cut_rule.py [--states 30] [--seed 0]
@@ -18,7 +18,7 @@ from mtsp.numeric.online import Accuracy
 from mtsp.numeric.quadrature import gaussian_factor
 from mtsp.setup import setup_from_dict
 
-TIERS = {"(24, 32, 24)": (24, 32, 24), "high": (32, 48, 40)}
+TIERS = {"(24, 32, 24)": (24, 32, 24), "(32, 48, 40)": (32, 48, 40)}
 REFERENCE = (64, 64, 48)
 
 

@@ -366,7 +366,7 @@ FAST_TOL = {"rtol": 1e-4, "atol": 1e-6}
 # `accuracy="high"`: quadrature budgets and ODE tolerances for ≤ 1e-7 in gen_error against the
 # mp path (measured on a two-task shared linear trunk, see benchmarks/mp_solve.py)
 HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17, cut_nodes=64,
-                         cut_nodes3=(32, 48, 40), split_k3=True)
+                         cut_nodes3=(24, 32, 24), split_k3=True)
 HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
