@@ -55,19 +55,20 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
     res = solve_online(setup, acc, times=[t_last])
     mod = load_module(model, setup.name)
     worst: dict = {}
-    def tell(k, part, text):
+    def tell(part, text):
         if progress is not None:
             from .mp_solve import _note
-            _note(progress, (k + part) / len(times), f"check: state {k + 1}/{len(times)} (t = {t:g}): {text}")
+            _note(progress, (i_state + part) / len(times),
+                  f"check: state {i_state + 1}/{len(times)} (t = {t:g}): {text}")
 
-    for k, t in enumerate(times):
+    for i_state, t in enumerate(times):
         st = res.state(t)
         terms_d = mod.integrals(model, st, acc)
         dQ, dR, dV, loss = mod.rhs_state(model, st, acc)
         with mpmath.workdps(dps):
             t1 = _time.perf_counter()
             dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes)
-            tell(k, 0.5 if errors else 1.0, f"mp right-hand side {_time.perf_counter() - t1:.1f} s")
+            tell(0.5 if errors else 1.0, f"mp right-hand side {_time.perf_counter() - t1:.1f} s")
             diffs = {"dQ": _rel(dQ, dQm), "dR": _rel(dR, dRm), "test_loss": _rel(loss, lossm)}
             for k, (a, b) in enumerate(zip(dV, dVm)):
                 diffs[f"dV{k}"] = _rel(a, b)
@@ -78,7 +79,7 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
                 try:
                     t1 = _time.perf_counter()
                     em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False)
-                    tell(k, 1.0, f"mp errors {_time.perf_counter() - t1:.1f} s")
+                    tell(1.0, f"mp errors {_time.perf_counter() - t1:.1f} s")
                 except NotImplementedError:  # errors outside the mp path's reach (K ≥ 4 trunks, C > 3)
                     em = None
                 if em is not None:
