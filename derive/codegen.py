@@ -29,7 +29,7 @@ from .structure import structure_key  # SymPy is imported only when a module is 
 
 __all__ = ["generate_module", "load_module", "module_path", "cache_dir", "generate_mp_module", "load_mp_module"]
 
-_KERNEL_MODULES = ("bivariate", "pointwise", "activations", "quadrature", "model", "online", "metrics")
+_KERNEL_MODULES = ("bivariate", "pointwise", "activations", "quadrature", "model", "online", "tie_cuts", "metrics")
 
 
 def _kernel_source() -> str:

@@ -31,7 +31,7 @@ from .model import State, TheoryModel, argmax_cone, cone_stack
 from .online import (Accuracy, label_given_h, _diff_rows, _given_h, _softmax_expectation, _lse_from_diffs, h_integral,
                      logsumexp)
 from .quadrature import _truncated_normal, cone_expectation, gaussian_factor, tanh_sinh01
-from .tie_cuts import nonlinear_errors_cut3
+from .tie_cuts import nonlinear_errors_cut3, sign_change_roots
 
 __all__ = ["task_metrics", "TaskMetrics"]
 
@@ -91,18 +91,7 @@ def _crossings(g, dv0: float, dv1: float, kappa: float, scale: float) -> np.ndar
     brackets at once (g odd: the crossings come in ± pairs)."""
     def phi(x):
         return dv0 * g(x[:, None])[0][:, 0] + dv1 * g((kappa * x)[:, None])[0][:, 0]
-    x = scale * np.geomspace(1e-4, 12.0, 200)
-    f = phi(x)
-    i = np.nonzero(np.sign(f[:-1]) * np.sign(f[1:]) < 0)[0]
-    if not i.size:
-        return i.astype(float)
-    a, b, fa = x[i], x[i + 1], f[i]
-    for _ in range(60):
-        mid = 0.5 * (a + b)
-        fm = phi(mid)
-        same = np.sign(fm) == np.sign(fa)
-        a, fa, b = np.where(same, mid, a), np.where(same, fm, fa), np.where(same, b, mid)
-    return 0.5 * (a + b)
+    return sign_change_roots(phi, scale * np.geomspace(1e-4, 12.0, 200))
 
 
 def _teacher_tie_slopes(model, factor, t: int, fields) -> list:

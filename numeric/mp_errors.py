@@ -97,23 +97,26 @@ def _crossings_mp(act: str, dv0, dv1, kappa, scale) -> list:
     brackets from the double search (`metrics._crossings`), bisection in mp to the working
     precision."""
     from .activations import activation
-    out = []
-    for x in _crossings(activation(act), float(dv0), float(dv1), float(kappa), float(scale)):
-        a, b = mpmath.mpf(x) * (1 - mpmath.mpf(10) ** -6), mpmath.mpf(x) * (1 + mpmath.mpf(10) ** -6)
-        f = lambda y: dv0 * _g(act, y) + dv1 * _g(act, kappa * y)  # noqa: E731
-        fa, fb = f(a), f(b)
-        if fa * fb > 0:        # the double root was not bracketed this tightly: keep its value
-            out.append(mpmath.mpf(x))
-            continue
-        for _ in range(int(3.5 * mpmath.mp.dps) + 10):
-            mid = (a + b) / 2
-            fm = f(mid)
-            if (fm > 0) == (fa > 0):
-                a, fa = mid, fm
-            else:
-                b = mid
-        out.append((a + b) / 2)
-    return out
+    f = lambda y: dv0 * _g(act, y) + dv1 * _g(act, kappa * y)  # noqa: E731
+    return [_bisect_mp(f, x) for x in _crossings(activation(act), float(dv0), float(dv1), float(kappa),
+                                                  float(scale))]
+
+
+def _bisect_mp(f, x: float):
+    """The root of f near the double root x, by bisection in mp to the working precision on
+    x(1 ± 1e-6); x itself where that does not bracket it."""
+    lo, hi = sorted([mpmath.mpf(x) * (1 - mpmath.mpf(10) ** -6), mpmath.mpf(x) * (1 + mpmath.mpf(10) ** -6)])
+    flo = f(lo)
+    if flo * f(hi) > 0:
+        return mpmath.mpf(x)
+    for _ in range(int(3.5 * mpmath.mp.dps) + 10):
+        mid = (lo + hi) / 2
+        fm = f(mid)
+        if (fm > 0) == (flo > 0):
+            lo, flo = mid, fm
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 def _ray_crossing_mp(act: str, a, b, c, kappa, scale) -> list:
@@ -122,22 +125,8 @@ def _ray_crossing_mp(act: str, a, b, c, kappa, scale) -> list:
     from .activations import activation
     from .tie_cuts import ray_crossings
     f = lambda y: a * _g(act, y) + b * _g(act, kappa * y) - c  # noqa: E731
-    out = []
-    for x in ray_crossings(activation(act), [(float(a), float(b), float(c))], [float(kappa)], float(scale)):
-        lo, hi = sorted([mpmath.mpf(x) * (1 - mpmath.mpf(10) ** -6), mpmath.mpf(x) * (1 + mpmath.mpf(10) ** -6)])
-        flo, fhi = f(lo), f(hi)
-        if flo * fhi > 0:
-            out.append(mpmath.mpf(x))
-            continue
-        for _ in range(int(3.5 * mpmath.mp.dps) + 10):
-            mid = (lo + hi) / 2
-            fm = f(mid)
-            if (fm > 0) == (flo > 0):
-                lo, flo = mid, fm
-            else:
-                hi = mid
-        out.append((lo + hi) / 2)
-    return out
+    return [_bisect_mp(f, x) for x in ray_crossings(activation(act), [(float(a), float(b), float(c))],
+                                                    [float(kappa)], float(scale))]
 
 
 def _argmax(z) -> int:
@@ -339,7 +328,7 @@ def _cut_rule_k3(act, Q, V, planes, n, add, decision):
         per piece set by the piece's weight (`tie_cuts.nodes_for_weight`)."""
         for lo, hi, rep in _pieces(_merge(cuts, tol), mean, sd):
             _, mass = _truncated_normal(lo, hi, mpmath.mpf(0.5), mpmath.mpf(0.5))
-            m = nodes_for_weight(float(weight * mass), nodes)
+            m = int(nodes_for_weight(float(weight * mass), nodes))
             if not m:
                 continue
             u, uc, w = tanh_sinh01_mp(m, span_for_nodes(m))

@@ -72,8 +72,7 @@ def _level(mean: np.ndarray, sd: float, cuts: np.ndarray, n: int, parent_weight:
                    np.where(np.isfinite(a), a + 1.0, np.where(np.isfinite(b), b - 1.0, 0.0)))
     _, mass = _truncated_normal(lo, hi, np.full(len(lo), 0.5))
     weight = parent_weight[parent] * mass
-    counts = np.select([weight >= 1e-6, weight >= 1e-10, weight >= 1e-15],
-                       [n, max(6, n // 2), max(4, n // 4)], 0)      # `nodes_for_weight`, vectorised
+    counts = nodes_for_weight(weight, n)
     out = []
     for k in sorted(set(counts.tolist()) - {0}):
         sel = np.nonzero(counts == k)[0]
@@ -102,17 +101,13 @@ def _unit_order(V: np.ndarray) -> list:
     return list(best)
 
 
-def nodes_for_weight(weight: float, n: int) -> int:
-    """Nodes for a piece whose weight (its parents' weights × its own mass) is ``weight``: the full
-    ``n`` where it can matter, fewer where its whole contribution is small (a rule's relative
-    error at n/2 nodes is about the square root of that at n), none below 1e-15."""
-    if weight >= 1e-6:
-        return n
-    if weight >= 1e-10:
-        return max(6, n // 2)
-    if weight >= 1e-15:
-        return max(4, n // 4)
-    return 0
+def nodes_for_weight(weight, n: int) -> np.ndarray:
+    """Nodes for a piece whose weight (its parents' weights × its own mass) is ``weight`` (a
+    number or an array): the full ``n`` where it can matter, fewer where its whole contribution
+    is small (a rule's relative error at n/2 nodes is about the square root of that at n): half
+    below 1e-6, a quarter below 1e-10, none below 1e-15."""
+    w = np.asarray(weight, float)
+    return np.select([w >= 1e-6, w >= 1e-10, w >= 1e-15], [n, max(6, n // 2), max(4, n // 4)], 0)
 
 
 def _merge(cuts, tol):
@@ -176,19 +171,26 @@ def ray_crossings(g, lines, kappas, scale: float) -> np.ndarray:
         for k in kappas:
             def phi(y):
                 return a * g(y[:, None])[0][:, 0] + b * g((k * y)[:, None])[0][:, 0] - c
-            f = phi(x)
-            i = np.nonzero(np.sign(f[:-1]) * np.sign(f[1:]) < 0)[0]
-            i = i[np.sign(x[i]) == np.sign(x[i + 1])]
-            if not i.size:
-                continue
-            lo, hi, flo = x[i], x[i + 1], f[i]
-            for _ in range(60):
-                mid = 0.5 * (lo + hi)
-                fm = phi(mid)
-                same = np.sign(fm) == np.sign(flo)
-                lo, flo, hi = np.where(same, mid, lo), np.where(same, fm, flo), np.where(same, hi, mid)
-            out.append(0.5 * (lo + hi))
+            out.append(sign_change_roots(phi, x))
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def sign_change_roots(phi, x: np.ndarray) -> np.ndarray:
+    """Roots of a vectorised φ between consecutive grid points x where it changes sign (never
+    across 0, where the grids of `ray_crossings` / `metrics._crossings` have no point), refined
+    by 60 bisections, all brackets at once."""
+    f = phi(x)
+    i = np.nonzero(np.sign(f[:-1]) * np.sign(f[1:]) < 0)[0]
+    i = i[np.sign(x[i]) == np.sign(x[i + 1])]
+    if not i.size:
+        return np.zeros(0)
+    lo, hi, flo = x[i], x[i + 1], f[i]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        fm = phi(mid)
+        same = np.sign(fm) == np.sign(flo)
+        lo, flo, hi = np.where(same, mid, lo), np.where(same, fm, flo), np.where(same, hi, mid)
+    return 0.5 * (lo + hi)
 
 
 def _crossings_a1(lines) -> list:

@@ -129,6 +129,23 @@ def test_generated_module_is_standalone_and_deterministic(tmp_path):
     assert "online" in out.stdout
 
 
+def test_generated_module_runs_the_k3_cut_rule():
+    """The generated module carries every kernel module its metrics call (`tie_cuts` included —
+    a missing one would only show as a NameError when called): the K = 3 cut rule run through
+    the generated module gives the package's numbers exactly."""
+    from mtsp.numeric.metrics import task_metrics
+    model = theory_model(setup_from_dict({
+        "tasks": [{"name": "A", "classes": 2, "noise": 0.5}],
+        "student": {"kind": "shared", "hidden": 3, "activation": "tanh", "init_scale": 0.8},
+        "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
+    st = model.initial_state()
+    st = State(st.Q + 0.2 * np.ones((3, 3)), st.R + 0.3, (np.array([[1.0, -0.5, 0.3], [-0.4, 0.9, -0.8]]),))
+    mod = load_module(model)
+    a = mod.task_metrics(model, st, mod.Accuracy(cut_nodes3=(8, 8, 8)), loss=False)[0]
+    b = task_metrics(model, st, Accuracy(cut_nodes3=(8, 8, 8)), loss=False)[0]
+    assert a.gen_error_se == 0.0 and (a.gen_error, a.label_error) == (b.gen_error, b.label_error)
+
+
 def test_cache_reuses_the_module(tmp_path):
     model = theory_model(default_setup())
     m1 = load_module(model)
