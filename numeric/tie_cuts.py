@@ -212,7 +212,8 @@ def _crossings_a1(lines) -> list:
 def nonlinear_errors_cut3(model, st, V: np.ndarray, p_gen, p_lab, n, planes=()):
     """(1 − gen_error, 1 − label_error) of one task of a K = 3 trunk, or None when Q is singular.
     ``V``: the task's heads (C × 3); ``p_gen``/``p_lab``: P(class | h) evaluators (points × C);
-    ``n``: tanh–sinh nodes per piece, one count or one per level (η₁, η₂, η₃)."""
+    ``n``: tanh–sinh nodes per piece, one count or one per level (η₁, η₂, η₃); ``planes``: the
+    teacher's steep planes b·h = 0 in the model's unit order (b = A_c − A_d, E[λ_t | h] = A h)."""
     name = model.activation
     g = activation(name)
     order = _unit_order(V)
