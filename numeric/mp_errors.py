@@ -171,6 +171,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     Ct = V.rows
     lab_clean = _labels_given(C, _vec(model.rows_lambda(t)), None, H)
     lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if (label or loss) else None
+    noiseless = model.noise[t] == 0           # then y_t = ȳ_t: one label probability serves both errors
     for labs in (lab_clean, lab_noisy or []):
         for _, S, _ in labs:
             if min(S[j, j] for j in range(S.rows)) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5):
@@ -192,14 +193,15 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     def add(h, c_hat, weight):
         g = [_g(act, x) for x in h]
         z = [mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)]
-        acc[0] += weight * _cone_given(*lab_clean[c_hat][:2], h, False)[0]      # P(ȳ = ĉ | h)
+        p_hat = _cone_given(*lab_clean[c_hat][:2], h, False)[0]                 # P(ȳ = ĉ | h)
+        acc[0] += weight * p_hat
         if loss:
             p = _probabilities(lab_noisy, h)
             if label:
                 acc[1] += weight * p[c_hat]
             acc[2] += weight * (_softmax(z)[1] - mpmath.fsum(pc * zc for pc, zc in zip(p, z)))
-        elif label:
-            acc[1] += weight * _cone_given(*lab_noisy[c_hat][:2], h, False)[0]   # P(y = ĉ | h)
+        elif label:     # P(y = ĉ | h): the same as P(ȳ = ĉ | h) for a noiseless task
+            acc[1] += weight * (p_hat if noiseless else _cone_given(*lab_noisy[c_hat][:2], h, False)[0])
 
     def decision(h):
         g = [_g(act, x) for x in h]
