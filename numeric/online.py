@@ -398,10 +398,10 @@ def _split_orthants(model: TheoryModel, acc: Accuracy | None = None) -> bool:
     two-task tanh trunk with K = 4 against a 300 000-point reference: max relative RHS error
     1.8e-4 with 2^14 points in 0.02 s, against 3.7e-3 in 0.18 s for the split grid of 6000 nodes
     per orthant).  For K = 3 the split rule is the accurate one and `Accuracy.split_k3` (set by
-    accuracy="high") takes it: two tanh tasks (C = 3, K = 3, shared inputs) at t = 2 within 1.2e-7
-    relative of the split rule at 10× the budget, where fixed Sobol' errs by 8.5e-4 (2^14 points)
-    and 4.8e-4 (2^17); erf, separate inputs, t = 20: 5.6e-5 against 9.4e-4 / 7.7e-5 — at 7–10×
-    the time of the 2^14-point rule (0.14–0.22 s per right-hand side).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
+    accuracy="high") takes it, at 7–10× the time of the 2^14-point rule (0.14–0.22 s per
+    right-hand side).  Against the mp path (`mtsp check`, two C = 2 tasks on shared inputs, dps
+    20): tanh at t = 0.5, every term within 1.2e-6 relative (fixed Sobol' 2^14: 1.3e-3); erf at
+    t = 2, within 1.3e-7 (fixed Sobol': 8.1e-4).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
     kinks err by 2e-3 at K = 4 where the split product rule errs by 1e-5."""
     relu = model.activation == "relu" and (acc is None or acc.relu_split)
     if not model.linear and model.K == 3 and acc is not None and acc.split_k3:
