@@ -30,8 +30,9 @@ or 3 with K ≤ 2) or K + C_b − 1 ≤ 4 (the mp kernel integrates at most 4 di
 what `mtsp check` uses to certify the double kernel's tiers for nonlinear trunks: the product
 rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf with K = 3).  The
 errors of nonlinear trunks (the student's argmax region is not a cone in h) are in `mp_errors`
-(K ≤ 3), so `solve --precision mp` covers nonlinear trunks with K ≤ 3 (K = 3: hours — a
-right-hand side takes ≈ 20 s per task at 16 nodes, each error minutes).
+(K ≤ 3), so `solve --precision mp` covers nonlinear trunks with K ≤ 3 (K = 3 is slow: a
+right-hand side takes tens of seconds per task at 16 nodes, each error up to minutes; two tanh
+tasks to t = 0.2: 16 min).
 """
 from __future__ import annotations
 
