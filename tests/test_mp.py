@@ -440,6 +440,32 @@ def test_mp_errors_refuse_wide_trunks():
         check_errors_mp(model(4))
 
 
+@pytest.mark.parametrize("act", ["tanh", "relu"])
+def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch):
+    """The mp K = 3 cut rule with the double's tanh–sinh rules substituted for its own: every
+    cut, piece, decision and weight is then the double rule's, so the two must agree to rounding
+    — a check of the mp twin's construction apart from its quadrature (relu's teacher lines
+    and tanh's crossings included).  Measured: ≤ 2e-16 (tanh, relu, erf)."""
+    import mpmath
+
+    import mtsp.numeric.mp_errors as mp_errors
+    from mtsp.numeric.metrics import task_metrics
+    from mtsp.numeric.mp_online import field_cov_mp, mp_state
+    from mtsp.numeric.quadrature import tanh_sinh01
+
+    def double_rule(n, span=None):
+        u, w = tanh_sinh01(n)
+        return [mpmath.mpf(x) for x in u], [1 - mpmath.mpf(x) for x in u], [mpmath.mpf(x) for x in w]
+    monkeypatch.setattr(mp_errors, "tanh_sinh01_mp", double_rule)
+    m, st = _late_nonlinear(act, 3, 2, 2.0)
+    d = task_metrics(m, st, Accuracy(cut_nodes3=(6, 6, 6)), loss=False)[0]
+    with mpmath.workdps(30):
+        sm = mp_state(st)
+        g, lab, _ = mp_errors.nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(6, 6, 6), loss=False)
+    print(float(g) - d.gen_error, float(lab) - d.label_error)
+    assert abs(float(g) - d.gen_error) < 1e-13 and abs(float(lab) - d.label_error) < 1e-13
+
+
 @pytest.mark.parametrize("init,t_end,task", [(0.5, 2.0, 1), (0.05, 0.1, 0)])
 def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     """K = 3 (tanh, C = 2, two tasks; a trained state and a tiny one — σ₀ = 0.05 at t = 0.1,
