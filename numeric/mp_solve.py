@@ -156,7 +156,9 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         pts, dim = rhs_points(model, nodes)
         lo, hi = _fmt_s(pts * 1e-4), _fmt_s(pts * 6e-4)   # measured 0.13–0.6 ms per mp point
         _note(progress, 0.0, f"mp: ~{pts:.2g} quadrature points per right-hand side (largest integral "
-                             f"{dim}-dim, {nodes} nodes per dim), ≈ {lo}–{hi} each; ≥ 7 of them")
+                             f"{dim}-dim, {nodes} nodes per dim), ≈ {lo}–{hi} each; ≥ 7 of them"
+                             + ("; the errors at every accepted step by the K = 3 cut rule, up to minutes per "
+                                "task" if (not model.linear and model.K == 3) else ""))
         done = [0.0]
 
         def f(y):
@@ -171,9 +173,11 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         track = []  # (t, metrics) at every accepted step
 
         def on_step(t, y):
+            r0 = _time.perf_counter()
             track.append((float(t), task_metrics_mp(model, unpack_mp(model, y), mnodes, label=False)))
             done[0] = min(float(t) / times[-1], 1.0)
-            _note(progress, done[0], f"t = {float(t):.3g}, {nfev[0]} right-hand sides")
+            _note(progress, done[0], f"t = {float(t):.3g}, {nfev[0]} right-hand sides; errors at this step "
+                                     f"{_time.perf_counter() - r0:.1f} s")
         at, steps, rejected = dormand_prince_mp(f, y0, times[-1], times, atol=atol, rtol=rtol, on_step=on_step)
         per_time = [task_metrics_mp(model, unpack_mp(model, at[float(t)]), mnodes) for t in times]
         tasks = {}
