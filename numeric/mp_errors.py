@@ -245,16 +245,9 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
         g1 = _g(act, h1)
         cuts = {mpmath.mpf(0)} | {kappa * h1 for kappa in kappas}
         cuts |= {_g_inverse(act, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0} - {None}
-        cuts = sorted(cuts)
-        edges = [-mpmath.inf] + cuts + [mpmath.inf]
         mean2 = L21 * x1
-        for a, b in zip(edges[:-1], edges[1:]):
-            if not b > a:
-                continue
-            rep = (a + b) / 2 if (a != -mpmath.inf and b != mpmath.inf) else (b - 1 if a == -mpmath.inf else a + 1)
+        for lo, hi, rep in _pieces(cuts, mean2, L22):
             c_hat = decision([h1, rep])
-            lo = (a - mean2) / L22 if a != -mpmath.inf else a
-            hi = (b - mean2) / L22 if b != mpmath.inf else b
             for k in range(n):
                 x2, mass = _truncated_normal(lo, hi, u[k], uc[k])
                 if mass > 0:
@@ -318,8 +311,9 @@ def _cut_rule_k3(act, Q, V, planes, n, add, decision):
             h1 = _g_inverse(act, a1)
             if h1 is not None:
                 cuts1.append(h1 / L[0, 0])
+        rays = [p for p, _ in _teacher_lines(planes, slanted, False)]
         for a, b, c in lines:            # teacher rays h₂ = κh₁ crossing a level-2 line
-            for kappa in (p for p, _ in _teacher_lines(planes, slanted, False)):
+            for kappa in rays:
                 for x in _ray_crossing_mp(act, a, b, c, kappa, L[0, 0]):
                     cuts1.append(x / L[0, 0])
     n1, n2, n3 = (n, n, n) if isinstance(n, int) else n

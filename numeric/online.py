@@ -404,9 +404,13 @@ def _split_orthants(model: TheoryModel, acc: Accuracy | None = None) -> bool:
     t = 2, within 1.3e-7 (fixed Sobol': 8.1e-4).  relu trunks keep the split up to MAX_SPLIT_K_RELU: Sobol' points across its
     kinks err by 2e-3 at K = 4 where the split product rule errs by 1e-5."""
     relu = model.activation == "relu" and (acc is None or acc.relu_split)
-    if not model.linear and model.K == 3 and acc is not None and acc.split_k3:
-        return True
-    return not model.linear and model.K <= (MAX_SPLIT_K_RELU if relu else MAX_SPLIT_K)
+    return not model.linear and model.K <= max(MAX_SPLIT_K_RELU if relu else 0, _product_rule_max_k(acc))
+
+
+def _product_rule_max_k(acc: Accuracy | None) -> int:
+    """The widest trunk whose sign orthants get the product rule (wider split ones: Sobol' inside
+    each orthant): MAX_SPLIT_K, or 3 with `Accuracy.split_k3`."""
+    return 3 if acc is not None and acc.split_k3 else MAX_SPLIT_K
 
 
 def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows, fn, lin=None, *,
@@ -428,7 +432,7 @@ def h_integral(model: TheoryModel, st: State, factor, acc: Accuracy, cone, rows,
     # the orthants: one reduction, all pieces' nodes through one integrand call
     if qmc is not None:
         kw = dict(rule="qmc", budget=qmc >> model.K)
-    elif model.K > MAX_SPLIT_K and not (model.K == 3 and acc.split_k3):  # relu K = 3, 4: Sobol' per orthant
+    elif model.K > _product_rule_max_k(acc):  # relu, K = 3, 4: Sobol' inside each orthant
         kw = dict(rule="qmc", budget=max(acc.sobol_points >> model.K, 1024) * budget // acc.budget)
     else:
         kw = dict(budget=budget, spread_nodes=False, min_nodes=orthant_nodes(st))

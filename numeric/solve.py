@@ -191,11 +191,11 @@ class _Jobs:
 
 
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
-                  relu_split=False, cut_nodes=24, cut_nodes3=())
+                  relu_split=False, cut_nodes=24)
 SEARCH = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 12, qmc_replicates=4, sobol_points=2 ** 13,
-                  relu_split=False, cut_nodes=24, cut_nodes3=())
+                  relu_split=False, cut_nodes=24)
 # plotted curves: coarse budgets, but enough QMC points that nonlinear-trunk curves look smooth
-CURVES = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 13, qmc_replicates=2, cut_nodes3=())
+CURVES = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 13, qmc_replicates=2)
 
 
 def _metric_values(model, traj, tt, acc, key, tasks=None):
@@ -347,7 +347,7 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
             "best_test_loss": best_loss[k][0], "best_test_loss_time": best_loss[k][1],
         }
         if not model.linear:
-            if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 4); the cut rules: 0
+            if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 3 by default); the cut rules: 0
                 tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
         elif any(q[k] > 0 for q in quad):
             tasks[name]["gen_error_quad_se"] = [q[k] for q in quad]
@@ -361,7 +361,7 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
 # `accuracy="fast"`: for exploration — 1.6–2.8× faster; measured gen_error differences from the
 # default 6e-5 (demo, linear K = 4) and 7e-4 (tanh K = 2, two tasks)
 FAST_ACCURACY = Accuracy(budget=1500, metric_budget=8000, qmc_points=2 ** 11, qmc_replicates=4, sobol_points=2 ** 12,
-                         cut_nodes=24, cut_nodes3=())
+                         cut_nodes=24)
 FAST_TOL = {"rtol": 1e-4, "atol": 1e-6}
 # `accuracy="high"`: quadrature budgets and ODE tolerances for ≤ 1e-7 in gen_error against the
 # mp path (measured on a two-task shared linear trunk, see benchmarks/mp_solve.py)
