@@ -169,8 +169,12 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     H = _vec(model.rows_h())
     V = st.V[t]
     Ct = V.rows
-    lab_clean = _labels_given(C, _vec(model.rows_lambda(t)), None, H)
-    lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if (label or loss) else None
+    try:           # the labels given h: Gaussian conditioning on h, which needs Q invertible
+        lab_clean = _labels_given(C, _vec(model.rows_lambda(t)), None, H)
+        lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if (label or loss) else None
+    except ZeroDivisionError:
+        raise NotImplementedError(f"the mp errors of nonlinear trunks need a nonsingular Q (K = {K}): "
+                                  "the hidden fields are linearly dependent here") from None
     noiseless = model.noise[t] == 0           # then y_t = ȳ_t: one label probability serves both errors
     for labs in (lab_clean, lab_noisy or []):
         for _, S, _ in labs:
@@ -293,7 +297,10 @@ def _cut_rule_k3(act, Q, V, planes, n, add, decision):
     back = [order.index(k) for k in range(3)]
     Vp = [[V[c, k] for k in order] for c in range(V.rows)]
     Qp = mpmath.matrix([[Q[i, j] for j in order] for i in order])
-    L = mpmath.cholesky(Qp)
+    try:
+        L = mpmath.cholesky(Qp)
+    except ValueError:           # not positive definite: a singular Q
+        L = mpmath.zeros(3, 3)
     if not min(L[k, k] for k in range(3)) > mpmath.mpf(10) ** (-mpmath.mp.dps // 2) * mpmath.sqrt(max(Qp[k, k] for k in range(3))):
         raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 3)")
     Ct = len(Vp)

@@ -425,6 +425,25 @@ def test_mp_solve_nonlinear_shared_trunk_against_default_double():
     assert d < 1e-7 and dl < 1e-7
 
 
+def test_mp_k3_errors_refuse_a_singular_q():
+    """A K = 3 trunk whose Q is singular (two units identical) has no cut domain: the mp errors say
+    so (NotImplementedError naming Q, which `check` treats as "outside the mp path's reach")."""
+    import mpmath
+
+    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
+    from mtsp.numeric.mp_online import field_cov_mp, mp_state
+    m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
+                                      "student": {"kind": "shared", "hidden": 3, "activation": "tanh"},
+                                      "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
+    st = m.initial_state()
+    Q = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    st = State(Q, st.R, (np.array([[1.0, -0.5, 0.3], [-0.4, 0.9, -0.8]]),))
+    with mpmath.workdps(20):
+        sm = mp_state(st)
+        with pytest.raises(NotImplementedError, match="nonsingular Q"):
+            nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(4, 4, 4))
+
+
 def test_mp_errors_refuse_wide_trunks():
     from mtsp.numeric.mp_errors import check_errors_mp
     from mtsp.numeric.model import theory_model
