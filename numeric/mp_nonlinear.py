@@ -15,24 +15,20 @@ the derivation's (`derive.integrands`, printed for mpmath into the structure's m
 route: orthants, label cones, conditioning.
 
 The label–label term of two tasks on shared inputs takes a route of its own (independent of the
-double path's): when the joint label cone is small, C_a + C_b − 2 ≤ 3, one integral over h
-(K dims) of Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ with the joint probabilities given h
-in closed form (Φ, Φ₂, or for a 3-dim joint cone one smooth 1-d integral of Φ₂:
-`_orthant_given`, 1e-12 at 48 nodes, 1e-9 at 32); otherwise P(y_a = c | h, Δ_b) inside the
-cones of y_b (K + C_b − 1 dims).  Measured (tanh, t = 1): K = 2, C = (2, 2): the joint route at
-40 and 64 nodes and the double path's `--accuracy high` agree within 3e-12, the default double
-tier is 4.2e-7 relative off; K = 2, C = (2, 3): the joint route agrees with itself to 8 digits
-between 24 and 32 nodes (180 / 330 s for this term), the double path is 5.4e-6 absolute off by
-default and 1.1e-6 at `--accuracy high`, where the 4-dim route at 12 nodes erred by ~5e-5.
+double path's P(y_a | h, Δ_b) inside the cones of y_b): its (k, l) entry depends on h only
+through (h_k, h_l), so it is an integral over those two fields (one on the diagonal) of the
+joint label probabilities P(y_a = c, y_b = d | h_k, h_l) — Φ₂ for two two-class tasks, and for
+a joint cone of 3 or 4 dims Plackett's identity along the cross-task covariance, one smooth
+1-d integral of Φ or Φ₂ (`_JointOrthant`; graded Gauss–Legendre pieces toward the covariance's
+singularity, `_plackett_rule`).  So every K ≤ 3 and C ≤ 3 integrates at most 2 dimensions here.
 
-Scope: C_t ≤ 3, K ≤ 3, and for two tasks on shared inputs the joint route (C_a + C_b − 2 ≤ 2,
-or 3 with K ≤ 2) or K + C_b − 1 ≤ 4 (the mp kernel integrates at most 4 dimensions).  This is
-what `mtsp check` uses to certify the double kernel's tiers for nonlinear trunks: the product
-rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier (tanh / erf with K = 3).  The
-errors of nonlinear trunks (the student's argmax region is not a cone in h) are in `mp_errors`
-(K ≤ 3), so `solve --precision mp` covers nonlinear trunks with K ≤ 3 (K = 3 is slow: a
-right-hand side takes tens of seconds per task at 16 nodes, each error up to minutes; two tanh
-tasks to t = 0.2: 16 min).
+Scope: C_t ≤ 3, K ≤ 3.  This is what `mtsp check` uses to certify the double kernel's tiers for
+nonlinear trunks: the product rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier
+(tanh / erf with K = 3).  The errors of nonlinear trunks (the student's argmax region is not a
+cone in h) are in `mp_errors` (K ≤ 3), so `solve --precision mp` covers nonlinear trunks with
+K ≤ 3 (K = 3 is slow: a right-hand side takes tens of seconds per task at 16 nodes, each error
+up to minutes; two tanh tasks to t = 0.2: 16 min; the label–label term of two three-class tasks
+costs minutes per right-hand side).
 """
 from __future__ import annotations
 
@@ -43,7 +39,7 @@ import numpy as np
 
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import _truncated_normal, cone_expectation_mp, tanh_sinh01_mp
+from .mp_quadrature import cone_expectation_mp, rank_tol
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
@@ -55,16 +51,6 @@ def check_nonlinear_mp(model: TheoryModel) -> None:
                                   "form given h); got classes " + str(list(model.classes)))
     if model.K > 3:
         raise NotImplementedError(f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
-    if model.inputs == "shared" and model.n_tasks > 1:
-        for t in range(model.n_tasks):
-            for u in range(t + 1, model.n_tasks):
-                Ct, Cu = model.classes[t], model.classes[u]
-                if not _joint_route(model.K, Ct, Cu) and model.K + max(Ct, Cu) - 1 > 4:
-                    raise NotImplementedError(
-                        f"the mp back-end integrates at most 4 dimensions: the label–label term of two "
-                        f"tasks on shared inputs with C = ({Ct}, {Cu}) needs K + C − 1 = "
-                        f"{model.K + max(Ct, Cu) - 1} here (K = {model.K}; the joint route takes "
-                        f"C_t + C_u − 2 ≤ 2, or 3 with K ≤ 2)")
 
 
 def _g(name: str, x):
@@ -133,83 +119,185 @@ def _cone_given(A, S, x, stein: bool):
     return cone2_probability(*args), (list(cone2_stein(*args)) if stein else None)
 
 
-JOINT_MAX_DIM = 3   # label–label term by the joint label probabilities given h up to this cone dimension
-JOINT_NODES = 48    # tanh–sinh nodes of the 1-d integral of a 3-dim joint cone
-JOINT_OUTER_NODES = {1: 64, 2: 24}   # default nodes over h with a 3-dim joint cone (K = 2: 24 and 32
-#                                     nodes agree to 8 digits, tanh C = (2, 3) at t = 1)
+JOINT_OUTER_NODES = {1: 64, 2: 32}   # default nodes over (h_k, h_l) of the label–label term
 
 
-def _joint_route(K: int, Ca: int, Cb: int) -> bool:
-    """Whether the label–label term of tasks with Ca, Cb classes takes the joint route: a joint cone
-    of C_a + C_b − 2 ≤ 2 dims (Φ, Φ₂), or 3 dims (a 1-d integral per node) on a trunk of K ≤ 2
-    (with K = 3 that is ~10⁷ mp Φ₂ evaluations: hours)."""
-    D = Ca + Cb - 2
-    return D <= min(JOINT_MAX_DIM, 2) or (D <= JOINT_MAX_DIM and K <= 2)
+PLACKETT_NODES = 10   # Gauss–Legendre nodes per graded piece of `_plackett_rule` (measured, 12 4-dim
+#                       cones of smallest eigenvalue down to 1e-5: ≤ 3e-18 at 10, 5e-15 at 8, 1e-11 at 6)
 
 
-def _orthant_given(A, S, x, nodes: int = JOINT_NODES):
-    """P(u > 0 | x) for u | x ~ N(A x, S) of dimension 1–3: Φ, Φ₂ (`_cone_given`), and for three
-    dimensions one smooth integral — u₀ = μ₀ + s₀z, z > −μ₀/s₀ a truncated normal (tanh–sinh
-    nodes in its quantile), times Φ₂ of (u₁, u₂) | u₀, whose conditional covariance is fixed:
+def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
+    """Nodes and weights in s ∈ [0, 1] for `_JointOrthant`: its integrand is analytic except where
+    S(s) is singular, at s = ±s*, s* = 1/max|λ| with λ the eigenvalues of L⁻¹ (S − S(0)) L⁻ᵀ
+    (S(0) = L Lᵀ the block-diagonal part; the λ come in ± pairs, and s* > 1 since S(1) = S is
+    positive definite).  Gauss–Legendre pieces graded toward s = 1 — [0, 1/2], [1/2, 3/4], …
+    while the gap to 1 exceeds s* − 1, then the rest — so that every piece is at least its own
+    width away from s* and one node count serves all (the error per piece is uniform)."""
+    from .mp_quadrature import _gl
+    n = S.rows
+    S0 = mpmath.matrix(n, n)
+    for p in range(n):
+        for q in range(n):
+            if (p < na) == (q < na):
+                S0[p, q] = S[p, q]
+    diag = [S[k, k] for k in range(n)]
+    try:
+        L = mpmath.cholesky(S0)
+        ok = min(L[k, k] ** 2 / diag[k] for k in range(n)) > rank_tol()
+    except (ZeroDivisionError, ValueError):
+        ok = False
+    if not ok:
+        raise NotImplementedError("the joint label covariance of two tasks given the trunk fields is singular "
+                                  "within a task (a teacher of rank < classes without label noise): the mp "
+                                  "joint cone needs it positive definite")
+    Li = mpmath.inverse(L)
+    lam = mpmath.eigsy(Li * (S - S0) * Li.T, eigvals_only=True)
+    top = max(abs(x) for x in lam)
+    s_star = 1 / top if top > 0 else mpmath.inf
+    pieces, lo = [], mpmath.mpf(0)
+    while s_star - 1 < 1 - lo and 1 - lo > mpmath.eps ** mpmath.mpf("0.5"):
+        mid = (1 + lo) / 2
+        pieces.append((lo, mid))
+        lo = mid
+    pieces.append((lo, mpmath.mpf(1)))
+    xs, ws = _gl(per_piece, mpmath.mp.dps)
+    X, W = [], []
+    for a, b in pieces:
+        half = (b - a) / 2
+        X += [a + half * (y + 1) for y in xs]
+        W += [half * w for w in ws]
+    return X, W
 
-        P = ∫_{−μ₀/s₀}^∞ φ(z) Φ₂(m₁(z)/σ₁, m₂(z)/σ₂; ρ₁₂|₀) dz,  m_i(z) = μ_i + S_i0 z/s₀."""
-    if len(A) <= 2:
-        return _cone_given(A, S, x, False)[0]
-    mu = [mpmath.fsum(a * y for a, y in zip(row, x)) for row in A]
-    s0 = mpmath.sqrt(S[0, 0])
-    c11 = S[1, 1] - S[1, 0] ** 2 / S[0, 0]
-    c12 = S[1, 2] - S[1, 0] * S[2, 0] / S[0, 0]
-    c22 = S[2, 2] - S[2, 0] ** 2 / S[0, 0]
-    u, uc, w = tanh_sinh01_mp(nodes)
-    lo = -mu[0] / s0
-    tot = mpmath.mpf(0)
-    for k in range(nodes):
-        z, mass = _truncated_normal(lo, mpmath.inf, u[k], uc[k])
-        if mass > 0:
-            m1 = mu[1] + S[1, 0] / s0 * z
-            m2 = mu[2] + S[2, 0] / s0 * z
-            tot += w[k] * mass * cone2_probability(m1, m2, c11, c12, c22)
-    return tot
+
+class _JointOrthant:
+    """P(u > 0 | x) for u | x ~ N(A x, S) of dimension 3 or 4, split into the blocks a = u[:na] and
+    b = u[na:] (the cones of two tasks' labels), by Plackett's identity
+    ∂P/∂S_ij = φ_ij(0, 0) · P(u_{−ij} > 0 | u_i = u_j = 0) along S(s) = [[S_aa, s S_ab],
+    [s S_ba, S_bb]] for s from 0 to 1 (positive definite throughout: a convex combination of two
+    positive definite matrices):
+
+        P = P(u_a > 0) P(u_b > 0) + ∫_0^1 Σ_{i∈a, j∈b} S_ij φ₂(μ_i, μ_j; B_ij(s)) P_r(s) ds,
+
+    B_ij(s) the covariance of (u_i, u_j) under S(s), P_r = Φ or Φ₂ of the other rows given
+    u_i = u_j = 0 (1 if none).  The s-integral is analytic up to S(s)'s singularity beyond s = 1
+    (`_plackett_rule`); everything but the means is fixed by S, so it is precomputed once per cone
+    and a call costs Σ_{ij} (one exp and one Φ or Φ₂) per s-node, a term skipped where its density
+    factor is below the working precision.  Independent of the conditioning route
+    (`_orthant_given`): the tests compare the two, and both with mp.quad."""
+
+    def __init__(self, A, S, na: int, per_piece: int = PLACKETT_NODES):
+        n = S.rows
+        self.A, self.na = A, na
+        self.blocks = [(list(range(na)), [[S[p, q] for q in range(na)] for p in range(na)]),
+                       (list(range(na, n)), [[S[p, q] for q in range(na, n)] for p in range(na, n)])]
+        X, W = _plackett_rule(S, na, per_piece)
+        self.terms = []
+        for s, w in zip(X, W):
+            Ss = mpmath.matrix(n, n)
+            for p in range(n):
+                for q in range(n):
+                    Ss[p, q] = S[p, q] if (p < na) == (q < na) else s * S[p, q]
+            for i in range(na):
+                for j in range(na, n):
+                    r = [k for k in range(n) if k not in (i, j)]
+                    B = mpmath.matrix([[Ss[i, i], Ss[i, j]], [Ss[j, i], Ss[j, j]]])
+                    det = B[0, 0] * B[1, 1] - B[0, 1] ** 2
+                    Binv = mpmath.inverse(B)
+                    if r:
+                        Crb = mpmath.matrix([[Ss[k, i], Ss[k, j]] for k in r])
+                        G = Crb * Binv                               # m_r = μ_r − G μ_ij
+                        Cr = mpmath.matrix([[Ss[k, m] for m in r] for k in r]) - G * Crb.T
+                        G = [[G[k, 0], G[k, 1]] for k in range(len(r))]
+                        Cr = (Cr[0, 0],) if len(r) == 1 else (Cr[0, 0], Cr[0, 1], Cr[1, 1])
+                    else:
+                        G, Cr = [], ()
+                    norm = w * S[i, j] / (2 * mpmath.pi * mpmath.sqrt(det))
+                    if norm:
+                        self.terms.append((i, j, r, norm, Binv[0, 0] / 2, Binv[0, 1], Binv[1, 1] / 2, G, Cr))
+        self.cut = -(mpmath.mp.prec * mpmath.log(2) + 10)    # exp below this: below the precision
+
+    @staticmethod
+    def _cone(mu, Cr):
+        if not Cr:
+            return 1
+        if len(Cr) == 1:
+            return cone1_probability(mu[0], Cr[0])
+        return cone2_probability(mu[0], mu[1], *Cr)
+
+    def __call__(self, x):
+        mu = [mpmath.fsum(a * y for a, y in zip(row, x)) for row in self.A]
+        tot = 1
+        for idx, Sb in self.blocks:
+            m = [mu[k] for k in idx]
+            tot *= self._cone(m, (Sb[0][0],) if len(idx) == 1 else (Sb[0][0], Sb[0][1], Sb[1][1]))
+        for i, j, r, norm, q00, q01, q11, G, Cr in self.terms:
+            mi, mj = mu[i], mu[j]
+            e = -(q00 * mi * mi + q01 * mi * mj + q11 * mj * mj)
+            if e < self.cut:
+                continue
+            m = [mu[k] - g0 * mi - g1 * mj for k, (g0, g1) in zip(r, G)]
+            tot += norm * mpmath.exp(e) * self._cone(m, Cr)
+        return tot
 
 
-def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, orthant, signs, nodes):
-    """Ebb2_ab = E_h[Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ] — one integral over h (sign
-    orthants) with the joint label probabilities given h in closed form (a joint cone of
-    dimension C_a + C_b − 2 ≤ 3: Φ, Φ₂, or one smooth 1-d integral, `_orthant_given`), the
-    last class of a by P(y_b = d | h) − Σ_{c < C_a−1} P(c, d | h).  The integrand is the
-    derivation's (`LABEL_LABEL_MP[a, b, d]` is linear in q_c = P(y_a = c, y_b = d | h)).  An
-    independent route from the double path's (P(y_a | h, Δ_b) inside the cones of y_b), and
-    lower-dimensional: K dims instead of K + C_b − 1."""
+def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
+    """Ebb2_ab = E_h[Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ], entry by entry: b_ac,k b_bd,l
+    depends on h only through (h_k, h_l), so by the tower property the (k, l) entry is an
+    integral over (h_k, h_l) alone (one dimension on the diagonal; sign orthants for relu's kink)
+    of the joint label probabilities given those two fields in closed form — Φ₂ for a joint cone
+    of C_a + C_b − 2 = 2 dims, Plackett's 1-d integral (`_JointOrthant`) for 3 or 4 — whatever
+    K is (K ≤ 3 needs no more than 2 dims).  P(c, C_b − 1) and P(C_a − 1, d) come from the
+    marginals.  The integrand is the derivation's (`LABEL_LABEL_MP[a, b, d]` is linear in
+    q_c = P(y_a = c, y_b = d | ·)).  An independent route from the double path's (P(y_a | h, Δ_b)
+    inside the cones of y_b, over all K fields)."""
     K = len(H)
     Ca, Cb = len(nu_a), len(nu_b)
 
     def diffs(rows, c):
         return [[p - q for p, q in zip(rows[c], rows[j])] for j in range(len(rows)) if j != c]
-    joint = {}
-    for c in range(Ca - 1):
-        for d in range(Cb):
-            cj = _Conditional(C, diffs(nu_a, c) + diffs(nu_b, d), H)
-            joint[c, d] = ([[cj.A[i, j] for j in range(K)] for i in range(cj.A.rows)], cj.S)
-    marg_b = _labels_given(C, nu_b, None, H)
-
-    def fn(h):
-        dg = [_g(act, y)[1] for y in h]
-        pb = []
-        for d, (A, S, _) in enumerate(marg_b):
-            pb.append(1 - mpmath.fsum(pb) if d == Cb - 1 else _cone_given(A, S, h, False)[0])
-        out = None
-        for d in range(Cb):
-            q = [_orthant_given(*joint[c, d], h) for c in range(Ca - 1)]
-            q.append(pb[d] - mpmath.fsum(q))
-            vals = integrands[a_, b_, d](V, dg, q)[0]
-            out = vals if out is None else [x + y for x, y in zip(out, vals)]
-        return out, None
-    if nodes is None and Ca + Cb - 2 == 3:       # each node costs (C_a − 1) C_b 1-d integrals
+    if nodes is None:
         nodes = JOINT_OUTER_NODES
     acc = mpmath.matrix(K, K)
-    for sg in signs:
-        r = cone_expectation_mp(F, orthant(sg), H, fn, nodes=nodes)
-        acc += mpmath.matrix([[r.plain[i * K + j] for j in range(K)] for i in range(K)])
+    for k in range(K):
+        for l in range(k, K):
+            idx = [k] if k == l else [k, l]
+            Hs = [H[i] for i in idx]
+            joint = {}
+            for c in range(Ca - 1):
+                for d in range(Cb - 1):
+                    cj = _Conditional(C, diffs(nu_a, c) + diffs(nu_b, d), Hs)
+                    A = [[cj.A[i, j] for j in range(len(idx))] for i in range(cj.A.rows)]
+                    joint[c, d] = (A, cj.S) if Ca + Cb == 4 else _JointOrthant(A, cj.S, Ca - 1)
+            marg_a = _labels_given(C, nu_a, None, Hs)
+            marg_b = _labels_given(C, nu_b, None, Hs)
+
+            def marginal(labs, x):
+                out = []
+                for c, (A, S, _) in enumerate(labs):
+                    out.append(1 - mpmath.fsum(out) if c == len(labs) - 1 else _cone_given(A, S, x, False)[0])
+                return out
+
+            def fn(x, idx=idx, joint=joint, marg_a=marg_a, marg_b=marg_b):
+                dg = [mpmath.mpf(0)] * K
+                for i, y in zip(idx, x):
+                    dg[i] = _g(act, y)[1]
+                pa, pb = marginal(marg_a, x), marginal(marg_b, x)
+                P = [[(_cone_given(*joint[c, d], x, False)[0] if isinstance(joint[c, d], tuple)
+                       else joint[c, d](x)) for d in range(Cb - 1)] for c in range(Ca - 1)]
+                for c in range(Ca - 1):
+                    P[c].append(pa[c] - mpmath.fsum(P[c]))
+                P.append([pb[d] - mpmath.fsum(P[c][d] for c in range(Ca - 1)) for d in range(Cb)])
+                out = [mpmath.mpf(0)] * (K * K)
+                for d in range(Cb):
+                    vals = integrands[a_, b_, d](V, dg, [P[c][d] for c in range(Ca)])[0]
+                    out = [x_ + y_ for x_, y_ in zip(out, vals)]
+                return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
+            for sg in itertools.product((1, -1), repeat=len(idx)):
+                rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
+                r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes)
+                acc[k, l] += r.plain[0]
+                if l != k:
+                    acc[l, k] += r.plain[1]
     return acc
 
 
@@ -273,41 +361,12 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         out[name] = mpmath.matrix(linear[pos:pos + rows])
         pos += rows
 
-    def mat(vals, r, c):
-        return mpmath.matrix([[vals[i * c + j] for j in range(c)] for i in range(r)])
-    # label–label terms: P(y_a = c | h, Δ_b) in closed form inside the cones of y_b, with a the
-    # task of fewer classes (Φ rather than Φ₂ at every node)
+    # label–label terms by the joint label probabilities given two trunk fields (`_label_label_joint`)
     for t, u in pairs:
         if t < u:
             a_, b_ = label_label_tasks(model.classes, t, u)
             nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
-            Cb = len(nu_b)
-            if _joint_route(K, len(nu_a), Cb):
-                acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, orthant, signs,
-                                         nodes)
-                if a_ != t:
-                    acc = acc.T
-                out[f"Ebb2{t}{u}"] = acc
-                out[f"Ebb2{u}{t}"] = acc.T
-                continue
-            db = [[p - q for p, q in zip(nu_b[j], nu_b[0])] for j in range(1, Cb)]
-            cond = H + db
-            la = _labels_given(C, nu_a, None, cond)
-            acc = mpmath.matrix(K, K)
-            for d in range(Cb):
-                cone_b = ([[p - q for p, q in zip(nu_b[d], nu_b[j])] for j in range(Cb) if j != d],
-                          [j > d for j in range(Cb) if j != d])  # ties to the first index
-                integrand = mod.LABEL_LABEL_MP[a_, b_, d]
-
-                def fn(x, integrand=integrand):
-                    dg = [_g(act, y)[1] for y in x[:K]]
-                    q = []
-                    for c, (A, S, _) in enumerate(la):
-                        q.append(1 - mpmath.fsum(q) if c == len(la) - 1 else _cone_given(A, S, x, False)[0])
-                    return integrand(V, dg, q)[0], None
-                for sg in signs:
-                    r = cone_expectation_mp(F, orthant(sg, cone_b), cond, fn, nodes=nodes)
-                    acc += mat(r.plain, K, K)
+            acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, nodes)
             if a_ != t:
                 acc = acc.T
             out[f"Ebb2{t}{u}"] = acc

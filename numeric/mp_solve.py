@@ -88,25 +88,24 @@ def rhs_points(model, nodes: int = SOLVE_NODES) -> tuple[int, int]:
     """(quadrature points of one mp right-hand side, dimension of its largest integral) — an
     a-priori count of the product rules' points (n^d per piece; wide-logit splits not counted):
     nonlinear trunks 2^K orthants × n^K, plus per pair of tasks on shared inputs the label–label
-    term's 2^K n^K (joint route; × (C_a − 1) C_b × its 1-d nodes for a 3-dim joint cone) or
-    C_b cones × 2^K orthants × n^(K + C_b − 1); linear trunks, per task n^(C−1) (softmax
+    term's integrals over (h_k, h_l) with the joint label probabilities given them (× the
+    Plackett 1-d nodes for a 3- or 4-dim joint cone); linear trunks, per task n^(C−1) (softmax
     terms and each partner's label terms) and per pair on shared inputs n^(C_t + C_u − 2)."""
     n, T = int(nodes), model.n_tasks
     classes = list(model.classes)
     shared_pairs = [(t, u) for t in range(T) for u in range(t + 1, T)] if model.inputs == "shared" else []
     if not model.linear:
-        from .mp_nonlinear import JOINT_NODES, _joint_route
+        from .mp_nonlinear import PLACKETT_NODES
         K = model.K
         pts, dim = 2 ** K * n ** K, K
         for t, u in shared_pairs:
             ca, cb = sorted((classes[t], classes[u]))
-            if _joint_route(K, ca, cb):           # joint label probabilities given h
-                inner = (ca - 1) * cb * JOINT_NODES if ca + cb - 2 == 3 else 1
-                pts += 2 ** K * n ** K * inner
-                dim = max(dim, K + (1 if inner > 1 else 0))
-            else:
-                pts += cb * 2 ** K * n ** (K + cb - 1)
-                dim = max(dim, K + cb - 1)
+            # per entry pair k ≤ l an integral over (h_k, h_l): K of 1 dim, K(K−1)/2 of 2 dims;
+            # each node takes (C_a − 1)(C_b − 1) joint probabilities, for a 3- or 4-dim joint
+            # cone each (C_a − 1)(C_b − 1) Φ or Φ₂ per s-node (one graded piece counted)
+            inner = 1 if ca + cb == 4 else ((ca - 1) * (cb - 1)) ** 2 * PLACKETT_NODES
+            pts += (K * 2 * n + K * (K - 1) // 2 * 4 * n * n) * inner
+            dim = max(dim, min(K, 2) + (1 if inner > 1 else 0))
         return pts, dim
     pts = sum((1 + (T if model.inputs == "shared" else 1)) * n ** (C - 1) for C in classes)
     dim = max(C - 1 for C in classes)
