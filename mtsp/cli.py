@@ -252,7 +252,8 @@ def cmd_check(args) -> int:
         from .numeric.online import Accuracy
         from .numeric.solve import FAST_ACCURACY, HIGH_ACCURACY
         acc = {"default": Accuracy(), "high": HIGH_ACCURACY, "fast": FAST_ACCURACY}[args.accuracy]
-        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar, acc=acc)
+        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar, acc=acc,
+                    mp_nodes=args.mp_nodes)
     finally:
         bar.close()
     rep["accuracy"] = args.accuracy
@@ -418,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
     p.add_argument("--states", type=_positive_int, default=3, help="states of the trajectory (default 3)")
+    p.add_argument("--mp-nodes", type=_positive_int, default=None,
+                   help="mp quadrature nodes per integrated dimension (default: by dimension, 64 in 1 "
+                        "down to 12 in 4; fewer are faster, and the mp side's own error grows)")
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="the double path's quadrature budgets to check (those of solve --accuracy; "
                         "high includes the K = 3 cut rule for the errors)")

@@ -89,13 +89,14 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
                         diffs[f"label_error{k}"] = _rel(a.label_error, b[1])
         for k, v in diffs.items():
             worst[k] = max(worst.get(k, 0.0), v)
-    return {"setup": setup.name, "dps": dps, "times": list(times), "terms": worst,
+    return {"setup": setup.name, "dps": dps, "mp_nodes": mp_nodes, "times": list(times), "terms": worst,
             "seconds": _time.perf_counter() - t0}
 
 
 def format_report(rep: dict) -> str:
     acc = f", {rep['accuracy']} accuracy" if "accuracy" in rep else ""
-    lines = [f"check of {rep['setup']!r}: double{acc} vs mp (dps {rep['dps']}) at t = "
+    nodes = f", {rep['mp_nodes']} mp nodes" if rep.get("mp_nodes") else ""
+    lines = [f"check of {rep['setup']!r}: double{acc} vs mp (dps {rep['dps']}{nodes}) at t = "
              + ", ".join(f"{t:g}" for t in rep["times"]),
              f"{'term':<12} max relative difference"]
     for k, v in rep["terms"].items():

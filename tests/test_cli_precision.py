@@ -56,7 +56,7 @@ def test_check_prints_relative_differences(tmp_path, capsys):
 
 def test_check_accuracy_and_no_errors(tmp_path, capsys):
     """check --accuracy names the double tier it checks (in the report) and --no-errors leaves
-    the errors out; with errors the glm task's gen_error is there."""
+    the errors out; with errors the glm task's gen_error is there; --mp-nodes reaches the mp side."""
     path = _write(tmp_path, ONE_TASK)
     assert main(["check", path, "--states", "1", "--dps", "20", "-q", "--accuracy", "high", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
@@ -64,6 +64,10 @@ def test_check_accuracy_and_no_errors(tmp_path, capsys):
     assert main(["check", path, "--states", "1", "--dps", "20", "-q", "--no-errors"]) == 0
     out = capsys.readouterr().out
     assert "high" not in out and "default accuracy" in out and "gen_error" not in out and "dQ" in out
+    assert main(["check", path, "--states", "1", "--dps", "20", "-q", "--no-errors", "--mp-nodes", "6",
+                 "--json"]) == 0                                   # a coarse mp side: a larger difference
+    rep6 = json.loads(capsys.readouterr().out)
+    assert rep6["mp_nodes"] == 6 and rep6["terms"]["dQ"] > 1e3 * rep["terms"]["dQ"]   # measured 1.9e-8 vs 6e-16
 
 
 def test_accuracy_fast_is_close(tmp_path, capsys):
