@@ -181,6 +181,50 @@ def test_nonlinear_mp_refuses_what_it_cannot_integrate():
         integrals_mp(model, mp_state(model.initial_state()))
 
 
+def _label_label_mp_and_double(K, classes, nodes):
+    """(mp, double at `--accuracy high`) label–label term Ebb2₀₁ of two tanh tasks on shared
+    inputs at the state t = 1 of the default solve."""
+    from mtsp.derive.codegen import load_mp_module, load_module
+    from mtsp.derive.integrands import label_label_tasks
+    from mtsp.numeric.mp_nonlinear import _label_label_joint, _vec
+    from mtsp.numeric.mp_online import field_cov_mp
+    from mtsp.numeric.solve import HIGH_ACCURACY, solve_online
+    su = setup_from_dict({
+        "tasks": [{"name": "A", "classes": classes[0], "noise": 0.5}, {"name": "B", "classes": classes[1]}],
+        "teacher": {"alignment": 0.6},
+        "student": {"kind": "shared", "hidden": K, "activation": "tanh", "init_scale": 0.3},
+        "training": {"protocol": "online", "lr": 0.5, "times": [1.0], "inputs": "shared"}})
+    model = theory_model(su)
+    st = solve_online(su, Accuracy(), times=[1.0]).state(1.0)
+    dbl = load_module(model, su.name).integrals(model, st, HIGH_ACCURACY)["Ebb201"]
+    a_, b_ = label_label_tasks(model.classes, 0, 1)
+    with mpmath.workdps(20):
+        smp = mp_state(st)
+        C = field_cov_mp(model, smp)
+        acc = _label_label_joint(C, mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
+                                 _vec(model.rows_nu(b_)), smp.V, "tanh", load_mp_module(model).LABEL_LABEL_MP,
+                                 a_, b_, nodes)
+    mp_ = np.array((acc if a_ == 0 else acc.T).tolist(), dtype=float)
+    return mp_, dbl
+
+
+@pytest.mark.parametrize("K,classes,nodes,bound", [
+    # measured: K = 3, C = (2, 2): the entries over (h_k, h_l) against the double's one 3-dim
+    # integral over h of Φ₂ given h (`online._label_label_joint2`) 2.1e-12 (max |entry| 0.067;
+    # at 16 nodes over (h_k, h_l) the off-diagonal entries were 9.3e-8 off, at 32 2.2e-12);
+    # K = 1, C = (3, 3): the 4-dim joint cone by Plackett inside a 1-d integral against the
+    # double's 3-dim label-cone route 8.4e-13 (max |entry| 0.050)
+    (3, (2, 2), {1: 32, 2: 24}, 1e-10),
+    (1, (3, 3), {1: 32}, 1e-11),
+])
+def test_mp_label_label_joint_route_against_double(K, classes, nodes, bound):
+    """The mp label–label term by the joint route (entries over (h_k, h_l) only, joint label
+    probabilities in closed form or by Plackett's identity) against the double path's
+    independent routes at `--accuracy high`: K = 3 is no longer refused."""
+    mp_, dbl = _label_label_mp_and_double(K, classes, nodes)
+    assert np.abs(mp_ - dbl).max() < bound
+
+
 def _orthant_by_quad(mu, S):
     """P(u > 0) for u ~ N(mu, S) of dimension 3 by mp.quad over u₀ of Φ₂ of (u₁, u₂) | u₀ — the
     conditioning route, independent of Plackett's; of dimension 4 by mp.quad over u₀ of the
