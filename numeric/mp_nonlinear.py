@@ -1,9 +1,12 @@
 """The online right-hand side of nonlinear trunks (relu, erf, tanh) at arbitrary precision.
 
 The same named integrals as `online.nonlinear_terms` (Eal, Ebl, Esg, Eyg, Ebb, Lse, Eyz per task;
-Eaa, Eab, Ebb2 per pair of tasks), by the same reduction: integrals over the trunk fields h,
-split into the 2^K sign orthants of h (Genz coordinates, tanh–sinh nodes, mp), with the labels
-in closed form given h — the event y_t = c is the cone u_c = (ν_tc − ν_tj)_{j≠c} > 0 and
+Eaa, Eab, Ebb2 per pair of tasks), by the same reduction: integrals over the trunk fields h —
+for relu split into the 2^K sign orthants of h at its kink (Genz coordinates, tanh–sinh nodes,
+mp), for the analytic tanh and erf one Gauss–Hermite product rule over all of h (measured, two
+tanh tasks with K = 3: every term within 2.1e-8 of the double at `--accuracy high` at 24 nodes
+in 14 s, where the orthant split at 16 nodes was 6.2e-5 off in 39 s; `SPLIT_SMOOTH`) — with
+the labels in closed form given h — the event y_t = c is the cone u_c = (ν_tc − ν_tj)_{j≠c} > 0 and
 u_c | h ~ N(A_c h, S_c): P(y_t = c | h) = Φ(μ/s) (C_t = 2) or Φ₂ (C_t = 3, `bivariate_ncdf`),
 and by Stein's lemma E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) v with
 v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0, h) — and, for two tasks on shared inputs,
@@ -26,9 +29,7 @@ Scope: C_t ≤ 3, K ≤ 3.  This is what `mtsp check` uses to certify the double
 nonlinear trunks: the product rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier
 (tanh / erf with K = 3).  The errors of nonlinear trunks (the student's argmax region is not a
 cone in h) are in `mp_errors` (K ≤ 3), so `solve --precision mp` covers nonlinear trunks with
-K ≤ 3 (K = 3 is slow: a right-hand side takes tens of seconds per task at 16 nodes, each error
-up to minutes; two tanh tasks to t = 0.2: 16 min; the label–label term of two three-class tasks
-costs minutes per right-hand side).
+K ≤ 3 (K = 3 is slow: each mp error takes up to minutes per task).
 """
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ def _cone_given(A, S, x, stein: bool):
     return cone2_probability(*args), (list(cone2_stein(*args)) if stein else None)
 
 
+SPLIT_SMOOTH = False   # sign orthants of h for smooth activations too (only relu has a kink at 0)
 JOINT_OUTER_NODES = {1: 64, 2: 32}   # default nodes over (h_k, h_l) of the label–label term
 
 
@@ -292,7 +294,7 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
                     vals = integrands[a_, b_, d](V, dg, [P[c][d] for c in range(Ca)])[0]
                     out = [x_ + y_ for x_, y_ in zip(out, vals)]
                 return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
-            for sg in itertools.product((1, -1), repeat=len(idx)):
+            for sg in (itertools.product((1, -1), repeat=len(idx)) if SPLIT_SMOOTH or act == "relu" else [()]):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
                 r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes)
                 acc[k, l] += r.plain[0]
@@ -318,7 +320,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         [(t, t) for t in range(T)]
     cond_h = _Conditional(C, lam_all, H)
     labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
-    signs = list(itertools.product((1, -1), repeat=K))
+    signs = list(itertools.product((1, -1), repeat=K)) if SPLIT_SMOOTH or act == "relu" else [()]
 
     def orthant(sg, extra=None):
         rows = [[s * x for x in H[k]] for k, s in enumerate(sg)]
