@@ -296,7 +296,7 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
                 return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
             for sg in (itertools.product((1, -1), repeat=len(idx)) if SPLIT_SMOOTH or act == "relu" else [()]):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
-                r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes)
+                r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes, parallel=True)
                 acc[k, l] += r.plain[0]
                 if l != k:
                     acc[l, k] += r.plain[1]
@@ -348,7 +348,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
 
     plain, linear = None, None
     for sg in signs:
-        r = cone_expectation_mp(F, orthant(sg), H, fn0, ell, nodes=nodes)
+        r = cone_expectation_mp(F, orthant(sg), H, fn0, ell, nodes=nodes, parallel=True)
         plain = r.plain if plain is None else [x + y for x, y in zip(plain, r.plain)]
         linear = r.linear if linear is None else [[x + y for x, y in zip(p, q)] for p, q in zip(linear, r.linear)]
     out = {}

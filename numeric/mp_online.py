@@ -151,7 +151,7 @@ def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces):
     plain = linear = None
     for piece in pieces:
         c = piece if cone is None else (cone if piece is None else _stack(cone, piece))
-        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes)
+        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes, parallel=True)
         plain = r.plain if plain is None else [a + b for a, b in zip(plain, r.plain)]
         if lin is not None:
             linear = r.linear if linear is None else \

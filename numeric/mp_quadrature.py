@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -50,6 +52,8 @@ __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpCone
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
 MAX_DIM = 4
+PROCESSES = 2 if (os.cpu_count() or 1) > 1 and hasattr(os, "fork") else 1   # `parallel=True` integrals
+PARALLEL_MIN_POINTS = 512   # below this a forked second process costs more than it saves
 
 
 def rank_tol():
@@ -312,6 +316,37 @@ class MpConeResult:
     tier: str = ""
 
 
+def _in_two_processes(run):
+    """run((0, 2)) here and run((1, 2)) in a forked child, their MpConeResults added: the two
+    halves of one integral's points (`cone_expectation_mp(part=...)`), on two cores.  The child
+    inherits the mp context; an exception in it is raised here."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                        # the child: compute, send, leave at once
+        os.close(r)
+        try:
+            payload = pickle.dumps(("ok", run((1, 2))))
+        except BaseException as e:                      # noqa: BLE001 — reported by the parent
+            payload = pickle.dumps(("error", f"{type(e).__name__}: {e}"))
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(w)
+    try:
+        mine = run((0, 2))
+    finally:
+        with os.fdopen(r, "rb") as f:
+            data = f.read()
+        os.waitpid(pid, 0)
+    status, theirs = pickle.loads(data) if data else ("error", "no result")
+    if status != "ok":
+        raise RuntimeError(f"mp helper process failed: {theirs}")
+    plain = [a + b for a, b in zip(mine.plain, theirs.plain)]
+    lin = None if mine.linear is None else \
+        [[a + b for a, b in zip(x, y)] for x, y in zip(mine.linear, theirs.linear)]
+    return MpConeResult(plain, lin, mine.points + theirs.points, mine.dims, mine.tier)
+
+
 def _rows(x, n_fields):
     if x is None:
         return []
@@ -347,14 +382,17 @@ def _wide_sector_halves(Ar, A, nonstrict, tol):
 
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
-                        split_wide: bool = True) -> MpConeResult:
+                        split_wide: bool = True, parallel: bool = False, part=None) -> MpConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp (see the module docstring).
 
     ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
     (numpy arrays or nested lists; floats convert exactly).  ``nodes``: points per integrated
     dimension (default `DEFAULT_NODES` by dimension), or a dict {dim: n}.  ``fn=None``: a pure
     cone probability (closed form for ≤ 3 nonsingular rows when ``closed``).  ``split_wide``:
-    a two-row cone wider than 90° is integrated as its two halves (`_wide_sector_halves`)."""
+    a two-row cone wider than 90° is integrated as its two halves (`_wide_sector_halves`).
+    ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
+    ``parallel``: with PROCESSES = 2, half the points in a forked process (`_in_two_processes`)
+    where the product rule has at least PARALLEL_MIN_POINTS points."""
     F = factor if (factor and isinstance(factor[0], list)) else to_mp(factor)
     n_fields = len(F)
     d = len(F[0]) if F else 0
@@ -371,7 +409,8 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         halves = _wide_sector_halves(Ar, A, nonstrict, tol)
         if halves is not None:
             rs = [cone_expectation_mp(F, h, Pr, fn, Lr, nodes=nodes, skip_last_cone=skip_last_cone,
-                                      closed=closed, split_wide=False) for h in halves]
+                                      closed=closed, split_wide=False, parallel=parallel, part=part)
+                  for h in halves]
             plain = [a + b for a, b in zip(rs[0].plain, rs[1].plain)]
             lin = None if rs[0].linear is None else \
                 [[a + b for a, b in zip(x, y)] for x, y in zip(rs[0].linear, rs[1].linear)]
@@ -432,6 +471,10 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         n = nodes.get(dims, DEFAULT_NODES[dims])
     else:
         n = int(nodes)
+    if parallel and part is None and PROCESSES > 1 and n ** dims >= PARALLEL_MIN_POINTS:
+        return _in_two_processes(lambda pt: cone_expectation_mp(
+            F, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr if P else [], fn, Lr, nodes=nodes,
+            skip_last_cone=skip_last_cone, closed=closed, split_wide=False, part=pt))
     ts = tanh_sinh01_mp(n) if sample_r1 else None
     gh = gauss_hermite_mp(n) if r2 else None
     LE1 = LE2 = None
@@ -441,7 +484,8 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         LE2 = [[_dot(l, e) for e in E2] for l in Lf]
     rows_at = [[i for i in range(len(A)) if last[i] == j] for j in range(r1)]
     np_ = len(P)
-    acc = {"plain": None, "linear": None, "pts": 0}
+    acc = {"plain": None, "linear": None, "pts": 0, "seen": -1}
+    mine, every = part if part is not None else (0, 1)
     zero = mpmath.mpf(0)
     gh_pts = list(itertools.product(range(n), repeat=r2)) if r2 else [()]
 
@@ -450,6 +494,9 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         lbase = None if Lr is None else [mpmath.fsum(LE1[l][j] * eta1[j] for j in range(r1))
                                          for l in range(len(Lr))]
         for idx in gh_pts:
+            acc["seen"] += 1
+            if acc["seen"] % every != mine:
+                continue
             if r2:
                 y = [gh[0][k] for k in idx]
                 w = weight

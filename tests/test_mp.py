@@ -633,3 +633,37 @@ def test_mp_wide_sector_split_converges():
         unsplit = abs(cone_expectation_mp(F, rows, rows, one, nodes=24, split_wide=False).plain[0] - exact)
     print(errs, unsplit)
     assert errs[0] < 1e-8 and errs[1] < 1e-10 and unsplit > 10 * errs[1]
+
+
+def test_mp_parallel_halves_add_up_to_the_integral():
+    """`cone_expectation_mp(parallel=True)`: half the points in a forked process; the two parts
+    (`part=(0, 2)`, `(1, 2)`) add up to the serial integral (to rounding at dps 30), with and
+    without linear fields and cone rows; an exception in the child is raised in the parent."""
+    from mtsp.numeric import mp_quadrature as mq
+    rng = np.random.default_rng(4)
+    G = rng.normal(size=(4, 4))
+    with mpmath.workdps(30):
+        F = mp_factor(G @ G.T / 4)
+        cone = rng.normal(size=(1, 4))
+        proj = rng.normal(size=(2, 4))
+        lin = rng.normal(size=(1, 4))
+
+        def fn(p):
+            return [mpmath.tanh(p[0]) * mpmath.exp(-p[1] ** 2)], [mpmath.cos(p[0] + p[1])]
+        serial = cone_expectation_mp(F, cone, proj, fn, lin, nodes=12)
+        old = mq.PROCESSES
+        try:
+            mq.PROCESSES = 2
+            par = cone_expectation_mp(F, cone, proj, fn, lin, nodes=12, parallel=True)
+            assert par.points == serial.points == 12 ** 3
+            assert abs(par.plain[0] - serial.plain[0]) < mpmath.mpf(10) ** -27
+            assert abs(par.linear[0][0] - serial.linear[0][0]) < mpmath.mpf(10) ** -27
+
+            def bad(p):
+                if p[0] > 0:
+                    raise ValueError("boom")
+                return [p[0]], None
+            with pytest.raises((RuntimeError, ValueError), match="boom"):
+                cone_expectation_mp(F, None, proj, bad, nodes=24, parallel=True)
+        finally:
+            mq.PROCESSES = old
