@@ -7,7 +7,7 @@ each double solve against mp, with the wall times.  ``--activation tanh --hidden
 K = 3 nonlinear case (teacher norm 3, alignment 0.6, σ₀ 0.5, noise 0.5 / 0: the mp errors by the
 K = 3 cut rule; a K = 3 mp right-hand side costs tens of seconds, so keep ``--t`` small).
 Run: PYTHONPATH=. python benchmarks/mp_solve.py [--classes 2] [--t 1.0] [--activation linear]
-     [--hidden 2] [--dps 30] [--mp-nodes 24]
+     [--hidden 2] [--dps 30] [--mp-nodes 24] [--processes 1|2] [--mp-only]
 """
 import argparse
 import time
@@ -43,16 +43,23 @@ def main():
     ap.add_argument("--hidden", type=int, default=2)
     ap.add_argument("--dps", type=int, default=30)
     ap.add_argument("--mp-nodes", type=int, default=None)
+    ap.add_argument("--processes", type=int, choices=(1, 2), default=None,
+                    help="processes of the mp integrals (default: 2 on a machine with ≥ 2 cores)")
+    ap.add_argument("--mp-only", action="store_true", help="skip the double solves' comparison")
     a = ap.parse_args()
+    if a.processes is not None:
+        from mtsp.numeric import mp_quadrature
+        mp_quadrature.PROCESSES = a.processes
     su = setup(a.classes, a.t, a.activation, a.hidden)
     out = {}
     mp_kw = {"precision": "mp", "dps": a.dps, "mp_nodes": a.mp_nodes}
-    for label, kw in (("double", {}), ("double-high", {"accuracy": "high"}), ("mp", mp_kw)):
+    runs = (("mp", mp_kw),) if a.mp_only else (("double", {}), ("double-high", {"accuracy": "high"}), ("mp", mp_kw))
+    for label, kw in runs:
         t0 = time.perf_counter()
         out[label] = solve(su, **kw)
         print(f"{label:12s} {time.perf_counter() - t0:8.1f} s  stats {out[label].stats}", flush=True)
     ref = out["mp"].tasks
-    for label in ("double", "double-high"):
+    for label in () if a.mp_only else ("double", "double-high"):
         d = max(np.abs(np.array(out[label].tasks[k]["gen_error"]) - np.array(ref[k]["gen_error"])).max()
                 for k in ref)
         print(f"max |gen_error({label}) - gen_error(mp)| = {d:.2e}")
