@@ -464,7 +464,8 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
     if not model.linear:
         from .mp_errors import nonlinear_metrics_mp
         C = field_cov_mp(model, st)
-        return [nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss) for t in range(model.n_tasks)]
+        from .mp_quadrature import map_two       # one task per process on two cores
+        return map_two(lambda t: nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss), range(model.n_tasks))
     _check(model)
     Cm = field_cov_mp(model, st)
     F = mp_factor(Cm)

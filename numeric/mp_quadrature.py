@@ -316,31 +316,55 @@ class MpConeResult:
     tier: str = ""
 
 
-def _in_two_processes(run):
-    """run((0, 2)) here and run((1, 2)) in a forked child, their MpConeResults added: the two
-    halves of one integral's points (`cone_expectation_mp(part=...)`), on two cores.  The child
-    inherits the mp context; an exception in it is raised here."""
+def _fork(child):
+    """child() in a forked process (inheriting the mp context); returns collect(), which waits for
+    it and returns its result, or raises a RuntimeError naming its exception."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                                        # the child: compute, send, leave at once
         os.close(r)
         try:
-            payload = pickle.dumps(("ok", run((1, 2))))
+            payload = pickle.dumps(("ok", child()))
         except BaseException as e:                      # noqa: BLE001 — reported by the parent
             payload = pickle.dumps(("error", f"{type(e).__name__}: {e}"))
         with os.fdopen(w, "wb") as f:
             f.write(payload)
         os._exit(0)
     os.close(w)
-    try:
-        mine = run((0, 2))
-    finally:
+
+    def collect():
         with os.fdopen(r, "rb") as f:
             data = f.read()
         os.waitpid(pid, 0)
-    status, theirs = pickle.loads(data) if data else ("error", "no result")
-    if status != "ok":
-        raise RuntimeError(f"mp helper process failed: {theirs}")
+        status, value = pickle.loads(data) if data else ("error", "no result")
+        if status != "ok":
+            raise RuntimeError(f"mp helper process failed: {value}")
+        return value
+    return collect
+
+
+def map_two(fn, items: list) -> list:
+    """[fn(x) for x in items], the second half in a forked process when PROCESSES = 2."""
+    items = list(items)
+    if PROCESSES < 2 or len(items) < 2:
+        return [fn(x) for x in items]
+    half = (len(items) + 1) // 2
+    collect = _fork(lambda: [fn(x) for x in items[half:]])
+    try:
+        mine = [fn(x) for x in items[:half]]
+    finally:
+        theirs = collect()
+    return mine + theirs
+
+
+def _in_two_processes(run):
+    """run((0, 2)) here and run((1, 2)) in a forked child, their MpConeResults added: the two
+    halves of one integral's points (`cone_expectation_mp(part=...)`), on two cores."""
+    collect = _fork(lambda: run((1, 2)))
+    try:
+        mine = run((0, 2))
+    finally:
+        theirs = collect()
     plain = [a + b for a, b in zip(mine.plain, theirs.plain)]
     lin = None if mine.linear is None else \
         [[a + b for a, b in zip(x, y)] for x, y in zip(mine.linear, theirs.linear)]

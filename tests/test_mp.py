@@ -667,3 +667,19 @@ def test_mp_parallel_halves_add_up_to_the_integral():
                 cone_expectation_mp(F, None, proj, bad, nodes=24, parallel=True)
         finally:
             mq.PROCESSES = old
+
+
+def test_mp_map_two_keeps_order_and_reports_errors():
+    """`map_two`: the second half of the items in a forked process, results in order; a failure
+    there is raised here with its message."""
+    from mtsp.numeric import mp_quadrature as mq
+    old = mq.PROCESSES
+    try:
+        mq.PROCESSES = 2
+        with mpmath.workdps(30):
+            out = mq.map_two(lambda k: mpmath.sqrt(k), range(5))
+            assert out == [mpmath.sqrt(k) for k in range(5)] and mpmath.mp.dps == 30
+        with pytest.raises(RuntimeError, match="KeyError"):
+            mq.map_two(lambda k: {}[k] if k > 2 else k, range(4))
+    finally:
+        mq.PROCESSES = old
