@@ -55,7 +55,7 @@ import mpmath
 
 from .model import TheoryModel
 from .metrics import _crossings, _tie_pairs
-from .mp_nonlinear import _Conditional, _cone_given, _labels_given, _softmax, _vec
+from .mp_nonlinear import _Conditional, _cone_given, _labels_given, _probabilities, _softmax, _vec
 from .mp_nonlinear import _g as _g_and_derivative
 from .mp_pointwise import ACTIVATION_INVERSES
 from .mp_quadrature import _truncated_normal, tanh_sinh01_mp
@@ -135,14 +135,6 @@ def _argmax(z) -> int:
         if z[c] > z[best]:
             best = c
     return best
-
-
-def _probabilities(labs, h):
-    """P(y = c | h) for every class (the classes partition the space: the last is 1 − the rest)."""
-    p = []
-    for c, (A, S, _) in enumerate(labs):
-        p.append(1 - mpmath.fsum(p) if c == len(labs) - 1 else _cone_given(A, S, h, False)[0])
-    return p
 
 
 def _outer_nodes(n, cuts=()):

@@ -121,6 +121,21 @@ def _cone_given(A, S, x, stein: bool):
 
 
 SPLIT_SMOOTH = False   # sign orthants of h for smooth activations too (only relu has a kink at 0)
+
+
+def _sign_splits(act: str, n: int) -> list:
+    """The sign patterns of n trunk fields to integrate over separately: all 2^n for relu (its
+    kink at 0) or with SPLIT_SMOOTH, else the one empty pattern (one rule over all of R^n)."""
+    return list(itertools.product((1, -1), repeat=n)) if SPLIT_SMOOTH or act == "relu" else [()]
+
+
+def _probabilities(labs, h):
+    """P(y = c | h) for every class of `_labels_given` (the classes partition the space: the
+    last is 1 − the rest)."""
+    p = []
+    for c, (A, S, _) in enumerate(labs):
+        p.append(1 - mpmath.fsum(p) if c == len(labs) - 1 else _cone_given(A, S, h, False)[0])
+    return p
 JOINT_OUTER_NODES = {1: 64, 2: 32}   # default nodes over (h_k, h_l) of the label–label term
 
 
@@ -273,17 +288,11 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
             marg_a = _labels_given(C, nu_a, None, Hs)
             marg_b = _labels_given(C, nu_b, None, Hs)
 
-            def marginal(labs, x):
-                out = []
-                for c, (A, S, _) in enumerate(labs):
-                    out.append(1 - mpmath.fsum(out) if c == len(labs) - 1 else _cone_given(A, S, x, False)[0])
-                return out
-
             def fn(x, idx=idx, joint=joint, marg_a=marg_a, marg_b=marg_b):
                 dg = [mpmath.mpf(0)] * K
                 for i, y in zip(idx, x):
                     dg[i] = _g(act, y)[1]
-                pa, pb = marginal(marg_a, x), marginal(marg_b, x)
+                pa, pb = _probabilities(marg_a, x), _probabilities(marg_b, x)
                 P = [[(_cone_given(*joint[c, d], x, False)[0] if isinstance(joint[c, d], tuple)
                        else joint[c, d](x)) for d in range(Cb - 1)] for c in range(Ca - 1)]
                 for c in range(Ca - 1):
@@ -294,7 +303,7 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
                     vals = integrands[a_, b_, d](V, dg, [P[c][d] for c in range(Ca)])[0]
                     out = [x_ + y_ for x_, y_ in zip(out, vals)]
                 return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
-            for sg in (itertools.product((1, -1), repeat=len(idx)) if SPLIT_SMOOTH or act == "relu" else [()]):
+            for sg in _sign_splits(act, len(idx)):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
                 r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes, parallel=True)
                 acc[k, l] += r.plain[0]
@@ -320,7 +329,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         [(t, t) for t in range(T)]
     cond_h = _Conditional(C, lam_all, H)
     labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
-    signs = list(itertools.product((1, -1), repeat=K)) if SPLIT_SMOOTH or act == "relu" else [()]
+    signs = _sign_splits(act, K)
 
     def orthant(sg, extra=None):
         rows = [[s * x for x in H[k]] for k, s in enumerate(sg)]

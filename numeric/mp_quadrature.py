@@ -316,6 +316,13 @@ class MpConeResult:
     tier: str = ""
 
 
+def _add_results(a: MpConeResult, b: MpConeResult) -> MpConeResult:
+    """The MpConeResult of an integral split into two disjoint parts a and b."""
+    plain = [x + y for x, y in zip(a.plain, b.plain)]
+    lin = None if a.linear is None else [[x + y for x, y in zip(u, v)] for u, v in zip(a.linear, b.linear)]
+    return MpConeResult(plain, lin, a.points + b.points, a.dims, a.tier)
+
+
 def _fork(child):
     """child() in a forked process (inheriting the mp context); returns collect(), which waits for
     it and returns its result, or raises a RuntimeError naming its exception."""
@@ -365,10 +372,7 @@ def _in_two_processes(run):
         mine = run((0, 2))
     finally:
         theirs = collect()
-    plain = [a + b for a, b in zip(mine.plain, theirs.plain)]
-    lin = None if mine.linear is None else \
-        [[a + b for a, b in zip(x, y)] for x, y in zip(mine.linear, theirs.linear)]
-    return MpConeResult(plain, lin, mine.points + theirs.points, mine.dims, mine.tier)
+    return _add_results(mine, theirs)
 
 
 def _rows(x, n_fields):
@@ -435,10 +439,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
             rs = [cone_expectation_mp(F, h, Pr, fn, Lr, nodes=nodes, skip_last_cone=skip_last_cone,
                                       closed=closed, split_wide=False, parallel=parallel, part=part)
                   for h in halves]
-            plain = [a + b for a, b in zip(rs[0].plain, rs[1].plain)]
-            lin = None if rs[0].linear is None else \
-                [[a + b for a, b in zip(x, y)] for x, y in zip(rs[0].linear, rs[1].linear)]
-            return MpConeResult(plain, lin, rs[0].points + rs[1].points, rs[0].dims, rs[0].tier)
+            return _add_results(*rs)
     if nonstrict is not None and A:
         # a non-strict row of zero variance holds surely: drop it (a strict one fails surely)
         top = max([abs(x) for r in A for x in r] + [mpmath.mpf(10) ** -300])

@@ -9,8 +9,8 @@ are the minima over those points (no Brent refinement, unlike the double path).
 
 Scope: linear trunks and glm students with C_t ≤ 3; nonlinear trunks (relu, erf, tanh) with
 K ≤ 3 and C_t ≤ 3 (`mp_nonlinear` for the right-hand side, `mp_errors` for the errors: the
-h-domain cut along the student's tie curves; K = 3 is slow: two tanh tasks to t = 0.2 took
-16 min at 16 nodes, and the double path at `accuracy="high"` was within 8.1e-8 of it).
+h-domain cut along the student's tie curves; K = 3 is slow: two tanh tasks to t = 0.2 take
+224 s on two cores at 24 nodes, and the double path at `accuracy="high"` is within 1.9e-10 of it).
 
 Cost (two tasks on shared inputs, t ≤ 0.2, dps 20, 16 nodes, 19 right-hand sides): linear
 C = 3, K = 1: 25 s; K = 2: 52 s (the 4-dim pair term dominates); tanh K = 1, C = 2: ≈ 8 s.
@@ -87,7 +87,7 @@ def dormand_prince_mp(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, o
 def rhs_points(model, nodes: int = SOLVE_NODES) -> tuple[int, int]:
     """(quadrature points of one mp right-hand side, dimension of its largest integral) — an
     a-priori count of the product rules' points (n^d per piece; wide-logit splits not counted):
-    nonlinear trunks 2^K orthants × n^K, plus per pair of tasks on shared inputs the label–label
+    nonlinear trunks n^K per sign orthant of h (2^K for relu, one for tanh / erf), plus per pair of tasks on shared inputs the label–label
     term's integrals over (h_k, h_l) with the joint label probabilities given them (× the
     Plackett 1-d nodes for a 3- or 4-dim joint cone); linear trunks, per task n^(C−1) (softmax
     terms and each partner's label terms) and per pair on shared inputs n^(C_t + C_u − 2)."""
@@ -95,16 +95,17 @@ def rhs_points(model, nodes: int = SOLVE_NODES) -> tuple[int, int]:
     classes = list(model.classes)
     shared_pairs = [(t, u) for t in range(T) for u in range(t + 1, T)] if model.inputs == "shared" else []
     if not model.linear:
-        from .mp_nonlinear import PLACKETT_NODES
+        from .mp_nonlinear import PLACKETT_NODES, _sign_splits
         K = model.K
-        pts, dim = 2 ** K * n ** K, K
+        pts, dim = len(_sign_splits(model.activation, K)) * n ** K, K
         for t, u in shared_pairs:
             ca, cb = sorted((classes[t], classes[u]))
             # per entry pair k ≤ l an integral over (h_k, h_l): K of 1 dim, K(K−1)/2 of 2 dims;
             # each node takes (C_a − 1)(C_b − 1) joint probabilities, for a 3- or 4-dim joint
             # cone each (C_a − 1)(C_b − 1) Φ or Φ₂ per s-node (one graded piece counted)
             inner = 1 if ca + cb == 4 else ((ca - 1) * (cb - 1)) ** 2 * PLACKETT_NODES
-            pts += (K * 2 * n + K * (K - 1) // 2 * 4 * n * n) * inner
+            pts += (K * len(_sign_splits(model.activation, 1)) * n
+                    + K * (K - 1) // 2 * len(_sign_splits(model.activation, 2)) * n * n) * inner
             dim = max(dim, min(K, 2) + (1 if inner > 1 else 0))
         return pts, dim
     pts = sum((1 + (T if model.inputs == "shared" else 1)) * n ** (C - 1) for C in classes)
