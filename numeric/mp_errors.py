@@ -18,25 +18,33 @@ triangular) the domain is cut exactly along those curves:
   (below); given η₁, the ties in h₂ are
   at g(h₂) = −ΔV₀ g(h₁)/ΔV₁ for each class pair, i.e. h₂ = g⁻¹(·) (atanh for tanh, √2·erfinv
   for erf, the value itself for relu when positive), plus h₂ = 0 (where relu and the signs of g
-  change).  Between consecutive cuts ĉ is constant (read off at an interior point) and the
-  integrand is smooth — but steep, for a strong teacher, across the lines h₂ = κh₁ where two
-  classes of E[λ_t | h] or E[ν_t | h] tie: those are cuts too, and where such a line crosses a
-  student tie curve away from 0 the outer integrand has a kink, so η₁ is cut there as well
-  (the crossing found in double, refined by bisection in mp).
+  change).  Between consecutive cuts ĉ is constant (read off at an interior point).
 
-Each piece is integrated by the Genz transform of the kernel (`mp_quadrature`: η_k a truncated
-normal on its interval, tanh–sinh nodes on [0, 1]), so every integrand the rule sees is
-analytic on its piece — no indicator is fed to a smooth rule.  The outer integrand over η₁ is
-analytic between its cuts: 0, and for tanh / erf the points |ΔV₀ g(h₁)/ΔV₁| = 1 where a tie
-curve enters from h₂ = ±∞ — there the inner integral changes by a Gaussian tail beyond
-h₂ ≈ −½ log(1 − |x|), which vanishes with all its derivatives but so slowly (≈ e^{−(log δ)²/8})
-that a rule across it converges like a low-order one (measured: 1e-5 between 24 and 32 nodes
-without that cut); at an interval's end the tanh–sinh rule absorbs it.  Measured on the worst
-of 240 random states (a strong tanh teacher): 1.4e-5 / 3e-9 / 1e-12 at 32 / 48 / 64 nodes with
-the teacher cuts.
+The innermost coordinate is integrated in closed form: on a piece lo < η_K < hi with ĉ fixed,
+u_ĉ | η ~ N(α η₁ + β η_K, S) is linear in η_K, so E[1{lo < η_K < hi} P(u_ĉ > 0 | η)] is an
+orthant probability of (u_ĉ, hi − η_K) minus that of (u_ĉ, lo − η_K) (`_SlabCone`: Φ₂ for
+C_t = 2, Plackett's 1-d integral of a 3-dim orthant for C_t = 3) — exact, however steep the
+labels are across the teacher's tie lines, so K = 1 needs no quadrature at all and K = 2 only
+the outer one.  The outer integrand (a function of η₁) is analytic between its cuts: 0, for
+tanh / erf the points |ΔV₀ g(h₁)/ΔV₁| = 1 where a tie curve enters from h₂ = ±∞ — there the
+inner integral changes by a Gaussian tail beyond h₂ ≈ −½ log(1 − |x|), which vanishes with all
+its derivatives but so slowly (≈ e^{−(log δ)²/8}) that a rule across it converges like a
+low-order one (measured: 1e-5 between 24 and 32 nodes without that cut) — and where a line
+h₂ = κh₁ on which two classes of E[λ_t | h] or E[ν_t | h] tie crosses a student tie curve away
+from 0: the labels switch steeply along such a line (a strong teacher), so the outer integrand
+has a near-kink there (the crossing found in double, refined by bisection in mp).  The outer
+rule is the Genz transform of the kernel (`mp_quadrature`: η₁ a truncated normal on each
+interval, tanh–sinh nodes on [0, 1]), ERROR_NODES = 48 per interval.  Measured on 25 random
+states (tanh / erf / relu, K = 1, 2, C = 2, 3, teacher norm 1 to 6, logits ×1 or ×3), against
+128 nodes: errors ≤ 7.7e-15 at 48 nodes (≤ 5e-11 at 32).
 
-Cost: (outer cuts + 1) n outer nodes × (cuts + 1) n inner nodes, each one closed-form label
-probability (mp Φ or Φ₂); n = 64 per level by default (ERROR_NODES), ≈ 6 s per task for K = 2.
+The test loss splits into E[logsumexp z(h)] — on the same pieces, LOSS_NODES = 40 tanh–sinh
+nodes per innermost piece (no label probability at these points) — and the label part
+E[z_y(h)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)], K one-dimensional integrals by the
+tower property (`_label_logits_mp`).
+
+Cost (two three-class tanh tasks, K = 2, dps 20): ≈ 16 s per task with label error and loss,
+where the nested rule (64 × 64 nodes per pair of pieces, three mp Φ₂ per point) took ≈ 260 s.
 
 * K = 3 (`_cut_rule_k3`): the three-level cut rule of `tie_cuts` (read there why every cut is
   exact: in a = g(h) the tie surfaces are planes), its cuts computed in mp (the crossings of
@@ -55,14 +63,16 @@ import mpmath
 
 from .model import TheoryModel
 from .metrics import _crossings, _tie_pairs
-from .mp_nonlinear import _Conditional, _cone_given, _labels_given, _probabilities, _softmax, _vec
+from .mp_nonlinear import _Conditional, _JointOrthant, _cone_given, _labels_given, _probabilities, _softmax, _vec
 from .mp_nonlinear import _g as _g_and_derivative
-from .mp_pointwise import ACTIVATION_INVERSES
-from .mp_quadrature import _truncated_normal, tanh_sinh01_mp
+from .mp_pointwise import ACTIVATION_INVERSES, cone1_probability, cone2_probability
+from .mp_quadrature import _truncated_normal, bivariate_ncdf, tanh_sinh01_mp, truncated_normal_nodes
 
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
 
-ERROR_NODES = 64  # tanh–sinh nodes per level of the nested rule
+ERROR_NODES = 48  # K ≤ 2: tanh–sinh nodes per outer piece (the innermost coordinate is exact)
+LOSS_NODES = 40   # K ≤ 2: tanh–sinh nodes per innermost piece of E[logsumexp z(h)]
+LABEL_LOGIT_NODES = 96   # per half-line of h_k in the label part of the test loss (`_label_logits_mp`)
 ERROR_NODES3 = (16, 24, 16)  # K = 3: per level (η₁, η₂, η₃); ≈ 1e-8, minutes per task
 
 
@@ -144,14 +154,74 @@ def _outer_nodes(n, cuts=()):
     edges = [-mpmath.inf] + sorted({mpmath.mpf(0), *cuts}) + [mpmath.inf]
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        for k in range(n):
-            x, mass = _truncated_normal(lo, hi, u[k], uc[k])
-            out.append((x, w[k] * mass))
+        out += [(x, wk * mass) for (x, mass), wk in zip(truncated_normal_nodes(lo, hi, u, uc), w)]
     return out
 
 
+class _SlabCone:
+    """Ψ(a, b) = P(u > 0, η < b) for η ~ N(0, 1) and u | η ~ N(a + β η, S), u of 1 or 2 dims —
+    the exact integral over one trunk coordinate η of a label-cone probability, between cuts
+    where the student's decision does not change: P(u > 0, lo < η < hi) = Ψ(a, hi) − Ψ(a, lo).
+
+    (u, b − η) is Gaussian with mean (a, b) and covariance [[S + ββᵀ, −β], [−βᵀ, 1]], so Ψ is
+    an orthant probability: Φ₂(a/s, b; −β/s) with s² = S + β² for one row, Plackett's 1-d
+    integral (`mp_nonlinear._JointOrthant`, blocks u and b − η) for two; its covariance is fixed
+    by (β, S), so the rule is built once per class and a call costs its s-nodes' Φ."""
+
+    def __init__(self, beta, S):
+        m = len(beta)
+        self.Sj = [[S[i, j] + beta[i] * beta[j] for j in range(m)] for i in range(m)]
+        if m == 1:
+            self.sd = mpmath.sqrt(self.Sj[0][0])
+            self.rho = -beta[0] / self.sd
+            self.orthant = None
+        else:
+            full = mpmath.matrix(3, 3)
+            for i in range(2):
+                for j in range(2):
+                    full[i, j] = self.Sj[i][j]
+                full[i, 2] = full[2, i] = -beta[i]
+            full[2, 2] = 1
+            eye = [[mpmath.mpf(int(i == j)) for j in range(3)] for i in range(3)]
+            self.orthant = _JointOrthant(eye, full, 2)
+
+    def __call__(self, a, b):
+        if b == -mpmath.inf:
+            return mpmath.mpf(0)
+        Sj = self.Sj
+        if b == mpmath.inf:           # P(u > 0) with u ~ N(a, S + ββᵀ)
+            if self.orthant is None:
+                return cone1_probability(a[0], Sj[0][0])
+            return cone2_probability(a[0], a[1], Sj[0][0], Sj[0][1], Sj[1][1])
+        if self.orthant is None:
+            return bivariate_ncdf(a[0] / self.sd, b, self.rho)
+        return self.orthant([a[0], a[1], b])
+
+
+def _label_logits_mp(C, rows, H, V, act, Q, n):
+    """E[z_y(h)] = Σ_{c,k} V_ck E[1{y = c} g(h_k)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)]
+    (tower property: each term depends on h only through h_k), so the label part of the test
+    loss is K one-dimensional integrals of closed-form label probabilities given one field
+    (Φ or Φ₂; their means are linear in h_k, so every steep layer sits at h_k = 0, the cut),
+    rather than a K-dim integral with C − 1 of them at every point."""
+    K = len(H)
+    tot = mpmath.mpf(0)
+    for k in range(K):
+        if not Q[k, k] > 0:           # h_k ≡ 0 and g(0) = 0
+            continue
+        labs = _labels_given(C, rows, None, [H[k]])
+        sd = mpmath.sqrt(Q[k, k])
+        for x, w in _outer_nodes(n):
+            if w <= 0:
+                continue
+            h = sd * x
+            p = _probabilities(labs, [h])
+            tot += w * _g(act, h) * mpmath.fsum(V[c, k] * pc for c, pc in enumerate(p))
+    return tot
+
+
 def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = None,
-                         label: bool = True, loss: bool = True):
+                         label: bool = True, loss: bool = True, loss_nodes: int | None = None):
     """(gen_error, label_error, test_loss) of task t in mp for a nonlinear trunk with K ≤ 3
     (``nodes``: per level; for K = 3 one count or (n₁, n₂, n₃), default ERROR_NODES3).
     ``st``: mp state (Q, R, V); ``C``: the mp field covariance (nested lists)."""
@@ -163,7 +233,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     Ct = V.rows
     try:           # the labels given h: Gaussian conditioning on h, which needs Q invertible
         lab_clean = _labels_given(C, _vec(model.rows_lambda(t)), None, H)
-        lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if (label or loss) else None
+        lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if label else None
     except ZeroDivisionError:
         raise NotImplementedError(f"the mp errors of nonlinear trunks need a nonsingular Q (K = {K}): "
                                   "the hidden fields are linearly dependent here") from None
@@ -183,47 +253,88 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
         L22 = mpmath.sqrt(Qm[1, 1] - L21 ** 2)
         if not L22 > 0:
             raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 2)")
-    u, uc, w = tanh_sinh01_mp(n) if K < 3 else (None, None, None)
-    acc = [mpmath.mpf(0)] * 3
+    acc = [mpmath.mpf(0)] * 3     # Σ P(ȳ = ĉ), Σ P(y = ĉ), E[logsumexp z(h)]
 
-    def add(h, c_hat, weight):
+    def logits(h):
         g = [_g(act, x) for x in h]
-        z = [mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)]
-        p_hat = _cone_given(*lab_clean[c_hat][:2], h, False)[0]                 # P(ȳ = ĉ | h)
-        acc[0] += weight * p_hat
-        if loss:
-            p = _probabilities(lab_noisy, h)
-            if label:
-                acc[1] += weight * p[c_hat]
-            acc[2] += weight * (_softmax(z)[1] - mpmath.fsum(pc * zc for pc, zc in zip(p, z)))
-        elif label:     # P(y = ĉ | h): the same as P(ȳ = ĉ | h) for a noiseless task
-            acc[1] += weight * (p_hat if noiseless else _cone_given(*lab_noisy[c_hat][:2], h, False)[0])
+        return [mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)]
 
     def decision(h):
-        g = [_g(act, x) for x in h]
-        return _argmax([mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)])
+        return _argmax(logits(h))
+
+    def finish():
+        tl = (acc[2] - _label_logits_mp(C, _vec(model.rows_nu(t)), H, V, act, Qm, LABEL_LOGIT_NODES)
+              if loss else None)
+        return _finish(acc, label, tl)
 
     if K == 3:
+        def add(h, c_hat, weight):
+            p_hat = _cone_given(*lab_clean[c_hat][:2], h, False)[0]                 # P(ȳ = ĉ | h)
+            acc[0] += weight * p_hat
+            if label:     # P(y = ĉ | h): the same as P(ȳ = ĉ | h) for a noiseless task
+                acc[1] += weight * (p_hat if noiseless else _cone_given(*lab_noisy[c_hat][:2], h, False)[0])
+            if loss:
+                acc[2] += weight * _softmax(logits(h))[1]
+
         planes = []           # the teacher's steep layers: ties of E[λ_t | h] = A h (the same for ν_t)
         A = _Conditional(C, _vec(model.rows_lambda(t)), H).A
         for c, d in _tie_pairs(A.rows):
             planes.append([A[c, k] - A[d, k] for k in range(3)])
         _cut_rule_k3(act, Qm, V, planes, n, add, decision)
-        return _finish(acc, label, loss)
+        return finish()
+
+    # K ≤ 2: the innermost coordinate in closed form.  h = L η; given η₁ (K = 2) the decision is
+    # constant between the student's tie cuts in η₂, and there u_ĉ | η ~ N(α η₁ + β η₂, S), so
+    # the piece contributes Ψ(α η₁, hi) − Ψ(α η₁, lo) exactly (`_SlabCone`); K = 1 is the
+    # same with no outer level (two pieces, h < 0 and h > 0).
+    inner_sd = L22 if K == 2 else L11
+
+    def slabs(labs):
+        out = []
+        for A, S, _ in labs:
+            alpha = [A[i][0] * L11 + A[i][1] * L21 for i in range(len(A))] if K == 2 else [0] * len(A)
+            beta = [A[i][K - 1] * inner_sd for i in range(len(A))]
+            out.append((alpha, _SlabCone(beta, S)))
+        return out
+    slab_clean = slabs(lab_clean)
+    slab_noisy = slabs(lab_noisy) if (label and not noiseless) else None
+    u, uc, w = tanh_sinh01_mp(loss_nodes or LOSS_NODES)
+
+    def piece_probability(sl, c_hat, x1, lo, hi):
+        alpha, psi = sl[c_hat]
+        a = [al * x1 for al in alpha]
+        return psi(a, hi) - psi(a, lo)
+
+    def inner(x1, w1, cuts, mean2, h_outer):
+        """The pieces of the innermost coordinate: exact label probabilities, and (with the
+        loss) E[logsumexp z] by Genz / tanh–sinh nodes on each piece."""
+        for lo, hi, rep in _pieces(cuts, mean2, inner_sd):
+            c_hat = decision(h_outer + [rep])
+            p = piece_probability(slab_clean, c_hat, x1, lo, hi)
+            acc[0] += w1 * p
+            if label:
+                acc[1] += w1 * (p if noiseless else piece_probability(slab_noisy, c_hat, x1, lo, hi))
+            if loss:
+                for (x2, mass), wk in zip(truncated_normal_nodes(lo, hi, u, uc), w):
+                    if mass > 0:
+                        acc[2] += w1 * wk * mass * _softmax(logits(h_outer + [mean2 + inner_sd * x2]))[1]
+
+    if K == 1:
+        inner(0, mpmath.mpf(1), {mpmath.mpf(0)}, mpmath.mpf(0), [])
+        return finish()
     # outer cuts: η₁ = 0, and (tanh, erf) where a tie curve in h₂ comes in from ±∞,
     # |ΔV₀ g(h₁)/ΔV₁| = 1 — there the inner integral is smooth but far from analytic
-    dvs = [(V[c, 0] - V[d, 0], V[c, 1] - V[d, 1] if K == 2 else 0) for c, d in _tie_pairs(Ct)]
+    dvs = [(V[c, 0] - V[d, 0], V[c, 1] - V[d, 1]) for c, d in _tie_pairs(Ct)]
     outer = []
     kappas = []
-    if K == 2:
-        # the teacher's steep layers: ties of E[λ_t | h] and E[ν_t | h], lines h₂ = κh₁
-        for rows in [model.rows_lambda(t)] + ([model.rows_nu(t)] if (label or loss) else []):
-            A = _Conditional(C, _vec(rows), H).A
-            for c, d in _tie_pairs(A.rows):
-                b0, b1 = A[c, 0] - A[d, 0], A[c, 1] - A[d, 1]
-                if abs(b1) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(abs(b0), abs(b1)):
-                    kappas.append(-b0 / b1)
-    if K == 2 and act != "relu":
+    # the teacher's steep layers: ties of E[λ_t | h] and E[ν_t | h], lines h₂ = κh₁
+    for rows in [model.rows_lambda(t)] + ([model.rows_nu(t)] if label else []):
+        A = _Conditional(C, _vec(rows), H).A
+        for c, d in _tie_pairs(A.rows):
+            b0, b1 = A[c, 0] - A[d, 0], A[c, 1] - A[d, 1]
+            if abs(b1) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(abs(b0), abs(b1)):
+                kappas.append(-b0 / b1)
+    if act != "relu":
         for dv0, dv1 in dvs:
             if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
                 h1 = _g_inverse(act, abs(dv1 / dv0))
@@ -235,27 +346,16 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
         if w1 <= 0:
             continue
         h1 = L11 * x1
-        if K == 1:
-            add([h1], decision([mpmath.sign(x1)]), w1)
-            continue
         g1 = _g(act, h1)
-        cuts = {mpmath.mpf(0)} | {kappa * h1 for kappa in kappas}
-        cuts |= {_g_inverse(act, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0} - {None}
-        mean2 = L21 * x1
-        for lo, hi, rep in _pieces(cuts, mean2, L22):
-            c_hat = decision([h1, rep])
-            for k in range(n):
-                x2, mass = _truncated_normal(lo, hi, u[k], uc[k])
-                if mass > 0:
-                    add([h1, mean2 + L22 * x2], c_hat, w1 * w[k] * mass)
-    return _finish(acc, label, loss)
+        cuts = {mpmath.mpf(0)} | ({_g_inverse(act, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0} - {None})
+        inner(x1, w1, cuts, L21 * x1, [h1])
+    return finish()
 
 
-def _finish(acc, label, loss):
+def _finish(acc, label, test_loss):
     gen = 1 - acc[0]
     lab = (1 - acc[1]) if label else mpmath.nan
-    tl = acc[2] if loss else mpmath.nan
-    return gen, lab, tl
+    return gen, lab, (mpmath.nan if test_loss is None else test_loss)
 
 
 def _pieces(cuts, mean, sd):
@@ -327,10 +427,9 @@ def _cut_rule_k3(act, Q, V, planes, n, add, decision):
             if not m:
                 continue
             u, uc, w = tanh_sinh01_mp(m, span_for_nodes(m))
-            for k in range(m):
-                x, mass = _truncated_normal(lo, hi, u[k], uc[k])
+            for (x, mass), wk in zip(truncated_normal_nodes(lo, hi, u, uc), w):
                 if mass > 0:
-                    yield x, weight * w[k] * mass, rep
+                    yield x, weight * wk * mass, rep
 
     for x1, wt1, _ in level({mpmath.mpf(0)} | {L[0, 0] * c for c in cuts1}, 0, L[0, 0], mpmath.mpf(1), n1):
         h1 = L[0, 0] * x1

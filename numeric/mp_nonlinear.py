@@ -40,7 +40,7 @@ import numpy as np
 
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import cone_expectation_mp, rank_tol
+from .mp_quadrature import bivariate_ncdf, cone_expectation_mp, ncdf, rank_tol
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
@@ -224,8 +224,10 @@ class _JointOrthant:
                         Crb = mpmath.matrix([[Ss[k, i], Ss[k, j]] for k in r])
                         G = Crb * Binv                               # m_r = μ_r − G μ_ij
                         Cr = mpmath.matrix([[Ss[k, m] for m in r] for k in r]) - G * Crb.T
-                        G = [[G[k, 0], G[k, 1]] for k in range(len(r))]
-                        Cr = (Cr[0, 0],) if len(r) == 1 else (Cr[0, 0], Cr[0, 1], Cr[1, 1])
+                        # standardised: z_k = t_k (μ_k − G_k μ_ij), t_k = 1/√Cr_kk
+                        t = [1 / mpmath.sqrt(Cr[k, k]) for k in range(len(r))]
+                        G = [[t[k], t[k] * G[k, 0], t[k] * G[k, 1]] for k in range(len(r))]
+                        Cr = () if len(r) == 1 else (Cr[0, 1] * t[0] * t[1],)
                     else:
                         G, Cr = [], ()
                     norm = w * S[i, j] / (2 * mpmath.pi * mpmath.sqrt(det))
@@ -252,8 +254,9 @@ class _JointOrthant:
             e = -(q00 * mi * mi + q01 * mi * mj + q11 * mj * mj)
             if e < self.cut:
                 continue
-            m = [mu[k] - g0 * mi - g1 * mj for k, (g0, g1) in zip(r, G)]
-            tot += norm * mpmath.exp(e) * self._cone(m, Cr)
+            z = [tk * mu[k] - g0 * mi - g1 * mj for k, (tk, g0, g1) in zip(r, G)]
+            p = 1 if not z else ncdf(z[0]) if len(z) == 1 else bivariate_ncdf(z[0], z[1], Cr[0])
+            tot += norm * mpmath.exp(e) * p
         return tot
 
 

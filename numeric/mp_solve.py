@@ -170,16 +170,26 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
             _note(progress, done[0], f"right-hand side {nfev[0]}: {dt:.1f} s (≥ 6 per step)")
             return pack_mp(model, dQ, dR, dV)
 
-        track = []  # (t, metrics) at every accepted step
+        track = []  # (t, metrics) at every accepted step: the early-stopping minima
+        requested = {float(x) for x in times}
+        at_times = {}  # the metrics at the requested times (steps land on them: evaluated once)
 
         def on_step(t, y):
             r0 = _time.perf_counter()
-            track.append((float(t), task_metrics_mp(model, unpack_mp(model, y), mnodes, label=False)))
-            done[0] = min(float(t) / times[-1], 1.0)
-            _note(progress, done[0], f"t = {float(t):.3g}, {nfev[0]} right-hand sides; errors at this step "
+            tf = float(t)
+            m = task_metrics_mp(model, unpack_mp(model, y), mnodes, label=tf in requested)
+            if tf in requested:
+                at_times[tf] = m
+            track.append((tf, m))
+            done[0] = min(tf / times[-1], 1.0)
+            _note(progress, done[0], f"t = {tf:.3g}, {nfev[0]} right-hand sides; errors at this step "
                                      f"{_time.perf_counter() - r0:.1f} s")
         at, steps, rejected = dormand_prince_mp(f, y0, times[-1], times, atol=atol, rtol=rtol, on_step=on_step)
-        per_time = [task_metrics_mp(model, unpack_mp(model, at[float(t)]), mnodes) for t in times]
+        for x in sorted(requested - set(at_times)):      # t = 0: no step lands there
+            at_times[x] = task_metrics_mp(model, unpack_mp(model, at[x]), mnodes)
+            track.append((x, at_times[x]))
+        per_time = [at_times[float(t)] for t in times]
+        track.sort(key=lambda x: x[0])
         tasks = {}
         for k, name in enumerate(model.names):
             ge = [float(m[k][0]) for m in per_time]

@@ -488,10 +488,11 @@ def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
 
 
 def test_mp_nonlinear_errors_converge_in_nodes():
-    """The mp cut rule at 32 and 48 nodes per level (ERROR_NODES, the default, is 64): the errors agree to 1e-9
-    (tanh K = 2, C = 2, where a tie curve enters from infinity — without the outer cut there the
-    rule moved by 1e-5 between 24 and 32 nodes).  Measured: 7.6e-11 (24 nodes: 8e-9; 64 nodes
-    equal to 48 to 1e-15)."""
+    """The mp cut rule at 32 and 48 outer nodes (ERROR_NODES, the default, is 48; the inner
+    coordinate is exact): the errors agree to 1e-9 (tanh K = 2, C = 2, where a tie curve enters
+    from infinity — without the outer cut there the rule moved by 1e-5 between 24 and 32 nodes).
+    Measured: 7.6e-11 in the errors, 5.9e-12 in the loss (its E[logsumexp] at LOSS_NODES
+    inner nodes in both)."""
     import mpmath
 
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
@@ -683,3 +684,84 @@ def test_mp_map_two_keeps_order_and_reports_errors():
             mq.map_two(lambda k: {}[k] if k > 2 else k, range(4))
     finally:
         mq.PROCESSES = old
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_slab_cone_against_quadrature(m):
+    """The innermost coordinate of the K ≤ 2 mp errors in closed form (`mp_errors._SlabCone`):
+    Ψ(a, b) = P(u > 0, η < b) for η ~ N(0, 1), u | η ~ N(a + βη, S) — Φ₂ for one row, Plackett's
+    1-d integral of a 3-dim orthant for two — against mp.quad of φ(η) P(u > 0 | η) over
+    (−∞, b), broken where a mean crosses 0; a generic S and a near-singular one (a strong
+    teacher: S ≈ 1e-4, the label steep in η).  Measured at dps 25: 4.8e-27 (m = 1); 4.3e-18
+    (m = 2: the level of Plackett's rule at 10 nodes per piece, `mp_nonlinear.PLACKETT_NODES`)."""
+    from mtsp.numeric.mp_errors import _SlabCone
+    from mtsp.numeric.mp_pointwise import cone1_probability, cone2_probability
+    rng = np.random.default_rng(11 + m)
+    worst = 0
+    with mpmath.workdps(25):
+        for scale in (1.0, 1e-4):
+            G = rng.normal(size=(m, m + 1))
+            S = mpmath.matrix((scale * G @ G.T / (m + 1)).tolist())
+            beta = [mpmath.mpf(float(x)) for x in rng.normal(size=m)]
+            psi = _SlabCone(beta, S)
+            for a, b in zip(rng.normal(size=(3, m)), rng.normal(size=3)):
+                a = [mpmath.mpf(float(x)) for x in a]
+                b = mpmath.mpf(float(b))
+
+                def f(eta):
+                    mu = [ai + bi * eta for ai, bi in zip(a, beta)]
+                    p = (cone1_probability(mu[0], S[0, 0]) if m == 1
+                         else cone2_probability(mu[0], mu[1], S[0, 0], S[0, 1], S[1, 1]))
+                    return mpmath.npdf(eta) * p
+                with mpmath.workdps(40):
+                    steps = [mpmath.mpf(d) for d in ("-0.05", "-0.005", "-0.0005", "0", "0.0005", "0.005", "0.05")]
+                    brk = sorted({-ai / bi + d for ai, bi in zip(a, beta) for d in steps})
+                    ref = mpmath.quad(f, [-mpmath.inf] + [x for x in brk if x < b] + [b])
+                    ref_all = mpmath.quad(f, [-mpmath.inf] + brk + [mpmath.inf])
+                worst = max(worst, abs(psi(a, b) - ref), abs(psi(a, mpmath.inf) - ref_all))
+                assert psi(a, -mpmath.inf) == 0
+    print(m, mpmath.nstr(worst, 3))
+    assert worst < (1e-20 if m == 1 else 1e-16)   # Φ₂ to the working precision; Plackett ~1e-18
+
+
+def test_label_logits_by_one_dim_integrals():
+    """The label part of the mp test loss, E[z_y(h)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)]
+    (`mp_errors._label_logits_mp`, one field at a time), against the K-dim integral it replaces,
+    E_h[Σ_c P(y = c | h) z_c(h)] by a 40² Gauss–Hermite product rule over h (tanh, K = 2, C = 3,
+    a teacher of norm 1, where that rule converges); and its own convergence at a strong
+    teacher (norm 6), 96 against 192 nodes per half-line.  Measured at dps 20: 3.2e-23; 9.9e-24."""
+    from mtsp.numeric.mp_errors import LABEL_LOGIT_NODES, _label_logits_mp
+    from mtsp.numeric.mp_nonlinear import _g, _labels_given, _probabilities, _vec
+    from mtsp.numeric.mp_online import field_cov_mp
+    from mtsp.numeric.mp_quadrature import gauss_hermite_mp
+    for norm in (1.0, 6.0):
+        su = setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
+                              "teacher": {"alignment": 0.5, "norm": norm},
+                              "student": {"kind": "shared", "hidden": 2, "activation": "tanh", "init_scale": 1.0},
+                              "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
+        m = theory_model(su)
+        st0 = m.initial_state()
+        st = State(st0.Q, st0.R, (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),) + st0.V[1:])
+        with mpmath.workdps(20):
+            sm = mp_state(st)
+            C = field_cov_mp(m, sm)
+            H, rows, V = _vec(m.rows_h()), _vec(m.rows_nu(0)), sm.V[0]
+            one = _label_logits_mp(C, rows, H, V, "tanh", sm.Q, LABEL_LOGIT_NODES)
+            if norm == 1.0:
+                labs = _labels_given(C, rows, None, H)
+                L = mpmath.cholesky(sm.Q)
+                x, w = gauss_hermite_mp(40)
+                ref = mpmath.mpf(0)
+                for i in range(40):
+                    for j in range(40):
+                        h = [L[0, 0] * x[i], L[1, 0] * x[i] + L[1, 1] * x[j]]
+                        g = [_g("tanh", y)[0] for y in h]
+                        p = _probabilities(labs, h)
+                        ref += w[i] * w[j] * mpmath.fsum(p[c] * (V[c, 0] * g[0] + V[c, 1] * g[1]) for c in range(3))
+                d = abs(one - ref)
+                bound = 1e-18
+            else:
+                d = abs(one - _label_logits_mp(C, rows, H, V, "tanh", sm.Q, 2 * LABEL_LOGIT_NODES))
+                bound = 1e-18
+        print(norm, mpmath.nstr(d, 3))
+        assert d < bound
