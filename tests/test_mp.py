@@ -491,8 +491,7 @@ def test_mp_nonlinear_errors_converge_in_nodes():
     """The mp cut rule at 32 and 48 outer nodes (ERROR_NODES, the default, is 48; the inner
     coordinate is exact): the errors agree to 1e-9 (tanh K = 2, C = 2, where a tie curve enters
     from infinity — without the outer cut there the rule moved by 1e-5 between 24 and 32 nodes).
-    Measured: 7.6e-11 in the errors, 5.9e-12 in the loss (its E[logsumexp] at LOSS_NODES
-    inner nodes in both)."""
+    Measured: 7.6e-11 in the errors."""
     import mpmath
 
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
