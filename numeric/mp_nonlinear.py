@@ -29,7 +29,7 @@ Scope: C_t ≤ 3, K ≤ 3.  This is what `mtsp check` uses to certify the double
 nonlinear trunks: the product rule inside sign orthants (K ≤ 2) and the fixed-Sobol' tier
 (tanh / erf with K = 3).  The errors of nonlinear trunks (the student's argmax region is not a
 cone in h) are in `mp_errors` (K ≤ 3), so `solve --precision mp` covers nonlinear trunks with
-K ≤ 3 (K = 3 is slow: each mp error takes up to minutes per task).
+K ≤ 3 (seconds per task and evaluation).
 """
 from __future__ import annotations
 

@@ -460,7 +460,7 @@ def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: s
 def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True):
     """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities;
     nonlinear trunks with K ≤ 3: `mp_errors.nonlinear_metrics_mp`, the h-domain cut along the
-    student's tie curves, at its own ERROR_NODES per level)."""
+    student's tie curves, at its own node counts, ERROR_NODES / ERROR_NODES3)."""
     if not model.linear:
         from .mp_errors import nonlinear_metrics_mp
         C = field_cov_mp(model, st)

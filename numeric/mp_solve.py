@@ -9,14 +9,16 @@ are the minima over those points (no Brent refinement, unlike the double path).
 
 Scope: linear trunks and glm students with C_t ≤ 3; nonlinear trunks (relu, erf, tanh) with
 K ≤ 3 and C_t ≤ 3 (`mp_nonlinear` for the right-hand side, `mp_errors` for the errors: the
-h-domain cut along the student's tie curves; K = 3 is slow: two tanh tasks to t = 0.2 take
-224 s on two cores at 24 nodes, and the double path at `accuracy="high"` is within 1.9e-10 of it).
+h-domain cut along the student's tie curves, the innermost coordinate in closed form for K ≤ 2).
+The errors are evaluated once per accepted step (with the label error where the step lands on a
+requested time), which gives the early-stopping minima and the reported values together.
 
-Cost (two tasks on shared inputs, t ≤ 0.2, dps 20, 16 nodes, 19 right-hand sides): linear
-C = 3, K = 1: 25 s; K = 2: 52 s (the 4-dim pair term dominates); tanh K = 1, C = 2: ≈ 8 s.
-A C = 2, K = 2 linear trunk takes ≈ 0.5 s per right-hand side at 24 nodes per dimension (the
-default here).  erf K = 2, C = 2 at 20 nodes: 405 s (within 2.2e-11 of the double solve; the
-3-dim label–label term of shared inputs dominates the cost).
+Time on two cores (two tasks on shared inputs, t ≤ 0.2, dps 20, default nodes, 19 right-hand
+sides; `benchmarks/mp_solve_times.py`, one run): linear C = 2 ~1 s, C = 3 26–29 s; tanh K = 1
+0.6 s (C = 2), 20 s (C = 3); K = 2, C = 2: 12–36 s (tanh, erf, relu); tanh K = 3, C = 2: 125 s;
+tanh K = 2, C = 3: 301 s (the label–label term's 4-dim joint cones dominate) — each within
+1e-9 of the double path at `accuracy="high"` in gen_error.
+
 """
 from __future__ import annotations
 
