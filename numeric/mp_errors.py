@@ -69,20 +69,13 @@ from .metrics import _crossings, _tie_pairs
 from .mp_nonlinear import _Conditional, _JointOrthant, _cone_given, _labels_given, _probabilities, _softmax, _vec
 from .mp_nonlinear import _g as _g_and_derivative
 from .mp_pointwise import ACTIVATION_INVERSES, cone1_probability, cone2_probability
-from .mp_quadrature import _truncated_normal, bivariate_ncdf, tanh_sinh01_mp, truncated_normal_nodes
+from .mp_quadrature import _truncated_normal, bivariate_ncdf, span_for_nodes, tanh_sinh01_mp, truncated_normal_nodes
 
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
 
 ERROR_NODES = 48  # K ≤ 2: tanh–sinh nodes per outer piece (the innermost coordinate is exact)
 LABEL_LOGIT_NODES = 96   # per half-line of h_k in the label part of the test loss (`_label_logits_mp`)
 ERROR_NODES3 = (16, 24, 16)  # K = 3: per level (η₁, η₂, η₃); ≈ 1e-8, minutes per task
-
-
-def span_for_nodes(n: int) -> int:
-    """The K = 3 rule's tanh–sinh span for n nodes: nodes out to 10^-(5n/8) from the ends (≥ 10^-4)
-    — the n-point rule's own accuracy, so a short rule on a light piece is not spread thin over
-    a range it cannot resolve (`tanh_sinh01_mp`)."""
-    return max(4, (5 * n) // 8)
 
 
 def check_errors_mp(model: TheoryModel) -> None:

@@ -14,7 +14,7 @@ The errors are evaluated once per accepted step (with the label error where the 
 requested time), which gives the early-stopping minima and the reported values together.
 
 Time on two cores (two tasks on shared inputs, t ≤ 0.2, dps 20, default nodes, 19 right-hand
-sides; `benchmarks/mp_solve_times.py`, one run): linear C = 2 ~1 s, C = 3 26–29 s; tanh K = 1
+sides; `benchmarks/mp_solve_times.py`, one run): linear C = 2 ~1 s, C = 3 24–28 s; tanh K = 1
 0.6 s (C = 2), 20 s (C = 3); K = 2, C = 2: 12–36 s (tanh, erf, relu); tanh K = 3, C = 2: 125 s;
 tanh K = 2, C = 3: 301 s (the label–label term's 4-dim joint cones dominate) — each within
 1e-9 of the double path at `accuracy="high"` in gen_error.

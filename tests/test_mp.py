@@ -466,8 +466,9 @@ def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
     (`metrics._nonlinear_errors_cut`, on double tanh–sinh rules) against its
     mp twin (`mp_errors`, dps 30, mp tanh–sinh rules of their own range — independent rules),
     and against randomised QMC (within 4 SE).  Measured (double at its default 40 / 64 nodes,
-    mp at 24 / 32): ≤ 5.4e-10 (tanh / relu / erf, K = 1, 2, C = 2, 3; 5.3e-11 at dps 20, where the
-    mp rules span less of the ends and so place their nodes more densely)."""
+    mp at 24 / 32 outer nodes, the inner coordinate exact): ≤ 1.4e-12 (tanh / relu / erf,
+    K = 1, 2, C = 2, 3; it was 5.4e-10 with nested mp rules spanning 10^-30 from the ends — at
+    dps 20 5.3e-11 — before their span followed their node count, `span_for_nodes`)."""
     import mpmath
 
     from mtsp.numeric.metrics import task_metrics
@@ -621,8 +622,9 @@ def test_mp_solve_three_classes_shared_inputs_against_default_double():
 
 def test_mp_wide_sector_split_converges():
     """A two-row cone wider than 90° (a student's argmax cone of 165°) is integrated as its two
-    halves: the 2-dim mp rule then converges exponentially (measured: 3.9e-10 / 1.5e-12 /
-    4e-17 at 16 / 24 / 32 nodes, against 3.8e-4 / 2e-7 / 5e-8 unsplit)."""
+    halves: the 2-dim mp rule then converges exponentially (measured at dps 20: 3.0e-10 / 1.3e-13
+    at 16 / 24 nodes, against 4.9e-7 unsplit at 24; with the tanh–sinh span at the full dps
+    rather than `span_for_nodes`: 3.9e-10 / 1.5e-12, unsplit 2e-7)."""
     F = [[mpmath.mpf(1), mpmath.mpf(0)], [mpmath.mpf(0), mpmath.mpf(1)]]
     V = [[-0.113, -0.171], [0.593, 0.695], [0.055, -0.444]]
     rows = [[mpmath.mpf(V[1][k] - V[j][k]) for k in range(2)] for j in (0, 2)]
