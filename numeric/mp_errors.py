@@ -240,6 +240,9 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
             if min(S[j, j] for j in range(S.rows)) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5):
                 raise NotImplementedError("the mp errors of nonlinear trunks need labels that are not "
                                           "decided by h (a conditional label variance is zero here)")
+            if S.rows == 2 and (S[0, 0] * S[1, 1] - S[0, 1] ** 2) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * S[0, 0] * S[1, 1]:
+                raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular conditional label "
+                                          "covariance (two logit differences of the teacher are dependent given h)")
     Qm = st.Q
     if not Qm[0, 0] > 0:
         raise NotImplementedError("the mp errors of nonlinear trunks need h₁ with nonzero variance "

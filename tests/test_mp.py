@@ -766,3 +766,29 @@ def test_label_logits_by_one_dim_integrals():
                 bound = 1e-18
         print(norm, mpmath.nstr(d, 3))
         assert d < bound
+
+
+def test_mp_errors_refuse_dependent_teacher_logits():
+    """Teacher logits on a line (λ₂ = 2λ₁ − λ₀, so λ₁ − λ₀ = λ₂ − λ₁ given h): every class's
+    conditional label covariance is singular with a nonzero diagonal, which the K ≤ 2
+    closed form (`_SlabCone`) cannot take; the mp errors say so rather than integrate a
+    degenerate orthant."""
+    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
+    from mtsp.numeric.mp_online import field_cov_mp
+    m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.0}],
+                                      "student": {"kind": "shared", "hidden": 2, "activation": "tanh"},
+                                      "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
+    lam = [int(np.argmax(r)) for r in np.asarray(m.rows_lambda(0))]
+    with mpmath.workdps(20):
+        st = m.initial_state()
+        sm = mp_state(State(np.array([[1.0, 0.2], [0.2, 0.8]]), 0.3 * np.ones_like(st.R),
+                            (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),)))
+        C = field_cov_mp(m, sm)
+        n = len(C)
+        T = mpmath.eye(n)                 # λ₂ := 2λ₁ − λ₀: λ₁ − λ₀ = λ₂ − λ₁, every class's cone degenerate
+        T[lam[2], lam[2]] = 0
+        T[lam[2], lam[1]], T[lam[2], lam[0]] = 2, -1
+        Cm = T * mpmath.matrix(C) * T.T
+        C = [[Cm[i, j] for j in range(n)] for i in range(n)]
+        with pytest.raises(NotImplementedError, match="nonsingular conditional label covariance"):
+            nonlinear_metrics_mp(m, sm, C, 0, nodes=8)
