@@ -255,9 +255,11 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
             raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 2)")
     acc = [mpmath.mpf(0)] * 3     # Σ P(ȳ = ĉ), Σ P(y = ĉ), E[logsumexp z(h)]
 
-    def logits(h):
-        g = [_g(act, x) for x in h]
+    def logits_of(g):
         return [mpmath.fsum(V[c, k] * g[k] for k in range(K)) for c in range(Ct)]
+
+    def logits(h):
+        return logits_of([_g(act, x) for x in h])
 
     def decision(h):
         return _argmax(logits(h))
@@ -308,8 +310,9 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     def inner(x1, w1, cuts, mean2, h_outer):
         """The pieces of the innermost coordinate: exact label probabilities, and (with the
         loss) E[logsumexp z] by Genz / tanh–sinh nodes on each piece."""
+        g_outer = [_g(act, x) for x in h_outer]     # once per outer node, not at every inner one
         for lo, hi, rep in _pieces(cuts, mean2, inner_sd):
-            c_hat = decision(h_outer + [rep])
+            c_hat = _argmax(logits_of(g_outer + [_g(act, rep)]))
             p = piece_probability(slab_clean, c_hat, x1, lo, hi)
             acc[0] += w1 * p
             if label:
@@ -317,7 +320,8 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
             if loss:
                 for (x2, mass), wk in zip(truncated_normal_nodes(lo, hi, u, uc), w):
                     if mass > 0:
-                        acc[2] += w1 * wk * mass * _softmax(logits(h_outer + [mean2 + inner_sd * x2]))[1]
+                        g = g_outer + [_g(act, mean2 + inner_sd * x2)]
+                        acc[2] += w1 * wk * mass * _softmax(logits_of(g))[1]
 
     if K == 1:
         inner(0, mpmath.mpf(1), {mpmath.mpf(0)}, mpmath.mpf(0), [])
