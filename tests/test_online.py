@@ -473,6 +473,30 @@ def test_helper_receives_half_of_every_right_hand_side():
     assert calls == [("_linear_part", (1, 2))] * 2 + [("_nonlinear_part", (1, 2))] * 2
 
 
+def test_one_blas_thread_here_and_in_the_forked_worker():
+    """While a solve runs, BLAS has one thread in this process and in a worker forked inside
+    (the limit is a state of the BLAS library, inherited by the fork); restored afterwards."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from mtsp.numeric.solve import one_blas_thread
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert before, "no BLAS library found by threadpoolctl"
+    with one_blas_thread():
+        here = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
+            there = pool.submit(_blas_threads).result()
+    assert here == there == [1] * len(before)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
 def test_processes_option_is_validated():
     """`processes` is 1 or 2; anything else is refused with the key, before any work."""
     from mtsp.numeric.solve import check_processes, default_processes
