@@ -164,7 +164,7 @@ def _docstring(s, key, setup_name: str, backend: str) -> str:
     if s.closed:
         lines += ["Closed forms (`CLOSED_NAMES`, used where every label cone is nondegenerate, else",
                   f"integrated like the others): {', '.join(sorted(s.closed))}."]
-    return "\n".join(lines)
+    return "\n".join(lines).replace('"""', '\\"""')  # a raw docstring: a setup name cannot end it
 
 
 def _generated_part(s) -> str:
