@@ -21,7 +21,7 @@ for trial in range(int(sys.argv[2])):
                           "training": {"protocol": "online", "lr": 0.5, "times": [rng.choice([0.5, 2.0, 8.0])]}})
     m = theory_model(su)
     tt = su.training.times[-1]
-    st = m.unpack(solve(su, parallel=False).trajectory(tt))
+    st = m.unpack(solve(su, processes=1).trajectory(tt))
     st = State(st.Q, st.R, tuple(v * rng.choice([1.0, 3.0]) for v in st.V))
     with mpmath.workdps(20):
         sm = mp_state(st); Cm = field_cov_mp(m, sm)

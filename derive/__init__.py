@@ -1,7 +1,8 @@
 """mtsp.derive — symbolic derivation of the order-parameter equations and code generation.
 
 setup → `derive_online` (SymPy system: reduced integrals, closed forms, assembled ODEs)
-      → `generate_module` (standalone NumPy module) and `equation_sheet` (Markdown + LaTeX).
+      → `generate_module` (the printed expressions of the structure, run by `mtsp.numeric.kernel`)
+        and `equation_sheet` (Markdown + LaTeX).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ __all__ = ["OnlineSystem", "derive_online", "structure_key", "write_derivation"]
 
 def write_derivation(setup, out_dir: str) -> list[str]:
     """Write `equations.md` (the equation sheet) and `online_equations.py` (the generated
-    standalone module) for `setup` into `out_dir`; returns the paths written."""
+    module: printed expressions, importing `mtsp.numeric.kernel`) for `setup` into `out_dir`;
+    returns the paths written."""
     from ..numeric.model import theory_model
     from .codegen import generate_module
     from .sheet import equation_sheet

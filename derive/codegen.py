@@ -1,25 +1,30 @@
-"""Code generation: a standalone NumPy module for one structure of setup (the PyDy pattern).
+"""Code generation: the module of one setup structure, printed from its SymPy system (the PyDy
+pattern: the generated code evaluates expressions, the library runs them).
 
-The module is self-contained — it imports only numpy, scipy and math — and consists of
+`generate_module(model)` prints, for NumPy,
 
-1. the numerical kernel (mtsp.numeric: activations, quadrature, model, online integrals and
-   metrics), copied verbatim so that the file runs without mtsp installed;
-2. `closed_terms(...)`: the closed forms of the derivation (Stein / orthant label terms),
-   printed from SymPy after common-subexpression elimination;
-3. `assemble(...)`: dQ/dt, dR/dt, dV_t/dt and the test loss as explicit expressions in the order
-   parameters and the reduced integrals (CSE'd);
-4. `rhs(model, y)` / `rhs_state(model, state)` / `task_metrics(model, state)`: the entry points.
+1. ``_closed_arrays(Q, R, V, T, sigma)``: the closed forms of the derivation (Stein / orthant
+   label terms), named ``CLOSED_NAMES``, after common-subexpression elimination;
+2. ``_assemble(Q, R, V, T, sigma, w, pi, eta, eta_V, kappa, terms)``: dQ/dt, dR/dt, dV_t/dt and
+   the test losses as explicit expressions in the order parameters and the reduced integrals;
+3. a docstring stating the structure, the state layout and the reduced integrals, and the entry
+   points ``integrals`` / ``rhs_state`` / ``rhs``, bound by ``mtsp.numeric.kernel.GeneratedSystem``
+   (quadrature, closed-form routing and packing live in the library, `numeric.engine`).
 
-Generated files are deterministic (byte-identical for the same structure) and carry a header
-naming the setup structure and the generator version.  `load_module(model)` caches modules in
-memory and on disk (``$MTSP_CACHE_DIR`` or ``~/.cache/mtsp``) keyed by the structure, so a second
-solve of any setup with the same structure does not derive again.
+`generate_mp_module(model)` prints the same expressions for mpmath (``_closed_arrays_mp``,
+``_assemble_mp``) and the integrands of the mp quadrature; it imports only mpmath and is run by
+`numeric.engine` / `numeric.mp_online`.
+
+Generated files are deterministic (byte-identical for the same structure).  `load_module` /
+`load_mp_module` cache them in memory and on disk (``$MTSP_CACHE_DIR`` or ``~/.cache/mtsp``):
+one small file per structure, named by the structure, the generator's version and a fingerprint
+of the derivation's sources (`derive_fingerprint`); the least recently used beyond
+`CACHE_ENTRIES` are removed.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import inspect
 import os
 import re
 import sys
@@ -27,36 +32,14 @@ import sys
 from .. import __version__
 from .structure import structure_key  # SymPy is imported only when a module is generated
 
-__all__ = ["generate_module", "load_module", "module_path", "cache_dir", "generate_mp_module", "load_mp_module"]
+__all__ = ["generate_module", "load_module", "module_path", "cache_dir", "generate_mp_module", "load_mp_module",
+           "derive_fingerprint", "GENERATOR_VERSION", "CACHE_ENTRIES"]
 
-_KERNEL_MODULES = ("bivariate", "pointwise", "activations", "quadrature", "model", "online", "tie_cuts", "metrics")
-
-
-def _kernel_source() -> str:
-    """Sources of mtsp.numeric's kernel modules, relative imports stripped."""
-    from importlib import import_module
-    parts = []
-    for name in _KERNEL_MODULES:
-        mod = import_module(f"mtsp.numeric.{name}")
-        src = inspect.getsource(mod)
-        lines = []
-        closer = None
-        for line in src.splitlines():
-            if closer:
-                if line.rstrip().endswith(closer):
-                    closer = None
-                continue
-            if line.startswith("from __future__"):
-                continue
-            if line.startswith("__all__"):
-                closer = None if line.rstrip().endswith("]") else "]"
-                continue
-            if re.match(r"from \.\w+ import", line):
-                closer = ")" if ("(" in line and ")" not in line) else None
-                continue
-            lines.append(line)
-        parts.append(f"# {'=' * 20} kernel: mtsp.numeric.{name} {'=' * 20}\n" + "\n".join(lines))
-    return "\n\n".join(parts)
+GENERATOR_VERSION = 2   # 1: the kernel pasted into every module; 2: modules import mtsp.numeric.kernel
+CACHE_ENTRIES = 64      # generated modules kept on disk (least recently used removed beyond)
+# the derivation's sources: everything that decides what is printed (read as files: importing
+# them would load SymPy)
+_DERIVE_SOURCES = ("system", "closed_forms", "structure", "integrands", "codegen")
 
 
 _ACCESS = [
@@ -97,7 +80,6 @@ def _function(name: str, args: str, doc: str, outputs: list, shapes: list,
     backend "numpy": NumPyPrinter, outputs float arrays of `shapes`; "mpmath": MpmathPrinter
     (inputs mpmath matrices / mpf, every constant an exact mpf), outputs mpmath matrices (lists
     for 1-d shapes).  The same SymPy expressions feed both: one system, two printers."""
-    import sympy as sp
     if backend == "numpy":
         from sympy.printing.numpy import NumPyPrinter as Printer
     else:
@@ -148,6 +130,43 @@ def _derived_functions(s, backend: str = "numpy", suffix: str = "") -> tuple[str
     return closed, assemble
 
 
+def _state_layout(s) -> str:
+    """The packed state y of `TheoryModel.pack` for the structure of system `s`, as text."""
+    K, M = s.K, s.M
+    parts = [f"Q[i, j] for i <= j (upper triangle row by row): {K * (K + 1) // 2}",
+             f"R (K x M = {K} x {M}) row-major: {K * M}"]
+    if s.train_heads:
+        parts += [f"V_{t} ({c} x {K}) row-major: {c * K}" for t, c in enumerate(s.classes)]
+    n = K * (K + 1) // 2 + K * M + (sum(c * K for c in s.classes) if s.train_heads else 0)
+    return f"y (length {n}) =\n    " + ";\n    ".join(parts) + "."
+
+
+def _docstring(s, key, setup_name: str, backend: str) -> str:
+    """The generated module's docstring: structure, order parameters, state layout, integrals."""
+    K, M = s.K, s.M
+    heads = "trained" if s.train_heads else "fixed"
+    lines = [f"Generated by mtsp.derive {__version__} (generator {GENERATOR_VERSION}, {backend}) — do not edit.",
+             "",
+             "Online-SGD order-parameter equations for the structure",
+             f"    {key!r}",
+             f"(first generated for setup {setup_name!r}; valid for every setup of this structure:",
+             "parameter values are arguments).",
+             "",
+             f"Order parameters: Q = W Wᵀ/N ({K} x {K}), R = W Bᵀ/N ({K} x {M}), heads V_t "
+             f"({', '.join(f'{c} x {K}' for c in s.classes)}; {heads}).",
+             "State " + _state_layout(s),
+             "Parameters: T (teacher Gram, M x M), sigma_t (label noise), w_t (task weights), pi_t",
+             "(task shares), eta, eta_V (learning rates), kappa (weight decay).",
+             "",
+             "Reduced integrals (`terms`; name: shape, reduced dimension — meaning):"]
+    for name, (mat, desc, dim) in sorted(s.integrals.items()):
+        lines.append(f"    {name}: {mat.shape[0]} x {mat.shape[1]}, {dim}-dim — {desc}")
+    if s.closed:
+        lines += ["Closed forms (`CLOSED_NAMES`, used where every label cone is nondegenerate, else",
+                  f"integrated like the others): {', '.join(sorted(s.closed))}."]
+    return "\n".join(lines).replace('"""', '\\"""')  # a raw docstring: a setup name cannot end it
+
+
 def _generated_part(s) -> str:
     closed, assemble = _derived_functions(s)
     return "\n\n\n".join([closed, f"CLOSED_NAMES = {sorted(s.closed)!r}", assemble])
@@ -155,88 +174,24 @@ def _generated_part(s) -> str:
 
 _ENTRY = '''
 
-# ==================== entry points ====================
-def _flatten_terms(model, raw):
-    """numeric.online term dictionaries -> the derivation's integral names."""
-    out = {}
-    T = model.n_tasks
-    if model.linear:
-        for t in range(T):
-            out[f"A{t}"] = raw["A"][t]
-            out[f"Lse{t}"] = float(raw["Lse"][t])
-            out[f"P{t}"] = np.asarray(raw["P"][t]).reshape(-1, 1)
-            out[f"L{t}"] = raw["L"][t]
-        pair_terms = ("B", "Y", "PP")
-    else:
-        for t in range(T):
-            for k in ("Eal", "Ebl", "Esg", "Eyg", "Ebb"):
-                out[f"{k}{t}"] = raw[k][t]
-            out[f"Lse{t}"] = float(raw["Lse"][t])
-            out[f"Eyz{t}"] = float(raw["Eyz"][t])
-        pair_terms = ("Eaa", "Eab", "Ebb2")
-    for k in pair_terms:  # terms indexed by a pair of tasks
-        for (t, s), v in raw[k].items():
-            out[f"{k}{t}{s}"] = v
-    return out
 
-
-def _closed_usable(model):
-    """Closed forms need nondegenerate label cones (σ > 0 or a full-rank class block of T)."""
-    for t in range(model.n_tasks):
-        sl = model.task_slice(t)
-        S = model.gram[sl, sl] + model.noise[t] ** 2 * np.eye(model.classes[t])
-        C = model.classes[t]
-        D = np.eye(C)[1:] - np.eye(C)[0]
-        ev = np.linalg.eigvalsh(D @ S @ D.T)
-        if ev[0] <= 1e-9 * max(ev[-1], 1e-300):
-            return False
-    return True
-
-
-def integrals(model, st, acc=Accuracy()):
-    """All reduced integrals at state `st`: closed forms where derived, quadrature otherwise."""
-    factor = gaussian_factor(model.field_cov(st))
-    raw = (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc)
-    flat = _flatten_terms(model, raw)
-    if CLOSED_NAMES and _closed_usable(model):
-        vals = _closed_arrays(st.Q, st.R, st.V, model.gram, model.noise)
-        flat.update(dict(zip(CLOSED_NAMES, vals)))
-    return flat
-
-
-def rhs_state(model, st, acc=Accuracy()):
-    """(dQ/dt, dR/dt, dV/dt, test losses) at order parameters `st`."""
-    terms = integrals(model, st, acc)
-    outs = _assemble(st.Q, st.R, st.V, model.gram, model.noise, model.weights, model.shares,
-                     model.lr, model.head_lr, model.weight_decay, terms)
-    n = model.n_tasks
-    dQ, dR = outs[0], outs[1]
-    dV = tuple(outs[2:2 + n]) if model.train_heads else ()
-    return dQ, dR, dV, outs[-1]
-
-
-def rhs(model, y, acc=Accuracy()):
-    """Packed right-hand side dy/dt for ODE integrators (layout: TheoryModel.pack)."""
-    st = model.unpack(y)
-    dQ, dR, dV, _ = rhs_state(model, st, acc)
-    return model.pack(State(dQ, dR, dV if model.train_heads else st.V))
+# the library runs the expressions above: quadrature, closed-form routing, packing
+SYSTEM = GeneratedSystem(CLOSED_NAMES, _closed_arrays, _assemble)
+integrals, rhs_state, rhs = SYSTEM.integrals, SYSTEM.rhs_state, SYSTEM.rhs
 '''
 
 
 def generate_module(model, setup_name: str = "") -> str:
-    """Source text of the standalone module for `model`'s structure."""
+    """Source text of the NumPy module for `model`'s structure: printed expressions, and entry
+    points bound by `mtsp.numeric.kernel` (which it imports; it defines no kernel routine)."""
     from .system import derive_online
     s = derive_online(model)
     key = structure_key(model)
-    header = (f'"""Generated by mtsp.derive {__version__} — do not edit.\n\n'
-              f"Online-SGD order-parameter equations for the structure\n    {key!r}\n"
-              f"(first generated for setup {setup_name!r}; valid for every setup of this structure:\n"
-              f"parameter values are arguments).  Imports only numpy, scipy and math.\n\n"
-              f"Equations: see `rhs_state`; integrals: see `integrals`.\n"
-              f'"""\nfrom __future__ import annotations\n\nimport math  # noqa: F401\n\nimport numpy\n\n'
-              f"STRUCTURE = {key!r}\nGENERATOR_VERSION = {__version__!r}\n\n")
-    return header + _kernel_source() + "\n\n\n# ==================== derived (SymPy) ====================\n" + \
-        _generated_part(s) + _ENTRY
+    header = (f'r"""{_docstring(s, key, setup_name, "NumPy")}\n"""\n'
+              "import numpy\nimport numpy as np  # noqa: F401  (the printer writes both)\n\n"
+              "from mtsp.numeric.kernel import Accuracy, GeneratedSystem, task_metrics  # noqa: F401\n\n"
+              f"STRUCTURE = {key!r}\nGENERATOR_VERSION = {GENERATOR_VERSION!r}\n\n\n")
+    return header + _generated_part(s) + _ENTRY
 
 
 def cache_dir() -> str:
@@ -245,52 +200,88 @@ def cache_dir() -> str:
     return d
 
 
-def module_path(model) -> str:
-    h = hashlib.sha256(repr((structure_key(model), __version__)).encode()).hexdigest()[:16]
-    return os.path.join(cache_dir(), f"online_{h}.py")
+_fingerprint: list = []
+
+
+def derive_fingerprint() -> str:
+    """A hash of what decides the printed text besides the structure: the generator's version,
+    the derivation's sources (`_DERIVE_SOURCES`) and SymPy's version (its CSE and printers)."""
+    if not _fingerprint:
+        from importlib.metadata import version
+        h = hashlib.sha256(repr((__version__, GENERATOR_VERSION, version("sympy"))).encode())
+        for name in _DERIVE_SOURCES:
+            spec = importlib.util.find_spec(f"mtsp.derive.{name}")
+            with open(spec.origin, "rb") as f:
+                h.update(f.read())
+        _fingerprint.append(h.hexdigest()[:16])
+    return _fingerprint[0]
+
+
+def module_path(model, backend: str = "numpy") -> str:
+    """The cache file of `model`'s structure: online[_mp]_<structure hash>_<derive_fingerprint>.py."""
+    h = hashlib.sha256(repr(structure_key(model)).encode()).hexdigest()[:16]
+    prefix = "online" if backend == "numpy" else "online_mp"
+    return os.path.join(cache_dir(), f"{prefix}_{h}_{derive_fingerprint()}.py")
+
+
+def _prune(directory: str, keep: int | None = None) -> None:
+    """Remove the least recently used generated modules (and their bytecode) beyond `keep`
+    (default `CACHE_ENTRIES`); entries of other generator versions or derivation sources age out."""
+    keep = CACHE_ENTRIES if keep is None else keep
+    entries = []
+    for name in os.listdir(directory):
+        if name.startswith("online") and name.endswith(".py"):
+            try:
+                entries.append((os.stat(os.path.join(directory, name)).st_mtime, name))
+            except FileNotFoundError:  # removed by another process meanwhile
+                pass
+    entries.sort(reverse=True)
+    for _, name in entries[keep:]:
+        path = os.path.join(directory, name)
+        for p in (path, importlib.util.cache_from_source(path)):
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass
+
+
+def _load_file(model, backend: str, generate, setup_name: str):
+    """The module of `model`'s structure from its cache file, written first if missing."""
+    path = module_path(model, backend)
+    if os.path.exists(path):
+        try:
+            os.utime(path)  # recently used (`_prune`)
+        except OSError:
+            pass
+    else:
+        src = generate(model, setup_name)
+        tmp = path + f".tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(src)
+        os.replace(tmp, path)
+        _prune(os.path.dirname(path))
+    if not os.path.exists(importlib.util.cache_from_source(path)):
+        # its bytecode, also where PYTHONDONTWRITEBYTECODE is set (compiling it costs ~20 ms a run)
+        import py_compile
+        py_compile.compile(path, doraise=False)
+    name = "mtsp_generated_" + os.path.basename(path)[:-len(".py")]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 _loaded: dict = {}
 
 
-def _kernel_fingerprint() -> str:
-    from importlib import import_module
-    h = hashlib.sha256()
-    for name in _KERNEL_MODULES:
-        h.update(inspect.getsource(import_module(f"mtsp.numeric.{name}")).encode())
-    for name in ("system", "closed_forms", "structure"):  # the derivation itself, read as files
-        spec = importlib.util.find_spec(f"mtsp.derive.{name}")  # (importing it would load SymPy)
-        with open(spec.origin, "rb") as f:
-            h.update(f.read())
-    h.update(inspect.getsource(sys.modules[__name__]).encode())
-    return h.hexdigest()[:16]
-
-
 def load_module(model, setup_name: str = ""):
-    """The generated module of `model`'s structure: from memory, from the disk cache, or freshly
-    derived and written (the cache entry is tied to the generator and kernel sources)."""
+    """The generated NumPy module of `model`'s structure: from memory, from the disk cache, or
+    freshly derived and written (see `module_path`)."""
     key = structure_key(model)
-    if key in _loaded:
-        return _loaded[key]
-    path = module_path(model)[:-len(".py")] + f"_{_kernel_fingerprint()}.py"
-    if not os.path.exists(path):
-        src = generate_module(model, setup_name)
-        tmp = path + f".tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(src)
-        os.replace(tmp, path)
-    if not os.path.exists(importlib.util.cache_from_source(path)):
-        # its bytecode, also where PYTHONDONTWRITEBYTECODE is set (compiling it costs ~20 ms a run)
-        import py_compile
-        py_compile.compile(path, doraise=False)
-    spec = importlib.util.spec_from_file_location(f"mtsp_generated_{abs(hash(key))}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses in the module look themselves up there
-    spec.loader.exec_module(mod)
-    from mtsp.numeric.point_cache import default_store
-    mod.SOBOL_STORE = default_store()  # its Sobol' point sets from disk (no scipy.stats import)
-    _loaded[key] = mod
-    return mod
+    if key not in _loaded:
+        _loaded[key] = _load_file(model, "numpy", generate_module, setup_name)
+    return _loaded[key]
 
 
 # ==================== mpmath back-end (same SymPy system, second printer) ====================
@@ -357,15 +348,17 @@ def generate_mp_module(model, setup_name: str = "") -> str:
     """Source of the mpmath back-end of `model`'s structure: `_closed_arrays_mp` (closed forms of
     the label terms) and `_assemble_mp` (dQ/dt, dR/dt, dV_t/dt, test losses from the reduced
     integrals), printed by MpmathPrinter from the very SymPy expressions that the NumPy module's
-    `_closed_arrays` / `_assemble` are printed from.  Imports only mpmath; deterministic."""
+    `_closed_arrays` / `_assemble` are printed from, and the integrands of the mp quadrature
+    (`_h_integrand_mp`, `LABEL_LABEL_MP` or `LINEAR_INTEGRANDS_MP`).  Imports only mpmath;
+    deterministic; run by `numeric.engine` (`closed_terms_mp`, `assemble_mp`)."""
     from .system import derive_online
     s = derive_online(model)
     key = structure_key(model)
     closed_names = sorted(s.closed)
-    parts = [f'"""Generated by mtsp.derive {__version__} (mpmath back-end) — do not edit.\n\n'
-             f"Structure {key!r} (first generated for setup {setup_name!r}).  Imports only mpmath;\n"
-             f'evaluate inside mpmath.workdps(...) for the precision wanted.\n"""\n'
-             f"import mpmath\n\nSTRUCTURE = {key!r}\nGENERATOR_VERSION = {__version__!r}\n"
+    doc = _docstring(s, key, setup_name, "mpmath")
+    parts = [f'r"""{doc}\n\nEvaluate inside mpmath.workdps(...) for the precision wanted; states are\n'
+             f'mpmath matrices (numeric.mp_online.MpState).\n"""\n'
+             f"import mpmath\n\nSTRUCTURE = {key!r}\nGENERATOR_VERSION = {GENERATOR_VERSION!r}\n"
              f"CLOSED_NAMES = {closed_names!r}"]
     parts += list(_derived_functions(s, "mpmath", "_mp"))
     parts.append(_integrand_part(s) if not s.linear else _linear_integrand_part(s))
@@ -376,13 +369,12 @@ _loaded_mp: dict = {}
 
 
 def load_mp_module(model, setup_name: str = ""):
-    """The mpmath back-end of `model`'s structure as a module object (cached in memory)."""
-    import types
+    """The mpmath back-end of `model`'s structure as a module object (cached in memory and on
+    disk like `load_module`); ``SOURCE``: its text."""
     key = structure_key(model)
     if key not in _loaded_mp:
-        src = generate_mp_module(model, setup_name)
-        mod = types.ModuleType(f"mtsp_generated_mp_{abs(hash(key))}")
-        exec(compile(src, f"<mtsp mp module {key!r}>", "exec"), mod.__dict__)
-        mod.SOURCE = src
+        mod = _load_file(model, "mpmath", generate_mp_module, setup_name)
+        with open(mod.__file__, encoding="utf-8") as f:
+            mod.SOURCE = f.read()
         _loaded_mp[key] = mod
     return _loaded_mp[key]

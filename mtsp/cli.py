@@ -1,6 +1,6 @@
 """The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
 
-    mtsp solve SETUP [--engine ode] [--single] [--json]
+    mtsp solve SETUP [--engine ode] [--single] [--json] [--processes 1|2]
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
@@ -26,15 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-# The theory's matrix products are small, and `mtsp solve` shares its work with a second process
-# (numeric.solve): one OpenBLAS thread per process keeps the two from fighting OpenBLAS's
-# spinning threads for the cores (measured 4× slowdowns otherwise).  Set
-# before numpy is imported (only then does it take effect — and only then does numeric.solve,
-# which reads it, run that second process); torch (validate) has its own thread pool.
-if "numpy" not in sys.modules:
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-from .progress import Progress, progress_enabled  # noqa: E402
+from .progress import Progress, progress_enabled
 from .jsonable import json_safe as _clean
 
 __all__ = ["main", "build_parser"]
@@ -229,7 +221,7 @@ def cmd_solve(args) -> int:
     if args.mp_nodes is not None and args.precision != "mp":
         raise CliError("--mp-nodes: applies to --precision mp only")
     res = _theory(setup, args.single, show, args.engine, precision=args.precision, dps=args.dps,
-                  accuracy=args.accuracy, mp_nodes=args.mp_nodes)
+                  accuracy=args.accuracy, mp_nodes=args.mp_nodes, processes=args.processes)
     js = res.to_json_dict()
     if args.json:
         _print_json(js)
@@ -410,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "as nodes^dim, the accuracy of its integrals with nodes)")
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="high: larger quadrature budgets and tight ODE tolerances (≤ 1e-7 vs mp); fast: smaller ones for exploration (errors ≲ 1e-3)")
+    p.add_argument("--processes", type=int, choices=[1, 2], default=None,
+                   help="double precision: 2 = a forked second process shares every right-hand "
+                        "side and the metrics (default where there are 2+ cores); same numbers")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("check", parents=[common], help="double vs mpmath right-hand side, per term",

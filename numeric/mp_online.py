@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 
+from .engine import assemble_mp, closed_terms_mp
 from .model import State, TheoryModel
 from .mp_quadrature import cone_expectation_mp, mp_factor, to_mp
 
@@ -341,27 +342,9 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
 _PP_CACHE: dict = {}
 
 
-def _closed_usable(model) -> bool:
-    for t in range(model.n_tasks):
-        sl = model.task_slice(t)
-        C = model.classes[t]
-        S = model.gram[sl, sl] + model.noise[t] ** 2 * np.eye(C)
-        D = np.eye(C)[1:] - np.eye(C)[0]
-        ev = np.linalg.eigvalsh(D @ S @ D.T)
-        if ev[0] <= 1e-9 * max(ev[-1], 1e-300):
-            return False
-    return True
-
-
-def _params(model):
-    m = lambda a: [mpmath.mpf(float(x)) for x in np.ravel(a)]  # noqa: E731
-    return (mpmath.matrix(to_mp(model.gram)), m(model.noise), m(model.weights), m(model.shares),
-            mpmath.mpf(model.lr), mpmath.mpf(model.head_lr), mpmath.mpf(model.weight_decay))
-
-
 def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True) -> dict:
     """All reduced integrals in mp: quadrature, then the derivation's closed forms where usable
-    (as the NumPy module's `integrals` does)."""
+    (`engine.closed_terms_mp`, as the NumPy module's `integrals` does)."""
     from mtsp.derive.codegen import load_mp_module
     C = field_cov_mp(model, st)
     F = mp_factor(C)
@@ -369,24 +352,17 @@ def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = Tru
         from .mp_nonlinear import nonlinear_terms_mp
         return nonlinear_terms_mp(model, st, F, C, nodes)
     flat = linear_terms_mp(model, st, F, nodes, C)
-    mod = load_mp_module(model)
-    if closed and mod.CLOSED_NAMES and _closed_usable(model):
-        Tm, sig = _params(model)[:2]
-        flat.update(dict(zip(mod.CLOSED_NAMES, mod._closed_arrays_mp(st.Q, st.R, st.V, Tm, sig))))
+    if closed:
+        flat.update(closed_terms_mp(load_mp_module(model), model, st))
     return flat
 
 
 def rhs_state_mp(model: TheoryModel, st: MpState, nodes=None, terms: dict | None = None):
-    """(dQ, dR, dV, losses) in mp from the generated mp assembly; also returns the integrals."""
+    """(dQ, dR, dV, losses) in mp from the generated mp assembly (`engine.assemble_mp`); also
+    returns the integrals."""
     from mtsp.derive.codegen import load_mp_module
     terms = integrals_mp(model, st, nodes) if terms is None else terms
-    mod = load_mp_module(model)
-    Tm, sig, w, pi, eta, etav, kappa = _params(model)
-    V = st.V if model.train_heads else tuple(st.V)
-    outs = mod._assemble_mp(st.Q, st.R, V, Tm, sig, w, pi, eta, etav, kappa, terms)
-    n = model.n_tasks
-    dV = tuple(outs[2:2 + n]) if model.train_heads else ()
-    return outs[0], outs[1], dV, outs[-1], terms
+    return (*assemble_mp(load_mp_module(model), model, st, terms), terms)
 
 
 def pack_mp(model: TheoryModel, Q, R, V) -> list:

@@ -28,7 +28,8 @@ Each expectation is reduced before it is integrated (see `quadrature`):
     inputs uses P(y_t | h, Δ_u) inside the cones of y_u (`_label_label_term`), or for two
     two-class tasks P(y_t, y_u | h) in closed form over h alone (`_label_label_joint2`).
 Every right-hand side is computed as two parts that add up to it (`linear_terms`,
-`nonlinear_terms`), the second in a helper process while an ODE is integrated.
+`nonlinear_terms`); given an executor (``helper``: `numeric.solve` passes its forked worker while
+an ODE is integrated) the second part runs there.
 """
 from __future__ import annotations
 
@@ -185,21 +186,22 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
     return None if plain is None else ConeResult(plain, linear)
 
 
-def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
+def linear_terms(model: TheoryModel, st: State, factor, acc: Accuracy, helper=None) -> dict:
     """Integrals of a linear trunk (and glm): a_t = V_tᵀ s_t, b_{t,c} = V_t[c] do not depend on h,
     so every smooth integrand is a function of the logit differences of one or two tasks.
 
     The integrals (and the pieces of split ones) are dealt alternately to two parts that are
-    added: with a helper process (HELPER, set while an ODE is integrated) the second part runs
-    there — the same sums in the same order either way, so the numbers do not depend on it."""
-    return _finish_linear(model, _in_two_parts(_linear_part, model, st, factor, acc))
+    added: with an executor ``helper`` (anything with ``submit(fn, *args)`` returning a future)
+    the second part runs there — the same sums in the same order either way, so the numbers do
+    not depend on it."""
+    return _finish_linear(model, _in_two_parts(_linear_part, model, st, factor, acc, helper))
 
 
-def _in_two_parts(part_fn, model, st, factor, acc) -> dict:
-    """part_fn(..., (0, 2)) + part_fn(..., (1, 2)), the second in the HELPER process if one is
-    set (while an ODE is integrated): the same sums in the same order either way."""
-    if HELPER is not None:
-        job = HELPER.submit(part_fn, model, st, factor, acc, (1, 2))
+def _in_two_parts(part_fn, model, st, factor, acc, helper=None) -> dict:
+    """part_fn(..., (0, 2)) + part_fn(..., (1, 2)), the second submitted to the executor
+    ``helper`` if one is given: the same sums in the same order either way."""
+    if helper is not None:
+        job = helper.submit(part_fn, model, st, factor, acc, (1, 2))
         return _add_terms(part_fn(model, st, factor, acc, (0, 2)), job.result())
     return _add_terms(part_fn(model, st, factor, acc, (0, 2)), part_fn(model, st, factor, acc, (1, 2)))
 
@@ -372,7 +374,6 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
     return Moments(m1, m2, mv, loss)
 
 
-HELPER = None  # an executor for half of every right-hand side (numeric.solve sets one while it integrates)
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
 PAIR_QMC = 2 ** 13  # 4-dim label–label terms (K = 2, C = 3): fixed Sobol' points (0: the product rule)
@@ -571,14 +572,14 @@ def _add_terms(a, b):
     return a + b
 
 
-def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy) -> dict:
+def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy, helper=None) -> dict:
     """Nonlinear trunk: integrals over h ∈ R^K (with the label cones), split into sign orthants.
 
     Every integral is a sum over quadrature nodes, so it is computed as two halves of its nodes
-    (every other node) and added: with a helper process (HELPER, set while an ODE is
-    integrated) the second half runs there while this process does the first — the same sums in
-    the same order either way, so the numbers do not depend on it."""
-    return _in_two_parts(_nonlinear_part, model, st, factor, acc)
+    (every other node) and added: with an executor ``helper`` the second half runs there while
+    this process does the first — the same sums in the same order either way, so the numbers do
+    not depend on it."""
+    return _in_two_parts(_nonlinear_part, model, st, factor, acc, helper)
 
 
 def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None) -> dict:
@@ -832,23 +833,22 @@ def assemble_nonlinear(model: TheoryModel, st: State, terms: dict) -> Moments:
     return Moments(m1, m2, mv, terms["Lse"] - terms["Eyz"])
 
 
-def terms(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> dict:
-    """The numerical integrals of the equations at state `st` (see linear_terms/nonlinear_terms)."""
+def terms(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None) -> dict:
+    """The numerical integrals of the equations at state `st` (see linear_terms/nonlinear_terms;
+    ``helper``: an executor for half of them)."""
     factor = gaussian_factor(model.field_cov(st))
-    return (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc)
+    return (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc, helper)
 
 
-def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy()) -> Moments:
+def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None) -> Moments:
     """All per-task expectations at the state `st`."""
-    factor = gaussian_factor(model.field_cov(st))
-    if model.linear:
-        return assemble_linear(model, st, linear_terms(model, st, factor, acc))
-    return assemble_nonlinear(model, st, nonlinear_terms(model, st, factor, acc))
+    assemble = assemble_linear if model.linear else assemble_nonlinear
+    return assemble(model, st, terms(model, st, acc, helper))
 
 
-def rhs_state(model: TheoryModel, st: State, acc: Accuracy = Accuracy()):
+def rhs_state(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None):
     """(dQ/dt, dR/dt, [dV_t/dt]) at state `st` — the equations in the module docstring."""
-    mo = moments(model, st, acc)
+    mo = moments(model, st, acc, helper)
     K, M, T = model.K, model.M, model.n_tasks
     eta, etav, kappa = model.lr, model.head_lr, model.weight_decay
     if model.inputs == "shared":
@@ -867,8 +867,8 @@ def rhs_state(model: TheoryModel, st: State, acc: Accuracy = Accuracy()):
     return dQ, dR, dV, mo
 
 
-def rhs(model: TheoryModel, y: np.ndarray, acc: Accuracy = Accuracy()) -> np.ndarray:
-    """Packed right-hand side for ODE integrators."""
+def rhs(model: TheoryModel, y: np.ndarray, acc: Accuracy = Accuracy(), helper=None) -> np.ndarray:
+    """Packed right-hand side for ODE integrators (``helper``: an executor for half of it)."""
     st = model.unpack(y)
-    dQ, dR, dV, _ = rhs_state(model, st, acc)
+    dQ, dR, dV, _ = rhs_state(model, st, acc, helper)
     return model.pack(State(dQ, dR, dV if model.train_heads else st.V))

@@ -4,9 +4,10 @@
 error-controlled Runge–Kutta method (Dormand–Prince 5(4) with dense output, `integrators`), evaluates the errors at the
 setup's `times`, and finds the early-stopped minima (`best_*`) on the trajectory itself: the
 metrics are scanned on a grid over (0, t_last] and each minimum is refined on the dense output
-with a bounded Brent search.  With 2+ cores a forked second process computes half of every
-right-hand side during the integration and half of the metric evaluations after it (the same
-sums in the same order, so the same numbers).
+with a bounded Brent search.  With ``processes=2`` (the default where there are 2+ cores and
+the fork start method) a forked second process computes half of every right-hand side during the
+integration (it is passed down as the executor ``helper``) and half of the metric evaluations
+after it — the same sums in the same order, so the same numbers.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
 
-__all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError"]
+__all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_processes", "default_processes"]
 
 if quadrature.SOBOL_STORE is None:  # the reference engine's kernel: Sobol' point sets from disk
     from .point_cache import default_store
@@ -96,23 +97,16 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
                engine: str = "ode", setup_name: str = "", progress=None, helper=None):
     """Dormand–Prince 5(4) with dense output from the initial order parameters to t_end.
     ``helper``: an executor that computes half of every right-hand side while this process does
-    the other half (`online.nonlinear_terms`, `online.linear_terms`)."""
+    the other half (passed to the right-hand side: `online.linear_terms`, `online.nonlinear_terms`)."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
-    if helper is not None:
-        mod = _rhs_module(engine, model, setup_name)
-        mod.HELPER = helper if engine != "ode" else _GeneratedHelper(helper)
-        try:
-            return _integrate(model, t_end, acc, rtol, atol, engine, setup_name, progress)
-        finally:
-            mod.HELPER = None
 
     def f(t, y):
         nfev[0] += 1
         if progress and nfev[0] % 6 == 0:
             progress(min(t / t_end, 1.0))
-        return f_rhs(model, y, acc)
+        return f_rhs(model, y, acc, helper)
     try:
         traj = dormand_prince(f, y0, t_end, rtol, atol)
     except IntegrationFailed as e:
@@ -120,36 +114,27 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
     return traj, nfev[0]
 
 
-class _GeneratedHelper:
-    """The executor as a generated module sees it: functions of the module travel by name and
-    are looked up in the worker's copy of the module (`derive.codegen.load_module` of the model,
-    cached there since the fork), not pickled by reference to a module object."""
-
-    def __init__(self, pool):
-        self.pool = pool
-
-    def submit(self, fn, model, *args):
-        return self.pool.submit(_call_generated, fn.__name__, model, args)
-
-
-def _call_generated(name, model, args):
-    from mtsp.derive.codegen import load_module
-    return getattr(load_module(model), name)(model, *args)
-
-
-PARALLEL = True  # a second process shares the right-hand sides and the metrics (2+ cores, fork)
-
-
-def _use_pool(parallel) -> bool:
+def default_processes() -> int:
+    """2 where a second process can help (2+ cores, the fork start method, and this process may
+    have children: not a daemonic worker), else 1."""
     import multiprocessing as mp
     import os
-    if parallel is not None:
-        return bool(parallel)
-    # OpenBLAS with several threads per process spins and slows two busy processes 4×: only
-    # when it was started with one (the `mtsp` command sets OPENBLAS_NUM_THREADS=1)
-    one_blas_thread = os.environ.get("OPENBLAS_NUM_THREADS") == "1" or os.environ.get("OMP_NUM_THREADS") == "1"
-    return PARALLEL and one_blas_thread and (os.cpu_count() or 1) > 1 and not mp.current_process().daemon \
-        and "fork" in mp.get_all_start_methods()
+    can_fork = "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
+    return 2 if can_fork and (os.cpu_count() or 1) > 1 else 1
+
+
+def check_processes(processes) -> int:
+    """The number of processes of a solve, validated: None → `default_processes()`; 1 (this
+    process alone) or 2 (a forked second process shares the right-hand sides and the metrics)."""
+    import multiprocessing as mp
+    if processes is None:
+        return default_processes()
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes not in (1, 2):
+        raise ValueError(f"processes: expected 1 or 2 (the work of a solve is split in two), got {processes!r}")
+    if processes == 2 and ("fork" not in mp.get_all_start_methods() or mp.current_process().daemon):
+        raise ValueError("processes: 2 needs a forked second process (the fork start method, "
+                         "and not inside a daemonic worker); use 1")
+    return int(processes)
 
 
 def _metrics_job(model, y, acc, kw):
@@ -161,9 +146,9 @@ class _Jobs:
     metric evaluations after it), or — without a worker — calls made here when their results are
     asked for; the results are the same either way."""
 
-    def __init__(self, parallel: bool):
+    def __init__(self, processes: int):
         self.pool = None
-        if parallel:
+        if processes == 2:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
             self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
@@ -256,15 +241,32 @@ def default_tolerances(model: TheoryModel) -> tuple[float, float]:
 
 def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None, atol: float | None = None,
                  grid_points: int = 24, times=None, progress=None, engine: str = "ode",
-                 parallel: bool | None = None) -> SolveResult:
+                 processes: int | None = None) -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields).
 
     Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 3e-5 / 3e-7 for
     linear trunks and glm students; 3e-4 / 3e-6 for nonlinear trunks, whose integrals carry
     quadrature errors ~1e-4 anyway (measured: gen_error within 3.4e-5 of an rtol = 1e-7 solve on
-    two-task relu / erf / tanh trunks, K = 2..4).  ``parallel`` (default: when there are 2+
-    cores and this is not a daemonic worker) shares the right-hand sides and the metric evaluations with a forked
-    second process; the numbers are the same either way."""
+    two-task relu / erf / tanh trunks, K = 2..4).  ``processes`` (`check_processes`; default 2
+    where there are 2+ cores and fork): with 2, a forked second process shares the right-hand
+    sides and the metric evaluations; the numbers are the same either way.  BLAS runs one thread
+    per process while it solves (`one_blas_thread`)."""
+    processes = check_processes(processes)
+    with one_blas_thread():
+        return _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes)
+
+
+def one_blas_thread():
+    """A context in which BLAS uses one thread in this process, and in the worker forked inside
+    it (threadpoolctl, restored on exit).  The theory's matrix products are small: threaded BLAS
+    only spins, and two busy processes fight its threads for the cores (measured on the demo
+    setup, 2 cores: 3.9 s with one thread, 6.8 s with OpenBLAS's default; see
+    benchmarks/results/processes_blas_threads.txt)."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes) -> SolveResult:
     model = theory_model(setup)
     d_rtol, d_atol = default_tolerances(model)
     rtol = d_rtol if rtol is None else rtol
@@ -273,7 +275,7 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     t_end = float(times[-1])
     alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
     grid = _scan_grid(t_end, grid_points, times)
-    jobs = _Jobs(_use_pool(parallel))
+    jobs = _Jobs(processes)
     t0 = _time.perf_counter()
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
@@ -300,10 +302,9 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
         # states it (zero when every integral used an exact or product rule)
         y_end = traj(t_end)
         f_rhs = _rhs_function(model, engine, setup.name)
-        kernel = _rhs_module(engine, model, setup.name) if engine == "ode" else quadrature
-        before = kernel.QMC_CALLS
+        before = quadrature.QMC_CALLS
         r0 = f_rhs(model, y_end, acc)
-        if kernel.QMC_CALLS > before:  # else no integral depends on the scrambling: spread 0
+        if quadrature.QMC_CALLS > before:  # else no integral depends on the scrambling: spread 0
             r1 = f_rhs(model, y_end, alt)
             rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
         else:
@@ -372,14 +373,15 @@ HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
           engine: str = "ode", precision: str = "double", dps: int = 30,
-          accuracy: str = "default", parallel: bool | None = None, mp_nodes: int | None = None) -> SolveResult:
+          accuracy: str = "default", processes: int | None = None, mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
     ``mp_nodes``: its quadrature nodes per integrated dimension, default 24).  ``accuracy="high"``: the
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
-    `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).
+    `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).  ``processes``: 1 or 2
+    (default: 2 with 2+ cores and fork; see `check_processes`), the double path's processes.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
@@ -389,6 +391,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
                                   "(online is)")
     if accuracy not in ("default", "high", "fast"):
         raise ValueError(f"accuracy: unknown accuracy {accuracy!r} (default | high | fast)")
+    processes = check_processes(processes)
     if precision == "mp":
         from .mp_solve import solve_online_mp
         if single:
@@ -405,7 +408,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
 
     def part(k):  # progress of run k of `runs` as a fraction of the whole
         return (lambda f: progress((k + f) / runs)) if progress else None
-    res = solve_online(setup, acc, progress=part(0), engine=engine, parallel=parallel, **tol)
+    res = solve_online(setup, acc, progress=part(0), engine=engine, processes=processes, **tol)
     if single:
         done = 1
         res.single = {}
@@ -421,7 +424,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]
             alone = solve_online(setup.single(k), acc, times=times, engine=engine,
-                                 progress=part(done), parallel=parallel, **tol)
+                                 progress=part(done), processes=processes, **tol)
             done += 1
             scale = times[0] / setup.training.times[0]
             entry = dict(alone.tasks[task.name])

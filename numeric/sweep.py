@@ -296,7 +296,7 @@ def _run_job(job):
     if kind == "both":
         from .solve import solve
         # the sweep already runs its points side by side: no metrics worker per solve
-        res = solve(setup, single=True, engine=engine, parallel=False)
+        res = solve(setup, single=True, engine=engine, processes=1)
         idx = -1
         multi = {n: float(d["gen_error"][idx]) for n, d in res.tasks.items()}
         single = {n: float(d["gen_error"][idx]) for n, d in res.single.items()}

@@ -65,6 +65,19 @@ def test_solve_json_has_model_md_keys(tmp_path, capsys):
     assert err == ""          # --json on a non-terminal stderr: no progress lines
 
 
+def test_solve_processes_option(tmp_path, capsys):
+    """`--processes 1` and `--processes 2` print the same JSON; other counts are refused (exit 2)."""
+    path = write(tmp_path, TINY)
+    outs = []
+    for n in ("1", "2"):
+        assert main(["solve", path, "--json", "--processes", n]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    with pytest.raises(SystemExit) as e:
+        main(["solve", path, "--json", "--processes", "3"])
+    assert e.value.code == 2 and "--processes" in capsys.readouterr().err
+
+
 def test_solve_table(tmp_path, capsys):
     assert main(["solve", write(tmp_path, TINY), "-q"]) == 0
     out = capsys.readouterr().out

@@ -413,7 +413,7 @@ def test_linear_rhs_wide_logits_double_vs_mp():
          "teacher": {"norm": 3.0, "alignment": 0.8},
          "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.2},
          "training": {"protocol": "online", "lr": 1.0, "times": [6.0]}}
-    res = solve(setup_from_dict(d), parallel=False)
+    res = solve(setup_from_dict(d), processes=1)
     model, st = res.model, res.state(6.0)
     mod = load_module(model)
     terms_d = mod.integrals(model, st, Accuracy())
@@ -456,7 +456,7 @@ def _late_nonlinear(act, K, C, t_end):
                           "student": {"kind": "shared", "hidden": K, "activation": act, "init_scale": 0.5},
                           "training": {"protocol": "online", "lr": 0.5, "times": [t_end]}})
     m = theory_model(su)
-    return m, m.unpack(solve(su, parallel=False).trajectory(t_end))
+    return m, m.unpack(solve(su, processes=1).trajectory(t_end))
 
 
 @pytest.mark.parametrize("act,K,C,t_end,nodes", [("tanh", 2, 2, 8.0, 32), ("relu", 2, 3, 4.0, 24),
@@ -598,7 +598,7 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
                           "student": {"kind": "shared", "hidden": 3, "activation": "tanh", "init_scale": init},
                           "training": {"protocol": "online", "lr": 0.5, "times": [t_end]}})
     m = theory_model(su)
-    st = m.unpack(solve(su, parallel=False).trajectory(t_end))
+    st = m.unpack(solve(su, processes=1).trajectory(t_end))
     cut = task_metrics(m, st, Accuracy(cut_nodes3=(24, 32, 24)), loss=False)
     qmc = task_metrics(m, st, Accuracy(qmc_points=2 ** 15), loss=False)
     with mpmath.workdps(30):

@@ -432,18 +432,79 @@ def test_bivariate_normal_cdf_against_mpmath():
     assert worst < 1e-13, worst
 
 
+@pytest.mark.parametrize("engine", ["ode", "reference"])
 @pytest.mark.parametrize("activation", ["linear", "tanh"])
-def test_parallel_metrics_give_the_same_numbers(activation):
-    """`solve_online(parallel=True)` evaluates the metrics in a forked worker during the
-    integration: the numbers must be identical to the serial path."""
+def test_two_processes_give_the_same_numbers(activation, engine):
+    """`solve_online(processes=2)` computes half of every right-hand side (the executor passed
+    down as ``helper``) and half of the metrics in a forked worker: the numbers must be
+    identical to those of one process, for the generated module and the reference engine."""
     from mtsp.numeric.solve import solve_online
     d = {"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
          "teacher": {"alignment": 0.5},
          "student": {"kind": "shared", "hidden": 2, "activation": activation, "init_scale": 0.3},
          "training": {"protocol": "online", "lr": 0.5, "times": [0.5, 1.5]}}
     s = setup_from_dict(d)
-    a, b = solve_online(s, parallel=True), solve_online(s, parallel=False)
-    assert a.tasks == b.tasks
+    a, b = solve_online(s, processes=2, engine=engine), solve_online(s, processes=1, engine=engine)
+    assert a.tasks == b.tasks and a.stats["nfev"] == b.stats["nfev"]
+
+
+def test_helper_receives_half_of_every_right_hand_side():
+    """The executor passed as ``helper`` is given one part of the integrals (and only that); the
+    sum of the parts is the right-hand side computed without it, to the last bit."""
+    from concurrent.futures import Future
+
+    from mtsp.derive.codegen import load_module
+    from mtsp.numeric import online
+    from mtsp.setup import default_setup
+    calls = []
+
+    class Here:  # an executor that runs the job in this process and records it
+        def submit(self, fn, *args):
+            calls.append((fn.__name__, args[-1]))
+            f = Future()
+            f.set_result(fn(*args))
+            return f
+    for act in ("linear", "tanh"):
+        m = theory_model(default_setup().replace(**{"student.activation": act, "student.hidden": 2}))
+        y = m.pack(m.initial_state())
+        mod = load_module(m)
+        np.testing.assert_array_equal(mod.rhs(m, y, online.Accuracy(), Here()), mod.rhs(m, y, online.Accuracy()))
+        np.testing.assert_array_equal(online.rhs(m, y, online.Accuracy(), Here()), online.rhs(m, y, online.Accuracy()))
+    assert calls == [("_linear_part", (1, 2))] * 2 + [("_nonlinear_part", (1, 2))] * 2
+
+
+def test_one_blas_thread_here_and_in_the_forked_worker():
+    """While a solve runs, BLAS has one thread in this process and in a worker forked inside
+    (the limit is a state of the BLAS library, inherited by the fork); restored afterwards."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from mtsp.numeric.solve import one_blas_thread
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert before, "no BLAS library found by threadpoolctl"
+    with one_blas_thread():
+        here = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork")) as pool:
+            there = pool.submit(_blas_threads).result()
+    assert here == there == [1] * len(before)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_processes_option_is_validated():
+    """`processes` is 1 or 2; anything else is refused with the key, before any work."""
+    from mtsp.numeric.solve import check_processes, default_processes
+    from mtsp.setup import default_setup
+    assert check_processes(1) == 1 and check_processes(None) == default_processes() in (1, 2)
+    for bad in (0, 3, 2.0, True, "2"):
+        with pytest.raises(ValueError, match="^processes: "):
+            solve(default_setup(), processes=bad)
 
 
 def _model_example_at_20(student):
@@ -452,7 +513,7 @@ def _model_example_at_20(student):
     d = setup_dict([{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}], student,
                    {"lr": 0.5, "head_lr": 0.5, "weight_decay": 0.0, "times": [20.0]},
                    {"norm": 1.0, "alignment": 0.9})
-    res = solve(setup_from_dict(d), parallel=False)
+    res = solve(setup_from_dict(d), processes=1)
     model, st = res.model, res.state(20.0)
     return model, st, gaussian_factor(model.field_cov(st))
 
@@ -519,7 +580,7 @@ def test_rhs_sobol_spread_only_where_the_sobol_tier_is_used():
         d = setup_dict([{"name": "A", "classes": 3, "noise": 0.5}],
                        {"kind": "shared", "hidden": K, "activation": "tanh", "init_scale": 0.3},
                        {"times": [0.5]})
-        return solve(setup_from_dict(d), parallel=False).stats["rhs_sobol_spread"]
+        return solve(setup_from_dict(d), processes=1).stats["rhs_sobol_spread"]
     assert run(2) == 0.0
     assert 0.0 < run(3) < 1e-2
 
@@ -538,7 +599,7 @@ def test_pair_softmax_term_of_wide_three_class_tasks():
         "student": {"kind": "shared", "hidden": 4, "activation": "linear", "init_scale": 0.1},
         "training": {"protocol": "online", "lr": 1.0, "times": [10.0]}})
     m = theory_model(su)
-    st = m.unpack(solve(su, parallel=False).trajectory(10.0))
+    st = m.unpack(solve(su, processes=1).trajectory(10.0))
     F = gaussian_factor(m.field_cov(st))
     P = np.vstack([_diff_rows(m.rows_logits(st, 0)), _diff_rows(m.rows_logits(st, 1))])
     assert max(np.linalg.norm(_diff_rows(m.rows_logits(st, t)) @ F, 2) for t in (0, 1)) > SPLIT_SPREAD
