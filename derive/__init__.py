@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import ReachError
 from .structure import structure_key
 
 
@@ -27,8 +28,8 @@ def write_derivation(setup, out_dir: str) -> list[str]:
     from .sheet import equation_sheet
     from .system import derive_online
     if setup.training.protocol != "online":
-        raise NotImplementedError(f"training.protocol: only the online equations are derived so far, "
-                                  f"not {setup.training.protocol!r}")
+        raise ReachError("training.protocol", f"only the online equations are derived so far, "
+                         f"not {setup.training.protocol!r}")
     model = theory_model(setup)
     os.makedirs(out_dir, exist_ok=True)
     system = derive_online(model)

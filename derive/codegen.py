@@ -51,7 +51,7 @@ def _kernel_source() -> str:
             if line.startswith("__all__"):
                 closer = None if line.rstrip().endswith("]") else "]"
                 continue
-            if re.match(r"from \.\w+ import", line):
+            if re.match(r"from (\.\w+|mtsp\.errors) import", line):  # the package's own imports
                 closer = ")" if ("(" in line and ")" not in line) else None
                 continue
             lines.append(line)

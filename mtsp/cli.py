@@ -9,11 +9,13 @@
                [--jobs N] [--scheduler tcp://...]
 
 Results go to stdout (``--json``: one MODEL.md JSON object; else a readable table), progress and
-diagnostics to stderr. A setup or request that cannot run (SetupError, a protocol not implemented
-yet, a solver failure, any ValueError whose message starts with its key) prints
-``mtsp: error: <key>: <reason>`` to stderr and exits with status 2; the setup and the request are
-checked before anything is computed. ``validate`` and ``demo`` exit with 0 when theory and
-simulation agree and 1 when they disagree.
+diagnostics to stderr. Errors are the classes of `mtsp.errors` and print one line
+``mtsp: error: <key>: <reason>`` to stderr: an invalid setup (SetupError), option (RequestError)
+or a valid setup outside the engines' reach (ReachError, e.g. a protocol not implemented yet)
+exit with status 2 — the setup and the request are checked before anything is computed; a
+solver that did not converge (ConvergenceError) adds its residual and exits with status 3. Any
+other exception is a bug and shows its traceback. ``validate`` and ``demo`` exit with 0 when
+theory and simulation agree and 1 when they disagree.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -34,19 +35,14 @@ from pathlib import Path
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from .errors import ConvergenceError, MtspError, ReachError, RequestError, exit_status  # noqa: E402
 from .progress import Progress, progress_enabled  # noqa: E402
-from .jsonable import json_safe as _clean
+from .jsonable import json_safe as _clean  # noqa: E402
 
 __all__ = ["main", "build_parser"]
 
 DEMO_N = 1000
 DEMO_SEEDS = 8
-_KEYED = re.compile(r"^[A-Za-z_][\w.\[\]-]*: ")
-
-
-class CliError(Exception):
-    """A request the command line refuses before running (message "key: reason")."""
-
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -79,8 +75,8 @@ def _load(path):
 def _check_protocol(setup) -> None:
     p = setup.training.protocol
     if p != "online":
-        raise NotImplementedError(f"training.protocol: the {p!r} protocol is not implemented yet "
-                                  "(only 'online'; full_batch and erm are planned)")
+        raise ReachError("training.protocol", f"the {p!r} protocol is not implemented yet "
+                         "(only 'online'; full_batch and erm are planned)")
 
 
 def _check_simulator(device: str) -> None:
@@ -88,15 +84,15 @@ def _check_simulator(device: str) -> None:
     try:
         import torch
     except ImportError:
-        raise CliError("simulate: the simulator needs torch; install it with "
-                       "pip install \".[sim]\"") from None
+        raise RequestError("simulate", "the simulator needs torch; install it with "
+                           "pip install \".[sim]\"") from None
     try:
         import mtsp.validate.simulate  # noqa: F401
     except ImportError as e:
-        raise CliError(f"simulate: the simulator is not available ({e})") from None
+        raise RequestError("simulate", f"the simulator is not available ({e})") from None
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CliError(f"device: {device!r} requested but CUDA is not available here "
-                       "(use --device cpu)")
+        raise RequestError("device", f"{device!r} requested but CUDA is not available here "
+                           "(use --device cpu)")
 
 
 def _prepare_out(out) -> Path:
@@ -104,9 +100,9 @@ def _prepare_out(out) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CliError(f"out: cannot create {str(path)!r}: {e.strerror or e}") from None
+        raise RequestError("out", f"cannot create {str(path)!r}: {e.strerror or e}") from None
     if not os.access(path, os.W_OK):
-        raise CliError(f"out: {str(path)!r} is not writable")
+        raise RequestError("out", f"{str(path)!r} is not writable")
     return path
 
 
@@ -227,7 +223,7 @@ def cmd_solve(args) -> int:
     _check_protocol(setup)
     show = progress_enabled(args.json, quiet=args.quiet)
     if args.mp_nodes is not None and args.precision != "mp":
-        raise CliError("--mp-nodes: applies to --precision mp only")
+        raise RequestError("--mp-nodes", "applies to --precision mp only")
     res = _theory(setup, args.single, show, args.engine, precision=args.precision, dps=args.dps,
                   accuracy=args.accuracy, mp_nodes=args.mp_nodes)
     js = res.to_json_dict()
@@ -302,7 +298,7 @@ def cmd_derive(args) -> int:
     try:
         from .derive import write_derivation
     except ImportError as e:
-        raise CliError(f"derive: the derivation layer is not available yet ({e})") from None
+        raise RequestError("derive", f"the derivation layer is not available yet ({e})") from None
     out = _prepare_out(args.out)
     paths = write_derivation(setup, out)
     for p in paths or []:
@@ -318,12 +314,12 @@ def cmd_sweep(args) -> int:
     for spec in args.vary:
         key, values = parse_vary(spec)
         if key in vary:
-            raise CliError(f"{key}: varied twice")
+            raise RequestError(key, "varied twice")
         vary[key] = values
     out = _prepare_out(args.out) if args.out else None
     if args.scheduler is not None and args.jobs is not None:
-        raise CliError("jobs: --jobs sets local worker processes; with --scheduler the Dask "
-                       "cluster decides")
+        raise RequestError("jobs", "--jobs sets local worker processes; with --scheduler the Dask "
+                           "cluster decides")
     show = progress_enabled(args.json, quiet=args.quiet)
     n = 1
     for v in vary.values():
@@ -491,16 +487,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_error(e: BaseException) -> bool:
-    """Errors that are the request's fault: reported in one line, exit status 2."""
-    from .setup import SetupError
-    if isinstance(e, (SetupError, NotImplementedError, CliError)):
-        return True
-    if any(c.__name__ == "ConvergenceError" for c in type(e).__mro__):
-        return True
-    return isinstance(e, ValueError) and bool(_KEYED.match(str(e)))
-
-
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     parser = build_parser()
@@ -512,14 +498,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _diag("\nmtsp: interrupted")
         return 130
-    except Exception as e:  # noqa: BLE001 — sorted below; anything else is a bug and re-raised
-        if not _user_error(e):
-            raise
-        msg = str(e) or type(e).__name__
-        if any(c.__name__ == "ConvergenceError" for c in type(e).__mro__) and not _KEYED.match(msg):
-            msg = f"theory: {msg}"
-        _diag(f"mtsp: error: {msg}")
-        return 2
+    except MtspError as e:  # anything else is a bug: its traceback shows
+        _diag(f"mtsp: error: {error_line(e)}")
+        return exit_status(e)
+
+
+def error_line(e: MtspError) -> str:
+    """The one line the command line prints for `e` (after "mtsp: error: "): "key: reason", and
+    for a solver that did not converge its residual."""
+    if isinstance(e, ConvergenceError) and e.residual is not None:
+        return f"{e} (residual {e.residual:.3g})"
+    return str(e)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import itertools
 import mpmath
 import numpy as np
 
+from mtsp.errors import ReachError, RequestError
+
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .mp_quadrature import bivariate_ncdf, cone_expectation_mp, ncdf, rank_tol
@@ -48,16 +50,16 @@ __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
 def check_nonlinear_mp(model: TheoryModel) -> None:
     if max(model.classes) > 3:
-        raise NotImplementedError("the mp back-end of nonlinear trunks covers C_t ≤ 3 (labels in closed "
-                                  "form given h); got classes " + str(list(model.classes)))
+        raise ReachError("precision", "the mp back-end of nonlinear trunks covers C_t ≤ 3 (labels in closed "
+                         "form given h); got classes " + str(list(model.classes)))
     if model.K > 3:
-        raise NotImplementedError(f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
+        raise ReachError("precision", f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
 
 
 def _g(name: str, x):
     """(g(x), g′(x)) in mp (`mp_pointwise`, printed from the same SymPy formulas as the double)."""
     if name not in ACTIVATION_PAIRS or name == "linear":
-        raise ValueError(f"student.activation: {name!r} is not a nonlinear trunk")
+        raise RequestError("student.activation", f"{name!r} is not a nonlinear trunk")
     return ACTIVATION_PAIRS[name](x)
 
 
@@ -164,9 +166,9 @@ def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
     except (ZeroDivisionError, ValueError):
         ok = False
     if not ok:
-        raise NotImplementedError("the joint label covariance of two tasks given the trunk fields is singular "
-                                  "within a task (a teacher of rank < classes without label noise): the mp "
-                                  "joint cone needs it positive definite")
+        raise ReachError("precision", "the joint label covariance of two tasks given the trunk fields is singular "
+                         "within a task (a teacher of rank < classes without label noise): the mp "
+                         "joint cone needs it positive definite")
     Li = mpmath.inverse(L)
     lam = mpmath.eigsy(Li * (S - S0) * Li.T, eigvals_only=True)
     top = max(abs(x) for x in lam)

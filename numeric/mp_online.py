@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 
+from mtsp.errors import ReachError
+
 from .model import State, TheoryModel
 from .mp_quadrature import cone_expectation_mp, mp_factor, to_mp
 
@@ -58,10 +60,10 @@ def float_state(st: MpState) -> State:
 
 def _check(model: TheoryModel):
     if not model.linear:
-        raise NotImplementedError("the mp back-end covers linear trunks and glm students only "
-                                  f"(activation {model.activation!r})")
+        raise ReachError("precision", "the mp back-end covers linear trunks and glm students only "
+                         f"(activation {model.activation!r})")
     if max(model.classes) > 3:
-        raise NotImplementedError("the mp back-end covers C_t ≤ 3 (integrals ≤ 4 dimensions)")
+        raise ReachError("precision", "the mp back-end covers C_t ≤ 3 (integrals ≤ 4 dimensions)")
 
 
 def field_cov_mp(model: TheoryModel, st: MpState) -> list:

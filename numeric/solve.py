@@ -15,6 +15,8 @@ import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from mtsp.errors import ConvergenceError, ReachError, RequestError
+
 from . import quadrature
 from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
 from .metrics import task_metrics
@@ -26,10 +28,6 @@ __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError"]
 if quadrature.SOBOL_STORE is None:  # the reference engine's kernel: Sobol' point sets from disk
     from .point_cache import default_store
     quadrature.SOBOL_STORE = default_store()
-
-
-class ConvergenceError(RuntimeError):
-    """The integrator failed; the message carries its status."""
 
 
 @dataclass
@@ -85,7 +83,7 @@ def _rhs_module(engine: str, model: TheoryModel, setup_name: str = ""):
     if engine == "reference":
         from . import online
         return online
-    raise ValueError(f"engine: unknown engine {engine!r} (ode | reference)")
+    raise RequestError("engine", f"unknown engine {engine!r} (ode | reference)")
 
 
 def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
@@ -116,7 +114,8 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
     try:
         traj = dormand_prince(f, y0, t_end, rtol, atol)
     except IntegrationFailed as e:
-        raise ConvergenceError(f"ODE integration failed: {e}") from None
+        raise ConvergenceError("theory", f"the ODE integration did not converge: {e}", residual=e.error_norm,
+                               status={"t": e.t, "step": e.step, "rtol": rtol, "atol": atol}) from None
     return traj, nfev[0]
 
 
@@ -385,17 +384,16 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
     protocol = setup.training.protocol
     if protocol != "online":
-        raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
-                                  "(online is)")
+        raise ReachError("training.protocol", f"the {protocol!r} engine is not implemented yet (online is)")
     if accuracy not in ("default", "high", "fast"):
-        raise ValueError(f"accuracy: unknown accuracy {accuracy!r} (default | high | fast)")
+        raise RequestError("accuracy", f"unknown accuracy {accuracy!r} (default | high | fast)")
     if precision == "mp":
         from .mp_solve import solve_online_mp
         if single:
-            raise NotImplementedError("precision: --single is not supported with the mp back-end")
+            raise ReachError("precision", "--single is not supported with the mp back-end")
         return solve_online_mp(setup, dps=dps, progress=progress, **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
-        raise ValueError(f"precision: unknown precision {precision!r} (double | mp)")
+        raise RequestError("precision", f"unknown precision {precision!r} (double | mp)")
     tol = {}
     if accuracy == "fast":
         acc, tol = FAST_ACCURACY, FAST_TOL
