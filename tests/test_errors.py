@@ -118,3 +118,20 @@ def test_any_other_exception_is_a_bug_and_propagates(tmp_path, monkeypatch):
     monkeypatch.setattr(cli, "_theory", broken)
     with pytest.raises(ValueError, match="looks keyed"):
         main(["solve", write(tmp_path, TINY), "-q"])
+
+
+@pytest.mark.parametrize("field, value", [("budget", 0), ("qmc_replicates", 2.5), ("qmc_seed", -1),
+                                          ("pair_qmc", -1), ("fast_labels", 1), ("joint_labels", None),
+                                          ("cut_nodes3", (8, 8)), ("cut_nodes3", [8, 8, 8]),
+                                          ("cut_errors", "yes")])
+def test_accuracy_refuses_invalid_values_naming_the_field(field, value):
+    from mtsp.numeric.online import Accuracy
+    with pytest.raises(RequestError, match=rf"^accuracy\.{field}: expected"):
+        Accuracy(**{field: value})
+    Accuracy(**{field: Accuracy.__dataclass_fields__[field].default})   # its default passes
+
+
+def test_mp_split_smooth_is_validated():
+    from mtsp.numeric.mp_nonlinear import nonlinear_terms_mp
+    with pytest.raises(RequestError, match="^split_smooth: "):
+        nonlinear_terms_mp(None, None, None, None, split_smooth="no")
