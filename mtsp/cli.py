@@ -24,7 +24,6 @@ import json
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 # The theory's matrix products are small, and `mtsp solve` shares its work with a second process
@@ -36,6 +35,8 @@ if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .errors import ConvergenceError, MtspError, ReachError, RequestError, exit_status  # noqa: E402
+from .files import writable_folder as _prepare_out  # noqa: E402
+from .validate.validation import check_simulator as _check_simulator  # noqa: E402
 from .progress import Progress, progress_enabled  # noqa: E402
 from .jsonable import json_safe as _clean  # noqa: E402
 
@@ -77,33 +78,6 @@ def _check_protocol(setup) -> None:
     if p != "online":
         raise ReachError("training.protocol", f"the {p!r} protocol is not implemented yet "
                          "(only 'online'; full_batch and erm are planned)")
-
-
-def _check_simulator(device: str) -> None:
-    """Everything a simulation needs, checked before any work starts."""
-    try:
-        import torch
-    except ImportError:
-        raise RequestError("simulate", "the simulator needs torch; install it with "
-                           "pip install \".[sim]\"") from None
-    try:
-        import mtsp.validate.simulate  # noqa: F401
-    except ImportError as e:
-        raise RequestError("simulate", f"the simulator is not available ({e})") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RequestError("device", f"{device!r} requested but CUDA is not available here "
-                           "(use --device cpu)")
-
-
-def _prepare_out(out) -> Path:
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RequestError("out", f"cannot create {str(path)!r}: {e.strerror or e}") from None
-    if not os.access(path, os.W_OK):
-        raise RequestError("out", f"{str(path)!r} is not writable")
-    return path
 
 
 def _fmt(v, se=None) -> str:
@@ -187,32 +161,17 @@ def _simulation(setup, N, seeds, device, single: bool, show: bool):
 
 
 def _run_validation(setup, *, N, seeds, device, out, single, quiet):
-    """validate/demo: check everything, then theory, simulation, report. Returns the exit code."""
-    _check_protocol(setup)
-    _check_simulator(device)
-    out = _prepare_out(out)
+    """validate/demo: `mtsp.validate.validate` (checks everything, then theory, simulation,
+    report). Returns the exit code."""
+    from .validate import validate
     show = progress_enabled(False, quiet=quiet)
-    t0 = time.perf_counter()
-    theory = _theory(setup, single, show)
-    t1 = time.perf_counter()
-    sim = _simulation(setup, N, seeds, device, single, show)
-    t2 = time.perf_counter()
-    from .validate.compare import compare
-    from .validate.report import write_report
-    theory_js, sim_js = _clean(theory.to_json_dict()), _clean(sim.to_json_dict())
-    cmp = compare(theory_js, sim_js)
-    notes = {"theory_s": round(t1 - t0, 2), "simulation_s": round(t2 - t1, 2),
-             "N": N, "seeds": seeds, "device": device, "single": single,
-             "theory_stats": _clean(getattr(theory, "stats", {}) or {})}
-    curves = theory.curves() if hasattr(theory, "curves") else None
-    path = write_report(setup, theory_js, sim_js, out, comparison=cmp, notes=notes,
-                        curves=_clean(curves) if curves else None)
+    v = validate(setup, N=N, seeds=seeds, device=device, out=out, single=single, show_progress=show)
     if show:
-        _diag(f"theory {t1 - t0:.1f} s, simulation {t2 - t1:.1f} s, report "
-              f"{time.perf_counter() - t2:.1f} s")
-    print(f"report: {path}")
-    print(cmp.verdict())
-    return 0 if cmp.agrees else 1
+        _diag(f"theory {v.seconds['theory']:.1f} s, simulation {v.seconds['simulation']:.1f} s, "
+              f"report {v.seconds['report']:.1f} s")
+    print(f"report: {v.report}")
+    print(v.verdict())
+    return 0 if v.agrees else 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,11 +204,8 @@ def cmd_check(args) -> int:
     _check_protocol(setup)
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     try:
-        from .numeric.online import Accuracy
-        from .numeric.solve import FAST_ACCURACY, HIGH_ACCURACY
-        acc = {"default": Accuracy(), "high": HIGH_ACCURACY, "fast": FAST_ACCURACY}[args.accuracy]
-        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar, acc=acc,
-                    mp_nodes=args.mp_nodes)
+        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,
+                    acc=args.accuracy, mp_nodes=args.mp_nodes)
     finally:
         bar.close()
     rep["accuracy"] = args.accuracy
@@ -294,14 +250,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_derive(args) -> int:
+    from .derive import derive
     setup = _load(args.setup)
-    try:
-        from .derive import write_derivation
-    except ImportError as e:
-        raise RequestError("derive", f"the derivation layer is not available yet ({e})") from None
-    out = _prepare_out(args.out)
-    paths = write_derivation(setup, out)
-    for p in paths or []:
+    for p in derive(setup, out=_prepare_out(args.out)).paths:
         print(p)
     return 0
 

@@ -43,12 +43,14 @@ def _rel(a, b):
     return float(np.abs(a.reshape(b.shape) - b).max(initial=0.0) / scale)
 
 
-def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_nodes=None,
+def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(), mp_nodes=None,
           times=None, errors: bool = True, progress=None) -> dict:
     """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}.
+    ``acc``: the double path's `Accuracy`, or a preset name of `solve` ("default" | "high" | "fast").
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times."""
     from mtsp.derive.codegen import load_module
-    from .solve import solve_online
+    from .solve import accuracy_setting, solve_online
+    acc = accuracy_setting(acc)[0]
     model = theory_model(setup)
     t_last = float(setup.training.times[-1])
     if times is None:

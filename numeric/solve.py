@@ -367,26 +367,43 @@ FAST_TOL = {"rtol": 1e-4, "atol": 1e-6}
 HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17, cut_nodes=64,
                          cut_nodes3=(24, 32, 24), split_k3=True)
 HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
+ACCURACY_PRESETS = {"default": (Accuracy(), {}), "high": (HIGH_ACCURACY, HIGH_TOL),
+                    "fast": (FAST_ACCURACY, FAST_TOL)}
 
 
-def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
+def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
+    """(Accuracy, ODE tolerances) of a preset name ("default" | "high" | "fast") or of an
+    `Accuracy` given as it is (with the default tolerances)."""
+    if isinstance(accuracy, Accuracy):
+        return accuracy, {}
+    if isinstance(accuracy, str) and accuracy in ACCURACY_PRESETS:
+        return ACCURACY_PRESETS[accuracy]
+    raise RequestError("accuracy", f"unknown accuracy {accuracy!r} (default | high | fast, or an Accuracy)")
+
+
+def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=None,
           engine: str = "ode", precision: str = "double", dps: int = 30,
-          accuracy: str = "default", parallel: bool | None = None, mp_nodes: int | None = None) -> SolveResult:
+          accuracy: str | Accuracy = "default", parallel: bool | None = None,
+          mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
     ``mp_nodes``: its quadrature nodes per integrated dimension, default 24).  ``accuracy="high"``: the
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
-    `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).
+    `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3); an `Accuracy` object:
+    its settings with the default tolerances (``acc``: the same, kept for older callers).
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
     protocol = setup.training.protocol
     if protocol != "online":
         raise ReachError("training.protocol", f"the {protocol!r} engine is not implemented yet (online is)")
-    if accuracy not in ("default", "high", "fast"):
-        raise RequestError("accuracy", f"unknown accuracy {accuracy!r} (default | high | fast)")
+    if acc is not None:
+        if not (isinstance(accuracy, str) and accuracy == "default"):
+            raise RequestError("accuracy", "give accuracy or acc, not both")
+        accuracy = acc
+    acc, tol = accuracy_setting(accuracy)
     if precision == "mp":
         from .mp_solve import solve_online_mp
         if single:
@@ -394,11 +411,6 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
         return solve_online_mp(setup, dps=dps, progress=progress, **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
         raise RequestError("precision", f"unknown precision {precision!r} (double | mp)")
-    tol = {}
-    if accuracy == "fast":
-        acc, tol = FAST_ACCURACY, FAST_TOL
-    if accuracy == "high":
-        acc, tol = HIGH_ACCURACY, HIGH_TOL
     runs = 1 + (sum(1 for t in setup.tasks if t.weight != 0) if single else 0)
 
     def part(k):  # progress of run k of `runs` as a fraction of the whole
