@@ -371,6 +371,13 @@ ACCURACY_PRESETS = {"default": (Accuracy(), {}), "high": (HIGH_ACCURACY, HIGH_TO
                     "fast": (FAST_ACCURACY, FAST_TOL)}
 
 
+def check_protocol(setup) -> None:
+    """ReachError unless a theory engine of the setup's protocol exists (online only, so far)."""
+    protocol = setup.training.protocol
+    if protocol != "online":
+        raise ReachError("training.protocol", f"the {protocol!r} engine is not implemented yet (online is)")
+
+
 def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
     """(Accuracy, ODE tolerances) of a preset name ("default" | "high" | "fast") or of an
     `Accuracy` given as it is (with the default tolerances)."""
@@ -396,9 +403,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
-    protocol = setup.training.protocol
-    if protocol != "online":
-        raise ReachError("training.protocol", f"the {protocol!r} engine is not implemented yet (online is)")
+    check_protocol(setup)
     if acc is not None:
         if not (isinstance(accuracy, str) and accuracy == "default"):
             raise RequestError("accuracy", "give accuracy or acc, not both")

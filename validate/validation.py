@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ReachError, RequestError
+from ..errors import RequestError
 from ..files import writable_folder
 from ..jsonable import json_safe
 from ..progress import Progress
@@ -63,13 +63,10 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
     """Solve the theory of `setup`, simulate it at input dimension `N` over `seeds` seeds on
     `device` (with `single`: the single-task baselines too), compare, and with `out` write the
     report into that folder.  Raises ReachError / RequestError before anything runs."""
-    if setup.training.protocol != "online":
-        raise ReachError("training.protocol", f"the {setup.training.protocol!r} protocol is not "
-                         "implemented yet (only 'online'; full_batch and erm are planned)")
+    from ..numeric.solve import check_protocol, solve   # the back-ends load when asked for
+    check_protocol(setup)
     check_simulator(device)
     folder = None if out is None else writable_folder(out)
-    # the back-ends load here, once the request is known to be valid
-    from ..numeric.solve import solve
     from .simulate import simulate, simulate_with_single
     t0 = time.perf_counter()
     with Progress("theory", enabled=show_progress) as p:
