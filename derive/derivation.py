@@ -57,12 +57,14 @@ class Derivation:
 def derive(setup, out=None) -> Derivation:
     """The derivation of `setup`'s online equations (its structure's SymPy system); with `out`, the
     equation sheet and the generated module are written into that folder (``mtsp derive``).
-    Raises ReachError for protocols other than online (no derivation yet)."""
+    Refused before anything is derived or written: ReachError for protocols other than online (no
+    derivation yet), RequestError for a folder that cannot be written."""
     if setup.training.protocol != "online":
         raise ReachError("training.protocol", f"only the online equations are derived so far, "
                          f"not {setup.training.protocol!r}")
+    folder = None if out is None else writable_folder(out)
     model = theory_model(setup)
     d = Derivation(setup.name, model, derive_online(model))
-    if out is not None:
-        d.write(out)
+    if folder is not None:
+        d.write(folder)
     return d

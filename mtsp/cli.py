@@ -252,7 +252,7 @@ def cmd_demo(args) -> int:
 def cmd_derive(args) -> int:
     from .derive import derive
     setup = _load(args.setup)
-    for p in derive(setup, out=_prepare_out(args.out)).paths:
+    for p in derive(setup, out=args.out).paths:
         print(p)
     return 0
 
