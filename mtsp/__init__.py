@@ -53,4 +53,7 @@ def __dir__():
     return sorted(set(globals()) | set(_API) | set(_SUBPACKAGES))
 
 
-__all__ = [*_API, *_SUBPACKAGES, "__version__"]
+__all__ = ["solve", "simulate", "sweep", "check", "Accuracy", "Setup", "load_setup",
+           "default_setup", "setup_from_dict", "setup_from_toml", "MtspError", "SetupError",
+           "RequestError", "ReachError", "ConvergenceError", "derive", "numeric", "validate",
+           "__version__"]

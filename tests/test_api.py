@@ -62,6 +62,7 @@ def test_api_names_are_the_library_functions():
     assert mtsp.validate.validate.__module__ == "mtsp.validate.validation"
     with pytest.raises(AttributeError):
         mtsp.no_such_name  # noqa: B018
+    assert set(mtsp.__all__) == set(mtsp._API) | {"derive", "numeric", "validate", "__version__"}
 
 
 def test_solve_api_equals_the_command(tiny, capsys):
