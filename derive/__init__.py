@@ -3,41 +3,29 @@
 setup → `derive_online` (SymPy system: reduced integrals, closed forms, assembled ODEs)
       → `generate_module` (the printed expressions of the structure, run by `mtsp.numeric.kernel`)
         and `equation_sheet` (Markdown + LaTeX).
+`derive(setup, out=None)` does all of it for one setup (``mtsp derive``), see `derivation`.
 """
 from __future__ import annotations
 
-import os
+import importlib
 
 from .structure import structure_key
 
+_LAZY = {"OnlineSystem": "system", "derive_online": "system", "derive": "derivation",
+         "Derivation": "derivation"}
+
 
 def __getattr__(name):  # SymPy loads only when a derivation is asked for
-    if name in ("OnlineSystem", "derive_online"):
-        from . import system
-        return getattr(system, name)
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(name)
 
-__all__ = ["OnlineSystem", "derive_online", "structure_key", "write_derivation"]
+
+__all__ = ["derive", "Derivation", "OnlineSystem", "derive_online", "structure_key", "write_derivation"]
 
 
 def write_derivation(setup, out_dir: str) -> list[str]:
     """Write `equations.md` (the equation sheet) and `online_equations.py` (the generated
-    module: printed expressions, importing `mtsp.numeric.kernel`) for `setup` into `out_dir`;
-    returns the paths written."""
-    from ..numeric.model import theory_model
-    from .codegen import generate_module
-    from .sheet import equation_sheet
-    from .system import derive_online
-    if setup.training.protocol != "online":
-        raise NotImplementedError(f"training.protocol: only the online equations are derived so far, "
-                                  f"not {setup.training.protocol!r}")
-    model = theory_model(setup)
-    os.makedirs(out_dir, exist_ok=True)
-    system = derive_online(model)
-    sheet = os.path.join(out_dir, "equations.md")
-    with open(sheet, "w") as f:
-        f.write(equation_sheet(system, setup.name, model))
-    module = os.path.join(out_dir, "online_equations.py")
-    with open(module, "w") as f:
-        f.write(generate_module(model, setup.name))
-    return [sheet, module]
+    module) for `setup` into `out_dir`; returns the paths written (``derive(setup, out_dir).paths``)."""
+    from .derivation import derive
+    return derive(setup, out_dir).paths

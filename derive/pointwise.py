@@ -37,6 +37,8 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.pycode import MpmathPrinter
 
+from ..errors import RequestError
+
 __all__ = ["Phi", "Phi2", "activation_formulas", "inverse_formulas", "cone_formulas", "render",
            "module_paths", "write_modules"]
 
@@ -180,7 +182,7 @@ def render(backend: str) -> str:
     """Source of the generated module for `backend` ("numpy" or "mpmath"); deterministic."""
     from .. import __version__
     if backend not in _IMPORTS:
-        raise ValueError(f"backend: {backend!r} is not one of 'numpy', 'mpmath'")
+        raise RequestError("backend", f"{backend!r} is not one of 'numpy', 'mpmath'")
     title = ("Pointwise formulas of the integrands, NumPy back-end (vectorised over arrays)"
              if backend == "numpy" else "Pointwise formulas of the integrands, mpmath back-end")
     note = ("Functions broadcast over NumPy arrays; the cone functions take a scalar covariance."

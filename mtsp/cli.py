@@ -9,11 +9,13 @@
                [--jobs N] [--scheduler tcp://...]
 
 Results go to stdout (``--json``: one MODEL.md JSON object; else a readable table), progress and
-diagnostics to stderr. A setup or request that cannot run (SetupError, a protocol not implemented
-yet, a solver failure, any ValueError whose message starts with its key) prints
-``mtsp: error: <key>: <reason>`` to stderr and exits with status 2; the setup and the request are
-checked before anything is computed. ``validate`` and ``demo`` exit with 0 when theory and
-simulation agree and 1 when they disagree.
+diagnostics to stderr. Errors are the classes of `mtsp.errors` and print one line
+``mtsp: error: <key>: <reason>`` to stderr: an invalid setup (SetupError), option (RequestError)
+or a valid setup outside the engines' reach (ReachError, e.g. a protocol not implemented yet)
+exit with status 2 — the setup and the request are checked before anything is computed; a
+solver that did not converge (ConvergenceError) adds its residual and exits with status 3. Any
+other exception is a bug and shows its traceback. ``validate`` and ``demo`` exit with 0 when
+theory and simulation agree and 1 when they disagree.
 """
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
-import time
 from pathlib import Path
 
+from .errors import ConvergenceError, MtspError, ReachError, RequestError, exit_status
+from .files import writable_folder as _prepare_out
+from .validate.validation import check_simulator as _check_simulator
 from .progress import Progress, progress_enabled
 from .jsonable import json_safe as _clean
 
@@ -33,12 +36,6 @@ __all__ = ["main", "build_parser"]
 
 DEMO_N = 1000
 DEMO_SEEDS = 8
-_KEYED = re.compile(r"^[A-Za-z_][\w.\[\]-]*: ")
-
-
-class CliError(Exception):
-    """A request the command line refuses before running (message "key: reason")."""
-
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -71,35 +68,8 @@ def _load(path):
 def _check_protocol(setup) -> None:
     p = setup.training.protocol
     if p != "online":
-        raise NotImplementedError(f"training.protocol: the {p!r} protocol is not implemented yet "
-                                  "(only 'online'; full_batch and erm are planned)")
-
-
-def _check_simulator(device: str) -> None:
-    """Everything a simulation needs, checked before any work starts."""
-    try:
-        import torch
-    except ImportError:
-        raise CliError("simulate: the simulator needs torch; install it with "
-                       "pip install \".[sim]\"") from None
-    try:
-        import mtsp.validate.simulate  # noqa: F401
-    except ImportError as e:
-        raise CliError(f"simulate: the simulator is not available ({e})") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CliError(f"device: {device!r} requested but CUDA is not available here "
-                       "(use --device cpu)")
-
-
-def _prepare_out(out) -> Path:
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CliError(f"out: cannot create {str(path)!r}: {e.strerror or e}") from None
-    if not os.access(path, os.W_OK):
-        raise CliError(f"out: {str(path)!r} is not writable")
-    return path
+        raise ReachError("training.protocol", f"the {p!r} protocol is not implemented yet "
+                         "(only 'online'; full_batch and erm are planned)")
 
 
 def _fmt(v, se=None) -> str:
@@ -183,32 +153,17 @@ def _simulation(setup, N, seeds, device, single: bool, show: bool):
 
 
 def _run_validation(setup, *, N, seeds, device, out, single, quiet):
-    """validate/demo: check everything, then theory, simulation, report. Returns the exit code."""
-    _check_protocol(setup)
-    _check_simulator(device)
-    out = _prepare_out(out)
+    """validate/demo: `mtsp.validate.validate` (checks everything, then theory, simulation,
+    report). Returns the exit code."""
+    from .validate import validate
     show = progress_enabled(False, quiet=quiet)
-    t0 = time.perf_counter()
-    theory = _theory(setup, single, show)
-    t1 = time.perf_counter()
-    sim = _simulation(setup, N, seeds, device, single, show)
-    t2 = time.perf_counter()
-    from .validate.compare import compare
-    from .validate.report import write_report
-    theory_js, sim_js = _clean(theory.to_json_dict()), _clean(sim.to_json_dict())
-    cmp = compare(theory_js, sim_js)
-    notes = {"theory_s": round(t1 - t0, 2), "simulation_s": round(t2 - t1, 2),
-             "N": N, "seeds": seeds, "device": device, "single": single,
-             "theory_stats": _clean(getattr(theory, "stats", {}) or {})}
-    curves = theory.curves() if hasattr(theory, "curves") else None
-    path = write_report(setup, theory_js, sim_js, out, comparison=cmp, notes=notes,
-                        curves=_clean(curves) if curves else None)
+    v = validate(setup, N=N, seeds=seeds, device=device, out=out, single=single, show_progress=show)
     if show:
-        _diag(f"theory {t1 - t0:.1f} s, simulation {t2 - t1:.1f} s, report "
-              f"{time.perf_counter() - t2:.1f} s")
-    print(f"report: {path}")
-    print(cmp.verdict())
-    return 0 if cmp.agrees else 1
+        _diag(f"theory {v.seconds['theory']:.1f} s, simulation {v.seconds['simulation']:.1f} s, "
+              f"report {v.seconds['report']:.1f} s")
+    print(f"report: {v.report}")
+    print(v.verdict())
+    return 0 if v.agrees else 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,7 +174,7 @@ def cmd_solve(args) -> int:
     _check_protocol(setup)
     show = progress_enabled(args.json, quiet=args.quiet)
     if args.mp_nodes is not None and args.precision != "mp":
-        raise CliError("--mp-nodes: applies to --precision mp only")
+        raise RequestError("--mp-nodes", "applies to --precision mp only")
     res = _theory(setup, args.single, show, args.engine, precision=args.precision, dps=args.dps,
                   accuracy=args.accuracy, mp_nodes=args.mp_nodes, processes=args.processes)
     js = res.to_json_dict()
@@ -241,11 +196,8 @@ def cmd_check(args) -> int:
     _check_protocol(setup)
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     try:
-        from .numeric.online import Accuracy
-        from .numeric.solve import FAST_ACCURACY, HIGH_ACCURACY
-        acc = {"default": Accuracy(), "high": HIGH_ACCURACY, "fast": FAST_ACCURACY}[args.accuracy]
-        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar, acc=acc,
-                    mp_nodes=args.mp_nodes)
+        rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,
+                    acc=args.accuracy, mp_nodes=args.mp_nodes)
     finally:
         bar.close()
     rep["accuracy"] = args.accuracy
@@ -290,14 +242,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_derive(args) -> int:
+    from .derive import derive
     setup = _load(args.setup)
-    try:
-        from .derive import write_derivation
-    except ImportError as e:
-        raise CliError(f"derive: the derivation layer is not available yet ({e})") from None
-    out = _prepare_out(args.out)
-    paths = write_derivation(setup, out)
-    for p in paths or []:
+    for p in derive(setup, out=args.out).paths:
         print(p)
     return 0
 
@@ -310,12 +257,12 @@ def cmd_sweep(args) -> int:
     for spec in args.vary:
         key, values = parse_vary(spec)
         if key in vary:
-            raise CliError(f"{key}: varied twice")
+            raise RequestError(key, "varied twice")
         vary[key] = values
     out = _prepare_out(args.out) if args.out else None
     if args.scheduler is not None and args.jobs is not None:
-        raise CliError("jobs: --jobs sets local worker processes; with --scheduler the Dask "
-                       "cluster decides")
+        raise RequestError("jobs", "--jobs sets local worker processes; with --scheduler the Dask "
+                           "cluster decides")
     show = progress_enabled(args.json, quiet=args.quiet)
     n = 1
     for v in vary.values():
@@ -486,16 +433,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_error(e: BaseException) -> bool:
-    """Errors that are the request's fault: reported in one line, exit status 2."""
-    from .setup import SetupError
-    if isinstance(e, (SetupError, NotImplementedError, CliError)):
-        return True
-    if any(c.__name__ == "ConvergenceError" for c in type(e).__mro__):
-        return True
-    return isinstance(e, ValueError) and bool(_KEYED.match(str(e)))
-
-
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     parser = build_parser()
@@ -507,14 +444,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _diag("\nmtsp: interrupted")
         return 130
-    except Exception as e:  # noqa: BLE001 — sorted below; anything else is a bug and re-raised
-        if not _user_error(e):
-            raise
-        msg = str(e) or type(e).__name__
-        if any(c.__name__ == "ConvergenceError" for c in type(e).__mro__) and not _KEYED.match(msg):
-            msg = f"theory: {msg}"
-        _diag(f"mtsp: error: {msg}")
-        return 2
+    except MtspError as e:  # anything else is a bug: its traceback shows
+        _diag(f"mtsp: error: {error_line(e)}")
+        return exit_status(e)
+
+
+def error_line(e: MtspError) -> str:
+    """The one line the command line prints for `e` (after "mtsp: error: "): "key: reason", and
+    for a solver that did not converge its residual."""
+    if isinstance(e, ConvergenceError) and e.residual is not None:
+        return f"{e} (residual {e.residual:.3g})"
+    return str(e)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import SetupError
+
 __all__ = ["Setup", "SetupError", "Task", "Teacher", "Student", "Training", "load_setup",
            "setup_from_toml", "setup_from_dict", "default_setup", "teacher_gram", "default_heads"]
 
@@ -48,17 +50,6 @@ _REQUIRED = object()
 
 class SetupWarning(UserWarning):
     """A setup key that does not apply to the chosen protocol or inputs (kept, unused)."""
-
-
-class SetupError(ValueError):
-    """An invalid setup: ``key`` is the dotted key at fault, ``str(err) == f"{key}: {reason}"``."""
-
-    def __init__(self, key: str, reason: str):
-        self.key, self.reason = key, reason
-        super().__init__(f"{key}: {reason}")
-
-    def __reduce__(self):  # picklable across processes despite the two-argument constructor
-        return (SetupError, (self.key, self.reason))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ The formulas are printed from SymPy by `mtsp.derive.pointwise` into `pointwise` 
 uses the same formulas printed for mpmath, `mp_pointwise`)."""
 from __future__ import annotations
 
+from mtsp.errors import RequestError
+
 from .pointwise import ACTIVATION_INVERSES, ACTIVATION_PAIRS
 
 __all__ = ["activation", "activation_inverse"]
@@ -14,7 +16,7 @@ def activation(name: str):
     try:
         return ACTIVATION_PAIRS[name]
     except KeyError:
-        raise ValueError(f"student.activation: unknown activation {name!r}") from None
+        raise RequestError("student.activation", f"unknown activation {name!r}") from None
 
 
 def activation_inverse(name: str):
@@ -22,4 +24,4 @@ def activation_inverse(name: str):
     try:
         return ACTIVATION_INVERSES[name]
     except KeyError:
-        raise ValueError(f"student.activation: {name!r} has no inverse (not a nonlinear trunk)") from None
+        raise RequestError("student.activation", f"{name!r} has no inverse (not a nonlinear trunk)") from None

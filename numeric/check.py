@@ -19,6 +19,8 @@ import time as _time
 import mpmath
 import numpy as np
 
+from mtsp.errors import ReachError
+
 from .model import theory_model
 from .metrics import task_metrics
 from .mp_online import mp_state, rhs_state_mp, task_metrics_mp
@@ -41,12 +43,14 @@ def _rel(a, b):
     return float(np.abs(a.reshape(b.shape) - b).max(initial=0.0) / scale)
 
 
-def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_nodes=None,
+def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(), mp_nodes=None,
           times=None, errors: bool = True, progress=None) -> dict:
     """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}.
+    ``acc``: the double path's `Accuracy`, or a preset name of `solve` ("default" | "high" | "fast").
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times."""
     from mtsp.derive.codegen import load_module
-    from .solve import solve_online
+    from .solve import accuracy_setting, solve_online
+    acc = accuracy_setting(acc)[0]
     model = theory_model(setup)
     t_last = float(setup.training.times[-1])
     if times is None:
@@ -80,7 +84,7 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy = Accuracy(), mp_
                     t1 = _time.perf_counter()
                     em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False)
                     tell(1.0, f"mp errors {_time.perf_counter() - t1:.1f} s")
-                except NotImplementedError:  # errors outside the mp path's reach (K ≥ 4 trunks, C > 3)
+                except ReachError:  # errors outside the mp path's reach (K ≥ 4 trunks, C > 3)
                     em = None
                 if em is not None:
                     ed = task_metrics(model, st, acc, loss=False)

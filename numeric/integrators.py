@@ -58,7 +58,13 @@ _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
 
 
 class IntegrationFailed(RuntimeError):
-    """The step size fell below the resolution of t."""
+    """The step size fell below the resolution of t: at time ``t`` with step ``step``, the last
+    scaled local error norm ``error_norm`` (inf where the right-hand side was not finite)."""
+
+    def __init__(self, message: str, t: float = math.nan, step: float = math.nan,
+                 error_norm: float = math.nan):
+        super().__init__(message)
+        self.t, self.step, self.error_norm = t, step, error_norm
 
 
 def _rms(x: np.ndarray) -> float:
@@ -120,7 +126,8 @@ def dormand_prince(f, y0, t_end: float, rtol: float, atol: float, t0: float = 0.
         while True:
             if h_abs < min_step:
                 why = "" if math.isfinite(norm) else " (the right-hand side is not finite there)"
-                raise IntegrationFailed(f"step size {h_abs:.3g} below the resolution of t = {t:.6g}{why}")
+                raise IntegrationFailed(f"step size {h_abs:.3g} below the resolution of t = {t:.6g}{why}",
+                                        t=t, step=h_abs, error_norm=norm)
             t_new = min(t + h_abs, t_end)
             h = t_new - t
             for s in range(1, 6):

@@ -64,6 +64,8 @@ from __future__ import annotations
 
 import mpmath
 
+from mtsp.errors import ReachError
+
 from .model import TheoryModel
 from .metrics import _crossings, _tie_pairs
 from .mp_nonlinear import _Conditional, _JointOrthant, _cone_given, _labels_given, _probabilities, _softmax, _vec
@@ -80,10 +82,10 @@ ERROR_NODES3 = (16, 24, 16)  # K = 3: per level (η₁, η₂, η₃); ≈ 1e-8,
 
 def check_errors_mp(model: TheoryModel) -> None:
     if model.K > 3:
-        raise NotImplementedError(f"the mp errors of nonlinear trunks cover K ≤ 3 (got K = {model.K}): "
-                                  "for K ≥ 4 the cut rule would need cut hypersurfaces of 3 dimensions")
+        raise ReachError("precision", f"the mp errors of nonlinear trunks cover K ≤ 3 (got K = {model.K}): "
+                         "for K ≥ 4 the cut rule would need cut hypersurfaces of 3 dimensions")
     if max(model.classes) > 3:
-        raise NotImplementedError("the mp errors of nonlinear trunks cover C_t ≤ 3 (labels in closed form given h)")
+        raise ReachError("precision", "the mp errors of nonlinear trunks cover C_t ≤ 3 (labels in closed form given h)")
 
 
 def _g(name: str, x):
@@ -232,27 +234,27 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
         lab_clean = _labels_given(C, _vec(model.rows_lambda(t)), None, H)
         lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if label else None
     except ZeroDivisionError:
-        raise NotImplementedError(f"the mp errors of nonlinear trunks need a nonsingular Q (K = {K}): "
-                                  "the hidden fields are linearly dependent here") from None
+        raise ReachError("precision", f"the mp errors of nonlinear trunks need a nonsingular Q (K = {K}): "
+                         "the hidden fields are linearly dependent here") from None
     noiseless = model.noise[t] == 0           # then y_t = ȳ_t: one label probability serves both errors
     for labs in (lab_clean, lab_noisy or []):
         for _, S, _ in labs:
             if min(S[j, j] for j in range(S.rows)) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5):
-                raise NotImplementedError("the mp errors of nonlinear trunks need labels that are not "
-                                          "decided by h (a conditional label variance is zero here)")
+                raise ReachError("precision", "the mp errors of nonlinear trunks need labels that are not "
+                                 "decided by h (a conditional label variance is zero here)")
             if S.rows == 2 and (S[0, 0] * S[1, 1] - S[0, 1] ** 2) <= mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * S[0, 0] * S[1, 1]:
-                raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular conditional label "
-                                          "covariance (two logit differences of the teacher are dependent given h)")
+                raise ReachError("precision", "the mp errors of nonlinear trunks need a nonsingular conditional label "
+                                 "covariance (two logit differences of the teacher are dependent given h)")
     Qm = st.Q
     if not Qm[0, 0] > 0:
-        raise NotImplementedError("the mp errors of nonlinear trunks need h₁ with nonzero variance "
-                                  "(Q₁₁ = 0: the student's output is a tie, not a cut domain)")
+        raise ReachError("precision", "the mp errors of nonlinear trunks need h₁ with nonzero variance "
+                         "(Q₁₁ = 0: the student's output is a tie, not a cut domain)")
     L11 = mpmath.sqrt(Qm[0, 0])
     if K == 2:
         L21 = Qm[1, 0] / L11
         L22 = mpmath.sqrt(Qm[1, 1] - L21 ** 2)
         if not L22 > 0:
-            raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 2)")
+            raise ReachError("precision", "the mp errors of nonlinear trunks need a nonsingular Q (K = 2)")
     acc = [mpmath.mpf(0)] * 3     # Σ P(ȳ = ĉ), Σ P(y = ĉ), E[logsumexp z(h)]
 
     def logits_of(g):
@@ -398,7 +400,7 @@ def _cut_rule_k3(act, Q, V, planes, n, add, decision):
     except ValueError:           # not positive definite: a singular Q
         L = mpmath.zeros(3, 3)
     if not min(L[k, k] for k in range(3)) > mpmath.mpf(10) ** (-mpmath.mp.dps // 2) * mpmath.sqrt(max(Qp[k, k] for k in range(3))):
-        raise NotImplementedError("the mp errors of nonlinear trunks need a nonsingular Q (K = 3)")
+        raise ReachError("precision", "the mp errors of nonlinear trunks need a nonsingular Q (K = 3)")
     Ct = len(Vp)
     dvs = [[Vp[c][k] - Vp[d][k] for k in range(3)] for c, d in _tie_pairs(Ct)]
     scale = max(abs(x) for dv in dvs for x in dv)

@@ -5,7 +5,7 @@ Eaa, Eab, Ebb2 per pair of tasks), by the same reduction: integrals over the tru
 for relu split into the 2^K sign orthants of h at its kink (Genz coordinates, tanh–sinh nodes,
 mp), for the analytic tanh and erf one Gauss–Hermite product rule over all of h (measured, two
 tanh tasks with K = 3: every term within 2.1e-8 of the double at `--accuracy high` at 24 nodes
-in 14 s, where the orthant split at 16 nodes was 6.2e-5 off in 39 s; `SPLIT_SMOOTH`) — with
+in 14 s, where the orthant split at 16 nodes was 6.2e-5 off in 39 s; ``split_smooth=True``) — with
 the labels in closed form given h — the event y_t = c is the cone u_c = (ν_tc − ν_tj)_{j≠c} > 0 and
 u_c | h ~ N(A_c h, S_c): P(y_t = c | h) = Φ(μ/s) (C_t = 2) or Φ₂ (C_t = 3, `bivariate_ncdf`),
 and by Stein's lemma E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) v with
@@ -38,6 +38,8 @@ import itertools
 import mpmath
 import numpy as np
 
+from mtsp.errors import ReachError, RequestError
+
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .mp_quadrature import bivariate_ncdf, cone_expectation_mp, ncdf, rank_tol
@@ -48,16 +50,16 @@ __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
 def check_nonlinear_mp(model: TheoryModel) -> None:
     if max(model.classes) > 3:
-        raise NotImplementedError("the mp back-end of nonlinear trunks covers C_t ≤ 3 (labels in closed "
-                                  "form given h); got classes " + str(list(model.classes)))
+        raise ReachError("precision", "the mp back-end of nonlinear trunks covers C_t ≤ 3 (labels in closed "
+                         "form given h); got classes " + str(list(model.classes)))
     if model.K > 3:
-        raise NotImplementedError(f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
+        raise ReachError("precision", f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
 
 
 def _g(name: str, x):
     """(g(x), g′(x)) in mp (`mp_pointwise`, printed from the same SymPy formulas as the double)."""
     if name not in ACTIVATION_PAIRS or name == "linear":
-        raise ValueError(f"student.activation: {name!r} is not a nonlinear trunk")
+        raise RequestError("student.activation", f"{name!r} is not a nonlinear trunk")
     return ACTIVATION_PAIRS[name](x)
 
 
@@ -120,13 +122,11 @@ def _cone_given(A, S, x, stein: bool):
     return cone2_probability(*args), (list(cone2_stein(*args)) if stein else None)
 
 
-SPLIT_SMOOTH = False   # sign orthants of h for smooth activations too (only relu has a kink at 0)
-
-
-def _sign_splits(act: str, n: int) -> list:
+def _sign_splits(act: str, n: int, split_smooth: bool = False) -> list:
     """The sign patterns of n trunk fields to integrate over separately: all 2^n for relu (its
-    kink at 0) or with SPLIT_SMOOTH, else the one empty pattern (one rule over all of R^n)."""
-    return list(itertools.product((1, -1), repeat=n)) if SPLIT_SMOOTH or act == "relu" else [()]
+    kink at 0) or with `split_smooth` (sign orthants for the smooth tanh / erf too), else the one
+    empty pattern (one rule over all of R^n)."""
+    return list(itertools.product((1, -1), repeat=n)) if split_smooth or act == "relu" else [()]
 
 
 def _probabilities(labs, h):
@@ -164,9 +164,9 @@ def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
     except (ZeroDivisionError, ValueError):
         ok = False
     if not ok:
-        raise NotImplementedError("the joint label covariance of two tasks given the trunk fields is singular "
-                                  "within a task (a teacher of rank < classes without label noise): the mp "
-                                  "joint cone needs it positive definite")
+        raise ReachError("precision", "the joint label covariance of two tasks given the trunk fields is singular "
+                         "within a task (a teacher of rank < classes without label noise): the mp "
+                         "joint cone needs it positive definite")
     Li = mpmath.inverse(L)
     lam = mpmath.eigsy(Li * (S - S0) * Li.T, eigvals_only=True)
     top = max(abs(x) for x in lam)
@@ -260,7 +260,7 @@ class _JointOrthant:
         return tot
 
 
-def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
+def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, split_smooth=False):
     """Ebb2_ab = E_h[Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ], entry by entry: b_ac,k b_bd,l
     depends on h only through (h_k, h_l), so by the tower property the (k, l) entry is an
     integral over (h_k, h_l) alone (one dimension on the diagonal; sign orthants for relu's kink)
@@ -306,7 +306,7 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
                     vals = integrands[a_, b_, d](V, dg, [P[c][d] for c in range(Ca)])[0]
                     out = [x_ + y_ for x_, y_ in zip(out, vals)]
                 return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
-            for sg in _sign_splits(act, len(idx)):
+            for sg in _sign_splits(act, len(idx), split_smooth):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
                 r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes, parallel=True)
                 acc[k, l] += r.plain[0]
@@ -315,9 +315,12 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes):
     return acc
 
 
-def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
+def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: bool = False) -> dict:
     """`online.nonlinear_terms` in mp, as the derivation's named integrals (mpmath matrices / mpf).
-    ``F``: mp factor of the field covariance ``C`` (nested lists)."""
+    ``F``: mp factor of the field covariance ``C`` (nested lists); ``split_smooth``: integrate
+    tanh / erf trunks over the sign orthants of h too (as relu's), a check of the one-rule route."""
+    if not isinstance(split_smooth, bool):
+        raise RequestError("split_smooth", f"expected True or False, got {split_smooth!r}")
     from mtsp.derive.codegen import load_mp_module
     from mtsp.derive.integrands import label_label_tasks
     check_nonlinear_mp(model)
@@ -332,7 +335,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         [(t, t) for t in range(T)]
     cond_h = _Conditional(C, lam_all, H)
     labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
-    signs = _sign_splits(act, K)
+    signs = _sign_splits(act, K, split_smooth)
 
     def orthant(sg, extra=None):
         rows = [[s * x for x in H[k]] for k, s in enumerate(sg)]
@@ -380,7 +383,8 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None) -> dict:
         if t < u:
             a_, b_ = label_label_tasks(model.classes, t, u)
             nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
-            acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, nodes)
+            acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, nodes,
+                                     split_smooth)
             if a_ != t:
                 acc = acc.T
             out[f"Ebb2{t}{u}"] = acc

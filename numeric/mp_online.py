@@ -27,6 +27,8 @@ import mpmath
 import numpy as np
 
 from .engine import assemble_mp, closed_terms_mp
+from mtsp.errors import ReachError
+
 from .model import State, TheoryModel
 from .mp_quadrature import cone_expectation_mp, mp_factor, to_mp
 
@@ -59,10 +61,10 @@ def float_state(st: MpState) -> State:
 
 def _check(model: TheoryModel):
     if not model.linear:
-        raise NotImplementedError("the mp back-end covers linear trunks and glm students only "
-                                  f"(activation {model.activation!r})")
+        raise ReachError("precision", "the mp back-end covers linear trunks and glm students only "
+                         f"(activation {model.activation!r})")
     if max(model.classes) > 3:
-        raise NotImplementedError("the mp back-end covers C_t ≤ 3 (integrals ≤ 4 dimensions)")
+        raise ReachError("precision", "the mp back-end covers C_t ≤ 3 (integrals ≤ 4 dimensions)")
 
 
 def field_cov_mp(model: TheoryModel, st: MpState) -> list:

@@ -44,6 +44,8 @@ import mpmath
 import numpy as np
 from scipy.special import ndtri
 
+from mtsp.errors import ReachError
+
 mp = mpmath.mp
 
 __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpConeResult", "ncdf", "ndtri_mp",
@@ -541,7 +543,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     sample_r1 = r1 - 1 if (skip_last_cone and r1 > 0 and r2 == 0) else r1
     dims = sample_r1 + r2
     if dims > MAX_DIM:
-        raise ValueError(f"mp kernel: {dims} integrated dimensions (at most {MAX_DIM})")
+        raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
     if nodes is None:
         n = DEFAULT_NODES[dims]
     elif isinstance(nodes, dict):

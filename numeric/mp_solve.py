@@ -26,6 +26,8 @@ import time as _time
 
 import mpmath
 
+from mtsp.errors import ConvergenceError
+
 from .integrators import DP_A, DP_B, DP_E
 from .model import theory_model
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
@@ -45,7 +47,8 @@ def dormand_prince_mp(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, o
     arithmetic (the tableau's rationals at the working precision; FSAL: 6 right-hand sides per
     step, against 11 for RK4 with step doubling at the same order); returns {t: y} at `times`,
     the accepted and the rejected step counts.  Error per step: max_i |h Σ_j e_j k_j,i| /
-    (atol + rtol max(|y_i|, |y_new,i|)) ≤ 1; steps land exactly on the requested times."""
+    (atol + rtol max(|y_i|, |y_new,i|)) ≤ 1; steps land exactly on the requested times.  Raises
+    `ConvergenceError` when a rejected step falls below the resolution of t."""
     B, E = _q(DP_B), _q(DP_E)
     A = [_q(row) for row in DP_A]
 
@@ -79,6 +82,10 @@ def dormand_prince_mp(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, o
                     on_step(t, y)
             else:
                 rejected += 1
+                if not hh > 10 * mpmath.eps * max(1, abs(t)):   # (also a non-finite error norm)
+                    raise ConvergenceError("theory", f"the mp ODE integration did not converge: step size "
+                                           f"{float(hh):.3g} below the resolution of t = {float(t):.6g}",
+                                           residual=float(err), status={"t": float(t), "step": float(hh)})
             fac = 5 if err == 0 else min(5, max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * err ** (-mpmath.mpf(1) / 5)))
             if hh == h or err > 1:
                 h = hh * fac

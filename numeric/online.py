@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtsp.errors import RequestError
+
 from .activations import activation
 from .bivariate import bivariate_normal_cdf
 from .model import State, TheoryModel, argmax_cone, cone_stack
@@ -48,9 +50,15 @@ __all__ = ["Accuracy", "Moments", "moments", "rhs", "rhs_state", "linear_terms",
            "nonlinear_terms", "assemble_nonlinear", "terms"]
 
 
+def _is_count(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 @dataclass(frozen=True)
 class Accuracy:
-    """Point budgets of the product rules (per cone integral)."""
+    """The double path's accuracy settings: point budgets of the product rules (per cone
+    integral), the Sobol' and cut-rule tiers, and the routes of the label terms.  Validated on
+    construction: an invalid value raises RequestError naming ``accuracy.<field>``."""
     budget: int = 6000          # smooth + label integrals of the equations of motion
     metric_budget: int = 40000  # pure cone probabilities (errors)
     qmc_points: int = 2 ** 13   # nonlinear-trunk errors (randomised QMC of the Rao–Blackwellised
@@ -68,6 +76,29 @@ class Accuracy:
     cut_nodes3: tuple = ()      # K = 3: the cut rule's nodes per level (η₁, η₂, η₃), `tie_cuts`
     #                             (exact tier, ≈ 1e-7 at (24, 32, 24) but 0.2–8 s per task and time);
     #                             () = randomised QMC (SE ≈ 1e-4), the default: solves stay under 2 s
+    fast_labels: bool = True    # label terms in closed form given the conditioning fields
+    #                             (`label_given_h`: h for nonlinear trunks, the partner's logits for
+    #                             linear ones) where valid; False: the label cones integrated directly
+    joint_labels: bool = True   # two two-class tasks on shared inputs: the label–label term by
+    #                             P(y_t, y_u | h) in closed form (`_label_label_joint2`)
+    pair_qmc: int = 2 ** 13     # 4-dim label–label terms (K = 2, C = 3): fixed Sobol' points at the
+    #                             default sobol_points, scaled with it (0: the product rule)
+
+    def __post_init__(self):
+        for name in ("budget", "metric_budget", "qmc_points", "qmc_replicates", "sobol_points",
+                     "cut_nodes", "qmc_seed", "pair_qmc"):
+            v = getattr(self, name)
+            low = 0 if name in ("qmc_seed", "pair_qmc") else 1
+            if not (_is_count(v) and v >= low):
+                raise RequestError(f"accuracy.{name}", f"expected an integer >= {low}, got {v!r}")
+        for name in ("relu_split", "split_k3", "cut_errors", "fast_labels", "joint_labels"):
+            if not isinstance(getattr(self, name), bool):
+                raise RequestError(f"accuracy.{name}", f"expected True or False, got {getattr(self, name)!r}")
+        n3 = self.cut_nodes3
+        if not (isinstance(n3, tuple) and len(n3) in (0, 3) and all(
+                _is_count(n) and n >= 1 for n in n3)):
+            raise RequestError("accuracy.cut_nodes3", f"expected () or a tuple of three integers >= 1 "
+                               f"(nodes per level η₁, η₂, η₃), got {n3!r}")
 
 
 @dataclass
@@ -324,7 +355,7 @@ def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int,
     conditional (residual ≤ LABEL_MIN_RESIDUAL_SPLIT, or C_t > 3) integrates the label cones."""
     Ct, Cs = model.classes[t], model.classes[s]
     p_at = label_given_h(model, factor, t, stein=False, cond=u_rows,
-                         min_residual=LABEL_MIN_RESIDUAL_SPLIT) if FAST_LABELS else None
+                         min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels else None
     if p_at is not None:
         def fn(u):
             sm = _softmax_from_diffs(u)
@@ -376,9 +407,7 @@ def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:
 
 MAX_SPLIT_K = 2       # tanh / erf trunks: sign orthants up to this K, fixed Sobol' above
 MAX_SPLIT_K_RELU = 4  # relu trunks: inside an orthant g is linear (Sobol' would meet its kinks)
-PAIR_QMC = 2 ** 13  # 4-dim label–label terms (K = 2, C = 3): fixed Sobol' points (0: the product rule)
 PAIR_DIV = 2  # the label–label term (O(η²)) gets budget / PAIR_DIV nodes
-FAST_LABELS = True  # nonlinear trunks: label terms via closed forms given h (label_given_h) where valid
 
 
 def _orthant_signs(K: int):
@@ -603,7 +632,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
     partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
     # P(y_t | h) in closed form; where it is steep (a well-trained student) the h-domain is
     # split by the argmax cones of E[ν_t | h], whose faces carry the steep layer (`steep[t]`)
-    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if FAST_LABELS
+    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels
             else None for t in range(T)]
     # (the Sobol' tiers, K > MAX_SPLIT_K, integrate the steep P(y_t | h) as it is: QMC needs no
     # smoothness for its accuracy, and pieces would multiply its points)
@@ -726,9 +755,6 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
             "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}
 
 
-JOINT_LABELS = True  # two-class tasks: the label–label term by P(y_t, y_u | h) in closed form
-
-
 def _label_label_joint2(model, st, factor, acc, t, u, g, node_part=None):
     """Σ_cd E[1{y_t=c, y_u=d} b_tc b_udᵀ] for two two-class tasks on shared inputs as one integral
     over h (K dims): given h the label differences x = (ν_t0 − ν_t1, ν_u0 − ν_u1) (> 0: class 0) are
@@ -772,16 +798,16 @@ def _label_label_term(model, st, factor, acc, t, u, activation_name, node_part=N
     when that makes the conditional probabilities smooth (a clean task's labels given a
     well-trained h and the other task's fields can be nearly decided; a noisy task's never are).
     Otherwise (C > 3, or both nearly decided) one cone integral per class pair, at a quarter of
-    the budget.  The 4-dim case (K = 2 with C_b = 3) uses PAIR_QMC fixed Sobol' points."""
+    the budget.  The 4-dim case (K = 2 with C_b = 3) uses `Accuracy.pair_qmc` fixed Sobol' points."""
     K, V, H = model.K, st.V, model.rows_h()
     g = activation(activation_name)
-    if JOINT_LABELS and model.classes[t] == model.classes[u] == 2:
+    if acc.joint_labels and model.classes[t] == model.classes[u] == 2:
         out = _label_label_joint2(model, st, factor, acc, t, u, g, node_part)
         if out is not None:
             return out
     for a, b in ((t, u), (u, t)):
         cond = np.vstack([H, _diff_rows(model.rows_nu(b))])  # (h, Δ_b): Δ_b decides y_b
-        p_a = label_given_h(model, factor, a, stein=False, cond=cond) if FAST_LABELS else None
+        p_a = label_given_h(model, factor, a, stein=False, cond=cond) if acc.fast_labels else None
         if p_a is None:
             continue
         out = np.zeros((K, K))
@@ -793,8 +819,8 @@ def _label_label_term(model, st, factor, acc, t, u, activation_name, node_part=N
             # 4 dimensions (K = 2, C_b = 3): fixed Sobol' points in the orthants' Genz coordinates
             # — measured on two-task K = 2 trunks, this O(η²) term errs by 1e-5 to 1e-4 at 1/3 to
             # 1/5 of the product rule's time, which errs by 4e-5 to 6e-4
-            four_dims = PAIR_QMC and model.K <= MAX_SPLIT_K and model.K + model.classes[b] - 1 >= 4
-            qmc = max(PAIR_QMC * acc.sobol_points // Accuracy.sobol_points, 1024) if four_dims else None
+            four_dims = acc.pair_qmc and model.K <= MAX_SPLIT_K and model.K + model.classes[b] - 1 >= 4
+            qmc = max(acc.pair_qmc * acc.sobol_points // Accuracy.sobol_points, 1024) if four_dims else None
             out += h_integral(model, st, factor, acc, argmax_cone(model.rows_nu(b), d), cond, fn,
                               reduce=True, budget=acc.budget // PAIR_DIV, node_part=node_part,
                               qmc=qmc)[0].reshape(K, K)

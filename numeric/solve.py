@@ -16,6 +16,8 @@ import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from mtsp.errors import ConvergenceError, ReachError, RequestError
+
 from . import quadrature
 from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
 from .metrics import task_metrics
@@ -27,10 +29,6 @@ __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_pr
 if quadrature.SOBOL_STORE is None:  # the reference engine's kernel: Sobol' point sets from disk
     from .point_cache import default_store
     quadrature.SOBOL_STORE = default_store()
-
-
-class ConvergenceError(RuntimeError):
-    """The integrator failed; the message carries its status."""
 
 
 @dataclass
@@ -86,7 +84,7 @@ def _rhs_module(engine: str, model: TheoryModel, setup_name: str = ""):
     if engine == "reference":
         from . import online
         return online
-    raise ValueError(f"engine: unknown engine {engine!r} (ode | reference)")
+    raise RequestError("engine", f"unknown engine {engine!r} (ode | reference)")
 
 
 def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
@@ -110,7 +108,8 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
     try:
         traj = dormand_prince(f, y0, t_end, rtol, atol)
     except IntegrationFailed as e:
-        raise ConvergenceError(f"ODE integration failed: {e}") from None
+        raise ConvergenceError("theory", f"the ODE integration did not converge: {e}", residual=e.error_norm,
+                               status={"t": e.t, "step": e.step, "rtol": rtol, "atol": atol}) from None
     return traj, nfev[0]
 
 
@@ -130,10 +129,10 @@ def check_processes(processes) -> int:
     if processes is None:
         return default_processes()
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes not in (1, 2):
-        raise ValueError(f"processes: expected 1 or 2 (the work of a solve is split in two), got {processes!r}")
+        raise RequestError("processes", f"expected 1 or 2 (the work of a solve is split in two), got {processes!r}")
     if processes == 2 and ("fork" not in mp.get_all_start_methods() or mp.current_process().daemon):
-        raise ValueError("processes: 2 needs a forked second process (the fork start method, "
-                         "and not inside a daemonic worker); use 1")
+        raise RequestError("processes", "2 needs a forked second process (the fork start method, "
+                           "and not inside a daemonic worker); use 1")
     return int(processes)
 
 
@@ -369,41 +368,57 @@ FAST_TOL = {"rtol": 1e-4, "atol": 1e-6}
 HIGH_ACCURACY = Accuracy(budget=60000, metric_budget=200000, qmc_points=2 ** 15, sobol_points=2 ** 17, cut_nodes=64,
                          cut_nodes3=(24, 32, 24), split_k3=True)
 HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
+ACCURACY_PRESETS = {"default": (Accuracy(), {}), "high": (HIGH_ACCURACY, HIGH_TOL),
+                    "fast": (FAST_ACCURACY, FAST_TOL)}
 
 
-def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
+def check_protocol(setup) -> None:
+    """ReachError unless a theory engine of the setup's protocol exists (online only, so far)."""
+    protocol = setup.training.protocol
+    if protocol != "online":
+        raise ReachError("training.protocol", f"the {protocol!r} engine is not implemented yet (online is)")
+
+
+def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
+    """(Accuracy, ODE tolerances) of a preset name ("default" | "high" | "fast") or of an
+    `Accuracy` given as it is (with the default tolerances)."""
+    if isinstance(accuracy, Accuracy):
+        return accuracy, {}
+    if isinstance(accuracy, str) and accuracy in ACCURACY_PRESETS:
+        return ACCURACY_PRESETS[accuracy]
+    raise RequestError("accuracy", f"unknown accuracy {accuracy!r} (default | high | fast, or an Accuracy)")
+
+
+def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=None,
           engine: str = "ode", precision: str = "double", dps: int = 30,
-          accuracy: str = "default", processes: int | None = None, mp_nodes: int | None = None) -> SolveResult:
+          accuracy: str | Accuracy = "default", processes: int | None = None,
+          mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
     ``mp_nodes``: its quadrature nodes per integrated dimension, default 24).  ``accuracy="high"``: the
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
-    `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).  ``processes``: 1 or 2
-    (default: 2 with 2+ cores and fork; see `check_processes`), the double path's processes.
+    `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3); an `Accuracy` object:
+    its settings with the default tolerances (``acc``: the same, kept for older callers).  ``processes``:
+    1 or 2 (default: 2 with 2+ cores and fork; see `check_processes`), the double path's processes.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
-    protocol = setup.training.protocol
-    if protocol != "online":
-        raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
-                                  "(online is)")
-    if accuracy not in ("default", "high", "fast"):
-        raise ValueError(f"accuracy: unknown accuracy {accuracy!r} (default | high | fast)")
+    check_protocol(setup)
+    if acc is not None:
+        if not (isinstance(accuracy, str) and accuracy == "default"):
+            raise RequestError("accuracy", "give accuracy or acc, not both")
+        accuracy = acc
+    acc, tol = accuracy_setting(accuracy)
     processes = check_processes(processes)
     if precision == "mp":
         from .mp_solve import solve_online_mp
         if single:
-            raise NotImplementedError("precision: --single is not supported with the mp back-end")
+            raise ReachError("precision", "--single is not supported with the mp back-end")
         return solve_online_mp(setup, dps=dps, progress=progress, **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
-        raise ValueError(f"precision: unknown precision {precision!r} (double | mp)")
-    tol = {}
-    if accuracy == "fast":
-        acc, tol = FAST_ACCURACY, FAST_TOL
-    if accuracy == "high":
-        acc, tol = HIGH_ACCURACY, HIGH_TOL
+        raise RequestError("precision", f"unknown precision {precision!r} (double | mp)")
     runs = 1 + (sum(1 for t in setup.tasks if t.weight != 0) if single else 0)
 
     def part(k):  # progress of run k of `runs` as a fraction of the whole

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mtsp.errors import RequestError, SetupError
+
 __all__ = ["sweep", "SweepResult", "SweepError", "parse_values", "parse_vary", "check_key",
            "grid_points", "point_setup", "single_key", "setup_toml", "VARY_KEYS", "TASK_KEYS"]
 
@@ -56,15 +58,8 @@ VARY_KEYS = {
 TASK_KEYS = ("classes", "noise", "weight", "norm", "rank", "alpha", "share")
 
 
-class SweepError(ValueError):
-    """A sweep request that cannot run; the message is "key: reason" (like SetupError)."""
-
-    def __init__(self, key: str, reason: str):
-        self.key, self.reason = key, reason
-        super().__init__(f"{key}: {reason}")
-
-    def __reduce__(self):
-        return (SweepError, (self.key, self.reason))
+class SweepError(RequestError):
+    """A sweep request that cannot run (``mtsp.errors.RequestError``: "key: reason")."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -475,7 +470,7 @@ class SweepResult:
         (key1 = values1[i], key2 = values2[j]) — NaN where a point was skipped. ``what``: benefit,
         multi or single. Needs exactly two varied keys."""
         if len(self.keys) != 2:
-            raise ValueError(f"vary: a map needs two varied keys, got {len(self.keys)}")
+            raise SweepError("vary", f"a map needs two varied keys, got {len(self.keys)}")
         k1, k2 = self.keys
         v1, v2 = list(self.vary[k1]), list(self.vary[k2])
         Z = np.full((len(v2), len(v1)), np.nan)
@@ -487,7 +482,7 @@ class SweepResult:
     def curve(self, task: str, what: str = "benefit"):
         """For one varied key: (values, y) with NaN at skipped points."""
         if len(self.keys) != 1:
-            raise ValueError(f"vary: a curve needs one varied key, got {len(self.keys)}")
+            raise SweepError("vary", f"a curve needs one varied key, got {len(self.keys)}")
         k = self.keys[0]
         vals = list(self.vary[k])
         y = np.full(len(vals), np.nan)
@@ -557,7 +552,7 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     for i, point in enumerate(grid_points(vary)):
         try:
             s = point_setup(base_setup, point, at)
-        except ValueError as e:          # SetupError: "key: reason"
+        except SetupError as e:
             skipped.append({"index": i, "point": point, "error": str(e)})
             if on_skip:
                 on_skip(point, str(e))

@@ -37,8 +37,10 @@ def test_dormand_prince_accuracy_on_a_known_solution():
 
 
 def test_dormand_prince_reports_singular_and_nonfinite_right_hand_sides():
-    with pytest.raises(IntegrationFailed, match="step size"):
+    with pytest.raises(IntegrationFailed, match="step size") as info:
         dormand_prince(lambda t, y: y * y, np.array([1.0]), 2.0, 1e-3, 1e-6)  # blows up at t = 1
+    e = info.value   # where it stopped, for ConvergenceError's status and residual
+    assert abs(e.t - 1.0) < 1e-3 and 0 < e.step < 1e-12 and e.error_norm > 1
     with np.errstate(all="ignore"), pytest.raises(IntegrationFailed, match="not finite"):
         dormand_prince(lambda t, y: y * (np.nan if t > 0.5 else 1.0), np.array([1.0]), 2.0, 1e-6, 1e-9)
 
@@ -52,3 +54,14 @@ def test_bounded_minimum_agrees_with_scipy(f, lo, hi):
     r = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
     assert abs(x - r.x) < 1e-5 and abs(fx - f(x)) == 0
     assert fx <= r.fun + 1e-9
+
+
+def test_mp_dormand_prince_reports_a_singular_right_hand_side():
+    """The mp integrator stops with ConvergenceError (not an endless loop of shrinking steps)."""
+    import mpmath
+
+    from mtsp.errors import ConvergenceError
+    from mtsp.numeric.mp_solve import dormand_prince_mp
+    with mpmath.workdps(15), pytest.raises(ConvergenceError, match="did not converge") as info:
+        dormand_prince_mp(lambda y: [y[0] * y[0]], [mpmath.mpf(1)], 2.0, [2.0], atol=1e-6, rtol=1e-3)
+    assert abs(info.value.status["t"] - 1.0) < 1e-3 and info.value.residual > 1

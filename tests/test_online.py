@@ -3,6 +3,8 @@ evaluations: MODEL.md's public check, closed forms for C = 2 glm students, and d
 of MODEL.md's formulas (fields sampled with numpy from a factorisation built here, labels, softmax,
 δ and the losses computed per sample — nothing from mtsp.numeric is used to produce the reference).
 """
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.special import erf, logsumexp, softmax
@@ -386,7 +388,7 @@ def test_glm_c3_gen_error_vs_scipy_well_trained_state():
 
 @pytest.mark.parametrize("activation", ["relu", "erf", "tanh"])
 @pytest.mark.parametrize("inputs,hidden", [("shared", 2), ("separate", 2), ("shared", 3)])
-def test_label_terms_given_h_match_label_cones(activation, inputs, hidden, monkeypatch):
+def test_label_terms_given_h_match_label_cones(activation, inputs, hidden):
     """Nonlinear trunks: the closed forms of P(y|h), E[1{y=c} ℓ|h] and, for two tasks on shared
     inputs, P(y_t = c | h, Δ_u) inside the cones of y_u (C ≤ 3) against the exact label-cone
     integrals they replace.  K = 2: sign orthants with product rules; K = 3: the fixed-Sobol'
@@ -406,9 +408,8 @@ def test_label_terms_given_h_match_label_cones(activation, inputs, hidden, monke
     W = 0.5 * rng.standard_normal((model.K, B.shape[1]))
     st = State(W @ W.T, W @ B.T, tuple(v + 0.3 * rng.standard_normal(v.shape) for v in model.heads0))
     assert online.label_given_h(model, gaussian_factor(model.field_cov(st)), 0) is not None
-    fast = online.rhs(model, model.pack(st))
-    monkeypatch.setattr(online, "FAST_LABELS", False)
-    cones = online.rhs(model, model.pack(st))
+    fast = online.rhs(model, model.pack(st), online.Accuracy())
+    cones = online.rhs(model, model.pack(st), online.Accuracy(fast_labels=False))
     print("max |fast − cones| =", np.abs(fast - cones).max(), "scale", np.abs(cones).max())
     assert np.abs(fast - cones).max() < 5e-4 * max(1.0, np.abs(cones).max() / 0.1)
 
@@ -528,7 +529,7 @@ def _term_differences(fast: dict, ref: dict):
             yield k, key, err
 
 
-def test_linear_trunk_terms_well_trained_wide_logits(monkeypatch):
+def test_linear_trunk_terms_well_trained_wide_logits():
     """Linear trunks late in training (MODEL.md's example setup, K = 4, at t = 20): the clean
     task's labels are nearly determined by the student's logits (residual variance of the label
     cones given them ≈ 2 % of the total) and its logits spread widely (std ≈ 4.4).  The fast
@@ -546,13 +547,12 @@ def test_linear_trunk_terms_well_trained_wide_logits(monkeypatch):
     steep = online.label_given_h(model, factor, 1, stein=False, cond=diffs[1])
     assert spread > online.SPLIT_SPREAD and steep is None  # the regime this test is about
     fast = online.linear_terms(model, st, factor, online.Accuracy())
-    monkeypatch.setattr(online, "FAST_LABELS", False)
-    ref = online.linear_terms(model, st, factor, online.Accuracy(budget=200_000))
+    ref = online.linear_terms(model, st, factor, online.Accuracy(budget=200_000, fast_labels=False))
     for k, key, err in _term_differences(fast, ref):
         assert err < (5e-7 if k == "Y" else 2e-6), (k, key, err)
 
 
-def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
+def test_nonlinear_steep_labels_split_by_conditional_mean():
     """A tanh trunk (K = 2) late in training, MODEL.md's example at t = 20: the clean task's
     P(y | h) is steep (residual variance of its label cones given h below 5 % of the total), so
     its label terms are integrated in closed form given h over the argmax cones of E[ν | h] (the
@@ -566,8 +566,7 @@ def test_nonlinear_steep_labels_split_by_conditional_mean(monkeypatch):
     assert online.label_given_h(model, factor, 1, stein=False) is None  # steep: the regime tested
     assert online.label_given_h(model, factor, 1, min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is not None
     fast = online.nonlinear_terms(model, st, factor, online.Accuracy())
-    monkeypatch.setattr(online, "FAST_LABELS", False)
-    ref = online.nonlinear_terms(model, st, factor, online.Accuracy(budget=60000))
+    ref = online.nonlinear_terms(model, st, factor, online.Accuracy(budget=60000, fast_labels=False))
     for k, key, err in _term_differences(fast, ref):
         assert err < 3e-5, (k, key, err)
 
@@ -756,11 +755,8 @@ def test_label_label_joint_route_matches_label_cones(activation, K):
     factor = gaussian_factor(model.field_cov(st))
     joint = online._label_label_joint2(model, st, factor, online.Accuracy(), 0, 1, online.activation(activation))
     assert joint is not None
-    try:
-        online.JOINT_LABELS = False
-        cones = online._label_label_term(model, st, factor, HIGH_ACCURACY, 0, 1, activation)
-    finally:
-        online.JOINT_LABELS = True
+    cones = online._label_label_term(model, st, factor, dataclasses.replace(HIGH_ACCURACY, joint_labels=False),
+                                     0, 1, activation)
     tol = 1e-10 if K <= 2 else 2e-5     # K = 3: fixed Sobol' over h in both routes (measured 4.5e-6)
     np.testing.assert_allclose(joint, cones, atol=tol, rtol=0)
     # Monte Carlo of the definition

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from mtsp.errors import RequestError
+
 __all__ = ["Comparison", "compare"]
 
 RUNS = (("tasks", "multitask"), ("single", "single"))
@@ -205,27 +207,27 @@ def _times(theory_json: dict, sim_json: dict) -> list:
     if tt is None and ts is None:
         return [None]
     if tt is None or ts is None:
-        raise ValueError("times: one result has times and the other has none")
+        raise RequestError("times", "one result has times and the other has none")
     tt, ts = [float(t) for t in tt], [float(t) for t in ts]
     if len(tt) != len(ts) or any(abs(a - b) > 1e-9 * max(1.0, abs(a)) for a, b in zip(tt, ts)):
-        raise ValueError(f"times: theory reports {tt} but simulation {ts}")
+        raise RequestError("times", f"theory reports {tt} but simulation {ts}")
     return tt
 
 
 def compare(theory_json: dict, sim_json: dict, n_se: float = 4.0, floor: float = 0.003
             ) -> Comparison:
     """Compare a theory result with a simulation result (both MODEL.md JSON objects); see the
-    module docstring. Raises ValueError ("times: …", "tasks.<name>: …") when they do not describe
+    module docstring. Raises RequestError ("times: …", "tasks.<name>: …") when they do not describe
     the same times and tasks."""
     times = _times(theory_json, sim_json)
     rows, early = [], []
     th_tasks, sim_tasks = theory_json.get("tasks") or {}, sim_json.get("tasks") or {}
     for name in th_tasks:
         if name not in sim_tasks:
-            raise ValueError(f"tasks.{name}: missing from the simulation results")
+            raise RequestError(f"tasks.{name}", "missing from the simulation results")
     for name in sim_tasks:
         if name not in th_tasks:
-            raise ValueError(f"tasks.{name}: missing from the theory results")
+            raise RequestError(f"tasks.{name}", "missing from the theory results")
     names = list(th_tasks)
 
     sections = [(key, run) for key, run in RUNS

@@ -42,6 +42,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from mtsp.errors import RequestError
+
 __all__ = ["SimulationResult", "simulate", "simulate_with_single"]
 
 ACTIVATIONS = ("linear", "relu", "erf", "tanh")
@@ -126,7 +128,7 @@ def _activation(name: str):
                (lambda h: c * torch.exp(-0.5 * h * h))
     if name == "tanh":
         return torch.tanh, (lambda h: 1.0 - torch.tanh(h) ** 2)
-    raise ValueError(f"student.activation: unknown activation {name!r} (one of {ACTIVATIONS})")
+    raise RequestError("student.activation", f"unknown activation {name!r} (one of {ACTIVATIONS})")
 
 
 class _Model:
@@ -139,7 +141,7 @@ class _Model:
                              f"not {tr.protocol!r}")
         st = setup.student
         if st.kind not in ("glm", "shared"):
-            raise ValueError(f"student.kind: unknown student {st.kind!r}")
+            raise RequestError("student.kind", f"unknown student {st.kind!r}")
         self.kind = st.kind
         self.N, self.S = int(N), int(seeds)
         self.device, self.dtype = torch.device(device), dtype
@@ -156,7 +158,7 @@ class _Model:
         self.wd = float(tr.weight_decay or 0.0)
         self.separate = tr.inputs == "separate"
         if tr.inputs not in ("shared", "separate"):
-            raise ValueError(f"training.inputs: unknown input design {tr.inputs!r}")
+            raise RequestError("training.inputs", f"unknown input design {tr.inputs!r}")
 
         kw = dict(device=self.device, dtype=dtype)
         self.weights = torch.as_tensor(np.asarray(setup.weights(), float), **kw)     # (T,)
@@ -202,7 +204,7 @@ class _Model:
         r = int(keep.sum())
         N, S, K = self.N, self.S, self.K
         if N < r + K:
-            raise ValueError(f"N = {N} is too small: need N >= rank(T) + K = {r + K}")
+            raise RequestError("N", f"{N} is too small: need N >= rank(T) + K = {r + K}")
         A = torch.randn(S, N, r + K, generator=gen, device=self.device, dtype=self.dtype)
         Qf, _ = torch.linalg.qr(A, mode="reduced")                                   # (S, N, r+K)
         sq = math.sqrt(N)
@@ -337,7 +339,7 @@ def _run(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid)
     t0 = _time.perf_counter()
     times = np.asarray([float(t) for t in times], dtype=float)
     if times.size == 0 or np.any(times < 0):
-        raise ValueError("training.times: need at least one time, all >= 0")
+        raise RequestError("training.times", "need at least one time, all >= 0")
     with torch.no_grad(), _one_thread(torch.device(device)):
         m = _Model(setup, N, seeds, device, dtype)
         s_init, s_train, s_test, s_task = _seeds(seed, 4)

@@ -1,0 +1,70 @@
+"""`derive(setup, out=None)`: the derivation of a setup's theory — what ``mtsp derive`` writes.
+
+setup → TheoryModel (numeric.model) → `derive_online` (the SymPy system of its structure) →
+the equation sheet (`sheet.equation_sheet`, Markdown + LaTeX) and the generated module
+(`codegen.generate_module`), both computed when first asked for and written by `write`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..errors import ReachError
+from ..files import writable_folder
+from ..numeric.model import TheoryModel, theory_model
+from .codegen import generate_module
+from .sheet import equation_sheet
+from .system import OnlineSystem, derive_online
+
+__all__ = ["Derivation", "derive", "SHEET_FILE", "MODULE_FILE"]
+
+SHEET_FILE = "equations.md"
+MODULE_FILE = "online_equations.py"
+
+
+@dataclass
+class Derivation:
+    """The derived online equations of one setup: ``system`` (SymPy: integral symbols, closed
+    forms, assembled dQ/dR/dV), ``sheet`` (Markdown), ``module_source`` (the generated module)
+    and ``paths``, the files `write` wrote."""
+    setup_name: str
+    model: TheoryModel
+    system: OnlineSystem
+    paths: list = field(default_factory=list)
+
+    @cached_property
+    def sheet(self) -> str:
+        return equation_sheet(self.system, self.setup_name, self.model)
+
+    @cached_property
+    def module_source(self) -> str:
+        return generate_module(self.model, self.setup_name)
+
+    def write(self, out) -> list[str]:
+        """Write `SHEET_FILE` and `MODULE_FILE` into the folder `out` (created if missing);
+        returns their paths (also kept in ``paths``)."""
+        out = writable_folder(out)
+        written = []
+        for name, text in ((SHEET_FILE, self.sheet), (MODULE_FILE, self.module_source)):
+            path = str(out / name)
+            with open(path, "w") as f:
+                f.write(text)
+            written.append(path)
+        self.paths = written
+        return written
+
+
+def derive(setup, out=None) -> Derivation:
+    """The derivation of `setup`'s online equations (its structure's SymPy system); with `out`, the
+    equation sheet and the generated module are written into that folder (``mtsp derive``).
+    Refused before anything is derived or written: ReachError for protocols other than online (no
+    derivation yet), RequestError for a folder that cannot be written."""
+    if setup.training.protocol != "online":
+        raise ReachError("training.protocol", f"only the online equations are derived so far, "
+                         f"not {setup.training.protocol!r}")
+    folder = None if out is None else writable_folder(out)
+    model = theory_model(setup)
+    d = Derivation(setup.name, model, derive_online(model))
+    if folder is not None:
+        d.write(folder)
+    return d

@@ -1,0 +1,92 @@
+"""`validate(setup, ...)`: theory against simulation, with a report — what ``mtsp validate`` runs.
+
+Everything is checked before anything is computed (the protocol, the simulator and its device,
+the report folder); then the theory (`numeric.solve.solve`), the simulation
+(`simulate.simulate`, or `simulate_with_single` with the single-task baselines), the comparison
+(`compare.compare`: 4 standard errors + 0.003 per value) and, given a folder, the report
+(`report.write_report`: report.md, results.json, plots).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RequestError
+from ..files import writable_folder
+from ..jsonable import json_safe
+from ..progress import Progress
+from .compare import Comparison, compare
+
+__all__ = ["Validation", "validate", "check_simulator"]
+
+
+@dataclass
+class Validation:
+    """The outcome of `validate`: the theory (`SolveResult`) and simulation (`SimulationResult`)
+    results, their `Comparison`, the report's path (None without a folder), the run's notes as
+    written to results.json, and the seconds of each stage."""
+    setup_name: str
+    theory: object
+    simulation: object
+    comparison: Comparison
+    report: Path | None = None
+    notes: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def agrees(self) -> bool:
+        return self.comparison.agrees
+
+    def verdict(self) -> str:
+        return self.comparison.verdict()
+
+
+def check_simulator(device: str) -> None:
+    """Everything a simulation needs (torch, and CUDA for a cuda device): RequestError if not."""
+    try:
+        import torch   # an optional dependency (pip install ".[sim]"): checked, not required
+    except ImportError:
+        raise RequestError("simulate", "the simulator needs torch; install it with "
+                                       "pip install \".[sim]\"") from None
+    try:
+        import mtsp.validate.simulate  # noqa: F401
+    except ImportError as e:
+        raise RequestError("simulate", f"the simulator is not available ({e})") from None
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise RequestError("device", f"{device!r} requested but CUDA is not available here "
+                                     "(use --device cpu)")
+
+
+def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", single: bool = True,
+             out=None, show_progress: bool = False) -> Validation:
+    """Solve the theory of `setup`, simulate it at input dimension `N` over `seeds` seeds on
+    `device` (with `single`: the single-task baselines too), compare, and with `out` write the
+    report into that folder.  Raises ReachError / RequestError before anything runs."""
+    from ..numeric.solve import check_protocol, solve   # the back-ends load when asked for
+    check_protocol(setup)
+    check_simulator(device)
+    folder = None if out is None else writable_folder(out)
+    from .simulate import simulate, simulate_with_single
+    t0 = time.perf_counter()
+    with Progress("theory", enabled=show_progress) as p:
+        theory = solve(setup, single=single, progress=p)
+    t1 = time.perf_counter()
+    with Progress("simulation", enabled=show_progress) as p:
+        sim = (simulate_with_single if single else simulate)(setup, N=N, seeds=seeds, device=device,
+                                                             progress=p)
+    t2 = time.perf_counter()
+    theory_js, sim_js = json_safe(theory.to_json_dict()), json_safe(sim.to_json_dict())
+    cmp = compare(theory_js, sim_js)
+    notes = {"theory_s": round(t1 - t0, 2), "simulation_s": round(t2 - t1, 2),
+             "N": N, "seeds": seeds, "device": device, "single": single,
+             "theory_stats": json_safe(getattr(theory, "stats", {}) or {})}
+    result = Validation(setup.name, theory, sim, cmp, notes=notes,
+                        seconds={"theory": t1 - t0, "simulation": t2 - t1})
+    if folder is not None:
+        from .report import write_report   # matplotlib: only when a report is written
+        curves = theory.curves()
+        result.report = write_report(setup, theory_js, sim_js, folder, comparison=cmp, notes=notes,
+                                     curves=json_safe(curves) if curves else None)
+        result.seconds["report"] = time.perf_counter() - t2
+    return result
