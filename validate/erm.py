@@ -31,8 +31,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .finite_data import Dataset, exact_metrics, make_dataset, order_parameters, train_metrics
-from .simulate import SimulationResult, _Model, _one_thread, _seeds, seed_stats
+from .finite_data import Dataset, build_problem, exact_metrics, order_parameters, train_metrics
+from .simulate import SimulationResult, _Model, _one_thread, seed_stats
 
 __all__ = ["ErmObjective", "newton_cg", "run_erm"]
 
@@ -185,10 +185,7 @@ def run_erm(setup, N: int, seeds: int, device, dtype, seed: int,
     t0 = _time.perf_counter()
     tr = setup.training
     with torch.no_grad(), _one_thread(torch.device(device)):
-        m = _Model(setup, N, seeds, device, dtype)
-        s_init, s_train = _seeds(seed, 4)[:2]
-        m.init_weights(torch.Generator(device=m.device).manual_seed(s_init))
-        data = make_dataset(m, setup, torch.Generator(device=m.device).manual_seed(s_train))
+        m, data, _ = build_problem(setup, N, seeds, device, dtype, seed)
         obj = ErmObjective(m, data, tr.ridge, tr.coupling)
         W, info = newton_cg(obj, torch.zeros_like(m.W), grad_tol, progress=progress)
         Q, R = order_parameters(m, W)

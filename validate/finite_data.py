@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .simulate import _Model, _randn
+from .simulate import _Model, _randn, _seeds
 
-__all__ = ["Dataset", "make_dataset", "exact_metrics", "train_metrics", "order_parameters"]
+__all__ = ["Dataset", "make_dataset", "build_problem", "exact_metrics", "train_metrics",
+           "order_parameters"]
 
 
 @dataclass
@@ -77,6 +78,17 @@ def make_dataset(m: _Model, setup, gen: torch.Generator) -> Dataset:
     wm = (present.to(m.dtype) * m.weights).expand(m.S, P, m.T).contiguous()
     wy = torch.nn.functional.one_hot(y, m.Cmax).to(m.dtype) * wm.unsqueeze(-1)
     return Dataset(X, y, wm, wy, present, sizes)
+
+
+def build_problem(setup, N: int, seeds: int, device, dtype, seed: int):
+    """(model with teacher and initial weights, training sets, test-set seed) of one run: the
+    random streams of the online simulator (teacher and initial weights, then data, then test
+    set), so erm and full_batch at the same seed share teacher and training sets."""
+    m = _Model(setup, N, seeds, device, dtype)
+    s_init, s_train, s_test = _seeds(seed, 4)[:3]
+    m.init_weights(torch.Generator(device=m.device).manual_seed(s_init))
+    data = make_dataset(m, setup, torch.Generator(device=m.device).manual_seed(s_train))
+    return m, data, s_test
 
 
 def order_parameters(m: _Model, W: torch.Tensor):

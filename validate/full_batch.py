@@ -34,8 +34,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .finite_data import Dataset, exact_metrics, make_dataset, order_parameters, train_metrics
-from .simulate import SimulationResult, _Model, _one_thread, _seeds, _TestSet, seed_stats
+from .finite_data import Dataset, build_problem, exact_metrics, order_parameters, train_metrics
+from .simulate import SimulationResult, _Model, _one_thread, _TestSet, seed_stats
 
 __all__ = ["gradient_flow_rhs", "run_full_batch", "DT", "METHODS"]
 
@@ -88,10 +88,7 @@ def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: i
     if times.size == 0 or np.any(times <= 0):
         raise ValueError("training.times: need at least one time, all > 0")
     with torch.no_grad(), _one_thread(torch.device(device)):
-        m = _Model(setup, N, seeds, device, dtype)
-        s_init, s_train, s_test = _seeds(seed, 4)[:3]
-        m.init_weights(torch.Generator(device=m.device).manual_seed(s_init))
-        data = make_dataset(m, setup, torch.Generator(device=m.device).manual_seed(s_train))
+        m, data, s_test = build_problem(setup, N, seeds, device, dtype, seed)
         test = _TestSet(m, test_size, s_test)
 
         t_last = float(times.max())
