@@ -12,8 +12,9 @@ E_t^μ = wm (softmax(z_t^μ) − e_{y_t^μ}) the per-sample gradients of the onl
 order parameters (`_Model.init_weights`, as online).
 
 Integration: classical Runge–Kutta (RK4, default) or explicit Euler, with equal steps of at most
-`dt` between consecutive evaluation times. The step is a numerical parameter: the outputs at
-dt and dt/2 are compared in benchmarks/results/full_batch_dt.txt.
+`dt` between consecutive evaluation times; the default step is DT / max(1, η, η_V) (the flow's
+rates scale with the learning rates). Halving it changes the outputs far below their error bars
+(benchmarks/results/finite_data_public_checks*.txt, tests/test_finite_sim.py).
 
 Outputs, per task and seed:
 
@@ -37,9 +38,15 @@ import torch
 from .finite_data import Dataset, build_problem, exact_metrics, order_parameters, train_metrics
 from .simulate import SimulationResult, _Model, _one_thread, _TestSet, seed_stats
 
-__all__ = ["gradient_flow_rhs", "run_full_batch", "DT", "METHODS"]
+__all__ = ["DT", "METHODS", "default_dt", "gradient_flow_rhs", "run_full_batch"]
 
-DT = 0.05
+DT = 0.1
+
+
+def default_dt(setup) -> float:
+    """DT / max(1, η, η_V)."""
+    tr = setup.training
+    return DT / max(1.0, float(tr.lr), float(tr.head_lr))
 METHODS = ("rk4", "euler")
 
 
@@ -76,10 +83,12 @@ def _step(m: _Model, data: Dataset, W, V, h: float, method: str):
 
 def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: int, seed: int,
                    progress: Optional[Callable[[float], None]] = None, grid: int = 40,
-                   dt: float = DT, method: str = "rk4") -> SimulationResult:
-    """Simulate `setup` (full_batch) up to the last of `times` (module docstring)."""
+                   dt: float | None = None, method: str = "rk4") -> SimulationResult:
+    """Simulate `setup` (full_batch) up to the last of `times` (module docstring); dt None: the
+    default step."""
     from ..numeric.model import theory_model
     t0 = _time.perf_counter()
+    dt = default_dt(setup) if dt is None else float(dt)
     if method not in METHODS:
         raise ValueError(f"method: unknown integrator {method!r} (one of {METHODS})")
     if not (dt > 0 and math.isfinite(dt)):

@@ -495,9 +495,9 @@ def simulate(setup, N: int = 1000, seeds: int = 8, device="cpu", dtype=torch.flo
 def _run_timed(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid, dt,
                method):
     if setup.training.protocol == "full_batch":
-        from .full_batch import DT, run_full_batch
+        from .full_batch import run_full_batch
         return run_full_batch(setup, times, N, seeds, device, dtype, test_size, seed, progress,
-                              grid, DT if dt is None else dt, method)
+                              grid, dt, method)
     return _run(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid)
 
 
