@@ -93,7 +93,9 @@ def main(argv=None) -> int:
         se_min = min(float(np.min(a[k + "_se"])) for k in keys)
         say(f"dt check: dt = {dt:g} vs {dt / 2:g}: largest change of {', '.join(keys)} "
             f"{diff:.2e} (smallest SE {se_min:.1e}); wall time at dt/2 {wall2:.1f} s")
-    out = ROOT / "benchmarks" / "results" / f"finite_data_public_checks_{args.check}_N{args.N}.txt"
+    tail = "" if (args.seeds, args.seed) == (16, 0) else f"_S{args.seeds}_seed{args.seed}"
+    out = ROOT / "benchmarks" / "results" / \
+        f"finite_data_public_checks_{args.check}_N{args.N}{tail}.txt"
     out.write_text("\n".join(lines) + "\n")
     print(f"written {out.relative_to(ROOT)}")
     return 0

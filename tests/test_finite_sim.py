@@ -11,7 +11,7 @@ from mtsp.numeric.model import theory_model  # noqa: E402
 from mtsp.setup import setup_from_dict  # noqa: E402
 from mtsp.validate.erm import ErmObjective, newton_cg  # noqa: E402
 from mtsp.validate.finite_data import (build_problem, exact_metrics,  # noqa: E402
-                                       order_parameters)
+                                       order_parameters, train_metrics)
 from mtsp.validate.full_batch import _step  # noqa: E402
 from mtsp.validate.simulate import _TestSet, simulate, simulate_with_single  # noqa: E402
 
@@ -226,23 +226,29 @@ def _euler_autograd(s, m, data, W0, V0, h):
     a = {"relu": torch.relu, "tanh": torch.tanh, "linear": lambda v: v,
          "erf": lambda v: torch.erf(v / math.sqrt(2))}[m.act_name](hh)
     R = 0.0
+    task_loss, task_error = [], []
     for t, (C, o) in enumerate(zip(s.classes, s.offsets)):
         z = torch.einsum("sck,spk->spc", Vs[t], a) if m.kind == "shared" else hh[..., o:o + C]
         ce = torch.logsumexp(z, -1) - z.gather(-1, data.y[:, :, t:t + 1]).squeeze(-1)
         R = R + s.tasks[t].weight * (ce * data.present[:, t]).sum(1)
+        mask = data.present[:, t].to(F64)
+        task_loss.append((ce * mask).sum(1).detach() / mask.sum())
+        task_error.append(((z.argmax(-1) != data.y[:, :, t]) * mask).sum(1) / mask.sum())
     R = R / data.P
     R.sum().backward()
     eta, etaV, kappa = s.training.lr, s.training.head_lr, s.training.weight_decay
     W1 = W0 - h * (eta * N * W.grad + eta * kappa * W0)
     V1 = None if V0 is None else [V0[:, t, :C] - h * etaV * Vs[t].grad
                                   for t, C in enumerate(s.classes)]
-    return W1, V1
+    return W1, V1, torch.stack(task_loss, -1), torch.stack(task_error, -1)
 
 
 @pytest.mark.parametrize("kind,activation,inputs", [
     ("glm", "linear", "shared"), ("glm", "linear", "separate"), ("shared", "relu", "shared"),
     ("shared", "tanh", "separate"), ("shared", "erf", "shared")])
 def test_full_batch_euler_step_matches_autograd(kind, activation, inputs):
+    """One Euler step of the hand-written flow against autograd of R̂ written out (and the
+    training loss / error per task against the same written-out losses)."""
     s = fb_setup(kind, activation, inputs)
     m, data, _ = build_problem(s, 40, 2, "cpu", F64, 2)
     if inputs == "separate":
@@ -253,9 +259,13 @@ def test_full_batch_euler_step_matches_autograd(kind, activation, inputs):
     if m.V is not None:
         V0 = m.V + 0.5 * torch.randn(m.V.shape, generator=gen, dtype=F64)
         V0[:, 1, 2:] = 0.0
-    W1_ref, V1_ref = _euler_autograd(s, m, data, W0, V0, 0.3)
+    W1_ref, V1_ref, loss_ref, error_ref = _euler_autograd(s, m, data, W0, V0, 0.3)
     with torch.no_grad():
         W1, V1 = _step(m, data, W0, V0, 0.3, "euler")
+        m.V = V0
+        loss, error = train_metrics(m, data, W0)
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(error, error_ref, rtol=1e-15, atol=0)
     torch.testing.assert_close(W1, W1_ref, rtol=1e-12, atol=1e-12)
     if V0 is not None:
         for t, C in enumerate(s.classes):

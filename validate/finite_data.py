@@ -115,14 +115,11 @@ def exact_metrics(theory, m: _Model, Q: np.ndarray, R: np.ndarray, V=None):
     return out[0], out[1], out[2]
 
 
-def train_metrics(m: _Model, data: Dataset, W: torch.Tensor, V=None):
+def train_metrics(m: _Model, data: Dataset, W: torch.Tensor):
     """Training loss (mean CE of task t over its samples, unweighted by w_t) and training error
-    (fraction with argmax z_t ≠ y_t, the training label), each (S, T)."""
-    h = torch.bmm(data.X, W.transpose(1, 2)) / math.sqrt(m.N)
-    if m.kind == "glm":
-        z = m.pad(h)
-    else:
-        z = torch.matmul(V.unsqueeze(1), m.g(h)[:, :, None, :, None]).squeeze(-1) + m.neg_mask
+    (fraction with argmax z_t ≠ y_t, the training label), each (S, T), of trunk W and the
+    model's current heads m.V."""
+    z = m.logits_many(torch.bmm(data.X, W.transpose(1, 2)) / math.sqrt(m.N))
     ce = torch.logsumexp(z, -1) - torch.gather(z, -1, data.y.unsqueeze(-1)).squeeze(-1)
     wrong = (z.argmax(-1) != data.y).to(m.dtype)
     mask = data.present.to(m.dtype)                                                  # (P, T)

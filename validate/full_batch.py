@@ -124,7 +124,7 @@ def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: i
                                  f"(step {h:g}, {method}): use a smaller dt")
             m.W, m.V = W, V
             ge, le, tl = test.evaluate()
-            trl, tre = train_metrics(m, data, W, V)
+            trl, tre = train_metrics(m, data, W)
             for key, v in (("gen_error", ge), ("label_error", le), ("test_loss", tl),
                            ("train_loss", trl), ("train_error", tre)):
                 curves[key][j] = v.cpu().numpy()
