@@ -10,7 +10,10 @@ W_t, z_t = W_t x/√N), the convex objective
     ∇F = Eᵀ X/√N + λ W + μ (L ⊗ I) W,   E[μ, (t, c)] = wm (softmax(z_t) − e_{y_t})_c,
     ∇²F·D = Ėᵀ X/√N + λ D + μ (L ⊗ I) D,  Ė_t = wm (p ⊙ ż_t − p (pᵀ ż_t)),  ż = D x/√N,
 
-where L = T I − 11ᵀ is the Laplacian of the all-pairs task graph (needs equal C_t). It is
+where L = T I − 11ᵀ is the Laplacian of the all-pairs task graph (needs equal C_t). As in
+MODEL.md the data term is a sum over the P = αN samples and the penalties act on W itself
+(entries O(1), W Wᵀ/N = Q), so both are O(N); full_batch with weight decay κ has the same
+stationary point at λ = ακ (tests/test_finite_sim.py::test_full_batch_long_time_is_erm). It is
 minimised in float64 by a truncated Newton method: the Newton system ∇²F d = −∇F solved by
 conjugate gradients (Hessian–vector products, batched over seeds with per-seed step sizes) to a
 relative residual min(0.1, √g) (g below), then a backtracking Armijo line search per seed; all
