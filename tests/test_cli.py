@@ -118,8 +118,6 @@ times = [1]
 @pytest.mark.parametrize("text, key", [
     (TINY.replace("noise = 0.3", "noise = 0.3\nbogus = 1"), "tasks.A.bogus"),
     (NON_PSD, "teacher.gram"),
-    (TINY.replace('protocol = "online"', 'protocol = "full_batch"\nalpha = 2'),
-     "training.protocol"),
 ])
 @pytest.mark.parametrize("command", [["solve", "--json"], ["solve"], ["simulate", "--json"],
                                      ["validate"]])
@@ -134,6 +132,46 @@ def test_bad_setup_exits_2(tmp_path, capsys, text, key, command):
     assert err.startswith(f"mtsp: error: {key}")
     assert err.count("\n") == 1
     assert not out_dir.exists()             # refused before anything ran or was written
+
+
+FULL_BATCH = TINY.replace('protocol = "online"', 'protocol = "full_batch"\nalpha = 2')
+ERM = TINY.replace('protocol = "online"', 'protocol = "erm"\nalpha = 2\nridge = 0.5') \
+    .replace("lr = 0.5\ntimes = [0.5, 1]\n", "")
+
+
+@pytest.mark.parametrize("text", [FULL_BATCH, ERM])
+@pytest.mark.parametrize("command", [["solve", "--json"], ["check"], ["validate"]])
+def test_finite_data_theory_refused(tmp_path, capsys, text, command):
+    """No theory engine for full_batch / erm yet: refused before anything runs, pointing to
+    `mtsp simulate`."""
+    out_dir = tmp_path / "report"
+    argv = [command[0], write(tmp_path, text), *command[1:]]
+    if command[0] == "validate":
+        argv += ["--out", str(out_dir)]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("mtsp: error: training.protocol: the theory engine")
+    assert "mtsp simulate" in err and err.count("\n") == 1
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("text, times", [(FULL_BATCH, [0.5, 1.0]), (ERM, None)])
+def test_simulate_finite_data(tmp_path, capsys, text, times):
+    pytest.importorskip("torch")
+    assert main(["simulate", write(tmp_path, text), "--json", "--N", "40", "--seeds", "2"]) == 0
+    out, _ = capsys.readouterr()
+    js = json.loads(out)
+    assert js["protocol"] == text.split('protocol = "')[1].split('"')[0]
+    assert js["times"] == times and js["N"] == 40 and js["seeds"] == 2
+    n = 1 if times is None else len(times)
+    for task in js["tasks"].values():
+        for key in ("gen_error", "gen_error_se", "label_error", "test_loss", "train_loss",
+                    "train_error"):
+            assert len(task[key]) == n and all(0 <= v < 5 for v in task[key])
+        assert ("best_gen_error" in task) == (times is not None)
+    assert main(["simulate", write(tmp_path, text), "--N", "40", "--seeds", "2", "-q"]) == 0
+    out, _ = capsys.readouterr()
+    assert "gen_error" in out
 
 
 def test_missing_file_exits_2(tmp_path, capsys):

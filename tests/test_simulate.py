@@ -152,11 +152,15 @@ def test_json_schema_and_single():
     assert [v.shape for v in r.order_params["V"]] == [(2, 3, 3), (2, 2, 3)]
 
 
-def test_unsupported_protocol_refused():
+def test_simulate_dispatches_on_protocol():
+    """simulate() runs every protocol (finite data: tests/test_finite_sim.py)."""
     d = {k: dict(v) if isinstance(v, dict) else v for k, v in PUBLIC_GLM.items()}
-    d["training"] = {"protocol": "full_batch", "lr": 1.0, "alpha": 3.0, "times": [2, 10]}
-    with pytest.raises(ValueError, match="training.protocol"):
-        simulate(setup_from_dict(d))
+    d["training"] = {"protocol": "full_batch", "lr": 1.0, "alpha": 3.0, "times": [0.5]}
+    r = simulate(setup_from_dict(d), N=30, seeds=2, test_size=100, grid=2)
+    assert r.protocol == "full_batch" and r.solver["method"] == "rk4"
+    d["training"] = {"protocol": "erm", "alpha": 3.0, "ridge": 0.5}
+    r = simulate(setup_from_dict(d), N=30, seeds=2)
+    assert r.protocol == "erm" and r.times is None and r.solver["method"] == "newton-cg"
 
 
 def test_public_check_glm_online():

@@ -1,4 +1,6 @@
-"""Finite-N simulation of the canonical model (../shared/MODEL.md), `online` protocol.
+"""Finite-N simulation of the canonical model (../shared/MODEL.md): the entry points `simulate`
+and `simulate_with_single` for every protocol, and the `online` protocol itself (the finite-data
+protocols are in validate/full_batch.py and validate/erm.py, which reuse the pieces below).
 
 One-pass SGD on fresh Gaussian inputs, for the `glm` and `shared` students, any number of tasks,
 shared or separate inputs, batched over seeds: every weight tensor carries a leading seed
@@ -42,11 +44,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from mtsp.errors import RequestError
+from mtsp.errors import ReachError, RequestError
 
 __all__ = ["SimulationResult", "simulate", "simulate_with_single"]
 
 ACTIVATIONS = ("linear", "relu", "erf", "tanh")
+PROTOCOLS = ("online", "full_batch", "erm")
 _CHUNK = 256                      # steps of random inputs / noise / task choices drawn at once
 _MAX_TEST_BYTES = 2 * 1024 ** 3   # store the test inputs if they fit; else regenerate them
 _TEST_BLOCK = 2000                # test samples per block when regenerating
@@ -58,6 +61,14 @@ _TEST_BLOCK = 2000                # test samples per block when regenerating
 
 _TASK_JSON_KEYS = ("gen_error", "gen_error_se", "label_error", "test_loss", "best_gen_error",
                    "best_gen_error_time", "best_test_loss", "best_test_loss_time")
+# finite-data protocols (full_batch, erm) add the training-set metrics and every standard error
+_FINITE_JSON_KEYS = ("label_error_se", "test_loss_se", "train_loss", "train_loss_se",
+                     "train_error", "train_error_se")
+
+
+def _task_json(d: dict) -> dict:
+    return {k: _jsonable(d[k]) for k in _TASK_JSON_KEYS + _FINITE_JSON_KEYS
+            if k in d and (k in _TASK_JSON_KEYS or "train_loss" in d)}
 
 
 def _jsonable(v):
@@ -70,12 +81,18 @@ def _jsonable(v):
         return v if math.isfinite(v) else None
     if isinstance(v, np.integer):
         return int(v)
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
     return v
 
 
 @dataclass
 class SimulationResult:
-    """Seed-averaged finite-N simulation results of one setup (online protocol).
+    """Seed-averaged finite-N simulation results of one setup.
+
+    Finite-data protocols (validate/full_batch.py, validate/erm.py) add train_loss, train_error
+    and their _se to tasks[name] (and to the JSON, with label_error_se and test_loss_se), and
+    describe their integrator or minimiser in `solver`; erm has times None and one-entry arrays.
 
     tasks[name] holds numpy arrays over `times` — gen_error, gen_error_se, label_error,
     label_error_se, test_loss, test_loss_se — and floats best_gen_error, best_gen_error_time,
@@ -99,16 +116,18 @@ class SimulationResult:
     single_results: Optional[dict] = None
     device: str = "cpu"
     wall_time: float = 0.0
+    solver: dict = field(default_factory=dict)
 
     def to_json_dict(self) -> dict:
+        times = None if self.times is None else _jsonable(np.asarray(self.times, dtype=float))
         out = {"setup": self.setup, "engine": "simulation", "protocol": self.protocol,
-               "times": _jsonable(np.asarray(self.times, dtype=float)),
-               "tasks": {name: {k: _jsonable(d[k]) for k in _TASK_JSON_KEYS}
-                         for name, d in self.tasks.items()},
+               "times": times,
+               "tasks": {name: _task_json(d) for name, d in self.tasks.items()},
                "N": int(self.N), "seeds": int(self.seeds)}
+        if self.solver:
+            out["solver"] = _jsonable(self.solver)
         if self.single is not None:
-            out["single"] = {name: {k: _jsonable(d[k]) for k in _TASK_JSON_KEYS}
-                             for name, d in self.single.items()}
+            out["single"] = {name: _task_json(d) for name, d in self.single.items()}
         return out
 
 
@@ -136,8 +155,8 @@ class _Model:
 
     def __init__(self, setup, N: int, seeds: int, device, dtype):
         tr = setup.training
-        if tr.protocol != "online":
-            raise ValueError(f"training.protocol: the simulator handles only 'online' so far, "
+        if tr.protocol not in PROTOCOLS:
+            raise ReachError("training.protocol", f"the simulator handles {PROTOCOLS}, "
                              f"not {tr.protocol!r}")
         st = setup.student
         if st.kind not in ("glm", "shared"):
@@ -233,27 +252,34 @@ class _Model:
         a = self.g(h)
         return torch.einsum("stck,snk->sntc", self.V, a) + self.neg_mask
 
-    # -- one SGD step -----------------------------------------------------------------------
+    # -- per-sample gradient and one SGD step ------------------------------------------------
+    def backward(self, h: torch.Tensor, wm: torch.Tensor, wy: torch.Tensor, V=None):
+        """Per-sample gradient of L = Σ_t w_t CE(z_t, y_t) at trunk fields h (S, n, K) with heads
+        V (S, T, Cmax, K; default the current ones), wm (S, n, T) = w_t·[task present] and
+        wy (S, n, T, Cmax) = wm · onehot(y). Returns (δ = ∂L/∂h (S, n, K),
+        E = wm·softmax(z) − wy = ∂L/∂z (S, n, T, Cmax), a = g(h) (S, n, K); None for glm)."""
+        if self.kind == "glm":
+            E = wm.unsqueeze(-1) * torch.softmax(self.pad(h), -1) - wy
+            return E.flatten(-2)[..., self.flat_pos], E, None
+        V = self.V if V is None else V
+        a = self.g(h)
+        z = torch.matmul(V.unsqueeze(1), a[:, :, None, :, None]).squeeze(-1) + self.neg_mask
+        E = wm.unsqueeze(-1) * torch.softmax(z, -1) - wy                             # (S,n,T,C)
+        back = torch.matmul(E.unsqueeze(-2), V.unsqueeze(1)).sum(dim=(-3, -2))       # (S, n, K)
+        return self.gp(h) * back, E, a
+
     def step(self, x: torch.Tensor, wm: torch.Tensor, wy: torch.Tensor):
         """One SGD step for all seeds. x (S, N); wm (S, T) = w_t·[task present];
         wy (S, T, Cmax) = wm · onehot(y)."""
         N = self.N
         sq = math.sqrt(N)
-        h = torch.bmm(self.W, x.unsqueeze(-1)).squeeze(-1) / sq                      # (S, K)
-        if self.kind == "glm":
-            z = self.pad(h)
-            E = wm.unsqueeze(-1) * torch.softmax(z, -1) - wy                         # (S,T,Cmax)
-            delta = E.flatten(-2)[:, self.flat_pos]                                  # (S, M)
-        else:
-            a = self.g(h)
-            z = torch.matmul(self.V, a[:, None, :, None]).squeeze(-1) + self.neg_mask
-            E = wm.unsqueeze(-1) * torch.softmax(z, -1) - wy                         # (S,T,Cmax)
-            back = torch.matmul(E.unsqueeze(-2), self.V).sum(dim=(1, 2))             # (S, K)
-            delta = self.gp(h) * back
-            self.V.sub_((self.head_lr / N) * E.unsqueeze(-1) * a[:, None, None, :])
+        h = torch.bmm(self.W, x.unsqueeze(-1)).transpose(1, 2) / sq                  # (S, 1, K)
+        delta, E, a = self.backward(h, wm.unsqueeze(1), wy.unsqueeze(1))
+        if self.kind == "shared":
+            self.V.sub_((self.head_lr / N) * E.squeeze(1).unsqueeze(-1) * a[:, :, None, :])
         if self.wd:
             self.W.mul_(1.0 - self.lr * self.wd / N)
-        self.W.baddbmm_(delta.unsqueeze(-1), x.unsqueeze(1), alpha=-self.lr / sq)
+        self.W.baddbmm_(delta.transpose(1, 2), x.unsqueeze(1), alpha=-self.lr / sq)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,6 +355,15 @@ def _one_thread(device):
         yield
     finally:
         torch.set_num_threads(n)
+
+
+def seed_stats(values, axis: int = 0):
+    """Mean over the seed axis and its standard error (std with ddof 1 / √S; NaN for one seed)."""
+    a = values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+    S = a.shape[axis]
+    mean = a.mean(axis)
+    se = a.std(axis, ddof=1) / math.sqrt(S) if S > 1 else np.full_like(mean, np.nan)
+    return mean, se
 
 
 def _seeds(seed: int, k: int):
@@ -413,13 +448,7 @@ def _run(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid)
                 progress(done / total)
 
         # ---- summarize ------------------------------------------------------------------
-        def stats(c):
-            a = c.cpu().numpy()                                                      # (E, S, T)
-            mean = a.mean(1)
-            se = a.std(1, ddof=1) / math.sqrt(S) if S > 1 else np.full_like(mean, np.nan)
-            return mean, se
-
-        (gm, gs), (lm, ls), (cm, cs) = stats(gen_c), stats(lab_c), stats(loss_c)
+        (gm, gs), (lm, ls), (cm, cs) = (seed_stats(c, axis=1) for c in (gen_c, lab_c, loss_c))
         tasks, curves = {}, {}
         for t, name in enumerate(m.names):
             curves[name] = {"gen_error": gm[:, t], "gen_error_se": gs[:, t],
@@ -442,40 +471,65 @@ def _run(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid)
 
 def simulate(setup, N: int = 1000, seeds: int = 8, device="cpu", dtype=torch.float64,
              test_size: int = 10000, seed: int = 0,
-             progress: Optional[Callable[[float], None]] = None, grid: int = 40
-             ) -> SimulationResult:
-    """Simulate `setup` (online protocol) at input dimension N, averaging over `seeds` seeds run
-    in parallel, up to the last of setup.training.times. See the module docstring."""
-    if setup.training.protocol != "online":
-        raise ValueError(f"training.protocol: simulation of protocol "
-                         f"{setup.training.protocol!r} is not implemented yet (only 'online')")
+             progress: Optional[Callable[[float], None]] = None, grid: int = 40,
+             dt: Optional[float] = None, method: str = "rk4",
+             grad_tol: Optional[float] = None) -> SimulationResult:
+    """Simulate `setup` at input dimension N, averaging over `seeds` seeds run in parallel.
+
+    online: up to the last of setup.training.times (see the module docstring); full_batch:
+    gradient flow on fixed data (validate/full_batch.py; step `dt`, integrator `method`); erm:
+    the exact regularized minimiser (validate/erm.py; gradient tolerance `grad_tol`).
+    test_size and grid concern online and full_batch (erm's errors are exact)."""
+    protocol = setup.training.protocol
+    if protocol == "erm":
+        from .erm import GRAD_TOL, run_erm
+        return run_erm(setup, N, seeds, device, dtype, seed, progress,
+                       GRAD_TOL if grad_tol is None else grad_tol)
+    if protocol not in PROTOCOLS:
+        raise ReachError("training.protocol", f"simulation of protocol {protocol!r} is not "
+                         f"implemented (one of {PROTOCOLS})")
     if not setup.training.times:
-        raise ValueError("training.times: the online protocol needs times")
-    return _run(setup, setup.training.times, N, seeds, device, dtype, test_size, seed, progress,
-                grid)
+        raise RequestError("training.times", f"the {protocol} protocol needs times")
+    return _run_timed(setup, setup.training.times, N, seeds, device, dtype, test_size, seed,
+                      progress, grid, dt, method)
+
+
+def _run_timed(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid, dt,
+               method):
+    if setup.training.protocol == "full_batch":
+        from .full_batch import run_full_batch
+        return run_full_batch(setup, times, N, seeds, device, dtype, test_size, seed, progress,
+                              grid, dt, method)
+    return _run(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid)
 
 
 def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
                          dtype=torch.float64, test_size: int = 10000, seed: int = 0,
-                         progress: Optional[Callable[[float], None]] = None, grid: int = 40
-                         ) -> SimulationResult:
+                         progress: Optional[Callable[[float], None]] = None, grid: int = 40,
+                         dt: Optional[float] = None, method: str = "rk4",
+                         grad_tol: Optional[float] = None) -> SimulationResult:
     """simulate(setup) plus each task trained alone (setup.single(t)), reported in `.single`
     (and under "single" in to_json_dict) over the multitask times.
 
-    With separate inputs the single-task baseline is compared at the same number of task-t
+    With separate online inputs the single-task baseline is compared at the same number of task-t
     samples: it is run at times π_t·t, and its best_*_time values are converted back to the
-    multitask clock (divided by π_t). With shared inputs it runs at the same times."""
-    if setup.training.protocol != "online":
-        raise ValueError(f"training.protocol: simulation of protocol "
-                         f"{setup.training.protocol!r} is not implemented yet (only 'online')")
-    times = np.asarray(setup.training.times, dtype=float)
+    multitask clock (divided by π_t). Otherwise (shared inputs, or finite data, where task t
+    keeps its own P_t samples) it runs at the same times."""
+    protocol = setup.training.protocol
+    if protocol not in PROTOCOLS:
+        raise ReachError("training.protocol", f"simulation of protocol {protocol!r} is not "
+                         f"implemented (one of {PROTOCOLS})")
+    kw = dict(N=N, seeds=seeds, device=device, dtype=dtype, test_size=test_size, seed=seed,
+              grid=grid, dt=dt, method=method, grad_tol=grad_tol)
     names = [t.name for t in setup.tasks]
+    timed = protocol != "erm"
+    times = np.asarray(setup.training.times, dtype=float) if timed else None
     pi = np.asarray(setup.shares(), float)
     pi = pi / pi.sum()
-    separate = setup.training.inputs == "separate" and len(names) > 1
-    # rough cost weights for the progress callback: steps × rows
-    w_multi = float(times.max())
-    w_single = [float(times.max()) * (pi[i] if separate else 1.0) for i in range(len(names))]
+    separate = protocol == "online" and setup.training.inputs == "separate" and len(names) > 1
+    # rough cost weights for the progress callback: time × rows
+    w_multi = float(times.max()) if timed else 1.0
+    w_single = [w_multi * (pi[i] if separate else 1.0) for i in range(len(names))]
     total = w_multi + sum(w_single)
 
     def sub(offset, width):
@@ -483,8 +537,7 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
             return None
         return lambda f: progress((offset + width * f) / total)
 
-    res = simulate(setup, N=N, seeds=seeds, device=device, dtype=dtype, test_size=test_size,
-                   seed=seed, progress=sub(0.0, w_multi), grid=grid)
+    res = simulate(setup, progress=sub(0.0, w_multi), **kw)
     single, single_results = {}, {}
     off = w_multi
     for i, name in enumerate(names):
@@ -493,12 +546,16 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
             off += w_single[i]
             continue
         st = setup.single(name)
-        r = _run(st, times * scale, N, seeds, device, dtype, test_size, seed,
-                 sub(off, w_single[i]), grid)
+        if timed:
+            r = _run_timed(st, times * scale, N, seeds, device, dtype, test_size, seed,
+                           sub(off, w_single[i]), grid, dt, method)
+        else:
+            r = simulate(st, progress=sub(off, w_single[i]), **kw)
         off += w_single[i]
         d = dict(r.tasks[name])
-        d["best_gen_error_time"] = d["best_gen_error_time"] / scale
-        d["best_test_loss_time"] = d["best_test_loss_time"] / scale
+        if "best_gen_error_time" in d:
+            d["best_gen_error_time"] = d["best_gen_error_time"] / scale
+            d["best_test_loss_time"] = d["best_test_loss_time"] / scale
         single[name] = d
         single_results[name] = r
     res.single = single
