@@ -66,12 +66,10 @@ def _load(path):
 
 
 def _check_protocol(setup) -> None:
-    """The theory engines: only online's (ode) so far. `mtsp simulate` runs every protocol."""
-    p = setup.training.protocol
-    if p != "online":
-        engine = {"erm": "replica", "full_batch": "dmft"}.get(p, "")
-        raise ReachError("training.protocol", f"the theory engine of the {p!r} protocol ({engine}) is "
-                         f"not implemented yet (only 'online'); 'mtsp simulate' runs {p} setups")
+    """A theory engine exists for the setup's protocol (`numeric.solve.check_protocol`);
+    `mtsp simulate` runs every protocol."""
+    from .numeric.solve import check_protocol
+    check_protocol(setup)
 
 
 def _fmt(v, se=None) -> str:

@@ -376,7 +376,9 @@ def check_protocol(setup) -> None:
     """ReachError unless a theory engine of the setup's protocol exists (online only, so far)."""
     protocol = setup.training.protocol
     if protocol != "online":
-        raise ReachError("training.protocol", f"the {protocol!r} engine is not implemented yet (online is)")
+        engine = {"erm": "replica", "full_batch": "dmft"}.get(protocol, "")
+        raise ReachError("training.protocol", f"the theory engine of the {protocol!r} protocol ({engine}) is "
+                         f"not implemented yet (only 'online'); 'mtsp simulate' runs {protocol} setups")
 
 
 def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
