@@ -58,10 +58,12 @@ def derive(setup, out=None) -> Derivation:
     """The derivation of `setup`'s online equations (its structure's SymPy system); with `out`, the
     equation sheet and the generated module are written into that folder (``mtsp derive``).
     Refused before anything is derived or written: ReachError for protocols other than online (no
-    derivation yet), RequestError for a folder that cannot be written."""
+    derivation yet) and for structures beyond the online engine's reach (`numeric.reach`), RequestError for a folder that cannot be written."""
     if setup.training.protocol != "online":
         raise ReachError("training.protocol", f"only the online equations are derived so far, "
                          f"not {setup.training.protocol!r}")
+    from ..numeric.reach import check_structure
+    check_structure(setup)   # the derivation grows with the structure: its reach first
     folder = None if out is None else writable_folder(out)
     model = theory_model(setup)
     d = Derivation(setup.name, model, derive_online(model))

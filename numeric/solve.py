@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from mtsp.errors import ConvergenceError, ReachError, RequestError
 
-from . import quadrature
+from . import quadrature, reach
 from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
@@ -92,18 +92,24 @@ def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
 
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
-               engine: str = "ode", setup_name: str = "", progress=None, helper=None):
+               engine: str = "ode", setup_name: str = "", progress=None, helper=None, guard=None):
     """Dormand–Prince 5(4) with dense output from the initial order parameters to t_end.
     ``helper``: an executor that computes half of every right-hand side while this process does
-    the other half (passed to the right-hand side: `online.linear_terms`, `online.nonlinear_terms`)."""
+    the other half (passed to the right-hand side: `online.linear_terms`, `online.nonlinear_terms`).
+    ``guard``: called with (t, y) at each right-hand side (default: the cost is estimated and
+    checked first, then `reach.Guard` stops diverging or overlong integrations)."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
     f_rhs = _rhs_function(model, engine, setup_name)
+    if guard is None:   # the reach (`reach`): the cost estimated, refused or announced first
+        reach.check_cost(reach.estimate(lambda y: f_rhs(model, y, acc, helper), y0, t_end), model.lr)
+        guard = reach.Guard(t_end)
 
     def f(t, y):
         nfev[0] += 1
+        guard(t, y)
         if progress and nfev[0] % 6 == 0:
-            progress(min(t / t_end, 1.0))
+            progress(min(t / t_end, 1.0), f"t = {t:.3g} of {t_end:g}")
         return f_rhs(model, y, acc, helper)
     try:
         traj = dormand_prince(f, y0, t_end, rtol, atol)
@@ -279,7 +285,8 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
         traj, nfev = _integrate(model, t_end, acc, rtol, atol, engine, setup.name,
-                                (lambda f: progress(0.8 * f)) if progress else None, helper=jobs.pool)
+                                _Part(progress, 0.0, 0.8) if progress else None,
+                                helper=jobs.pool)
         t1 = _time.perf_counter()
         if progress:
             progress(0.8)
@@ -372,6 +379,25 @@ ACCURACY_PRESETS = {"default": (Accuracy(), {}), "high": (HIGH_ACCURACY, HIGH_TO
                     "fast": (FAST_ACCURACY, FAST_TOL)}
 
 
+class _Part:
+    """Progress of one part of a solve: fraction f of it is (offset + scale·f) of the whole."""
+
+    def __init__(self, progress, offset: float, scale: float):
+        self.progress, self.offset, self.scale = progress, offset, scale
+
+    def __call__(self, fraction, note=None):
+        _tell(self.progress, self.offset + self.scale * fraction, note)
+
+
+def _tell(progress, fraction, note=None):
+    """Report progress; a note (the integration's time) goes to callbacks that take one."""
+    from mtsp.progress import Progress
+    if note is not None and isinstance(progress, (Progress, _Part)):
+        progress(fraction, note)
+    else:
+        progress(fraction)
+
+
 def check_protocol(setup) -> None:
     """ReachError unless a theory engine of the setup's protocol exists (online only, so far)."""
     protocol = setup.training.protocol
@@ -408,6 +434,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
     check_protocol(setup)
+    reach.check_structure(setup)
     if acc is not None:
         if not (isinstance(accuracy, str) and accuracy == "default"):
             raise RequestError("accuracy", "give accuracy or acc, not both")
@@ -424,7 +451,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     runs = 1 + (sum(1 for t in setup.tasks if t.weight != 0) if single else 0)
 
     def part(k):  # progress of run k of `runs` as a fraction of the whole
-        return (lambda f: progress((k + f) / runs)) if progress else None
+        return _Part(progress, k / runs, 1 / runs) if progress else None
     res = solve_online(setup, acc, progress=part(0), engine=engine, processes=processes, **tol)
     if single:
         done = 1

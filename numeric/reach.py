@@ -1,0 +1,178 @@
+"""The online engine's reach: which setups it solves within reasonable time and memory, checked
+before any work starts, and the guards that stop an integration that leaves it.
+
+1. `check_structure(setup)` — the structure (classes per task, logits M = Σ C_t, hidden units K,
+   tasks) against `LIMITS`: the symbolic derivation and the generated module grow with them
+   (K² + K·M + Σ C_t·K order parameters, integrals over up to C_t + C_u − 2 dimensions), so a
+   structure beyond them is refused at once (ReachError naming the key, the limit and what to do
+   instead: ``mtsp simulate``).  No SymPy or NumPy work happens before this check.
+2. `estimate(rhs, y0, t_end)` — the cost of the integration from the dynamics themselves: the
+   Jacobian's spectral radius L at the initial state (power iteration on finite differences of the
+   right-hand side) bounds the step of the explicit Dormand–Prince pair by its real stability
+   interval, h ≤ 3.3 / L, so the integration to t_end needs about `GROWTH`·t_end·L / 3.3 steps of 6
+   right-hand sides each (the rate grows along the trajectory as the heads grow: `GROWTH`); with
+   the measured seconds per right-hand side this is the estimated time.  Beyond `MAX_SECONDS` the setup is refused (ReachError naming ``training.lr`` when the
+   rate L itself is beyond reach — a learning rate far past the stability of the dynamics — else
+   ``training.times``); beyond `NOTE_SECONDS` the estimate is printed before the work starts.
+3. `Guard` — checked at every right-hand side of the integration: non-finite or exploding order
+   parameters (max |y| > `EXPLODE`) stop it with a ConvergenceError stating the time t at which it
+   happened; a wall time beyond the budget stops it with a ReachError stating how far it got.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtsp.errors import ConvergenceError, ReachError
+
+__all__ = ["LIMITS", "MAX_SECONDS", "NOTE_SECONDS", "EXPLODE", "GROWTH", "check_structure", "Estimate",
+           "estimate", "check_cost", "Guard"]
+
+# Structural limits of the online engine (see benchmarks/results/reach_limits.txt for the
+# measured derivation and solve times that set them).
+LIMITS = {"classes": 8, "logits": 16, "hidden": 16, "tasks": 6}
+MAX_SECONDS = 600.0   # an estimated integration beyond this is refused before it starts
+NOTE_SECONDS = 20.0   # an estimated integration beyond this is announced before it starts
+EXPLODE = 1e8         # |order parameter| beyond which the dynamics count as diverging
+_STABILITY = 3.3      # real stability interval of Dormand–Prince 5(4): h·L ≤ 3.3
+# the rate L grows along the trajectory: the demo setup integrated to t = 300 took 1310
+# right-hand sides where its initial rate (L = 0.33) predicts 300 (measured, 2 cores)
+GROWTH = 4.0
+_SIMULATE = "'mtsp simulate' runs it at finite N"
+
+
+def check_structure(setup) -> None:
+    """ReachError unless the setup's structure lies within `LIMITS` (see the module docstring)."""
+    tasks = setup.tasks
+    for k, t in enumerate(tasks):
+        if t.classes > LIMITS["classes"]:
+            raise ReachError(f"tasks.{t.name}.classes",
+                             f"{t.classes} classes exceed the online engine's reach "
+                             f"(at most {LIMITS['classes']} per task: its label integrals have "
+                             f"C − 1 dimensions); {_SIMULATE}")
+    if len(tasks) > LIMITS["tasks"]:
+        raise ReachError("tasks", f"{len(tasks)} tasks exceed the online engine's reach (at most "
+                         f"{LIMITS['tasks']}: its pair integrals grow as tasks²); {_SIMULATE}")
+    M = sum(t.classes for t in tasks)
+    if M > LIMITS["logits"]:
+        raise ReachError("tasks", f"{M} classes in all exceed the online engine's reach (at most "
+                         f"{LIMITS['logits']} logits over all tasks); {_SIMULATE}")
+    st = setup.student
+    if st.kind != "glm" and st.hidden > LIMITS["hidden"]:
+        raise ReachError("student.hidden", f"{st.hidden} hidden units exceed the online engine's "
+                         f"reach (at most {LIMITS['hidden']}: the derivation has K² + K·M order "
+                         f"parameters); {_SIMULATE}")
+
+
+@dataclass
+class Estimate:
+    """The estimated cost of an integration to ``t_end``: ``rate`` L (the Jacobian's spectral
+    radius at the initial state), ``steps`` (≥ t_end·L/3.3), ``rhs`` (6 per step) and
+    ``seconds`` (``rhs`` × the measured seconds per right-hand side)."""
+    t_end: float
+    rate: float
+    steps: float
+    rhs: float
+    rhs_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.rhs * self.rhs_seconds
+
+    def describe(self) -> str:
+        return (f"about {_fmt_s(self.seconds)} ({self.rhs:.3g} right-hand sides of "
+                f"{1e3 * self.rhs_seconds:.3g} ms; fastest rate of the dynamics L = {self.rate:.3g})")
+
+
+def _fmt_s(s: float) -> str:
+    if not math.isfinite(s):
+        return "forever"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.3g} h"
+
+
+def estimate(rhs, y0: np.ndarray, t_end: float, iterations: int = 4) -> Estimate:
+    """`Estimate` of integrating y' = rhs(y) from y0 to t_end (see the module docstring):
+    L by `iterations` steps of power iteration on (rhs(y0 + εv) − rhs(y0)) / ε."""
+    y0 = np.asarray(y0, float)
+    t0 = time.perf_counter()
+    f0 = rhs(y0)
+    n_eval = 1
+    rate = math.inf if not np.all(np.isfinite(f0)) else 0.0
+    if rate == 0.0:
+        scale = max(float(np.abs(y0).max(initial=0.0)), 1e-3)
+        v = np.random.default_rng(0).standard_normal(y0.size)
+        v /= np.linalg.norm(v)
+        for _ in range(iterations):
+            eps = 1e-4 * scale
+            jv = (rhs(y0 + eps * v) - f0) / eps
+            n_eval += 1
+            norm = float(np.linalg.norm(jv))
+            if not math.isfinite(norm):
+                rate = math.inf
+                break
+            rate = norm
+            if norm == 0.0:
+                break
+            v = jv / norm
+    per = (time.perf_counter() - t0) / n_eval
+    steps = GROWTH * t_end * rate / _STABILITY + 20.0  # 20: the accuracy-limited steps of a smooth start
+    return Estimate(float(t_end), float(rate), float(steps), 6.0 * steps, per)
+
+
+def check_cost(est: Estimate, lr: float, max_seconds: float = MAX_SECONDS, note=None) -> None:
+    """ReachError when `est` exceeds `max_seconds`; `note(text)` (default: a line on stderr) is
+    told the estimate when it exceeds `NOTE_SECONDS`."""
+    if est.seconds > max_seconds:
+        # the rate alone: steps per unit of time beyond what the whole budget allows in t = 1
+        per_unit = GROWTH * est.rate / _STABILITY * 6.0 * est.rhs_seconds
+        if not math.isfinite(est.rate) or per_unit > max_seconds:
+            raise ReachError("training.lr", f"lr = {lr:g} is far beyond the stability of the "
+                             f"dynamics: their fastest rate L = {est.rate:.3g} needs steps below "
+                             f"{_STABILITY / est.rate if est.rate else math.inf:.3g} in time, so "
+                             f"the integration to t = {est.t_end:g} would take {_fmt_s(est.seconds)}"
+                             f" (the reach is {_fmt_s(max_seconds)}); lower lr (η·L scales with "
+                             f"η) or {_SIMULATE}")
+        raise ReachError("training.times", f"integrating to t = {est.t_end:g} would take "
+                         f"{est.describe()}, beyond the online engine's reach of "
+                         f"{_fmt_s(max_seconds)}; ask for earlier times (the last is the cost) "
+                         f"or {_SIMULATE}")
+    if est.seconds > NOTE_SECONDS:
+        text = f"mtsp: note: theory: estimated {est.describe()}"
+        if note is None:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            note(text)
+
+
+class Guard:
+    """Checks the state of an integration at each right-hand side: ConvergenceError (key
+    ``training.lr``) at the first non-finite or exploding order parameter, with the time; a
+    ReachError (key ``training.times``) when the wall time exceeds ``max_seconds``."""
+
+    def __init__(self, t_end: float, max_seconds: float = MAX_SECONDS):
+        self.t_end, self.max_seconds = float(t_end), float(max_seconds)
+        self.start = time.perf_counter()
+        self.t_max = 0.0
+
+    def __call__(self, t: float, y: np.ndarray) -> None:
+        big = float(np.abs(y).max(initial=0.0))
+        if not math.isfinite(big) or big > EXPLODE:
+            what = "are not finite" if not math.isfinite(big) else f"exceed {EXPLODE:.0e}"
+            raise ConvergenceError("training.lr", f"the dynamics diverge: the order parameters "
+                                   f"{what} at t = {t:.4g} (of {self.t_end:g}); lower lr",
+                                   status={"t": float(t)})
+        self.t_max = max(self.t_max, float(t))
+        elapsed = time.perf_counter() - self.start
+        if elapsed > self.max_seconds:
+            raise ReachError("training.times", f"the integration reached t = {self.t_max:.4g} of "
+                             f"{self.t_end:g} in {_fmt_s(elapsed)}, beyond the online engine's "
+                             f"reach of {_fmt_s(self.max_seconds)}; ask for earlier times or "
+                             f"{_SIMULATE}")
