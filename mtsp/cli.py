@@ -28,7 +28,8 @@ from pathlib import Path
 
 from .errors import ConvergenceError, MtspError, ReachError, RequestError, exit_status
 from .files import writable_folder as _prepare_out
-from .validate.validation import check_simulator as _check_simulator
+from .validate.validation import check_simulation
+from .validate.validation import check_simulator as _check_simulator  # noqa: F401
 from .progress import Progress, progress_enabled
 from .jsonable import json_safe as _clean
 
@@ -210,7 +211,7 @@ def cmd_check(args) -> int:
 
 def cmd_simulate(args) -> int:
     setup = _load(args.setup)
-    _check_simulator(args.device)
+    check_simulation(setup, N=args.N, seeds=args.seeds, device=args.device)
     show = progress_enabled(args.json, quiet=args.quiet)
     res = _simulation(setup, args.N, args.seeds, args.device, args.single, show)
     js = res.to_json_dict()

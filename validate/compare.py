@@ -218,7 +218,11 @@ def compare(theory_json: dict, sim_json: dict, n_se: float = 4.0, floor: float =
             ) -> Comparison:
     """Compare a theory result with a simulation result (both MODEL.md JSON objects); see the
     module docstring. Raises RequestError ("times: …", "tasks.<name>: …") when they do not describe
-    the same times and tasks."""
+    the same times and tasks, and ("seeds: …") for a simulation of one seed (no standard error)."""
+    seeds = sim_json.get("seeds")
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds < 2:
+        raise RequestError("seeds", f"the simulation has {seeds} seed and so no standard error; "
+                           "a comparison needs 2 or more")
     times = _times(theory_json, sim_json)
     rows, early = [], []
     th_tasks, sim_tasks = theory_json.get("tasks") or {}, sim_json.get("tasks") or {}

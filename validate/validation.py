@@ -1,7 +1,7 @@
 """`validate(setup, ...)`: theory against simulation, with a report — what ``mtsp validate`` runs.
 
 Everything is checked before anything is computed (the protocol, the simulator and its device,
-the report folder); then the theory (`numeric.solve.solve`), the simulation
+N ≥ rank(T) + K and seeds ≥ 2, the report folder); then the theory (`numeric.solve.solve`), the simulation
 (`simulate.simulate`, or `simulate_with_single` with the single-task baselines), the comparison
 (`compare.compare`: 4 standard errors + 0.003 per value) and, given a folder, the report
 (`report.write_report`: report.md, results.json, plots).
@@ -18,7 +18,7 @@ from ..jsonable import json_safe
 from ..progress import Progress
 from .compare import Comparison, compare
 
-__all__ = ["Validation", "validate", "check_simulator"]
+__all__ = ["Validation", "validate", "check_simulator", "check_simulation", "min_dimension"]
 
 
 @dataclass
@@ -58,6 +58,34 @@ def check_simulator(device: str) -> None:
                                      "(use --device cpu)")
 
 
+def min_dimension(setup) -> int:
+    """The smallest input dimension a simulation of `setup` can have: rank(T) + K (the teacher's
+    features and the student's initial weights are drawn orthogonal in R^N; K = M for glm)."""
+    import numpy as np
+    g = np.asarray(setup.gram(), float)
+    g = 0.5 * (g + g.T)
+    e = np.linalg.eigvalsh(g)
+    rank = int((e > 1e-12 * max(1.0, float(np.abs(e).max()))).sum())
+    st = setup.student
+    return rank + (setup.M if st.kind == "glm" else int(st.hidden))
+
+
+def check_simulation(setup, *, N: int, seeds: int, device: str, standard_error: bool = False) -> None:
+    """Everything a simulation of `setup` needs, checked before it runs: the simulator and its
+    device (`check_simulator`), N ≥ rank(T) + K, and with `standard_error` (a comparison with
+    the theory) seeds ≥ 2 — one seed has no standard error.  RequestError naming the option."""
+    check_simulator(device)
+    for key, v in (("N", N), ("seeds", seeds)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise RequestError(key, f"expected a positive integer, got {v!r}")
+    need = min_dimension(setup)
+    if N < need:
+        raise RequestError("N", f"{N} is too small for this setup: need N >= rank(T) + K = {need}")
+    if standard_error and seeds < 2:
+        raise RequestError("seeds", f"{seeds} seed has no standard error, and the comparison with "
+                           "the theory needs one: use --seeds 2 or more (8 by default)")
+
+
 def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", single: bool = True,
              out=None, show_progress: bool = False) -> Validation:
     """Solve the theory of `setup`, simulate it at input dimension `N` over `seeds` seeds on
@@ -65,7 +93,7 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
     report into that folder.  Raises ReachError / RequestError before anything runs."""
     from ..numeric.solve import check_protocol, solve   # the back-ends load when asked for
     check_protocol(setup)
-    check_simulator(device)
+    check_simulation(setup, N=N, seeds=seeds, device=device, standard_error=True)
     folder = None if out is None else writable_folder(out)
     from .simulate import simulate, simulate_with_single
     t0 = time.perf_counter()
