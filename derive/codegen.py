@@ -194,9 +194,34 @@ def generate_module(model, setup_name: str = "") -> str:
     return header + _generated_part(s) + _ENTRY
 
 
+_cache: list = []   # the cache folder in use (decided once per process)
+
+
 def cache_dir() -> str:
+    """The cache folder: ``$MTSP_CACHE_DIR`` or ``~/.cache/mtsp``, created if missing; where it
+    cannot be created or written, a temporary folder for this process (removed at exit), with one
+    warning."""
+    if _cache:
+        return _cache[0]
     d = os.environ.get("MTSP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mtsp")
-    os.makedirs(d, exist_ok=True)
+    try:
+        os.makedirs(d, exist_ok=True)
+        usable = os.access(d, os.W_OK | os.X_OK)
+        why = "it is not writable"
+    except OSError as e:
+        usable, why = False, f"it cannot be created ({e.strerror or e})"
+    if not usable:
+        import atexit
+        import shutil
+        import tempfile
+        import warnings
+        tmp = tempfile.mkdtemp(prefix="mtsp-cache-")
+        atexit.register(shutil.rmtree, tmp, True)
+        warnings.warn(f"the cache folder {d!r} is not usable: {why}; using the temporary folder "
+                      f"{tmp!r} for this run (set MTSP_CACHE_DIR to a writable folder to keep the "
+                      "generated modules)", stacklevel=2)
+        d = tmp
+    _cache.append(d)
     return d
 
 
@@ -246,7 +271,8 @@ def _prune(directory: str, keep: int | None = None) -> None:
 
 
 def _load_file(model, backend: str, generate, setup_name: str):
-    """The module of `model`'s structure from its cache file, written first if missing."""
+    """The module of `model`'s structure from its cache file, written first if missing; a cache
+    file that fails to load (truncated, garbled) is regenerated once, with a warning naming it."""
     path = module_path(model, backend)
     if os.path.exists(path):
         try:
@@ -254,21 +280,53 @@ def _load_file(model, backend: str, generate, setup_name: str):
         except OSError:
             pass
     else:
-        src = generate(model, setup_name)
-        tmp = path + f".tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(src)
-        os.replace(tmp, path)
+        _write(path, generate(model, setup_name))
         _prune(os.path.dirname(path))
     if not os.path.exists(importlib.util.cache_from_source(path)):
         # its bytecode, also where PYTHONDONTWRITEBYTECODE is set (compiling it costs ~20 ms a run)
         import py_compile
-        py_compile.compile(path, doraise=False)
+        py_compile.compile(path, doraise=False, quiet=2)
+    try:
+        return _exec_file(path)
+    except Exception as e:  # a truncated or garbled cache file: regenerated once, with a warning
+        import warnings
+        warnings.warn(f"the generated module {path!r} in the cache failed to load "
+                      f"({type(e).__name__}: {e}); regenerating it", stacklevel=2)
+        for p in (path, importlib.util.cache_from_source(path)):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+        _write(path, generate(model, setup_name))
+        return _exec_file(path)   # a second failure is a bug of the generator: it shows
+
+
+def _write(path: str, src: str) -> None:
+    """Write `src` to `path` atomically (a temporary file beside it, then renamed)."""
+    tmp = path + f".tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(src)
+    os.replace(tmp, path)
+
+
+# what each kind of generated module defines last: a module without one is incomplete
+_LAST_NAMES = ("rhs", "LABEL_LABEL_MP", "LINEAR_INTEGRANDS_MP")
+
+
+def _exec_file(path: str):
+    """Import the generated module at `path` (checked: it defines its structure's entry points)."""
     name = "mtsp_generated_" + os.path.basename(path)[:-len(".py")]
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    try:
+        spec.loader.exec_module(mod)
+        if getattr(mod, "GENERATOR_VERSION", None) != GENERATOR_VERSION or not hasattr(mod, "STRUCTURE") \
+                or not any(hasattr(mod, n) for n in _LAST_NAMES):
+            raise ImportError("it does not define this generator's names (truncated?)")
+    except BaseException:
+        sys.modules.pop(spec.name, None)
+        raise
     return mod
 
 
