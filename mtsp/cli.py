@@ -272,7 +272,8 @@ def cmd_sweep(args) -> int:
         _diag(f"mtsp: skipped point {', '.join(f'{k}={v}' for k, v in point.items())}: {msg}")
     with Progress("sweep", enabled=show) as p:
         res = sweep(setup, vary, at=args.at, engine=args.engine, jobs=args.jobs,
-                    scheduler=args.scheduler, progress=p, on_skip=skip)
+                    scheduler=args.scheduler, progress=p, on_skip=skip,
+                    on_estimate=None if args.quiet else _diag)
     if not args.quiet:
         st = res.stats
         _diag(f"sweep: {st['valid_points']} of {n} points ({st['skipped_points']} skipped), "
@@ -433,20 +434,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like an interrupt: the same clean-up (workers stopped,
+    partial outputs removed), exit status 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
-    """Run the command line; returns the exit status (the console script exits with it)."""
+    """Run the command line; returns the exit status (the console script exits with it):
+    130 after an interrupt (SIGINT), 143 after SIGTERM, workers stopped either way."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    import signal
     import warnings
     warnings.formatwarning = lambda message, category, *a, **k: f"mtsp: warning: {message}\n"
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:   # not the main thread: SIGTERM keeps its handler
+        previous = None
+    try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        _diag("\nmtsp: interrupted")
-        return 130
+    except KeyboardInterrupt as e:
+        _diag("\nmtsp: terminated" if isinstance(e, Terminated) else "\nmtsp: interrupted")
+        return 143 if isinstance(e, Terminated) else 130
     except MtspError as e:  # anything else is a bug: its traceback shows
         _diag(f"mtsp: error: {error_line(e)}")
         return exit_status(e)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def error_line(e: MtspError) -> str:

@@ -156,7 +156,8 @@ class _Jobs:
         if processes == 2:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
-            self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+            from .workers import worker_init
+            self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=worker_init)
 
     def submit(self, fn, *args):
         if self.pool is not None:
@@ -178,6 +179,13 @@ class _Jobs:
     def close(self):
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+
+    def abort(self):
+        """The worker stopped at once (an error or a signal in this process)."""
+        if self.pool is not None:
+            from .workers import stop_pool
+            stop_pool(self.pool)
+            self.pool = None
 
 
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
@@ -335,6 +343,9 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
             n += 1
         best_gen = [jobs.result(refine["gen_error", k]) for k in range(model.n_tasks)]
         best_loss = [jobs.result(refine["test_loss", k]) for k in range(model.n_tasks)]
+    except BaseException:   # an error, an interrupt or SIGTERM: the worker goes at once
+        jobs.abort()
+        raise
     finally:
         jobs.close()
     t2 = _time.perf_counter()

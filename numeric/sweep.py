@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtsp.errors import RequestError, SetupError
+from mtsp.errors import ReachError, RequestError, SetupError
+
+from . import reach
 
 __all__ = ["sweep", "SweepResult", "SweepError", "parse_values", "parse_vary", "check_key",
            "grid_points", "point_setup", "single_key", "setup_toml", "VARY_KEYS", "TASK_KEYS"]
@@ -272,11 +274,15 @@ def _evaluate(setup, engine: str) -> dict:
         return {name: float(d["gen_error"][-1]) for name, d in res.tasks.items()}
     from .metrics import task_metrics
     from .model import theory_model
-    from .solve import _integrate
+    from .solve import _integrate, _rhs_function
     model = theory_model(setup)
     acc, rtol, atol = _online_defaults(model)
     t_end = float(setup.training.times[-1])
-    traj, _ = _integrate(model, t_end, acc, rtol, atol, engine, setup.name)
+    # the point's reach, as solve checks it, without a note per point (the sweep announced its cost)
+    f_rhs = _rhs_function(model, engine, setup.name)
+    reach.check_cost(reach.estimate(lambda y: f_rhs(model, y, acc), model.pack(model.initial_state()),
+                                    t_end), model.lr, note=lambda text: None)
+    traj, _ = _integrate(model, t_end, acc, rtol, atol, engine, setup.name, guard=reach.Guard(t_end))
     # gen_error only: its cone integrals are the same calls, with the same budgets, as in the full
     # metric evaluation of solve_online (label_error and test_loss are separate integrals)
     ms = task_metrics(model, model.unpack(traj(t_end)), acc, loss=False, label=False)
@@ -316,8 +322,10 @@ class _Serial:
 class _Local:
     def __init__(self, workers: int):
         from concurrent.futures import ProcessPoolExecutor
-        self.name = f"processes ({workers})"
-        self.pool = ProcessPoolExecutor(max_workers=workers)   # the platform's start method
+        self.name, self.workers = f"processes ({workers})", workers
+        from .workers import worker_init
+        # the platform's start method; workers ignore SIGINT and die with this process
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init)
 
     def run(self, fn, jobs):
         from concurrent.futures import as_completed
@@ -325,6 +333,10 @@ class _Local:
         try:
             for f in as_completed(futs):
                 yield futs[f], f.result()
+        except BaseException:   # an error, an interrupt or SIGTERM: the workers go at once
+            from .workers import stop_pool
+            stop_pool(self.pool)
+            raise
         finally:
             for f in futs:
                 f.cancel()
@@ -393,6 +405,24 @@ def _warm(setups, engine: str) -> None:
         if k not in seen:
             seen.add(k)
             load_module(m, s.name)
+
+
+def _estimate_text(setup, engine: str, n_jobs: int, n_multi: int, ex) -> str:
+    """The estimated cost of the grid: the first valid point's integration estimated as
+    `reach.estimate` does (its rate and seconds per right-hand side, measured here) times the
+    solves, over the workers (the single-task solves counted as multitask ones: an upper bound)."""
+    if setup.training.protocol != "online":
+        return f"sweep: {n_jobs} solves ({n_multi} multitask) on {ex.name}"
+    from .model import theory_model
+    from .solve import _rhs_function
+    model = theory_model(setup)
+    acc = _online_defaults(model)[0]
+    f_rhs = _rhs_function(model, engine, setup.name)
+    est = reach.estimate(lambda y: f_rhs(model, y, acc), model.pack(model.initial_state()),
+                         float(setup.training.times[-1]))
+    total = est.seconds * n_jobs / getattr(ex, "workers", 1)
+    return (f"sweep: {n_jobs} solves ({n_multi} multitask) on {ex.name}; estimated "
+            f"{reach._fmt_s(total)} (about {reach._fmt_s(est.seconds)} per solve at the first point)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -518,7 +548,7 @@ def _single_jobs(point, at, engine):
 
 
 def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None = None,
-          scheduler=None, progress=None, on_skip=None) -> SweepResult:
+          scheduler=None, progress=None, on_skip=None, on_estimate=None) -> SweepResult:
     """Solve every point of the grid ``vary`` (``{KEY: [values]}``, dotted keys) around
     ``base_setup`` and return the multitask/single-task gen_error and the benefit per task.
 
@@ -526,7 +556,10 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     ``jobs``: local worker processes (default ``os.cpu_count()``; 1 = in this process).
     ``scheduler``: a Dask scheduler address or ``distributed.Client`` (instead of local processes).
     ``progress``: a callable ``progress(fraction, note)`` (e.g. ``mtsp.progress.Progress``).
-    ``on_skip``: called as ``on_skip(point, message)`` for each invalid point, before any solve.
+    ``on_skip``: called as ``on_skip(point, message)`` for each invalid point (or one beyond the
+    engine's reach, `reach.check_structure`), before any solve.
+    ``on_estimate``: called with one line, the estimated cost of the grid, before any solve
+    (`_estimate_text`).
     Raises SweepError / SetupError for a request that cannot run (unknown key, bad ``at``, no
     valid grid point)."""
     if engine not in ("ode", "reference"):
@@ -552,7 +585,9 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     for i, point in enumerate(grid_points(vary)):
         try:
             s = point_setup(base_setup, point, at)
-        except SetupError as e:
+            if s.training.protocol == "online":
+                reach.check_structure(s)   # beyond the engine's reach: skipped like an invalid point
+        except (SetupError, ReachError) as e:
             skipped.append({"index": i, "point": point, "error": str(e)})
             if on_skip:
                 on_skip(point, str(e))
@@ -582,6 +617,8 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
 
     _warm([j[1] for j in jobs_list], engine)
     ex = _executor(jobs, scheduler, len(jobs_list))
+    if on_estimate is not None:
+        on_estimate(_estimate_text(valid[0][2], engine, len(jobs_list), n_multi, ex))
     results = [None] * len(jobs_list)
     done = 0
     if progress:
