@@ -27,7 +27,8 @@ import sys
 from pathlib import Path
 
 from .errors import ConvergenceError, MtspError, ReachError, RequestError, exit_status
-from .files import writable_folder as _prepare_out
+from .files import check_out, staged
+from .files import writable_folder as _prepare_out  # noqa: F401
 from .validate.validation import check_simulation
 from .validate.validation import check_simulator as _check_simulator  # noqa: F401
 from .progress import Progress, progress_enabled
@@ -259,7 +260,7 @@ def cmd_sweep(args) -> int:
         if key in vary:
             raise RequestError(key, "varied twice")
         vary[key] = values
-    out = _prepare_out(args.out) if args.out else None
+    out = check_out(args.out) if args.out else None   # written whole at the end (`staged`)
     if args.scheduler is not None and args.jobs is not None:
         raise RequestError("jobs", "--jobs sets local worker processes; with --scheduler the Dask "
                            "cluster decides")
@@ -285,8 +286,10 @@ def cmd_sweep(args) -> int:
         sys.stdout.write(_sweep_table(res))
     if out is not None:
         from .validate.maps import write_sweep
-        for path in write_sweep(res, out):
-            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+        with staged(out) as tmp:
+            written = write_sweep(res, tmp)
+        for path in written:
+            print(f"wrote {out / Path(path).name}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RequestError
-from ..files import writable_folder
+from ..files import check_out, staged
 from ..jsonable import json_safe
 from ..progress import Progress
 from .compare import Comparison, compare
@@ -94,7 +94,7 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
     from ..numeric.solve import check_protocol, solve   # the back-ends load when asked for
     check_protocol(setup)
     check_simulation(setup, N=N, seeds=seeds, device=device, standard_error=True)
-    folder = None if out is None else writable_folder(out)
+    folder = None if out is None else check_out(out)   # written whole at the end (`staged`)
     from .simulate import simulate, simulate_with_single
     t0 = time.perf_counter()
     with Progress("theory", enabled=show_progress) as p:
@@ -114,7 +114,9 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
     if folder is not None:
         from .report import write_report   # matplotlib: only when a report is written
         curves = theory.curves()
-        result.report = write_report(setup, theory_js, sim_js, folder, comparison=cmp, notes=notes,
-                                     curves=json_safe(curves) if curves else None)
+        with staged(folder) as tmp:
+            written = write_report(setup, theory_js, sim_js, tmp, comparison=cmp, notes=notes,
+                                   curves=json_safe(curves) if curves else None)
+        result.report = folder / Path(written).name
         result.seconds["report"] = time.perf_counter() - t2
     return result
