@@ -196,6 +196,13 @@ def cmd_check(args) -> int:
     from .numeric.check import check, format_report
     setup = _load(args.setup)
     _check_protocol(setup)
+    if not args.quiet:
+        from .numeric.check import expected_text, threshold
+        from .numeric.model import theory_model
+        model = theory_model(setup)
+        _diag(f"check: {args.states} state(s) in double and mp (dps {args.dps}); expected "
+              f"{expected_text(model, args.states, not args.no_errors)} on 2 cores; each term passes at a relative "
+              f"difference ≤ {threshold(model, args.accuracy):.0e}")
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     try:
         rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,

@@ -10,7 +10,8 @@ trunks and glm with C ≤ 3, nonlinear trunks with K ≤ 3 — K = 3 takes minut
 states, relative to the largest magnitude of that term (so tiny entries do not inflate it).
 
 The mp values carry their own quadrature error (`mp_quadrature`'s docstring); `mp_nodes` sets
-their nodes per dimension.
+their nodes per dimension.  Each term is judged against `threshold` (what the double path claims
+at the accuracy checked, `THRESHOLDS`); the report's verdict says whether every term is within.
 """
 from __future__ import annotations
 
@@ -26,7 +27,48 @@ from .metrics import task_metrics
 from .mp_online import mp_state, rhs_state_mp, task_metrics_mp
 from .online import Accuracy
 
-__all__ = ["check", "format_report"]
+__all__ = ["check", "format_report", "threshold", "expected_seconds", "expected_text", "THRESHOLDS"]
+
+# What the double path claims, as a relative difference from mp per term (right-hand side terms,
+# reduced integrals and errors alike), by accuracy preset and trunk: exact or product rules for
+# linear trunks, glm students and K ≤ 2 nonlinear trunks; fixed-Sobol' quadrature for K ≥ 3
+# nonlinear trunks.  Measured (benchmarks/results/check_*.txt): default linear K = 2 ≤ 4.3e-6,
+# tanh K = 2 ≤ 4.6e-7, tanh/erf K = 3 ≤ 1.3e-3; high tanh K = 3 ≤ 1.8e-6.
+THRESHOLDS = {("default", "exact"): 1e-5, ("default", "qmc"): 3e-3,
+              ("high", "exact"): 1e-5, ("high", "qmc"): 1e-5,
+              ("fast", "exact"): 1e-4, ("fast", "qmc"): 1e-2}
+# seconds per state of the mp side (right-hand side and errors), measured on 2 shared cores:
+# linear K = 2, two 3-class tasks 45 s; tanh K = 2, 368 s; tanh K = 3, 148–918 s
+_PER_STATE = {"exact": (30.0, 75.0), "nonlinear2": (150.0, 400.0), "qmc": (150.0, 950.0)}
+
+
+def _rule(model) -> str:
+    return "qmc" if (not model.linear and model.K >= 3) else "exact"
+
+
+def threshold(model, accuracy: str = "default") -> float:
+    """The largest relative difference from mp that the double path claims at `accuracy`
+    (`THRESHOLDS`), the same for every term of `model`'s structure."""
+    name = accuracy if isinstance(accuracy, str) and (accuracy, "exact") in THRESHOLDS else "default"
+    return THRESHOLDS[name, _rule(model)]
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
+
+
+def expected_text(model, states: int, errors: bool = True) -> str:
+    """`expected_seconds` as text: "up to 4 min" (its upper end; smaller structures take less)."""
+    return f"up to {_fmt_s(expected_seconds(model, states, errors)[1])}"
+
+
+def expected_seconds(model, states: int, errors: bool = True) -> tuple[float, float]:
+    """(low, high) seconds that `check` is expected to take (`_PER_STATE` × states; without the
+    errors, half)."""
+    key = "exact" if model.linear else ("nonlinear2" if model.K <= 2 else "qmc")
+    lo, hi = _PER_STATE[key]
+    f = states * (1.0 if errors else 0.5) * max(1, model.n_tasks) / 2
+    return lo * f, hi * f
 
 
 def _arr(x):
@@ -50,6 +92,7 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times."""
     from mtsp.derive.codegen import load_module
     from .solve import accuracy_setting, solve_online
+    preset = acc if isinstance(acc, str) else "default"
     acc = accuracy_setting(acc)[0]
     model = theory_model(setup)
     t_last = float(setup.training.times[-1])
@@ -93,7 +136,10 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
                         diffs[f"label_error{k}"] = _rel(a.label_error, b[1])
         for k, v in diffs.items():
             worst[k] = max(worst.get(k, 0.0), v)
+    limit = threshold(model, preset)
+    over = sorted(k for k, v in worst.items() if not v <= limit)
     return {"setup": setup.name, "dps": dps, "mp_nodes": mp_nodes, "times": list(times), "terms": worst,
+            "thresholds": {k: limit for k in worst}, "exceeding": over, "passed": not over,
             "seconds": _time.perf_counter() - t0}
 
 
@@ -102,8 +148,16 @@ def format_report(rep: dict) -> str:
     nodes = f", {rep['mp_nodes']} mp nodes" if rep.get("mp_nodes") else ""
     lines = [f"check of {rep['setup']!r}: double{acc} vs mp (dps {rep['dps']}{nodes}) at t = "
              + ", ".join(f"{t:g}" for t in rep["times"]),
-             f"{'term':<12} max relative difference"]
+             f"{'term':<12} max relative difference   threshold"]
+    thr = rep.get("thresholds", {})
     for k, v in rep["terms"].items():
-        lines.append(f"{k:<12} {v:.2e}")
+        t = thr.get(k)
+        mark = "" if t is None else f"   {t:.0e}  {'ok' if v <= t else 'EXCEEDS'}"
+        lines.append(f"{k:<12} {v:.2e}{mark}")
+    if "passed" in rep:
+        over = rep.get("exceeding", [])
+        lines.append("verdict: " + ("every term within its threshold (the double path is as accurate "
+                                    "as it claims here)" if rep["passed"] else
+                                    f"{len(over)} term(s) exceed their threshold: {', '.join(over)}"))
     lines.append(f"({rep['seconds']:.1f} s)")
     return "\n".join(lines)
