@@ -194,16 +194,17 @@ def generate_module(model, setup_name: str = "") -> str:
     return header + _generated_part(s) + _ENTRY
 
 
-_cache: list = []   # the cache folder in use (decided once per process)
+_cache: dict = {}   # requested cache folder -> the folder in use (a fallback decided once)
 
 
 def cache_dir() -> str:
     """The cache folder: ``$MTSP_CACHE_DIR`` or ``~/.cache/mtsp``, created if missing; where it
     cannot be created or written, a temporary folder for this process (removed at exit), with one
     warning."""
-    if _cache:
-        return _cache[0]
     d = os.environ.get("MTSP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "mtsp")
+    if d in _cache and os.path.isdir(_cache[d]):
+        return _cache[d]
+    requested = d
     try:
         os.makedirs(d, exist_ok=True)
         usable = os.access(d, os.W_OK | os.X_OK)
@@ -221,7 +222,7 @@ def cache_dir() -> str:
                       f"{tmp!r} for this run (set MTSP_CACHE_DIR to a writable folder to keep the "
                       "generated modules)", stacklevel=2)
         d = tmp
-    _cache.append(d)
+        _cache[requested] = d   # a usable folder is checked again next time (it may be removed)
     return d
 
 

@@ -217,8 +217,7 @@ def test_compare_refuses_one_seed():
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
     from mtsp.derive import codegen
-    monkeypatch.setattr(codegen, "_cache", [str(tmp_path / "cache")])
-    os.makedirs(tmp_path / "cache")
+    monkeypatch.setenv("MTSP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(codegen, "_loaded", {})
     return codegen
 
@@ -251,7 +250,7 @@ def test_unusable_cache_dir_falls_back_with_one_warning(tmp_path, monkeypatch):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     monkeypatch.setenv("MTSP_CACHE_DIR", str(blocker / "cache"))
-    monkeypatch.setattr(codegen, "_cache", [])
+    monkeypatch.setattr(codegen, "_cache", {})
     with pytest.warns(UserWarning, match="not usable") as w:
         d = codegen.cache_dir()
     assert len(w) == 1 and os.path.isdir(d) and os.access(d, os.W_OK)
