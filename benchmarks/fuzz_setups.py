@@ -166,13 +166,17 @@ def run_one(d: dict, limit: float, folder: str) -> dict:
 
 
 def fuzz(count: int, seed: int = 1, limit: float = 60.0, quick: bool = False,
-         reach_every: int = 10, log=None) -> list[dict]:
+         reach_every: int = 10, log=None, budget: float = math.inf) -> list[dict]:
     """Draw and run `count` setups (every `reach_every`-th pushed past a reach limit, checked to
-    be refused naming its key); returns one record per setup."""
+    be refused naming its key); returns one record per setup.  No new setup starts after
+    `budget` seconds."""
     rng = np.random.default_rng(seed)
     records = []
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mtsp-fuzz-") as folder:
         for i in range(count):
+            if time.perf_counter() - start > budget:
+                break
             d = random_setup(rng, i, quick)
             beyond = None
             if reach_every and i % reach_every == reach_every - 1:
@@ -211,10 +215,12 @@ def main() -> int:
     ap.add_argument("--limit", type=float, default=60.0, help="seconds per setup")
     ap.add_argument("--quick", action="store_true", help="linear trunks and glm students only")
     ap.add_argument("--reach-every", type=int, default=10)
+    ap.add_argument("--budget", type=float, default=math.inf,
+                    help="seconds after which no new setup starts (the summary is printed)")
     a = ap.parse_args()
     print(f"# benchmarks/fuzz_setups.py --count {a.count} --seed {a.seed} --limit {a.limit:g}"
-          f"{' --quick' if a.quick else ''} --reach-every {a.reach_every}", flush=True)
-    recs = fuzz(a.count, a.seed, a.limit, a.quick, a.reach_every, log=sys.stdout)
+          f"{' --quick' if a.quick else ''} --reach-every {a.reach_every} --budget {a.budget:g}", flush=True)
+    recs = fuzz(a.count, a.seed, a.limit, a.quick, a.reach_every, log=sys.stdout, budget=a.budget)
     print("# " + summary(recs))
     return 0 if all(r["outcome"] in ("solved", "refused") for r in recs) else 1
 
