@@ -139,6 +139,8 @@ def run_one(d: dict, limit: float, folder: str) -> dict:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     seconds = time.perf_counter() - t0
+    if rc in (130, 143):   # the fuzz itself was interrupted or terminated: stop it
+        raise KeyboardInterrupt
     text, errs = out.getvalue(), err.getvalue()
     res = {"seconds": round(seconds, 2), "rc": rc}
     if exc == "timeout":
