@@ -290,6 +290,15 @@ def _drop_teacher(d: dict, which: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # The teacher Gram and the default heads (MODEL.md "Teacher", docs/SETUP_API.md)
 
+def _eigvalsh(g: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric matrix g with one BLAS thread: OpenBLAS's threads fight over
+    shared cores (measured on a 2000 × 2000 Gram, 1000 classes per task: 12–40 s threaded under
+    load, 2 s with one thread)."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.linalg.eigvalsh(g)
+
+
 def class_map_matrix(classes: int, rank: int, class_map: str, seed: int) -> np.ndarray:
     """O_t (C_t x r_t, orthonormal columns): "aligned" = the first r_t columns of I_{C_t};
     "random" = the Q factor, signs fixed so that diag R > 0, of default_rng(seed).standard_normal."""
@@ -513,7 +522,7 @@ def _parse_teacher(r: _Table, tasks) -> Teacher:
         if np.abs(g - g.T).max() > 1e-10 * scale:
             raise SetupError("teacher.gram", "must be symmetric")
         g = (g + g.T) / 2
-        eig = np.linalg.eigvalsh(g)
+        eig = _eigvalsh(g)
         if eig[0] < -1e-10 * max(1.0, abs(eig[-1])):
             raise SetupError("teacher.gram", f"must be positive semidefinite (smallest eigenvalue {eig[0]:.3g})")
         return Teacher(gram=_as_tuples(g))
@@ -527,7 +536,7 @@ def _parse_teacher(r: _Table, tasks) -> Teacher:
                          f"so rho must lie in [{low:.6g}, 1]")
     teacher = Teacher(norm=r.real("norm", 1.0, low=0.0, strict=True), alignment=rho,
                       class_map=r.choice("class_map", CLASS_MAPS, "aligned"), seed=r.integer("seed", 0, low=0))
-    eig = np.linalg.eigvalsh(teacher_gram(tasks, teacher))  # backstop for the range above
+    eig = _eigvalsh(teacher_gram(tasks, teacher))  # backstop for the range above
     if eig[0] < -1e-10 * max(1.0, abs(eig[-1])):
         raise SetupError("teacher.alignment", f"the teacher Gram is not positive semidefinite ({eig[0]:.3g})")
     return teacher
