@@ -109,7 +109,7 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         nfev[0] += 1
         guard(t, y)
         if progress and nfev[0] % 6 == 0:
-            progress(min(t / t_end, 1.0), f"t = {t:.3g} of {t_end:g}")
+            _tell(progress, min(t / t_end, 1.0), f"t = {t:.3g} of {t_end:g}")
         return f_rhs(model, y, acc, helper)
     try:
         traj = dormand_prince(f, y0, t_end, rtol, atol)
