@@ -286,11 +286,23 @@ def test_cli_unusable_cache_dir_solves(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # signals
 
-def _children(pid):
-    out = subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout
-    return [int(x) for x in out.split()]
+def _children(pgid):
+    """The live processes of process group `pgid` (from /proc; zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()   # state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads process groups from /proc")
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_solve_and_its_worker(tmp_path, sig, status):
     """SIGTERM left the forked worker orphaned on a pipe; now both go (measured: exit within
