@@ -159,6 +159,18 @@ def test_estimate_finds_the_rate_of_a_linear_system():
     assert est.steps == pytest.approx(reach.GROWTH * 10 * est.rate / 3.3 + 20)
 
 
+def test_estimate_second_probe_stays_in_scale():
+    """y' = −1e10·(tanh y + 1) from 0: L = 1e10 at the start.  The second probe (taken where the
+    first makes the integration long) must not be thrown where tanh saturates (L → 0): a
+    relu trunk with lr = 1e6 was integrated for 3 min that way before this bound (fuzz seed 2,
+    setup 69); the probe's step is now at most 0.5, where L = 1e10·sech²(0.5) = 7.9e9."""
+    from mtsp.numeric import reach
+    est = reach.estimate(lambda y: -1e10 * (np.tanh(y) + 1.0), np.zeros(1), t_end=1.0)
+    assert est.rate > 5e9
+    with pytest.raises(ReachError, match="training.lr"):
+        reach.check_cost(est, lr=1e6)
+
+
 def test_guard_stops_diverging_dynamics_with_the_time():
     """y' = y² from y(0) = 1 blows up at t = 1: the guard stops the integration there and says
     when (measured: at t ≈ 1 − 1e-8, where y passes 1e8)."""
