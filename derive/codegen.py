@@ -29,7 +29,7 @@ from .structure import structure_key  # SymPy is imported only when a module is 
 
 __all__ = ["generate_module", "load_module", "module_path", "cache_dir", "generate_mp_module", "load_mp_module"]
 
-_KERNEL_MODULES = ("bivariate", "pointwise", "activations", "quadrature", "model", "online", "tie_cuts", "metrics")
+_KERNEL_MODULES = ("bivariate", "pointwise", "activations", "sobol_directions", "sobol", "quadrature", "model", "online", "tie_cuts", "metrics")
 
 
 def _kernel_source() -> str:
@@ -287,8 +287,6 @@ def load_module(model, setup_name: str = ""):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses in the module look themselves up there
     spec.loader.exec_module(mod)
-    from mtsp.numeric.point_cache import default_store
-    mod.SOBOL_STORE = default_store()  # its Sobol' point sets from disk (no scipy.stats import)
     _loaded[key] = mod
     return mod
 

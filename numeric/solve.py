@@ -15,18 +15,12 @@ import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from . import quadrature
 from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError"]
-
-if quadrature.SOBOL_STORE is None:  # the reference engine's kernel: Sobol' point sets from disk
-    from .point_cache import default_store
-    quadrature.SOBOL_STORE = default_store()
-
 
 class ConvergenceError(RuntimeError):
     """The integrator failed; the message carries its status."""
@@ -297,17 +291,12 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
         handed = {key: jobs.submit(_metrics_job, *args) for key, args in pending[0::2]}
         handed.update({key: _Jobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
         # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
-        # states it (zero when every integral used an exact or product rule)
+        # states it (exactly zero when every integral used an exact or product rule: the two
+        # right-hand sides are then the same computation)
         y_end = traj(t_end)
         f_rhs = _rhs_function(model, engine, setup.name)
-        kernel = _rhs_module(engine, model, setup.name) if engine == "ode" else quadrature
-        before = kernel.QMC_CALLS
-        r0 = f_rhs(model, y_end, acc)
-        if kernel.QMC_CALLS > before:  # else no integral depends on the scrambling: spread 0
-            r1 = f_rhs(model, y_end, alt)
-            rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
-        else:
-            rhs_spread = 0.0
+        r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
+        rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
         per_time = [jobs.result(handed["full", float(t)]) for t in times]
         quad = None
         if model.linear:

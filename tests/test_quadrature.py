@@ -17,6 +17,7 @@ from scipy.stats import multivariate_normal
 
 from mtsp.numeric.quadrature import (ConeResult, cone_expectation, gauss_hermite, gauss_legendre01,
                                      gaussian_factor, orthant_probability, tanh_sinh01)
+from mtsp.numeric.sobol import MAX_DIM, sobol_points, splitmix64
 
 
 def _ones(p):
@@ -447,6 +448,73 @@ def test_tanh_sinh01():
 
 
 # ------------------------------------------------------------------------------------------
+# The project's own Sobol' points (mtsp.numeric.sobol)
+
+def test_splitmix64_reference_outputs():
+    """The scrambling's hash is SplitMix64: its first outputs from state 0 are the published
+    reference values of the algorithm (Vigna's splitmix64.c)."""
+    assert [int(w) for w in splitmix64(0, 3)] == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4,
+                                                  0x06C45D188009454F]
+
+
+@pytest.mark.parametrize("dim,m", [(1, 0), (2, 8), (5, 12), (MAX_DIM, 12), (12, 18)])
+def test_sobol_points_unscrambled_equal_scipy(dim, m):
+    """The generator (Gray-code order, Joe–Kuo direction numbers stored in the repository) against
+    scipy.stats.qmc.Sobol(scramble=False): the same points bit for bit — every stored dimension up
+    to 2^12 points, 12 dimensions up to 2^18 (the most any rule uses)."""
+    from scipy.stats import qmc
+    ours = sobol_points(dim, 2 ** m)
+    assert np.array_equal(ours, qmc.Sobol(dim, scramble=False).random(2 ** m))
+
+
+def _interval_counts(u, k1, k2, j1, j2):
+    """Sorted point counts of the elementary intervals [a/2^k1, (a+1)/2^k1) × [b/2^k2, …) of
+    coordinates j1, j2."""
+    a = np.floor(u[:, j1] * 2 ** k1).astype(np.int64)
+    b = np.floor(u[:, j2] * 2 ** k2).astype(np.int64)
+    return np.sort(np.bincount(a * 2 ** k2 + b, minlength=2 ** (k1 + k2)))
+
+
+def test_sobol_scrambling_keeps_the_net():
+    """Linear matrix scrambling + digital shift maps the first k digits of each coordinate by a
+    bijection, so every two-dimensional projection of 2^m scrambled points has the same counts in
+    the elementary intervals as the unscrambled sequence (its t-value; t = 0 for the first two
+    coordinates: one point per interval of volume 2^−m), for every seed; each coordinate alone
+    has one point in each [i/n, (i+1)/n).  The points lie inside (0, 1), depend on the seed, and
+    the n-point set is the first half of the 2n-point set."""
+    dim, m = 6, 10
+    plain = sobol_points(dim, 2 ** m)
+    sets = [sobol_points(dim, 2 ** m, seed) for seed in range(6)]
+    for u in sets:
+        assert 0 < u.min() and u.max() < 1
+        for j in range(dim):
+            assert np.array_equal(np.sort(np.floor(u[:, j] * 2 ** m)), np.arange(2 ** m))
+        for j1 in range(dim):
+            for j2 in range(j1 + 1, dim):
+                for k1 in range(1, m):
+                    for k2 in range(1, m + 1 - k1):
+                        assert np.array_equal(_interval_counts(u, k1, k2, j1, j2),
+                                              _interval_counts(plain, k1, k2, j1, j2))
+        assert _interval_counts(u, 4, 6, 0, 1).max() == 1    # (0, m, 2)-net
+    assert all(np.abs(sets[k] - sets[k + 1]).min(axis=0).max() > 0 for k in range(5))
+    assert np.array_equal(sobol_points(dim, 2 ** (m - 1), 3), sets[3][:2 ** (m - 1)])
+    assert np.array_equal(sobol_points(dim, 100, 3), sets[3][:100])
+
+
+def test_sobol_scrambled_integration_error_over_seeds():
+    """E[Π_j e^{u_j}] / (e − 1)^5 = 1 over [0, 1]^5 with 2^12 scrambled points, seeds 0–5:
+    measured errors 3.4e-5, 6.7e-5, 2.7e-6, 7.5e-6, 9.7e-5, 1.8e-5 (Monte Carlo's standard error
+    at this n: 1.1e-2), and the mean over the seeds within 3.1e-5 (the scrambling is unbiased)."""
+    est = []
+    for seed in range(6):
+        u = sobol_points(5, 2 ** 12, seed)
+        est.append(np.prod(np.exp(u), axis=1).mean() / (np.e - 1) ** 5)
+    err = np.abs(np.array(est) - 1.0)
+    assert err.max() < 5e-4
+    assert abs(np.mean(est) - 1.0) < 2e-4
+
+
+# ------------------------------------------------------------------------------------------
 # Randomised QMC rule
 
 def test_rqmc_standard_error_and_coverage():
@@ -461,18 +529,19 @@ def test_rqmc_standard_error_and_coverage():
                              n_qmc=2 ** 10, replicates=8, seed=100 * seed)
         assert isinstance(r, ConeResult) and r.points == 2 ** 13
         se = r.plain_se[0]
-        assert 0 < se < 2e-3                      # measured 3.1e-4 .. 3.6e-4
-        assert abs(r.plain[0] - exact) < 4 * se   # measured |z| ≤ 1.8
+        assert 0 < se < 2e-3                      # measured 1.5e-4 .. 4.6e-4
+        assert abs(r.plain[0] - exact) < 4 * se   # measured |z| ≤ 2.9 (z = 0.35, 2.23, -2.86, 0.10)
     cov = np.array([[1.0, 0.2, -0.3], [0.2, 1.0, 0.4], [-0.3, 0.4, 1.0]])
     F = gaussian_factor(cov)
     # fields (X, Y1, Y2); event X > 0, Y1 + Y2 > 0, −Y2 > 0
     B = np.array([[1, 0, 0], [0, 1, 1], [0, 0, -1]], float)
     exact = arcsine_orthant(B @ cov @ B.T)
-    r = cone_expectation(F, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 1.0], [0, 0, 1.0]]),
-                         lambda p: (((p[:, 0] > 0) & (p[:, 1] < 0)).astype(float)[:, None], None),
-                         rule="rqmc", n_qmc=2 ** 11, replicates=8, seed=7)
-    assert 0 < r.plain_se[0] < 2e-3               # measured 5.0e-4
-    assert abs(r.plain[0] - exact) < 4 * r.plain_se[0]   # measured z = 1.04
+    for seed in range(7, 13):
+        r = cone_expectation(F, np.array([[1.0, 0, 0]]), np.array([[0, 1.0, 1.0], [0, 0, 1.0]]),
+                             lambda p: (((p[:, 0] > 0) & (p[:, 1] < 0)).astype(float)[:, None], None),
+                             rule="rqmc", n_qmc=2 ** 11, replicates=8, seed=seed)
+        assert 0 < r.plain_se[0] < 2e-3               # measured 2.7e-4 .. 5.9e-4
+        assert abs(r.plain[0] - exact) < 4 * r.plain_se[0]   # measured |z| ≤ 0.57
 
 
 def test_node_parts_sum_to_the_whole():
