@@ -131,9 +131,11 @@ def _scrambled_directions(v: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndar
 def _gray_code_points(v: np.ndarray, m: int) -> np.ndarray:
     """(2^m × dim) uint64: x_i = ⊕ v_k over the set bits k of g(i), in Gray-code order
     (the reflected code: the second half is the first, reversed, with v_k added)."""
-    x = np.zeros((1, v.shape[0]), dtype=_U64)
+    x = np.empty((1 << m, v.shape[0]), dtype=_U64)
+    x[0] = 0
     for k in range(m):
-        x = np.concatenate([x, x[::-1] ^ v[:, k]])
+        h = 1 << k
+        np.bitwise_xor(x[h - 1::-1], v[:, k], out=x[h:2 * h])
     return x
 
 
@@ -145,8 +147,12 @@ def sobol_points(dim: int, n: int, seed: int | None = None) -> np.ndarray:
     m = max(int(n - 1).bit_length(), 0)
     v = sobol_direction_numbers(dim, m)
     if seed is None:
+        u = _gray_code_points(v, m)[:n].astype(np.float64)
+    else:
+        v, shift = _scrambled_directions(v, seed)
         x = _gray_code_points(v, m)[:n]
-        return x.astype(np.float64) * 2.0 ** -SOBOL_BITS
-    v, shift = _scrambled_directions(v, seed)
-    x = _gray_code_points(v, m)[:n] ^ shift
-    return (x.astype(np.float64) + 0.5) * 2.0 ** -SOBOL_BITS
+        x ^= shift
+        u = x.astype(np.float64)
+        u += 0.5
+    u *= 2.0 ** -SOBOL_BITS
+    return u
