@@ -13,7 +13,7 @@ def normal_cdf(upper, cov, *, abseps: float, releps: float = 0.0, maxpts: int | 
                seed: int = 0) -> float:
     """P(X < upper) for X ~ N(0, cov)."""
     upper = np.asarray(upper, float)
-    kw = dict(mean=np.zeros(len(upper)), cov=cov, abseps=abseps, releps=releps, maxpts=maxpts)
+    kw = {"mean": np.zeros(len(upper)), "cov": cov, "abseps": abseps, "releps": releps, "maxpts": maxpts}
     try:
         return float(multivariate_normal.cdf(upper, rng=np.random.default_rng(seed), **kw))
     except TypeError:  # SciPy < 1.16: no rng keyword
