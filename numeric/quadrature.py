@@ -424,7 +424,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         # (Gauss–Hermite axes: one count per axis; the Genz coordinates of the cone, which are
         # conditioned one on another, share the count of their largest spread)
         def per_axis(cols, r, shared=False):
-            if not (P.size and spread_nodes) or cols.shape[0] == 0:
+            if not (P.size and spread_nodes) or cols.size == 0:  # (NumPy < 2: no norm of an empty matrix)
                 return (n,) * r
             s = np.full(r, np.linalg.norm(cols, 2)) if shared else np.linalg.norm(cols, axis=0)
             return tuple(max(n, min(int(np.ceil(4 + 6 * v)), MAX_SPREAD_NODES)) for v in s)
