@@ -1,0 +1,111 @@
+"""The `erm` protocol (MODEL.md) through the replica engine: setup → task channels → fixed point →
+MODEL.md's predictions.
+
+Per task t the reduced teacher is E T_tt Eᵀ = L_t L_tᵀ; the tasks' u_t are jointly N(0, G) with
+G_ts = L_t⁺ E T_ts Eᵀ L_s⁺ᵀ (G_tt = I).  Separate inputs: one channel per task with α_t and the
+coupled prior Λ = λ I + μ L_T.  Shared inputs without coupling: each W_t is the minimiser of its own
+task on the common sample, so each task is its own single-task fixed point with the training α.
+The errors and the test loss are those of a glm student with Q_full = Eᵀ Q_tt E and
+R_full = Eᵀ M_tt L_tᵀ E against the reduced teacher Gram Eᵀ L_t L_tᵀ E (`metrics.task_metrics`:
+argmax and cross-entropy see logits only up to the all-ones direction); training loss and error
+come from the fixed point's prox outputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .metrics import task_metrics
+from .model import State, TheoryModel, theory_model
+from .online import Accuracy
+from .replica import (FixedPoint, ReplicaAccuracy, TaskChannel, reduced_basis, solve_fixed_point,
+                      teacher_factor)
+
+__all__ = ["erm_problem", "solve_erm", "task_predictions"]
+
+
+def all_pairs_laplacian(T: int) -> np.ndarray:
+    """L_T = T I − 1 1ᵀ: (μ/2) Σ_{t<s} ‖W_t − W_s‖² = (μ/2) tr(W ᵀ(L_T ⊗ I) W)."""
+    return T * np.eye(T) - np.ones((T, T))
+
+
+def erm_problem(setup):
+    """(channels, Λ, G) of an erm setup with separate inputs (or one task)."""
+    model = theory_model(setup)
+    tr = setup.training
+    T = model.n_tasks
+    Es = [reduced_basis(c) for c in model.classes]
+    Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
+          for t, E in enumerate(Es)]
+    alphas = [float(task.alpha) if (tr.inputs == "separate" and T > 1 and task.alpha is not None)
+              else float(tr.alpha) for task in setup.tasks]
+    channels = [TaskChannel(int(c), L, float(s), a, float(w))
+                for c, L, s, a, w in zip(model.classes, Ls, model.noise, alphas, model.weights)]
+    pinv = [np.linalg.pinv(L) for L in Ls]
+    rows = []
+    for t in range(T):
+        row = []
+        for s in range(T):
+            Tts = model.gram[model.task_slice(t), model.task_slice(s)]
+            row.append(pinv[t] @ Es[t] @ Tts @ Es[s].T @ pinv[s].T)
+        rows.append(row)
+    G = np.block(rows) if sum(L.shape[1] for L in Ls) else np.zeros((0, 0))
+    Lam = float(tr.ridge) * np.eye(T) + float(tr.coupling) * all_pairs_laplacian(T)
+    return model, channels, Lam, G
+
+
+def task_predictions(model: TheoryModel, t: int, ch: TaskChannel, Q: np.ndarray, M: np.ndarray,
+                     acc: Accuracy = Accuracy()) -> dict:
+    """gen_error, label_error, test_loss of task t from its block (Q, M) of the fixed point."""
+    E = reduced_basis(ch.C)
+    gram = E.T @ ch.L @ ch.L.T @ E
+    one = TheoryModel(kind="glm", K=ch.C, activation="linear", classes=(ch.C,), offsets=(0,),
+                      gram=gram, noise=np.array([ch.sigma]), weights=np.array([ch.weight]),
+                      shares=np.array([1.0]), inputs="shared", lr=model.lr, head_lr=model.head_lr,
+                      weight_decay=0.0, init_scale=0.0, heads0=(np.eye(ch.C),), train_heads=False,
+                      names=(model.names[t],))
+    st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
+    m = task_metrics(one, st, acc)[0]
+    return {"gen_error": m.gen_error, "label_error": m.label_error, "test_loss": m.test_loss}
+
+
+def _offsets(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+
+def solve_erm_fixed_points(setup, acc: ReplicaAccuracy = ReplicaAccuracy()):
+    """[(task indices, FixedPoint)]: one joint fixed point (separate inputs, or coupled tasks), or
+    one per task (shared inputs without coupling)."""
+    model, channels, Lam, G = erm_problem(setup)
+    tr = setup.training
+    T = model.n_tasks
+    if T > 1 and tr.inputs == "shared":
+        if tr.coupling > 0:
+            raise NotImplementedError("training.coupling: coupled tasks on shared inputs need the joint "
+                                      "loss channel of all tasks; the replica engine solves coupled "
+                                      "tasks with separate inputs only")
+        parts = []
+        for t, ch in enumerate(channels):
+            fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc)
+            parts.append(([t], fp))
+        return model, channels, parts
+    return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc))]
+
+
+def solve_erm(setup, acc: ReplicaAccuracy = ReplicaAccuracy(), metric_acc: Accuracy = Accuracy()) -> dict:
+    """MODEL.md's per-task predictions (one-entry lists) plus train_loss / train_error and the
+    solver's residual and iteration count: {"tasks": {name: {...}}, "stats": {...}}."""
+    model, channels, parts = solve_erm_fixed_points(setup, acc)
+    tasks, stats = {}, {"residual": [], "iterations": []}
+    for idx, fp in parts:
+        do = _offsets([channels[t].d for t in idx])
+        ro = _offsets([channels[t].r for t in idx])
+        stats["residual"].append(fp.residual)
+        stats["iterations"].append(fp.iterations)
+        for k, t in enumerate(idx):
+            ch = channels[t]
+            Q = fp.Q[do[k]:do[k + 1], do[k]:do[k + 1]]
+            M = fp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
+            pred = task_predictions(model, t, ch, Q, M, metric_acc)
+            pred["train_loss"], pred["train_error"] = fp.train[k]
+            tasks[model.names[t]] = {key: [float(v)] for key, v in pred.items()}
+    return {"tasks": tasks, "stats": stats, "fixed_points": parts}
