@@ -17,8 +17,13 @@ import numpy as np
 from .metrics import task_metrics
 from .model import State, TheoryModel, theory_model
 from .online import Accuracy
-from .replica import (FixedPoint, ReplicaAccuracy, TaskChannel, reduced_basis, solve_fixed_point,
-                      teacher_factor)
+from .replica import (
+    ReplicaAccuracy,
+    TaskChannel,
+    reduced_basis,
+    solve_fixed_point,
+    teacher_factor,
+)
 
 __all__ = ["erm_problem", "solve_erm", "task_predictions"]
 
@@ -54,7 +59,7 @@ def erm_problem(setup):
 
 
 def task_predictions(model: TheoryModel, t: int, ch: TaskChannel, Q: np.ndarray, M: np.ndarray,
-                     acc: Accuracy = Accuracy()) -> dict:
+                     acc: Accuracy | None = None) -> dict:
     """gen_error, label_error, test_loss of task t from its block (Q, M) of the fixed point."""
     E = reduced_basis(ch.C)
     gram = E.T @ ch.L @ ch.L.T @ E
@@ -64,7 +69,7 @@ def task_predictions(model: TheoryModel, t: int, ch: TaskChannel, Q: np.ndarray,
                       weight_decay=0.0, init_scale=0.0, heads0=(np.eye(ch.C),), train_heads=False,
                       names=(model.names[t],))
     st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
-    m = task_metrics(one, st, acc)[0]
+    m = task_metrics(one, st, acc or Accuracy())[0]
     return {"gen_error": m.gen_error, "label_error": m.label_error, "test_loss": m.test_loss}
 
 
@@ -72,9 +77,10 @@ def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
 
 
-def solve_erm_fixed_points(setup, acc: ReplicaAccuracy = ReplicaAccuracy()):
+def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None):
     """[(task indices, FixedPoint)]: one joint fixed point (separate inputs, or coupled tasks), or
     one per task (shared inputs without coupling)."""
+    acc = acc or ReplicaAccuracy()
     model, channels, Lam, G = erm_problem(setup)
     tr = setup.training
     T = model.n_tasks
@@ -91,7 +97,7 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy = ReplicaAccuracy()):
     return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc))]
 
 
-def solve_erm(setup, acc: ReplicaAccuracy = ReplicaAccuracy(), metric_acc: Accuracy = Accuracy()) -> dict:
+def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None) -> dict:
     """MODEL.md's per-task predictions (one-entry lists) plus train_loss / train_error and the
     solver's residual and iteration count: {"tasks": {name: {...}}, "stats": {...}}."""
     model, channels, parts = solve_erm_fixed_points(setup, acc)

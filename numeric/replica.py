@@ -22,20 +22,31 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
          probability of the label differences, smooth in a whenever the labels are noisy or the
          teacher has rank C − 1, and its gradient is φ·Φ (C = 3) or φ (C = 2) — no δ on decision
          boundaries).
-The ω-integral is a tensor Gauss–Hermite rule in d dimensions; the prox is a batched Newton
+The ω-integral is a tensor trapezoid rule in whitened coordinates, its spacing set by the
+steepest label layer (`nodes_for`); the prox is a batched Newton
 solve (Jacobian I + V H) with backtracking on the convex prox objective.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 
 from .online import _class_diffs, _cone_probability
-from .quadrature import gauss_hermite
 
-__all__ = ["ReplicaAccuracy", "ReplicaError", "SeparableError", "reduced_basis", "teacher_factor", "TaskChannel",
-           "channel_hats", "prior_channel", "solve_fixed_point", "FixedPoint"]
+__all__ = [
+    "FixedPoint",
+    "ReplicaAccuracy",
+    "ReplicaError",
+    "SeparableError",
+    "TaskChannel",
+    "channel_hats",
+    "prior_channel",
+    "reduced_basis",
+    "solve_fixed_point",
+    "teacher_factor",
+]
 
 
 class ReplicaError(RuntimeError):
@@ -48,10 +59,13 @@ class SeparableError(ReplicaError):
 
 @dataclass(frozen=True)
 class ReplicaAccuracy:
-    """Gauss–Hermite nodes per reduced axis (C = 2: `nodes1`, C = 3: `nodes2`), fixed-point tolerance
-    on the largest relative change of (Q, M, V), iteration cap, Anderson memory and mixing."""
-    nodes1: int = 96
-    nodes2: int = 48
+    """Quadrature of the ω-integrals (`tensor_trapezoid`: node spacing `spacing[d]` in whitened
+    units, and at most `layer_fraction` of the width of the steepest label layer, `label_layer_width`;
+    at most `max_nodes[d]` per axis), fixed-point tolerance on max |F(x) − x| / (1 + max |x|),
+    iteration cap, Anderson memory and mixing, Newton tolerance of the prox."""
+    spacing: tuple = (None, 0.17, 0.36)
+    layer_fraction: float = 0.4
+    max_nodes: tuple = (None, 801, 201)
     tol: float = 1e-11
     max_iter: int = 600
     memory: int = 6
@@ -59,12 +73,23 @@ class ReplicaAccuracy:
     newton_tol: float = 1e-13
     separable_norm: float = 1e6   # tr Q beyond this (×(1 + 1/λ)) ends the solve with SeparableError
 
-    def nodes(self, d: int) -> int:
-        if d == 1:
-            return self.nodes1
-        if d == 2:
-            return self.nodes2
-        raise NotImplementedError(f"classes: the replica engine integrates C ≤ 3 classes (got C = {d + 1})")
+
+HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
+
+
+@cache
+def tensor_trapezoid(d: int, n: int, half: float = HALF_WIDTH):
+    """Nodes g (n^d × d) and weights (∝ Π φ(g_i), summing to 1) of the tensor trapezoid rule for
+    E[F(g)], g ~ N(0, I_d), on [−half, half]^d.  For F analytic in a strip |Im g| < a its error
+    falls like exp(−2πa/h), h the spacing.  Chosen over Gauss–Hermite, which converged slowly here
+    (the prox of the cross-entropy is analytic only in a narrow strip; measured at the MODEL.md
+    C = 2 point: Gauss–Hermite 96 → 160 nodes moved Q by 5e-8, this rule 96 → 160 by 1e-13)."""
+    x = np.linspace(-half, half, n)
+    w = np.exp(-0.5 * x * x)
+    w = w / w.sum()
+    grid = np.stack(np.meshgrid(*([x] * d), indexing="ij"), axis=-1).reshape(-1, d)
+    wts = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
+    return grid, wts
 
 
 def reduced_basis(C: int) -> np.ndarray:
@@ -109,54 +134,83 @@ def _softmax_reduced(h: np.ndarray, E: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def _ce_reduced(h: np.ndarray, y: int, E: np.ndarray) -> np.ndarray:
+def _ce_reduced(h: np.ndarray, Y: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """CE(Eᵀh, y) per row, labels as one-hot rows Y."""
     z = h @ E
     m = z.max(axis=-1)
-    return m + np.log(np.exp(z - m[:, None]).sum(axis=-1)) - z[:, y]
+    return m + np.log(np.exp(z - m[:, None]).sum(axis=-1)) - (z * Y).sum(axis=-1)
 
 
-def prox_cross_entropy(omega: np.ndarray, y: int, V: np.ndarray, E: np.ndarray, weight: float = 1.0,
-                       tol: float = 1e-13, max_iter: int = 60):
-    """h = argmin_h w CE(Eᵀh, y) + ½ (h − ω)ᵀ V⁻¹ (h − ω) for every row of ω (n×d), by Newton's
-    method on G(h) = V w ∇ℓ(h) + h − ω (Jacobian I + V H), each step halved until the convex prox
-    objective decreases.  Returns (h, p = softmax(Eᵀh), H = w ∇²ℓ(h)); raises ReplicaError when a
-    node does not reach |G| < tol·(1 + |ω|)."""
+def _hessian(p: np.ndarray, E: np.ndarray, weight: float) -> np.ndarray:
+    """w ∇²ℓ = w E (diag p − p pᵀ) Eᵀ per row (n×d×d)."""
+    Ep = p @ E.T
+    return weight * ((E[None] * p[:, None, :]) @ E.T - Ep[:, :, None] * Ep[:, None, :])
+
+
+def solve_small(J: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """J⁻¹ G for a batch of d×d matrices J (n×d×d) and right-hand sides G (n×d or n×d×k):
+    Cramer's rule for d ≤ 2 (the batched LAPACK call costs more than the arithmetic there)."""
+    d = J.shape[-1]
+    vec = G.ndim == 2
+    Gm = G[..., None] if vec else G
+    if d == 1:
+        out = Gm / J
+    elif d == 2:
+        a, b, c, e = J[:, 0, 0], J[:, 0, 1], J[:, 1, 0], J[:, 1, 1]
+        det = (a * e - b * c)[:, None]
+        out = np.stack([e[:, None] * Gm[:, 0] - b[:, None] * Gm[:, 1],
+                        a[:, None] * Gm[:, 1] - c[:, None] * Gm[:, 0]], axis=1) / det[:, None]
+    else:
+        out = np.linalg.solve(J, Gm)
+    return out[..., 0] if vec else out
+
+
+def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E: np.ndarray,
+                       weight: float = 1.0, tol: float = 1e-13, max_iter: int = 60,
+                       h0: np.ndarray | None = None):
+    """h = argmin_h w CE(Eᵀh, y) + ½ (h − ω)ᵀ V⁻¹ (h − ω) for every row of ω (n×d) with its label
+    (one-hot row of Y, n×C), by Newton's method on G(h) = V w ∇ℓ(h) + h − ω (Jacobian I + V H)
+    from h0 (default ω), each step halved until Armijo's sufficient decrease of the convex prox objective.  Returns
+    (h, p = softmax(Eᵀh), H = w ∇²ℓ(h)); raises ReplicaError when a node does not reach
+    |G| < tol·(1 + |ω|)."""
     n, d = omega.shape
     Vinv = np.linalg.inv(V)
-    ey = E[:, y]
-    h = omega.copy()
+    ey = Y @ E.T
+    h = omega.copy() if h0 is None else h0.copy()
 
     def objective(hh):
         r = hh - omega
-        return weight * _ce_reduced(hh, y, E) + 0.5 * np.einsum("ni,ij,nj->n", r, Vinv, r)
+        return weight * _ce_reduced(hh, Y, E) + 0.5 * ((r @ Vinv) * r).sum(axis=1)
 
     I = np.eye(d)
     scale = tol * (1.0 + np.abs(omega).max(axis=1))
+    f0 = None
     for _ in range(max_iter):
         p = _softmax_reduced(h, E)
         grad = weight * (p @ E.T - ey)
         G = grad @ V.T + h - omega
         if np.all(np.abs(G).max(axis=1) <= scale):
             break
-        H = weight * (np.einsum("ic,nc,jc->nij", E, p, E) - np.einsum("ni,nj->nij", p @ E.T, p @ E.T))
-        J = I + np.einsum("ij,njk->nik", V, H)
-        step = np.linalg.solve(J, G[..., None])[..., 0]
-        f0 = objective(h)
+        H = _hessian(p, E, weight)
+        step = solve_small(I + V @ H, G)
+        f0 = objective(h) if f0 is None else f0
         t = np.ones(n)
         cand = h - step
+        dec = ((G @ Vinv) * step).sum(axis=1)            # ∇φ·step > 0: the predicted decrease
         for _ in range(40):
-            bad = objective(cand) > f0 + 1e-12 * (1.0 + np.abs(f0))
+            fc = objective(cand)
+            # Armijo's sufficient decrease (a plain decrease test lets Newton cycle between the
+            # two sides of a sharp softmax corner), with a roundoff allowance
+            bad = fc > f0 - 1e-4 * t * dec + 1e-13 * (1.0 + np.abs(f0))
             if not bad.any():
                 break
             t = np.where(bad, 0.5 * t, t)
             cand = h - t[:, None] * step
-        h = cand
+        h, f0 = cand, fc
     else:
         raise ReplicaError(f"prox of the cross-entropy: Newton did not converge in {max_iter} steps "
                            f"(largest residual {np.abs(G).max():.3e})")
-    p = _softmax_reduced(h, E)
-    H = weight * (np.einsum("ic,nc,jc->nij", E, p, E) - np.einsum("ni,nj->nij", p @ E.T, p @ E.T))
-    return h, p, H
+    return h, p, _hessian(p, E, weight)
 
 
 def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray):
@@ -182,44 +236,76 @@ def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray
     return p, grads
 
 
-def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray, nodes: int,
-                 newton_tol: float = 1e-13, train: bool = False):
+def label_layer_width(ch: TaskChannel, Q: np.ndarray, M: np.ndarray) -> float:
+    """Width, in whitened units g (ω = Q^{1/2} g), of the steepest layer of P(y|ω): for each class
+    pair the label difference ν_c − ν_j has mean kᵀg and residual standard deviation s given ω, so
+    P(y|ω) changes across |kᵀg| ≲ s over a width s/|k| (∞ when the teacher is not seen, M = 0)."""
+    E = reduced_basis(ch.C)
+    vals, vecs = np.linalg.eigh(Q)
+    F = vecs * np.sqrt(vals)
+    Qinv_M = np.linalg.solve(Q, M)
+    V0 = np.eye(ch.r) - M.T @ Qinv_M
+    S = ch.L @ V0 @ ch.L.T + ch.sigma ** 2 * np.eye(ch.d)
+    B = ch.L @ Qinv_M.T @ F
+    width = np.inf
+    for c in range(ch.C):
+        for j in range(c + 1, ch.C):
+            e = E @ (np.eye(ch.C)[c] - np.eye(ch.C)[j])
+            k = np.linalg.norm(e @ B)
+            if k > 0:
+                width = min(width, float(np.sqrt(max(e @ S @ e, 0.0))) / k)
+    return width
+
+
+def nodes_for(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
+    """Nodes per axis: spacing min(acc.spacing[d], layer_fraction × `label_layer_width`), odd, at
+    most acc.max_nodes[d] (measured, C = 3, clean labels, α = 5, λ = 0.01, layer width 0.34:
+    spacing 0.27 / 0.18 / 0.13 / 0.09 put Q at 1.6e-4 / 3e-7 / 2e-9 / 0 from the finest)."""
+    d = ch.d
+    h = min(acc.spacing[d], acc.layer_fraction * label_layer_width(ch, Q, M))
+    n = int(np.ceil(2 * HALF_WIDTH / h)) + 1
+    n += 1 - n % 2
+    return min(n, acc.max_nodes[d])
+
+
+def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
+                 acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
     """(Q̂, M̂, V̂) of one task's loss channel at (Q, M, V) — see the module docstring — and, with
     ``train``, the training loss and training error E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}]."""
     d, C = ch.d, ch.C
     E = reduced_basis(C)
-    x, w = gauss_hermite(nodes)
-    grid = np.stack(np.meshgrid(*([x] * d), indexing="ij"), axis=-1).reshape(-1, d)
-    wts = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
     vals, vecs = np.linalg.eigh(Q)
     if vals[0] <= 0:
         raise ReplicaError(f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
-    F = vecs * np.sqrt(vals)
-    omega = grid @ F.T
+    F = vecs * np.sqrt(vals)                      # ω = F g, g ~ N(0, I)
     Qinv_M = np.linalg.solve(Q, M)
-    A = Qinv_M.T                                  # r×d
+    A = Qinv_M.T                                  # r×d: E[u | ω] = A ω
     V0 = np.eye(ch.r) - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
     if ch.r and np.linalg.eigvalsh(V0)[0] < -1e-12:
         raise ReplicaError(f"M exceeds its Cauchy–Schwarz bound (I − Mᵀ Q⁻¹ M has eigenvalue "
                            f"{np.linalg.eigvalsh(V0)[0]:.3e})")
+    grid, wts = tensor_trapezoid(d, nodes)
+    omega = grid @ F.T
     py, grads = _label_given_a(ch, E, omega @ A.T, V0)
-    Qh = np.zeros((d, d))
-    Mh = np.zeros((d, ch.r))
-    Vh = np.zeros((d, d))
-    tl = te = 0.0
-    I = np.eye(d)
-    for y in range(C):
-        h, p, H = prox_cross_entropy(omega, y, V, E, ch.weight, newton_tol)
-        f = -ch.weight * (p @ E.T - E[:, y])
-        wy = wts * py[:, y]
-        Qh += (f * wy[:, None]).T @ f
-        Mh += (f * wts[:, None]).T @ grads[y]
-        R = np.linalg.solve(I + np.einsum("nij,jk->nik", H, V), H)
-        Vh += np.einsum("n,nij->ij", wy, R)
-        if train:
-            tl += wy @ _ce_reduced(h, y, E)
-            te += wy @ (np.argmax(h @ E, axis=1) != y)
+    n = len(wts)
+    Y = np.repeat(np.eye(C), n, axis=0)                    # every node with every label
+    om = np.tile(omega, (C, 1))
+    h0 = None
+    if warm is not None and warm.get("shape") == om.shape:
+        h0 = om + warm["shift"]                          # last solve's h − ω, a close start
+    h, p, H = prox_cross_entropy(om, Y, V, E, ch.weight, acc.newton_tol, h0=h0)
+    if warm is not None:
+        warm.update(shape=om.shape, shift=h - om)
+    f = -ch.weight * (p - Y) @ E.T
+    wy = np.tile(wts, C) * py.T.ravel()
+    Qh = (f * wy[:, None]).T @ f
+    Mh = (f * np.tile(wts, C)[:, None]).T @ grads.reshape(C * n, ch.r)
+    R = solve_small(np.eye(d) + H @ V, H)
+    Vh = np.tensordot(wy, R, axes=1)
+    if train:
+        tl = wy @ _ce_reduced(h, Y, E)
+        te = wy @ (np.argmax(h @ E, axis=1) != np.argmax(Y, axis=1))
     a = ch.alpha
     out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
     if train:
@@ -260,6 +346,7 @@ class FixedPoint:
     residual: float
     iterations: int
     train: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
 
 
 def _blocks(X, dims, ranks=None):
@@ -274,7 +361,10 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
                       acc: ReplicaAccuracy = ReplicaAccuracy(), start=None) -> FixedPoint:
     """Iterate (Q, M, V) → hats → (Q, M, V) to the fixed point by Anderson acceleration (type II,
     memory `acc.memory`) on the mixed map x ← (1 − β) x + β F(x), falling back to the plain mixed
-    step whenever the extrapolated point is not admissible (Q or V not positive definite).
+    step whenever the extrapolated point is not admissible (Q or V not positive definite, or
+    Mᵀ Q⁻¹ M ≥ I).  The quadrature nodes (`nodes_for`) are fixed during a stage; a converged stage
+    whose fixed point needs more nodes starts a new one from there, so the answer is computed at
+    the nodes its own label layers need.
     Stops when max |F(x) − x| / (1 + max |x|) < acc.tol; otherwise raises ReplicaError with that
     residual (SeparableError when tr Q runs away like 1/λ)."""
     dims = [c.d for c in channels]
@@ -296,13 +386,20 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             out.append(S + S.T - np.diag(np.diag(S)))
         return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
 
-    nodes = [acc.nodes(d) for d in dims]
+
+    warm = [{} for _ in channels]
+    nodes = []
+
+    def required_nodes(x):
+        Q, M, _ = unpack(x)
+        return [nodes_for(ch, Qt, Mt, acc)
+                for ch, Qt, Mt in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks))]
 
     def F(x, train=False):
         Q, M, V = unpack(x)
-        hats = [channel_hats(ch, Qt, Mt, Vt, n, acc.newton_tol, train)
-                for ch, Qt, Mt, Vt, n in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks),
-                                             _blocks(V, dims), nodes)]
+        hats = [channel_hats(ch, Qt, Mt, Vt, acc, n, train, w)
+                for ch, Qt, Mt, Vt, n, w in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks),
+                                                _blocks(V, dims), nodes, warm)]
         Qn, Mn, Vn = prior_channel(Lam, G, [h[0] for h in hats], [h[1] for h in hats],
                                    [h[2] for h in hats], dims, ranks)
         return pack(Qn, Mn, Vn), hats
@@ -335,13 +432,22 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
     res = np.inf
     lam_min = max(float(np.linalg.eigvalsh(Lam)[0]), 1e-300)
     for it in range(1, acc.max_iter + 1):
+        if it == 1:
+            nodes = required_nodes(x)
         fx, _ = F(x)
         r = fx - x
         res = float(np.abs(r).max() / (1.0 + np.abs(x).max()))
         if res < acc.tol:
+            need = required_nodes(x)
+            if any(n > m for n, m in zip(need, nodes)):
+                # a stage ends: the fixed point's own label layers need a finer rule; go on with it
+                nodes = [max(n, m) for n, m in zip(need, nodes)]
+                X_hist, R_hist = [], []
+                continue
             fx, hats = F(x, train=True)
             Q, M, V = unpack(x)
-            return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [h[3:] for h in hats])
+            return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [h[3:] for h in hats],
+                              nodes=list(nodes))
         trQ = float(np.trace(unpack(x)[0]))
         if trQ > acc.separable_norm * (1.0 + 1.0 / lam_min):
             raise SeparableError(
