@@ -41,7 +41,7 @@ def erm_problem(setup):
     Es = [reduced_basis(c) for c in model.classes]
     Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
           for t, E in enumerate(Es)]
-    alphas = [float(task.alpha) if (tr.inputs == "separate" and T > 1 and task.alpha is not None)
+    alphas = [float(task.alpha) if (tr.inputs == "separate" and task.alpha is not None)
               else float(tr.alpha) for task in setup.tasks]
     channels = [TaskChannel(int(c), L, float(s), a, float(w))
                 for c, L, s, a, w in zip(model.classes, Ls, model.noise, alphas, model.weights)]
