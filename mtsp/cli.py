@@ -1,10 +1,10 @@
 """The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
 
-    mtsp solve SETUP [--engine ode] [--single] [--json]
+    mtsp solve SETUP [--engine ode|reference|replica] [--single] [--json]
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
-    mtsp derive SETUP --out DIR
+    mtsp derive SETUP [--engine ode|replica] --out DIR
     mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
                [--jobs N] [--scheduler tcp://...]
 
@@ -76,9 +76,9 @@ def _load(path):
     return load_setup(path)
 
 
-def _check_protocol(setup) -> None:
+def _check_protocol(setup, allowed=("online",)) -> None:
     p = setup.training.protocol
-    if p != "online":
+    if p not in allowed:
         raise NotImplementedError(f"training.protocol: the {p!r} protocol is not implemented yet "
                                   "(only 'online'; full_batch and erm are planned)")
 
@@ -224,7 +224,7 @@ def _run_validation(setup, *, N, seeds, device, out, single, quiet):
 
 def cmd_solve(args) -> int:
     setup = _load(args.setup)
-    _check_protocol(setup)
+    _check_protocol(setup, ("online", "erm"))
     show = progress_enabled(args.json, quiet=args.quiet)
     if args.mp_nodes is not None and args.precision != "mp":
         raise CliError("--mp-nodes: applies to --precision mp only")
@@ -394,10 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
                                    "predictions.")
     p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
-    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
-                   help="theory engine: ode = the generated module of the setup's structure "
-                        "(SymPy closed forms + quadrature); reference = the hand-written "
-                        "right-hand side (a cross-check)")
+    p.add_argument("--engine", choices=["ode", "reference", "replica"], default=None,
+                   help="theory engine (default: the protocol's): ode = the generated module of the "
+                        "setup's structure (SymPy closed forms + quadrature); reference = the "
+                        "hand-written right-hand side (a cross-check); replica = the erm fixed point")
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",

@@ -47,7 +47,7 @@ class SolveResult:
 
     def to_json_dict(self) -> dict:
         out = {"setup": self.setup_name, "engine": self.engine, "protocol": self.protocol,
-               "times": list(self.times), "tasks": self.tasks}
+               "times": None if self.times is None else list(self.times), "tasks": self.tasks}
         if self.single is not None:
             out["single"] = self.single
         return out
@@ -371,9 +371,11 @@ HIGH_TOL = {"rtol": 1e-10, "atol": 1e-12}
 
 
 def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=None,
-          engine: str = "ode", precision: str = "double", dps: int = 30,
+          engine: str | None = None, precision: str = "double", dps: int = 30,
           accuracy: str = "default", parallel: bool | None = None, mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
+
+    ``engine``: None = the protocol's default (online → "ode", erm → "replica", `numeric.erm`).
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
@@ -384,6 +386,12 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
     protocol = setup.training.protocol
+    if protocol == "erm" and engine in (None, "replica"):
+        from .erm import solve_erm_result
+        return solve_erm_result(setup, single=single, accuracy=accuracy, precision=precision)
+    if protocol == "erm":
+        raise ValueError(f"engine: the erm protocol is solved by the replica engine, not {engine!r}")
+    engine = engine or "ode"
     if protocol != "online":
         raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
                                   "(online is)")
