@@ -18,13 +18,13 @@ import sys
 import time
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import log_softmax, softmax
-
 from mtsp.numeric.erm import solve_erm
 from mtsp.numeric.metrics import task_metrics
 from mtsp.numeric.model import State, theory_model
 from mtsp.numeric.quadrature import gaussian_factor
+from scipy.optimize import minimize
+from scipy.special import log_softmax, softmax
+
 from mtsp.setup import setup_from_dict
 
 

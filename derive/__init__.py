@@ -21,11 +21,15 @@ __all__ = ["OnlineSystem", "derive_online", "structure_key", "write_derivation"]
 
 def write_derivation(setup, out_dir: str) -> list[str]:
     """Write `equations.md` (the equation sheet) and `online_equations.py` (the generated
-    standalone module) for `setup` into `out_dir`; returns the paths written."""
+    standalone module) for `setup` into `out_dir` (erm: `replica_equations.md`, `derive.replica`);
+    returns the paths written."""
     from ..numeric.model import theory_model
     from .codegen import generate_module
     from .sheet import equation_sheet
     from .system import derive_online
+    if setup.training.protocol == "erm":
+        from .replica import write_replica_derivation
+        return write_replica_derivation(setup, out_dir)
     if setup.training.protocol != "online":
         raise NotImplementedError(f"training.protocol: only the online equations are derived so far, "
                                   f"not {setup.training.protocol!r}")

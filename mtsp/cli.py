@@ -303,6 +303,9 @@ def cmd_derive(args) -> int:
         from .derive import write_derivation
     except ImportError as e:
         raise CliError(f"derive: the derivation layer is not available yet ({e})") from None
+    engine = getattr(args, "engine", None)
+    if engine is not None and engine != {"erm": "replica"}.get(setup.training.protocol, "ode"):
+        raise CliError(f"--engine: {engine!r} does not derive the {setup.training.protocol!r} protocol")
     out = _prepare_out(args.out)
     paths = write_derivation(setup, out)
     for p in paths or []:
@@ -462,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the derivation of SETUP's theory into DIR.")
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--engine", choices=["ode", "replica"], default=None,
+                   help="whose equations (default: the protocol's; erm → replica)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("sweep", parents=[common], help="map the multitask benefit over parameters",

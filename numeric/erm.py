@@ -12,6 +12,8 @@ come from the fixed point's prox outputs.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .metrics import task_metrics
@@ -117,6 +119,8 @@ def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | 
     return {"tasks": tasks, "stats": stats, "fixed_points": parts}
 
 
+SEPARABLE_TRAIN_ERROR = 1e-9   # a train_error below this at the fixed point: separable training data
+
 ACCURACIES = {
     "default": ReplicaAccuracy(),
     # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
@@ -140,9 +144,16 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
         raise ValueError(f"accuracy: unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
     out = solve_erm(setup, acc)
+    separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
+    for name in separable:
+        print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "
+              f"{out['tasks'][name]['train_error'][0]:.1e}): as the ridge → 0 the minimiser's norm "
+              f"grows like log(1/λ) and its direction tends to the max-margin classifier",
+              file=sys.stderr)
     res = SolveResult(setup.name, "erm", "replica", None, out["tasks"], model=None,
                       stats={"residual": max(out["stats"]["residual"]),
-                             "iterations": sum(out["stats"]["iterations"])})
+                             "iterations": sum(out["stats"]["iterations"]),
+                             "separable": ",".join(separable) or "none"})
     if single:
         res.single = {}
         for t, task in enumerate(setup.tasks):

@@ -34,6 +34,7 @@ from functools import cache
 import numpy as np
 
 from .online import _class_diffs, _cone_probability
+from .solve import ConvergenceError
 
 __all__ = [
     "FixedPoint",
@@ -49,12 +50,13 @@ __all__ = [
 ]
 
 
-class ReplicaError(RuntimeError):
-    """The fixed-point iteration did not converge; the message carries the residual."""
+class ReplicaError(ConvergenceError):
+    """The fixed-point iteration did not converge; the message carries the residual (a
+    `solve.ConvergenceError`: the CLI reports it in one line, exit status 2)."""
 
 
 class SeparableError(ReplicaError):
-    """The training data are (nearly) separable at this α and the ridge too small: ‖Q‖ ∝ 1/λ."""
+    """The training data are separable at this α and the ridge (near) zero: Q runs away."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ class ReplicaAccuracy:
     memory: int = 6
     mixing: float = 0.7
     newton_tol: float = 1e-13
-    separable_norm: float = 1e6   # tr Q beyond this (×(1 + 1/λ)) ends the solve with SeparableError
+    separable_norm: float = 1e6   # λ = 0: tr Q beyond this ends the solve with SeparableError
+    #                               (separable data: ‖W‖ grows like log 1/λ, without bound at λ = 0)
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
@@ -141,6 +144,12 @@ def _ce_reduced(h: np.ndarray, Y: np.ndarray, E: np.ndarray) -> np.ndarray:
     return m + np.log(np.exp(z - m[:, None]).sum(axis=-1)) - (z * Y).sum(axis=-1)
 
 
+def _residual(p: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """p − e_y without cancellation: the label entry is −Σ_{j≠y} p_j (1 − p_y loses all its digits
+    when p_y → 1, and the prox multiplies the gradient by V ~ 1/λ)."""
+    return np.where(Y > 0, -(p * (1.0 - Y)).sum(axis=1, keepdims=True), p)
+
+
 def _hessian(p: np.ndarray, E: np.ndarray, weight: float) -> np.ndarray:
     """w ∇²ℓ = w E (diag p − p pᵀ) Eᵀ per row (n×d×d)."""
     Ep = p @ E.T
@@ -172,10 +181,9 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E: np.nd
     (one-hot row of Y, n×C), by Newton's method on G(h) = V w ∇ℓ(h) + h − ω (Jacobian I + V H)
     from h0 (default ω), each step halved until Armijo's sufficient decrease of the convex prox objective.  Returns
     (h, p = softmax(Eᵀh), H = w ∇²ℓ(h)); raises ReplicaError when a node does not reach
-    |G| < tol·(1 + |ω|)."""
+    |G| < tol·(1 + |ω| + |h − ω|)."""
     n, d = omega.shape
     Vinv = np.linalg.inv(V)
-    ey = Y @ E.T
     h = omega.copy() if h0 is None else h0.copy()
 
     def objective(hh):
@@ -183,12 +191,13 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E: np.nd
         return weight * _ce_reduced(hh, Y, E) + 0.5 * ((r @ Vinv) * r).sum(axis=1)
 
     I = np.eye(d)
-    scale = tol * (1.0 + np.abs(omega).max(axis=1))
     f0 = None
     for _ in range(max_iter):
         p = _softmax_reduced(h, E)
-        grad = weight * (p @ E.T - ey)
+        grad = weight * (_residual(p, Y) @ E.T)
         G = grad @ V.T + h - omega
+        # the terms of G are as large as |ω| and |h − ω| = |V w ∇ℓ|: its roundoff floor
+        scale = tol * (1.0 + np.abs(omega).max(axis=1) + np.abs(h - omega).max(axis=1))
         if np.all(np.abs(G).max(axis=1) <= scale):
             break
         H = _hessian(p, E, weight)
@@ -199,9 +208,10 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E: np.nd
         dec = ((G @ Vinv) * step).sum(axis=1)            # ∇φ·step > 0: the predicted decrease
         for _ in range(40):
             fc = objective(cand)
-            # Armijo's sufficient decrease (a plain decrease test lets Newton cycle between the
-            # two sides of a sharp softmax corner), with a roundoff allowance
-            bad = fc > f0 - 1e-4 * t * dec + 1e-13 * (1.0 + np.abs(f0))
+            # Armijo's sufficient decrease with c = 1/4 (a plain decrease test, or c = 1e-4, let
+            # Newton bounce between the two sides of a sharp softmax corner with tiny progress;
+            # near the minimum a full step decreases by dec/2 and passes), roundoff allowance
+            bad = fc > f0 - 0.25 * t * dec + 1e-13 * (1.0 + np.abs(f0))
             if not bad.any():
                 break
             t = np.where(bad, 0.5 * t, t)
@@ -297,7 +307,7 @@ def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
     h, p, H = prox_cross_entropy(om, Y, V, E, ch.weight, acc.newton_tol, h0=h0)
     if warm is not None:
         warm.update(shape=om.shape, shift=h - om)
-    f = -ch.weight * (p - Y) @ E.T
+    f = -ch.weight * _residual(p, Y) @ E.T
     wy = np.tile(wts, C) * py.T.ravel()
     Qh = (f * wy[:, None]).T @ f
     Mh = (f * np.tile(wts, C)[:, None]).T @ grads.reshape(C * n, ch.r)
@@ -430,7 +440,7 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
     beta = acc.mixing
     X_hist, R_hist = [], []
     res = np.inf
-    lam_min = max(float(np.linalg.eigvalsh(Lam)[0]), 1e-300)
+    lam_min = float(np.linalg.eigvalsh(Lam)[0])
     for it in range(1, acc.max_iter + 1):
         if it == 1:
             nodes = required_nodes(x)
@@ -449,11 +459,13 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [h[3:] for h in hats],
                               nodes=list(nodes))
         trQ = float(np.trace(unpack(x)[0]))
-        if trQ > acc.separable_norm * (1.0 + 1.0 / lam_min):
+        if lam_min <= 1e-12 * max(1.0, float(np.abs(Lam).max())) and trQ > acc.separable_norm:
+            # without a ridge a minimiser exists only for non-separable data (with one, always:
+            # the risk is strongly convex, and transients may pass through large Q)
             raise SeparableError(
-                f"ridge: tr Q = {trQ:.3e} keeps growing like 1/λ (λ = {lam_min:g}): the training data "
-                f"are separable at this α and the minimiser runs off; raise the ridge "
-                f"(residual {res:.3e} after {it} iterations)")
+                f"ridge: tr Q = {trQ:.3e} runs away (smallest penalty eigenvalue {lam_min:g}): the "
+                f"training data are separable at this α and the minimiser's norm diverges as the "
+                f"ridge vanishes; raise the ridge (residual {res:.3e} after {it} iterations)")
         X_hist.append(x.copy())
         R_hist.append(r.copy())
         if len(X_hist) > acc.memory + 1:

@@ -11,7 +11,7 @@ import pytest
 from mtsp.numeric.erm import solve_erm
 from mtsp.numeric.replica import (
     ReplicaAccuracy,
-    ReplicaError,
+    SeparableError,
     TaskChannel,
     prox_cross_entropy,
     reduced_basis,
@@ -164,12 +164,23 @@ def test_prox_does_not_cycle_at_a_softmax_corner():
 
 
 def test_separable_data_are_reported():
-    """Clean labels, α = 0.5 (below the separability threshold of clean binary data, α = 2 for
-    logistic regression... any α for noiseless labels of a perfectly learnable teacher), ridge 1e-7:
-    the minimiser runs off, and the engine says so rather than returning a number."""
+    """Clean binary labels at α = 0.5 are separable: with λ = 0 no minimiser exists and the solve
+    ends with SeparableError (tr Q runs past 1e6 in 12 iterations), never a number; with λ = 1e-9
+    the minimiser exists (‖W‖ ~ log 1/λ) and the fixed point converges with train_error 0."""
     ch = TaskChannel(2, np.array([[1.0]]), 0.0, 0.5)
-    with pytest.raises(ReplicaError):
-        solve_fixed_point([ch], np.array([[1e-9]]), np.eye(1), ReplicaAccuracy(max_iter=300))
+    with pytest.raises(SeparableError, match="separable"):
+        solve_fixed_point([ch], np.array([[0.0]]), np.eye(1))
+    fp = solve_fixed_point([ch], np.array([[1e-9]]), np.eye(1))
+    assert fp.train[0][1] == 0.0 and fp.train[0][0] < 1e-7
+
+
+def test_prox_converges_where_full_newton_steps_bounce():
+    """Clean three-class labels, α = 1, λ = 0.1 (V ≈ 6): with Armijo's c = 1e-4 full Newton steps
+    were accepted while bouncing across a softmax corner and the prox failed after 60 steps; the
+    fixed point now converges."""
+    ch = TaskChannel(3, np.eye(2), 0.0, 1.0)
+    fp = solve_fixed_point([ch], np.array([[0.1]]), np.eye(2))
+    assert fp.residual < 1e-11
 
 
 # ------------------------------------------------------------------------------------------
@@ -210,3 +221,53 @@ def test_strong_coupling_is_one_classifier_on_pooled_data():
         gaps.append(max(abs(out[n]["gen_error"][0] - ref) for n in ("A", "B")))
     assert gaps[1] < 2e-5
     assert 5 < gaps[0] / gaps[1] < 20
+
+
+# ------------------------------------------------------------------------------------------
+# the derivation, the solve dispatch and the CLI
+
+def test_prior_channel_matches_its_sympy_derivation():
+    """`numeric.replica.prior_channel` against the SymPy derivation (T = 2 scalar blocks, μ > 0,
+    correlated teachers) lambdified at random values (measured: ≤ 1e-15 relative)."""
+    import sympy as sp
+    from mtsp.derive.replica import derive_prior_channel
+    from mtsp.numeric.replica import prior_channel
+    pc = derive_prior_channel(2, 1)
+    rng = np.random.default_rng(3)
+    vals = {pc.lam: 0.3, pc.mu: 0.7, pc.G[0, 1]: 0.4}
+    Vh, Qh, Mh = [], [], []
+    for t in range(2):
+        v, q, m = rng.uniform(0.5, 2.0, 3)
+        vals.update({pc.Vhat[t][0, 0]: v, pc.Qhat[t][0, 0]: q, pc.Mhat[t][0, 0]: m})
+        Vh.append(np.array([[v]]))
+        Qh.append(np.array([[q]]))
+        Mh.append(np.array([[m]]))
+    Lam = 0.3 * np.eye(2) + 0.7 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    G = np.array([[1.0, 0.4], [0.4, 1.0]])
+    Q, M, V = prior_channel(Lam, G, Qh, Mh, Vh, [1, 1], [1, 1])
+    for num, sym in ((V, pc.V), (M, pc.M), (Q, pc.Q)):
+        ref = np.array(sp.Matrix(sym).subs(vals).evalf(30), dtype=float)
+        assert np.abs(num - ref).max() < 1e-14 * np.abs(ref).max()
+
+
+def test_cli_solve_and_derive_erm(tmp_path, capsys):
+    """`mtsp solve` dispatches erm to the replica engine (JSON: engine replica, times null, one-entry
+    lists, train_loss/train_error, single baselines) and `mtsp derive --engine replica` writes the
+    sheet; `--engine ode` is refused for erm."""
+    import json
+
+    from mtsp.cli import main
+    path = tmp_path / "erm.toml"
+    path.write_text('[[tasks]]\nname = "A"\nclasses = 2\nnoise = 0.3\n[student]\nkind = "glm"\n'
+                    '[training]\nprotocol = "erm"\nalpha = 3.0\nridge = 0.1\n')
+    assert main(["solve", str(path), "--json", "--single", "-q"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["engine"] == "replica" and js["protocol"] == "erm" and js["times"] is None
+    task = js["tasks"]["A"]
+    assert set(task) >= {"gen_error", "label_error", "test_loss", "train_loss", "train_error"}
+    assert len(task["gen_error"]) == 1 and round(task["gen_error"][0], 4) == 0.1540
+    assert js["single"]["A"]["gen_error"] == task["gen_error"]
+    assert main(["solve", str(path), "--engine", "ode", "-q"]) != 0
+    capsys.readouterr()
+    assert main(["derive", str(path), "--engine", "replica", "--out", str(tmp_path / "d")]) == 0
+    assert "Prior channel" in (tmp_path / "d" / "replica_equations.md").read_text()
