@@ -78,6 +78,7 @@ class ReplicaAccuracy:
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
+NEGLIGIBLE = 1e-18  # (node, label) pairs of smaller weight are left out of the loss-channel sums
 
 
 @cache
@@ -299,18 +300,25 @@ def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
     omega = grid @ F.T
     py, grads = _label_given_a(ch, E, omega @ A.T, V0)
     n = len(wts)
-    Y = np.repeat(np.eye(C), n, axis=0)                    # every node with every label
-    om = np.tile(omega, (C, 1))
+    # every node with every label, less the pairs whose weight in every integrand is below
+    # NEGLIGIBLE (|f| ≤ √2 w, |H| ≤ w/2): the tensor grid's corners, and the labels a clean
+    # teacher rules out at that node
+    keep = np.tile(wts, C) * (py.T.ravel() + np.abs(grads).sum(axis=2).ravel()) > NEGLIGIBLE
+    Y = np.repeat(np.eye(C), n, axis=0)[keep]
+    om = np.tile(omega, (C, 1))[keep]
     h0 = None
-    if warm is not None and warm.get("shape") == om.shape:
-        h0 = om + warm["shift"]                          # last solve's h − ω, a close start
+    if warm is not None and warm.get("shape") == (C * n, d):
+        h0 = om + warm["shift"][keep]                    # last solve's h − ω, a close start
     h, p, H = prox_cross_entropy(om, Y, V, E, ch.weight, acc.newton_tol, h0=h0)
     if warm is not None:
-        warm.update(shape=om.shape, shift=h - om)
+        shift = warm["shift"] if warm.get("shape") == (C * n, d) else np.zeros((C * n, d))
+        shift[keep] = h - om
+        warm.update(shape=(C * n, d), shift=shift)
     f = -ch.weight * _residual(p, Y) @ E.T
-    wy = np.tile(wts, C) * py.T.ravel()
+    w_all = np.tile(wts, C)[keep]
+    wy = w_all * py.T.ravel()[keep]
     Qh = (f * wy[:, None]).T @ f
-    Mh = (f * np.tile(wts, C)[:, None]).T @ grads.reshape(C * n, ch.r)
+    Mh = (f * w_all[:, None]).T @ grads.reshape(C * n, ch.r)[keep]
     R = solve_small(np.eye(d) + H @ V, H)
     Vh = np.tensordot(wy, R, axes=1)
     if train:
