@@ -79,9 +79,10 @@ def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
 
 
-def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None):
+def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None):
     """[(task indices, FixedPoint)]: one joint fixed point (separate inputs, or coupled tasks), or
-    one per task (shared inputs without coupling)."""
+    one per task (shared inputs without coupling).  ``start``: the `fixed_points` of a nearby setup
+    of the same structure (a warm start along a sweep in α or log λ)."""
     acc = acc or ReplicaAccuracy()
     model, channels, Lam, G = erm_problem(setup)
     tr = setup.training
@@ -93,16 +94,19 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None):
                                       "tasks with separate inputs only")
         parts = []
         for t, ch in enumerate(channels):
-            fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc)
+            x0 = None if start is None else (start[t][1].Q, start[t][1].M, start[t][1].V)
+            fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc, x0)
             parts.append(([t], fp))
         return model, channels, parts
-    return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc))]
+    x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
+    return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc, x0))]
 
 
-def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None) -> dict:
+def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None,
+              start=None) -> dict:
     """MODEL.md's per-task predictions (one-entry lists) plus train_loss / train_error and the
     solver's residual and iteration count: {"tasks": {name: {...}}, "stats": {...}}."""
-    model, channels, parts = solve_erm_fixed_points(setup, acc)
+    model, channels, parts = solve_erm_fixed_points(setup, acc, start)
     tasks, stats = {}, {"residual": [], "iterations": []}
     for idx, fp in parts:
         do = _offsets([channels[t].d for t in idx])
@@ -124,9 +128,10 @@ SEPARABLE_TRAIN_ERROR = 1e-9   # a train_error below this at the fixed point: se
 ACCURACIES = {
     "default": ReplicaAccuracy(),
     # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
-    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18), layer_fraction=0.2, tol=1e-12),
+    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18), layer_fraction=0.2, field_spacing=0.4,
+                            max_nodes=(None, 1601, 301), tol=1e-12),
     # coarser nodes, for exploration
-    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5), layer_fraction=0.6, tol=1e-8),
+    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5), layer_fraction=0.6, field_spacing=1.0, tol=1e-8),
 }
 
 

@@ -62,11 +62,12 @@ class SeparableError(ReplicaError):
 @dataclass(frozen=True)
 class ReplicaAccuracy:
     """Quadrature of the ω-integrals (`tensor_trapezoid`: node spacing `spacing[d]` in whitened
-    units, and at most `layer_fraction` of the width of the steepest label layer, `label_layer_width`;
-    at most `max_nodes[d]` per axis), fixed-point tolerance on max |F(x) − x| / (1 + max |x|),
+    units, at most `layer_fraction` of the width of the steepest label layer (`label_layer_width`)
+    and `field_spacing` in field units; at most `max_nodes[d]` per axis, `nodes_for`), fixed-point tolerance on max |F(x) − x| / (1 + max |x|),
     iteration cap, Anderson memory and mixing, Newton tolerance of the prox."""
     spacing: tuple = (None, 0.17, 0.36)
     layer_fraction: float = 0.4
+    field_spacing: float = 0.6
     max_nodes: tuple = (None, 801, 201)
     tol: float = 1e-11
     max_iter: int = 600
@@ -269,11 +270,16 @@ def label_layer_width(ch: TaskChannel, Q: np.ndarray, M: np.ndarray) -> float:
 
 
 def nodes_for(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
-    """Nodes per axis: spacing min(acc.spacing[d], layer_fraction × `label_layer_width`), odd, at
-    most acc.max_nodes[d] (measured, C = 3, clean labels, α = 5, λ = 0.01, layer width 0.34:
-    spacing 0.27 / 0.18 / 0.13 / 0.09 put Q at 1.6e-4 / 3e-7 / 2e-9 / 0 from the finest)."""
+    """Nodes per axis: spacing min(acc.spacing[d], layer_fraction × `label_layer_width`,
+    field_spacing / √λ_max(Q)), odd, at most acc.max_nodes[d].  The last bound keeps the spacing in
+    field units ω below field_spacing: the prox and the softmax vary on an O(1) scale of ω whatever
+    the spread of ω (measured, C = 3, noise 0.5, α = 5, λ = 0.01, Q ≈ 24.4: spacing 0.36 / 0.24 /
+    0.18 / 0.12 in g put Q at 6e-4 / 5e-6 / 3e-8 / 0 from the finest; clean labels, α = 5,
+    λ = 0.01, layer width 0.34: spacing 0.27 / 0.18 / 0.13 / 0.09 put Q at 1.6e-4 / 3e-7 / 2e-9 / 0
+    from the finest)."""
     d = ch.d
-    h = min(acc.spacing[d], acc.layer_fraction * label_layer_width(ch, Q, M))
+    h = min(acc.spacing[d], acc.layer_fraction * label_layer_width(ch, Q, M),
+            acc.field_spacing / np.sqrt(np.linalg.eigvalsh(Q)[-1]))
     n = int(np.ceil(2 * HALF_WIDTH / h)) + 1
     n += 1 - n % 2
     return min(n, acc.max_nodes[d])
