@@ -155,6 +155,10 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
               f"{out['tasks'][name]['train_error'][0]:.1e}): as the ridge → 0 the minimiser's norm "
               f"grows like log(1/λ) and its direction tends to the max-margin classifier",
               file=sys.stderr)
+    if any(fp.capped for _, fp in out["fixed_points"]):
+        print("mtsp: note: the replica quadrature hit its node cap (very small ridge or strong "
+              "teacher): its accuracy may be below the default design (~1e-9); compare "
+              "--accuracy high", file=sys.stderr)
     res = SolveResult(setup.name, "erm", "replica", None, out["tasks"], model=None,
                       stats={"residual": max(out["stats"]["residual"]),
                              "iterations": sum(out["stats"]["iterations"]),

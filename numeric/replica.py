@@ -386,6 +386,7 @@ class FixedPoint:
     iterations: int
     train: list = field(default_factory=list)
     nodes: list = field(default_factory=list)
+    capped: bool = False   # a task's rule wanted more than acc.max_nodes: accuracy below the design
 
 
 def _blocks(X, dims, ranks=None):
@@ -487,7 +488,8 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             fx, hats = F(x, train=True)
             Q, M, V = unpack(x)
             return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [h[3:] for h in hats],
-                              nodes=list(nodes))
+                              nodes=list(nodes),
+                              capped=any(n >= acc.max_nodes[ch.d] for n, ch in zip(nodes, channels)))
         trQ = float(np.trace(unpack(x)[0]))
         if lam_min <= 1e-12 * max(1.0, float(np.abs(Lam).max())) and trQ > acc.separable_norm:
             # without a ridge a minimiser exists only for non-separable data (with one, always:
