@@ -10,8 +10,8 @@ import sys
 import time
 
 import numpy as np
-
 from mtsp.numeric.erm import solve_erm
+
 from mtsp.setup import setup_from_dict
 
 

@@ -57,6 +57,7 @@ CASES = [
           None, 0.1, 0.5, "separate", {"alignment": 0.5}, name="3x C2 separate align0.5 mu0.5"),
     setup([{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3, "noise": 0.2}],
           2.0, 0.1, 0.0, "shared", {"alignment": 0.6}, name="2x C3 shared align0.6 a2 mu0"),
+    setup([{"name": "A", "classes": 4, "noise": 0.5}], 2.0, 0.1, name="C4 noise0.5 a2 l0.1"),
 ]
 
 

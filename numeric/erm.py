@@ -40,6 +40,10 @@ def erm_problem(setup):
     model = theory_model(setup)
     tr = setup.training
     T = model.n_tasks
+    for task in setup.tasks:
+        if task.classes > 4:
+            raise NotImplementedError(f"tasks.{task.name}.classes: the replica engine integrates "
+                                      f"C ≤ 4 classes (got {task.classes})")
     Es = [reduced_basis(c) for c in model.classes]
     Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
           for t, E in enumerate(Es)]
@@ -128,10 +132,13 @@ SEPARABLE_TRAIN_ERROR = 1e-9   # a train_error below this at the fixed point: se
 ACCURACIES = {
     "default": ReplicaAccuracy(),
     # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
-    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18), layer_fraction=0.2, field_spacing=0.4,
-                            max_nodes=(None, 1601, 301), tol=1e-12),
+    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18, 0.3), layer_fraction=0.2,
+                            field_spacing=(None, 0.4, 0.4, 0.6),
+                            max_nodes=(None, 1601, 301, 81), tol=1e-12),
     # coarser nodes, for exploration
-    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5), layer_fraction=0.6, field_spacing=1.0, tol=1e-8),
+    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6), layer_fraction=0.6,
+                            field_spacing=(None, 1.0, 1.0, 1.2),
+                            tol=1e-8),
 }
 
 

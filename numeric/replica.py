@@ -34,6 +34,7 @@ from functools import cache
 import numpy as np
 
 from .online import _class_diffs, _cone_probability
+from .quadrature import tanh_sinh01
 from .solve import ConvergenceError
 
 __all__ = [
@@ -65,10 +66,10 @@ class ReplicaAccuracy:
     units, at most `layer_fraction` of the width of the steepest label layer (`label_layer_width`)
     and `field_spacing` in field units; at most `max_nodes[d]` per axis, `nodes_for`), fixed-point tolerance on max |F(x) − x| / (1 + max |x|),
     iteration cap, Anderson memory and mixing, Newton tolerance of the prox."""
-    spacing: tuple = (None, 0.17, 0.36)
+    spacing: tuple = (None, 0.17, 0.36, 0.55)
     layer_fraction: float = 0.4
-    field_spacing: float = 0.6
-    max_nodes: tuple = (None, 801, 201)
+    field_spacing: tuple = (None, 0.6, 0.6, 0.9)
+    max_nodes: tuple = (None, 801, 201, 61)
     tol: float = 1e-11
     max_iter: int = 600
     memory: int = 6
@@ -257,10 +258,56 @@ def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray
             raise NotImplementedError(
                 "teacher: clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
                 "on a lower-dimensional set; the replica engine needs noise > 0 there")
-        pc, v = _cone_probability(a @ G.T, Su, stein=True)
+        if C == 4 and c == C - 1:   # the classes partition the space
+            p[:, c] = 1.0 - p[:, :c].sum(axis=1)
+            grads[c] = -grads[:c].sum(axis=0)
+            break
+        pc, v = (_cone_probability if C <= 3 else cone3_probability)(a @ G.T, Su, stein=True)
         p[:, c] = pc
         grads[c] = v @ G
     return p, grads
+
+
+GENZ_NODES = 32   # tanh–sinh nodes of the outer coordinate of a three-dim orthant
+
+
+def cone3_probability(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: int = GENZ_NODES):
+    """P(u > 0) for u ~ N(μ, S) of dimension 3 (rows of μ, one S), and the Stein vector v with
+    ∇_μ P = v: v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0), a bivariate Φ₂ (fixed correlation).
+    P by Genz's reduction: u₀ = μ₀ + s₀ t with t above a = −μ₀/s₀, mapped to x ∈ (0, 1) by
+    t = −Φ⁻¹(q(1 − x)), q = Φ(−a), so P = q ∫₀¹ Φ₂(conditional mean of (u₁, u₂) given u₀(t)) dx
+    by the tanh–sinh rule (``nodes``; the quantile map has a log singularity at x = 1, where
+    Gauss–Legendre converged only algebraically: 24 / 96 nodes 1e-5 / 5e-7)."""
+    from scipy.special import ndtr, ndtri
+
+    from .bivariate import bivariate_normal_cdf
+    S = 0.5 * (S + S.T)
+    s = np.sqrt(np.diag(S))
+
+    def bivariate_above(m, C2):
+        """P(w > 0) for w ~ N(m, C2), rows of m (… × 2)."""
+        sd = np.sqrt(np.diag(C2))
+        return bivariate_normal_cdf(m[..., 0] / sd[0], m[..., 1] / sd[1], C2[0, 1] / (sd[0] * sd[1]))
+
+    x, wx = tanh_sinh01(nodes)
+    q = ndtr(mu[:, 0] / s[0])                                     # P(u₀ > 0)
+    t = -ndtri(q[:, None] * (1.0 - x[None, :]))                  # n × nodes
+    u0 = mu[:, :1] + s[0] * t
+    k = S[1:, 0] / S[0, 0]
+    cond_mean = mu[:, None, 1:] + (u0 - mu[:, :1])[..., None] * k
+    cond_cov = S[1:, 1:] - np.outer(S[1:, 0], S[0, 1:]) / S[0, 0]
+    P = q * (bivariate_above(cond_mean, cond_cov) @ wx)
+    if not stein:
+        return P, None
+    v = np.empty_like(mu)
+    for j in range(3):
+        o = [i for i in range(3) if i != j]
+        kj = S[o, j] / S[j, j]
+        m_o = mu[:, o] - mu[:, j:j + 1] * kj                      # E[u_{−j} | u_j = 0]
+        C_o = S[np.ix_(o, o)] - np.outer(S[o, j], S[j, o]) / S[j, j]
+        v[:, j] = (np.exp(-0.5 * (mu[:, j] / s[j]) ** 2) / (np.sqrt(2 * np.pi) * s[j])
+                   * bivariate_above(m_o, C_o))
+    return P, v
 
 
 def label_layer_width(ch: TaskChannel, Q: np.ndarray, M: np.ndarray) -> float:
@@ -294,7 +341,7 @@ def nodes_for(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccurac
     from the finest)."""
     d = ch.d
     h = min(acc.spacing[d], acc.layer_fraction * label_layer_width(ch, Q, M),
-            acc.field_spacing / np.sqrt(np.linalg.eigvalsh(Q)[-1]))
+            acc.field_spacing[d] / np.sqrt(np.linalg.eigvalsh(Q)[-1]))
     n = int(np.ceil(2 * HALF_WIDTH / h)) + 1
     n += 1 - n % 2
     return min(n, acc.max_nodes[d])
@@ -319,7 +366,10 @@ def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
                            f"{np.linalg.eigvalsh(V0)[0]:.3e})")
     grid, wts = tensor_trapezoid(d, nodes)
     omega = grid @ F.T
-    py, grads = _label_given_a(ch, E, omega @ A.T, V0)
+    alive = wts > NEGLIGIBLE                         # the grid's corners carry no weight
+    py = np.zeros((len(wts), C))
+    grads = np.zeros((C, len(wts), ch.r))
+    py[alive], grads[:, alive] = _label_given_a(ch, E, omega[alive] @ A.T, V0)
     n = len(wts)
     # every node with every label, less the pairs whose weight in every integrand is below
     # NEGLIGIBLE (|f| ≤ √2 w, |H| ≤ w/2): the tensor grid's corners, and the labels a clean
