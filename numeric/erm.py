@@ -27,7 +27,7 @@ from .replica import (
     teacher_factor,
 )
 
-__all__ = ["erm_problem", "solve_erm", "task_predictions"]
+__all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
 def all_pairs_laplacian(T: int) -> np.ndarray:
@@ -178,3 +178,26 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
             alone = solve_erm(setup.single(t), acc)
             res.single[task.name] = alone["tasks"][task.name]
     return res
+
+
+def optimal_ridge(setup, task: str | None = None, bounds=(1e-3, 10.0), xtol: float = 1e-3,
+                  acc: ReplicaAccuracy | None = None) -> dict:
+    """The ridge λ* minimising a task's gen_error at the setup's α (the mean over tasks when
+    ``task`` is None): Brent's bounded search over log λ within ``bounds`` (scipy's
+    minimize_scalar), each point a replica solve.  Returns {"ridge", "gen_error", "at_bound",
+    "evaluations"}; at_bound is True when the minimum sits on an end of the bracket (then λ* lies
+    beyond it, e.g. λ → 0 for clean labels)."""
+    from scipy.optimize import minimize_scalar
+    names = [t.name for t in setup.tasks]
+    calls = []
+
+    def objective(log_ridge):
+        out = solve_erm(setup.replace(**{"training.ridge": float(np.exp(log_ridge))}), acc)
+        g = [out["tasks"][n]["gen_error"][0] for n in ([task] if task else names)]
+        calls.append(log_ridge)
+        return float(np.mean(g))
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    res = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": xtol})
+    at_bound = min(res.x - lo, hi - res.x) < 10 * xtol
+    return {"ridge": float(np.exp(res.x)), "gen_error": float(res.fun), "at_bound": bool(at_bound),
+            "evaluations": len(calls)}
