@@ -1,10 +1,10 @@
 """The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
 
-    mtsp solve SETUP [--engine ode] [--single] [--json] [--processes 1|2]
+    mtsp solve SETUP [--engine ode|reference|replica] [--single] [--json] [--processes 1|2]
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
-    mtsp derive SETUP --out DIR
+    mtsp derive SETUP [--engine ode|replica] --out DIR
     mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
                [--jobs N] [--scheduler tcp://...]
 
@@ -65,11 +65,11 @@ def _load(path):
     return load_setup(path)
 
 
-def _check_protocol(setup) -> None:
-    """A theory engine exists for the setup's protocol (`numeric.solve.check_protocol`);
-    `mtsp simulate` runs every protocol."""
+def _check_protocol(setup, engine: str | None = None) -> str:
+    """The theory engine of the setup (`numeric.solve.check_protocol`: refused where its protocol has
+    none, or `engine` is another protocol's); `mtsp simulate` runs every protocol."""
     from .numeric.solve import check_protocol
-    check_protocol(setup)
+    return check_protocol(setup, engine)
 
 
 def _fmt(v, se=None) -> str:
@@ -137,7 +137,7 @@ def _fmt_t(t) -> str:
 # ----------------------------------------------------------------------------------------------
 # the computations, shared by the commands
 
-def _theory(setup, single: bool, show: bool, engine: str = "ode", **precision):
+def _theory(setup, single: bool, show: bool, engine: str | None = None, **precision):
     from .numeric.solve import solve
     with Progress("theory", enabled=show) as p:
         res = solve(setup, single=single, progress=p, engine=engine, **precision)
@@ -171,7 +171,7 @@ def _run_validation(setup, *, N, seeds, device, out, single, quiet):
 
 def cmd_solve(args) -> int:
     setup = _load(args.setup)
-    _check_protocol(setup)
+    _check_protocol(setup, args.engine)
     show = progress_enabled(args.json, quiet=args.quiet)
     if args.mp_nodes is not None and args.precision != "mp":
         raise RequestError("--mp-nodes", "applies to --precision mp only")
@@ -193,7 +193,9 @@ def cmd_solve(args) -> int:
 def cmd_check(args) -> int:
     from .numeric.check import check, format_report
     setup = _load(args.setup)
-    _check_protocol(setup)
+    if _check_protocol(setup) not in ("ode", "reference"):
+        raise ReachError("training.protocol", f"mtsp check compares the online engine's double and mp "
+                         f"paths; the {setup.training.protocol!r} protocol has no mp path yet")
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     try:
         rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,
@@ -243,7 +245,7 @@ def cmd_demo(args) -> int:
 def cmd_derive(args) -> int:
     from .derive import derive
     setup = _load(args.setup)
-    for p in derive(setup, out=args.out).paths:
+    for p in derive(setup, out=args.out, engine=getattr(args, "engine", None)).paths:
         print(p)
     return 0
 
@@ -332,10 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
                                    "predictions.")
     p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
-    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
-                   help="theory engine: ode = the generated module of the setup's structure "
-                        "(SymPy closed forms + quadrature); reference = the hand-written "
-                        "right-hand side (a cross-check)")
+    p.add_argument("--engine", choices=["ode", "reference", "replica"], default=None,
+                   help="theory engine (default: the protocol's): ode = the generated module of the "
+                        "setup's structure (SymPy closed forms + quadrature); reference = the "
+                        "hand-written right-hand side (a cross-check); replica = the erm fixed point")
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",
@@ -403,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the derivation of SETUP's theory into DIR.")
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--engine", choices=["ode", "replica"], default=None,
+                   help="whose equations (default: the protocol's; erm → replica)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("sweep", parents=[common], help="map the multitask benefit over parameters",

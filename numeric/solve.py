@@ -42,7 +42,7 @@ class SolveResult:
 
     def to_json_dict(self) -> dict:
         out = {"setup": self.setup_name, "engine": self.engine, "protocol": self.protocol,
-               "times": list(self.times), "tasks": self.tasks}
+               "times": None if self.times is None else list(self.times), "tasks": self.tasks}
         if self.single is not None:
             out["single"] = self.single
         return out
@@ -364,13 +364,24 @@ ACCURACY_PRESETS = {"default": (Accuracy(), {}), "high": (HIGH_ACCURACY, HIGH_TO
                     "fast": (FAST_ACCURACY, FAST_TOL)}
 
 
-def check_protocol(setup) -> None:
-    """ReachError unless a theory engine of the setup's protocol exists (online only, so far)."""
+ENGINES = {"online": ("ode", "reference"), "erm": ("replica",)}   # per protocol; the first is its default
+PLANNED_ENGINES = {"full_batch": "dmft"}
+
+
+def check_protocol(setup, engine: str | None = None) -> str:
+    """The theory engine that solves `setup`: `engine`, or its protocol's default (`ENGINES`).
+    ReachError for a protocol without an engine, RequestError for an engine of another protocol."""
     protocol = setup.training.protocol
-    if protocol != "online":
-        engine = {"erm": "replica", "full_batch": "dmft"}.get(protocol, "")
-        raise ReachError("training.protocol", f"the theory engine of the {protocol!r} protocol ({engine}) is "
-                         f"not implemented yet (only 'online'); 'mtsp simulate' runs {protocol} setups")
+    if protocol not in ENGINES:
+        planned = PLANNED_ENGINES.get(protocol, "")
+        raise ReachError("training.protocol", f"the theory engine of the {protocol!r} protocol ({planned}) is "
+                         f"not implemented yet; 'mtsp simulate' runs {protocol} setups")
+    if engine is None:
+        return ENGINES[protocol][0]
+    if engine not in ENGINES[protocol]:
+        raise RequestError("engine", f"the {protocol!r} protocol is solved by {' | '.join(ENGINES[protocol])}, "
+                           f"not {engine!r}")
+    return engine
 
 
 def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
@@ -384,10 +395,12 @@ def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
 
 
 def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=None,
-          engine: str = "ode", precision: str = "double", dps: int = 30,
+          engine: str | None = None, precision: str = "double", dps: int = 30,
           accuracy: str | Accuracy = "default", processes: int | None = None,
           mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
+
+    ``engine``: None = the protocol's default (online → "ode", erm → "replica", `numeric.erm`).
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
@@ -399,7 +412,10 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
-    check_protocol(setup)
+    engine = check_protocol(setup, engine)
+    if engine == "replica":
+        from .erm import solve_erm_result
+        return solve_erm_result(setup, single=single, accuracy=accuracy, precision=precision)
     if acc is not None:
         if not (isinstance(accuracy, str) and accuracy == "default"):
             raise RequestError("accuracy", "give accuracy or acc, not both")
