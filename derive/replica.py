@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from mtsp.errors import ReachError
+
 __all__ = ["PriorChannel", "derive_prior_channel", "replica_sheet", "write_replica_derivation"]
 
 
@@ -133,7 +135,7 @@ def replica_sheet(setup, pc: PriorChannel | None = None) -> str:
 def write_replica_derivation(setup, out_dir: str) -> list[str]:
     """Write `replica_equations.md` for `setup` into `out_dir`; returns the paths written."""
     if setup.training.protocol != "erm":
-        raise NotImplementedError(f"engine: the replica equations are those of the erm protocol, "
+        raise ReachError("engine", f"the replica equations are those of the erm protocol, "
                                   f"not {setup.training.protocol!r}")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "replica_equations.md")

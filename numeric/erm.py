@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from mtsp.errors import ReachError, RequestError
+
 from .metrics import task_metrics
 from .model import State, TheoryModel, theory_model
 from .online import Accuracy
@@ -44,7 +46,7 @@ def erm_problem(setup):
     T = model.n_tasks
     for task in setup.tasks:
         if task.classes > 4:
-            raise NotImplementedError(f"tasks.{task.name}.classes: the replica engine integrates "
+            raise ReachError(f"tasks.{task.name}.classes", f"the replica engine integrates "
                                       f"C ≤ 4 classes (got {task.classes})")
     Es = [reduced_basis(c) for c in model.classes]
     Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
@@ -95,7 +97,7 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
     T = model.n_tasks
     if T > 1 and tr.inputs == "shared":
         if tr.coupling > 0:
-            raise NotImplementedError("training.coupling: coupled tasks on shared inputs need the joint "
+            raise ReachError("training.coupling", "coupled tasks on shared inputs need the joint "
                                       "loss channel of all tasks; the replica engine solves coupled "
                                       "tasks with separate inputs only")
         parts = []
@@ -152,10 +154,10 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
     data, the coupling dropped).  stats: the fixed points' residuals and iteration counts."""
     from .solve import SolveResult
     if precision != "double":
-        raise NotImplementedError(f"precision: the replica engine runs in double precision only "
+        raise ReachError("precision", f"the replica engine runs in double precision only "
                                   f"(got {precision!r})")
     if accuracy not in ACCURACIES:
-        raise ValueError(f"accuracy: unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
+        raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
     out = solve_erm(setup, acc)
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]

@@ -36,7 +36,7 @@ import numpy as np
 
 from .online import _class_diffs, _cone_probability
 from .quadrature import tanh_sinh01
-from .solve import ConvergenceError
+from mtsp.errors import ConvergenceError, ReachError
 
 __all__ = [
     "FixedPoint",
@@ -54,7 +54,7 @@ __all__ = [
 
 class ReplicaError(ConvergenceError):
     """The fixed-point iteration did not converge; the message carries the residual (a
-    `solve.ConvergenceError`: the CLI reports it in one line, exit status 2)."""
+    `mtsp.errors.ConvergenceError`: the CLI reports it in one line, exit status 3)."""
 
 
 class SeparableError(ReplicaError):
@@ -237,8 +237,8 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E: np.nd
             cand = h - t[:, None] * step
         h, f0 = cand, fc
     else:
-        raise ReplicaError(f"prox of the cross-entropy: Newton did not converge in {max_iter} steps "
-                           f"(largest residual {np.abs(G).max():.3e})")
+        raise ReplicaError("replica", f"prox of the cross-entropy: Newton did not converge in {max_iter} steps "
+                           f"(largest residual {np.abs(G).max():.3e})", residual=float(np.abs(G).max()))
     return h, p, _hessian(p, E, weight)
 
 
@@ -256,8 +256,8 @@ def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray
         G = D @ ch.L                          # (C−1)×r
         Su = D @ S @ D.T
         if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
-            raise NotImplementedError(
-                "teacher: clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
+            raise ReachError(
+                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
                 "on a lower-dimensional set; the replica engine needs noise > 0 there")
         if C == 4 and c == C - 1:   # the classes partition the space
             p[:, c] = 1.0 - p[:, :c].sum(axis=1)
@@ -356,14 +356,14 @@ def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
     E = reduced_basis(C)
     vals, vecs = np.linalg.eigh(Q)
     if vals[0] <= 0:
-        raise ReplicaError(f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
+        raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
     F = vecs * np.sqrt(vals)                      # ω = F g, g ~ N(0, I)
     Qinv_M = np.linalg.solve(Q, M)
     A = Qinv_M.T                                  # r×d: E[u | ω] = A ω
     V0 = np.eye(ch.r) - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
     if ch.r and np.linalg.eigvalsh(V0)[0] < -1e-12:
-        raise ReplicaError(f"M exceeds its Cauchy–Schwarz bound (I − Mᵀ Q⁻¹ M has eigenvalue "
+        raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (I − Mᵀ Q⁻¹ M has eigenvalue "
                            f"{np.linalg.eigvalsh(V0)[0]:.3e})")
     grid, wts = tensor_trapezoid(d, nodes)
     omega = grid @ F.T
@@ -546,7 +546,7 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             # without a ridge a minimiser exists only for non-separable data (with one, always:
             # the risk is strongly convex, and transients may pass through large Q)
             raise SeparableError(
-                f"ridge: tr Q = {trQ:.3e} runs away (smallest penalty eigenvalue {lam_min:g}): the "
+                "training.ridge", f"tr Q = {trQ:.3e} runs away (smallest penalty eigenvalue {lam_min:g}): the "
                 f"training data are separable at this α and the minimiser's norm diverges as the "
                 f"ridge vanishes; raise the ridge (residual {res:.3e} after {it} iterations)")
         X_hist.append(x.copy())
@@ -575,5 +575,5 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
                 if admissible(x_new):
                     break
         x = x_new
-    raise ReplicaError(f"replica fixed point did not converge in {acc.max_iter} iterations "
+    raise ReplicaError("replica", f"the fixed point did not converge in {acc.max_iter} iterations "
                        f"(residual {res:.3e} > tol {acc.tol:.1e})")

@@ -44,7 +44,8 @@ def binary_logistic(alpha, ridge, rho, noise_var, tol=1e-12):
             h = argmin log(1 + e^{−y h}) + (h − ω)²/2V, f = (h − ω)/V,
             q̂ = α E Σ_y P f², V̂ = α E Σ_y P ℓ''/(1 + V ℓ''), m̂ = α E Σ_y f y φ((m/q) ω/s)/s."""
     def prox(omega, y, V):
-        g = lambda h: (h - omega) / V - y * expit(-y * h)
+        def g(h):
+            return (h - omega) / V - y * expit(-y * h)
         return brentq(g, omega - 50 - 50 * V, omega + 50 + 50 * V, xtol=1e-15, rtol=1e-15)
 
     def hats(q, m, V):
@@ -131,7 +132,8 @@ def test_prox_solves_its_stationarity_condition():
     assert np.abs(G).max() < 1e-12
     Vi = np.linalg.inv(V)
     for k in range(3):
-        obj = lambda x, k=k: 1.7 * (logsumexp(E.T @ x) - (E.T @ x)[1]) + 0.5 * (x - omega[k]) @ Vi @ (x - omega[k])
+        def obj(x, k=k):
+            return 1.7 * (logsumexp(E.T @ x) - (E.T @ x)[1]) + 0.5 * (x - omega[k]) @ Vi @ (x - omega[k])
         ref = minimize(obj, omega[k], method="BFGS", options={"gtol": 1e-10}).x
         assert np.abs(ref - h[k]).max() < 1e-6
 
