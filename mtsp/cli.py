@@ -349,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="high: larger quadrature budgets and tight ODE tolerances (≤ 1e-7 vs mp); fast: smaller ones for exploration (errors ≲ 1e-3)")
     p.add_argument("--processes", type=int, choices=[1, 2], default=None,
-                   help="double precision: 2 = a forked second process shares every right-hand "
-                        "side and the metrics (default where there are 2+ cores); same numbers")
+                   help="2 = a forked second process shares every right-hand side and the metrics "
+                        "(mp: the larger integrals; default where there are 2+ cores); same numbers")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("check", parents=[common], help="double vs mpmath right-hand side, per term",

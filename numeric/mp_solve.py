@@ -95,14 +95,17 @@ def _note(progress, fraction: float, text: str) -> None:
 
 
 def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
-                    times=None, progress=None, metric_nodes=None):
+                    times=None, progress=None, metric_nodes=None, processes: int | None = None):
     """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp").
     ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
     max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
     time, so their quadrature error is not damped by anything (C = 3 linear trunk: the
-    errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24)."""
+    errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24).  ``processes``: 1 or 2
+    (`solve.check_processes`; default 2 with 2+ cores and fork): with 2 the larger integrals and
+    the nonlinear trunks' per-task errors are split with a forked process."""
     mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
-    from .solve import SolveResult
+    from .solve import SolveResult, check_processes
+    processes = check_processes(processes)
     model = theory_model(setup)
     if not model.linear:
         from .mp_errors import check_errors_mp
@@ -128,7 +131,7 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
             nfev[0] += 1
             r0 = _time.perf_counter()
             st = unpack_mp(model, y)
-            dQ, dR, dV, _, _ = rhs_state_mp(model, st, nodes)
+            dQ, dR, dV, _, _ = rhs_state_mp(model, st, nodes, processes=processes)
             dt = _time.perf_counter() - r0
             _note(progress, done[0], f"right-hand side {nfev[0]}: {dt:.1f} s (≥ 6 per step)")
             return pack_mp(model, dQ, dR, dV)
@@ -140,7 +143,7 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         def on_step(t, y):
             r0 = _time.perf_counter()
             tf = float(t)
-            m = task_metrics_mp(model, unpack_mp(model, y), mnodes, label=tf in requested)
+            m = task_metrics_mp(model, unpack_mp(model, y), mnodes, label=tf in requested, processes=processes)
             if tf in requested:
                 at_times[tf] = m
             track.append((tf, m))
@@ -160,7 +163,7 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
                                    status={"t": e.t, "step": e.step}) from None
         steps, rejected = sol.accepted, sol.rejected
         for x in sorted(requested - set(at_times)):      # t = 0: no step lands there
-            at_times[x] = task_metrics_mp(model, unpack_mp(model, at[x]), mnodes)
+            at_times[x] = task_metrics_mp(model, unpack_mp(model, at[x]), mnodes, processes=processes)
             track.append((x, at_times[x]))
         per_time = [at_times[float(t)] for t in times]
         track.sort(key=lambda x: x[0])
