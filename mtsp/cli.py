@@ -195,6 +195,18 @@ def cmd_check(args) -> int:
     setup = _load(args.setup)
     _check_protocol(setup)
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
+    if args.trajectory:
+        from .numeric.certify import certify, format_certificate
+        try:
+            cert = certify(setup, states=args.states, dps=args.dps, nodes=args.mp_nodes, accuracy=args.accuracy,
+                           progress=bar)
+        finally:
+            bar.close()
+        if args.json:
+            _print_json(cert)
+        else:
+            print(format_certificate(cert))
+        return 0
     try:
         rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,
                     acc=args.accuracy, mp_nodes=args.mp_nodes)
@@ -366,6 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="the double path's quadrature budgets to check (those of solve --accuracy; "
                         "high includes the K = 3 cut rule for the errors)")
+    p.add_argument("--trajectory", action="store_true",
+                   help="certify the whole double trajectory instead: a bound on every printed gen_error "
+                        "against the mp theory from the mp right-hand side at --states states (docs/PRECISION.md)")
     p.add_argument("--no-errors", action="store_true",
                    help="skip gen_error / label_error (mp errors of K = 3 trunks take minutes per task and state)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -155,6 +155,10 @@ class _Double:
     def interpolate(self, y0, h, Q, x):
         return y0 + h * (Q @ (x ** np.arange(1, Q.shape[1] + 1)))
 
+    def slope(self, Q, x):
+        j = np.arange(1, Q.shape[1] + 1)
+        return Q @ (j * x ** (j - 1))
+
 
 class _Mp:
     """mpmath at the working precision: vectors are lists of mpf, sums by `mpmath.fsum`."""
@@ -215,6 +219,10 @@ class _Mp:
         powers = [x ** (j + 1) for j in range(len(Q[0]))]
         return [y + h * mpmath.fsum(q * p for q, p in zip(row, powers)) for y, row in zip(y0, Q)]
 
+    def slope(self, Q, x):
+        powers = [(j + 1) * x ** j for j in range(len(Q[0]))]
+        return [mpmath.fsum(q * p for q, p in zip(row, powers)) for row in Q]
+
 
 DOUBLE, MP = _Double(), _Mp()
 
@@ -231,7 +239,8 @@ class IntegrationFailed(RuntimeError):
 
 class Solution:
     """The accepted steps: ``ts`` (boundaries), ``ys`` (states there), ``accepted``,
-    ``rejected``, ``nfev``, ``status`` ("success"), and the dense output ``sol(t)`` (a copy)."""
+    ``rejected``, ``nfev``, ``status`` ("success"), the dense output ``sol(t)`` (a copy) and its
+    derivative ``sol.derivative(t)`` (at a step boundary: the step's first stage, f(t_n, y_n))."""
 
     def __init__(self, arithmetic, P, t0, y0):
         self.arithmetic, self._P = arithmetic, P
@@ -247,12 +256,19 @@ class Solution:
         self._Q.append(self.arithmetic.dense(K, self._P))
         self.accepted += 1
 
-    def __call__(self, t):
-        ar = self.arithmetic
-        t = ar.scalar(t)
+    def _step(self, t):
+        t = self.arithmetic.scalar(t)
         i = min(max(bisect_left(self.ts, t) - 1, 0), len(self._h) - 1)
-        h = self._h[i]
-        return ar.interpolate(self.ys[i], h, self._Q[i], (t - self.ts[i]) / h)
+        return i, self._h[i], (t - self.ts[i]) / self._h[i]
+
+    def __call__(self, t):
+        i, h, x = self._step(t)
+        return self.arithmetic.interpolate(self.ys[i], h, self._Q[i], x)
+
+    def derivative(self, t):
+        """d/dt of the dense output at t: h⁻¹ d/dθ of the step's polynomial."""
+        i, h, x = self._step(t)
+        return self.arithmetic.slope(self._Q[i], x)
 
 
 def _initial_step(ar, f, t0, y0, f0, t_end, rtol, atol, order) -> float:
