@@ -39,6 +39,8 @@ import mpmath
 import numpy as np
 from scipy.linalg import expm
 
+from mtsp.errors import RequestError
+
 from .metrics import task_metrics
 from .model import State
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp
@@ -132,6 +134,8 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
 
     from .mp_solve import METRIC_NODES, SOLVE_NODES, _note
     from .solve import COARSE, accuracy_setting, check_processes, solve
+    if isinstance(states, bool) or not isinstance(states, int) or states < 1:
+        raise RequestError("states", f"expected a positive number of mp states, got {states!r}")
     nodes = SOLVE_NODES if nodes is None else nodes
     metric_nodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
     processes = check_processes(processes)
