@@ -197,6 +197,18 @@ def cmd_check(args) -> int:
         raise ReachError("training.protocol", f"mtsp check compares the online engine's double and mp "
                          f"paths; the {setup.training.protocol!r} protocol has no mp path yet")
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
+    if args.trajectory:
+        from .numeric.certify import certify, format_certificate
+        try:
+            cert = certify(setup, states=args.states, dps=args.dps, nodes=args.mp_nodes, accuracy=args.accuracy,
+                           progress=bar)
+        finally:
+            bar.close()
+        if args.json:
+            _print_json(cert)
+        else:
+            print(format_certificate(cert))
+        return 0
     try:
         rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,
                     acc=args.accuracy, mp_nodes=args.mp_nodes)
@@ -351,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="high: larger quadrature budgets and tight ODE tolerances (≤ 1e-7 vs mp); fast: smaller ones for exploration (errors ≲ 1e-3)")
     p.add_argument("--processes", type=int, choices=[1, 2], default=None,
-                   help="double precision: 2 = a forked second process shares every right-hand "
-                        "side and the metrics (default where there are 2+ cores); same numbers")
+                   help="2 = a forked second process shares every right-hand side and the metrics "
+                        "(mp: the larger integrals; default where there are 2+ cores); same numbers")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("check", parents=[common], help="double vs mpmath right-hand side, per term",
@@ -368,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="the double path's quadrature budgets to check (those of solve --accuracy; "
                         "high includes the K = 3 cut rule for the errors)")
+    p.add_argument("--trajectory", action="store_true",
+                   help="certify the whole double trajectory instead: a bound on every printed gen_error "
+                        "against the mp theory from the mp right-hand side at --states states (docs/PRECISION.md)")
     p.add_argument("--no-errors", action="store_true",
                    help="skip gen_error / label_error (mp errors of K = 3 trunks take minutes per task and state)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -408,7 +408,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3); an `Accuracy` object:
     its settings with the default tolerances (``acc``: the same, kept for older callers).  ``processes``:
-    1 or 2 (default: 2 with 2+ cores and fork; see `check_processes`), the double path's processes.
+    1 or 2 (default: 2 with 2+ cores and fork; see `check_processes`), the processes of either path.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
@@ -426,7 +426,8 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
         from .mp_solve import solve_online_mp
         if single:
             raise ReachError("precision", "--single is not supported with the mp back-end")
-        return solve_online_mp(setup, dps=dps, progress=progress, **({} if mp_nodes is None else {"nodes": mp_nodes}))
+        return solve_online_mp(setup, dps=dps, progress=progress, processes=processes,
+                               **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
         raise RequestError("precision", f"unknown precision {precision!r} (double | mp)")
     runs = 1 + (sum(1 for t in setup.tasks if t.weight != 0) if single else 0)

@@ -643,7 +643,7 @@ def test_mp_wide_sector_split_converges():
 
 
 def test_mp_parallel_halves_add_up_to_the_integral():
-    """`cone_expectation_mp(parallel=True)`: half the points in a forked process; the two parts
+    """`cone_expectation_mp(processes=2)`: half the points in a forked process; the two parts
     (`part=(0, 2)`, `(1, 2)`) add up to the serial integral (to rounding at dps 30), with and
     without linear fields and cone rows; an exception in the child is raised in the parent."""
     from mtsp.numeric import mp_quadrature as mq
@@ -658,38 +658,28 @@ def test_mp_parallel_halves_add_up_to_the_integral():
         def fn(p):
             return [mpmath.tanh(p[0]) * mpmath.exp(-p[1] ** 2)], [mpmath.cos(p[0] + p[1])]
         serial = cone_expectation_mp(F, cone, proj, fn, lin, nodes=12)
-        old = mq.PROCESSES
-        try:
-            mq.PROCESSES = 2
-            par = cone_expectation_mp(F, cone, proj, fn, lin, nodes=12, parallel=True)
-            assert par.points == serial.points == 12 ** 3
-            assert abs(par.plain[0] - serial.plain[0]) < mpmath.mpf(10) ** -27
-            assert abs(par.linear[0][0] - serial.linear[0][0]) < mpmath.mpf(10) ** -27
+        par = cone_expectation_mp(F, cone, proj, fn, lin, nodes=12, processes=2)
+        assert par.points == serial.points == 12 ** 3
+        assert abs(par.plain[0] - serial.plain[0]) < mpmath.mpf(10) ** -27
+        assert abs(par.linear[0][0] - serial.linear[0][0]) < mpmath.mpf(10) ** -27
 
-            def bad(p):
-                if p[0] > 0:
-                    raise ValueError("boom")
-                return [p[0]], None
-            with pytest.raises((RuntimeError, ValueError), match="boom"):
-                cone_expectation_mp(F, None, proj, bad, nodes=24, parallel=True)
-        finally:
-            mq.PROCESSES = old
+        def bad(p):
+            if p[0] > 0:
+                raise ValueError("boom")
+            return [p[0]], None
+        with pytest.raises((RuntimeError, ValueError), match="boom"):
+            cone_expectation_mp(F, None, proj, bad, nodes=24, processes=2)
 
 
 def test_mp_map_two_keeps_order_and_reports_errors():
     """`map_two`: the second half of the items in a forked process, results in order; a failure
     there is raised here with its message."""
     from mtsp.numeric import mp_quadrature as mq
-    old = mq.PROCESSES
-    try:
-        mq.PROCESSES = 2
-        with mpmath.workdps(30):
-            out = mq.map_two(lambda k: mpmath.sqrt(k), range(5))
-            assert out == [mpmath.sqrt(k) for k in range(5)] and mpmath.mp.dps == 30
-        with pytest.raises(RuntimeError, match="KeyError"):
-            mq.map_two(lambda k: {}[k] if k > 2 else k, range(4))
-    finally:
-        mq.PROCESSES = old
+    with mpmath.workdps(30):
+        out = mq.map_two(lambda k: mpmath.sqrt(k), range(5), processes=2)
+        assert out == [mpmath.sqrt(k) for k in range(5)] and mpmath.mp.dps == 30
+    with pytest.raises(RuntimeError, match="KeyError"):
+        mq.map_two(lambda k: {}[k] if k > 2 else k, range(4), processes=2)
 
 
 @pytest.mark.parametrize("m", [1, 2])
