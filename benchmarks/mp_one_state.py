@@ -14,19 +14,18 @@ sys.path.insert(0, root + "/benchmarks")
 import mpmath  # noqa: E402
 from mp_solve import setup  # noqa: E402
 
-from mtsp.numeric import mp_errors, mp_quadrature  # noqa: E402
+from mtsp.numeric import mp_errors  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
 from mtsp.numeric.mp_online import field_cov_mp, mp_state, rhs_state_mp  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
 
-mp_quadrature.PROCESSES = 1
 su = setup(3, 0.2, "tanh", 2)
 model = theory_model(su)
 st = solve_online(su, times=[0.2]).state(0.2)
 with mpmath.workdps(20):
     sm = mp_state(st)
     t0 = time.perf_counter()
-    r = rhs_state_mp(model, sm, 24)
+    r = rhs_state_mp(model, sm, 24, processes=1)
     t_rhs = time.perf_counter() - t0
     C = field_cov_mp(model, sm)
     t0 = time.perf_counter()

@@ -44,15 +44,12 @@ def main():
     ap.add_argument("--dps", type=int, default=30)
     ap.add_argument("--mp-nodes", type=int, default=None)
     ap.add_argument("--processes", type=int, choices=(1, 2), default=None,
-                    help="processes of the mp integrals (default: 2 on a machine with ≥ 2 cores)")
+                    help="processes of the mp solve (default: 2 on a machine with ≥ 2 cores)")
     ap.add_argument("--mp-only", action="store_true", help="skip the double solves' comparison")
     a = ap.parse_args()
-    if a.processes is not None:
-        from mtsp.numeric import mp_quadrature
-        mp_quadrature.PROCESSES = a.processes
     su = setup(a.classes, a.t, a.activation, a.hidden)
     out = {}
-    mp_kw = {"precision": "mp", "dps": a.dps, "mp_nodes": a.mp_nodes}
+    mp_kw = {"precision": "mp", "dps": a.dps, "mp_nodes": a.mp_nodes, "processes": a.processes}
     runs = (("mp", mp_kw),) if a.mp_only else (("double", {}), ("double-high", {"accuracy": "high"}), ("mp", mp_kw))
     for label, kw in runs:
         t0 = time.perf_counter()

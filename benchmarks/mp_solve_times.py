@@ -3,7 +3,7 @@ double solve at `accuracy="high"` is from it — one table, one run.
 
 Two tasks on shared inputs (the setups of `benchmarks/mp_solve.py`: linear trunks with noise
 0.5 / 1.0 and alignment 0.9; nonlinear trunks with teacher norm 3, alignment 0.6, noise 0.5 / 0),
-times [t/2, t], dps 20, the default mp nodes; the mp integrals on `mp_quadrature.PROCESSES`
+times [t/2, t], dps 20, the default mp nodes; the mp integrals on `solve.default_processes()`
 processes.  Run: PYTHONPATH=. python benchmarks/mp_solve_times.py [--t 0.2] [--only NAME ...]
 """
 import argparse
@@ -37,8 +37,8 @@ def main():
     ap.add_argument("--only", nargs="*", default=None, help="case names (as printed) to run")
     a = ap.parse_args()
     import mpmath.libmp
-    from mtsp.numeric import mp_quadrature
-    print(f"# mp backend {mpmath.libmp.BACKEND}, {mp_quadrature.PROCESSES} process(es), {os.cpu_count()} cores; "
+    from mtsp.numeric.solve import default_processes
+    print(f"# mp backend {mpmath.libmp.BACKEND}, {default_processes()} process(es), {os.cpu_count()} cores; "
           f"t ≤ {a.t}, dps {a.dps}", flush=True)
     print(f"{'setup':16s} {'mp':>9s} {'double-high':>12s} {'max|Δgen_error|':>16s} {'max|Δtest_loss|':>16s}  mp stats")
     for name, (C, act, K) in CASES:

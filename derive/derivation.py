@@ -16,7 +16,7 @@ from .codegen import generate_module
 from .sheet import equation_sheet
 from .system import OnlineSystem, derive_online
 
-__all__ = ["Derivation", "derive", "SHEET_FILE", "MODULE_FILE"]
+__all__ = ["Derivation", "SheetDerivation", "derive", "SHEET_FILE", "MODULE_FILE"]
 
 SHEET_FILE = "equations.md"
 MODULE_FILE = "online_equations.py"
@@ -54,17 +54,50 @@ class Derivation:
         return written
 
 
-def derive(setup, out=None) -> Derivation:
-    """The derivation of `setup`'s online equations (its structure's SymPy system); with `out`, the
-    equation sheet and the generated module are written into that folder (``mtsp derive``).
-    Refused before anything is derived or written: ReachError for protocols other than online (no
-    derivation yet) and for structures beyond the online engine's reach (`numeric.reach`), RequestError for a folder that cannot be written."""
-    if setup.training.protocol != "online":
-        raise ReachError("training.protocol", f"only the online equations are derived so far, "
-                         f"not {setup.training.protocol!r}")
-    from ..numeric.reach import check_structure
-    check_structure(setup)   # the derivation grows with the structure: its reach first
+@dataclass
+class SheetDerivation:
+    """The derivation of a finite-data engine (replica, dmft): its equation sheet, derived with
+    SymPy by that engine's module (``derive.replica``), and ``paths``, the files `write` wrote."""
+    setup_name: str
+    engine: str
+    sheet: str
+    paths: list = field(default_factory=list)
+
+    def write(self, out) -> list[str]:
+        """Write ``{engine}_equations.md`` into the folder `out` (created if missing)."""
+        path = str(writable_folder(out) / f"{self.engine}_equations.md")
+        with open(path, "w") as f:
+            f.write(self.sheet)
+        self.paths = [path]
+        return self.paths
+
+
+def _engine_sheet(setup, engine: str) -> str:
+    if engine == "replica":
+        from .replica import replica_sheet
+        return replica_sheet(setup)
+    raise ReachError("engine", f"no derivation of engine {engine!r}")
+
+
+def derive(setup, out=None, engine: str | None = None):
+    """The derivation of `setup`'s theory by `engine` (default: its protocol's, as in
+    `numeric.solve.check_protocol`): online → `Derivation` (the SymPy system of its structure, the
+    equation sheet and the generated module); erm → `SheetDerivation` (the replica equations).
+    With `out` the files are written into that folder (``mtsp derive``). Refused before anything
+    is derived or written: ReachError for a protocol without a derivation or an online structure
+    beyond the engine's reach (`numeric.reach`), RequestError for an
+    engine of another protocol or a folder that cannot be written."""
+    from ..numeric.solve import check_protocol
+    engine = check_protocol(setup, engine)
+    if engine in ("ode", "reference"):
+        from ..numeric.reach import check_structure
+        check_structure(setup)   # the derivation grows with the structure: its reach first
     folder = None if out is None else writable_folder(out)
+    if engine not in ("ode", "reference"):
+        d = SheetDerivation(setup.name, engine, _engine_sheet(setup, engine))
+        if folder is not None:
+            d.write(folder)
+        return d
     model = theory_model(setup)
     d = Derivation(setup.name, model, derive_online(model))
     if folder is not None:

@@ -1,10 +1,10 @@
 """The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
 
-    mtsp solve SETUP [--engine ode] [--single] [--json] [--processes 1|2]
+    mtsp solve SETUP [--engine ode|reference|replica] [--single] [--json] [--processes 1|2]
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
-    mtsp derive SETUP --out DIR
+    mtsp derive SETUP [--engine ode|replica] --out DIR
     mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
                [--jobs N] [--scheduler tcp://...]
 
@@ -67,11 +67,11 @@ def _load(path):
     return load_setup(path)
 
 
-def _check_protocol(setup) -> None:
-    """A theory engine exists for the setup's protocol (`numeric.solve.check_protocol`);
-    `mtsp simulate` runs every protocol."""
+def _check_protocol(setup, engine: str | None = None) -> str:
+    """The theory engine of the setup (`numeric.solve.check_protocol`: refused where its protocol has
+    none, or `engine` is another protocol's); `mtsp simulate` runs every protocol."""
     from .numeric.solve import check_protocol
-    check_protocol(setup)
+    return check_protocol(setup, engine)
 
 
 def _fmt(v, se=None) -> str:
@@ -139,7 +139,7 @@ def _fmt_t(t) -> str:
 # ----------------------------------------------------------------------------------------------
 # the computations, shared by the commands
 
-def _theory(setup, single: bool, show: bool, engine: str = "ode", **precision):
+def _theory(setup, single: bool, show: bool, engine: str | None = None, **precision):
     from .numeric.solve import solve
     with Progress("theory", enabled=show) as p:
         res = solve(setup, single=single, progress=p, engine=engine, **precision)
@@ -173,7 +173,7 @@ def _run_validation(setup, *, N, seeds, device, out, single, quiet):
 
 def cmd_solve(args) -> int:
     setup = _load(args.setup)
-    _check_protocol(setup)
+    _check_protocol(setup, args.engine)
     show = progress_enabled(args.json, quiet=args.quiet)
     if args.mp_nodes is not None and args.precision != "mp":
         raise RequestError("--mp-nodes", "applies to --precision mp only")
@@ -195,7 +195,9 @@ def cmd_solve(args) -> int:
 def cmd_check(args) -> int:
     from .numeric.check import check, format_report
     setup = _load(args.setup)
-    _check_protocol(setup)
+    if _check_protocol(setup) not in ("ode", "reference"):
+        raise ReachError("training.protocol", f"mtsp check compares the online engine's double and mp "
+                         f"paths; the {setup.training.protocol!r} protocol has no mp path yet")
     if not args.quiet:
         from .numeric.check import expected_text, threshold
         from .numeric.model import theory_model
@@ -204,6 +206,18 @@ def cmd_check(args) -> int:
               f"{expected_text(model, args.states, not args.no_errors)} on 2 cores; each term passes at a relative "
               f"difference ≤ {threshold(model, args.accuracy):.0e}")
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
+    if args.trajectory:
+        from .numeric.certify import certify, format_certificate
+        try:
+            cert = certify(setup, states=args.states, dps=args.dps, nodes=args.mp_nodes, accuracy=args.accuracy,
+                           progress=bar)
+        finally:
+            bar.close()
+        if args.json:
+            _print_json(cert)
+        else:
+            print(format_certificate(cert))
+        return 0
     try:
         rep = check(setup, dps=args.dps, states=args.states, errors=not args.no_errors, progress=bar,
                     acc=args.accuracy, mp_nodes=args.mp_nodes)
@@ -252,7 +266,7 @@ def cmd_demo(args) -> int:
 def cmd_derive(args) -> int:
     from .derive import derive
     setup = _load(args.setup)
-    for p in derive(setup, out=args.out).paths:
+    for p in derive(setup, out=args.out, engine=getattr(args, "engine", None)).paths:
         print(p)
     return 0
 
@@ -344,10 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
                                    "predictions.")
     p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
-    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
-                   help="theory engine: ode = the generated module of the setup's structure "
-                        "(SymPy closed forms + quadrature); reference = the hand-written "
-                        "right-hand side (a cross-check)")
+    p.add_argument("--engine", choices=["ode", "reference", "replica"], default=None,
+                   help="theory engine (default: the protocol's): ode = the generated module of the "
+                        "setup's structure (SymPy closed forms + quadrature); reference = the "
+                        "hand-written right-hand side (a cross-check); replica = the erm fixed point")
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",
@@ -361,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="high: larger quadrature budgets and tight ODE tolerances (≤ 1e-7 vs mp); fast: smaller ones for exploration (errors ≲ 1e-3)")
     p.add_argument("--processes", type=int, choices=[1, 2], default=None,
-                   help="double precision: 2 = a forked second process shares every right-hand "
-                        "side and the metrics (default where there are 2+ cores); same numbers")
+                   help="2 = a forked second process shares every right-hand side and the metrics "
+                        "(mp: the larger integrals; default where there are 2+ cores); same numbers")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("check", parents=[common], help="double vs mpmath right-hand side, per term",
@@ -378,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accuracy", choices=["default", "high", "fast"], default="default",
                    help="the double path's quadrature budgets to check (those of solve --accuracy; "
                         "high includes the K = 3 cut rule for the errors)")
+    p.add_argument("--trajectory", action="store_true",
+                   help="certify the whole double trajectory instead: a bound on every printed gen_error "
+                        "against the mp theory from the mp right-hand side at --states states (docs/PRECISION.md)")
     p.add_argument("--no-errors", action="store_true",
                    help="skip gen_error / label_error (mp errors of K = 3 trunks take minutes per task and state)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -415,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the derivation of SETUP's theory into DIR.")
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--engine", choices=["ode", "replica"], default=None,
+                   help="whose equations (default: the protocol's; erm → replica)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("sweep", parents=[common], help="map the multitask benefit over parameters",

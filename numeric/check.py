@@ -86,20 +86,22 @@ def _rel(a, b):
 
 
 def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(), mp_nodes=None,
-          times=None, errors: bool = True, progress=None) -> dict:
+          times=None, errors: bool = True, progress=None, processes: int | None = None) -> dict:
     """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}.
     ``acc``: the double path's `Accuracy`, or a preset name of `solve` ("default" | "high" | "fast").
-    ``progress``: a callback (fraction, note) told after each back-end at each state, with times."""
+    ``progress``: a callback (fraction, note) told after each back-end at each state, with times.
+    ``processes``: 1 or 2 (`solve.check_processes`), for the double solve and the mp evaluations."""
     from mtsp.derive.codegen import load_module
-    from .solve import accuracy_setting, solve_online
+    from .solve import accuracy_setting, check_processes, solve_online
     preset = acc if isinstance(acc, str) else "default"
     acc = accuracy_setting(acc)[0]
+    processes = check_processes(processes)
     model = theory_model(setup)
     t_last = float(setup.training.times[-1])
     if times is None:
         times = [t_last * (k + 1) / states for k in range(states)]
     t0 = _time.perf_counter()
-    res = solve_online(setup, acc, times=[t_last])
+    res = solve_online(setup, acc, times=[t_last], processes=processes)
     mod = load_module(model, setup.name)
     worst: dict = {}
     def tell(part, text):
@@ -114,7 +116,7 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
         dQ, dR, dV, loss = mod.rhs_state(model, st, acc)
         with mpmath.workdps(dps):
             t1 = _time.perf_counter()
-            dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes)
+            dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes, processes=processes)
             tell(0.5 if errors else 1.0, f"mp right-hand side {_time.perf_counter() - t1:.1f} s")
             diffs = {"dQ": _rel(dQ, dQm), "dR": _rel(dR, dRm), "test_loss": _rel(loss, lossm)}
             for k, (a, b) in enumerate(zip(dV, dVm)):
@@ -125,7 +127,7 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
             if errors:
                 try:
                     t1 = _time.perf_counter()
-                    em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False)
+                    em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False, processes=processes)
                     tell(1.0, f"mp errors {_time.perf_counter() - t1:.1f} s")
                 except ReachError:  # errors outside the mp path's reach (K ≥ 4 trunks, C > 3)
                     em = None

@@ -260,7 +260,8 @@ class _JointOrthant:
         return tot
 
 
-def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, split_smooth=False):
+def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, split_smooth=False,
+                       processes: int = 1):
     """Ebb2_ab = E_h[Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ], entry by entry: b_ac,k b_bd,l
     depends on h only through (h_k, h_l), so by the tower property the (k, l) entry is an
     integral over (h_k, h_l) alone (one dimension on the diagonal; sign orthants for relu's kink)
@@ -308,14 +309,16 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, s
                 return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
             for sg in _sign_splits(act, len(idx), split_smooth):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
-                r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes, parallel=True)
+                r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes,
+                                        processes=processes)
                 acc[k, l] += r.plain[0]
                 if l != k:
                     acc[l, k] += r.plain[1]
     return acc
 
 
-def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: bool = False) -> dict:
+def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: bool = False,
+                       processes: int = 1) -> dict:
     """`online.nonlinear_terms` in mp, as the derivation's named integrals (mpmath matrices / mpf).
     ``F``: mp factor of the field covariance ``C`` (nested lists); ``split_smooth``: integrate
     tanh / erf trunks over the sign orthants of h too (as relu's), a check of the one-rule route."""
@@ -363,7 +366,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: b
 
     plain, linear = None, None
     for sg in signs:
-        r = cone_expectation_mp(F, orthant(sg), H, fn0, ell, nodes=nodes, parallel=True)
+        r = cone_expectation_mp(F, orthant(sg), H, fn0, ell, nodes=nodes, processes=processes)
         plain = r.plain if plain is None else [x + y for x, y in zip(plain, r.plain)]
         linear = r.linear if linear is None else [[x + y for x, y in zip(p, q)] for p, q in zip(linear, r.linear)]
     out = {}
@@ -384,7 +387,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: b
             a_, b_ = label_label_tasks(model.classes, t, u)
             nu_a, nu_b = _vec(model.rows_nu(a_)), _vec(model.rows_nu(b_))
             acc = _label_label_joint(C, F, H, nu_a, nu_b, V, act, mod.LABEL_LABEL_MP, a_, b_, nodes,
-                                     split_smooth)
+                                     split_smooth, processes)
             if a_ != t:
                 acc = acc.T
             out[f"Ebb2{t}{u}"] = acc

@@ -147,14 +147,14 @@ def _wide_tasks(model: TheoryModel, st: MpState, double=None) -> list:
             if np.linalg.norm(_diff_rows(model.rows_logits(fs, t)) @ factor, 2) > SPLIT_SPREAD]
 
 
-def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces):
+def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces, processes=1):
     """Σ over `pieces` (argmax cones of widely spread logits, or [None]) of cone_expectation_mp
     on cone ∩ piece: the exact partition of the double path (`online._softmax_expectation`), so
     that a steep softmax sits on the pieces' faces rather than inside a smooth rule."""
     plain = linear = None
     for piece in pieces:
         c = piece if cone is None else (cone if piece is None else _stack(cone, piece))
-        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes, parallel=True)
+        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes, processes=processes)
         plain = r.plain if plain is None else [a + b for a, b in zip(plain, r.plain)]
         if lin is not None:
             linear = r.linear if linear is None else \
@@ -216,7 +216,7 @@ def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
     return ind
 
 
-def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
+def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces, processes=1):
     """E[1{y_t = c} softmax(u_s)_d] (C_t × C_s) in mp by the double path's reduction: one integral
     over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
     times the softmax, over the pieces of the widely spread logits and, where P is steep, the
@@ -239,11 +239,11 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces):
         return integrand(u, p)[0], None
     if steep:
         pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(C, nu, cond)]
-    plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces)
+    plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces, processes)
     return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
 
 
-def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) -> dict:
+def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None, processes: int = 1) -> dict:
     """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
     A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The label terms integrate the label cones
     themselves (not the double path's closed forms given the logits: an independent route);
@@ -271,7 +271,8 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
     out = {}
     for t in range(T):
         C = model.classes[t]
-        plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(t))
+        plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(t),
+                                               processes)
         out[f"B{t}{t}"] = mpmath.matrix([[plain[i * C + j] for j in range(C)] for i in range(C)])
         out[f"Lse{t}"] = plain[-1]
         out[f"A{t}"] = mpmath.matrix(linear)
@@ -280,7 +281,7 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
         if t < s:
             Ct = model.classes[t]
             plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], over_u(f"pair{t}{s}"), None, nodes,
-                                           pieces(t, s))
+                                           pieces(t, s), processes)
             Cs = model.classes[s]
             out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
     partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
@@ -292,7 +293,8 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
         Y = {s: mpmath.matrix(Ct, model.classes[s]) for s in partners[t]}
         for s in partners[t]:
             if (t, s) in cond_route:  # P(y_t | u_s) in closed form (mp Φ / Φ₂), as the double path
-                Y[s] = _label_softmax_mp(model, st, F, cov, t, s, diffs[s], cond_route[t, s], nodes, pieces(s))
+                Y[s] = _label_softmax_mp(model, st, F, cov, t, s, diffs[s], cond_route[t, s], nodes, pieces(s),
+                                         processes)
         for c in range(Ct):
             cone = _cone(model.rows_nu(t), c)
             for s in partners[t]:
@@ -307,7 +309,7 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
                     continue
                 if s == t:
                     plain, linear = _pieces_expectation(F, cone, diffs[s], over_u(f"cone{t}{t}"), ell, nodes,
-                                                        pieces(s))
+                                                        pieces(s), processes)
                     for j in range(Cs):
                         Y[s][c, j] = plain[j]
                     P[c, 0] = plain[Cs]
@@ -315,7 +317,7 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
                         L[c, j] = linear[0][j]
                 else:
                     plain, _ = _pieces_expectation(F, cone, diffs[s], over_u(f"conesoft{s}"), None, nodes,
-                                                   pieces(s))
+                                                   pieces(s), processes)
                     for j in range(Cs):
                         Y[s][c, j] = plain[j]
         out[f"P{t}"] = P
@@ -344,7 +346,7 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None) ->
 _PP_CACHE: dict = {}
 
 
-def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True) -> dict:
+def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True, processes: int = 1) -> dict:
     """All reduced integrals in mp: quadrature, then the derivation's closed forms where usable
     (`engine.closed_terms_mp`, as the NumPy module's `integrals` does)."""
     from mtsp.derive.codegen import load_mp_module
@@ -352,18 +354,18 @@ def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = Tru
     F = mp_factor(C)
     if not model.linear:
         from .mp_nonlinear import nonlinear_terms_mp
-        return nonlinear_terms_mp(model, st, F, C, nodes)
-    flat = linear_terms_mp(model, st, F, nodes, C)
+        return nonlinear_terms_mp(model, st, F, C, nodes, processes=processes)
+    flat = linear_terms_mp(model, st, F, nodes, C, processes)
     if closed:
         flat.update(closed_terms_mp(load_mp_module(model), model, st))
     return flat
 
 
-def rhs_state_mp(model: TheoryModel, st: MpState, nodes=None, terms: dict | None = None):
+def rhs_state_mp(model: TheoryModel, st: MpState, nodes=None, terms: dict | None = None, processes: int = 1):
     """(dQ, dR, dV, losses) in mp from the generated mp assembly (`engine.assemble_mp`); also
-    returns the integrals."""
+    returns the integrals.  ``processes``: 1, or 2 to split the larger integrals with a forked process."""
     from mtsp.derive.codegen import load_mp_module
-    terms = integrals_mp(model, st, nodes) if terms is None else terms
+    terms = integrals_mp(model, st, nodes, processes=processes) if terms is None else terms
     return (*assemble_mp(load_mp_module(model), model, st, terms), terms)
 
 
@@ -405,7 +407,8 @@ def unpack_mp(model: TheoryModel, y: list, V0=None) -> MpState:
     return MpState(Q, R, V)
 
 
-def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: str, nodes, double):
+def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: str, nodes, double,
+                        processes: int = 1):
     """Σ_c P(argmax z_t = c, argmax x_t = c) for x = λ (fields "lambda") or ν ("nu") of a linear
     trunk, as one (C_t − 1)-dim integral per class instead of a 2(C_t − 1)-dim cone: over the
     logit differences u (an independent subset when the trunk is narrower), inside the student's
@@ -431,11 +434,12 @@ def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: s
 
         def fn(p, A_c=A_c, S_c=S_c):
             return [_cone_given(A_c, S_c, [p[i] for i in ind], False)[0]], None
-        total += _pieces_expectation(F, _mp_cone(z, c), u_rows, fn, None, nodes, pieces)[0][0]
+        total += _pieces_expectation(F, _mp_cone(z, c), u_rows, fn, None, nodes, pieces, processes)[0][0]
     return total
 
 
-def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True):
+def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True,
+                    processes: int = 1):
     """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities;
     nonlinear trunks with K ≤ 3: `mp_errors.nonlinear_metrics_mp`, the h-domain cut along the
     student's tie curves, at its own node counts, ERROR_NODES / ERROR_NODES3)."""
@@ -443,7 +447,8 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
         from .mp_errors import nonlinear_metrics_mp
         C = field_cov_mp(model, st)
         from .mp_quadrature import map_two       # one task per process on two cores
-        return map_two(lambda t: nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss), range(model.n_tasks))
+        return map_two(lambda t: nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss), range(model.n_tasks),
+                       processes)
     _check(model)
     Cm = field_cov_mp(model, st)
     F = mp_factor(Cm)
@@ -456,7 +461,7 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
         nu = _np_rows(model.rows_nu(t))
 
         def agreement(rows, fields):  # Σ_c P(argmax z = c, argmax x = c): by the route, else cones
-            p = _agreement_by_route(model, st, F, Cm, t, fields, nodes, double)
+            p = _agreement_by_route(model, st, F, Cm, t, fields, nodes, double, processes)
             return p if p is not None else mpmath.fsum(
                 cone_expectation_mp(F, _stack(_mp_cone(z, c), _mp_cone(rows, c)), [], None, nodes=nodes).plain[0]
                 for c in range(model.classes[t]))

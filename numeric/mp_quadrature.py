@@ -54,7 +54,6 @@ __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpCone
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
 MAX_DIM = 4
-PROCESSES = 2 if (os.cpu_count() or 1) > 1 and hasattr(os, "fork") else 1   # `parallel=True` integrals
 PARALLEL_MIN_POINTS = 512   # below this a forked second process costs more than it saves
 
 
@@ -404,10 +403,10 @@ def _fork(child):
     return collect
 
 
-def map_two(fn, items: list) -> list:
-    """[fn(x) for x in items], the second half in a forked process when PROCESSES = 2."""
+def map_two(fn, items: list, processes: int = 1) -> list:
+    """[fn(x) for x in items], the second half in a forked process when ``processes`` is 2."""
     items = list(items)
-    if PROCESSES < 2 or len(items) < 2:
+    if processes < 2 or len(items) < 2:
         return [fn(x) for x in items]
     half = (len(items) + 1) // 2
     collect = _fork(lambda: [fn(x) for x in items[half:]])
@@ -464,7 +463,7 @@ def _wide_sector_halves(Ar, A, nonstrict, tol):
 
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
-                        split_wide: bool = True, parallel: bool = False, part=None) -> MpConeResult:
+                        split_wide: bool = True, processes: int = 1, part=None) -> MpConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp (see the module docstring).
 
     ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
@@ -473,7 +472,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     cone probability (closed form for ≤ 3 nonsingular rows when ``closed``).  ``split_wide``:
     a two-row cone wider than 90° is integrated as its two halves (`_wide_sector_halves`).
     ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
-    ``parallel``: with PROCESSES = 2, half the points in a forked process (`_in_two_processes`)
+    ``processes``: with 2, half the points in a forked process (`_in_two_processes`)
     where the product rule has at least PARALLEL_MIN_POINTS points."""
     F = factor if (factor and isinstance(factor[0], list)) else to_mp(factor)
     n_fields = len(F)
@@ -491,7 +490,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         halves = _wide_sector_halves(Ar, A, nonstrict, tol)
         if halves is not None:
             rs = [cone_expectation_mp(F, h, Pr, fn, Lr, nodes=nodes, skip_last_cone=skip_last_cone,
-                                      closed=closed, split_wide=False, parallel=parallel, part=part)
+                                      closed=closed, split_wide=False, processes=processes, part=part)
                   for h in halves]
             return _add_results(*rs)
     if nonstrict is not None and A:
@@ -550,7 +549,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         n = nodes.get(dims, DEFAULT_NODES[dims])
     else:
         n = int(nodes)
-    if parallel and part is None and PROCESSES > 1 and n ** dims >= PARALLEL_MIN_POINTS:
+    if processes > 1 and part is None and n ** dims >= PARALLEL_MIN_POINTS:
         return _in_two_processes(lambda pt: cone_expectation_mp(
             F, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr if P else [], fn, Lr, nodes=nodes,
             skip_last_cone=skip_last_cone, closed=closed, split_wide=False, part=pt))

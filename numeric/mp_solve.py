@@ -23,74 +23,28 @@ tanh K = 2, C = 3: 301 s (the label–label term's 4-dim joint cones dominate) �
 from __future__ import annotations
 
 import time as _time
+from fractions import Fraction
 
 import mpmath
 
 from mtsp.errors import ConvergenceError
 
-from .integrators import DP_A, DP_B, DP_E
+from .integrators import MP, IntegrationFailed, StepController, integrate
 from .model import theory_model
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
 
-__all__ = ["solve_online_mp", "dormand_prince_mp"]
+__all__ = ["solve_online_mp", "mp_controller"]
 
 SOLVE_NODES = 24
 METRIC_NODES = 24
 
 
-def _q(pairs):
-    return [mpmath.mpf(a) / b for a, b in pairs]
-
-
-def dormand_prince_mp(f, y0, t_end, times, *, atol=1e-10, rtol=1e-10, h0=0.05, on_step=None):
-    """Integrate y' = f(y) (lists of mpf) from 0 to t_end with the Dormand–Prince 5(4) pair in mp
-    arithmetic (the tableau's rationals at the working precision; FSAL: 6 right-hand sides per
-    step, against 11 for RK4 with step doubling at the same order); returns {t: y} at `times`,
-    the accepted and the rejected step counts.  Error per step: max_i |h Σ_j e_j k_j,i| /
-    (atol + rtol max(|y_i|, |y_new,i|)) ≤ 1; steps land exactly on the requested times.  Raises
-    `ConvergenceError` when a rejected step falls below the resolution of t."""
-    B, E = _q(DP_B), _q(DP_E)
-    A = [_q(row) for row in DP_A]
-
-    def comb(y, ks, coefs, h):
-        return [yi + h * mpmath.fsum(c * k[i] for c, k in zip(coefs, ks) if c) for i, yi in enumerate(y)]
-
-    t = mpmath.mpf(0)
-    y = list(y0)
-    k0 = f(y)
-    h = mpmath.mpf(h0)
-    marks = sorted(set(float(x) for x in times))
-    out = {}
-    steps = rejected = 0
-    for mark in marks:
-        tm = mpmath.mpf(mark)
-        while t < tm:
-            hh = min(h, tm - t)
-            ks = [k0]
-            for s in range(1, 6):
-                ks.append(f(comb(y, ks, A[s], hh)))
-            y_new = comb(y, ks, B, hh)
-            k_new = f(y_new)
-            ks.append(k_new)
-            err = max(abs(hh * mpmath.fsum(e * k[i] for e, k in zip(E, ks) if e))
-                      / (atol + rtol * max(abs(y[i]), abs(y_new[i]))) for i in range(len(y)))
-            if err <= 1:
-                t = tm if hh == tm - t else t + hh
-                y, k0 = y_new, k_new
-                steps += 1
-                if on_step:
-                    on_step(t, y)
-            else:
-                rejected += 1
-                if not hh > 10 * mpmath.eps * max(1, abs(t)):   # (also a non-finite error norm)
-                    raise ConvergenceError("theory", f"the mp ODE integration did not converge: step size "
-                                           f"{float(hh):.3g} below the resolution of t = {float(t):.6g}",
-                                           residual=float(err), status={"t": float(t), "step": float(hh)})
-            fac = 5 if err == 0 else min(5, max(mpmath.mpf("0.2"), mpmath.mpf("0.9") * err ** (-mpmath.mpf(1) / 5)))
-            if hh == h or err > 1:
-                h = hh * fac
-        out[mark] = y
-    return out, steps, rejected
+# the mp integration: the one integrator (`integrators.integrate`) in mp arithmetic, with the
+# controller this path has always used (max norm, growth ≤ 5 also after a rejection, h0 = 0.05)
+def mp_controller(rtol: float = 1e-10, atol: float = 1e-10, h0: float = 0.05) -> StepController:
+    """The mp solve's step controller: max-norm error ≤ 1, factors in [0.2, 5], first step h0."""
+    return StepController(rtol, atol, norm="max", max_factor=Fraction(5), no_growth_after_rejection=False,
+                          initial_step=h0)
 
 
 def rhs_points(model, nodes: int = SOLVE_NODES) -> tuple[int, int]:
@@ -141,14 +95,17 @@ def _note(progress, fraction: float, text: str) -> None:
 
 
 def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
-                    times=None, progress=None, metric_nodes=None):
+                    times=None, progress=None, metric_nodes=None, processes: int | None = None):
     """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp").
     ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
     max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
     time, so their quadrature error is not damped by anything (C = 3 linear trunk: the
-    errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24)."""
+    errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24).  ``processes``: 1 or 2
+    (`solve.check_processes`; default 2 with 2+ cores and fork): with 2 the larger integrals and
+    the nonlinear trunks' per-task errors are split with a forked process."""
     mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
-    from .solve import SolveResult
+    from .solve import SolveResult, check_processes
+    processes = check_processes(processes)
     model = theory_model(setup)
     if not model.linear:
         from .mp_errors import check_errors_mp
@@ -170,11 +127,11 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
                                 "task" if (not model.linear and model.K == 3) else ""))
         done = [0.0]
 
-        def f(y):
+        def f(t, y):
             nfev[0] += 1
             r0 = _time.perf_counter()
             st = unpack_mp(model, y)
-            dQ, dR, dV, _, _ = rhs_state_mp(model, st, nodes)
+            dQ, dR, dV, _, _ = rhs_state_mp(model, st, nodes, processes=processes)
             dt = _time.perf_counter() - r0
             _note(progress, done[0], f"right-hand side {nfev[0]}: {dt:.1f} s (≥ 6 per step)")
             return pack_mp(model, dQ, dR, dV)
@@ -186,16 +143,27 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         def on_step(t, y):
             r0 = _time.perf_counter()
             tf = float(t)
-            m = task_metrics_mp(model, unpack_mp(model, y), mnodes, label=tf in requested)
+            m = task_metrics_mp(model, unpack_mp(model, y), mnodes, label=tf in requested, processes=processes)
             if tf in requested:
                 at_times[tf] = m
             track.append((tf, m))
             done[0] = min(tf / times[-1], 1.0)
             _note(progress, done[0], f"t = {tf:.3g}, {nfev[0]} right-hand sides; errors at this step "
                                      f"{_time.perf_counter() - r0:.1f} s")
-        at, steps, rejected = dormand_prince_mp(f, y0, times[-1], times, atol=atol, rtol=rtol, on_step=on_step)
+        at = {0.0: y0}   # the states at the requested times (steps land on them)
+
+        def on_accepted(t, y):
+            at[float(t)] = y
+            on_step(t, y)
+        try:
+            sol = integrate(f, y0, times[-1], controller=mp_controller(rtol, atol), arithmetic=MP, stops=times,
+                            on_step=on_accepted)
+        except IntegrationFailed as e:
+            raise ConvergenceError("theory", f"the mp ODE integration did not converge: {e}", residual=e.error_norm,
+                                   status={"t": e.t, "step": e.step}) from None
+        steps, rejected = sol.accepted, sol.rejected
         for x in sorted(requested - set(at_times)):      # t = 0: no step lands there
-            at_times[x] = task_metrics_mp(model, unpack_mp(model, at[x]), mnodes)
+            at_times[x] = task_metrics_mp(model, unpack_mp(model, at[x]), mnodes, processes=processes)
             track.append((x, at_times[x]))
         per_time = [at_times[float(t)] for t in times]
         track.sort(key=lambda x: x[0])

@@ -34,6 +34,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from .sobol import sobol_points
+
 __all__ = ["gaussian_factor", "cone_expectation", "cone_expectation_union", "orthant_probability", "ConeResult", "gauss_hermite", "gauss_legendre01",
            "RANK_TOL"]
 
@@ -199,23 +201,14 @@ def _points_product(r1: int, r2: int, n_cone, n_gh):
     return out
 
 
-SOBOL_STORE = None  # a disk cache of the point sets (mtsp's point_cache.SobolStore), or None
-QMC_CALLS = 0       # integrals evaluated by the fixed-Sobol' tier in this process (a statistic)
-
-
 @lru_cache(maxsize=64)
 def _points_sobol(r1: int, r2: int, n: int, seed: int):
-    """n scrambled Sobol' points (seeded: a fixed set) as Genz coordinates u ∈ [0,1]^r1 and
-    standard normals y ∈ R^r2, with equal weights."""
+    """n scrambled Sobol' points (`sobol.sobol_points`: the project's own, a fixed set for a
+    given seed) as Genz coordinates u ∈ [0,1]^r1 and standard normals y ∈ R^r2, with equal weights."""
     dim = r1 + r2
     if dim == 0:
         return np.zeros((1, 0)), np.zeros((1, 0)), np.ones(1)
-    u = None if SOBOL_STORE is None else SOBOL_STORE.get(dim, n, seed)
-    if u is None:
-        from scipy.stats import qmc
-        u = qmc.Sobol(dim, scramble=True, seed=seed).random(n)
-        if SOBOL_STORE is not None:
-            SOBOL_STORE.put(dim, n, seed, u)
+    u = sobol_points(dim, n, seed)
     out = (np.ascontiguousarray(u[:, :r1]), ndtri(u[:, r1:]), np.full(n, 1.0 / n))
     for a in out:
         a.setflags(write=False)
@@ -431,7 +424,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         # (Gauss–Hermite axes: one count per axis; the Genz coordinates of the cone, which are
         # conditioned one on another, share the count of their largest spread)
         def per_axis(cols, r, shared=False):
-            if not (P.size and spread_nodes) or cols.shape[0] == 0:
+            if not (P.size and spread_nodes) or cols.size == 0:  # (NumPy < 2: no norm of an empty matrix)
                 return (n,) * r
             s = np.full(r, np.linalg.norm(cols, 2)) if shared else np.linalg.norm(cols, axis=0)
             return tuple(max(n, min(int(np.ceil(4 + 6 * v)), MAX_SPREAD_NODES)) for v in s)
@@ -450,8 +443,6 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         i, k = node_part
         return tuple(a[i::k] for a in pts)
     if rule == "qmc":
-        global QMC_CALLS
-        QMC_CALLS += 1
         n = 1 << int(np.ceil(np.log2(max(QMC_FACTOR * (budget or n_qmc), 256))))
         plain, linear = evaluate(*part(_points_sobol(sample_r1, r2, n, seed)))
         return ConeResult(plain, linear, None, n)

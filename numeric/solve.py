@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from mtsp.errors import ConvergenceError, ReachError, RequestError
 
-from . import quadrature, reach
+from . import reach
 from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
@@ -26,9 +26,6 @@ from .online import Accuracy
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_processes", "default_processes"]
 
-if quadrature.SOBOL_STORE is None:  # the reference engine's kernel: Sobol' point sets from disk
-    from .point_cache import default_store
-    quadrature.SOBOL_STORE = default_store()
 
 
 @dataclass
@@ -46,7 +43,7 @@ class SolveResult:
 
     def to_json_dict(self) -> dict:
         out = {"setup": self.setup_name, "engine": self.engine, "protocol": self.protocol,
-               "times": list(self.times), "tasks": self.tasks}
+               "times": None if self.times is None else list(self.times), "tasks": self.tasks}
         if self.single is not None:
             out["single"] = self.single
         return out
@@ -313,16 +310,12 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
         handed = {key: jobs.submit(_metrics_job, *args) for key, args in pending[0::2]}
         handed.update({key: _Jobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
         # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
-        # states it (zero when every integral used an exact or product rule)
+        # states it (exactly zero when every integral used an exact or product rule: the two
+        # right-hand sides are then the same computation)
         y_end = traj(t_end)
         f_rhs = _rhs_function(model, engine, setup.name)
-        before = quadrature.QMC_CALLS
-        r0 = f_rhs(model, y_end, acc)
-        if quadrature.QMC_CALLS > before:  # else no integral depends on the scrambling: spread 0
-            r1 = f_rhs(model, y_end, alt)
-            rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
-        else:
-            rhs_spread = 0.0
+        r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
+        rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
         per_time = [jobs.result(handed["full", float(t)]) for t in times]
         quad = None
         if model.linear:
@@ -409,13 +402,24 @@ def _tell(progress, fraction, note=None):
         progress(fraction)
 
 
-def check_protocol(setup) -> None:
-    """ReachError unless a theory engine of the setup's protocol exists (online only, so far)."""
+ENGINES = {"online": ("ode", "reference"), "erm": ("replica",)}   # per protocol; the first is its default
+PLANNED_ENGINES = {"full_batch": "dmft"}
+
+
+def check_protocol(setup, engine: str | None = None) -> str:
+    """The theory engine that solves `setup`: `engine`, or its protocol's default (`ENGINES`).
+    ReachError for a protocol without an engine, RequestError for an engine of another protocol."""
     protocol = setup.training.protocol
-    if protocol != "online":
-        engine = {"erm": "replica", "full_batch": "dmft"}.get(protocol, "")
-        raise ReachError("training.protocol", f"the theory engine of the {protocol!r} protocol ({engine}) is "
-                         f"not implemented yet (only 'online'); 'mtsp simulate' runs {protocol} setups")
+    if protocol not in ENGINES:
+        planned = PLANNED_ENGINES.get(protocol, "")
+        raise ReachError("training.protocol", f"the theory engine of the {protocol!r} protocol ({planned}) is "
+                         f"not implemented yet; 'mtsp simulate' runs {protocol} setups")
+    if engine is None:
+        return ENGINES[protocol][0]
+    if engine not in ENGINES[protocol]:
+        raise RequestError("engine", f"the {protocol!r} protocol is solved by {' | '.join(ENGINES[protocol])}, "
+                           f"not {engine!r}")
+    return engine
 
 
 def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
@@ -429,10 +433,12 @@ def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
 
 
 def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=None,
-          engine: str = "ode", precision: str = "double", dps: int = 30,
+          engine: str | None = None, precision: str = "double", dps: int = 30,
           accuracy: str | Accuracy = "default", processes: int | None = None,
           mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
+
+    ``engine``: None = the protocol's default (online → "ode", erm → "replica", `numeric.erm`).
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
@@ -440,12 +446,15 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     double path with `HIGH_ACCURACY` budgets and tolerances `HIGH_TOL`; ``accuracy="fast"``:
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3); an `Accuracy` object:
     its settings with the default tolerances (``acc``: the same, kept for older callers).  ``processes``:
-    1 or 2 (default: 2 with 2+ cores and fork; see `check_processes`), the double path's processes.
+    1 or 2 (default: 2 with 2+ cores and fork; see `check_processes`), the processes of either path.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
-    check_protocol(setup)
-    if setup.training.protocol == "online":
+    engine = check_protocol(setup, engine)
+    if engine == "replica":
+        from .erm import solve_erm_result
+        return solve_erm_result(setup, single=single, accuracy=accuracy, precision=precision)
+    if engine in ("ode", "reference"):
         reach.check_structure(setup)   # the online engine's reach (other engines state their own)
     if acc is not None:
         if not (isinstance(accuracy, str) and accuracy == "default"):
@@ -457,7 +466,8 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
         from .mp_solve import solve_online_mp
         if single:
             raise ReachError("precision", "--single is not supported with the mp back-end")
-        return solve_online_mp(setup, dps=dps, progress=progress, **({} if mp_nodes is None else {"nodes": mp_nodes}))
+        return solve_online_mp(setup, dps=dps, progress=progress, processes=processes,
+                               **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
         raise RequestError("precision", f"unknown precision {precision!r} (double | mp)")
     runs = 1 + (sum(1 for t in setup.tasks if t.weight != 0) if single else 0)

@@ -139,10 +139,10 @@ ERM = TINY.replace('protocol = "online"', 'protocol = "erm"\nalpha = 2\nridge = 
     .replace("lr = 0.5\ntimes = [0.5, 1]\n", "")
 
 
-@pytest.mark.parametrize("text", [FULL_BATCH, ERM])
-@pytest.mark.parametrize("command", [["solve", "--json"], ["check"], ["validate"]])
+@pytest.mark.parametrize("text,command", [(FULL_BATCH, ["solve", "--json"]), (FULL_BATCH, ["check"]),
+                                          (FULL_BATCH, ["validate"])])
 def test_finite_data_theory_refused(tmp_path, capsys, text, command):
-    """No theory engine for full_batch / erm yet: refused before anything runs, pointing to
+    """No theory engine for full_batch yet: refused before anything runs, pointing to
     `mtsp simulate`."""
     out_dir = tmp_path / "report"
     argv = [command[0], write(tmp_path, text), *command[1:]]
@@ -153,6 +153,14 @@ def test_finite_data_theory_refused(tmp_path, capsys, text, command):
     assert out == "" and err.startswith("mtsp: error: training.protocol: the theory engine")
     assert "mtsp simulate" in err and err.count("\n") == 1
     assert not out_dir.exists()
+
+
+def test_check_refuses_protocols_without_an_mp_path(tmp_path, capsys):
+    """erm has a theory engine (replica) but no mp path: `mtsp check` refuses it with exit 2."""
+    assert main(["check", write(tmp_path, ERM)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("mtsp: error: training.protocol: mtsp check")
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize("text, times", [(FULL_BATCH, [0.5, 1.0]), (ERM, None)])

@@ -48,19 +48,19 @@ def _random_state(model, rng, scale=0.6):
 
 def _mp_stein_1d(s_uu, c_lu):
     """E[1{u>0} ℓ] for scalar u by direct mpmath integration: E[1{u>0} u]·Cov(ℓ,u)/Var(u)."""
-    mp.mp.dps = 30
-    su = mp.sqrt(s_uu)
-    m1 = mp.quad(lambda x: x * mp.npdf(x, 0, su), [0, mp.inf])
-    return float(m1 * c_lu / s_uu)
+    with mp.workdps(30):
+        su = mp.sqrt(s_uu)
+        m1 = mp.quad(lambda x: x * mp.npdf(x, 0, su), [0, mp.inf])
+        return float(m1 * c_lu / s_uu)
 
 
 def test_orthant_closed_forms_against_mpmath():
     S = sp.Matrix([[2.0, 0.7], [0.7, 1.5]])
     p = float(orthant_probability(S))
-    mp.mp.dps = 30
-    rho = mp.mpf(0.7) / mp.sqrt(mp.mpf(2.0) * mp.mpf(1.5))
-    # P(X>0, Y>0) = ∫_0^∞ φ(x) Φ(ρx/√(1−ρ²)) dx
-    ref = mp.quad(lambda x: mp.npdf(x) * mp.ncdf(rho * x / mp.sqrt(1 - rho ** 2)), [0, mp.inf])
+    with mp.workdps(30):
+        rho = mp.mpf(0.7) / mp.sqrt(mp.mpf(2.0) * mp.mpf(1.5))
+        # P(X>0, Y>0) = ∫_0^∞ φ(x) Φ(ρx/√(1−ρ²)) dx
+        ref = mp.quad(lambda x: mp.npdf(x) * mp.ncdf(rho * x / mp.sqrt(1 - rho ** 2)), [0, mp.inf])
     assert abs(p - float(ref)) < 1e-14
 
 

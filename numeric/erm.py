@@ -1,0 +1,207 @@
+"""The `erm` protocol (MODEL.md) through the replica engine: setup → task channels → fixed point →
+MODEL.md's predictions.
+
+Per task t the reduced teacher is E T_tt Eᵀ = L_t L_tᵀ; the tasks' u_t are jointly N(0, G) with
+G_ts = L_t⁺ E T_ts Eᵀ L_s⁺ᵀ (G_tt = I).  Separate inputs: one channel per task with α_t and the
+coupled prior Λ = λ I + μ L_T.  Shared inputs without coupling: each W_t is the minimiser of its own
+task on the common sample, so each task is its own single-task fixed point with the training α.
+The errors and the test loss are those of a glm student with Q_full = Eᵀ Q_tt E and
+R_full = Eᵀ M_tt L_tᵀ E against the reduced teacher Gram Eᵀ L_t L_tᵀ E (`metrics.task_metrics`:
+argmax and cross-entropy see logits only up to the all-ones direction); training loss and error
+come from the fixed point's prox outputs (train_error's integrand jumps where argmax h_y changes,
+which the smooth rule resolves to ≈ 5e-4 at the default accuracy, 1e-4 at "high"; measured at
+MODEL.md's C = 3 point, where all other outputs agree to 1e-12 between the two).
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from mtsp.errors import ReachError, RequestError
+
+from .metrics import task_metrics
+from .model import State, TheoryModel, theory_model
+from .online import Accuracy
+from .replica import (
+    ReplicaAccuracy,
+    TaskChannel,
+    reduced_basis,
+    solve_fixed_point,
+    teacher_factor,
+)
+
+__all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
+
+
+def all_pairs_laplacian(T: int) -> np.ndarray:
+    """L_T = T I − 1 1ᵀ: (μ/2) Σ_{t<s} ‖W_t − W_s‖² = (μ/2) tr(W ᵀ(L_T ⊗ I) W)."""
+    return T * np.eye(T) - np.ones((T, T))
+
+
+def erm_problem(setup):
+    """(channels, Λ, G) of an erm setup with separate inputs (or one task)."""
+    model = theory_model(setup)
+    tr = setup.training
+    T = model.n_tasks
+    for task in setup.tasks:
+        if task.classes > 4:
+            raise ReachError(f"tasks.{task.name}.classes", f"the replica engine integrates "
+                                      f"C ≤ 4 classes (got {task.classes})")
+    Es = [reduced_basis(c) for c in model.classes]
+    Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
+          for t, E in enumerate(Es)]
+    alphas = [float(task.alpha) if (tr.inputs == "separate" and task.alpha is not None)
+              else float(tr.alpha) for task in setup.tasks]
+    channels = [TaskChannel(int(c), L, float(s), a, float(w))
+                for c, L, s, a, w in zip(model.classes, Ls, model.noise, alphas, model.weights)]
+    pinv = [np.linalg.pinv(L) for L in Ls]
+    rows = []
+    for t in range(T):
+        row = []
+        for s in range(T):
+            Tts = model.gram[model.task_slice(t), model.task_slice(s)]
+            row.append(pinv[t] @ Es[t] @ Tts @ Es[s].T @ pinv[s].T)
+        rows.append(row)
+    G = np.block(rows) if sum(L.shape[1] for L in Ls) else np.zeros((0, 0))
+    Lam = float(tr.ridge) * np.eye(T) + float(tr.coupling) * all_pairs_laplacian(T)
+    return model, channels, Lam, G
+
+
+def task_predictions(model: TheoryModel, t: int, ch: TaskChannel, Q: np.ndarray, M: np.ndarray,
+                     acc: Accuracy | None = None) -> dict:
+    """gen_error, label_error, test_loss of task t from its block (Q, M) of the fixed point."""
+    E = reduced_basis(ch.C)
+    gram = E.T @ ch.L @ ch.L.T @ E
+    one = TheoryModel(kind="glm", K=ch.C, activation="linear", classes=(ch.C,), offsets=(0,),
+                      gram=gram, noise=np.array([ch.sigma]), weights=np.array([ch.weight]),
+                      shares=np.array([1.0]), inputs="shared", lr=model.lr, head_lr=model.head_lr,
+                      weight_decay=0.0, init_scale=0.0, heads0=(np.eye(ch.C),), train_heads=False,
+                      names=(model.names[t],))
+    st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
+    m = task_metrics(one, st, acc or Accuracy())[0]
+    return {"gen_error": m.gen_error, "label_error": m.label_error, "test_loss": m.test_loss}
+
+
+def _offsets(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+
+
+def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None):
+    """[(task indices, FixedPoint)]: one joint fixed point (separate inputs, or coupled tasks), or
+    one per task (shared inputs without coupling).  ``start``: the `fixed_points` of a nearby setup
+    of the same structure (a warm start along a sweep in α or log λ)."""
+    acc = acc or ReplicaAccuracy()
+    model, channels, Lam, G = erm_problem(setup)
+    tr = setup.training
+    T = model.n_tasks
+    if T > 1 and tr.inputs == "shared":
+        if tr.coupling > 0:
+            raise ReachError("training.coupling", "coupled tasks on shared inputs need the joint "
+                                      "loss channel of all tasks; the replica engine solves coupled "
+                                      "tasks with separate inputs only")
+        parts = []
+        for t, ch in enumerate(channels):
+            x0 = None if start is None else (start[t][1].Q, start[t][1].M, start[t][1].V)
+            fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc, x0)
+            parts.append(([t], fp))
+        return model, channels, parts
+    x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
+    return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc, x0))]
+
+
+def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None,
+              start=None) -> dict:
+    """MODEL.md's per-task predictions (one-entry lists) plus train_loss / train_error and the
+    solver's residual and iteration count: {"tasks": {name: {...}}, "stats": {...}}."""
+    model, channels, parts = solve_erm_fixed_points(setup, acc, start)
+    tasks, stats = {}, {"residual": [], "iterations": []}
+    for idx, fp in parts:
+        do = _offsets([channels[t].d for t in idx])
+        ro = _offsets([channels[t].r for t in idx])
+        stats["residual"].append(fp.residual)
+        stats["iterations"].append(fp.iterations)
+        for k, t in enumerate(idx):
+            ch = channels[t]
+            Q = fp.Q[do[k]:do[k + 1], do[k]:do[k + 1]]
+            M = fp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
+            pred = task_predictions(model, t, ch, Q, M, metric_acc)
+            pred["train_loss"], pred["train_error"] = fp.train[k]
+            tasks[model.names[t]] = {key: [float(v)] for key, v in pred.items()}
+    return {"tasks": tasks, "stats": stats, "fixed_points": parts}
+
+
+SEPARABLE_TRAIN_ERROR = 1e-9   # a train_error below this at the fixed point: separable training data
+
+ACCURACIES = {
+    "default": ReplicaAccuracy(),
+    # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
+    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18, 0.3), layer_fraction=0.2,
+                            field_spacing=(None, 0.4, 0.4, 0.6),
+                            max_nodes=(None, 1601, 301, 81), tol=1e-12),
+    # coarser nodes, for exploration
+    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6), layer_fraction=0.6,
+                            field_spacing=(None, 1.0, 1.0, 1.2),
+                            tol=1e-8),
+}
+
+
+def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
+                     precision: str = "double"):
+    """`numeric.solve.solve` for the erm protocol: a SolveResult with engine "replica", times None,
+    one-entry lists per task (MODEL.md), train_loss / train_error, and with ``single`` the
+    single-task baseline of every task of nonzero weight (`Setup.single`: the task alone with its
+    data, the coupling dropped).  stats: the fixed points' residuals and iteration counts."""
+    from .solve import SolveResult
+    if precision != "double":
+        raise ReachError("precision", f"the replica engine runs in double precision only "
+                                  f"(got {precision!r})")
+    if accuracy not in ACCURACIES:
+        raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
+    acc = ACCURACIES[accuracy]
+    out = solve_erm(setup, acc)
+    separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
+    for name in separable:
+        print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "
+              f"{out['tasks'][name]['train_error'][0]:.1e}): as the ridge → 0 the minimiser's norm "
+              f"grows like log(1/λ) and its direction tends to the max-margin classifier",
+              file=sys.stderr)
+    if any(fp.capped for _, fp in out["fixed_points"]):
+        print("mtsp: note: the replica quadrature hit its node cap (very small ridge or strong "
+              "teacher): its accuracy may be below the default design (~1e-9); compare "
+              "--accuracy high", file=sys.stderr)
+    res = SolveResult(setup.name, "erm", "replica", None, out["tasks"], model=None,
+                      stats={"residual": max(out["stats"]["residual"]),
+                             "iterations": sum(out["stats"]["iterations"]),
+                             "separable": ",".join(separable) or "none"})
+    if single:
+        res.single = {}
+        for t, task in enumerate(setup.tasks):
+            if task.weight == 0:
+                continue
+            alone = solve_erm(setup.single(t), acc)
+            res.single[task.name] = alone["tasks"][task.name]
+    return res
+
+
+def optimal_ridge(setup, task: str | None = None, bounds=(1e-3, 10.0), xtol: float = 1e-3,
+                  acc: ReplicaAccuracy | None = None) -> dict:
+    """The ridge λ* minimising a task's gen_error at the setup's α (the mean over tasks when
+    ``task`` is None): Brent's bounded search over log λ within ``bounds`` (scipy's
+    minimize_scalar), each point a replica solve.  Returns {"ridge", "gen_error", "at_bound",
+    "evaluations"}; at_bound is True when the minimum sits on an end of the bracket (then λ* lies
+    beyond it, e.g. λ → 0 for clean labels)."""
+    from scipy.optimize import minimize_scalar
+    names = [t.name for t in setup.tasks]
+    calls = []
+
+    def objective(log_ridge):
+        out = solve_erm(setup.replace(**{"training.ridge": float(np.exp(log_ridge))}), acc)
+        g = [out["tasks"][n]["gen_error"][0] for n in ([task] if task else names)]
+        calls.append(log_ridge)
+        return float(np.mean(g))
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    res = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": xtol})
+    at_bound = min(res.x - lo, hi - res.x) < 10 * xtol
+    return {"ridge": float(np.exp(res.x)), "gen_error": float(res.fun), "at_bound": bool(at_bound),
+            "evaluations": len(calls)}

@@ -1,0 +1,579 @@
+"""Replica-symmetric fixed point of regularized softmax regression (MODEL.md protocol `erm`).
+
+Each task t has a glm student W_t (C×N) trained on P_t = α_t N samples by
+Σ_μ w_t CE(W_t x/√N, y_t) + (λ/2) Σ_t ‖W_t‖² + (μ/2) Σ_{t<s} ‖W_t − W_s‖².
+Softmax and argmax ignore the all-ones direction and the ridge sends it to zero, so everything
+lives in the d = C − 1 coordinates ζ = E z (E: orthonormal rows ⟂ 1, `reduced_basis`).  The
+teacher of task t enters through its reduced logits E λ_t = L_t u_t, u_t ~ N(0, I_{r_t})
+(L_t: a factor of E T_tt Eᵀ), the tasks' u jointly N(0, G).
+
+Order parameters (one task block each, the prior channel couples them): Q = ⟨ζ ζᵀ⟩ (d×d),
+M = ⟨ζ uᵀ⟩ (d×r), the response V (d×d), and conjugates Q̂, M̂, V̂.
+
+Prior channel (Gaussian, closed form; derived in `mtsp.derive.replica`), with
+Λ = λ I_T + μ L_T and block-diagonal hats:
+    V = (Λ ⊗ I_d + V̂)⁻¹,   M = V M̂ G,   Q = V (M̂ G M̂ᵀ + Q̂) V.
+Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹, V⁰ = I − Mᵀ Q⁻¹ M):
+    h_y(ω) = argmin_h w ℓ(h, y) + ½ (h − ω)ᵀ V⁻¹ (h − ω)   (ℓ(h, y) = CE(Eᵀ h, y)),
+    f_y = −w ∇ℓ(h_y),  H_y = w ∇²ℓ(h_y),
+    Q̂ = α E_ω Σ_y P(y|ω) f_y f_yᵀ,
+    V̂ = α E_ω Σ_y P(y|ω) (I + H_y V)⁻¹ H_y,
+    M̂ = α E_ω Σ_y f_y ∇_a P(y | a)ᵀ at a = A ω   (residual/Stein form: P(y|a) is a Gaussian orthant
+         probability of the label differences, smooth in a whenever the labels are noisy or the
+         teacher has rank C − 1, and its gradient is φ (C = 2), φ·Φ (C = 3) or φ·Φ₂ (C = 4) —
+         no δ on decision boundaries).
+The ω-integral is a tensor trapezoid rule in whitened coordinates, its spacing set by the
+steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
+(Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
+error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from .online import _class_diffs, _cone_probability
+from .quadrature import tanh_sinh01
+from mtsp.errors import ConvergenceError, ReachError
+
+__all__ = [
+    "FixedPoint",
+    "ReplicaAccuracy",
+    "ReplicaError",
+    "SeparableError",
+    "TaskChannel",
+    "channel_hats",
+    "prior_channel",
+    "reduced_basis",
+    "solve_fixed_point",
+    "teacher_factor",
+]
+
+
+class ReplicaError(ConvergenceError):
+    """The fixed-point iteration did not converge; the message carries the residual (a
+    `mtsp.errors.ConvergenceError`: the CLI reports it in one line, exit status 3)."""
+
+
+class SeparableError(ReplicaError):
+    """The training data are separable at this α and the ridge (near) zero: Q runs away."""
+
+
+@dataclass(frozen=True)
+class ReplicaAccuracy:
+    """Quadrature of the ω-integrals (`tensor_trapezoid`: node spacing `spacing[d]` in whitened
+    units, at most `layer_fraction` of the width of the steepest label layer (`label_layer_width`)
+    and `field_spacing` in field units; at most `max_nodes[d]` per axis, `nodes_for`), fixed-point tolerance on max |F(x) − x| / (1 + max |x|),
+    iteration cap, Anderson memory and mixing, Newton tolerance of the prox."""
+    spacing: tuple = (None, 0.17, 0.36, 0.55)
+    layer_fraction: float = 0.4
+    field_spacing: tuple = (None, 0.6, 0.6, 0.9)
+    max_nodes: tuple = (None, 801, 201, 61)
+    tol: float = 1e-11
+    max_iter: int = 600
+    memory: int = 6
+    mixing: float = 0.7
+    newton_tol: float = 1e-13
+    separable_norm: float = 1e6   # λ = 0: tr Q beyond this ends the solve with SeparableError
+    #                               (separable data: ‖W‖ grows like log 1/λ, without bound at λ = 0)
+
+
+HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
+STAGE_TOL = 1e-5   # a stage of the fixed-point iteration ends (nodes checked) at this residual
+NEGLIGIBLE = 1e-18  # (node, label) pairs of smaller weight are left out of the loss-channel sums
+
+
+@cache
+def tensor_trapezoid(d: int, n: int, half: float = HALF_WIDTH):
+    """Nodes g (n^d × d) and weights (∝ Π φ(g_i), summing to 1) of the tensor trapezoid rule for
+    E[F(g)], g ~ N(0, I_d), on [−half, half]^d.  For F analytic in a strip |Im g| < a its error
+    falls like exp(−2πa/h), h the spacing.  Chosen over Gauss–Hermite, which converged slowly here
+    (the prox of the cross-entropy is analytic only in a narrow strip; measured at the MODEL.md
+    C = 2 point: Gauss–Hermite 96 → 160 nodes moved Q by 5e-8, this rule 96 → 160 by 1e-13)."""
+    x = np.linspace(-half, half, n)
+    w = np.exp(-0.5 * x * x)
+    w = w / w.sum()
+    grid = np.stack(np.meshgrid(*([x] * d), indexing="ij"), axis=-1).reshape(-1, d)
+    wts = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
+    return grid, wts
+
+
+def reduced_basis(C: int) -> np.ndarray:
+    """E ((C−1)×C): orthonormal rows orthogonal to the all-ones vector (Helmert rows)."""
+    E = np.zeros((C - 1, C))
+    for k in range(1, C):
+        E[k - 1, :k] = 1.0
+        E[k - 1, k] = -k
+        E[k - 1] /= np.sqrt(k * (k + 1))
+    return E
+
+
+def teacher_factor(T_reduced: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """L (d×r) with L Lᵀ = T_reduced, r its numerical rank (columns: eigenvectors·√eigenvalue)."""
+    vals, vecs = np.linalg.eigh(0.5 * (T_reduced + T_reduced.T))
+    keep = vals > tol * max(vals[-1], 1e-300)
+    return vecs[:, keep] * np.sqrt(vals[keep])
+
+
+@dataclass(frozen=True)
+class TaskChannel:
+    """One task's loss channel: classes C, reduced teacher factor L (d×r), noise σ, α, weight w."""
+    C: int
+    L: np.ndarray
+    sigma: float
+    alpha: float
+    weight: float = 1.0
+
+    @property
+    def d(self) -> int:
+        return self.C - 1
+
+    @property
+    def r(self) -> int:
+        return self.L.shape[1]
+
+
+def _rowmax(x: np.ndarray) -> np.ndarray:
+    """max over the (few) columns, column by column (numpy's reduce along a short last axis costs
+    a per-row overhead that dominated the prox: measured 2.1 of 5.4 s of a C = 3 solve)."""
+    out = x[:, 0].copy()
+    for k in range(1, x.shape[1]):
+        np.maximum(out, x[:, k], out=out)
+    return out
+
+
+def _rowsum(x: np.ndarray) -> np.ndarray:
+    return x @ np.ones(x.shape[1])
+
+
+def _softmax_reduced(h: np.ndarray, E: np.ndarray) -> np.ndarray:
+    z = h @ E
+    p = np.exp(z - _rowmax(z)[:, None])
+    return p / _rowsum(p)[:, None]
+
+
+def _ce_reduced(h: np.ndarray, Y: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """CE(Eᵀh, y) per row, labels as one-hot rows Y."""
+    z = h @ E
+    m = _rowmax(z)
+    return m + np.log(_rowsum(np.exp(z - m[:, None]))) - _rowsum(z * Y)
+
+
+def _residual(p: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """p − e_y without cancellation: the label entry is −Σ_{j≠y} p_j (1 − p_y loses all its digits
+    when p_y → 1, and the prox multiplies the gradient by V ~ 1/λ)."""
+    return np.where(Y > 0, -_rowsum(p * (1.0 - Y))[:, None], p)
+
+
+def _hessian(p: np.ndarray, E: np.ndarray, weight: float) -> np.ndarray:
+    """w ∇²ℓ = w E (diag p − p pᵀ) Eᵀ per row (n×d×d); Σ_c E_ic E_jc p_c as one product p @ K."""
+    d = E.shape[0]
+    K = (E[:, None, :] * E[None, :, :]).reshape(d * d, -1).T
+    Ep = p @ E.T
+    return weight * ((p @ K).reshape(-1, d, d) - Ep[:, :, None] * Ep[:, None, :])
+
+
+def solve_small(J: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """J⁻¹ G for a batch of d×d matrices J (n×d×d) and right-hand sides G (n×d or n×d×k):
+    Cramer's rule for d ≤ 2 (the batched LAPACK call costs more than the arithmetic there)."""
+    d = J.shape[-1]
+    vec = G.ndim == 2
+    Gm = G[..., None] if vec else G
+    if d == 1:
+        out = Gm / J
+    elif d == 2:
+        a, b, c, e = J[:, 0, 0], J[:, 0, 1], J[:, 1, 0], J[:, 1, 1]
+        det = (a * e - b * c)[:, None]
+        out = np.stack([e[:, None] * Gm[:, 0] - b[:, None] * Gm[:, 1],
+                        a[:, None] * Gm[:, 1] - c[:, None] * Gm[:, 0]], axis=1) / det[:, None]
+    else:
+        out = np.linalg.solve(J, Gm)
+    return out[..., 0] if vec else out
+
+
+def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E: np.ndarray,
+                       weight: float = 1.0, tol: float = 1e-13, max_iter: int = 60,
+                       h0: np.ndarray | None = None):
+    """h = argmin_h w CE(Eᵀh, y) + ½ (h − ω)ᵀ V⁻¹ (h − ω) for every row of ω (n×d) with its label
+    (one-hot row of Y, n×C), by Newton's method on G(h) = V w ∇ℓ(h) + h − ω (Jacobian I + V H)
+    from h0 (default ω), each step halved until Armijo's sufficient decrease of the convex prox objective.  Returns
+    (h, p = softmax(Eᵀh), H = w ∇²ℓ(h)); raises ReplicaError when a node does not reach
+    |G| < tol·(1 + |ω| + |h − ω|)."""
+    n, d = omega.shape
+    Vinv = np.linalg.inv(V)
+    h = omega.copy() if h0 is None else h0.copy()
+
+    def objective(hh):
+        r = hh - omega
+        return weight * _ce_reduced(hh, Y, E) + 0.5 * _rowsum((r @ Vinv) * r)
+
+    I = np.eye(d)
+    f0 = None
+    for _ in range(max_iter):
+        p = _softmax_reduced(h, E)
+        grad = weight * (_residual(p, Y) @ E.T)
+        G = grad @ V.T + h - omega
+        # the terms of G are as large as |ω| and |h − ω| = |V w ∇ℓ|: its roundoff floor
+        scale = tol * (1.0 + _rowmax(np.abs(omega)) + _rowmax(np.abs(h - omega)))
+        if np.all(_rowmax(np.abs(G)) <= scale):
+            break
+        H = _hessian(p, E, weight)
+        step = solve_small(I + V @ H, G)
+        f0 = objective(h) if f0 is None else f0
+        t = np.ones(n)
+        cand = h - step
+        dec = _rowsum((G @ Vinv) * step)                 # ∇φ·step > 0: the predicted decrease
+        for _ in range(40):
+            fc = objective(cand)
+            # Armijo's sufficient decrease with c = 1/4 (a plain decrease test, or c = 1e-4, let
+            # Newton bounce between the two sides of a sharp softmax corner with tiny progress;
+            # near the minimum a full step decreases by dec/2 and passes), roundoff allowance
+            bad = fc > f0 - 0.25 * t * dec + 1e-13 * (1.0 + np.abs(f0))
+            if not bad.any():
+                break
+            t = np.where(bad, 0.5 * t, t)
+            cand = h - t[:, None] * step
+        h, f0 = cand, fc
+    else:
+        raise ReplicaError("replica", f"prox of the cross-entropy: Newton did not converge in {max_iter} steps "
+                           f"(largest residual {np.abs(G).max():.3e})", residual=float(np.abs(G).max()))
+    return h, p, _hessian(p, E, weight)
+
+
+def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray):
+    """P(y = c | teacher mean a) and ∇_a P (n×r) for every class: the label fields Eᵀ(L u + σξ_r)
+    given u ~ N(a, V⁰); class c is the cone D_c ν > 0 (ties to the first index are measure zero
+    here).  Returns p (n×C) and grads (C, n, r)."""
+    C = ch.C
+    S = ch.L @ V0 @ ch.L.T + ch.sigma ** 2 * np.eye(ch.d)   # cov of E ν given a
+    n = a.shape[0]
+    p = np.empty((n, C))
+    grads = np.empty((C, n, ch.r))
+    for c in range(C):
+        D = _class_diffs(C, c) @ E.T          # (C−1)×d, on the reduced label fields
+        G = D @ ch.L                          # (C−1)×r
+        Su = D @ S @ D.T
+        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
+            raise ReachError(
+                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
+                "on a lower-dimensional set; the replica engine needs noise > 0 there")
+        if C == 4 and c == C - 1:   # the classes partition the space
+            p[:, c] = 1.0 - p[:, :c].sum(axis=1)
+            grads[c] = -grads[:c].sum(axis=0)
+            break
+        pc, v = (_cone_probability if C <= 3 else cone3_probability)(a @ G.T, Su, stein=True)
+        p[:, c] = pc
+        grads[c] = v @ G
+    return p, grads
+
+
+GENZ_NODES = 32   # tanh–sinh nodes of the outer coordinate of a three-dim orthant
+
+
+def cone3_probability(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: int = GENZ_NODES):
+    """P(u > 0) for u ~ N(μ, S) of dimension 3 (rows of μ, one S), and the Stein vector v with
+    ∇_μ P = v: v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0), a bivariate Φ₂ (fixed correlation).
+    P by Genz's reduction: u₀ = μ₀ + s₀ t with t above a = −μ₀/s₀, mapped to x ∈ (0, 1) by
+    t = −Φ⁻¹(q(1 − x)), q = Φ(−a), so P = q ∫₀¹ Φ₂(conditional mean of (u₁, u₂) given u₀(t)) dx
+    by the tanh–sinh rule (``nodes``; the quantile map has a log singularity at x = 1, where
+    Gauss–Legendre converged only algebraically: 24 / 96 nodes 1e-5 / 5e-7)."""
+    from scipy.special import ndtr, ndtri
+
+    from .bivariate import bivariate_normal_cdf
+    S = 0.5 * (S + S.T)
+    s = np.sqrt(np.diag(S))
+
+    def bivariate_above(m, C2):
+        """P(w > 0) for w ~ N(m, C2), rows of m (… × 2)."""
+        sd = np.sqrt(np.diag(C2))
+        return bivariate_normal_cdf(m[..., 0] / sd[0], m[..., 1] / sd[1], C2[0, 1] / (sd[0] * sd[1]))
+
+    x, wx = tanh_sinh01(nodes)
+    q = ndtr(mu[:, 0] / s[0])                                     # P(u₀ > 0)
+    t = -ndtri(q[:, None] * (1.0 - x[None, :]))                  # n × nodes
+    u0 = mu[:, :1] + s[0] * t
+    k = S[1:, 0] / S[0, 0]
+    cond_mean = mu[:, None, 1:] + (u0 - mu[:, :1])[..., None] * k
+    cond_cov = S[1:, 1:] - np.outer(S[1:, 0], S[0, 1:]) / S[0, 0]
+    P = q * (bivariate_above(cond_mean, cond_cov) @ wx)
+    if not stein:
+        return P, None
+    v = np.empty_like(mu)
+    for j in range(3):
+        o = [i for i in range(3) if i != j]
+        kj = S[o, j] / S[j, j]
+        m_o = mu[:, o] - mu[:, j:j + 1] * kj                      # E[u_{−j} | u_j = 0]
+        C_o = S[np.ix_(o, o)] - np.outer(S[o, j], S[j, o]) / S[j, j]
+        v[:, j] = (np.exp(-0.5 * (mu[:, j] / s[j]) ** 2) / (np.sqrt(2 * np.pi) * s[j])
+                   * bivariate_above(m_o, C_o))
+    return P, v
+
+
+def label_layer_width(ch: TaskChannel, Q: np.ndarray, M: np.ndarray) -> float:
+    """Width, in whitened units g (ω = Q^{1/2} g), of the steepest layer of P(y|ω): for each class
+    pair the label difference ν_c − ν_j has mean kᵀg and residual standard deviation s given ω, so
+    P(y|ω) changes across |kᵀg| ≲ s over a width s/|k| (∞ when the teacher is not seen, M = 0)."""
+    E = reduced_basis(ch.C)
+    vals, vecs = np.linalg.eigh(Q)
+    F = vecs * np.sqrt(vals)
+    Qinv_M = np.linalg.solve(Q, M)
+    V0 = np.eye(ch.r) - M.T @ Qinv_M
+    S = ch.L @ V0 @ ch.L.T + ch.sigma ** 2 * np.eye(ch.d)
+    B = ch.L @ Qinv_M.T @ F
+    width = np.inf
+    for c in range(ch.C):
+        for j in range(c + 1, ch.C):
+            e = E @ (np.eye(ch.C)[c] - np.eye(ch.C)[j])
+            k = np.linalg.norm(e @ B)
+            if k > 0:
+                width = min(width, float(np.sqrt(max(e @ S @ e, 0.0))) / k)
+    return width
+
+
+def nodes_for(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
+    """Nodes per axis: spacing min(acc.spacing[d], layer_fraction × `label_layer_width`,
+    field_spacing / √λ_max(Q)), odd, at most acc.max_nodes[d].  The last bound keeps the spacing in
+    field units ω below field_spacing: the prox and the softmax vary on an O(1) scale of ω whatever
+    the spread of ω (measured, C = 3, noise 0.5, α = 5, λ = 0.01, Q ≈ 24.4: spacing 0.36 / 0.24 /
+    0.18 / 0.12 in g put Q at 6e-4 / 5e-6 / 3e-8 / 0 from the finest; clean labels, α = 5,
+    λ = 0.01, layer width 0.34: spacing 0.27 / 0.18 / 0.13 / 0.09 put Q at 1.6e-4 / 3e-7 / 2e-9 / 0
+    from the finest)."""
+    d = ch.d
+    h = min(acc.spacing[d], acc.layer_fraction * label_layer_width(ch, Q, M),
+            acc.field_spacing[d] / np.sqrt(np.linalg.eigvalsh(Q)[-1]))
+    n = int(np.ceil(2 * HALF_WIDTH / h)) + 1
+    n += 1 - n % 2
+    return min(n, acc.max_nodes[d])
+
+
+def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
+                 acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
+    """(Q̂, M̂, V̂) of one task's loss channel at (Q, M, V) — see the module docstring — and, with
+    ``train``, the training loss and training error E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}]."""
+    d, C = ch.d, ch.C
+    E = reduced_basis(C)
+    vals, vecs = np.linalg.eigh(Q)
+    if vals[0] <= 0:
+        raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
+    F = vecs * np.sqrt(vals)                      # ω = F g, g ~ N(0, I)
+    Qinv_M = np.linalg.solve(Q, M)
+    A = Qinv_M.T                                  # r×d: E[u | ω] = A ω
+    V0 = np.eye(ch.r) - M.T @ Qinv_M
+    V0 = 0.5 * (V0 + V0.T)
+    if ch.r and np.linalg.eigvalsh(V0)[0] < -1e-12:
+        raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (I − Mᵀ Q⁻¹ M has eigenvalue "
+                           f"{np.linalg.eigvalsh(V0)[0]:.3e})")
+    grid, wts = tensor_trapezoid(d, nodes)
+    omega = grid @ F.T
+    alive = wts > NEGLIGIBLE                         # the grid's corners carry no weight
+    py = np.zeros((len(wts), C))
+    grads = np.zeros((C, len(wts), ch.r))
+    py[alive], grads[:, alive] = _label_given_a(ch, E, omega[alive] @ A.T, V0)
+    n = len(wts)
+    # every node with every label, less the pairs whose weight in every integrand is below
+    # NEGLIGIBLE (|f| ≤ √2 w, |H| ≤ w/2): the tensor grid's corners, and the labels a clean
+    # teacher rules out at that node
+    keep = np.tile(wts, C) * (py.T.ravel() + np.abs(grads).sum(axis=2).ravel()) > NEGLIGIBLE
+    Y = np.repeat(np.eye(C), n, axis=0)[keep]
+    om = np.tile(omega, (C, 1))[keep]
+    h0 = None
+    if warm is not None and warm.get("shape") == (C * n, d):
+        h0 = om + warm["shift"][keep]                    # last solve's h − ω, a close start
+    h, p, H = prox_cross_entropy(om, Y, V, E, ch.weight, acc.newton_tol, h0=h0)
+    if warm is not None:
+        shift = warm["shift"] if warm.get("shape") == (C * n, d) else np.zeros((C * n, d))
+        shift[keep] = h - om
+        warm.update(shape=(C * n, d), shift=shift)
+    f = -ch.weight * _residual(p, Y) @ E.T
+    w_all = np.tile(wts, C)[keep]
+    wy = w_all * py.T.ravel()[keep]
+    Qh = (f * wy[:, None]).T @ f
+    Mh = (f * w_all[:, None]).T @ grads.reshape(C * n, ch.r)[keep]
+    R = solve_small(np.eye(d) + H @ V, H)
+    Vh = np.tensordot(wy, R, axes=1)
+    if train:
+        tl = wy @ _ce_reduced(h, Y, E)
+        te = wy @ (np.argmax(h @ E, axis=1) != np.argmax(Y, axis=1))
+    a = ch.alpha
+    out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
+    if train:
+        return out + (float(tl), float(te))
+    return out
+
+
+def prior_channel(Lam: np.ndarray, G: np.ndarray, Qh, Mh, Vh, dims, ranks):
+    """(Q, M, V) of the Gaussian prior channel: V = (Λ ⊗ I_d + V̂)⁻¹, M = V M̂ G,
+    Q = V (M̂ G M̂ᵀ + Q̂) V with block-diagonal hats (task blocks of sizes `dims` × `ranks`)."""
+    D, Rk = sum(dims), sum(ranks)
+    do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+    ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
+    Vhat = np.kron(Lam, np.eye(dims[0])) if len(set(dims)) == 1 else np.diag(np.repeat(np.diag(Lam), dims))
+    Qhat = np.zeros((D, D))
+    Mhat = np.zeros((D, Rk))
+    for t in range(len(dims)):
+        s = slice(do[t], do[t + 1])
+        Vhat[s, s] += Vh[t]
+        Qhat[s, s] = Qh[t]
+        Mhat[s, ro[t]:ro[t + 1]] = Mh[t]
+    V = np.linalg.inv(Vhat)
+    V = 0.5 * (V + V.T)
+    MG = Mhat @ G
+    M = V @ MG
+    Q = V @ (MG @ Mhat.T + Qhat) @ V
+    return 0.5 * (Q + Q.T), M, V
+
+
+@dataclass
+class FixedPoint:
+    """The solution: full (all-task) Q, M, V and the hats per task, with the residual reached, the
+    iteration count, and per task (train_loss, train_error)."""
+    Q: np.ndarray
+    M: np.ndarray
+    V: np.ndarray
+    hats: list
+    residual: float
+    iterations: int
+    train: list = field(default_factory=list)
+    nodes: list = field(default_factory=list)
+    capped: bool = False   # a task's rule wanted more than acc.max_nodes: accuracy below the design
+
+
+def _blocks(X, dims, ranks=None):
+    do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+    if ranks is None:
+        return [X[do[t]:do[t + 1], do[t]:do[t + 1]] for t in range(len(dims))]
+    ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
+    return [X[do[t]:do[t + 1], ro[t]:ro[t + 1]] for t in range(len(dims))]
+
+
+def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarray,
+                      acc: ReplicaAccuracy = ReplicaAccuracy(), start=None) -> FixedPoint:
+    """Iterate (Q, M, V) → hats → (Q, M, V) to the fixed point by Anderson acceleration (type II,
+    memory `acc.memory`) on the mixed map x ← (1 − β) x + β F(x), falling back to the plain mixed
+    step whenever the extrapolated point is not admissible (Q or V not positive definite, or
+    Mᵀ Q⁻¹ M ≥ I).  The quadrature nodes (`nodes_for`) are fixed during a stage; a converged stage
+    that reaches residual STAGE_TOL at a point needing more nodes starts a new one from there, so the answer is computed at
+    the nodes its own label layers need.
+    Stops when max |F(x) − x| / (1 + max |x|) < acc.tol; otherwise raises ReplicaError with that
+    residual (SeparableError when tr Q runs away like 1/λ)."""
+    dims = [c.d for c in channels]
+    ranks = [c.r for c in channels]
+    D, Rk = sum(dims), sum(ranks)
+    iu = np.triu_indices(D)
+
+    def pack(Q, M, V):
+        return np.concatenate([Q[iu], M.ravel(), V[iu]])
+
+    def unpack(x):
+        n = len(iu[0])
+        out = []
+        for k, part in enumerate((x[:n], None, x[n + D * Rk:])):
+            if part is None:
+                continue
+            S = np.zeros((D, D))
+            S[iu] = part
+            out.append(S + S.T - np.diag(np.diag(S)))
+        return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
+
+
+    warm = [{} for _ in channels]
+    nodes = []
+
+    def required_nodes(x):
+        Q, M, _ = unpack(x)
+        return [nodes_for(ch, Qt, Mt, acc)
+                for ch, Qt, Mt in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks))]
+
+    def F(x, train=False):
+        Q, M, V = unpack(x)
+        hats = [channel_hats(ch, Qt, Mt, Vt, acc, n, train, w)
+                for ch, Qt, Mt, Vt, n, w in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks),
+                                                _blocks(V, dims), nodes, warm)]
+        Qn, Mn, Vn = prior_channel(Lam, G, [h[0] for h in hats], [h[1] for h in hats],
+                                   [h[2] for h in hats], dims, ranks)
+        return pack(Qn, Mn, Vn), hats
+
+    def admissible(x):
+        Q, M, V = unpack(x)
+        if np.linalg.eigvalsh(Q)[0] <= 0 or np.linalg.eigvalsh(V)[0] <= 0:
+            return False
+        for ch, Qt, Mt in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks)):
+            if ch.r and np.linalg.eigvalsh(np.eye(ch.r) - Mt.T @ np.linalg.solve(Qt, Mt))[0] <= 1e-14:
+                return False
+        return True
+
+    if start is None:
+        # the response and overlaps of a first-order guess: V = (Λ + α/4)⁻¹, small M, Q = |M|² + 0.1 V
+        lam0 = np.max(np.diag(Lam))
+        v0 = 1.0 / (lam0 + 0.25 * max(c.alpha for c in channels) + 1e-3)
+        V = v0 * np.eye(D)
+        M = np.zeros((D, Rk))
+        ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
+        do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+        for t, ch in enumerate(channels):
+            M[do[t]:do[t + 1], ro[t]:ro[t + 1]] = 0.3 * ch.L / max(1.0, np.abs(ch.L).max())
+        Q = M @ M.T / 0.5 + 0.1 * np.eye(D)
+        x = pack(Q, M, V)
+    else:
+        x = pack(*start)
+    beta = acc.mixing
+    X_hist, R_hist = [], []
+    res = np.inf
+    lam_min = float(np.linalg.eigvalsh(Lam)[0])
+    for it in range(1, acc.max_iter + 1):
+        if it == 1:
+            nodes = required_nodes(x)
+        fx, _ = F(x)
+        r = fx - x
+        res = float(np.abs(r).max() / (1.0 + np.abs(x).max()))
+        if res < max(acc.tol, STAGE_TOL):
+            need = required_nodes(x)
+            if any(n > m for n, m in zip(need, nodes)):
+                # a stage ends: the fixed point's own scales need a finer rule; go on with it
+                nodes = [max(n, m) for n, m in zip(need, nodes)]
+                X_hist, R_hist = [], []
+                continue
+        if res < acc.tol:
+            fx, hats = F(x, train=True)
+            Q, M, V = unpack(x)
+            return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [h[3:] for h in hats],
+                              nodes=list(nodes),
+                              capped=any(n >= acc.max_nodes[ch.d] for n, ch in zip(nodes, channels)))
+        trQ = float(np.trace(unpack(x)[0]))
+        if lam_min <= 1e-12 * max(1.0, float(np.abs(Lam).max())) and trQ > acc.separable_norm:
+            # without a ridge a minimiser exists only for non-separable data (with one, always:
+            # the risk is strongly convex, and transients may pass through large Q)
+            raise SeparableError(
+                "training.ridge", f"tr Q = {trQ:.3e} runs away (smallest penalty eigenvalue {lam_min:g}): the "
+                f"training data are separable at this α and the minimiser's norm diverges as the "
+                f"ridge vanishes; raise the ridge (residual {res:.3e} after {it} iterations)")
+        X_hist.append(x.copy())
+        R_hist.append(r.copy())
+        if len(X_hist) > acc.memory + 1:
+            X_hist.pop(0)
+            R_hist.pop(0)
+        x_new = x + beta * r
+        if len(X_hist) >= 2:
+            dX = np.array([X_hist[k + 1] - X_hist[k] for k in range(len(X_hist) - 1)]).T
+            dR = np.array([R_hist[k + 1] - R_hist[k] for k in range(len(R_hist) - 1)]).T
+            try:
+                gamma, *_ = np.linalg.lstsq(dR, r, rcond=1e-12)
+                cand = x + beta * r - (dX + beta * dR) @ gamma
+                if np.all(np.isfinite(cand)) and admissible(cand):
+                    x_new = cand
+                else:
+                    X_hist, R_hist = [], []
+            except np.linalg.LinAlgError:
+                X_hist, R_hist = [], []
+        if not admissible(x_new):
+            # plain mixed step not admissible either: a smaller step along it
+            for _ in range(30):
+                beta_try = 0.5 * (x_new - x)
+                x_new = x + beta_try
+                if admissible(x_new):
+                    break
+        x = x_new
+    raise ReplicaError("replica", f"the fixed point did not converge in {acc.max_iter} iterations "
+                       f"(residual {res:.3e} > tol {acc.tol:.1e})")
