@@ -111,7 +111,8 @@ def test_structure_beyond_reach_is_refused_at_once(key, value, named):
 
 def run_cli_peak(args, timeout=120):
     """(returncode, stderr, seconds, peak MB) of ``python -m mtsp ARGS``: the peak resident memory
-    of that process alone (os.wait4's rusage; KB on Linux)."""
+    of that process alone, VmHWM of /proc/PID/status polled while it runs (the rusage of a child
+    starts from its parent's RSS at the fork: pytest's own 3 GB in the full suite)."""
     import tempfile
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with tempfile.TemporaryFile("w+") as err:
@@ -119,21 +120,25 @@ def run_cli_peak(args, timeout=120):
         p = subprocess.Popen([sys.executable, "-m", "mtsp", *args], stdout=subprocess.DEVNULL,
                              stderr=err, env=env, cwd=ROOT, text=True)
         deadline = t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
+        peak_kb = 0
+        while p.poll() is None:
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        peak_kb = max(peak_kb, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
             if time.perf_counter() > deadline:
                 p.kill()
-                pid, status, usage = os.wait4(p.pid, 0)
+                p.wait()
                 break
-            time.sleep(0.05)
-        p.returncode = os.waitstatus_to_exitcode(status)
+            time.sleep(0.02)
         secs = time.perf_counter() - t0
         err.seek(0)
-        return p.returncode, err.read(), secs, usage.ru_maxrss / 1024
+        return p.returncode, err.read(), secs, peak_kb / 1024
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads peak memory from /proc")
 def test_cli_hidden_10000_exits_2_naming_the_key(tmp_path):
     """hidden = 10000 grew past 2.4 GB inside SymPy; now exit 2 in ~1 s at 60 MB (measured 0.9 s)."""
     rc, err, secs, mb = run_cli_peak(["solve", demo_file(tmp_path, hidden="10000")])
@@ -142,6 +147,7 @@ def test_cli_hidden_10000_exits_2_naming_the_key(tmp_path):
     assert secs < 60 and mb < 2000
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads peak memory from /proc")
 def test_cli_classes_1000_exits_2_naming_the_key(tmp_path):
     """classes = 1000 spent > 60 s in SymPy with growing memory; now exit 2 after the setup's own
     checks (measured 12 s under load, 2.2 s with one BLAS thread: the eigenvalues of its
