@@ -1,0 +1,177 @@
+"""Causal solver of the discrete-time DMFT of full-batch gradient descent (docs/DMFT.md §2–3).
+
+Gradient descent with steps h_k (a_k = η h_k) on P = αN fixed samples, in the reduced field
+coordinates of the loss (d fields per sample):
+
+sample side, one path per training sample (teacher fields λ and label frozen), for k = 0..K:
+
+    h_k = M_k T⁺ λ + ζ_k − (1/α) Σ_{j<k} a_j χ(k, j) δ_j,      δ_k = ∂ℓ/∂h (h_k),
+
+    ζ a Gaussian process with covariance C⊥(k, l) (fixed standard normals, Cholesky factor
+    extended one row per step); per-path response G(k, j) = ∂h_k/∂u_j:
+    G(k, k) = I,  G(k, j) = −(1/α) Σ_{l=j}^{k−1} a_l χ(k, l) D_l G(l, j);
+
+weight side (one coordinate of the weights orthogonal to the teacher; linear and Gaussian):
+
+    w_{k+1} = (1 − ηκ h_k) w_k − a_k Σ_{l≤k} R(k, l) w_l − (a_k/α) ξ_k,
+    R(k, l) = E[D_k G(k, l)],  E[ξ_k ξ_lᵀ] = α Cδ(k, l) = α E[δ_k δ_lᵀ],  w_0 ~ N(0, σ₀² I);
+
+    its response χ(k+1, j) = (1 − ηκh_k) χ(k, j) − a_k Σ_{l≤k} R(k, l) χ(l, j), χ(j+1, j) = I
+    (j = −1 is the initial condition: χ(0, −1) = I), so that
+
+    C⊥(k, l) = σ₀² χ(k,−1) χ(l,−1)ᵀ + (1/α) Σ_{i<k, j<l} a_i a_j χ(k, i) Cδ(i, j) χ(l, j)ᵀ;
+
+teacher overlap M_{k+1} = (1 − ηκh_k) M_k − a_k E[δ_k λᵀ].
+
+Every quantity at step k needs only steps < k (and R(k, ·) needs h_k), so one forward pass solves
+the self-consistency; the only approximation is the Monte-Carlo average over paths.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+__all__ = ["DmftTrajectory", "run_dmft"]
+
+
+@dataclass
+class DmftTrajectory:
+    """Along the grid t_k (K + 1 points): teacher overlap M (K+1, d, C_teacher) and equal-time
+    bulk covariance Cperp (K+1, d, d) in the loss's reduced coordinates; the common-mode factor
+    decay_k = Π_{j<k}(1 − ηκh_j); the path means of the training loss and error (K+1,) when the
+    loss provides them; kernels kept for inspection (R, chi, Cdelta: (K+1, K+1, d, d))."""
+    times: np.ndarray
+    M: np.ndarray
+    Cperp: np.ndarray
+    decay: np.ndarray
+    train_loss: np.ndarray | None
+    train_error: np.ndarray | None
+    R: np.ndarray
+    chi: np.ndarray
+    Cdelta: np.ndarray
+
+
+class _GrowingCholesky:
+    """Lower-triangular factor L of a covariance built one scalar row at a time: row r solves
+    L[:r, :r] l = c[:r] on the columns with non-zero pivot (a pivot below `tol` times the
+    variance marks a variable that is a combination of earlier ones: its column stays zero)."""
+
+    def __init__(self, size: int, tol: float = 1e-11):
+        self.L = np.zeros((size, size))
+        self.active = np.zeros(size, bool)
+        self.tol = tol
+
+    def add_row(self, r: int, cov_row: np.ndarray):
+        act = np.flatnonzero(self.active[:r])
+        if act.size:
+            sub = self.L[np.ix_(act, act)]
+            self.L[r, act] = solve_triangular(sub, cov_row[act], lower=True, check_finite=False)
+        s = cov_row[r] - self.L[r, :r] @ self.L[r, :r]
+        if s > self.tol * max(cov_row[r], 1e-300) and s > 0:
+            self.L[r, r] = np.sqrt(s)
+            self.active[r] = True
+
+
+def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> np.ndarray:
+    """(n, m) standard normals; whitened: centred and transformed so that their empirical
+    covariance is exactly the identity (G ← (G − mean) L⁻ᵀ with L Lᵀ the empirical covariance),
+    which makes every path average of a linear function of them exact — a control variate that
+    removes the sampling error of the Gaussian (linear) part of the dynamics.  Column j of the
+    result depends only on the first j + 1 raw columns, which depend only on (rng, n): the paths'
+    data (the first columns) are common to runs with different grids (common random numbers)."""
+    G = rng.standard_normal((m, n)).T     # column by column: the first columns do not depend on m
+    if not whiten:
+        return G
+    if n <= 2 * m:
+        raise ValueError(f"n_paths: whitening {m} normals needs well over {m} paths, got {n}")
+    G -= G.mean(axis=0)
+    L = np.linalg.cholesky(G.T @ G / n)
+    return solve_triangular(L, G.T, lower=True, check_finite=False).T
+
+
+def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: float,
+             init_scale: float, steps: np.ndarray, n_paths: int, n_response: int,
+             rng: np.random.Generator, train_metrics: bool = True,
+             whiten: bool = True) -> DmftTrajectory:
+    """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
+    correlations and means from `n_paths` paths, the response R from the first `n_response`;
+    all standard normals drawn once (`standard_normals`, whitened unless `whiten` is False)."""
+    steps = np.asarray(steps, float)
+    K = steps.size
+    d = loss.dim
+    n, nr = int(n_paths), int(min(n_response, n_paths))
+    a = lr * steps
+    decay_step = 1.0 - lr * weight_decay * steps
+    n_data = loss.normals(gram)
+    normals = standard_normals(rng, n, n_data + (K + 1) * d, whiten)
+    data = loss.sample(gram, normals[:, :n_data])
+    mu = data.lam @ np.linalg.pinv(gram, hermitian=True).T        # T⁺ λ, (n, C)
+    Ct = mu.shape[1]
+    z = normals[:, n_data:]                                        # the process's normals
+    I = np.eye(d)
+
+    chi = np.zeros((K + 1, K + 1, d, d))    # chi[k, j + 1] = χ(k, j), j = −1..K−1
+    chi[0, 0] = I
+    R = np.zeros((K + 1, K + 1, d, d))
+    Cd = np.zeros((K + 1, K + 1, d, d))
+    Cp = np.zeros((K + 1, K + 1, d, d))
+    M = np.zeros((K + 1, d, Ct))
+    deltas = np.zeros((K + 1, n, d))
+    Ds = np.zeros((nr, K + 1, d, d))
+    Gs = np.zeros((nr, (K + 1) * d, (K + 1) * d), np.float32)
+    chol = _GrowingCholesky((K + 1) * d)
+    tl = np.full(K + 1, np.nan) if train_metrics else None
+    te = np.full(K + 1, np.nan) if train_metrics else None
+    decay = np.concatenate([[1.0], np.cumprod(decay_step)])
+
+    for k in range(K + 1):
+        # --- C⊥(k, l), l ≤ k, from χ(k, ·) and Cδ on earlier steps ---------------------------
+        achi_k = chi[k, 1:k + 1] * a[:k, None, None]                              # a_j χ(k, j)
+        row = init_scale ** 2 * np.einsum("ab,lcb->lac", chi[k, 0], chi[:k + 1, 0])
+        if k:
+            B = np.einsum("jab,jibc->iac", achi_k, Cd[:k, :k])                    # (k, d, d)
+            achi_l = chi[:k + 1, 1:k + 1] * a[None, :k, None, None]               # (k+1, k, d, d)
+            row += np.einsum("iac,lidc->lad", B, achi_l) / alpha
+        Cp[k, :k + 1] = row
+        Cp[:k + 1, k] = np.transpose(row, (0, 2, 1))
+        # --- extend the Cholesky factor by the d rows of step k; the Gaussian field ζ_k ------
+        flat = np.transpose(Cp[k, :k + 1], (1, 0, 2)).reshape(d, (k + 1) * d)   # (d, (k+1)d)
+        for c in range(d):
+            chol.add_row(k * d + c, flat[c])
+        Lk = chol.L[k * d:(k + 1) * d, :(k + 1) * d]
+        zeta = z[:, :(k + 1) * d] @ Lk.T
+        # --- sample side ----------------------------------------------------------------------
+        h = mu @ M[k].T + zeta
+        if k:
+            h -= np.einsum("jab,jnb->na", achi_k, deltas[:k]) / alpha
+        delta, D = loss.grad_hess(h, data)
+        deltas[k] = delta
+        if train_metrics:
+            ce, err = loss.train_metrics(h, data)
+            tl[k], te[k] = ce.mean(), err.mean()
+        Cd[k, :k + 1] = np.einsum("na,jnb->jab", delta, deltas[:k + 1]) / n
+        Cd[:k + 1, k] = np.transpose(Cd[k, :k + 1], (0, 2, 1))
+        # --- per-path response G(k, ·) on the first nr paths; R(k, ·) ------------------------
+        # G is stored flat, Gs[n, l d + b, j d + c] = G(l, j)[b, c] (float32: the response
+        # enters the kernels through R, where its rounding, ~1e-7 relative, is negligible)
+        Dk = D[:nr]
+        Ds[:, k] = Dk
+        if k:
+            F = np.einsum("lab,nlbc->nalc", achi_k, Ds[:, :k]).reshape(nr, d, k * d)
+            Gs[:, k * d:(k + 1) * d, :k * d] = np.matmul(F.astype(np.float32),
+                                                         Gs[:, :k * d, :k * d]) * (-1.0 / alpha)
+        Gs[:, k * d:(k + 1) * d, k * d:(k + 1) * d] = I
+        Gk = Gs[:, k * d:(k + 1) * d, :(k + 1) * d].reshape(nr, d, k + 1, d)
+        R[k, :k + 1] = np.einsum("nab,nbjc->jac", Dk, Gk) / nr
+        if k == K:
+            break
+        # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
+        mem = np.einsum("lab,ljbc->jac", R[k, :k + 1], chi[:k + 1, :k + 1])        # j+1 = 0..k
+        chi[k + 1, :k + 1] = decay_step[k] * chi[k, :k + 1] - a[k] * mem
+        chi[k + 1, k + 1] = I
+        M[k + 1] = decay_step[k] * M[k] - a[k] * (delta.T @ data.lam) / n
+    times = np.concatenate([[0.0], np.cumsum(steps)])
+    Cdiag = np.array([Cp[k, k] for k in range(K + 1)])
+    return DmftTrajectory(times, M, Cdiag, decay, tl, te, R, chi, Cd)

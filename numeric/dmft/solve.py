@@ -1,0 +1,192 @@
+"""MODEL.md's predictions for a `full_batch` setup from the DMFT (docs/DMFT.md §4).
+
+glm students: each task's weights W_t see only their own loss term, so the tasks decouple and each
+is one single-task DMFT (`engine.run_dmft` with `losses.CrossEntropy`) with
+
+    shared inputs:   learning rate η w_t, weight decay κ / w_t, α = training.alpha;
+    separate inputs: learning rate η w_t α_t / Σ_s α_s, weight decay κ Σ_s α_s / (w_t α_t), α = α_t
+
+(dW_t/dt = −η N w_t (P_t / P_tot) ∇R̂_t − ηκ W_t with R̂_t task t's mean loss over its P_t samples).
+A task with w_t = 0 only decays.  Test metrics from the order parameters of the weights, Q(t) =
+W_t W_tᵀ/N and M(t) = W_t B_tᵀ/N, by `numeric.metrics.task_metrics` (a glm student is a shared
+student with identity heads, `numeric.model`); the all-ones direction of W_t (irrelevant for
+softmax and argmax) carries σ₀² Π(1 − ηκh)² as in the finite-N dynamics.
+
+Sampling error: `batches` independent DMFT solutions (independent fixed normals) of
+n_paths / batches paths each; the outputs are their means and `*_se` their standard errors.
+"""
+from __future__ import annotations
+
+import math
+import time as _time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..metrics import task_metrics
+from ..model import State, theory_model
+from ..online import Accuracy
+from .engine import run_dmft
+from .losses import CrossEntropy
+
+__all__ = ["DmftOptions", "time_grid", "solve_dmft", "task_trajectory"]
+
+
+@dataclass(frozen=True)
+class DmftOptions:
+    """dt: the late Euler step (`time_grid`; default 0.2/max(1, η));
+    n_paths: paths per batch for correlations and means; n_response: of those, paths for the
+    response; batches: independent solutions (error bars); scan: grid points for early stopping;
+    seed: of the fixed standard normals."""
+    dt: float | None = None
+    n_paths: int = 8000
+    n_response: int = 1500
+    batches: int = 4
+    scan: int = 60
+    seed: int = 0
+
+
+def default_dt(lr: float) -> float:
+    """The late step: 0.2/max(1, η) (measured in docs/DMFT.md §5)."""
+    return 0.2 / max(1.0, lr)
+
+
+EARLY = (0.25, 4.0)   # (t_s, t_c) of the early refinement, times in units of 1/max(1, η)
+
+
+def time_grid(times, dt: float, lr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Steps h_k of a grid dense early and coarser late, h(t) = dt·min(1, (t + t_s)/t_c) with
+    (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), with every
+    requested time inserted (grid points closer than 0.3 h to it dropped); and the grid index of
+    each requested time."""
+    times = np.asarray(times, float)
+    if times.size == 0 or np.any(times <= 0) or not np.all(np.isfinite(times)):
+        raise ValueError("training.times: need at least one time, all finite and > 0")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt: the DMFT step must be positive and finite, got {dt!r}")
+    scale = max(1.0, lr)
+    ts, tc = EARLY[0] / scale, EARLY[1] / scale
+    t_end = float(times.max())
+    pts, t = [0.0], 0.0
+    while t < t_end:
+        t += dt * min(1.0, (t + ts) / tc)
+        pts.append(t)
+    grid = np.array(pts[:-1])
+    req = np.unique(times)
+    h_at = dt * np.minimum(1.0, (req + ts) / tc)
+    keep = np.ones(grid.size, bool)
+    for r, h in zip(req, h_at):
+        keep &= np.abs(grid - r) > 0.3 * h
+    keep[0] = True
+    grid = np.union1d(grid[keep], req)
+    index = {float(r): int(np.searchsorted(grid, r)) for r in req}
+    return np.diff(grid), np.array([index[float(r)] for r in times])
+
+
+def _task_params(setup, t: int):
+    """(lr, weight decay, alpha) of task t's single-task DMFT (module docstring)."""
+    tr = setup.training
+    w = float(setup.tasks[t].weight)
+    if tr.inputs == "separate":
+        alphas = np.array([float(x.alpha) for x in setup.tasks])
+        frac = alphas[t] / alphas.sum()
+        alpha = alphas[t]
+    else:
+        frac, alpha = 1.0, float(tr.alpha)
+    lr = float(tr.lr) * w * frac
+    kappa = float(tr.weight_decay) / (w * frac) if w > 0 else 0.0
+    return lr, kappa, alpha
+
+
+def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
+    """One DMFT solution (batch `batch`) of task t: (Q (K+1, C, C), M (K+1, C, C), train loss,
+    train error (K+1,)) along the grid."""
+    task = setup.tasks[t]
+    C = int(task.classes)
+    sl = slice(int(sum(x.classes for x in setup.tasks[:t])), None)
+    gram = np.asarray(setup.gram(), float)[sl, sl][:C, :C]
+    s0 = float(setup.student.init_scale)
+    lr, kappa, alpha = _task_params(setup, t)
+    K = len(steps)
+    ones = np.full((C, C), 1.0 / C)
+    if lr == 0.0:      # w_t = 0: never trained, only weight decay
+        decay = np.concatenate([[1.0], np.cumprod(1.0 - float(setup.training.lr) *
+                                                  float(setup.training.weight_decay) * steps)])
+        Q = s0 ** 2 * decay[:, None, None] ** 2 * np.eye(C)
+        return Q, np.zeros((K + 1, C, C)), np.full(K + 1, math.log(C)), np.full(K + 1, np.nan)
+    loss = CrossEntropy(C, float(task.noise))
+    rng = np.random.default_rng([opts.seed, t, batch])
+    tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
+                  n_paths=opts.n_paths, n_response=opts.n_response, rng=rng)
+    U = loss.U
+    Tp = np.linalg.pinv(gram, hermitian=True)
+    M = np.einsum("ca,kab->kcb", U, tr.M)
+    Qr = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
+    Q = np.einsum("ca,kab,db->kcd", U, Qr, U) + s0 ** 2 * tr.decay[:, None, None] ** 2 * ones
+    return Q, M, tr.train_loss, tr.train_error
+
+
+def _mean_se(x: np.ndarray):
+    x = np.asarray(x, float)
+    se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
+    return x.mean(axis=0), se
+
+
+def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
+               progress=None):
+    """N → ∞ prediction of the full_batch protocol for a glm `setup` (module docstring)."""
+    from ..solve import SolveResult
+    if setup.training.protocol != "full_batch":
+        raise ValueError(f"training.protocol: the DMFT engine solves full_batch, not "
+                         f"{setup.training.protocol!r}")
+    if setup.student.kind != "glm":
+        raise NotImplementedError("student.kind: the DMFT engine covers glm students so far "
+                                  "(shared trunks: not implemented yet)")
+    if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
+        raise ValueError("dmft options: batches, n_paths and n_response must be ≥ 1")
+    t0 = _time.perf_counter()
+    times = list(setup.training.times if times is None else times)
+    dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
+    steps, req = time_grid(times, dt, float(setup.training.lr))
+    K = len(steps)
+    grid_t = np.concatenate([[0.0], np.cumsum(steps)])
+    scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().astype(int), req]))
+    tasks = {}
+    n_jobs = len(setup.tasks) * opts.batches
+    done = 0
+    for t, task in enumerate(setup.tasks):
+        alone = setup.single(t)
+        model = theory_model(alone)
+        per_batch = {k: [] for k in ("gen_error", "label_error", "test_loss", "train_loss",
+                                     "train_error", "scan_gen", "scan_loss")}
+        for b in range(opts.batches):
+            Q, M, trl, tre = task_trajectory(setup, t, steps, opts, b)
+
+            def mets(k, label=True):
+                return task_metrics(model, State(Q[k], M[k], model.heads0), acc, label=label)[0]
+            at = [mets(int(k)) for k in req]
+            per_batch["gen_error"].append([m.gen_error for m in at])
+            per_batch["label_error"].append([m.label_error for m in at])
+            per_batch["test_loss"].append([m.test_loss for m in at])
+            per_batch["train_loss"].append(trl[req])
+            per_batch["train_error"].append(tre[req])
+            sc = [mets(int(k), label=False) for k in scan]
+            per_batch["scan_gen"].append([m.gen_error for m in sc])
+            per_batch["scan_loss"].append([m.test_loss for m in sc])
+            done += 1
+            if progress:
+                progress(done / n_jobs)
+        d = {}
+        for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
+            mean, se = _mean_se(per_batch[key])
+            d[key] = mean.tolist()
+            d[key + "_se"] = se.tolist()
+        for best, key in (("best_gen_error", "scan_gen"), ("best_test_loss", "scan_loss")):
+            mean, se = _mean_se(per_batch[key])
+            j = int(np.argmin(mean))
+            d[best], d[best + "_se"] = float(mean[j]), float(se[j])
+            d[best + "_time"] = float(grid_t[scan[j]])
+        tasks[task.name] = d
+    stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
+             "batches": opts.batches, "solve_s": _time.perf_counter() - t0}
+    return SolveResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
