@@ -5,6 +5,7 @@ lr 1, times 1, 3, 10, 30; plus MODEL.md's public check (C = 2, noise 0.3, σ₀ 
 Criterion (issue 17): |DMFT − simulation| ≤ 4·SE + 0.003, SE = √(SE_sim² + SE_dmft²); z = diff/SE.
 
     PYTHONPATH=$PWD python benchmarks/dmft_vs_simulation.py --N 1000 --seeds 12 [--cases 0,1,...]
+        [--float32] [--sim-dt 0.2]
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import argparse
 import math
 import time
 
-import numpy as np
+import torch
 
 from mtsp.numeric.dmft.solve import DmftOptions, solve_dmft
 from mtsp.setup import setup_from_dict
@@ -41,15 +42,18 @@ def main():
     ap.add_argument("--N", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=12)
     ap.add_argument("--cases", default="")
-    ap.add_argument("--paths", type=int, default=8000)
-    ap.add_argument("--response", type=int, default=1500)
-    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--paths", type=int, default=4000)
+    ap.add_argument("--response", type=int, default=1000)
+    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--sim-dt", type=float, default=0.2, help="RK4 step of the simulation")
+    ap.add_argument("--float32", action="store_true", help="simulate in float32")
     args = ap.parse_args()
+    dtype = torch.float32 if args.float32 else torch.float64
     todo = cases()
     if args.cases:
         todo = [todo[int(i)] for i in args.cases.split(",")]
     print(f"# DMFT: {args.batches} batches x {args.paths} paths ({args.response} for the response);"
-          f" simulation: N = {args.N}, {args.seeds} seeds (RK4, default step)")
+          f" simulation: N = {args.N}, {args.seeds} seeds (RK4, step {args.sim_dt}, {dtype})")
     print("# case  t  quantity  dmft ± se  sim ± se  z  within(4SE+0.003)")
     worst = 0.0
     for name, d in todo:
@@ -58,7 +62,7 @@ def main():
         th = solve_dmft(s, DmftOptions(n_paths=args.paths, n_response=args.response,
                                        batches=args.batches))
         t1 = time.perf_counter()
-        sim = simulate(s, N=args.N, seeds=args.seeds).to_json_dict()
+        sim = simulate(s, N=args.N, seeds=args.seeds, dtype=dtype, dt=args.sim_dt).to_json_dict()
         t2 = time.perf_counter()
         A, B = th.tasks["A"], sim["tasks"]["A"]
         for key in ("gen_error", "test_loss", "train_loss", "train_error"):

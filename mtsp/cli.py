@@ -1,6 +1,6 @@
 """The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
 
-    mtsp solve SETUP [--engine ode] [--single] [--json]
+    mtsp solve SETUP [--engine ode|dmft] [--single] [--json]   (full_batch: dmft)
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
@@ -76,13 +76,21 @@ def _load(path):
     return load_setup(path)
 
 
-def _check_protocol(setup) -> None:
-    """The theory engines: only online's (ode) so far. `mtsp simulate` runs every protocol."""
+def _check_protocol(setup, theory=("online", "full_batch")) -> None:
+    """The theory engines: online's (ode) and full_batch's (dmft, glm students so far);
+    `theory`: the protocols the command serves. `mtsp simulate` runs every protocol."""
     p = setup.training.protocol
-    if p != "online":
+    if p == "full_batch" and "full_batch" not in theory:
+        raise NotImplementedError("training.protocol: the theory engine's check (mtsp check) "
+                                  "covers the online protocol only; 'mtsp solve' runs the dmft "
+                                  "engine of full_batch setups and 'mtsp simulate' simulates them")
+    if p == "full_batch" and setup.student.kind != "glm":
+        raise NotImplementedError("student.kind: the dmft engine of the 'full_batch' protocol covers "
+                                  "glm students so far; 'mtsp simulate' runs shared trunks")
+    if p not in ("online", "full_batch"):
         engine = {"erm": "replica", "full_batch": "dmft"}.get(p, "")
         raise NotImplementedError(f"training.protocol: the theory engine of the {p!r} protocol "
-                                  f"({engine}) is not implemented yet (only 'online'); "
+                                  f"({engine}) is not implemented yet (online and full_batch are); "
                                   f"'mtsp simulate' runs {p} setups")
 
 
@@ -249,7 +257,7 @@ def cmd_solve(args) -> int:
 def cmd_check(args) -> int:
     from .numeric.check import check, format_report
     setup = _load(args.setup)
-    _check_protocol(setup)
+    _check_protocol(setup, ("online",))
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     try:
         from .numeric.online import Accuracy
@@ -396,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
                                    "predictions.")
     p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
-    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
-                   help="theory engine: ode = the generated module of the setup's structure "
+    p.add_argument("--engine", choices=["ode", "reference", "dmft"], default="ode",
+                   help="theory engine (full_batch setups: dmft, their default): ode = the generated module of the setup's structure "
                         "(SymPy closed forms + quadrature); reference = the hand-written "
                         "right-hand side (a cross-check)")
     p.add_argument("--single", action="store_true", help="add single-task baselines")

@@ -382,8 +382,15 @@ def solve(setup, *, single: bool = False, acc: Accuracy = Accuracy(), progress=N
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3).
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
-    its single-task run is evaluated at times π_t·t (MODEL.md)."""
+    its single-task run is evaluated at times π_t·t (MODEL.md).
+
+    full_batch setups go to the DMFT (`dmft.solve.solve_full_batch`; engine "dmft", or the
+    default "ode" standing for the protocol's default)."""
     protocol = setup.training.protocol
+    if protocol == "full_batch":
+        from .dmft.solve import solve_full_batch
+        return solve_full_batch(setup, single=single, engine=engine, precision=precision,
+                                accuracy=accuracy, progress=progress)
     if protocol != "online":
         raise NotImplementedError(f"training.protocol: the {protocol!r} engine is not implemented yet "
                                   "(online is)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time as _time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +27,11 @@ import numpy as np
 from ..metrics import task_metrics
 from ..model import State, theory_model
 from ..online import Accuracy
+from ..solve import SolveResult
 from .engine import run_dmft
 from .losses import CrossEntropy
 
-__all__ = ["DmftOptions", "time_grid", "solve_dmft", "task_trajectory"]
+__all__ = ["DmftOptions", "time_grid", "solve_dmft", "solve_full_batch", "task_trajectory", "DmftResult"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,9 @@ class DmftOptions:
     response; batches: independent solutions (error bars); scan: grid points for early stopping;
     seed: of the fixed standard normals."""
     dt: float | None = None
-    n_paths: int = 8000
-    n_response: int = 1500
-    batches: int = 4
+    n_paths: int = 4000
+    n_response: int = 1000
+    batches: int = 8
     scan: int = 60
     seed: int = 0
 
@@ -115,7 +117,9 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
         Q = s0 ** 2 * decay[:, None, None] ** 2 * np.eye(C)
         return Q, np.zeros((K + 1, C, C)), np.full(K + 1, math.log(C)), np.full(K + 1, np.nan)
     loss = CrossEntropy(C, float(task.noise))
-    rng = np.random.default_rng([opts.seed, t, batch])
+    # the paths depend on the task's name, not its position: a task alone (setup.single) gets the
+    # same paths, so the glm baselines with shared inputs equal the multitask run exactly
+    rng = np.random.default_rng([opts.seed, zlib.crc32(task.name.encode()), batch])
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response, rng=rng)
     U = loss.U
@@ -135,7 +139,6 @@ def _mean_se(x: np.ndarray):
 def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
                progress=None):
     """N → ∞ prediction of the full_batch protocol for a glm `setup` (module docstring)."""
-    from ..solve import SolveResult
     if setup.training.protocol != "full_batch":
         raise ValueError(f"training.protocol: the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
@@ -151,7 +154,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
     scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().astype(int), req]))
-    tasks = {}
+    tasks, curves = {}, {}
     n_jobs = len(setup.tasks) * opts.batches
     done = 0
     for t, task in enumerate(setup.tasks):
@@ -187,6 +190,55 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             d[best], d[best + "_se"] = float(mean[j]), float(se[j])
             d[best + "_time"] = float(grid_t[scan[j]])
         tasks[task.name] = d
+        curves[task.name] = _mean_se(per_batch["scan_gen"])[0].tolist()
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
              "batches": opts.batches, "solve_s": _time.perf_counter() - t0}
-    return SolveResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
+    res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
+    res.scan_times = grid_t[scan].tolist()
+    res.scan_gen_error = curves
+    return res
+
+
+class DmftResult(SolveResult):
+    """SolveResult of the DMFT: no dense trajectory; `curves` gives gen_error on the
+    early-stopping scan grid."""
+    scan_times: list = []
+    scan_gen_error: dict = {}
+
+    def state(self, t):
+        raise NotImplementedError("the DMFT result keeps no order-parameter trajectory")
+
+    def curves(self, points: int = 60, acc=None) -> dict:
+        out = {"times": list(self.scan_times), "tasks": dict(self.scan_gen_error), "single": {}}
+        for name, res in (self.single_results or {}).items():
+            g = np.interp(self.scan_times, res.scan_times, res.scan_gen_error[name])
+            out["single"][name] = g.tolist()
+        return out
+
+
+def solve_full_batch(setup, *, single: bool = False, engine: str = "ode", precision: str = "double",
+                     accuracy: str = "default", opts: DmftOptions = DmftOptions(), progress=None):
+    """`numeric.solve.solve` for full_batch setups: the DMFT (engine "dmft"; "ode", the online
+    default, stands for each protocol's default engine), with `single`: each task alone
+    (setup.single(t), same times; its own P_t samples with separate inputs)."""
+    if engine not in ("ode", "dmft"):
+        raise ValueError(f"engine: the full_batch protocol is solved by the dmft engine, not {engine!r}")
+    if precision != "double":
+        raise NotImplementedError("precision: the dmft engine runs in double precision only")
+    if accuracy != "default":
+        raise NotImplementedError("accuracy: the dmft engine has no accuracy presets; its sampling "
+                                  "error is reported as gen_error_se")
+    active = [k for k, t in enumerate(setup.tasks) if t.weight != 0] if single else []
+    runs = 1 + len(active)
+
+    def part(k):
+        return (lambda f: progress((k + f) / runs)) if progress else None
+    res = solve_dmft(setup, opts, progress=part(0))
+    if single:
+        res.single, res.single_results = {}, {}
+        for i, k in enumerate(active):
+            name = setup.tasks[k].name
+            alone = solve_dmft(setup.single(k), opts, progress=part(1 + i))
+            res.single[name] = alone.tasks[name]
+            res.single_results[name] = alone
+    return res
