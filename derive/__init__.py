@@ -19,9 +19,13 @@ def __getattr__(name):  # SymPy loads only when a derivation is asked for
 __all__ = ["OnlineSystem", "derive_online", "structure_key", "write_derivation"]
 
 
-def write_derivation(setup, out_dir: str) -> list[str]:
+def write_derivation(setup, out_dir: str, engine: str | None = None) -> list[str]:
     """Write `equations.md` (the equation sheet) and `online_equations.py` (the generated
-    standalone module) for `setup` into `out_dir`; returns the paths written."""
+    standalone module) for `setup` into `out_dir`; returns the paths written. full_batch setups
+    (or engine "dmft"): `dmft_equations.md` (derive/dmft.py)."""
+    if engine == "dmft" or (engine is None and setup.training.protocol == "full_batch"):
+        from .dmft import write_dmft_derivation
+        return write_dmft_derivation(setup, out_dir)
     from ..numeric.model import theory_model
     from .codegen import generate_module
     from .sheet import equation_sheet

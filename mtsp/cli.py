@@ -4,7 +4,7 @@
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
-    mtsp derive SETUP --out DIR
+    mtsp derive SETUP --out DIR [--engine ode|dmft]
     mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
                [--jobs N] [--scheduler tcp://...]
 
@@ -314,7 +314,7 @@ def cmd_derive(args) -> int:
     except ImportError as e:
         raise CliError(f"derive: the derivation layer is not available yet ({e})") from None
     out = _prepare_out(args.out)
-    paths = write_derivation(setup, out)
+    paths = write_derivation(setup, out, engine=args.engine)
     for p in paths or []:
         print(p)
     return 0
@@ -472,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the derivation of SETUP's theory into DIR.")
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--engine", choices=["ode", "dmft"], default=None,
+                   help="which equations (default: the protocol's engine)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("sweep", parents=[common], help="map the multitask benefit over parameters",
