@@ -77,16 +77,19 @@ def _load(path):
 
 
 def _check_protocol(setup, theory=("online", "full_batch")) -> None:
-    """The theory engines: online's (ode) and full_batch's (dmft, glm students so far);
+    """The theory engines: online's (ode) and full_batch's (dmft: glm students, linear trunks);
     `theory`: the protocols the command serves. `mtsp simulate` runs every protocol."""
     p = setup.training.protocol
     if p == "full_batch" and "full_batch" not in theory:
         raise NotImplementedError("training.protocol: the theory engine's check (mtsp check) "
                                   "covers the online protocol only; 'mtsp solve' runs the dmft "
                                   "engine of full_batch setups and 'mtsp simulate' simulates them")
-    if p == "full_batch" and setup.student.kind != "glm":
-        raise NotImplementedError("student.kind: the dmft engine of the 'full_batch' protocol covers "
-                                  "glm students so far; 'mtsp simulate' runs shared trunks")
+    if p == "full_batch":
+        from .numeric.dmft.solve import check_supported
+        try:
+            check_supported(setup)
+        except NotImplementedError as e:
+            raise NotImplementedError(f"{e}; 'mtsp simulate' runs every full_batch setup") from None
     if p not in ("online", "full_batch"):
         engine = {"erm": "replica", "full_batch": "dmft"}.get(p, "")
         raise NotImplementedError(f"training.protocol: the theory engine of the {p!r} protocol "

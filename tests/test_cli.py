@@ -128,10 +128,10 @@ ERM = TINY.replace('protocol = "online"', 'protocol = "erm"\nalpha = 2\nridge = 
 
 @pytest.mark.parametrize("text, command", [(ERM, ["solve", "--json"]), (ERM, ["check"]),
                                            (ERM, ["validate"]), (FULL_BATCH, ["check"]),
-                                           (FULL_BATCH.replace('kind = "glm"', 'kind = "shared"\nhidden = 2'),
+                                           (FULL_BATCH.replace('kind = "glm"', 'kind = "shared"\nhidden = 2\nactivation = "relu"'),
                                             ["solve", "--json"])])
 def test_finite_data_theory_refused(tmp_path, capsys, text, command):
-    """No theory engine for erm yet, no check for full_batch, no dmft for shared trunks yet:
+    """No theory engine for erm yet, no check for full_batch, no dmft for relu trunks yet:
     refused before anything runs, pointing to `mtsp simulate`."""
     out_dir = tmp_path / "report"
     argv = [command[0], write(tmp_path, text), *command[1:]]
@@ -139,7 +139,7 @@ def test_finite_data_theory_refused(tmp_path, capsys, text, command):
         argv += ["--out", str(out_dir)]
     assert main(argv) == 2
     out, err = capsys.readouterr()
-    key = "student.kind" if 'kind = "shared"' in text else "training.protocol: the theory engine"
+    key = "student.activation" if 'kind = "shared"' in text else "training.protocol: the theory engine"
     assert out == "" and err.startswith("mtsp: error: " + key)
     assert "mtsp simulate" in err and err.count("\n") == 1
     assert not out_dir.exists()

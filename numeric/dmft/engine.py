@@ -41,8 +41,9 @@ __all__ = ["DmftTrajectory", "run_dmft"]
 class DmftTrajectory:
     """Along the grid t_k (K + 1 points): teacher overlap M (K+1, d, C_teacher) and equal-time
     bulk covariance Cperp (K+1, d, d) in the loss's reduced coordinates; the common-mode factor
-    decay_k = Π_{j<k}(1 − ηκh_j); the path means of the training loss and error (K+1,) when the
-    loss provides them; kernels kept for inspection (R, chi, Cdelta: (K+1, K+1, d, d))."""
+    decay_k = Π_{j<k}(1 − ηκh_j); the path means of the training loss and error ((K+1,) or
+    (K+1, T)) when the loss provides them; kernels kept for inspection (R, chi, Cdelta:
+    (K+1, K+1, d, d)); the loss's trained parameters (heads) at every step, `states`."""
     times: np.ndarray
     M: np.ndarray
     Cperp: np.ndarray
@@ -52,6 +53,7 @@ class DmftTrajectory:
     R: np.ndarray
     chi: np.ndarray
     Cdelta: np.ndarray
+    states: list
 
 
 class _GrowingCholesky:  # noise="cholesky"
@@ -143,8 +145,10 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     Ds = np.zeros((nr, K + 1, d, d))
     Gs = np.zeros((nr, (K + 1) * d, (K + 1) * d), np.float32)
     chol = _GrowingCholesky((K + 1) * d) if noise == "cholesky" else None
-    tl = np.full(K + 1, np.nan) if train_metrics else None
-    te = np.full(K + 1, np.nan) if train_metrics else None
+    tl = [None] * (K + 1) if train_metrics else None
+    te = [None] * (K + 1) if train_metrics else None
+    state = loss.initial_state()
+    states = []
     decay = np.concatenate([[1.0], np.cumprod(decay_step)])
 
     for k in range(K + 1):
@@ -172,11 +176,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         h = mu @ M[k].T + zeta
         if k:
             h -= np.einsum("jab,jnb->na", achi_k, deltas[:k]) / alpha
-        delta, D = loss.grad_hess(h, data)
+        delta, D = loss.grad_hess(h, data, state)
         deltas[k] = delta
+        states.append(state)
         if train_metrics:
-            ce, err = loss.train_metrics(h, data)
-            tl[k], te[k] = ce.mean(), err.mean()
+            ce, err = loss.train_metrics(h, data, state)
+            tl[k], te[k] = ce.mean(axis=0), err.mean(axis=0)
         Cd[k, :k + 1] = np.einsum("na,jnb->jab", delta, deltas[:k + 1]) / n
         Cd[:k + 1, k] = np.transpose(Cd[k, :k + 1], (0, 2, 1))
         # --- per-path response G(k, ·) on the first nr paths; R(k, ·) ------------------------
@@ -198,6 +203,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         chi[k + 1, :k + 1] = decay_step[k] * chi[k, :k + 1] - a[k] * mem
         chi[k + 1, k + 1] = I
         M[k + 1] = decay_step[k] * M[k] - a[k] * (delta.T @ data.lam) / n
+        state = loss.advance(state, h, data, steps[k])
     times = np.concatenate([[0.0], np.cumsum(steps)])
     Cdiag = np.array([Cp[k, k] for k in range(K + 1)])
-    return DmftTrajectory(times, M, Cdiag, decay, tl, te, R, chi, Cd)
+    if train_metrics:
+        tl, te = np.array(tl), np.array(te)
+    return DmftTrajectory(times, M, Cdiag, decay, tl, te, R, chi, Cd, states)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["centred_basis", "CrossEntropy", "PathData", "sqrt_psd"]
+__all__ = ["centred_basis", "CrossEntropy", "LinearTrunk", "PathData", "SampleLoss", "sqrt_psd"]
 
 
 def centred_basis(C: int) -> np.ndarray:
@@ -42,7 +42,22 @@ class PathData:
     label: np.ndarray
 
 
-class CrossEntropy:
+class SampleLoss:
+    """What the engine asks of a sample-side loss: `dim` fields per path; `normals(gram)` standard
+    normals per path for its data and `sample(gram, normals)` the frozen data; `grad_hess(h,
+    data, state)` → (δ, D); `train_metrics(h, data, state)` → per-path (loss, error);
+    finitely many trained parameters (heads) in `state`: `initial_state()` and
+    `advance(state, h, data, step)` (one gradient step of the empirical risk, path averages)."""
+    dim: int
+
+    def initial_state(self):
+        return None
+
+    def advance(self, state, h, data, step):
+        return state
+
+
+class CrossEntropy(SampleLoss):
     """Softmax cross-entropy of one task with C classes and noisy argmax labels
     y = argmax(λ + σ ξ) (MODEL.md), in the d = C − 1 centred coordinates."""
 
@@ -68,7 +83,7 @@ class CrossEntropy:
     def logits(self, h: np.ndarray) -> np.ndarray:
         return h @ self.U.T
 
-    def grad_hess(self, h: np.ndarray, data: PathData):
+    def grad_hess(self, h: np.ndarray, data: PathData, state=None):
         """(δ (n, d), D (n, d, d)) at reduced fields h (n, d)."""
         z = self.logits(h)
         z = z - z.max(axis=1, keepdims=True)
@@ -81,10 +96,79 @@ class CrossEntropy:
         D = np.einsum("ca,nc,cb->nab", self.U, p, self.U) - pu[:, :, None] * pu[:, None, :]
         return delta, D
 
-    def train_metrics(self, h: np.ndarray, data: PathData):
+    def train_metrics(self, h: np.ndarray, data: PathData, state=None):
         """Per path: cross-entropy and the error indicator argmax z ≠ y."""
-        z = self.logits(h)
-        m = z.max(axis=1)
-        lse = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
-        ce = lse - z[np.arange(len(z)), data.label]
-        return ce, (np.argmax(z, axis=1) != data.label).astype(float)
+        return _ce_and_error(self.logits(h), data.label)
+
+
+def _ce_and_error(z: np.ndarray, label: np.ndarray):
+    m = z.max(axis=1)
+    lse = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+    return lse - z[np.arange(len(z)), label], (np.argmax(z, axis=1) != label).astype(float)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+class LinearTrunk(SampleLoss):
+    """Shared linear trunk h = Wx/√N ∈ R^K with trained heads, shared inputs: every path carries
+    the labels of all tasks, L = Σ_t w_t CE(V_t h, y_t):
+
+        δ = Σ_t w_t V_tᵀ(p_t − e_{y_t}),   D = Σ_t w_t V_tᵀ(diag p_t − p_t p_tᵀ)V_t,
+        V_t ← V_t − η_V h_k w_t E[(p_t − e_{y_t}) hᵀ]   (full-batch gradient: the path mean).
+
+    `train_metrics` returns per-path (loss, error) of each task as (n, T) arrays."""
+
+    def __init__(self, classes, noise, weights, heads0, head_lr: float):
+        self.classes = tuple(int(c) for c in classes)
+        self.noise = np.asarray(noise, float)
+        self.weights = np.asarray(weights, float)
+        self.heads0 = tuple(np.asarray(v, float) for v in heads0)
+        self.head_lr = float(head_lr)
+        self.dim = self.heads0[0].shape[1]
+        self.M = sum(self.classes)
+        self.offsets = np.concatenate([[0], np.cumsum(self.classes)[:-1]]).astype(int)
+
+    def normals(self, gram):
+        return 2 * self.M
+
+    def sample(self, gram, normals):
+        lam = normals[:, :self.M] @ sqrt_psd(gram).T
+        nu = lam + normals[:, self.M:] * np.concatenate(
+            [np.full(c, s) for c, s in zip(self.classes, self.noise)])
+        labels = np.stack([np.argmax(nu[:, o:o + c], axis=1)
+                           for o, c in zip(self.offsets, self.classes)], axis=1)
+        return PathData(lam, labels)
+
+    def initial_state(self):
+        return tuple(v.copy() for v in self.heads0)
+
+    def _errors(self, h, data, V):
+        """Per task: p_t − e_{y_t} (n, C_t) and p_t."""
+        out = []
+        for t, Vt in enumerate(V):
+            p = _softmax(h @ Vt.T)
+            e = p.copy()
+            e[np.arange(len(e)), data.label[:, t]] -= 1.0
+            out.append((e, p))
+        return out
+
+    def grad_hess(self, h, data, state):
+        delta = np.zeros_like(h)
+        D = np.zeros((len(h), self.dim, self.dim))
+        for (e, p), Vt, w in zip(self._errors(h, data, state), state, self.weights):
+            delta += w * e @ Vt
+            pv = p @ Vt
+            D += w * (np.einsum("ca,nc,cb->nab", Vt, p, Vt) - pv[:, :, None] * pv[:, None, :])
+        return delta, D
+
+    def advance(self, state, h, data, step):
+        errs = self._errors(h, data, state)
+        return tuple(Vt - self.head_lr * step * w * (e.T @ h) / len(h)
+                     for (e, _), Vt, w in zip(errs, state, self.weights))
+
+    def train_metrics(self, h, data, state):
+        ce, err = zip(*(_ce_and_error(h @ Vt.T, data.label[:, t]) for t, Vt in enumerate(state)))
+        return np.stack(ce, axis=1), np.stack(err, axis=1)

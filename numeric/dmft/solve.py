@@ -12,8 +12,12 @@ W_t W_tᵀ/N and M(t) = W_t B_tᵀ/N, by `numeric.metrics.task_metrics` (a glm s
 student with identity heads, `numeric.model`); the all-ones direction of W_t (irrelevant for
 softmax and argmax) carries σ₀² Π(1 − ηκh)² as in the finite-N dynamics.
 
-Sampling error: `batches` independent DMFT solutions (independent fixed normals) of
-n_paths / batches paths each; the outputs are their means and `*_se` their standard errors.
+Shared linear trunks (shared inputs): one sample-side process with the K trunk fields and every
+task's frozen label (`losses.LinearTrunk`), the heads V_t evolved from path averages, test metrics
+from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
+
+Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
+each; the outputs are their means and `*_se` their standard errors.
 """
 from __future__ import annotations
 
@@ -29,9 +33,9 @@ from ..model import State, theory_model
 from ..online import Accuracy
 from ..solve import SolveResult
 from .engine import run_dmft
-from .losses import CrossEntropy
+from .losses import CrossEntropy, LinearTrunk
 
-__all__ = ["DmftOptions", "time_grid", "solve_dmft", "solve_full_batch", "task_trajectory", "DmftResult"]
+__all__ = ["DmftOptions", "time_grid", "solve_dmft", "solve_full_batch", "task_trajectory", "trunk_trajectory", "check_supported", "DmftResult"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def _task_params(setup, t: int):
 
 
 def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
-    """One DMFT solution (batch `batch`) of task t: (Q (K+1, C, C), M (K+1, C, C), train loss,
+    """One DMFT solution (batch `batch`) of glm task t: (Q (K+1, C, C), M (K+1, C, C), train loss,
     train error (K+1,)) along the grid."""
     task = setup.tasks[t]
     C = int(task.classes)
@@ -117,11 +121,9 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
         Q = s0 ** 2 * decay[:, None, None] ** 2 * np.eye(C)
         return Q, np.zeros((K + 1, C, C)), np.full(K + 1, math.log(C)), np.full(K + 1, np.nan)
     loss = CrossEntropy(C, float(task.noise))
-    # the paths depend on the task's name, not its position: a task alone (setup.single) gets the
-    # same paths, so the glm baselines with shared inputs equal the multitask run exactly
-    rng = np.random.default_rng([opts.seed, zlib.crc32(task.name.encode()), batch])
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
-                  n_paths=opts.n_paths, n_response=opts.n_response, rng=rng)
+                  n_paths=opts.n_paths, n_response=opts.n_response,
+                  rng=_rng(opts, task.name, batch))
     U = loss.U
     Tp = np.linalg.pinv(gram, hermitian=True)
     M = np.einsum("ca,kab->kcb", U, tr.M)
@@ -130,21 +132,79 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     return Q, M, tr.train_loss, tr.train_error
 
 
+def _rng(opts, name: str, batch: int):
+    """The paths depend on the task's (or the trunk's tasks') names, not positions: a glm task
+    alone (setup.single) gets the same paths, so its baseline with shared inputs equals the
+    multitask run exactly."""
+    return np.random.default_rng([opts.seed, zlib.crc32(name.encode()), batch])
+
+
+def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
+    """One DMFT solution of a shared linear trunk with heads (shared inputs, all tasks in one
+    sample-side process, `losses.LinearTrunk`): (Q (K+1, K, K), R (K+1, K, M), heads per step,
+    train loss, train error (K+1, T))."""
+    tr_ = setup.training
+    model = theory_model(setup)
+    loss = LinearTrunk(model.classes, model.noise, model.weights, model.heads0, float(tr_.head_lr))
+    gram = model.gram
+    tr = run_dmft(loss, gram, lr=float(tr_.lr), weight_decay=float(tr_.weight_decay),
+                  alpha=float(tr_.alpha), init_scale=float(setup.student.init_scale), steps=steps,
+                  n_paths=opts.n_paths, n_response=opts.n_response,
+                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch))
+    Tp = np.linalg.pinv(gram, hermitian=True)
+    Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
+    return Q, tr.M, tr.states, tr.train_loss, tr.train_error
+
+
+def _units(setup):
+    """(theory model, setup task indices, batch solver) per independent DMFT: one per glm task,
+    one for a shared trunk."""
+    if setup.student.kind == "glm":
+        out = []
+        for t in range(len(setup.tasks)):
+            model = theory_model(setup.single(t))
+
+            def solve(steps, opts, b, t=t, model=model):
+                Q, M, trl, tre = task_trajectory(setup, t, steps, opts, b)
+                return [State(q, m, model.heads0) for q, m in zip(Q, M)], trl[:, None], tre[:, None]
+            out.append((model, [t], solve))
+        return out
+    model = theory_model(setup)
+
+    def solve(steps, opts, b):
+        Q, R, V, trl, tre = trunk_trajectory(setup, steps, opts, b)
+        return [State(q, r, v) for q, r, v in zip(Q, R, V)], trl, tre
+    return [(model, list(range(len(setup.tasks))), solve)]
+
+
 def _mean_se(x: np.ndarray):
     x = np.asarray(x, float)
     se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
     return x.mean(axis=0), se
 
 
+def check_supported(setup) -> None:
+    """glm students (any tasks, shared or separate inputs) and shared *linear* trunks with shared
+    inputs; anything else is refused naming the key."""
+    st = setup.student
+    if st.kind == "glm":
+        return
+    if st.activation != "linear":
+        raise NotImplementedError(f"student.activation: the DMFT engine covers linear trunks so far, "
+                                  f"not {st.activation!r} (relu's kink needs its own response term)")
+    if setup.training.inputs == "separate" and len(setup.tasks) > 1:
+        raise NotImplementedError("training.inputs: the DMFT of a shared trunk covers shared inputs "
+                                  "so far")
+
+
 def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
                progress=None):
-    """N → ∞ prediction of the full_batch protocol for a glm `setup` (module docstring)."""
+    """N → ∞ prediction of the full_batch protocol for `setup` (module docstring;
+    `check_supported`)."""
     if setup.training.protocol != "full_batch":
         raise ValueError(f"training.protocol: the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
-    if setup.student.kind != "glm":
-        raise NotImplementedError("student.kind: the DMFT engine covers glm students so far "
-                                  "(shared trunks: not implemented yet)")
+    check_supported(setup)
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise ValueError("dmft options: batches, n_paths and n_response must be ≥ 1")
     t0 = _time.perf_counter()
@@ -155,42 +215,46 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
     scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().astype(int), req]))
     tasks, curves = {}, {}
-    n_jobs = len(setup.tasks) * opts.batches
+    units = _units(setup)
+    n_jobs = len(units) * opts.batches
     done = 0
-    for t, task in enumerate(setup.tasks):
-        alone = setup.single(t)
-        model = theory_model(alone)
-        per_batch = {k: [] for k in ("gen_error", "label_error", "test_loss", "train_loss",
-                                     "train_error", "scan_gen", "scan_loss")}
+    for model, ids, solve_batch in units:
+        keys = ("gen_error", "label_error", "test_loss", "train_loss", "train_error", "scan_gen",
+                "scan_loss")
+        per_batch = {k: [] for k in keys}
         for b in range(opts.batches):
-            Q, M, trl, tre = task_trajectory(setup, t, steps, opts, b)
+            states, trl, tre = solve_batch(steps, opts, b)
 
             def mets(k, label=True):
-                return task_metrics(model, State(Q[k], M[k], model.heads0), acc, label=label)[0]
-            at = [mets(int(k)) for k in req]
-            per_batch["gen_error"].append([m.gen_error for m in at])
-            per_batch["label_error"].append([m.label_error for m in at])
-            per_batch["test_loss"].append([m.test_loss for m in at])
+                return task_metrics(model, states[k], acc, label=label)
+            at = [mets(int(k)) for k in req]                        # [time][task]
+            sc = [mets(int(k), label=False) for k in scan]
+            per_batch["gen_error"].append([[m.gen_error for m in r] for r in at])
+            per_batch["label_error"].append([[m.label_error for m in r] for r in at])
+            per_batch["test_loss"].append([[m.test_loss for m in r] for r in at])
             per_batch["train_loss"].append(trl[req])
             per_batch["train_error"].append(tre[req])
-            sc = [mets(int(k), label=False) for k in scan]
-            per_batch["scan_gen"].append([m.gen_error for m in sc])
-            per_batch["scan_loss"].append([m.test_loss for m in sc])
+            per_batch["scan_gen"].append([[m.gen_error for m in r] for r in sc])
+            per_batch["scan_loss"].append([[m.test_loss for m in r] for r in sc])
             done += 1
             if progress:
                 progress(done / n_jobs)
-        d = {}
-        for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
-            mean, se = _mean_se(per_batch[key])
-            d[key] = mean.tolist()
-            d[key + "_se"] = se.tolist()
-        for best, key in (("best_gen_error", "scan_gen"), ("best_test_loss", "scan_loss")):
-            mean, se = _mean_se(per_batch[key])
-            j = int(np.argmin(mean))
-            d[best], d[best + "_se"] = float(mean[j]), float(se[j])
-            d[best + "_time"] = float(grid_t[scan[j]])
-        tasks[task.name] = d
-        curves[task.name] = _mean_se(per_batch["scan_gen"])[0].tolist()
+        stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
+        for j, t in enumerate(ids):
+            d = {}
+            for key in keys[:5]:
+                mean, se = stats_[key]
+                d[key] = mean[:, j].tolist()
+                d[key + "_se"] = se[:, j].tolist()
+            for best, key in (("best_gen_error", "scan_gen"), ("best_test_loss", "scan_loss")):
+                mean, se = stats_[key]
+                i = int(np.argmin(mean[:, j]))
+                d[best], d[best + "_se"] = float(mean[i, j]), float(se[i, j])
+                d[best + "_time"] = float(grid_t[scan[i]])
+            name = setup.tasks[t].name
+            tasks[name] = d
+            curves[name] = stats_["scan_gen"][0][:, j].tolist()
+    tasks = {t.name: tasks[t.name] for t in setup.tasks}
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
              "batches": opts.batches, "solve_s": _time.perf_counter() - t0}
     res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
