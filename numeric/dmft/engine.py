@@ -134,17 +134,20 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         g_src[np.arange(m), np.arange(m)] = 0.0                    # no path is its own source
         src_scale = -1.0 / np.sqrt(alpha * m)
     I = np.eye(d)
-
-    chi = np.zeros((K + 1, K + 1, d, d))    # chi[k, j + 1] = χ(k, j), j = −1..K−1
-    chi[0, 0] = I
-    R = np.zeros((K + 1, K + 1, d, d))
-    Cd = np.zeros((K + 1, K + 1, d, d))
-    Cp = np.zeros((K + 1, K + 1, d, d))
+    # kernels stored flat: X[k d + a, l d + b] = X(k, l)[a, b]; chi's column block j + 1 holds
+    # χ(·, j) (block 0: the initial condition, j = −1)
+    Kd = (K + 1) * d
+    chi = np.zeros((Kd, Kd))
+    chi[:d, :d] = I
+    R = np.zeros((Kd, Kd))
+    Cd = np.zeros((Kd, Kd))
+    Cdiag = np.zeros((K + 1, d, d))
+    acol = np.repeat(a, d)                                          # a_j on column block j
     M = np.zeros((K + 1, d, Ct))
-    deltas = np.zeros((K + 1, n, d))
+    deltas = np.zeros((n, Kd))                                      # δ_j of every path, flat
     Ds = np.zeros((nr, K + 1, d, d))
-    Gs = np.zeros((nr, (K + 1) * d, (K + 1) * d), np.float32)
-    chol = _GrowingCholesky((K + 1) * d) if noise == "cholesky" else None
+    Gs = np.zeros((nr, Kd, Kd), np.float32)
+    chol = _GrowingCholesky(Kd) if noise == "cholesky" else None
     tl = [None] * (K + 1) if train_metrics else None
     te = [None] * (K + 1) if train_metrics else None
     state = loss.initial_state()
@@ -152,60 +155,63 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     decay = np.concatenate([[1.0], np.cumprod(decay_step)])
 
     for k in range(K + 1):
-        # --- C⊥(k, l), l ≤ k, from χ(k, ·) and Cδ on earlier steps ---------------------------
-        achi_k = chi[k, 1:k + 1] * a[:k, None, None]                              # a_j χ(k, j)
-        row = init_scale ** 2 * np.einsum("ab,lcb->lac", chi[k, 0], chi[:k + 1, 0])
+        rk = slice(k * d, (k + 1) * d)
+        kd = k * d
+        Ak = chi[rk, d:kd + d] * acol[:kd]                         # [a_j χ(k, j)]_{j<k}, (d, kd)
+        # --- C⊥(k, l) for l ≤ k (all of them for the Cholesky factor, else l = k) ------------
+        lo = 0 if noise == "cholesky" else kd
+        row = init_scale ** 2 * chi[rk, :d] @ chi[lo:kd + d, :d].T
         if k:
-            B = np.einsum("jab,jibc->iac", achi_k, Cd[:k, :k])                    # (k, d, d)
-            achi_l = chi[:k + 1, 1:k + 1] * a[None, :k, None, None]               # (k+1, k, d, d)
-            row += np.einsum("iac,lidc->lad", B, achi_l) / alpha
-        Cp[k, :k + 1] = row
-        Cp[:k + 1, k] = np.transpose(row, (0, 2, 1))
+            Aall = chi[lo:kd + d, d:kd + d] * acol[:kd]
+            row += (Ak @ Cd[:kd, :kd]) @ Aall.T / alpha
+        Cdiag[k] = row[:, -d:]
         # --- the Gaussian field ζ_k ----------------------------------------------------------
         if noise == "cholesky":      # extend the factor by the d rows of step k
-            flat = np.transpose(Cp[k, :k + 1], (1, 0, 2)).reshape(d, (k + 1) * d)
             for c in range(d):
-                chol.add_row(k * d + c, flat[c])
-            zeta = z[:, :(k + 1) * d] @ chol.L[k * d:(k + 1) * d, :(k + 1) * d].T
+                chol.add_row(kd + c, row[c])
+            zeta = z[:, :kd + d] @ chol.L[rk, :kd + d].T
         else:                        # initial condition + the sources' past gradients
-            zeta = init_scale * z @ chi[k, 0].T
+            zeta = init_scale * z @ chi[rk, :d].T
             if k:
-                S = np.einsum("jab,jpb->pa", achi_k, deltas[:k, :m])              # (m, d)
+                S = deltas[:m, :kd] @ Ak.T                                        # (m, d)
                 zeta += src_scale * (g_src @ S.astype(np.float32)).astype(float)
         # --- sample side ----------------------------------------------------------------------
         h = mu @ M[k].T + zeta
         if k:
-            h -= np.einsum("jab,jnb->na", achi_k, deltas[:k]) / alpha
+            h -= deltas[:, :kd] @ Ak.T / alpha
         delta, D = loss.grad_hess(h, data, state)
-        deltas[k] = delta
+        deltas[:, rk] = delta
         states.append(state)
         if train_metrics:
             ce, err = loss.train_metrics(h, data, state)
             tl[k], te[k] = ce.mean(axis=0), err.mean(axis=0)
-        Cd[k, :k + 1] = np.einsum("na,jnb->jab", delta, deltas[:k + 1]) / n
-        Cd[:k + 1, k] = np.transpose(Cd[k, :k + 1], (0, 2, 1))
+        Cd[rk, :kd + d] = delta.T @ deltas[:, :kd + d] / n
+        Cd[:kd + d, rk] = Cd[rk, :kd + d].T
         # --- per-path response G(k, ·) on the first nr paths; R(k, ·) ------------------------
-        # G is stored flat, Gs[n, l d + b, j d + c] = G(l, j)[b, c] (float32: the response
-        # enters the kernels through R, where its rounding, ~1e-7 relative, is negligible)
+        # Gs[n, l d + b, j d + c] = G(l, j)[b, c] (float32: the response enters the kernels
+        # through R, where its rounding, ~1e-7 relative, is negligible)
         Dk = D[:nr]
         Ds[:, k] = Dk
         if k:
-            F = np.einsum("lab,nlbc->nalc", achi_k, Ds[:, :k]).reshape(nr, d, k * d)
-            Gs[:, k * d:(k + 1) * d, :k * d] = np.matmul(F.astype(np.float32),
-                                                         Gs[:, :k * d, :k * d]) * (-1.0 / alpha)
-        Gs[:, k * d:(k + 1) * d, k * d:(k + 1) * d] = I
-        Gk = Gs[:, k * d:(k + 1) * d, :(k + 1) * d].reshape(nr, d, k + 1, d)
-        R[k, :k + 1] = np.einsum("nab,nbjc->jac", Dk, Gk) / nr
+            A3 = Ak.reshape(d, k, d)                                              # [a, l, b]
+            F = sum(A3[None, :, :, b, None] * Ds[:, None, :k, b, :] for b in range(d))
+            Gs[:, rk, :kd] = np.matmul(F.reshape(nr, d, kd).astype(np.float32),
+                                       Gs[:, :kd, :kd]) * (-1.0 / alpha)
+        Gs[:, rk, rk] = I
+        R[rk, :kd + d] = np.tensordot(Dk, Gs[:, rk, :kd + d], axes=([0, 2], [0, 1])) / nr
         if k == K:
             break
         # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
-        mem = np.einsum("lab,ljbc->jac", R[k, :k + 1], chi[:k + 1, :k + 1])        # j+1 = 0..k
-        chi[k + 1, :k + 1] = decay_step[k] * chi[k, :k + 1] - a[k] * mem
-        chi[k + 1, k + 1] = I
+        r1 = slice(kd + d, kd + 2 * d)
+        chi[r1, :kd + d] = decay_step[k] * chi[rk, :kd + d] - a[k] * (R[rk, :kd + d] @ chi[:kd + d, :kd + d])
+        chi[r1, r1] = I
         M[k + 1] = decay_step[k] * M[k] - a[k] * (delta.T @ data.lam) / n
         state = loss.advance(state, h, data, steps[k])
     times = np.concatenate([[0.0], np.cumsum(steps)])
-    Cdiag = np.array([Cp[k, k] for k in range(K + 1)])
     if train_metrics:
         tl, te = np.array(tl), np.array(te)
-    return DmftTrajectory(times, M, Cdiag, decay, tl, te, R, chi, Cd, states)
+
+    def blocks(X):
+        return X.reshape(K + 1, d, K + 1, d).transpose(0, 2, 1, 3)
+    return DmftTrajectory(times, M, Cdiag, decay, tl, te, blocks(R), blocks(chi), blocks(Cd),
+                          states)
