@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 
 import torch
-
 from mtsp.numeric.dmft.solve import DmftOptions, solve_dmft
-from mtsp.setup import setup_from_dict
 from mtsp.validate.simulate import simulate
+
+from mtsp.setup import setup_from_dict
 
 
 def main():

@@ -12,16 +12,16 @@ import argparse
 import time
 
 import torch
-
 from mtsp.numeric.dmft.solve import DmftOptions, solve_full_batch
-from mtsp.setup import setup_from_dict
 from mtsp.validate.compare import compare
 from mtsp.validate.simulate import simulate, simulate_with_single
+
+from mtsp.setup import setup_from_dict
 
 
 def cases():
     heads2 = [[0.5, -0.1], [-0.5, 0.2]]
-    two = lambda rho: {  # noqa: E731
+    two = lambda rho: {
         "tasks": [{"name": "A", "classes": 2, "noise": 0.2}, {"name": "B", "classes": 2, "noise": 1.0}],
         "teacher": {"alignment": rho},
         "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.2,

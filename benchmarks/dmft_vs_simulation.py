@@ -14,10 +14,10 @@ import math
 import time
 
 import torch
-
 from mtsp.numeric.dmft.solve import DmftOptions, solve_dmft
-from mtsp.setup import setup_from_dict
 from mtsp.validate.simulate import simulate
+
+from mtsp.setup import setup_from_dict
 
 
 def cases():

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import sympy as sp
 
-__all__ = ["centred_basis_symbolic", "reduced_cross_entropy", "task_parameters", "dmft_sheet",
-           "write_dmft_derivation"]
+__all__ = [
+    "centred_basis_symbolic",
+    "dmft_sheet",
+    "reduced_cross_entropy",
+    "task_parameters",
+    "write_dmft_derivation",
+]
 
 
 def centred_basis_symbolic(C: int) -> sp.Matrix:
@@ -98,22 +103,22 @@ def dmft_sheet(setup) -> str:
     if setup.student.kind != "glm":
         raise NotImplementedError("student.kind: the dmft equations are derived for glm students so far")
     out = [f"# DMFT of full-batch training — {setup.name or 'setup'}", "",
-           "glm tasks decouple: each is a single-task DMFT in its C − 1 centred logit "
-           "coordinates $h = U^\\top z$ (Helmert basis $U$).", ""]
+           ("glm tasks decouple: each is a single-task DMFT in its C − 1 centred logit "
+            "coordinates $h = U^\\top z$ (Helmert basis $U$)."), ""]
     for t, task in enumerate(setup.tasks):
         C = int(task.classes)
         lr, kappa, alpha = task_parameters(setup, t)
-        h, per_label = reduced_cross_entropy(C)
+        _, per_label = reduced_cross_entropy(C)
         U = centred_basis_symbolic(C)
         out += [f"## Task {task.name}: C = {C}, noise σ = {task.noise}", "",
-                f"Effective $\\eta = {sp.latex(lr)}$, $\\kappa = {sp.latex(kappa)}$, "
-                f"$\\alpha = {sp.latex(alpha)}$, $\\sigma_0 = {setup.student.init_scale}$.", "",
+                (f"Effective $\\eta = {sp.latex(lr)}$, $\\kappa = {sp.latex(kappa)}$, "
+                 f"$\\alpha = {sp.latex(alpha)}$, $\\sigma_0 = {setup.student.init_scale}$."), "",
                 f"$U = {sp.latex(U)}$", ""]
-        loss, delta, D = per_label[0]
+        loss, delta, _ = per_label[0]
         out += [f"Loss for label $y = 0$: $\\ell = {sp.latex(sp.simplify(loss))}$", "",
                 f"$\\delta = \\partial\\ell/\\partial h = {sp.latex(sp.simplify(delta))}$", "",
-                r"(checked: $\delta = U^\top(p - e_y)$, $D = \partial\delta/\partial h = "
-                r"U^\top(\mathrm{diag}\,p - pp^\top)U$ for every label.)", ""]
+                (r"(checked: $\delta = U^\top(p - e_y)$, $D = \partial\delta/\partial h = "
+                 r"U^\top(\mathrm{diag}\,p - pp^\top)U$ for every label.)"), ""]
     out += ["## Equations (every task)", EQUATIONS,
             "Solved forward in time (causal): see docs/DMFT.md."]
     return "\n".join(out) + "\n"

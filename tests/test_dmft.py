@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.integrate import quad
-
 from mtsp.numeric.dmft.engine import run_dmft, standard_normals
 from mtsp.numeric.dmft.losses import CrossEntropy, PathData, SampleLoss, centred_basis
 from mtsp.numeric.dmft.solve import DmftOptions, solve_dmft, time_grid
+from scipy.integrate import quad
+
 from mtsp.setup import setup_from_dict
 
 
@@ -191,8 +191,9 @@ def test_symbolic_reduced_loss_matches_the_numeric_one(tmp_path):
     """derive/dmft.py derives δ and D of the reduced cross-entropy with SymPy (and checks them
     against the closed forms); the numeric loss must agree at random points (measured ~1e-16)."""
     import sympy as sp
-    from mtsp.cli import main
     from mtsp.derive.dmft import reduced_cross_entropy
+
+    from mtsp.cli import main
     for C in (2, 3):
         h, per_label = reduced_cross_entropy(C)
         loss = CrossEntropy(C, 0.0)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["centred_basis", "CrossEntropy", "LinearTrunk", "PathData", "SampleLoss", "sqrt_psd"]
+__all__ = ["CrossEntropy", "LinearTrunk", "PathData", "SampleLoss", "centred_basis", "sqrt_psd"]
 
 
 def centred_basis(C: int) -> np.ndarray:

@@ -35,7 +35,7 @@ from ..solve import SolveResult
 from .engine import run_dmft
 from .losses import CrossEntropy, LinearTrunk
 
-__all__ = ["DmftOptions", "time_grid", "solve_dmft", "solve_full_batch", "task_trajectory", "trunk_trajectory", "check_supported", "DmftResult"]
+__all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
         for b in range(opts.batches):
             states, trl, tre = solve_batch(steps, opts, b)
 
-            def mets(k, label=True):
+            def mets(k, label=True, model=model, states=states):
                 return task_metrics(model, states[k], acc, label=label)
             at = [mets(int(k)) for k in req]                        # [time][task]
             sc = [mets(int(k), label=False) for k in scan]
@@ -266,14 +266,14 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
 class DmftResult(SolveResult):
     """SolveResult of the DMFT: no dense trajectory; `curves` gives gen_error on the
     early-stopping scan grid."""
-    scan_times: list = []
-    scan_gen_error: dict = {}
+    scan_times: tuple = ()
+    scan_gen_error: dict | None = None
 
     def state(self, t):
         raise NotImplementedError("the DMFT result keeps no order-parameter trajectory")
 
     def curves(self, points: int = 60, acc=None) -> dict:
-        out = {"times": list(self.scan_times), "tasks": dict(self.scan_gen_error), "single": {}}
+        out = {"times": list(self.scan_times), "tasks": dict(self.scan_gen_error or {}), "single": {}}
         for name, res in (self.single_results or {}).items():
             g = np.interp(self.scan_times, res.scan_times, res.scan_gen_error[name])
             out["single"][name] = g.tolist()
