@@ -139,28 +139,59 @@ ERM = TINY.replace('protocol = "online"', 'protocol = "erm"\nalpha = 2\nridge = 
     .replace("lr = 0.5\ntimes = [0.5, 1]\n", "")
 
 
-@pytest.mark.parametrize("text,command", [(FULL_BATCH, ["solve", "--json"]), (FULL_BATCH, ["check"]),
-                                          (FULL_BATCH, ["validate"])])
+@pytest.mark.parametrize("text, command", [
+    (FULL_BATCH.replace('kind = "glm"', 'kind = "shared"\nhidden = 2\nactivation = "relu"'), ["solve", "--json"]),
+    (FULL_BATCH.replace('kind = "glm"', 'kind = "shared"\nhidden = 2\nactivation = "relu"'), ["validate"])])
 def test_finite_data_theory_refused(tmp_path, capsys, text, command):
-    """No theory engine for full_batch yet: refused before anything runs, pointing to
-    `mtsp simulate`."""
+    """No dmft for relu trunks yet: refused before anything runs, pointing to `mtsp simulate`."""
     out_dir = tmp_path / "report"
     argv = [command[0], write(tmp_path, text), *command[1:]]
     if command[0] == "validate":
         argv += ["--out", str(out_dir)]
     assert main(argv) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith("mtsp: error: training.protocol: the theory engine")
+    key = "student.activation" if 'kind = "shared"' in text else "training.protocol: the theory engine"
+    assert out == "" and err.startswith("mtsp: error: " + key)
     assert "mtsp simulate" in err and err.count("\n") == 1
     assert not out_dir.exists()
 
 
-def test_check_refuses_protocols_without_an_mp_path(tmp_path, capsys):
-    """erm has a theory engine (replica) but no mp path: `mtsp check` refuses it with exit 2."""
-    assert main(["check", write(tmp_path, ERM)]) == 2
+@pytest.mark.parametrize("text", [ERM, FULL_BATCH])
+def test_check_refuses_protocols_without_an_mp_path(tmp_path, capsys, text):
+    """erm (replica) and full_batch (dmft) have theory engines but no mp path: `mtsp check`
+    refuses them with exit 2."""
+    assert main(["check", write(tmp_path, text)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("mtsp: error: training.protocol: mtsp check")
     assert err.count("\n") == 1
+
+
+def test_solve_full_batch_runs_the_dmft(tmp_path, capsys):
+    """full_batch glm setups: `mtsp solve` answers with the dmft engine (MODEL.md schema, with the
+    sampling error and the training metrics); two glm tasks on shared inputs decouple, so each
+    single-task baseline equals its multitask run (the same paths)."""
+    assert main(["solve", write(tmp_path, FULL_BATCH), "--json", "--single"]) == 0
+    js = json.loads(capsys.readouterr().out)
+    assert js["engine"] == "dmft" and js["protocol"] == "full_batch" and js["times"] == [0.5, 1.0]
+    for section in ("tasks", "single"):
+        for d in js[section].values():
+            assert TASK_KEYS | {"gen_error_se", "train_loss", "train_error"} <= set(d)
+            assert all(0 < g < 0.5 for g in d["gen_error"]) and d["gen_error"][1] < d["gen_error"][0]
+            assert all(0 < s < 0.005 for s in d["gen_error_se"])
+    for name in ("A", "B"):
+        assert js["single"][name]["gen_error"] == js["tasks"][name]["gen_error"]
+    assert main(["solve", write(tmp_path, FULL_BATCH), "--engine", "reference"]) == 2
+    assert "dmft engine" in capsys.readouterr().err
+
+
+def test_validate_full_batch_writes_a_report(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out_dir = tmp_path / "report"
+    rc = main(["validate", write(tmp_path, FULL_BATCH), "--out", str(out_dir), "--N", "200",
+               "--seeds", "2", "--no-single", "-q"])
+    assert rc in (0, 1)
+    assert (out_dir / "gen_error.png").exists()
+    assert "report:" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text, times", [(FULL_BATCH, [0.5, 1.0]), (ERM, None)])
