@@ -21,13 +21,14 @@ from mtsp.setup import setup_from_dict
 
 def cases():
     heads2 = [[0.5, -0.1], [-0.5, 0.2]]
-    two = lambda rho: {
-        "tasks": [{"name": "A", "classes": 2, "noise": 0.2}, {"name": "B", "classes": 2, "noise": 1.0}],
-        "teacher": {"alignment": rho},
-        "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.2,
-                    "head_init": [heads2, heads2]},
-        "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "weight_decay": 0.05,
-                     "times": [1, 3, 10]}}
+    def two(rho):
+        return {
+            "tasks": [{"name": "A", "classes": 2, "noise": 0.2}, {"name": "B", "classes": 2, "noise": 1.0}],
+            "teacher": {"alignment": rho},
+            "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.2,
+                        "head_init": [heads2, heads2]},
+            "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "weight_decay": 0.05,
+                         "times": [1, 3, 10]}}
     return [("trunk_C3_K2_a2", {
         "tasks": [{"name": "A", "classes": 3, "noise": 0.5}],
         "student": {"kind": "shared", "hidden": 2, "activation": "linear", "init_scale": 0.2,

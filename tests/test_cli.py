@@ -181,7 +181,7 @@ def test_solve_full_batch_runs_the_dmft(tmp_path, capsys):
     for name in ("A", "B"):
         assert js["single"][name]["gen_error"] == js["tasks"][name]["gen_error"]
     assert main(["solve", write(tmp_path, FULL_BATCH), "--engine", "reference"]) == 2
-    assert "dmft engine" in capsys.readouterr().err
+    assert "solved by dmft, not 'reference'" in capsys.readouterr().err
 
 
 def test_validate_full_batch_writes_a_report(tmp_path, capsys):
