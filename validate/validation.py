@@ -85,7 +85,7 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
                         seconds={"theory": t1 - t0, "simulation": t2 - t1})
     if folder is not None:
         from .report import write_report   # matplotlib: only when a report is written
-        curves = theory.curves()
+        curves = theory.curves() if theory_js.get("times") is not None else None
         result.report = write_report(setup, theory_js, sim_js, folder, comparison=cmp, notes=notes,
                                      curves=json_safe(curves) if curves else None)
         result.seconds["report"] = time.perf_counter() - t2
