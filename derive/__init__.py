@@ -24,7 +24,7 @@ def __getattr__(name):  # SymPy loads only when a derivation is asked for
 __all__ = ["derive", "Derivation", "OnlineSystem", "derive_online", "structure_key", "write_derivation"]
 
 
-def write_derivation(setup, out_dir: str) -> list[str]:
+def write_derivation(setup, out_dir: str, engine: str | None = None) -> list[str]:
     """Write `equations.md` (the equation sheet) and `online_equations.py` (the generated
     module) for `setup` into `out_dir`; returns the paths written (``derive(setup, out_dir).paths``)."""
     from .derivation import derive

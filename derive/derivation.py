@@ -76,13 +76,17 @@ def _engine_sheet(setup, engine: str) -> str:
     if engine == "replica":
         from .replica import replica_sheet
         return replica_sheet(setup)
+    if engine == "dmft":
+        from .dmft import dmft_sheet
+        return dmft_sheet(setup)
     raise ReachError("engine", f"no derivation of engine {engine!r}")
 
 
 def derive(setup, out=None, engine: str | None = None):
     """The derivation of `setup`'s theory by `engine` (default: its protocol's, as in
     `numeric.solve.check_protocol`): online → `Derivation` (the SymPy system of its structure, the
-    equation sheet and the generated module); erm → `SheetDerivation` (the replica equations).
+    equation sheet and the generated module); erm, full_batch → `SheetDerivation` (the replica or
+    DMFT equations).
     With `out` the files are written into that folder (``mtsp derive``). Refused before anything
     is derived or written: ReachError for a protocol without a derivation or an online structure
     beyond the engine's reach (`numeric.reach`), RequestError for an

@@ -1,10 +1,10 @@
 """The ``mtsp`` command line (console script ``mtsp`` → ``mtsp.cli:main``; also ``python -m mtsp``).
 
-    mtsp solve SETUP [--engine ode|reference|replica] [--single] [--json] [--processes 1|2]
+    mtsp solve SETUP [--engine ode|reference|replica|dmft] [--single] [--json] [--processes 1|2]
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
-    mtsp derive SETUP [--engine ode|replica] --out DIR
+    mtsp derive SETUP [--engine ode|replica|dmft] --out DIR
     mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
                [--jobs N] [--scheduler tcp://...]
 
@@ -358,10 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Solve the theory (N → ∞) of SETUP and print MODEL.md's "
                                    "predictions.")
     p.add_argument("setup", metavar="SETUP", help="setup file (TOML, see examples/)")
-    p.add_argument("--engine", choices=["ode", "reference", "replica"], default=None,
+    p.add_argument("--engine", choices=["ode", "reference", "replica", "dmft"], default=None,
                    help="theory engine (default: the protocol's): ode = the generated module of the "
                         "setup's structure (SymPy closed forms + quadrature); reference = the "
-                        "hand-written right-hand side (a cross-check); replica = the erm fixed point")
+                        "hand-written right-hand side (a cross-check); replica = the erm fixed point; dmft = full_batch dynamics")
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",
@@ -432,8 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the derivation of SETUP's theory into DIR.")
     p.add_argument("setup", metavar="SETUP")
     p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--engine", choices=["ode", "replica"], default=None,
-                   help="whose equations (default: the protocol's; erm → replica)")
+    p.add_argument("--engine", choices=["ode", "replica", "dmft"], default=None,
+                   help="whose equations (default: the protocol's; erm → replica, full_batch → dmft)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("sweep", parents=[common], help="map the multitask benefit over parameters",

@@ -402,8 +402,7 @@ def _tell(progress, fraction, note=None):
         progress(fraction)
 
 
-ENGINES = {"online": ("ode", "reference"), "erm": ("replica",)}   # per protocol; the first is its default
-PLANNED_ENGINES = {"full_batch": "dmft"}
+ENGINES = {"online": ("ode", "reference"), "erm": ("replica",), "full_batch": ("dmft",)}  # the first: default
 
 
 def check_protocol(setup, engine: str | None = None) -> str:
@@ -411,9 +410,13 @@ def check_protocol(setup, engine: str | None = None) -> str:
     ReachError for a protocol without an engine, RequestError for an engine of another protocol."""
     protocol = setup.training.protocol
     if protocol not in ENGINES:
-        planned = PLANNED_ENGINES.get(protocol, "")
-        raise ReachError("training.protocol", f"the theory engine of the {protocol!r} protocol ({planned}) is "
-                         f"not implemented yet; 'mtsp simulate' runs {protocol} setups")
+        raise ReachError("training.protocol", f"no theory engine solves the {protocol!r} protocol")
+    if protocol == "full_batch":
+        from .dmft.solve import check_supported
+        try:
+            check_supported(setup)
+        except ReachError as e:
+            raise ReachError(e.key, f"{e.reason}; 'mtsp simulate' runs every full_batch setup") from None
     if engine is None:
         return ENGINES[protocol][0]
     if engine not in ENGINES[protocol]:
@@ -438,7 +441,8 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
           mp_nodes: int | None = None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
-    ``engine``: None = the protocol's default (online → "ode", erm → "replica", `numeric.erm`).
+    ``engine``: None = the protocol's default (online → "ode", erm → "replica" (`numeric.erm`),
+    full_batch → "dmft" (`numeric.dmft`)).
 
     ``precision="mp"``: the whole ODE with the mpmath back-end at ``dps`` digits
     (`mp_solve.solve_online_mp`: linear trunks / glm, and nonlinear trunks with K ≤ 3; C ≤ 3; slow;
@@ -454,6 +458,10 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     if engine == "replica":
         from .erm import solve_erm_result
         return solve_erm_result(setup, single=single, accuracy=accuracy, precision=precision)
+    if engine == "dmft":
+        from .dmft.solve import solve_full_batch
+        return solve_full_batch(setup, single=single, engine=engine, precision=precision,
+                                accuracy=accuracy, progress=progress)
     if engine in ("ode", "reference"):
         reach.check_structure(setup)   # the online engine's reach (other engines state their own)
     if acc is not None:

@@ -90,8 +90,10 @@ def test_derive_api_writes_what_the_command_writes(tiny, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [str(cli_dir / Path(p).name) for p in paths]
     for p in paths:
         assert (cli_dir / Path(p).name).read_text() == Path(p).read_text()
-    with pytest.raises(ReachError, match=r"^training\.protocol: "):   # refused before writing
-        mtsp.derive.derive(setup.replace(**{"training.protocol": "full_batch", "training.alpha": 2}),
+    with pytest.raises(ReachError, match=r"^student\.activation: "):   # refused before writing
+        mtsp.derive.derive(setup.replace(**{"training.protocol": "full_batch", "training.alpha": 2,
+                                            "student.kind": "shared", "student.hidden": 2,
+                                            "student.activation": "relu"}),
                            out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
 

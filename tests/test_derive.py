@@ -94,6 +94,9 @@ def test_closed_label_terms_match_quadrature(C):
     lambda: _glm(3, noise=0.0, rank=1),  # degenerate label cones: closed forms must stand aside
 ])
 def test_generated_rhs_matches_reference(make):
+    """The generated engine (what `solve` runs) against the reference engine (what the Monte Carlo
+    tests check), two random states per setup. Measured max |difference| over the five setups:
+    1.03e-10 (the tanh trunk; the others ≤ 4.5e-11 or exact), entries of size 0.1–0.8."""
     setup = make()
     model = theory_model(setup)
     mod = load_module(model, setup.name)
@@ -101,9 +104,7 @@ def test_generated_rhs_matches_reference(make):
     for _ in range(2):
         y = model.pack(_random_state(model, rng))
         a, b = reference_rhs(model, y), mod.rhs(model, y)
-        # the two differ only where the derivation closed an integral the reference integrates
-        # numerically (quadrature error of the reference ~1e-5 at the default budget)
-        np.testing.assert_allclose(b, a, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(b, a, atol=1e-9, rtol=0)
 
 
 def _imports(src: str) -> set:

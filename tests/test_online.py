@@ -50,11 +50,19 @@ def test_public_check_glm_c2():
     assert res.engine == "ode" and res.protocol == "online"
 
 
-def test_full_batch_is_refused_naming_the_key():
+def test_unsolved_protocols_are_refused_naming_the_key():
+    """full_batch goes to the dmft engine (tests/test_dmft.py) and erm to the replica engine
+    (tests/test_replica.py); what they do not cover (relu trunks; coupled tasks on shared inputs)
+    is refused naming the key, before any work."""
     d = {"name": "fb", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
-         "student": {"kind": "glm", "init_scale": 0.0},
+         "student": {"kind": "shared", "hidden": 2, "activation": "relu", "init_scale": 0.1},
          "training": {"protocol": "full_batch", "alpha": 3.0, "lr": 1.0, "times": [2, 10]}}
-    with pytest.raises(NotImplementedError, match=r"training\.protocol"):
+    with pytest.raises(NotImplementedError, match=r"student\.activation"):
+        solve(setup_from_dict(d))
+    d = {"name": "erm", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2}],
+         "student": {"kind": "glm"},
+         "training": {"protocol": "erm", "alpha": 3.0, "ridge": 0.1, "coupling": 1.0}}
+    with pytest.raises(NotImplementedError, match=r"training\.coupling"):
         solve(setup_from_dict(d))
 
 
@@ -371,18 +379,19 @@ def test_glm_c3_gen_error_vs_scipy_moderate_state():
     assert got == pytest.approx(ref, abs=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="gen_error of a well-trained C = 3 glm student (z = 3λ + "
-                   "0.05ε, gen_error 0.00795): engine 0.0079182 vs scipy 0.0079487 (abseps 1e-8, "
-                   "3 seeds within 2.6e-7) — error 3.0e-5 (0.4 % relative), from the Genz product rule on "
-                   "the nearly degenerate student × teacher cone (no variable reordering); "
-                   "a 4e6-sample MC gives 0.00799 ± 0.00004")
 def test_glm_c3_gen_error_vs_scipy_well_trained_state():
+    """A known limitation, pinned (it was a strict xfail): gen_error of a well-trained C = 3 glm
+    student (z = 3λ + 0.05ε, gen_error 0.00795) from the Genz product rule on the nearly
+    degenerate student × teacher cone (no variable reordering).  Measured: engine 0.0079167 vs
+    scipy 0.0079490 (abseps 1e-8, 3 seeds within 2.6e-7), error 3.2e-5 (0.4 % relative); a
+    4e6-sample MC gives 0.00799 ± 0.00004.  Fails if the error leaves [measured / 2, 2 × measured]:
+    grown, or fixed (then assert the new accuracy here)."""
     model = _glm_c3()
     T = model.gram
     Q, R = 9.0 * T + 0.0025 * np.eye(3), 3.0 * T
     ref = _scipy_gen_error(Q, R, T)
     got = task_metrics(model, State(Q, R, model.heads0))[0].gen_error
-    assert got == pytest.approx(ref, abs=1e-5)
+    assert 1.6e-5 < abs(got - ref) < 6.4e-5, got - ref
 
 
 @pytest.mark.parametrize("activation", ["relu", "erf", "tanh"])

@@ -139,10 +139,22 @@ def test_json_schema_and_single():
         for name, task in d[part].items():
             assert set(task) == keys
             assert len(task["gen_error"]) == 2 and len(task["gen_error_se"]) == 2
-            assert 0 <= task["best_gen_error"] <= min(task["gen_error"]) + 1e-15
+            assert task["best_gen_error"] <= min(task["gen_error"]) + 1e-15
             assert 0 < task["best_gen_error_time"] <= 1.0 + 1e-12
-    # separate inputs: task t's baseline runs at pi_t * t
+    # best_* are the minima of the seed-averaged curves on the grid, at their argmin (a single
+    # baseline's grid runs at pi_t · t and its best time is reported on the multitask clock)
     pi = s.shares()
+    for ti, name in enumerate(("A", "B")):
+        single = r.single_results[name]
+        for run, curves, clock in ((r.tasks[name], r.curves[name], r.grid_times),
+                                   (r.single[name], single.curves[name], single.grid_times / pi[ti])):
+            for key in ("gen_error", "test_loss"):
+                i = int(np.argmin(curves[key]))
+                assert run[f"best_{key}"] == curves[key][i]
+                assert run[f"best_{key}_time"] == pytest.approx(clock[i], abs=1e-12)
+            # the value at the last requested time (t = 1) is the curve's last grid value
+            assert curves["gen_error"][-1] == run["gen_error"][-1]
+    # separate inputs: task t's baseline runs at pi_t * t
     np.testing.assert_allclose(r.single_results["A"].times, pi[0] * np.array([0.5, 1.0]))
     np.testing.assert_allclose(r.single_results["B"].times, pi[1] * np.array([0.5, 1.0]))
     assert fractions[-1] == pytest.approx(1.0)
@@ -190,5 +202,22 @@ def test_regenerated_test_set_is_fixed(monkeypatch):
     m.W = m.B.clone()
     z = ts.fields()
     assert torch.equal(m.pad(z).argmax(-1), ts.clean)
+    # the block-wise evaluation equals the plain evaluation on the same inputs, held in memory
+    m.init_weights(torch.Generator().manual_seed(2))
+    m.W += torch.randn(m.W.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    gen, lab, ce = ts.evaluate()
+    ts.X, ts.stored = torch.cat(list(ts._blocks()), dim=1), True
+    gen_s, lab_s, ce_s = ts.evaluate()
+    assert torch.equal(gen, gen_s) and torch.equal(lab, lab_s)
+    torch.testing.assert_close(ce, ce_s, rtol=0, atol=1e-12)
+    # a whole run on a regenerated test set: the same training as on a stored one (same seeds),
+    # only the 200 test inputs per seed differ — measured |difference| 0.0075 in gen_error and
+    # label_error (4 SE of two independent test samples of 2 × 200 points: ≈ 0.14)
     r = simulate(s, N=60, seeds=2, test_size=200, grid=3)
-    assert all(0 <= v <= 1 for v in r.tasks["A"]["gen_error"])
+    monkeypatch.setattr(simmod, "_MAX_TEST_BYTES", 10**9)
+    r_stored = simulate(s, N=60, seeds=2, test_size=200, grid=3)
+    for key in ("gen_error", "label_error"):
+        a, b = r.tasks["A"][key], r_stored.tasks["A"][key]
+        np.testing.assert_allclose(a * 400, np.round(a * 400), atol=1e-9)  # a fraction of 2 × 200
+        se = np.sqrt(2 * b * (1 - b) / 400)
+        assert np.all(np.abs(a - b) <= 4 * se), (a, b)

@@ -16,7 +16,8 @@ Each comparison has z = (theory − simulation) / SE and agrees when
 
 SE is the simulation's standard error over seeds (``gen_error_se``), combined in quadrature with
 the theory's own quadrature error where the theory reports one (``gen_error_quad_se``, randomised
-rules for nonlinear trunks). ``Comparison.agrees`` is true when every row agrees. The early-stopped
+rules for nonlinear trunks) and its sampling error (``gen_error_se``, engines that sample paths:
+dmft). ``Comparison.agrees`` is true when every row agrees. The early-stopped
 values (``best_gen_error`` and the early-stopped benefit) are listed for information in
 ``Comparison.early_stopped`` but not tested: the simulation reports no standard error for them and
 its minimum over a noisy curve is biased low.
@@ -243,7 +244,8 @@ def compare(theory_json: dict, sim_json: dict, n_se: float = 4.0, floor: float =
                 continue
             th, sim = th_sec[name], sim_sec[name]
             for i, t in enumerate(times):
-                se = _quad(_at(sim, "gen_error_se", i), _at(th, "gen_error_quad_se", i))
+                se = _quad(_at(sim, "gen_error_se", i), _at(th, "gen_error_quad_se", i),
+                           _at(th, "gen_error_se", i))
                 rows.append(_row("gen_error", run, name, t, _at(th, "gen_error", i),
                                  _at(sim, "gen_error", i), se, n_se, floor))
             early.append({"quantity": "best_gen_error", "run": run, "task": name,
@@ -265,7 +267,8 @@ def compare(theory_json: dict, sim_json: dict, n_se: float = 4.0, floor: float =
                 d_sim = None if c is None or d is None else c - d
                 se = _quad(_at(sim_s[name], "gen_error_se", i), _at(sim_m[name], "gen_error_se", i),
                            _at(th_s[name], "gen_error_quad_se", i),
-                           _at(th_m[name], "gen_error_quad_se", i))
+                           _at(th_m[name], "gen_error_quad_se", i),
+                           _at(th_s[name], "gen_error_se", i), _at(th_m[name], "gen_error_se", i))
                 rows.append(_row("benefit", "single − multitask", name, t, d_th, d_sim, se,
                                  n_se, floor))
             vals = [_num(x.get("best_gen_error")) for x in (th_s[name], th_m[name],

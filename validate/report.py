@@ -189,10 +189,12 @@ def write_report(setup, theory_json: dict, sim_json: dict, out_dir, *,
     theory_json, sim_json = _clean(theory_json), _clean(sim_json)
     cmp = comparison if comparison is not None else compare(theory_json, sim_json, n_se, floor)
 
-    gen_png = plot_gen_error(theory_json, sim_json, out / "gen_error.png", curves)
-    ben_png = plot_benefit(theory_json, sim_json, out / "benefit.png", curves)
-    if ben_png is None and (out / "benefit.png").exists():
-        (out / "benefit.png").unlink()   # a stale plot from an earlier run would mislead
+    timed = theory_json.get("times") is not None     # erm: one value at convergence, no curves
+    gen_png = plot_gen_error(theory_json, sim_json, out / "gen_error.png", curves) if timed else None
+    ben_png = plot_benefit(theory_json, sim_json, out / "benefit.png", curves) if timed else None
+    for png, name in ((gen_png, "gen_error.png"), (ben_png, "benefit.png")):
+        if png is None and (out / name).exists():
+            (out / name).unlink()   # a stale plot from an earlier run would mislead
 
     results = {"setup": None if setup is None else setup.to_dict(), "theory": theory_json,
                "simulation": sim_json, "comparison": cmp.to_dict(), "run": notes or {}}
@@ -207,13 +209,16 @@ def write_report(setup, theory_json: dict, sim_json: dict, out_dir, *,
           "z = (theory − simulation) / SE.", "",
           "## Setup", "", _setup_summary(setup, sim_json, theory_json), "",
           "## Generalization error (against the clean teacher)", "",
-          f"![gen_error vs time]({gen_png.name})", "",
-          "Lines: theory (solid multitask, dashed single-task); points: simulation ± one SE.", "",
+          *([f"![gen_error vs time]({gen_png.name})", "",
+             "Lines: theory (solid multitask, dashed single-task); points: simulation ± one SE.", ""]
+            if gen_png is not None else []),
           cmp.table("gen_error"), ""]
-    if ben_png is not None:
+    has_single = "single" in theory_json and "single" in sim_json
+    if ben_png is not None or (not timed and has_single):
         md += ["## Multitask benefit Δ = gen_error(single) − gen_error(multitask)", "",
                "Positive Δ: training with the other tasks helps this task.", "",
-               f"![benefit]({ben_png.name})", "", cmp.table("benefit"), ""]
+               *([f"![benefit]({ben_png.name})", ""] if ben_png is not None else []),
+               cmp.table("benefit"), ""]
     else:
         md += ["## Multitask benefit", "", "Not computed: no single-task baselines in both "
                "results (run without `--no-single`).", ""]
@@ -223,8 +228,8 @@ def write_report(setup, theory_json: dict, sim_json: dict, out_dir, *,
                "simulation's minimum is over a grid of the seed-averaged curve and has no "
                "standard error.", "", cmp.early_table(), ""]
     md += ["## Files", "", "- `results.json`: the setup, both results (MODEL.md JSON schema) and "
-           "this comparison", f"- `{gen_png.name}`" + (f", `{ben_png.name}`" if ben_png else ""),
-           ""]
+           "this comparison"] + ([f"- `{gen_png.name}`" + (f", `{ben_png.name}`" if ben_png else "")]
+                                 if gen_png is not None else []) + [""]
     path = out / "report.md"
     path.write_text("\n".join(md), encoding="utf-8")
     return path

@@ -113,7 +113,7 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
                         seconds={"theory": t1 - t0, "simulation": t2 - t1})
     if folder is not None:
         from .report import write_report   # matplotlib: only when a report is written
-        curves = theory.curves()
+        curves = theory.curves() if theory_js.get("times") is not None else None
         with staged(folder) as tmp:
             written = write_report(setup, theory_js, sim_js, tmp, comparison=cmp, notes=notes,
                                    curves=json_safe(curves) if curves else None)

@@ -1,0 +1,310 @@
+"""MODEL.md's predictions for a `full_batch` setup from the DMFT (docs/DMFT.md §4).
+
+glm students: each task's weights W_t see only their own loss term, so the tasks decouple and each
+is one single-task DMFT (`engine.run_dmft` with `losses.CrossEntropy`) with
+
+    shared inputs:   learning rate η w_t, weight decay κ / w_t, α = training.alpha;
+    separate inputs: learning rate η w_t α_t / Σ_s α_s, weight decay κ Σ_s α_s / (w_t α_t), α = α_t
+
+(dW_t/dt = −η N w_t (P_t / P_tot) ∇R̂_t − ηκ W_t with R̂_t task t's mean loss over its P_t samples).
+A task with w_t = 0 only decays.  Test metrics from the order parameters of the weights, Q(t) =
+W_t W_tᵀ/N and M(t) = W_t B_tᵀ/N, by `numeric.metrics.task_metrics` (a glm student is a shared
+student with identity heads, `numeric.model`); the all-ones direction of W_t (irrelevant for
+softmax and argmax) carries σ₀² Π(1 − ηκh)² as in the finite-N dynamics.
+
+Shared linear trunks (shared inputs): one sample-side process with the K trunk fields and every
+task's frozen label (`losses.LinearTrunk`), the heads V_t evolved from path averages, test metrics
+from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
+
+Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
+each; the outputs are their means and `*_se` their standard errors.
+"""
+from __future__ import annotations
+
+import math
+import time as _time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtsp.errors import ReachError, RequestError
+
+from ..metrics import task_metrics
+from ..model import State, theory_model
+from ..online import Accuracy
+from ..solve import SolveResult
+from .engine import run_dmft
+from .losses import CrossEntropy, LinearTrunk
+
+__all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_trajectory"]
+
+
+@dataclass(frozen=True)
+class DmftOptions:
+    """dt: the late Euler step (`time_grid`; default 0.2/max(1, η));
+    n_paths: paths per batch for correlations and means; n_response: of those, paths for the
+    response; batches: independent solutions (error bars); scan: grid points for early stopping;
+    seed: of the fixed standard normals."""
+    dt: float | None = None
+    n_paths: int = 4000
+    n_response: int = 1000
+    batches: int = 8
+    scan: int = 60
+    seed: int = 0
+
+
+def default_dt(lr: float) -> float:
+    """The late step: 0.2/max(1, η) (measured in docs/DMFT.md §5)."""
+    return 0.2 / max(1.0, lr)
+
+
+EARLY = (0.25, 4.0)   # (t_s, t_c) of the early refinement, times in units of 1/max(1, η)
+
+
+def time_grid(times, dt: float, lr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Steps h_k of a grid dense early and coarser late, h(t) = dt·min(1, (t + t_s)/t_c) with
+    (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), with every
+    requested time inserted (grid points closer than 0.3 h to it dropped); and the grid index of
+    each requested time."""
+    times = np.asarray(times, float)
+    if times.size == 0 or np.any(times <= 0) or not np.all(np.isfinite(times)):
+        raise RequestError("training.times", "need at least one time, all finite and > 0")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise RequestError("dt", f"the DMFT step must be positive and finite, got {dt!r}")
+    scale = max(1.0, lr)
+    ts, tc = EARLY[0] / scale, EARLY[1] / scale
+    t_end = float(times.max())
+    pts, t = [0.0], 0.0
+    while t < t_end:
+        t += dt * min(1.0, (t + ts) / tc)
+        pts.append(t)
+    grid = np.array(pts[:-1])
+    req = np.unique(times)
+    h_at = dt * np.minimum(1.0, (req + ts) / tc)
+    keep = np.ones(grid.size, bool)
+    for r, h in zip(req, h_at):
+        keep &= np.abs(grid - r) > 0.3 * h
+    keep[0] = True
+    grid = np.union1d(grid[keep], req)
+    index = {float(r): int(np.searchsorted(grid, r)) for r in req}
+    return np.diff(grid), np.array([index[float(r)] for r in times])
+
+
+def _task_params(setup, t: int):
+    """(lr, weight decay, alpha) of task t's single-task DMFT (module docstring)."""
+    tr = setup.training
+    w = float(setup.tasks[t].weight)
+    if tr.inputs == "separate":
+        alphas = np.array([float(x.alpha) for x in setup.tasks])
+        frac = alphas[t] / alphas.sum()
+        alpha = alphas[t]
+    else:
+        frac, alpha = 1.0, float(tr.alpha)
+    lr = float(tr.lr) * w * frac
+    kappa = float(tr.weight_decay) / (w * frac) if w > 0 else 0.0
+    return lr, kappa, alpha
+
+
+def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
+    """One DMFT solution (batch `batch`) of glm task t: (Q (K+1, C, C), M (K+1, C, C), train loss,
+    train error (K+1,)) along the grid."""
+    task = setup.tasks[t]
+    C = int(task.classes)
+    sl = slice(int(sum(x.classes for x in setup.tasks[:t])), None)
+    gram = np.asarray(setup.gram(), float)[sl, sl][:C, :C]
+    s0 = float(setup.student.init_scale)
+    lr, kappa, alpha = _task_params(setup, t)
+    K = len(steps)
+    ones = np.full((C, C), 1.0 / C)
+    if lr == 0.0:      # w_t = 0: never trained, only weight decay
+        decay = np.concatenate([[1.0], np.cumprod(1.0 - float(setup.training.lr) *
+                                                  float(setup.training.weight_decay) * steps)])
+        Q = s0 ** 2 * decay[:, None, None] ** 2 * np.eye(C)
+        return Q, np.zeros((K + 1, C, C)), np.full(K + 1, math.log(C)), np.full(K + 1, np.nan)
+    loss = CrossEntropy(C, float(task.noise))
+    tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
+                  n_paths=opts.n_paths, n_response=opts.n_response,
+                  rng=_rng(opts, task.name, batch))
+    U = loss.U
+    Tp = np.linalg.pinv(gram, hermitian=True)
+    M = np.einsum("ca,kab->kcb", U, tr.M)
+    Qr = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
+    Q = np.einsum("ca,kab,db->kcd", U, Qr, U) + s0 ** 2 * tr.decay[:, None, None] ** 2 * ones
+    return Q, M, tr.train_loss, tr.train_error
+
+
+def _rng(opts, name: str, batch: int):
+    """The paths depend on the task's (or the trunk's tasks') names, not positions: a glm task
+    alone (setup.single) gets the same paths, so its baseline with shared inputs equals the
+    multitask run exactly."""
+    return np.random.default_rng([opts.seed, zlib.crc32(name.encode()), batch])
+
+
+def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
+    """One DMFT solution of a shared linear trunk with heads (shared inputs, all tasks in one
+    sample-side process, `losses.LinearTrunk`): (Q (K+1, K, K), R (K+1, K, M), heads per step,
+    train loss, train error (K+1, T))."""
+    tr_ = setup.training
+    model = theory_model(setup)
+    loss = LinearTrunk(model.classes, model.noise, model.weights, model.heads0, float(tr_.head_lr))
+    gram = model.gram
+    tr = run_dmft(loss, gram, lr=float(tr_.lr), weight_decay=float(tr_.weight_decay),
+                  alpha=float(tr_.alpha), init_scale=float(setup.student.init_scale), steps=steps,
+                  n_paths=opts.n_paths, n_response=opts.n_response,
+                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch))
+    Tp = np.linalg.pinv(gram, hermitian=True)
+    Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
+    return Q, tr.M, tr.states, tr.train_loss, tr.train_error
+
+
+def _units(setup):
+    """(theory model, setup task indices, batch solver) per independent DMFT: one per glm task,
+    one for a shared trunk."""
+    if setup.student.kind == "glm":
+        out = []
+        for t in range(len(setup.tasks)):
+            model = theory_model(setup.single(t))
+
+            def solve(steps, opts, b, t=t, model=model):
+                Q, M, trl, tre = task_trajectory(setup, t, steps, opts, b)
+                return [State(q, m, model.heads0) for q, m in zip(Q, M)], trl[:, None], tre[:, None]
+            out.append((model, [t], solve))
+        return out
+    model = theory_model(setup)
+
+    def solve(steps, opts, b):
+        Q, R, V, trl, tre = trunk_trajectory(setup, steps, opts, b)
+        return [State(q, r, v) for q, r, v in zip(Q, R, V)], trl, tre
+    return [(model, list(range(len(setup.tasks))), solve)]
+
+
+def _mean_se(x: np.ndarray):
+    x = np.asarray(x, float)
+    se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
+    return x.mean(axis=0), se
+
+
+def check_supported(setup) -> None:
+    """glm students (any tasks, shared or separate inputs) and shared *linear* trunks with shared
+    inputs; anything else is refused naming the key."""
+    st = setup.student
+    if st.kind == "glm":
+        return
+    if st.activation != "linear":
+        raise ReachError("student.activation", f"the DMFT engine covers linear trunks so far, "
+                                  f"not {st.activation!r} (relu's kink needs its own response term)")
+    if setup.training.inputs == "separate" and len(setup.tasks) > 1:
+        raise ReachError("training.inputs", "the DMFT of a shared trunk covers shared inputs "
+                                  "so far")
+
+
+def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
+               progress=None):
+    """N → ∞ prediction of the full_batch protocol for `setup` (module docstring;
+    `check_supported`)."""
+    if setup.training.protocol != "full_batch":
+        raise RequestError("training.protocol", f"the DMFT engine solves full_batch, not "
+                         f"{setup.training.protocol!r}")
+    check_supported(setup)
+    if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
+        raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
+    t0 = _time.perf_counter()
+    times = list(setup.training.times if times is None else times)
+    dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
+    steps, req = time_grid(times, dt, float(setup.training.lr))
+    K = len(steps)
+    grid_t = np.concatenate([[0.0], np.cumsum(steps)])
+    scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().astype(int), req]))
+    tasks, curves = {}, {}
+    units = _units(setup)
+    n_jobs = len(units) * opts.batches
+    done = 0
+    for model, ids, solve_batch in units:
+        keys = ("gen_error", "label_error", "test_loss", "train_loss", "train_error", "scan_gen",
+                "scan_loss")
+        per_batch = {k: [] for k in keys}
+        for b in range(opts.batches):
+            states, trl, tre = solve_batch(steps, opts, b)
+
+            def mets(k, label=True, model=model, states=states):
+                return task_metrics(model, states[k], acc, label=label)
+            at = [mets(int(k)) for k in req]                        # [time][task]
+            sc = [mets(int(k), label=False) for k in scan]
+            per_batch["gen_error"].append([[m.gen_error for m in r] for r in at])
+            per_batch["label_error"].append([[m.label_error for m in r] for r in at])
+            per_batch["test_loss"].append([[m.test_loss for m in r] for r in at])
+            per_batch["train_loss"].append(trl[req])
+            per_batch["train_error"].append(tre[req])
+            per_batch["scan_gen"].append([[m.gen_error for m in r] for r in sc])
+            per_batch["scan_loss"].append([[m.test_loss for m in r] for r in sc])
+            done += 1
+            if progress:
+                progress(done / n_jobs)
+        stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
+        for j, t in enumerate(ids):
+            d = {}
+            for key in keys[:5]:
+                mean, se = stats_[key]
+                d[key] = mean[:, j].tolist()
+                d[key + "_se"] = se[:, j].tolist()
+            for best, key in (("best_gen_error", "scan_gen"), ("best_test_loss", "scan_loss")):
+                mean, se = stats_[key]
+                i = int(np.argmin(mean[:, j]))
+                d[best], d[best + "_se"] = float(mean[i, j]), float(se[i, j])
+                d[best + "_time"] = float(grid_t[scan[i]])
+            name = setup.tasks[t].name
+            tasks[name] = d
+            curves[name] = stats_["scan_gen"][0][:, j].tolist()
+    tasks = {t.name: tasks[t.name] for t in setup.tasks}
+    stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
+             "batches": opts.batches, "solve_s": _time.perf_counter() - t0}
+    res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
+    res.scan_times = grid_t[scan].tolist()
+    res.scan_gen_error = curves
+    return res
+
+
+class DmftResult(SolveResult):
+    """SolveResult of the DMFT: no dense trajectory; `curves` gives gen_error on the
+    early-stopping scan grid."""
+    scan_times: tuple = ()
+    scan_gen_error: dict | None = None
+
+    def state(self, t):
+        raise NotImplementedError("the DMFT result keeps no order-parameter trajectory")
+
+    def curves(self, points: int = 60, acc=None) -> dict:
+        out = {"times": list(self.scan_times), "tasks": dict(self.scan_gen_error or {}), "single": {}}
+        for name, res in (self.single_results or {}).items():
+            g = np.interp(self.scan_times, res.scan_times, res.scan_gen_error[name])
+            out["single"][name] = g.tolist()
+        return out
+
+
+def solve_full_batch(setup, *, single: bool = False, engine: str = "ode", precision: str = "double",
+                     accuracy: str = "default", opts: DmftOptions = DmftOptions(), progress=None):
+    """`numeric.solve.solve` for full_batch setups: the DMFT (engine "dmft"; "ode", the online
+    default, stands for each protocol's default engine), with `single`: each task alone
+    (setup.single(t), same times; its own P_t samples with separate inputs)."""
+    if engine not in ("ode", "dmft"):
+        raise RequestError("engine", f"the full_batch protocol is solved by the dmft engine, not {engine!r}")
+    if precision != "double":
+        raise ReachError("precision", "the dmft engine runs in double precision only")
+    if accuracy != "default":
+        raise ReachError("accuracy", "the dmft engine has no accuracy presets; its sampling "
+                                  "error is reported as gen_error_se")
+    active = [k for k, t in enumerate(setup.tasks) if t.weight != 0] if single else []
+    runs = 1 + len(active)
+
+    def part(k):
+        return (lambda f: progress((k + f) / runs)) if progress else None
+    res = solve_dmft(setup, opts, progress=part(0))
+    if single:
+        res.single, res.single_results = {}, {}
+        for i, k in enumerate(active):
+            name = setup.tasks[k].name
+            alone = solve_dmft(setup.single(k), opts, progress=part(1 + i))
+            res.single[name] = alone.tasks[name]
+            res.single_results[name] = alone
+    return res
