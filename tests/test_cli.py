@@ -398,6 +398,6 @@ def test_validate_erm_writes_a_report_without_curves(tmp_path, capsys):
     out_dir = tmp_path / "report"
     example = Path(__file__).resolve().parents[1] / "examples" / "erm_coupled_tasks.toml"
     assert main(["validate", str(example), "--out", str(out_dir), "--N", "300", "--seeds", "4", "-q"]) == 0
-    assert sorted(p.name for p in out_dir.iterdir()) == ["report.md", "results.json"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [".mtsp-output", "report.md", "results.json"]  # manifest: mtsp.files
     report = (out_dir / "report.md").read_text()
     assert "engine `replica`" in report and "## Multitask benefit" in report
