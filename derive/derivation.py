@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..errors import ReachError
-from ..files import writable_folder
+from pathlib import Path
+
+from ..files import check_out, staged
 from ..numeric.model import TheoryModel, theory_model
 from .codegen import generate_module
 from .sheet import equation_sheet
@@ -20,6 +22,15 @@ __all__ = ["Derivation", "SheetDerivation", "derive", "SHEET_FILE", "MODULE_FILE
 
 SHEET_FILE = "equations.md"
 MODULE_FILE = "online_equations.py"
+
+
+def _write_whole(out, files: dict) -> list[str]:
+    """Write {name: text} into the folder `out` whole: staged beside it and moved in when complete
+    (`mtsp.files.staged`: a rerun replaces what the previous one wrote); returns the paths."""
+    with staged(out) as tmp:
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+    return [str(Path(out) / name) for name in files]
 
 
 @dataclass
@@ -43,15 +54,9 @@ class Derivation:
     def write(self, out) -> list[str]:
         """Write `SHEET_FILE` and `MODULE_FILE` into the folder `out` (created if missing);
         returns their paths (also kept in ``paths``)."""
-        out = writable_folder(out)
-        written = []
-        for name, text in ((SHEET_FILE, self.sheet), (MODULE_FILE, self.module_source)):
-            path = str(out / name)
-            with open(path, "w") as f:
-                f.write(text)
-            written.append(path)
-        self.paths = written
-        return written
+        files = {SHEET_FILE: self.sheet, MODULE_FILE: self.module_source}
+        self.paths = _write_whole(out, files)
+        return self.paths
 
 
 @dataclass
@@ -65,10 +70,7 @@ class SheetDerivation:
 
     def write(self, out) -> list[str]:
         """Write ``{engine}_equations.md`` into the folder `out` (created if missing)."""
-        path = str(writable_folder(out) / f"{self.engine}_equations.md")
-        with open(path, "w") as f:
-            f.write(self.sheet)
-        self.paths = [path]
+        self.paths = _write_whole(out, {f"{self.engine}_equations.md": self.sheet})
         return self.paths
 
 
@@ -96,7 +98,7 @@ def derive(setup, out=None, engine: str | None = None):
     if engine in ("ode", "reference"):
         from ..numeric.reach import check_structure
         check_structure(setup)   # the derivation grows with the structure: its reach first
-    folder = None if out is None else writable_folder(out)
+    folder = None if out is None else check_out(out)
     if engine not in ("ode", "reference"):
         d = SheetDerivation(setup.name, engine, _engine_sheet(setup, engine))
         if folder is not None:
