@@ -434,3 +434,19 @@ def test_check_verdict_names_the_terms_over_threshold():
            "seconds": 1.0}
     text = format_report(rep)
     assert "EXCEEDS" in text and "verdict: 1 term(s) exceed their threshold: dQ" in text
+
+
+@pytest.mark.parametrize("changes", [{"training.times": [1e6]}, {"training.lr": 1e6, "training.times": [30]}])
+def test_dmft_refuses_grids_beyond_its_reach(changes):
+    """full_batch (DMFT): a grid beyond MAX_STEPS steps (long times, or a huge lr whose step is
+    0.2/lr) is refused naming training.times before anything is built (it tried to allocate a
+    5e6 × 5e6 kernel before; measured: refused in ~1 s by the CLI)."""
+    from mtsp.errors import ReachError
+    from mtsp.numeric.dmft.solve import MAX_STEPS
+    from mtsp.numeric.solve import solve
+    from mtsp.setup import setup_from_dict
+    d = {"name": "fb", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}], "student": {"kind": "glm"},
+         "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [1.0]}}
+    setup = setup_from_dict(d).replace(**changes)
+    with pytest.raises(ReachError, match=rf"^training\.times: .*at most {MAX_STEPS}"):
+        solve(setup)

@@ -185,9 +185,28 @@ def _mean_se(x: np.ndarray):
     return x.mean(axis=0), se
 
 
+MAX_STEPS = 600   # the kernels are (steps × steps) and the cost grows like steps²: 193 steps took
+                  # 4 min at the default paths (docs/DMFT.md §5), so 600 is already most of an hour
+
+
+def check_steps(n_steps: int, t_last: float) -> None:
+    """ReachError naming training.times beyond MAX_STEPS grid steps (also lr: the step is 0.2/η)."""
+    if n_steps > MAX_STEPS:
+        raise ReachError("training.times", f"the DMFT grid needs {'at least ' * (n_steps > 10 * MAX_STEPS)}{n_steps} steps to t = {t_last:g} "
+                         f"(at most {MAX_STEPS}: its kernels grow as steps², its cost too; the step is "
+                         f"0.2/max(1, lr)); ask for shorter times")
+
+
 def check_supported(setup) -> None:
     """glm students (any tasks, shared or separate inputs) and shared *linear* trunks with shared
-    inputs; anything else is refused naming the key."""
+    inputs, on a time grid of at most MAX_STEPS steps; anything else is refused naming the key."""
+    times = [float(t) for t in setup.training.times]
+    if times and all(math.isfinite(t) and t > 0 for t in times):
+        lr = float(setup.training.lr)
+        dt = default_dt(lr)
+        if max(times) / dt > MAX_STEPS:         # the grid has at least t/dt steps: do not build it
+            check_steps(math.ceil(max(times) / dt), max(times))
+        check_steps(len(time_grid(times, dt, lr)[0]), max(times))
     st = setup.student
     if st.kind == "glm":
         return
@@ -213,6 +232,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
     steps, req = time_grid(times, dt, float(setup.training.lr))
+    check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
     scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().astype(int), req]))
