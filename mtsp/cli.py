@@ -28,7 +28,6 @@ from pathlib import Path
 
 from .errors import ConvergenceError, MtspError, ReachError, RequestError, exit_status
 from .files import check_out, staged
-from .files import writable_folder as _prepare_out  # noqa: F401
 from .validate.validation import check_simulation
 from .validate.validation import check_simulator as _check_simulator  # noqa: F401
 from .progress import Progress, progress_enabled

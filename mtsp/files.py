@@ -1,8 +1,7 @@
 """Output folders: checked writable before anything is computed, and written whole or not at all.
 
-`writable_folder(out)` creates and checks a folder (``mtsp derive``).  `check_out(out)` checks,
-before a long computation, that `out` can be written without creating anything.  `staged(out)` is
-where a command writes its outputs: a temporary folder beside `out` (``.<name>.partial-<pid>``),
+`check_out(out)` checks, before a long computation, that `out` can be written without creating
+anything.  `staged(out)` is where a command writes its outputs: a temporary folder beside `out` (``.<name>.partial-<pid>``),
 moved into place only when everything was written — an error or an interrupt removes it and leaves
 `out` as it was.  Into an existing `out`, the new outputs replace what the command owns there: the
 entries listed in its manifest (`MANIFEST`, written by the previous run) and those of the same
@@ -17,22 +16,9 @@ from pathlib import Path
 
 from .errors import RequestError
 
-__all__ = ["writable_folder", "check_out", "staged", "MANIFEST"]
+__all__ = ["check_out", "staged", "MANIFEST"]
 
 MANIFEST = ".mtsp-output"   # the entries an mtsp command wrote into a folder, one a line
-
-
-def writable_folder(out, key: str = "out") -> Path:
-    """The folder `out`, created if missing; RequestError(key, ...) when it cannot be created or
-    written."""
-    path = Path(out)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RequestError(key, f"cannot create {str(path)!r}: {e.strerror or e}") from None
-    if not os.access(path, os.W_OK):
-        raise RequestError(key, f"{str(path)!r} is not writable")
-    return path
 
 
 def _existing_parent(path: Path) -> Path:

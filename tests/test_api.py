@@ -11,28 +11,11 @@ import pytest
 import mtsp
 from mtsp.cli import main
 from mtsp.errors import ReachError, RequestError
+from tiny_setups import TINY_TWO_TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY = """
-name = "tiny"
-[[tasks]]
-name = "A"
-classes = 2
-noise = 0.3
-[[tasks]]
-name = "B"
-classes = 2
-[teacher]
-alignment = 0.5
-[student]
-kind = "glm"
-init_scale = 0.0
-[training]
-protocol = "online"
-lr = 0.5
-times = [0.5, 1]
-"""
+TINY = TINY_TWO_TASKS
 
 
 @pytest.fixture

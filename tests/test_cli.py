@@ -13,30 +13,13 @@ from mtsp.cli import main
 from mtsp.progress import Progress, progress_enabled
 from mtsp.validate.compare import compare
 from mtsp.validate.report import write_report
+from tiny_setups import TINY_TWO_TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_KEYS = {"gen_error", "label_error", "test_loss", "best_gen_error", "best_gen_error_time",
              "best_test_loss", "best_test_loss_time"}
 
-TINY = """
-name = "tiny"
-[[tasks]]
-name = "A"
-classes = 2
-noise = 0.3
-[[tasks]]
-name = "B"
-classes = 2
-[teacher]
-alignment = 0.5
-[student]
-kind = "glm"
-init_scale = 0.0
-[training]
-protocol = "online"
-lr = 0.5
-times = [0.5, 1]
-"""
+TINY = TINY_TWO_TASKS
 
 
 def write(tmp_path, text, name="setup.toml"):
