@@ -359,9 +359,8 @@ def cmd_ridge(args) -> int:
             where = "" if res.key is None else f"at {res.key} = {r['value']} "
             _diag(f"mtsp: note: {where}the minimum sits at the {r['at_bound']} end of the search "
                   f"interval [{res.bounds[0]:g}, {res.bounds[1]:g}] (ridge {r['ridge']:.3g}): the "
-                  f"optimal ridge lies at or beyond it; widen --bounds"
-                  + (" (gen_error still falls as the ridge → 0: e.g. clean labels)"
-                     if r["at_bound"] == "lower" else ""))
+                  f"optimal ridge lies at or beyond it (gen_error still falls towards that end); "
+                  f"widen --bounds")
     if not args.quiet:
         _diag(f"ridge: {res.stats['points']} point(s), {res.stats['evaluations']} replica solves "
               f"in the searches, on {res.stats['executor']} in {res.stats['wall_s']:.1f} s")
