@@ -187,3 +187,11 @@ def test_cli_sweep_erm_map(tmp_path, capsys):
     d = {(p["training.coupling"], p["teacher.alignment"]): p["benefit"] for p in js["points"]}
     assert all(d[(m, 0.9)][t] > 0 > d[(m, 0)][t] for m in (0.5, 2) for t in ("A", "B"))
     assert np.isfinite([p["multi"]["A"]["gen_error"] for p in js["points"]]).all()
+
+
+def test_api_names():
+    import mtsp
+    from mtsp.numeric import erm, ridge
+    from mtsp.validate import curves
+    assert mtsp.optimal_ridge is erm.optimal_ridge and mtsp.ridge_curve is ridge.ridge_curve
+    assert mtsp.validate.validate_curve is curves.validate_curve
