@@ -154,6 +154,11 @@ def check_key(base, key: str) -> None:
         if parts[1] not in VARY_KEYS[parts[0]]:
             raise SweepError(key, f"cannot vary {parts[1]!r} of [{parts[0]}] (can: "
                                   f"{', '.join(VARY_KEYS[parts[0]])})")
+        if key == "training.alpha" and base.training.inputs == "separate" \
+                and all("alpha" in t for t in base.to_dict()["tasks"]):
+            raise SweepError(key, "every task sets its own alpha (separate inputs), so "
+                                  "training.alpha changes nothing: vary tasks.<task>.alpha, or "
+                                  "drop the tasks' alpha to let training.alpha apply to all")
         return
     if len(parts) == 3 and parts[0] == "tasks":
         if parts[1] not in names and not (parts[1].isdigit() and int(parts[1]) < len(names)):

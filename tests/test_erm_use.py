@@ -195,3 +195,15 @@ def test_api_names():
     from mtsp.validate import curves
     assert mtsp.optimal_ridge is erm.optimal_ridge and mtsp.ridge_curve is ridge.ridge_curve
     assert mtsp.validate.validate_curve is curves.validate_curve
+
+
+def test_training_alpha_that_changes_nothing_is_refused(tmp_path, capsys):
+    """Separate inputs where every task sets its own alpha: varying training.alpha would give a
+    flat curve; sweep, validate --vary and ridge refuse it by key."""
+    text = TINY_ERM_TWO.replace('name = "B"', 'name = "B"\nalpha = 2.0').replace(
+        'name = "A"', 'name = "A"\nalpha = 1.5')
+    f = write(tmp_path, text)
+    for cmd in (["sweep", f, "--jobs", "1"], ["ridge", f], ["validate", f]):
+        rc = main(cmd + ["--vary", "training.alpha=1,2", "-q"])
+        assert rc == 2, cmd
+        assert "mtsp: error: training.alpha: every task sets its own alpha" in capsys.readouterr().err

@@ -31,7 +31,8 @@ def plot_ridge(curve, path) -> Path:
     edge = np.array([r["at_bound"] is not None for r in rows])
     fig, (ax, ax2) = _figure(2)
     ax.plot(x, lam, "-", color="C0", lw=1.4)
-    ax.plot(x[~edge], lam[~edge], "o", color="C0", ms=6, label="λ* (interior minimum)")
+    if (~edge).any():
+        ax.plot(x[~edge], lam[~edge], "o", color="C0", ms=6, label="λ* (interior minimum)")
     if edge.any():
         ax.plot(x[edge], lam[edge], "o", mfc="white", color="C0", ms=6,
                 label="at the search bound (λ* lies beyond)")
