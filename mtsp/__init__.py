@@ -12,6 +12,9 @@ used, so ``import mtsp`` stays cheap):
     val = mtsp.validate.validate(setup, out="rep")  # theory vs simulation (mtsp validate)
     der = mtsp.derive.derive(setup, out="eqs")      # SymPy system, sheet, module (mtsp derive)
     swp = mtsp.sweep(setup, {"teacher.alignment": [0, 0.5, 0.9]})   # (mtsp sweep)
+    cur = mtsp.validate.validate_curve(erm, {"training.alpha": [1, 2]}, out="c")  # (validate --vary)
+    rdg = mtsp.ridge_curve(erm, {"training.alpha": [1, 2]})  # λ* minimising gen_error (mtsp ridge)
+    one = mtsp.optimal_ridge(erm)                   # λ* at the setup's own point (numeric.erm)
     rep = mtsp.check(setup)                         # double vs mp right-hand side (mtsp check)
 
 Errors are the classes of `mtsp.errors` (SetupError, RequestError, ReachError, ConvergenceError).
@@ -32,6 +35,7 @@ __version__ = "0.1.0"
 _API = {
     "solve": "mtsp.numeric.solve", "Accuracy": "mtsp.numeric.online",
     "sweep": "mtsp.numeric.sweep", "check": "mtsp.numeric.check",
+    "optimal_ridge": "mtsp.numeric.erm", "ridge_curve": "mtsp.numeric.ridge",
     "simulate": "mtsp.validate.simulate",
     "Setup": "mtsp.setup", "load_setup": "mtsp.setup", "default_setup": "mtsp.setup",
     "setup_from_dict": "mtsp.setup", "setup_from_toml": "mtsp.setup",
@@ -53,7 +57,7 @@ def __dir__():
     return sorted(set(globals()) | set(_API) | set(_SUBPACKAGES))
 
 
-__all__ = ["solve", "simulate", "sweep", "check", "Accuracy", "Setup", "load_setup",
+__all__ = ["solve", "simulate", "sweep", "check", "optimal_ridge", "ridge_curve", "Accuracy", "Setup", "load_setup",
            "default_setup", "setup_from_dict", "setup_from_toml", "MtspError", "SetupError",
            "RequestError", "ReachError", "ConvergenceError", "derive", "numeric", "validate",
            "__version__"]

@@ -3,10 +3,12 @@
     mtsp solve SETUP [--engine ode|reference|replica|dmft] [--single] [--json] [--processes 1|2]
     mtsp simulate SETUP [--N 2000] [--seeds 8] [--device cpu|cuda] [--single] [--json]
     mtsp validate SETUP [--N 1000] [--seeds 8] [--device cpu|cuda] [--out DIR] [--no-single]
+                  [--vary KEY=VALUES [--theory-points K]]
     mtsp demo [--out DIR] [--N 1000] [--seeds 8] [--device cpu|cuda]
     mtsp derive SETUP [--engine ode|replica|dmft] --out DIR
-    mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ode] [--json] [--out DIR]
+    mtsp sweep SETUP --vary KEY=VALUES [--vary ...] [--at T] [--engine ...] [--json] [--out DIR]
                [--jobs N] [--scheduler tcp://...]
+    mtsp ridge SETUP [--vary KEY=VALUES] [--task NAME] [--bounds LO,HI] [--json] [--out DIR]
 
 Results go to stdout (``--json``: one MODEL.md JSON object; else a readable table), progress and
 diagnostics to stderr. Errors are the classes of `mtsp.errors` and print one line
@@ -245,11 +247,37 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _vary(specs) -> dict:
+    """--vary KEY=VALUES options → {KEY: [values]} (`numeric.sweep.parse_vary`)."""
+    from .numeric.sweep import parse_vary
+    vary = {}
+    for spec in specs or []:
+        key, values = parse_vary(spec)
+        if key in vary:
+            raise RequestError(key, "varied twice")
+        vary[key] = values
+    return vary
+
+
 def cmd_validate(args) -> int:
     setup = _load(args.setup)
     out = args.out or f"mtsp-report-{Path(args.setup).stem}"
-    return _run_validation(setup, N=args.N, seeds=args.seeds, device=args.device, out=out,
-                           single=not args.no_single, quiet=args.quiet)
+    if not args.vary:
+        if args.theory_points is not None:
+            raise RequestError("--theory-points", "applies to a learning curve (--vary) only")
+        return _run_validation(setup, N=args.N, seeds=args.seeds, device=args.device, out=out,
+                               single=not args.no_single, quiet=args.quiet)
+    from .validate.curves import validate_curve
+    show = progress_enabled(False, quiet=args.quiet)
+    v = validate_curve(setup, _vary(args.vary), N=args.N, seeds=args.seeds, device=args.device,
+                       single=not args.no_single, out=out, theory_points=args.theory_points,
+                       show_progress=show)
+    if show:
+        _diag(f"validate {v.seconds['validate']:.1f} s at {len(v.values)} points, theory line "
+              f"{v.seconds['theory_line']:.1f} s, report {v.seconds['report']:.1f} s")
+    print(f"report: {v.report}")
+    print(v.verdict())
+    return 0 if v.agrees else 1
 
 
 def cmd_demo(args) -> int:
@@ -272,14 +300,9 @@ def cmd_derive(args) -> int:
 
 def cmd_sweep(args) -> int:
     """Parameter sweep of the multitask benefit (mtsp.numeric.sweep; plots: mtsp.validate.maps)."""
-    from .numeric.sweep import parse_vary, sweep
+    from .numeric.sweep import sweep
     setup = _load(args.setup)
-    vary = {}
-    for spec in args.vary:
-        key, values = parse_vary(spec)
-        if key in vary:
-            raise RequestError(key, "varied twice")
-        vary[key] = values
+    vary = _vary(args.vary)
     out = check_out(args.out) if args.out else None   # written whole at the end (`staged`)
     if args.scheduler is not None and args.jobs is not None:
         raise RequestError("jobs", "--jobs sets local worker processes; with --scheduler the Dask "
@@ -311,6 +334,68 @@ def cmd_sweep(args) -> int:
         for path in written:
             print(f"wrote {out / Path(path).name}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _bounds(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two numbers), got {text!r}") from None
+    return lo, hi
+
+
+def cmd_ridge(args) -> int:
+    """The ridge minimising gen_error at each value of one key (mtsp.numeric.ridge)."""
+    from .numeric.ridge import ridge_curve
+    setup = _load(args.setup)
+    vary = _vary(args.vary)
+    out = check_out(args.out) if args.out else None   # written whole at the end (`staged`)
+    show = progress_enabled(args.json, quiet=args.quiet)
+    with Progress("ridge", enabled=show) as p:
+        res = ridge_curve(setup, vary, task=args.task, bounds=args.bounds, xtol=args.xtol,
+                          jobs=args.jobs, progress=p)
+    for r in res.rows:
+        if r["at_bound"]:
+            where = "" if res.key is None else f"at {res.key} = {r['value']} "
+            _diag(f"mtsp: note: {where}the minimum sits at the {r['at_bound']} end of the search "
+                  f"interval [{res.bounds[0]:g}, {res.bounds[1]:g}] (ridge {r['ridge']:.3g}): the "
+                  f"optimal ridge lies at or beyond it (gen_error still falls towards that end); "
+                  f"widen --bounds")
+    if not args.quiet:
+        _diag(f"ridge: {res.stats['points']} point(s), {res.stats['evaluations']} replica solves "
+              f"in the searches, on {res.stats['executor']} in {res.stats['wall_s']:.1f} s")
+    if args.json:
+        _print_json(res.to_json_dict())
+    else:
+        sys.stdout.write(_ridge_table(res))
+    if out is not None:
+        from .validate.ridge_plot import write_ridge
+        with staged(out) as tmp:
+            written = write_ridge(res, tmp)
+        for path in written:
+            print(f"wrote {out / Path(path).name}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _ridge_table(res) -> str:
+    k = res.key or "point"
+    names = list(res.rows[0]["tasks"])
+    w = max(len(k), 8)
+    lines = [f"{res.base.get('name', '')}: the ridge λ* minimising the {res.objective} (replica "
+             f"theory; search over [{res.bounds[0]:g}, {res.bounds[1]:g}], ±{res.xtol:g} in log λ)",
+             "", "  ".join([f"{k:>{w}}", f"{'ridge λ*':>16}", f"{'gen_error':>10}"]
+                           + [f"{'task ' + n:>10}" for n in names]
+                           + [f"{'at λ = ' + format(res.rows[0]['ridge0'], 'g'):>12}",
+                              f"{'solves':>6}"])]
+    for r in res.rows:
+        v = "—" if r["value"] is None else (f"{r['value']:.6g}" if isinstance(r["value"], float)
+                                           else str(r["value"]))
+        lam = f"{r['ridge']:.4g}" + {"lower": " (≤, bound)", "upper": " (≥, bound)"}.get(
+            r["at_bound"], "")
+        lines.append("  ".join([f"{v:>{w}}", f"{lam:>16}", f"{r['gen_error']:>10.4f}"]
+                               + [f"{r['tasks'][n]:>10.4f}" for n in names]
+                               + [f"{r['gen_error0']:>12.4f}", f"{r['evaluations']:>6}"]))
+    return "\n".join(lines) + "\n"
 
 
 def _sweep_table(res) -> str:
@@ -416,6 +501,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="report folder (default mtsp-report-<setup file stem>)")
     p.add_argument("--no-single", action="store_true", help="skip the single-task baselines")
+    p.add_argument("--vary", action="append", metavar="KEY=VALUES",
+                   help="a learning curve: validate at each value of one key (the keys and values "
+                        "of mtsp sweep, e.g. training.alpha=0.5,1,2,5) and plot gen_error against it")
+    p.add_argument("--theory-points", type=int, default=None, metavar="K",
+                   help="with --vary: K more theory values between the smallest and largest, for "
+                        "the theory line (default 24 for erm, 0 otherwise)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("demo", parents=[common], help="validate the built-in demo setup",
@@ -446,9 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "training.lr, ...) and its values: a comma list (0,0.5,0.9) or "
                         "start:stop:count; repeat for a grid (first key slowest)")
     p.add_argument("--at", type=float, default=None, metavar="T",
-                   help="the time at which to compare (default: the setup's last time)")
-    p.add_argument("--engine", choices=["ode", "reference"], default="ode",
-                   help="theory engine (as for solve)")
+                   help="the time at which to compare (default: the setup's last time; erm has "
+                        "no time)")
+    p.add_argument("--engine", choices=["ode", "reference", "replica", "dmft"], default=None,
+                   help="theory engine (as for solve; default: the protocol's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write sweep.json, sweep.csv, the plot (benefit.png for one key, "
@@ -459,6 +551,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the solves on a Dask distributed cluster (tcp://host:8786; needs "
                         "pip install \"mtsp[dask]\")")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("ridge", parents=[common], help="the ridge minimising gen_error (erm)",
+                       description="Find the ridge λ* that minimises gen_error (erm protocol, replica "
+                                   "theory) at each value of one key, by a bounded search in log λ; "
+                                   "print a table and with --out write ridge.json, ridge.csv and "
+                                   "ridge.png. A minimum at an end of the search interval is "
+                                   "reported as such (the optimum lies beyond it).")
+    p.add_argument("setup", metavar="SETUP", help="erm setup file (TOML)")
+    p.add_argument("--vary", action="append", metavar="KEY=VALUES",
+                   help="one key and its values, as for sweep (e.g. training.alpha=0.5,1,2,5); "
+                        "default: the setup's own point")
+    p.add_argument("--task", default=None, metavar="NAME",
+                   help="minimise this task's gen_error (default: the mean over the tasks)")
+    p.add_argument("--bounds", type=_bounds, default=(1e-3, 10.0), metavar="LO,HI",
+                   help="the search interval of the ridge (default 0.001,10)")
+    p.add_argument("--xtol", type=float, default=1e-3,
+                   help="tolerance of the search in log ridge (default 0.001)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write ridge.json, ridge.csv and (with --vary) ridge.png into DIR")
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="local worker processes (default: the number of CPUs)")
+    p.set_defaults(func=cmd_ridge)
     return parser
 
 

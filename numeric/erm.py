@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from mtsp.errors import ReachError, RequestError
+from mtsp.errors import ConvergenceError, ReachError, RequestError
 
 from .metrics import task_metrics
 from .model import State, TheoryModel, theory_model
@@ -202,6 +202,9 @@ def optimal_ridge(setup, task: str | None = None, bounds=(1e-3, 10.0), xtol: flo
         return float(np.mean(g))
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     res = minimize_scalar(objective, bounds=(lo, hi), method="bounded", options={"xatol": xtol})
+    if not res.success:
+        raise ConvergenceError("training.ridge", f"the search for the optimal ridge stopped before "
+                               f"its tolerance {xtol:g} in log ridge: {res.message}")
     at_bound = min(res.x - lo, hi - res.x) < 10 * xtol
     return {"ridge": float(np.exp(res.x)), "gen_error": float(res.fun), "at_bound": bool(at_bound),
             "evaluations": len(calls)}

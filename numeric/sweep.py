@@ -14,7 +14,12 @@ Exactness. The values are those of ``mtsp solve --single`` on the point's setup 
 defaults of ``solve_online``) and the same metric evaluation at ``at``; only the early-stopping
 scans, which the sweep does not report, are left out. When ``at`` is the last of the base's times
 the values also equal ``mtsp solve`` on the base with the varied values set (the integration ends
-at the same time). Protocols other than online go through ``solve`` itself.
+at the same time). Protocols other than online go through ``solve`` itself: erm (the replica
+engine) solves each point's multitask setup and each distinct single-task setup once, as
+``solve --single`` does (``Setup.single``: the task alone with its data, the coupling dropped);
+full_batch runs ``solve(single=True)`` per point. A point that the engine finds beyond its reach
+(ReachError) or whose solver does not converge (ConvergenceError) while the sweep runs is recorded
+in ``skipped`` with its message, like an invalid point, and the rest of the grid runs.
 
 Reuse. A single-task baseline depends only on the task's own parameters: single-task solves are
 keyed by the canonical JSON of ``setup.single(t).to_dict()`` (the name dropped, and the
@@ -43,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtsp.errors import ReachError, RequestError, SetupError
+from mtsp.errors import ConvergenceError, ReachError, RequestError, SetupError
 
 from . import reach
 
@@ -149,6 +154,11 @@ def check_key(base, key: str) -> None:
         if parts[1] not in VARY_KEYS[parts[0]]:
             raise SweepError(key, f"cannot vary {parts[1]!r} of [{parts[0]}] (can: "
                                   f"{', '.join(VARY_KEYS[parts[0]])})")
+        if key == "training.alpha" and base.training.inputs == "separate" \
+                and all("alpha" in t for t in base.to_dict()["tasks"]):
+            raise SweepError(key, "every task sets its own alpha (separate inputs), so "
+                                  "training.alpha changes nothing: vary tasks.<task>.alpha, or "
+                                  "drop the tasks' alpha to let training.alpha apply to all")
         return
     if len(parts) == 3 and parts[0] == "tasks":
         if parts[1] not in names and not (parts[1].isdigit() and int(parts[1]) < len(names)):
@@ -289,10 +299,27 @@ def _evaluate(setup, engine: str) -> dict:
     return {name: float(m.gen_error) for name, m in zip(model.names, ms)}
 
 
+class _Failed:
+    """A job the engine refused (ReachError) or could not converge (ConvergenceError): its point is
+    skipped with this message."""
+
+    def __init__(self, err):
+        residual = getattr(err, "residual", None)
+        self.message = str(err) + ("" if residual is None else f" (residual {residual:.3g})")
+
+
 def _run_job(job):
     """A job: ("multi", setup, engine) → {task: gen_error}; ("single", setup, engine) → the same
     for the lone task; ("both", setup, engine) → (multi, single) from ``solve(single=True)``
-    (protocols whose single-task rule the sweep leaves to ``solve``)."""
+    (protocols whose single-task rule the sweep leaves to ``solve``).  A ReachError or
+    ConvergenceError comes back as a `_Failed`."""
+    try:
+        return _run_one(job)
+    except (ReachError, ConvergenceError) as e:
+        return _Failed(e)
+
+
+def _run_one(job):
     kind, setup, engine = job
     if kind == "both":
         from .solve import solve
@@ -547,23 +574,25 @@ def _single_jobs(point, at, engine):
     return out
 
 
-def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None = None,
+def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int | None = None,
           scheduler=None, progress=None, on_skip=None, on_estimate=None) -> SweepResult:
     """Solve every point of the grid ``vary`` (``{KEY: [values]}``, dotted keys) around
     ``base_setup`` and return the multitask/single-task gen_error and the benefit per task.
 
     ``at``: the time (time-resolved protocols; default the last of the base's times).
+    ``engine``: the theory engine (default: the protocol's own, `numeric.solve.check_protocol`).
     ``jobs``: local worker processes (default ``os.cpu_count()``; 1 = in this process).
     ``scheduler``: a Dask scheduler address or ``distributed.Client`` (instead of local processes).
     ``progress``: a callable ``progress(fraction, note)`` (e.g. ``mtsp.progress.Progress``).
     ``on_skip``: called as ``on_skip(point, message)`` for each invalid point (or one beyond the
-    engine's reach, `reach.check_structure`), before any solve.
+    online engine's reach, `reach.check_structure`), before any solve, and for each point whose
+    solve raised a ReachError or ConvergenceError, after the solves.
     ``on_estimate``: called with one line, the estimated cost of the grid, before any solve
     (`_estimate_text`).
     Raises SweepError / SetupError for a request that cannot run (unknown key, bad ``at``, no
     valid grid point)."""
-    if engine not in ("ode", "reference"):
-        raise SweepError("engine", f"unknown engine {engine!r} (ode | reference)")
+    from .solve import check_protocol
+    engine = check_protocol(base_setup, engine)
     if not isinstance(vary, dict) or not vary:
         raise SweepError("vary", "nothing to vary: give at least one KEY=VALUES")
     canon = {}
@@ -600,7 +629,7 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     # 2. the jobs: one multitask solve per point, one single-task solve per distinct baseline
     jobs_list, multi_of, singles_of, single_index = [], {}, {}, {}
     for i, point, s in valid:
-        if s.training.protocol != "online":
+        if s.training.protocol == "full_batch":
             multi_of[i] = len(jobs_list)
             jobs_list.append(("both", s, engine))
             continue
@@ -638,6 +667,13 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     tasks = [t.name for t in base_setup.tasks]
     records = []
     for i, point, s in valid:
+        failed = [results[j] for j in [multi_of[i]] + [j for _, j in singles_of.get(i, [])]
+                  if isinstance(results[j], _Failed)]
+        if failed:
+            skipped.append({"index": i, "point": point, "error": failed[0].message})
+            if on_skip:
+                on_skip(point, failed[0].message)
+            continue
         if i in singles_of:
             multi = results[multi_of[i]]
             single = {name: results[j][name] for name, j in singles_of[i]}
@@ -649,7 +685,12 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
         rec["single"] = {t: {"gen_error": single[t]} for t in tasks}
         rec["benefit"] = {t: single[t] - multi[t] for t in tasks}
         records.append(rec)
-    stats = {"points": len(valid) + len(skipped), "valid_points": len(valid),
+    skipped.sort(key=lambda d: d["index"])
+    if not records:
+        raise SweepError("vary", f"no grid point could be solved ({len(skipped)} skipped; first: "
+                                 f"{skipped[0]['error']})")
+    stats = {"points": len(records) + len(skipped),
+             "valid_points": len(records),
              "skipped_points": len(skipped), "multi_solves": n_multi, "single_solves": n_single,
              "executor": ex.name, "solve_s": round(t2 - t1, 3),
              "wall_s": round(_time.perf_counter() - t0, 3)}
