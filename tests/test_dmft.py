@@ -59,16 +59,19 @@ def discrete_mp(alpha, T, sigma, s0, a, kappa, k):
 def test_square_loss_reproduces_marchenko_pastur(alpha, kappa, s0):
     """Linear regression: the DMFT of gradient descent (step a = 0.2) against the closed form of
     `discrete_mp`. With whitened normals every path average is exact for a linear model, so the
-    solver must match to rounding: measured |ΔM| ≤ 8e-10, |ΔQ| ≤ 1e-9 for k ≤ 20 (2000 paths)."""
+    solver must match to rounding (response in float64). Measured (2000 paths): |ΔM| ≤ 4e-13 for
+    k ≤ 20, |ΔQ| ≤ 2.4e-11 for k ≤ 12; at k = 20 |ΔQ| ≤ 2.6e-8 — the Cholesky factor of the
+    nearly deterministic late field loses digits (docs/DMFT.md §3), and there the float32
+    response gives 1.1e-8 by chance of rounding."""
     T, sigma, lr, h, K = 1.3, 0.5, 1.0, 0.2, 20
     tr = run_dmft(SquareLoss(sigma), np.array([[T]]), lr=lr, weight_decay=kappa, alpha=alpha,
                   init_scale=s0, steps=np.full(K, h), n_paths=2000, n_response=300,
-                  rng=np.random.default_rng(3), noise="cholesky")
-    for k in (1, 5, 12, 20):
+                  rng=np.random.default_rng(3), noise="cholesky", response_dtype=np.float64)
+    for k, q_bound in ((1, 3e-10), (5, 3e-10), (12, 3e-10), (20, 2e-7)):
         M, Q = discrete_mp(alpha, T, sigma, s0, lr * h, kappa, k)
         Md = tr.M[k, 0, 0]
-        assert abs(Md - M) < 1e-8
-        assert abs(Md ** 2 / T + tr.Cperp[k, 0, 0] - Q) < 1e-8
+        assert abs(Md - M) < 4e-12
+        assert abs(Md ** 2 / T + tr.Cperp[k, 0, 0] - Q) < q_bound
 
 
 def test_square_loss_with_source_paths_is_an_unbiased_estimate():
