@@ -97,7 +97,7 @@ class _Response:
     as before, but on arrays that stay in cache; float32 (rounding ~1e-7 relative, negligible
     beside the sampling error of R)."""
 
-    BLOCK = 16
+    BLOCK = 32
 
     def __init__(self, K: int, d: int, nr: int, alpha: float, dtype=np.float32):
         self.d, self.nr, self.scale, self.dtype = d, nr, -1.0 / alpha, dtype
