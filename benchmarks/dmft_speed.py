@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import time
 import types
 from pathlib import Path
@@ -50,6 +51,7 @@ def engine_at(rev: str):
     code = subprocess.run(["git", "show", f"{rev}:numeric/dmft/engine.py"], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout
     mod = types.ModuleType(f"dmft_engine_{rev}")
+    sys.modules[mod.__name__] = mod        # dataclasses look their module up
     exec(compile(code, f"{rev}:numeric/dmft/engine.py", "exec"), mod.__dict__)
     return mod
 
