@@ -33,7 +33,7 @@ from mtsp.errors import ReachError, RequestError
 from ..metrics import task_metrics
 from ..model import State, theory_model
 from ..online import Accuracy
-from ..solve import SolveResult
+from ..solve import SolveResult, one_blas_thread
 from .engine import run_dmft
 from .losses import CrossEntropy, LinearTrunk
 
@@ -245,7 +245,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 "scan_loss")
         per_batch = {k: [] for k in keys}
         for b in range(opts.batches):
-            states, trl, tre = solve_batch(steps, opts, b)
+            with one_blas_thread():     # threaded BLAS only spins on these products (§3)
+                states, trl, tre = solve_batch(steps, opts, b)
 
             def mets(k, label=True, model=model, states=states):
                 return task_metrics(model, states[k], acc, label=label)
