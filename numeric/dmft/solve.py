@@ -33,7 +33,7 @@ from mtsp.errors import ReachError, RequestError
 from ..metrics import task_metrics
 from ..model import State, theory_model
 from ..online import Accuracy
-from ..solve import SolveResult, one_blas_thread
+from ..solve import SolveResult
 from .engine import run_dmft
 from .losses import CrossEntropy, LinearTrunk
 
@@ -45,13 +45,15 @@ class DmftOptions:
     """dt: the late Euler step (`time_grid`; default 0.2/max(1, η));
     n_paths: paths per batch for correlations and means; n_response: of those, paths for the
     response; batches: independent solutions (error bars); scan: grid points for early stopping;
-    seed: of the fixed standard normals."""
+    seed: of the fixed standard normals; device: None (numpy) or a torch device ("cpu",
+    "cuda") for the path-sized arrays (`engine.run_dmft`), for large path counts."""
     dt: float | None = None
     n_paths: int = 4000
     n_response: int = 1000
     batches: int = 8
     scan: int = 60
     seed: int = 0
+    device: str | None = None
 
 
 def default_dt(lr: float) -> float:
@@ -125,7 +127,7 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     loss = CrossEntropy(C, float(task.noise))
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, task.name, batch))
+                  rng=_rng(opts, task.name, batch), device=opts.device)
     U = loss.U
     Tp = np.linalg.pinv(gram, hermitian=True)
     M = np.einsum("ca,kab->kcb", U, tr.M)
@@ -152,7 +154,7 @@ def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
     tr = run_dmft(loss, gram, lr=float(tr_.lr), weight_decay=float(tr_.weight_decay),
                   alpha=float(tr_.alpha), init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch))
+                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), device=opts.device)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
     return Q, tr.M, tr.states, tr.train_loss, tr.train_error
@@ -245,8 +247,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 "scan_loss")
         per_batch = {k: [] for k in keys}
         for b in range(opts.batches):
-            with one_blas_thread():     # threaded BLAS only spins on these products (§3)
-                states, trl, tre = solve_batch(steps, opts, b)
+            states, trl, tre = solve_batch(steps, opts, b)
 
             def mets(k, label=True, model=model, states=states):
                 return task_metrics(model, states[k], acc, label=label)
