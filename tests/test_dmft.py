@@ -143,6 +143,14 @@ def test_time_grid_hits_requested_times():
     assert steps[0] == pytest.approx(0.2 / 16)
     with pytest.raises(ValueError, match="training.times"):
         time_grid([0.0], 0.2)
+    # coarse late: the step grows ∝ t from t = late, up to 3 dt; the early grid is unchanged
+    late, idx = time_grid([0.5, 3.0, 30.0], 0.2, 1.0, late=5.0)
+    grid_late = np.concatenate([[0.0], np.cumsum(late)])
+    assert np.allclose(grid_late[idx], [0.5, 3.0, 30.0], atol=1e-12)
+    assert np.array_equal(late[:idx[1]], steps[:idx[1]])
+    assert late.max() <= 3 * 0.2 * 1.3 and late.max() > 2.5 * 0.2 and late.size < 0.65 * steps.size
+    with pytest.raises(ValueError, match="late"):
+        time_grid([1.0], 0.2, late=0.0)
 
 
 def _public(times=(2.0, 10.0)):

@@ -42,12 +42,14 @@ __all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_
 
 @dataclass(frozen=True)
 class DmftOptions:
-    """dt: the late Euler step (`time_grid`; default 0.2/max(1, η));
+    """dt: the late Euler step (`time_grid`; default 0.2/max(1, η)); late: from this time on
+    the step grows ∝ t (`time_grid`; default None: constant);
     n_paths: paths per batch for correlations and means; n_response: of those, paths for the
     response; batches: independent solutions (error bars); scan: grid points for early stopping;
     seed: of the fixed standard normals; device: None (numpy) or a torch device ("cpu",
     "cuda") for the path-sized arrays (`engine.run_dmft`), for large path counts."""
     dt: float | None = None
+    late: float | None = None
     n_paths: int = 4000
     n_response: int = 1000
     batches: int = 8
@@ -62,28 +64,37 @@ def default_dt(lr: float) -> float:
 
 
 EARLY = (0.25, 4.0)   # (t_s, t_c) of the early refinement, times in units of 1/max(1, η)
+LATE_CAP = 3.0        # the late step grows to at most 3 dt (`time_grid`)
 
 
-def time_grid(times, dt: float, lr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def time_grid(times, dt: float, lr: float = 1.0, late: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Steps h_k of a grid dense early and coarser late, h(t) = dt·min(1, (t + t_s)/t_c) with
-    (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), with every
-    requested time inserted (grid points closer than 0.3 h to it dropped); and the grid index of
-    each requested time."""
+    (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), and with
+    `late`: h(t) = dt·min(t/late, LATE_CAP) from t = late on (geometric, then constant: the
+    late dynamics is slow, but gradient descent is unstable beyond a step ~2/curvature —
+    measured on the two-task trunk of benchmarks/dmft_speed.py: h = 0.62 at t = 31 changed
+    gen_error by 7e-5, h = 1.24 diverged); every requested time inserted (grid points closer
+    than 0.3 h to it dropped); and the grid index of each requested time."""
     times = np.asarray(times, float)
     if times.size == 0 or np.any(times <= 0) or not np.all(np.isfinite(times)):
         raise RequestError("training.times", "need at least one time, all finite and > 0")
     if not (dt > 0 and math.isfinite(dt)):
         raise RequestError("dt", f"the DMFT step must be positive and finite, got {dt!r}")
+    if late is not None and not (late > 0 and math.isfinite(late)):
+        raise RequestError("late", f"the time at which the step starts to grow must be positive "
+                                   f"and finite, got {late!r}")
     scale = max(1.0, lr)
     ts, tc = EARLY[0] / scale, EARLY[1] / scale
     t_end = float(times.max())
     pts, t = [0.0], 0.0
+    def step(t):
+        return dt * min(1.0, (t + ts) / tc) * (min(max(1.0, t / late), LATE_CAP) if late else 1.0)
     while t < t_end:
-        t += dt * min(1.0, (t + ts) / tc)
+        t += step(t)
         pts.append(t)
     grid = np.array(pts[:-1])
     req = np.unique(times)
-    h_at = dt * np.minimum(1.0, (req + ts) / tc)
+    h_at = np.array([step(float(r)) for r in req])
     keep = np.ones(grid.size, bool)
     for r, h in zip(req, h_at):
         keep &= np.abs(grid - r) > 0.3 * h
@@ -233,7 +244,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     t0 = _time.perf_counter()
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
-    steps, req = time_grid(times, dt, float(setup.training.lr))
+    steps, req = time_grid(times, dt, float(setup.training.lr), opts.late)
     check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
