@@ -46,8 +46,10 @@ class DmftOptions:
     the step grows ∝ t (`time_grid`; default None: constant);
     n_paths: paths per batch for correlations and means; n_response: of those, paths for the
     response; batches: independent solutions (error bars); scan: grid points for early stopping;
-    seed: of the fixed standard normals; device: None (numpy) or a torch device ("cpu",
-    "cuda") for the path-sized arrays (`engine.run_dmft`), for large path counts."""
+    seed: of the fixed standard normals; n_sources: source paths of the noise (`engine.run_dmft`,
+    default n_paths/2; its cost is n_paths × n_sources per step); device: None (numpy) or a
+    torch device ("cpu", "cuda") for the path-sized arrays (`engine.run_dmft`), for large path
+    counts."""
     dt: float | None = None
     late: float | None = None
     n_paths: int = 4000
@@ -55,6 +57,7 @@ class DmftOptions:
     batches: int = 8
     scan: int = 60
     seed: int = 0
+    n_sources: int | None = None
     device: str | None = None
 
 
@@ -138,7 +141,7 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     loss = CrossEntropy(C, float(task.noise))
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, task.name, batch), device=opts.device)
+                  rng=_rng(opts, task.name, batch), n_sources=opts.n_sources, device=opts.device)
     U = loss.U
     Tp = np.linalg.pinv(gram, hermitian=True)
     M = np.einsum("ca,kab->kcb", U, tr.M)
@@ -165,7 +168,8 @@ def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
     tr = run_dmft(loss, gram, lr=float(tr_.lr), weight_decay=float(tr_.weight_decay),
                   alpha=float(tr_.alpha), init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), device=opts.device)
+                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), n_sources=opts.n_sources,
+                  device=opts.device)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
     return Q, tr.M, tr.states, tr.train_loss, tr.train_error
@@ -198,8 +202,9 @@ def _mean_se(x: np.ndarray):
     return x.mean(axis=0), se
 
 
-MAX_STEPS = 600   # the kernels are (steps × steps) and the cost grows like steps²: 193 steps took
-                  # 4 min at the default paths (docs/DMFT.md §5), so 600 is already most of an hour
+MAX_STEPS = 600   # the kernels are (steps × steps), the response's cost grows like steps³: 194
+                  # steps of a two-task trunk took 55 s at the default paths (docs/DMFT.md §5),
+                  # so 600 steps would take about half an hour
 
 
 def check_steps(n_steps: int, t_last: float) -> None:
