@@ -322,3 +322,21 @@ def test_torch_arrays_give_the_numpy_numbers():
     assert diff < 3e-8, diff
     with pytest.raises(ValueError, match="device"):
         solve_dmft(s, DmftOptions(n_paths=600, n_response=200, batches=1, device="nodevice"))
+
+
+def test_batches_from_a_target_standard_error():
+    """target_se: batches are added (from `batches` up to `max_batches`) until every gen_error_se
+    is at most the target. Measured (C = 2, α = 2, t = 1, 500 paths per batch): 3 batches give
+    SE 0.0030; target 0.001 took 17 batches (SE 0.00095)."""
+    s = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
+                         "student": {"kind": "glm", "init_scale": 0.1},
+                         "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [1.0]}})
+    opts = DmftOptions(n_paths=500, n_response=100, batches=3, scan=2)
+    few = solve_dmft(s, opts)
+    more = solve_dmft(s, DmftOptions(**{**opts.__dict__, "target_se": 0.001}))
+    assert few.stats["batches"] == 3 and few.tasks["A"]["gen_error_se"][0] > 0.002
+    assert 3 < more.stats["batches"] < 32 and more.tasks["A"]["gen_error_se"][0] <= 0.001
+    capped = solve_dmft(s, DmftOptions(**{**opts.__dict__, "target_se": 1e-6, "max_batches": 5}))
+    assert capped.stats["batches"] == 5
+    with pytest.raises(ValueError, match="target_se"):
+        solve_dmft(s, DmftOptions(**{**opts.__dict__, "target_se": 0.0}))

@@ -49,7 +49,8 @@ class DmftOptions:
     seed: of the fixed standard normals; n_sources: source paths of the noise (`engine.run_dmft`,
     default n_paths/2; its cost is n_paths × n_sources per step); device: None (numpy) or a
     torch device ("cpu", "cuda") for the path-sized arrays (`engine.run_dmft`), for large path
-    counts."""
+    counts; target_se: with it, batches beyond `batches` (the least) are added, up to
+    `max_batches`, until every gen_error_se of the solve is at most target_se."""
     dt: float | None = None
     late: float | None = None
     n_paths: int = 4000
@@ -58,6 +59,8 @@ class DmftOptions:
     scan: int = 60
     seed: int = 0
     n_sources: int | None = None
+    target_se: float | None = None
+    max_batches: int = 32
     device: str | None = None
 
 
@@ -196,6 +199,14 @@ def _units(setup):
     return [(model, list(range(len(setup.tasks))), solve)]
 
 
+def _short_of(gen_errors: list, opts: DmftOptions) -> bool:
+    """Another batch is wanted: a target_se that the batches so far (their [time][task]
+    gen_error) do not reach yet, and fewer than max_batches of them."""
+    if opts.target_se is None or len(gen_errors) >= opts.max_batches:
+        return False
+    return len(gen_errors) < 2 or float(_mean_se(gen_errors)[1].max()) > opts.target_se
+
+
 def _mean_se(x: np.ndarray):
     x = np.asarray(x, float)
     se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
@@ -246,6 +257,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     check_supported(setup)
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
+    if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
+        raise RequestError("target_se", "needs target_se > 0 and max_batches ≥ batches, ≥ 2")
     t0 = _time.perf_counter()
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
@@ -258,12 +271,15 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     units = _units(setup)
     n_jobs = len(units) * opts.batches
     done = 0
+    used = []
     for model, ids, solve_batch in units:
         keys = ("gen_error", "label_error", "test_loss", "train_loss", "train_error", "scan_gen",
                 "scan_loss")
         per_batch = {k: [] for k in keys}
-        for b in range(opts.batches):
+        b = 0
+        while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
+            b += 1
 
             def mets(k, label=True, model=model, states=states):
                 return task_metrics(model, states[k], acc, label=label)
@@ -278,7 +294,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             per_batch["scan_loss"].append([[m.test_loss for m in r] for r in sc])
             done += 1
             if progress:
-                progress(done / n_jobs)
+                progress(min(1.0, done / n_jobs))
+        used.append(b)
         stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
         for j, t in enumerate(ids):
             d = {}
@@ -296,7 +313,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             curves[name] = stats_["scan_gen"][0][:, j].tolist()
     tasks = {t.name: tasks[t.name] for t in setup.tasks}
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
-             "batches": opts.batches, "solve_s": _time.perf_counter() - t0}
+             "batches": max(used), "solve_s": _time.perf_counter() - t0}
     res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
     res.scan_times = grid_t[scan].tolist()
     res.scan_gen_error = curves
