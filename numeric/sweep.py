@@ -19,7 +19,8 @@ engine) solves each point's multitask setup and each distinct single-task setup 
 ``solve --single`` does (``Setup.single``: the task alone with its data, the coupling dropped);
 full_batch runs ``solve(single=True)`` per point. A point that the engine finds beyond its reach
 (ReachError) or whose solver does not converge (ConvergenceError) while the sweep runs is recorded
-in ``skipped`` with its message, like an invalid point, and the rest of the grid runs.
+in ``skipped`` with its message, like an invalid point, and the rest of the grid runs. The DMFT's
+sampling error and early-stopped values are kept (``SweepResult``).
 
 Reuse. A single-task baseline depends only on the task's own parameters: single-task solves are
 keyed by the canonical JSON of ``setup.single(t).to_dict()`` (the name dropped, and the
@@ -299,6 +300,21 @@ def _evaluate(setup, engine: str) -> dict:
     return {name: float(m.gen_error) for name, m in zip(model.names, ms)}
 
 
+TIME_RESOLVED = ("gen_error_se", "best_gen_error", "best_gen_error_se", "best_gen_error_time")
+
+
+def _point_values(d: dict) -> dict:
+    """A task's values at the sweep's time from a ``solve`` result: gen_error (the last entry)
+    and, where the engine gives them, its sampling error and the early-stopped best_gen_error
+    (with its error and time)."""
+    out = {"gen_error": float(d["gen_error"][-1])}
+    for key in TIME_RESOLVED:
+        v = d.get(key)
+        if v is not None:
+            out[key] = float(v[-1] if isinstance(v, list) else v)
+    return out
+
+
 class _Failed:
     """A job the engine refused (ReachError) or could not converge (ConvergenceError): its point is
     skipped with this message."""
@@ -325,9 +341,8 @@ def _run_one(job):
         from .solve import solve
         # the sweep already runs its points side by side: no metrics worker per solve
         res = solve(setup, single=True, engine=engine, processes=1)
-        idx = -1
-        multi = {n: float(d["gen_error"][idx]) for n, d in res.tasks.items()}
-        single = {n: float(d["gen_error"][idx]) for n, d in res.single.items()}
+        multi = {n: _point_values(d) for n, d in res.tasks.items()}
+        single = {n: _point_values(d) for n, d in res.single.items()}
         return multi, single
     return _evaluate(setup, engine)
 
@@ -459,7 +474,10 @@ def _estimate_text(setup, engine: str, n_jobs: int, n_multi: int, ex) -> str:
 class SweepResult:
     """A sweep's table. ``records``: one dict per valid point, in grid order (the first key varies
     slowest) — ``{KEY: value, ..., "multi": {task: {"gen_error": x}}, "single": {...},
-    "benefit": {task: Δ}}``; ``skipped``: ``{"point": {KEY: value}, "error": "key: reason"}``."""
+    "benefit": {task: Δ}}``; points solved by an engine that gives them (the DMFT of full_batch)
+    add ``gen_error_se`` and the early-stopped ``best_gen_error`` (``_se``, ``_time``) beside each
+    gen_error and ``"best_benefit": {task: Δ of best_gen_error}``; ``skipped``: ``{"point":
+    {KEY: value}, "error": "key: reason"}``."""
     base: dict
     vary: dict
     at: float | None
@@ -478,6 +496,8 @@ class SweepResult:
         for r in self.records:
             p = {k: r[k] for k in self.keys}
             p.update(index=r["index"], multi=r["multi"], single=r["single"], benefit=r["benefit"])
+            if "best_benefit" in r:
+                p["best_benefit"] = r["best_benefit"]
             points.append(p)
         return {"base": self.base, "vary": {k: list(v) for k, v in self.vary.items()},
                 "at": self.at, "engine": self.engine, "protocol": self.base["training"]["protocol"],
@@ -592,7 +612,10 @@ def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int 
     Raises SweepError / SetupError for a request that cannot run (unknown key, bad ``at``, no
     valid grid point)."""
     from .solve import check_protocol
-    engine = check_protocol(base_setup, engine)
+    try:
+        engine = check_protocol(base_setup, engine)
+    except RequestError as e:
+        raise SweepError(e.key, e.reason) from None
     if not isinstance(vary, dict) or not vary:
         raise SweepError("vary", "nothing to vary: give at least one KEY=VALUES")
     canon = {}
@@ -675,15 +698,18 @@ def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int 
                 on_skip(point, failed[0].message)
             continue
         if i in singles_of:
-            multi = results[multi_of[i]]
-            single = {name: results[j][name] for name, j in singles_of[i]}
+            multi = {t: {"gen_error": v} for t, v in results[multi_of[i]].items()}
+            single = {name: {"gen_error": results[j][name]} for name, j in singles_of[i]}
         else:
             multi, single = results[multi_of[i]]
         rec = {"index": i}
         rec.update(point)
-        rec["multi"] = {t: {"gen_error": multi[t]} for t in tasks}
-        rec["single"] = {t: {"gen_error": single[t]} for t in tasks}
-        rec["benefit"] = {t: single[t] - multi[t] for t in tasks}
+        rec["multi"] = {t: multi[t] for t in tasks}
+        rec["single"] = {t: single[t] for t in tasks}
+        rec["benefit"] = {t: single[t]["gen_error"] - multi[t]["gen_error"] for t in tasks}
+        if all("best_gen_error" in single[t] and "best_gen_error" in multi[t] for t in tasks):
+            rec["best_benefit"] = {t: single[t]["best_gen_error"] - multi[t]["best_gen_error"]
+                                   for t in tasks}
         records.append(rec)
     skipped.sort(key=lambda d: d["index"])
     if not records:

@@ -95,12 +95,18 @@ class CrossEntropy(SampleLoss):
         g[np.arange(len(g)), data.label] -= 1.0
         delta = g @ self.U
         pu = p @ self.U                                                     # (n, d) = Uᵀ p
-        D = np.einsum("ca,nc,cb->nab", self.U, p, self.U) - pu[:, :, None] * pu[:, None, :]
+        D = _sandwich(p, self.U) - pu[:, :, None] * pu[:, None, :]
         return delta, D
 
     def train_metrics(self, h: np.ndarray, data: PathData, state=None):
         """Per path: cross-entropy and the error indicator argmax z ≠ y."""
         return _ce_and_error(self.logits(h), data.label)
+
+
+def _sandwich(p: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Vᵀ diag(p_n) V for every row p_n of p (n, C), V (C, K): one (n × C)(C × K²) product."""
+    C, K = V.shape
+    return (p @ (V[:, :, None] * V[:, None, :]).reshape(C, K * K)).reshape(len(p), K, K)
 
 
 def _ce_and_error(z: np.ndarray, label: np.ndarray):
@@ -163,7 +169,7 @@ class LinearTrunk(SampleLoss):
         for (e, p), Vt, w in zip(self._errors(h, data, state), state, self.weights):
             delta += w * e @ Vt
             pv = p @ Vt
-            D += w * (np.einsum("ca,nc,cb->nab", Vt, p, Vt) - pv[:, :, None] * pv[:, None, :])
+            D += w * (_sandwich(p, Vt) - pv[:, :, None] * pv[:, None, :])
         return delta, D
 
     def advance(self, state, h, data, step):
