@@ -186,6 +186,60 @@ def test_nonlinear_mp_refuses_what_it_cannot_integrate():
         integrals_mp(model, mp_state(model.initial_state()))
 
 
+def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
+    """At a large-Q state (tanh, K = 1, Q = 6: spread 2.45, the size of the strong-teacher state
+    at t = 20 in docs/PRECISION.md) the one Gauss–Hermite rule over h under-resolves g′ — Eaa
+    14–20 % off, every other named integral 7e-5–4.5e-2 — so the default mp route must take the
+    sign-orthant split (`mp_nonlinear._take_split`).  Independent references: the label-free
+    Eaa, Esg, Lse by a dense trapezoid rule in NumPy written here (spacing 0.005 in z, converged
+    to 2e-13); every named integral by the split route at 128 nodes.  Measured (dps 20): the
+    default route within 4.2e-12 of the trapezoid (Eaa11; Esg, Lse 1.6e-13) and 4.3e-12 of the
+    128-node split (Eaa11; the label terms ≤ 2.7e-13); erf at the same state: 1.9e-13.  ~3 s."""
+    from scipy.special import logsumexp, softmax
+
+    from mtsp.numeric.mp_nonlinear import SPLIT_TOL, nonlinear_terms_mp, one_rule_error
+    from mtsp.numeric.mp_online import field_cov_mp
+    su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
+                          "teacher": {"alignment": 0.6, "norm": 4.0},
+                          "student": {"kind": "shared", "hidden": 1, "activation": "tanh"},
+                          "training": {"protocol": "online", "lr": 0.5, "times": [1.0], "inputs": "shared"}})
+    model = theory_model(su)
+    W = np.random.default_rng(1).standard_normal((1, model.M + 1))
+    W *= np.sqrt(6.0 / (W @ W.T)[0, 0])
+    B = np.hstack([gaussian_factor(model.gram), np.zeros((model.M, 1))])
+    st = State(W @ W.T, W @ B.T, tuple(np.array([[1.4], [-0.7]]) * (1 + 0.3 * t) for t in range(2)))
+    assert one_rule_error("tanh", mpmath.sqrt(6), 64) > 1e4 * SPLIT_TOL
+    # trapezoid in z (h = √Q z) of the definitions (derive/integrands.py): a_t = g′(h) V_tᵀ softmax(z_t)
+    z = np.arange(-12, 12.0025, 0.005)
+    w = np.exp(-z ** 2 / 2) / np.sqrt(2 * np.pi) * 0.005
+    g = np.tanh(z * np.sqrt(st.Q[0, 0]))
+    ref, a = {}, []
+    for t, V in enumerate(st.V):
+        logits = g[:, None] * V[:, 0][None]
+        a.append((1 - g ** 2) * (softmax(logits, axis=1) @ V[:, 0]))
+        ref[f"Esg{t}"] = np.einsum("n,nc,n->c", w, softmax(logits, axis=1), g)
+        ref[f"Lse{t}"] = w @ logsumexp(logits, axis=1)
+    for t in range(2):
+        for u in range(2):
+            ref[f"Eaa{t}{u}"] = w @ (a[t] * a[u])
+    with mpmath.workdps(20):
+        sm = mp_state(st)
+        C = field_cov_mp(model, sm)
+        F = mp_factor(C)
+        got = nonlinear_terms_mp(model, sm, F, C)
+        fine = nonlinear_terms_mp(model, sm, F, C, 128, split_smooth=True)
+        one_rule = nonlinear_terms_mp(model, sm, F, C, split_smooth=False)
+
+    def arr(x):
+        return np.array(x.tolist() if isinstance(x, mpmath.matrix) else [x], dtype=float).ravel()
+
+    def rel(x, y):
+        return np.abs(arr(x) - arr(y)).max() / np.abs(arr(y)).max()
+    assert max(rel(got[k], ref[k]) for k in ref) < 4e-11
+    assert max(rel(got[k], fine[k]) for k in fine) < 4e-11
+    assert min(rel(one_rule[k], ref[k]) for k in ref if k.startswith("Eaa")) > 0.1   # the former route
+
+
 def _label_label_mp_and_double(K, classes, nodes):
     """(mp, double at `--accuracy high`) label–label term Ebb2₀₁ of two tanh tasks on shared
     inputs at the state t = 1 of the default solve."""
