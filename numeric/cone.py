@@ -34,7 +34,7 @@ import mpmath
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "genz", "orthonormalise_rows", "orthant_probability",
+__all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "gaussian_factor", "genz", "orthonormalise_rows", "orthant_probability",
            "wide_sector_halves"]
 
 RANK_TOL = 1e-11
@@ -78,6 +78,10 @@ class _Double:
 
     def min_eigenvalue(self, S):
         return np.linalg.eigvalsh(S)[0]
+
+    def eigh(self, S):
+        """(eigenvalues, eigenvectors as columns) of a symmetric matrix (ascending, LAPACK)."""
+        return np.linalg.eigh(S)
 
     def asin(self, x):
         return np.arcsin(np.clip(x, -1, 1))
@@ -169,6 +173,13 @@ class _Mp:
     def min_eigenvalue(self, S):
         return min(mpmath.eigsy(mpmath.matrix(S.tolist()), eigvals_only=True))
 
+    def eigh(self, S):
+        """(eigenvalues, eigenvectors as columns) of a symmetric matrix (mp.eigsy's order)."""
+        E, Q = mpmath.eigsy(mpmath.matrix(S.tolist()))
+        n = S.shape[0]
+        return (np.array([E[i] for i in range(n)], dtype=object),
+                np.array([[Q[i, k] for k in range(n)] for i in range(n)], dtype=object).reshape(n, n))
+
     def asin(self, x):
         return mpmath.asin(x)
 
@@ -208,6 +219,21 @@ class _Mp:
 
 DOUBLE = _Double()
 MP = _Mp()
+
+
+def gaussian_factor(ar, cov, tol=None):
+    """A factor F (n × d, d = numerical rank: eigenvalues above tol × the largest) with
+    F Fᵀ = cov, for a PSD (possibly singular) cov, from its eigen-decomposition."""
+    cov = 0.5 * (cov + cov.T)
+    if cov.shape[0] == 0:
+        return ar.zeros((0, 0))
+    vals, vecs = ar.eigh(cov)
+    tol = ar.rank_tol() if tol is None else tol
+    scale = max(max(vals), 0.0)
+    keep = vals > tol * max(scale, ar.tiny)
+    if scale == 0.0:
+        return ar.zeros((cov.shape[0], 0))
+    return vecs[:, keep] * ar.sqrt(vals[keep])
 
 
 def orthonormalise_rows(ar, rows, tol):

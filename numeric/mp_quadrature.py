@@ -1,16 +1,14 @@
 """The cone-expectation kernel of `quadrature` at arbitrary precision (mpmath).
 
-Same inputs, same reductions, same tiers as `quadrature.cone_expectation`, evaluated in ``mp``
-arithmetic at ``mp.dps`` digits:
+The same algorithm as `quadrature.cone_expectation` — the plan and the Genz transform of `cone`,
+executed in its `cone.MP` arithmetic (object arrays of mpf at ``mp.dps`` digits) — with the rules
+and the primitives of that precision, which are what this module holds:
 
-1. the field factor F from the mp eigen-decomposition (``mp.eigsy``) of the field covariance;
-2. the cone rows ``A F`` orthonormalised in order (Gram–Schmidt, twice), so the event is a
-   sequence of one-sided bounds on ``η₁``;
-3. the part of ``P F`` orthogonal to ``E₁`` spans ``η₂`` (eigen-decomposition of its Gram);
-   fields entering linearly are replaced by their conditional mean given (η₁, η₂);
-4. ``η₁`` by the Genz transform (each coordinate a truncated normal) with tanh–sinh nodes on
-   [0, 1] computed in mp, ``η₂`` by Gauss–Hermite nodes from ``mp.gauss_quadrature``; pure cone
-   probabilities of ≤ 3 nonsingular rows in closed form (Sheppard/Plackett, ``mp.asin``).
+- the field factor from ``mp.eigsy`` (`mp_factor`); pure cone probabilities of ≤ 3 nonsingular
+  rows in closed form (`cone.orthant_probability`, ``mp.asin``);
+- tanh–sinh nodes on [0, 1] for the Genz coordinates and Gauss–Hermite nodes from
+  ``mp.gauss_quadrature`` for the smooth ones, a fixed count per dimension (`DEFAULT_NODES`);
+- Φ, Φ⁻¹, the truncated-normal quantile and Φ₂ (Sheppard's formula) in mp.
 
 Φ⁻¹ is computed by Newton's method on Φ(x) = erfc(−x/√2)/2 from the double-precision quantile
 (two to three steps reach 30 digits) rather than as √2·erfinv(2p − 1): erfinv(2p − 1) loses all
@@ -46,7 +44,7 @@ from scipy.special import ndtri
 
 from mtsp.errors import ReachError
 
-from .cone import MP, cone_plan, drop_sure_rows, genz, orthant_probability, wide_sector_halves
+from .cone import MP, cone_plan, drop_sure_rows, gaussian_factor, genz, orthant_probability, wide_sector_halves
 
 mp = mpmath.mp
 
@@ -242,22 +240,9 @@ def tanh_sinh01_mp(n: int, span: int | None = None):
 
 
 def mp_factor(cov, tol=None):
-    """F (n × d lists of mpf, d = numerical rank) with F Fᵀ = cov, from mp.eigsy."""
+    """F (n × d lists of mpf, d = numerical rank) with F Fᵀ = cov (`cone.gaussian_factor`, mp.eigsy)."""
     C = to_mp(cov)
-    n = len(C)
-    if n == 0:
-        return []
-    M = mpmath.matrix(n, n)
-    for i in range(n):
-        for j in range(n):
-            M[i, j] = (C[i][j] + C[j][i]) / 2
-    E, Qm = mpmath.eigsy(M)
-    tol = rank_tol() if tol is None else tol
-    scale = max(max(E[i] for i in range(n)), 0)
-    if scale == 0:
-        return [[] for _ in range(n)]
-    keep = [k for k in range(n) if E[k] > tol * scale]
-    return [[Qm[i, k] * mpmath.sqrt(E[k]) for k in keep] for i in range(n)]
+    return gaussian_factor(MP, _obj(C, len(C)), tol).tolist() if len(C) else []
 
 
 def _obj(x, cols: int):

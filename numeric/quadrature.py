@@ -35,6 +35,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from .cone import DOUBLE, RANK_TOL, cone_plan, drop_sure_rows, genz
+from .cone import gaussian_factor as _gaussian_factor
 from .cone import orthant_probability as _orthant_probability
 from .cone import wide_sector_halves as _wide_sector_halves
 from .sobol import sobol_points
@@ -82,14 +83,9 @@ def tanh_sinh01(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gaussian_factor(cov: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
-    """A factor F (n × d, d = numerical rank) with F Fᵀ = cov, for PSD (possibly singular) cov."""
-    cov = 0.5 * (cov + cov.T)
-    vals, vecs = np.linalg.eigh(cov)
-    scale = max(float(vals[-1]), 0.0)
-    keep = vals > tol * max(scale, 1e-300)
-    if scale == 0.0:
-        return np.zeros((cov.shape[0], 0))
-    return vecs[:, keep] * np.sqrt(vals[keep])
+    """A factor F (n × d, d = numerical rank) with F Fᵀ = cov, for PSD (possibly singular) cov
+    (`cone.gaussian_factor`)."""
+    return _gaussian_factor(DOUBLE, np.asarray(cov, float), tol)
 
 
 _truncated_normal = DOUBLE.truncated_normal   # x with P(X < x | lo < X < hi) = w, and the mass (`cone`)
