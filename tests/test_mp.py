@@ -470,7 +470,7 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     (and both take the label terms in closed form given the logits: Φ at every node).
     Measured: every named integral within 1.5e-9, dQ 8.1e-9, dR 2.6e-10 (7 s)."""
     from mtsp.derive.codegen import load_module
-    from mtsp.numeric.mp_online import _wide_tasks
+    from mtsp.numeric.online import linear_routes
     from mtsp.numeric.solve import solve
     from mtsp.setup import setup_from_dict
     d = {"name": "wide C=2", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2}],
@@ -482,9 +482,10 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     mod = load_module(model)
     terms_d = mod.integrals(model, st, Accuracy())
     dQ, dR, _, _ = mod.rhs_state(model, st, Accuracy())
+    routes, _ = linear_routes(model, st, gaussian_factor(model.field_cov(st)), Accuracy())
+    assert [r.wide for r in routes if r.kind == "self"] == [(0,), (1,)]   # the routes both back-ends take
     with mpmath.workdps(30):
         ms = mp_state(st)
-        assert _wide_tasks(model, ms) == [0, 1]
         dQm, dRm, _, _, terms_m = rhs_state_mp(model, ms)
     f = lambda x: np.array(x.tolist(), dtype=float) if isinstance(x, mpmath.matrix) else float(x)  # noqa: E731
     for k in terms_m:
