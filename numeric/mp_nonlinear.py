@@ -3,9 +3,11 @@
 The same named integrals as `online.nonlinear_terms` (Eal, Ebl, Esg, Eyg, Ebb, Lse, Eyz per task;
 Eaa, Eab, Ebb2 per pair of tasks), by the same reduction: integrals over the trunk fields h —
 for relu split into the 2^K sign orthants of h at its kink (Genz coordinates, tanh–sinh nodes,
-mp), for the analytic tanh and erf one Gauss–Hermite product rule over all of h (measured, two
-tanh tasks with K = 3: every term within 2.1e-8 of the double at `--accuracy high` at 24 nodes
-in 14 s, where the orthant split at 16 nodes was 6.2e-5 off in 39 s; ``split_smooth=True``) — with
+mp), for the analytic tanh and erf one Gauss–Hermite product rule over all of h while the spread
+of h is small (measured, two tanh tasks with K = 3 at t ≤ 0.5: every term within 2.1e-8 of the
+double at `--accuracy high` at 24 nodes in 14 s, where the orthant split at 16 nodes was 6.2e-5 off
+in 39 s) and the orthant split too once that rule's model error exceeds SPLIT_TOL (`_take_split`:
+at Q ≈ 6 the one rule was 7–27 % off) — with
 the labels in closed form given h — the event y_t = c is the cone u_c = (ν_tc − ν_tj)_{j≠c} > 0 and
 u_c | h ~ N(A_c h, S_c): P(y_t = c | h) = Φ(μ/s) (C_t = 2) or Φ₂ (C_t = 3, `bivariate_ncdf`),
 and by Stein's lemma E[1{y_t = c} λ | h] = E[λ | h] P + Cov(λ, u_c | h) v with
@@ -42,7 +44,8 @@ from mtsp.errors import ReachError, RequestError
 
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import bivariate_ncdf, cone_expectation_mp, ncdf, rank_tol
+from .mp_quadrature import (DEFAULT_NODES, bivariate_ncdf, cone_expectation_mp, gauss_hermite_mp, ncdf, rank_tol,
+                            tanh_sinh01_mp, truncated_normal_nodes)
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
 
@@ -122,11 +125,49 @@ def _cone_given(A, S, x, stein: bool):
     return cone2_probability(*args), (list(cone2_stein(*args)) if stein else None)
 
 
-def _sign_splits(act: str, n: int, split_smooth: bool = False) -> list:
+def _sign_splits(act: str, n: int, split: bool = False) -> list:
     """The sign patterns of n trunk fields to integrate over separately: all 2^n for relu (its
-    kink at 0) or with `split_smooth` (sign orthants for the smooth tanh / erf too), else the one
+    kink at 0) or with `split` (sign orthants for the smooth tanh / erf too), else the one
     empty pattern (one rule over all of R^n)."""
-    return list(itertools.product((1, -1), repeat=n)) if split_smooth or act == "relu" else [()]
+    return list(itertools.product((1, -1), repeat=n)) if split or act == "relu" else [()]
+
+
+SPLIT_TOL = 1e-8   # the one-rule route's largest model error (`one_rule_error`) before the split is taken
+
+
+def one_rule_error(act: str, spread, n: int):
+    """Relative error of the n-point Gauss–Hermite rule over all of h on the model integral
+    E[g′(s z)²], z ~ N(0, 1), s = ``spread`` (g′² is the sharpest factor of the integrands: sech⁴
+    for tanh, e^{−h²} for erf; its scale in h is 1 whatever Q is), against the sign-orthant split
+    at 2n nodes (Genz coordinates, tanh–sinh; converged to ≤ 1e-13 for s ≤ 3 at n ≥ 20).  The
+    Gauss–Hermite nodes lie ~π/√(2n) apart in units of s, so once s ≳ 1 they under-resolve
+    g′ (measured, tanh at 40 nodes: 2e-5 at s = 1, 9e-2 at s = 2.5 — the strong-teacher state of
+    docs/PRECISION.md, whose Eaa was 12–27 % off)."""
+    f = lambda x: _g(act, spread * x)[1] ** 2   # noqa: E731
+    x, w = gauss_hermite_mp(n)
+    one = mpmath.fsum(wi * f(xi) for xi, wi in zip(x, w))
+    u, uc, wt = tanh_sinh01_mp(2 * n)
+    split = mpmath.mpf(0)
+    for lo, hi in ((mpmath.mpf(0), mpmath.inf), (-mpmath.inf, mpmath.mpf(0))):
+        split += mpmath.fsum(wk * m * f(y) for (y, m), wk in zip(truncated_normal_nodes(lo, hi, u, uc), wt))
+    return abs(one / split - 1)
+
+
+def _rule_nodes(nodes, dims: int, default: dict) -> int:
+    """The nodes per dimension `cone_expectation_mp` takes for ``dims`` integrated dimensions."""
+    if nodes is None:
+        return default[dims]
+    return nodes.get(dims, default[dims]) if isinstance(nodes, dict) else int(nodes)
+
+
+def _take_split(act: str, C, rows, n: int, split_smooth) -> bool:
+    """Whether to integrate over the sign orthants of the trunk fields ``rows``: always for relu;
+    as ``split_smooth`` says when it is a bool; by default (None) when the one-rule route's model
+    error at the fields' largest spread √max Q_kk exceeds SPLIT_TOL (`one_rule_error`)."""
+    if act == "relu" or split_smooth is not None:
+        return act == "relu" or split_smooth
+    spread = mpmath.sqrt(max(_cov(C, r, r) for r in rows))
+    return one_rule_error(act, spread, n) > SPLIT_TOL
 
 
 def _probabilities(labs, h):
@@ -260,7 +301,7 @@ class _JointOrthant:
         return tot
 
 
-def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, split_smooth=False,
+def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, split_smooth=None,
                        processes: int = 1):
     """Ebb2_ab = E_h[Σ_{c,d} P(y_a = c, y_b = d | h) b_ac b_bdᵀ], entry by entry: b_ac,k b_bd,l
     depends on h only through (h_k, h_l), so by the tower property the (k, l) entry is an
@@ -307,7 +348,8 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, s
                     vals = integrands[a_, b_, d](V, dg, [P[c][d] for c in range(Ca)])[0]
                     out = [x_ + y_ for x_, y_ in zip(out, vals)]
                 return ([out[idx[0] * K + idx[-1]], out[idx[-1] * K + idx[0]]]), None
-            for sg in _sign_splits(act, len(idx), split_smooth):
+            split = _take_split(act, C, Hs, _rule_nodes(nodes, len(idx), DEFAULT_NODES), split_smooth)
+            for sg in _sign_splits(act, len(idx), split):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
                 r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes,
                                         processes=processes)
@@ -317,13 +359,13 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, s
     return acc
 
 
-def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: bool = False,
+def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: bool | None = None,
                        processes: int = 1) -> dict:
     """`online.nonlinear_terms` in mp, as the derivation's named integrals (mpmath matrices / mpf).
     ``F``: mp factor of the field covariance ``C`` (nested lists); ``split_smooth``: integrate
     tanh / erf trunks over the sign orthants of h too (as relu's), a check of the one-rule route."""
-    if not isinstance(split_smooth, bool):
-        raise RequestError("split_smooth", f"expected True or False, got {split_smooth!r}")
+    if split_smooth is not None and not isinstance(split_smooth, bool):
+        raise RequestError("split_smooth", f"expected None, True or False, got {split_smooth!r}")
     from mtsp.derive.codegen import load_mp_module
     from mtsp.derive.integrands import label_label_tasks
     check_nonlinear_mp(model)
@@ -338,7 +380,7 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: b
         [(t, t) for t in range(T)]
     cond_h = _Conditional(C, lam_all, H)
     labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
-    signs = _sign_splits(act, K, split_smooth)
+    signs = _sign_splits(act, K, _take_split(act, C, H, _rule_nodes(nodes, K, DEFAULT_NODES), split_smooth))
 
     def orthant(sg, extra=None):
         rows = [[s * x for x in H[k]] for k, s in enumerate(sg)]

@@ -139,14 +139,6 @@ def _in_double(model: TheoryModel, st: MpState):
     return fs, gaussian_factor(model.field_cov(fs))
 
 
-def _wide_tasks(model: TheoryModel, st: MpState, double=None) -> list:
-    """Tasks whose logit differences spread beyond online.SPLIT_SPREAD (judged in double)."""
-    from .online import SPLIT_SPREAD, _diff_rows
-    fs, factor = double or _in_double(model, st)
-    return [t for t in range(model.n_tasks)
-            if np.linalg.norm(_diff_rows(model.rows_logits(fs, t)) @ factor, 2) > SPLIT_SPREAD]
-
-
 def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces, processes=1):
     """Σ over `pieces` (argmax cones of widely spread logits, or [None]) of cone_expectation_mp
     on cone ∩ piece: the exact partition of the double path (`online._softmax_expectation`), so
@@ -160,18 +152,6 @@ def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces, processes=1):
             linear = r.linear if linear is None else \
                 [[a + b for a, b in zip(x, y)] for x, y in zip(linear, r.linear)]
     return plain, linear
-
-
-def _conditional_label_route(model: TheoryModel, st: MpState, double=None) -> dict:
-    """{(t, s): (steep, rows)} for the label terms E[1{y_t=c} softmax(u_s)] that the double path
-    takes by P(y_t | u_s) in closed form (C_t ≤ 3, a nondegenerate conditional; judged in double
-    exactly as `online._label_softmax` does), with `steep` telling whether it also splits by the
-    argmax cones of E[ν_t | u_s], and `rows` a maximal independent set of the differences u_s to
-    condition on (all of them unless the trunk is narrower than C_s − 1).  Identically zero
-    logits keep the label cones."""
-    double = double or _in_double(model, st)
-    routes = {(t, s): _route(model, double, t, s, "nu") for t in range(model.n_tasks) for s in range(model.n_tasks)}
-    return {key: r for key, r in routes.items() if r is not None}
 
 
 def _route(model: TheoryModel, double, t: int, s: int, fields: str):
@@ -216,14 +196,14 @@ def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
     return ind
 
 
-def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces, processes=1):
+def _label_softmax_mp(model, st, F, C, route, u_rows, ind, nodes, pieces, processes=1):
     """E[1{y_t = c} softmax(u_s)_d] (C_t × C_s) in mp by the double path's reduction: one integral
     over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
     times the softmax, over the pieces of the widely spread logits and, where P is steep, the
     argmax cones of E[ν_t | u_s]."""
     from mtsp.derive.codegen import load_mp_module
     from .mp_nonlinear import _cone_given, _labels_given
-    steep, ind = route
+    t, s = route.t, route.s
     Ct, Cs = model.classes[t], model.classes[s]
     nu = _np_rows(model.rows_nu(t))
     cond = [u_rows[i] for i in ind]               # independent differences: the same conditional
@@ -237,7 +217,7 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces, proce
         for c, (A, S, _) in enumerate(lab):
             p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, x, False)[0])
         return integrand(u, p)[0], None
-    if steep:
+    if route.mean_split:
         pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(C, nu, cond)]
     plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces, processes)
     return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
@@ -245,22 +225,24 @@ def _label_softmax_mp(model, st, F, C, t, s, u_rows, route, nodes, pieces, proce
 
 def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None, processes: int = 1) -> dict:
     """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
-    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The label terms integrate the label cones
-    themselves (not the double path's closed forms given the logits: an independent route);
-    softmax integrands of widely spread logits are split into the student's argmax cones.
-    With the field covariance ``cov`` (mp), the label terms that the double path takes in closed
-    form given the logits are taken so here too (mp Φ / Φ₂), P_t and L_t by cone integrals of the
-    label fields alone; without it every label term integrates the label cones."""
+    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The routes are the double path's
+    (`online.linear_routes` at the state in double: which integrals split into the argmax cones of
+    widely spread logits, which label terms take P(y_t | u_s) in closed form — mp Φ / Φ₂ — and
+    which of those split by the argmax cones of E[ν_t | u_s]); where the double path takes fixed
+    Sobol' points the mp path integrates the pieces.  Without the field covariance ``cov`` (mp)
+    every label term integrates the label cones.  P_t and L_t are cone integrals of the label
+    fields (with Y_tt where the label cones are integrated): independent of the double path's
+    teacher moments."""
+    from . import online
     _check(model)
     T, K, M = model.n_tasks, model.K, model.M
     ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
     diffs = [_diffs(_logit_rows(model, st, t)) for t in range(T)]
-    double = _in_double(model, st)
-    wide = set(_wide_tasks(model, st, double))
+    fs, factor = _in_double(model, st)
+    routes, _ = online.linear_routes(model, fs, factor, online.Accuracy(fast_labels=cov is not None))
 
-    def pieces(*tasks):
-        cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])]
-                 for t in tasks if t in wide]
+    def pieces(route):
+        cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])] for t in route.wide]
         return [_stack(*combo) for combo in itertools.product(*cones)] if cones else [None]
     from mtsp.derive.codegen import load_mp_module
     integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP   # the derivation's integrands, printed for mp
@@ -269,61 +251,49 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None, pr
         f = integrand[name]
         return lambda u: f(u, None)
     out = {}
-    for t in range(T):
-        C = model.classes[t]
-        plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(t),
-                                               processes)
-        out[f"B{t}{t}"] = mpmath.matrix([[plain[i * C + j] for j in range(C)] for i in range(C)])
-        out[f"Lse{t}"] = plain[-1]
-        out[f"A{t}"] = mpmath.matrix(linear)
     pairs = _pairs(model)
-    for t, s in pairs:
-        if t < s:
-            Ct = model.classes[t]
+    P = [mpmath.matrix(C, 1) for C in model.classes]
+    L = [mpmath.matrix(C, K + M) for C in model.classes]
+    Y = {(t, s): mpmath.matrix(model.classes[t], model.classes[s]) for t, s in pairs}
+    for r in routes:
+        t, s = r.t, r.s
+        Ct, Cs = model.classes[t], model.classes[s]
+        if r.kind == "self":
+            plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(r),
+                                                processes)
+            out[f"B{t}{t}"] = mpmath.matrix([[plain[i * Ct + j] for j in range(Ct)] for i in range(Ct)])
+            out[f"Lse{t}"] = plain[-1]
+            out[f"A{t}"] = mpmath.matrix(linear)
+        elif r.kind == "pair":
             plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], over_u(f"pair{t}{s}"), None, nodes,
-                                           pieces(t, s), processes)
-            Cs = model.classes[s]
+                                           pieces(r), processes)
             out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
-    partners = {t: sorted({s for (tt, s) in pairs if tt == t}) for t in range(T)}
-    cond_route = _conditional_label_route(model, st, double) if cov is not None else {}
-    for t in range(T):
-        Ct = model.classes[t]
-        P = mpmath.matrix(Ct, 1)
-        L = mpmath.matrix(Ct, K + M)
-        Y = {s: mpmath.matrix(Ct, model.classes[s]) for s in partners[t]}
-        for s in partners[t]:
-            if (t, s) in cond_route:  # P(y_t | u_s) in closed form (mp Φ / Φ₂), as the double path
-                Y[s] = _label_softmax_mp(model, st, F, cov, t, s, diffs[s], cond_route[t, s], nodes, pieces(s),
-                                         processes)
-        for c in range(Ct):
-            cone = _cone(model.rows_nu(t), c)
-            for s in partners[t]:
-                Cs = model.classes[s]
-                if (t, s) in cond_route:
-                    if s == t:  # P and L alone: a cone integral of the label fields
-                        r = cone_expectation_mp(F, cone, [], lambda u: ([mpmath.mpf(1)], [mpmath.mpf(1)]),
-                                                ell, nodes=nodes)
-                        P[c, 0] = r.plain[0]
-                        for j in range(K + M):
-                            L[c, j] = r.linear[0][j]
-                    continue
-                if s == t:
-                    plain, linear = _pieces_expectation(F, cone, diffs[s], over_u(f"cone{t}{t}"), ell, nodes,
-                                                        pieces(s), processes)
-                    for j in range(Cs):
-                        Y[s][c, j] = plain[j]
-                    P[c, 0] = plain[Cs]
+        elif r.kind == "labelsoft" and _independent_rows(online._diff_rows(model.rows_logits(fs, s)) @ factor):
+            ind = _independent_rows(online._diff_rows(model.rows_logits(fs, s)) @ factor)
+            Y[t, s] = _label_softmax_mp(model, st, F, cov, r, diffs[s], ind, nodes, pieces(r), processes)
+            if s == t:  # P and L alone: a cone integral of the label fields
+                for c in range(Ct):
+                    res = cone_expectation_mp(F, _cone(model.rows_nu(t), c), [],
+                                              lambda u: ([mpmath.mpf(1)], [mpmath.mpf(1)]), ell, nodes=nodes)
+                    P[t][c, 0] = res.plain[0]
                     for j in range(K + M):
-                        L[c, j] = linear[0][j]
-                else:
-                    plain, _ = _pieces_expectation(F, cone, diffs[s], over_u(f"conesoft{s}"), None, nodes,
-                                                   pieces(s), processes)
-                    for j in range(Cs):
-                        Y[s][c, j] = plain[j]
-        out[f"P{t}"] = P
-        out[f"L{t}"] = L
-        for s in partners[t]:
-            out[f"Y{t}{s}"] = Y[s]
+                        L[t][c, j] = res.linear[0][j]
+        else:  # the label cones (class r.c; all of them where identically zero logits leave no condition)
+            for c in ([r.c] if r.kind == "cone" else range(Ct)):
+                cone = _cone(model.rows_nu(t), c)
+                name = f"cone{t}{t}" if s == t else f"conesoft{s}"
+                plain, linear = _pieces_expectation(F, cone, diffs[s], over_u(name), ell if s == t else None,
+                                                    nodes, pieces(r), processes)
+                for j in range(Cs):
+                    Y[t, s][c, j] = plain[j]
+                if s == t:
+                    P[t][c, 0] = plain[Cs]
+                    for j in range(K + M):
+                        L[t][c, j] = linear[0][j]
+    for t in range(T):
+        out[f"P{t}"], out[f"L{t}"] = P[t], L[t]
+    for t, s in pairs:
+        out[f"Y{t}{s}"] = Y[t, s]
     for t, s in pairs:
         if t < s:
             # teacher-only and constant in time: cached by teacher, tasks, precision and nodes

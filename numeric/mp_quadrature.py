@@ -1,16 +1,14 @@
 """The cone-expectation kernel of `quadrature` at arbitrary precision (mpmath).
 
-Same inputs, same reductions, same tiers as `quadrature.cone_expectation`, evaluated in ``mp``
-arithmetic at ``mp.dps`` digits:
+The same algorithm as `quadrature.cone_expectation` — the plan and the Genz transform of `cone`,
+executed in its `cone.MP` arithmetic (object arrays of mpf at ``mp.dps`` digits) — with the rules
+and the primitives of that precision, which are what this module holds:
 
-1. the field factor F from the mp eigen-decomposition (``mp.eigsy``) of the field covariance;
-2. the cone rows ``A F`` orthonormalised in order (Gram–Schmidt, twice), so the event is a
-   sequence of one-sided bounds on ``η₁``;
-3. the part of ``P F`` orthogonal to ``E₁`` spans ``η₂`` (eigen-decomposition of its Gram);
-   fields entering linearly are replaced by their conditional mean given (η₁, η₂);
-4. ``η₁`` by the Genz transform (each coordinate a truncated normal) with tanh–sinh nodes on
-   [0, 1] computed in mp, ``η₂`` by Gauss–Hermite nodes from ``mp.gauss_quadrature``; pure cone
-   probabilities of ≤ 3 nonsingular rows in closed form (Sheppard/Plackett, ``mp.asin``).
+- the field factor from ``mp.eigsy`` (`mp_factor`); pure cone probabilities of ≤ 3 nonsingular
+  rows in closed form (`cone.orthant_probability`, ``mp.asin``);
+- tanh–sinh nodes on [0, 1] for the Genz coordinates and Gauss–Hermite nodes from
+  ``mp.gauss_quadrature`` for the smooth ones, a fixed count per dimension (`DEFAULT_NODES`);
+- Φ, Φ⁻¹, the truncated-normal quantile and Φ₂ (Sheppard's formula) in mp.
 
 Φ⁻¹ is computed by Newton's method on Φ(x) = erfc(−x/√2)/2 from the double-precision quantile
 (two to three steps reach 30 digits) rather than as √2·erfinv(2p − 1): erfinv(2p − 1) loses all
@@ -46,6 +44,8 @@ from scipy.special import ndtri
 
 from mtsp.errors import ReachError
 
+from .cone import MP, cone_plan, drop_sure_rows, gaussian_factor, genz, orthant_probability, wide_sector_halves
+
 mp = mpmath.mp
 
 __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpConeResult", "ncdf", "ndtri_mp",
@@ -59,7 +59,7 @@ PARALLEL_MIN_POINTS = 512   # below this a forked second process costs more than
 
 def rank_tol():
     """Relative rank tolerance of the mp reductions: 1e-20 at 30 digits (10^-(dps-10), at most 1e-11)."""
-    return mpmath.mpf(10) ** (-max(11, mp.dps - 10))
+    return MP.rank_tol()
 
 
 def to_mp(a):
@@ -240,85 +240,23 @@ def tanh_sinh01_mp(n: int, span: int | None = None):
 
 
 def mp_factor(cov, tol=None):
-    """F (n × d lists of mpf, d = numerical rank) with F Fᵀ = cov, from mp.eigsy."""
+    """F (n × d lists of mpf, d = numerical rank) with F Fᵀ = cov (`cone.gaussian_factor`, mp.eigsy)."""
     C = to_mp(cov)
-    n = len(C)
-    if n == 0:
-        return []
-    M = mpmath.matrix(n, n)
-    for i in range(n):
-        for j in range(n):
-            M[i, j] = (C[i][j] + C[j][i]) / 2
-    E, Qm = mpmath.eigsy(M)
-    tol = rank_tol() if tol is None else tol
-    scale = max(max(E[i] for i in range(n)), 0)
-    if scale == 0:
-        return [[] for _ in range(n)]
-    keep = [k for k in range(n) if E[k] > tol * scale]
-    return [[Qm[i, k] * mpmath.sqrt(E[k]) for k in keep] for i in range(n)]
+    return gaussian_factor(MP, _obj(C, len(C)), tol).tolist() if len(C) else []
 
 
-def _matmul(A, B):
-    """A (m × k) @ B (k × n) on nested lists."""
-    if not A:
-        return []
-    if not B:
-        return [[] for _ in A]
-    n = len(B[0])
-    return [[mpmath.fsum(a[k] * B[k][j] for k in range(len(B))) if B else mpmath.mpf(0)
-             for j in range(n)] for a in A]
-
-
-def _dot(a, b):
-    return mpmath.fsum(x * y for x, y in zip(a, b))
-
-
-def _orthonormalise(rows, tol):
-    """Gram–Schmidt on rows in order: rows = coef @ basis (coef lower-trapezoidal); `last`."""
-    basis = []
-    coefs = []
-    last = []
-    d = len(rows[0]) if rows else 0
-    scale = max([abs(x) for r in rows for x in r] + [mpmath.mpf(10) ** -300])
-    thr = tol * scale * 1000
-    for r in rows:
-        v = list(r)
-        c = [mpmath.mpf(0)] * min(len(rows), d)
-        for _ in range(2):
-            for j, b in enumerate(basis):
-                cj = _dot(b, v)
-                c[j] += cj
-                v = [vi - cj * bi for vi, bi in zip(v, b)]
-        nv = mpmath.sqrt(_dot(v, v))
-        if nv > thr and len(basis) < d:
-            basis.append([vi / nv for vi in v])
-            c[len(basis) - 1] = nv
-        nz = [j for j in range(len(basis)) if abs(c[j]) > thr]
-        last.append(nz[-1] if nz else -1)
-        coefs.append(c)
-    r = len(basis)
-    return [c[:r] for c in coefs], basis, last
+def _obj(x, cols: int):
+    """Rows (numpy array, nested lists, mpmath matrix; None) as an object array of mpf (floats
+    convert exactly) with ``cols`` columns."""
+    if x is None or (isinstance(x, np.ndarray) and x.size == 0) or (isinstance(x, (list, tuple)) and not len(x)):
+        return MP.zeros((0, cols))
+    return np.array(to_mp(x), dtype=object).reshape(-1, cols)
 
 
 def orthant_probability_mp(S):
-    """P(X > 0), X ~ N(0, S), dim ≤ 3 and S nonsingular (mp); None otherwise."""
+    """P(X > 0), X ~ N(0, S), dim ≤ 3 and S nonsingular (mp); None otherwise (`cone.orthant_probability`)."""
     S = to_mp(S)
-    m = len(S)
-    if m == 0:
-        return mpmath.mpf(1)
-    if m > 3 or any(S[i][i] <= 0 for i in range(m)):
-        return None
-    if m == 1:
-        return mpmath.mpf(1) / 2
-    d = [mpmath.sqrt(S[i][i]) for i in range(m)]
-    rho = [[S[i][j] / (d[i] * d[j]) for j in range(m)] for i in range(m)]
-    ev = mpmath.eigsy(mpmath.matrix(rho), eigvals_only=True)
-    if min(ev[i] for i in range(m)) < mpmath.mpf(10) ** -12:
-        return None
-    if m == 2:
-        return mpmath.mpf(1) / 4 + mpmath.asin(rho[0][1]) / (2 * mpmath.pi)
-    s = mpmath.asin(rho[0][1]) + mpmath.asin(rho[0][2]) + mpmath.asin(rho[1][2])
-    return mpmath.mpf(1) / 8 + s / (4 * mpmath.pi)
+    return orthant_probability(MP, _obj(S, len(S)))
 
 
 def _truncated_normal(lo, hi, u, uc):
@@ -428,213 +366,114 @@ def _in_two_processes(run):
     return _add_results(mine, theirs)
 
 
-def _rows(x, n_fields):
-    if x is None:
-        return []
-    if isinstance(x, np.ndarray) and x.size == 0:
-        return []
-    r = to_mp(x)
-    return [list(row) for row in r]
+def _mm(X, M):
+    """X @ M on object arrays (mpf zeros where the inner dimension is empty)."""
+    return X @ M if X.shape[1] else MP.zeros((X.shape[0], M.shape[1]))
 
 
-def _wide_sector_halves(Ar, A, nonstrict, tol):
-    """A cone whose first two rows {a₁f > 0, a₂f > 0} open wider than 90° (unit normals at an
-    acute angle — an argmax cone of three classes, typically) as its two halves on either side
-    of the bisecting hyperplane: {â₂ > 0, m > 0, rest} and {â₁ > 0, −m > 0, rest} with
-    m = â₁ − â₂ (â = a/‖aF‖; on m > 0, â₂ > 0 implies â₁ > 0), each narrower than 90°.
-    `cone_expectation_mp` applies it to two-row cones only: with more rows (the label–label
-    cones of nonlinear trunks) it doubled the cost for no measured gain (3 dims at 20 nodes:
-    6.0e-7 against 7.2e-7 relative).  A sector near 180°
-    puts a steep layer at the Genz rule's end (the inner bound's slope diverges): measured on a
-    165° student cone, the 2-dim rule erred by 3.8e-4 / 2e-7 / 5e-8 at 16 / 24 / 32 nodes, its
-    halves by 3.9e-10 / 1.5e-12 / 4e-17.
-    None when the cone is not such a sector (rank < 2, or already ≤ 90°)."""
-    n1, n2 = mpmath.sqrt(_dot(A[0], A[0])), mpmath.sqrt(_dot(A[1], A[1]))
-    if n1 == 0 or n2 == 0:
-        return None
-    cos = _dot(A[0], A[1]) / (n1 * n2)
-    if not (0 < cos < 1 - 1000 * tol):
-        return None
-    m = [x / n1 - y / n2 for x, y in zip(Ar[0], Ar[1])]
-    ns = list(nonstrict) if nonstrict is not None else [False] * len(Ar)
-    rest, ns_rest = Ar[2:], ns[2:]
-    return ([Ar[1], m] + rest, [ns[1], False] + ns_rest), ([Ar[0], [-x for x in m]] + rest, [ns[0], True] + ns_rest)
+def _tensor(rules):
+    """The tensor product of 1-d rules (each a tuple of per-node arrays, the last the weights),
+    last axis fastest: per rule its node arrays stacked as columns, and the product weights."""
+    n = len(rules)
+    idx = np.array(list(itertools.product(*(range(len(r[-1])) for r in rules)))).reshape(-1, n)
+    cols = [np.array([[r[part][k] for r, k in zip(rules, row)] for row in idx], dtype=object).reshape(-1, n)
+            for part in range(len(rules[0]) - 1)] if rules else []
+    w = np.empty(idx.shape[0], dtype=object)
+    for m, row in enumerate(idx):
+        x = mpmath.mpf(1)
+        for r, k in zip(rules, row):
+            x = x * r[-1][k]
+        w[m] = x
+    return cols, w
 
 
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
                         split_wide: bool = True, processes: int = 1, part=None) -> MpConeResult:
-    """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp (see the module docstring).
+    """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: the plan and the Genz transform
+    of `cone` in the `cone.MP` arithmetic, tanh–sinh nodes on the cone coordinates and
+    Gauss–Hermite on the smooth ones (see the module docstring).
 
     ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
     (numpy arrays or nested lists; floats convert exactly).  ``nodes``: points per integrated
     dimension (default `DEFAULT_NODES` by dimension), or a dict {dim: n}.  ``fn=None``: a pure
     cone probability (closed form for ≤ 3 nonsingular rows when ``closed``).  ``split_wide``:
-    a two-row cone wider than 90° is integrated as its two halves (`_wide_sector_halves`).
+    a two-row cone wider than 90° is integrated as its two halves (`cone.wide_sector_halves`).
     ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
     ``processes``: with 2, half the points in a forked process (`_in_two_processes`)
     where the product rule has at least PARALLEL_MIN_POINTS points."""
-    F = factor if (factor and isinstance(factor[0], list)) else to_mp(factor)
-    n_fields = len(F)
-    d = len(F[0]) if F else 0
+    F = factor if (len(factor) and isinstance(factor[0], list)) else to_mp(factor)
+    F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
+    n_fields, d = F.shape
     nonstrict = None
     if isinstance(cone_rows, tuple):  # (rows, nonstrict): ≥ rows, ties resolved in the event's favour
         cone_rows, nonstrict = cone_rows
-    Ar = _rows(cone_rows, n_fields)
-    Pr = _rows(proj_rows, n_fields)
-    Lr = _rows(lin_rows, n_fields) if lin_rows is not None else None
-    A = _matmul(Ar, F) if Ar else []
-    P = _matmul(Pr, F) if Pr else []
-    tol = rank_tol()
-    if fn is not None and len(A) == 2 and split_wide:
-        halves = _wide_sector_halves(Ar, A, nonstrict, tol)
+    Ar, Pr = _obj(cone_rows, n_fields), _obj(proj_rows, n_fields)
+    Lr = _obj(lin_rows, n_fields) if lin_rows is not None else None
+    A, P = MP.matmul(Ar, F), MP.matmul(Pr, F)
+    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False)
+    if fn is not None and A.shape[0] == 2 and split_wide:
+        halves = wide_sector_halves(MP, Ar, A, nonstrict)
         if halves is not None:
-            rs = [cone_expectation_mp(F, h, Pr, fn, Lr, nodes=nodes, skip_last_cone=skip_last_cone,
-                                      closed=closed, split_wide=False, processes=processes, part=part)
-                  for h in halves]
-            return _add_results(*rs)
-    if nonstrict is not None and A:
-        # a non-strict row of zero variance holds surely: drop it (a strict one fails surely)
-        top = max([abs(x) for r in A for x in r] + [mpmath.mpf(10) ** -300])
-        A = [r for r, ns in zip(A, list(nonstrict))
-             if not (bool(ns) and max([abs(x) for x in r] + [mpmath.mpf(0)]) <= tol * top * 1000)]
-    coef, E1, last = _orthonormalise(A, tol)
-    if A and any(l < 0 for l in last):
+            return _add_results(*(cone_expectation_mp(factor, h, Pr, fn, Lr, processes=processes, part=part, **kw)
+                                  for h in halves))
+    A = drop_sure_rows(MP, A, nonstrict)
+    plan = cone_plan(MP, A, P, skip_last_cone, pure=fn is None)
+    zero = mpmath.mpf(0)
+    if plan.empty:
         if fn is None:
-            return MpConeResult([mpmath.mpf(0)], None, 0, 0, "zero")
-        phi0, gam0 = fn([mpmath.mpf(0)] * len(P))
-        lin = None if Lr is None else [[mpmath.mpf(0)] * len(Lr) for _ in gam0]
-        return MpConeResult([mpmath.mpf(0)] * len(phi0), lin, 0, 0, "zero")
-    r1 = len(E1)
+            return MpConeResult([zero], None, 0, 0, "zero")
+        phi0, gam0 = fn([zero] * P.shape[0])
+        return MpConeResult([zero] * len(phi0), None if Lr is None else [[zero] * Lr.shape[0] for _ in gam0],
+                            0, 0, "zero")
     if fn is None:
-        if not A:
+        if not A.shape[0]:
             return MpConeResult([mpmath.mpf(1)], None, 0, 0, "trivial")
-        if closed and r1 == len(A):
-            S = _matmul(A, [list(col) for col in zip(*A)])
-            pc = orthant_probability_mp(S)
+        if closed and plan.r1 == A.shape[0]:
+            pc = orthant_probability(MP, MP.matmul(A, A.T))
             if pc is not None:
                 return MpConeResult([pc], None, 0, 0, "closed")
         fn = lambda p: ([mpmath.mpf(1)], None)  # noqa: E731
-        P = []
-        skip_last_cone = True
-    # projections onto E1 and the orthogonal remainder
-    P1 = [[_dot(p, e) for e in E1] for p in P]
-    Pperp = [[p[k] - mpmath.fsum(P1[i][j] * E1[j][k] for j in range(r1)) for k in range(d)]
-             for i, p in enumerate(P)]
-    E2, C2 = [], [[] for _ in P]
-    if P and d:
-        G = mpmath.matrix(len(P), len(P))
-        for i in range(len(P)):
-            for j in range(len(P)):
-                G[i, j] = _dot(Pperp[i], Pperp[j])
-        ev, U = mpmath.eigsy(G)
-        order = sorted(range(len(P)), key=lambda k: -ev[k])
-        # rank relative to the projections themselves, not to their residual (a residual that
-        # is rounding noise must not become integrated dimensions), as in the double kernel
-        top = max(abs(x) for row in P for x in row) ** 2
-        for k in order:
-            if top > 0 and ev[k] > (tol * 1000) ** 2 * top:
-                s = mpmath.sqrt(ev[k])
-                E2.append([mpmath.fsum(U[i, k] * Pperp[i][c] for i in range(len(P))) / s for c in range(d)])
-                for i in range(len(P)):
-                    C2[i].append(U[i, k] * s)
-    r2 = len(E2)
-    sample_r1 = r1 - 1 if (skip_last_cone and r1 > 0 and r2 == 0) else r1
-    dims = sample_r1 + r2
+    dims = plan.dims
     if dims > MAX_DIM:
         raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
-    if nodes is None:
-        n = DEFAULT_NODES[dims]
-    elif isinstance(nodes, dict):
-        n = nodes.get(dims, DEFAULT_NODES[dims])
-    else:
-        n = int(nodes)
+    n = DEFAULT_NODES[dims] if nodes is None else \
+        nodes.get(dims, DEFAULT_NODES[dims]) if isinstance(nodes, dict) else int(nodes)
     if processes > 1 and part is None and n ** dims >= PARALLEL_MIN_POINTS:
         return _in_two_processes(lambda pt: cone_expectation_mp(
-            F, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr if P else [], fn, Lr, nodes=nodes,
-            skip_last_cone=skip_last_cone, closed=closed, split_wide=False, part=pt))
-    ts = tanh_sinh01_mp(n) if sample_r1 else None
-    gh = gauss_hermite_mp(n) if r2 else None
-    LE1 = LE2 = None
+            factor, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr, fn, Lr, part=pt, **kw))
+    (U, Uc), W1 = _tensor([tanh_sinh01_mp(n)] * plan.sample_r1) if plan.sample_r1 else ((MP.zeros((1, 0)),) * 2,
+                                                                                        np.array([mpmath.mpf(1)]))
+    eta1, w1 = genz(MP, plan, U, W1, Uc)
+    (Y,), W2 = _tensor([gauss_hermite_mp(n)] * plan.r2) if plan.r2 else ((MP.zeros((1, 0)),), np.array([mpmath.mpf(1)]))
+    base, smooth = _mm(eta1, plan.P1.T), _mm(Y, plan.C2.T)          # the projections: p = base_i + smooth_k
     if Lr is not None:
-        Lf = _matmul(Lr, F)
-        LE1 = [[_dot(l, e) for e in E1] for l in Lf]
-        LE2 = [[_dot(l, e) for e in E2] for l in Lf]
-    rows_at = [[i for i in range(len(A)) if last[i] == j] for j in range(r1)]
-    np_ = len(P)
-    acc = {"plain": None, "linear": None, "pts": 0, "seen": -1}
+        LE1, LE2 = plan.linear(MP, MP.matmul(Lr, F))
+        lbase, lsmooth = _mm(eta1, LE1.T), _mm(Y, LE2.T)
     mine, every = part if part is not None else (0, 1)
-    zero = mpmath.mpf(0)
-    gh_pts = list(itertools.product(range(n), repeat=r2)) if r2 else [()]
-
-    def leaf(eta1, weight):
-        base = [mpmath.fsum(P1[i][j] * eta1[j] for j in range(r1)) for i in range(np_)]
-        lbase = None if Lr is None else [mpmath.fsum(LE1[l][j] * eta1[j] for j in range(r1))
-                                         for l in range(len(Lr))]
-        for idx in gh_pts:
-            acc["seen"] += 1
-            if acc["seen"] % every != mine:
+    plain = linear = None
+    pts = 0
+    for i in range(len(w1)):
+        for k in range(len(W2)):
+            if (i * len(W2) + k) % every != mine or not w1[i]:
                 continue
-            if r2:
-                y = [gh[0][k] for k in idx]
-                w = weight
-                for k in idx:
-                    w = w * gh[1][k]
-                p = [base[i] + mpmath.fsum(C2[i][k] * y[k] for k in range(r2)) for i in range(np_)]
-            else:
-                y, w, p = [], weight, base
-            phi, gam = fn(p)
-            acc["pts"] += 1
-            if acc["plain"] is None:
-                acc["plain"] = [zero] * len(phi)
-                if Lr is not None:
-                    acc["linear"] = [[zero] * len(Lr) for _ in gam]
-            pl = acc["plain"]
-            for k in range(len(phi)):
-                pl[k] += w * phi[k]
+            w = w1[i] * W2[k]
+            phi, gam = fn(list(base[i] + smooth[k]))
+            pts += 1
+            if plain is None:
+                plain = [zero] * len(phi)
+                linear = None if Lr is None else [[zero] * Lr.shape[0] for _ in gam]
+            for j in range(len(phi)):
+                plain[j] += w * phi[j]
             if Lr is not None:
-                lv = [lbase[l] + mpmath.fsum(LE2[l][k] * y[k] for k in range(r2)) for l in range(len(Lr))]
-                li = acc["linear"]
-                for k in range(len(gam)):
-                    wg = w * gam[k]
-                    row = li[k]
-                    for l in range(len(Lr)):
-                        row[l] += wg * lv[l]
-
-    def bounds(j, eta1):
-        lo, hi = -mpmath.inf, mpmath.inf
-        for i in rows_at[j]:
-            c = coef[i][j]
-            rest = mpmath.fsum(coef[i][k] * eta1[k] for k in range(j))
-            b = -rest / c
-            if c > 0:
-                lo = max(lo, b)
-            else:
-                hi = min(hi, b)
-        return lo, hi
-
-    def rec(j, eta1, weight):
-        if j == r1:
-            leaf(eta1, weight)
-            return
-        lo, hi = bounds(j, eta1)
-        if j >= sample_r1:  # last cone coordinate integrated exactly
-            if lo > 0:
-                mass = ncdf(-lo) - ncdf(-hi)
-            else:
-                mass = ncdf(hi) - ncdf(lo)
-            if mass > 0:
-                rec(j + 1, eta1 + [zero], weight * mass)
-            return
-        for (x, mass), wk in zip(truncated_normal_nodes(lo, hi, ts[0], ts[1]), ts[2]):
-            if mass > 0:
-                rec(j + 1, eta1 + [x], weight * wk * mass)
-
-    rec(0, [], mpmath.mpf(1))
-    plain = acc["plain"]
+                lv = lbase[i] + lsmooth[k]
+                for j in range(len(gam)):
+                    wg = w * gam[j]
+                    row = linear[j]
+                    for m in range(Lr.shape[0]):
+                        row[m] += wg * lv[m]
     if plain is None:  # every point had zero mass
-        phi0, gam0 = fn([zero] * np_)
+        phi0, gam0 = fn([zero] * P.shape[0])
         plain = [zero] * len(phi0)
-        if Lr is not None:
-            acc["linear"] = [[zero] * len(Lr) for _ in (gam0 or [])]
-    return MpConeResult(plain, acc["linear"], acc["pts"], dims, "product")
+        linear = None if Lr is None else [[zero] * Lr.shape[0] for _ in (gam0 or [])]
+    return MpConeResult(plain, linear, pts, dims, "product")

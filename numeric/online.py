@@ -173,28 +173,93 @@ PAIR_SOBOL_DIMS = 4  # softmax integrals of this many logit dimensions with a wi
 SPLIT_SPREAD = 3.0  # logit-difference std above which softmax integrals are split by argmax
 
 
-def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=(), deal=None):
+@dataclass(frozen=True)
+class SoftmaxRoute:
+    """The route of one softmax-type integral of a linear trunk, decided once per state
+    (`linear_routes`) and executed by the double path (`_linear_part`) and the mp path
+    (`mp_online.linear_terms_mp`) alike.  ``kind``: "self" (E[s_t s_tᵀ], lse_t, E[s_t ℓᵀ]),
+    "pair" (E[s_t s_sᵀ], t < s), "labelsoft" (E[1{y_t = c} s_s] by P(y_t | u_s) in closed form),
+    "cone" (the same for class ``c`` by its label cone); ``tasks``: whose logit differences u are
+    integrated; ``wide``: those of them whose logits spread beyond SPLIT_SPREAD, whose argmax
+    cones split the domain; ``mean_split``: also split by the argmax cones of E[ν_t | u_s] (a
+    steep P(y_t | u_s)); ``sobol``: the double path takes fixed Sobol' points over the whole space
+    instead of the pieces (the mp path has no such tier: it integrates the pieces)."""
+    kind: str
+    t: int
+    s: int
+    tasks: tuple
+    c: int = -1
+    wide: tuple = ()
+    mean_split: bool = False
+    sobol: bool = False
+
+
+def _softmax_route(model, factor, diffs, is_wide, kind, t, s, tasks, c=-1, cone=False, mean=False):
+    """The `SoftmaxRoute` of one integral over the logit differences of ``tasks`` (``diffs``: every
+    task's, ``is_wide``: whether they spread beyond SPLIT_SPREAD); fixed Sobol' where the whole
+    space (no label cone ``cone``, no mean split) with a wide task has PAIR_SOBOL_DIMS dimensions."""
+    wide = tuple(u for u in tasks if is_wide[u])
+    sobol = False
+    if wide and not cone and not mean:
+        Pf = np.vstack([diffs[u] for u in tasks]) @ factor
+        sobol = bool(np.linalg.matrix_rank(Pf, tol=1e-9 * max(np.abs(Pf).max(), 1e-300)) >= PAIR_SOBOL_DIMS)
+    return SoftmaxRoute(kind, t, s, tuple(tasks), c, wide, mean, sobol)
+
+
+def linear_routes(model: TheoryModel, st: State, factor, acc: Accuracy) -> tuple[list, dict]:
+    """The routes of every softmax-type integral of a linear trunk at a state, in the order the
+    double path computes them, and the closed forms P(y_t | u_s) of its "labelsoft" routes
+    ({(t, s): `label_given_h`(cond = u_s)}, NumPy).  The label terms take P(y_t | u_s) in closed
+    form where `acc.fast_labels` and the conditional is not degenerate (residual variance above
+    LABEL_MIN_RESIDUAL_SPLIT of the total), split by the argmax cones of E[ν_t | u_s] below
+    LINEAR_SPLIT_RESIDUAL (`_label_softmax`); else the label cones, class by class."""
+    T = model.n_tasks
+    diffs = [_diff_rows(model.rows_logits(st, t)) for t in range(T)]
+    is_wide = [np.linalg.norm(d @ factor, 2) > SPLIT_SPREAD for d in diffs]
+
+    def route(kind, t, s, tasks, c=-1, cone=False, mean=False):
+        return _softmax_route(model, factor, diffs, is_wide, kind, t, s, tasks, c, cone, mean)
+    routes = [route("self", t, t, (t,)) for t in range(T)]
+    pairs = _needed_pairs(model)
+    routes += [route("pair", t, s, (t, s)) for t, s in pairs if t < s]
+    closed = {}
+    for t, s in pairs:
+        p_at = label_given_h(model, factor, t, stein=False, cond=diffs[s],
+                             min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels else None
+        if p_at is not None:
+            steep = label_given_h(model, factor, t, stein=False, cond=diffs[s],
+                                  min_residual=LINEAR_SPLIT_RESIDUAL) is None
+            routes.append(route("labelsoft", t, s, (s,), mean=steep))
+            closed[t, s] = p_at
+        else:
+            routes += [route("cone", t, s, (s,), c=c, cone=True) for c in range(model.classes[t])]
+    return routes, closed
+
+
+def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=(), deal=None, route=None):
     """E[1{cone} Φ(p)], E[1{cone} Γ(p) ℓᵀ] with p the logit differences of `tasks` (linear trunk).
 
     When the logits are widely spread the softmax is nearly a step across the boundaries of the
     student's argmax cones and no smooth rule resolves it; the domain is then split exactly into
     those cones (Gaussian cones: z is linear in the fields), inside each of which the integrand is
     smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster.
-    ``deal``: a `_Deal` — only the integrals / pieces it deals to this part are computed (None
-    when it dealt none here)."""
+    ``route``: its `SoftmaxRoute` (which tasks split, or fixed Sobol'; decided here when None);
+    ``split_by``: value rows whose argmax cones split the domain too.  ``deal``: a `_Deal` — only
+    the integrals / pieces it deals to this part are computed (None when it dealt none here)."""
     deal = deal or (lambda: True)
-    zrows = [model.rows_logits(st, t) for t in tasks]
+    if route is None:
+        diffs = {u: _diff_rows(model.rows_logits(st, u)) for u in tasks}
+        is_wide = {u: np.linalg.norm(d @ factor, 2) > SPLIT_SPREAD for u, d in diffs.items()}
+        route = _softmax_route(model, factor, diffs, is_wide, "", -1, -1, tasks, cone=cone is not None,
+                               mean=bool(split_by))
     # split by the argmax of each task whose own logits spread widely (the others stay smooth,
     # and set the nodes of the pieces by their own spread)
-    is_wide = [np.linalg.norm(_diff_rows(z) @ factor, 2) > SPLIT_SPREAD for z in zrows]
-    wide = [z for z, w in zip(zrows, is_wide) if w] + list(split_by)
+    wide = [model.rows_logits(st, t) for t in route.wide] + list(split_by)
     if not wide:
         if not deal():
             return None
         return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
-    Pf = proj @ factor
-    if cone is None and not split_by and np.linalg.matrix_rank(Pf, tol=1e-9 * max(np.abs(Pf).max(), 1e-300)) \
-            >= PAIR_SOBOL_DIMS:
+    if route.sobol:
         # two tasks' logits on shared inputs (4 dims, C = 3, 3) with a wide one: the split pieces
         # are 4-dim cones whose steep softmax a product rule at this budget misses by ~5e-4,
         # while fixed Sobol' points over the whole space need no smoothness (measured on a
@@ -204,7 +269,7 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
             return None
         return cone_expectation(factor, None, proj, fn, lin, rule="qmc", budget=acc.sobol_points,
                                 seed=acc.qmc_seed)
-    smooth = [_diff_rows(z) for z, w in zip(zrows, is_wide) if not w]
+    smooth = [_diff_rows(model.rows_logits(st, t)) for t in route.tasks if t not in route.wide]
     smooth = np.vstack(smooth) if smooth else np.zeros((0, model.n_fields))
     plain = linear = None
     for pieces in itertools.product(*[range(z.shape[0]) for z in wide]):
@@ -266,36 +331,38 @@ def _linear_part(model: TheoryModel, st: State, factor, acc: Accuracy, part=None
     Es = [np.zeros((C, K + M)) for C in model.classes]     # E[s_t ℓᵀ]  (C_t × (K+M))
     Ess = {}                                               # E[s_t s_sᵀ]
     Else = np.zeros(T)
-    for t in range(T):
-        C = model.classes[t]
-
-        def fn(u, C=C):
-            s = _softmax_from_diffs(u)
-            phi = np.concatenate([(s[:, :, None] * s[:, None, :]).reshape(len(u), -1),
-                                  _lse_from_diffs(u)[:, None]], axis=1)
-            return phi, s
-        Ess[t, t] = np.zeros((C, C))
-        r = _softmax_expectation(model, st, factor, None, [t], diffs[t], fn, ell, acc, deal=deal)
-        if r is not None:
-            Ess[t, t] = r.plain[:C * C].reshape(C, C)
-            Else[t] = r.plain[-1]
-            Es[t] = r.linear
+    routes, closed = linear_routes(model, st, factor, acc)
     pairs = _needed_pairs(model)
-    for t, s in pairs:
-        if t < s:
+    Eys = {(t, s): np.zeros((model.classes[t], model.classes[s])) for t, s in pairs}  # E[1{y_t=c} s_s]
+    for r in routes:
+        t, s = r.t, r.s
+        if r.kind == "self":
+            C = model.classes[t]
+
+            def fn(u, C=C):
+                sm = _softmax_from_diffs(u)
+                phi = np.concatenate([(sm[:, :, None] * sm[:, None, :]).reshape(len(u), -1),
+                                      _lse_from_diffs(u)[:, None]], axis=1)
+                return phi, sm
+            Ess[t, t] = np.zeros((C, C))
+            res = _softmax_expectation(model, st, factor, None, r.tasks, diffs[t], fn, ell, acc, deal=deal, route=r)
+            if res is not None:
+                Ess[t, t] = res.plain[:C * C].reshape(C, C)
+                Else[t] = res.plain[-1]
+                Es[t] = res.linear
+        elif r.kind == "pair":
             Ct, Cs = model.classes[t], model.classes[s]
 
             def fn2(u, Ct=Ct):
                 a, b = _softmax_from_diffs(u[:, :Ct - 1]), _softmax_from_diffs(u[:, Ct - 1:])
                 return (a[:, :, None] * b[:, None, :]).reshape(len(u), -1), None
             Ess[t, s] = np.zeros((Ct, Cs))
-            r = _softmax_expectation(model, st, factor, None, [t, s], np.vstack([diffs[t], diffs[s]]),
-                                     fn2, None, acc, deal=deal)
-            if r is not None:
-                Ess[t, s] = r.plain.reshape(Ct, Cs)
-    # label-conditioned terms
-    Eys = {(t, s): _label_softmax(model, st, factor, acc, t, s, diffs[s], deal)  # E[1{y_t=c} s_s]
-           for t, s in pairs}
+            res = _softmax_expectation(model, st, factor, None, r.tasks, np.vstack([diffs[t], diffs[s]]),
+                                       fn2, None, acc, deal=deal, route=r)
+            if res is not None:
+                Ess[t, s] = res.plain.reshape(Ct, Cs)
+        else:
+            _label_softmax(model, st, factor, acc, r, diffs[s], closed.get((t, s)), Eys[t, s], deal)
     if deal.i == 0:
         Py, Eyl = _label_moments(model, factor, acc)         # P(y_t = c), E[1{y_t=c} ℓ]
         P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
@@ -338,10 +405,10 @@ def _label_moments(model: TheoryModel, factor, acc: Accuracy):
     return Py, Eyl
 
 
-def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int, s: int, u_rows,
-                   deal=None):
-    """E[1{y_t = c} softmax(z_s)_d] (C_t × C_s), linear trunk; u = u_rows·f = the logit
-    differences of task s.
+def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, route, u_rows, p_at, out, deal=None):
+    """E[1{y_t = c} softmax(z_s)_d] (C_t × C_s, added into ``out``), linear trunk; u = u_rows·f = the
+    logit differences of task s; ``route``: its `SoftmaxRoute` ("labelsoft" with ``p_at`` =
+    P(y_t | u), or "cone" for the row c).
 
     Given u the label fields ν_t are Gaussian, so P(y_t = c | u) is Φ (C_t = 2) or Φ₂ (C_t = 3)
     (`label_given_h` with cond = u_rows) and the term is one smooth integral over u of
@@ -353,29 +420,25 @@ def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, t: int,
     the domain is split exactly into those cones, so that the steep layers sit on the pieces'
     faces, where the tanh–sinh nodes of the Genz coordinates cluster.  Only a degenerate
     conditional (residual ≤ LABEL_MIN_RESIDUAL_SPLIT, or C_t > 3) integrates the label cones."""
+    t, s = route.t, route.s
     Ct, Cs = model.classes[t], model.classes[s]
-    p_at = label_given_h(model, factor, t, stein=False, cond=u_rows,
-                         min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels else None
-    if p_at is not None:
+    if route.kind == "labelsoft":
         def fn(u):
             sm = _softmax_from_diffs(u)
             return (p_at(u)[:, :, None] * sm[:, None, :]).reshape(len(u), -1), None
-        steep = label_given_h(model, factor, t, stein=False, cond=u_rows,
-                              min_residual=LINEAR_SPLIT_RESIDUAL) is None
         split = []
-        if steep:  # value rows of E[ν_t | u] acting on the fields
+        if route.mean_split:  # value rows of E[ν_t | u] acting on the fields
             A_nu = _given_h(model, factor, model.rows_nu(t), u_rows)[0]
             split = [A_nu @ u_rows]
-        r = _softmax_expectation(model, st, factor, None, [s], u_rows, fn, None, acc, split_by=split,
-                                 deal=deal)
-        return np.zeros((Ct, Cs)) if r is None else r.plain.reshape(Ct, Cs)
-    out = np.zeros((Ct, Cs))
-    for c in range(Ct):
-        r = _softmax_expectation(model, st, factor, argmax_cone(model.rows_nu(t), c), [s], u_rows,
-                                 lambda u: (_softmax_from_diffs(u), None), None, acc, deal=deal)
+        r = _softmax_expectation(model, st, factor, None, route.tasks, u_rows, fn, None, acc, split_by=split,
+                                 deal=deal, route=route)
         if r is not None:
-            out[c] = r.plain
-    return out
+            out[:] = r.plain.reshape(Ct, Cs)
+        return
+    r = _softmax_expectation(model, st, factor, argmax_cone(model.rows_nu(t), route.c), route.tasks, u_rows,
+                             lambda u: (_softmax_from_diffs(u), None), None, acc, deal=deal, route=route)
+    if r is not None:
+        out[route.c] = r.plain
 
 
 def assemble_linear(model: TheoryModel, st: State, terms: dict) -> Moments:

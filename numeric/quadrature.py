@@ -32,14 +32,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtri
 
+from .cone import DOUBLE, RANK_TOL, cone_plan, drop_sure_rows, genz
+from .cone import gaussian_factor as _gaussian_factor
+from .cone import orthant_probability as _orthant_probability
+from .cone import wide_sector_halves as _wide_sector_halves
 from .sobol import sobol_points
 
 __all__ = ["gaussian_factor", "cone_expectation", "cone_expectation_union", "orthant_probability", "ConeResult", "gauss_hermite", "gauss_legendre01",
            "RANK_TOL"]
 
-RANK_TOL = 1e-11
 MAX_NODES = 24
 PRODUCT_MAX_DIM = 4
 MAX_SPREAD_NODES = 32
@@ -80,64 +83,12 @@ def tanh_sinh01(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gaussian_factor(cov: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
-    """A factor F (n × d, d = numerical rank) with F Fᵀ = cov, for PSD (possibly singular) cov."""
-    cov = 0.5 * (cov + cov.T)
-    vals, vecs = np.linalg.eigh(cov)
-    scale = max(float(vals[-1]), 0.0)
-    keep = vals > tol * max(scale, 1e-300)
-    if scale == 0.0:
-        return np.zeros((cov.shape[0], 0))
-    return vecs[:, keep] * np.sqrt(vals[keep])
+    """A factor F (n × d, d = numerical rank) with F Fᵀ = cov, for PSD (possibly singular) cov
+    (`cone.gaussian_factor`)."""
+    return _gaussian_factor(DOUBLE, np.asarray(cov, float), tol)
 
 
-def _orthonormalise_rows(rows: np.ndarray, tol: float):
-    """Gram–Schmidt on rows in order: rows = coef @ basis, coef lower-trapezoidal.
-
-    Returns (coef (m × r), basis (r × d), last (m,)) where last[i] is the index of the last
-    basis row that row i uses (-1 for a zero row)."""
-    m, d = rows.shape
-    basis: list[np.ndarray] = []
-    coef = np.zeros((m, min(m, d)))
-    last = np.full(m, -1, dtype=int)
-    scale = max(np.abs(rows).max(initial=0.0), 1e-300)
-    for i in range(m):
-        v = rows[i].copy()
-        for _ in range(2):  # re-orthogonalise once for numerical stability
-            for j, b in enumerate(basis):
-                c = b @ v
-                coef[i, j] += c
-                v -= c * b
-        nv = np.linalg.norm(v)
-        if nv > tol * scale * 1e3 and len(basis) < d:
-            basis.append(v / nv)
-            coef[i, len(basis) - 1] = nv
-        nz = np.nonzero(np.abs(coef[i, :len(basis)]) > tol * scale * 1e3)[0]
-        last[i] = nz[-1] if nz.size else -1
-    r = len(basis)
-    B = np.array(basis) if r else np.zeros((0, d))
-    return coef[:, :r], B, last
-
-
-def _truncated_normal(lo: np.ndarray, hi: np.ndarray, w: np.ndarray):
-    """x with P(X < x | lo < X < hi) = w for X ~ N(0,1), and the mass P(lo < X < hi).
-
-    Works in the upper tail when lo > 0 so that masses near 1 - Φ do not cancel."""
-    if np.isposinf(hi).all():  # one-sided (the common case): one ndtr, one ndtri
-        p = ndtr(-np.abs(lo))          # the tail beyond |lo|
-        upper = lo > 0
-        mass = np.where(upper, p, 1.0 - p)
-        q = np.where(upper, p * (1.0 - w), p + w * (1.0 - p))
-        x = ndtri(np.clip(q, 1e-300, 1.0))
-        return np.clip(np.where(upper, -x, x), lo, hi), mass
-    upper = lo > 0
-    lo_t = np.where(upper, -hi, lo)
-    hi_t = np.where(upper, -lo, hi)
-    a, b = ndtr(lo_t), ndtr(hi_t)
-    mass = np.maximum(b - a, 0.0)
-    q = np.where(upper, b - w * mass, a + w * mass)
-    x = ndtri(np.clip(q, 1e-300, 1.0))
-    x = np.where(upper, -x, x)
-    return np.clip(x, lo, hi), mass
+_truncated_normal = DOUBLE.truncated_normal   # x with P(X < x | lo < X < hi) = w, and the mass (`cone`)
 
 
 @dataclass
@@ -156,22 +107,8 @@ class ConeResult:
 
 def orthant_probability(corr_cov: np.ndarray) -> float | None:
     """Closed form P(X > 0) for a zero-mean Gaussian X of dimension ≤ 3 with nonsingular
-    covariance: 1/2; 1/4 + asin ρ/(2π); 1/8 + Σ_{i<j} asin ρ_ij/(4π).  None otherwise."""
-    m = corr_cov.shape[0]
-    if m == 0:
-        return 1.0
-    d = np.sqrt(np.diag(corr_cov))
-    if m > 3 or np.any(d <= 0):
-        return None
-    rho = corr_cov / np.outer(d, d)
-    if m == 1:
-        return 0.5
-    if np.linalg.eigvalsh(rho)[0] < 1e-12:
-        return None
-    if m == 2:
-        return 0.25 + np.arcsin(np.clip(rho[0, 1], -1, 1)) / (2 * np.pi)
-    s = sum(np.arcsin(np.clip(rho[i, j], -1, 1)) for i, j in ((0, 1), (0, 2), (1, 2)))
-    return 0.125 + s / (4 * np.pi)
+    covariance (`cone.orthant_probability`); None otherwise."""
+    return _orthant_probability(DOUBLE, corr_cov)
 
 
 @lru_cache(maxsize=256)
@@ -225,31 +162,15 @@ def _weighted(fn, p, weight, reduce: bool, linear: bool):
 
 
 def wide_sector_halves(cone_rows, factor: np.ndarray):
-    """A cone whose first two rows {a₁f > 0, a₂f > 0} open wider than 90° (unit normals at an
-    acute angle in the whitened fields — an argmax cone of three classes, typically) as its two
-    halves on either side of the bisecting hyperplane: {â₂ > 0, m > 0, rest} and
-    {â₁ > 0, −m > 0, rest}, m = â₁ − â₂ (â = a/‖aF‖; on m > 0, â₂ > 0 implies â₁ > 0).  Near
-    180° the Genz rule's inner bound turns steep at the end of its range and the product rule
-    stalls (measured on a 165° sector with a third row: 1.1e-8 at any budget; its halves reach
-    the closed form).  None when the first two rows are not such a pair."""
+    """`cone.wide_sector_halves` of the cone ``cone_rows`` (rows, or (rows, nonstrict)) on the
+    fields of ``factor``; None when its first two rows are not a sector wider than 90°."""
     if cone_rows is None:
         return None
     rows, ns = (cone_rows if isinstance(cone_rows, tuple) else (cone_rows, None))
     rows = np.asarray(rows, float)
     if rows.shape[0] < 2:
         return None
-    A = rows[:2] @ factor
-    n1, n2 = np.linalg.norm(A[0]), np.linalg.norm(A[1])
-    if n1 == 0 or n2 == 0:
-        return None
-    cos = A[0] @ A[1] / (n1 * n2)
-    if not (0 < cos < 1 - 1e-9):
-        return None
-    m = rows[0] / n1 - rows[1] / n2
-    ns = np.zeros(rows.shape[0], bool) if ns is None else np.asarray(ns, bool)
-    h1 = (np.vstack([rows[1], m, rows[2:]]), np.r_[ns[1], False, ns[2:]])
-    h2 = (np.vstack([rows[0], -m, rows[2:]]), np.r_[ns[0], True, ns[2:]])
-    return h1, h2
+    return _wide_sector_halves(DOUBLE, rows, rows[:2] @ factor, ns)
 
 
 def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows: np.ndarray,
@@ -316,14 +237,10 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     if isinstance(cone_rows, tuple):
         cone_rows, nonstrict = cone_rows
     A = np.zeros((0, d)) if cone_rows is None or len(cone_rows) == 0 else cone_rows @ factor
-    if nonstrict is not None and A.shape[0]:
-        # a non-strict row with zero variance (an exact tie resolved in the event's favour) holds
-        # surely: drop it; a strict one fails surely (handled below as a zero row)
-        zero = np.abs(A).max(axis=1) <= RANK_TOL * max(np.abs(A).max(), 1e-300) * 1e3
-        A = A[~(zero & np.asarray(nonstrict, bool))]
+    A = drop_sure_rows(DOUBLE, A, nonstrict)
     P = proj_rows @ factor if proj_rows.size else np.zeros((0, d))
-    coef, E1, last = _orthonormalise_rows(A, RANK_TOL)
-    if A.shape[0] and (last < 0).any():
+    plan = cone_plan(DOUBLE, A, P, skip_last_cone, pure=fn is None)
+    if plan.empty:
         # a cone row that is identically zero: the strict event {0 > 0} has probability zero
         if _collect is not None:
             return ConeResult(np.zeros(1), None)
@@ -336,7 +253,7 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
             phi0, gam0 = fn(np.zeros((1, P.shape[0])))
         lin = None if lin_rows is None else np.zeros((np.asarray(gam0).shape[1], lin_rows.shape[0]))
         return ConeResult(np.zeros(np.asarray(phi0).shape[1]), lin)
-    r1 = E1.shape[0]
+    r1 = plan.r1
     if fn is None:  # a pure cone probability
         whole = 1.0 if node_part is None or node_part[0] == 0 else 0.0  # closed forms: in part 0
         if A.shape[0] == 0:
@@ -345,57 +262,18 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
         if closed is not None:
             return ConeResult(np.array([closed * whole]), None, None, 0)
         fn = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
-        P = np.zeros((0, d))
-        skip_last_cone = True
         reduce = False
-    P1 = P @ E1.T  # p × r1
-    Pperp = P - P1 @ E1
-    if Pperp.size and np.abs(Pperp).max() > 0:
-        U, s, Vt = np.linalg.svd(Pperp, full_matrices=False)
-        keep = s > RANK_TOL * max(np.abs(P).max(), 1e-300) * 1e3  # relative to P, not to the residual
-        E2 = Vt[keep]
-        C2 = U[:, keep] * s[keep]
-    else:
-        E2 = np.zeros((0, d))
-        C2 = np.zeros((P.shape[0], 0))
-    r2 = E2.shape[0]
-
-    sample_r1 = r1 - 1 if (skip_last_cone and r1 > 0 and r2 == 0) else r1
-
-    intro = np.array([int(np.nonzero(last == j)[0][0]) for j in range(r1)], dtype=int)
+    P1, C2, E1, E2 = plan.P1, plan.C2, plan.E1, plan.E2
+    r2 = plan.r2
+    sample_r1 = plan.sample_r1
 
     def evaluate(U1, Y2, W):
+        S = None
         if sign_batch is not None:  # every piece on the same nodes; S: each node's row signs
             B = sign_batch.shape[0]
             S = np.repeat(sign_batch, W.shape[0], axis=0)
             U1, Y2, W = np.tile(U1, (B, 1)), np.tile(Y2, (B, 1)), np.tile(W, B)
-        npts = W.shape[0]
-        eta1 = np.zeros((npts, r1))  # coordinates on the (unflipped) basis E1
-        weight = W.copy()
-        for j in range(r1):
-            rows = np.nonzero(last == j)[0]
-            lo = np.full(npts, -np.inf)
-            hi = np.full(npts, np.inf)
-            flip = 1.0 if sign_batch is None else S[:, intro[j]]  # sign of basis vector j
-            for i in rows:
-                si = 1.0 if sign_batch is None else S[:, i]
-                c = si * flip * coef[i, j]  # the coefficient on the flipped coordinate η_j·flip
-                rest = si * (eta1[:, :j] @ coef[i, :j]) if j else np.zeros(npts)
-                bound = -rest / c
-                if sign_batch is None:
-                    if c > 0:
-                        lo = np.maximum(lo, bound)
-                    else:
-                        hi = np.minimum(hi, bound)
-                else:
-                    lo = np.where(c > 0, np.maximum(lo, bound), lo)
-                    hi = np.where(c < 0, np.minimum(hi, bound), hi)
-            if j < sample_r1:
-                x, mass = _truncated_normal(lo, hi, U1[:, j])
-                eta1[:, j] = x * flip
-            else:
-                mass = np.maximum(ndtr(hi) - ndtr(lo), 0.0)
-            weight = weight * mass
+        eta1, weight = genz(DOUBLE, plan, U1, W, signs=S)
         p = eta1 @ P1.T + Y2 @ C2.T
         if _collect is not None:  # nodes for cone_expectation_union
             Lf = None if lin_rows is None else lin_rows @ factor

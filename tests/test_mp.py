@@ -186,6 +186,60 @@ def test_nonlinear_mp_refuses_what_it_cannot_integrate():
         integrals_mp(model, mp_state(model.initial_state()))
 
 
+def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
+    """At a large-Q state (tanh, K = 1, Q = 6: spread 2.45, the size of the strong-teacher state
+    at t = 20 in docs/PRECISION.md) the one Gauss–Hermite rule over h under-resolves g′ — Eaa
+    14–20 % off, every other named integral 7e-5–4.5e-2 — so the default mp route must take the
+    sign-orthant split (`mp_nonlinear._take_split`).  Independent references: the label-free
+    Eaa, Esg, Lse by a dense trapezoid rule in NumPy written here (spacing 0.005 in z, converged
+    to 2e-13); every named integral by the split route at 128 nodes.  Measured (dps 20): the
+    default route within 4.2e-12 of the trapezoid (Eaa11; Esg, Lse 1.6e-13) and 4.3e-12 of the
+    128-node split (Eaa11; the label terms ≤ 2.7e-13); erf at the same state: 1.9e-13.  ~3 s."""
+    from scipy.special import logsumexp, softmax
+
+    from mtsp.numeric.mp_nonlinear import SPLIT_TOL, nonlinear_terms_mp, one_rule_error
+    from mtsp.numeric.mp_online import field_cov_mp
+    su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
+                          "teacher": {"alignment": 0.6, "norm": 4.0},
+                          "student": {"kind": "shared", "hidden": 1, "activation": "tanh"},
+                          "training": {"protocol": "online", "lr": 0.5, "times": [1.0], "inputs": "shared"}})
+    model = theory_model(su)
+    W = np.random.default_rng(1).standard_normal((1, model.M + 1))
+    W *= np.sqrt(6.0 / (W @ W.T)[0, 0])
+    B = np.hstack([gaussian_factor(model.gram), np.zeros((model.M, 1))])
+    st = State(W @ W.T, W @ B.T, tuple(np.array([[1.4], [-0.7]]) * (1 + 0.3 * t) for t in range(2)))
+    assert one_rule_error("tanh", mpmath.sqrt(6), 64) > 1e4 * SPLIT_TOL
+    # trapezoid in z (h = √Q z) of the definitions (derive/integrands.py): a_t = g′(h) V_tᵀ softmax(z_t)
+    z = np.arange(-12, 12.0025, 0.005)
+    w = np.exp(-z ** 2 / 2) / np.sqrt(2 * np.pi) * 0.005
+    g = np.tanh(z * np.sqrt(st.Q[0, 0]))
+    ref, a = {}, []
+    for t, V in enumerate(st.V):
+        logits = g[:, None] * V[:, 0][None]
+        a.append((1 - g ** 2) * (softmax(logits, axis=1) @ V[:, 0]))
+        ref[f"Esg{t}"] = np.einsum("n,nc,n->c", w, softmax(logits, axis=1), g)
+        ref[f"Lse{t}"] = w @ logsumexp(logits, axis=1)
+    for t in range(2):
+        for u in range(2):
+            ref[f"Eaa{t}{u}"] = w @ (a[t] * a[u])
+    with mpmath.workdps(20):
+        sm = mp_state(st)
+        C = field_cov_mp(model, sm)
+        F = mp_factor(C)
+        got = nonlinear_terms_mp(model, sm, F, C)
+        fine = nonlinear_terms_mp(model, sm, F, C, 128, split_smooth=True)
+        one_rule = nonlinear_terms_mp(model, sm, F, C, split_smooth=False)
+
+    def arr(x):
+        return np.array(x.tolist() if isinstance(x, mpmath.matrix) else [x], dtype=float).ravel()
+
+    def rel(x, y):
+        return np.abs(arr(x) - arr(y)).max() / np.abs(arr(y)).max()
+    assert max(rel(got[k], ref[k]) for k in ref) < 4e-11
+    assert max(rel(got[k], fine[k]) for k in fine) < 4e-11
+    assert min(rel(one_rule[k], ref[k]) for k in ref if k.startswith("Eaa")) > 0.1   # the former route
+
+
 def _label_label_mp_and_double(K, classes, nodes):
     """(mp, double at `--accuracy high`) label–label term Ebb2₀₁ of two tanh tasks on shared
     inputs at the state t = 1 of the default solve."""
@@ -416,7 +470,7 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     (and both take the label terms in closed form given the logits: Φ at every node).
     Measured: every named integral within 1.5e-9, dQ 8.1e-9, dR 2.6e-10 (7 s)."""
     from mtsp.derive.codegen import load_module
-    from mtsp.numeric.mp_online import _wide_tasks
+    from mtsp.numeric.online import linear_routes
     from mtsp.numeric.solve import solve
     from mtsp.setup import setup_from_dict
     d = {"name": "wide C=2", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2}],
@@ -428,9 +482,10 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     mod = load_module(model)
     terms_d = mod.integrals(model, st, Accuracy())
     dQ, dR, _, _ = mod.rhs_state(model, st, Accuracy())
+    routes, _ = linear_routes(model, st, gaussian_factor(model.field_cov(st)), Accuracy())
+    assert [r.wide for r in routes if r.kind == "self"] == [(0,), (1,)]   # the routes both back-ends take
     with mpmath.workdps(30):
         ms = mp_state(st)
-        assert _wide_tasks(model, ms) == [0, 1]
         dQm, dRm, _, _, terms_m = rhs_state_mp(model, ms)
     f = lambda x: np.array(x.tolist(), dtype=float) if isinstance(x, mpmath.matrix) else float(x)  # noqa: E731
     for k in terms_m:
@@ -793,3 +848,40 @@ def test_mp_errors_refuse_dependent_teacher_logits():
         C = [[Cm[i, j] for j in range(n)] for i in range(n)]
         with pytest.raises(NotImplementedError, match="nonsingular conditional label covariance"):
             nonlinear_metrics_mp(m, sm, C, 0, nodes=8)
+
+
+def test_cone_plan_and_genz_are_one_algorithm_in_both_arithmetics():
+    """`cone.cone_plan` and `cone.genz` in the DOUBLE and MP arithmetics on the same cones (random
+    field covariances; 3 cone rows of which, in every other case, one is a combination of the
+    others — rank detection — plus 2 projections): the same route (ranks, which row ends which
+    coordinate, sampled coordinates) and the same numbers to double precision.  Measured: plan
+    coefficients and the projections' Gram ≤ 8.9e-16 apart, Genz coordinates and weights ≤ 6.7e-16
+    (the last two cases pure probabilities: last coordinate exact).  < 1 s."""
+    from mtsp.numeric.cone import DOUBLE, MP, cone_plan, genz
+    rng = np.random.default_rng(7)
+    worst = 0.0
+    for case in range(6):
+        X = rng.standard_normal((6, 6))
+        F = gaussian_factor(X @ X.T / 6)
+        Af, Pf = rng.standard_normal((3, 6)) @ F, rng.standard_normal((2, 6)) @ F
+        Am = np.array(to_mp_rows(Af), dtype=object)
+        if case % 2:   # the third row a combination of the first two, in each arithmetic
+            Af[2], Am[2] = Af[0] - 0.5 * Af[1], Am[0] - Am[1] / 2
+        pd_ = cone_plan(DOUBLE, Af, Pf, pure=case >= 4)
+        pm = cone_plan(MP, Am, np.array(to_mp_rows(Pf), dtype=object), pure=case >= 4)
+        assert (pd_.r1, pd_.r2, pd_.sample_r1, list(pd_.last)) == (pm.r1, pm.r2, pm.sample_r1, list(pm.last))
+        assert pd_.r1 == (2 if case % 2 else 3) and pd_.sample_r1 == pd_.r1 - (case >= 4)
+        f = lambda a: np.array(a, dtype=float)  # noqa: E731
+        worst = max(worst, np.abs(f(pm.coef) - pd_.coef).max(), np.abs(f(pm.P1) - pd_.P1).max(initial=0),
+                    np.abs(f(pm.C2 @ pm.C2.T) - pd_.C2 @ pd_.C2.T).max(initial=0))
+        u = rng.uniform(0.05, 0.95, (5, pd_.sample_r1))
+        ed, wd = genz(DOUBLE, pd_, u, np.ones(5))
+        um = np.array([[mpmath.mpf(x) for x in row] for row in u], dtype=object).reshape(u.shape)
+        uc = np.array([[1 - mpmath.mpf(x) for x in row] for row in u], dtype=object).reshape(u.shape)
+        em, wm = genz(MP, pm, um, np.array([mpmath.mpf(1)] * 5, dtype=object), uc)
+        assert np.abs(f(em) - ed).max() < 1e-14 and np.abs(f(wm) - wd).max() < 1e-14
+    assert worst < 2e-14
+
+
+def to_mp_rows(a):
+    return [[mpmath.mpf(float(x)) for x in row] for row in a]

@@ -1,0 +1,415 @@
+"""The cone reduction and the Genz transform, written once for both number types.
+
+`quadrature.cone_expectation` (float64) and `mp_quadrature.cone_expectation_mp` (mpmath) compute
+
+    E[ 1{A f > 0} · Φ(P f) ]   and   E[ 1{A f > 0} · Γ(P f) · (L f)ᵀ ],   f = F ζ, ζ ~ N(0, I),
+
+by one algorithm, in an arithmetic (`DOUBLE`: float64 NumPy arrays; `MP`: NumPy object arrays of
+mpf at the working precision) that supplies the few operations it needs:
+
+1. `cone_plan`: the cone rows ``A F`` orthonormalised in order (Gram–Schmidt, twice, with rank
+   detection): ``A F = Λ E₁``, Λ lower-trapezoidal, so the event is a sequence of one-sided bounds
+   on ``η₁ = E₁ ζ`` (row i bounds the last coordinate it uses); the part of ``P F`` orthogonal to
+   ``E₁`` spans ``η₂ = E₂ ζ`` (rank detected relative to ``P F`` itself); every other direction of
+   ζ averages out, and fields entering linearly are replaced by their conditional mean given
+   (η₁, η₂).  The plan is data: which coordinates are cone (Genz) and which smooth (Gauss–Hermite)
+   dimensions, their coefficients, and whether the last cone coordinate needs no nodes.
+2. `genz`: points u ∈ [0, 1]^r₁ to η₁ — coordinate j a normal truncated to the bounds its rows
+   give, P(X < x | lo < X < hi) = u_j, the truncation mass a factor of the weight (the last one
+   integrated exactly when the integrand does not depend on it); ``signs`` evaluates the union of
+   the cones diag(s) A at once (Gram–Schmidt of diag(s) A is that of A with basis vector j
+   flipped by the sign of the row that introduced it).
+3. `orthant_probability`: P(X > 0) in closed form for ≤ 3 nonsingular rows (Sheppard, Plackett);
+   `wide_sector_halves`: a two-row sector wider than 90° as its two halves.
+
+Which points (product rules, Sobol' sets), how many, and how the integrand is called are the
+callers' (the double path vectorises the integrand over all points; the mp path calls it point by
+point) — the route through the integral is the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+__all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "gaussian_factor", "genz", "orthonormalise_rows", "orthant_probability",
+           "wide_sector_halves"]
+
+RANK_TOL = 1e-11
+
+
+class _Double:
+    """float64: NumPy arrays, LAPACK, scipy.special."""
+    name = "double"
+    tiny = 1e-300
+    inf = np.inf
+
+    def rank_tol(self):
+        return RANK_TOL
+
+    def sector_cos_max(self):
+        return 1 - 1e-9
+
+    def zeros(self, shape):
+        return np.zeros(shape)
+
+    def full(self, shape, x):
+        return np.full(shape, x)
+
+    def dot(self, a, b):
+        return a @ b
+
+    def norm(self, v):
+        return np.linalg.norm(v)
+
+    def matmul(self, A, B):
+        return A @ B
+
+    def smooth_basis(self, Pperp, top, tol):
+        """(E₂, C₂) with Pperp = C₂ E₂, E₂ orthonormal rows: the singular directions above
+        tol · 1e3 · ``top`` (SVD)."""
+        if Pperp.size and np.abs(Pperp).max() > 0:
+            U, s, Vt = np.linalg.svd(Pperp, full_matrices=False)
+            keep = s > tol * max(top, 1e-300) * 1e3
+            return Vt[keep], U[:, keep] * s[keep]
+        return np.zeros((0, Pperp.shape[1])), np.zeros((Pperp.shape[0], 0))
+
+    def min_eigenvalue(self, S):
+        return np.linalg.eigvalsh(S)[0]
+
+    def eigh(self, S):
+        """(eigenvalues, eigenvectors as columns) of a symmetric matrix (ascending, LAPACK)."""
+        return np.linalg.eigh(S)
+
+    def asin(self, x):
+        return np.arcsin(np.clip(x, -1, 1))
+
+    def sqrt(self, x):
+        return np.sqrt(x)
+
+    def const(self, x):
+        return float(x)
+
+    pi = np.pi
+
+    def truncated_normal(self, lo, hi, u, uc=None):
+        """x with P(X < x | lo < X < hi) = u for X ~ N(0, 1), and the mass P(lo < X < hi);
+        in the upper tail when lo > 0, so that masses near 1 − Φ do not cancel."""
+        if np.isposinf(hi).all():  # one-sided (the common case): one ndtr, one ndtri
+            p = ndtr(-np.abs(lo))          # the tail beyond |lo|
+            upper = lo > 0
+            mass = np.where(upper, p, 1.0 - p)
+            q = np.where(upper, p * (1.0 - u), p + u * (1.0 - p))
+            x = ndtri(np.clip(q, 1e-300, 1.0))
+            return np.clip(np.where(upper, -x, x), lo, hi), mass
+        upper = lo > 0
+        lo_t = np.where(upper, -hi, lo)
+        hi_t = np.where(upper, -lo, hi)
+        a, b = ndtr(lo_t), ndtr(hi_t)
+        mass = np.maximum(b - a, 0.0)
+        q = np.where(upper, b - u * mass, a + u * mass)
+        x = ndtri(np.clip(q, 1e-300, 1.0))
+        x = np.where(upper, -x, x)
+        return np.clip(x, lo, hi), mass
+
+    def interval_mass(self, lo, hi):
+        return np.maximum(ndtr(hi) - ndtr(lo), 0.0)
+
+
+class _Mp:
+    """mpmath at the working precision: NumPy object arrays of mpf, sums by `mpmath.fsum`,
+    `mp.eigsy`; Φ by erfc and Φ⁻¹ by Halley's method (`mp_quadrature.ndtri_mp`), both tails by
+    complements (the rules carry u and 1 − u), so no probability near 1 is ever formed."""
+    name = "mp"
+    tiny = mpmath.mpf(10) ** -300
+    inf = mpmath.inf
+
+    def rank_tol(self):
+        """10^-(dps−10), at most 1e-11: 1e-20 at 30 digits."""
+        return mpmath.mpf(10) ** (-max(11, mpmath.mp.dps - 10))
+
+    def sector_cos_max(self):
+        return 1 - 1000 * self.rank_tol()
+
+    def zeros(self, shape):
+        return self.full(shape, mpmath.mpf(0))
+
+    def full(self, shape, x):
+        out = np.empty(shape, dtype=object)
+        out.fill(x)
+        return out
+
+    def dot(self, a, b):
+        return mpmath.fsum(x * y for x, y in zip(a, b))
+
+    def norm(self, v):
+        return mpmath.sqrt(self.dot(v, v))
+
+    def matmul(self, A, B):
+        out = self.zeros((A.shape[0], B.shape[1]))
+        for i in range(A.shape[0]):
+            for j in range(B.shape[1]):
+                out[i, j] = self.dot(A[i], B[:, j])
+        return out
+
+    def smooth_basis(self, Pperp, top, tol):
+        """(E₂, C₂) with Pperp = C₂ E₂: eigenvectors of the Gram Pperp Pperpᵀ (mp.eigsy) above
+        (tol · 1e3 · ``top``)², largest first."""
+        p, d = Pperp.shape
+        E2, cols = [], []
+        if p and d:
+            ev, U = mpmath.eigsy(mpmath.matrix(self.matmul(Pperp, Pperp.T).tolist()))
+            for k in sorted(range(p), key=lambda k: -ev[k]):
+                if top > 0 and ev[k] > (tol * 1000) ** 2 * top ** 2:
+                    s = mpmath.sqrt(ev[k])
+                    E2.append([mpmath.fsum(U[i, k] * Pperp[i, c] for i in range(p)) / s for c in range(d)])
+                    cols.append([U[i, k] * s for i in range(p)])
+        E2 = np.array(E2, dtype=object).reshape(len(E2), d)
+        C2 = np.array(cols, dtype=object).reshape(len(cols), p).T
+        return E2, C2
+
+    def min_eigenvalue(self, S):
+        return min(mpmath.eigsy(mpmath.matrix(S.tolist()), eigvals_only=True))
+
+    def eigh(self, S):
+        """(eigenvalues, eigenvectors as columns) of a symmetric matrix (mp.eigsy's order)."""
+        E, Q = mpmath.eigsy(mpmath.matrix(S.tolist()))
+        n = S.shape[0]
+        return (np.array([E[i] for i in range(n)], dtype=object),
+                np.array([[Q[i, k] for k in range(n)] for i in range(n)], dtype=object).reshape(n, n))
+
+    def asin(self, x):
+        return mpmath.asin(x)
+
+    def sqrt(self, x):
+        return np.array([mpmath.sqrt(v) for v in x], dtype=object)
+
+    def const(self, x):
+        return mpmath.mpf(x)
+
+    @property
+    def pi(self):
+        return +mpmath.pi
+
+    def truncated_normal(self, lo, hi, u, uc):
+        """Elementwise `mp_quadrature.truncated_normal_nodes`, grouped by interval: the points of
+        one parent share (lo, hi), whose probabilities are formed once, and distinct (lo, hi, u)
+        are computed once."""
+        from .mp_quadrature import truncated_normal_nodes
+        groups: dict = {}
+        for k in range(len(u)):
+            groups.setdefault((lo[k], hi[k]), {}).setdefault(u[k], []).append(k)
+        x, mass = self.zeros(len(u)), self.zeros(len(u))
+        for (a, b), by_u in groups.items():
+            us = list(by_u)
+            for v, r in zip(us, truncated_normal_nodes(a, b, us, [uc[by_u[v][0]] for v in us])):
+                for k in by_u[v]:
+                    x[k], mass[k] = r
+        return x, mass
+
+    def interval_mass(self, lo, hi):
+        from .mp_quadrature import ncdf
+        out = self.zeros(len(lo))
+        for k, (a, b) in enumerate(zip(lo, hi)):
+            out[k] = max(ncdf(-a) - ncdf(-b) if a > 0 else ncdf(b) - ncdf(a), 0)
+        return out
+
+
+DOUBLE = _Double()
+MP = _Mp()
+
+
+def gaussian_factor(ar, cov, tol=None):
+    """A factor F (n × d, d = numerical rank: eigenvalues above tol × the largest) with
+    F Fᵀ = cov, for a PSD (possibly singular) cov, from its eigen-decomposition."""
+    cov = 0.5 * (cov + cov.T)
+    if cov.shape[0] == 0:
+        return ar.zeros((0, 0))
+    vals, vecs = ar.eigh(cov)
+    tol = ar.rank_tol() if tol is None else tol
+    scale = max(max(vals), 0.0)
+    keep = vals > tol * max(scale, ar.tiny)
+    if scale == 0.0:
+        return ar.zeros((cov.shape[0], 0))
+    return vecs[:, keep] * ar.sqrt(vals[keep])
+
+
+def orthonormalise_rows(ar, rows, tol):
+    """Gram–Schmidt on rows in order: rows = coef @ basis, coef lower-trapezoidal.
+
+    Returns (coef (m × r), basis (r × d), last (m,)) where last[i] is the index of the last
+    basis row that row i uses (-1 for a zero row)."""
+    m, d = rows.shape
+    basis: list = []
+    coef = ar.zeros((m, min(m, d)))
+    last = np.full(m, -1, dtype=int)
+    scale = max(np.abs(rows).max(initial=0.0), ar.tiny)
+    for i in range(m):
+        v = rows[i].copy()
+        for _ in range(2):  # re-orthogonalise once for numerical stability
+            for j, b in enumerate(basis):
+                c = ar.dot(b, v)
+                coef[i, j] += c
+                v -= c * b
+        nv = ar.norm(v)
+        if nv > tol * scale * 1e3 and len(basis) < d:
+            basis.append(v / nv)
+            coef[i, len(basis) - 1] = nv
+        nz = np.nonzero(np.abs(coef[i, :len(basis)]) > tol * scale * 1e3)[0]
+        last[i] = nz[-1] if nz.size else -1
+    r = len(basis)
+    B = np.array(basis) if r else ar.zeros((0, d))
+    return coef[:, :r], B, last
+
+
+def orthant_probability(ar, S):
+    """Closed form P(X > 0) for a zero-mean Gaussian X of dimension ≤ 3 with nonsingular
+    covariance S: 1/2; 1/4 + asin ρ/(2π); 1/8 + Σ_{i<j} asin ρ_ij/(4π).  None otherwise."""
+    m = S.shape[0]
+    if m == 0:
+        return ar.const(1.0)
+    if m > 3 or any(S[i, i] <= 0 for i in range(m)):
+        return None
+    d = ar.sqrt(np.diag(S))
+    rho = S / np.outer(d, d)
+    if m == 1:
+        return ar.const(0.5)
+    if ar.min_eigenvalue(rho) < 1e-12:
+        return None
+    if m == 2:
+        return ar.const(0.25) + ar.asin(rho[0, 1]) / (2 * ar.pi)
+    s = sum(ar.asin(rho[i, j]) for i, j in ((0, 1), (0, 2), (1, 2)))
+    return ar.const(0.125) + s / (4 * ar.pi)
+
+
+def wide_sector_halves(ar, rows, A, nonstrict):
+    """A cone whose first two rows {a₁f > 0, a₂f > 0} (``rows`` on the fields, ``A`` = rows F)
+    open wider than 90° (unit normals at an acute angle in the whitened fields — an argmax cone of
+    three classes, typically) as its two halves on either side of the bisecting hyperplane:
+    {â₂ > 0, m > 0, rest} and {â₁ > 0, −m > 0, rest}, m = â₁ − â₂ (â = a/‖aF‖; on m > 0, â₂ > 0
+    implies â₁ > 0).  Near 180° the Genz rule's inner bound turns steep at the end of its range
+    and the product rule stalls (measured on a 165° sector: the double's 2-dim rule stalled at
+    1.1e-8 with a third row; mp at 16 / 24 / 32 nodes 3.8e-4 / 2e-7 / 5e-8, its halves 3.9e-10 /
+    1.5e-12 / 4e-17).  Returns two (rows, nonstrict) pairs, or None when the first two rows are
+    not such a pair."""
+    if rows.shape[0] < 2:
+        return None
+    n1, n2 = ar.norm(A[0]), ar.norm(A[1])
+    if n1 == 0 or n2 == 0:
+        return None
+    cos = ar.dot(A[0], A[1]) / (n1 * n2)
+    if not (0 < cos < ar.sector_cos_max()):
+        return None
+    m = rows[0] / n1 - rows[1] / n2
+    ns = np.zeros(rows.shape[0], bool) if nonstrict is None else np.asarray(nonstrict, bool)
+    h1 = (np.vstack([rows[1], m, rows[2:]]), np.r_[ns[1], False, ns[2:]])
+    h2 = (np.vstack([rows[0], -m, rows[2:]]), np.r_[ns[0], True, ns[2:]])
+    return h1, h2
+
+
+@dataclass
+class ConePlan:
+    """The route of one cone expectation (see the module docstring): ``coef`` (m × r₁), ``last``
+    (m,), ``intro`` (r₁,: the row that introduced each basis vector), ``P1`` (p × r₁) and ``C2``
+    (p × r₂): the projections in the coordinates η₁, η₂; ``E1``, ``E2``: the bases on ζ;
+    ``sample_r1``: the cone coordinates that need nodes (the last one does not when the
+    integrand ignores it); ``empty``: a cone row is identically zero (the event has probability 0)."""
+    coef: np.ndarray
+    last: np.ndarray
+    intro: np.ndarray
+    E1: np.ndarray
+    E2: np.ndarray
+    P1: np.ndarray
+    C2: np.ndarray
+    sample_r1: int
+    empty: bool
+    rows: int
+
+    @property
+    def r1(self) -> int:
+        return self.E1.shape[0]
+
+    @property
+    def r2(self) -> int:
+        return self.E2.shape[0]
+
+    @property
+    def dims(self) -> int:
+        return self.sample_r1 + self.r2
+
+    def linear(self, ar, Lf):
+        """(L F E₁ᵀ, L F E₂ᵀ): the linear fields' coefficients on η₁, η₂ (their conditional mean)."""
+        return ar.matmul(Lf, self.E1.T), ar.matmul(Lf, self.E2.T)
+
+
+def drop_sure_rows(ar, A, nonstrict):
+    """A non-strict row (an exact tie resolved in the event's favour) with zero variance holds
+    surely: drop it; a strict one fails surely (left in: `cone_plan` marks the cone empty)."""
+    if nonstrict is None or not A.shape[0]:
+        return A
+    zero = np.array([max(abs(x) for x in r) if len(r) else 0 for r in A]) <= \
+        ar.rank_tol() * max(np.abs(A).max(), ar.tiny) * 1e3
+    return A[~(zero & np.asarray(nonstrict, bool))]
+
+
+def cone_plan(ar, A, P, skip_last_cone: bool = False, pure: bool = False) -> ConePlan:
+    """The plan of E[1{A f > 0} Φ(P f)] for whitened rows ``A`` = (cone rows) F and ``P`` =
+    (projection rows) F; ``pure``: a cone probability (no integrand: the last cone coordinate
+    is integrated exactly, no projections)."""
+    tol = ar.rank_tol()
+    coef, E1, last = orthonormalise_rows(ar, A, tol)
+    d = A.shape[1] if A.ndim == 2 else P.shape[1]
+    empty = bool(A.shape[0] and (last < 0).any())
+    r1 = E1.shape[0]
+    if pure:
+        P = ar.zeros((0, d))
+        skip_last_cone = True
+    P1 = ar.matmul(P, E1.T)
+    Pperp = P - ar.matmul(P1, E1)
+    top = np.abs(P).max(initial=0.0) if P.size else 0.0
+    E2, C2 = ar.smooth_basis(Pperp, top, tol)
+    r2 = E2.shape[0]
+    sample_r1 = r1 - 1 if (skip_last_cone and r1 > 0 and r2 == 0) else r1
+    intro = np.array([int(np.nonzero(last == j)[0][0]) for j in range(r1)], dtype=int) if not empty else \
+        np.zeros(0, dtype=int)
+    return ConePlan(coef, last, intro, E1, E2, P1, C2, sample_r1, empty, A.shape[0])
+
+
+def genz(ar, plan: ConePlan, U1, W, U1c=None, signs=None):
+    """(η₁, weight) at points ``U1`` (npts × sample_r₁, in [0, 1]; ``U1c`` = 1 − U1 for the mp
+    arithmetic) with prior weights ``W``: coordinate j a normal truncated to the bounds of the
+    rows it ends (`ConePlan.last`), the truncation mass a factor of the weight; a coordinate
+    beyond sample_r₁ contributes its mass alone.  ``signs`` (npts × m of ±1): each point's cone
+    is diag(s) A (the flipped basis, see the module docstring)."""
+    coef, last, intro = plan.coef, plan.last, plan.intro
+    npts = W.shape[0]
+    r1 = plan.r1
+    eta1 = ar.zeros((npts, r1))  # coordinates on the (unflipped) basis E1
+    weight = W.copy()
+    for j in range(r1):
+        rows = np.nonzero(last == j)[0]
+        lo = ar.full(npts, -ar.inf)
+        hi = ar.full(npts, ar.inf)
+        flip = 1.0 if signs is None else signs[:, intro[j]]  # sign of basis vector j
+        for i in rows:
+            si = 1.0 if signs is None else signs[:, i]
+            c = si * flip * coef[i, j]  # the coefficient on the flipped coordinate η_j·flip
+            rest = si * (eta1[:, :j] @ coef[i, :j]) if j else ar.zeros(npts)
+            bound = -rest / c
+            if signs is None:
+                if c > 0:
+                    lo = np.maximum(lo, bound)
+                else:
+                    hi = np.minimum(hi, bound)
+            else:
+                lo = np.where(c > 0, np.maximum(lo, bound), lo)
+                hi = np.where(c < 0, np.minimum(hi, bound), hi)
+        if j < plan.sample_r1:
+            x, mass = ar.truncated_normal(lo, hi, U1[:, j], None if U1c is None else U1c[:, j])
+            eta1[:, j] = x * flip
+        else:
+            mass = ar.interval_mass(lo, hi)
+        weight = weight * mass
+    return eta1, weight
