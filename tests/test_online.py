@@ -652,8 +652,9 @@ def test_nonlinear_errors_of_a_silent_trunk(K):
 def test_cut_rule_on_random_states():
     """The K ≤ 2 cut rule at its default nodes against itself at 160 nodes and against randomised
     QMC (4 SE), on random states of random two-class / three-class trunks with teachers of norm
-    1 and 3 (strong teachers make P(y | h) steep along lines the rule must cut).  Measured over
-    240 states: ≤ 1.3e-8 (K = 2, 40 nodes), ≤ 1e-13 (K = 1, 64)."""
+    1 and 3 (strong teachers make P(y | h) steep along lines the rule must cut).  Measured on these
+    12 states: ≤ 1.4e-9 (trial 9, relu K = 2; the others ≤ 3e-13), QMC |z| ≤ 1.7; over 240 states:
+    ≤ 1.3e-8 (K = 2, 40 nodes), ≤ 1e-13 (K = 1, 64).  Bound 2e-8 (was 1e-7)."""
     from mtsp.numeric import metrics
     from mtsp.numeric.online import Accuracy, label_given_h
     from mtsp.numeric.quadrature import gaussian_factor
@@ -678,7 +679,7 @@ def test_cut_rule_on_random_states():
         ref = 1 - metrics._nonlinear_errors_cut(m, st, 0, pg, None, F, n=160)[0]
         qmc = task_metrics(m, st, Accuracy(cut_errors=False, qmc_points=2 ** 15), loss=False)[0]
         worst = max(worst, abs(got.gen_error - ref))
-        assert abs(got.gen_error - ref) < 1e-7, (trial, got.gen_error, ref)
+        assert abs(got.gen_error - ref) < 2e-8, (trial, got.gen_error, ref)
         assert abs(qmc.gen_error - ref) < 4 * qmc.gen_error_se + 1e-9, (trial, qmc.gen_error, ref)
     print("worst", worst)
 
