@@ -278,11 +278,19 @@ def _evaluate(setup, engine: str) -> dict:
     """gen_error of every task of `setup` at its last time, exactly as ``solve`` computes it (the
     same integration to that time and the same gen_error integrals), without the early-stopping
     scans and the other metrics.
-    Non-online protocols: ``solve`` itself (its last value)."""
-    from .solve import solve
+    Non-online protocols: ``solve`` itself (its last value).
+    BLAS runs one thread, as in ``solve_online`` (`one_blas_thread`): OpenBLAS builds whose
+    products depend on the thread count (0.3.21, NumPy 1.24's wheels) would otherwise give
+    numbers a few ulp from ``solve``'s."""
+    from .solve import one_blas_thread, solve
     if setup.training.protocol != "online":
         res = solve(setup, engine=engine)
         return {name: float(d["gen_error"][-1]) for name, d in res.tasks.items()}
+    with one_blas_thread():
+        return _evaluate_online(setup, engine)
+
+
+def _evaluate_online(setup, engine: str) -> dict:
     from .metrics import task_metrics
     from .model import theory_model
     from .solve import _integrate, _rhs_function

@@ -149,30 +149,41 @@ def test_check_refuses_protocols_without_an_mp_path(tmp_path, capsys, text):
     assert err.count("\n") == 1
 
 
+# one full_batch task: the dmft at its default paths costs ~2 s per task and batch (8 batches)
+FULL_BATCH_ONE = FULL_BATCH.split("[[tasks]]\nname = \"B\"")[0] + "[teacher]" + FULL_BATCH.split("[teacher]")[1]
+
+
 def test_solve_full_batch_runs_the_dmft(tmp_path, capsys):
     """full_batch glm setups: `mtsp solve` answers with the dmft engine (MODEL.md schema, with the
-    sampling error and the training metrics); two glm tasks on shared inputs decouple, so each
-    single-task baseline equals its multitask run (the same paths)."""
-    assert main(["solve", write(tmp_path, FULL_BATCH), "--json", "--single"]) == 0
+    sampling error and the training metrics; one task at the default paths).  Two glm tasks on
+    shared inputs decouple, so each single-task baseline equals its multitask run (the same paths;
+    checked through the API at 500 paths × 2 batches, which leaves the identity exact)."""
+    from mtsp.numeric.dmft.solve import DmftOptions, solve_full_batch
+    from mtsp.setup import load_setup
+    assert main(["solve", write(tmp_path, FULL_BATCH_ONE), "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert js["engine"] == "dmft" and js["protocol"] == "full_batch" and js["times"] == [0.5, 1.0]
-    for section in ("tasks", "single"):
-        for d in js[section].values():
-            assert TASK_KEYS | {"gen_error_se", "train_loss", "train_error"} <= set(d)
-            assert all(0 < g < 0.5 for g in d["gen_error"]) and d["gen_error"][1] < d["gen_error"][0]
-            assert all(0 < s < 0.005 for s in d["gen_error_se"])
+    assert list(js["tasks"]) == ["A"]
+    for d in js["tasks"].values():
+        assert TASK_KEYS | {"gen_error_se", "train_loss", "train_error"} <= set(d)
+        assert all(0 < g < 0.5 for g in d["gen_error"]) and d["gen_error"][1] < d["gen_error"][0]
+        assert all(0 < s < 0.005 for s in d["gen_error_se"])
+    res = solve_full_batch(load_setup(write(tmp_path, FULL_BATCH)), single=True,
+                           opts=DmftOptions(n_paths=500, n_response=200, batches=2, scan=4))
     for name in ("A", "B"):
-        assert js["single"][name]["gen_error"] == js["tasks"][name]["gen_error"]
+        assert res.single[name]["gen_error"] == res.tasks[name]["gen_error"]
     assert main(["solve", write(tmp_path, FULL_BATCH), "--engine", "reference"]) == 2
     assert "solved by dmft, not 'reference'" in capsys.readouterr().err
 
 
 def test_validate_full_batch_writes_a_report(tmp_path, capsys):
+    """`mtsp validate` on one full_batch task (dmft against the seeded full_batch simulation, N = 200,
+    2 seeds): measured max |z| 0.53 over its 2 comparisons, so exit 0, and the report is written."""
     pytest.importorskip("torch")
     out_dir = tmp_path / "report"
-    rc = main(["validate", write(tmp_path, FULL_BATCH), "--out", str(out_dir), "--N", "200",
+    rc = main(["validate", write(tmp_path, FULL_BATCH_ONE), "--out", str(out_dir), "--N", "200",
                "--seeds", "2", "--no-single", "-q"])
-    assert rc in (0, 1)
+    assert rc == 0
     assert (out_dir / "gen_error.png").exists()
     assert "report:" in capsys.readouterr().out
 

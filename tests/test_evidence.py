@@ -15,7 +15,7 @@ from mtsp.numeric.quadrature import gaussian_factor
 from mtsp.numeric.solve import solve
 from mtsp.setup import setup_from_dict
 
-N_SE, FLOOR = 4.0, 0.003
+from agreement import FLOOR, N_SE, assert_agrees
 
 
 def test_public_check_shared_trunk_c3():
@@ -93,28 +93,6 @@ def test_random_class_map_single_baseline_keeps_the_map():
         assert np.abs(block - aligned.gram()[o:o + c, o:o + c]).max() > 0.05
 
 
-def _agrees(theory, sim, which):
-    """Assert the validate criterion on gen_error, label_error, test_loss at every time and on the
-    best_* values (SE of the simulation's curve at its argmin); returns the worst |diff|/tolerance."""
-    worst = 0.0
-    th_all = theory.to_json_dict()[which]
-    sim_all = getattr(sim, which)
-    for name, th in th_all.items():
-        s = sim_all[name]
-        for key in ("gen_error", "label_error", "test_loss"):
-            diff = np.asarray(th[key]) - s[key]
-            tol = N_SE * np.asarray(s[f"{key}_se"]) + FLOOR
-            assert np.all(np.abs(diff) <= tol), (which, name, key, diff, tol)
-            worst = max(worst, float(np.max(np.abs(diff) / tol)))
-        for key in ("gen_error", "test_loss"):
-            i = int(np.argmin(s[key]))
-            tol = N_SE * s[f"{key}_se"][i] + FLOOR
-            diff = th[f"best_{key}"] - s[f"best_{key}"]
-            assert abs(diff) <= tol, (which, name, f"best_{key}", diff, tol)
-            worst = max(worst, abs(diff) / tol)
-    return worst
-
-
 @pytest.mark.parametrize("inputs,teacher,measured", [
     ("shared", {}, 0.38),                                   # weight decay, head_lr ≠ lr
     ("separate", {"ranks": (2, 1), "class_map": "random", "seed": 3}, 0.34),  # + random class map,
@@ -130,5 +108,5 @@ def test_theory_vs_simulation_weight_decay_head_lr(inputs, teacher, measured):
     setup = _two_task(inputs, **teacher)
     theory = solve(setup, single=True)
     sim = simulate_with_single(setup, N=200, seeds=64, test_size=2000, grid=12)
-    worst = max(_agrees(theory, sim, "tasks"), _agrees(theory, sim, "single"))
+    worst = max(assert_agrees(theory, sim, "tasks"), assert_agrees(theory, sim, "single"))
     print("worst |diff| / tolerance", worst)

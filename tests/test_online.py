@@ -652,8 +652,9 @@ def test_nonlinear_errors_of_a_silent_trunk(K):
 def test_cut_rule_on_random_states():
     """The K ≤ 2 cut rule at its default nodes against itself at 160 nodes and against randomised
     QMC (4 SE), on random states of random two-class / three-class trunks with teachers of norm
-    1 and 3 (strong teachers make P(y | h) steep along lines the rule must cut).  Measured over
-    240 states: ≤ 1.3e-8 (K = 2, 40 nodes), ≤ 1e-13 (K = 1, 64)."""
+    1 and 3 (strong teachers make P(y | h) steep along lines the rule must cut).  Measured on these
+    12 states: ≤ 1.4e-9 (trial 9, relu K = 2; the others ≤ 3e-13), QMC |z| ≤ 1.7; over 240 states:
+    ≤ 1.3e-8 (K = 2, 40 nodes), ≤ 1e-13 (K = 1, 64).  Bound 2e-8 (was 1e-7)."""
     from mtsp.numeric import metrics
     from mtsp.numeric.online import Accuracy, label_given_h
     from mtsp.numeric.quadrature import gaussian_factor
@@ -678,7 +679,7 @@ def test_cut_rule_on_random_states():
         ref = 1 - metrics._nonlinear_errors_cut(m, st, 0, pg, None, F, n=160)[0]
         qmc = task_metrics(m, st, Accuracy(cut_errors=False, qmc_points=2 ** 15), loss=False)[0]
         worst = max(worst, abs(got.gen_error - ref))
-        assert abs(got.gen_error - ref) < 1e-7, (trial, got.gen_error, ref)
+        assert abs(got.gen_error - ref) < 2e-8, (trial, got.gen_error, ref)
         assert abs(qmc.gen_error - ref) < 4 * qmc.gen_error_se + 1e-9, (trial, qmc.gen_error, ref)
     print("worst", worst)
 
@@ -700,31 +701,26 @@ def _random_k3_case(rng, act, C, norm, noise, V=None):
     return m, State(A @ A.T + B @ B.T, A @ Lt.T, (V,))
 
 
-def test_k3_cut_rule_on_random_states():
-    """The K = 3 cut rule (`tie_cuts`) at (24, 32, 24) nodes against itself at
-    (40, 48, 32) and against the randomised QMC tier (4 SE) on random states (tanh with a
-    noiseless teacher of norm 3 — steep planes, the worst case: η₃ converges last — and erf,
-    C = 3).  Measured here 1.0e-7 and 3.6e-9 (QMC |z| 1.5, 0.9); over 30 random states see
-    benchmarks/k3_cut_rule.py."""
+@pytest.mark.parametrize("act,C,norm,seed,bound", [("tanh", 3, 3.0, 5, 2e-7), ("erf", 3, 1.0, 1, 1e-9)])
+def test_k3_cut_rule_on_random_states(act, C, norm, seed, bound):
+    """The K = 3 cut rule (`tie_cuts`) at (24, 32, 24) nodes against itself at (40, 48, 32) and
+    against the randomised QMC tier (4 SE) on a random state each (noiseless teachers, C = 3):
+    tanh with a teacher of norm 3 — steep planes, the worst case: η₃ converges last — and erf.
+    Measured |difference| of gen_error and label_error: tanh 1.0e-7, erf 1.4e-10 (QMC |z| 1.5,
+    1.1); cost (2 loaded cores) tanh 3 + 7 s, erf 3.5 + 9 s.  Over 30 random states see
+    benchmarks/k3_cut_rule.py.  (The erf state was drawn from default_rng(5) after two others
+    until 2026-12; that state took 13 + 43 s for a difference of 3.6e-9.)"""
     from mtsp.numeric.online import Accuracy
-    rng = np.random.default_rng(5)
-    worst = 0.0
-    for trial, (act, C, norm, noise) in enumerate([("tanh", 3, 3.0, 0.0), ("relu", 2, 1.0, 0.3),
-                                                   ("erf", 3, 1.0, 0.0)]):
-        m, st = _random_k3_case(rng, act, C, norm, noise)
-        if act == "relu":       # drawn to keep the random stream; relu K = 3: the silent-unit test
-            continue
-        got = task_metrics(m, st, Accuracy(cut_nodes3=CUT3), loss=False)[0]
-        ref = task_metrics(m, st, Accuracy(cut_nodes3=(40, 48, 32)), loss=False)[0]
-        qmc = task_metrics(m, st, Accuracy(cut_nodes3=()), loss=False)[0]
-        assert got.gen_error_se == 0.0 and qmc.gen_error_se > 0
-        d = max(abs(got.gen_error - ref.gen_error), abs(got.label_error - ref.label_error))
-        worst = max(worst, d)
-        print(trial, act, C, got.gen_error, d, (qmc.gen_error - ref.gen_error) / qmc.gen_error_se)
-        assert d < 2e-7, (trial, got, ref)
-        assert abs(qmc.gen_error - ref.gen_error) < 4 * qmc.gen_error_se, (trial, qmc, ref)
-        assert abs(qmc.label_error - ref.label_error) < 4 * qmc.label_error_se, (trial, qmc, ref)
-    print("worst", worst)
+    m, st = _random_k3_case(np.random.default_rng(seed), act, C, norm, 0.0)
+    got = task_metrics(m, st, Accuracy(cut_nodes3=CUT3), loss=False)[0]
+    ref = task_metrics(m, st, Accuracy(cut_nodes3=(40, 48, 32)), loss=False)[0]
+    qmc = task_metrics(m, st, Accuracy(cut_nodes3=()), loss=False)[0]
+    assert got.gen_error_se == 0.0 and qmc.gen_error_se > 0
+    d = max(abs(got.gen_error - ref.gen_error), abs(got.label_error - ref.label_error))
+    print(act, got.gen_error, d, (qmc.gen_error - ref.gen_error) / qmc.gen_error_se)
+    assert d < bound, (got, ref)
+    assert abs(qmc.gen_error - ref.gen_error) < 4 * qmc.gen_error_se, (qmc, ref)
+    assert abs(qmc.label_error - ref.label_error) < 4 * qmc.label_error_se, (qmc, ref)
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
