@@ -681,8 +681,8 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
 def test_mp_solve_three_classes_shared_inputs_against_default_double():
     """`solve --precision mp` with C = 3 on shared inputs (two tasks, linear trunk K = 1, t ≤ 0.2,
     dps 20, 16 mp nodes for the right-hand side, 24 for the errors): gen_error within 4e-10 of
-    the default double solve.  Measured: 3.8e-11 (2026-12-06; 8.5e-10 before the linear routes were
-    shared with the double path; ≈ 25 s); K = 2 (benchmarks/mp_solve.py, dps 30,
+    the default double solve.  Measured: 3.8e-11 (2026-12-06; 8.5e-10 when the test was written, sessions ago;
+    ≈ 25 s); K = 2 (benchmarks/mp_solve.py, dps 30,
     186 s): 3.0e-10 — 3.1e-8 before the double's error cones were split where wider than 90°."""
     d, _ = _solve_double_and_mp(3, 1, "linear")
     print("max gen_error difference", d)
