@@ -329,11 +329,17 @@ def cmd_sweep(args) -> int:
         sys.stdout.write(_sweep_table(res))
     if out is not None:
         from .validate.maps import write_sweep
-        with staged(out) as tmp:
-            written = write_sweep(res, tmp)
-        for path in written:
-            print(f"wrote {out / Path(path).name}", file=sys.stderr if args.json else sys.stdout)
+        _write_staged(out, write_sweep, res, args.json)
     return 0
+
+
+def _write_staged(out: Path, writer, res, json_on_stdout: bool) -> None:
+    """Write ``writer(res, folder)``'s files into `out` whole (`staged`) and name each one written
+    (on stderr when stdout carries JSON)."""
+    with staged(out) as tmp:
+        written = writer(res, tmp)
+    for path in written:
+        print(f"wrote {out / Path(path).name}", file=sys.stderr if json_on_stdout else sys.stdout)
 
 
 def _bounds(text: str) -> tuple[float, float]:
@@ -370,10 +376,7 @@ def cmd_ridge(args) -> int:
         sys.stdout.write(_ridge_table(res))
     if out is not None:
         from .validate.ridge_plot import write_ridge
-        with staged(out) as tmp:
-            written = write_ridge(res, tmp)
-        for path in written:
-            print(f"wrote {out / Path(path).name}", file=sys.stderr if args.json else sys.stdout)
+        _write_staged(out, write_ridge, res, args.json)
     return 0
 
 
