@@ -130,7 +130,7 @@ def ridge_curve(setup, vary: dict | None = None, *, task: str | None = None,
     ``jobs``: local worker processes (default: the CPUs).  Raises RequestError / SetupError /
     ReachError before anything runs, ConvergenceError from a solve or search that did not
     converge."""
-    from .sweep import _executor, point_setup
+    from .sweep import _executor, point_setup, run_jobs
     key, values, bounds = _check(setup, vary, task, bounds, xtol)
     points = [setup if key is None else point_setup(setup, {key: v}) for v in values]
     for s in points:
@@ -138,16 +138,7 @@ def ridge_curve(setup, vary: dict | None = None, *, task: str | None = None,
     t0 = _time.perf_counter()
     jobs_list = [(s, task, bounds, float(xtol)) for s in points]
     ex = _executor(jobs, None, len(jobs_list))
-    out = [None] * len(jobs_list)
-    done = 0
-    try:
-        for i, r in ex.run(_point_job, jobs_list):
-            out[i] = r
-            done += 1
-            if progress:
-                progress(done / len(jobs_list), f"{done}/{len(jobs_list)} points")
-    finally:
-        ex.close()
+    out = run_jobs(ex, _point_job, jobs_list, progress, "points")
     rows = [dict(value=v, **r) for v, r in zip(values, out)]
     stats = {"points": len(rows), "evaluations": sum(r["evaluations"] for r in rows),
              "executor": ex.name, "wall_s": round(_time.perf_counter() - t0, 3)}

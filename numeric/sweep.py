@@ -439,6 +439,20 @@ def _executor(jobs, scheduler, n_jobs):
     return _Serial() if workers <= 1 else _Local(workers)
 
 
+def run_jobs(ex, fn, jobs: list, progress=None, unit: str = "jobs") -> list:
+    """``[fn(job) for job in jobs]`` on the executor `ex` (in the jobs' order, whatever order they
+    finish in), reporting ``progress(fraction, "k/n unit")`` as each finishes; `ex` is closed."""
+    results = [None] * len(jobs)
+    try:
+        for done, (j, res) in enumerate(ex.run(fn, jobs), start=1):
+            results[j] = res
+            if progress:
+                progress(done / len(jobs), f"{done}/{len(jobs)} {unit}")
+    finally:
+        ex.close()
+    return results
+
+
 def _warm(setups, engine: str) -> None:
     """Derive (or load) the generated module of each setup structure once, before workers start."""
     if engine != "ode":
@@ -679,19 +693,10 @@ def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int 
     ex = _executor(jobs, scheduler, len(jobs_list))
     if on_estimate is not None:
         on_estimate(_estimate_text(valid[0][2], engine, len(jobs_list), n_multi, ex))
-    results = [None] * len(jobs_list)
-    done = 0
     if progress:
         progress(0.0, f"0/{len(jobs_list)} solves")
     t1 = _time.perf_counter()
-    try:
-        for j, res in ex.run(_run_job, jobs_list):
-            results[j] = res
-            done += 1
-            if progress:
-                progress(done / len(jobs_list), f"{done}/{len(jobs_list)} solves")
-    finally:
-        ex.close()
+    results = run_jobs(ex, _run_job, jobs_list, progress, "solves")
     t2 = _time.perf_counter()
 
     # 3. the records
