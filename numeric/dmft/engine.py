@@ -99,7 +99,8 @@ def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> 
 def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: float,
              init_scale: float, steps: np.ndarray, n_paths: int, n_response: int,
              rng: np.random.Generator, train_metrics: bool = True,
-             whiten: bool = True, noise: str = "sources", n_sources: int | None = None) -> DmftTrajectory:
+             whiten: bool = True, noise: str = "sources", n_sources: int | None = None,
+             kink_step: float = 0.02) -> DmftTrajectory:
     """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
     correlations and means from `n_paths` paths, the response R from the first `n_response`;
     all standard normals drawn once (`standard_normals`, whitened unless `whiten` is False).
@@ -113,7 +114,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     χ(k, j) η_j with the noise η_j = √(α/m) Σ_p δ_j^(p) g_p written as a sum over m source paths
     (the first `n_sources`, default n_paths/2; each path its own standard normals g_p, none from
     itself): exactly Gaussian given the sources, covariance α × the sources' Cδ — no
-    factorisation, no conditioning problem; an (n × m) float32 matrix of normals."""
+    factorisation, no conditioning problem; an (n × m) float32 matrix of normals.
+
+    Path averages are weighted by the loss's `path_weights(n)` where it has them (several
+    sample-side populations: separate inputs), else uniform; a loss with a `kink` (relu) gets its
+    response from finite differences of ± `kink_step` propagated through its full δ
+    (`response.FiniteDifferenceResponse`) instead of the per-path linear recursion."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim
@@ -126,6 +132,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     normals = standard_normals(rng, n, n_data + ((K + 1) * d if noise == "cholesky" else d), whiten)
     data = loss.sample(gram, normals[:, :n_data])
     mu = data.lam @ np.linalg.pinv(gram, hermitian=True).T        # T⁺ λ, (n, C)
+    weights = getattr(loss, "path_weights", lambda size: np.full(size, 1.0 / size))
+    w_all = weights(n)
     Ct = mu.shape[1]
     z = normals[:, n_data:]                                        # the process's normals
     if noise == "sources":
@@ -135,6 +143,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         g_src = rng.standard_normal((n, m), dtype=np.float32)
         g_src[np.arange(m), np.arange(m)] = 0.0                    # no path is its own source
         src_scale = -1.0 / np.sqrt(alpha * m)
+        src_w = np.sqrt(m * weights(m))[:, None]                  # 1 for uniform weights
     I = np.eye(d)
     # kernels stored flat: X[k d + a, l d + b] = X(k, l)[a, b]; chi's column block j + 1 holds
     # χ(·, j) (block 0: the initial condition, j = −1)
@@ -147,8 +156,15 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     acol = np.repeat(a, d)                                          # a_j on column block j
     M = np.zeros((K + 1, d, Ct))
     deltas = np.zeros((n, Kd))                                      # δ_j of every path, flat
-    Ds = np.zeros((nr, K + 1, d, d))
-    Gs = np.zeros((nr, Kd, Kd), np.float32)
+    kink = getattr(loss, "kink", False)
+    if kink:
+        from .response import FiniteDifferenceResponse
+        fdr = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
+                                       kink_step)
+    else:
+        w_resp = weights(nr)
+        Ds = np.zeros((nr, K + 1, d, d))
+        Gs = np.zeros((nr, Kd, Kd), np.float32)
     chol = _GrowingCholesky(Kd) if noise == "cholesky" else None
     tl = [None] * (K + 1) if train_metrics else None
     te = [None] * (K + 1) if train_metrics else None
@@ -175,7 +191,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         else:                        # initial condition + the sources' past gradients
             zeta = init_scale * z @ chi[rk, :d].T
             if k:
-                S = deltas[:m, :kd] @ Ak.T                                        # (m, d)
+                S = (src_w * deltas[:m, :kd]) @ Ak.T                              # (m, d)
                 zeta += src_scale * (g_src @ S.astype(np.float32)).astype(float)
         # --- sample side ----------------------------------------------------------------------
         h = mu @ M[k].T + zeta
@@ -186,28 +202,21 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         states.append(state)
         if train_metrics:
             ce, err = loss.train_metrics(h, data, state)
-            tl[k], te[k] = ce.mean(axis=0), err.mean(axis=0)
-        Cd[rk, :kd + d] = delta.T @ deltas[:, :kd + d] / n
+            tl[k], te[k] = np.nanmean(ce, axis=0), np.nanmean(err, axis=0)
+        Cd[rk, :kd + d] = (w_all[:, None] * delta).T @ deltas[:, :kd + d]
         Cd[:kd + d, rk] = Cd[rk, :kd + d].T
-        # --- per-path response G(k, ·) on the first nr paths; R(k, ·) ------------------------
-        # Gs[n, l d + b, j d + c] = G(l, j)[b, c] (float32: the response enters the kernels
-        # through R, where its rounding, ~1e-7 relative, is negligible)
-        Dk = D[:nr]
-        Ds[:, k] = Dk
-        if k:
-            A3 = Ak.reshape(d, k, d)                                              # [a, l, b]
-            F = sum(A3[None, :, :, b, None] * Ds[:, None, :k, b, :] for b in range(d))
-            Gs[:, rk, :kd] = np.matmul(F.reshape(nr, d, kd).astype(np.float32),
-                                       Gs[:, :kd, :kd]) * (-1.0 / alpha)
-        Gs[:, rk, rk] = I
-        R[rk, :kd + d] = np.tensordot(Dk, Gs[:, rk, :kd + d], axes=([0, 2], [0, 1])) / nr
+        # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
+        if kink:
+            R[rk, :kd + d] = fdr.step(k, h[:nr], delta[:nr], chi[rk, d:kd + d] * acol[:kd], state)
+        else:
+            R[rk, :kd + d] = _linear_response_row(k, d, nr, alpha, Ak, D[:nr], Ds, Gs, w_resp)
         if k == K:
             break
         # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
         r1 = slice(kd + d, kd + 2 * d)
         chi[r1, :kd + d] = decay_step[k] * chi[rk, :kd + d] - a[k] * (R[rk, :kd + d] @ chi[:kd + d, :kd + d])
         chi[r1, r1] = I
-        M[k + 1] = decay_step[k] * M[k] - a[k] * (delta.T @ data.lam) / n
+        M[k + 1] = decay_step[k] * M[k] - a[k] * ((w_all[:, None] * delta).T @ data.lam)
         state = loss.advance(state, h, data, steps[k])
     times = np.concatenate([[0.0], np.cumsum(steps)])
     if train_metrics:
@@ -217,3 +226,21 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         return X.reshape(K + 1, d, K + 1, d).transpose(0, 2, 1, 3)
     return DmftTrajectory(times, M, Cdiag, decay, tl, te, blocks(R), blocks(chi), blocks(Cd),
                           states)
+
+
+def _linear_response_row(k, d, nr, alpha, Ak, Dk, Ds, Gs, w_resp):
+    """R(k, ·) (d, (k+1)d), the weighted path mean of D_k G(k, ·), from the per-path recursion
+    G(k, j) = −(1/α) Σ_{l<k} a_l χ(k, l) D_l G(l, j), G(k, k) = I, on nr paths (weights w_resp),
+    advancing Ds and Gs by step k; Ak = [a_l χ(k, l)]_{l<k} (d, k d).
+    Gs[n, l d + b, j d + c] = G(l, j)[b, c] (float32: the response enters the kernels through R,
+    where its rounding, ~1e-7 relative, is negligible)."""
+    kd = k * d
+    rk = slice(kd, kd + d)
+    Ds[:, k] = Dk
+    if k:
+        A3 = Ak.reshape(d, k, d)                                              # [a, l, b]
+        F = sum(A3[None, :, :, b, None] * Ds[:, None, :k, b, :] for b in range(d))
+        Gs[:, rk, :kd] = np.matmul(F.reshape(nr, d, kd).astype(np.float32),
+                                   Gs[:, :kd, :kd]) * (-1.0 / alpha)
+    Gs[:, rk, rk] = np.eye(d)
+    return np.tensordot(w_resp[:, None, None] * Dk, Gs[:, rk, :kd + d], axes=([0, 2], [0, 1]))
