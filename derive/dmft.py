@@ -154,7 +154,7 @@ TRUNK = r"""
 
 $$\delta = g'(h)\odot b,\qquad D = \mathrm{diag}\,g'(h)\,\Big[\sum_t c_t V_t^\top(\mathrm{diag}\,p_t - p_tp_t^\top)V_t\Big]\,\mathrm{diag}\,g'(h) + \mathrm{diag}\big(g''(h)\odot b\big).$$
 
-Heads (finitely many parameters, path averages): $V_{t,k+1} = V_{t,k} - \eta_V h_k\,\sum_t\,\omega\,E[c_t(p_t - e_{y_t})\,g(h_k)^\top]$. Test metrics from $(Q_k, M_k, V_{t,k})$, $Q_k = M_kT^{+}M_k^\top + C_\perp(k,k)$.
+Heads (finitely many parameters, weighted path averages $\omega_p$): $V_{t,k+1} = V_{t,k} - \eta_V h_k \sum_p \omega_p\,c_{p,t}\,(p_{t,p} - e_{y_{t,p}})\,g(h_{k,p})^\top$. Test metrics from $(Q_k, M_k, V_{t,k})$, $Q_k = M_kT^{+}M_k^\top + C_\perp(k,k)$.
 """
 
 SEPARATE = r"""
@@ -169,9 +169,9 @@ KINK = r"""
 def _trunk_sheet(setup) -> list[str]:
     st, tr = setup.student, setup.training
     K = int(st.hidden)
-    out = [f"Shared trunk: K = {K}, activation {st.activation}, $\sigma_0 = {st.init_scale}$, "
-           f"$\eta = {sp.latex(sp.nsimplify(tr.lr))}$, $\eta_V = {sp.latex(sp.nsimplify(tr.head_lr))}$, "
-           f"$\kappa = {sp.latex(sp.nsimplify(tr.weight_decay))}$.", ""]
+    out = [f"Shared trunk: K = {K}, activation {st.activation}, $\\sigma_0 = {st.init_scale}$, "
+           f"$\\eta = {sp.latex(sp.nsimplify(tr.lr))}$, $\\eta_V = {sp.latex(sp.nsimplify(tr.head_lr))}$, "
+           f"$\\kappa = {sp.latex(sp.nsimplify(tr.weight_decay))}$.", ""]
     if tr.inputs == "separate" and len(setup.tasks) > 1:
         alphas = [sp.nsimplify(t.alpha) for t in setup.tasks]
         out += ["Populations (separate inputs): " + ", ".join(
@@ -185,8 +185,8 @@ def _trunk_sheet(setup) -> list[str]:
         _, _, loss, delta = trunk_sample_loss(C, K, st.activation) if C * K <= 12 else (None,) * 4
         out += [f"## Task {task.name}: C = {C}, noise σ = {task.noise}, weight {task.weight}", ""]
         if loss is not None:
-            out += [f"Loss for label $y = 0$: $\ell = {sp.latex(loss)}$", "",
-                    f"$\delta_1 = \partial\ell/\partial h_1 = {sp.latex(sp.simplify(delta[0]))}$", "",
+            out += [f"Loss for label $y = 0$: $\\ell = {sp.latex(loss)}$", "",
+                    f"$\\delta_1 = \\partial\\ell/\\partial h_1 = {sp.latex(sp.simplify(delta[0]))}$", "",
                     "(checked: δ and D = ∂δ/∂h equal the closed forms below.)", ""]
     out += [TRUNK]
     if tr.inputs == "separate" and len(setup.tasks) > 1:

@@ -14,7 +14,9 @@ Exactness. The values are those of ``mtsp solve --single`` on the point's setup 
 defaults of ``solve_online``) and the same metric evaluation at ``at``; only the early-stopping
 scans, which the sweep does not report, are left out. When ``at`` is the last of the base's times
 the values also equal ``mtsp solve`` on the base with the varied values set (the integration ends
-at the same time). Protocols other than online go through ``solve`` itself.
+at the same time). Protocols other than online go through ``solve`` itself, with their own
+engine (the sweep's default engine "ode" stands for it: replica for erm, dmft for full_batch);
+the DMFT's sampling error and early-stopped values are kept (``SweepResult``).
 
 Reuse. A single-task baseline depends only on the task's own parameters: single-task solves are
 keyed by the canonical JSON of ``setup.single(t).to_dict()`` (the name dropped, and the
@@ -289,6 +291,34 @@ def _evaluate(setup, engine: str) -> dict:
     return {name: float(m.gen_error) for name, m in zip(model.names, ms)}
 
 
+def _protocol_engine(setup, engine: str) -> str:
+    """The engine of a point whose protocol is not online: the protocol's own (``solve``'s
+    default: replica for erm, dmft for full_batch) when the sweep runs with its default "ode";
+    SweepError for an online-only engine; ReachError (the point is skipped) for a setup beyond
+    that engine's reach (`solve.check_protocol`)."""
+    from .solve import check_protocol
+    if engine != "ode":
+        raise SweepError("engine", f"{engine!r} solves online setups; the "
+                         f"{setup.training.protocol!r} protocol is solved by its own engine "
+                         f"({check_protocol(setup)}): leave the engine at its default")
+    return check_protocol(setup)
+
+
+TIME_RESOLVED = ("gen_error_se", "best_gen_error", "best_gen_error_se", "best_gen_error_time")
+
+
+def _point_values(d: dict) -> dict:
+    """A task's values at the sweep's time from a ``solve`` result: gen_error (the last entry)
+    and, where the engine gives them, its sampling error and the early-stopped best_gen_error
+    (with its error and time)."""
+    out = {"gen_error": float(d["gen_error"][-1])}
+    for key in TIME_RESOLVED:
+        v = d.get(key)
+        if v is not None:
+            out[key] = float(v[-1] if isinstance(v, list) else v)
+    return out
+
+
 def _run_job(job):
     """A job: ("multi", setup, engine) → {task: gen_error}; ("single", setup, engine) → the same
     for the lone task; ("both", setup, engine) → (multi, single) from ``solve(single=True)``
@@ -298,9 +328,8 @@ def _run_job(job):
         from .solve import solve
         # the sweep already runs its points side by side: no metrics worker per solve
         res = solve(setup, single=True, engine=engine, processes=1)
-        idx = -1
-        multi = {n: float(d["gen_error"][idx]) for n, d in res.tasks.items()}
-        single = {n: float(d["gen_error"][idx]) for n, d in res.single.items()}
+        multi = {n: _point_values(d) for n, d in res.tasks.items()}
+        single = {n: _point_values(d) for n, d in res.single.items()}
         return multi, single
     return _evaluate(setup, engine)
 
@@ -432,7 +461,10 @@ def _estimate_text(setup, engine: str, n_jobs: int, n_multi: int, ex) -> str:
 class SweepResult:
     """A sweep's table. ``records``: one dict per valid point, in grid order (the first key varies
     slowest) — ``{KEY: value, ..., "multi": {task: {"gen_error": x}}, "single": {...},
-    "benefit": {task: Δ}}``; ``skipped``: ``{"point": {KEY: value}, "error": "key: reason"}``."""
+    "benefit": {task: Δ}}``; points solved by an engine that gives them (the DMFT of full_batch)
+    add ``gen_error_se`` and the early-stopped ``best_gen_error`` (``_se``, ``_time``) beside each
+    gen_error and ``"best_benefit": {task: Δ of best_gen_error}``; ``skipped``: ``{"point":
+    {KEY: value}, "error": "key: reason"}``."""
     base: dict
     vary: dict
     at: float | None
@@ -451,6 +483,8 @@ class SweepResult:
         for r in self.records:
             p = {k: r[k] for k in self.keys}
             p.update(index=r["index"], multi=r["multi"], single=r["single"], benefit=r["benefit"])
+            if "best_benefit" in r:
+                p["best_benefit"] = r["best_benefit"]
             points.append(p)
         return {"base": self.base, "vary": {k: list(v) for k, v in self.vary.items()},
                 "at": self.at, "engine": self.engine, "protocol": self.base["training"]["protocol"],
@@ -578,6 +612,13 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
             raise SweepError(key, "no values")
     vary = {k: list(v) for k, v in vary.items()}
     at = _resolve_at(base_setup, at)
+    if base_setup.training.protocol != "online":     # the engine that the result names
+        from .solve import ENGINES
+        if engine != "ode":
+            _protocol_engine(base_setup, engine)     # raises SweepError
+        engine_used = ENGINES[base_setup.training.protocol][0]
+    else:
+        engine_used = engine
     t0 = _time.perf_counter()
 
     # 1. every grid point, validated
@@ -587,6 +628,8 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
             s = point_setup(base_setup, point, at)
             if s.training.protocol == "online":
                 reach.check_structure(s)   # beyond the engine's reach: skipped like an invalid point
+            else:
+                _protocol_engine(s, engine)
         except (SetupError, ReachError) as e:
             skipped.append({"index": i, "point": point, "error": str(e)})
             if on_skip:
@@ -602,7 +645,7 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     for i, point, s in valid:
         if s.training.protocol != "online":
             multi_of[i] = len(jobs_list)
-            jobs_list.append(("both", s, engine))
+            jobs_list.append(("both", s, _protocol_engine(s, engine)))
             continue
         multi_of[i] = len(jobs_list)
         jobs_list.append(("multi", s, engine))
@@ -639,18 +682,21 @@ def sweep(base_setup, vary: dict, at=None, engine: str = "ode", jobs: int | None
     records = []
     for i, point, s in valid:
         if i in singles_of:
-            multi = results[multi_of[i]]
-            single = {name: results[j][name] for name, j in singles_of[i]}
+            multi = {t: {"gen_error": v} for t, v in results[multi_of[i]].items()}
+            single = {name: {"gen_error": results[j][name]} for name, j in singles_of[i]}
         else:
             multi, single = results[multi_of[i]]
         rec = {"index": i}
         rec.update(point)
-        rec["multi"] = {t: {"gen_error": multi[t]} for t in tasks}
-        rec["single"] = {t: {"gen_error": single[t]} for t in tasks}
-        rec["benefit"] = {t: single[t] - multi[t] for t in tasks}
+        rec["multi"] = {t: multi[t] for t in tasks}
+        rec["single"] = {t: single[t] for t in tasks}
+        rec["benefit"] = {t: single[t]["gen_error"] - multi[t]["gen_error"] for t in tasks}
+        if all("best_gen_error" in single[t] and "best_gen_error" in multi[t] for t in tasks):
+            rec["best_benefit"] = {t: single[t]["best_gen_error"] - multi[t]["best_gen_error"]
+                                   for t in tasks}
         records.append(rec)
     stats = {"points": len(valid) + len(skipped), "valid_points": len(valid),
              "skipped_points": len(skipped), "multi_solves": n_multi, "single_solves": n_single,
              "executor": ex.name, "solve_s": round(t2 - t1, 3),
              "wall_s": round(_time.perf_counter() - t0, 3)}
-    return SweepResult(base_setup.to_dict(), vary, at, engine, tasks, records, skipped, stats)
+    return SweepResult(base_setup.to_dict(), vary, at, engine_used, tasks, records, skipped, stats)

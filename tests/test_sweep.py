@@ -334,3 +334,49 @@ def test_dask_missing_is_a_clear_error(base, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)
     with pytest.raises(SweepError, match=r'^scheduler: Dask distributed is not installed.*mtsp\[dask\]'):
         sweep(base, {"teacher.alignment": [0.2]}, at=0.5, scheduler="tcp://127.0.0.1:1")
+
+
+FULL_BATCH = """
+name = "tiny full-batch sweep"
+[[tasks]]
+name = "A"
+classes = 2
+noise = 0.3
+[[tasks]]
+name = "B"
+classes = 2
+[student]
+kind = "glm"
+init_scale = 0.1
+[training]
+protocol = "full_batch"
+alpha = 2.0
+lr = 1.0
+times = [0.25, 0.5]
+"""
+
+
+def test_full_batch_sweep_runs_the_dmft_with_early_stopping_and_baselines(monkeypatch):
+    """A full_batch point goes through `solve` with the DMFT (the sweep's default engine stands for
+    it): the numbers are those of `solve --single` on the point's setup, with the DMFT's sampling
+    error and early-stopped values; glm tasks on shared inputs decouple and a task alone runs on
+    the same paths, so the benefit is exactly 0; an online-only engine is refused. (Few DMFT
+    paths, for speed: the comparison is exact either way.)"""
+    from mtsp.numeric.dmft import solve as dmft_solve
+    monkeypatch.setitem(dmft_solve.solve_full_batch.__kwdefaults__, "opts", dmft_solve.DmftOptions(
+        n_paths=1000, n_response=300, batches=3, scan=10))
+    base = setup_from_toml(FULL_BATCH)
+    res = sweep(base, {"training.weight_decay": [0.1]}, jobs=1)
+    assert res.engine == "dmft" and res.at == 0.5 and len(res.records) == 1
+    r = res.records[0]
+    ref = solve(point_setup(base, {"training.weight_decay": 0.1}, 0.5), single=True)
+    for t in ("A", "B"):
+        for run, d in (("multi", ref.tasks[t]), ("single", ref.single[t])):
+            got = r[run][t]
+            assert got["gen_error"] == d["gen_error"][0] and got["gen_error_se"] == d["gen_error_se"][0]
+            assert got["best_gen_error"] == d["best_gen_error"] <= got["gen_error"]
+            assert 0 < got["best_gen_error_time"] <= 0.5 and got["gen_error_se"] > 0
+        assert r["benefit"][t] == 0.0 and r["best_benefit"][t] == 0.0
+    assert res.to_json_dict()["points"][0]["best_benefit"] == r["best_benefit"]
+    with pytest.raises(SweepError, match="engine"):
+        sweep(base, {"training.weight_decay": [0.1]}, engine="reference", jobs=1)

@@ -29,6 +29,8 @@ the self-consistency; the only approximation is the Monte-Carlo average over pat
 """
 from __future__ import annotations
 
+import functools
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +81,124 @@ class _GrowingCholesky:  # noise="cholesky"
             self.active[r] = True
 
 
+class _NumpyArrays:
+    """Where the path-sized arrays live: numpy (the default)."""
+    float32, float64 = np.float32, np.float64
+
+    def zeros(self, shape, dtype=np.float64):
+        return np.zeros(shape, dtype)
+
+    def put(self, x, dtype=np.float64):
+        """A numpy array (the engine's own kernels, the loss's outputs) as this backend's array."""
+        return np.asarray(x, dtype)
+
+    def get(self, x) -> np.ndarray:
+        return np.ascontiguousarray(x)
+
+    def permute(self, x, axes):
+        return x.transpose(axes)
+
+
+class _TorchArrays(_NumpyArrays):
+    """Path-sized arrays as torch tensors on `device` ("cpu", "cuda", …), same dtypes; the loss,
+    the kernels (steps × steps) and everything else stay in numpy."""
+
+    def __init__(self, device: str):
+        import torch
+        self.torch = torch
+        self.device = torch.device(device)
+        self.float32, self.float64 = torch.float32, torch.float64
+
+    def _dtype(self, dtype):
+        return {np.float32: self.float32, np.float64: self.float64}.get(dtype, dtype)
+
+    def zeros(self, shape, dtype=np.float64):
+        return self.torch.zeros(shape, dtype=self._dtype(dtype), device=self.device)
+
+    def put(self, x, dtype=np.float64):
+        return self.torch.as_tensor(np.ascontiguousarray(x), dtype=self._dtype(dtype), device=self.device)
+
+    def get(self, x) -> np.ndarray:
+        return x.cpu().numpy()
+
+    def permute(self, x, axes):
+        return x.permute(*axes)
+
+
+def _arrays(device):
+    if device is None:
+        return _NumpyArrays()
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise RequestError("device", "torch is not installed (pip install torch); leave the device "
+                                     "out for numpy") from None
+    try:
+        return _TorchArrays(device)
+    except RuntimeError as e:
+        raise RequestError("device", f"torch cannot use device {device!r}: {e}") from None
+
+
+class _Response:
+    """Per-path response of the sample side on nr paths, row k at step k:
+
+        G(k, k) = I,   G(k, j) = −(1/α) Σ_{l=j}^{k−1} A(k, l) D_l G(l, j),   A(k, l) = a_l χ(k, l),
+
+    i.e. G = (I + A D/α)⁻¹ with A strictly lower block-triangular and D = diag(D_l) per path, and
+    R(k, j) = E[D_k G(k, j)] (the path mean). Row k of that inverse is found by back-substitution,
+
+        G(k, j) = −(1/α) [Σ_{i=j+1}^{k} G(k, i) A(i, j)] D_j,   j = k−1, …, 0,
+
+    which needs only the common A (its rows are the weight side's a_l χ(k, l), known by step k)
+    and each path's D_l history — no per-path (k × k) response is stored or read. The sum over
+    i is blocked: for a block of `BLOCK` columns j, the terms from the rows i above the block are
+    one matrix product over all paths, the rest is done column by column; paths along the last
+    axis, so the per-path products with D_j are elementwise. Work per step ∝ n_response k² d³
+    as before, but on arrays that stay in cache; float32 (rounding ~1e-7 relative, negligible
+    beside the sampling error of R)."""
+
+    BLOCK = 32
+
+    def __init__(self, K: int, d: int, nr: int, alpha: float, dtype=np.float32, arrays=None):
+        self.d, self.nr, self.scale, self.dtype = d, nr, -1.0 / alpha, dtype
+        self.xp = arrays or _NumpyArrays()
+        self.AT = self.xp.zeros(((K + 1) * d, (K + 1) * d), dtype)  # A(i, j)ᵀ, flat blocks
+        self.Ds = self.xp.zeros((K + 1, d, d, nr), dtype)           # −D_j/α, paths last
+        self.eye = self.xp.put(np.eye(d)[:, :, None], dtype)
+
+    def step(self, k: int, Ak: np.ndarray, Dk: np.ndarray, weights=None) -> np.ndarray:
+        """Row k of R, R(k, j) for j ≤ k flattened to (d, (k+1) d), from Ak = [A(k, l)]_{l<k}
+        (d, k d) and D_k on the response paths (nr, d, d); the path mean weighted by `weights`
+        (nr,), Σ = 1, where given."""
+        d, nr, AT, xp = self.d, self.nr, self.AT, self.xp
+        kd = k * d
+        AT[:kd, kd:kd + d] = xp.put(Ak.T, self.dtype)
+        self.Ds[k] = xp.put(Dk.transpose(1, 2, 0) * self.scale, self.dtype)
+        X = xp.zeros((d, kd + d, nr), self.dtype)    # X[a, i d + b, p] = G(k, i)[a, b], path p
+        X[:, kd:] = self.eye
+        j1 = k
+        while j1 > 0:
+            j0 = max(0, j1 - self.BLOCK)
+            P = AT[j0 * d:j1 * d, j1 * d:kd + d] @ X[:, j1 * d:]               # rows i ≥ j1
+            for j in range(j1 - 1, j0 - 1, -1):
+                c = (j - j0) * d
+                s = P[:, c:c + d]                                            # [a, b, p]
+                if j + 1 < j1:
+                    s = s + AT[j * d:j * d + d, (j + 1) * d:j1 * d] @ X[:, (j + 1) * d:j1 * d]
+                Dj = self.Ds[j]
+                x = s[:, 0, None] * Dj[None, 0]
+                for b in range(1, d):
+                    x += s[:, b, None] * Dj[None, b]
+                X[:, j * d:j * d + d] = x
+            j1 = j0
+        # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c]
+        Xp = xp.permute(X, (0, 2, 1)).reshape(d * nr, kd + d)               # [(a, p), i d + c]
+        if weights is not None:
+            Dk = Dk * (nr * np.asarray(weights))[:, None, None]
+        Dr = xp.put(Dk.transpose(1, 2, 0).reshape(d, d * nr), self.dtype)  # [a', (a, p)]
+        return xp.get(Dr @ Xp).astype(np.float64) / nr
+
+
 def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> np.ndarray:
     """(n, m) standard normals; whitened: centred and transformed so that their empirical
     covariance is exactly the identity (G ← (G − mean) L⁻ᵀ with L Lᵀ the empirical covariance),
@@ -96,10 +216,40 @@ def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> 
     return solve_triangular(L, G.T, lower=True, check_finite=False).T
 
 
+@contextmanager
+def one_thread(device=None):
+    """BLAS (and torch on a CPU device) with one thread: on 2 shared cores threaded BLAS only
+    spins on these products (two-task trunk, one batch of 194 steps, load ~13: 32–36 s with
+    OpenBLAS's 2 threads, 4.4 s with one; torch on the CPU, 46 steps: 20 s with 2 threads,
+    0.27 s with one). Restored on exit (`numeric.solve.one_blas_thread`)."""
+    from ..solve import one_blas_thread
+    with one_blas_thread():
+        if device is None or not str(device).startswith("cpu"):
+            yield
+            return
+        import torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
+def _in_one_thread(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with one_thread(kwargs.get("device")):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_in_one_thread
 def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: float,
              init_scale: float, steps: np.ndarray, n_paths: int, n_response: int,
              rng: np.random.Generator, train_metrics: bool = True,
              whiten: bool = True, noise: str = "sources", n_sources: int | None = None,
+             response_dtype=np.float32, device: str | None = None,
              kink_step: float = 0.02) -> DmftTrajectory:
     """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
     correlations and means from `n_paths` paths, the response R from the first `n_response`;
@@ -116,10 +266,19 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     itself): exactly Gaussian given the sources, covariance α × the sources' Cδ — no
     factorisation, no conditioning problem; an (n × m) float32 matrix of normals.
 
+    response_dtype: of the per-path response (`_Response`); float32 (default) rounds R at
+    ~1e-7 relative, far below its sampling error; float64 for checks to rounding (≈ 15–40 %
+    slower, measured on the two-task trunk benchmark).
+
+    device: None (numpy), or a torch device ("cpu", "cuda") for the path-sized arrays (the
+    histories of δ and of the memory force, the sources' normals, the response), same dtypes;
+    the loss and the (steps × steps) kernels stay in numpy. The normals are drawn by numpy
+    either way, so both give the same numbers up to rounding.
+
     Path averages are weighted by the loss's `path_weights(n)` where it has them (several
     sample-side populations: separate inputs), else uniform; a loss with a `kink` (relu) gets its
     response from finite differences of ± `kink_step` propagated through its full δ
-    (`response.FiniteDifferenceResponse`) instead of the per-path linear recursion."""
+    (`response.FiniteDifferenceResponse`, numpy) instead of the per-path linear recursion."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim
@@ -136,12 +295,14 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     w_all = weights(n)
     Ct = mu.shape[1]
     z = normals[:, n_data:]                                        # the process's normals
+    xp = _arrays(device)
     if noise == "sources":
         m = int(n_sources) if n_sources is not None else max(1, n // 2)
         if not 1 <= m <= n:
             raise RequestError("n_sources", f"need 1 ≤ n_sources ≤ n_paths, got {m}")
         g_src = rng.standard_normal((n, m), dtype=np.float32)
         g_src[np.arange(m), np.arange(m)] = 0.0                    # no path is its own source
+        g_src = xp.put(g_src, np.float32)
         src_scale = -1.0 / np.sqrt(alpha * m)
         src_w = np.sqrt(m * weights(m))[:, None]                  # 1 for uniform weights
     I = np.eye(d)
@@ -155,22 +316,25 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     Cdiag = np.zeros((K + 1, d, d))
     acol = np.repeat(a, d)                                          # a_j on column block j
     M = np.zeros((K + 1, d, Ct))
-    deltas = np.zeros((n, Kd))                                      # δ_j of every path, flat
-    kink = getattr(loss, "kink", False)
-    if kink:
+    # per path and step, stored step-major (rows k d + a, paths along the columns): δ_k, and the
+    # force on the fields that the weights carry forward, −δ_k/α + the sources' noise term
+    deltas = xp.zeros((Kd, n))
+    force = xp.zeros((Kd, n))
+    if getattr(loss, "kink", False):
         from .response import FiniteDifferenceResponse
-        fdr = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
-                                       kink_step)
+        resp = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
+                                        kink_step)
     else:
-        w_resp = weights(nr)
-        Ds = np.zeros((nr, K + 1, d, d))
-        Gs = np.zeros((nr, Kd, Kd), np.float32)
+        resp = _Response(K, d, nr, alpha, response_dtype, xp)
+    w_resp = weights(nr)
     chol = _GrowingCholesky(Kd) if noise == "cholesky" else None
     tl = [None] * (K + 1) if train_metrics else None
     te = [None] * (K + 1) if train_metrics else None
     state = loss.initial_state()
     states = []
     decay = np.concatenate([[1.0], np.cumprod(decay_step)])
+    muT = xp.put(mu.T)
+    zT = xp.put(z.T)
 
     for k in range(K + 1):
         rk = slice(k * d, (k + 1) * d)
@@ -183,33 +347,36 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
             Aall = chi[lo:kd + d, d:kd + d] * acol[:kd]
             row += (Ak @ Cd[:kd, :kd]) @ Aall.T / alpha
         Cdiag[k] = row[:, -d:]
-        # --- the Gaussian field ζ_k ----------------------------------------------------------
+        # --- sample side: h_k = M_k T⁺λ + ζ_k − (1/α) Σ_{j<k} a_j χ(k, j) δ_j ----------------
+        # (with source noise, ζ_k = σ₀ χ(k,−1) g + Σ_{j<k} a_j χ(k, j) × the sources' term,
+        # which `force` carries together with −δ_j/α)
         if noise == "cholesky":      # extend the factor by the d rows of step k
             for c in range(d):
                 chol.add_row(kd + c, row[c])
-            zeta = z[:, :kd + d] @ chol.L[rk, :kd + d].T
-        else:                        # initial condition + the sources' past gradients
-            zeta = init_scale * z @ chi[rk, :d].T
-            if k:
-                S = (src_w * deltas[:m, :kd]) @ Ak.T                              # (m, d)
-                zeta += src_scale * (g_src @ S.astype(np.float32)).astype(float)
-        # --- sample side ----------------------------------------------------------------------
-        h = mu @ M[k].T + zeta
+            hT = xp.put(chol.L[rk, :kd + d]) @ zT[:kd + d]
+        else:
+            hT = xp.put(init_scale * chi[rk, :d]) @ zT
+        hT += xp.put(M[k]) @ muT
         if k:
-            h -= deltas[:, :kd] @ Ak.T / alpha
+            hT += xp.put(Ak) @ force[:kd]
+        h = xp.get(hT.T)
         delta, D = loss.grad_hess(h, data, state)
-        deltas[:, rk] = delta
+        deltaT = xp.put(delta.T)
+        deltas[rk] = deltaT
+        force[rk] = deltaT * (-1.0 / alpha)
+        if noise == "sources":       # η_k = √(α/m) Σ_p δ_k^(p) g_p, entering as −(1/α) η_k
+            force[rk] += src_scale * (g_src @ xp.put(src_w * delta[:m], np.float32)).T
         states.append(state)
         if train_metrics:
             ce, err = loss.train_metrics(h, data, state)
             tl[k], te[k] = np.nanmean(ce, axis=0), np.nanmean(err, axis=0)
-        Cd[rk, :kd + d] = (w_all[:, None] * delta).T @ deltas[:, :kd + d]
-        Cd[:kd + d, rk] = Cd[rk, :kd + d].T
+        Cd[:kd + d, rk] = xp.get(deltas[:kd + d] @ xp.put(w_all[:, None] * delta))
+        Cd[rk, :kd + d] = Cd[:kd + d, rk].T
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
-        if kink:
-            R[rk, :kd + d] = fdr.step(k, h[:nr], delta[:nr], chi[rk, d:kd + d] * acol[:kd], state)
+        if getattr(loss, "kink", False):
+            R[rk, :kd + d] = resp.step(k, h[:nr], delta[:nr], Ak, state)
         else:
-            R[rk, :kd + d] = _linear_response_row(k, d, nr, alpha, Ak, D[:nr], Ds, Gs, w_resp)
+            R[rk, :kd + d] = resp.step(k, Ak, D[:nr], w_resp)
         if k == K:
             break
         # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
@@ -226,21 +393,3 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         return X.reshape(K + 1, d, K + 1, d).transpose(0, 2, 1, 3)
     return DmftTrajectory(times, M, Cdiag, decay, tl, te, blocks(R), blocks(chi), blocks(Cd),
                           states)
-
-
-def _linear_response_row(k, d, nr, alpha, Ak, Dk, Ds, Gs, w_resp):
-    """R(k, ·) (d, (k+1)d), the weighted path mean of D_k G(k, ·), from the per-path recursion
-    G(k, j) = −(1/α) Σ_{l<k} a_l χ(k, l) D_l G(l, j), G(k, k) = I, on nr paths (weights w_resp),
-    advancing Ds and Gs by step k; Ak = [a_l χ(k, l)]_{l<k} (d, k d).
-    Gs[n, l d + b, j d + c] = G(l, j)[b, c] (float32: the response enters the kernels through R,
-    where its rounding, ~1e-7 relative, is negligible)."""
-    kd = k * d
-    rk = slice(kd, kd + d)
-    Ds[:, k] = Dk
-    if k:
-        A3 = Ak.reshape(d, k, d)                                              # [a, l, b]
-        F = sum(A3[None, :, :, b, None] * Ds[:, None, :k, b, :] for b in range(d))
-        Gs[:, rk, :kd] = np.matmul(F.reshape(nr, d, kd).astype(np.float32),
-                                   Gs[:, :kd, :kd]) * (-1.0 / alpha)
-    Gs[:, rk, rk] = np.eye(d)
-    return np.tensordot(w_resp[:, None, None] * Dk, Gs[:, rk, :kd + d], axes=([0, 2], [0, 1]))

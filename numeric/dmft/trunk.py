@@ -28,7 +28,7 @@ from scipy.special import erf
 
 from mtsp.errors import RequestError
 
-from .losses import PathData, SampleLoss, _ce_and_error, _softmax, sqrt_psd
+from .losses import PathData, SampleLoss, _ce_and_error, _sandwich, _softmax, sqrt_psd
 
 __all__ = ["ACTIVATIONS", "Trunk", "TrunkData"]
 
@@ -152,8 +152,9 @@ class Trunk(SampleLoss):
         for (e, p), Vt, c in zip(self._errors(a, data, state), state, data.coef.T):
             b += e @ Vt
             pv = p @ Vt
-            H += c[:, None, None] * (np.einsum("ca,nc,cb->nab", Vt, p, Vt)
-                                     - pv[:, :, None] * pv[:, None, :])
+            H += c[:, None, None] * (_sandwich(p, Vt) - pv[:, :, None] * pv[:, None, :])
+        if self.activation == "linear":
+            return b, H
         D = g1[:, :, None] * H * g1[:, None, :]
         idx = np.arange(self.dim)
         D[:, idx, idx] += g2 * b
