@@ -108,7 +108,7 @@ def compare_case(name, sim_path, opts):
     t1 = time.perf_counter()
     cmp = compare(th, sim)
     print(f"## {name}: dmft {t1 - t0:.0f} s ({opts.batches} batches x {opts.n_paths} paths, "
-          f"{opts.n_response} response, dt {opts.dt}); simulation N = {sim['N']}, "
+          f"{opts.n_response} response, dt {opts.dt}, relu kink step {opts.kink_step}); simulation N = {sim['N']}, "
           f"{sim['seeds']} seeds, {sim.get('wall_s', float('nan')):.0f} s ({sim_path})")
     zs = []
     for r in cmp.rows:
@@ -142,6 +142,7 @@ def main():
     ap.add_argument("--response", type=int, default=1000)
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--dt", type=float, default=None)
+    ap.add_argument("--kink-step", type=float, default=0.02)
     args = ap.parse_args()
     for name in args.cases.split(","):
         path = args.sim or os.path.join(HERE, "results",
@@ -150,7 +151,8 @@ def main():
             simulate_case(name, args.N, args.seeds, args.sim_dt, path)
         else:
             compare_case(name, path, DmftOptions(dt=args.dt, n_paths=args.paths,
-                                                 n_response=args.response, batches=args.batches))
+                                                 n_response=args.response, batches=args.batches,
+                                                 kink_step=args.kink_step, relu=True))
 
 
 if __name__ == "__main__":
