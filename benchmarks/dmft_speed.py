@@ -17,6 +17,7 @@ alignment 0.9, C = 2 each, noise 0.2 / 1.0, K = 2, α = 2, κ = 0.05, lr 1), tim
 from __future__ import annotations
 
 import argparse
+import inspect
 import subprocess
 import sys
 import time
@@ -61,8 +62,19 @@ def outputs(res) -> np.ndarray:
                      for k in ("gen_error", "test_loss", "train_loss", "train_error")])
 
 
+def accepting(run):
+    """`run` called with only the keyword arguments it accepts (an older engine lacks the newer
+    options, left at their defaults)."""
+    names = inspect.signature(run).parameters
+
+    def call(*args, **kwargs):
+        return run(*args, **{k: v for k, v in kwargs.items() if k in names})
+    return call
+
+
 def before_after(s, rev: str):
     old = engine_at(rev)
+    old.run_dmft = accepting(old.run_dmft)
     current = dmft_solve.run_dmft
     opts = DmftOptions(n_paths=3000, n_response=600, batches=1, scan=60)
     times, outs = {"before": [], "after": []}, {}

@@ -143,6 +143,14 @@ def test_time_grid_hits_requested_times():
     assert steps[0] == pytest.approx(0.2 / 16)
     with pytest.raises(ValueError, match="training.times"):
         time_grid([0.0], 0.2)
+    # coarse late: the step grows ∝ t from t = late, up to 3 dt; the early grid is unchanged
+    late, idx = time_grid([0.5, 3.0, 30.0], 0.2, 1.0, late=5.0)
+    grid_late = np.concatenate([[0.0], np.cumsum(late)])
+    assert np.allclose(grid_late[idx], [0.5, 3.0, 30.0], atol=1e-12)
+    assert np.array_equal(late[:idx[1]], steps[:idx[1]])
+    assert late.max() <= 3 * 0.2 * 1.3 and late.max() > 2.5 * 0.2 and late.size < 0.65 * steps.size
+    with pytest.raises(ValueError, match="late"):
+        time_grid([1.0], 0.2, late=0.0)
 
 
 def _public(times=(2.0, 10.0)):
@@ -314,3 +322,21 @@ def test_torch_arrays_give_the_numpy_numbers():
     assert diff < 3e-8, diff
     with pytest.raises(ValueError, match="device"):
         solve_dmft(s, DmftOptions(n_paths=600, n_response=200, batches=1, device="nodevice"))
+
+
+def test_batches_from_a_target_standard_error():
+    """target_se: batches are added (from `batches` up to `max_batches`) until every gen_error_se
+    is at most the target. Measured (C = 2, α = 2, t = 1, 500 paths per batch): 3 batches give
+    SE 0.0030; target 0.001 took 17 batches (SE 0.00095)."""
+    s = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
+                         "student": {"kind": "glm", "init_scale": 0.1},
+                         "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [1.0]}})
+    opts = DmftOptions(n_paths=500, n_response=100, batches=3, scan=2)
+    few = solve_dmft(s, opts)
+    more = solve_dmft(s, DmftOptions(**{**opts.__dict__, "target_se": 0.001}))
+    assert few.stats["batches"] == 3 and few.tasks["A"]["gen_error_se"][0] > 0.002
+    assert 3 < more.stats["batches"] < 32 and more.tasks["A"]["gen_error_se"][0] <= 0.001
+    capped = solve_dmft(s, DmftOptions(**{**opts.__dict__, "target_se": 1e-6, "max_batches": 5}))
+    assert capped.stats["batches"] == 5
+    with pytest.raises(ValueError, match="target_se"):
+        solve_dmft(s, DmftOptions(**{**opts.__dict__, "target_se": 0.0}))

@@ -380,3 +380,19 @@ def test_full_batch_sweep_runs_the_dmft_with_early_stopping_and_baselines(monkey
     assert res.to_json_dict()["points"][0]["best_benefit"] == r["best_benefit"]
     with pytest.raises(SweepError, match="engine"):
         sweep(base, {"training.weight_decay": [0.1]}, engine="reference", jobs=1)
+
+
+def test_erm_sweep_runs_the_replica_engine():
+    """An erm point goes through `solve` with the replica engine (before, the sweep's default
+    engine "ode" was passed on and refused): the numbers are `solve --single`'s; uncoupled glm
+    tasks on shared inputs are their own baselines, so the benefit is 0 to rounding."""
+    base = setup_from_toml(FULL_BATCH.replace('protocol = "full_batch"', 'protocol = "erm"')
+                           .replace("times = [0.25, 0.5]", "ridge = 0.1"))
+    res = sweep(base, {"training.ridge": [0.1, 1.0]}, jobs=1)
+    assert res.engine == "replica" and res.at is None and len(res.records) == 2
+    for r in res.records:
+        ref = solve(point_setup(base, {"training.ridge": r["training.ridge"]}), single=True)
+        for t in ("A", "B"):
+            assert r["multi"][t]["gen_error"] == ref.tasks[t]["gen_error"][0]
+            assert r["single"][t]["gen_error"] == ref.single[t]["gen_error"][0]
+            assert abs(r["benefit"][t]) < 1e-12

@@ -45,20 +45,27 @@ __all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_
 
 @dataclass(frozen=True)
 class DmftOptions:
-    """dt: the late Euler step (`time_grid`; default 0.2/max(1, η));
+    """dt: the late Euler step (`time_grid`; default 0.2/max(1, η)); late: from this time on
+    the step grows ∝ t (`time_grid`; default None: constant);
     n_paths: paths per batch for correlations and means; n_response: of those, paths for the
     response; batches: independent solutions (error bars); scan: grid points for early stopping;
-    seed: of the fixed standard normals; device: None (numpy) or a torch device ("cpu",
-    "cuda") for the path-sized arrays (`engine.run_dmft`), for large path counts; kink_step:
-    the finite-difference step of the response of relu trunks
-    (`response.FiniteDifferenceResponse`); relu: solve relu trunks although their DMFT is not
-    validated (`check_supported`)."""
+    seed: of the fixed standard normals; n_sources: source paths of the noise (`engine.run_dmft`,
+    default n_paths/2; its cost is n_paths × n_sources per step); device: None (numpy) or a
+    torch device ("cpu", "cuda") for the path-sized arrays (`engine.run_dmft`), for large path
+    counts; target_se: with it, batches beyond `batches` (the least) are added, up to
+    `max_batches`, until every gen_error_se of the solve is at most target_se; kink_step: the
+    finite-difference step of the response of relu trunks (`response.FiniteDifferenceResponse`);
+    relu: solve relu trunks although their DMFT is not validated (`check_supported`)."""
     dt: float | None = None
+    late: float | None = None
     n_paths: int = 4000
     n_response: int = 1000
     batches: int = 8
     scan: int = 60
     seed: int = 0
+    n_sources: int | None = None
+    target_se: float | None = None
+    max_batches: int = 32
     device: str | None = None
     kink_step: float = 0.02
     relu: bool = False
@@ -70,28 +77,37 @@ def default_dt(lr: float) -> float:
 
 
 EARLY = (0.25, 4.0)   # (t_s, t_c) of the early refinement, times in units of 1/max(1, η)
+LATE_CAP = 3.0        # the late step grows to at most 3 dt (`time_grid`)
 
 
-def time_grid(times, dt: float, lr: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def time_grid(times, dt: float, lr: float = 1.0, late: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Steps h_k of a grid dense early and coarser late, h(t) = dt·min(1, (t + t_s)/t_c) with
-    (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), with every
-    requested time inserted (grid points closer than 0.3 h to it dropped); and the grid index of
-    each requested time."""
+    (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), and with
+    `late`: h(t) = dt·min(t/late, LATE_CAP) from t = late on (geometric, then constant: the
+    late dynamics is slow, but gradient descent is unstable beyond a step ~2/curvature —
+    measured on the two-task trunk of benchmarks/dmft_speed.py: h = 0.62 at t = 31 changed
+    gen_error by 7e-5, h = 1.24 diverged); every requested time inserted (grid points closer
+    than 0.3 h to it dropped); and the grid index of each requested time."""
     times = np.asarray(times, float)
     if times.size == 0 or np.any(times <= 0) or not np.all(np.isfinite(times)):
         raise RequestError("training.times", "need at least one time, all finite and > 0")
     if not (dt > 0 and math.isfinite(dt)):
         raise RequestError("dt", f"the DMFT step must be positive and finite, got {dt!r}")
+    if late is not None and not (late > 0 and math.isfinite(late)):
+        raise RequestError("late", f"the time at which the step starts to grow must be positive "
+                                   f"and finite, got {late!r}")
     scale = max(1.0, lr)
     ts, tc = EARLY[0] / scale, EARLY[1] / scale
     t_end = float(times.max())
     pts, t = [0.0], 0.0
+    def step(t):
+        return dt * min(1.0, (t + ts) / tc) * (min(max(1.0, t / late), LATE_CAP) if late else 1.0)
     while t < t_end:
-        t += dt * min(1.0, (t + ts) / tc)
+        t += step(t)
         pts.append(t)
     grid = np.array(pts[:-1])
     req = np.unique(times)
-    h_at = dt * np.minimum(1.0, (req + ts) / tc)
+    h_at = np.array([step(float(r)) for r in req])
     keep = np.ones(grid.size, bool)
     for r, h in zip(req, h_at):
         keep &= np.abs(grid - r) > 0.3 * h
@@ -135,7 +151,7 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     loss = CrossEntropy(C, float(task.noise))
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, task.name, batch), device=opts.device)
+                  rng=_rng(opts, task.name, batch), n_sources=opts.n_sources, device=opts.device)
     U = loss.U
     Tp = np.linalg.pinv(gram, hermitian=True)
     M = np.einsum("ca,kab->kcb", U, tr.M)
@@ -172,8 +188,8 @@ def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
     tr = run_dmft(loss, gram, lr=float(tr_.lr), weight_decay=float(tr_.weight_decay),
                   alpha=alpha, init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), device=opts.device,
-                  kink_step=opts.kink_step)
+                  rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), n_sources=opts.n_sources,
+                  device=opts.device, kink_step=opts.kink_step)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
     return Q, tr.M, tr.states, tr.train_loss, tr.train_error
@@ -200,14 +216,23 @@ def _units(setup):
     return [(model, list(range(len(setup.tasks))), solve)]
 
 
+def _short_of(gen_errors: list, opts: DmftOptions) -> bool:
+    """Another batch is wanted: a target_se that the batches so far (their [time][task]
+    gen_error) do not reach yet, and fewer than max_batches of them."""
+    if opts.target_se is None or len(gen_errors) >= opts.max_batches:
+        return False
+    return len(gen_errors) < 2 or float(_mean_se(gen_errors)[1].max()) > opts.target_se
+
+
 def _mean_se(x: np.ndarray):
     x = np.asarray(x, float)
     se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
     return x.mean(axis=0), se
 
 
-MAX_STEPS = 600   # the kernels are (steps × steps) and the cost grows like steps²: 193 steps took
-                  # 4 min at the default paths (docs/DMFT.md §5), so 600 is already most of an hour
+MAX_STEPS = 600   # the kernels are (steps × steps), the response's cost grows like steps³: 194
+                  # steps of a two-task trunk took 55 s at the default paths (docs/DMFT.md §5),
+                  # so 600 steps would take about half an hour
 
 
 def check_steps(n_steps: int, t_last: float) -> None:
@@ -249,10 +274,12 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     check_supported(setup, opts.relu)
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
+    if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
+        raise RequestError("target_se", "needs target_se > 0 and max_batches ≥ batches, ≥ 2")
     t0 = _time.perf_counter()
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
-    steps, req = time_grid(times, dt, float(setup.training.lr))
+    steps, req = time_grid(times, dt, float(setup.training.lr), opts.late)
     check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
@@ -261,12 +288,15 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     units = _units(setup)
     n_jobs = len(units) * opts.batches
     done = 0
+    used = []
     for model, ids, solve_batch in units:
         keys = ("gen_error", "label_error", "test_loss", "train_loss", "train_error", "scan_gen",
                 "scan_loss")
         per_batch = {k: [] for k in keys}
-        for b in range(opts.batches):
+        b = 0
+        while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
+            b += 1
 
             def mets(k, label=True, model=model, states=states):
                 return task_metrics(model, states[k], acc, label=label)
@@ -281,7 +311,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             per_batch["scan_loss"].append([[m.test_loss for m in r] for r in sc])
             done += 1
             if progress:
-                progress(done / n_jobs)
+                progress(min(1.0, done / n_jobs))
+        used.append(b)
         stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
         for j, t in enumerate(ids):
             d = {}
@@ -299,7 +330,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             curves[name] = stats_["scan_gen"][0][:, j].tolist()
     tasks = {t.name: tasks[t.name] for t in setup.tasks}
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
-             "batches": opts.batches, "solve_s": _time.perf_counter() - t0}
+             "batches": max(used), "solve_s": _time.perf_counter() - t0}
     res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
     res.scan_times = grid_t[scan].tolist()
     res.scan_gen_error = curves
