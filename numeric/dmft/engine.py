@@ -98,6 +98,9 @@ class _NumpyArrays:
     def permute(self, x, axes):
         return x.transpose(axes)
 
+    def double(self, x):
+        return x.astype(np.float64)
+
 
 class _TorchArrays(_NumpyArrays):
     """Path-sized arrays as torch tensors on `device` ("cpu", "cuda", …), same dtypes; the loss,
@@ -123,6 +126,9 @@ class _TorchArrays(_NumpyArrays):
 
     def permute(self, x, axes):
         return x.permute(*axes)
+
+    def double(self, x):
+        return x.to(self.float64)
 
 
 def _arrays(device):
@@ -191,12 +197,12 @@ class _Response:
                     x += s[:, b, None] * Dj[None, b]
                 X[:, j * d:j * d + d] = x
             j1 = j0
-        # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c]
+        # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c], summed in float64
         Xp = xp.permute(X, (0, 2, 1)).reshape(d * nr, kd + d)               # [(a, p), i d + c]
         if weights is not None:
             Dk = Dk * (nr * np.asarray(weights))[:, None, None]
-        Dr = xp.put(Dk.transpose(1, 2, 0).reshape(d, d * nr), self.dtype)  # [a', (a, p)]
-        return xp.get(Dr @ Xp).astype(np.float64) / nr
+        Dr = xp.put(Dk.transpose(1, 2, 0).reshape(d, d * nr))               # [a', (a, p)]
+        return xp.get(Dr @ xp.double(Xp)) / nr
 
 
 def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> np.ndarray:

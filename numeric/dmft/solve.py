@@ -231,7 +231,7 @@ def _mean_se(x: np.ndarray):
 
 
 MAX_STEPS = 600   # the kernels are (steps × steps), the response's cost grows like steps³: 194
-                  # steps of a two-task trunk took 55 s at the default paths (docs/DMFT.md §5),
+                  # steps of a two-task trunk took 43 s at the default paths (docs/DMFT.md §5),
                   # so 600 steps would take about half an hour
 
 
