@@ -186,7 +186,7 @@ def _trunk_sheet(setup) -> list[str]:
         out += [f"## Task {task.name}: C = {C}, noise σ = {task.noise}, weight {task.weight}", ""]
         if loss is not None:
             out += [f"Loss for label $y = 0$: $\\ell = {sp.latex(loss)}$", "",
-                    f"$\\delta_1 = \\partial\\ell/\\partial h_1 = {sp.latex(sp.simplify(delta[0]))}$", "",
+                    f"$\\delta_1 = \\partial\\ell/\\partial h_1 = {sp.latex(delta[0])}$", "",
                     "(checked: δ and D = ∂δ/∂h equal the closed forms below.)", ""]
     out += [TRUNK]
     if tr.inputs == "separate" and len(setup.tasks) > 1:

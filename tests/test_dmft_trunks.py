@@ -131,3 +131,13 @@ def test_separate_inputs_with_identical_tasks_are_one_task_with_half_the_head_ra
     for name in ("A", "B"):
         se = np.hypot(a[name]["gen_error_se"][0], b["gen_error_se"][0])
         assert abs(a[name]["gen_error"][0] - b["gen_error"][0]) <= 4 * se + 1e-3
+
+
+def test_equation_sheet_of_a_tanh_trunk_on_separate_inputs():
+    """`mtsp derive --engine dmft` for a shared trunk: the SymPy derivation of δ and D of each
+    task's loss on the trunk (asserted equal to the closed forms at a rational point inside
+    `trunk_sample_loss`) and the sheet's trunk, population and equation parts."""
+    from mtsp.derive.dmft import dmft_sheet
+    text = dmft_sheet(two_tasks("tanh", "separate", (1.0, 3.0)))
+    assert "Populations (separate inputs)" in text and r"\frac{3}{4}" in text
+    assert r"\tanh" in text and r"C_\perp(k,l)" in text and "diag}\\big(g''(h)" in text
