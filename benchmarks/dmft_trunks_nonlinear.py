@@ -1,6 +1,6 @@
 """DMFT against full-batch simulations for shared trunks beyond the linear/shared-inputs case:
-relu and erf trunks on shared inputs, linear and relu trunks on separate inputs with unequal α_t;
-two tasks with their single-task baselines and the multitask benefit, up to t = 30
+relu and erf trunks on shared inputs, linear, tanh and relu trunks on separate inputs with unequal
+α_t; two tasks with their single-task baselines and the multitask benefit, up to t = 30
 (validate.compare's rows, 4·SE + 0.003, plus the early-stopped best_gen_error and its benefit).
 
 Two stages, so that the long simulations run once:
@@ -53,6 +53,7 @@ CASES = {
     "erf_related": _two("erf", 0.9),
     "sep_linear_related": _two("linear", 0.9, "separate", (1.0, 3.0), 0.2),
     "sep_relu_related": _two("relu", 0.9, "separate", (1.0, 3.0)),
+    "sep_tanh_related": _two("tanh", 0.9, "separate", (1.0, 3.0)),
 }
 
 
