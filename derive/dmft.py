@@ -5,8 +5,16 @@ derived with SymPy from CE(z, y) = −z_y + log Σ_c e^{z_c} with z = U h (U: or
 orthogonal to the all-ones vector): δ = ∂CE/∂h and D = ∂δ/∂h, checked against the closed forms
 δ = Uᵀ(p − e_y), D = Uᵀ(diag p − ppᵀ)U that `numeric.dmft.losses.CrossEntropy` evaluates.
 
-`dmft_sheet(setup)`: Markdown + LaTeX — per task the effective learning rate, weight decay and α of
-its single-task DMFT, the sample-side process, the weight-side kernels and the teacher overlap.
+`trunk_sample_loss(C, K, activation)`: the sample-side loss of a shared trunk, ℓ = CE(V g(h), y)
+with symbolic heads V (C × K), derived with SymPy: δ = ∂ℓ/∂h and D = ∂δ/∂h, checked against the
+closed forms δ = g′(h) ⊙ Vᵀ(p − e_y), D = diag g′ Vᵀ(diag p − ppᵀ)V diag g′ + diag(g″ ⊙ Vᵀ(p − e_y))
+that `numeric.dmft.trunk.Trunk` evaluates (relu: g″ is the kink's Dirac mass, handled by the
+engine's finite-difference response).
+
+`dmft_sheet(setup)`: Markdown + LaTeX — glm: per task the effective learning rate, weight decay
+and α of its single-task DMFT; shared trunks: the trunk's sample-side loss, the heads' update and,
+with separate inputs, the populations' weights; then the sample-side process, the weight-side
+kernels and the teacher overlap.
 """
 from __future__ import annotations
 
@@ -15,10 +23,12 @@ import sympy as sp
 from mtsp.errors import ReachError
 
 __all__ = [
+    "activation_symbolic",
     "centred_basis_symbolic",
     "dmft_sheet",
     "reduced_cross_entropy",
     "task_parameters",
+    "trunk_sample_loss",
     "write_dmft_derivation",
 ]
 
@@ -60,6 +70,48 @@ def reduced_cross_entropy(C: int):
     return h, out
 
 
+def activation_symbolic(name: str, x: sp.Symbol):
+    """g(x) of MODEL.md's activations (erf: erf(x/√2)); relu as Max(x, 0)."""
+    return {"linear": x, "relu": sp.Max(x, 0), "erf": sp.erf(x / sp.sqrt(2)),
+            "tanh": sp.tanh(x)}[name]
+
+
+def trunk_sample_loss(C: int, K: int, activation: str, label: int = 0):
+    """(h, V, ℓ, δ) of one task's loss on a shared trunk, ℓ = CE(V g(h), y = label), with
+    symbolic fields h (K) and heads V (C × K); asserts that δ = ∂ℓ/∂h and D = ∂δ/∂h (SymPy
+    derivatives, at rational heads) equal the closed forms of the module docstring at a rational
+    point (for relu one off the kink, where g″ = 0)."""
+    h = sp.Matrix(sp.symbols(f"h1:{K + 1}", real=True))
+    V = sp.Matrix(C, K, lambda c, k: sp.Symbol(f"V{c + 1}{k + 1}", real=True))
+    x = sp.Symbol("x", real=True)
+    g = activation_symbolic(activation, x)
+    g1, g2 = sp.diff(g, x), sp.diff(g, x, 2)
+
+    def ce(Vm):
+        z = Vm * h.applyfunc(lambda hk: g.subs(x, hk))
+        return sp.log(sum(sp.exp(zc) for zc in z)) - z[label], z
+    loss, _ = ce(V)
+    delta = sp.Matrix([sp.diff(loss, hk) for hk in h])
+    Vq = sp.Matrix(C, K, lambda c, k: sp.Rational((-1) ** (c + k) * (c + 2 * k + 1), 7))
+    lq, z = ce(Vq)
+    dq = sp.Matrix([sp.diff(lq, hk) for hk in h])
+    Dq = dq.jacobian(h)
+    pt = {hk: sp.Rational(k + 2, 5) for k, hk in enumerate(h)}     # > 0: off relu's kink
+    zn = z.subs(pt).evalf(40)
+    p = zn.applyfunc(sp.exp) / sum(sp.exp(zc) for zc in zn)
+    e = sp.zeros(C, 1)
+    e[label] = 1
+    b = Vq.T * (p - e)
+    G1 = sp.diag(*[g1.subs(x, pt[hk]).evalf(40) for hk in h])
+    closed_delta = G1 * b
+    closed_D = G1 * Vq.T * (sp.diag(*p) - p * p.T) * Vq * G1 + sp.diag(
+        *[g2.subs(x, pt[hk]).evalf(40) * b[k] for k, hk in enumerate(h)])
+    for lhs, rhs in ((dq, closed_delta), (Dq, closed_D)):
+        diff = lhs.subs(pt).evalf(40) - rhs
+        assert max(abs(v) for v in diff) < 1e-25, "trunk sample-loss derivation mismatch"
+    return h, V, loss, delta
+
+
 def task_parameters(setup, t: int):
     """Symbolic (η_t, κ_t, α_t) of task t's single-task DMFT (glm tasks decouple; see
     numeric/dmft/solve.py)."""
@@ -97,13 +149,64 @@ $$C_\perp(k,l) = \sigma_0^2\,\chi(k,-1)\chi(l,-1)^\top + \frac{1}{\alpha}\sum_{i
 """
 
 
+TRUNK = r"""
+**Shared trunk**: the sample side carries the $K$ trunk fields $h$; with $b = \sum_t c_t V_t^\top(p_t - e_{y_t})$, $p_t = \mathrm{softmax}(V_t\,g(h))$:
+
+$$\delta = g'(h)\odot b,\qquad D = \mathrm{diag}\,g'(h)\,\Big[\sum_t c_t V_t^\top(\mathrm{diag}\,p_t - p_tp_t^\top)V_t\Big]\,\mathrm{diag}\,g'(h) + \mathrm{diag}\big(g''(h)\odot b\big).$$
+
+Heads (finitely many parameters, weighted path averages $\omega_p$): $V_{t,k+1} = V_{t,k} - \eta_V h_k \sum_p \omega_p\,c_{p,t}\,(p_{t,p} - e_{y_{t,p}})\,g(h_{k,p})^\top$. Test metrics from $(Q_k, M_k, V_{t,k})$, $Q_k = M_kT^{+}M_k^\top + C_\perp(k,k)$.
+"""
+
+SEPARATE = r"""
+**Separate inputs**: one sample-side population per task $t$ (its own label only, $c_s = w_t\,1[s = t]$), all with the same $\zeta$, $M$, $\chi$ and memory coefficient $1/\alpha$ with $\alpha = \sum_t\alpha_t$; every path average of the weight side and of the heads is the mixture $\sum_t (\alpha_t/\alpha)\,E_t[\cdot]$ (so $E[\xi\xi^\top] = \sum_t \alpha_t E_t[\delta\delta^\top]$).
+"""
+
+KINK = r"""
+**relu**: $g''$ is a Dirac mass at the kink; a field pushed across it changes $\delta$ by a finite jump, so the response $R(k,j) = \partial E[\delta_k]/\partial u_j$ is taken from perturbed copies of the paths propagated through the full $\delta$ (finite differences $\pm u$) instead of the linear recursion for $G$.
+"""
+
+
+def _trunk_sheet(setup) -> list[str]:
+    st, tr = setup.student, setup.training
+    K = int(st.hidden)
+    out = [f"Shared trunk: K = {K}, activation {st.activation}, $\\sigma_0 = {st.init_scale}$, "
+           f"$\\eta = {sp.latex(sp.nsimplify(tr.lr))}$, $\\eta_V = {sp.latex(sp.nsimplify(tr.head_lr))}$, "
+           f"$\\kappa = {sp.latex(sp.nsimplify(tr.weight_decay))}$.", ""]
+    if tr.inputs == "separate" and len(setup.tasks) > 1:
+        alphas = [sp.nsimplify(t.alpha) for t in setup.tasks]
+        out += ["Populations (separate inputs): " + ", ".join(
+            f"{t.name}: $\\alpha_t = {sp.latex(a)}$, weight $\\alpha_t/\\alpha = {sp.latex(a / sum(alphas))}$"
+            for t, a in zip(setup.tasks, alphas)) + f"; $\\alpha = {sp.latex(sum(alphas))}$.", ""]
+    else:
+        out += [f"Shared inputs: one population, every path with every task's label, "
+                f"$\\alpha = {sp.latex(sp.nsimplify(tr.alpha))}$.", ""]
+    for task in setup.tasks:
+        C = int(task.classes)
+        _, _, loss, delta = trunk_sample_loss(C, K, st.activation) if C * K <= 12 else (None,) * 4
+        out += [f"## Task {task.name}: C = {C}, noise σ = {task.noise}, weight {task.weight}", ""]
+        if loss is not None:
+            out += [f"Loss for label $y = 0$: $\\ell = {sp.latex(loss)}$", "",
+                    f"$\\delta_1 = \\partial\\ell/\\partial h_1 = {sp.latex(delta[0])}$", "",
+                    "(checked: δ and D = ∂δ/∂h equal the closed forms below.)", ""]
+    out += [TRUNK]
+    if tr.inputs == "separate" and len(setup.tasks) > 1:
+        out += [SEPARATE]
+    if st.activation == "relu":
+        out += [KINK]
+    return out
+
+
 def dmft_sheet(setup) -> str:
-    """The equation sheet of `setup` (full_batch, glm)."""
+    """The equation sheet of `setup` (full_batch; glm or shared trunk)."""
     if setup.training.protocol != "full_batch":
         raise ReachError("training.protocol", f"the dmft equations are for full_batch, not "
                                   f"{setup.training.protocol!r}")
     if setup.student.kind != "glm":
-        raise ReachError("student.kind", "the dmft equations are derived for glm students so far")
+        out = [f"# DMFT of full-batch training — {setup.name or 'setup'}", ""] + _trunk_sheet(setup)
+        out += ["## Equations", EQUATIONS,
+                "(For a trunk the fields are the K trunk fields: U = I, no common mode.) "
+                "Solved forward in time (causal): see docs/DMFT.md."]
+        return "\n".join(out) + "\n"
     out = [f"# DMFT of full-batch training — {setup.name or 'setup'}", "",
            ("glm tasks decouple: each is a single-task DMFT in its C − 1 centred logit "
             "coordinates $h = U^\\top z$ (Helmert basis $U$)."), ""]

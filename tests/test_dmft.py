@@ -227,7 +227,7 @@ def test_symbolic_reduced_loss_matches_the_numeric_one(tmp_path):
 
 def test_linear_trunk_with_frozen_identity_heads_is_the_glm():
     """A shared linear trunk with K = C, identity heads and head_lr → 0 (1e-9) is the glm student: its
-    DMFT (K fields, `LinearTrunk`) must agree with the glm DMFT (C − 1 centred fields) within the
+    DMFT (K fields, `trunk.Trunk`) must agree with the glm DMFT (C − 1 centred fields) within the
     sampling error. Measured at t = 2 (C = 2, α = 2, κ = 0.05, σ₀ = 0.2, 4 × 2000 paths each):
     gen_error 0.2151 ± 0.0003 vs 0.2155 ± 0.0006, test_loss 0.49774 vs 0.49770, train_loss
     0.3240 ± 0.0019 vs 0.3298 ± 0.0009 (2.8 SE)."""

@@ -172,9 +172,10 @@ class _Response:
         self.Ds = self.xp.zeros((K + 1, d, d, nr), dtype)           # −D_j/α, paths last
         self.eye = self.xp.put(np.eye(d)[:, :, None], dtype)
 
-    def step(self, k: int, Ak: np.ndarray, Dk: np.ndarray) -> np.ndarray:
+    def step(self, k: int, Ak: np.ndarray, Dk: np.ndarray, weights=None) -> np.ndarray:
         """Row k of R, R(k, j) for j ≤ k flattened to (d, (k+1) d), from Ak = [A(k, l)]_{l<k}
-        (d, k d) and D_k on the response paths (nr, d, d)."""
+        (d, k d) and D_k on the response paths (nr, d, d); the path mean weighted by `weights`
+        (nr,), Σ = 1, where given."""
         d, nr, AT, xp = self.d, self.nr, self.AT, self.xp
         kd = k * d
         AT[:kd, kd:kd + d] = xp.put(Ak.T, self.dtype)
@@ -198,6 +199,8 @@ class _Response:
             j1 = j0
         # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c], summed in float64
         Xp = xp.permute(X, (0, 2, 1)).reshape(d * nr, kd + d)               # [(a, p), i d + c]
+        if weights is not None:
+            Dk = Dk * (nr * np.asarray(weights))[:, None, None]
         Dr = xp.put(Dk.transpose(1, 2, 0).reshape(d, d * nr))               # [a', (a, p)]
         return xp.get(Dr @ xp.double(Xp)) / nr
 
@@ -252,7 +255,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
              init_scale: float, steps: np.ndarray, n_paths: int, n_response: int,
              rng: np.random.Generator, train_metrics: bool = True,
              whiten: bool = True, noise: str = "sources", n_sources: int | None = None,
-             response_dtype=np.float32, device: str | None = None) -> DmftTrajectory:
+             response_dtype=np.float32, device: str | None = None,
+             kink_step: float = 0.02) -> DmftTrajectory:
     """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
     correlations and means from `n_paths` paths, the response R from the first `n_response`;
     all standard normals drawn once (`standard_normals`, whitened unless `whiten` is False).
@@ -275,7 +279,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     device: None (numpy), or a torch device ("cpu", "cuda") for the path-sized arrays (the
     histories of δ and of the memory force, the sources' normals, the response), same dtypes;
     the loss and the (steps × steps) kernels stay in numpy. The normals are drawn by numpy
-    either way, so both give the same numbers up to rounding."""
+    either way, so both give the same numbers up to rounding.
+
+    Path averages are weighted by the loss's `path_weights(n)` where it has them (several
+    sample-side populations: separate inputs), else uniform; a loss with a `kink` (relu) gets its
+    response from finite differences of ± `kink_step` propagated through its full δ
+    (`response.FiniteDifferenceResponse`, numpy) instead of the per-path linear recursion."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim
@@ -288,6 +297,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     normals = standard_normals(rng, n, n_data + ((K + 1) * d if noise == "cholesky" else d), whiten)
     data = loss.sample(gram, normals[:, :n_data])
     mu = data.lam @ np.linalg.pinv(gram, hermitian=True).T        # T⁺ λ, (n, C)
+    weights = getattr(loss, "path_weights", lambda size: np.full(size, 1.0 / size))
+    w_all = weights(n)
     Ct = mu.shape[1]
     z = normals[:, n_data:]                                        # the process's normals
     xp = _arrays(device)
@@ -299,6 +310,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         g_src[np.arange(m), np.arange(m)] = 0.0                    # no path is its own source
         g_src = xp.put(g_src, np.float32)
         src_scale = -1.0 / np.sqrt(alpha * m)
+        src_w = np.sqrt(m * weights(m))[:, None]                  # 1 for uniform weights
     I = np.eye(d)
     # kernels stored flat: X[k d + a, l d + b] = X(k, l)[a, b]; chi's column block j + 1 holds
     # χ(·, j) (block 0: the initial condition, j = −1)
@@ -314,7 +326,13 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     # force on the fields that the weights carry forward, −δ_k/α + the sources' noise term
     deltas = xp.zeros((Kd, n))
     force = xp.zeros((Kd, n))
-    resp = _Response(K, d, nr, alpha, response_dtype, xp)
+    if getattr(loss, "kink", False):
+        from .response import FiniteDifferenceResponse
+        resp = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
+                                        kink_step)
+    else:
+        resp = _Response(K, d, nr, alpha, response_dtype, xp)
+    w_resp = weights(nr)
     chol = _GrowingCholesky(Kd) if noise == "cholesky" else None
     tl = [None] * (K + 1) if train_metrics else None
     te = [None] * (K + 1) if train_metrics else None
@@ -353,22 +371,25 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         deltas[rk] = deltaT
         force[rk] = deltaT * (-1.0 / alpha)
         if noise == "sources":       # η_k = √(α/m) Σ_p δ_k^(p) g_p, entering as −(1/α) η_k
-            force[rk] += src_scale * (g_src @ xp.put(delta[:m], np.float32)).T
+            force[rk] += src_scale * (g_src @ xp.put(src_w * delta[:m], np.float32)).T
         states.append(state)
         if train_metrics:
             ce, err = loss.train_metrics(h, data, state)
-            tl[k], te[k] = ce.mean(axis=0), err.mean(axis=0)
-        Cd[:kd + d, rk] = xp.get(deltas[:kd + d] @ deltaT.T) / n
+            tl[k], te[k] = np.nanmean(ce, axis=0), np.nanmean(err, axis=0)
+        Cd[:kd + d, rk] = xp.get(deltas[:kd + d] @ xp.put(w_all[:, None] * delta))
         Cd[rk, :kd + d] = Cd[:kd + d, rk].T
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
-        R[rk, :kd + d] = resp.step(k, Ak, D[:nr])
+        if getattr(loss, "kink", False):
+            R[rk, :kd + d] = resp.step(k, h[:nr], delta[:nr], Ak, state)
+        else:
+            R[rk, :kd + d] = resp.step(k, Ak, D[:nr], w_resp)
         if k == K:
             break
         # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
         r1 = slice(kd + d, kd + 2 * d)
         chi[r1, :kd + d] = decay_step[k] * chi[rk, :kd + d] - a[k] * (R[rk, :kd + d] @ chi[:kd + d, :kd + d])
         chi[r1, r1] = I
-        M[k + 1] = decay_step[k] * M[k] - a[k] * (delta.T @ data.lam) / n
+        M[k + 1] = decay_step[k] * M[k] - a[k] * ((w_all[:, None] * delta).T @ data.lam)
         state = loss.advance(state, h, data, steps[k])
     times = np.concatenate([[0.0], np.cumsum(steps)])
     if train_metrics:

@@ -18,7 +18,7 @@ import numpy as np
 
 from mtsp.errors import ReachError, RequestError
 
-__all__ = ["CrossEntropy", "LinearTrunk", "PathData", "SampleLoss", "centred_basis", "sqrt_psd"]
+__all__ = ["CrossEntropy", "PathData", "SampleLoss", "centred_basis", "sqrt_psd"]
 
 
 def centred_basis(C: int) -> np.ndarray:
@@ -118,65 +118,3 @@ def _ce_and_error(z: np.ndarray, label: np.ndarray):
 def _softmax(z: np.ndarray) -> np.ndarray:
     p = np.exp(z - z.max(axis=1, keepdims=True))
     return p / p.sum(axis=1, keepdims=True)
-
-
-class LinearTrunk(SampleLoss):
-    """Shared linear trunk h = Wx/√N ∈ R^K with trained heads, shared inputs: every path carries
-    the labels of all tasks, L = Σ_t w_t CE(V_t h, y_t):
-
-        δ = Σ_t w_t V_tᵀ(p_t − e_{y_t}),   D = Σ_t w_t V_tᵀ(diag p_t − p_t p_tᵀ)V_t,
-        V_t ← V_t − η_V h_k w_t E[(p_t − e_{y_t}) hᵀ]   (full-batch gradient: the path mean).
-
-    `train_metrics` returns per-path (loss, error) of each task as (n, T) arrays."""
-
-    def __init__(self, classes, noise, weights, heads0, head_lr: float):
-        self.classes = tuple(int(c) for c in classes)
-        self.noise = np.asarray(noise, float)
-        self.weights = np.asarray(weights, float)
-        self.heads0 = tuple(np.asarray(v, float) for v in heads0)
-        self.head_lr = float(head_lr)
-        self.dim = self.heads0[0].shape[1]
-        self.M = sum(self.classes)
-        self.offsets = np.concatenate([[0], np.cumsum(self.classes)[:-1]]).astype(int)
-
-    def normals(self, gram):
-        return 2 * self.M
-
-    def sample(self, gram, normals):
-        lam = normals[:, :self.M] @ sqrt_psd(gram).T
-        nu = lam + normals[:, self.M:] * np.concatenate(
-            [np.full(c, s) for c, s in zip(self.classes, self.noise)])
-        labels = np.stack([np.argmax(nu[:, o:o + c], axis=1)
-                           for o, c in zip(self.offsets, self.classes)], axis=1)
-        return PathData(lam, labels)
-
-    def initial_state(self):
-        return tuple(v.copy() for v in self.heads0)
-
-    def _errors(self, h, data, V):
-        """Per task: p_t − e_{y_t} (n, C_t) and p_t."""
-        out = []
-        for t, Vt in enumerate(V):
-            p = _softmax(h @ Vt.T)
-            e = p.copy()
-            e[np.arange(len(e)), data.label[:, t]] -= 1.0
-            out.append((e, p))
-        return out
-
-    def grad_hess(self, h, data, state):
-        delta = np.zeros_like(h)
-        D = np.zeros((len(h), self.dim, self.dim))
-        for (e, p), Vt, w in zip(self._errors(h, data, state), state, self.weights):
-            delta += w * e @ Vt
-            pv = p @ Vt
-            D += w * (_sandwich(p, Vt) - pv[:, :, None] * pv[:, None, :])
-        return delta, D
-
-    def advance(self, state, h, data, step):
-        errs = self._errors(h, data, state)
-        return tuple(Vt - self.head_lr * step * w * (e.T @ h) / len(h)
-                     for (e, _), Vt, w in zip(errs, state, self.weights))
-
-    def train_metrics(self, h, data, state):
-        ce, err = zip(*(_ce_and_error(h @ Vt.T, data.label[:, t]) for t, Vt in enumerate(state)))
-        return np.stack(ce, axis=1), np.stack(err, axis=1)

@@ -12,8 +12,10 @@ W_t W_tᵀ/N and M(t) = W_t B_tᵀ/N, by `numeric.metrics.task_metrics` (a glm s
 student with identity heads, `numeric.model`); the all-ones direction of W_t (irrelevant for
 softmax and argmax) carries σ₀² Π(1 − ηκh)² as in the finite-N dynamics.
 
-Shared linear trunks (shared inputs): one sample-side process with the K trunk fields and every
-task's frozen label (`losses.LinearTrunk`), the heads V_t evolved from path averages, test metrics
+Shared trunks (any activation): the K trunk fields, the heads V_t evolved from path averages
+(`trunk.Trunk`); shared inputs: one sample-side process with every task's frozen label, α =
+training.alpha; separate inputs: one population of paths per task, mixed with the weights
+α_t/Σ_s α_s, α = Σ_s α_s; relu with the finite-difference response (`response`). Test metrics
 from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
 
 Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
@@ -35,7 +37,8 @@ from ..model import State, theory_model
 from ..online import Accuracy
 from ..solve import SolveResult
 from .engine import run_dmft
-from .losses import CrossEntropy, LinearTrunk
+from .losses import CrossEntropy
+from .trunk import Trunk
 
 __all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_trajectory"]
 
@@ -50,7 +53,9 @@ class DmftOptions:
     default n_paths/2; its cost is n_paths × n_sources per step); device: None (numpy) or a
     torch device ("cpu", "cuda") for the path-sized arrays (`engine.run_dmft`), for large path
     counts; target_se: with it, batches beyond `batches` (the least) are added, up to
-    `max_batches`, until every gen_error_se of the solve is at most target_se."""
+    `max_batches`, until every gen_error_se of the solve is at most target_se; kink_step: the
+    finite-difference step of the response of relu trunks (`response.FiniteDifferenceResponse`);
+    relu: solve relu trunks although their DMFT is not validated (`check_supported`)."""
     dt: float | None = None
     late: float | None = None
     n_paths: int = 4000
@@ -62,6 +67,8 @@ class DmftOptions:
     target_se: float | None = None
     max_batches: int = 32
     device: str | None = None
+    kink_step: float = 0.02
+    relu: bool = False
 
 
 def default_dt(lr: float) -> float:
@@ -160,19 +167,29 @@ def _rng(opts, name: str, batch: int):
     return np.random.default_rng([opts.seed, zlib.crc32(name.encode()), batch])
 
 
-def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
-    """One DMFT solution of a shared linear trunk with heads (shared inputs, all tasks in one
-    sample-side process, `losses.LinearTrunk`): (Q (K+1, K, K), R (K+1, K, M), heads per step,
-    train loss, train error (K+1, T))."""
+def trunk_loss(setup) -> tuple[Trunk, float]:
+    """The sample-side loss of a shared trunk (`trunk.Trunk`) and the α of its DMFT: training.alpha
+    (shared inputs) or Σ_t α_t (separate inputs, one population per task)."""
     tr_ = setup.training
     model = theory_model(setup)
-    loss = LinearTrunk(model.classes, model.noise, model.weights, model.heads0, float(tr_.head_lr))
-    gram = model.gram
+    separate = tr_.inputs == "separate"
+    alphas = [float(t.alpha) for t in setup.tasks] if separate else None
+    loss = Trunk(model.classes, model.noise, model.weights, model.heads0, float(tr_.head_lr),
+                 setup.student.activation, alphas)
+    return loss, (sum(alphas) if separate else float(tr_.alpha))
+
+
+def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
+    """One DMFT solution of a shared trunk with heads (`trunk_loss`): (Q (K+1, K, K),
+    R (K+1, K, M), heads per step, train loss, train error (K+1, T))."""
+    tr_ = setup.training
+    loss, alpha = trunk_loss(setup)
+    gram = np.asarray(setup.gram(), float)
     tr = run_dmft(loss, gram, lr=float(tr_.lr), weight_decay=float(tr_.weight_decay),
-                  alpha=float(tr_.alpha), init_scale=float(setup.student.init_scale), steps=steps,
+                  alpha=alpha, init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
                   rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), n_sources=opts.n_sources,
-                  device=opts.device)
+                  device=opts.device, kink_step=opts.kink_step)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
     return Q, tr.M, tr.states, tr.train_loss, tr.train_error
@@ -226,9 +243,16 @@ def check_steps(n_steps: int, t_last: float) -> None:
                          f"0.2/max(1, lr)); ask for shorter times")
 
 
-def check_supported(setup) -> None:
-    """glm students (any tasks, shared or separate inputs) and shared *linear* trunks with shared
-    inputs, on a time grid of at most MAX_STEPS steps; anything else is refused naming the key."""
+RELU_REFUSAL = ("relu trunks are not validated: relu's kink collects training fields (a sliding "
+                "mode) and the Euler grid's result depends on its step (t = 1, two tasks: "
+                "gen_error 0.4026 at dt 0.2, 0.3988 at dt 0.05, simulation 0.3974 ± 0.0009; "
+                "docs/DMFT.md §7)")
+
+
+def check_supported(setup, relu: bool = False) -> None:
+    """glm students and shared trunks (linear, erf, tanh; relu only with `relu`: RELU_REFUSAL;
+    any tasks, shared or separate inputs) on a time grid of at most MAX_STEPS steps; anything
+    else is refused naming the key."""
     times = [float(t) for t in setup.training.times]
     if times and all(math.isfinite(t) and t > 0 for t in times):
         lr = float(setup.training.lr)
@@ -236,15 +260,8 @@ def check_supported(setup) -> None:
         if max(times) / dt > MAX_STEPS:         # the grid has at least t/dt steps: do not build it
             check_steps(math.ceil(max(times) / dt), max(times))
         check_steps(len(time_grid(times, dt, lr)[0]), max(times))
-    st = setup.student
-    if st.kind == "glm":
-        return
-    if st.activation != "linear":
-        raise ReachError("student.activation", f"the DMFT engine covers linear trunks so far, "
-                                  f"not {st.activation!r} (relu's kink needs its own response term)")
-    if setup.training.inputs == "separate" and len(setup.tasks) > 1:
-        raise ReachError("training.inputs", "the DMFT of a shared trunk covers shared inputs "
-                                  "so far")
+    if setup.student.kind == "shared" and setup.student.activation == "relu" and not relu:
+        raise ReachError("student.activation", RELU_REFUSAL)
 
 
 def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
@@ -254,7 +271,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     if setup.training.protocol != "full_batch":
         raise RequestError("training.protocol", f"the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
-    check_supported(setup)
+    check_supported(setup, opts.relu)
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
     if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
