@@ -5,6 +5,8 @@ Per task t the reduced teacher is E T_tt Eᵀ = L_t L_tᵀ; the tasks' u_t are j
 G_ts = L_t⁺ E T_ts Eᵀ L_s⁺ᵀ (G_tt = I).  Separate inputs: one channel per task with α_t and the
 coupled prior Λ = λ I + μ L_T.  Shared inputs without coupling: each W_t is the minimiser of its own
 task on the common sample, so each task is its own single-task fixed point with the training α.
+Shared inputs with coupling: one loss channel of all tasks (the stacked reduced fields, the joint
+labels, the prox under the full metric V) with the same coupled prior.
 The errors and the test loss are those of a glm student with Q_full = Eᵀ Q_tt E and
 R_full = Eᵀ M_tt L_tᵀ E against the reduced teacher Gram Eᵀ L_t L_tᵀ E (`metrics.task_metrics`:
 argmax and cross-entropy see logits only up to the all-ones direction); training loss and error
@@ -88,18 +90,15 @@ def _offsets(sizes):
 
 
 def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None):
-    """[(task indices, FixedPoint)]: one joint fixed point (separate inputs, or coupled tasks), or
-    one per task (shared inputs without coupling).  ``start``: the `fixed_points` of a nearby setup
+    """[(task indices, FixedPoint)]: one joint fixed point (separate inputs: one loss channel per
+    task; coupled tasks on shared inputs: one joint loss channel of all tasks), or one per task
+    (shared inputs without coupling: each task is its own minimisation on the common sample).  ``start``: the `fixed_points` of a nearby setup
     of the same structure (a warm start along a sweep in α or log λ)."""
     acc = acc or ReplicaAccuracy()
     model, channels, Lam, G = erm_problem(setup)
     tr = setup.training
     T = model.n_tasks
-    if T > 1 and tr.inputs == "shared":
-        if tr.coupling > 0:
-            raise ReachError("training.coupling", "coupled tasks on shared inputs need the joint "
-                                      "loss channel of all tasks; the replica engine solves coupled "
-                                      "tasks with separate inputs only")
+    if T > 1 and tr.inputs == "shared" and tr.coupling == 0:
         parts = []
         for t, ch in enumerate(channels):
             x0 = None if start is None else (start[t][1].Q, start[t][1].M, start[t][1].V)
@@ -107,7 +106,8 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
             parts.append(([t], fp))
         return model, channels, parts
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
-    return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc, x0))]
+    fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=tr.inputs == "shared")
+    return model, channels, [(list(range(T)), fp)]
 
 
 def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None,
