@@ -621,72 +621,91 @@ def _blocks(X, dims, ranks=None):
     return [X[do[t]:do[t + 1], ro[t]:ro[t + 1]] for t in range(len(dims))]
 
 
+class ReplicaMap:
+    """The fixed-point map x → F(x) of `solve_fixed_point` on the packed order parameters
+    x = (upper triangle of Q, M, upper triangle of V): one loss channel per task, or with
+    ``shared`` one joint channel of all tasks (they share every sample: coupled tasks on shared
+    inputs, `loss_channel_hats`), then the prior channel.  ``nodes``: the rule of each channel
+    (`required_nodes`); ``warm``: per channel, the last prox solutions (a close Newton start)."""
+
+    def __init__(self, channels: list, Lam: np.ndarray, G: np.ndarray, acc: ReplicaAccuracy,
+                 shared: bool = False):
+        self.channels, self.Lam, self.G, self.acc = channels, Lam, G, acc
+        self.dims = [c.d for c in channels]
+        self.ranks = [c.r for c in channels]
+        self.D, self.Rk = sum(self.dims), sum(self.ranks)
+        self.iu = np.triu_indices(self.D)
+        self.groups = [list(range(len(channels)))] if shared and len(channels) > 1 else \
+            [[t] for t in range(len(channels))]
+        do = np.concatenate([[0], np.cumsum(self.dims)]).astype(int)
+        ro = np.concatenate([[0], np.cumsum(self.ranks)]).astype(int)
+        self.rows = [slice(do[g[0]], do[g[-1] + 1]) for g in self.groups]
+        self.cols = [slice(ro[g[0]], ro[g[-1] + 1]) for g in self.groups]
+        self.Gg = [G[c, c] if len(g) > 1 else np.eye(channels[g[0]].r)
+                   for g, c in zip(self.groups, self.cols)]
+        self.chg = [[channels[t] for t in g] for g in self.groups]
+        self.warm = [{} for _ in self.groups]
+
+    def pack(self, Q, M, V):
+        return np.concatenate([Q[self.iu], M.ravel(), V[self.iu]])
+
+    def unpack(self, x):
+        D, Rk, n = self.D, self.Rk, len(self.iu[0])
+        out = []
+        for part in (x[:n], x[n + D * Rk:]):
+            S = np.zeros((D, D))
+            S[self.iu] = part
+            out.append(S + S.T - np.diag(np.diag(S)))
+        return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
+
+    def required_nodes(self, x) -> list:
+        Q, M, _ = self.unpack(x)
+        return [nodes_for(c, Q[r, r], M[r, k], self.acc) for c, r, k in zip(self.chg, self.rows, self.cols)]
+
+    def __call__(self, x, nodes, train: bool = False):
+        """(F(x), the hats of each channel (with ``train``: and its tasks' training loss and error))."""
+        Q, M, V = self.unpack(x)
+        hats = [loss_channel_hats(c, g, Q[r, r], M[r, k], V[r, r], self.acc, n, train, w)
+                for c, g, r, k, n, w in zip(self.chg, self.Gg, self.rows, self.cols, nodes, self.warm)]
+        Qn, Mn, Vn = prior_channel(self.Lam, self.G, [h[0] for h in hats], [h[1] for h in hats],
+                                   [h[2] for h in hats], self.dims, self.ranks, self.groups)
+        return self.pack(Qn, Mn, Vn), hats
+
+    def admissible(self, x) -> bool:
+        """Q, V positive definite and every channel's teacher residual G − Mᵀ Q⁻¹ M ⪰ 0."""
+        Q, M, V = self.unpack(x)
+        if np.linalg.eigvalsh(Q)[0] <= 0 or np.linalg.eigvalsh(V)[0] <= 0:
+            return False
+        for ch, Qt, Mt in zip(self.channels, _blocks(Q, self.dims), _blocks(M, self.dims, self.ranks)):
+            if ch.r and np.linalg.eigvalsh(np.eye(ch.r) - Mt.T @ np.linalg.solve(Qt, Mt))[0] <= 1e-14:
+                return False
+        for g, r, k, Gk in zip(self.groups, self.rows, self.cols, self.Gg):
+            if len(g) > 1 and np.linalg.eigvalsh(Gk - M[r, k].T @ np.linalg.solve(Q[r, r], M[r, k]))[0] < -1e-12:
+                return False
+        return True
+
+
 def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarray,
                       acc: ReplicaAccuracy = ReplicaAccuracy(), start=None,
                       shared: bool = False) -> FixedPoint:
-    """Iterate (Q, M, V) → hats → (Q, M, V) to the fixed point by Anderson acceleration (type II,
-    memory `acc.memory`) on the mixed map x ← (1 − β) x + β F(x), falling back to the plain mixed
-    step whenever the extrapolated point is not admissible (Q or V not positive definite, or
-    Mᵀ Q⁻¹ M ≥ G).  One loss channel per task, or with ``shared`` one joint channel of all tasks
-    (they share every sample: coupled tasks on shared inputs, `loss_channel_hats`).
+    """Iterate (Q, M, V) → hats → (Q, M, V) (`ReplicaMap`) to the fixed point by Anderson
+    acceleration (type II, memory `acc.memory`) on the mixed map x ← (1 − β) x + β F(x), falling
+    back to the plain mixed step whenever the extrapolated point is not admissible (Q or V not
+    positive definite, or Mᵀ Q⁻¹ M ≥ G).  One loss channel per task, or with ``shared`` one joint
+    channel of all tasks (coupled tasks on shared inputs).
     The quadrature nodes (`nodes_for`) are fixed during a stage; a converged stage
     that reaches residual STAGE_TOL at a point needing more nodes starts a new one from there, so the answer is computed at
     the nodes its own label layers need.
     Stops when max |F(x) − x| / (1 + max |x|) < acc.tol; otherwise raises ReplicaError with that
     residual (SeparableError when tr Q runs away like 1/λ)."""
-    dims = [c.d for c in channels]
-    ranks = [c.r for c in channels]
-    D, Rk = sum(dims), sum(ranks)
-    iu = np.triu_indices(D)
-    groups = [list(range(len(channels)))] if shared and len(channels) > 1 else \
-        [[t] for t in range(len(channels))]
-    do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
-    ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
-    rows = [slice(do[g[0]], do[g[-1] + 1]) for g in groups]
-    cols = [slice(ro[g[0]], ro[g[-1] + 1]) for g in groups]
-    Gg = [G[c, c] if len(g) > 1 else np.eye(channels[g[0]].r) for g, c in zip(groups, cols)]
-    chg = [[channels[t] for t in g] for g in groups]
-
-    def pack(Q, M, V):
-        return np.concatenate([Q[iu], M.ravel(), V[iu]])
-
-    def unpack(x):
-        n = len(iu[0])
-        out = []
-        for k, part in enumerate((x[:n], None, x[n + D * Rk:])):
-            if part is None:
-                continue
-            S = np.zeros((D, D))
-            S[iu] = part
-            out.append(S + S.T - np.diag(np.diag(S)))
-        return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
-
-    warm = [{} for _ in groups]
+    fmap = ReplicaMap(channels, Lam, G, acc, shared)
+    dims, ranks, D, Rk = fmap.dims, fmap.ranks, fmap.D, fmap.Rk
+    pack, unpack, admissible, required_nodes = fmap.pack, fmap.unpack, fmap.admissible, fmap.required_nodes
+    chg = fmap.chg
     nodes = []
 
-    def required_nodes(x):
-        Q, M, _ = unpack(x)
-        return [nodes_for(c, Q[r, r], M[r, k], acc) for c, r, k in zip(chg, rows, cols)]
-
     def F(x, train=False):
-        Q, M, V = unpack(x)
-        hats = [loss_channel_hats(c, g, Q[r, r], M[r, k], V[r, r], acc, n, train, w)
-                for c, g, r, k, n, w in zip(chg, Gg, rows, cols, nodes, warm)]
-        Qn, Mn, Vn = prior_channel(Lam, G, [h[0] for h in hats], [h[1] for h in hats],
-                                   [h[2] for h in hats], dims, ranks, groups)
-        return pack(Qn, Mn, Vn), hats
-
-    def admissible(x):
-        Q, M, V = unpack(x)
-        if np.linalg.eigvalsh(Q)[0] <= 0 or np.linalg.eigvalsh(V)[0] <= 0:
-            return False
-        for ch, Qt, Mt in zip(channels, _blocks(Q, dims), _blocks(M, dims, ranks)):
-            if ch.r and np.linalg.eigvalsh(np.eye(ch.r) - Mt.T @ np.linalg.solve(Qt, Mt))[0] <= 1e-14:
-                return False
-        for g, r, k, Gk in zip(groups, rows, cols, Gg):
-            if len(g) > 1 and np.linalg.eigvalsh(Gk - M[r, k].T @ np.linalg.solve(Q[r, r], M[r, k]))[0] < -1e-12:
-                return False
-        return True
+        return fmap(x, nodes, train)
 
     if start is None:
         # the response and overlaps of a first-order guess: V = (Λ + α/4)⁻¹, small M, Q = |M|² + 0.1 V
