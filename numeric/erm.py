@@ -70,16 +70,22 @@ def erm_problem(setup):
     return model, channels, Lam, G
 
 
+def one_task_model(model: TheoryModel, t: int, ch: TaskChannel) -> TheoryModel:
+    """Task t as a one-task glm model against its reduced teacher Gram Eᵀ L Lᵀ E (the student's
+    logits z = Eᵀζ with heads I): the model whose `metrics.task_metrics` are task t's predictions."""
+    E = reduced_basis(ch.C)
+    return TheoryModel(kind="glm", K=ch.C, activation="linear", classes=(ch.C,), offsets=(0,),
+                       gram=E.T @ ch.L @ ch.L.T @ E, noise=np.array([ch.sigma]),
+                       weights=np.array([ch.weight]), shares=np.array([1.0]), inputs="shared",
+                       lr=model.lr, head_lr=model.head_lr, weight_decay=0.0, init_scale=0.0,
+                       heads0=(np.eye(ch.C),), train_heads=False, names=(model.names[t],))
+
+
 def task_predictions(model: TheoryModel, t: int, ch: TaskChannel, Q: np.ndarray, M: np.ndarray,
                      acc: Accuracy | None = None) -> dict:
     """gen_error, label_error, test_loss of task t from its block (Q, M) of the fixed point."""
     E = reduced_basis(ch.C)
-    gram = E.T @ ch.L @ ch.L.T @ E
-    one = TheoryModel(kind="glm", K=ch.C, activation="linear", classes=(ch.C,), offsets=(0,),
-                      gram=gram, noise=np.array([ch.sigma]), weights=np.array([ch.weight]),
-                      shares=np.array([1.0]), inputs="shared", lr=model.lr, head_lr=model.head_lr,
-                      weight_decay=0.0, init_scale=0.0, heads0=(np.eye(ch.C),), train_heads=False,
-                      names=(model.names[t],))
+    one = one_task_model(model, t, ch)
     st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
     m = task_metrics(one, st, acc or Accuracy())[0]
     return {"gen_error": m.gen_error, "label_error": m.label_error, "test_loss": m.test_loss}
@@ -147,19 +153,28 @@ ACCURACIES = {
 
 
 def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
-                     precision: str = "double"):
+                     precision: str = "double", dps: int = 30, mp_nodes: int | None = None):
     """`numeric.solve.solve` for the erm protocol: a SolveResult with engine "replica", times None,
     one-entry lists per task (MODEL.md), train_loss / train_error, and with ``single`` the
     single-task baseline of every task of nonzero weight (`Setup.single`: the task alone with its
-    data, the coupling dropped).  stats: the fixed points' residuals and iteration counts."""
+    data, the coupling dropped).  stats: the fixed points' residuals and iteration counts.
+    ``precision="mp"``: the double fixed point polished in mpmath at ``dps`` digits and its
+    predictions in mp (`mp_replica.solve_erm_mp`; ``mp_nodes`` per axis, default the double's
+    rule), printed as doubles; stats add the mp residual."""
     from .solve import SolveResult
-    if precision != "double":
-        raise ReachError("precision", f"the replica engine runs in double precision only "
-                                  f"(got {precision!r})")
+    if precision not in ("double", "mp"):
+        raise RequestError("precision", f"double | mp (got {precision!r})")
     if accuracy not in ACCURACIES:
         raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
     out = solve_erm(setup, acc)
+    mp_residual = None
+    if precision == "mp":
+        from .mp_replica import solve_erm_mp
+        mp_out = solve_erm_mp(setup, acc, dps, mp_nodes, double=out)
+        for name, pred in mp_out["tasks"].items():
+            out["tasks"][name] = {key: [float(v)] for key, v in pred.items()}
+        mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
     for name in separable:
         print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "
@@ -174,10 +189,16 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
                       stats={"residual": max(out["stats"]["residual"]),
                              "iterations": sum(out["stats"]["iterations"]),
                              "separable": ",".join(separable) or "none"})
+    if mp_residual is not None:
+        res.stats["mp_residual"] = mp_residual
     if single:
         res.single = {}
         for t, task in enumerate(setup.tasks):
             if task.weight == 0:
+                continue
+            if precision == "mp":
+                res.single[task.name] = solve_erm_result(setup.single(t), accuracy=accuracy, precision="mp",
+                                                         dps=dps, mp_nodes=mp_nodes).tasks[task.name]
                 continue
             alone = solve_erm(setup.single(t), acc)
             res.single[task.name] = alone["tasks"][task.name]
