@@ -6,7 +6,9 @@ see the Gaussian channel of the replica-symmetric free energy
     w* = argmin_w ½ wᵀ (Λ ⊗ I_d + V̂) w − wᵀ b,   b = M̂ u + ξ̂,   u ~ N(0, G), ξ̂ ~ N(0, Q̂),
 
 with Λ = λ I_T + μ L_T (ridge and all-pairs coupling: (μ/2) Σ_{t<s} ‖W_t − W_s‖² =
-(μ/2) tr Wᵀ(L_T ⊗ I) W, L_T = T I − 1 1ᵀ) and block-diagonal hats from the loss channels.
+(μ/2) tr Wᵀ(L_T ⊗ I) W, L_T = T I − 1 1ᵀ) and block-diagonal hats from the loss channels (one block
+per task; one full block when coupled tasks share their inputs — the derivation holds for any
+symmetric V̂).
 `derive_prior_channel` solves the stationarity condition symbolically and reads off
 V = ∂w*/∂b, M = E[w* uᵀ], Q = E[w* w*ᵀ]:
 
@@ -79,6 +81,11 @@ def derive_prior_channel(T: int, d: int = 1) -> PriorChannel:
 
 LOSS_CHANNEL = r"""
 ## Loss channel of task t (one per task; separate inputs, or shared inputs without coupling)
+
+(Coupled tasks on shared inputs have one joint loss channel: ω ∈ R^{Σ d_t} the stacked reduced
+fields with the full Q, joint teacher u ~ N(0, G) with V⁰ = G − Mᵀ Q⁻¹ M, joint labels y = (y_t)
+whose P(y | a) is one orthant of Σ_t (C_t − 1) dimensions, the prox of Σ_t w_t CE(E_tᵀ h_t, y_t)
+under the full V, and full hats — the same formulas below with these joint objects.)
 
 Reduced student field ω ~ N(0, Q_tt); teacher u_t | ω ~ N(A ω, V⁰) with A = M_ttᵀ Q_tt⁻¹,
 V⁰ = I − M_ttᵀ Q_tt⁻¹ M_tt; labels: the argmax of Eᵀ(L_t u_t + σ_t ξ), so P(y | a) is a Gaussian

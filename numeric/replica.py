@@ -20,12 +20,16 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
     V̂ = α E_ω Σ_y P(y|ω) (I + H_y V)⁻¹ H_y,
     M̂ = α E_ω Σ_y f_y ∇_a P(y | a)ᵀ at a = A ω   (residual/Stein form: P(y|a) is a Gaussian orthant
          probability of the label differences, smooth in a whenever the labels are noisy or the
-         teacher has rank C − 1, and its gradient is φ (C = 2), φ·Φ (C = 3) or φ·Φ₂ (C = 4) —
-         no δ on decision boundaries).
-The ω-integral is a tensor trapezoid rule in whitened coordinates, its spacing set by the
+         teacher has rank C − 1, and its gradient is φ (C = 2), φ·Φ (C = 3), φ·Φ₂ (C = 4) or
+         φ times a Genz orthant (C = 5, `orthant_with_mean`) — no δ on decision boundaries).
+Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
+fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
+Σ_t w_t CE under the full V; `loss_channel_hats`), and the prior channel takes its full hats.
+The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2} g), its spacing set by the
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
-error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point.
+error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point (the error of one task
+with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`).
 """
 from __future__ import annotations
 
