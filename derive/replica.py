@@ -49,16 +49,19 @@ def _sym(name: str, d: int) -> sp.Matrix:
     return sp.Matrix(d, d, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}{max(i, j)}"))
 
 
-def derive_prior_channel(T: int, d: int = 1) -> PriorChannel:
+def derive_prior_channel(T: int, d: int = 1, joint: bool = False) -> PriorChannel:
     """Solve ∇_w [½ wᵀ (Λ ⊗ I_d + V̂) w − wᵀ b] = 0 for w* (linear in b), then V = ∂w*/∂b,
     M = E[w* uᵀ] = V M̂ G and Q = E[w* w*ᵀ] = V E[b bᵀ] Vᵀ with E[b bᵀ] = M̂ G M̂ᵀ + Q̂; each is
-    checked symbolically against the closed form."""
+    checked symbolically against the closed form.  ``joint``: the hats are one full (T d)-block
+    (coupled tasks on shared inputs, one joint loss channel) instead of one block per task."""
     lam, mu = sp.symbols("lambda mu", positive=True)
     L_T = T * sp.eye(T) - sp.ones(T, T)
     Lam = lam * sp.eye(T) + mu * L_T
-    Vhat = [_sym(f"Vh{t + 1}", d) for t in range(T)]
-    Qhat = [_sym(f"Qh{t + 1}", d) for t in range(T)]
-    Mhat = [sp.Matrix(d, d, lambda i, j, t=t: sp.Symbol(f"Mh{t + 1}_{i}{j}")) for t in range(T)]
+    n = T if not joint else 1
+    k = d if not joint else T * d
+    Vhat = [_sym(f"Vh{t + 1}", k) for t in range(n)]
+    Qhat = [_sym(f"Qh{t + 1}", k) for t in range(n)]
+    Mhat = [sp.Matrix(k, k, lambda i, j, t=t: sp.Symbol(f"Mh{t + 1}_{i}{j}")) for t in range(n)]
     G = sp.Matrix(T * d, T * d, lambda i, j: (1 if i == j else 0) if i // d == j // d else
                   sp.Symbol(f"G_{min(i, j)}{max(i, j)}"))
     Vhat_bd = sp.diag(*Vhat)

@@ -432,3 +432,32 @@ def test_four_dim_orthant_with_a_mean():
     num = np.stack([(orthant_with_mean(mu + h * e, S, stein=False)[0]
                      - orthant_with_mean(mu - h * e, S, stein=False)[0]) / (2 * h) for e in np.eye(4)], axis=1)
     assert np.abs(v - num).max() < 8e-9
+
+
+def test_joint_prior_channel_matches_its_sympy_derivation():
+    """The prior channel with one full block of hats (coupled tasks on shared inputs,
+    `prior_channel(..., groups=[[0, 1]])`) against the SymPy derivation with full hats
+    (`derive_prior_channel(2, 1, joint=True)`) lambdified at random values (measured: ≤ 1.1e-15
+    relative)."""
+    import sympy as sp
+    from mtsp.derive.replica import derive_prior_channel
+    from mtsp.numeric.replica import prior_channel
+    pc = derive_prior_channel(2, 1, joint=True)
+    rng = np.random.default_rng(4)
+    vals = {pc.lam: 0.3, pc.mu: 0.7, pc.G[0, 1]: 0.4}
+    B = rng.uniform(-1, 1, (2, 2))
+    Vh = B @ B.T + np.eye(2)
+    C = rng.uniform(-1, 1, (2, 2))
+    Qh = C @ C.T + 0.5 * np.eye(2)
+    Mh = rng.uniform(-1, 1, (2, 2))
+    for i in range(2):
+        for j in range(2):
+            vals[pc.Vhat[0][i, j]] = Vh[i, j]
+            vals[pc.Qhat[0][i, j]] = Qh[i, j]
+            vals[pc.Mhat[0][i, j]] = Mh[i, j]
+    Lam = 0.3 * np.eye(2) + 0.7 * np.array([[1.0, -1.0], [-1.0, 1.0]])
+    G = np.array([[1.0, 0.4], [0.4, 1.0]])
+    Q, M, V = prior_channel(Lam, G, [Qh], [Mh], [Vh], [1, 1], [1, 1], groups=[[0, 1]])
+    for num, sym in ((V, pc.V), (M, pc.M), (Q, pc.Q)):
+        ref = np.array(sp.Matrix(sym).subs(vals).evalf(30), dtype=float)
+        assert np.abs(num - ref).max() < 1e-14 * np.abs(ref).max()
