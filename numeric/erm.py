@@ -37,6 +37,7 @@ from .replica import (
 __all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
+MAX_JOINT_LABEL_DIMS = 3   # coupled tasks on shared inputs: Σ_t (C_t − 1) (`replica._joint_labels`)
 MAX_CLASSES = 5   # C = 5: minutes per point (4-dim rule, nested Genz orthants); C = 6 is out of reach
 
 
@@ -116,6 +117,11 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
             fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc, x0)
             parts.append(([t], fp))
         return model, channels, parts
+    if T > 1 and tr.inputs == "shared" and sum(ch.d for ch in channels) > MAX_JOINT_LABEL_DIMS:
+        raise ReachError("training.coupling", f"coupled tasks on shared inputs share one loss channel whose "
+                         f"joint label is an orthant of Σ_t (C_t − 1) = {sum(ch.d for ch in channels)} "
+                         f"dimensions; the replica engine integrates at most {MAX_JOINT_LABEL_DIMS} "
+                         f"(two or three two-class tasks); use separate inputs, coupling 0 or `mtsp simulate`")
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
     fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=tr.inputs == "shared")
     return model, channels, [(list(range(T)), fp)]
