@@ -58,6 +58,9 @@ CASES = [
     setup([{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3, "noise": 0.2}],
           2.0, 0.1, 0.0, "shared", {"alignment": 0.6}, name="2x C3 shared align0.6 a2 mu0"),
     setup([{"name": "A", "classes": 4, "noise": 0.5}], 2.0, 0.1, name="C4 noise0.5 a2 l0.1"),
+    setup([{"name": "A", "classes": 5, "noise": 0.5}], 2.0, 0.1, name="C5 noise0.5 a2 l0.1"),
+    setup([{"name": "A", "classes": 5, "noise": 0.2}], 4.0, 0.05, teacher={"norm": 2.0},
+          name="C5 norm2 noise0.2 a4 l0.05"),
 ]
 
 

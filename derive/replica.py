@@ -6,7 +6,9 @@ see the Gaussian channel of the replica-symmetric free energy
     w* = argmin_w ½ wᵀ (Λ ⊗ I_d + V̂) w − wᵀ b,   b = M̂ u + ξ̂,   u ~ N(0, G), ξ̂ ~ N(0, Q̂),
 
 with Λ = λ I_T + μ L_T (ridge and all-pairs coupling: (μ/2) Σ_{t<s} ‖W_t − W_s‖² =
-(μ/2) tr Wᵀ(L_T ⊗ I) W, L_T = T I − 1 1ᵀ) and block-diagonal hats from the loss channels.
+(μ/2) tr Wᵀ(L_T ⊗ I) W, L_T = T I − 1 1ᵀ) and block-diagonal hats from the loss channels (one block
+per task; one full block when coupled tasks share their inputs — the derivation holds for any
+symmetric V̂).
 `derive_prior_channel` solves the stationarity condition symbolically and reads off
 V = ∂w*/∂b, M = E[w* uᵀ], Q = E[w* w*ᵀ]:
 
@@ -47,16 +49,19 @@ def _sym(name: str, d: int) -> sp.Matrix:
     return sp.Matrix(d, d, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}{max(i, j)}"))
 
 
-def derive_prior_channel(T: int, d: int = 1) -> PriorChannel:
+def derive_prior_channel(T: int, d: int = 1, joint: bool = False) -> PriorChannel:
     """Solve ∇_w [½ wᵀ (Λ ⊗ I_d + V̂) w − wᵀ b] = 0 for w* (linear in b), then V = ∂w*/∂b,
     M = E[w* uᵀ] = V M̂ G and Q = E[w* w*ᵀ] = V E[b bᵀ] Vᵀ with E[b bᵀ] = M̂ G M̂ᵀ + Q̂; each is
-    checked symbolically against the closed form."""
+    checked symbolically against the closed form.  ``joint``: the hats are one full (T d)-block
+    (coupled tasks on shared inputs, one joint loss channel) instead of one block per task."""
     lam, mu = sp.symbols("lambda mu", positive=True)
     L_T = T * sp.eye(T) - sp.ones(T, T)
     Lam = lam * sp.eye(T) + mu * L_T
-    Vhat = [_sym(f"Vh{t + 1}", d) for t in range(T)]
-    Qhat = [_sym(f"Qh{t + 1}", d) for t in range(T)]
-    Mhat = [sp.Matrix(d, d, lambda i, j, t=t: sp.Symbol(f"Mh{t + 1}_{i}{j}")) for t in range(T)]
+    n = T if not joint else 1
+    k = d if not joint else T * d
+    Vhat = [_sym(f"Vh{t + 1}", k) for t in range(n)]
+    Qhat = [_sym(f"Qh{t + 1}", k) for t in range(n)]
+    Mhat = [sp.Matrix(k, k, lambda i, j, t=t: sp.Symbol(f"Mh{t + 1}_{i}{j}")) for t in range(n)]
     G = sp.Matrix(T * d, T * d, lambda i, j: (1 if i == j else 0) if i // d == j // d else
                   sp.Symbol(f"G_{min(i, j)}{max(i, j)}"))
     Vhat_bd = sp.diag(*Vhat)
@@ -79,6 +84,11 @@ def derive_prior_channel(T: int, d: int = 1) -> PriorChannel:
 
 LOSS_CHANNEL = r"""
 ## Loss channel of task t (one per task; separate inputs, or shared inputs without coupling)
+
+(Coupled tasks on shared inputs have one joint loss channel: ω ∈ R^{Σ d_t} the stacked reduced
+fields with the full Q, joint teacher u ~ N(0, G) with V⁰ = G − Mᵀ Q⁻¹ M, joint labels y = (y_t)
+whose P(y | a) is one orthant of Σ_t (C_t − 1) dimensions, the prox of Σ_t w_t CE(E_tᵀ h_t, y_t)
+under the full V, and full hats — the same formulas below with these joint objects.)
 
 Reduced student field ω ~ N(0, Q_tt); teacher u_t | ω ~ N(A ω, V⁰) with A = M_ttᵀ Q_tt⁻¹,
 V⁰ = I − M_ttᵀ Q_tt⁻¹ M_tt; labels: the argmax of Eᵀ(L_t u_t + σ_t ξ), so P(y | a) is a Gaussian

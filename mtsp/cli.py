@@ -196,9 +196,17 @@ def cmd_solve(args) -> int:
 def cmd_check(args) -> int:
     from .numeric.check import check, format_report
     setup = _load(args.setup)
-    if _check_protocol(setup) not in ("ode", "reference"):
-        raise ReachError("training.protocol", f"mtsp check compares the online engine's double and mp "
-                         f"paths; the {setup.training.protocol!r} protocol has no mp path yet")
+    engine = _check_protocol(setup)
+    if engine == "replica" and not args.trajectory:
+        from .numeric.mp_replica import check_erm
+        rep = check_erm(setup, dps=args.dps, nodes=args.mp_nodes, accuracy=args.accuracy)
+        rep["accuracy"] = args.accuracy
+        _print_json(rep) if args.json else sys.stdout.write(format_report(rep) + "\n")
+        return 0
+    if engine not in ("ode", "reference"):
+        raise ReachError("training.protocol", f"mtsp check{' --trajectory' if args.trajectory else ''} "
+                         f"compares the online engine's double and mp paths (and the erm fixed point's, "
+                         f"without --trajectory); the {setup.training.protocol!r} protocol has no mp path yet")
     if not args.quiet:
         from .numeric.check import expected_text, threshold
         from .numeric.model import theory_model

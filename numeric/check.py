@@ -148,8 +148,9 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
 def format_report(rep: dict) -> str:
     acc = f", {rep['accuracy']} accuracy" if "accuracy" in rep else ""
     nodes = f", {rep['mp_nodes']} mp nodes" if rep.get("mp_nodes") else ""
-    lines = [f"check of {rep['setup']!r}: double{acc} vs mp (dps {rep['dps']}{nodes}) at t = "
-             + ", ".join(f"{t:g}" for t in rep["times"]),
+    where = ("at t = " + ", ".join(f"{t:g}" for t in rep["times"])) if rep["times"] else \
+        "at the fixed point (erm)"
+    lines = [f"check of {rep['setup']!r}: double{acc} vs mp (dps {rep['dps']}{nodes}) {where}",
              f"{'term':<12} max relative difference   threshold"]
     thr = rep.get("thresholds", {})
     for k, v in rep["terms"].items():

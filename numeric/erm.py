@@ -5,12 +5,15 @@ Per task t the reduced teacher is E T_tt Eᵀ = L_t L_tᵀ; the tasks' u_t are j
 G_ts = L_t⁺ E T_ts Eᵀ L_s⁺ᵀ (G_tt = I).  Separate inputs: one channel per task with α_t and the
 coupled prior Λ = λ I + μ L_T.  Shared inputs without coupling: each W_t is the minimiser of its own
 task on the common sample, so each task is its own single-task fixed point with the training α.
+Shared inputs with coupling: one loss channel of all tasks (the stacked reduced fields, the joint
+labels, the prox under the full metric V) with the same coupled prior.
 The errors and the test loss are those of a glm student with Q_full = Eᵀ Q_tt E and
 R_full = Eᵀ M_tt L_tᵀ E against the reduced teacher Gram Eᵀ L_t L_tᵀ E (`metrics.task_metrics`:
 argmax and cross-entropy see logits only up to the all-ones direction); training loss and error
-come from the fixed point's prox outputs (train_error's integrand jumps where argmax h_y changes,
-which the smooth rule resolves to ≈ 5e-4 at the default accuracy, 1e-4 at "high"; measured at
-MODEL.md's C = 3 point, where all other outputs agree to 1e-12 between the two).
+come from the fixed point's prox outputs; train_error of one task with C ≤ 3 without the jump of
+its indicator (`replica.train_error_by_margins`, ≤ 2e-9); for C ≥ 4 and for coupled tasks on shared
+inputs the indicator on the ω grid, accurate to O(node spacing) only (measured at MODEL.md's C = 3
+point with that route: 7e-4).
 """
 from __future__ import annotations
 
@@ -34,6 +37,10 @@ from .replica import (
 __all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
+MAX_JOINT_LABEL_DIMS = 3   # coupled tasks on shared inputs: Σ_t (C_t − 1) (`replica._joint_labels`)
+MAX_CLASSES = 5   # C = 5: minutes per point (4-dim rule, nested Genz orthants); C = 6 is out of reach
+
+
 def all_pairs_laplacian(T: int) -> np.ndarray:
     """L_T = T I − 1 1ᵀ: (μ/2) Σ_{t<s} ‖W_t − W_s‖² = (μ/2) tr(W ᵀ(L_T ⊗ I) W)."""
     return T * np.eye(T) - np.ones((T, T))
@@ -45,9 +52,10 @@ def erm_problem(setup):
     tr = setup.training
     T = model.n_tasks
     for task in setup.tasks:
-        if task.classes > 4:
+        if task.classes > MAX_CLASSES:
             raise ReachError(f"tasks.{task.name}.classes", f"the replica engine integrates "
-                                      f"C ≤ 4 classes (got {task.classes})")
+                                      f"C ≤ {MAX_CLASSES} classes (got {task.classes}): a tensor rule "
+                                      f"in C − 1 dimensions with a (C − 1)-dim orthant at every node")
     Es = [reduced_basis(c) for c in model.classes]
     Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
           for t, E in enumerate(Es)]
@@ -68,16 +76,22 @@ def erm_problem(setup):
     return model, channels, Lam, G
 
 
+def one_task_model(model: TheoryModel, t: int, ch: TaskChannel) -> TheoryModel:
+    """Task t as a one-task glm model against its reduced teacher Gram Eᵀ L Lᵀ E (the student's
+    logits z = Eᵀζ with heads I): the model whose `metrics.task_metrics` are task t's predictions."""
+    E = reduced_basis(ch.C)
+    return TheoryModel(kind="glm", K=ch.C, activation="linear", classes=(ch.C,), offsets=(0,),
+                       gram=E.T @ ch.L @ ch.L.T @ E, noise=np.array([ch.sigma]),
+                       weights=np.array([ch.weight]), shares=np.array([1.0]), inputs="shared",
+                       lr=model.lr, head_lr=model.head_lr, weight_decay=0.0, init_scale=0.0,
+                       heads0=(np.eye(ch.C),), train_heads=False, names=(model.names[t],))
+
+
 def task_predictions(model: TheoryModel, t: int, ch: TaskChannel, Q: np.ndarray, M: np.ndarray,
                      acc: Accuracy | None = None) -> dict:
     """gen_error, label_error, test_loss of task t from its block (Q, M) of the fixed point."""
     E = reduced_basis(ch.C)
-    gram = E.T @ ch.L @ ch.L.T @ E
-    one = TheoryModel(kind="glm", K=ch.C, activation="linear", classes=(ch.C,), offsets=(0,),
-                      gram=gram, noise=np.array([ch.sigma]), weights=np.array([ch.weight]),
-                      shares=np.array([1.0]), inputs="shared", lr=model.lr, head_lr=model.head_lr,
-                      weight_decay=0.0, init_scale=0.0, heads0=(np.eye(ch.C),), train_heads=False,
-                      names=(model.names[t],))
+    one = one_task_model(model, t, ch)
     st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
     m = task_metrics(one, st, acc or Accuracy())[0]
     return {"gen_error": m.gen_error, "label_error": m.label_error, "test_loss": m.test_loss}
@@ -88,26 +102,29 @@ def _offsets(sizes):
 
 
 def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None):
-    """[(task indices, FixedPoint)]: one joint fixed point (separate inputs, or coupled tasks), or
-    one per task (shared inputs without coupling).  ``start``: the `fixed_points` of a nearby setup
+    """[(task indices, FixedPoint)]: one joint fixed point (separate inputs: one loss channel per
+    task; coupled tasks on shared inputs: one joint loss channel of all tasks), or one per task
+    (shared inputs without coupling: each task is its own minimisation on the common sample).  ``start``: the `fixed_points` of a nearby setup
     of the same structure (a warm start along a sweep in α or log λ)."""
     acc = acc or ReplicaAccuracy()
     model, channels, Lam, G = erm_problem(setup)
     tr = setup.training
     T = model.n_tasks
-    if T > 1 and tr.inputs == "shared":
-        if tr.coupling > 0:
-            raise ReachError("training.coupling", "coupled tasks on shared inputs need the joint "
-                                      "loss channel of all tasks; the replica engine solves coupled "
-                                      "tasks with separate inputs only")
+    if T > 1 and tr.inputs == "shared" and tr.coupling == 0:
         parts = []
         for t, ch in enumerate(channels):
             x0 = None if start is None else (start[t][1].Q, start[t][1].M, start[t][1].V)
             fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc, x0)
             parts.append(([t], fp))
         return model, channels, parts
+    if T > 1 and tr.inputs == "shared" and sum(ch.d for ch in channels) > MAX_JOINT_LABEL_DIMS:
+        raise ReachError("training.coupling", f"coupled tasks on shared inputs share one loss channel whose "
+                         f"joint label is an orthant of Σ_t (C_t − 1) = {sum(ch.d for ch in channels)} "
+                         f"dimensions; the replica engine integrates at most {MAX_JOINT_LABEL_DIMS} "
+                         f"(two or three two-class tasks); use separate inputs, coupling 0 or `mtsp simulate`")
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
-    return model, channels, [(list(range(T)), solve_fixed_point(channels, Lam, G, acc, x0))]
+    fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=tr.inputs == "shared")
+    return model, channels, [(list(range(T)), fp)]
 
 
 def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None,
@@ -136,30 +153,40 @@ SEPARABLE_TRAIN_ERROR = 1e-9   # a train_error below this at the fixed point: se
 ACCURACIES = {
     "default": ReplicaAccuracy(),
     # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
-    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18, 0.3), layer_fraction=0.2,
-                            field_spacing=(None, 0.4, 0.4, 0.6),
-                            max_nodes=(None, 1601, 301, 81), tol=1e-12),
+    "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18, 0.3, 0.55), layer_fraction=0.2,
+                            field_spacing=(None, 0.4, 0.4, 0.6, 0.9),
+                            max_nodes=(None, 1601, 301, 81, 33), tol=1e-12),
     # coarser nodes, for exploration
-    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6), layer_fraction=0.6,
-                            field_spacing=(None, 1.0, 1.0, 1.2),
+    "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6, 1.0), layer_fraction=0.6,
+                            field_spacing=(None, 1.0, 1.0, 1.2, 1.4),
+                            max_nodes=(None, 801, 201, 61, 19),
                             tol=1e-8),
 }
 
 
 def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
-                     precision: str = "double"):
+                     precision: str = "double", dps: int = 30, mp_nodes: int | None = None):
     """`numeric.solve.solve` for the erm protocol: a SolveResult with engine "replica", times None,
     one-entry lists per task (MODEL.md), train_loss / train_error, and with ``single`` the
     single-task baseline of every task of nonzero weight (`Setup.single`: the task alone with its
-    data, the coupling dropped).  stats: the fixed points' residuals and iteration counts."""
+    data, the coupling dropped).  stats: the fixed points' residuals and iteration counts.
+    ``precision="mp"``: the double fixed point polished in mpmath at ``dps`` digits and its
+    predictions in mp (`mp_replica.solve_erm_mp`; ``mp_nodes`` per axis, default the double's
+    rule), printed as doubles; stats add the mp residual."""
     from .solve import SolveResult
-    if precision != "double":
-        raise ReachError("precision", f"the replica engine runs in double precision only "
-                                  f"(got {precision!r})")
+    if precision not in ("double", "mp"):
+        raise RequestError("precision", f"double | mp (got {precision!r})")
     if accuracy not in ACCURACIES:
         raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
     out = solve_erm(setup, acc)
+    mp_residual = None
+    if precision == "mp":
+        from .mp_replica import solve_erm_mp
+        mp_out = solve_erm_mp(setup, acc, dps, mp_nodes, double=out)
+        for name, pred in mp_out["tasks"].items():
+            out["tasks"][name] = {key: [float(v)] for key, v in pred.items()}
+        mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
     for name in separable:
         print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "
@@ -174,10 +201,16 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
                       stats={"residual": max(out["stats"]["residual"]),
                              "iterations": sum(out["stats"]["iterations"]),
                              "separable": ",".join(separable) or "none"})
+    if mp_residual is not None:
+        res.stats["mp_residual"] = mp_residual
     if single:
         res.single = {}
         for t, task in enumerate(setup.tasks):
             if task.weight == 0:
+                continue
+            if precision == "mp":
+                res.single[task.name] = solve_erm_result(setup.single(t), accuracy=accuracy, precision="mp",
+                                                         dps=dps, mp_nodes=mp_nodes).tasks[task.name]
                 continue
             alone = solve_erm(setup.single(t), acc)
             res.single[task.name] = alone["tasks"][task.name]

@@ -457,7 +457,8 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     engine = check_protocol(setup, engine)
     if engine == "replica":
         from .erm import solve_erm_result
-        return solve_erm_result(setup, single=single, accuracy=accuracy, precision=precision)
+        return solve_erm_result(setup, single=single, accuracy=accuracy, precision=precision, dps=dps,
+                                mp_nodes=mp_nodes)
     if engine == "dmft":
         from .dmft.solve import solve_full_batch
         return solve_full_batch(setup, single=single, engine=engine, precision=precision,

@@ -139,11 +139,12 @@ def test_finite_data_theory_refused(tmp_path, capsys, text, command):
     assert not out_dir.exists()
 
 
-@pytest.mark.parametrize("text", [ERM, FULL_BATCH])
-def test_check_refuses_protocols_without_an_mp_path(tmp_path, capsys, text):
-    """erm (replica) and full_batch (dmft) have theory engines but no mp path: `mtsp check`
-    refuses them with exit 2."""
-    assert main(["check", write(tmp_path, text)]) == 2
+@pytest.mark.parametrize("text, extra", [(ERM, ["--trajectory"]), (FULL_BATCH, [])])
+def test_check_refuses_protocols_without_an_mp_path(tmp_path, capsys, text, extra):
+    """full_batch (dmft) has a theory engine but no mp path, erm (replica) no mp trajectory (its
+    fixed point is checked without --trajectory, tests/test_replica.py): `mtsp check` refuses them
+    with exit 2."""
+    assert main(["check", write(tmp_path, text), *extra]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("mtsp: error: training.protocol: mtsp check")
     assert err.count("\n") == 1
