@@ -110,9 +110,9 @@ def main():
     t0 = time.perf_counter()
     multi = solve_dmft(s, agree)
     t1 = time.perf_counter()
-    with_single = solve_full_batch(s, single=True, opts=agree)
+    solve_full_batch(s, single=True, opts=agree)
     t2 = time.perf_counter()
-    default = solve_dmft(s)
+    solve_dmft(s)
     t3 = time.perf_counter()
     print(f"DMFT {multi.stats['steps']} steps, 4 × 3000 paths (600 response): {t1 - t0:.1f} s; "
           f"with the single-task baselines: {t2 - t1:.1f} s; defaults (8 × 4000, 1000): "

@@ -27,17 +27,21 @@ def double_kernel():
     h = hashlib.sha256()
     def fn(p):
         z = np.hstack([np.zeros((p.shape[0], 1)), p[:, :2]])
-        e = np.exp(z - z.max(1, keepdims=True)); s = e / e.sum(1, keepdims=True)
+        e = np.exp(z - z.max(1, keepdims=True))
+        s = e / e.sum(1, keepdims=True)
         return np.hstack([s, np.log(e.sum(1, keepdims=True)) + z.max(1, keepdims=True)]), s
     vals = []
     for trial in range(60):
         n = 6
-        X = rng.standard_normal((n, n - (trial % 3 == 0))); cov = X @ X.T / n
+        X = rng.standard_normal((n, n - (trial % 3 == 0)))
+        cov = X @ X.T / n
         F = gaussian_factor(cov)
-        nc = trial % 4; A = rng.standard_normal((nc, n))
+        nc = trial % 4
+        A = rng.standard_normal((nc, n))
         if nc >= 2 and trial % 5 == 0:
             A[1] = -A[0] + 0.3 * A[1]
-        P = rng.standard_normal((2, n)); L = rng.standard_normal((2, n))
+        P = rng.standard_normal((2, n))
+        L = rng.standard_normal((2, n))
         kw = [dict(budget=4000), dict(rule="product", n_cone=10, n_gh=8), dict(budget=200000), dict(rule="qmc", n_qmc=2**10),
               dict(budget=3000, split_wide=True), dict(rule="rqmc", n_qmc=256, replicates=4)][trial % 6]
         cone = (A, np.array([i % 2 == 0 for i in range(nc)])) if trial % 7 == 0 and nc else A
@@ -58,7 +62,8 @@ def double_kernel():
 
 
 def double_linear_terms():
-    h = hashlib.sha256(); n = 0
+    h = hashlib.sha256()
+    n = 0
     for C, K, inputs, kind in [(3, 2, "shared", "shared"), (2, 2, "shared", "shared"), (3, 1, "shared", "shared"),
                                (3, 2, "separate", "shared"), (3, None, "shared", "glm"), ((3, 2), 2, "shared", "shared")]:
         cl = C if isinstance(C, tuple) else (C, C)
@@ -80,7 +85,8 @@ def double_linear_terms():
                     v = terms[key]
                     items = sorted(v.items()) if isinstance(v, dict) else list(enumerate(v)) if isinstance(v, list) else [(0, v)]
                     for k, x in items:
-                        h.update(np.ascontiguousarray(np.asarray(x, float)).tobytes()); n += 1
+                        h.update(np.ascontiguousarray(np.asarray(x, float)).tobytes())
+                        n += 1
     print(n, h.hexdigest())
 
 
@@ -89,15 +95,18 @@ def mp_kernel():
     rng = np.random.default_rng(5)
     def fn(p):
         z = [mpmath.mpf(0)] + list(p[:2])
-        m = max(z); e = [mpmath.exp(x - m) for x in z]; s = mpmath.fsum(e)
+        m = max(z)
+        e = [mpmath.exp(x - m) for x in z]
+        s = mpmath.fsum(e)
         return [x / s for x in e] + [m + mpmath.log(s)], [x / s for x in e]
-    out = []
     t_all = time.perf_counter()
     for case, (nc, npj, nodes) in enumerate([(0, 1, None), (0, 2, None), (1, 1, None), (2, 0, None), (2, 1, 16),
                                               (1, 2, 16), (2, 2, 10), (3, 0, None), (2, 1, None), (3, 1, 8)]):
         n = 6
-        X = rng.standard_normal((n, n)); cov = X @ X.T / n
-        A = rng.standard_normal((nc, n)); P = rng.standard_normal((max(npj, 2), n))[:max(npj, 2)]
+        X = rng.standard_normal((n, n))
+        cov = X @ X.T / n
+        A = rng.standard_normal((nc, n))
+        P = rng.standard_normal((max(npj, 2), n))[:max(npj, 2)]
         L = rng.standard_normal((2, n))
         F = mp_factor(cov)
         t0 = time.perf_counter()

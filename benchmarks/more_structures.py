@@ -5,7 +5,6 @@ inputs; relu K = 3 on shared inputs), six classes, wide linear and tanh trunks (
     PYTHONPATH=. python benchmarks/more_structures.py
 """
 import time
-import numpy as np
 from mtsp.setup import setup_from_dict
 from mtsp.numeric.solve import solve
 from mtsp.validate.simulate import simulate
@@ -26,11 +25,17 @@ cases = [
 for name, d in cases:
     d["name"] = name
     s = setup_from_dict(d)
-    t0 = time.perf_counter(); th = solve(s).to_json_dict(); t1 = time.perf_counter()
-    sim = simulate(s, N=1000, seeds=8, grid=0).to_json_dict(); t2 = time.perf_counter()
-    worst = 0; ok = True
+    t0 = time.perf_counter()
+    th = solve(s).to_json_dict()
+    t1 = time.perf_counter()
+    sim = simulate(s, N=1000, seeds=8, grid=0).to_json_dict()
+    t2 = time.perf_counter()
+    worst = 0
+    ok = True
     for tn, v in th["tasks"].items():
         for k in range(2):
-            diff = abs(v["gen_error"][k] - sim["tasks"][tn]["gen_error"][k]); se = sim["tasks"][tn]["gen_error_se"][k]
-            worst = max(worst, diff / se); ok &= diff <= 4 * se + 0.005
+            diff = abs(v["gen_error"][k] - sim["tasks"][tn]["gen_error"][k])
+            se = sim["tasks"][tn]["gen_error_se"][k]
+            worst = max(worst, diff / se)
+            ok &= diff <= 4 * se + 0.005
     print(f"[{'ok' if ok else 'FAIL'}] {name}: theory {t1-t0:.1f}s sim {t2-t1:.1f}s max|z| {worst:.2f}", flush=True)

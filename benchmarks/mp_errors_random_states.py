@@ -2,8 +2,11 @@
 nodes (32/24, 48/32, 64/48) against (128/64) on random setups and times, logits scaled ×1 or ×3.
 Run: PYTHONPATH=. python benchmarks/mp_errors_random_states.py SEED TRIALS (session 8: seed 1, 40 trials,
 benchmarks/results/mp_errors_random_states_seed1.txt)."""
-import sys, time, random; sys.path.insert(0, ".")
-import numpy as np, mpmath
+import sys
+import time
+import random
+sys.path.insert(0, ".")
+import mpmath
 from mtsp.setup import setup_from_dict
 from mtsp.numeric.solve import solve
 from mtsp.numeric.model import theory_model, State
@@ -12,8 +15,11 @@ from mtsp.numeric import mp_errors
 rng = random.Random(int(sys.argv[1]))
 worst = {}
 for trial in range(int(sys.argv[2])):
-    act = rng.choice(["tanh", "erf", "relu"]); K = rng.choice([1, 2, 2]); C = rng.choice([2, 3])
-    norm = rng.choice([1.0, 3.0, 6.0]); al = rng.uniform(0, 0.95)
+    act = rng.choice(["tanh", "erf", "relu"])
+    K = rng.choice([1, 2, 2])
+    C = rng.choice([2, 3])
+    norm = rng.choice([1.0, 3.0, 6.0])
+    al = rng.uniform(0, 0.95)
     su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": rng.choice([0.0, 0.3, 1.0])},
                                     {"name": "B", "classes": rng.choice([2, 3]), "noise": 0.0}],
                           "teacher": {"alignment": al, "norm": norm},
@@ -24,12 +30,14 @@ for trial in range(int(sys.argv[2])):
     st = m.unpack(solve(su, processes=1).trajectory(tt))
     st = State(st.Q, st.R, tuple(v * rng.choice([1.0, 3.0]) for v in st.V))
     with mpmath.workdps(20):
-        sm = mp_state(st); Cm = field_cov_mp(m, sm)
+        sm = mp_state(st)
+        Cm = field_cov_mp(m, sm)
         t0 = time.perf_counter()
         try:
             ref = mp_errors.nonlinear_metrics_mp(m, sm, Cm, 0, nodes=128, loss_nodes=64)
         except NotImplementedError as e:
-            print(trial, "refused", e); continue
+            print(trial, "refused", e)
+            continue
         tref = time.perf_counter() - t0
         row = []
         for n, ln in [(32, 24), (48, 32), (64, 48)]:

@@ -17,7 +17,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 from mtsp.numeric.erm import solve_erm
 from mtsp.validate.erm import run_erm

@@ -94,13 +94,13 @@ def nonlinear_integrands(s, display: bool = False) -> HIntegrands:
         return sp.Matrix(rows, cols, f)
     plain = []
     for t, u in s.pairs():
-        plain.append((f"Eaa{t}{u}", mat(K, K, lambda k, l: a[t][k] * a[u][l])))
+        plain.append((f"Eaa{t}{u}", mat(K, K, lambda k, k2: a[t][k] * a[u][k2])))
         Cu = classes[u]
-        plain.append((f"Eab{t}{u}", mat(K, K, lambda k, l: a[t][k] * sum(p[u][c] * b[u][c][l] for c in range(Cu)))))
+        plain.append((f"Eab{t}{u}", mat(K, K, lambda k, k2: a[t][k] * sum(p[u][c] * b[u][c][k2] for c in range(Cu)))))
     for t, C in enumerate(classes):
         plain.append((f"Esg{t}", mat(C, K, lambda c, k: sm[t][c] * g[k])))
         plain.append((f"Eyg{t}", mat(C, K, lambda c, k: p[t][c] * g[k])))
-        plain.append((f"Ebb{t}", mat(K, K, lambda k, l: sum(p[t][c] * b[t][c][k] * b[t][c][l] for c in range(C)))))
+        plain.append((f"Ebb{t}", mat(K, K, lambda k, k2: sum(p[t][c] * b[t][c][k] * b[t][c][k2] for c in range(C)))))
         plain.append((f"Ebl{t}", mat(K, K + M, lambda k, j: sum(b[t][c][k] * L[t][c][j] for c in range(C)))))
         plain.append((f"Lse{t}", sp.Matrix([[lse[t]]])))
         plain.append((f"Eyz{t}", sp.Matrix([[sum(p[t][c] * z[t][c] for c in range(C))]])))
@@ -114,7 +114,7 @@ def nonlinear_integrands(s, display: bool = False) -> HIntegrands:
                 q = [_sym(f"q_{c}") for c in range(classes[a_])]
                 ba = [dg[k] * sum(q[c] * V[a_][c, k] for c in range(classes[a_])) for k in range(K)]
                 for d in range(classes[b_]):
-                    label_label[a_, b_, d] = mat(K, K, lambda k, l: ba[k] * dg[l] * V[b_][d, l])
+                    label_label[a_, b_, d] = mat(K, K, lambda k, k2: ba[k] * dg[k2] * V[b_][d, k2])
     return HIntegrands(plain, linear, label_label, "V, h, g, dg, p, v, Alam, Cl")
 
 

@@ -24,7 +24,6 @@ def _shown(e):
 
 
 def equation_sheet(s: OnlineSystem, setup_name: str = "", model=None) -> str:
-    n = len(s.classes)
     K, M = s.K, s.M
     kind = "glm (frozen identity heads, K = M)" if not s.train_heads else "shared trunk"
     act = "linear" if s.linear else s.key[3]

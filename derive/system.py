@@ -88,7 +88,7 @@ class OnlineSystem:
 
 def _label_closed_forms(sysm: OnlineSystem, t: int):
     """P_t[c] and L_t[c] = E[1{y_t=c} ℓ], ℓ = (h, λ), in closed form (None where too large)."""
-    C, o, K = sysm.classes[t], sysm.offsets[t], sysm.K
+    C, o = sysm.classes[t], sysm.offsets[t]
     blk = slice(o, o + C)
     S_nu = sysm.T[blk, blk] + sysm.sigma[t] ** 2 * sp.eye(C)
     cov_l_nu = sp.Matrix.vstack(sysm.R[:, blk], sysm.T[:, blk])  # Cov(ℓ, ν_t)
@@ -157,36 +157,36 @@ def _finish(s: OnlineSystem, m1, m2, mv):
 
 def _assemble_linear(s: OnlineSystem):
     K, n, L_ = s.K, len(s.classes), s.K + s.M
-    I = s.integrals
+    ints = s.integrals
     A, B, Y, P, L, PP = {}, {}, {}, {}, {}, {}
     for t, C in enumerate(s.classes):
         A[t] = _mat(f"A{t}", C, L_)
-        I[f"A{t}"] = (A[t], rf"E[s_{t}(z_{t})\,\ell^\top],\ \ell=(h,\lambda)", C - 1)
-        I[f"Lse{t}"] = (sp.Matrix([[sp.Symbol(f"Lse{t}")]]), rf"E[\log\sum_c e^{{z_{{{t}c}}-z_{{{t}0}}}}]", C - 1)
+        ints[f"A{t}"] = (A[t], rf"E[s_{t}(z_{t})\,\ell^\top],\ \ell=(h,\lambda)", C - 1)
+        ints[f"Lse{t}"] = (sp.Matrix([[sp.Symbol(f"Lse{t}")]]), rf"E[\log\sum_c e^{{z_{{{t}c}}-z_{{{t}0}}}}]", C - 1)
         Pc, Lc = _label_closed_forms(s, t)
         if Pc is None:
             P[t] = _mat(f"P{t}", C, 1)
-            I[f"P{t}"] = (P[t], rf"P(y_{t}=c)", C - 1)
+            ints[f"P{t}"] = (P[t], rf"P(y_{t}=c)", C - 1)
         else:
             P[t] = _mat(f"P{t}", C, 1)
             s.closed[f"P{t}"] = (P[t], Pc)
         L[t] = _mat(f"L{t}", C, L_)
         if Lc is None:
-            I[f"L{t}"] = (L[t], rf"E[1\{{y_{t}=c\}}\,\ell]", C - 1)
+            ints[f"L{t}"] = (L[t], rf"E[1\{{y_{t}=c\}}\,\ell]", C - 1)
         else:
             s.closed[f"L{t}"] = (L[t], Lc)
     for t, u in s.pairs():
         Ct, Cu = s.classes[t], s.classes[u]
         if t <= u:
             B[t, u] = _mat(f"B{t}{u}", Ct, Cu)
-            I[f"B{t}{u}"] = (B[t, u], rf"E[s_{t} s_{u}^\top]", (Ct - 1) + (Cu - 1 if u != t else 0))
+            ints[f"B{t}{u}"] = (B[t, u], rf"E[s_{t} s_{u}^\top]", (Ct - 1) + (Cu - 1 if u != t else 0))
         Y[t, u] = _mat(f"Y{t}{u}", Ct, Cu)
         # C_t ≤ 3: P(y_t = c | z_u) in closed form (Φ, Φ₂) inside one integral over z_u's differences
-        I[f"Y{t}{u}"] = (Y[t, u], rf"E[P(y_{t}=c \mid z_{u})\,s_{u}(z_{u})]" if Ct <= 3 else
+        ints[f"Y{t}{u}"] = (Y[t, u], rf"E[P(y_{t}=c \mid z_{u})\,s_{u}(z_{u})]" if Ct <= 3 else
                          rf"E[1\{{y_{t}=c\}}\,s_{u}(z_{u})]", (Cu - 1) if Ct <= 3 else (Ct - 1) + (Cu - 1))
         if t < u:
             PP[t, u] = _mat(f"PP{t}{u}", Ct, Cu)
-            I[f"PP{t}{u}"] = (PP[t, u], rf"P(y_{t}=c, y_{u}=d)", (Ct - 1) + (Cu - 1))
+            ints[f"PP{t}{u}"] = (PP[t, u], rf"P(y_{t}=c, y_{u}=d)", (Ct - 1) + (Cu - 1))
     V = s.V
     m1, mv, m2 = [], [], {}
     for t in range(n):
@@ -214,29 +214,29 @@ def _assemble_nonlinear(s: OnlineSystem):
 
     def lab(C):
         return K if C <= 3 else K + C - 1
-    I = s.integrals
+    ints = s.integrals
     Eal, Ebl, Esg, Eyg, Eaa, Eab, Ebb, Ebb2 = {}, {}, {}, {}, {}, {}, {}, {}
     for t, C in enumerate(s.classes):
         Eal[t] = _mat(f"Eal{t}", K, L_)
-        I[f"Eal{t}"] = (Eal[t], rf"E[a_{t}(h)\,\ell^\top]", K)
+        ints[f"Eal{t}"] = (Eal[t], rf"E[a_{t}(h)\,\ell^\top]", K)
         Ebl[t] = _mat(f"Ebl{t}", K, L_)
-        I[f"Ebl{t}"] = (Ebl[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}(h)\,\ell^\top]", lab(C))
+        ints[f"Ebl{t}"] = (Ebl[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}(h)\,\ell^\top]", lab(C))
         Esg[t] = _mat(f"Esg{t}", C, K)
-        I[f"Esg{t}"] = (Esg[t], rf"E[s_{t}\,g(h)^\top]", K)
+        ints[f"Esg{t}"] = (Esg[t], rf"E[s_{t}\,g(h)^\top]", K)
         Eyg[t] = _mat(f"Eyg{t}", C, K)
-        I[f"Eyg{t}"] = (Eyg[t], rf"E[1\{{y_{t}=c\}}\,g(h)]", lab(C))
+        ints[f"Eyg{t}"] = (Eyg[t], rf"E[1\{{y_{t}=c\}}\,g(h)]", lab(C))
         Ebb[t] = _mat(f"Ebb{t}", K, K)
-        I[f"Ebb{t}"] = (Ebb[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}b_{{{t}c}}^\top]", lab(C))
-        I[f"Lse{t}"] = (sp.Matrix([[sp.Symbol(f"Lse{t}")]]), rf"E[\log\sum_c e^{{z_{{{t}c}}}}]", K)
-        I[f"Eyz{t}"] = (sp.Matrix([[sp.Symbol(f"Eyz{t}")]]), rf"\sum_c E[1\{{y_{t}=c\}} z_{{{t}c}}]", lab(C))
+        ints[f"Ebb{t}"] = (Ebb[t], rf"\sum_c E[1\{{y_{t}=c\}}\,b_{{{t}c}}b_{{{t}c}}^\top]", lab(C))
+        ints[f"Lse{t}"] = (sp.Matrix([[sp.Symbol(f"Lse{t}")]]), rf"E[\log\sum_c e^{{z_{{{t}c}}}}]", K)
+        ints[f"Eyz{t}"] = (sp.Matrix([[sp.Symbol(f"Eyz{t}")]]), rf"\sum_c E[1\{{y_{t}=c\}} z_{{{t}c}}]", lab(C))
     for t, u in s.pairs():
         Eaa[t, u] = _mat(f"Eaa{t}{u}", K, K)
-        I[f"Eaa{t}{u}"] = (Eaa[t, u], rf"E[a_{t} a_{u}^\top]", K)
+        ints[f"Eaa{t}{u}"] = (Eaa[t, u], rf"E[a_{t} a_{u}^\top]", K)
         Eab[t, u] = _mat(f"Eab{t}{u}", K, K)
-        I[f"Eab{t}{u}"] = (Eab[t, u], rf"\sum_c E[1\{{y_{u}=c\}}\,a_{t} b_{{{u}c}}^\top]", lab(s.classes[u]))
+        ints[f"Eab{t}{u}"] = (Eab[t, u], rf"\sum_c E[1\{{y_{u}=c\}}\,a_{t} b_{{{u}c}}^\top]", lab(s.classes[u]))
         if t < u:
             Ebb2[t, u] = _mat(f"Ebb2{t}{u}", K, K)
-            I[f"Ebb2{t}{u}"] = (Ebb2[t, u], rf"\sum_{{cd}} E[1\{{y_{t}=c,y_{u}=d\}}\,b_{{{t}c}} b_{{{u}d}}^\top]",
+            ints[f"Ebb2{t}{u}"] = (Ebb2[t, u], rf"\sum_{{cd}} E[1\{{y_{t}=c,y_{u}=d\}}\,b_{{{t}c}} b_{{{u}d}}^\top]",
                                 K + s.classes[u] - 1 if max(s.classes[t], s.classes[u]) <= 3
                                 else K + s.classes[t] + s.classes[u] - 2)
     m1 = [Eal[t] - Ebl[t] for t in range(n)]

@@ -42,7 +42,6 @@ from scipy.linalg import expm
 from mtsp.errors import RequestError
 
 from .metrics import task_metrics
-from .model import State
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp
 
 __all__ = ["certify", "format_certificate"]

@@ -24,7 +24,6 @@ from itertools import product
 
 import mpmath
 import numpy as np
-from mpmath import mp
 
 from mtsp.errors import ConvergenceError, ReachError
 

@@ -4,7 +4,6 @@ the sweep's estimate and check's verdict."""
 import importlib.util
 import io
 import json
-import math
 import os
 import signal
 import subprocess

@@ -12,7 +12,7 @@ from mtsp.numeric import sweep as sweep_mod
 from mtsp.numeric.solve import solve
 from mtsp.numeric.sweep import (SweepError, SweepResult, check_key, parse_values, parse_vary,
                                 point_setup, setup_toml, single_key, sweep)
-from mtsp.setup import SetupError, load_setup, setup_from_toml
+from mtsp.setup import SetupError, setup_from_toml
 
 # two small tasks, a one-unit shared trunk, separate inputs with unequal shares (so the single-task
 # baselines run at pi_t * t), two times: cheap, and every rule of the sweep is exercised

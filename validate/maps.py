@@ -19,7 +19,6 @@ matplotlib's Agg canvas directly (no pyplot, no global backend change).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

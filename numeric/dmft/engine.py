@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtsp.errors import ReachError, RequestError
+from mtsp.errors import RequestError
 from scipy.linalg import solve_triangular
 
 __all__ = ["DmftTrajectory", "run_dmft"]
@@ -311,12 +311,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         g_src = xp.put(g_src, np.float32)
         src_scale = -1.0 / np.sqrt(alpha * m)
         src_w = np.sqrt(m * weights(m))[:, None]                  # 1 for uniform weights
-    I = np.eye(d)
+    eye = np.eye(d)
     # kernels stored flat: X[k d + a, l d + b] = X(k, l)[a, b]; chi's column block j + 1 holds
     # χ(·, j) (block 0: the initial condition, j = −1)
     Kd = (K + 1) * d
     chi = np.zeros((Kd, Kd))
-    chi[:d, :d] = I
+    chi[:d, :d] = eye
     R = np.zeros((Kd, Kd))
     Cd = np.zeros((Kd, Kd))
     Cdiag = np.zeros((K + 1, d, d))
@@ -388,7 +388,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
         r1 = slice(kd + d, kd + 2 * d)
         chi[r1, :kd + d] = decay_step[k] * chi[rk, :kd + d] - a[k] * (R[rk, :kd + d] @ chi[:kd + d, :kd + d])
-        chi[r1, r1] = I
+        chi[r1, r1] = eye
         M[k + 1] = decay_step[k] * M[k] - a[k] * ((w_all[:, None] * delta).T @ data.lam)
         state = loss.advance(state, h, data, steps[k])
     times = np.concatenate([[0.0], np.cumsum(steps)])

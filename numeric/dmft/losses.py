@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtsp.errors import ReachError, RequestError
+from mtsp.errors import RequestError
 
 __all__ = ["CrossEntropy", "PathData", "SampleLoss", "centred_basis", "sqrt_psd"]
 
