@@ -459,9 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--single", action="store_true", help="add single-task baselines")
     p.add_argument("--json", action="store_true", help="print one JSON object (MODEL.md schema)")
     p.add_argument("--precision", choices=["double", "mp"], default="double",
-                   help="mp: the whole ODE in mpmath (C ≤ 3; linear trunks/glm, nonlinear trunks "
-                        "with K ≤ 3; slow: it prints its quadrature points and the time of each "
-                        "right-hand side)")
+                   help="mp: online — the whole ODE in mpmath (C ≤ 3; linear trunks/glm, nonlinear "
+                        "trunks with K ≤ 3; slow: it prints its quadrature points and the time of "
+                        "each right-hand side); erm — the double fixed point polished by Newton "
+                        "steps of the mpmath fixed-point map (one loss channel per task, C ≤ 3)")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
     p.add_argument("--mp-nodes", type=_positive_int, default=None,
                    help="mp: quadrature nodes per integrated dimension (default 24; the cost grows "
