@@ -45,7 +45,7 @@ from mtsp.errors import ReachError, RequestError
 from .cone import MP, condition, label_cones
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import (DEFAULT_NODES, _obj, bivariate_ncdf, cone_expectation_mp, gauss_hermite_mp, ncdf, rank_tol,
+from .mp_quadrature import (DEFAULT_NODES, _obj, bivariate_ncdf, cone_expectation_mp, gauss_hermite_mp, ncdf,
                             tanh_sinh01_mp, truncated_normal_nodes)
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
@@ -196,7 +196,7 @@ def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
     diag = [S[k, k] for k in range(n)]
     try:
         L = mpmath.cholesky(S0)
-        ok = min(L[k, k] ** 2 / diag[k] for k in range(n)) > rank_tol()
+        ok = min(L[k, k] ** 2 / diag[k] for k in range(n)) > MP.rank_tol()
     except (ZeroDivisionError, ValueError):
         ok = False
     if not ok:
