@@ -34,7 +34,7 @@ import mpmath
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "gaussian_factor", "genz", "orthonormalise_rows", "orthant_probability",
+__all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "condition", "label_cones", "gaussian_factor", "genz", "orthonormalise_rows", "orthant_probability",
            "wide_sector_halves"]
 
 RANK_TOL = 1e-11
@@ -66,6 +66,13 @@ class _Double:
 
     def matmul(self, A, B):
         return A @ B
+
+    def pinv(self, M):
+        """Moore–Penrose pseudo-inverse (singular values below 1e-10 of the largest dropped)."""
+        return np.linalg.pinv(M, rcond=1e-10)
+
+    def eye(self, n):
+        return np.eye(n)
 
     def smooth_basis(self, Pperp, top, tol):
         """(E₂, C₂) with Pperp = C₂ E₂, E₂ orthonormal rows: the singular directions above
@@ -154,6 +161,18 @@ class _Mp:
                 out[i, j] = self.dot(A[i], B[:, j])
         return out
 
+    def pinv(self, M):
+        """Mᵀ (M Mᵀ)⁻¹ (M of full row rank; ZeroDivisionError where M Mᵀ is singular)."""
+        G = mpmath.inverse(mpmath.matrix(self.matmul(M, M.T).tolist()))
+        n = M.shape[0]
+        return self.matmul(M.T, np.array([[G[i, j] for j in range(n)] for i in range(n)], dtype=object).reshape(n, n))
+
+    def eye(self, n):
+        out = self.zeros((n, n))
+        for i in range(n):
+            out[i, i] = mpmath.mpf(1)
+        return out
+
     def smooth_basis(self, Pperp, top, tol):
         """(E₂, C₂) with Pperp = C₂ E₂: eigenvectors of the Gram Pperp Pperpᵀ (mp.eigsy) above
         (tol · 1e3 · ``top``)², largest first."""
@@ -234,6 +253,30 @@ def gaussian_factor(ar, cov, tol=None):
     if scale == 0.0:
         return ar.zeros((cov.shape[0], 0))
     return vecs[:, keep] * ar.sqrt(vals[keep])
+
+
+def condition(ar, FX, Fx):
+    """Gaussian conditioning: for X = FX ζ and x = Fx ζ, ζ ~ N(0, I), X | x ~ N(A x, S) with
+    A = FX Fx⁺, S = FX (I − Fx⁺ Fx) FXᵀ.  Returns (A, S, Fx Fxᵀ = Cov(x), I − Fx⁺ Fx)."""
+    Pinv = ar.pinv(Fx)
+    proj = ar.eye(Fx.shape[1]) - ar.matmul(Pinv, Fx)
+    return ar.matmul(FX, Pinv), ar.matmul(ar.matmul(FX, proj), FX.T), ar.matmul(Fx, Fx.T), proj
+
+
+def label_cones(ar, FX, Fx, Flam=None):
+    """The label events given x: X = FX ζ the label fields (one row per class), class c the cone
+    u_c = D_c X > 0, D_c = (e_c − e_j)_{j≠c}; given x = Fx ζ, u_c ~ N(D_c A x, D_c S D_cᵀ) and
+    Cov(λ, u_c | x) = Flam (I − Fx⁺ Fx) FXᵀ D_cᵀ for λ = Flam ζ (`condition`).  Returns
+    ([(D_c A, D_c S D_cᵀ, Cov(λ, u_c | x) or None) per class], `condition`'s (A, S, Cov(x), I − Fx⁺ Fx))."""
+    cond = condition(ar, FX, Fx)
+    A, S, _, proj = cond
+    Clx = None if Flam is None else ar.matmul(ar.matmul(Flam, proj), FX.T)
+    eye = ar.eye(FX.shape[0])
+    cones = []
+    for c in range(FX.shape[0]):
+        D = np.array([eye[c] - eye[j] for j in range(len(eye)) if j != c])
+        cones.append((ar.matmul(D, A), ar.matmul(ar.matmul(D, S), D.T), None if Clx is None else ar.matmul(Clx, D.T)))
+    return cones, cond
 
 
 def orthonormalise_rows(ar, rows, tol):

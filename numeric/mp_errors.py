@@ -71,7 +71,7 @@ from .metrics import _crossings, _tie_pairs
 from .mp_nonlinear import _Conditional, _JointOrthant, _cone_given, _labels_given, _probabilities, _softmax, _vec
 from .mp_nonlinear import _g as _g_and_derivative
 from .mp_pointwise import ACTIVATION_INVERSES, cone1_probability, cone2_probability
-from .mp_quadrature import _truncated_normal, bivariate_ncdf, span_for_nodes, tanh_sinh01_mp, truncated_normal_nodes
+from .mp_quadrature import _truncated_normal, bivariate_ncdf, mp_factor, span_for_nodes, tanh_sinh01_mp, truncated_normal_nodes
 
 __all__ = ["nonlinear_metrics_mp", "check_errors_mp", "ERROR_NODES"]
 
@@ -195,7 +195,7 @@ class _SlabCone:
         return self.orthant([a[0], a[1], b])
 
 
-def _label_logits_mp(C, rows, H, V, act, Q, n):
+def _label_logits_mp(F, rows, H, V, act, Q, n):
     """E[z_y(h)] = Σ_{c,k} V_ck E[1{y = c} g(h_k)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)]
     (tower property: each term depends on h only through h_k), so the label part of the test
     loss is K one-dimensional integrals of closed-form label probabilities given one field
@@ -206,7 +206,7 @@ def _label_logits_mp(C, rows, H, V, act, Q, n):
     for k in range(K):
         if not Q[k, k] > 0:           # h_k ≡ 0 and g(0) = 0
             continue
-        labs = _labels_given(C, rows, None, [H[k]])
+        labs = _labels_given(F, rows, None, [H[k]])
         sd = mpmath.sqrt(Q[k, k])
         for x, w in _outer_nodes(n):
             if w <= 0:
@@ -230,9 +230,10 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     H = _vec(model.rows_h())
     V = st.V[t]
     Ct = V.rows
+    F = mp_factor(C)
     try:           # the labels given h: Gaussian conditioning on h, which needs Q invertible
-        lab_clean = _labels_given(C, _vec(model.rows_lambda(t)), None, H)
-        lab_noisy = _labels_given(C, _vec(model.rows_nu(t)), None, H) if label else None
+        lab_clean = _labels_given(F, _vec(model.rows_lambda(t)), None, H)
+        lab_noisy = _labels_given(F, _vec(model.rows_nu(t)), None, H) if label else None
     except ZeroDivisionError:
         raise ReachError("precision", f"the mp errors of nonlinear trunks need a nonsingular Q (K = {K}): "
                          "the hidden fields are linearly dependent here") from None
@@ -267,7 +268,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
         return _argmax(logits(h))
 
     def finish():
-        tl = (acc[2] - _label_logits_mp(C, _vec(model.rows_nu(t)), H, V, act, Qm, LABEL_LOGIT_NODES)
+        tl = (acc[2] - _label_logits_mp(F, _vec(model.rows_nu(t)), H, V, act, Qm, LABEL_LOGIT_NODES)
               if loss else None)
         return _finish(acc, label, tl)
 
@@ -281,7 +282,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
                 acc[2] += weight * _softmax(logits(h))[1]
 
         planes = []           # the teacher's steep layers: ties of E[λ_t | h] = A h (the same for ν_t)
-        A = _Conditional(C, _vec(model.rows_lambda(t)), H).A
+        A = _Conditional(F, _vec(model.rows_lambda(t)), H).A
         for c, d in _tie_pairs(A.rows):
             planes.append([A[c, k] - A[d, k] for k in range(3)])
         _cut_rule_k3(act, Qm, V, planes, n, add, decision)
@@ -335,7 +336,7 @@ def nonlinear_metrics_mp(model: TheoryModel, st, C, t: int, nodes: int | None = 
     kappas = []
     # the teacher's steep layers: ties of E[λ_t | h] and E[ν_t | h], lines h₂ = κh₁
     for rows in [model.rows_lambda(t)] + ([model.rows_nu(t)] if label else []):
-        A = _Conditional(C, _vec(rows), H).A
+        A = _Conditional(F, _vec(rows), H).A
         for c, d in _tie_pairs(A.rows):
             b0, b1 = A[c, 0] - A[d, 0], A[c, 1] - A[d, 1]
             if abs(b1) > mpmath.mpf(10) ** (-mpmath.mp.dps + 5) * max(abs(b0), abs(b1)):

@@ -42,9 +42,10 @@ import numpy as np
 
 from mtsp.errors import ReachError, RequestError
 
+from .cone import MP, condition, label_cones
 from .model import TheoryModel
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import (DEFAULT_NODES, bivariate_ncdf, cone_expectation_mp, gauss_hermite_mp, ncdf, rank_tol,
+from .mp_quadrature import (DEFAULT_NODES, _obj, bivariate_ncdf, cone_expectation_mp, gauss_hermite_mp, ncdf,
                             tanh_sinh01_mp, truncated_normal_nodes)
 
 __all__ = ["nonlinear_terms_mp", "check_nonlinear_mp"]
@@ -83,35 +84,29 @@ def _cov(C, a, b):
     return mpmath.fsum(a[i] * C[i][j] * b[j] for i in range(n) for j in range(n) if a[i] and b[j])
 
 
+def _rows_factor(F, rows):
+    """(rows F) as an object array (``F``: the mp factor of the field covariance, lists or array)."""
+    F = F if isinstance(F, np.ndarray) else _obj(F, len(F[0]))
+    return MP.matmul(_obj(rows, F.shape[0]), F)
+
+
 class _Conditional:
-    """Gaussian conditioning in mp: X | x ~ N(A x, S) for field rows X given field rows x."""
+    """Gaussian conditioning in mp (`cone.condition`, the double path's algorithm): X | x ~ N(A x, S)
+    for field rows X given field rows x; ``F``: the mp factor of the field covariance."""
 
-    def __init__(self, C, X, x):
-        Sxx = mpmath.matrix([[_cov(C, a, b) for b in x] for a in x])
-        SXx = mpmath.matrix([[_cov(C, a, b) for b in x] for a in X])
-        SXX = mpmath.matrix([[_cov(C, a, b) for b in X] for a in X])
-        inv = mpmath.inverse(Sxx)
-        self.A = SXx * inv
-        self.S = SXX - SXx * inv * SXx.T
-        self.SXx, self.inv = SXx, inv
+    def __init__(self, F, X, x):
+        A, S, _, _ = condition(MP, _rows_factor(F, X), _rows_factor(F, x))
+        self.A, self.S = mpmath.matrix(A.tolist()), mpmath.matrix(S.tolist())
 
 
-def _labels_given(C, rows_nu, rows_lam, cond):
+def _labels_given(F, rows_nu, rows_lam, cond):
     """Per class c of a task with C_t ≤ 3 classes: the event y = c is the cone u_c > 0,
-    u_c = (ν_c − ν_j)_{j≠c}, Gaussian given the conditioning fields x: u_c | x ~ N(A_c x, S_c).
+    u_c = (ν_c − ν_j)_{j≠c}, Gaussian given the conditioning fields x: u_c | x ~ N(A_c x, S_c)
+    (`cone.label_cones`, as the double path's `online.label_given_h`).
     Returns (A_c, S_c, Cλu_c) with Cλu_c = Cov(λ, u_c | x) (None without λ rows)."""
-    Ct = len(rows_nu)
-    out = []
-    for c in range(Ct):
-        u = [[p - q for p, q in zip(rows_nu[c], rows_nu[j])] for j in range(Ct) if j != c]
-        cu = _Conditional(C, u, cond)
-        clu = None
-        if rows_lam is not None:
-            cl = _Conditional(C, rows_lam + u, cond)
-            m = len(rows_lam)
-            clu = [[cl.S[i, m + j] for j in range(len(u))] for i in range(m)]
-        out.append(([[cu.A[i, j] for j in range(len(cond))] for i in range(len(u))], cu.S, clu))
-    return out
+    cones, _ = label_cones(MP, _rows_factor(F, rows_nu), _rows_factor(F, cond),
+                           None if rows_lam is None else _rows_factor(F, rows_lam))
+    return [(A.tolist(), mpmath.matrix(S.tolist()), None if Cl is None else Cl.tolist()) for A, S, Cl in cones]
 
 
 def _cone_given(A, S, x, stein: bool):
@@ -201,7 +196,7 @@ def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
     diag = [S[k, k] for k in range(n)]
     try:
         L = mpmath.cholesky(S0)
-        ok = min(L[k, k] ** 2 / diag[k] for k in range(n)) > rank_tol()
+        ok = min(L[k, k] ** 2 / diag[k] for k in range(n)) > MP.rank_tol()
     except (ZeroDivisionError, ValueError):
         ok = False
     if not ok:
@@ -327,11 +322,11 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, s
             joint = {}
             for c in range(Ca - 1):
                 for d in range(Cb - 1):
-                    cj = _Conditional(C, diffs(nu_a, c) + diffs(nu_b, d), Hs)
+                    cj = _Conditional(F, diffs(nu_a, c) + diffs(nu_b, d), Hs)
                     A = [[cj.A[i, j] for j in range(len(idx))] for i in range(cj.A.rows)]
                     joint[c, d] = (A, cj.S) if Ca + Cb == 4 else _JointOrthant(A, cj.S, Ca - 1)
-            marg_a = _labels_given(C, nu_a, None, Hs)
-            marg_b = _labels_given(C, nu_b, None, Hs)
+            marg_a = _labels_given(F, nu_a, None, Hs)
+            marg_b = _labels_given(F, nu_b, None, Hs)
 
             def fn(x, idx=idx, joint=joint, marg_a=marg_a, marg_b=marg_b):
                 dg = [mpmath.mpf(0)] * K
@@ -378,8 +373,8 @@ def nonlinear_terms_mp(model: TheoryModel, st, F, C, nodes=None, split_smooth: b
     ell = _vec(np.vstack([model.rows_h(), model.rows_lambda()]))
     pairs = [(t, s) for t in range(T) for s in range(T)] if model.inputs == "shared" else \
         [(t, t) for t in range(T)]
-    cond_h = _Conditional(C, lam_all, H)
-    labs = [_labels_given(C, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
+    cond_h = _Conditional(F, lam_all, H)
+    labs = [_labels_given(F, _vec(model.rows_nu(t)), lam_all, H) for t in range(T)]
     signs = _sign_splits(act, K, _take_split(act, C, H, _rule_nodes(nodes, K, DEFAULT_NODES), split_smooth))
 
     def orthant(sg, extra=None):

@@ -170,11 +170,11 @@ def _route(model: TheoryModel, double, t: int, s: int, fields: str):
     return online.label_given_h(model, factor, t, fields, stein=False, cond=u) is None, ind
 
 
-def _mean_cones(C, rows, cond) -> list:
+def _mean_cones(F, rows, cond) -> list:
     """The argmax cones of E[x | cond] = A·cond (x = `rows` on the fields, mp), as cones on the
     fields: where P(argmax x | cond) is steep, its steep layers lie on their faces."""
     from .mp_nonlinear import _Conditional
-    A = _Conditional(C, rows, cond).A
+    A = _Conditional(F, rows, cond).A
     mean_rows = [[mpmath.fsum(A[c, j] * cond[j][k] for j in range(len(cond)))
                   for k in range(len(cond[0]))] for c in range(len(rows))]
     return [_mp_cone(mean_rows, c) for c in range(len(rows))]
@@ -207,7 +207,7 @@ def _label_softmax_mp(model, st, F, C, route, u_rows, ind, nodes, pieces, proces
     Ct, Cs = model.classes[t], model.classes[s]
     nu = _np_rows(model.rows_nu(t))
     cond = [u_rows[i] for i in ind]               # independent differences: the same conditional
-    lab = _labels_given(C, nu, None, cond)
+    lab = _labels_given(F, nu, None, cond)
 
     integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP[f"labelsoft{t}{s}"]
 
@@ -218,7 +218,7 @@ def _label_softmax_mp(model, st, F, C, route, u_rows, ind, nodes, pieces, proces
             p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, x, False)[0])
         return integrand(u, p)[0], None
     if route.mean_split:
-        pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(C, nu, cond)]
+        pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(F, nu, cond)]
     plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces, processes)
     return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
 
@@ -396,8 +396,8 @@ def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: s
     u_rows = _diffs(z)
     cond = [u_rows[i] for i in ind]
     rows = _np_rows(model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t))
-    lab = _labels_given(C, rows, None, cond)
-    pieces = _mean_cones(C, rows, cond) if steep else [None]
+    lab = _labels_given(F, rows, None, cond)
+    pieces = _mean_cones(F, rows, cond) if steep else [None]
     total = mpmath.mpf(0)
     for c in range(model.classes[t]):
         A_c, S_c, _ = lab[c]

@@ -57,11 +57,6 @@ MAX_DIM = 4
 PARALLEL_MIN_POINTS = 512   # below this a forked second process costs more than it saves
 
 
-def rank_tol():
-    """Relative rank tolerance of the mp reductions: 1e-20 at 30 digits (10^-(dps-10), at most 1e-11)."""
-    return MP.rank_tol()
-
-
 def to_mp(a):
     """A (nested) array/list of floats as nested lists of mpf (exact conversion)."""
     if isinstance(a, mpmath.matrix):

@@ -27,11 +27,10 @@ from fractions import Fraction
 
 import mpmath
 
-from mtsp.errors import ConvergenceError
-
-from .integrators import MP, IntegrationFailed, StepController, integrate
+from .integrators import MP, StepController
 from .model import theory_model
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
+from .trajectory import Point, lowest, metrics_at_steps, task_fields
 
 __all__ = ["solve_online_mp", "mp_controller"]
 
@@ -130,58 +129,27 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         def f(t, y):
             nfev[0] += 1
             r0 = _time.perf_counter()
-            st = unpack_mp(model, y)
-            dQ, dR, dV, _, _ = rhs_state_mp(model, st, nodes, processes=processes)
-            dt = _time.perf_counter() - r0
-            _note(progress, done[0], f"right-hand side {nfev[0]}: {dt:.1f} s (≥ 6 per step)")
+            dQ, dR, dV, _, _ = rhs_state_mp(model, unpack_mp(model, y), nodes, processes=processes)
+            _note(progress, done[0], f"right-hand side {nfev[0]}: {_time.perf_counter() - r0:.1f} s (≥ 6 per step)")
             return pack_mp(model, dQ, dR, dV)
 
-        track = []  # (t, metrics) at every accepted step: the early-stopping minima
-        requested = {float(x) for x in times}
-        at_times = {}  # the metrics at the requested times (steps land on them: evaluated once)
-
-        def on_step(t, y):
+        def metrics(t, y, label):   # per task (gen_error, label_error, test_loss), in mp
             r0 = _time.perf_counter()
-            tf = float(t)
-            m = task_metrics_mp(model, unpack_mp(model, y), mnodes, label=tf in requested, processes=processes)
-            if tf in requested:
-                at_times[tf] = m
-            track.append((tf, m))
-            done[0] = min(tf / times[-1], 1.0)
-            _note(progress, done[0], f"t = {tf:.3g}, {nfev[0]} right-hand sides; errors at this step "
-                                     f"{_time.perf_counter() - r0:.1f} s")
-        at = {0.0: y0}   # the states at the requested times (steps land on them)
-
-        def on_accepted(t, y):
-            at[float(t)] = y
-            on_step(t, y)
-        try:
-            sol = integrate(f, y0, times[-1], controller=mp_controller(rtol, atol), arithmetic=MP, stops=times,
-                            on_step=on_accepted)
-        except IntegrationFailed as e:
-            raise ConvergenceError("theory", f"the mp ODE integration did not converge: {e}", residual=e.error_norm,
-                                   status={"t": e.t, "step": e.step}) from None
-        steps, rejected = sol.accepted, sol.rejected
-        for x in sorted(requested - set(at_times)):      # t = 0: no step lands there
-            at_times[x] = task_metrics_mp(model, unpack_mp(model, at[x]), mnodes, processes=processes)
-            track.append((x, at_times[x]))
-        per_time = [at_times[float(t)] for t in times]
-        track.sort(key=lambda x: x[0])
-        tasks = {}
+            m = [Point(*v) for v in task_metrics_mp(model, unpack_mp(model, y), mnodes, label=label,
+                                                    processes=processes)]
+            if t > 0:
+                done[0] = min(t / times[-1], 1.0)
+                _note(progress, done[0], f"t = {t:.3g}, {nfev[0]} right-hand sides; errors at this step "
+                                         f"{_time.perf_counter() - r0:.1f} s")
+            return m
+        sol, per_time, track, states = metrics_at_steps(f, y0, times, metrics, controller=mp_controller(rtol, atol),
+                                                        arithmetic=MP, what="the mp ODE integration")
+        tasks = task_fields(model.names, per_time, [lowest(track, k, "gen_error") for k in range(model.n_tasks)],
+                            [lowest(track, k, "test_loss") for k in range(model.n_tasks)])
         for k, name in enumerate(model.names):
-            ge = [float(m[k][0]) for m in per_time]
-            i_g = min(range(len(track)), key=lambda i: track[i][1][k][0])
-            i_l = min(range(len(track)), key=lambda i: track[i][1][k][2])
-            tasks[name] = {
-                "gen_error": ge, "label_error": [float(m[k][1]) for m in per_time],
-                "test_loss": [float(m[k][2]) for m in per_time],
-                "best_gen_error": float(track[i_g][1][k][0]), "best_gen_error_time": track[i_g][0],
-                "best_test_loss": float(track[i_l][1][k][2]), "best_test_loss_time": track[i_l][0],
-                "gen_error_mp": [mpmath.nstr(m[k][0], dps) for m in per_time],
-            }
-        states = {float(t): at[float(t)] for t in times}
+            tasks[name]["gen_error_mp"] = [mpmath.nstr(m[k].gen_error, dps) for m in per_time]
     res = SolveResult(setup.name, "online", "mp", times, tasks, None, None, model,
-                      {"nfev": nfev[0], "steps": steps, "rejected": rejected, "dps": dps,
+                      {"nfev": nfev[0], "steps": sol.accepted, "rejected": sol.rejected, "dps": dps,
                        "seconds": _time.perf_counter() - t0})
     res.mp_states = states
     return res

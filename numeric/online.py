@@ -42,6 +42,7 @@ from mtsp.errors import RequestError
 
 from .activations import activation
 from .bivariate import bivariate_normal_cdf
+from .cone import DOUBLE, condition, label_cones
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .pointwise import cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .quadrature import ConeResult, cone_expectation, gaussian_factor
@@ -586,11 +587,7 @@ def _cone_probability(mu: np.ndarray, Su: np.ndarray, stein: bool = False, prob:
 def _given_h(model: TheoryModel, factor, rows: np.ndarray, cond: np.ndarray | None = None):
     """Gaussian conditioning on h (or on other fields x = cond·f): fields X = rows·f are
     N(A x, S) given x, A = X F (cond F)⁺, S = X F (I − (cond F)⁺ cond F) Fᵀ Xᵀ."""
-    Fh = (model.rows_h() if cond is None else cond) @ factor
-    Pinv = np.linalg.pinv(Fh, rcond=1e-10)
-    FX = rows @ factor
-    proj = np.eye(factor.shape[1]) - Pinv @ Fh
-    return FX @ Pinv, FX @ proj @ FX.T, Fh @ Fh.T, proj
+    return condition(DOUBLE, rows @ factor, (model.rows_h() if cond is None else cond) @ factor)
 
 
 def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
@@ -612,18 +609,14 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
         return None
     assert cond is None or not stein
     rows = model.rows_nu(t) if fields == "nu" else model.rows_lambda(t)
-    A_nu, S_nu, Q, proj = _given_h(model, factor, rows, cond)
     Flam = model.rows_lambda() @ factor
+    classes, (A_nu, S_nu, Q, proj) = label_cones(DOUBLE, rows @ factor,
+                                                 (model.rows_h() if cond is None else cond) @ factor, Flam)
     A_lam = Flam @ np.linalg.pinv(model.rows_h() @ factor, rcond=1e-10)
-    C_lam_nu = Flam @ proj @ (rows @ factor).T
-    classes = []
-    for c in range(C):
-        D = _class_diffs(C, c)
-        Su = D @ S_nu @ D.T
-        total = np.linalg.eigvalsh(Su + D @ A_nu @ Q @ A_nu.T @ D.T)[-1]
+    for c, (Au, Su, _) in enumerate(classes):   # steep p(y | h): residual variance small against the total
+        total = np.linalg.eigvalsh(Su + Au @ Q @ A_nu.T @ _class_diffs(C, c).T)[-1]
         if np.linalg.eigvalsh(Su)[0] <= max(min_residual * total, 1e-300):
             return None
-        classes.append((D @ A_nu, Su, C_lam_nu @ D.T))
 
     def parts(h):
         """p (n × C) and the Stein vectors v_c (n × (C−1)) of every class."""

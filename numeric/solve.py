@@ -19,10 +19,11 @@ import numpy as np
 from mtsp.errors import ConvergenceError, ReachError, RequestError
 
 from . import reach
-from .integrators import IntegrationFailed, bounded_minimum, dormand_prince
+from .integrators import StepController, bounded_minimum
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
+from .trajectory import integrate_theory, lowest, task_fields
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_processes", "default_processes"]
 
@@ -108,11 +109,8 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         if progress and nfev[0] % 6 == 0:
             _tell(progress, min(t / t_end, 1.0), f"t = {t:.3g} of {t_end:g}")
         return f_rhs(model, y, acc, helper)
-    try:
-        traj = dormand_prince(f, y0, t_end, rtol, atol)
-    except IntegrationFailed as e:
-        raise ConvergenceError("theory", f"the ODE integration did not converge: {e}", residual=e.error_norm,
-                               status={"t": e.t, "step": e.step, "rtol": rtol, "atol": atol}) from None
+    traj = integrate_theory(f, y0, t_end, controller=StepController(rtol, atol),
+                            status={"rtol": rtol, "atol": atol})
     return traj, nfev[0]
 
 
@@ -343,20 +341,14 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
         jobs.close()
     t2 = _time.perf_counter()
     # the trajectory minimum is never above a reported value (the grid scan is coarse)
+    reported = list(zip(times, per_time))
     for k in range(model.n_tasks):
         for key, best in (("gen_error", best_gen), ("test_loss", best_loss)):
-            v, t = min((getattr(m[k], key), tt) for m, tt in zip(per_time, times))
+            v, t = lowest(reported, k, key)
             if v < best[k][0]:
                 best[k] = (float(v), float(t))
-    tasks = {}
+    tasks = task_fields(model.names, per_time, best_gen, best_loss)
     for k, name in enumerate(model.names):
-        tasks[name] = {
-            "gen_error": [m[k].gen_error for m in per_time],
-            "label_error": [m[k].label_error for m in per_time],
-            "test_loss": [m[k].test_loss for m in per_time],
-            "best_gen_error": best_gen[k][0], "best_gen_error_time": best_gen[k][1],
-            "best_test_loss": best_loss[k][0], "best_test_loss_time": best_loss[k][1],
-        }
         if not model.linear:
             if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 3 by default); the cut rules: 0
                 tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]

@@ -93,17 +93,20 @@ def test_request_error_exits_2(tmp_path, capsys):
 
 def test_non_convergence_exits_3_with_the_residual(tmp_path, capsys, monkeypatch):
     """The integrator's failure reaches the user as ConvergenceError (key "theory", the
-    integrator's status and its last error norm), exit status 3."""
+    integrator's status and its last error norm), exit status 3 — from the one driver step
+    (`trajectory.integrate_theory`) of both the double and the mp solve."""
     import mtsp.numeric.solve as solve_mod
+    import mtsp.numeric.trajectory as trajectory
     from mtsp.numeric.integrators import IntegrationFailed
 
-    def failing(f, y0, t_end, rtol, atol):
+    def failing(f, y0, t_end, **kw):
         raise IntegrationFailed("step size 1e-17 below the resolution of t = 0.25",
                                 t=0.25, step=1e-17, error_norm=7.5)
-    monkeypatch.setattr(solve_mod, "dormand_prince", failing)
-    with pytest.raises(ConvergenceError) as info:
-        solve_mod.solve(setup_from_toml(TINY), processes=1)
-    assert info.value.residual == 7.5 and info.value.status["t"] == 0.25
+    monkeypatch.setattr(trajectory, "integrate", failing)
+    for precision in ("double", "mp"):
+        with pytest.raises(ConvergenceError) as info:
+            solve_mod.solve(setup_from_toml(TINY), processes=1, precision=precision, dps=15)
+        assert info.value.residual == 7.5 and info.value.status["t"] == 0.25
     assert main(["solve", write(tmp_path, TINY), "--json"]) == 3
     out, err = capsys.readouterr()
     assert out == "" and err == ("mtsp: error: theory: the ODE integration did not converge: step "
