@@ -864,9 +864,8 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             need = required_nodes(x)
             if any(n > m for n, m in zip(need, nodes)):
                 # a stage ends: the fixed point's own scales need a finer rule; go on with it
-                # the history's differences (the map's Jacobian) carry over to the finer rule:
-                # only the rule's error, a near-constant offset of F, changes
                 nodes = [max(n, m) for n, m in zip(need, nodes)]
+                X_hist, R_hist = [], []
                 continue
         if res < acc.tol:
             fx, hats = F(x, train=True)
