@@ -316,8 +316,8 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, s
         nodes = JOINT_OUTER_NODES
     acc = mpmath.matrix(K, K)
     for k in range(K):
-        for l in range(k, K):
-            idx = [k] if k == l else [k, l]
+        for k2 in range(k, K):
+            idx = [k] if k == k2 else [k, k2]
             Hs = [H[i] for i in idx]
             joint = {}
             for c in range(Ca - 1):
@@ -348,9 +348,9 @@ def _label_label_joint(C, F, H, nu_a, nu_b, V, act, integrands, a_, b_, nodes, s
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
                 r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes,
                                         processes=processes)
-                acc[k, l] += r.plain[0]
-                if l != k:
-                    acc[l, k] += r.plain[1]
+                acc[k, k2] += r.plain[0]
+                if k2 != k:
+                    acc[k2, k] += r.plain[1]
     return acc
 
 

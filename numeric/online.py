@@ -41,7 +41,6 @@ import numpy as np
 from mtsp.errors import RequestError
 
 from .activations import activation
-from .bivariate import bivariate_normal_cdf
 from .cone import DOUBLE, condition, label_cones
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .pointwise import cone1_probability, cone1_stein, cone2_probability, cone2_stein
@@ -931,7 +930,7 @@ def moments(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=No
 def rhs_state(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None):
     """(dQ/dt, dR/dt, [dV_t/dt]) at state `st` — the equations in the module docstring."""
     mo = moments(model, st, acc, helper)
-    K, M, T = model.K, model.M, model.n_tasks
+    K, T = model.K, model.n_tasks
     eta, etav, kappa = model.lr, model.head_lr, model.weight_decay
     if model.inputs == "shared":
         c = model.weights.copy()

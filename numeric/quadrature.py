@@ -71,7 +71,6 @@ def tanh_sinh01(n: int) -> tuple[np.ndarray, np.ndarray]:
     The Genz coordinates are quantiles Φ⁻¹(w), so integrands grow like √log(1/(1−w)) at the
     ends of [0, 1]; the double-exponential rule converges exponentially despite such endpoint
     singularities (Gauss–Legendre only algebraically)."""
-    m = (n - 1) / 2.0
     tmax = 3.0 if n > 30 else 2.6 if n > 12 else 2.0
     t = np.linspace(-tmax, tmax, n)
     h = t[1] - t[0] if n > 1 else 1.0

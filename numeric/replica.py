@@ -285,7 +285,7 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
         r = hh - omega
         return _ce_reduced(hh, Y, B) + 0.5 * _rowsum((r @ Vinv) * r)
 
-    I = np.eye(d)
+    eye = np.eye(d)
     f0 = None
     for _ in range(max_iter):
         p = _softmax_reduced(h, B)
@@ -295,7 +295,7 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
         if np.all(_rowmax(np.abs(G)) <= scale):
             break
         H = _hessian(p, B)
-        step = solve_small(I + V @ H, G)
+        step = solve_small(eye + V @ H, G)
         f0 = objective(h) if f0 is None else f0
         t = np.ones(n)
         cand = h - step

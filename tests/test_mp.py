@@ -386,8 +386,8 @@ def test_fixed_sobol_tier_against_mp():
     rng = np.random.default_rng(3)
     d = 5
     F = rng.standard_normal((d, d))
-    O, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    P = O @ np.linalg.inv(F)          # p = P f = O ζ: independent standard normals
+    Orth, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    P = Orth @ np.linalg.inv(F)          # p = P f = Orth ζ: independent standard normals
     a, b = rng.uniform(0.5, 2.0, d), rng.uniform(-1, 1, d)
 
     def fn(p):
@@ -418,8 +418,8 @@ def test_four_dim_product_tier_against_mp():
     rng = np.random.default_rng(3)
     d = 4
     F = rng.standard_normal((d, d))
-    O, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    P = O @ np.linalg.inv(F)
+    Orth, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    P = Orth @ np.linalg.inv(F)
     a, b = rng.uniform(0.5, 2.0, d), rng.uniform(-1, 1, d)
 
     def fn(p):
@@ -710,7 +710,6 @@ def test_mp_parallel_halves_add_up_to_the_integral():
     """`cone_expectation_mp(processes=2)`: half the points in a forked process; the two parts
     (`part=(0, 2)`, `(1, 2)`) add up to the serial integral (to rounding at dps 30), with and
     without linear fields and cone rows; an exception in the child is raised in the parent."""
-    from mtsp.numeric import mp_quadrature as mq
     rng = np.random.default_rng(4)
     G = rng.normal(size=(4, 4))
     with mpmath.workdps(30):

@@ -426,7 +426,7 @@ def test_bivariate_normal_cdf_against_mpmath():
     """Φ₂(a, b; ρ) of the label closed forms (Sheppard's formula by Gauss–Legendre for |ρ| ≤ 0.95,
     Owen's T above) against mpmath at 30 digits, at every node tier and its edges; measured ≤ 2.9e-14."""
     import mpmath as mp
-    from mtsp.numeric.online import bivariate_normal_cdf
+    from mtsp.numeric.bivariate import bivariate_normal_cdf
     rng = np.random.default_rng(5)
     worst = 0.0
     with mp.workdps(30):
@@ -688,8 +688,6 @@ CUT3 = (24, 32, 24)   # the K = 3 cut rule's nodes in these tests (`Accuracy.cut
 
 
 def _random_k3_case(rng, act, C, norm, noise, V=None):
-    from mtsp.numeric.online import label_given_h
-    from mtsp.numeric.quadrature import gaussian_factor
     su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": noise}], "teacher": {"norm": norm},
                           "student": {"kind": "shared", "hidden": 3, "activation": act, "init_scale": 0.5},
                           "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
