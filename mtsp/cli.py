@@ -330,23 +330,25 @@ def cmd_sweep(args) -> int:
         _diag(f"sweep: {st['valid_points']} of {n} points ({st['skipped_points']} skipped), "
               f"{st['multi_solves']} multitask + {st['single_solves']} single-task solves on "
               f"{st['executor']} in {st['wall_s']:.1f} s")
-    if args.json:
-        _print_json(res.to_json_dict())
-    else:
-        sys.stdout.write(_sweep_table(res))
-    if out is not None:
-        from .validate.maps import write_sweep
-        _write_staged(out, write_sweep, res, args.json)
+    from .validate.maps import write_sweep
+    _emit(res, args.json, _sweep_table, out, write_sweep)
     return 0
 
 
-def _write_staged(out: Path, writer, res, json_on_stdout: bool) -> None:
-    """Write ``writer(res, folder)``'s files into `out` whole (`staged`) and name each one written
-    (on stderr when stdout carries JSON)."""
+def _emit(res, as_json: bool, table, out: Path | None, writer) -> None:
+    """Print `res` (its JSON, or ``table(res)``) and, with `out`, write ``writer(res, folder)``'s
+    files into `out` whole (`staged`), naming each one written (on stderr when stdout carries
+    JSON)."""
+    if as_json:
+        _print_json(res.to_json_dict())
+    else:
+        sys.stdout.write(table(res))
+    if out is None:
+        return
     with staged(out) as tmp:
         written = writer(res, tmp)
     for path in written:
-        print(f"wrote {out / Path(path).name}", file=sys.stderr if json_on_stdout else sys.stdout)
+        print(f"wrote {out / Path(path).name}", file=sys.stderr if as_json else sys.stdout)
 
 
 def _bounds(text: str) -> tuple[float, float]:
@@ -377,13 +379,8 @@ def cmd_ridge(args) -> int:
     if not args.quiet:
         _diag(f"ridge: {res.stats['points']} point(s), {res.stats['evaluations']} replica solves "
               f"in the searches, on {res.stats['executor']} in {res.stats['wall_s']:.1f} s")
-    if args.json:
-        _print_json(res.to_json_dict())
-    else:
-        sys.stdout.write(_ridge_table(res))
-    if out is not None:
-        from .validate.ridge_plot import write_ridge
-        _write_staged(out, write_ridge, res, args.json)
+    from .validate.ridge_plot import write_ridge
+    _emit(res, args.json, _ridge_table, out, write_ridge)
     return 0
 
 

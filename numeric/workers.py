@@ -8,13 +8,16 @@ sweep's process pool share.
   with SIGKILL leaves no worker behind.
 * `stop_pool(pool)` — the pool's workers terminated at once (an error or an interrupt in the main
   process: their running jobs are not waited for), then the pool shut down.
+* `one_torch_thread(device)` — torch with one intra-op thread on a CPU device, for the
+  simulators and the DMFT's torch arrays.
 """
 from __future__ import annotations
 
 import signal
 import sys
+from contextlib import contextmanager
 
-__all__ = ["worker_init", "stop_pool"]
+__all__ = ["worker_init", "stop_pool", "one_torch_thread"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -50,3 +53,20 @@ def stop_pool(pool) -> None:
             p.join(timeout=5)
         except (OSError, ValueError, AttributeError, AssertionError):
             pass
+
+
+@contextmanager
+def one_torch_thread(device):
+    """A context in which torch uses one intra-op thread when `device` is a CPU device (nothing
+    changes on another device), restored on exit: the simulators' and the DMFT's tensors are
+    small, and intra-op threads only synchronise on shared cores."""
+    if not str(device).startswith("cpu"):   # a torch.device prints as its string
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -35,7 +35,6 @@ The gradient is written by hand (checked against autograd in tests/test_simulate
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time as _time
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ import numpy as np
 import torch
 
 from mtsp.errors import ReachError, RequestError
+from mtsp.numeric.workers import one_torch_thread
 
 __all__ = ["SimulationResult", "simulate", "simulate_with_single"]
 
@@ -341,20 +341,11 @@ def _randn(shape, gen, model):
     return z.to(model.dtype)
 
 
-@contextlib.contextmanager
 def _one_thread(device):
     """Run single-threaded on CPU: the sequential SGD steps work on tiny tensors, where intra-op
     threads only add synchronisation (milliseconds per op when the cores are shared with other
     jobs), and the evaluations are memory-bound. Parallelism comes from the seed dimension."""
-    if device.type != "cpu":
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
+    return one_torch_thread(device)
 
 
 def seed_stats(values, axis: int = 0):

@@ -229,17 +229,13 @@ def one_thread(device=None):
     OpenBLAS's 2 threads, 4.4 s with one; torch on the CPU, 46 steps: 20 s with 2 threads,
     0.27 s with one). Restored on exit (`numeric.solve.one_blas_thread`)."""
     from ..solve import one_blas_thread
+    from ..workers import one_torch_thread
     with one_blas_thread():
-        if device is None or not str(device).startswith("cpu"):
+        if device is None:
             yield
             return
-        import torch
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_torch_thread(device):
             yield
-        finally:
-            torch.set_num_threads(before)
 
 
 def _in_one_thread(fn):
