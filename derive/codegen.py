@@ -33,7 +33,7 @@ from .. import __version__
 from .structure import structure_key  # SymPy is imported only when a module is generated
 
 __all__ = ["generate_module", "load_module", "module_path", "cache_dir", "generate_mp_module", "load_mp_module",
-           "derive_fingerprint", "GENERATOR_VERSION", "CACHE_ENTRIES"]
+           "derive_fingerprint", "GENERATOR_VERSION", "CACHE_ENTRIES", "GeneratedModules", "GENERATED"]
 
 GENERATOR_VERSION = 2   # 1: the kernel pasted into every module; 2: modules import mtsp.numeric.kernel
 CACHE_ENTRIES = 64      # generated modules kept on disk (least recently used removed beyond)
@@ -437,3 +437,23 @@ def load_mp_module(model, setup_name: str = ""):
             mod.SOURCE = f.read()
         _loaded_mp[key] = mod
     return _loaded_mp[key]
+
+
+class GeneratedModules:
+    """What `derive` hands `numeric`: the generated module of each setup structure it is asked
+    for — ``numpy(model, setup_name)`` (`load_module`) and ``mpmath(model, setup_name)``
+    (`load_mp_module`), derived when first asked for and cached.  A solve meets several structures
+    (its single-task baselines, a sweep's points), so numeric receives this object from its caller
+    (`mtsp.api`, the CLI) rather than one module.  Stateless, so it pickles to worker processes."""
+
+    def numpy(self, model, setup_name: str = ""):
+        return load_module(model, setup_name)
+
+    def mpmath(self, model, setup_name: str = ""):
+        return load_mp_module(model, setup_name)
+
+    def __repr__(self) -> str:
+        return "mtsp.derive.GENERATED"
+
+
+GENERATED = GeneratedModules()

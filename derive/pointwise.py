@@ -215,10 +215,11 @@ def render(backend: str) -> str:
 
 def module_paths() -> dict:
     """backend → path of the committed generated module."""
+    import importlib.util
     import os
 
-    from .. import numeric
-    here = os.path.dirname(os.path.abspath(numeric.__file__))
+    # the folder of the numeric package, found without importing it (derive does not import numeric)
+    here = importlib.util.find_spec("mtsp.numeric").submodule_search_locations[0]
     return {"numpy": os.path.join(here, "pointwise.py"), "mpmath": os.path.join(here, "mp_pointwise.py")}
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from mtsp.errors import ReachError
+from mtsp.model import erm_problem   # the reduced problem whose numbers the sheet prints
 
 __all__ = ["PriorChannel", "derive_prior_channel", "replica_sheet", "write_replica_derivation"]
 
@@ -113,7 +114,6 @@ def replica_sheet(setup, pc: PriorChannel | None = None) -> str:
     blocks, the setup's T), the loss channel, and the setup's Λ, α_t, σ_t, reduced teacher."""
     import numpy as np
 
-    from ..numeric.erm import erm_problem
     model, channels, Lam, G = erm_problem(setup)
     T = model.n_tasks
     pc = pc or derive_prior_channel(T, 1)

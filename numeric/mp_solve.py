@@ -27,6 +27,7 @@ from fractions import Fraction
 
 import mpmath
 
+from .engine import generated_module
 from .integrators import MP, StepController
 from .model import theory_model
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
@@ -94,18 +95,22 @@ def _note(progress, fraction: float, text: str) -> None:
 
 
 def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
-                    times=None, progress=None, metric_nodes=None, processes: int | None = None):
+                    times=None, progress=None, metric_nodes=None, processes: int | None = None, generated=None):
     """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp").
     ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
     max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
     time, so their quadrature error is not damped by anything (C = 3 linear trunk: the
     errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24).  ``processes``: 1 or 2
     (`solve.check_processes`; default 2 with 2+ cores and fork): with 2 the larger integrals and
-    the nonlinear trunks' per-task errors are split with a forked process."""
+    the nonlinear trunks' per-task errors are split with a forked process.  ``generated``: derive's
+    modules (`mtsp.derive.GENERATED`; `mtsp.solve` passes them): the mp module of the structure."""
     mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
     from .solve import SolveResult, check_processes
     processes = check_processes(processes)
     model = theory_model(setup)
+    # the mp module of the structure, derived through the caller's `generated` (the mp right-hand
+    # side and errors below read it from derive's cache until they take it as an argument)
+    generated_module(generated, model, setup.name, "mpmath")
     if not model.linear:
         from .mp_errors import check_errors_mp
         from .mp_nonlinear import check_nonlinear_mp

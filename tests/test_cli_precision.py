@@ -90,6 +90,7 @@ def test_mp_nodes_option_and_cost_notes(tmp_path, capsys):
     without --precision mp; the mp solve announces its quadrature points per right-hand side."""
     from mtsp.numeric.model import theory_model
     from mtsp.numeric.mp_solve import rhs_points
+    from mtsp.derive import GENERATED
     from mtsp.numeric.mp_solve import solve_online_mp
     from mtsp.setup import load_setup
     path = _write(tmp_path, ONE_TASK)
@@ -104,7 +105,7 @@ def test_mp_nodes_option_and_cost_notes(tmp_path, capsys):
 
         def __call__(self, fraction, note=None):
             notes.append(note)
-    solve_online_mp(load_setup(path), dps=15, nodes=8, progress=Recorder())
+    solve_online_mp(load_setup(path), dps=15, nodes=8, progress=Recorder(), generated=GENERATED)
     assert notes[0].startswith("mp: ~16 quadrature points per right-hand side (largest integral 1-dim, 8 nodes")
     assert any(n and n.startswith("right-hand side 7:") for n in notes)
 
