@@ -26,6 +26,7 @@ from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
 from .trajectory import integrate_theory, lowest, task_fields
+from .workers import SolveJobs
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_processes", "default_processes"]
 
@@ -144,48 +145,6 @@ def _metrics_job(model, y, acc, kw):
     return task_metrics(model, model.unpack(y), acc, **kw)
 
 
-class _Jobs:
-    """Jobs for one forked worker process (half of each right-hand side during the integration,
-    metric evaluations after it), or — without a worker — calls made here when their results are
-    asked for; the results are the same either way."""
-
-    def __init__(self, processes: int):
-        self.pool = None
-        if processes == 2:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-            from .workers import worker_init
-            self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=worker_init)
-
-    def submit(self, fn, *args):
-        if self.pool is not None:
-            return self.pool.submit(fn, *args)
-        return (fn, args)
-
-    @staticmethod
-    def ready(value):
-        """A job whose result is already known."""
-        return (lambda v: v, (value,))
-
-    @staticmethod
-    def result(job):
-        if isinstance(job, tuple):
-            fn, args = job
-            return fn(*args)
-        return job.result()
-
-    def close(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-
-    def abort(self):
-        """The worker stopped at once (an error or a signal in this process)."""
-        if self.pool is not None:
-            from .workers import stop_pool
-            stop_pool(self.pool)
-            self.pool = None
-
-
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
                   relu_split=False, cut_nodes=24)
 SEARCH = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 12, qmc_replicates=4, sobol_points=2 ** 13,
@@ -288,7 +247,7 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
     t_end = float(times[-1])
     alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
     grid = _scan_grid(t_end, grid_points, times)
-    jobs = _Jobs(processes)
+    jobs = SolveJobs(processes)
     t0 = _time.perf_counter()
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
@@ -311,7 +270,7 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
             if tt in scanned:
                 pending.append((("scan", tt), (model, y, COARSE, dict(label=False))))
         handed = {key: jobs.submit(_metrics_job, *args) for key, args in pending[0::2]}
-        handed.update({key: _Jobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
+        handed.update({key: SolveJobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
         # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
         # states it (exactly zero when every integral used an exact or product rule: the two
         # right-hand sides are then the same computation)
@@ -332,7 +291,7 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
             coarse = np.array([getattr(m[k], key) for m in scan])
             if int(np.argmin(coarse)) == len(grid) - 1:
                 # still decreasing at t_end, a reported time: its full-accuracy value is known
-                refine[key, k] = _Jobs.ready((getattr(per_time[-1][k], key), t_end))
+                refine[key, k] = SolveJobs.ready((getattr(per_time[-1][k], key), t_end))
                 continue
             args = (model, traj, grid, coarse, acc, key, k, t_end)
             refine[key, k] = jobs.submit(_refine, *args) if n % 2 == 0 else (_refine, args)

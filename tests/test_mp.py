@@ -737,14 +737,16 @@ def test_mp_parallel_halves_add_up_to_the_integral():
 
 
 def test_mp_map_two_keeps_order_and_reports_errors():
-    """`map_two`: the second half of the items in a forked process, results in order; a failure
-    there is raised here with its message."""
-    from mtsp.numeric import mp_quadrature as mq
+    """`map_two` (`workers.ForkedPair.map`): the second half of the items in a forked process,
+    results in order; a failure there is raised here with its message; `split` adds the halves."""
+    from mtsp.numeric import workers
     with mpmath.workdps(30):
-        out = mq.map_two(lambda k: mpmath.sqrt(k), range(5), processes=2)
+        out = workers.map_two(lambda k: mpmath.sqrt(k), range(5), processes=2)
         assert out == [mpmath.sqrt(k) for k in range(5)] and mpmath.mp.dps == 30
+        assert workers.ForkedPair().split(lambda part: [part[0]] * 3, lambda a, b: a + b) == [0, 0, 0, 1, 1, 1]
+        assert workers.InProcess().split(lambda part: part, None) == (0, 1)
     with pytest.raises(RuntimeError, match="KeyError"):
-        mq.map_two(lambda k: {}[k] if k > 2 else k, range(4), processes=2)
+        workers.map_two(lambda k: {}[k] if k > 2 else k, range(4), processes=2)
 
 
 @pytest.mark.parametrize("m", [1, 2])
