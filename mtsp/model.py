@@ -18,7 +18,7 @@ import numpy as np
 
 from mtsp.errors import ReachError
 
-__all__ = ["TheoryModel", "State", "theory_model", "argmax_cone", "cone_stack", "reduced_basis", "teacher_factor",
+__all__ = ["TheoryModel", "State", "theory_model", "argmax_cone", "cone_stack", "label_label_tasks", "reduced_basis", "teacher_factor",
            "TaskChannel", "all_pairs_laplacian", "erm_problem", "MAX_CLASSES"]
 
 
@@ -164,6 +164,13 @@ def cone_stack(*cones):
         rows.append(r)
         masks.append(m)
     return np.vstack(rows), np.concatenate(masks)
+
+
+def label_label_tasks(classes, t: int, u: int):
+    """(a, b) of the label–label term of tasks t, u: a the task whose labels are closed forms (fewer
+    classes; t on a tie), b the task whose label cones are integrated (the derivation's integrands
+    and the mp path's integration agree on it)."""
+    return (u, t) if classes[u] < classes[t] else (t, u)
 
 
 def theory_model(setup) -> TheoryModel:

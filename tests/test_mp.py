@@ -244,7 +244,7 @@ def _label_label_mp_and_double(K, classes, nodes):
     """(mp, double at `--accuracy high`) label–label term Ebb2₀₁ of two tanh tasks on shared
     inputs at the state t = 1 of the default solve."""
     from mtsp.derive.codegen import load_mp_module, load_module
-    from mtsp.derive.integrands import label_label_tasks
+    from mtsp.model import label_label_tasks
     from mtsp.numeric.mp_nonlinear import _label_label_joint, _vec
     from mtsp.numeric.mp_online import field_cov_mp
     from mtsp.derive import GENERATED
