@@ -117,7 +117,8 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
             ex = mp_executor(processes)   # its tally: this right-hand side's points (they grow with Q)
             dQ, dR, dV, _, _ = rhs_state_mp(model, unpack_mp(model, y), nodes, processes=ex)
             secs = _time.perf_counter() - r0
-            size = f"{ex.points:.3g} quadrature points in {ex.rules} integrals (largest {ex.largest}-dim)"
+            pts = f"{ex.points}" if ex.points < 10 ** 6 else f"{ex.points:.3g}"
+            size = f"{pts} quadrature points in {ex.rules} integrals (largest {ex.largest}-dim)"
             if nfev[0] == 1:
                 _note(progress, done[0], f"mp: right-hand side 1: {size}, {_fmt_s(secs)}; ≥ 7 of them, "
                                          f"≈ {_fmt_s(7 * secs)} or more")
