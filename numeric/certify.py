@@ -44,6 +44,8 @@ from mtsp.errors import RequestError
 from .engine import generated_module
 from .metrics import task_metrics
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp
+from .mp_solve import METRIC_NODES, SOLVE_NODES, _note
+from .solve import COARSE, accuracy_setting, check_processes, solve
 
 __all__ = ["certify", "format_certificate"]
 
@@ -131,8 +133,6 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
     the mp nodes of the right-hand side and of the errors (default those of `solve --precision
     mp`: 24 and 24); ``dps``: mp digits.  ``generated``: derive's modules (`mtsp.derive.GENERATED`;
     `mtsp.certify` passes them)."""
-    from .mp_solve import METRIC_NODES, SOLVE_NODES, _note
-    from .solve import COARSE, accuracy_setting, check_processes, solve
     if isinstance(states, bool) or not isinstance(states, int) or states < 1:
         raise RequestError("states", f"expected a positive number of mp states, got {states!r}")
     nodes = SOLVE_NODES if nodes is None else nodes

@@ -26,7 +26,9 @@ from .engine import generated_module
 from .metrics import task_metrics
 from .model import theory_model
 from .mp_online import mp_state, rhs_state_mp, task_metrics_mp
+from .mp_solve import _note
 from .online import Accuracy
+from .solve import accuracy_setting, check_processes, solve_online
 
 __all__ = ["check", "format_report", "threshold", "expected_seconds", "expected_text", "THRESHOLDS"]
 
@@ -93,7 +95,6 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times.
     ``processes``: 1 or 2 (`solve.check_processes`), for the double solve and the mp evaluations.
     ``generated``: derive's modules (`mtsp.derive.GENERATED`; `mtsp.check` passes them)."""
-    from .solve import accuracy_setting, check_processes, solve_online
     preset = acc if isinstance(acc, str) else "default"
     acc = accuracy_setting(acc)[0]
     processes = check_processes(processes)
@@ -108,7 +109,6 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     worst: dict = {}
     def tell(part, text):
         if progress is not None:
-            from .mp_solve import _note
             _note(progress, (i_state + part) / len(times),
                   f"check: state {i_state + 1}/{len(times)} (t = {t:g}): {text}")
 

@@ -31,6 +31,7 @@ from .engine import generated_module
 from .integrators import MP, StepController
 from .model import theory_model
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
+from .solve import SolveResult, check_processes
 from .trajectory import Point, lowest, metrics_at_steps, task_fields
 from .workers import mp_executor
 
@@ -88,7 +89,6 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
     the nonlinear trunks' per-task errors are split with a forked process.  ``generated``: derive's
     modules (`mtsp.derive.GENERATED`; `mtsp.solve` passes them): the mp module of the structure."""
     mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
-    from .solve import SolveResult, check_processes
     processes = check_processes(processes)
     model = theory_model(setup)
     # the mp module of the structure, derived through the caller's `generated` (the mp right-hand

@@ -11,15 +11,20 @@ after it — the same sums in the same order, so the same numbers.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import sys
 import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
 from mtsp.engines import choose_engine
 from mtsp.errors import ConvergenceError, ReachError, RequestError
+from mtsp.progress import Progress
 
-from . import reach
+from . import online, reach
 from .engine import generated_module
 from .integrators import StepController, bounded_minimum
 from .metrics import task_metrics
@@ -83,7 +88,6 @@ def _rhs_module(engine: str, model: TheoryModel, setup_name: str = "", generated
     if engine == "ode":
         return generated_module(generated, model, setup_name)
     if engine == "reference":
-        from . import online
         return online
     raise RequestError("engine", f"unknown engine {engine!r} (ode | reference)")
 
@@ -121,8 +125,6 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
 def default_processes() -> int:
     """2 where a second process can help (2+ cores, the fork start method, and this process may
     have children: not a daemonic worker), else 1."""
-    import multiprocessing as mp
-    import os
     can_fork = "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
     return 2 if can_fork and (os.cpu_count() or 1) > 1 else 1
 
@@ -130,7 +132,6 @@ def default_processes() -> int:
 def check_processes(processes) -> int:
     """The number of processes of a solve, validated: None → `default_processes()`; 1 (this
     process alone) or 2 (a forked second process shares the right-hand sides and the metrics)."""
-    import multiprocessing as mp
     if processes is None:
         return default_processes()
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes not in (1, 2):
@@ -233,7 +234,6 @@ def one_blas_thread():
     only spins, and two busy processes fight its threads for the cores (measured on the demo
     setup, 2 cores: 3.9 s with one thread, 6.8 s with OpenBLAS's default; see
     benchmarks/results/processes_blas_threads.txt)."""
-    from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -351,7 +351,6 @@ class _Part:
 
 def _tell(progress, fraction, note=None):
     """Report progress; a note (the integration's time) goes to callbacks that take one."""
-    from mtsp.progress import Progress
     if note is not None and isinstance(progress, (Progress, _Part)):
         progress(fraction, note)
     else:

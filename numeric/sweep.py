@@ -38,6 +38,7 @@ structure is derived once, here, before the workers start (they find it in the d
 """
 from __future__ import annotations
 
+import csv
 import inspect
 import itertools
 import json
@@ -45,6 +46,7 @@ import math
 import os
 import re
 import time as _time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +54,19 @@ import numpy as np
 from mtsp.errors import ConvergenceError, ReachError, RequestError, SetupError
 
 from . import reach
+from .engine import generated_module
+from .metrics import task_metrics
+from .model import theory_model
+from .solve import (
+    _integrate,
+    _rhs_function,
+    check_protocol,
+    default_tolerances,
+    one_blas_thread,
+    solve,
+    solve_online,
+)
+from .workers import stop_pool, worker_init
 
 __all__ = ["sweep", "SweepResult", "SweepError", "parse_values", "parse_vary", "check_key",
            "grid_points", "point_setup", "single_key", "setup_toml", "VARY_KEYS", "TASK_KEYS"]
@@ -270,7 +285,6 @@ def setup_toml(setup) -> str:
 # The work: one solve per job (run in worker processes, so module level and picklable)
 
 def _online_defaults(model):
-    from .solve import default_tolerances, solve_online
     return (inspect.signature(solve_online).parameters["acc"].default, *default_tolerances(model))
 
 
@@ -282,7 +296,6 @@ def _evaluate(setup, engine: str, generated=None) -> dict:
     BLAS runs one thread, as in ``solve_online`` (`one_blas_thread`): OpenBLAS builds whose
     products depend on the thread count (0.3.21, NumPy 1.24's wheels) would otherwise give
     numbers a few ulp from ``solve``'s."""
-    from .solve import one_blas_thread, solve
     if setup.training.protocol != "online":
         res = solve(setup, engine=engine)
         return {name: float(d["gen_error"][-1]) for name, d in res.tasks.items()}
@@ -291,9 +304,6 @@ def _evaluate(setup, engine: str, generated=None) -> dict:
 
 
 def _evaluate_online(setup, engine: str, generated=None) -> dict:
-    from .metrics import task_metrics
-    from .model import theory_model
-    from .solve import _integrate, _rhs_function
     model = theory_model(setup)
     acc, rtol, atol = _online_defaults(model)
     t_end = float(setup.training.times[-1])
@@ -347,7 +357,6 @@ def _run_job(job):
 def _run_one(job):
     kind, setup, engine, generated = job
     if kind == "both":
-        from .solve import solve
         # the sweep already runs its points side by side: no metrics worker per solve
         res = solve(setup, single=True, engine=engine, processes=1, generated=generated)
         multi = {n: _point_values(d) for n, d in res.tasks.items()}
@@ -372,20 +381,16 @@ class _Serial:
 
 class _Local:
     def __init__(self, workers: int):
-        from concurrent.futures import ProcessPoolExecutor
         self.name, self.workers = f"processes ({workers})", workers
-        from .workers import worker_init
         # the platform's start method; workers ignore SIGINT and die with this process
         self.pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init)
 
     def run(self, fn, jobs):
-        from concurrent.futures import as_completed
         futs = {self.pool.submit(fn, job): i for i, job in enumerate(jobs)}
         try:
             for f in as_completed(futs):
                 yield futs[f], f.result()
         except BaseException:   # an error, an interrupt or SIGTERM: the workers go at once
-            from .workers import stop_pool
             stop_pool(self.pool)
             raise
         finally:
@@ -459,8 +464,6 @@ def _warm(setups, engine: str, generated) -> None:
     derivations happen here, once, and the workers load them from derive's cache)."""
     if engine != "ode":
         return
-    from .engine import generated_module
-    from .model import theory_model
     for s in setups:
         if s.training.protocol == "online":
             generated_module(generated, theory_model(s), s.name)   # cached by structure: each derived once
@@ -472,8 +475,6 @@ def _estimate_text(setup, engine: str, n_jobs: int, n_multi: int, ex, generated=
     solves, over the workers (the single-task solves counted as multitask ones: an upper bound)."""
     if setup.training.protocol != "online":
         return f"sweep: {n_jobs} solves ({n_multi} multitask) on {ex.name}"
-    from .model import theory_model
-    from .solve import _rhs_function
     model = theory_model(setup)
     acc = _online_defaults(model)[0]
     f_rhs = _rhs_function(model, engine, setup.name, generated)
@@ -551,7 +552,6 @@ class SweepResult:
 
     def to_csv(self, path) -> str:
         """Write the table as CSV (a header of ``columns()``; floats with repr precision)."""
-        import csv
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(self.columns())
@@ -630,7 +630,6 @@ def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int 
     `mtsp.sweep` passes them.
     Raises SweepError / SetupError for a request that cannot run (unknown key, bad ``at``, no
     valid grid point)."""
-    from .solve import check_protocol
     try:
         engine = check_protocol(base_setup, engine)
     except RequestError as e:

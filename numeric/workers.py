@@ -29,10 +29,13 @@ Worker processes:
 """
 from __future__ import annotations
 
+import ctypes
+import multiprocessing as mp
 import os
 import pickle
 import signal
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 __all__ = ["worker_init", "stop_pool", "one_torch_thread", "SolveJobs", "InProcess", "ForkedPair", "mp_executor",
@@ -48,7 +51,6 @@ def worker_init() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
         except (OSError, AttributeError):   # no prctl: the main process still stops its workers
@@ -101,8 +103,6 @@ class SolveJobs:
     def __init__(self, processes: int):
         self.pool = None
         if processes == 2:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
             self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=worker_init)
 
     def submit(self, fn, *args):
