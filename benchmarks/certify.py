@@ -11,8 +11,9 @@ import argparse
 import os
 import time
 
-from mtsp.numeric.certify import certify, format_certificate
-from mtsp.numeric.solve import solve
+from mtsp.api import certify
+from mtsp.numeric.certify import format_certificate
+from mtsp.api import solve   # derive, then numeric
 from mtsp.setup import setup_from_toml
 
 

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mtsp.numeric.solve import solve  # noqa: E402
+from mtsp.api import solve  # noqa: E402  (derive, then numeric)
 from suite import CASES, agreement, format_row  # noqa: E402
 from mtsp.setup import default_setup, setup_from_dict  # noqa: E402
 

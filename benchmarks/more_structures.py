@@ -6,7 +6,7 @@ inputs; relu K = 3 on shared inputs), six classes, wide linear and tanh trunks (
 """
 import time
 from mtsp.setup import setup_from_dict
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.validate.simulate import simulate
 cases = [
  ("3 tasks glm C=2,3,4", {"tasks": [{"name": "A", "classes": 2}, {"name": "B", "classes": 3, "noise": 0.5}, {"name": "C", "classes": 4, "noise": 1.0}],

@@ -8,7 +8,7 @@ import random
 sys.path.insert(0, ".")
 import mpmath
 from mtsp.setup import setup_from_dict
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.numeric.model import theory_model, State
 from mtsp.numeric.mp_online import mp_state, field_cov_mp
 from mtsp.numeric import mp_errors

@@ -17,11 +17,12 @@ from mp_solve import setup  # noqa: E402
 from mtsp.numeric import mp_errors  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
 from mtsp.numeric.mp_online import field_cov_mp, mp_state, rhs_state_mp  # noqa: E402
+from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
 
 su = setup(3, 0.2, "tanh", 2)
 model = theory_model(su)
-st = solve_online(su, times=[0.2]).state(0.2)
+st = solve_online(su, times=[0.2], generated=GENERATED).state(0.2)
 with mpmath.workdps(20):
     sm = mp_state(st)
     t0 = time.perf_counter()

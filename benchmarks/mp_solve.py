@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.setup import setup_from_dict
 
 

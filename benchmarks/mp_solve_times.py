@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from mp_solve import setup  # noqa: E402  (benchmarks/ is the script's directory)
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 
 CASES = [  # name, (classes, activation, hidden)
     ("linear C=2 K=1", (2, "linear", 1)),

@@ -21,7 +21,8 @@ import time
 import numpy as np
 from mtsp.numeric import online, quadrature
 from mtsp.numeric.sobol import sobol_points
-from mtsp.numeric.solve import HIGH_ACCURACY, solve
+from mtsp.api import solve
+from mtsp.numeric.solve import HIGH_ACCURACY
 from scipy.special import ndtri
 
 from mtsp.setup import load_setup, setup_from_dict

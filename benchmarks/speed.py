@@ -12,7 +12,7 @@ import time
 
 from mtsp.derive.codegen import load_module
 from mtsp.numeric.model import theory_model
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.setup import default_setup, setup_from_dict
 from mtsp.validate.simulate import simulate
 

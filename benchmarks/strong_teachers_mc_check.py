@@ -38,6 +38,7 @@ from mtsp.numeric.mp_nonlinear import nonlinear_terms_mp  # noqa: E402
 from mtsp.numeric.mp_online import field_cov_mp, mp_state, rhs_state_mp, task_metrics_mp  # noqa: E402
 from mtsp.numeric.mp_quadrature import mp_factor  # noqa: E402
 from mtsp.numeric.online import Accuracy  # noqa: E402
+from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
 from mtsp.setup import load_setup  # noqa: E402
 
@@ -175,7 +176,7 @@ def main():
     setup = load_setup(ROOT / "examples/strong_teachers_tanh.toml")
     model = theory_model(setup)
     acc = Accuracy()
-    st = solve_online(setup, acc, times=[args.t], processes=1).state(args.t)
+    st = solve_online(setup, acc, times=[args.t], processes=1, generated=GENERATED).state(args.t)
     np.set_printoptions(precision=6, suppress=True)
     print(f"state at t = {args.t:g} (double solve, default accuracy):\nQ = {st.Q.tolist()}\nR = {st.R.tolist()}")
     for k, v in enumerate(st.V):

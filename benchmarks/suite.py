@@ -13,7 +13,7 @@ import sys
 import time
 
 from mtsp.setup import setup_from_dict
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.validate.simulate import simulate_with_single
 
 

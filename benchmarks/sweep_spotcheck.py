@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from mtsp.numeric.sweep import parse_values, point_setup, sweep
+from mtsp.api import sweep
+from mtsp.numeric.sweep import parse_values, point_setup
 from mtsp.setup import load_setup
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,8 @@
 
 setup → `derive_online` (SymPy system: reduced integrals, closed forms, assembled ODEs)
       → `generate_module` (the printed expressions of the structure, run by `mtsp.numeric.kernel`)
-        and `equation_sheet` (Markdown + LaTeX).
+        and `equation_sheet` (Markdown + LaTeX);
+      `GENERATED`: the generated modules as numeric's solvers receive them (``generated=``).
 `derive(setup, out=None)` does all of it for one setup (``mtsp derive``), see `derivation`.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 from .structure import structure_key
 
 _LAZY = {"OnlineSystem": "system", "derive_online": "system", "derive": "derivation",
-         "Derivation": "derivation"}
+         "Derivation": "derivation", "GENERATED": "codegen", "GeneratedModules": "codegen"}
 
 
 def __getattr__(name):  # SymPy loads only when a derivation is asked for
@@ -21,7 +22,8 @@ def __getattr__(name):  # SymPy loads only when a derivation is asked for
     raise AttributeError(name)
 
 
-__all__ = ["derive", "Derivation", "OnlineSystem", "derive_online", "structure_key", "write_derivation"]
+__all__ = ["derive", "Derivation", "OnlineSystem", "derive_online", "structure_key", "write_derivation", "GENERATED",
+           "GeneratedModules"]
 
 
 def write_derivation(setup, out_dir: str, engine: str | None = None) -> list[str]:

@@ -23,17 +23,23 @@ of the derivation's sources (`derive_fingerprint`); the least recently used beyo
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
+import py_compile
 import re
+import shutil
 import sys
+import tempfile
+import warnings
+from importlib.metadata import version
 
 from .. import __version__
 from .structure import structure_key  # SymPy is imported only when a module is generated
 
 __all__ = ["generate_module", "load_module", "module_path", "cache_dir", "generate_mp_module", "load_mp_module",
-           "derive_fingerprint", "GENERATOR_VERSION", "CACHE_ENTRIES"]
+           "derive_fingerprint", "GENERATOR_VERSION", "CACHE_ENTRIES", "GeneratedModules", "GENERATED"]
 
 GENERATOR_VERSION = 2   # 1: the kernel pasted into every module; 2: modules import mtsp.numeric.kernel
 CACHE_ENTRIES = 64      # generated modules kept on disk (least recently used removed beyond)
@@ -212,10 +218,6 @@ def cache_dir() -> str:
     except OSError as e:
         usable, why = False, f"it cannot be created ({e.strerror or e})"
     if not usable:
-        import atexit
-        import shutil
-        import tempfile
-        import warnings
         tmp = tempfile.mkdtemp(prefix="mtsp-cache-")
         atexit.register(shutil.rmtree, tmp, True)
         warnings.warn(f"the cache folder {d!r} is not usable: {why}; using the temporary folder "
@@ -233,7 +235,6 @@ def derive_fingerprint() -> str:
     """A hash of what decides the printed text besides the structure: the generator's version,
     the derivation's sources (`_DERIVE_SOURCES`) and SymPy's version (its CSE and printers)."""
     if not _fingerprint:
-        from importlib.metadata import version
         h = hashlib.sha256(repr((__version__, GENERATOR_VERSION, version("sympy"))).encode())
         for name in _DERIVE_SOURCES:
             spec = importlib.util.find_spec(f"mtsp.derive.{name}")
@@ -285,12 +286,10 @@ def _load_file(model, backend: str, generate, setup_name: str):
         _prune(os.path.dirname(path))
     if not os.path.exists(importlib.util.cache_from_source(path)):
         # its bytecode, also where PYTHONDONTWRITEBYTECODE is set (compiling it costs ~20 ms a run)
-        import py_compile
         py_compile.compile(path, doraise=False, quiet=2)
     try:
         return _exec_file(path)
     except Exception as e:  # a truncated or garbled cache file: regenerated once, with a warning
-        import warnings
         warnings.warn(f"the generated module {path!r} in the cache failed to load "
                       f"({type(e).__name__}: {e}); regenerating it", stacklevel=2)
         for p in (path, importlib.util.cache_from_source(path)):
@@ -437,3 +436,23 @@ def load_mp_module(model, setup_name: str = ""):
             mod.SOURCE = f.read()
         _loaded_mp[key] = mod
     return _loaded_mp[key]
+
+
+class GeneratedModules:
+    """What `derive` hands `numeric`: the generated module of each setup structure it is asked
+    for — ``numpy(model, setup_name)`` (`load_module`) and ``mpmath(model, setup_name)``
+    (`load_mp_module`), derived when first asked for and cached.  A solve meets several structures
+    (its single-task baselines, a sweep's points), so numeric receives this object from its caller
+    (`mtsp.api`, the CLI) rather than one module.  Stateless, so it pickles to worker processes."""
+
+    def numpy(self, model, setup_name: str = ""):
+        return load_module(model, setup_name)
+
+    def mpmath(self, model, setup_name: str = ""):
+        return load_mp_module(model, setup_name)
+
+    def __repr__(self) -> str:
+        return "mtsp.derive.GENERATED"
+
+
+GENERATED = GeneratedModules()

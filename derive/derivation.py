@@ -1,6 +1,6 @@
 """`derive(setup, out=None)`: the derivation of a setup's theory — what ``mtsp derive`` writes.
 
-setup → TheoryModel (numeric.model) → `derive_online` (the SymPy system of its structure) →
+setup → TheoryModel (`mtsp.model`) → `derive_online` (the SymPy system of its structure) →
 the equation sheet (`sheet.equation_sheet`, Markdown + LaTeX) and the generated module
 (`codegen.generate_module`), both computed when first asked for and written by `write`.
 """
@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..errors import ReachError
 from pathlib import Path
 
+from ..engines import check_structure, choose_engine
+from ..errors import ReachError
 from ..files import check_out, staged
-from ..numeric.model import TheoryModel, theory_model
+from ..model import TheoryModel, theory_model
 from .codegen import generate_module
 from .sheet import equation_sheet
 from .system import OnlineSystem, derive_online
@@ -85,18 +86,18 @@ def _engine_sheet(setup, engine: str) -> str:
 
 
 def derive(setup, out=None, engine: str | None = None):
-    """The derivation of `setup`'s theory by `engine` (default: its protocol's, as in
-    `numeric.solve.check_protocol`): online → `Derivation` (the SymPy system of its structure, the
+    """The derivation of `setup`'s theory by `engine` (default: its protocol's,
+    `mtsp.engines.choose_engine`): online → `Derivation` (the SymPy system of its structure, the
     equation sheet and the generated module); erm, full_batch → `SheetDerivation` (the replica or
     DMFT equations).
     With `out` the files are written into that folder (``mtsp derive``). Refused before anything
     is derived or written: ReachError for a protocol without a derivation or an online structure
-    beyond the engine's reach (`numeric.reach`), RequestError for an
-    engine of another protocol or a folder that cannot be written."""
-    from ..numeric.solve import check_protocol
-    engine = check_protocol(setup, engine)
+    beyond the engine's reach (`mtsp.engines.check_structure`), RequestError for an engine of
+    another protocol or a folder that cannot be written.  Whether an engine can *solve* the setup
+    (e.g. the DMFT's refusal of relu trunks) is numeric's to say (`numeric.solve.check_protocol`,
+    checked by ``mtsp derive`` before this)."""
+    engine = choose_engine(setup, engine)
     if engine in ("ode", "reference"):
-        from ..numeric.reach import check_structure
         check_structure(setup)   # the derivation grows with the structure: its reach first
     folder = None if out is None else check_out(out)
     if engine not in ("ode", "reference"):

@@ -18,6 +18,8 @@ kernels and the teacher overlap.
 """
 from __future__ import annotations
 
+import os
+
 import sympy as sp
 
 from mtsp.errors import ReachError
@@ -230,7 +232,6 @@ def dmft_sheet(setup) -> str:
 
 
 def write_dmft_derivation(setup, out_dir: str) -> list[str]:
-    import os
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "dmft_equations.md")
     with open(path, "w") as f:

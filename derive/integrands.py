@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from mtsp.model import label_label_tasks   # shared with the mp path's integration (numeric.mp_nonlinear)
+
 __all__ = ["HIntegrands", "nonlinear_integrands", "label_label_tasks", "linear_integrands"]
 
 
@@ -51,12 +53,6 @@ class HIntegrands:
 
 def _sym(name):
     return sp.Symbol(name, real=True)
-
-
-def label_label_tasks(classes, t: int, u: int):
-    """(a, b): a the task whose labels are closed forms (fewer classes; t on a tie), b the task
-    whose label cones are integrated."""
-    return (u, t) if classes[u] < classes[t] else (t, u)
 
 
 def nonlinear_integrands(s, display: bool = False) -> HIntegrands:

@@ -33,6 +33,9 @@ Cones given a mean (u ~ N(μ, S), dimension 1 or 2; Φ the normal CDF, Φ₂ the
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 from sympy.printing.pycode import MpmathPrinter
@@ -215,10 +218,9 @@ def render(backend: str) -> str:
 
 def module_paths() -> dict:
     """backend → path of the committed generated module."""
-    import os
 
-    from .. import numeric
-    here = os.path.dirname(os.path.abspath(numeric.__file__))
+    # the folder of the numeric package, found without importing it (derive does not import numeric)
+    here = importlib.util.find_spec("mtsp.numeric").submodule_search_locations[0]
     return {"numpy": os.path.join(here, "pointwise.py"), "mpmath": os.path.join(here, "mp_pointwise.py")}
 
 

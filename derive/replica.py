@@ -21,9 +21,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 
 from mtsp.errors import ReachError
+from mtsp.model import erm_problem   # the reduced problem whose numbers the sheet prints
 
 __all__ = ["PriorChannel", "derive_prior_channel", "replica_sheet", "write_replica_derivation"]
 
@@ -111,9 +113,7 @@ train_error = E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax Eᵀh_y ≠ y}].
 def replica_sheet(setup, pc: PriorChannel | None = None) -> str:
     """Markdown equation sheet of the replica engine for `setup`: the derived prior channel (scalar
     blocks, the setup's T), the loss channel, and the setup's Λ, α_t, σ_t, reduced teacher."""
-    import numpy as np
 
-    from ..numeric.erm import erm_problem
     model, channels, Lam, G = erm_problem(setup)
     T = model.n_tasks
     pc = pc or derive_prior_channel(T, 1)

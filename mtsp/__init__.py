@@ -7,7 +7,7 @@ The Python API (the functions the ``mtsp`` commands call; each loads its back-en
 used, so ``import mtsp`` stays cheap):
 
     setup = mtsp.load_setup("examples/two_related_one_noisy.toml")   # or mtsp.default_setup()
-    res = mtsp.solve(setup, single=True)            # numeric.solve.solve   (mtsp solve)
+    res = mtsp.solve(setup, single=True)            # derive, then numeric.solve.solve (mtsp solve)
     sim = mtsp.simulate(setup, N=1000, seeds=8)     # validate.simulate.simulate (mtsp simulate)
     val = mtsp.validate.validate(setup, out="rep")  # theory vs simulation (mtsp validate)
     der = mtsp.derive.derive(setup, out="eqs")      # SymPy system, sheet, module (mtsp derive)
@@ -16,6 +16,10 @@ used, so ``import mtsp`` stays cheap):
     rdg = mtsp.ridge_curve(erm, {"training.alpha": [1, 2]})  # λ* minimising gen_error (mtsp ridge)
     one = mtsp.optimal_ridge(erm)                   # λ* at the setup's own point (numeric.erm)
     rep = mtsp.check(setup)                         # double vs mp right-hand side (mtsp check)
+    crt = mtsp.certify(setup)                       # bounds on the printed gen_error (check --trajectory)
+
+`mtsp.solve`, `sweep`, `check`, `certify` (`mtsp.api`) run derive, then numeric: numeric's functions
+of the same names take derive's output as their ``generated`` argument.
 
 Errors are the classes of `mtsp.errors` (SetupError, RequestError, ReachError, ConvergenceError).
 """
@@ -33,8 +37,8 @@ __version__ = "0.1.0"
 
 # name -> the module that defines it (imported when the name is first used)
 _API = {
-    "solve": "mtsp.numeric.solve", "Accuracy": "mtsp.numeric.online",
-    "sweep": "mtsp.numeric.sweep", "check": "mtsp.numeric.check",
+    "solve": "mtsp.api", "Accuracy": "mtsp.numeric.online",
+    "sweep": "mtsp.api", "check": "mtsp.api", "certify": "mtsp.api",
     "optimal_ridge": "mtsp.numeric.erm", "ridge_curve": "mtsp.numeric.ridge",
     "simulate": "mtsp.validate.simulate",
     "Setup": "mtsp.setup", "load_setup": "mtsp.setup", "default_setup": "mtsp.setup",
@@ -57,7 +61,7 @@ def __dir__():
     return sorted(set(globals()) | set(_API) | set(_SUBPACKAGES))
 
 
-__all__ = ["solve", "simulate", "sweep", "check", "optimal_ridge", "ridge_curve", "Accuracy", "Setup", "load_setup",
+__all__ = ["solve", "simulate", "sweep", "check", "certify", "optimal_ridge", "ridge_curve", "Accuracy", "Setup", "load_setup",
            "default_setup", "setup_from_dict", "setup_from_toml", "MtspError", "SetupError",
            "RequestError", "ReachError", "ConvergenceError", "derive", "numeric", "validate",
            "__version__"]

@@ -140,7 +140,7 @@ def _fmt_t(t) -> str:
 # the computations, shared by the commands
 
 def _theory(setup, single: bool, show: bool, engine: str | None = None, **precision):
-    from .numeric.solve import solve
+    from .api import solve   # derive, then numeric
     with Progress("theory", enabled=show) as p:
         res = solve(setup, single=single, progress=p, engine=engine, **precision)
     return res
@@ -193,7 +193,8 @@ def cmd_solve(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .numeric.check import check, format_report
+    from .api import check
+    from .numeric.check import format_report
     setup = _load(args.setup)
     engine = _check_protocol(setup)
     if engine == "replica" and not args.trajectory:
@@ -215,7 +216,8 @@ def cmd_check(args) -> int:
               f"difference ≤ {threshold(model, args.accuracy):.0e}")
     bar = Progress("check", enabled=progress_enabled(args.json, quiet=getattr(args, "quiet", False)))
     if args.trajectory:
-        from .numeric.certify import certify, format_certificate
+        from .api import certify
+        from .numeric.certify import format_certificate
         try:
             cert = certify(setup, states=args.states, dps=args.dps, nodes=args.mp_nodes, accuracy=args.accuracy,
                            progress=bar)
@@ -300,14 +302,16 @@ def cmd_demo(args) -> int:
 def cmd_derive(args) -> int:
     from .derive import derive
     setup = _load(args.setup)
+    _check_protocol(setup, getattr(args, "engine", None))   # an engine that can solve it (e.g. no relu DMFT)
     for p in derive(setup, out=args.out, engine=getattr(args, "engine", None)).paths:
         print(p)
     return 0
 
 
 def cmd_sweep(args) -> int:
-    """Parameter sweep of the multitask benefit (mtsp.numeric.sweep; plots: mtsp.validate.maps)."""
-    from .numeric.sweep import sweep
+    """Parameter sweep of the multitask benefit (mtsp.api.sweep: derive, then numeric.sweep; plots:
+    mtsp.validate.maps)."""
+    from .api import sweep
     setup = _load(args.setup)
     vary = _vary(args.vary)
     out = check_out(args.out) if args.out else None   # written whole at the end (`staged`)

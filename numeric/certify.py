@@ -41,8 +41,11 @@ from scipy.linalg import expm
 
 from mtsp.errors import RequestError
 
+from .engine import generated_module
 from .metrics import task_metrics
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp
+from .mp_solve import METRIC_NODES, SOLVE_NODES, _note
+from .solve import COARSE, accuracy_setting, check_processes, solve
 
 __all__ = ["certify", "format_certificate"]
 
@@ -122,17 +125,14 @@ def _gronwall(mu, ts, tk, d_int, env):
 
 
 def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=None, accuracy="default",
-            processes: int | None = None, solution=None, progress=None) -> dict:
+            processes: int | None = None, solution=None, progress=None, generated=None) -> dict:
     """Certificate of the double solve of `setup` (or of ``solution``, a double `SolveResult` with
     its trajectory) against the mp theory: per task and reported time the gen_error, the bound on
     its distance from the mp theory and its parts, and the certified decimals.  ``states``: mp
     right-hand sides sampled on the trajectory (at t_last·j/states); ``nodes`` / ``metric_nodes``:
     the mp nodes of the right-hand side and of the errors (default those of `solve --precision
-    mp`: 24 and 24); ``dps``: mp digits."""
-    from mtsp.derive.codegen import load_module
-
-    from .mp_solve import METRIC_NODES, SOLVE_NODES, _note
-    from .solve import COARSE, accuracy_setting, check_processes, solve
+    mp`: 24 and 24); ``dps``: mp digits.  ``generated``: derive's modules (`mtsp.derive.GENERATED`;
+    `mtsp.certify` passes them)."""
     if isinstance(states, bool) or not isinstance(states, int) or states < 1:
         raise RequestError("states", f"expected a positive number of mp states, got {states!r}")
     nodes = SOLVE_NODES if nodes is None else nodes
@@ -140,9 +140,11 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
     processes = check_processes(processes)
     acc = accuracy_setting(accuracy)[0]
     t0 = _time.perf_counter()
-    res = solution if solution is not None else solve(setup, accuracy=accuracy, processes=processes)
+    res = solution if solution is not None else solve(setup, accuracy=accuracy, processes=processes,
+                                                      generated=generated)
     model, traj = res.model, res.trajectory
-    rhs = load_module(model, setup.name).rhs
+    rhs = generated_module(generated, model, setup.name).rhs
+    generated_module(generated, model, setup.name, "mpmath")   # (read by mp_online from derive's cache)
 
     def f(y):
         return rhs(model, y, acc)

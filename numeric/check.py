@@ -22,10 +22,13 @@ import numpy as np
 
 from mtsp.errors import ReachError
 
-from .model import theory_model
+from .engine import generated_module
 from .metrics import task_metrics
+from .model import theory_model
 from .mp_online import mp_state, rhs_state_mp, task_metrics_mp
+from .mp_solve import _note
 from .online import Accuracy
+from .solve import accuracy_setting, check_processes, solve_online
 
 __all__ = ["check", "format_report", "threshold", "expected_seconds", "expected_text", "THRESHOLDS"]
 
@@ -86,13 +89,12 @@ def _rel(a, b):
 
 
 def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(), mp_nodes=None,
-          times=None, errors: bool = True, progress=None, processes: int | None = None) -> dict:
+          times=None, errors: bool = True, progress=None, processes: int | None = None, generated=None) -> dict:
     """Report dict: {"setup", "dps", "times", "terms": {name: max relative difference}, "seconds"}.
     ``acc``: the double path's `Accuracy`, or a preset name of `solve` ("default" | "high" | "fast").
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times.
-    ``processes``: 1 or 2 (`solve.check_processes`), for the double solve and the mp evaluations."""
-    from mtsp.derive.codegen import load_module
-    from .solve import accuracy_setting, check_processes, solve_online
+    ``processes``: 1 or 2 (`solve.check_processes`), for the double solve and the mp evaluations.
+    ``generated``: derive's modules (`mtsp.derive.GENERATED`; `mtsp.check` passes them)."""
     preset = acc if isinstance(acc, str) else "default"
     acc = accuracy_setting(acc)[0]
     processes = check_processes(processes)
@@ -101,12 +103,12 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     if times is None:
         times = [t_last * (k + 1) / states for k in range(states)]
     t0 = _time.perf_counter()
-    res = solve_online(setup, acc, times=[t_last], processes=processes)
-    mod = load_module(model, setup.name)
+    res = solve_online(setup, acc, times=[t_last], processes=processes, generated=generated)
+    mod = generated_module(generated, model, setup.name)
+    generated_module(generated, model, setup.name, "mpmath")   # (read by mp_online from derive's cache)
     worst: dict = {}
     def tell(part, text):
         if progress is not None:
-            from .mp_solve import _note
             _note(progress, (i_state + part) / len(times),
                   f"check: state {i_state + 1}/{len(times)} (t = {t:g}): {text}")
 

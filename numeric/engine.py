@@ -18,12 +18,25 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
+from mtsp.errors import RequestError
+
 from .model import State, TheoryModel
 from .online import Accuracy, linear_terms, nonlinear_terms
 from .quadrature import gaussian_factor
 
 __all__ = ["GeneratedSystem", "closed_usable", "flatten_terms", "mp_parameters", "closed_terms_mp",
-           "assemble_mp"]
+           "assemble_mp", "generated_module"]
+
+
+def generated_module(generated, model: TheoryModel, setup_name: str = "", backend: str = "numpy"):
+    """The generated module of `model`'s structure, taken from `generated` — derive's output, given
+    by the caller (`mtsp.derive.GENERATED`: ``numpy(model, name)``, ``mpmath(model, name)``); numeric
+    never derives.  RequestError (key ``generated``) when none was given."""
+    if generated is None:
+        raise RequestError("generated", "the ode engine runs the generated module of the setup's structure, "
+                           "which numeric receives from its caller: call mtsp.solve (it derives, then solves) "
+                           "or pass generated=mtsp.derive.GENERATED")
+    return getattr(generated, backend)(model, setup_name)
 
 
 def flatten_terms(model: TheoryModel, raw: dict) -> dict:

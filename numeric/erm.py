@@ -23,59 +23,22 @@ import numpy as np
 
 from mtsp.errors import ConvergenceError, ReachError, RequestError
 
+from mtsp.model import erm_problem   # the reduced problem: the theory model of an erm setup
+
 from .metrics import task_metrics
-from .model import State, TheoryModel, theory_model
+from .model import State, TheoryModel
 from .online import Accuracy
 from .replica import (
     ReplicaAccuracy,
     TaskChannel,
     reduced_basis,
     solve_fixed_point,
-    teacher_factor,
 )
 
 __all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
 MAX_JOINT_LABEL_DIMS = 3   # coupled tasks on shared inputs: Σ_t (C_t − 1) (`replica._joint_labels`)
-MAX_CLASSES = 5   # C = 5: minutes per point (4-dim rule, nested Genz orthants); C = 6 is out of reach
-
-
-def all_pairs_laplacian(T: int) -> np.ndarray:
-    """L_T = T I − 1 1ᵀ: (μ/2) Σ_{t<s} ‖W_t − W_s‖² = (μ/2) tr(W ᵀ(L_T ⊗ I) W)."""
-    return T * np.eye(T) - np.ones((T, T))
-
-
-def erm_problem(setup):
-    """(channels, Λ, G) of an erm setup with separate inputs (or one task)."""
-    model = theory_model(setup)
-    tr = setup.training
-    T = model.n_tasks
-    for task in setup.tasks:
-        if task.classes > MAX_CLASSES:
-            raise ReachError(f"tasks.{task.name}.classes", f"the replica engine integrates "
-                                      f"C ≤ {MAX_CLASSES} classes (got {task.classes}): a tensor rule "
-                                      f"in C − 1 dimensions with a (C − 1)-dim orthant at every node")
-    Es = [reduced_basis(c) for c in model.classes]
-    Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
-          for t, E in enumerate(Es)]
-    alphas = [float(task.alpha) if (tr.inputs == "separate" and task.alpha is not None)
-              else float(tr.alpha) for task in setup.tasks]
-    channels = [TaskChannel(int(c), L, float(s), a, float(w))
-                for c, L, s, a, w in zip(model.classes, Ls, model.noise, alphas, model.weights)]
-    pinv = [np.linalg.pinv(L) for L in Ls]
-    rows = []
-    for t in range(T):
-        row = []
-        for s in range(T):
-            Tts = model.gram[model.task_slice(t), model.task_slice(s)]
-            row.append(pinv[t] @ Es[t] @ Tts @ Es[s].T @ pinv[s].T)
-        rows.append(row)
-    G = np.block(rows) if sum(L.shape[1] for L in Ls) else np.zeros((0, 0))
-    Lam = float(tr.ridge) * np.eye(T) + float(tr.coupling) * all_pairs_laplacian(T)
-    return model, channels, Lam, G
-
-
 def one_task_model(model: TheoryModel, t: int, ch: TaskChannel) -> TheoryModel:
     """Task t as a one-task glm model against its reduced teacher Gram Eᵀ L Lᵀ E (the student's
     logits z = Eᵀζ with heads I): the model whose `metrics.task_metrics` are task t's predictions."""

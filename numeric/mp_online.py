@@ -416,7 +416,7 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
     if not model.linear:
         from .mp_errors import nonlinear_metrics_mp
         C = field_cov_mp(model, st)
-        from .mp_quadrature import map_two       # one task per process on two cores
+        from .workers import map_two       # one task per process on two cores
         return map_two(lambda t: nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss), range(model.n_tasks),
                        processes)
     _check(model)

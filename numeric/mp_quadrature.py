@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,6 +43,7 @@ from scipy.special import ndtri
 from mtsp.errors import ReachError
 
 from .cone import MP, cone_plan, drop_sure_rows, gaussian_factor, genz, orthant_probability, wide_sector_halves
+from .workers import mp_executor
 
 mp = mpmath.mp
 
@@ -54,7 +53,6 @@ __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpCone
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
 MAX_DIM = 4
-PARALLEL_MIN_POINTS = 512   # below this a forked second process costs more than it saves
 
 
 def to_mp(a):
@@ -309,58 +307,6 @@ def _add_results(a: MpConeResult, b: MpConeResult) -> MpConeResult:
     return MpConeResult(plain, lin, a.points + b.points, a.dims, a.tier)
 
 
-def _fork(child):
-    """child() in a forked process (inheriting the mp context); returns collect(), which waits for
-    it and returns its result, or raises a RuntimeError naming its exception."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:                                        # the child: compute, send, leave at once
-        os.close(r)
-        try:
-            payload = pickle.dumps(("ok", child()))
-        except BaseException as e:                      # noqa: BLE001 — reported by the parent
-            payload = pickle.dumps(("error", f"{type(e).__name__}: {e}"))
-        with os.fdopen(w, "wb") as f:
-            f.write(payload)
-        os._exit(0)
-    os.close(w)
-
-    def collect():
-        with os.fdopen(r, "rb") as f:
-            data = f.read()
-        os.waitpid(pid, 0)
-        status, value = pickle.loads(data) if data else ("error", "no result")
-        if status != "ok":
-            raise RuntimeError(f"mp helper process failed: {value}")
-        return value
-    return collect
-
-
-def map_two(fn, items: list, processes: int = 1) -> list:
-    """[fn(x) for x in items], the second half in a forked process when ``processes`` is 2."""
-    items = list(items)
-    if processes < 2 or len(items) < 2:
-        return [fn(x) for x in items]
-    half = (len(items) + 1) // 2
-    collect = _fork(lambda: [fn(x) for x in items[half:]])
-    try:
-        mine = [fn(x) for x in items[:half]]
-    finally:
-        theirs = collect()
-    return mine + theirs
-
-
-def _in_two_processes(run):
-    """run((0, 2)) here and run((1, 2)) in a forked child, their MpConeResults added: the two
-    halves of one integral's points (`cone_expectation_mp(part=...)`), on two cores."""
-    collect = _fork(lambda: run((1, 2)))
-    try:
-        mine = run((0, 2))
-    finally:
-        theirs = collect()
-    return _add_results(mine, theirs)
-
-
 def _mm(X, M):
     """X @ M on object arrays (mpf zeros where the inner dimension is empty)."""
     return X @ M if X.shape[1] else MP.zeros((X.shape[0], M.shape[1]))
@@ -395,8 +341,9 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     cone probability (closed form for ≤ 3 nonsingular rows when ``closed``).  ``split_wide``:
     a two-row cone wider than 90° is integrated as its two halves (`cone.wide_sector_halves`).
     ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
-    ``processes``: with 2, half the points in a forked process (`_in_two_processes`)
-    where the product rule has at least PARALLEL_MIN_POINTS points."""
+    ``processes``: with 2, half the points in a forked process (`workers.ForkedPair.split`) where
+    the product rule is worth it (`workers.PARALLEL_MIN_POINTS` points or more); an executor
+    (`workers.mp_executor`) is used as it is and tallies the rule's n^d points."""
     F = factor if (len(factor) and isinstance(factor[0], list)) else to_mp(factor)
     F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
     n_fields, d = F.shape
@@ -434,9 +381,13 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
     n = DEFAULT_NODES[dims] if nodes is None else \
         nodes.get(dims, DEFAULT_NODES[dims]) if isinstance(nodes, dict) else int(nodes)
-    if processes > 1 and part is None and n ** dims >= PARALLEL_MIN_POINTS:
-        return _in_two_processes(lambda pt: cone_expectation_mp(
-            factor, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr, fn, Lr, part=pt, **kw))
+    executor = mp_executor(processes)
+    if part is None:
+        executor.ran(n ** dims, dims)
+    if part is None and executor.worth(n ** dims):
+        return executor.split(lambda pt: cone_expectation_mp(
+            factor, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr, fn, Lr, part=pt, **kw),
+            _add_results)
     (U, Uc), W1 = _tensor([tanh_sinh01_mp(n)] * plan.sample_r1) if plan.sample_r1 else ((MP.zeros((1, 0)),) * 2,
                                                                                         np.array([mpmath.mpf(1)]))
     eta1, w1 = genz(MP, plan, U, W1, Uc)

@@ -27,12 +27,15 @@ from fractions import Fraction
 
 import mpmath
 
+from .engine import generated_module
 from .integrators import MP, StepController
 from .model import theory_model
 from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp, unpack_mp
+from .solve import SolveResult, check_processes
 from .trajectory import Point, lowest, metrics_at_steps, task_fields
+from .workers import mp_executor
 
-__all__ = ["solve_online_mp", "mp_controller"]
+__all__ = ["solve_online_mp", "mp_controller", "rhs_points"]
 
 SOLVE_NODES = 24
 METRIC_NODES = 24
@@ -46,37 +49,19 @@ def mp_controller(rtol: float = 1e-10, atol: float = 1e-10, h0: float = 0.05) ->
                           initial_step=h0)
 
 
-def rhs_points(model, nodes: int = SOLVE_NODES) -> tuple[int, int]:
-    """(quadrature points of one mp right-hand side, dimension of its largest integral) — an
-    a-priori count of the product rules' points (n^d per piece; wide-logit splits not counted):
-    nonlinear trunks n^K per sign orthant of h (2^K for relu, one for tanh / erf), plus per pair of tasks on shared inputs the label–label
-    term's integrals over (h_k, h_l) with the joint label probabilities given them (× the
-    Plackett 1-d nodes for a 3- or 4-dim joint cone); linear trunks, per task n^(C−1) (softmax
-    terms and each partner's label terms) and per pair on shared inputs n^(C_t + C_u − 2)."""
-    n, T = int(nodes), model.n_tasks
-    classes = list(model.classes)
-    shared_pairs = [(t, u) for t in range(T) for u in range(t + 1, T)] if model.inputs == "shared" else []
-    if not model.linear:
-        from .mp_nonlinear import PLACKETT_NODES, _sign_splits
-        K = model.K
-        pts, dim = len(_sign_splits(model.activation, K)) * n ** K, K
-        for t, u in shared_pairs:
-            ca, cb = sorted((classes[t], classes[u]))
-            # per entry pair k ≤ l an integral over (h_k, h_l): K of 1 dim, K(K−1)/2 of 2 dims;
-            # each node takes (C_a − 1)(C_b − 1) joint probabilities, for a 3- or 4-dim joint
-            # cone each (C_a − 1)(C_b − 1) Φ or Φ₂ per s-node (one graded piece counted)
-            inner = 1 if ca + cb == 4 else ((ca - 1) * (cb - 1)) ** 2 * PLACKETT_NODES
-            pts += (K * len(_sign_splits(model.activation, 1)) * n
-                    + K * (K - 1) // 2 * len(_sign_splits(model.activation, 2)) * n * n) * inner
-            dim = max(dim, min(K, 2) + (1 if inner > 1 else 0))
-        return pts, dim
-    pts = sum((1 + (T if model.inputs == "shared" else 1)) * n ** (C - 1) for C in classes)
-    dim = max(C - 1 for C in classes)
-    for t, u in shared_pairs:
-        d = classes[t] + classes[u] - 2
-        pts += n ** d
-        dim = max(dim, d)
-    return pts, dim
+def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1) -> tuple[int, int, int]:
+    """(product-rule points, integrals, dimension of the largest) of the mp right-hand side at
+    `state` (a `State`), measured: the tally of the executor it runs on (`workers.mp_executor`),
+    n^d points per integral of d integrated dimensions.  The count depends on the state, not only
+    on the structure: at large Q a tanh / erf trunk's integrals split into the sign orthants of h
+    and a linear trunk's into the argmax cones of widely spread logits (measured at 8 nodes: 144 →
+    800 points for a two-task tanh K = 2 trunk, 448 → 3648 for a two-task C = 3 linear trunk;
+    benchmarks/results/mp_rhs_points.txt); the a-priori count from the structure that this replaced
+    was off both ways (12864 announced, 144–800 run for examples/strong_teachers_tanh.toml).  The
+    Plackett nodes inside the label–label integrands of C = 3 tasks are work per point, not points."""
+    ex = mp_executor(processes)
+    rhs_state_mp(model, mp_state(state), nodes, processes=ex)
+    return ex.points, ex.rules, ex.largest
 
 
 def _fmt_s(s: float) -> str:
@@ -94,18 +79,21 @@ def _note(progress, fraction: float, text: str) -> None:
 
 
 def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
-                    times=None, progress=None, metric_nodes=None, processes: int | None = None):
+                    times=None, progress=None, metric_nodes=None, processes: int | None = None, generated=None):
     """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp").
     ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
     max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
     time, so their quadrature error is not damped by anything (C = 3 linear trunk: the
     errors' 2-dim integrals err by ≈ 2e-7 at 16 nodes, ≤ 1e-11 at 24).  ``processes``: 1 or 2
     (`solve.check_processes`; default 2 with 2+ cores and fork): with 2 the larger integrals and
-    the nonlinear trunks' per-task errors are split with a forked process."""
+    the nonlinear trunks' per-task errors are split with a forked process.  ``generated``: derive's
+    modules (`mtsp.derive.GENERATED`; `mtsp.solve` passes them): the mp module of the structure."""
     mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
-    from .solve import SolveResult, check_processes
     processes = check_processes(processes)
     model = theory_model(setup)
+    # the mp module of the structure, derived through the caller's `generated` (the mp right-hand
+    # side and errors below read it from derive's cache until they take it as an argument)
+    generated_module(generated, model, setup.name, "mpmath")
     if not model.linear:
         from .mp_errors import check_errors_mp
         from .mp_nonlinear import check_nonlinear_mp
@@ -118,19 +106,24 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
         y0 = pack_mp(model, st0.Q, st0.R, st0.V)
         nfev = [0]
 
-        pts, dim = rhs_points(model, nodes)
-        lo, hi = _fmt_s(pts * 1e-4), _fmt_s(pts * 6e-4)   # measured 0.13–0.6 ms per mp point
-        _note(progress, 0.0, f"mp: ~{pts:.2g} quadrature points per right-hand side (largest integral "
-                             f"{dim}-dim, {nodes} nodes per dim), ≈ {lo}–{hi} each; ≥ 7 of them"
-                             + ("; the errors at every accepted step by the K = 3 cut rule, up to minutes per "
-                                "task" if (not model.linear and model.K == 3) else ""))
+        _note(progress, 0.0, f"mp: the first right-hand side ({nodes} nodes per integrated dimension) measures the "
+                             "work of each" + ("; the errors at every accepted step by the K = 3 cut rule, up to "
+                                               "minutes per task" if (not model.linear and model.K == 3) else ""))
         done = [0.0]
 
         def f(t, y):
             nfev[0] += 1
             r0 = _time.perf_counter()
-            dQ, dR, dV, _, _ = rhs_state_mp(model, unpack_mp(model, y), nodes, processes=processes)
-            _note(progress, done[0], f"right-hand side {nfev[0]}: {_time.perf_counter() - r0:.1f} s (≥ 6 per step)")
+            ex = mp_executor(processes)   # its tally: this right-hand side's points (they grow with Q)
+            dQ, dR, dV, _, _ = rhs_state_mp(model, unpack_mp(model, y), nodes, processes=ex)
+            secs = _time.perf_counter() - r0
+            pts = f"{ex.points}" if ex.points < 10 ** 6 else f"{ex.points:.3g}"
+            size = f"{pts} quadrature points in {ex.rules} integrals (largest {ex.largest}-dim)"
+            if nfev[0] == 1:
+                _note(progress, done[0], f"mp: right-hand side 1: {size}, {_fmt_s(secs)}; ≥ 7 of them, "
+                                         f"≈ {_fmt_s(7 * secs)} or more")
+            else:
+                _note(progress, done[0], f"right-hand side {nfev[0]}: {secs:.1f} s, {size} (≥ 6 per step)")
             return pack_mp(model, dQ, dR, dV)
 
         def metrics(t, y, label):   # per task (gen_error, label_error, test_loss), in mp

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtsp.engines import LIMITS, check_structure  # noqa: F401  (1.: shared with derive, which checks it first)
 from mtsp.errors import ConvergenceError, ReachError
 
 __all__ = ["LIMITS", "MAX_SECONDS", "NOTE_SECONDS", "EXPLODE", "GROWTH", "check_structure", "Estimate",
            "estimate", "check_cost", "Guard"]
 
-# Structural limits of the online engine (see benchmarks/results/reach_limits.txt for the
-# measured derivation and solve times that set them).
-LIMITS = {"classes": 8, "logits": 16, "hidden": 16, "tasks": 6}
 MAX_SECONDS = 600.0   # an estimated integration beyond this is refused before it starts
 NOTE_SECONDS = 20.0   # an estimated integration beyond this is announced before it starts
 EXPLODE = 1e8         # |order parameter| beyond which the dynamics count as diverging
@@ -43,29 +41,6 @@ _STABILITY = 3.3      # real stability interval of Dormand–Prince 5(4): h·L �
 # right-hand sides where its initial rate (L = 0.33) predicts 300 (measured, 2 cores)
 GROWTH = 4.0
 _SIMULATE = "'mtsp simulate' runs it at finite N"
-
-
-def check_structure(setup) -> None:
-    """ReachError unless the setup's structure lies within `LIMITS` (see the module docstring)."""
-    tasks = setup.tasks
-    for k, t in enumerate(tasks):
-        if t.classes > LIMITS["classes"]:
-            raise ReachError(f"tasks.{t.name}.classes",
-                             f"{t.classes} classes exceed the online engine's reach "
-                             f"(at most {LIMITS['classes']} per task: its label integrals have "
-                             f"C − 1 dimensions); {_SIMULATE}")
-    if len(tasks) > LIMITS["tasks"]:
-        raise ReachError("tasks", f"{len(tasks)} tasks exceed the online engine's reach (at most "
-                         f"{LIMITS['tasks']}: its pair integrals grow as tasks²); {_SIMULATE}")
-    M = sum(t.classes for t in tasks)
-    if M > LIMITS["logits"]:
-        raise ReachError("tasks", f"{M} classes in all exceed the online engine's reach (at most "
-                         f"{LIMITS['logits']} logits over all tasks); {_SIMULATE}")
-    st = setup.student
-    if st.kind != "glm" and st.hidden > LIMITS["hidden"]:
-        raise ReachError("student.hidden", f"{st.hidden} hidden units exceed the online engine's "
-                         f"reach (at most {LIMITS['hidden']}: the derivation has K² + K·M order "
-                         f"parameters); {_SIMULATE}")
 
 
 @dataclass

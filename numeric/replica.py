@@ -41,6 +41,7 @@ import numpy as np
 from .online import _class_diffs, _cone_probability
 from .quadrature import tanh_sinh01
 from mtsp.errors import ConvergenceError, ReachError
+from mtsp.model import TaskChannel, reduced_basis, teacher_factor
 
 __all__ = [
     "FixedPoint",
@@ -103,41 +104,6 @@ def tensor_trapezoid(d: int, n: int, half: float = HALF_WIDTH):
     grid = np.stack(np.meshgrid(*([x] * d), indexing="ij"), axis=-1).reshape(-1, d)
     wts = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
     return grid, wts
-
-
-def reduced_basis(C: int) -> np.ndarray:
-    """E ((C−1)×C): orthonormal rows orthogonal to the all-ones vector (Helmert rows)."""
-    E = np.zeros((C - 1, C))
-    for k in range(1, C):
-        E[k - 1, :k] = 1.0
-        E[k - 1, k] = -k
-        E[k - 1] /= np.sqrt(k * (k + 1))
-    return E
-
-
-def teacher_factor(T_reduced: np.ndarray, tol: float = 1e-12) -> np.ndarray:
-    """L (d×r) with L Lᵀ = T_reduced, r its numerical rank (columns: eigenvectors·√eigenvalue)."""
-    vals, vecs = np.linalg.eigh(0.5 * (T_reduced + T_reduced.T))
-    keep = vals > tol * max(vals[-1], 1e-300)
-    return vecs[:, keep] * np.sqrt(vals[keep])
-
-
-@dataclass(frozen=True)
-class TaskChannel:
-    """One task's loss channel: classes C, reduced teacher factor L (d×r), noise σ, α, weight w."""
-    C: int
-    L: np.ndarray
-    sigma: float
-    alpha: float
-    weight: float = 1.0
-
-    @property
-    def d(self) -> int:
-        return self.C - 1
-
-    @property
-    def r(self) -> int:
-        return self.L.shape[1]
 
 
 def _rowmax(x: np.ndarray) -> np.ndarray:

@@ -11,19 +11,27 @@ after it — the same sums in the same order, so the same numbers.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import sys
 import time as _time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from mtsp.errors import ConvergenceError, ReachError, RequestError
+from threadpoolctl import threadpool_limits
 
-from . import reach
+from mtsp.engines import choose_engine
+from mtsp.errors import ConvergenceError, ReachError, RequestError
+from mtsp.progress import Progress
+
+from . import online, reach
+from .engine import generated_module
 from .integrators import StepController, bounded_minimum
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
 from .trajectory import integrate_theory, lowest, task_fields
+from .workers import SolveJobs
 
 __all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_processes", "default_processes"]
 
@@ -72,25 +80,25 @@ class SolveResult:
         return out
 
 
-def _rhs_module(engine: str, model: TheoryModel, setup_name: str = ""):
+def _rhs_module(engine: str, model: TheoryModel, setup_name: str = "", generated=None):
     """The module whose `rhs` is the right-hand side: the generated module of the setup's
-    structure (engine "ode", the default: SymPy closed forms + quadrature) or the hand-written
-    reference `numeric.online` ("reference")."""
+    structure (engine "ode", the default: SymPy closed forms + quadrature), taken from
+    ``generated`` (derive's modules, given by the caller: `engine.generated_module`), or the
+    hand-written reference `numeric.online` ("reference")."""
     if engine == "ode":
-        from mtsp.derive.codegen import load_module
-        return load_module(model, setup_name)
+        return generated_module(generated, model, setup_name)
     if engine == "reference":
-        from . import online
         return online
     raise RequestError("engine", f"unknown engine {engine!r} (ode | reference)")
 
 
-def _rhs_function(model: TheoryModel, engine: str, setup_name: str = ""):
-    return _rhs_module(engine, model, setup_name).rhs
+def _rhs_function(model: TheoryModel, engine: str, setup_name: str = "", generated=None):
+    return _rhs_module(engine, model, setup_name, generated).rhs
 
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
-               engine: str = "ode", setup_name: str = "", progress=None, helper=None, guard=None):
+               engine: str = "ode", setup_name: str = "", progress=None, helper=None, guard=None,
+               generated=None):
     """Dormand–Prince 5(4) with dense output from the initial order parameters to t_end.
     ``helper``: an executor that computes half of every right-hand side while this process does
     the other half (passed to the right-hand side: `online.linear_terms`, `online.nonlinear_terms`).
@@ -98,7 +106,7 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
     checked first, then `reach.Guard` stops diverging or overlong integrations)."""
     y0 = model.pack(model.initial_state())
     nfev = [0]
-    f_rhs = _rhs_function(model, engine, setup_name)
+    f_rhs = _rhs_function(model, engine, setup_name, generated)
     if guard is None:   # the reach (`reach`): the cost estimated, refused or announced first
         reach.check_cost(reach.estimate(lambda y: f_rhs(model, y, acc, helper), y0, t_end), model.lr)
         guard = reach.Guard(t_end)
@@ -117,8 +125,6 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
 def default_processes() -> int:
     """2 where a second process can help (2+ cores, the fork start method, and this process may
     have children: not a daemonic worker), else 1."""
-    import multiprocessing as mp
-    import os
     can_fork = "fork" in mp.get_all_start_methods() and not mp.current_process().daemon
     return 2 if can_fork and (os.cpu_count() or 1) > 1 else 1
 
@@ -126,7 +132,6 @@ def default_processes() -> int:
 def check_processes(processes) -> int:
     """The number of processes of a solve, validated: None → `default_processes()`; 1 (this
     process alone) or 2 (a forked second process shares the right-hand sides and the metrics)."""
-    import multiprocessing as mp
     if processes is None:
         return default_processes()
     if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes not in (1, 2):
@@ -139,48 +144,6 @@ def check_processes(processes) -> int:
 
 def _metrics_job(model, y, acc, kw):
     return task_metrics(model, model.unpack(y), acc, **kw)
-
-
-class _Jobs:
-    """Jobs for one forked worker process (half of each right-hand side during the integration,
-    metric evaluations after it), or — without a worker — calls made here when their results are
-    asked for; the results are the same either way."""
-
-    def __init__(self, processes: int):
-        self.pool = None
-        if processes == 2:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-            from .workers import worker_init
-            self.pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=worker_init)
-
-    def submit(self, fn, *args):
-        if self.pool is not None:
-            return self.pool.submit(fn, *args)
-        return (fn, args)
-
-    @staticmethod
-    def ready(value):
-        """A job whose result is already known."""
-        return (lambda v: v, (value,))
-
-    @staticmethod
-    def result(job):
-        if isinstance(job, tuple):
-            fn, args = job
-            return fn(*args)
-        return job.result()
-
-    def close(self):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-
-    def abort(self):
-        """The worker stopped at once (an error or a signal in this process)."""
-        if self.pool is not None:
-            from .workers import stop_pool
-            stop_pool(self.pool)
-            self.pool = None
 
 
 COARSE = Accuracy(budget=3000, metric_budget=4000, qmc_points=2 ** 10, qmc_replicates=4, sobol_points=2 ** 12,
@@ -249,7 +212,7 @@ def default_tolerances(model: TheoryModel) -> tuple[float, float]:
 
 def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None, atol: float | None = None,
                  grid_points: int = 24, times=None, progress=None, engine: str = "ode",
-                 processes: int | None = None) -> SolveResult:
+                 processes: int | None = None, generated=None) -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields).
 
     Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 3e-5 / 3e-7 for
@@ -258,10 +221,11 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     two-task relu / erf / tanh trunks, K = 2..4).  ``processes`` (`check_processes`; default 2
     where there are 2+ cores and fork): with 2, a forked second process shares the right-hand
     sides and the metric evaluations; the numbers are the same either way.  BLAS runs one thread
-    per process while it solves (`one_blas_thread`)."""
+    per process while it solves (`one_blas_thread`).  ``generated``: derive's modules (engine "ode":
+    `engine.generated_module`; `mtsp.solve` passes them)."""
     processes = check_processes(processes)
     with one_blas_thread():
-        return _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes)
+        return _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes, generated)
 
 
 def one_blas_thread():
@@ -270,11 +234,11 @@ def one_blas_thread():
     only spins, and two busy processes fight its threads for the cores (measured on the demo
     setup, 2 cores: 3.9 s with one thread, 6.8 s with OpenBLAS's default; see
     benchmarks/results/processes_blas_threads.txt)."""
-    from threadpoolctl import threadpool_limits
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes) -> SolveResult:
+def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes,
+                  generated) -> SolveResult:
     model = theory_model(setup)
     d_rtol, d_atol = default_tolerances(model)
     rtol = d_rtol if rtol is None else rtol
@@ -283,13 +247,13 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
     t_end = float(times[-1])
     alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
     grid = _scan_grid(t_end, grid_points, times)
-    jobs = _Jobs(processes)
+    jobs = SolveJobs(processes)
     t0 = _time.perf_counter()
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
         traj, nfev = _integrate(model, t_end, acc, rtol, atol, engine, setup.name,
                                 _Part(progress, 0.0, 0.8) if progress else None,
-                                helper=jobs.pool)
+                                helper=jobs.pool, generated=generated)
         t1 = _time.perf_counter()
         if progress:
             progress(0.8)
@@ -306,12 +270,12 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
             if tt in scanned:
                 pending.append((("scan", tt), (model, y, COARSE, dict(label=False))))
         handed = {key: jobs.submit(_metrics_job, *args) for key, args in pending[0::2]}
-        handed.update({key: _Jobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
+        handed.update({key: SolveJobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
         # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
         # states it (exactly zero when every integral used an exact or product rule: the two
         # right-hand sides are then the same computation)
         y_end = traj(t_end)
-        f_rhs = _rhs_function(model, engine, setup.name)
+        f_rhs = _rhs_function(model, engine, setup.name, generated)
         r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
         rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
         per_time = [jobs.result(handed["full", float(t)]) for t in times]
@@ -327,7 +291,7 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
             coarse = np.array([getattr(m[k], key) for m in scan])
             if int(np.argmin(coarse)) == len(grid) - 1:
                 # still decreasing at t_end, a reported time: its full-accuracy value is known
-                refine[key, k] = _Jobs.ready((getattr(per_time[-1][k], key), t_end))
+                refine[key, k] = SolveJobs.ready((getattr(per_time[-1][k], key), t_end))
                 continue
             args = (model, traj, grid, coarse, acc, key, k, t_end)
             refine[key, k] = jobs.submit(_refine, *args) if n % 2 == 0 else (_refine, args)
@@ -387,34 +351,24 @@ class _Part:
 
 def _tell(progress, fraction, note=None):
     """Report progress; a note (the integration's time) goes to callbacks that take one."""
-    from mtsp.progress import Progress
     if note is not None and isinstance(progress, (Progress, _Part)):
         progress(fraction, note)
     else:
         progress(fraction)
 
 
-ENGINES = {"online": ("ode", "reference"), "erm": ("replica",), "full_batch": ("dmft",)}  # the first: default
-
-
 def check_protocol(setup, engine: str | None = None) -> str:
-    """The theory engine that solves `setup`: `engine`, or its protocol's default (`ENGINES`).
-    ReachError for a protocol without an engine, RequestError for an engine of another protocol."""
-    protocol = setup.training.protocol
-    if protocol not in ENGINES:
-        raise ReachError("training.protocol", f"no theory engine solves the {protocol!r} protocol")
-    if protocol == "full_batch":
+    """The theory engine that solves `setup` (`mtsp.engines.choose_engine`: `engine`, or its
+    protocol's default), where that engine can solve it: a full_batch setup beyond the DMFT's reach
+    is refused (ReachError naming the key), as is a protocol without an engine; RequestError for an
+    engine of another protocol."""
+    if setup.training.protocol == "full_batch":
         from .dmft.solve import check_supported
         try:
             check_supported(setup)
         except ReachError as e:
             raise ReachError(e.key, f"{e.reason}; 'mtsp simulate' runs every full_batch setup") from None
-    if engine is None:
-        return ENGINES[protocol][0]
-    if engine not in ENGINES[protocol]:
-        raise RequestError("engine", f"the {protocol!r} protocol is solved by {' | '.join(ENGINES[protocol])}, "
-                           f"not {engine!r}")
-    return engine
+    return choose_engine(setup, engine)
 
 
 def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
@@ -430,7 +384,7 @@ def accuracy_setting(accuracy) -> tuple[Accuracy, dict]:
 def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=None,
           engine: str | None = None, precision: str = "double", dps: int = 30,
           accuracy: str | Accuracy = "default", processes: int | None = None,
-          mp_nodes: int | None = None) -> SolveResult:
+          mp_nodes: int | None = None, generated=None) -> SolveResult:
     """Solve `setup` with the engine of its protocol; with `single`, add single-task baselines.
 
     ``engine``: None = the protocol's default (online → "ode", erm → "replica" (`numeric.erm`),
@@ -443,6 +397,8 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
     `FAST_ACCURACY` / `FAST_TOL`, for quick exploration (errors ≲ 1e-3); an `Accuracy` object:
     its settings with the default tolerances (``acc``: the same, kept for older callers).  ``processes``:
     1 or 2 (default: 2 with 2+ cores and fork; see `check_processes`), the processes of either path.
+    ``generated``: the generated modules of the setup's structures (derive's output, an object like
+    `mtsp.derive.GENERATED`): the online engine "ode" runs them; `mtsp.solve` derives and passes them.
 
     With separate inputs online, task t alone is compared at the same number of task-t samples:
     its single-task run is evaluated at times π_t·t (MODEL.md)."""
@@ -467,7 +423,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
         from .mp_solve import solve_online_mp
         if single:
             raise ReachError("precision", "--single is not supported with the mp back-end")
-        return solve_online_mp(setup, dps=dps, progress=progress, processes=processes,
+        return solve_online_mp(setup, dps=dps, progress=progress, processes=processes, generated=generated,
                                **({} if mp_nodes is None else {"nodes": mp_nodes}))
     if precision != "double":
         raise RequestError("precision", f"unknown precision {precision!r} (double | mp)")
@@ -475,7 +431,8 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
 
     def part(k):  # progress of run k of `runs` as a fraction of the whole
         return _Part(progress, k / runs, 1 / runs) if progress else None
-    res = solve_online(setup, acc, progress=part(0), engine=engine, processes=processes, **tol)
+    res = solve_online(setup, acc, progress=part(0), engine=engine, processes=processes, generated=generated,
+                       **tol)
     if single:
         done = 1
         res.single = {}
@@ -491,7 +448,7 @@ def solve(setup, *, single: bool = False, acc: Accuracy | None = None, progress=
             if setup.training.inputs == "separate" and len(setup.tasks) > 1:
                 times = [shares[k] * t for t in times]
             alone = solve_online(setup.single(k), acc, times=times, engine=engine,
-                                 progress=part(done), processes=processes, **tol)
+                                 progress=part(done), processes=processes, generated=generated, **tol)
             done += 1
             scale = times[0] / setup.training.times[0]
             entry = dict(alone.tasks[task.name])

@@ -38,6 +38,7 @@ structure is derived once, here, before the workers start (they find it in the d
 """
 from __future__ import annotations
 
+import csv
 import inspect
 import itertools
 import json
@@ -45,6 +46,7 @@ import math
 import os
 import re
 import time as _time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +54,19 @@ import numpy as np
 from mtsp.errors import ConvergenceError, ReachError, RequestError, SetupError
 
 from . import reach
+from .engine import generated_module
+from .metrics import task_metrics
+from .model import theory_model
+from .solve import (
+    _integrate,
+    _rhs_function,
+    check_protocol,
+    default_tolerances,
+    one_blas_thread,
+    solve,
+    solve_online,
+)
+from .workers import stop_pool, worker_init
 
 __all__ = ["sweep", "SweepResult", "SweepError", "parse_values", "parse_vary", "check_key",
            "grid_points", "point_setup", "single_key", "setup_toml", "VARY_KEYS", "TASK_KEYS"]
@@ -270,11 +285,10 @@ def setup_toml(setup) -> str:
 # The work: one solve per job (run in worker processes, so module level and picklable)
 
 def _online_defaults(model):
-    from .solve import default_tolerances, solve_online
     return (inspect.signature(solve_online).parameters["acc"].default, *default_tolerances(model))
 
 
-def _evaluate(setup, engine: str) -> dict:
+def _evaluate(setup, engine: str, generated=None) -> dict:
     """gen_error of every task of `setup` at its last time, exactly as ``solve`` computes it (the
     same integration to that time and the same gen_error integrals), without the early-stopping
     scans and the other metrics.
@@ -282,26 +296,23 @@ def _evaluate(setup, engine: str) -> dict:
     BLAS runs one thread, as in ``solve_online`` (`one_blas_thread`): OpenBLAS builds whose
     products depend on the thread count (0.3.21, NumPy 1.24's wheels) would otherwise give
     numbers a few ulp from ``solve``'s."""
-    from .solve import one_blas_thread, solve
     if setup.training.protocol != "online":
         res = solve(setup, engine=engine)
         return {name: float(d["gen_error"][-1]) for name, d in res.tasks.items()}
     with one_blas_thread():
-        return _evaluate_online(setup, engine)
+        return _evaluate_online(setup, engine, generated)
 
 
-def _evaluate_online(setup, engine: str) -> dict:
-    from .metrics import task_metrics
-    from .model import theory_model
-    from .solve import _integrate, _rhs_function
+def _evaluate_online(setup, engine: str, generated=None) -> dict:
     model = theory_model(setup)
     acc, rtol, atol = _online_defaults(model)
     t_end = float(setup.training.times[-1])
     # the point's reach, as solve checks it, without a note per point (the sweep announced its cost)
-    f_rhs = _rhs_function(model, engine, setup.name)
+    f_rhs = _rhs_function(model, engine, setup.name, generated)
     reach.check_cost(reach.estimate(lambda y: f_rhs(model, y, acc), model.pack(model.initial_state()),
                                     t_end), model.lr, note=lambda text: None)
-    traj, _ = _integrate(model, t_end, acc, rtol, atol, engine, setup.name, guard=reach.Guard(t_end))
+    traj, _ = _integrate(model, t_end, acc, rtol, atol, engine, setup.name, guard=reach.Guard(t_end),
+                         generated=generated)
     # gen_error only: its cone integrals are the same calls, with the same budgets, as in the full
     # metric evaluation of solve_online (label_error and test_loss are separate integrals)
     ms = task_metrics(model, model.unpack(traj(t_end)), acc, loss=False, label=False)
@@ -333,10 +344,10 @@ class _Failed:
 
 
 def _run_job(job):
-    """A job: ("multi", setup, engine) → {task: gen_error}; ("single", setup, engine) → the same
-    for the lone task; ("both", setup, engine) → (multi, single) from ``solve(single=True)``
-    (protocols whose single-task rule the sweep leaves to ``solve``).  A ReachError or
-    ConvergenceError comes back as a `_Failed`."""
+    """A job: ("multi", setup, engine, generated) → {task: gen_error}; ("single", …) → the same
+    for the lone task; ("both", …) → (multi, single) from ``solve(single=True)`` (protocols whose
+    single-task rule the sweep leaves to ``solve``); ``generated``: derive's modules (pickled to the
+    workers).  A ReachError or ConvergenceError comes back as a `_Failed`."""
     try:
         return _run_one(job)
     except (ReachError, ConvergenceError) as e:
@@ -344,15 +355,14 @@ def _run_job(job):
 
 
 def _run_one(job):
-    kind, setup, engine = job
+    kind, setup, engine, generated = job
     if kind == "both":
-        from .solve import solve
         # the sweep already runs its points side by side: no metrics worker per solve
-        res = solve(setup, single=True, engine=engine, processes=1)
+        res = solve(setup, single=True, engine=engine, processes=1, generated=generated)
         multi = {n: _point_values(d) for n, d in res.tasks.items()}
         single = {n: _point_values(d) for n, d in res.single.items()}
         return multi, single
-    return _evaluate(setup, engine)
+    return _evaluate(setup, engine, generated)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,20 +381,16 @@ class _Serial:
 
 class _Local:
     def __init__(self, workers: int):
-        from concurrent.futures import ProcessPoolExecutor
         self.name, self.workers = f"processes ({workers})", workers
-        from .workers import worker_init
         # the platform's start method; workers ignore SIGINT and die with this process
         self.pool = ProcessPoolExecutor(max_workers=workers, initializer=worker_init)
 
     def run(self, fn, jobs):
-        from concurrent.futures import as_completed
         futs = {self.pool.submit(fn, job): i for i, job in enumerate(jobs)}
         try:
             for f in as_completed(futs):
                 yield futs[f], f.result()
         except BaseException:   # an error, an interrupt or SIGTERM: the workers go at once
-            from .workers import stop_pool
             stop_pool(self.pool)
             raise
         finally:
@@ -453,35 +459,25 @@ def run_jobs(ex, fn, jobs: list, progress=None, unit: str = "jobs") -> list:
     return results
 
 
-def _warm(setups, engine: str) -> None:
-    """Derive (or load) the generated module of each setup structure once, before workers start."""
+def _warm(setups, engine: str, generated) -> None:
+    """Ask `generated` for the module of each setup structure once, before workers start (so the
+    derivations happen here, once, and the workers load them from derive's cache)."""
     if engine != "ode":
         return
-    from mtsp.derive.codegen import load_module
-    from mtsp.derive.structure import structure_key
-    from .model import theory_model
-    seen = set()
     for s in setups:
-        if s.training.protocol != "online":
-            continue
-        m = theory_model(s)
-        k = structure_key(m)
-        if k not in seen:
-            seen.add(k)
-            load_module(m, s.name)
+        if s.training.protocol == "online":
+            generated_module(generated, theory_model(s), s.name)   # cached by structure: each derived once
 
 
-def _estimate_text(setup, engine: str, n_jobs: int, n_multi: int, ex) -> str:
+def _estimate_text(setup, engine: str, n_jobs: int, n_multi: int, ex, generated=None) -> str:
     """The estimated cost of the grid: the first valid point's integration estimated as
     `reach.estimate` does (its rate and seconds per right-hand side, measured here) times the
     solves, over the workers (the single-task solves counted as multitask ones: an upper bound)."""
     if setup.training.protocol != "online":
         return f"sweep: {n_jobs} solves ({n_multi} multitask) on {ex.name}"
-    from .model import theory_model
-    from .solve import _rhs_function
     model = theory_model(setup)
     acc = _online_defaults(model)[0]
-    f_rhs = _rhs_function(model, engine, setup.name)
+    f_rhs = _rhs_function(model, engine, setup.name, generated)
     est = reach.estimate(lambda y: f_rhs(model, y, acc), model.pack(model.initial_state()),
                          float(setup.training.times[-1]))
     total = est.seconds * n_jobs / getattr(ex, "workers", 1)
@@ -556,7 +552,6 @@ class SweepResult:
 
     def to_csv(self, path) -> str:
         """Write the table as CSV (a header of ``columns()``; floats with repr precision)."""
-        import csv
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow(self.columns())
@@ -617,7 +612,7 @@ def _single_jobs(point, at, engine):
 
 
 def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int | None = None,
-          scheduler=None, progress=None, on_skip=None, on_estimate=None) -> SweepResult:
+          scheduler=None, progress=None, on_skip=None, on_estimate=None, generated=None) -> SweepResult:
     """Solve every point of the grid ``vary`` (``{KEY: [values]}``, dotted keys) around
     ``base_setup`` and return the multitask/single-task gen_error and the benefit per task.
 
@@ -631,9 +626,10 @@ def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int 
     solve raised a ReachError or ConvergenceError, after the solves.
     ``on_estimate``: called with one line, the estimated cost of the grid, before any solve
     (`_estimate_text`).
+    ``generated``: derive's modules (`mtsp.derive.GENERATED`), which the online engine "ode" runs;
+    `mtsp.sweep` passes them.
     Raises SweepError / SetupError for a request that cannot run (unknown key, bad ``at``, no
     valid grid point)."""
-    from .solve import check_protocol
     try:
         engine = check_protocol(base_setup, engine)
     except RequestError as e:
@@ -676,23 +672,23 @@ def sweep(base_setup, vary: dict, at=None, engine: str | None = None, jobs: int 
     for i, point, s in valid:
         if s.training.protocol == "full_batch":
             multi_of[i] = len(jobs_list)
-            jobs_list.append(("both", s, engine))
+            jobs_list.append(("both", s, engine, generated))
             continue
         multi_of[i] = len(jobs_list)
-        jobs_list.append(("multi", s, engine))
+        jobs_list.append(("multi", s, engine, generated))
         singles_of[i] = []
         for name, alone, key in _single_jobs(s, at, engine):
             if key not in single_index:
                 single_index[key] = len(jobs_list)
-                jobs_list.append(("single", alone, engine))
+                jobs_list.append(("single", alone, engine, generated))
             singles_of[i].append((name, single_index[key]))
     n_multi = sum(1 for j in jobs_list if j[0] in ("multi", "both"))
     n_single = sum(1 for j in jobs_list if j[0] == "single")
 
-    _warm([j[1] for j in jobs_list], engine)
+    _warm([j[1] for j in jobs_list], engine, generated)
     ex = _executor(jobs, scheduler, len(jobs_list))
     if on_estimate is not None:
-        on_estimate(_estimate_text(valid[0][2], engine, len(jobs_list), n_multi, ex))
+        on_estimate(_estimate_text(valid[0][2], engine, len(jobs_list), n_multi, ex, generated))
     if progress:
         progress(0.0, f"0/{len(jobs_list)} solves")
     t1 = _time.perf_counter()

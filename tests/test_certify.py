@@ -3,10 +3,12 @@ refuses digits that a perturbed trajectory does not have."""
 import numpy as np
 import pytest
 
-from mtsp.numeric.certify import certify, format_certificate
+from mtsp.api import certify
+from mtsp.numeric.certify import format_certificate
 from mtsp.numeric.integrators import dormand_prince
 from mtsp.numeric.metrics import task_metrics
 from mtsp.numeric.online import Accuracy
+from mtsp.derive import GENERATED
 from mtsp.numeric.solve import SolveResult, solve_online
 from mtsp.setup import setup_from_dict
 
@@ -21,7 +23,7 @@ NODES = 16   # the mp nodes of the right-hand side, in the certificate and in th
 def small():
     from mtsp.numeric.mp_solve import solve_online_mp
     su = setup_from_dict(SMALL)
-    return su, solve_online_mp(su, dps=20, nodes=NODES, processes=1)
+    return su, solve_online_mp(su, dps=20, nodes=NODES, processes=1, generated=GENERATED)
 
 
 def _actual(res, mp):
@@ -34,7 +36,7 @@ def test_certificate_holds_against_an_mp_solve(small):
     within 4× of it.  Measured: actual 2.8e-10 / 1.6e-11 / 8.6e-11 / 3.3e-12, bounds 2.0–2.2×
     these (the first-order estimate, 1.00–1.08×, doubled)."""
     su, mp = small
-    res = solve_online(su, processes=1)
+    res = solve_online(su, processes=1, generated=GENERATED)
     cert = certify(su, states=2, nodes=NODES, processes=1, solution=res)
     actual = _actual(res, mp)
     for name, e in cert["tasks"].items():
@@ -50,7 +52,7 @@ def test_certificate_refuses_the_digits_of_a_perturbed_trajectory(small):
     sees the perturbation as a defect, bounds that error (measured: 2.0× it) and certifies fewer
     decimals than for the exact trajectory."""
     su, mp = small
-    good = solve_online(su, processes=1)
+    good = solve_online(su, processes=1, generated=GENERATED)
     model = good.model
     from mtsp.derive.codegen import load_module
     rhs = load_module(model).rhs

@@ -255,7 +255,7 @@ def test_long_time_limit_is_the_replica_minimiser():
     (−0.2 SE). (train_error is left out: the replica's own value moves from 0.0580 to 0.0517
     between its default and high accuracy; simulations at N = 1000 give 0.0482 ± 0.0015, the
     DMFT 0.0454 ± 0.0008.)"""
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     base = {"tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
             "student": {"kind": "glm", "init_scale": 0.1}}
     erm = solve(setup_from_dict({**base, "training": {"protocol": "erm", "alpha": 2.0,

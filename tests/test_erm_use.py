@@ -12,8 +12,9 @@ from mtsp.errors import ReachError, RequestError
 from mtsp.numeric import sweep as sweep_mod
 from mtsp.numeric.erm import solve_erm
 from mtsp.numeric.ridge import ridge_curve
-from mtsp.numeric.solve import solve
-from mtsp.numeric.sweep import point_setup, sweep
+from mtsp.api import solve   # derive, then numeric
+from mtsp.api import sweep
+from mtsp.numeric.sweep import point_setup
 from mtsp.setup import setup_from_toml
 from tiny_setups import TINY_ERM_ONE, TINY_ERM_TWO
 

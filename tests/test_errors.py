@@ -95,7 +95,7 @@ def test_non_convergence_exits_3_with_the_residual(tmp_path, capsys, monkeypatch
     """The integrator's failure reaches the user as ConvergenceError (key "theory", the
     integrator's status and its last error norm), exit status 3 — from the one driver step
     (`trajectory.integrate_theory`) of both the double and the mp solve."""
-    import mtsp.numeric.solve as solve_mod
+    import mtsp.api as solve_mod   # derive, then numeric.solve
     import mtsp.numeric.trajectory as trajectory
     from mtsp.numeric.integrators import IntegrationFailed
 

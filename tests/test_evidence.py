@@ -12,7 +12,7 @@ from mtsp.derive.codegen import load_module
 from mtsp.numeric.model import State, theory_model
 from mtsp.numeric.online import rhs as reference_rhs
 from mtsp.numeric.quadrature import gaussian_factor
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.setup import setup_from_dict
 
 from agreement import FLOOR, N_SE, assert_agrees

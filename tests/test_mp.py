@@ -170,7 +170,7 @@ def _nonlinear_setup(act, K, inputs, classes=2):
 def test_nonlinear_rhs_terms_against_mp(act, K, inputs, nodes, bound):
     """Every named integral of a nonlinear trunk (C = 2: labels in closed form given h), the
     double kernel's sign-orthant product tier against the mp evaluation of the same reduction."""
-    from mtsp.numeric.check import check
+    from mtsp.api import check
     rep = check(_nonlinear_setup(act, K, inputs), states=1, mp_nodes=nodes)
     assert {"Eaa00", "Eal0", "Ebl0", "Ebb0", "Eyz1", "dQ", "dR"} <= set(rep["terms"])
     assert (inputs == "separate") or "Ebb201" in rep["terms"]
@@ -244,9 +244,10 @@ def _label_label_mp_and_double(K, classes, nodes):
     """(mp, double at `--accuracy high`) label–label term Ebb2₀₁ of two tanh tasks on shared
     inputs at the state t = 1 of the default solve."""
     from mtsp.derive.codegen import load_mp_module, load_module
-    from mtsp.derive.integrands import label_label_tasks
+    from mtsp.model import label_label_tasks
     from mtsp.numeric.mp_nonlinear import _label_label_joint, _vec
     from mtsp.numeric.mp_online import field_cov_mp
+    from mtsp.derive import GENERATED
     from mtsp.numeric.solve import HIGH_ACCURACY, solve_online
     su = setup_from_dict({
         "tasks": [{"name": "A", "classes": classes[0], "noise": 0.5}, {"name": "B", "classes": classes[1]}],
@@ -254,7 +255,7 @@ def _label_label_mp_and_double(K, classes, nodes):
         "student": {"kind": "shared", "hidden": K, "activation": "tanh", "init_scale": 0.3},
         "training": {"protocol": "online", "lr": 0.5, "times": [1.0], "inputs": "shared"}})
     model = theory_model(su)
-    st = solve_online(su, Accuracy(), times=[1.0]).state(1.0)
+    st = solve_online(su, Accuracy(), times=[1.0], generated=GENERATED).state(1.0)
     dbl = load_module(model, su.name).integrals(model, st, HIGH_ACCURACY)["Ebb201"]
     a_, b_ = label_label_tasks(model.classes, 0, 1)
     with mpmath.workdps(20):
@@ -365,7 +366,7 @@ def test_bivariate_ncdf_mp_against_quadrature():
 def test_nonlinear_rhs_terms_three_classes_against_mp(act, K, inputs, bound):
     """C = 3 (Φ₂ given h, Stein vectors of two-row cones; with shared inputs the label–label term
     inside the three-class cones of y_A): every named integral, double vs mp."""
-    from mtsp.numeric.check import check
+    from mtsp.api import check
     rep = check(_nonlinear_setup(act, K, inputs, classes=3), states=1,
                 errors=(act, inputs) == ("tanh", "shared"))   # the errors: checked once (K = 1)
     assert {"Eaa00", "Eal0", "Ebl0", "Ebb0", "Eyg0", "Eyz0", "dQ", "dR"} <= set(rep["terms"])
@@ -439,15 +440,16 @@ def _solve_double_and_mp(classes, hidden, activation):
     """Max |double − mp| of gen_error and of test_loss: two tasks on shared inputs (noise 0.5 and
     1.0, alignment 0.9, σ₀ 0.3, lr 0.5, t ≤ 0.2), default double solve against
     `solve_online_mp(dps=20, nodes=16)` (benchmarks/mp_solve.py's setup)."""
+    from mtsp.derive import GENERATED
     from mtsp.numeric.mp_solve import solve_online_mp
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({
         "tasks": [{"name": "A", "classes": classes, "noise": 0.5}, {"name": "B", "classes": classes, "noise": 1.0}],
         "teacher": {"alignment": 0.9},
         "student": {"kind": "shared", "hidden": hidden, "activation": activation, "init_scale": 0.3},
         "training": {"protocol": "online", "lr": 0.5, "times": [0.1, 0.2]}})
     dbl = solve(su)
-    mp_ = solve_online_mp(su, dps=20, nodes=16)
+    mp_ = solve_online_mp(su, dps=20, nodes=16, generated=GENERATED)
 
     def worst(key):
         return max(abs(a - b) for k in dbl.tasks for a, b in zip(dbl.tasks[k][key], mp_.tasks[k][key]))
@@ -471,7 +473,7 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     Measured: every named integral within 1.5e-9, dQ 8.1e-9, dR 2.6e-10 (7 s)."""
     from mtsp.derive.codegen import load_module
     from mtsp.numeric.online import linear_routes
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     from mtsp.setup import setup_from_dict
     d = {"name": "wide C=2", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2}],
          "teacher": {"norm": 3.0, "alignment": 0.8},
@@ -501,7 +503,7 @@ def test_linear_narrow_trunk_three_classes_double_vs_mp():
     path's label routes were shared with mp): label terms Y within 9.4e-16 relative, every term
     within 4.3e-11 — the largest the pair label probabilities PP (constant in time, mp at 24
     nodes) 4.2e-11 and through them dQ 3.6e-11 (≈ 20 s CPU)."""
-    from mtsp.numeric.check import check
+    from mtsp.api import check
     from mtsp.setup import setup_from_dict
     d = {"name": "narrow C=3", "tasks": [{"name": "A", "classes": 3, "noise": 1.0}, {"name": "B", "classes": 3}],
          "teacher": {"alignment": 0.9},
@@ -515,7 +517,7 @@ def test_linear_narrow_trunk_three_classes_double_vs_mp():
 
 def _late_nonlinear(act, K, C, t_end):
     from mtsp.numeric.model import theory_model
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     from mtsp.setup import setup_from_dict
     su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": 0.5}, {"name": "B", "classes": C}],
                           "teacher": {"alignment": 0.6, "norm": 3.0},
@@ -659,7 +661,7 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     from mtsp.numeric.metrics import task_metrics
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.numeric.mp_online import field_cov_mp, mp_state
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
                           "teacher": {"alignment": 0.6, "norm": 3.0},
                           "student": {"kind": "shared", "hidden": 3, "activation": "tanh", "init_scale": init},
@@ -735,14 +737,16 @@ def test_mp_parallel_halves_add_up_to_the_integral():
 
 
 def test_mp_map_two_keeps_order_and_reports_errors():
-    """`map_two`: the second half of the items in a forked process, results in order; a failure
-    there is raised here with its message."""
-    from mtsp.numeric import mp_quadrature as mq
+    """`map_two` (`workers.ForkedPair.map`): the second half of the items in a forked process,
+    results in order; a failure there is raised here with its message; `split` adds the halves."""
+    from mtsp.numeric import workers
     with mpmath.workdps(30):
-        out = mq.map_two(lambda k: mpmath.sqrt(k), range(5), processes=2)
+        out = workers.map_two(lambda k: mpmath.sqrt(k), range(5), processes=2)
         assert out == [mpmath.sqrt(k) for k in range(5)] and mpmath.mp.dps == 30
+        assert workers.ForkedPair().split(lambda part: [part[0]] * 3, lambda a, b: a + b) == [0, 0, 0, 1, 1, 1]
+        assert workers.InProcess().split(lambda part: part, None) == (0, 1)
     with pytest.raises(RuntimeError, match="KeyError"):
-        mq.map_two(lambda k: {}[k] if k > 2 else k, range(4), processes=2)
+        workers.map_two(lambda k: {}[k] if k > 2 else k, range(4), processes=2)
 
 
 @pytest.mark.parametrize("m", [1, 2])

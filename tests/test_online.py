@@ -12,7 +12,7 @@ from scipy.special import erf, logsumexp, softmax
 from mtsp.numeric.metrics import task_metrics
 from mtsp.numeric.model import State, theory_model
 from mtsp.numeric.online import rhs_state
-from mtsp.numeric.solve import solve
+from mtsp.api import solve   # derive, then numeric
 from mtsp.setup import setup_from_dict
 
 from genz_reference import normal_cdf
@@ -447,13 +447,14 @@ def test_two_processes_give_the_same_numbers(activation, engine):
     """`solve_online(processes=2)` computes half of every right-hand side (the executor passed
     down as ``helper``) and half of the metrics in a forked worker: the numbers must be
     identical to those of one process, for the generated module and the reference engine."""
+    from mtsp.derive import GENERATED
     from mtsp.numeric.solve import solve_online
     d = {"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
          "teacher": {"alignment": 0.5},
          "student": {"kind": "shared", "hidden": 2, "activation": activation, "init_scale": 0.3},
          "training": {"protocol": "online", "lr": 0.5, "times": [0.5, 1.5]}}
     s = setup_from_dict(d)
-    a, b = solve_online(s, processes=2, engine=engine), solve_online(s, processes=1, engine=engine)
+    a, b = (solve_online(s, processes=p, engine=engine, generated=GENERATED) for p in (2, 1))
     assert a.tasks == b.tasks and a.stats["nfev"] == b.stats["nfev"]
 
 
@@ -609,7 +610,7 @@ def test_pair_softmax_term_of_wide_three_class_tasks():
     1.0e-5, 1.9e-5 (the split product-rule pieces it replaced: 5.5e-4)."""
     from mtsp.numeric.online import SPLIT_SPREAD, Accuracy, _diff_rows, _softmax_expectation, _softmax_from_diffs
     from mtsp.numeric.quadrature import cone_expectation, gaussian_factor
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({
         "tasks": [{"name": "clean", "classes": 3}, {"name": "noisy", "classes": 3, "noise": 1.0}],
         "teacher": {"alignment": 0.9, "norm": 4.0},

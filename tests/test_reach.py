@@ -97,7 +97,7 @@ def test_four_class_glm_derivation_is_bounded(tmp_path):
     ("tasks.A.classes", 9, "tasks.A.classes"), ("student.hidden", 17, "student.hidden")])
 def test_structure_beyond_reach_is_refused_at_once(key, value, named):
     """Refused before any derivation: the key, the limit and what to do instead (simulate)."""
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     base = default_setup().replace(**{"tasks": [{"name": "A", "classes": 2}]}) \
         if key.startswith("tasks") else default_setup()
     s = base.replace(**{key: value})
@@ -167,7 +167,7 @@ def test_lr_far_beyond_stability_is_refused_naming_lr(tmp_path):
 
 def test_far_time_is_refused_with_its_cost():
     """times = [1e6] ran > 300 s without progress; now refused at once with the estimate."""
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     with pytest.raises(ReachError) as e:
         solve(default_setup().replace(**{"training.times": [1e6]}), processes=1)
     assert e.value.key == "training.times" and "would take" in e.value.reason
@@ -226,7 +226,7 @@ def test_guard_wall_time_limit_says_how_far_it_got():
 
 def test_progress_moves_with_the_integration_time(tmp_path):
     """The progress line states t out of the last requested time."""
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     from mtsp.progress import Progress
     buf = io.StringIO()
     p = Progress("theory", stream=buf, tty=False)
@@ -447,7 +447,7 @@ def test_dmft_refuses_grids_beyond_its_reach(changes):
     5e6 × 5e6 kernel before; measured: refused in ~1 s by the CLI)."""
     from mtsp.errors import ReachError
     from mtsp.numeric.dmft.solve import MAX_STEPS
-    from mtsp.numeric.solve import solve
+    from mtsp.api import solve   # derive, then numeric
     from mtsp.setup import setup_from_dict
     d = {"name": "fb", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}], "student": {"kind": "glm"},
          "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [1.0]}}

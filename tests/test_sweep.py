@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from mtsp.cli import main
+from mtsp.api import solve   # derive, then numeric
 from mtsp.numeric import sweep as sweep_mod
-from mtsp.numeric.solve import solve
+from mtsp.api import sweep   # derive, then numeric
 from mtsp.numeric.sweep import (SweepError, SweepResult, check_key, parse_values, parse_vary,
-                                point_setup, setup_toml, single_key, sweep)
+                                point_setup, setup_toml, single_key)
 from mtsp.setup import SetupError, setup_from_toml
 
 # two small tasks, a one-unit shared trunk, separate inputs with unequal shares (so the single-task
@@ -160,9 +161,9 @@ def test_single_task_baselines_are_computed_once(base, monkeypatch):
     calls = []
     real = sweep_mod._evaluate
 
-    def counting(setup, engine):
+    def counting(setup, engine, generated):
         calls.append(len(setup.tasks))
-        return real(setup, engine)
+        return real(setup, engine, generated)
     monkeypatch.setattr(sweep_mod, "_evaluate", counting)
     res = sweep(base, GRID, at=0.5, jobs=1)
     assert calls.count(2) == 4 and calls.count(1) == 3

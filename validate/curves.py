@@ -112,7 +112,8 @@ def validate_curve(setup, vary: dict, *, N: int = 1000, seeds: int = 8, device: 
     and a theory line through ``theory_points`` more values (default: 24 for erm, 0 for the
     time-resolved protocols, whose solves are longer); with ``out`` the report is written there.
     RequestError / SetupError / ReachError before anything runs."""
-    from ..numeric.solve import check_protocol, solve
+    from ..api import solve
+    from ..numeric.solve import check_protocol
     from ..numeric.sweep import _canonical_key, check_key, point_setup
     from .validation import check_simulation, validate
     if not isinstance(vary, dict) or len(vary) != 1:

@@ -91,7 +91,8 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
     """Solve the theory of `setup`, simulate it at input dimension `N` over `seeds` seeds on
     `device` (with `single`: the single-task baselines too), compare, and with `out` write the
     report into that folder.  Raises ReachError / RequestError before anything runs."""
-    from ..numeric.solve import check_protocol, solve   # the back-ends load when asked for
+    from ..api import solve   # the back-ends load when asked for (derive, then numeric)
+    from ..numeric.solve import check_protocol
     check_protocol(setup)
     check_simulation(setup, N=N, seeds=seeds, device=device, standard_error=True)
     folder = None if out is None else check_out(out)   # written whole at the end (`staged`)
