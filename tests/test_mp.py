@@ -529,8 +529,9 @@ def _late_nonlinear(act, K, C, t_end):
                                                  ("erf", 1, 3, 2.0, 32)])
 def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
     """gen_error and label_error of nonlinear trunks with K ≤ 2: the double cut rule
-    (`metrics._nonlinear_errors_cut`, on double tanh–sinh rules) against its
-    mp twin (`mp_errors`, dps 30, mp tanh–sinh rules of their own range — independent rules),
+    (`metrics._nonlinear_errors_cut`, on double tanh–sinh rules) against the mp route
+    (`mp_errors`, dps 30, the same cuts, mp tanh–sinh rules of their own range — independent
+    rules — and the innermost coordinate exact),
     and against randomised QMC (within 4 SE).  Measured (double at its default 40 / 64 nodes,
     mp at 24 / 32 outer nodes, the inner coordinate exact): ≤ 1.4e-12 (tanh / relu / erf,
     K = 1, 2, C = 2, 3; it was 5.4e-10 with nested mp rules spanning 10^-30 from the ends — at
@@ -622,26 +623,29 @@ def test_mp_errors_refuse_wide_trunks():
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
 def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch):
-    """The mp K = 3 cut rule with the double's tanh–sinh rules substituted for its own: every
-    cut, piece, decision and weight is then the double rule's, so the two must agree to rounding
-    — a check of the mp twin's construction apart from its quadrature (relu's teacher lines
-    and tanh's crossings included).  Measured: ≤ 2e-16 (tanh, relu, erf)."""
+    """The K = 3 cut rule (`tie_cuts.cut_rule_k3`) executed in the mp arithmetic with the double's
+    tanh–sinh rules substituted for its own (`cone.MP.rule01`): every cut, piece, decision and
+    weight is then the double rule's, so the two must agree to rounding — a check of the mp
+    arithmetic's operations apart from its quadrature (relu's teacher lines and tanh's crossings
+    included).  Measured: ≤ 5.6e-16 (tanh, relu)."""
     import mpmath
 
-    import mtsp.numeric.mp_errors as mp_errors
+    from mtsp.numeric.cone import MP
     from mtsp.numeric.metrics import task_metrics
+    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.numeric.mp_online import field_cov_mp, mp_state
     from mtsp.numeric.quadrature import tanh_sinh01
 
-    def double_rule(n, span=None):
+    def double_rule(n):
         u, w = tanh_sinh01(n)
-        return [mpmath.mpf(x) for x in u], [1 - mpmath.mpf(x) for x in u], [mpmath.mpf(x) for x in w]
-    monkeypatch.setattr(mp_errors, "tanh_sinh01_mp", double_rule)
+        obj = lambda v: np.array(v, dtype=object)  # noqa: E731
+        return obj([mpmath.mpf(x) for x in u]), obj([1 - mpmath.mpf(x) for x in u]), obj([mpmath.mpf(x) for x in w])
+    monkeypatch.setattr(MP, "rule01", double_rule)
     m, st = _late_nonlinear(act, 3, 2, 2.0)
     d = task_metrics(m, st, Accuracy(cut_nodes3=(6, 6, 6)), loss=False)[0]
     with mpmath.workdps(30):
         sm = mp_state(st)
-        g, lab, _ = mp_errors.nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(6, 6, 6), loss=False)
+        g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(6, 6, 6), loss=False)
     print(float(g) - d.gen_error, float(lab) - d.label_error)
     assert abs(float(g) - d.gen_error) < 1e-13 and abs(float(lab) - d.label_error) < 1e-13
 
@@ -649,7 +653,7 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
 @pytest.mark.parametrize("init,t_end,task", [(0.5, 2.0, 1), (0.05, 0.1, 0)])
 def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     """K = 3 (tanh, C = 2, two tasks; a trained state and a tiny one — σ₀ = 0.05 at t = 0.1,
-    Q ≈ 5e-3 I): the mp cut rule (`mp_errors._cut_rule_k3`, dps 30, nodes (16, 24, 16), mp
+    Q ≈ 5e-3 I): the cut rule in mp (`tie_cuts.cut_rule_k3` in `cone.MP`, dps 30, nodes (16, 24, 16), mp
     tanh–sinh rules of their own span) against the double rule (`tie_cuts`) at (24, 32, 24)
     nodes — the same cuts, independent rules and arithmetic — and the double against randomised
     QMC (4 SE).  Measured: 4.6e-10 and 3.0e-9 (trained, tasks 0 and 1), 1.2e-10 (tiny); the double
