@@ -12,7 +12,7 @@ product rule above, with the student's argmax cone split into halves where it op
 teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
 along the student's tie curves (and the teacher's steep tie lines) for K ≤ 2
 (`_nonlinear_errors_cut`, a deterministic rule: within 1.3e-8 of itself at 4× the nodes on
-240 random states, ~1e-11 from its mp twin `mp_errors`), along the tie surfaces for K = 3
+240 random states, ~1e-11 from the mp route `mp_errors`), along the tie surfaces for K = 3
 (`tie_cuts`: three nested levels, every cut exact; ≈ 1e-7 at (24, 32, 24) nodes, 0.2–8 s per
 task; `Accuracy.cut_nodes3`, set by `accuracy="high"`), or uses randomised QMC (K = 3 by
 default — standard error ≈ 1e-4, fast — and K ≥ 4), whose standard error is returned
@@ -87,8 +87,8 @@ def _cut_hits(pts, wts, c_hat, p_gen, p_lab, chunk: int = 400_000):
 
 def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, factor, n: int):
     """1 − gen_error and 1 − label_error of task t for a trunk with K ≤ 2, by cutting the
-    h-domain along the student's tie curves (`tie_cuts.cut_rule_k2`; `mp_errors` has the
-    reasoning): h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
+    h-domain along the student's tie curves (`tie_cuts.cut_rule_k2`, with the reasoning):
+    h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
     and at h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair; ĉ constant on each piece, the teacher's class
     probabilities given h in closed form, Genz/tanh–sinh nodes (``n`` per level) on every piece.
     The teacher's steep layers are cut too: the tie lines h₂ = κh₁ of E[λ_t | h] and E[ν_t | h]

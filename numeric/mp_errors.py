@@ -9,57 +9,25 @@ label cones, `mp_nonlinear._labels_given`)
     label_error = 1 − E_h[P(y_t = ĉ(h) | h)],
     test_loss   = E_h[logsumexp z(h) − Σ_c P(y_t = c | h) z_c(h)].
 
-ĉ(h) is not a cone in h (g is nonlinear), so no cone kernel applies; but ĉ changes only where
-two logits tie, (V_c − V_c′)·g(h) = 0.  With h = L η (L the Cholesky factor of Q, lower
-triangular) the domain is cut exactly along those curves:
+ĉ(h) is not a cone in h, but it changes only where two logits tie; the h-domain is cut along
+those ties by the cut rules of `tie_cuts` (the double path's, executed in the `cone.MP`
+arithmetic: its cuts in mp, crossings bracketed in double and bisected in mp, mp tanh–sinh rules):
 
-* K = 1: ĉ is constant on h < 0 and on h > 0 (g(0) = 0, g monotone);
-* K = 2: η₁ is split at 0 (every tie curve passes through h = 0) and where a tie curve appears
-  (below); given η₁, the ties in h₂ are
-  at g(h₂) = −ΔV₀ g(h₁)/ΔV₁ for each class pair, i.e. h₂ = g⁻¹(·) (atanh for tanh, √2·erfinv
-  for erf, the value itself for relu when positive), plus h₂ = 0 (where relu and the signs of g
-  change).  Between consecutive cuts ĉ is constant (read off at an interior point).
+* K ≤ 2 (`tie_cuts.cut_rule_k2`): η₁ (h = L η) on Genz / tanh–sinh nodes between its cuts, and
+  the innermost coordinate integrated in closed form: on a piece lo < η_K < hi with ĉ fixed,
+  u_ĉ | η ~ N(α η₁ + β η_K, S) is linear in η_K, so E[1{lo < η_K < hi} P(u_ĉ > 0 | η)] is an
+  orthant probability of (u_ĉ, hi − η_K) minus that of (u_ĉ, lo − η_K) (`_SlabCone`: Φ₂ for
+  C_t = 2, Plackett's 1-d integral of a 3-dim orthant for C_t = 3) — exact however steep the
+  labels are, so the teacher's tie lines need no inner cut (the double path, which puts nodes on
+  the innermost pieces, cuts them) and K = 1 needs no quadrature.  E[logsumexp z(h)] takes
+  tanh–sinh nodes on the same innermost pieces; the label part E[z_y(h)] is K one-dimensional
+  integrals (`_label_logits_mp`).
+* K = 3 (`tie_cuts.cut_rule_k3`): three nested levels of nodes, every cut exact, the node count
+  of a piece following its weight.  K ≥ 4 is refused (`check_errors_mp`).
 
-The innermost coordinate is integrated in closed form: on a piece lo < η_K < hi with ĉ fixed,
-u_ĉ | η ~ N(α η₁ + β η_K, S) is linear in η_K, so E[1{lo < η_K < hi} P(u_ĉ > 0 | η)] is an
-orthant probability of (u_ĉ, hi − η_K) minus that of (u_ĉ, lo − η_K) (`_SlabCone`: Φ₂ for
-C_t = 2, Plackett's 1-d integral of a 3-dim orthant for C_t = 3) — exact, however steep the
-labels are across the teacher's tie lines, so K = 1 needs no quadrature at all and K = 2 only
-the outer one.  The outer integrand (a function of η₁) is analytic between its cuts: 0, for
-tanh / erf the points |ΔV₀ g(h₁)/ΔV₁| = 1 where a tie curve enters from h₂ = ±∞ — there the
-inner integral changes by a Gaussian tail beyond h₂ ≈ −½ log(1 − |x|), which vanishes with all
-its derivatives but so slowly (≈ e^{−(log δ)²/8}) that a rule across it converges like a
-low-order one (measured: 1e-5 between 24 and 32 nodes without that cut) — and where a line
-h₂ = κh₁ on which two classes of E[λ_t | h] or E[ν_t | h] tie crosses a student tie curve away
-from 0: the labels switch steeply along such a line (a strong teacher), so the outer integrand
-has a near-kink there (the crossing found in double, refined by bisection in mp).  These cuts are
-`tie_cuts.cut_rule_k2`, the double path's rule executed in the `cone.MP` arithmetic.  The outer
-rule is the Genz transform of the kernel (`mp_quadrature`: η₁ a truncated normal on each
-interval, tanh–sinh nodes on [0, 1]), ERROR_NODES = 48 per interval.  Measured on 40 random
-states (tanh / erf / relu, K = 1, 2, C = 2, 3, teacher norm 1 to 6, alignment 0 to 0.95, t up
-to 8, logits ×1 or ×3; `benchmarks/mp_errors_random_states.py`) against 128 outer nodes: the
-errors within 3.0e-13 at 48 nodes (5.1e-11 at 32, 3.6e-15 at 64).
-
-The test loss splits into E[logsumexp z(h)] — on the same pieces, as many tanh–sinh nodes per
-innermost piece as outer ones (no label probability at these points; with 48 inner nodes the
-loss was within 1e-14 on those states, with 32 within 7.3e-10: widely spread logits make
-logsumexp vary fast between the cuts) — and the label part
-E[z_y(h)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)], K one-dimensional integrals by the
-tower property (`_label_logits_mp`).
-
-Cost (two three-class tanh tasks, K = 2, dps 20): ≈ 16 s per task with label error and loss,
-where the nested rule (64 × 64 nodes per pair of pieces, three mp Φ₂ per point) took ≈ 260 s.
-
-* K = 3: the three-level cut rule `tie_cuts.cut_rule_k3` (read there why every cut is exact: in
-  a = g(h) the tie surfaces are planes) executed in the `cone.MP` arithmetic: its cuts computed in
-  mp (the crossings of teacher rays with level-2 lines bracketed in double, bisected in mp), on
-  mp tanh–sinh rules whose span follows their node count (`span_for_nodes`) and whose node count
-  follows each piece's weight (`tie_cuts.nodes_for_weight`).  With the double's rules substituted it
-  reproduces the double rule to 3e-16 (tanh, erf); on its own rules at ERROR_NODES3 =
-  (16, 24, 16) it agrees with the double at (40, 48, 32) to 3e-9 (tanh, C = 2, t = 2, 12 s per
-  task) and a wide random tanh state to ~1e-8 at (12, 16, 12) in ≈ 2 min — each point costs
-  one mp Φ₂ per error (≈ 0.5 ms), so K = 3 mp errors take minutes.  K ≥ 4 is refused
-  (`check_errors_mp`).
+Node counts, accuracy and cost: docs/PRECISION.md ("The errors of nonlinear trunks with K ≤ 2"),
+benchmarks/results/mp_errors_random_states_seed1.txt (K ≤ 2: within 3.0e-13 of 128 outer nodes at
+ERROR_NODES = 48) and the K = 3 tests in tests/test_mp.py (≈ 1e-8 at ERROR_NODES3, minutes per task).
 """
 from __future__ import annotations
 

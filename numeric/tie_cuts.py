@@ -1,18 +1,38 @@
-"""Exact errors of a nonlinear trunk with K = 3: the h-domain cut along the student's tie surfaces.
+"""The cut rules for the errors of nonlinear trunks: the h-domain cut along the student's ties.
 
 1 − gen_error = E_h[P(ȳ_t = ĉ(h) | h)] with ĉ(h) = argmax_c V_c·g(h) and the teacher's class
-probability given h in closed form (`metrics` has the K ≤ 2 rule and the reasoning).  With
-h = L η (L the Cholesky factor of Q, hidden units reordered so the innermost carries the ties)
-the three levels are integrated one inside the other, each coordinate a truncated normal on the
-pieces between its cuts (Genz coordinates, tanh–sinh nodes), so every integrand a rule sees is
-analytic on its piece.  The key fact: in a = g(h) the student's tie surfaces are planes
-ΔV·a = 0, so every curve where the piece structure of an inner level changes is a *line* in
-(a₁, a₂), and the points where those lines cross are solved exactly.
+probability given h in closed form (`metrics` for double, `mp_errors` for mp).  ĉ is not a cone in
+h (g is nonlinear) but changes only where two logits tie, (V_c − V_c′)·g(h) = 0.  With h = L η (L
+the Cholesky factor of Q) the levels are integrated one inside the other, each coordinate a
+truncated normal on the pieces between its cuts (Genz coordinates, tanh–sinh nodes), so every
+integrand a rule sees is analytic on its piece; ĉ is read off inside each piece.
+
+Every rule here is written once over an arithmetic of `cone` (`DOUBLE`: float64 arrays; `MP`:
+object arrays of mpf) — its tanh–sinh rules, g and g⁻¹, Cholesky factor and tolerances; roots
+(crossings) are bracketed on a double grid and refined in the arithmetic (`MP.refine_roots`:
+bisection to the working precision).
+
+K ≤ 2 (`cut_rule_k2`):
+
+* η₂ given η₁: 0 (relu's kink, where g changes sign) and the student's ties
+  h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair (atanh for tanh, √2·erfinv for erf, the value itself for
+  relu when positive); when the innermost coordinate is integrated by nodes (the double path), the
+  teacher's tie lines h₂ = κh₁ too, where two classes of E[λ_t | h] or E[ν_t | h] tie and the
+  labels switch steeply (a strong teacher).  K = 1: h split at 0 only.
+* η₁: 0; for tanh / erf where a tie curve enters from h₂ = ±∞, |ΔV₀ g(h₁)/ΔV₁| = 1 — there the
+  inner integral changes by a Gaussian tail beyond h₂ ≈ −½ log(1 − |x|), smooth but so far from
+  analytic that a rule across it converges like a low-order one — and where a teacher tie line
+  crosses a student tie curve away from 0 (the outer integrand's near-kink, `_crossings`).
+
+K = 3 (`cut_rule_k3`), hidden units reordered so the innermost carries the ties.  The key fact:
+in a = g(h) the student's tie surfaces are planes ΔV·a = 0, so every curve where the piece
+structure of an inner level changes is a *line* in (a₁, a₂), and the points where those lines
+cross are solved exactly.
 
 * η₃ given (h₁, h₂): the decision changes only at the student's ties,
-  h₃ = g⁻¹(−(ΔV₁g₁ + ΔV₂g₂)/ΔV₃) where that lies in g's range, and at h₃ = 0 (relu's kink);
-  ĉ is read off inside each piece.  The teacher's steep planes b·h = 0 (b = A_c − A_d,
-  E[λ_t | h] = A h) are cut too, linear in h₃.
+  h₃ = g⁻¹(−(ΔV₁g₁ + ΔV₂g₂)/ΔV₃) where that lies in g's range, and at h₃ = 0 (relu's kink).
+  The teacher's steep planes b·h = 0 (b = A_c − A_d, E[λ_t | h] = A h, `tie_planes`) are cut
+  too, linear in h₃.
 * η₂ given h₁: where a level-3 cut appears, merges or goes vertical — the lines of
   `_level2_lines` (a tie entering from h₃ = ±∞, α a₁ + β a₂ = ∓ΔV₃ for tanh/erf; crossing
   h₃ = 0 for relu; the three-way tie; a vertical tie) — plus h₂ = 0 and the teacher lines of
@@ -20,7 +40,7 @@ analytic on its piece.  The key fact: in a = g(h) the student's tie surfaces are
   a plane meeting h₃ = 0 or a tie).
 * η₁: 0, every crossing of two level-2 lines or of one with a₂ = ±1 (`_crossings_a1`, tanh /
   erf; relu's lines all pass through 0), and where a teacher ray crosses a level-2 line
-  (`ray_crossings`, bisection).
+  (`_ray_crossings`).
 
 The nodes per piece follow the piece's weight (`nodes_for_weight`: a piece that can contribute
 < 1e-6 gets half the nodes, < 1e-10 a quarter, < 1e-15 none).  What each cut bought, measured
@@ -30,15 +50,6 @@ its level-2 error from 2.5e-8 to 4e-11; the η₁ ray crossings an erf state fro
 What remains is slow convergence of steep noiseless teachers in η₃ (1.1e-7 at 24 nodes, 1.3e-8
 at 32).  Accuracy over 30 random states: benchmarks/results/k3_cut_rule.txt.  Deterministic; cost
 ≈ (η₁ pieces · n₁)(pieces₂ · n₂)(pieces₃ · n₃) label probabilities, 0.2–8 s per task and state.
-The K ≤ 2 rule (`cut_rule_k2`, reasoning in `metrics` and `mp_errors`) shares the levels:
-η₁ split at 0, where a tie curve enters from ±∞ and where a teacher tie line crosses a student
-tie curve; the innermost coordinate at 0 and at the student's ties (and, when it is integrated by
-nodes rather than exactly, at the teacher's tie lines).
-
-Every rule here is written once over an arithmetic of `cone` (`DOUBLE`: float64 arrays;
-`MP`: object arrays of mpf): its tanh–sinh rules, g and g⁻¹, Cholesky factor and tolerances;
-roots (crossings) are bracketed in double and refined in the arithmetic (`MP.refine_roots`:
-bisection to the working precision).
 """
 from __future__ import annotations
 
