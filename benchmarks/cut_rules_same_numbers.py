@@ -6,10 +6,12 @@ test_loss at dps 20 (K ≤ 2: 24 outer nodes, 16 loss nodes; K = 3: (6, 8, 6)) a
 
     PYTHONPATH=. python benchmarks/cut_rules_same_numbers.py --out FILE.json    # record
     python benchmarks/cut_rules_same_numbers.py --compare A.json B.json         # max differences
-    PYTHONPATH=. python benchmarks/cut_rules_same_numbers.py --time             # seconds per case
+    python benchmarks/cut_rules_same_numbers.py --time BEFORE_TREE AFTER_TREE [--rounds 3]
 
-Run once on the tree before a change and once after, and compare (`--compare`); `--time` is run
-alternately on both trees for an interleaved timing.
+Run once on the tree before a change and once after, and compare (`--compare`); `--time` times four
+cases (double K = 2 at the default nodes, double K = 3 at (12, 16, 12), mp K = 2 with the loss,
+mp K = 3 at (6, 6, 6) without it) in child processes alternating between the two trees (each tree
+needs this file), interleaved, and prints each tree's per-case minimum and median.
 """
 import argparse
 import json
@@ -67,13 +69,60 @@ def nonlinear_metrics_mp(*a, **k):
     return f(*a, **k)
 
 
+TIMED = {"double K=2": (9, "double"), "double K=3": (3, "double"), "mp K=2": (9, "mp"), "mp K=3": (23, "mp3")}
+
+
+def time_cases():
+    """Seconds of each of TIMED in this process (one JSON line)."""
+    out = {}
+    for name, (seed, kind) in TIMED.items():
+        _, m, st = random_case(seed)
+        t0 = time.perf_counter()
+        if kind == "double":
+            double_case(m, st)
+        else:
+            from mtsp.numeric import mp_online
+            with mpmath.workdps(20):
+                sm = mp_online.mp_state(st)
+                Cm = mp_online.field_cov_mp(m, sm)
+                if kind == "mp":
+                    nonlinear_metrics_mp(m, sm, Cm, 0, nodes=24, loss_nodes=16)
+                else:
+                    nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(6, 6, 6), loss=False)
+        out[name] = time.perf_counter() - t0
+    print(json.dumps(out))
+
+
+def interleaved(trees, rounds):
+    import os
+    import subprocess
+    import sys
+    times = {t: [] for t in trees}
+    for r in range(rounds):
+        for tree in (trees if r % 2 == 0 else trees[::-1]):
+            env = dict(os.environ, PYTHONPATH=tree)
+            res = subprocess.run([sys.executable, os.path.join(tree, "benchmarks", "cut_rules_same_numbers.py"),
+                                  "--time-here"], env=env, cwd=tree, capture_output=True, text=True, check=True)
+            times[tree].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            print(r, tree, times[tree][-1], flush=True)
+    for tree, rows in times.items():
+        print(tree, {k: f"min {min(x[k] for x in rows):.2f} s, median {np.median([x[k] for x in rows]):.2f} s"
+                     for k in TIMED})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out")
     ap.add_argument("--compare", nargs=2)
-    ap.add_argument("--time", action="store_true")
+    ap.add_argument("--time", nargs=2)
+    ap.add_argument("--time-here", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--states", type=int, default=24)
     a = ap.parse_args()
+    if a.time_here:
+        return time_cases()
+    if a.time:
+        return interleaved(a.time, a.rounds)
     if a.compare:
         A, B = (json.load(open(f)) for f in a.compare)
         worst_d = worst_mp = 0.0
@@ -81,7 +130,8 @@ def main():
         for k in A:
             d = max(abs(x - y) for x, y in zip(A[k]["double"], B[k]["double"]))
             bitwise += A[k]["double"] == B[k]["double"]
-            mp = max(abs(mpmath.mpf(x) - mpmath.mpf(y)) for x, y in zip(A[k]["mp"], B[k]["mp"]))
+            with mpmath.workdps(30):
+                mp = max(abs(mpmath.mpf(x) - mpmath.mpf(y)) for x, y in zip(A[k]["mp"], B[k]["mp"]))
             same = A[k]["mp"] == B[k]["mp"]
             print(f"{k:22s} double {d:.1e}  mp {float(mp):.1e} {'(same 20-digit strings)' if same else ''}")
             worst_d, worst_mp = max(worst_d, d), max(worst_mp, float(mp))
