@@ -34,6 +34,8 @@ import mpmath
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from .pointwise import ACTIVATION_INVERSES, ACTIVATION_PAIRS
+
 __all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "condition", "label_cones", "gaussian_factor", "genz", "orthonormalise_rows", "orthant_probability",
            "wide_sector_halves"]
 
@@ -100,6 +102,46 @@ class _Double:
         return float(x)
 
     pi = np.pi
+
+    # -- for the cut rules of nonlinear trunks (`tie_cuts`) --
+    def g(self, name, x):
+        """g(x) elementwise (`pointwise`'s activations)."""
+        return ACTIVATION_PAIRS[name](x)[0]
+
+    def g_inverse(self, name, x):
+        """g⁻¹(x) elementwise, +inf outside g's open range (relu: x > 0; tanh, erf: |x| < 1)."""
+        inside = (x > 0) if name == "relu" else (np.abs(x) < 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(inside, ACTIVATION_INVERSES[name](np.where(inside, x, 0.0)), np.inf)
+
+    def rule01(self, n):
+        """(u, None, w): `quadrature.tanh_sinh01`'s n-point rule on [0, 1]."""
+        from .quadrature import tanh_sinh01
+        u, w = tanh_sinh01(n)
+        return u, None, w
+
+    def cholesky(self, S):
+        """The lower Cholesky factor, or None where S is not positive definite."""
+        try:
+            return np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            return None
+
+    def tie_tol(self):
+        """Relative size below which a coefficient of a tie counts as zero."""
+        return 1e-12
+
+    def pivot_tol(self):
+        """Cholesky pivots below this × the largest standard deviation: a singular Q."""
+        return 1e-9
+
+    def merge_tol(self):
+        """Cuts closer than this (relative) are one (None: only equal cuts)."""
+        return None
+
+    def refine_roots(self, phi, x):
+        """The roots of φ near the double roots x: x itself in double."""
+        return x
 
     def truncated_normal(self, lo, hi, u, uc=None):
         """x with P(X < x | lo < X < hi) = u for X ~ N(0, 1), and the mass P(lo < X < hi);
@@ -211,6 +253,61 @@ class _Mp:
     @property
     def pi(self):
         return +mpmath.pi
+
+    # -- for the cut rules of nonlinear trunks (`tie_cuts`) --
+    def g(self, name, x):
+        """g(x) elementwise (`mp_pointwise`'s activations)."""
+        from .mp_pointwise import ACTIVATION_PAIRS as pairs
+        return np.array([pairs[name](v)[0] for v in x.ravel()] or [], dtype=object).reshape(x.shape)
+
+    def g_inverse(self, name, x):
+        """g⁻¹(x) elementwise, +inf outside g's open range (relu: x > 0; tanh, erf: |x| < 1)."""
+        from .mp_pointwise import ACTIVATION_INVERSES as inverses
+        inside = (lambda v: v > 0) if name == "relu" else (lambda v: abs(v) < 1)
+        return np.array([inverses[name](v) if inside(v) else mpmath.inf for v in x.ravel()] or [],
+                        dtype=object).reshape(x.shape)
+
+    def rule01(self, n):
+        """(u, 1 − u, w): `mp_quadrature.tanh_sinh01_mp`'s n-point rule on [0, 1]."""
+        from .mp_quadrature import tanh_sinh01_mp
+        return tuple(np.array(v, dtype=object) for v in tanh_sinh01_mp(n))
+
+    def cholesky(self, S):
+        """The lower Cholesky factor (mpmath), or None where S is not positive definite."""
+        try:
+            L = mpmath.cholesky(mpmath.matrix(S.tolist()))
+        except (ValueError, ZeroDivisionError):
+            return None
+        n = S.shape[0]
+        return np.array([[L[i, j] for j in range(n)] for i in range(n)], dtype=object).reshape(n, n)
+
+    def tie_tol(self):
+        """10^-(dps−5): a coefficient of a tie below this (relative) counts as zero."""
+        return mpmath.mpf(10) ** (-mpmath.mp.dps + 5)
+
+    def pivot_tol(self):
+        return mpmath.mpf(10) ** (-(mpmath.mp.dps // 2))
+
+    def merge_tol(self):
+        return self.tie_tol()
+
+    def refine_roots(self, phi, x):
+        """The roots of φ near the double roots x, by bisection on x(1 ± 1e-6) to the working
+        precision (all at once); a root whose interval does not bracket a sign change stays x."""
+        x = np.array([mpmath.mpf(v) for v in x], dtype=object)
+        if not len(x):
+            return x
+        d = mpmath.mpf(10) ** -6
+        lo, hi = x * (1 - d), x * (1 + d)
+        lo, hi = np.where(lo < hi, lo, hi), np.where(lo < hi, hi, lo)
+        flo = phi(lo)
+        ok = np.array([not a * b > 0 for a, b in zip(flo, phi(hi))], dtype=bool)
+        for _ in range(int(3.5 * mpmath.mp.dps) + 10):
+            mid = (lo + hi) / 2
+            fm = phi(mid)
+            same = np.array([(a > 0) == (b > 0) for a, b in zip(fm, flo)], dtype=bool)
+            lo, flo, hi = np.where(same, mid, lo), np.where(same, fm, flo), np.where(same, hi, mid)
+        return np.where(ok, (lo + hi) / 2, x)
 
     def truncated_normal(self, lo, hi, u, uc):
         """Elementwise `mp_quadrature.truncated_normal_nodes`, grouped by interval: the points of

@@ -12,7 +12,7 @@ product rule above, with the student's argmax cone split into halves where it op
 teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
 along the student's tie curves (and the teacher's steep tie lines) for K ≤ 2
 (`_nonlinear_errors_cut`, a deterministic rule: within 1.3e-8 of itself at 4× the nodes on
-240 random states, ~1e-11 from its mp twin `mp_errors`), along the tie surfaces for K = 3
+240 random states, ~1e-11 from the mp route `mp_errors`), along the tie surfaces for K = 3
 (`tie_cuts`: three nested levels, every cut exact; ≈ 1e-7 at (24, 32, 24) nodes, 0.2–8 s per
 task; `Accuracy.cut_nodes3`, set by `accuracy="high"`), or uses randomised QMC (K = 3 by
 default — standard error ≈ 1e-4, fast — and K ≥ 4), whose standard error is returned
@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import activation, activation_inverse
+from .activations import activation
+from .cone import DOUBLE
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .online import (Accuracy, label_given_h, _diff_rows, _given_h, _softmax_expectation, _lse_from_diffs, h_integral,
-                     logsumexp)
-from .quadrature import _truncated_normal, cone_expectation, gaussian_factor, tanh_sinh01
-from .tie_cuts import nonlinear_errors_cut3, sign_change_roots
+from .online import Accuracy, label_given_h, _diff_rows, _softmax_expectation, _lse_from_diffs, h_integral, logsumexp
+from .quadrature import cone_expectation, gaussian_factor
+from .tie_cuts import cut_rule_k2, cut_rule_k2_nodes, cut_rule_k3, teacher_tie_slopes, tie_planes
 
 __all__ = ["task_metrics", "TaskMetrics"]
 
@@ -73,44 +73,22 @@ def _linear_loss(model, st, factor, t, acc):
     return lse - ez
 
 
-def _g_inverse(name: str, x: np.ndarray) -> np.ndarray:
-    """h with g(h) = x (NaN outside g's open range; relu: x > 0 only)."""
-    inside = (x > 0) if name == "relu" else (np.abs(x) < 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(inside, activation_inverse(name)(np.where(inside, x, 0.0)), np.nan)
-
-
-def _tie_pairs(C: int):
-    return [(c, d) for c in range(C) for d in range(c + 1, C)]
-
-
-def _crossings(g, dv0: float, dv1: float, kappa: float, scale: float) -> np.ndarray:
-    """h₁ > 0 where the student's tie curve dv0·g(h₁) + dv1·g(h₂) = 0 meets the line
-    h₂ = κh₁ (a tie of the teacher's conditional means): sign changes of
-    φ(x) = dv0·g(x) + dv1·g(κx) on a geometric grid out to 12·scale, refined by bisection, all
-    brackets at once (g odd: the crossings come in ± pairs)."""
-    def phi(x):
-        return dv0 * g(x[:, None])[0][:, 0] + dv1 * g((kappa * x)[:, None])[0][:, 0]
-    return sign_change_roots(phi, scale * np.geomspace(1e-4, 12.0, 200))
-
-
-def _teacher_tie_slopes(model, factor, t: int, fields) -> list:
-    """κ with h₂ = κh₁ where two classes of E[x_t | h] tie (x = λ and/or ν; lines through 0 in
-    the plane of a K = 2 trunk): the steep layers of P(x_t = c | h) when the teacher is strong."""
-    out = []
-    for rows in fields:
-        A = _given_h(model, factor, rows)[0]          # E[x | h] = A h
-        for c, d in _tie_pairs(A.shape[0]):
-            b = A[c] - A[d]
-            if abs(b[1]) > 1e-12 * max(np.abs(b).max(), 1e-300):
-                out.append(-b[0] / b[1])
-    return out
+def _cut_hits(pts, wts, c_hat, p_gen, p_lab, chunk: int = 400_000):
+    """Σ w P(ȳ = ĉ | h) and Σ w P(y = ĉ | h) over a cut rule's points (bounded memory: the label
+    closed forms per chunk)."""
+    hit_gen, hit_lab = 0.0, (None if p_lab is None else 0.0)
+    for i in range(0, len(wts), chunk):
+        sl = slice(i, i + chunk)
+        hit_gen += wts[sl] @ np.take_along_axis(p_gen(pts[sl]), c_hat[sl, None], axis=1)[:, 0]
+        if p_lab is not None:
+            hit_lab += wts[sl] @ np.take_along_axis(p_lab(pts[sl]), c_hat[sl, None], axis=1)[:, 0]
+    return hit_gen, hit_lab
 
 
 def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, factor, n: int):
     """1 − gen_error and 1 − label_error of task t for a trunk with K ≤ 2, by cutting the
-    h-domain along the student's tie curves (the double twin of `mp_errors.nonlinear_metrics_mp`,
-    see there): h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
+    h-domain along the student's tie curves (`tie_cuts.cut_rule_k2`, with the reasoning):
+    h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
     and at h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair; ĉ constant on each piece, the teacher's class
     probabilities given h in closed form, Genz/tanh–sinh nodes (``n`` per level) on every piece.
     The teacher's steep layers are cut too: the tie lines h₂ = κh₁ of E[λ_t | h] and E[ν_t | h]
@@ -119,76 +97,12 @@ def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, factor, n: int):
     C ≤ 3, relu / tanh / erf, teachers of norm 1 and 3) against 160 nodes: K = 2 at 40 nodes
     (the default) within 1.3e-8, 24 nodes 2e-6; K = 1 at 64 nodes 1e-13.  Without the teacher
     cuts 32 nodes erred by up to 1.7e-4."""
-    g = activation(model.activation)
-    name = model.activation
-    K = model.K
-    V = st.V[t]
-    Q = st.Q
-    if not Q[0, 0] > 1e-300:   # h₁ ≡ 0 (σ₀ = 0 at t = 0): ties, not halves — the general rule
+    kappas = teacher_tie_slopes(DOUBLE, factor, model.rows_h(), [model.rows_lambda(t)] + (
+        [model.rows_nu(t)] if p_lab is not None else [])) if model.K == 2 else []
+    rule = cut_rule_k2(DOUBLE, model.activation, st.Q, st.V[t], kappas, n, teacher_inner=True)
+    if rule is None:     # h₁ ≡ 0 (σ₀ = 0 at t = 0) or a singular Q: the general rule
         return None
-    L11 = np.sqrt(Q[0, 0])
-    u, w = tanh_sinh01(n)
-    dvs = [V[c] - V[d] for c, d in _tie_pairs(V.shape[0])]   # the student's ties: dv·g(h) = 0
-    outer, kappas = [0.0], []
-    if K == 2:
-        L21 = Q[1, 0] / L11
-        L22 = np.sqrt(max(Q[1, 1] - L21 ** 2, 0.0))
-        if not L22 > 1e-12 * np.sqrt(Q[1, 1]):
-            return None
-        # the teacher's steep layers: lines h₂ = κh₁ become inner cuts
-        kappas = _teacher_tie_slopes(
-            model, factor, t, [model.rows_lambda(t)] + ([model.rows_nu(t)] if p_lab is not None else []))
-        if name != "relu":  # outer cuts: a tie curve entering from ±∞, or crossing a teacher line
-            for dv0, dv1 in dvs:
-                if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
-                    h1 = float(_g_inverse(name, np.array([abs(dv1 / dv0)]))[0])
-                    outer += [h1 / L11, -h1 / L11]
-                for kappa in kappas:
-                    for x in _crossings(g, dv0, dv1, kappa, L11):
-                        outer += [x / L11, -x / L11]
-    edges = np.unique(np.r_[-np.inf, outer, np.inf])
-    lo = np.repeat(edges[:-1], n)
-    hi = np.repeat(edges[1:], n)
-    x1, m1 = _truncated_normal(lo, hi, np.tile(u, len(edges) - 1))
-    w1 = np.tile(w, len(edges) - 1) * m1
-    h1 = L11 * x1
-
-    def decide(h):
-        return np.argmax(g(h)[0] @ V.T, axis=1)
-
-    if K == 1:
-        h = h1[:, None]
-        c_hat = decide(np.sign(x1)[:, None])
-        pts, wts = h, w1
-    else:
-        g1 = g(h1[:, None])[0][:, 0]
-        cuts = [np.zeros_like(h1)] + [kappa * h1 for kappa in kappas]
-        cuts += [_g_inverse(name, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0]
-        cuts = np.sort(np.where(np.isnan(np.array(cuts).T), np.inf, np.array(cuts).T), axis=1)
-        e = np.hstack([np.full((len(h1), 1), -np.inf), cuts, np.full((len(h1), 1), np.inf)])
-        a, b = e[:, :-1], e[:, 1:]                                   # (outer, pieces)
-        both = np.isfinite(a) & np.isfinite(b)
-        rep = np.where(both, 0.5 * (a + b), np.where(np.isfinite(a), a + 1.0, b - 1.0))
-        rep = np.where(np.isinf(a) & np.isinf(b), 0.0, rep)
-        c_hat = decide(np.stack([np.broadcast_to(h1[:, None], rep.shape).ravel(), rep.ravel()], axis=1))
-        mean2 = (L21 * x1)[:, None]
-        lo2 = np.where(np.isinf(a), a, (a - mean2) / L22)
-        hi2 = np.where(np.isinf(b), b, (b - mean2) / L22)
-        P = a.shape[1]
-        lo2 = np.repeat(lo2.ravel(), n)
-        hi2 = np.repeat(hi2.ravel(), n)
-        empty = ~(hi2 > lo2)
-        x2, m2 = _truncated_normal(np.where(empty, 0.0, lo2), np.where(empty, 1.0, hi2), np.tile(u, len(h1) * P))
-        m2 = np.where(empty, 0.0, m2)
-        wts = np.repeat(w1, P * n) * np.tile(w, len(h1) * P) * m2
-        h1r = np.repeat(h1, P * n)
-        pts = np.stack([h1r, np.repeat(mean2[:, 0], P * n) + L22 * x2], axis=1)
-        c_hat = np.repeat(c_hat, n)
-        keep = wts > 0
-        pts, wts, c_hat = pts[keep], wts[keep], c_hat[keep]
-    hit_gen = wts @ np.take_along_axis(p_gen(pts), c_hat[:, None], axis=1)[:, 0]
-    hit_lab = None if p_lab is None else wts @ np.take_along_axis(p_lab(pts), c_hat[:, None], axis=1)[:, 0]
-    return hit_gen, hit_lab
+    return _cut_hits(*cut_rule_k2_nodes(DOUBLE, rule, n), p_gen, p_lab)
 
 
 def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
@@ -207,10 +121,10 @@ def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
         if hits is not None:
             return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label) and model.K == 3 and acc.cut_nodes3:
-        A = _given_h(model, factor, model.rows_lambda(t))[0]       # E[λ_t | h] = A h: steep planes
-        planes = [A[c] - A[d] for c, d in _tie_pairs(A.shape[0])]
-        hits = nonlinear_errors_cut3(model, st, V, p_gen, p_lab if label else None, acc.cut_nodes3, planes)
-        if hits is not None:
+        planes = tie_planes(DOUBLE, factor, H, model.rows_lambda(t))      # E[λ_t | h] = A h: steep planes
+        rule = cut_rule_k3(DOUBLE, model.activation, st.Q, V, planes, acc.cut_nodes3)
+        if rule is not None:
+            hits = _cut_hits(*rule, p_gen, p_lab if label else None)
             return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label):
         def hit(h):

@@ -531,8 +531,9 @@ def _late_nonlinear(act, K, C, t_end):
                                                  ("erf", 1, 3, 2.0, 32)])
 def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
     """gen_error and label_error of nonlinear trunks with K ≤ 2: the double cut rule
-    (`metrics._nonlinear_errors_cut`, on double tanh–sinh rules) against its
-    mp twin (`mp_errors`, dps 30, mp tanh–sinh rules of their own range — independent rules),
+    (`metrics._nonlinear_errors_cut`, on double tanh–sinh rules) against the mp route
+    (`mp_errors`, dps 30, the same cuts, mp tanh–sinh rules of their own range — independent
+    rules — and the innermost coordinate exact),
     and against randomised QMC (within 4 SE).  Measured (double at its default 40 / 64 nodes,
     mp at 24 / 32 outer nodes, the inner coordinate exact): ≤ 1.4e-12 (tanh / relu / erf,
     K = 1, 2, C = 2, 3; it was 5.4e-10 with nested mp rules spanning 10^-30 from the ends — at
@@ -624,26 +625,29 @@ def test_mp_errors_refuse_wide_trunks():
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
 def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch):
-    """The mp K = 3 cut rule with the double's tanh–sinh rules substituted for its own: every
-    cut, piece, decision and weight is then the double rule's, so the two must agree to rounding
-    — a check of the mp twin's construction apart from its quadrature (relu's teacher lines
-    and tanh's crossings included).  Measured: ≤ 2e-16 (tanh, relu, erf)."""
+    """The K = 3 cut rule (`tie_cuts.cut_rule_k3`) executed in the mp arithmetic with the double's
+    tanh–sinh rules substituted for its own (`cone.MP.rule01`): every cut, piece, decision and
+    weight is then the double rule's, so the two must agree to rounding — a check of the mp
+    arithmetic's operations apart from its quadrature (relu's teacher lines and tanh's crossings
+    included).  Measured: ≤ 5.6e-16 (tanh, relu)."""
     import mpmath
 
-    import mtsp.numeric.mp_errors as mp_errors
+    from mtsp.numeric.cone import MP
     from mtsp.numeric.metrics import task_metrics
+    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.numeric.mp_online import field_cov_mp, mp_state
     from mtsp.numeric.quadrature import tanh_sinh01
 
-    def double_rule(n, span=None):
+    def double_rule(n):
         u, w = tanh_sinh01(n)
-        return [mpmath.mpf(x) for x in u], [1 - mpmath.mpf(x) for x in u], [mpmath.mpf(x) for x in w]
-    monkeypatch.setattr(mp_errors, "tanh_sinh01_mp", double_rule)
+        obj = lambda v: np.array(v, dtype=object)  # noqa: E731
+        return obj([mpmath.mpf(x) for x in u]), obj([1 - mpmath.mpf(x) for x in u]), obj([mpmath.mpf(x) for x in w])
+    monkeypatch.setattr(MP, "rule01", double_rule)
     m, st = _late_nonlinear(act, 3, 2, 2.0)
     d = task_metrics(m, st, Accuracy(cut_nodes3=(6, 6, 6)), loss=False)[0]
     with mpmath.workdps(30):
         sm = mp_state(st)
-        g, lab, _ = mp_errors.nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(6, 6, 6), loss=False)
+        g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(6, 6, 6), loss=False)
     print(float(g) - d.gen_error, float(lab) - d.label_error)
     assert abs(float(g) - d.gen_error) < 1e-13 and abs(float(lab) - d.label_error) < 1e-13
 
@@ -651,7 +655,7 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
 @pytest.mark.parametrize("init,t_end,task", [(0.5, 2.0, 1), (0.05, 0.1, 0)])
 def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     """K = 3 (tanh, C = 2, two tasks; a trained state and a tiny one — σ₀ = 0.05 at t = 0.1,
-    Q ≈ 5e-3 I): the mp cut rule (`mp_errors._cut_rule_k3`, dps 30, nodes (16, 24, 16), mp
+    Q ≈ 5e-3 I): the cut rule in mp (`tie_cuts.cut_rule_k3` in `cone.MP`, dps 30, nodes (16, 24, 16), mp
     tanh–sinh rules of their own span) against the double rule (`tie_cuts`) at (24, 32, 24)
     nodes — the same cuts, independent rules and arithmetic — and the double against randomised
     QMC (4 SE).  Measured: 4.6e-10 and 3.0e-9 (trained, tasks 0 and 1), 1.2e-10 (tiny); the double
@@ -891,3 +895,60 @@ def test_cone_plan_and_genz_are_one_algorithm_in_both_arithmetics():
 
 def to_mp_rows(a):
     return [[mpmath.mpf(float(x)) for x in row] for row in a]
+
+
+def test_k2_cut_rule_in_mp_on_the_double_rules_is_the_double_rule(monkeypatch):
+    """The K ≤ 2 cut rule (`tie_cuts.cut_rule_k2`, with the teacher's tie lines as inner cuts and
+    nodes on the innermost pieces) executed in the mp arithmetic (dps 30) with the double's
+    tanh–sinh rules substituted: the same pieces and decisions as in double, the masses and
+    moments of its nodes per decision within rounding, and its crossing of a teacher line with a
+    student tie curve (one here) a root to the working precision.  A tanh K = 2 state with a
+    strong teacher.  Measured: moments within 1.4e-15 (relative); mp crossing residual 7.9e-31
+    (1 s)."""
+    from mtsp.numeric import tie_cuts
+    from mtsp.numeric.cone import DOUBLE, MP
+    from mtsp.numeric.quadrature import tanh_sinh01
+
+    su = setup_from_dict({"tasks": [{"name": "A", "classes": 2}], "teacher": {"norm": 3.0},
+                          "student": {"kind": "shared", "hidden": 2, "activation": "tanh"},
+                          "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}})
+    m = theory_model(su)
+    rng = np.random.default_rng(21)
+    B = np.hstack([gaussian_factor(m.gram), np.zeros((m.M, m.K))])
+    W = rng.uniform(0.3, 1.5) * rng.standard_normal((m.K, B.shape[1]))
+    V = tuple(rng.uniform(0.5, 3) * rng.standard_normal(v.shape) for v in m.heads0)
+    st = State(W @ W.T, W @ B.T, V)
+    F = gaussian_factor(m.field_cov(st))
+    roots = {}
+    crossings = tie_cuts._crossings
+
+    def spy(ar, *a):
+        out = crossings(ar, *a)
+        roots.setdefault(ar.name, []).extend(out)
+        return out
+    monkeypatch.setattr(tie_cuts, "_crossings", spy)
+
+    def double_rule(n):
+        u, w = tanh_sinh01(n)
+        obj = lambda v: np.array(v, dtype=object)  # noqa: E731
+        return obj([mpmath.mpf(x) for x in u]), obj([1 - mpmath.mpf(x) for x in u]), obj([mpmath.mpf(x) for x in w])
+    monkeypatch.setattr(MP, "rule01", double_rule)
+    kd = tie_cuts.teacher_tie_slopes(DOUBLE, F, m.rows_h(), [m.rows_lambda(0)])
+    rd = tie_cuts.cut_rule_k2(DOUBLE, "tanh", st.Q, st.V[0], kd, 12, teacher_inner=True)
+    pd, wd, cd = tie_cuts.cut_rule_k2_nodes(DOUBLE, rd, 12)
+    with mpmath.workdps(30):
+        obj = lambda a: np.array([[mpmath.mpf(float(x)) for x in r] for r in np.atleast_2d(a)], dtype=object)  # noqa: E731
+        km = tie_cuts.teacher_tie_slopes(MP, obj(F), obj(m.rows_h()), [obj(m.rows_lambda(0))])
+        rm = tie_cuts.cut_rule_k2(MP, "tanh", obj(st.Q), obj(st.V[0]), km, 12, teacher_inner=True)
+        pm, wm, cm = tie_cuts.cut_rule_k2_nodes(MP, rm, 12)
+        dv = obj(st.V[0])[0] - obj(st.V[0])[1]
+        res_mp = abs(dv[0] * MP.g("tanh", np.array(roots["mp"]))[0]
+                     + dv[1] * MP.g("tanh", km[0] * np.array(roots["mp"]))[0])
+        # per decision, Σ w (1 + h₁ + h₂²): the pieces' masses and moments
+        mom = [[sum(w * (1 + h[0] + h[1] ** 2) for h, w, c in zip(p, wt, cs) if c == k) for k in range(2)]
+               for p, wt, cs in ((pm, wm, cm), (pd, wd, cd))]
+    dm = max(abs(float(a / b - 1)) for a, b in zip(*mom))
+    print(float(res_mp), dm, len(pm), len(pd))
+    assert len(roots["mp"]) == len(roots["double"]) == 1
+    assert (cm == cd).all() and len(pm) == len(pd)
+    assert res_mp < 1e-28 and dm < 1e-14
