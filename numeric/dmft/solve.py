@@ -15,7 +15,7 @@ softmax and argmax) carries σ₀² Π(1 − ηκh)² as in the finite-N dynamic
 Shared trunks (any activation): the K trunk fields, the heads V_t evolved from path averages
 (`trunk.Trunk`); shared inputs: one sample-side process with every task's frozen label, α =
 training.alpha; separate inputs: one population of paths per task, mixed with the weights
-α_t/Σ_s α_s, α = Σ_s α_s; relu with the finite-difference response (`response`). Test metrics
+α_t/Σ_s α_s, α = Σ_s α_s; relu with its kink taken implicitly (`trunk`). Test metrics
 from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
 
 Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
@@ -54,8 +54,9 @@ class DmftOptions:
     torch device ("cpu", "cuda") for the path-sized arrays (`engine.run_dmft`), for large path
     counts; target_se: with it, batches beyond `batches` (the least) are added, up to
     `max_batches`, until every gen_error_se of the solve is at most target_se; kink_step: the
-    finite-difference step of the response of relu trunks (`response.FiniteDifferenceResponse`);
-    relu: solve relu trunks although their DMFT is not validated (`check_supported`)."""
+    finite-difference step of relu's response with kink "difference"; kink: the treatment of relu's
+    kink (`engine.KINKS`; default "implicit"); kink_relax: γ of the implicit kink's
+    self-interaction step γ a_k/α (`engine.run_dmft`; docs/DMFT.md §7)."""
     dt: float | None = None
     late: float | None = None
     n_paths: int = 4000
@@ -68,7 +69,8 @@ class DmftOptions:
     max_batches: int = 32
     device: str | None = None
     kink_step: float = 0.02
-    relu: bool = False
+    kink: str = "implicit"
+    kink_relax: float = 4.0
 
 
 def default_dt(lr: float) -> float:
@@ -189,7 +191,7 @@ def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
                   alpha=alpha, init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
                   rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), n_sources=opts.n_sources,
-                  device=opts.device, kink_step=opts.kink_step)
+                  device=opts.device, kink_step=opts.kink_step, kink=opts.kink, kink_relax=opts.kink_relax)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
     return Q, tr.M, tr.states, tr.train_loss, tr.train_error
@@ -243,16 +245,9 @@ def check_steps(n_steps: int, t_last: float) -> None:
                          f"0.2/max(1, lr)); ask for shorter times")
 
 
-RELU_REFUSAL = ("relu trunks are not validated: relu's kink collects training fields (a sliding "
-                "mode) and the Euler grid's result depends on its step (t = 1, two tasks: "
-                "gen_error 0.4026 at dt 0.2, 0.3988 at dt 0.05, simulation 0.3974 ± 0.0009; "
-                "docs/DMFT.md §7)")
-
-
-def check_supported(setup, relu: bool = False) -> None:
-    """glm students and shared trunks (linear, erf, tanh; relu only with `relu`: RELU_REFUSAL;
-    any tasks, shared or separate inputs) on a time grid of at most MAX_STEPS steps; anything
-    else is refused naming the key."""
+def check_supported(setup) -> None:
+    """glm students and shared trunks (every activation; any tasks, shared or separate inputs) on
+    a time grid of at most MAX_STEPS steps; anything else is refused naming the key."""
     times = [float(t) for t in setup.training.times]
     if times and all(math.isfinite(t) and t > 0 for t in times):
         lr = float(setup.training.lr)
@@ -260,8 +255,6 @@ def check_supported(setup, relu: bool = False) -> None:
         if max(times) / dt > MAX_STEPS:         # the grid has at least t/dt steps: do not build it
             check_steps(math.ceil(max(times) / dt), max(times))
         check_steps(len(time_grid(times, dt, lr)[0]), max(times))
-    if setup.student.kind == "shared" and setup.student.activation == "relu" and not relu:
-        raise ReachError("student.activation", RELU_REFUSAL)
 
 
 def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
@@ -271,7 +264,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     if setup.training.protocol != "full_batch":
         raise RequestError("training.protocol", f"the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
-    check_supported(setup, opts.relu)
+    check_supported(setup)
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
     if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
