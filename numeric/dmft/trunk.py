@@ -14,10 +14,10 @@ every prefix of the paths holds the tasks in equal numbers up to one path), carr
 task's label, c_{p,t} = w_t 1[t = τ(p)], and the populations are mixed with the weights
 α_t/Σ_s α_s (`path_weights`): the weight side sees (1/α_tot) Σ_t α_t E_t[·].
 
-relu: g″ is a Dirac mass at the kink, and a field that crosses the kink under a perturbation
-changes δ by a finite jump whose consequences are not linear; `kink` marks the loss for the
-engine's finite-difference response (`engine.run_dmft`, `response_step`), which propagates the
-perturbed paths through the full nonlinear δ.
+relu: g″ is a Dirac mass at the kink, where training drives many fields (a sliding mode); `kink`
+marks the loss, and with `self_step` c the force is taken with the kink implicit over that step
+(`_implicit_kink`, the engine's default; docs/DMFT.md §7), or the engine's finite-difference
+response propagates perturbed paths through the full nonlinear δ (`response`).
 """
 from __future__ import annotations
 
