@@ -77,7 +77,7 @@ def test_finite_difference_response_equals_the_linear_recursion_for_a_smooth_tru
         loss.kink = kink
         out.append(run_dmft(loss, gram, lr=1.0, weight_decay=0.05, alpha=alpha, init_scale=0.3,
                             steps=np.full(12, 0.1), n_paths=600, n_response=300,
-                            rng=np.random.default_rng(5), kink_step=1e-3))
+                            rng=np.random.default_rng(5), kink_step=1e-3, kink="difference"))
     a, b = out
     assert np.max(np.abs(a.R)) > 0.3
     assert np.max(np.abs(a.R - b.R)) < 2e-6

@@ -159,7 +159,7 @@ class Trunk(SampleLoss):
         D = g1[:, :, None] * H * g1[:, None, :]
         idx = np.arange(self.dim)
         D[:, idx, idx] += g2 * b
-        if self.kink and self_step is not None:
+        if self.activation == "relu" and self_step is not None:
             return _implicit_kink(h, b, D, float(self_step))
         return g1 * b, D
 
