@@ -160,7 +160,7 @@ def main():
             compare_case(name, path, DmftOptions(dt=args.dt, n_paths=args.paths,
                                                  n_response=args.response, batches=args.batches,
                                                  n_sources=args.sources, kink=args.kink,
-                                                 kink_relax=args.kink_relax))
+                                                 kink_relax=args.kink_relax, relu=True))
 
 
 if __name__ == "__main__":
