@@ -54,6 +54,9 @@ CASES = {
     "sep_linear_related": _two("linear", 0.9, "separate", (1.0, 3.0), 0.2),
     "sep_relu_related": _two("relu", 0.9, "separate", (1.0, 3.0)),
     "sep_tanh_related": _two("tanh", 0.9, "separate", (1.0, 3.0)),
+    "sep_relu_unrelated": _two("relu", 0.0, "separate", (1.0, 3.0)),
+    "erf_unrelated": _two("erf", 0.0),
+    "sep_tanh_unrelated": _two("tanh", 0.0, "separate", (1.0, 3.0)),
 }
 
 
@@ -109,7 +112,7 @@ def compare_case(name, sim_path, opts):
     t1 = time.perf_counter()
     cmp = compare(th, sim)
     print(f"## {name}: dmft {t1 - t0:.0f} s ({opts.batches} batches x {opts.n_paths} paths, "
-          f"{opts.n_response} response, dt {opts.dt}, relu kink step {opts.kink_step}); simulation N = {sim['N']}, "
+          f"{opts.n_response} response, dt {opts.dt}, relu kink {opts.kink} γ {opts.kink_relax}); simulation N = {sim['N']}, "
           f"{sim['seeds']} seeds, {sim.get('wall_s', float('nan')):.0f} s ({sim_path})")
     zs = []
     for r in cmp.rows:
@@ -143,6 +146,9 @@ def main():
     ap.add_argument("--response", type=int, default=1000)
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--dt", type=float, default=None)
+    ap.add_argument("--sources", type=int, default=None)
+    ap.add_argument("--kink", default="implicit")
+    ap.add_argument("--kink-relax", type=float, default=4.0)
     ap.add_argument("--kink-step", type=float, default=0.02)
     args = ap.parse_args()
     for name in args.cases.split(","):
@@ -153,7 +159,8 @@ def main():
         else:
             compare_case(name, path, DmftOptions(dt=args.dt, n_paths=args.paths,
                                                  n_response=args.response, batches=args.batches,
-                                                 kink_step=args.kink_step, relu=True))
+                                                 n_sources=args.sources, kink=args.kink,
+                                                 kink_relax=args.kink_relax, relu=True))
 
 
 if __name__ == "__main__":

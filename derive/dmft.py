@@ -9,7 +9,7 @@ orthogonal to the all-ones vector): δ = ∂CE/∂h and D = ∂δ/∂h, checked 
 with symbolic heads V (C × K), derived with SymPy: δ = ∂ℓ/∂h and D = ∂δ/∂h, checked against the
 closed forms δ = g′(h) ⊙ Vᵀ(p − e_y), D = diag g′ Vᵀ(diag p − ppᵀ)V diag g′ + diag(g″ ⊙ Vᵀ(p − e_y))
 that `numeric.dmft.trunk.Trunk` evaluates (relu: g″ is the kink's Dirac mass, handled by the
-engine's finite-difference response).
+engine's implicit kink, numeric/dmft/trunk.py).
 
 `dmft_sheet(setup)`: Markdown + LaTeX — glm: per task the effective learning rate, weight decay
 and α of its single-task DMFT; shared trunks: the trunk's sample-side loss, the heads' update and,
@@ -164,7 +164,7 @@ SEPARATE = r"""
 """
 
 KINK = r"""
-**relu**: $g''$ is a Dirac mass at the kink; a field pushed across it changes $\delta$ by a finite jump, so the response $R(k,j) = \partial E[\delta_k]/\partial u_j$ is taken from perturbed copies of the paths propagated through the full $\delta$ (finite differences $\pm u$) instead of the linear recursion for $G$.
+**relu**: $g''$ is a Dirac mass at the kink, where training drives many fields (a sliding mode). The engine takes the kink implicitly over the self-interaction step $c_k = \gamma\,\eta h_k/\alpha$: the force is $\hat\delta_a = \mathrm{sgn}(b_a)\min(\mathrm{relu}(h_a)/c_k,\ |b_a|)$ (for $b_a > 0$ the proximal step of the kink $b_a\,\mathrm{relu}(h_a)$: a field driven onto the kink stays on it with the equivalent control), Lipschitz in $h$, so the linear recursion for $G$ with $\hat D = \partial\hat\delta/\partial h$ is exact; $\hat\delta \to \delta$ as $h_k \to 0$ (docs/DMFT.md §7).
 """
 
 

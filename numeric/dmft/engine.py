@@ -38,7 +38,14 @@ import numpy as np
 from mtsp.errors import RequestError
 from scipy.linalg import solve_triangular
 
-__all__ = ["DmftTrajectory", "run_dmft"]
+__all__ = ["KINKS", "DmftTrajectory", "run_dmft"]
+
+KINKS = ("implicit", "difference")
+"""Treatments of relu's kink (`run_dmft`, docs/DMFT.md §7): "implicit" (default) takes the kink
+implicitly over the self-interaction step (`trunk._implicit_kink`: a Lipschitz force, the linear
+response recursion); "difference" is explicit gradient descent with the finite-difference
+response (`response.FiniteDifferenceResponse`; first order in the step with a large coefficient,
+memory ∝ steps²)."""
 
 
 @dataclass
@@ -252,7 +259,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
              rng: np.random.Generator, train_metrics: bool = True,
              whiten: bool = True, noise: str = "sources", n_sources: int | None = None,
              response_dtype=np.float32, device: str | None = None,
-             kink_step: float = 0.02) -> DmftTrajectory:
+             kink_step: float = 0.02, kink: str = "implicit",
+             kink_relax: float = 4.0) -> DmftTrajectory:
     """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
     correlations and means from `n_paths` paths, the response R from the first `n_response`;
     all standard normals drawn once (`standard_normals`, whitened unless `whiten` is False).
@@ -278,15 +286,20 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     either way, so both give the same numbers up to rounding.
 
     Path averages are weighted by the loss's `path_weights(n)` where it has them (several
-    sample-side populations: separate inputs), else uniform; a loss with a `kink` (relu) gets its
+    sample-side populations: separate inputs), else uniform.  A loss with a `kink` (relu): with
+    kink "implicit" (default) its force at step k is taken with the kink implicit over the
+    self-interaction step c_k = kink_relax · a_k/α (`trunk._implicit_kink`; a Lipschitz force, so
+    the per-path linear recursion is exact); with "difference" explicit gradient descent with the
     response from finite differences of ± `kink_step` propagated through its full δ
-    (`response.FiniteDifferenceResponse`, numpy) instead of the per-path linear recursion."""
+    (`response.FiniteDifferenceResponse`, numpy)."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim
     n, nr = int(n_paths), int(min(n_response, n_paths))
     a = lr * steps
     decay_step = 1.0 - lr * weight_decay * steps
+    if kink not in KINKS:
+        raise RequestError("kink", f"one of {KINKS}, not {kink!r}")
     if noise not in ("sources", "cholesky"):
         raise RequestError("noise", f"'sources' or 'cholesky', not {noise!r}")
     n_data = loss.normals(gram)
@@ -322,7 +335,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     # force on the fields that the weights carry forward, −δ_k/α + the sources' noise term
     deltas = xp.zeros((Kd, n))
     force = xp.zeros((Kd, n))
-    if getattr(loss, "kink", False):
+    implicit = getattr(loss, "kink", False) and kink == "implicit"
+    if getattr(loss, "kink", False) and kink == "difference":
         from .response import FiniteDifferenceResponse
         resp = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
                                         kink_step)
@@ -362,7 +376,10 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         if k:
             hT += xp.put(Ak) @ force[:kd]
         h = xp.get(hT.T)
-        delta, D = loss.grad_hess(h, data, state)
+        if implicit:                 # relu: the kink over the self-interaction step a_k/α
+            delta, D = loss.grad_hess(h, data, state, self_step=kink_relax * a[min(k, K - 1)] / alpha)
+        else:
+            delta, D = loss.grad_hess(h, data, state)
         deltaT = xp.put(delta.T)
         deltas[rk] = deltaT
         force[rk] = deltaT * (-1.0 / alpha)
@@ -375,7 +392,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         Cd[:kd + d, rk] = xp.get(deltas[:kd + d] @ xp.put(w_all[:, None] * delta))
         Cd[rk, :kd + d] = Cd[:kd + d, rk].T
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
-        if getattr(loss, "kink", False):
+        if getattr(loss, "kink", False) and kink == "difference":
             R[rk, :kd + d] = resp.step(k, h[:nr], delta[:nr], Ak, state)
         else:
             R[rk, :kd + d] = resp.step(k, Ak, D[:nr], w_resp)

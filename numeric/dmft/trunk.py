@@ -14,10 +14,10 @@ every prefix of the paths holds the tasks in equal numbers up to one path), carr
 task's label, c_{p,t} = w_t 1[t = τ(p)], and the populations are mixed with the weights
 α_t/Σ_s α_s (`path_weights`): the weight side sees (1/α_tot) Σ_t α_t E_t[·].
 
-relu: g″ is a Dirac mass at the kink, and a field that crosses the kink under a perturbation
-changes δ by a finite jump whose consequences are not linear; `kink` marks the loss for the
-engine's finite-difference response (`engine.run_dmft`, `response_step`), which propagates the
-perturbed paths through the full nonlinear δ.
+relu: g″ is a Dirac mass at the kink, where training drives many fields (a sliding mode); `kink`
+marks the loss, and with `self_step` c the force is taken with the kink implicit over that step
+(`_implicit_kink`, the engine's default; docs/DMFT.md §7), or the engine's finite-difference
+response propagates perturbed paths through the full nonlinear δ (`response`).
 """
 from __future__ import annotations
 
@@ -144,8 +144,9 @@ class Trunk(SampleLoss):
         b = sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
         return g1 * b
 
-    def grad_hess(self, h, data, state):
-        """(δ, D) of the module docstring; for relu D without the kink's singular term."""
+    def grad_hess(self, h, data, state, self_step: float | None = None):
+        """(δ, D) of the module docstring; for relu with `self_step` c > 0, the force with the kink
+        taken implicitly (`_implicit_kink`), else D without the kink's singular term."""
         a, g1, g2 = self.act(h)
         b = np.zeros_like(h)
         H = np.zeros((len(h), self.dim, self.dim))
@@ -158,6 +159,8 @@ class Trunk(SampleLoss):
         D = g1[:, :, None] * H * g1[:, None, :]
         idx = np.arange(self.dim)
         D[:, idx, idx] += g2 * b
+        if self.activation == "relu" and self_step is not None:
+            return _implicit_kink(h, b, D, float(self_step))
         return g1 * b, D
 
     def advance(self, state, h, data, step):
@@ -178,3 +181,28 @@ class Trunk(SampleLoss):
             ce[off] = np.nan
             err[off] = np.nan
         return ce, err
+
+
+def _implicit_kink(h, b, D, c: float):
+    """relu's force with the kink taken implicitly over the self-interaction step c = a_k/α, and
+    its Jacobian (docs/DMFT.md §7):
+
+        δ̂_a = b_a                      where h_a ≥ c|b_a|,
+        δ̂_a = sgn(b_a) h_a / c         where 0 < h_a < c|b_a|   (the ramp),
+        δ̂_a = 0                        where h_a ≤ 0,
+
+    i.e. δ̂_a = sgn(b_a) min(relu(h_a)/c, |b_a|), Lipschitz in h.  For b_a > 0 it is the gradient
+    of the Moreau envelope of the kink b_a relu(h_a) with parameter c (h − cδ̂ is the proximal
+    point): a field that the sample's own gradient drives onto the kink lands on it and its force
+    is the sliding mode's equivalent control instead of chattering across it.  D̂: D's rows where
+    h_a ≥ c|b_a|, the row e_a sgn(b_a)/c in the ramp, zero rows where h_a ≤ 0 (D already has
+    them)."""
+    ramp = (h > 0) & (h < c * np.abs(b))
+    sgn = np.sign(b)
+    delta = np.where(ramp, sgn * h / c, (h > 0) * b)
+    if ramp.any():
+        p, a = np.nonzero(ramp)
+        D = D.copy()
+        D[p, a, :] = 0.0
+        D[p, a, a] = sgn[p, a] / c
+    return delta, D
