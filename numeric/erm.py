@@ -189,6 +189,12 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
         for name, pred in mp_out["tasks"].items():
             out["tasks"][name] = {key: [float(v)] for key, v in pred.items()}
         mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
+        if any(ch.C >= 4 for ch in erm_problem(setup)[1]):
+            from .mp_replica_qmc import MP_QMC_POINTS
+            print(f"mtsp: note: tasks with C ≥ 4 run in mp on the QMC channel of {mp_nodes or MP_QMC_POINTS} "
+                  f"points (--mp-nodes), the double polished on the same points: the mp numbers carry "
+                  f"that rule's QMC error (benchmarks/results/replica_qmc_error.txt), not the default "
+                  f"double rule's", file=sys.stderr)
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
     for name in separable:
         print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "
