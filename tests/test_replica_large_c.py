@@ -133,3 +133,15 @@ def test_check_erm_for_four_classes():
                          "student": {"kind": "glm"}, "training": {"protocol": "erm", "alpha": 2.0, "ridge": 0.1}})
     rep = check_erm(s, dps=30, nodes=16)
     assert rep["passed"] and max(rep["terms"].values()) < 1e-10
+
+
+def test_clean_labels_of_a_low_rank_teacher_are_refused_on_the_qmc_channel():
+    """C = 5, noise 0, rank 2 < C − 1: the labels given ω lie on a lower-dimensional set (no Genz
+    factorisation): refused naming `teacher`, as on the tensor route."""
+    from mtsp.errors import ReachError
+    from mtsp.numeric.erm import solve_erm
+    from mtsp.setup import setup_from_dict
+    s = setup_from_dict({"tasks": [{"name": "A", "classes": 5, "noise": 0.0, "rank": 2}], "student": {"kind": "glm"},
+                         "training": {"protocol": "erm", "alpha": 2.0, "ridge": 0.1}})
+    with pytest.raises(ReachError, match="noise > 0"):
+        solve_erm(s)
