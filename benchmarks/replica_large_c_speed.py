@@ -41,7 +41,9 @@ print(json.dumps([time.perf_counter() - t0, out["tasks"]["A"]["gen_error"][0], o
 def run(tree, C, point):
     env = dict(os.environ, PYTHONPATH=tree)
     res = subprocess.run([sys.executable, "-c", CHILD, json.dumps([C, *point])], env=env, cwd=tree,
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"{tree}, C = {C}, {point}: {res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
