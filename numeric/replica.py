@@ -21,7 +21,8 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
     M̂ = α E_ω Σ_y f_y ∇_a P(y | a)ᵀ at a = A ω   (residual/Stein form: P(y|a) is a Gaussian orthant
          probability of the label differences, smooth in a whenever the labels are noisy or the
          teacher has rank C − 1, and its gradient is φ (C = 2), φ·Φ (C = 3), φ·Φ₂ (C = 4) or
-         φ times a Genz orthant (C = 5, `orthant_with_mean`) — no δ on decision boundaries).
+         φ times a Genz orthant (C = 5, `orthant_with_mean`) — no δ on decision boundaries; one task
+         with C ≥ `ReplicaAccuracy.qmc_classes` (5) runs the QMC channel of `replica_qmc` instead).
 Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
 fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
 Σ_t w_t CE under the full V; `loss_channel_hats`), and the prior channel takes its full hats.
