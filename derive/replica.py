@@ -94,8 +94,9 @@ under the full V, and full hats — the same formulas below with these joint obj
 
 Reduced student field ω ~ N(0, Q_tt); teacher u_t | ω ~ N(A ω, V⁰) with A = M_ttᵀ Q_tt⁻¹,
 V⁰ = I − M_ttᵀ Q_tt⁻¹ M_tt; labels: the argmax of Eᵀ(L_t u_t + σ_t ξ), so P(y | a) is a Gaussian
-orthant probability of the C − 1 label differences (Φ for C = 2, Φ₂ for C = 3) with gradient
-∇_a P = Gᵀ v (v: φ·Φ Stein vectors, no δ on decision boundaries).
+orthant probability of the C − 1 label differences (Φ for C = 2, Φ₂ for C = 3, Genz's separation of
+variables beyond) with gradient ∇_a P = Gᵀ v (v: φ·Φ Stein vectors, or for one task with C ≥ 5 the
+gradient of the Genz product, its variables and ω on one fixed QMC rule; no δ on decision boundaries).
 
 $$h_y(\omega) = \arg\min_h\; w_t\,\mathrm{CE}(E^\top h, y) + \tfrac12 (h-\omega)^\top V_{tt}^{-1}(h-\omega),\qquad
 f_y = -w_t\nabla\ell(h_y),\quad H_y = w_t\nabla^2\ell(h_y)$$

@@ -11,9 +11,10 @@ The errors and the test loss are those of a glm student with Q_full = Eᵀ Q_tt 
 R_full = Eᵀ M_tt L_tᵀ E against the reduced teacher Gram Eᵀ L_t L_tᵀ E (`metrics.task_metrics`:
 argmax and cross-entropy see logits only up to the all-ones direction); training loss and error
 come from the fixed point's prox outputs; train_error of one task with C ≤ 3 without the jump of
-its indicator (`replica.train_error_by_margins`, ≤ 2e-9); for C ≥ 4 and for coupled tasks on shared
-inputs the indicator on the ω grid, accurate to O(node spacing) only (measured at MODEL.md's C = 3
-point with that route: 7e-4).
+its indicator (`replica.train_error_by_margins`, ≤ 2e-9); of one task with C ≥ 4 the indicator on
+the QMC rule of `replica_qmc` (≈ 1e-4, benchmarks/results/replica_qmc_error.txt);
+for coupled tasks on shared inputs the indicator on the ω grid, accurate to O(node spacing) only
+(measured at MODEL.md's C = 3 point with that route: 7e-4).
 """
 from __future__ import annotations
 
@@ -118,12 +119,12 @@ ACCURACIES = {
     # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
     "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18, 0.3, 0.55), layer_fraction=0.2,
                             field_spacing=(None, 0.4, 0.4, 0.6, 0.9),
-                            max_nodes=(None, 1601, 301, 81, 33), tol=1e-12),
+                            max_nodes=(None, 1601, 301, 81, 33), tol=1e-12, qmc_points=2 ** 16),
     # coarser nodes, for exploration
     "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6, 1.0), layer_fraction=0.6,
                             field_spacing=(None, 1.0, 1.0, 1.2, 1.4),
                             max_nodes=(None, 801, 201, 61, 19),
-                            tol=1e-8),
+                            tol=1e-8, qmc_points=2 ** 12),
 }
 
 
@@ -150,6 +151,12 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
         for name, pred in mp_out["tasks"].items():
             out["tasks"][name] = {key: [float(v)] for key, v in pred.items()}
         mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
+        if any(ch.C >= 4 for ch in erm_problem(setup)[1]):
+            from .mp_replica_qmc import MP_QMC_POINTS
+            print(f"mtsp: note: tasks with C ≥ 4 run in mp on the QMC channel of {mp_nodes or MP_QMC_POINTS} "
+                  f"points (--mp-nodes), the double polished on the same points: the mp numbers carry "
+                  f"that rule's QMC error (benchmarks/results/replica_qmc_error.txt), not the default "
+                  f"double rule's", file=sys.stderr)
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
     for name in separable:
         print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "

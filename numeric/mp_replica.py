@@ -15,7 +15,9 @@ in closed form (Φ for C = 2, Φ₂ for C = 3, `mp_quadrature.bivariate_ncdf`), 
 point differs from the double one by the double arithmetic's errors only (roundoff, the prox
 tolerance, the double special functions); with a finer rule it includes the double rule's
 discretization error.  Reach: one loss channel per task (one task, separate inputs, or shared
-inputs without coupling), C ≤ 3.
+inputs without coupling); C ≤ 3 on the tensor rule, C ≥ 4 on the QMC rule of `replica_qmc` in mp
+(`mp_replica_qmc`: the double fixed point is then solved on the mp route's own short QMC rule,
+`mp_accuracy`, and the errors are the double metrics at the mp fixed point).
 """
 from __future__ import annotations
 
@@ -276,7 +278,11 @@ class MpMap:
             s, c = slice(do[t], do[t + 1]), slice(ro[t], ro[t + 1])
             sub = lambda X, a, b: X[a.start:a.stop, b.start:b.stop]  # noqa: E731
             Mt = sub(M, s, c) if fm.ranks[t] else mpmath.matrix(fm.dims[t], 0)
-            hats = channel_hats_mp(ch, sub(Q, s, s), Mt, sub(V, s, s), n, train)
+            if fm.qmc([ch]):
+                from .mp_replica_qmc import qmc_channel_hats_mp
+                hats = qmc_channel_hats_mp(ch, sub(Q, s, s), Mt, sub(V, s, s), n, fm.acc.qmc_seed, train)
+            else:
+                hats = channel_hats_mp(ch, sub(Q, s, s), Mt, sub(V, s, s), n, train)
             for i in range(fm.dims[t]):
                 for j in range(fm.dims[t]):
                     Vhat[do[t] + i, do[t] + j] += hats[2][i, j]
@@ -340,8 +346,13 @@ def polish_mp(fp, fmap: ReplicaMap, nodes: list | None = None, dps: int = 30) ->
 
 def _task_metrics_mp(model, t, ch, Q, M):
     """gen_error, label_error (test_loss too, replaced by the channel's) of task t from its mp
-    block (Q, M) (`erm.task_predictions` with `mp_online.task_metrics_mp`: closed-form orthants)."""
-    from .erm import one_task_model
+    block (Q, M) (`erm.task_predictions` with `mp_online.task_metrics_mp`: closed-form orthants;
+    C ≥ 4: the double metrics at the mp fixed point, whose cones of 2(C − 1) ≥ 6 dimensions the mp
+    kernel does not reach in reasonable time)."""
+    from .erm import one_task_model, task_predictions
+    if ch.C >= 4:
+        to_np = lambda X: np.array(X.tolist(), dtype=float)  # noqa: E731
+        return task_predictions(model, t, ch, to_np(Q), to_np(M))
     from .mp_online import MpState, task_metrics_mp
     E = _reduced_basis_mp(ch.C)
     L = _m(ch.L)
@@ -349,6 +360,19 @@ def _task_metrics_mp(model, t, ch, Q, M):
     st = MpState(E.T * Q * E, E.T * M * L.T * E, (mpmath.eye(ch.C),))
     g, lab, loss = task_metrics_mp(one, st)[0]
     return {"gen_error": g, "label_error": lab, "test_loss": loss}
+
+
+def mp_accuracy(channels, acc, nodes: int | None):
+    """The double accuracy the mp route polishes: ``acc`` itself, or where a task has C ≥ 4 (a
+    loss channel the mp path integrates only on the QMC rule, `mp_replica_qmc`) ``acc`` with that
+    channel on the QMC rule of ``nodes`` points (default MP_QMC_POINTS), so that the double and
+    the mp fixed point share one rule."""
+    from dataclasses import replace
+
+    from .mp_replica_qmc import MP_QMC_POINTS
+    if not any(ch.C >= 4 for ch in channels) or (acc.qmc_classes <= 4 and nodes in (None, acc.qmc_points)):
+        return acc
+    return replace(acc, qmc_classes=min(acc.qmc_classes, 4), qmc_points=int(nodes or MP_QMC_POINTS))
 
 
 def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None, double=None) -> dict:
@@ -359,8 +383,11 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None, doubl
     from .erm import erm_problem, solve_erm
     from .replica import ReplicaAccuracy
     acc = acc or ReplicaAccuracy()
-    out_d = double or solve_erm(setup, acc)
     model, channels, Lam, G = erm_problem(setup)
+    qacc = mp_accuracy(channels, acc, nodes)
+    if qacc is not acc:   # one task with C ≥ 4: the QMC channel on the mp route's own points
+        acc, nodes, double = qacc, None, None
+    out_d = double or solve_erm(setup, acc)
     tr = setup.training
     tasks, parts = {}, []
     with mpmath.workdps(dps):
@@ -379,7 +406,9 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None, doubl
                 Q = mfp.Q[do[k]:do[k + 1], do[k]:do[k + 1]]
                 M = mfp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
                 pred = _task_metrics_mp(model, t, ch, Q, M)
-                pred["train_loss"], pred["train_error"], pred["test_loss"] = mfp.train[k]
+                pred["train_loss"], pred["train_error"], test_loss = mfp.train[k]
+                if ch.C < 4:   # the tensor rule's test loss (exponentially accurate); C ≥ 4: the
+                    pred["test_loss"] = test_loss   # metrics' (the QMC rule's carries its error)
                 tasks[model.names[t]] = pred
     return {"tasks": tasks, "fixed_points": parts, "double": out_d}
 
@@ -392,8 +421,10 @@ def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "d
     moves by that rule's error (two-class tasks integrate it without the jump and are judged)."""
     from .check import _rel
     from .erm import ACCURACIES, solve_erm
+    from .erm import erm_problem
     t0 = _time.perf_counter()
-    acc = ACCURACIES[accuracy]
+    acc = mp_accuracy(erm_problem(setup)[1], ACCURACIES[accuracy], nodes)
+    nodes = None if acc is not ACCURACIES[accuracy] else nodes
     out_d = solve_erm(setup, acc)
     out_m = solve_erm_mp(setup, acc, dps, nodes, double=out_d)
     terms = {}

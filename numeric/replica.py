@@ -21,7 +21,8 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
     M̂ = α E_ω Σ_y f_y ∇_a P(y | a)ᵀ at a = A ω   (residual/Stein form: P(y|a) is a Gaussian orthant
          probability of the label differences, smooth in a whenever the labels are noisy or the
          teacher has rank C − 1, and its gradient is φ (C = 2), φ·Φ (C = 3), φ·Φ₂ (C = 4) or
-         φ times a Genz orthant (C = 5, `orthant_with_mean`) — no δ on decision boundaries).
+         φ times a Genz orthant (C = 5, `orthant_with_mean`) — no δ on decision boundaries; one task
+         with C ≥ `ReplicaAccuracy.qmc_classes` (5) runs the QMC channel of `replica_qmc` instead).
 Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
 fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
 Σ_t w_t CE under the full V; `loss_channel_hats`), and the prior channel takes its full hats.
@@ -83,6 +84,9 @@ class ReplicaAccuracy:
     newton_tol: float = 1e-13
     separable_norm: float = 1e6   # λ = 0: tr Q beyond this ends the solve with SeparableError
     #                               (separable data: ‖W‖ grows like log 1/λ, without bound at λ = 0)
+    qmc_classes: int = 5          # one task with C ≥ this: the QMC channel (`replica_qmc`) ...
+    qmc_points: int = 2 ** 14     # ... on this many points of the project's Sobol' set
+    qmc_seed: int = 0             # ... scrambled with this seed
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
@@ -742,15 +746,40 @@ class ReplicaMap:
             out.append(S + S.T - np.diag(np.diag(S)))
         return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
 
+    def qmc(self, chans) -> bool:
+        """One task of C ≥ acc.qmc_classes: its channel on the QMC rule (`replica_qmc`)."""
+        return len(chans) == 1 and chans[0].C >= self.acc.qmc_classes
+
     def required_nodes(self, x) -> list:
         Q, M, _ = self.unpack(x)
-        return [nodes_for(c, Q[r, r], M[r, k], self.acc) for c, r, k in zip(self.chg, self.rows, self.cols)]
+        return [self.acc.qmc_points if self.qmc(c) else nodes_for(c, Q[r, r], M[r, k], self.acc)
+                for c, r, k in zip(self.chg, self.rows, self.cols)]
+
+    def capped(self, nodes) -> bool:
+        """A tensor rule at its node cap (acc.max_nodes)."""
+        return any(not self.qmc(c) and n >= self.acc.max_nodes[sum(ch.d for ch in c)]
+                   for n, c in zip(nodes, self.chg))
+
+    def channel(self, k, Q, M, V, nodes, train):
+        """The hats of channel k (`loss_channel_hats`, or `replica_qmc.qmc_channel_hats`)."""
+        from .replica_qmc import qmc_channel_hats
+        c, r, col = self.chg[k], self.rows[k], self.cols[k]
+        if self.qmc(c):
+            return qmc_channel_hats(c[0], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train, self.warm[k])
+        out = loss_channel_hats(c, self.Gg[k], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train, self.warm[k])
+        if train and len(c) == 1 and c[0].d >= 3:
+            # one task, C = 4: train_error by the QMC rule's indicator on a quarter of its points
+            # (≈ 1e-4 at 2^12; +0.9 s per point at 2^14), not the tensor grid's (≈ 1e-3: measured
+            # 0.006857 against 0.00591 at C = 4, noise 0.5, α = 2, λ = 0.1)
+            te = qmc_channel_hats(c[0], Q[r, r], M[r, col], V[r, r], self.acc, max(self.acc.qmc_points // 4, 1024),
+                                  True)[3][0][1]
+            out = out[:3] + ([(out[3][0][0], te)],)
+        return out
 
     def __call__(self, x, nodes, train: bool = False):
         """(F(x), the hats of each channel (with ``train``: and its tasks' training loss and error))."""
         Q, M, V = self.unpack(x)
-        hats = [loss_channel_hats(c, g, Q[r, r], M[r, k], V[r, r], self.acc, n, train, w)
-                for c, g, r, k, n, w in zip(self.chg, self.Gg, self.rows, self.cols, nodes, self.warm)]
+        hats = [self.channel(k, Q, M, V, n, train) for k, n in enumerate(nodes)]
         Qn, Mn, Vn = prior_channel(self.Lam, self.G, [h[0] for h in hats], [h[1] for h in hats],
                                    [h[2] for h in hats], self.dims, self.ranks, self.groups)
         return self.pack(Qn, Mn, Vn), hats
@@ -791,7 +820,6 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
     fmap = ReplicaMap(channels, Lam, G, acc, shared)
     dims, ranks, D, Rk = fmap.dims, fmap.ranks, fmap.D, fmap.Rk
     pack, unpack, admissible, required_nodes = fmap.pack, fmap.unpack, fmap.admissible, fmap.required_nodes
-    chg = fmap.chg
     nodes = []
 
     def F(x, train=False):
@@ -838,7 +866,7 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             Q, M, V = unpack(x)
             return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [p for h in hats for p in h[3]],
                               nodes=list(nodes),
-                              capped=any(n >= acc.max_nodes[sum(ch.d for ch in c)] for n, c in zip(nodes, chg)))
+                              capped=fmap.capped(nodes))
         trQ = float(np.trace(unpack(x)[0]))
         if lam_min <= 1e-12 * max(1.0, float(np.abs(Lam).max())) and trQ > acc.separable_norm:
             # without a ridge a minimiser exists only for non-separable data (with one, always:

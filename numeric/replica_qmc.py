@@ -1,0 +1,171 @@
+"""The single-task loss channel of the replica engine for many classes (C ≥ 5): one fixed
+quasi-Monte Carlo rule over the whitened student field and the teacher's Genz variables.
+
+The channel (`replica`'s module docstring) is, for one task with d = C − 1 reduced fields,
+
+    Q̂ = α E_ω Σ_y P(y|ω) f_y f_yᵀ,   V̂ = α E_ω Σ_y P(y|ω) (I + H_y V)⁻¹ H_y,
+    M̂ = α E_ω Σ_y f_y ∇_a P(y|a)ᵀ  (a = A ω),
+
+with P(y = c | a) = P(u > 0), u = D_c ν ~ N(μ, S_c), μ = D_c L a, S_c = D_c (L V⁰ Lᵀ + σ² I) D_cᵀ,
+an orthant of m = C − 1 dimensions.  Genz's separation of variables writes it as an integral over
+w ∈ [0, 1]^(m−1) of a smooth product (S_c = Λ Λᵀ, Λ lower triangular; t_i the standardised bound
+of coordinate i given the earlier ones, e_i = Φ(t_i), z_i = −Φ⁻¹(e_i (1 − w_i))):
+
+    P(u > 0) = ∫ Π_{i=1..m} e_i(μ, z_{<i}) dw,   t_i = (μ_i + Σ_{j<i} Λ_ij z_j) / Λ_ii,
+
+and ∇_μ P = ∫ ∇_μ Π e_i dw (the product is smooth in μ for fixed w; its gradient by forward
+differentiation through the recursion, `genz_orthant`).  So every hat is one integral over
+(g, w) ∈ R^d × [0, 1]^(m−1) (ω = Q^{1/2} g) of a smooth integrand, taken here by one rule: the
+first n points of a scrambled Sobol' set of dimension d + m − 1 = 2C − 3 made by the project
+(`sobol.sobol_points`, seed `ReplicaAccuracy.qmc_seed`), g = Φ⁻¹ of the first d coordinates,
+each point carrying all C labels with its Genz sample of P(y|ω).  The points are the same at every
+iteration, so the fixed-point map is a smooth deterministic function of (Q, M, V) and is solved to
+the engine's tolerance; the rule's own error (the distance of that fixed point from the exact
+one) is measured in benchmarks/results/replica_qmc_error.txt against the tensor route at C = 3, 4
+and across independent scramblings at C = 5, 6, 8.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import log_ndtr, ndtri
+
+from mtsp.errors import ReachError
+
+from .online import _class_diffs
+from .replica import (
+    NEGLIGIBLE,
+    SoftmaxBlocks,
+    _ce_reduced,
+    _gradient,
+    prox_cross_entropy,
+    reduced_basis,
+    solve_small,
+)
+
+__all__ = ["genz_orthant", "qmc_channel_hats", "qmc_rule"]
+
+_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+_TINY = 1e-300
+
+
+@lru_cache(maxsize=16)
+def qmc_rule(d: int, m: int, n: int, seed: int):
+    """(g, w): the first n points of the project's scrambled Sobol' set of dimension d + m − 1
+    (`sobol.sobol_points`), g = Φ⁻¹ of the first d coordinates (n × d, ~ N(0, I_d)), w the rest
+    (n × (m − 1), the Genz variables of an m-dim orthant).  Read-only arrays."""
+    from .sobol import sobol_points
+    u = sobol_points(d + m - 1, n, seed)
+    g, w = ndtri(u[:, :d]), u[:, d:].copy()
+    g.flags.writeable = False
+    w.flags.writeable = False
+    return g, w
+
+
+def genz_orthant(mu: np.ndarray, S: np.ndarray, w: np.ndarray, grad: bool = True):
+    """One Genz sample per row of P(u > 0), u ~ N(μ, S) (μ: n × m, one S), at the points w
+    (n × (m − 1)): P̂ = Π_i Φ(t_i), t_i = (μ_i + Σ_{j<i} Λ_ij z_j)/Λ_ii, z_i = −Φ⁻¹(Φ(t_i)(1 − w_i))
+    (S = Λ Λᵀ); E_w P̂ = P for every μ.  With ``grad`` also ∇_μ P̂ (n × m), by forward
+    differentiation: dt_i = (e_i + Σ_{j<i} Λ_ij dz_j)/Λ_ii, dz_i = −(1 − w_i) φ(t_i)/φ(z_i) dt_i,
+    ∇P̂ = P̂ Σ_i φ(t_i)/Φ(t_i) dt_i (in logarithms: no overflow where Φ(t_i) underflows);
+    E_w ∇P̂ = ∇P."""
+    n, m = mu.shape
+    Lc = np.linalg.cholesky(0.5 * (S + S.T))
+    z = np.zeros((n, m))
+    dz = np.zeros((n, m, m)) if grad else None
+    logP = np.zeros(n)
+    dlogP = np.zeros((n, m)) if grad else None
+    for i in range(m):
+        t = (mu[:, i] + z[:, :i] @ Lc[i, :i]) / Lc[i, i]
+        le = log_ndtr(t)
+        logP += le
+        if grad:
+            dt = np.einsum("njk,j->nk", dz[:, :i], Lc[i, :i]) / Lc[i, i]
+            dt[:, i] += 1.0 / Lc[i, i]
+            logphi_t = -0.5 * t * t - _LOG_SQRT_2PI
+            dlogP += np.exp(logphi_t - le)[:, None] * dt
+        if i < m - 1:
+            q = np.maximum(np.exp(le) * (1.0 - w[:, i]), _TINY)
+            zi = -ndtri(q)
+            z[:, i] = zi
+            if grad:
+                ratio = np.exp(np.log1p(-w[:, i]) + logphi_t + 0.5 * zi * zi + _LOG_SQRT_2PI)
+                dz[:, i] = -ratio[:, None] * dt
+    P = np.exp(logP)
+    return P, (P[:, None] * dlogP if grad else None)
+
+
+def qmc_labels(ch, E: np.ndarray, a: np.ndarray, V0: np.ndarray, w: np.ndarray):
+    """Genz samples of P(y = c | a) (n × C) and of ∇_a P (C, n, r) for every class, one per row
+    of a at the matching row of w (`genz_orthant` on the label differences D_c ν > 0)."""
+    C, d = ch.C, ch.d
+    S = ch.L @ V0 @ ch.L.T + ch.sigma ** 2 * np.eye(d)
+    n = a.shape[0]
+    p = np.empty((n, C))
+    grads = np.empty((C, n, ch.r))
+    for c in range(C):
+        D = _class_diffs(C, c) @ E.T
+        G = D @ ch.L
+        Su = D @ S @ D.T
+        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
+            raise ReachError(
+                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
+                "on a lower-dimensional set; the replica engine needs noise > 0 there")
+        pc, v = genz_orthant(a @ G.T, Su, w)
+        p[:, c] = pc
+        grads[c] = v @ G
+    return p, grads
+
+
+def qmc_channel_hats(ch, Q: np.ndarray, M: np.ndarray, V: np.ndarray, acc, npoints: int,
+                     train: bool = False, warm: dict | None = None):
+    """(Q̂, M̂, V̂) of one task's loss channel on the fixed QMC rule of ``npoints`` points (module
+    docstring); with ``train`` also [(train_loss, train_error)], both on the same points (the
+    error as the indicator 1{argmax h_y ≠ y}: its QMC error is stated in
+    benchmarks/results/replica_qmc_error.txt).  ``warm``: the last prox shifts h − ω (a close
+    Newton start), updated in place."""
+    from .replica import ReplicaError
+    d = ch.d
+    B = SoftmaxBlocks.of(reduced_basis(ch.C), ch.weight)
+    vals, vecs = np.linalg.eigh(Q)
+    if vals[0] <= 0:
+        raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
+    F = (vecs * np.sqrt(vals)) @ vecs.T
+    Qinv_M = np.linalg.solve(Q, M)
+    A = Qinv_M.T
+    V0 = np.eye(ch.r) - M.T @ Qinv_M
+    V0 = 0.5 * (V0 + V0.T)
+    if ch.r and np.linalg.eigvalsh(V0)[0] < -1e-12:
+        raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (I − Mᵀ Q⁻¹ M has eigenvalue "
+                           f"{np.linalg.eigvalsh(V0)[0]:.3e})")
+    g, w = qmc_rule(d, d, npoints, acc.qmc_seed)
+    omega = g @ F.T
+    n, C = len(g), ch.C
+    py, grads = qmc_labels(ch, B.E, omega @ A.T, V0, w)
+    wts = 1.0 / n
+    # (point, label) pairs of negligible weight in every integrand (|f| ≤ √2 w, |H| ≤ w/2) are
+    # left out: labels a clean teacher rules out at that point
+    keep = wts * (py.T.ravel() + np.abs(grads).sum(axis=2).ravel()) > NEGLIGIBLE
+    Y = np.repeat(np.eye(C), n, axis=0)[keep]
+    om = np.tile(omega, (C, 1))[keep]
+    h0 = None
+    if warm is not None and warm.get("shape") == (C * n, d):
+        h0 = om + warm["shift"][keep]
+    h, p, H = prox_cross_entropy(om, Y, V, B, tol=acc.newton_tol, h0=h0)
+    if warm is not None:
+        shift = warm["shift"] if warm.get("shape") == (C * n, d) else np.zeros((C * n, d))
+        shift[keep] = h - om
+        warm.update(shape=(C * n, d), shift=shift)
+    f = -_gradient(p.reshape(len(p), 1, -1), Y, B)
+    wy = wts * py.T.ravel()[keep]
+    Qh = (f * wy[:, None]).T @ f
+    Mh = wts * f.T @ grads.reshape(C * n, ch.r)[keep]
+    Vh = np.tensordot(wy, solve_small(np.eye(d) + H @ V, H), axes=1)
+    a = ch.alpha
+    out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
+    if not train:
+        return out
+    tl = float(wy @ _ce_reduced(h, Y, B, weighted=False)[:, 0])
+    te = float(wy @ (np.argmax(h @ B.E, axis=1) != np.argmax(Y, axis=1)))
+    return out + ([(tl, te)],)
