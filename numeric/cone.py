@@ -257,7 +257,10 @@ def gaussian_factor(ar, cov, tol=None):
 
 def condition(ar, FX, Fx):
     """Gaussian conditioning: for X = FX ζ and x = Fx ζ, ζ ~ N(0, I), X | x ~ N(A x, S) with
-    A = FX Fx⁺, S = FX (I − Fx⁺ Fx) FXᵀ.  Returns (A, S, Fx Fxᵀ = Cov(x), I − Fx⁺ Fx)."""
+    A = FX Fx⁺, S = FX (I − Fx⁺ Fx) FXᵀ.  Returns (A, S, Fx Fxᵀ = Cov(x), I − Fx⁺ Fx).
+    No conditioning fields (Fx with 0 rows): A has 0 columns and S = FX FXᵀ."""
+    if not Fx.shape[0]:
+        return ar.zeros((FX.shape[0], 0)), ar.matmul(FX, FX.T), ar.zeros((0, 0)), ar.eye(Fx.shape[1])
     Pinv = ar.pinv(Fx)
     proj = ar.eye(Fx.shape[1]) - ar.matmul(Pinv, Fx)
     return ar.matmul(FX, Pinv), ar.matmul(ar.matmul(FX, proj), FX.T), ar.matmul(Fx, Fx.T), proj

@@ -20,17 +20,19 @@ exactly.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import mpmath
 import numpy as np
 
-from .engine import assemble_mp, closed_terms_mp
+from .cone import MP
+from .engine import assemble_mp, closed_terms_mp, flatten_terms
 from mtsp.errors import ReachError
 
 from .model import State, TheoryModel
-from .mp_quadrature import cone_expectation_mp, mp_factor, to_mp
+from .mp_pointwise import cone1_probability, cone1_stein, cone2_probability, cone2_stein
+from .mp_quadrature import _obj, cone_expectation_mp, mp_factor, to_mp
+from .quadrature import ConeResult
 
 __all__ = ["MpState", "mp_state", "field_cov_mp", "linear_terms_mp", "integrals_mp", "rhs_state_mp",
            "task_metrics_mp", "pack_mp", "unpack_mp", "float_state"]
@@ -139,26 +141,12 @@ def _in_double(model: TheoryModel, st: MpState):
     return fs, gaussian_factor(model.field_cov(fs))
 
 
-def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces, processes=1):
-    """Σ over `pieces` (argmax cones of widely spread logits, or [None]) of cone_expectation_mp
-    on cone ∩ piece: the exact partition of the double path (`online._softmax_expectation`), so
-    that a steep softmax sits on the pieces' faces rather than inside a smooth rule."""
-    plain = linear = None
-    for piece in pieces:
-        c = piece if cone is None else (cone if piece is None else _stack(cone, piece))
-        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes, processes=processes)
-        plain = r.plain if plain is None else [a + b for a, b in zip(plain, r.plain)]
-        if lin is not None:
-            linear = r.linear if linear is None else \
-                [[a + b for a, b in zip(x, y)] for x, y in zip(linear, r.linear)]
-    return plain, linear
-
-
 def _route(model: TheoryModel, double, t: int, s: int, fields: str):
     """(steep, rows) when P(x_t | u_s) — x = ν_t ("nu") or λ_t ("lambda") given the logit
     differences u_s — is a usable closed form, judged in double as the double path does; None for
     identically zero logits (σ₀ = 0 at t = 0) or labels decided by the logits."""
     from . import online
+    from .online import _independent_rows
     fs, factor = double
     u = online._diff_rows(model.rows_logits(fs, s))
     ind = _independent_rows(u @ factor)
@@ -180,140 +168,84 @@ def _mean_cones(F, rows, cond) -> list:
     return [_mp_cone(mean_rows, c) for c in range(len(rows))]
 
 
-def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
-    """Indices of a maximal set of linearly independent rows (in order): the logit differences
-    of a trunk narrower than C − 1 are dependent, and conditioning on them needs a basis."""
-    ind, basis = [], []
-    scale = max(float(np.abs(Fu).max(initial=0.0)), 1e-300)
-    for i, row in enumerate(Fu):
-        r = row.copy()
-        for b in basis:
-            r -= (r @ b) * b
-        n = np.linalg.norm(r)
-        if n > tol * scale:
-            ind.append(i)
-            basis.append(r / n)
-    return ind
+class MpRules:
+    """The online term code (`online._linear_part`, `label_given_h`, …) executed in mpmath: object
+    arrays of mpf (`cone.MP`), `cone_expectation_mp`'s tanh–sinh / Gauss–Hermite nodes at the
+    working precision (``nodes`` per dimension, default `DEFAULT_NODES`; pure probabilities of
+    teacher cones at PP_NODES), `mp_pointwise`'s formulas, no Sobol' tier (its pieces are
+    integrated).  ``decide_at``: the (state, factor) in double at which the routes are decided."""
+    ar = MP
+    sobol = False
+    pair_by_transpose = True    # P(y_s, y_t) = P(y_t, y_s)ᵀ (exact cone probabilities)
+    exp, log = staticmethod(np.frompyfunc(mpmath.exp, 1, 1)), staticmethod(np.frompyfunc(mpmath.log, 1, 1))
+    cone1, cone1_stein = staticmethod(np.frompyfunc(cone1_probability, 2, 1)), staticmethod(np.frompyfunc(cone1_stein, 2, 1))
+    cone2, cone2_stein = staticmethod(np.frompyfunc(cone2_probability, 5, 1)), staticmethod(np.frompyfunc(cone2_stein, 5, 2))
+
+    def __init__(self, nodes=None, processes: int = 1, decide_at=None):
+        self.nodes, self.processes, self.decide_at = nodes, processes, decide_at
+        self.key = (mpmath.mp.prec, repr(nodes))
+
+    @staticmethod
+    def rows(x):
+        return x if x.dtype == object else _obj(x, x.shape[1])
+
+    @staticmethod
+    def scalar(x):
+        return x
+
+    def expect(self, factor, cone, proj, fn, lin=None, *, skip_last_cone: bool = False, **double_rules) -> ConeResult:
+        r = cone_expectation_mp(factor, cone, proj, fn, lin, nodes=self.nodes, processes=self.processes,
+                                skip_last_cone=skip_last_cone, batch=True)
+        return ConeResult(np.array(r.plain, dtype=object),
+                          None if r.linear is None else np.array(r.linear, dtype=object).reshape(len(r.linear), -1))
+
+    def probability(self, factor, cone, budget):
+        # computed once per teacher: more nodes than the default 3-dim rule (20 nodes: 4e-8 on a
+        # two-task C = 3 teacher; 24: 1.9e-9 relative; 32: 4e-12 from the double path)
+        return cone_expectation_mp(factor, cone, [], None, nodes=self.nodes if self.nodes is not None else PP_NODES).plain[0]
+
+    @staticmethod
+    def pinv_gram(G):
+        """The pseudo-inverse of a symmetric PSD matrix (eigenvalues below rank_tol × the largest dropped)."""
+        vals, vecs = MP.eigh(G)
+        top = max(max(vals), 0)
+        inv = np.array([1 / v if v > MP.rank_tol() * top else mpmath.mpf(0) for v in vals], dtype=object)
+        return MP.matmul(vecs * inv, vecs.T)
 
 
-def _label_softmax_mp(model, st, F, C, route, u_rows, ind, nodes, pieces, processes=1):
-    """E[1{y_t = c} softmax(u_s)_d] (C_t × C_s) in mp by the double path's reduction: one integral
-    over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
-    times the softmax, over the pieces of the widely spread logits and, where P is steep, the
-    argmax cones of E[ν_t | u_s]."""
-    from mtsp.derive.codegen import load_mp_module
-    from .mp_nonlinear import _cone_given, _labels_given
-    t, s = route.t, route.s
-    Ct, Cs = model.classes[t], model.classes[s]
-    nu = _np_rows(model.rows_nu(t))
-    cond = [u_rows[i] for i in ind]               # independent differences: the same conditional
-    lab = _labels_given(F, nu, None, cond)
+PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}
 
-    integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP[f"labelsoft{t}{s}"]
 
-    def fn(u):
-        x = [u[i] for i in ind]
-        p = []
-        for c, (A, S, _) in enumerate(lab):
-            p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, x, False)[0])
-        return integrand(u, p)[0], None
-    if route.mean_split:
-        pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(F, nu, cond)]
-    plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces, processes)
-    return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
+def _obj_state(st: MpState) -> State:
+    """An mp state as object arrays of mpf (the arithmetic of `MpRules`)."""
+    return State(_obj(st.Q, st.Q.cols), _obj(st.R, st.R.cols), tuple(_obj(v, v.cols) for v in st.V))
+
+
+def _named(model: TheoryModel, raw: dict) -> dict:
+    """`online`'s term dictionaries of object arrays → the derivation's integral names, as mpmath
+    matrices (scalars as mpf)."""
+    scalars = [k for k in ("Lse", "Eyz") if k in raw]
+    flat = flatten_terms(model, {**raw, **{k: np.zeros(model.n_tasks) for k in scalars}})
+    for k in scalars:
+        flat.update({f"{k}{t}": raw[k][t] for t in range(model.n_tasks)})
+    return {k: mpmath.matrix(v.tolist()) if isinstance(v, np.ndarray) else v for k, v in flat.items()}
 
 
 def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None, processes: int = 1) -> dict:
-    """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
-    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The routes are the double path's
-    (`online.linear_routes` at the state in double: which integrals split into the argmax cones of
-    widely spread logits, which label terms take P(y_t | u_s) in closed form — mp Φ / Φ₂ — and
-    which of those split by the argmax cones of E[ν_t | u_s]); where the double path takes fixed
-    Sobol' points the mp path integrates the pieces.  Without the field covariance ``cov`` (mp)
-    every label term integrates the label cones.  P_t and L_t are cone integrals of the label
-    fields (with Y_tt where the label cones are integrated): independent of the double path's
-    teacher moments."""
+    """`online.linear_terms` in mp — the double path's term code (`online._linear_part`) executed by
+    `MpRules`, its routes decided in double at the state (`online.linear_routes`; where the double
+    path takes fixed Sobol' points the mp path integrates the pieces) — as the derivation's named
+    integrals (mpmath matrices): A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  Without the field
+    covariance ``cov`` every label term integrates the label cones."""
     from . import online
     _check(model)
-    T, K, M = model.n_tasks, model.K, model.M
-    ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
-    diffs = [_diffs(_logit_rows(model, st, t)) for t in range(T)]
-    fs, factor = _in_double(model, st)
-    routes, _ = online.linear_routes(model, fs, factor, online.Accuracy(fast_labels=cov is not None))
-
-    def pieces(route):
-        cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])] for t in route.wide]
-        return [_stack(*combo) for combo in itertools.product(*cones)] if cones else [None]
-    from mtsp.derive.codegen import load_mp_module
-    integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP   # the derivation's integrands, printed for mp
-
-    def over_u(name):
-        f = integrand[name]
-        return lambda u: f(u, None)
-    out = {}
-    pairs = _pairs(model)
-    P = [mpmath.matrix(C, 1) for C in model.classes]
-    L = [mpmath.matrix(C, K + M) for C in model.classes]
-    Y = {(t, s): mpmath.matrix(model.classes[t], model.classes[s]) for t, s in pairs}
-    for r in routes:
-        t, s = r.t, r.s
-        Ct, Cs = model.classes[t], model.classes[s]
-        if r.kind == "self":
-            plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(r),
-                                                processes)
-            out[f"B{t}{t}"] = mpmath.matrix([[plain[i * Ct + j] for j in range(Ct)] for i in range(Ct)])
-            out[f"Lse{t}"] = plain[-1]
-            out[f"A{t}"] = mpmath.matrix(linear)
-        elif r.kind == "pair":
-            plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], over_u(f"pair{t}{s}"), None, nodes,
-                                           pieces(r), processes)
-            out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
-        elif r.kind == "labelsoft" and _independent_rows(online._diff_rows(model.rows_logits(fs, s)) @ factor):
-            ind = _independent_rows(online._diff_rows(model.rows_logits(fs, s)) @ factor)
-            Y[t, s] = _label_softmax_mp(model, st, F, cov, r, diffs[s], ind, nodes, pieces(r), processes)
-            if s == t:  # P and L alone: a cone integral of the label fields
-                for c in range(Ct):
-                    res = cone_expectation_mp(F, _cone(model.rows_nu(t), c), [],
-                                              lambda u: ([mpmath.mpf(1)], [mpmath.mpf(1)]), ell, nodes=nodes)
-                    P[t][c, 0] = res.plain[0]
-                    for j in range(K + M):
-                        L[t][c, j] = res.linear[0][j]
-        else:  # the label cones (class r.c; all of them where identically zero logits leave no condition)
-            for c in ([r.c] if r.kind == "cone" else range(Ct)):
-                cone = _cone(model.rows_nu(t), c)
-                name = f"cone{t}{t}" if s == t else f"conesoft{s}"
-                plain, linear = _pieces_expectation(F, cone, diffs[s], over_u(name), ell if s == t else None,
-                                                    nodes, pieces(r), processes)
-                for j in range(Cs):
-                    Y[t, s][c, j] = plain[j]
-                if s == t:
-                    P[t][c, 0] = plain[Cs]
-                    for j in range(K + M):
-                        L[t][c, j] = linear[0][j]
-    for t in range(T):
-        out[f"P{t}"], out[f"L{t}"] = P[t], L[t]
-    for t, s in pairs:
-        out[f"Y{t}{s}"] = Y[t, s]
-    for t, s in pairs:
-        if t < s:
-            # teacher-only and constant in time: cached by teacher, tasks, precision and nodes
-            key = (model.gram.tobytes(), model.noise.tobytes(), t, s, mpmath.mp.prec, repr(nodes))
-            if key not in _PP_CACHE:
-                Ct, Cs = model.classes[t], model.classes[s]
-                PP = mpmath.matrix(Ct, Cs)
-                # computed once: more nodes than the default 3-dim rule (20 nodes: 4e-8 on a
-                # two-task C = 3 teacher; 24: 1.9e-9 relative; 32: 4e-12 from the double path)
-                pp_nodes = nodes if nodes is not None else {1: 64, 2: 40, 3: 24, 4: 12}
-                for c in range(Ct):
-                    for d in range(Cs):
-                        rows = _stack(_cone(model.rows_nu(t), c), _cone(model.rows_nu(s), d))
-                        PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=pp_nodes).plain[0]
-                _PP_CACHE[key] = PP
-            out[f"PP{t}{s}"] = _PP_CACHE[key].copy()
-    return out
+    rules = MpRules(nodes, processes, _in_double(model, st))
+    acc = online.Accuracy(fast_labels=cov is not None)
+    F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
+    return _named(model, online._finish_linear(model, online._linear_part(model, _obj_state(st), F, acc, None, rules)))
 
 
-_PP_CACHE: dict = {}
+
 
 
 def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True, processes: int = 1) -> dict:
@@ -375,6 +307,21 @@ def unpack_mp(model: TheoryModel, y: list, V0=None) -> MpState:
     else:
         V = tuple(_mat(v) for v in (V0 if V0 is not None else model.heads0))
     return MpState(Q, R, V)
+
+
+def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces, processes=1):
+    """Σ over `pieces` (argmax cones of widely spread logits, or [None]) of cone_expectation_mp
+    on cone ∩ piece: the exact partition of the double path (`online._softmax_expectation`), so
+    that a steep softmax sits on the pieces' faces rather than inside a smooth rule."""
+    plain = linear = None
+    for piece in pieces:
+        c = piece if cone is None else (cone if piece is None else _stack(cone, piece))
+        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes, processes=processes)
+        plain = r.plain if plain is None else [a + b for a, b in zip(plain, r.plain)]
+        if lin is not None:
+            linear = r.linear if linear is None else \
+                [[a + b for a, b in zip(x, y)] for x, y in zip(linear, r.linear)]
+    return plain, linear
 
 
 def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: str, nodes, double,

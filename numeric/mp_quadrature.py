@@ -384,7 +384,8 @@ def _tensor(rules):
 
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
-                        split_wide: bool = True, processes: int = 1, part=None) -> MpConeResult:
+                        split_wide: bool = True, processes: int = 1, part=None,
+                        batch: bool = False) -> MpConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: the plan and the Genz transform
     of `cone` in the `cone.MP` arithmetic, tanh–sinh nodes on the cone coordinates and
     Gauss–Hermite on the smooth ones (see the module docstring).
@@ -396,7 +397,14 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     a two-row cone wider than 90° is integrated as its two halves (`cone.wide_sector_halves`).
     ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
     ``processes``: with 2, half the points in a forked process (`_in_two_processes`)
-    where the product rule has at least PARALLEL_MIN_POINTS points."""
+    where the product rule has at least PARALLEL_MIN_POINTS points.  ``batch``: ``fn`` takes all
+    points at once, an (npts × p) object array, and returns (npts × q) object arrays (the double
+    path's integrand protocol, `quadrature.cone_expectation`)."""
+    def call(p):   # fn at one point (a list), as lists
+        if not batch:
+            return fn(p)
+        phi, gam = fn(np.array(p, dtype=object).reshape(1, -1))
+        return list(phi[0]), None if gam is None else list(gam[0])
     F = factor if (len(factor) and isinstance(factor[0], list)) else to_mp(factor)
     F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
     n_fields, d = F.shape
@@ -406,7 +414,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     Ar, Pr = _obj(cone_rows, n_fields), _obj(proj_rows, n_fields)
     Lr = _obj(lin_rows, n_fields) if lin_rows is not None else None
     A, P = MP.matmul(Ar, F), MP.matmul(Pr, F)
-    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False)
+    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False, batch=batch)
     if fn is not None and A.shape[0] == 2 and split_wide:
         halves = wide_sector_halves(MP, Ar, A, nonstrict)
         if halves is not None:
@@ -418,7 +426,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     if plan.empty:
         if fn is None:
             return MpConeResult([zero], None, 0, 0, "zero")
-        phi0, gam0 = fn([zero] * P.shape[0])
+        phi0, gam0 = call([zero] * P.shape[0])
         return MpConeResult([zero] * len(phi0), None if Lr is None else [[zero] * Lr.shape[0] for _ in gam0],
                             0, 0, "zero")
     if fn is None:
@@ -428,7 +436,8 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
             pc = orthant_probability(MP, MP.matmul(A, A.T))
             if pc is not None:
                 return MpConeResult([pc], None, 0, 0, "closed")
-        fn = lambda p: ([mpmath.mpf(1)], None)  # noqa: E731
+        fn, batch = (lambda p: ([mpmath.mpf(1)], None)), False  # noqa: E731
+        kw["batch"] = False
     dims = plan.dims
     if dims > MAX_DIM:
         raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
@@ -448,7 +457,16 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     mine, every = part if part is not None else (0, 1)
     plain = linear = None
     pts = 0
-    for i in range(len(w1)):
+    if batch:   # every point of this part at once: the weighted sums by (object) matrix products
+        ik = [(i, k) for i in range(len(w1)) for k in range(len(W2)) if (i * len(W2) + k) % every == mine and w1[i]]
+        if ik:
+            ii, kk = (np.array(x, dtype=int) for x in zip(*ik))
+            w = w1[ii] * W2[kk]
+            phi, gam = fn(base[ii] + smooth[kk])
+            plain, pts = list(w @ phi), len(ii)
+            if Lr is not None:
+                linear = ((gam * w[:, None]).T @ (lbase[ii] + lsmooth[kk])).tolist()
+    for i in range(len(w1) if not batch else 0):
         for k in range(len(W2)):
             if (i * len(W2) + k) % every != mine or not w1[i]:
                 continue
@@ -468,7 +486,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
                     for m in range(Lr.shape[0]):
                         row[m] += wg * lv[m]
     if plain is None:  # every point had zero mass
-        phi0, gam0 = fn([zero] * P.shape[0])
+        phi0, gam0 = call([zero] * P.shape[0])
         plain = [zero] * len(phi0)
         linear = None if Lr is None else [[zero] * Lr.shape[0] for _ in (gam0 or [])]
     return MpConeResult(plain, linear, pts, dims, "product")
