@@ -385,7 +385,7 @@ def _tensor(rules):
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
                         split_wide: bool = True, processes: int = 1, part=None,
-                        batch: bool = False) -> MpConeResult:
+                        batch: bool = False, reduce: bool = False) -> MpConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: the plan and the Genz transform
     of `cone` in the `cone.MP` arithmetic, tanh–sinh nodes on the cone coordinates and
     Gauss–Hermite on the smooth ones (see the module docstring).
@@ -399,12 +399,14 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     ``processes``: with 2, half the points in a forked process (`_in_two_processes`)
     where the product rule has at least PARALLEL_MIN_POINTS points.  ``batch``: ``fn`` takes all
     points at once, an (npts × p) object array, and returns (npts × q) object arrays (the double
-    path's integrand protocol, `quadrature.cone_expectation`)."""
+    path's integrand protocol, `quadrature.cone_expectation`); with ``reduce`` it takes the
+    weights too and returns (Σ weight·Φ, weight·Γ) itself."""
     def call(p):   # fn at one point (a list), as lists
         if not batch:
             return fn(p)
-        phi, gam = fn(np.array(p, dtype=object).reshape(1, -1))
-        return list(phi[0]), None if gam is None else list(gam[0])
+        p = np.array(p, dtype=object).reshape(1, -1)
+        phi, gam = fn(p, np.array([mpmath.mpf(1)], dtype=object)) if reduce else fn(p)
+        return list(np.ravel(phi)) if reduce else list(phi[0]), None if gam is None else list(gam[0])
     F = factor if (len(factor) and isinstance(factor[0], list)) else to_mp(factor)
     F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
     n_fields, d = F.shape
@@ -414,7 +416,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     Ar, Pr = _obj(cone_rows, n_fields), _obj(proj_rows, n_fields)
     Lr = _obj(lin_rows, n_fields) if lin_rows is not None else None
     A, P = MP.matmul(Ar, F), MP.matmul(Pr, F)
-    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False, batch=batch)
+    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False, batch=batch, reduce=reduce)
     if fn is not None and A.shape[0] == 2 and split_wide:
         halves = wide_sector_halves(MP, Ar, A, nonstrict)
         if halves is not None:
@@ -436,8 +438,8 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
             pc = orthant_probability(MP, MP.matmul(A, A.T))
             if pc is not None:
                 return MpConeResult([pc], None, 0, 0, "closed")
-        fn, batch = (lambda p: ([mpmath.mpf(1)], None)), False  # noqa: E731
-        kw["batch"] = False
+        fn, batch, reduce = (lambda p: ([mpmath.mpf(1)], None)), False, False  # noqa: E731
+        kw["batch"] = kw["reduce"] = False
     dims = plan.dims
     if dims > MAX_DIM:
         raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
@@ -462,10 +464,11 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         if ik:
             ii, kk = (np.array(x, dtype=int) for x in zip(*ik))
             w = w1[ii] * W2[kk]
-            phi, gam = fn(base[ii] + smooth[kk])
-            plain, pts = list(w @ phi), len(ii)
+            p = base[ii] + smooth[kk]
+            phi, gam = fn(p, w) if reduce else fn(p)
+            plain, pts = list(phi) if reduce else list(w @ phi), len(ii)
             if Lr is not None:
-                linear = ((gam * w[:, None]).T @ (lbase[ii] + lsmooth[kk])).tolist()
+                linear = ((gam if reduce else gam * w[:, None]).T @ (lbase[ii] + lsmooth[kk])).tolist()
     for i in range(len(w1) if not batch else 0):
         for k in range(len(W2)):
             if (i * len(W2) + k) % every != mine or not w1[i]:

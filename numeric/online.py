@@ -153,6 +153,23 @@ class DoubleRules:
     def pinv_gram(G):
         return np.linalg.pinv(G, rcond=1e-12)
 
+    # the routes over the trunk fields h of a nonlinear trunk
+    @staticmethod
+    def activation(name):
+        return activation(name)
+
+    @staticmethod
+    def h_integral(*args, **kw):
+        return h_integral(*args, **kw)
+
+    @staticmethod
+    def labels_given_h(model, factor, acc):
+        return _labels_given_h(model, factor, acc)
+
+    @staticmethod
+    def label_label(*args):
+        return _label_label_term(*args)
+
 
 DOUBLE_RULES = DoubleRules()
 
@@ -747,34 +764,44 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy, helper
     return _in_two_parts(_nonlinear_part, model, st, factor, acc, helper)
 
 
-def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None) -> dict:
+def _labels_given_h(model: TheoryModel, factor, acc: Accuracy, rules=DOUBLE_RULES):
+    """The label routes of a nonlinear trunk: per task P(y_t | h) in closed form (`label_given_h`;
+    None: the label cones are integrated) and whether it is steep (a well-trained student), so that
+    the h-domain is split by the argmax cones of E[ν_t | h], whose faces carry the steep layer.
+    (The Sobol' tiers, K > MAX_SPLIT_K, integrate the steep P(y_t | h) as it is: QMC needs no
+    smoothness for its accuracy, and pieces would multiply its points.)"""
+    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels
+            else None for t in range(model.n_tasks)]
+    sobol_tier = model.K > MAX_SPLIT_K
+    steep = [lab is not None and not sobol_tier and label_given_h(model, factor, t, stein=False) is None
+             for t, lab in enumerate(labs)]
+    return labs, steep
+
+
+def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None, rules=DOUBLE_RULES) -> dict:
     """The integrals of `nonlinear_terms` over the nodes of part ``node_part`` = (i, n).
 
     Integrands are reduced by matrix products at the nodes (``cone_expectation(reduce=True)``):
-    E[a_t a_uᵀ] = Σ_n w_n a_t(h_n) a_u(h_n)ᵀ = (w ⊙ a_t)ᵀ a_u, and so on."""
+    E[a_t a_uᵀ] = Σ_n w_n a_t(h_n) a_u(h_n)ᵀ = (w ⊙ a_t)ᵀ a_u, and so on.  ``rules``: the
+    arithmetic and its routes over h (`DoubleRules`: `h_integral`, `_labels_given_h`,
+    `_label_label_term`; mp: `mp_online.MpRules`)."""
     T, K, M = model.n_tasks, model.K, model.M
-    g = activation(model.activation)
+    ar = rules.ar
+    g = rules.activation(model.activation)
     V = st.V
     ell = np.vstack([model.rows_h(), model.rows_lambda()])
     H = model.rows_h()
     pairs = _needed_pairs(model)
+    h_integral = rules.h_integral
 
     def trunk(h):
         gh, dg = g(h)
-        s = [softmax(gh @ V[t].T, axis=1) for t in range(T)]
+        s = [softmax(gh @ V[t].T, 1, rules) for t in range(T)]
         a = [dg * (s[t] @ V[t]) for t in range(T)]
         return gh, dg, s, a
 
     partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
-    # P(y_t | h) in closed form; where it is steep (a well-trained student) the h-domain is
-    # split by the argmax cones of E[ν_t | h], whose faces carry the steep layer (`steep[t]`)
-    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels
-            else None for t in range(T)]
-    # (the Sobol' tiers, K > MAX_SPLIT_K, integrate the steep P(y_t | h) as it is: QMC needs no
-    # smoothness for its accuracy, and pieces would multiply its points)
-    sobol_tier = model.K > MAX_SPLIT_K
-    steep = [lab is not None and not sobol_tier and label_given_h(model, factor, t, stein=False) is None
-             for t, lab in enumerate(labs)]
+    labs, steep = rules.labels_given_h(model, factor, acc)
 
     def label_parts(h, gh, dg, aw, w, t):
         """The label terms of task t given P(y_t=c|h) = p_c and ℓ̂_c = E[1{y_t=c} ℓ | h]
@@ -803,7 +830,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
         aw = [x * w[:, None] for x in a]
         out = [(aw[t].T @ a[u]).ravel() for t, u in pairs]
         out += [((s[t] * w[:, None]).T @ gh).ravel() for t in range(T)]
-        out += [[w @ logsumexp(gh @ V[t].T, axis=1)] for t in range(T)]
+        out += [[w @ logsumexp(gh @ V[t].T, 1, rules)] for t in range(T)]
         for t in range(T):
             if labs[t] is not None and not steep[t]:
                 out += label_parts(h, gh, dg, aw, w, t)
@@ -831,7 +858,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
             fast[t] = plain[pos:pos + size]
             pos += size
         elif labs[t] is not None:
-            mean_rows = _given_h(model, factor, model.rows_nu(t))[0] @ H   # E[ν_t | h] on the fields
+            mean_rows = _given_h(model, factor, model.rows_nu(t), rules=rules)[0] @ H   # E[ν_t | h] on the fields
 
             def fn_lab(h, w, t=t):
                 gh, dg, s, a = trunk(h)
@@ -839,11 +866,11 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
                 return np.concatenate(label_parts(h, gh, dg, aw, w, t)), None
             fast[t] = sum(h_integral(model, st, factor, acc, argmax_cone(mean_rows, c), H, fn_lab,
                                      reduce=True, node_part=node_part)[0] for c in range(model.classes[t]))
-    Eb_l = [np.zeros((K, K + M)) for _ in range(T)]
-    Eab = {(t, u): np.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
-    Ebb = {t: np.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
-    Eyg = [np.zeros((C, K)) for C in model.classes]        # E[1{y_t=c} g(h)]
-    Eyz = np.zeros(T)
+    Eb_l = [ar.zeros((K, K + M)) for _ in range(T)]
+    Eab = {(t, u): ar.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
+    Ebb = {t: ar.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
+    Eyg = [ar.zeros((C, K)) for C in model.classes]        # E[1{y_t=c} g(h)]
+    Eyz = ar.zeros(T)
 
     def add_ab_bb(plain, t):
         """Accumulate the Eab (one K×K block per partner) and Ebb blocks that lead a label-term
@@ -885,7 +912,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
     Ebb2 = {}
     for t, u in pairs:
         if t < u:
-            Ebb2[t, u] = _label_label_term(model, st, factor, acc, t, u, model.activation, node_part)
+            Ebb2[t, u] = rules.label_label(model, st, factor, acc, t, u, model.activation, node_part)
             Ebb2[u, t] = Ebb2[t, u].T
     return {"Eal": Ea_l, "Ebl": Eb_l, "Esg": Esg, "Eyg": Eyg, "Eaa": Eaa, "Eab": Eab, "Ebb": Ebb,
             "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}
