@@ -23,8 +23,8 @@ mpf at the working precision) that supplies the few operations it needs:
    `wide_sector_halves`: a two-row sector wider than 90° as its two halves.
 
 Which points (product rules, Sobol' sets), how many, and how the integrand is called are the
-callers' (the double path vectorises the integrand over all points; the mp path calls it point by
-point) — the route through the integral is the same.
+callers' (both call the integrand on all points at once; `cone_expectation_mp` also point by point)
+— the route through the integral is the same.
 """
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ no probability near 1 is ever formed.
 **Integrand protocol.**  ``fn(p)`` receives one point's projections as a Python list of mpf and
 returns ``(phi, gamma)``: two lists of mpf (``gamma`` may be None when ``lin_rows`` is None).
 The result carries ``plain[k] = E[1{cone} φ_k]`` and ``linear[k][l] = E[1{cone} γ_k (L f)_l]``.
+With ``batch=True`` the integrand follows the double path's protocol on object arrays of mpf (all
+points at once; `mp_online.MpRules` runs `online`'s term code so).
 
 **Cost.**  Everything is pure-Python mpf arithmetic (≈ 3 µs per multiply–add, 14 µs per erfc at
 30 digits); one quadrature point costs 0.1–0.4 ms.  The product rule has ``n^d`` points for

@@ -29,7 +29,9 @@ Each expectation is reduced before it is integrated (see `quadrature`):
     two-class tasks P(y_t, y_u | h) in closed form over h alone (`_label_label_joint2`).
 Every right-hand side is computed as two parts that add up to it (`linear_terms`,
 `nonlinear_terms`); given an executor (``helper``: `numeric.solve` passes its forked worker while
-an ODE is integrated) the second part runs there.
+an ODE is integrated) the second part runs there.  The term code is written once for both number
+types: a ``rules`` object supplies the arithmetic, the quadrature rules and the routes that differ
+(`DoubleRules` here; `mp_online.MpRules` runs the same code on object arrays of mpf).
 """
 from __future__ import annotations
 
