@@ -23,8 +23,8 @@ mpf at the working precision) that supplies the few operations it needs:
    `wide_sector_halves`: a two-row sector wider than 90° as its two halves.
 
 Which points (product rules, Sobol' sets), how many, and how the integrand is called are the
-callers' (the double path vectorises the integrand over all points; the mp path calls it point by
-point) — the route through the integral is the same.
+callers' (both call the integrand on all points at once; `cone_expectation_mp` also point by point)
+— the route through the integral is the same.
 """
 from __future__ import annotations
 
@@ -354,7 +354,10 @@ def gaussian_factor(ar, cov, tol=None):
 
 def condition(ar, FX, Fx):
     """Gaussian conditioning: for X = FX ζ and x = Fx ζ, ζ ~ N(0, I), X | x ~ N(A x, S) with
-    A = FX Fx⁺, S = FX (I − Fx⁺ Fx) FXᵀ.  Returns (A, S, Fx Fxᵀ = Cov(x), I − Fx⁺ Fx)."""
+    A = FX Fx⁺, S = FX (I − Fx⁺ Fx) FXᵀ.  Returns (A, S, Fx Fxᵀ = Cov(x), I − Fx⁺ Fx).
+    No conditioning fields (Fx with 0 rows): A has 0 columns and S = FX FXᵀ."""
+    if not Fx.shape[0]:
+        return ar.zeros((FX.shape[0], 0)), ar.matmul(FX, FX.T), ar.zeros((0, 0)), ar.eye(Fx.shape[1])
     Pinv = ar.pinv(Fx)
     proj = ar.eye(Fx.shape[1]) - ar.matmul(Pinv, Fx)
     return ar.matmul(FX, Pinv), ar.matmul(ar.matmul(FX, proj), FX.T), ar.matmul(Fx, Fx.T), proj

@@ -1,36 +1,37 @@
-"""The online right-hand side at arbitrary precision (mpmath) — linear trunks and glm students.
+"""The online right-hand side at arbitrary precision (mpmath): the double path's term code run in mp.
 
-The same reduced integrals as `online.linear_terms` (softmax terms over the logit differences,
-split into argmax cones where the logits spread widely; label terms by P(y_t | logit differences)
-in closed form — mp Φ / Φ₂ — split where steep; pair probabilities, cached), each evaluated by
-`mp_quadrature.cone_expectation_mp` with the derivation's integrands (`derive.integrands`,
-printed for mpmath: `LINEAR_INTEGRANDS_MP` of the structure's mp module); the
-label terms P_t, L_t where the derivation closed them come from `_closed_arrays_mp`, and the
-equations are assembled by `_assemble_mp` — both printed by SymPy's MpmathPrinter from the same
-symbolic system as the NumPy module (`derive.codegen.load_mp_module`).  Metrics (gen_error,
-label_error: cone probabilities; test_loss) are evaluated in mp as well.
+`online._linear_part` (linear trunks, glm students) and `online._nonlinear_part` (`mp_nonlinear`)
+are executed by `MpRules`: object arrays of mpf, `cone_expectation_mp`'s tanh–sinh / Gauss–Hermite
+product rules at the working precision, `mp_pointwise`'s formulas.  The routes of a linear trunk
+(argmax splits of widely spread logits, closed-form label terms, their steep splits) are the
+double path's, decided in double at the state (`online.linear_routes`); where the double path
+takes fixed Sobol' points the mp path integrates the pieces.  The terms come back under the
+derivation's integral names; the closed forms and the assembly are the generated mp module's
+(`engine.closed_terms_mp`, `engine.assemble_mp`).  Metrics: the errors of a linear trunk by the
+independent route `independent_checks.agreement_by_route` (else the cones), the test loss as
+`metrics._linear_loss`; nonlinear trunks: `mp_errors`.
 
-Scope: linear trunks / glm, C_t ≤ 3, any number of tasks in principle (the pair term of two
-tasks with C = 3 on shared inputs is 4-dimensional: an mp right-hand side takes ≈ 11 s there),
-shared or separate inputs.
-Nonlinear trunks: `mp_nonlinear` (right-hand side: C_t ≤ 3, K ≤ 3) and `mp_errors` (errors: K ≤ 3).
-
-States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)` converts a double State
-exactly.
+Scope: C_t ≤ 3 (the pair term of two tasks with C = 3 on shared inputs is 4-dimensional);
+nonlinear trunks K ≤ 3.  States are `MpState` (Q, R, V as mpmath matrices); `mp_state(state)`
+converts a double State exactly.
 """
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import mpmath
 import numpy as np
 
-from .engine import assemble_mp, closed_terms_mp
+from .cone import MP
+from .engine import assemble_mp, closed_terms_mp, flatten_terms
 from mtsp.errors import ReachError
 
-from .model import State, TheoryModel
-from .mp_quadrature import cone_expectation_mp, mp_factor, to_mp
+from .independent_checks import agreement_by_route
+from .model import State, TheoryModel, argmax_cone, cone_stack
+from .online import _diff_rows, _lse_from_diffs
+from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
+from .mp_quadrature import _obj, cone_expectation_mp, mp_factor, to_mp
+from .quadrature import ConeResult
 
 __all__ = ["MpState", "mp_state", "field_cov_mp", "linear_terms_mp", "integrals_mp", "rhs_state_mp",
            "task_metrics_mp", "pack_mp", "unpack_mp", "float_state"]
@@ -68,67 +69,10 @@ def _check(model: TheoryModel):
 
 
 def field_cov_mp(model: TheoryModel, st: MpState) -> list:
-    K, M = model.K, model.M
-    n = K + 2 * M
-    T = to_mp(model.gram)
-    sig = [mpmath.mpf(s) ** 2 for s in model.sigma_vec()]
-    C = [[mpmath.mpf(0)] * n for _ in range(n)]
-    for i in range(K):
-        for j in range(K):
-            C[i][j] = st.Q[i, j]
-        for j in range(M):
-            C[i][K + j] = C[i][K + M + j] = st.R[i, j]
-            C[K + j][i] = C[K + M + j][i] = st.R[i, j]
-    for i in range(M):
-        for j in range(M):
-            C[K + i][K + j] = C[K + i][K + M + j] = C[K + M + i][K + j] = T[i][j]
-            C[K + M + i][K + M + j] = T[i][j] + (sig[i] if i == j else 0)
-    return C
-
-
-def _logit_rows(model: TheoryModel, st: MpState, t: int) -> list:
-    """z_t = V_t h as rows on the fields (mp)."""
-    V = st.V[t]
-    z = mpmath.mpf(0)
-    return [[V[c, k] if k < model.K else z for k in range(model.n_fields)] for c in range(V.rows)]
-
-
-def _diffs(rows):
-    return [[a - b for a, b in zip(r, rows[0])] for r in rows[1:]]
-
-
-def argmax_cone(values_rows, c: int):
-    """{argmax = c} as (rows, nonstrict): v_c − v_j > 0 (j < c), ≥ 0 (j > c) — ties to the first
-    index, the convention of numeric.model (kept local so both of its signatures work here)."""
-    v = np.asarray(values_rows, dtype=float)
-    rows = np.array([v[c] - v[j] for j in range(v.shape[0]) if j != c])
-    return rows, [j > c for j in range(v.shape[0]) if j != c]
-
-
-def _cone(values_rows, c: int):
-    rows, ns = argmax_cone(values_rows, c)
-    return (_np_rows(rows), ns)
-
-
-def _mp_cone(rows, c: int):
-    """argmax cone of mp rows (lists): (rows, nonstrict)."""
-    return ([[a - b for a, b in zip(rows[c], rows[j])] for j in range(len(rows)) if j != c],
-            [j > c for j in range(len(rows)) if j != c])
-
-
-def _stack(*cones):
-    return (sum((c[0] for c in cones), []), sum((list(c[1]) for c in cones), []))
-
-
-def _np_rows(a):
-    return [list(r) for r in to_mp(a)]
-
-
-def _pairs(model):
-    T = model.n_tasks
-    if model.inputs == "shared":
-        return [(t, s) for t in range(T) for s in range(T)]
-    return [(t, t) for t in range(T)]
+    """The covariance of the fields (h, λ, ν) in mp (nested lists): `TheoryModel.field_cov`'s blocks."""
+    Q, R, T = _obj(st.Q, model.K), _obj(st.R, model.M), _obj(model.gram, model.M)
+    S = T + np.diag([mpmath.mpf(s) ** 2 for s in model.sigma_vec()])
+    return np.block([[Q, R, R], [R.T, T, T], [R.T, T, S]]).tolist()
 
 
 def _in_double(model: TheoryModel, st: MpState):
@@ -139,187 +83,135 @@ def _in_double(model: TheoryModel, st: MpState):
     return fs, gaussian_factor(model.field_cov(fs))
 
 
-def _pieces_expectation(F, cone, proj, fn, lin, nodes, pieces, processes=1):
-    """Σ over `pieces` (argmax cones of widely spread logits, or [None]) of cone_expectation_mp
-    on cone ∩ piece: the exact partition of the double path (`online._softmax_expectation`), so
-    that a steep softmax sits on the pieces' faces rather than inside a smooth rule."""
-    plain = linear = None
-    for piece in pieces:
-        c = piece if cone is None else (cone if piece is None else _stack(cone, piece))
-        r = cone_expectation_mp(F, c, proj, fn, lin, nodes=nodes, processes=processes)
-        plain = r.plain if plain is None else [a + b for a, b in zip(plain, r.plain)]
-        if lin is not None:
-            linear = r.linear if linear is None else \
-                [[a + b for a, b in zip(x, y)] for x, y in zip(linear, r.linear)]
-    return plain, linear
+class MpRules:
+    """The online term code (`online._linear_part`, `label_given_h`, …) executed in mpmath: object
+    arrays of mpf (`cone.MP`), `cone_expectation_mp`'s tanh–sinh / Gauss–Hermite nodes at the
+    working precision (``nodes`` per dimension, default `DEFAULT_NODES`; pure probabilities of
+    teacher cones at PP_NODES), `mp_pointwise`'s formulas, no Sobol' tier (its pieces are
+    integrated).  ``decide_at``: the (state, factor) in double at which the routes of a linear trunk
+    are decided; nonlinear trunks: ``signs``, the sign patterns of h integrated separately
+    (`mp_nonlinear._take_split`; [()]: one rule over all of h), labels in closed form given h
+    everywhere, the label–label term by `independent_checks.label_label_joint` (needs the field
+    covariance ``cov``, nested lists)."""
+    ar = MP
+    sobol = False
+    pair_by_transpose = True    # P(y_s, y_t) = P(y_t, y_s)ᵀ (exact cone probabilities)
+    exp, log = staticmethod(np.frompyfunc(mpmath.exp, 1, 1)), staticmethod(np.frompyfunc(mpmath.log, 1, 1))
+    cone1, cone1_stein = staticmethod(np.frompyfunc(cone1_probability, 2, 1)), staticmethod(np.frompyfunc(cone1_stein, 2, 1))
+    cone2, cone2_stein = staticmethod(np.frompyfunc(cone2_probability, 5, 1)), staticmethod(np.frompyfunc(cone2_stein, 5, 2))
+
+    def __init__(self, nodes=None, processes: int = 1, decide_at=None, signs=((),), cov=None, split_smooth=None):
+        self.nodes, self.processes, self.decide_at = nodes, processes, decide_at
+        self.signs, self.cov, self.split_smooth = signs, cov, split_smooth
+        self.key = (mpmath.mp.prec, repr(nodes))
+
+    @staticmethod
+    def rows(x):
+        return x if x.dtype == object else _obj(x, x.shape[1])
+
+    @staticmethod
+    def scalar(x):
+        return x
+
+    def expect(self, factor, cone, proj, fn, lin=None, *, skip_last_cone: bool = False, **double_rules) -> ConeResult:
+        r = cone_expectation_mp(factor, cone, proj, fn, lin, nodes=self.nodes, processes=self.processes,
+                                skip_last_cone=skip_last_cone, batch=True)
+        return ConeResult(np.array(r.plain, dtype=object),
+                          None if r.linear is None else np.array(r.linear, dtype=object).reshape(len(r.linear), -1))
+
+    def probability(self, factor, cone, budget):
+        # computed once per teacher: more nodes than the default 3-dim rule (20 nodes: 4e-8 on a
+        # two-task C = 3 teacher; 24: 1.9e-9 relative; 32: 4e-12 from the double path)
+        return cone_expectation_mp(factor, cone, [], None, nodes=self.nodes if self.nodes is not None else PP_NODES).plain[0]
+
+    @staticmethod
+    def activation(name):
+        return np.frompyfunc(ACTIVATION_PAIRS[name], 1, 2)
+
+    def labels_given_h(self, model, factor, acc):
+        from .online import label_given_h
+        return [label_given_h(model, factor, t, min_residual=None, rules=self) for t in range(model.n_tasks)], \
+            [False] * model.n_tasks
+
+    def h_integral(self, model, st, factor, acc, cone, rows, fn, lin=None, *, reduce=False, **double_rules):
+        """Σ over the sign patterns ``signs`` of h of the product rule on cone ∩ orthant."""
+        plain = linear = None
+        cone = cone if isinstance(cone, tuple) or cone is None else (cone, np.zeros(len(cone), bool))
+        for sg in self.signs:
+            orth = (np.array([s_ * h for s_, h in zip(sg, model.rows_h())]).reshape(len(sg), model.n_fields),
+                    np.array([s_ < 0 for s_ in sg], bool))
+            r = cone_expectation_mp(factor, orth if cone is None else cone_stack(cone, orth), rows, fn, lin,
+                                    nodes=self.nodes, processes=self.processes, batch=True, reduce=reduce)
+            plain = r.plain if plain is None else [x + y for x, y in zip(plain, r.plain)]
+            if lin is not None:
+                linear = r.linear if linear is None else [[x + y for x, y in zip(p, q)] for p, q in zip(linear, r.linear)]
+        return np.array(plain, dtype=object), None if linear is None else np.array(linear, dtype=object)
+
+    def label_label(self, model, st, factor, acc, t, u, act, node_part=None):
+        from .independent_checks import _vec, label_label_joint
+        a, b = (u, t) if model.classes[u] < model.classes[t] else (t, u)
+        out = label_label_joint(self.cov, factor, _vec(model.rows_h()), _vec(model.rows_nu(a)), _vec(model.rows_nu(b)),
+                                st.V, act, a, b, self.nodes, self.split_smooth, self.processes)
+        out = np.array(out.tolist(), dtype=object)
+        return out if a == t else out.T
+
+    @staticmethod
+    def pinv_gram(G):
+        """The pseudo-inverse of a symmetric PSD matrix (eigenvalues below rank_tol × the largest dropped)."""
+        vals, vecs = MP.eigh(G)
+        top = max(max(vals), 0)
+        inv = np.array([1 / v if v > MP.rank_tol() * top else mpmath.mpf(0) for v in vals], dtype=object)
+        return MP.matmul(vecs * inv, vecs.T)
 
 
-def _route(model: TheoryModel, double, t: int, s: int, fields: str):
-    """(steep, rows) when P(x_t | u_s) — x = ν_t ("nu") or λ_t ("lambda") given the logit
-    differences u_s — is a usable closed form, judged in double as the double path does; None for
-    identically zero logits (σ₀ = 0 at t = 0) or labels decided by the logits."""
-    from . import online
-    fs, factor = double
-    u = online._diff_rows(model.rows_logits(fs, s))
-    ind = _independent_rows(u @ factor)
-    if not ind:
-        return None
-    if online.label_given_h(model, factor, t, fields, stein=False, cond=u,
-                            min_residual=online.LABEL_MIN_RESIDUAL_SPLIT) is None:
-        return None
-    return online.label_given_h(model, factor, t, fields, stein=False, cond=u) is None, ind
+PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}
 
 
-def _mean_cones(F, rows, cond) -> list:
-    """The argmax cones of E[x | cond] = A·cond (x = `rows` on the fields, mp), as cones on the
-    fields: where P(argmax x | cond) is steep, its steep layers lie on their faces."""
-    from .mp_nonlinear import _Conditional
-    A = _Conditional(F, rows, cond).A
-    mean_rows = [[mpmath.fsum(A[c, j] * cond[j][k] for j in range(len(cond)))
-                  for k in range(len(cond[0]))] for c in range(len(rows))]
-    return [_mp_cone(mean_rows, c) for c in range(len(rows))]
+def _obj_state(st: MpState) -> State:
+    """An mp state as object arrays of mpf (the arithmetic of `MpRules`)."""
+    return State(_obj(st.Q, st.Q.cols), _obj(st.R, st.R.cols), tuple(_obj(v, v.cols) for v in st.V))
 
 
-def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
-    """Indices of a maximal set of linearly independent rows (in order): the logit differences
-    of a trunk narrower than C − 1 are dependent, and conditioning on them needs a basis."""
-    ind, basis = [], []
-    scale = max(float(np.abs(Fu).max(initial=0.0)), 1e-300)
-    for i, row in enumerate(Fu):
-        r = row.copy()
-        for b in basis:
-            r -= (r @ b) * b
-        n = np.linalg.norm(r)
-        if n > tol * scale:
-            ind.append(i)
-            basis.append(r / n)
-    return ind
-
-
-def _label_softmax_mp(model, st, F, C, route, u_rows, ind, nodes, pieces, processes=1):
-    """E[1{y_t = c} softmax(u_s)_d] (C_t × C_s) in mp by the double path's reduction: one integral
-    over u_s of P(y_t = c | u_s) — the cone (ν_tc − ν_tj)_{j≠c} > 0 given u_s, Φ or Φ₂ in mp —
-    times the softmax, over the pieces of the widely spread logits and, where P is steep, the
-    argmax cones of E[ν_t | u_s]."""
-    from mtsp.derive.codegen import load_mp_module
-    from .mp_nonlinear import _cone_given, _labels_given
-    t, s = route.t, route.s
-    Ct, Cs = model.classes[t], model.classes[s]
-    nu = _np_rows(model.rows_nu(t))
-    cond = [u_rows[i] for i in ind]               # independent differences: the same conditional
-    lab = _labels_given(F, nu, None, cond)
-
-    integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP[f"labelsoft{t}{s}"]
-
-    def fn(u):
-        x = [u[i] for i in ind]
-        p = []
-        for c, (A, S, _) in enumerate(lab):
-            p.append(1 - mpmath.fsum(p) if c == Ct - 1 else _cone_given(A, S, x, False)[0])
-        return integrand(u, p)[0], None
-    if route.mean_split:
-        pieces = [m if p is None else _stack(p, m) for p in pieces for m in _mean_cones(F, nu, cond)]
-    plain, _ = _pieces_expectation(F, None, u_rows, fn, None, nodes, pieces, processes)
-    return mpmath.matrix([[plain[c * Cs + d] for d in range(Cs)] for c in range(Ct)])
+def _named(model: TheoryModel, raw: dict) -> dict:
+    """`online`'s term dictionaries of object arrays → the derivation's integral names, as mpmath
+    matrices (scalars as mpf)."""
+    scalars = [k for k in ("Lse", "Eyz") if k in raw]
+    flat = flatten_terms(model, {**raw, **{k: np.zeros(model.n_tasks) for k in scalars}})
+    for k in scalars:
+        flat.update({f"{k}{t}": raw[k][t] for t in range(model.n_tasks)})
+    return {k: mpmath.matrix(v.tolist()) if isinstance(v, np.ndarray) else v for k, v in flat.items()}
 
 
 def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None, processes: int = 1) -> dict:
-    """`online.linear_terms` in mp, as the derivation's named integrals (mpmath matrices):
-    A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  The routes are the double path's
-    (`online.linear_routes` at the state in double: which integrals split into the argmax cones of
-    widely spread logits, which label terms take P(y_t | u_s) in closed form — mp Φ / Φ₂ — and
-    which of those split by the argmax cones of E[ν_t | u_s]); where the double path takes fixed
-    Sobol' points the mp path integrates the pieces.  Without the field covariance ``cov`` (mp)
-    every label term integrates the label cones.  P_t and L_t are cone integrals of the label
-    fields (with Y_tt where the label cones are integrated): independent of the double path's
-    teacher moments."""
+    """`online.linear_terms` in mp — the double path's term code (`online._linear_part`) executed by
+    `MpRules`, its routes decided in double at the state (`online.linear_routes`; where the double
+    path takes fixed Sobol' points the mp path integrates the pieces) — as the derivation's named
+    integrals (mpmath matrices): A{t}, Lse{t}, B{ts}, Y{ts}, P{t}, L{t}, PP{ts}.  Without the field
+    covariance ``cov`` every label term integrates the label cones."""
     from . import online
     _check(model)
-    T, K, M = model.n_tasks, model.K, model.M
-    ell = _np_rows(np.vstack([model.rows_h(), model.rows_lambda()]))
-    diffs = [_diffs(_logit_rows(model, st, t)) for t in range(T)]
-    fs, factor = _in_double(model, st)
-    routes, _ = online.linear_routes(model, fs, factor, online.Accuracy(fast_labels=cov is not None))
-
-    def pieces(route):
-        cones = [[_mp_cone(_logit_rows(model, st, t), c) for c in range(model.classes[t])] for t in route.wide]
-        return [_stack(*combo) for combo in itertools.product(*cones)] if cones else [None]
-    from mtsp.derive.codegen import load_mp_module
-    integrand = load_mp_module(model).LINEAR_INTEGRANDS_MP   # the derivation's integrands, printed for mp
-
-    def over_u(name):
-        f = integrand[name]
-        return lambda u: f(u, None)
-    out = {}
-    pairs = _pairs(model)
-    P = [mpmath.matrix(C, 1) for C in model.classes]
-    L = [mpmath.matrix(C, K + M) for C in model.classes]
-    Y = {(t, s): mpmath.matrix(model.classes[t], model.classes[s]) for t, s in pairs}
-    for r in routes:
-        t, s = r.t, r.s
-        Ct, Cs = model.classes[t], model.classes[s]
-        if r.kind == "self":
-            plain, linear = _pieces_expectation(F, None, diffs[t], over_u(f"self{t}"), ell, nodes, pieces(r),
-                                                processes)
-            out[f"B{t}{t}"] = mpmath.matrix([[plain[i * Ct + j] for j in range(Ct)] for i in range(Ct)])
-            out[f"Lse{t}"] = plain[-1]
-            out[f"A{t}"] = mpmath.matrix(linear)
-        elif r.kind == "pair":
-            plain, _ = _pieces_expectation(F, None, diffs[t] + diffs[s], over_u(f"pair{t}{s}"), None, nodes,
-                                           pieces(r), processes)
-            out[f"B{t}{s}"] = mpmath.matrix([[plain[i * Cs + j] for j in range(Cs)] for i in range(Ct)])
-        elif r.kind == "labelsoft" and _independent_rows(online._diff_rows(model.rows_logits(fs, s)) @ factor):
-            ind = _independent_rows(online._diff_rows(model.rows_logits(fs, s)) @ factor)
-            Y[t, s] = _label_softmax_mp(model, st, F, cov, r, diffs[s], ind, nodes, pieces(r), processes)
-            if s == t:  # P and L alone: a cone integral of the label fields
-                for c in range(Ct):
-                    res = cone_expectation_mp(F, _cone(model.rows_nu(t), c), [],
-                                              lambda u: ([mpmath.mpf(1)], [mpmath.mpf(1)]), ell, nodes=nodes)
-                    P[t][c, 0] = res.plain[0]
-                    for j in range(K + M):
-                        L[t][c, j] = res.linear[0][j]
-        else:  # the label cones (class r.c; all of them where identically zero logits leave no condition)
-            for c in ([r.c] if r.kind == "cone" else range(Ct)):
-                cone = _cone(model.rows_nu(t), c)
-                name = f"cone{t}{t}" if s == t else f"conesoft{s}"
-                plain, linear = _pieces_expectation(F, cone, diffs[s], over_u(name), ell if s == t else None,
-                                                    nodes, pieces(r), processes)
-                for j in range(Cs):
-                    Y[t, s][c, j] = plain[j]
-                if s == t:
-                    P[t][c, 0] = plain[Cs]
-                    for j in range(K + M):
-                        L[t][c, j] = linear[0][j]
-    for t in range(T):
-        out[f"P{t}"], out[f"L{t}"] = P[t], L[t]
-    for t, s in pairs:
-        out[f"Y{t}{s}"] = Y[t, s]
-    for t, s in pairs:
-        if t < s:
-            # teacher-only and constant in time: cached by teacher, tasks, precision and nodes
-            key = (model.gram.tobytes(), model.noise.tobytes(), t, s, mpmath.mp.prec, repr(nodes))
-            if key not in _PP_CACHE:
-                Ct, Cs = model.classes[t], model.classes[s]
-                PP = mpmath.matrix(Ct, Cs)
-                # computed once: more nodes than the default 3-dim rule (20 nodes: 4e-8 on a
-                # two-task C = 3 teacher; 24: 1.9e-9 relative; 32: 4e-12 from the double path)
-                pp_nodes = nodes if nodes is not None else {1: 64, 2: 40, 3: 24, 4: 12}
-                for c in range(Ct):
-                    for d in range(Cs):
-                        rows = _stack(_cone(model.rows_nu(t), c), _cone(model.rows_nu(s), d))
-                        PP[c, d] = cone_expectation_mp(F, rows, [], None, nodes=pp_nodes).plain[0]
-                _PP_CACHE[key] = PP
-            out[f"PP{t}{s}"] = _PP_CACHE[key].copy()
-    return out
+    rules = MpRules(nodes, processes, _in_double(model, st))
+    acc = online.Accuracy(fast_labels=cov is not None)
+    F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
+    return _named(model, online._finish_linear(model, online._linear_part(model, _obj_state(st), F, acc, None, rules)))
 
 
-_PP_CACHE: dict = {}
 
 
-def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True, processes: int = 1) -> dict:
+
+def _gen_mp(model: TheoryModel, generated):
+    """The generated mp module of the model's structure from derive's modules ``generated``
+    (`mtsp.derive.GENERATED`, or anything with ``mpmath(model)``); None: derive's cache."""
+    if generated is None:
+        from mtsp.derive.codegen import load_mp_module   # (callers that pass ``generated`` avoid it)
+        return load_mp_module(model)
+    return generated.mpmath(model)
+
+
+def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True, processes: int = 1,
+                 generated=None) -> dict:
     """All reduced integrals in mp: quadrature, then the derivation's closed forms where usable
-    (`engine.closed_terms_mp`, as the NumPy module's `integrals` does)."""
-    from mtsp.derive.codegen import load_mp_module
+    (`engine.closed_terms_mp`, as the NumPy module's `integrals` does; ``generated``: `_gen_mp`)."""
     C = field_cov_mp(model, st)
     F = mp_factor(C)
     if not model.linear:
@@ -327,16 +219,17 @@ def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = Tru
         return nonlinear_terms_mp(model, st, F, C, nodes, processes=processes)
     flat = linear_terms_mp(model, st, F, nodes, C, processes)
     if closed:
-        flat.update(closed_terms_mp(load_mp_module(model), model, st))
+        flat.update(closed_terms_mp(_gen_mp(model, generated), model, st))
     return flat
 
 
-def rhs_state_mp(model: TheoryModel, st: MpState, nodes=None, terms: dict | None = None, processes: int = 1):
+def rhs_state_mp(model: TheoryModel, st: MpState, nodes=None, terms: dict | None = None, processes: int = 1,
+                 generated=None):
     """(dQ, dR, dV, losses) in mp from the generated mp assembly (`engine.assemble_mp`); also
-    returns the integrals.  ``processes``: 1, or 2 to split the larger integrals with a forked process."""
-    from mtsp.derive.codegen import load_mp_module
-    terms = integrals_mp(model, st, nodes, processes=processes) if terms is None else terms
-    return (*assemble_mp(load_mp_module(model), model, st, terms), terms)
+    returns the integrals.  ``processes``: 1, or 2 to split the larger integrals with a forked
+    process; ``generated``: derive's modules (`_gen_mp`)."""
+    terms = integrals_mp(model, st, nodes, processes=processes, generated=generated) if terms is None else terms
+    return (*assemble_mp(_gen_mp(model, generated), model, st, terms), terms)
 
 
 def pack_mp(model: TheoryModel, Q, R, V) -> list:
@@ -377,37 +270,6 @@ def unpack_mp(model: TheoryModel, y: list, V0=None) -> MpState:
     return MpState(Q, R, V)
 
 
-def _agreement_by_route(model: TheoryModel, st: MpState, F, C, t: int, fields: str, nodes, double,
-                        processes: int = 1):
-    """Σ_c P(argmax z_t = c, argmax x_t = c) for x = λ (fields "lambda") or ν ("nu") of a linear
-    trunk, as one (C_t − 1)-dim integral per class instead of a 2(C_t − 1)-dim cone: over the
-    logit differences u (an independent subset when the trunk is narrower), inside the student's
-    cone of c, of P(argmax x_t = c | u) in closed form (Φ or Φ₂ in mp); where that probability is
-    steep the cone is split by the argmax cones of E[x_t | u] (in 2 dimensions every such
-    intersection is again a sector).  None where the conditional is degenerate (C_t > 3, zero
-    logits, labels decided by the logits): then the cones.  Measured on a two-task C = 3, K = 2
-    trunk: the 4-dim cones at 16 / 24 / 32 mp nodes err by 1.2e-4 / 1.4e-7 / 1.4e-8."""
-    from .mp_nonlinear import _cone_given, _labels_given
-    route = None if model.classes[t] > 3 else _route(model, double, t, t, fields)
-    if route is None:
-        return None
-    steep, ind = route
-    z = _logit_rows(model, st, t)
-    u_rows = _diffs(z)
-    cond = [u_rows[i] for i in ind]
-    rows = _np_rows(model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t))
-    lab = _labels_given(F, rows, None, cond)
-    pieces = _mean_cones(F, rows, cond) if steep else [None]
-    total = mpmath.mpf(0)
-    for c in range(model.classes[t]):
-        A_c, S_c, _ = lab[c]
-
-        def fn(p, A_c=A_c, S_c=S_c):
-            return [_cone_given(A_c, S_c, [p[i] for i in ind], False)[0]], None
-        total += _pieces_expectation(F, _mp_cone(z, c), u_rows, fn, None, nodes, pieces, processes)[0][0]
-    return total
-
-
 def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = True, loss: bool = True,
                     processes: int = 1):
     """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities;
@@ -420,32 +282,25 @@ def task_metrics_mp(model: TheoryModel, st: MpState, nodes=None, label: bool = T
         return map_two(lambda t: nonlinear_metrics_mp(model, st, C, t, label=label, loss=loss), range(model.n_tasks),
                        processes)
     _check(model)
-    Cm = field_cov_mp(model, st)
-    F = mp_factor(Cm)
-    double = _in_double(model, st)
+    F = mp_factor(field_cov_mp(model, st))
+    double, rules, so = _in_double(model, st), MpRules(nodes), _obj_state(st)
+    one = lambda p: (MP.full((p.shape[0], 1), mpmath.mpf(1)),) * 2  # noqa: E731
     out = []
-    ell_one = lambda p: ([mpmath.mpf(1)], [mpmath.mpf(1)])  # noqa: E731
     for t in range(model.n_tasks):
-        z = _logit_rows(model, st, t)
-        lam = _np_rows(model.rows_lambda(t))
-        nu = _np_rows(model.rows_nu(t))
+        z = model.rows_logits(so, t)
 
-        def agreement(rows, fields):  # Σ_c P(argmax z = c, argmax x = c): by the route, else cones
-            p = _agreement_by_route(model, st, F, Cm, t, fields, nodes, double, processes)
-            return p if p is not None else mpmath.fsum(
-                cone_expectation_mp(F, _stack(_mp_cone(z, c), _mp_cone(rows, c)), [], None, nodes=nodes).plain[0]
+        def agreement(fields):  # Σ_c P(argmax z = c, argmax x = c): by the independent route, else the cones
+            rows = model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t)
+            p = agreement_by_route(model, st, F, t, fields, nodes, double, processes)
+            return p if p is not None else mpmath.fsum(cone_expectation_mp(
+                F, cone_stack(argmax_cone(z, c), argmax_cone(rows, c)), [], None, nodes=nodes).plain[0]
                 for c in range(model.classes[t]))
-        gen = agreement(lam, "lambda")
-        lab = agreement(nu, "nu") if label else mpmath.mpf(0)
+        gen = agreement("lambda")
+        lab = agreement("nu") if label else mpmath.mpf(0)
         tl = mpmath.nan
-        if loss:
-            from mtsp.derive.codegen import load_mp_module
-            self_t = load_mp_module(model).LINEAR_INTEGRANDS_MP[f"self{t}"]   # (…, Lse_t | A_t)
-            lse = cone_expectation_mp(F, None, _diffs(z), lambda u: ([self_t(u, None)[0][-1]], None),
-                                      nodes=nodes).plain[0]
-            ez = mpmath.mpf(0)
-            for c in range(model.classes[t]):
-                ez += cone_expectation_mp(F, _mp_cone(nu, c), [], ell_one, [z[c]], nodes=nodes).linear[0][0]
-            tl = lse - ez
+        if loss:   # E[lse z_t] − Σ_c E[1{y_t = c} z_tc] (z enters linearly), as `metrics._linear_loss`
+            lse = rules.expect(F, None, _diff_rows(z), lambda u: (_lse_from_diffs(u, rules)[:, None], None)).plain[0]
+            tl = lse - mpmath.fsum(rules.expect(F, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)),
+                                                one, z[c:c + 1]).linear[0, 0] for c in range(model.classes[t]))
         out.append((1 - gen, (1 - lab) if label else mpmath.nan, tl))
     return out

@@ -19,6 +19,8 @@ no probability near 1 is ever formed.
 **Integrand protocol.**  ``fn(p)`` receives one point's projections as a Python list of mpf and
 returns ``(phi, gamma)``: two lists of mpf (``gamma`` may be None when ``lin_rows`` is None).
 The result carries ``plain[k] = E[1{cone} φ_k]`` and ``linear[k][l] = E[1{cone} γ_k (L f)_l]``.
+With ``batch=True`` the integrand follows the double path's protocol on object arrays of mpf (all
+points at once; `mp_online.MpRules` runs `online`'s term code so).
 
 **Cost.**  Everything is pure-Python mpf arithmetic (≈ 3 µs per multiply–add, 14 µs per erfc at
 30 digits); one quadrature point costs 0.1–0.4 ms.  The product rule has ``n^d`` points for
@@ -330,7 +332,8 @@ def _tensor(rules):
 
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
-                        split_wide: bool = True, processes: int = 1, part=None) -> MpConeResult:
+                        split_wide: bool = True, processes: int = 1, part=None,
+                        batch: bool = False, reduce: bool = False) -> MpConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: the plan and the Genz transform
     of `cone` in the `cone.MP` arithmetic, tanh–sinh nodes on the cone coordinates and
     Gauss–Hermite on the smooth ones (see the module docstring).
@@ -343,7 +346,16 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
     ``processes``: with 2, half the points in a forked process (`workers.ForkedPair.split`) where
     the product rule is worth it (`workers.PARALLEL_MIN_POINTS` points or more); an executor
-    (`workers.mp_executor`) is used as it is and tallies the rule's n^d points."""
+    (`workers.mp_executor`) is used as it is and tallies the rule's n^d points.  ``batch``: ``fn`` takes all
+    points at once, an (npts × p) object array, and returns (npts × q) object arrays (the double
+    path's integrand protocol, `quadrature.cone_expectation`); with ``reduce`` it takes the
+    weights too and returns (Σ weight·Φ, weight·Γ) itself."""
+    def call(p):   # fn at one point (a list), as lists
+        if not batch:
+            return fn(p)
+        p = np.array(p, dtype=object).reshape(1, -1)
+        phi, gam = fn(p, np.array([mpmath.mpf(1)], dtype=object)) if reduce else fn(p)
+        return list(np.ravel(phi)) if reduce else list(phi[0]), None if gam is None else list(gam[0])
     F = factor if (len(factor) and isinstance(factor[0], list)) else to_mp(factor)
     F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
     n_fields, d = F.shape
@@ -353,7 +365,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     Ar, Pr = _obj(cone_rows, n_fields), _obj(proj_rows, n_fields)
     Lr = _obj(lin_rows, n_fields) if lin_rows is not None else None
     A, P = MP.matmul(Ar, F), MP.matmul(Pr, F)
-    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False)
+    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False, batch=batch, reduce=reduce)
     if fn is not None and A.shape[0] == 2 and split_wide:
         halves = wide_sector_halves(MP, Ar, A, nonstrict)
         if halves is not None:
@@ -365,7 +377,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     if plan.empty:
         if fn is None:
             return MpConeResult([zero], None, 0, 0, "zero")
-        phi0, gam0 = fn([zero] * P.shape[0])
+        phi0, gam0 = call([zero] * P.shape[0])
         return MpConeResult([zero] * len(phi0), None if Lr is None else [[zero] * Lr.shape[0] for _ in gam0],
                             0, 0, "zero")
     if fn is None:
@@ -375,7 +387,8 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
             pc = orthant_probability(MP, MP.matmul(A, A.T))
             if pc is not None:
                 return MpConeResult([pc], None, 0, 0, "closed")
-        fn = lambda p: ([mpmath.mpf(1)], None)  # noqa: E731
+        fn, batch, reduce = (lambda p: ([mpmath.mpf(1)], None)), False, False  # noqa: E731
+        kw["batch"] = kw["reduce"] = False
     dims = plan.dims
     if dims > MAX_DIM:
         raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
@@ -399,7 +412,17 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     mine, every = part if part is not None else (0, 1)
     plain = linear = None
     pts = 0
-    for i in range(len(w1)):
+    if batch:   # every point of this part at once: the weighted sums by (object) matrix products
+        ik = [(i, k) for i in range(len(w1)) for k in range(len(W2)) if (i * len(W2) + k) % every == mine and w1[i]]
+        if ik:
+            ii, kk = (np.array(x, dtype=int) for x in zip(*ik))
+            w = w1[ii] * W2[kk]
+            p = base[ii] + smooth[kk]
+            phi, gam = fn(p, w) if reduce else fn(p)
+            plain, pts = list(phi) if reduce else list(w @ phi), len(ii)
+            if Lr is not None:
+                linear = ((gam if reduce else gam * w[:, None]).T @ (lbase[ii] + lsmooth[kk])).tolist()
+    for i in range(len(w1) if not batch else 0):
         for k in range(len(W2)):
             if (i * len(W2) + k) % every != mine or not w1[i]:
                 continue
@@ -419,7 +442,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
                     for m in range(Lr.shape[0]):
                         row[m] += wg * lv[m]
     if plain is None:  # every point had zero mass
-        phi0, gam0 = fn([zero] * P.shape[0])
+        phi0, gam0 = call([zero] * P.shape[0])
         plain = [zero] * len(phi0)
         linear = None if Lr is None else [[zero] * Lr.shape[0] for _ in (gam0 or [])]
     return MpConeResult(plain, linear, pts, dims, "product")

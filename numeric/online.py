@@ -29,7 +29,9 @@ Each expectation is reduced before it is integrated (see `quadrature`):
     two-class tasks P(y_t, y_u | h) in closed form over h alone (`_label_label_joint2`).
 Every right-hand side is computed as two parts that add up to it (`linear_terms`,
 `nonlinear_terms`); given an executor (``helper``: `numeric.solve` passes its forked worker while
-an ODE is integrated) the second part runs there.
+an ODE is integrated) the second part runs there.  The term code is written once for both number
+types: a ``rules`` object supplies the arithmetic, the quadrature rules and the routes that differ
+(`DoubleRules` here; `mp_online.MpRules` runs the same code on object arrays of mpf).
 """
 from __future__ import annotations
 
@@ -116,30 +118,106 @@ class Moments:
     loss: np.ndarray
 
 
+class DoubleRules:
+    """How the term code is executed in double: float64 arrays (`cone.DOUBLE`), the rules of
+    `quadrature.cone_expectation` at the `Accuracy` budgets (product rules, fixed Sobol' tiers),
+    `pointwise`'s formulas.  `mp_online.MpRules` offers the same in mpmath, so that one term code
+    (`_linear_part`, `label_given_h`, …) runs in either arithmetic."""
+    ar = DOUBLE
+    sobol = True            # has the fixed-Sobol' tier of `SoftmaxRoute.sobol`
+    pair_by_transpose = False   # P(y_s, y_t) integrated on its own, not as P(y_t, y_s)ᵀ
+    decide_at = None        # routes are decided on the state itself
+    key = ()                # what the teacher-only caches are keyed by besides the budget
+    exp, log = staticmethod(np.exp), staticmethod(np.log)
+    cone1, cone1_stein = staticmethod(cone1_probability), staticmethod(cone1_stein)
+    cone2, cone2_stein = staticmethod(cone2_probability), staticmethod(cone2_stein)
+
+    @staticmethod
+    def rows(x):
+        return x
+
+    @staticmethod
+    def scalar(x):
+        return float(x)
+
+    @staticmethod
+    def expect(factor, cone, proj, fn, lin=None, **kw) -> ConeResult:
+        return cone_expectation(factor, cone, proj, fn, lin, **kw)
+
+    @staticmethod
+    def probability(factor, cone, budget: int):
+        """P(cone) by the product rule (the last cone coordinate integrated exactly)."""
+        one = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
+        return cone_expectation(factor, cone, np.zeros((0, factor.shape[0])), one, skip_last_cone=True,
+                                budget=budget).plain[0]
+
+    @staticmethod
+    def pinv_gram(G):
+        return np.linalg.pinv(G, rcond=1e-12)
+
+    # the routes over the trunk fields h of a nonlinear trunk
+    @staticmethod
+    def activation(name):
+        return activation(name)
+
+    @staticmethod
+    def h_integral(*args, **kw):
+        return h_integral(*args, **kw)
+
+    @staticmethod
+    def labels_given_h(model, factor, acc):
+        return _labels_given_h(model, factor, acc)
+
+    @staticmethod
+    def label_label(*args):
+        return _label_label_term(*args)
+
+
+DOUBLE_RULES = DoubleRules()
+
+
+def _independent_rows(Fu: np.ndarray, tol: float = 1e-9) -> list:
+    """Indices of a maximal set of linearly independent rows (in order, Gram–Schmidt on a float
+    copy): the logit differences of a trunk narrower than C − 1 are dependent, and conditioning
+    on them needs a basis."""
+    Fu = np.asarray(Fu, dtype=float)
+    ind, basis = [], []
+    scale = max(float(np.abs(Fu).max(initial=0.0)), 1e-300)
+    for i, row in enumerate(Fu):
+        r = row.copy()
+        for b in basis:
+            r -= (r @ b) * b
+        n = np.linalg.norm(r)
+        if n > tol * scale:
+            ind.append(i)
+            basis.append(r / n)
+    return ind
+
+
 def _diff_rows(rows: np.ndarray) -> np.ndarray:
     """Rows of the logit differences z_j − z_0 (j ≥ 1): softmax depends on nothing else."""
     return rows[1:] - rows[0]
 
 
-def softmax(z: np.ndarray, axis: int = 1) -> np.ndarray:
+def softmax(z: np.ndarray, axis: int = 1, rules=DOUBLE_RULES) -> np.ndarray:
     """Row-wise softmax (max-shifted; leaner than scipy's for the small class counts here)."""
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    e = rules.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def logsumexp(z: np.ndarray, axis: int = 1) -> np.ndarray:
+def logsumexp(z: np.ndarray, axis: int = 1, rules=DOUBLE_RULES) -> np.ndarray:
     m = z.max(axis=axis, keepdims=True)
-    return (m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+    return (m + rules.log(rules.exp(z - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def _softmax_from_diffs(u: np.ndarray) -> np.ndarray:
-    z = np.concatenate([np.zeros((u.shape[0], 1)), u], axis=1)
-    return softmax(z, axis=1)
+def _softmax_from_diffs(u: np.ndarray, rules=DOUBLE_RULES) -> np.ndarray:
+    z = np.concatenate([rules.ar.zeros((u.shape[0], 1)), u], axis=1)
+    return softmax(z, 1, rules)
 
 
-def _lse_from_diffs(u: np.ndarray) -> np.ndarray:
-    z = np.concatenate([np.zeros((u.shape[0], 1)), u], axis=1)
-    return logsumexp(z, axis=1)
+def _lse_from_diffs(u: np.ndarray, rules=DOUBLE_RULES) -> np.ndarray:
+    z = np.concatenate([rules.ar.zeros((u.shape[0], 1)), u], axis=1)
+    return logsumexp(z, 1, rules)
 
 
 def _needed_pairs(model: TheoryModel):
@@ -152,19 +230,19 @@ def _needed_pairs(model: TheoryModel):
 _pair_prob_cache: dict = {}
 
 
-def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy) -> np.ndarray:
-    """P(y_t = c, y_s = d): teacher-only, constant in time — cached by (T, σ, t, s)."""
-    key = (model.gram.tobytes(), model.noise.tobytes(), t, s, acc.metric_budget)
+def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy, rules=DOUBLE_RULES) -> np.ndarray:
+    """P(y_t = c, y_s = d): teacher-only, constant in time — cached by (T, σ, t, s, the rules)."""
+    if rules.pair_by_transpose and t > s:
+        return _label_pair_probs(model, factor, s, t, acc, rules).T
+    key = (model.gram.tobytes(), model.noise.tobytes(), t, s, acc.metric_budget, rules.key)
     if key in _pair_prob_cache:
         return _pair_prob_cache[key]
     Ct, Cs = model.classes[t], model.classes[s]
-    out = np.zeros((Ct, Cs))
-    one = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
+    out = rules.ar.zeros((Ct, Cs))
     for c in range(Ct):
         for d in range(Cs):
             rows = cone_stack(argmax_cone(model.rows_nu(t), c), argmax_cone(model.rows_nu(s), d))
-            out[c, d] = cone_expectation(factor, rows, np.zeros((0, model.n_fields)), one,
-                                         skip_last_cone=True, budget=acc.metric_budget).plain[0]
+            out[c, d] = rules.probability(factor, rows, acc.metric_budget)
     _pair_prob_cache[key] = out
     return out
 
@@ -236,7 +314,8 @@ def linear_routes(model: TheoryModel, st: State, factor, acc: Accuracy) -> tuple
     return routes, closed
 
 
-def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=(), deal=None, route=None):
+def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, split_by=(), deal=None, route=None,
+                         rules=DOUBLE_RULES):
     """E[1{cone} Φ(p)], E[1{cone} Γ(p) ℓᵀ] with p the logit differences of `tasks` (linear trunk).
 
     When the logits are widely spread the softmax is nearly a step across the boundaries of the
@@ -245,7 +324,8 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
     smooth and its boundary layer sits where the tanh–sinh nodes of the Genz coordinates cluster.
     ``route``: its `SoftmaxRoute` (which tasks split, or fixed Sobol'; decided here when None);
     ``split_by``: value rows whose argmax cones split the domain too.  ``deal``: a `_Deal` — only
-    the integrals / pieces it deals to this part are computed (None when it dealt none here)."""
+    the integrals / pieces it deals to this part are computed (None when it dealt none here).
+    ``rules``: the arithmetic and rules (`DoubleRules`; without a Sobol' tier the pieces are integrated)."""
     deal = deal or (lambda: True)
     if route is None:
         diffs = {u: _diff_rows(model.rows_logits(st, u)) for u in tasks}
@@ -258,8 +338,8 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
     if not wide:
         if not deal():
             return None
-        return cone_expectation(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
-    if route.sobol:
+        return rules.expect(factor, cone, proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed)
+    if route.sobol and rules.sobol:
         # two tasks' logits on shared inputs (4 dims, C = 3, 3) with a wide one: the split pieces
         # are 4-dim cones whose steep softmax a product rule at this budget misses by ~5e-4,
         # while fixed Sobol' points over the whole space need no smoothness (measured on a
@@ -267,16 +347,15 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
         # 4.9e-4 in 11 ms for the pieces; the reference: randomised QMC with 2^22 points)
         if not deal():
             return None
-        return cone_expectation(factor, None, proj, fn, lin, rule="qmc", budget=acc.sobol_points,
-                                seed=acc.qmc_seed)
+        return rules.expect(factor, None, proj, fn, lin, rule="qmc", budget=acc.sobol_points, seed=acc.qmc_seed)
     smooth = [_diff_rows(model.rows_logits(st, t)) for t in route.tasks if t not in route.wide]
     smooth = np.vstack(smooth) if smooth else np.zeros((0, model.n_fields))
     plain = linear = None
     for pieces in itertools.product(*[range(z.shape[0]) for z in wide]):
         if not deal():
             continue
-        r = cone_expectation(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(wide, pieces)]),
-                             proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed, spread_rows=smooth)
+        r = rules.expect(factor, cone_stack(cone, *[argmax_cone(z, c) for z, c in zip(wide, pieces)]),
+                         proj, fn, lin, budget=acc.budget, seed=acc.qmc_seed, spread_rows=smooth)
         plain = r.plain if plain is None else plain + r.plain
         linear = None if lin is None else (r.linear if linear is None else linear + r.linear)
     return None if plain is None else ConeResult(plain, linear)
@@ -321,31 +400,38 @@ def _finish_linear(model: TheoryModel, terms: dict) -> dict:
     return terms
 
 
-def _linear_part(model: TheoryModel, st: State, factor, acc: Accuracy, part=None) -> dict:
+def _linear_part(model: TheoryModel, st: State, factor, acc: Accuracy, part=None, rules=DOUBLE_RULES) -> dict:
     """The integrals of `linear_terms` dealt to ``part`` = (i, n); the others are zero (the
-    teacher-only label moments belong to part 0)."""
+    teacher-only label moments belong to part 0).  ``rules``: the arithmetic and its rules
+    (`DoubleRules`, or `mp_online.MpRules` with the state and factor as object arrays of mpf;
+    the routes are decided in double, `linear_routes`)."""
     T, K, M = model.n_tasks, model.K, model.M
+    ar = rules.ar
     deal = _Deal(part)
     ell = np.vstack([model.rows_h(), model.rows_lambda()])  # ℓ = (h, λ)
     diffs = [_diff_rows(model.rows_logits(st, t)) for t in range(T)]
-    Es = [np.zeros((C, K + M)) for C in model.classes]     # E[s_t ℓᵀ]  (C_t × (K+M))
+    Es = [ar.zeros((C, K + M)) for C in model.classes]     # E[s_t ℓᵀ]  (C_t × (K+M))
     Ess = {}                                               # E[s_t s_sᵀ]
-    Else = np.zeros(T)
-    routes, closed = linear_routes(model, st, factor, acc)
+    Else = ar.zeros(T)
+    routes, closed = linear_routes(model, *(rules.decide_at or (st, factor)), acc)
+    if rules.decide_at:   # the closed forms P(y_t | u_s) in this arithmetic
+        closed = {ts: label_given_h(model, factor, ts[0], stein=False, cond=diffs[ts[1]], min_residual=None,
+                                    rules=rules) for ts in closed}
     pairs = _needed_pairs(model)
-    Eys = {(t, s): np.zeros((model.classes[t], model.classes[s])) for t, s in pairs}  # E[1{y_t=c} s_s]
+    Eys = {(t, s): ar.zeros((model.classes[t], model.classes[s])) for t, s in pairs}  # E[1{y_t=c} s_s]
     for r in routes:
         t, s = r.t, r.s
         if r.kind == "self":
             C = model.classes[t]
 
             def fn(u, C=C):
-                sm = _softmax_from_diffs(u)
+                sm = _softmax_from_diffs(u, rules)
                 phi = np.concatenate([(sm[:, :, None] * sm[:, None, :]).reshape(len(u), -1),
-                                      _lse_from_diffs(u)[:, None]], axis=1)
+                                      _lse_from_diffs(u, rules)[:, None]], axis=1)
                 return phi, sm
-            Ess[t, t] = np.zeros((C, C))
-            res = _softmax_expectation(model, st, factor, None, r.tasks, diffs[t], fn, ell, acc, deal=deal, route=r)
+            Ess[t, t] = ar.zeros((C, C))
+            res = _softmax_expectation(model, st, factor, None, r.tasks, diffs[t], fn, ell, acc, deal=deal, route=r,
+                                       rules=rules)
             if res is not None:
                 Ess[t, t] = res.plain[:C * C].reshape(C, C)
                 Else[t] = res.plain[-1]
@@ -354,58 +440,60 @@ def _linear_part(model: TheoryModel, st: State, factor, acc: Accuracy, part=None
             Ct, Cs = model.classes[t], model.classes[s]
 
             def fn2(u, Ct=Ct):
-                a, b = _softmax_from_diffs(u[:, :Ct - 1]), _softmax_from_diffs(u[:, Ct - 1:])
+                a, b = _softmax_from_diffs(u[:, :Ct - 1], rules), _softmax_from_diffs(u[:, Ct - 1:], rules)
                 return (a[:, :, None] * b[:, None, :]).reshape(len(u), -1), None
-            Ess[t, s] = np.zeros((Ct, Cs))
+            Ess[t, s] = ar.zeros((Ct, Cs))
             res = _softmax_expectation(model, st, factor, None, r.tasks, np.vstack([diffs[t], diffs[s]]),
-                                       fn2, None, acc, deal=deal, route=r)
+                                       fn2, None, acc, deal=deal, route=r, rules=rules)
             if res is not None:
                 Ess[t, s] = res.plain.reshape(Ct, Cs)
         else:
-            _label_softmax(model, st, factor, acc, r, diffs[s], closed.get((t, s)), Eys[t, s], deal)
+            _label_softmax(model, st, factor, acc, r, diffs[s], closed.get((t, s)), Eys[t, s], deal, rules)
     if deal.i == 0:
-        Py, Eyl = _label_moments(model, factor, acc)         # P(y_t = c), E[1{y_t=c} ℓ]
-        P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc) for (t, s) in pairs if t != s}
+        Py, Eyl = _label_moments(model, factor, acc, rules)         # P(y_t = c), E[1{y_t=c} ℓ]
+        P_pair = {(t, s): _label_pair_probs(model, factor, t, s, acc, rules) for (t, s) in pairs if t != s}
     else:
-        Py = [np.zeros(C) for C in model.classes]
-        Eyl = [np.zeros((C, K + M)) for C in model.classes]
-        P_pair = {(t, s): np.zeros((model.classes[t], model.classes[s])) for (t, s) in pairs if t != s}
+        Py = [ar.zeros(C) for C in model.classes]
+        Eyl = [ar.zeros((C, K + M)) for C in model.classes]
+        P_pair = {(t, s): ar.zeros((model.classes[t], model.classes[s])) for (t, s) in pairs if t != s}
     return {"A": Es, "B": Ess, "Lse": Else, "Y": Eys, "P": Py, "L": Eyl, "PP": P_pair}
 
 
 _label_moment_cache: dict = {}
 
 
-def _label_moments(model: TheoryModel, factor, acc: Accuracy):
+def _label_moments(model: TheoryModel, factor, acc: Accuracy, rules=DOUBLE_RULES):
     """P(y_t = c) and E[1{y_t = c} ℓ], ℓ = (h, λ), for every task and class (linear trunks).
 
     Both follow from the time-independent label moments of the teacher: ℓ given the label fields
     ν_t is Gaussian with mean Cov(ℓ, ν_t) Σ_ν⁺ ν_t, so E[1{y_t=c} ℓ] = Cov(ℓ, ν_t) Σ_ν⁺ E[1{y_t=c} ν_t]
     (exact also for singular Σ_ν: ν_t lies in its range).  P and E[1{y=c} ν_t] — cone integrals
     of the label fields alone — are computed once per teacher (cached)."""
-    ell = np.vstack([model.rows_h(), model.rows_lambda()])
+    ar = rules.ar
+    ell = rules.rows(np.vstack([model.rows_h(), model.rows_lambda()]))
     Py, Eyl = [], []
     for t in range(model.n_tasks):
         nu = model.rows_nu(t)
-        key = (model.gram.tobytes(), model.noise.tobytes(), t, acc.metric_budget)
+        key = (model.gram.tobytes(), model.noise.tobytes(), t, acc.metric_budget, rules.key)
         if key not in _label_moment_cache:
             C = model.classes[t]
-            P, M = np.zeros(C), np.zeros((C, C))
-            one = lambda p: (np.ones((p.shape[0], 1)), np.ones((p.shape[0], 1)))  # noqa: E731
+            P, M = ar.zeros(C), ar.zeros((C, C))
+            one = lambda p: (ar.full((p.shape[0], 1), ar.const(1)),) * 2  # noqa: E731
             for c in range(C):
-                r = cone_expectation(factor, argmax_cone(nu, c), np.zeros((0, model.n_fields)), one,
-                                     nu, budget=acc.metric_budget)
+                r = rules.expect(factor, argmax_cone(nu, c), np.zeros((0, model.n_fields)), one,
+                                 nu, budget=acc.metric_budget)
                 P[c], M[c] = r.plain[0], r.linear[0]
             _label_moment_cache[key] = (P, M)
         P, M = _label_moment_cache[key]
-        Fn = nu @ factor
-        gain = (ell @ factor) @ Fn.T @ np.linalg.pinv(Fn @ Fn.T, rcond=1e-12)   # Cov(ℓ,ν) Σ_ν⁺
+        Fn = ar.matmul(rules.rows(nu), factor)
+        gain = ar.matmul(ar.matmul(ar.matmul(ell, factor), Fn.T), rules.pinv_gram(ar.matmul(Fn, Fn.T)))   # Cov(ℓ,ν) Σ_ν⁺
         Py.append(P.copy())
-        Eyl.append(M @ gain.T)
+        Eyl.append(ar.matmul(M, gain.T))
     return Py, Eyl
 
 
-def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, route, u_rows, p_at, out, deal=None):
+def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, route, u_rows, p_at, out, deal=None,
+                   rules=DOUBLE_RULES):
     """E[1{y_t = c} softmax(z_s)_d] (C_t × C_s, added into ``out``), linear trunk; u = u_rows·f = the
     logit differences of task s; ``route``: its `SoftmaxRoute` ("labelsoft" with ``p_at`` =
     P(y_t | u), or "cone" for the row c).
@@ -424,19 +512,22 @@ def _label_softmax(model: TheoryModel, st: State, factor, acc: Accuracy, route, 
     Ct, Cs = model.classes[t], model.classes[s]
     if route.kind == "labelsoft":
         def fn(u):
-            sm = _softmax_from_diffs(u)
+            sm = _softmax_from_diffs(u, rules)
             return (p_at(u)[:, :, None] * sm[:, None, :]).reshape(len(u), -1), None
         split = []
         if route.mean_split:  # value rows of E[ν_t | u] acting on the fields
-            A_nu = _given_h(model, factor, model.rows_nu(t), u_rows)[0]
-            split = [A_nu @ u_rows]
+            ind = _independent_rows(rules.ar.matmul(u_rows, factor))
+            ind = ind if len(ind) < len(u_rows) else slice(None)
+            A_nu = _given_h(model, factor, model.rows_nu(t), u_rows[ind], rules)[0]
+            split = [rules.ar.matmul(A_nu, u_rows[ind])]
         r = _softmax_expectation(model, st, factor, None, route.tasks, u_rows, fn, None, acc, split_by=split,
-                                 deal=deal, route=route)
+                                 deal=deal, route=route, rules=rules)
         if r is not None:
             out[:] = r.plain.reshape(Ct, Cs)
         return
     r = _softmax_expectation(model, st, factor, argmax_cone(model.rows_nu(t), route.c), route.tasks, u_rows,
-                             lambda u: (_softmax_from_diffs(u), None), None, acc, deal=deal, route=route)
+                             lambda u: (_softmax_from_diffs(u, rules), None), None, acc, deal=deal, route=route,
+                             rules=rules)
     if r is not None:
         out[route.c] = r.plain
 
@@ -566,32 +657,34 @@ def _class_diffs(C: int, c: int) -> np.ndarray:
     return np.array([np.eye(C)[c] - np.eye(C)[j] for j in range(C) if j != c])
 
 
-def _cone_probability(mu: np.ndarray, Su: np.ndarray, stein: bool = False, prob: bool = True):
+def _cone_probability(mu: np.ndarray, Su: np.ndarray, stein: bool = False, prob: bool = True, rules=DOUBLE_RULES):
     """P(u > 0) for u ~ N(μ, S_u) of dimension 1 or 2, vectorised over the rows of μ (n × m):
     Φ(μ/s), or Φ₂ (Sheppard / Owen's T) for m = 2 (None when not `prob`).  With `stein`, also
     v (n × m) such that E[1{u > 0} (u − μ)] = S_u v: v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0).
     The formulas are `pointwise.cone1_*` / `cone2_*` (printed from SymPy)."""
     if mu.shape[1] == 1:
-        S00 = float(Su[0, 0])
-        pc = cone1_probability(mu[:, 0], S00) if prob else None
-        v = cone1_stein(mu, S00) if stein else None
+        S00 = rules.scalar(Su[0, 0])
+        pc = rules.cone1(mu[:, 0], S00) if prob else None
+        v = rules.cone1_stein(mu, S00) if stein else None
         return pc, v
-    args = (float(Su[0, 0]), float(Su[0, 1]), float(Su[1, 1]))
-    pc = cone2_probability(mu[:, 0], mu[:, 1], *args) if prob else None
+    args = (rules.scalar(Su[0, 0]), rules.scalar(Su[0, 1]), rules.scalar(Su[1, 1]))
+    pc = rules.cone2(mu[:, 0], mu[:, 1], *args) if prob else None
     if not stein:
         return pc, None
-    return pc, np.stack(cone2_stein(mu[:, 0], mu[:, 1], *args), axis=1)
+    return pc, np.stack(rules.cone2_stein(mu[:, 0], mu[:, 1], *args), axis=1)
 
 
-def _given_h(model: TheoryModel, factor, rows: np.ndarray, cond: np.ndarray | None = None):
+def _given_h(model: TheoryModel, factor, rows: np.ndarray, cond: np.ndarray | None = None, rules=DOUBLE_RULES):
     """Gaussian conditioning on h (or on other fields x = cond·f): fields X = rows·f are
     N(A x, S) given x, A = X F (cond F)⁺, S = X F (I − (cond F)⁺ cond F) Fᵀ Xᵀ."""
-    return condition(DOUBLE, rows @ factor, (model.rows_h() if cond is None else cond) @ factor)
+    ar = rules.ar
+    return condition(ar, ar.matmul(rules.rows(rows), factor),
+                     ar.matmul(rules.rows(model.rows_h() if cond is None else cond), factor))
 
 
 def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
-                  min_residual: float = LABEL_GIVEN_H_MIN_RESIDUAL, stein: bool = True,
-                  cond: np.ndarray | None = None):
+                  min_residual: float | None = LABEL_GIVEN_H_MIN_RESIDUAL, stein: bool = True,
+                  cond: np.ndarray | None = None, rules=DOUBLE_RULES):
     """P(y_t = c | h) and E[1{y_t = c} (h, λ) | h] in closed form, for C_t ≤ 3.
 
     Given h the label fields ν_t are Gaussian, N(A h, S); the event y_t = c is the cone
@@ -602,17 +695,23 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
     ȳ_t instead of y_t.  Returns None (use the label cones instead) when C_t > 3 or a cone's
     residual variance given h is below ``min_residual`` of its total (p(y|h) steep: smooth rules
     would not resolve it).  ``stein=False``: the probabilities alone, ``at(h) → p``; then ``cond``
-    may name other conditioning fields than h (rows acting on the fields)."""
+    may name other conditioning fields than h (rows acting on the fields), of which a maximal
+    independent set is conditioned on.  ``min_residual=None``: no test (the route is decided).
+    ``rules``: the arithmetic (`DoubleRules`; mp: `mp_online.MpRules`, object arrays of mpf)."""
     C = model.classes[t]
     if C > 3:
         return None
     assert cond is None or not stein
+    ar = rules.ar
     rows = model.rows_nu(t) if fields == "nu" else model.rows_lambda(t)
-    Flam = model.rows_lambda() @ factor
-    classes, (A_nu, S_nu, Q, proj) = label_cones(DOUBLE, rows @ factor,
-                                                 (model.rows_h() if cond is None else cond) @ factor, Flam)
-    A_lam = Flam @ np.linalg.pinv(model.rows_h() @ factor, rcond=1e-10)
-    for c, (Au, Su, _) in enumerate(classes):   # steep p(y | h): residual variance small against the total
+    Flam = ar.matmul(rules.rows(model.rows_lambda()), factor)
+    Fx = ar.matmul(rules.rows(model.rows_h() if cond is None else cond), factor)
+    ind = _independent_rows(Fx)
+    ind = slice(None) if len(ind) == Fx.shape[0] else ind
+    classes, (A_nu, S_nu, Q, proj) = label_cones(ar, ar.matmul(rules.rows(rows), factor), Fx[ind], Flam)
+    A_lam = ar.matmul(Flam, ar.pinv(ar.matmul(rules.rows(model.rows_h()), factor))) if stein else None
+    for c, (Au, Su, _) in enumerate(classes if min_residual is not None else ()):
+        # steep p(y | h): residual variance small against the total
         total = np.linalg.eigvalsh(Su + Au @ Q @ A_nu.T @ _class_diffs(C, c).T)[-1]
         if np.linalg.eigvalsh(Su)[0] <= max(min_residual * total, 1e-300):
             return None
@@ -620,14 +719,15 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
     def parts(h):
         """p (n × C) and the Stein vectors v_c (n × (C−1)) of every class."""
         n = len(h)
-        p = np.empty((n, C))
+        x = h[:, ind]
+        p = ar.zeros((n, C))
         vs = []
         for c, (Au, Su, Clu) in enumerate(classes):
             last = c == C - 1
             if last and not stein:
                 p[:, c] = 1.0 - p[:, :c].sum(axis=1)
                 break
-            p[:, c], v = _cone_probability(h @ Au.T, Su, stein, prob=not last)
+            p[:, c], v = _cone_probability(ar.matmul(x, Au.T), Su, stein, prob=not last, rules=rules)
             if last:  # the classes partition the space
                 p[:, c] = 1.0 - p[:, :c].sum(axis=1)
             vs.append(v)
@@ -637,7 +737,7 @@ def label_given_h(model: TheoryModel, factor, t: int, fields: str = "nu",
         p, vs = parts(h)
         if not stein:
             return p
-        L = np.empty((len(h), C, h.shape[1] + A_lam.shape[0]))
+        L = ar.zeros((len(h), C, h.shape[1] + A_lam.shape[0]))
         for c, (_, _, Clu) in enumerate(classes):
             L[:, c, :h.shape[1]] = h * p[:, c:c + 1]
             L[:, c, h.shape[1]:] = (h @ A_lam.T) * p[:, c:c + 1] + vs[c] @ Clu.T
@@ -666,34 +766,44 @@ def nonlinear_terms(model: TheoryModel, st: State, factor, acc: Accuracy, helper
     return _in_two_parts(_nonlinear_part, model, st, factor, acc, helper)
 
 
-def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None) -> dict:
+def _labels_given_h(model: TheoryModel, factor, acc: Accuracy, rules=DOUBLE_RULES):
+    """The label routes of a nonlinear trunk: per task P(y_t | h) in closed form (`label_given_h`;
+    None: the label cones are integrated) and whether it is steep (a well-trained student), so that
+    the h-domain is split by the argmax cones of E[ν_t | h], whose faces carry the steep layer.
+    (The Sobol' tiers, K > MAX_SPLIT_K, integrate the steep P(y_t | h) as it is: QMC needs no
+    smoothness for its accuracy, and pieces would multiply its points.)"""
+    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels
+            else None for t in range(model.n_tasks)]
+    sobol_tier = model.K > MAX_SPLIT_K
+    steep = [lab is not None and not sobol_tier and label_given_h(model, factor, t, stein=False) is None
+             for t, lab in enumerate(labs)]
+    return labs, steep
+
+
+def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_part=None, rules=DOUBLE_RULES) -> dict:
     """The integrals of `nonlinear_terms` over the nodes of part ``node_part`` = (i, n).
 
     Integrands are reduced by matrix products at the nodes (``cone_expectation(reduce=True)``):
-    E[a_t a_uᵀ] = Σ_n w_n a_t(h_n) a_u(h_n)ᵀ = (w ⊙ a_t)ᵀ a_u, and so on."""
+    E[a_t a_uᵀ] = Σ_n w_n a_t(h_n) a_u(h_n)ᵀ = (w ⊙ a_t)ᵀ a_u, and so on.  ``rules``: the
+    arithmetic and its routes over h (`DoubleRules`: `h_integral`, `_labels_given_h`,
+    `_label_label_term`; mp: `mp_online.MpRules`)."""
     T, K, M = model.n_tasks, model.K, model.M
-    g = activation(model.activation)
+    ar = rules.ar
+    g = rules.activation(model.activation)
     V = st.V
     ell = np.vstack([model.rows_h(), model.rows_lambda()])
     H = model.rows_h()
     pairs = _needed_pairs(model)
+    h_integral = rules.h_integral
 
     def trunk(h):
         gh, dg = g(h)
-        s = [softmax(gh @ V[t].T, axis=1) for t in range(T)]
+        s = [softmax(gh @ V[t].T, 1, rules) for t in range(T)]
         a = [dg * (s[t] @ V[t]) for t in range(T)]
         return gh, dg, s, a
 
     partners = {t: sorted({u for (tt, u) in pairs if tt == t}) for t in range(T)}
-    # P(y_t | h) in closed form; where it is steep (a well-trained student) the h-domain is
-    # split by the argmax cones of E[ν_t | h], whose faces carry the steep layer (`steep[t]`)
-    labs = [label_given_h(model, factor, t, min_residual=LABEL_MIN_RESIDUAL_SPLIT) if acc.fast_labels
-            else None for t in range(T)]
-    # (the Sobol' tiers, K > MAX_SPLIT_K, integrate the steep P(y_t | h) as it is: QMC needs no
-    # smoothness for its accuracy, and pieces would multiply its points)
-    sobol_tier = model.K > MAX_SPLIT_K
-    steep = [lab is not None and not sobol_tier and label_given_h(model, factor, t, stein=False) is None
-             for t, lab in enumerate(labs)]
+    labs, steep = rules.labels_given_h(model, factor, acc)
 
     def label_parts(h, gh, dg, aw, w, t):
         """The label terms of task t given P(y_t=c|h) = p_c and ℓ̂_c = E[1{y_t=c} ℓ | h]
@@ -722,7 +832,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
         aw = [x * w[:, None] for x in a]
         out = [(aw[t].T @ a[u]).ravel() for t, u in pairs]
         out += [((s[t] * w[:, None]).T @ gh).ravel() for t in range(T)]
-        out += [[w @ logsumexp(gh @ V[t].T, axis=1)] for t in range(T)]
+        out += [[w @ logsumexp(gh @ V[t].T, 1, rules)] for t in range(T)]
         for t in range(T):
             if labs[t] is not None and not steep[t]:
                 out += label_parts(h, gh, dg, aw, w, t)
@@ -750,7 +860,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
             fast[t] = plain[pos:pos + size]
             pos += size
         elif labs[t] is not None:
-            mean_rows = _given_h(model, factor, model.rows_nu(t))[0] @ H   # E[ν_t | h] on the fields
+            mean_rows = _given_h(model, factor, model.rows_nu(t), rules=rules)[0] @ H   # E[ν_t | h] on the fields
 
             def fn_lab(h, w, t=t):
                 gh, dg, s, a = trunk(h)
@@ -758,11 +868,11 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
                 return np.concatenate(label_parts(h, gh, dg, aw, w, t)), None
             fast[t] = sum(h_integral(model, st, factor, acc, argmax_cone(mean_rows, c), H, fn_lab,
                                      reduce=True, node_part=node_part)[0] for c in range(model.classes[t]))
-    Eb_l = [np.zeros((K, K + M)) for _ in range(T)]
-    Eab = {(t, u): np.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
-    Ebb = {t: np.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
-    Eyg = [np.zeros((C, K)) for C in model.classes]        # E[1{y_t=c} g(h)]
-    Eyz = np.zeros(T)
+    Eb_l = [ar.zeros((K, K + M)) for _ in range(T)]
+    Eab = {(t, u): ar.zeros((K, K)) for t, u in pairs}    # Σ_c E[1{y_u=c} a_t b_ucᵀ]
+    Ebb = {t: ar.zeros((K, K)) for t in range(T)}          # Σ_c E[1{y_t=c} b_tc b_tcᵀ]
+    Eyg = [ar.zeros((C, K)) for C in model.classes]        # E[1{y_t=c} g(h)]
+    Eyz = ar.zeros(T)
 
     def add_ab_bb(plain, t):
         """Accumulate the Eab (one K×K block per partner) and Ebb blocks that lead a label-term
@@ -804,7 +914,7 @@ def _nonlinear_part(model: TheoryModel, st: State, factor, acc: Accuracy, node_p
     Ebb2 = {}
     for t, u in pairs:
         if t < u:
-            Ebb2[t, u] = _label_label_term(model, st, factor, acc, t, u, model.activation, node_part)
+            Ebb2[t, u] = rules.label_label(model, st, factor, acc, t, u, model.activation, node_part)
             Ebb2[u, t] = Ebb2[t, u].T
     return {"Eal": Ea_l, "Ebl": Eb_l, "Esg": Esg, "Eyg": Eyg, "Eaa": Eaa, "Eab": Eab, "Ebb": Ebb,
             "Ebb2": Ebb2, "Lse": Else, "Eyz": Eyz}

@@ -243,9 +243,9 @@ def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
 def _label_label_mp_and_double(K, classes, nodes):
     """(mp, double at `--accuracy high`) label–label term Ebb2₀₁ of two tanh tasks on shared
     inputs at the state t = 1 of the default solve."""
-    from mtsp.derive.codegen import load_mp_module, load_module
+    from mtsp.derive.codegen import load_module
     from mtsp.model import label_label_tasks
-    from mtsp.numeric.mp_nonlinear import _label_label_joint, _vec
+    from mtsp.numeric.independent_checks import _vec, label_label_joint
     from mtsp.numeric.mp_online import field_cov_mp
     from mtsp.derive import GENERATED
     from mtsp.numeric.solve import HIGH_ACCURACY, solve_online
@@ -261,9 +261,8 @@ def _label_label_mp_and_double(K, classes, nodes):
     with mpmath.workdps(20):
         smp = mp_state(st)
         C = field_cov_mp(model, smp)
-        acc = _label_label_joint(C, mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
-                                 _vec(model.rows_nu(b_)), smp.V, "tanh", load_mp_module(model).LABEL_LABEL_MP,
-                                 a_, b_, nodes)
+        acc = label_label_joint(C, mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
+                                _vec(model.rows_nu(b_)), smp.V, "tanh", a_, b_, nodes)
     mp_ = np.array((acc if a_ == 0 else acc.T).tolist(), dtype=float)
     return mp_, dbl
 
@@ -290,7 +289,7 @@ def _orthant_by_quad(mu, S):
     conditioning route, independent of Plackett's; of dimension 4 by mp.quad over u₀ of the
     3-dim orthant of (u₁, u₂, u₃) | u₀ by Plackett split (u₁ | u₂, u₃) rather than the (u₀, u₁ |
     u₂, u₃) of the 4-dim rule under test."""
-    from mtsp.numeric.mp_nonlinear import _JointOrthant
+    from mtsp.numeric.independent_checks import _JointOrthant
     from mtsp.numeric.mp_pointwise import cone2_probability
     S = mpmath.matrix(S)
     mu = [mpmath.mpf(m) for m in mu]
@@ -313,7 +312,7 @@ def test_joint_orthant_plackett_against_conditioning():
     Measured at dps 20: 3-dim 1.1e-19 (blocks 1 + 2), 1.5e-21 (2 + 1); 4-dim 1.3e-20; a
     near-singular S (smallest eigenvalue 1e-3, cross-block correlations near 1) 3.9e-18 by the
     graded rule (`_plackett_rule`: 12 pieces of 10 nodes; plain Gauss–Legendre: 3e-8 at 64 nodes)."""
-    from mtsp.numeric.mp_nonlinear import _JointOrthant
+    from mtsp.numeric.independent_checks import _JointOrthant
     rng = np.random.default_rng(7)
     with mpmath.workdps(20):
         for n, na, cols in ((3, 1, 3), (3, 2, 5), (4, 2, 5)):
@@ -760,7 +759,7 @@ def test_slab_cone_against_quadrature(m):
     1-d integral of a 3-dim orthant for two — against mp.quad of φ(η) P(u > 0 | η) over
     (−∞, b), broken where a mean crosses 0; a generic S and a near-singular one (a strong
     teacher: S ≈ 1e-4, the label steep in η).  Measured at dps 25: 4.8e-27 (m = 1); 4.3e-18
-    (m = 2: the level of Plackett's rule at 10 nodes per piece, `mp_nonlinear.PLACKETT_NODES`)."""
+    (m = 2: the level of Plackett's rule at 10 nodes per piece, `independent_checks.PLACKETT_NODES`)."""
     from mtsp.numeric.mp_errors import _SlabCone
     from mtsp.numeric.mp_pointwise import cone1_probability, cone2_probability
     rng = np.random.default_rng(11 + m)
@@ -798,7 +797,7 @@ def test_label_logits_by_one_dim_integrals():
     a teacher of norm 1, where that rule converges); and its own convergence at a strong
     teacher (norm 6), 96 against 192 nodes per half-line.  Measured at dps 20: 3.2e-23; 9.9e-24."""
     from mtsp.numeric.mp_errors import LABEL_LOGIT_NODES, _label_logits_mp
-    from mtsp.numeric.mp_nonlinear import _g, _labels_given, _probabilities, _vec
+    from mtsp.numeric.independent_checks import _g, _labels_given, _probabilities, _vec
     from mtsp.numeric.mp_online import field_cov_mp
     from mtsp.numeric.mp_quadrature import gauss_hermite_mp
     for norm in (1.0, 6.0):
