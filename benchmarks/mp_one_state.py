@@ -26,7 +26,7 @@ st = solve_online(su, times=[0.2], generated=GENERATED).state(0.2)
 with mpmath.workdps(20):
     sm = mp_state(st)
     t0 = time.perf_counter()
-    r = rhs_state_mp(model, sm, 24, processes=1)
+    r = rhs_state_mp(model, sm, 24, processes=1, generated=GENERATED)
     t_rhs = time.perf_counter() - t0
     C = field_cov_mp(model, sm)
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ import time
 
 import mpmath
 
+from mtsp.derive import GENERATED
 from mtsp.api import solve
 from mtsp.numeric.mp_solve import rhs_points
 from mtsp.setup import load_setup, setup_from_dict
@@ -48,7 +49,7 @@ def main():
             st = res.model.initial_state() if t == 0 else res.state(t)
             with mpmath.workdps(20):
                 t0 = time.perf_counter()
-                pts, rules, dim = rhs_points(res.model, st, a.nodes)
+                pts, rules, dim = rhs_points(res.model, st, a.nodes, generated=GENERATED)
                 secs = time.perf_counter() - t0
             print(f"{su.name[:34]:<34} {t:5g} {float(st.Q.diagonal().max()):9.3g} {OLD.get(su.name, ''):>9} "
                   f"{pts:9d} {rules:9d} {dim:4d} {secs:6.1f}", flush=True)

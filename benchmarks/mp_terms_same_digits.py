@@ -13,6 +13,7 @@ sys.path.insert(0, sys.argv[1] + "/benchmarks")
 import mpmath  # noqa: E402
 from mp_solve import setup  # noqa: E402
 
+from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
 from mtsp.numeric.mp_online import mp_state, rhs_state_mp, task_metrics_mp  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
@@ -26,11 +27,11 @@ for name, su, t, nodes in cases:
     if only and name not in only:
         continue
     model = theory_model(su)
-    st = solve_online(su, times=[t]).state(t)
+    st = solve_online(su, times=[t], generated=GENERATED).state(t)
     with mpmath.workdps(20):
         sm = mp_state(st)
         t0 = time.perf_counter()
-        dQ, dR, dV, loss, terms = rhs_state_mp(model, sm, nodes, processes=1)
+        dQ, dR, dV, loss, terms = rhs_state_mp(model, sm, nodes, processes=1, generated=GENERATED)
         dt = time.perf_counter() - t0
         for k in sorted(terms):
             v = terms[k]

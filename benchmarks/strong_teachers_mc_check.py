@@ -185,7 +185,7 @@ def main():
     dQ, dR, dV, _ = mod.rhs_state(model, st, acc)
     t0 = time.perf_counter()
     with mpmath.workdps(args.dps):
-        dQm, dRm, dVm, _, terms_m = rhs_state_mp(model, mp_state(st), args.mp_nodes, processes=1)
+        dQm, dRm, dVm, _, terms_m = rhs_state_mp(model, mp_state(st), args.mp_nodes, processes=1, generated=GENERATED)
     dQm, dRm, dVm = f64(dQm), f64(dRm), f64(dVm)
     terms_d = mod.integrals(model, st, acc)
     print(f"mp right-hand side: dps {args.dps}, nodes {args.mp_nodes or 'default'}, "

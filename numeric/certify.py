@@ -144,7 +144,6 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
                                                       generated=generated)
     model, traj = res.model, res.trajectory
     rhs = generated_module(generated, model, setup.name).rhs
-    generated_module(generated, model, setup.name, "mpmath")   # (read by mp_online from derive's cache)
 
     def f(y):
         return rhs(model, y, acc)
@@ -161,7 +160,8 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
         for j, t in enumerate(sample_t):
             r0 = _time.perf_counter()
             y = traj(t)
-            dQ, dR, dV, _, _ = rhs_state_mp(model, mp_state(model.unpack(y)), nodes, processes=processes)
+            dQ, dR, dV, _, _ = rhs_state_mp(model, mp_state(model.unpack(y)), nodes, processes=processes,
+                                          generated=generated)
             fm = np.array([float(v) for v in pack_mp(model, dQ, dR, dV)])
             dq.append(f(y) - fm)
             note(0.6 * (j + 1) / states, f"mp right-hand side at t = {t:g}: {_time.perf_counter() - r0:.1f} s")

@@ -105,7 +105,6 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     t0 = _time.perf_counter()
     res = solve_online(setup, acc, times=[t_last], processes=processes, generated=generated)
     mod = generated_module(generated, model, setup.name)
-    generated_module(generated, model, setup.name, "mpmath")   # (read by mp_online from derive's cache)
     worst: dict = {}
     def tell(part, text):
         if progress is not None:
@@ -118,7 +117,8 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
         dQ, dR, dV, loss = mod.rhs_state(model, st, acc)
         with mpmath.workdps(dps):
             t1 = _time.perf_counter()
-            dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes, processes=processes)
+            dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes, processes=processes,
+                                                          generated=generated)
             tell(0.5 if errors else 1.0, f"mp right-hand side {_time.perf_counter() - t1:.1f} s")
             diffs = {"dQ": _rel(dQ, dQm), "dR": _rel(dR, dRm), "test_loss": _rel(loss, lossm)}
             for k, (a, b) in enumerate(zip(dV, dVm)):

@@ -23,7 +23,7 @@ import mpmath
 import numpy as np
 
 from .cone import MP
-from .engine import assemble_mp, closed_terms_mp, flatten_terms
+from .engine import assemble_mp, closed_terms_mp, flatten_terms, generated_module
 from mtsp.errors import ReachError
 
 from .independent_checks import agreement_by_route
@@ -201,11 +201,8 @@ def linear_terms_mp(model: TheoryModel, st: MpState, F, nodes=None, cov=None, pr
 
 def _gen_mp(model: TheoryModel, generated):
     """The generated mp module of the model's structure from derive's modules ``generated``
-    (`mtsp.derive.GENERATED`, or anything with ``mpmath(model)``); None: derive's cache."""
-    if generated is None:
-        from mtsp.derive.codegen import load_mp_module   # (callers that pass ``generated`` avoid it)
-        return load_mp_module(model)
-    return generated.mpmath(model)
+    (`mtsp.derive.GENERATED`, or anything with ``mpmath(model, name)``; `engine.generated_module`)."""
+    return generated_module(generated, model, "", "mpmath")
 
 
 def integrals_mp(model: TheoryModel, st: MpState, nodes=None, closed: bool = True, processes: int = 1,

@@ -49,7 +49,7 @@ def mp_controller(rtol: float = 1e-10, atol: float = 1e-10, h0: float = 0.05) ->
                           initial_step=h0)
 
 
-def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1) -> tuple[int, int, int]:
+def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1, *, generated) -> tuple[int, int, int]:
     """(product-rule points, integrals, dimension of the largest) of the mp right-hand side at
     `state` (a `State`), measured: the tally of the executor it runs on (`workers.mp_executor`),
     n^d points per integral of d integrated dimensions.  The count depends on the state, not only
@@ -60,7 +60,7 @@ def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1) -> tu
     was off both ways (12864 announced, 144–800 run for examples/strong_teachers_tanh.toml).  The
     Plackett nodes inside the label–label integrands of C = 3 tasks are work per point, not points."""
     ex = mp_executor(processes)
-    rhs_state_mp(model, mp_state(state), nodes, processes=ex)
+    rhs_state_mp(model, mp_state(state), nodes, processes=ex, generated=generated)
     return ex.points, ex.rules, ex.largest
 
 
@@ -91,9 +91,7 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
     mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
     processes = check_processes(processes)
     model = theory_model(setup)
-    # the mp module of the structure, derived through the caller's `generated` (the mp right-hand
-    # side and errors below read it from derive's cache until they take it as an argument)
-    generated_module(generated, model, setup.name, "mpmath")
+    generated_module(generated, model, setup.name, "mpmath")   # refused here, before any work, without one
     if not model.linear:
         from .mp_errors import check_errors_mp
         from .mp_nonlinear import check_nonlinear_mp
@@ -115,7 +113,7 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
             nfev[0] += 1
             r0 = _time.perf_counter()
             ex = mp_executor(processes)   # its tally: this right-hand side's points (they grow with Q)
-            dQ, dR, dV, _, _ = rhs_state_mp(model, unpack_mp(model, y), nodes, processes=ex)
+            dQ, dR, dV, _, _ = rhs_state_mp(model, unpack_mp(model, y), nodes, processes=ex, generated=generated)
             secs = _time.perf_counter() - r0
             pts = f"{ex.points}" if ex.points < 10 ** 6 else f"{ex.points:.3g}"
             size = f"{pts} quadrature points in {ex.rules} integrals (largest {ex.largest}-dim)"

@@ -1,5 +1,6 @@
 """The command-line paths of the high-precision tools: solve --precision mp / --accuracy high, check."""
 import json
+import re
 
 from mtsp.cli import main
 
@@ -89,8 +90,9 @@ def test_mp_nodes_option_and_cost_notes(tmp_path, capsys):
     """--mp-nodes reaches the mp back-end (fewer nodes: a different, coarser value) and is refused
     without --precision mp; the mp solve announces the quadrature points of each right-hand side as
     measured (`rhs_points`: the executor's tally), which grow where Q is large (the wide-logit
-    pieces of a linear trunk: measured 17 points at the start, 24 at t = 20 with teacher norm 4;
-    the test takes 2.7 s)."""
+    pieces of a linear trunk; the first right-hand side also integrates the teacher-only moments,
+    cached afterwards: measured 18 points in 4 integrals, then 16 in 2; at t = 0.2 16 points, at
+    t = 20 with teacher norm 4 more; the test takes 3 s)."""
     import mpmath
 
     from mtsp.derive import GENERATED
@@ -107,19 +109,27 @@ def test_mp_nodes_option_and_cost_notes(tmp_path, capsys):
 
         def __call__(self, fraction, note=None):
             notes.append(note)
-    res = solve_online_mp(setup, dps=15, nodes=8, progress=Recorder(), generated=GENERATED)
+    solve_online_mp(setup, dps=15, nodes=8, progress=Recorder(), generated=GENERATED)
+    # the first right-hand side also integrates the teacher-only moments (cached afterwards)
+    one = re.fullmatch(r"mp: right-hand side 1: (\d+) quadrature points in (\d+) integrals \(largest 1-dim\).*",
+                       notes[1])
+    later = [re.fullmatch(r"right-hand side 7: .*, (\d+) quadrature points in (\d+) integrals \(largest 1-dim\).*", n)
+             for n in notes if n and n.startswith("right-hand side 7:")]
+    assert one and later and later[0]
+    # a C = 2 task: integrals of at most one dimension, 8 points each (1 for a 0-dim one)
+    for m in (one, later[0]):
+        pts, rules = int(m.group(1)), int(m.group(2))
+        assert rules <= pts <= 8 * rules
+    assert int(one.group(1)) > int(later[0].group(1))
+    from mtsp.api import solve
     with mpmath.workdps(15):
-        first = rhs_points(res.model, res.model.initial_state(), 8)
-        # a C = 2 task: integrals of at most one dimension, 8 points each (1 for a 0-dim one)
+        early = solve(setup, processes=1)
+        first = rhs_points(early.model, early.state(0.2), 8, generated=GENERATED)
         assert first[2] == 1 and first[1] <= first[0] <= 8 * first[1]
-        assert notes[1].startswith(f"mp: right-hand side 1: {first[0]} quadrature points in {first[1]} integrals "
-                                   "(largest 1-dim)")
-        assert any(n and n.startswith("right-hand side 7:") for n in notes)
         # a late state of a strong teacher: the logits spread wide, the integrals split into their argmax cones
-        from mtsp.api import solve
         strong = setup.replace(**{"teacher.norm": 4.0, "training.times": [20.0]})
         late = solve(strong, processes=1)
-        assert rhs_points(late.model, late.state(20.0), 8)[0] > first[0]
+        assert rhs_points(late.model, late.state(20.0), 8, generated=GENERATED)[0] > first[0]
 
 
 def test_check_trajectory_prints_certified_decimals(tmp_path, capsys):

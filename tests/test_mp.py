@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from mtsp.numeric.model import State, theory_model
+from mtsp.derive import GENERATED
 from mtsp.numeric.mp_online import mp_state, rhs_state_mp
 from mtsp.numeric.mp_quadrature import cone_expectation_mp, mp_factor, orthant_probability_mp
 from mtsp.numeric.online import Accuracy
@@ -140,7 +141,7 @@ def test_rhs_double_vs_mp_two_task_shared():
     model = theory_model(_two_task(2))
     st = _state(model)
     dQ, dR, dV, loss = load_module(model).rhs_state(model, st, Accuracy())
-    dQm, dRm, dVm, lossm, _ = rhs_state_mp(model, mp_state(st), nodes=32)
+    dQm, dRm, dVm, lossm, _ = rhs_state_mp(model, mp_state(st), nodes=32, generated=GENERATED)
     f = lambda m: np.array(m.tolist(), dtype=float)  # noqa: E731
     err = max(np.abs(f(dQm) - dQ).max(), np.abs(f(dRm) - dR).max(),
               max(np.abs(f(a) - b).max() for a, b in zip(dVm, dV)),
@@ -247,7 +248,6 @@ def _label_label_mp_and_double(K, classes, nodes):
     from mtsp.model import label_label_tasks
     from mtsp.numeric.independent_checks import _vec, label_label_joint
     from mtsp.numeric.mp_online import field_cov_mp
-    from mtsp.derive import GENERATED
     from mtsp.numeric.solve import HIGH_ACCURACY, solve_online
     su = setup_from_dict({
         "tasks": [{"name": "A", "classes": classes[0], "noise": 0.5}, {"name": "B", "classes": classes[1]}],
@@ -439,7 +439,6 @@ def _solve_double_and_mp(classes, hidden, activation):
     """Max |double − mp| of gen_error and of test_loss: two tasks on shared inputs (noise 0.5 and
     1.0, alignment 0.9, σ₀ 0.3, lr 0.5, t ≤ 0.2), default double solve against
     `solve_online_mp(dps=20, nodes=16)` (benchmarks/mp_solve.py's setup)."""
-    from mtsp.derive import GENERATED
     from mtsp.numeric.mp_solve import solve_online_mp
     from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({
@@ -487,7 +486,7 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     assert [r.wide for r in routes if r.kind == "self"] == [(0,), (1,)]   # the routes both back-ends take
     with mpmath.workdps(30):
         ms = mp_state(st)
-        dQm, dRm, _, _, terms_m = rhs_state_mp(model, ms)
+        dQm, dRm, _, _, terms_m = rhs_state_mp(model, ms, generated=GENERATED)
     f = lambda x: np.array(x.tolist(), dtype=float) if isinstance(x, mpmath.matrix) else float(x)  # noqa: E731
     for k in terms_m:
         if k in terms_d:
