@@ -37,7 +37,7 @@ from .replica import (
 __all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
-MAX_JOINT_LABEL_DIMS = 3   # coupled tasks on shared inputs: Σ_t (C_t − 1) (`replica._joint_labels`)
+MAX_JOINT_LABEL_DIMS = 4   # coupled tasks on shared inputs: Σ_t (C_t − 1) (the ω rule of `ReplicaAccuracy` ends at 4)
 MAX_CLASSES = 5   # C = 5: minutes per point (4-dim rule, nested Genz orthants); C = 6 is out of reach
 
 
@@ -123,8 +123,24 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
                          f"dimensions; the replica engine integrates at most {MAX_JOINT_LABEL_DIMS} "
                          f"(two or three two-class tasks); use separate inputs, coupling 0 or `mtsp simulate`")
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
-    fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=tr.inputs == "shared")
+    shared = tr.inputs == "shared"
+    if x0 is None and shared and sum(ch.d for ch in channels) >= JOINT_COARSE_FROM:
+        x0 = joint_coarse_start(channels, Lam, G, acc)
+    fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=shared)
     return model, channels, [(list(range(T)), fp)]
+
+
+JOINT_COARSE_FROM = 4   # joint channels of this field dimension start from `joint_coarse_start`
+
+
+def joint_coarse_start(channels, Lam, G, acc: ReplicaAccuracy):
+    """(Q, M, V) of the joint loss channel of coupled tasks on shared inputs solved on a coarse rule
+    (`JOINT_COARSE`: about half the nodes per axis of the default, to a residual of 1e-6): the start
+    of the full solve, which then needs a few iterations on its own rule instead of all of them
+    (each costs seconds at Σ_t (C_t − 1) = 4: 20⁴ nodes × 9 joint labels)."""
+    coarse = JOINT_COARSE if acc.tol < JOINT_COARSE.tol else acc
+    fp = solve_fixed_point(channels, Lam, G, coarse, None, shared=True)
+    return fp.Q, fp.M, fp.V
 
 
 def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None,
@@ -147,6 +163,10 @@ def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | 
             tasks[model.names[t]] = {key: [float(v)] for key, v in pred.items()}
     return {"tasks": tasks, "stats": stats, "fixed_points": parts}
 
+
+JOINT_COARSE = ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6, 1.6), layer_fraction=0.8,
+                               field_spacing=(None, 1.0, 1.0, 1.2, 1.8), max_nodes=(None, 801, 201, 61, 13),
+                               tol=1e-6)
 
 SEPARABLE_TRAIN_ERROR = 1e-9   # a train_error below this at the fixed point: separable training data
 
