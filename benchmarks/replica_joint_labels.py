@@ -1,6 +1,6 @@
 """Replica engine vs exact ERM minimisers for coupled tasks on shared inputs whose joint label has
-Σ_t (C_t − 1) ≥ 4 dimensions (two three-class tasks; four two-class tasks) or goes through the
-latent-factor joint label (`numeric.replica.latent_joint_labels`; three two-class tasks).
+Σ_t (C_t − 1) = 4 dimensions (two three-class tasks; four two-class tasks; Plackett's identity,
+`numeric.replica.plackett_joint_labels`), and one three-task case (three two-class tasks, 3 dims).
 
 Per setup: the replica prediction (`numeric.erm.solve_erm`; its time, iterations, residual, nodes
 per axis; at μ = 0 also the joint channel forced, `solve_fixed_point(..., shared=True)`, which
