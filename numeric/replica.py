@@ -444,15 +444,18 @@ def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
     (`itertools.product` order): the reduced label fields ν = blockdiag(L_t) u + (σ_t ξ_t) given
     u ~ N(a, V⁰) (all tasks' teacher coordinates, V⁰ the joint residual) are N(L a, S), and y is
     the orthant blockdiag(D_{y_t} E_tᵀ) ν > 0 of dimension D = Σ_t (C_t − 1) (closed form or Genz,
-    D ≤ 3).  Returns p (n × Π C_t) and grads (Π C_t, n, Σ r_t)."""
+    D ≤ 3; D = 4 by Plackett's identity, `plackett_joint_labels`).  Returns p (n × Π C_t) and
+    grads (Π C_t, n, Σ r_t)."""
     from itertools import product
 
     from scipy.linalg import block_diag
     D = sum(ch.d for ch in chans)
-    if D > 3:
+    if D == 4:
+        return plackett_joint_labels(chans, a, V0)
+    if D > 4:
         raise ReachError("tasks", f"coupled tasks on shared inputs: the joint label of the tasks is an "
                                   f"orthant of Σ_t (C_t − 1) = {D} dimensions; the replica engine "
-                                  f"integrates at most 3 (e.g. two tasks of C = 2, or three of C = 2)")
+                                  f"integrates at most 4 (e.g. two tasks of C = 3, or four of C = 2)")
     Lb = block_diag(*[ch.L for ch in chans])
     S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
     Es = [reduced_basis(ch.C) for ch in chans]
@@ -517,6 +520,170 @@ def _binary_joint_labels(chans, Es, Lb, S, a, labels):
                 p[:, k] += (-1) ** size * pk
                 grads[k] += (-1) ** size * gk
     return p, grads
+
+
+# ---- joint labels of Σ_t (C_t − 1) = 4 dims: Plackett's identity from the product of two groups ----
+
+
+def label_groups(dims: list) -> int:
+    """The number of leading tasks in the first of the two groups of `plackett_joint_labels`: the
+    prefix whose field dimension is closest to half of Σ dims (two three-class tasks: 1 | 1; four
+    two-class tasks: 2 | 2)."""
+    D = sum(dims)
+    return min(range(1, len(dims)), key=lambda j: (abs(2 * sum(dims[:j]) - D), j))
+
+
+def _group_label_probabilities(chans, Es, mean, R):
+    """P(y_G) and ∇_mean P for every joint label y_G of the tasks ``chans`` (`itertools.product`
+    order) whose stacked reduced label fields are N(mean, R) (rows of ``mean``, one R): the
+    orthants blockdiag(D_{y_t} E_tᵀ) ν > 0 (`orthant_with_mean`), the last label by complement.
+    Returns p (n × L) and grads (n × L × dim)."""
+    from itertools import product
+
+    from scipy.linalg import block_diag
+    labels = list(product(*[range(ch.C) for ch in chans]))
+    n, dim = mean.shape
+    p = np.empty((n, len(labels)))
+    g = np.empty((n, len(labels), dim))
+    for k, y in enumerate(labels):
+        if k == len(labels) - 1:
+            p[:, k] = 1.0 - p[:, :k].sum(axis=1)
+            g[:, k] = -g[:, :k].sum(axis=1)
+            break
+        Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
+        Su = Dy @ R @ Dy.T
+        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
+            raise ReachError(
+                "teacher", "the tasks' labels given the student fields are degenerate (clean labels from "
+                "teachers of rank below C − 1); the replica engine needs noise > 0 there")
+        pk, v = orthant_with_mean(mean @ Dy.T, Su, stein=True)
+        p[:, k] = pk
+        g[:, k] = v @ Dy
+    return p, g
+
+PLACKETT_TOL = 1e-10             # |P_n − P_2n| on the probe rows that fixes the t-rule of `plackett_orthant4`
+PLACKETT_NODES = (8, 16, 32, 64, 128)   # Gauss–Legendre nodes in t tried in turn
+
+
+def _plackett_terms(mu, S, off, t, pairs):
+    """Σ_{(i,j)} S_ij φ_ij(0, 0) P(x_rest > 0 | x_i = x_j = 0) along S(t) = S − (1 − t) off (one t),
+    and its gradient in μ (n × 4), for x ~ N(μ, S(t)) (`plackett_orthant4`)."""
+    St = S - (1.0 - t) * off
+    val = np.zeros(len(mu))
+    grad = np.zeros_like(mu)
+    for i, j in pairs:
+        pr = [i, j]
+        rest = [k for k in range(4) if k not in pr]
+        Spp = St[np.ix_(pr, pr)]
+        Sinv = np.linalg.inv(Spp)
+        K = St[np.ix_(rest, pr)] @ Sinv
+        Cr = St[np.ix_(rest, rest)] - K @ St[np.ix_(pr, rest)]
+        mp = mu[:, pr]
+        quad_form = np.einsum("ni,ij,nj->n", mp, Sinv, mp)
+        dens = np.exp(-0.5 * quad_form) / (2.0 * np.pi * np.sqrt(np.linalg.det(Spp)))
+        pc, v = _cone_probability(mu[:, rest] - mp @ K.T, Cr, stein=True)
+        c = S[i, j] * dens
+        val += c * pc
+        grad[:, pr] += c[:, None] * (-(mp @ Sinv) * pc[:, None] - v @ K)
+        grad[:, rest] += c[:, None] * v
+    return val, grad
+
+
+def plackett_orthant4(mu: np.ndarray, S: np.ndarray, na: int = 2, tol: float = PLACKETT_TOL):
+    """P(x > 0) for x ~ N(μ, S) of dimension 4 (rows of μ, one S) and ∇_μ P, from the product of the
+    orthants of the groups (x₀…x_{na−1}) and (the rest) — closed form, dimension ≤ 2 each — by
+    Plackett's identity ∂P/∂S_ij = ∂²P/∂μ_i∂μ_j = φ_ij(0, 0) · P(x_rest > 0 | x_i = x_j = 0)
+    (i ≠ j; the rest a 2-dim orthant, closed form) integrated along S(t) = blockdiag(S_aa, S_bb) +
+    t S_ab (t from 0 to 1):
+
+        P = P_a P_b + ∫₀¹ Σ_{i ∈ a, j ∈ b} S_ij φ_ij(0, 0; t) P(x_rest > 0 | x_i = x_j = 0; t) dt,
+
+    ∇_μ P the same integral of the integrand's gradient (φ_ij's and the 2-dim orthant's Stein
+    vector).  The t-integral is Gauss–Legendre with the first of PLACKETT_NODES nodes whose change
+    against twice as many is below ``tol`` on probe rows (μ = 0 and every ⌈n/64⌉-th row);
+    ReplicaError with that change when none is."""
+    S = 0.5 * (S + S.T)
+    a, b = list(range(na)), list(range(na, 4))
+    off = np.zeros_like(S)
+    off[np.ix_(a, b)] = S[np.ix_(a, b)]
+    off = off + off.T
+    base = S - off
+    pairs = [(i, j) for i in a for j in b if S[i, j] != 0.0]
+    pa, va = _cone_probability(mu[:, a], base[np.ix_(a, a)], stein=True)
+    pb, vb = _cone_probability(mu[:, b], base[np.ix_(b, b)], stein=True)
+    P = pa * pb
+    G = np.concatenate([va * pb[:, None], vb * pa[:, None]], axis=1)
+    if not pairs:
+        return P, G
+
+    def integral(rows, n):
+        x, w = np.polynomial.legendre.leggauss(n)
+        val, grad = np.zeros(len(rows)), np.zeros_like(rows)
+        for tk, wk in zip(0.5 * (x + 1.0), 0.5 * w):
+            v, g = _plackett_terms(rows, S, off, tk, pairs)
+            val += wk * v
+            grad += wk * g
+        return val, grad
+
+    probe = np.concatenate([np.zeros((1, 4)), mu[::max(1, -(-len(mu) // 64))]])
+    change = np.inf
+    for n in PLACKETT_NODES:
+        v1, g1 = integral(probe, n)
+        v2, g2 = integral(probe, 2 * n)
+        change = max(np.abs(v1 - v2).max(), np.abs(g1 - g2).max())
+        if change < tol:
+            dv, dg = integral(mu, n)
+            return P + dv, G + dg
+    raise ReplicaError("replica", f"Plackett's t-integral of a 4-dim orthant: {2 * PLACKETT_NODES[-1]} "
+                       f"Gauss–Legendre nodes still change P by {change:.2e} > {tol:.0e}", residual=float(change))
+
+
+def plackett_joint_labels(chans: list, a: np.ndarray, V0: np.ndarray, tol: float = PLACKETT_TOL):
+    """P(y | a) and ∇_a P for every joint label y = (y_1, …, y_T) of tasks sharing the sample whose
+    reduced label fields have Σ_t (C_t − 1) = 4 dimensions (`itertools.product` order, as
+    `_joint_labels`; two three-class tasks, or four two-class tasks).  The tasks are cut into two
+    groups of 2 dimensions (`label_groups`); the table P(y_a, y_b) has the groups' own label
+    probabilities (closed form, `_group_label_probabilities`) as its margins, so only the
+    (L_a − 1)(L_b − 1) entries with y_a, y_b below the last label are 4-dim orthants
+    (`plackett_orthant4`), the others follow from the margins; gradients likewise.
+    Returns p (n × Π C_t) and grads (Π C_t, n, Σ r_t)."""
+    from itertools import product
+
+    from scipy.linalg import block_diag
+    dims = [ch.d for ch in chans]
+    if sum(dims) != 4:
+        raise ReachError("tasks", f"plackett_joint_labels: the joint label fields have {sum(dims)} "
+                                  f"dimensions, not 4")
+    j = label_groups(dims)
+    na = sum(dims[:j])
+    Lb = block_diag(*[ch.L for ch in chans])
+    S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
+    Es = [reduced_basis(ch.C) for ch in chans]
+    m = a @ Lb.T
+    n = len(a)
+    ca, cb = chans[:j], chans[j:]
+    pa, ga = _group_label_probabilities(ca, Es[:j], m[:, :na], S[:na, :na])
+    pb, gb = _group_label_probabilities(cb, Es[j:], m[:, na:], S[na:, na:])
+    La, Lbl = pa.shape[1], pb.shape[1]
+    p = np.empty((n, La, Lbl))
+    g = np.empty((n, La, Lbl, 4))
+    labels_a = list(product(*[range(ch.C) for ch in ca]))
+    labels_b = list(product(*[range(ch.C) for ch in cb]))
+    for ia in range(La - 1):
+        for ib in range(Lbl - 1):
+            y = labels_a[ia] + labels_b[ib]
+            Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
+            pk, v = plackett_orthant4(m @ Dy.T, Dy @ S @ Dy.T, na, tol)
+            p[:, ia, ib] = pk
+            g[:, ia, ib] = v @ Dy
+    gpa = np.concatenate([ga, np.zeros((n, La, 4 - na))], axis=2)
+    gpb = np.concatenate([np.zeros((n, Lbl, na)), gb], axis=2)
+    p[:, :-1, -1] = pa[:, :-1] - p[:, :-1, :-1].sum(axis=2)
+    g[:, :-1, -1] = gpa[:, :-1] - g[:, :-1, :-1].sum(axis=2)
+    p[:, -1, :] = pb - p[:, :-1, :].sum(axis=1)
+    g[:, -1, :] = gpb - g[:, :-1, :].sum(axis=1)
+    grads = (g.reshape(n, La * Lbl, 4) @ Lb).transpose(1, 0, 2)
+    return p.reshape(n, La * Lbl), np.ascontiguousarray(grads)
 
 
 def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
