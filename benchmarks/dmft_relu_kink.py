@@ -5,10 +5,15 @@ tasks of `dmft_trunks_nonlinear.py` (`relu_related`):
            force is the engine's implicit kink `trunk._implicit_kink` with c = γ h η/α — the
            algorithm whose N → ∞ limit the engine's default solves — at several h, against the
            RK4 gradient flow of `mtsp.validate.simulate` (same seeds);
-    dmft   the engine on the same uniform grid (kink "implicit" with γ, or "difference").
+           (--force attracting: the force of kink "crossing"; jump: plain explicit Euler);
+    dmft   the engine on the same uniform grid (kink "implicit" with γ, "crossing", "difference",
+           or "difference-attracting": the finite-difference response of the "crossing" force);
+    baseline  one single-task baseline on the default grid against the stored simulation.
+    --single A: prox and dmft on task A's single-task baseline.
 
     PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py prox --h 0.2,0.1,0.05 --gamma 1 --seeds 4
     PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py dmft --h 0.2 --gamma 1 --kink implicit
+    PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py baseline --case sep_relu_related --task A --kink crossing --gamma 4 --paths 4000 --response 2000 --batches 4 --dt 0.2
 """
 from __future__ import annotations
 
@@ -21,15 +26,30 @@ from dmft_trunks_nonlinear import CASES
 from mtsp.setup import setup_from_dict
 
 
-def _setup(case, times):
+def _setup(case, times, task=None):
+    """The case's setup at `times`; with `task` (a name) that task's single-task baseline."""
     d = dict(CASES[case])
     d["training"] = dict(d["training"], times=times)
-    return setup_from_dict(d)
+    s = setup_from_dict(d)
+    return s if task is None else s.single([t.name for t in s.tasks].index(task))
 
 
-def prox(case, hs, times, gamma, N, seeds):
+def _relu_force(h, b, c, force):
+    """relu's per-sample force with the kink over c: "both" the implicit kink of the engine's
+    default (`trunk._implicit_kink`), "attracting" its ramp only where b > 0 and the plain jump
+    where b < 0 (the force of kink "crossing", `trunk._attracting_ramp`), "jump" g′(h) b."""
+    xp = torch if isinstance(h, torch.Tensor) else np
+    pos = (h > 0) * 1.0
+    if force == "jump":
+        return pos * b
+    if force == "both":
+        return xp.sign(b) * xp.minimum(xp.clip(h, 0, None) / c, xp.abs(b))
+    return xp.where((h > 0) & (h < c * b), h / c, pos * b)
+
+
+def prox(case, hs, times, gamma, N, seeds, task=None, force="both"):
     from mtsp.validate import simulate as simmod
-    s = _setup(case, times)
+    s = _setup(case, times, task)
     tr = s.training
     alpha = (sum(float(t.alpha) for t in s.tasks) if tr.inputs == "separate" else float(tr.alpha))
     c = {"c": None}
@@ -42,7 +62,7 @@ def prox(case, hs, times, gamma, N, seeds):
         b = torch.matmul(E.unsqueeze(-2), V.unsqueeze(1)).sum(dim=(-3, -2))
         if c["c"] is None:
             return self.gp(h) * b, E, a
-        return torch.sign(b) * torch.minimum(torch.clamp(h, min=0) / c["c"], b.abs()), E, a
+        return _relu_force(h, b, c["c"], force), E, a
     original = simmod._Model.backward
     simmod._Model.backward = backward
     try:
@@ -51,7 +71,7 @@ def prox(case, hs, times, gamma, N, seeds):
             c["c"] = cc
             r = simmod.simulate(s, N=N, seeds=seeds, dtype=torch.float32, dt=h, method=method)
             r = r.to_json_dict()["tasks"]
-            label = "gradient flow (RK4, step 0.2)" if cc is None else f"prox-Euler h {h:g}, γ {gamma:g}"
+            label = "gradient flow (RK4, step 0.2)" if cc is None else f"{force}-Euler h {h:g}, γ {gamma:g}"
             print(f"sim N {N} {seeds} seeds  {label:32s} " + "  ".join(
                 f"{k}: " + " ".join(f"{g:.4f}±{e:.4f}" for g, e in zip(v["gen_error"], v["gen_error_se"]))
                 for k, v in r.items()), flush=True)
@@ -59,13 +79,17 @@ def prox(case, hs, times, gamma, N, seeds):
         simmod._Model.backward = original
 
 
-def dmft(case, hs, times, gamma, kink, paths, response, batches):
+def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None):
+    """The engine on a uniform grid; kink "difference-attracting": the finite-difference response
+    (`response.FiniteDifferenceResponse`) of the force of kink "crossing" (`_relu_force`
+    "attracting"), i.e. the exact response of the discrete dynamics that "crossing" linearises."""
     from mtsp.numeric.dmft.engine import run_dmft
     from mtsp.numeric.dmft.solve import trunk_loss
     from mtsp.numeric.metrics import task_metrics
     from mtsp.numeric.model import State, theory_model
     from mtsp.numeric.online import Accuracy
-    s = _setup(case, times)
+    from mtsp.numeric.dmft.trunk import Trunk
+    s = _setup(case, times, task)
     loss, alpha = trunk_loss(s)
     gram = np.asarray(s.gram(), float)
     Tp = np.linalg.pinv(gram, hermitian=True)
@@ -73,11 +97,22 @@ def dmft(case, hs, times, gamma, kink, paths, response, batches):
     for h in hs:
         K = int(round(max(times) / h))
         out = []
+        use, kk = loss, kink
+        if kink == "difference-attracting":
+            c = gamma * h * float(s.training.lr) / alpha
+
+            class Attracting(Trunk):
+                def grad(self, hh, data, state):
+                    a = self.act(hh)[0]
+                    b = sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
+                    return _relu_force(hh, b, c, "attracting")
+            use, kk = Attracting(loss.classes, loss.noise, loss.weights, loss.heads0, loss.head_lr,
+                                 "relu", loss.share.tolist() if loss.separate else None), "difference"
         for b in range(batches):
-            tr = run_dmft(loss, gram, lr=float(s.training.lr), weight_decay=float(s.training.weight_decay),
+            tr = run_dmft(use, gram, lr=float(s.training.lr), weight_decay=float(s.training.weight_decay),
                           alpha=alpha, init_scale=float(s.student.init_scale), steps=np.full(K, h),
                           n_paths=paths, n_response=response, rng=np.random.default_rng([9, b]),
-                          kink=kink, kink_relax=gamma, kink_step=0.01)
+                          kink=kk, kink_relax=gamma, kink_step=0.01)
             row = []
             for t in times:
                 k = int(round(t / h))
@@ -92,9 +127,40 @@ def dmft(case, hs, times, gamma, kink, paths, response, batches):
             for j, t in enumerate(s.tasks)), flush=True)
 
 
+def baseline(case, task, kink, gamma, paths, response, batches, dt):
+    """One single-task baseline of `case` (the cheapest run that showed the late runaway) against
+    the stored simulation's single-task run: gen_error at its times and best_gen_error (± SE)."""
+    import json
+    import os
+    import time
+    from mtsp.numeric.dmft.solve import DmftOptions, solve_dmft
+    d = dict(CASES[case])
+    s = setup_from_dict(d)
+    k = [t.name for t in s.tasks].index(task)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sims = [f for f in os.listdir(os.path.join(here, "results"))
+            if f.startswith(f"sim_full_batch_{case}_N1000_S")]
+    sim = json.load(open(os.path.join(here, "results", sims[0])))["single"][task]
+    t0 = time.perf_counter()
+    r = solve_dmft(s.single(k), DmftOptions(dt=dt, n_paths=paths, n_response=response,
+                                            batches=batches, kink=kink, kink_relax=gamma, relu=True))
+    r = r.tasks[task]
+    print(f"dmft {case} single {task} {kink} γ {gamma:g} dt {dt} ({batches} x {paths}, {response} response, "
+          f"{time.perf_counter() - t0:.0f} s)  " + " ".join(f"{g:.4f}" for g in r["gen_error"])
+          + "  (± " + " ".join(f"{e:.4f}" for e in r["gen_error_se"]) + f")  best {r['best_gen_error']:.4f} ± "
+          f"{r['best_gen_error_se']:.4f} at {r['best_gen_error_time']:.1f}", flush=True)
+    print(f"sim  {sims[0]} single {task}  " + " ".join(f"{g:.4f}" for g in sim["gen_error"])
+          + "  (± " + " ".join(f"{e:.4f}" for e in sim["gen_error_se"]) + f")  best {sim['best_gen_error']:.4f}",
+          flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=("prox", "dmft"))
+    ap.add_argument("stage", choices=("prox", "dmft", "baseline"))
+    ap.add_argument("--task", default="A", help="baseline: the task whose single-task run is solved")
+    ap.add_argument("--single", default=None, help="prox, dmft: solve this task's single-task baseline")
+    ap.add_argument("--force", default="both", choices=("both", "attracting", "jump"))
+    ap.add_argument("--dt", type=float, default=0.2)
     ap.add_argument("--case", default="relu_related")
     ap.add_argument("--h", default="0.2")
     ap.add_argument("--times", default="1,3,10")
@@ -108,10 +174,12 @@ def main():
     a = ap.parse_args()
     hs = [float(x) for x in a.h.split(",")]
     times = [float(x) for x in a.times.split(",")]
-    if a.stage == "prox":
-        prox(a.case, hs, times, a.gamma, a.N, a.seeds)
+    if a.stage == "baseline":
+        baseline(a.case, a.task, a.kink, a.gamma, a.paths, a.response, a.batches, a.dt)
+    elif a.stage == "prox":
+        prox(a.case, hs, times, a.gamma, a.N, a.seeds, a.single, a.force)
     else:
-        dmft(a.case, hs, times, a.gamma, a.kink, a.paths, a.response, a.batches)
+        dmft(a.case, hs, times, a.gamma, a.kink, a.paths, a.response, a.batches, a.single)
 
 
 if __name__ == "__main__":

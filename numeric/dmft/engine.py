@@ -40,10 +40,13 @@ from scipy.linalg import solve_triangular
 
 __all__ = ["KINKS", "DmftTrajectory", "run_dmft"]
 
-KINKS = ("implicit", "difference")
+KINKS = ("implicit", "crossing", "difference")
 """Treatments of relu's kink (`run_dmft`, docs/DMFT.md §7): "implicit" (default) takes the kink
 implicitly over the self-interaction step (`trunk._implicit_kink`: a Lipschitz force, the linear
-response recursion); "difference" is explicit gradient descent with the finite-difference
+response recursion); "crossing" keeps that ramp only where the kink attracts (b > 0), takes the
+plain jump where it repels and estimates the jump's Dirac term per crossing
+(`trunk._attracting_ramp`: finite variance, but biased low, §7); "difference" is explicit
+gradient descent with the finite-difference
 response (`response.FiniteDifferenceResponse`; first order in the step with a large coefficient,
 memory ∝ steps²)."""
 
@@ -289,7 +292,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     sample-side populations: separate inputs), else uniform.  A loss with a `kink` (relu): with
     kink "implicit" (default) its force at step k is taken with the kink implicit over the
     self-interaction step c_k = kink_relax · a_k/α (`trunk._implicit_kink`; a Lipschitz force, so
-    the per-path linear recursion is exact); with "difference" explicit gradient descent with the
+    the per-path linear recursion is exact); "crossing" the same from the second step on only where
+    the kink attracts, with the repelling kink's crossing term (`trunk._attracting_ramp`); with
+    "difference" explicit gradient descent with the
     response from finite differences of ± `kink_step` propagated through its full δ
     (`response.FiniteDifferenceResponse`, numpy)."""
     steps = np.asarray(steps, float)
@@ -335,7 +340,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     # force on the fields that the weights carry forward, −δ_k/α + the sources' noise term
     deltas = xp.zeros((Kd, n))
     force = xp.zeros((Kd, n))
-    implicit = getattr(loss, "kink", False) and kink == "implicit"
+    implicit = getattr(loss, "kink", False) and kink in ("implicit", "crossing")
+    h_prev = None
     if getattr(loss, "kink", False) and kink == "difference":
         from .response import FiniteDifferenceResponse
         resp = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
@@ -377,7 +383,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
             hT += xp.put(Ak) @ force[:kd]
         h = xp.get(hT.T)
         if implicit:                 # relu: the kink over the self-interaction step a_k/α
-            delta, D = loss.grad_hess(h, data, state, self_step=kink_relax * a[min(k, K - 1)] / alpha)
+            delta, D = loss.grad_hess(h, data, state, self_step=kink_relax * a[min(k, K - 1)] / alpha,
+                                      h_prev=h_prev)
+            h_prev = h if kink == "crossing" else None
         else:
             delta, D = loss.grad_hess(h, data, state)
         deltaT = xp.put(delta.T)

@@ -144,9 +144,10 @@ class Trunk(SampleLoss):
         b = sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
         return g1 * b
 
-    def grad_hess(self, h, data, state, self_step: float | None = None):
+    def grad_hess(self, h, data, state, self_step: float | None = None, h_prev=None):
         """(δ, D) of the module docstring; for relu with `self_step` c > 0, the force with the kink
-        taken implicitly (`_implicit_kink`), else D without the kink's singular term."""
+        taken implicitly (`_implicit_kink`; `h_prev`, the fields one step earlier, adds the
+        repelling kink's crossing term), else D without the kink's singular term."""
         a, g1, g2 = self.act(h)
         b = np.zeros_like(h)
         H = np.zeros((len(h), self.dim, self.dim))
@@ -160,7 +161,7 @@ class Trunk(SampleLoss):
         idx = np.arange(self.dim)
         D[:, idx, idx] += g2 * b
         if self.activation == "relu" and self_step is not None:
-            return _implicit_kink(h, b, D, float(self_step))
+            return _implicit_kink(h, b, D, float(self_step), h_prev)
         return g1 * b, D
 
     def advance(self, state, h, data, step):
@@ -183,7 +184,7 @@ class Trunk(SampleLoss):
         return ce, err
 
 
-def _implicit_kink(h, b, D, c: float):
+def _implicit_kink(h, b, D, c: float, h_prev=None):
     """relu's force with the kink taken implicitly over the self-interaction step c = a_k/α, and
     its Jacobian (docs/DMFT.md §7):
 
@@ -196,7 +197,9 @@ def _implicit_kink(h, b, D, c: float):
     point): a field that the sample's own gradient drives onto the kink lands on it and its force
     is the sliding mode's equivalent control instead of chattering across it.  D̂: D's rows where
     h_a ≥ c|b_a|, the row e_a sgn(b_a)/c in the ramp, zero rows where h_a ≤ 0 (D already has
-    them)."""
+    them).  With `h_prev` (the fields one step earlier; kink "crossing"): `_attracting_ramp`."""
+    if h_prev is not None:
+        return _attracting_ramp(h, b, D, c, h_prev)
     ramp = (h > 0) & (h < c * np.abs(b))
     sgn = np.sign(b)
     delta = np.where(ramp, sgn * h / c, (h > 0) * b)
@@ -205,4 +208,24 @@ def _implicit_kink(h, b, D, c: float):
         D = D.copy()
         D[p, a, :] = 0.0
         D[p, a, a] = sgn[p, a] / c
+    return delta, D
+
+
+def _attracting_ramp(h, b, D, c: float, h_prev):
+    """relu's force with the ramp of `_implicit_kink` only where the kink attracts (b_a > 0) and
+    the plain jump δ_a = b_a 1[h_a > 0] where it repels (b_a < 0); the jump's Dirac term
+    b_a δ(h_a) in D is estimated per crossing (co-area: over a crossing, ∫ δ(h(t)) dt = 1/|ḣ| at
+    arrival): a field on the other side of the kink than at the previous step (`h_prev`), in
+    neither ramp, gets b_a/|h_a − h_prev_a| on D's diagonal.  Finite variance, but the mean
+    response misses a part that does not vanish with the step (docs/DMFT.md §7)."""
+    ramp = (h > 0) & (h < c * b)
+    delta = np.where(ramp, h / c, (h > 0) * b)
+    cross = ((h > 0) != (h_prev > 0)) & ~ramp & ~((h_prev > 0) & (h_prev < c * b))
+    if ramp.any() or cross.any():
+        D = D.copy()
+        p, a = np.nonzero(ramp)
+        D[p, a, :] = 0.0
+        D[p, a, a] = 1.0 / c
+        p, a = np.nonzero(cross)
+        D[p, a, a] += b[p, a] / np.abs(h[p, a] - h_prev[p, a])
     return delta, D
