@@ -196,16 +196,8 @@ def channel_hats_mp(ch, Q: mpmath.matrix, M: mpmath.matrix, V: mpmath.matrix, no
                 tst.append(wk * P * (_lse(zt) - zt[c]))
             if wk * (P + (mpmath.fsum(abs(x) for x in grad) if r else 0)) <= NEGLIGIBLE:
                 continue
-            h, p, H, g = _prox_mp(omega, c, V, E, w, _m(start[c][k]).T)
-            f = -g
-            terms["Q"].append(wk * P * (f * f.T))
-            if r:
-                terms["M"].append(wk * (f * grad.T))
-            terms["V"].append(wk * P * ((mpmath.eye(d) + H * V) ** -1 * H))
-            if train:
-                z = [mpmath.fsum(E[i, j] * h[i] for i in range(d)) for j in range(C)]
-                tl.append(wk * P * (_lse(z) - z[c]))
-                te.append(wk * P * (1 if max(range(C), key=lambda j: z[j]) != c else 0))
+            _add_point(terms, (tl, te) if train else None, omega, c, V, E, w, _m(start[c][k]).T, wk, P,
+                       grad if r else None)
     if train and C == 2 and r:
         # without the jump on the grid (`replica._train_error_two_classes`): the error set of label
         # y is the half-line beyond ω*_y = v w ∇ℓ(0, y), integrated by mp.quad
@@ -219,17 +211,39 @@ def channel_hats_mp(ch, Q: mpmath.matrix, M: mpmath.matrix, V: mpmath.matrix, no
             span = [-mpmath.mpf(HALF_WIDTH), g_star] if c == 0 else [g_star, mpmath.mpf(HALF_WIDTH)]
             if span[1] > span[0]:
                 te.append(mpmath.quad(f, mpmath.linspace(span[0], span[1], 9)))
+    out = summed_hats(terms, sums, ch.alpha, r)
+    return out + ((mpmath.fsum(tl), mpmath.fsum(te), mpmath.fsum(tst)),) if train else out
+
+
+def _add_point(terms: dict, train, omega, c: int, V, E, w, start, wk, P, grad) -> None:
+    """One (point ω, label c) of weight wk·P(c|ω): with h = prox(ω; c) and f = −∇ℓ(h, c), adds
+    wk P f fᵀ to Q̂, wk f ∇Pᵀ to M̂ (``grad`` = ∇_a P; None: no teacher), wk P (I + H V)⁻¹ H to V̂;
+    ``train`` = (losses, errors): wk P CE(Eᵀh, c) and wk P 1{argmax Eᵀh ≠ c}."""
+    d, C = E.rows, E.cols
+    h, _, H, g = _prox_mp(omega, c, V, E, w, start)
+    f = -g
+    terms["Q"].append(wk * P * (f * f.T))
+    if grad is not None:
+        terms["M"].append(wk * (f * grad.T))
+    terms["V"].append(wk * P * ((mpmath.eye(d) + H * V) ** -1 * H))
+    if train is not None:
+        z = [mpmath.fsum(E[i, j] * h[i] for i in range(d)) for j in range(C)]
+        train[0].append(wk * P * (_lse(z) - z[c]))
+        train[1].append(wk * P * (1 if max(range(C), key=lambda j: z[j]) != c else 0))
+
+
+def summed_hats(terms: dict, sums: dict, alpha, r: int) -> tuple:
+    """(Q̂, M̂, V̂) = α (the symmetrised sums of ``terms``' Q and V lists, the sum of M's; d × 0
+    when the teacher has rank r = 0); ``sums``: the zero matrices of lists left empty."""
     for key, lst in terms.items():
         if lst:
             m = lst[0].rows, lst[0].cols
             sums[key] = mpmath.matrix([[mpmath.fsum(t[i, j] for t in lst) for j in range(m[1])]
                                        for i in range(m[0])])
-    al = mpmath.mpf(ch.alpha)
-    Qh = al * (sums["Q"] + sums["Q"].T) / 2
-    Vh = al * (sums["V"] + sums["V"].T) / 2
-    Mh = al * sums["M"] if r else mpmath.matrix(d, 0)
-    out = (Qh, Mh, Vh)
-    return out + ((mpmath.fsum(tl), mpmath.fsum(te), mpmath.fsum(tst)),) if train else out
+    al = mpmath.mpf(alpha)
+    d = sums["Q"].rows
+    return (al * (sums["Q"] + sums["Q"].T) / 2, al * sums["M"] if r else mpmath.matrix(d, 0),
+            al * (sums["V"] + sums["V"].T) / 2)
 
 
 class MpMap:

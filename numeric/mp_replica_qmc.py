@@ -70,7 +70,7 @@ def qmc_channel_hats_mp(ch, Q: mpmath.matrix, M: mpmath.matrix, V: mpmath.matrix
     """(Q̂, M̂, V̂) of `replica_qmc.qmc_channel_hats` in mp on its first ``npoints`` points; with
     ``train`` also (train_loss, train_error, test_loss) on the same points, the test loss
     E_ω Σ_y P(y|ω) CE(Eᵀω, y) as in `mp_replica.channel_hats_mp`."""
-    from .mp_replica import _lse, _m, _prox_mp, _reduced_basis_mp, _sym_factor
+    from .mp_replica import _add_point, _lse, _m, _reduced_basis_mp, _sym_factor, summed_hats
     from .replica import NEGLIGIBLE, SoftmaxBlocks, prox_cross_entropy, reduced_basis
     from .sobol import sobol_points
     d, C, r = ch.d, ch.C, ch.r
@@ -109,19 +109,7 @@ def qmc_channel_hats_mp(ch, Q: mpmath.matrix, M: mpmath.matrix, V: mpmath.matrix
                 tst.append(wk * P * (_lse(zt) - zt[c]))
             if wk * (P + mpmath.fsum(abs(x) for x in grad)) <= NEGLIGIBLE:
                 continue
-            h, p, H, gr = _prox_mp(omega, c, V, E, w, _m(start[c][k]).T)
-            f = -gr
-            terms["Q"].append(wk * P * (f * f.T))
-            terms["M"].append(wk * (f * grad.T))
-            terms["V"].append(wk * P * ((mpmath.eye(d) + H * V) ** -1 * H))
-            if train:
-                z = [mpmath.fsum(E[i, j] * h[i] for i in range(d)) for j in range(C)]
-                tl.append(wk * P * (_lse(z) - z[c]))
-                te.append(wk * P * (1 if max(range(C), key=lambda j: z[j]) != c else 0))
-    sums = {}
-    for key, lst in terms.items():
-        rows, cols = lst[0].rows, lst[0].cols
-        sums[key] = mpmath.matrix([[mpmath.fsum(t[i, j] for t in lst) for j in range(cols)] for i in range(rows)])
-    al = mpmath.mpf(ch.alpha)
-    out = (al * (sums["Q"] + sums["Q"].T) / 2, al * sums["M"], al * (sums["V"] + sums["V"].T) / 2)
+            _add_point(terms, (tl, te) if train else None, omega, c, V, E, w, _m(start[c][k]).T, wk, P, grad)
+    sums = {"Q": mpmath.zeros(d, d), "M": mpmath.zeros(d, max(r, 1)), "V": mpmath.zeros(d, d)}
+    out = summed_hats(terms, sums, ch.alpha, r)
     return out + ((mpmath.fsum(tl), mpmath.fsum(te), mpmath.fsum(tst)),) if train else out
