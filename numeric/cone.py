@@ -204,10 +204,19 @@ class _Mp:
         return out
 
     def pinv(self, M):
-        """Mᵀ (M Mᵀ)⁻¹ (M of full row rank; ZeroDivisionError where M Mᵀ is singular)."""
-        G = mpmath.inverse(mpmath.matrix(self.matmul(M, M.T).tolist()))
+        """Moore–Penrose pseudo-inverse M⁺ = Mᵀ (M Mᵀ)⁺, (M Mᵀ)⁺ = U diag(1/w) Uᵀ over the eigenvalues
+        w of M Mᵀ whose singular value √w is above `rank_tol` of the largest (as the double's
+        rcond): a field of zero variance (a trunk started at zero) conditions on nothing."""
+        w, U = self.eigh(self.matmul(M, M.T))
+        top = max([abs(x) for x in w], default=mpmath.mpf(0))
+        keep = [k for k in range(len(w)) if w[k] > 0 and w[k] > self.rank_tol() ** 2 * top]
         n = M.shape[0]
-        return self.matmul(M.T, np.array([[G[i, j] for j in range(n)] for i in range(n)], dtype=object).reshape(n, n))
+        G = self.zeros((n, n))
+        for k in keep:
+            for i in range(n):
+                for j in range(n):
+                    G[i, j] += U[i, k] * U[j, k] / w[k]
+        return self.matmul(M.T, G)
 
     def eye(self, n):
         out = self.zeros((n, n))
