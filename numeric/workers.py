@@ -38,6 +38,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
+from mtsp.errors import MtspError
+
 __all__ = ["worker_init", "stop_pool", "one_torch_thread", "SolveJobs", "InProcess", "ForkedPair", "mp_executor",
            "map_two", "PARALLEL_MIN_POINTS"]
 
@@ -177,13 +179,16 @@ class ForkedPair(_Tally):
     @staticmethod
     def _fork(child):
         """child() in a forked process; returns collect(), which waits for it and returns its
-        result, or raises a RuntimeError naming its exception."""
+        result, or raises the child's MtspError as it is (key and reason, the CLI's exit status),
+        any other exception as a RuntimeError naming it."""
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:                                        # the child: compute, send, leave at once
             os.close(r)
             try:
                 payload = pickle.dumps(("ok", child()))
+            except MtspError as e:                          # a user-facing error: raised as itself
+                payload = pickle.dumps(("mtsp", e))
             except BaseException as e:                      # noqa: BLE001 — reported by the parent
                 payload = pickle.dumps(("error", f"{type(e).__name__}: {e}"))
             with os.fdopen(w, "wb") as f:
@@ -196,6 +201,8 @@ class ForkedPair(_Tally):
                 data = f.read()
             os.waitpid(pid, 0)
             status, value = pickle.loads(data) if data else ("error", "no result")
+            if status == "mtsp":
+                raise value
             if status != "ok":
                 raise RuntimeError(f"mp helper process failed: {value}")
             return value

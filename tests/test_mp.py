@@ -740,7 +740,8 @@ def test_mp_parallel_halves_add_up_to_the_integral():
 
 def test_mp_map_two_keeps_order_and_reports_errors():
     """`map_two` (`workers.ForkedPair.map`): the second half of the items in a forked process,
-    results in order; a failure there is raised here with its message; `split` adds the halves."""
+    results in order; a failure there is raised here with its message (an MtspError as itself, so
+    the CLI exits with its status); `split` adds the halves."""
     from mtsp.numeric import workers
     with mpmath.workdps(30):
         out = workers.map_two(lambda k: mpmath.sqrt(k), range(5), processes=2)
@@ -749,6 +750,14 @@ def test_mp_map_two_keeps_order_and_reports_errors():
         assert workers.InProcess().split(lambda part: part, None) == (0, 1)
     with pytest.raises(RuntimeError, match="KeyError"):
         workers.map_two(lambda k: {}[k] if k > 2 else k, range(4), processes=2)
+    from mtsp.errors import ReachError
+
+    def refuse(k):
+        if k > 2:
+            raise ReachError("precision", "not here")
+        return k
+    with pytest.raises(ReachError, match="precision: not here"):   # a user error keeps its class
+        workers.map_two(refuse, range(4), processes=2)
 
 
 @pytest.mark.parametrize("m", [1, 2])
