@@ -25,7 +25,8 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
          with C ≥ `ReplicaAccuracy.qmc_classes` (5) runs the QMC channel of `replica_qmc` instead).
 Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
 fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
-Σ_t w_t CE under the full V; `loss_channel_hats`), and the prior channel takes its full hats.
+Σ_t w_t CE under the full V; `loss_channel_hats`; from Σ_t (C_t − 1) = `ReplicaAccuracy.qmc_joint_dims`
+(4) on the QMC rule, `replica_qmc.qmc_loss_channel_hats`), and the prior channel takes its full hats.
 The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2} g), its spacing set by the
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
@@ -456,8 +457,9 @@ def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
         return plackett_joint_labels(chans, a, V0)
     if D > 4:
         raise ReachError("tasks", f"coupled tasks on shared inputs: the joint label of the tasks is an "
-                                  f"orthant of Σ_t (C_t − 1) = {D} dimensions; the replica engine "
-                                  f"integrates at most 4 (e.g. two tasks of C = 3, or four of C = 2)")
+                                  f"orthant of Σ_t (C_t − 1) = {D} dimensions; the tensor route "
+                                  f"integrates at most 4 (ReplicaAccuracy.qmc_joint_dims sends larger "
+                                  f"ones to the QMC rule)")
     Lb = block_diag(*[ch.L for ch in chans])
     S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
     Es = [reduced_basis(ch.C) for ch in chans]

@@ -1,4 +1,6 @@
-"""The single-task loss channel of the replica engine for many classes (C ≥ 5): one fixed
+"""The single-task loss channel of the replica engine for many classes (C ≥ 5), and the joint
+channel of coupled tasks on shared inputs with Σ_t (C_t − 1) ≥ 4 (`qmc_loss_channel_hats`: the
+same rule over the stacked fields, each joint label an orthant of Σ_t (C_t − 1) dims): one fixed
 quasi-Monte Carlo rule over the whitened student field and the teacher's Genz variables.
 
 The channel (`replica`'s module docstring) is, for one task with d = C − 1 reduced fields,
