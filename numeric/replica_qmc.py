@@ -49,6 +49,8 @@ from .replica import (
 __all__ = ["genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+PROX_CHUNK = 2 ** 16   # (point, label) rows per prox solve (memory: a joint channel of 6 dims, 27 labels,
+#                        2^16 points in one solve peaked above 21 GB)
 _TINY = 1e-300
 
 
@@ -179,21 +181,29 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
     h0 = None
     if warm is not None and warm.get("shape") == (ny * n, d):
         h0 = om + warm["shift"][keep]
-    h, p, H = prox_cross_entropy(om, Y, V, B, tol=acc.newton_tol, h0=h0)
+    wy = wts * py.T.ravel()[keep]
+    gk = grads.reshape(ny * n, Rk)[keep]
+    Qh, Mh, Vh = np.zeros((d, d)), np.zeros((d, Rk)), np.zeros((d, d))
+    tl, te = np.zeros(B.T), np.zeros(B.T)
+    shifts = np.empty_like(om)
+    for lo in range(0, len(om), PROX_CHUNK):   # the prox in chunks of rows: bounded memory
+        k = slice(lo, lo + PROX_CHUNK)
+        h, p, H = prox_cross_entropy(om[k], Y[k], V, B, tol=acc.newton_tol, h0=None if h0 is None else h0[k])
+        shifts[k] = h - om[k]
+        f = -_gradient(p.reshape(len(p), B.T, -1), Y[k], B)
+        Qh += (f * wy[k, None]).T @ f
+        Mh += wts * f.T @ gk[k]
+        Vh += np.tensordot(wy[k], solve_small(np.eye(d) + H @ V, H), axes=1)
+        if train:
+            tl += wy[k] @ _ce_reduced(h, Y[k], B, weighted=False)
+            z = B.logits(h)
+            te += wy[k] @ (np.argmax(z, axis=2) != np.argmax(Y[k].reshape(z.shape), axis=2))
     if warm is not None:
         shift = warm["shift"] if warm.get("shape") == (ny * n, d) else np.zeros((ny * n, d))
-        shift[keep] = h - om
+        shift[keep] = shifts
         warm.update(shape=(ny * n, d), shift=shift)
-    f = -_gradient(p.reshape(len(p), B.T, -1), Y, B)
-    wy = wts * py.T.ravel()[keep]
-    Qh = (f * wy[:, None]).T @ f
-    Mh = wts * f.T @ grads.reshape(ny * n, Rk)[keep]
-    Vh = np.tensordot(wy, solve_small(np.eye(d) + H @ V, H), axes=1)
     a = chans[0].alpha
     out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
     if not train:
         return out
-    tl = wy @ _ce_reduced(h, Y, B, weighted=False)
-    z = B.logits(h)
-    te = wy @ (np.argmax(z, axis=2) != np.argmax(Y.reshape(z.shape), axis=2))
     return out + ([(float(x), float(e)) for x, e in zip(tl, te)],)
