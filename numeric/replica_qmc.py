@@ -49,8 +49,7 @@ from .replica import (
 __all__ = ["genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
-PROX_CHUNK = 2 ** 16   # (point, label) rows per prox solve (memory: a joint channel of 6 dims, 27 labels,
-#                        2^16 points in one solve peaked above 21 GB)
+PROX_CHUNK = 2 ** 16   # (point, label) rows per prox solve: memory bounded whatever the rule
 _TINY = 1e-300
 
 
