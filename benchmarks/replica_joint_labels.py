@@ -1,6 +1,8 @@
 """Replica engine vs exact ERM minimisers for coupled tasks on shared inputs whose joint label has
 Σ_t (C_t − 1) = 4 dimensions (two three-class tasks; four two-class tasks; Plackett's identity,
-`numeric.replica.plackett_joint_labels`), and one three-task case (three two-class tasks, 3 dims).
+`numeric.replica.plackett_joint_labels`), one three-task case (three two-class tasks, 3 dims), and
+three three-class tasks (6 dims; from 4 dims the joint channel runs on the QMC rule,
+`numeric.replica_qmc.qmc_loss_channel_hats`).
 
 Per setup: the replica prediction (`numeric.erm.solve_erm`; its time, iterations, residual, nodes
 per axis; at μ = 0 also the joint channel forced, `solve_fixed_point(..., shared=True)`, which
@@ -39,6 +41,8 @@ CASES = [
     setup([{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2, "noise": 0.0},
            {"name": "C", "classes": 2, "noise": 0.5}, {"name": "D", "classes": 2, "noise": 0.2}],
           2.0, 0.1, 0.5, "shared", {"alignment": 0.6}, name="4x C2 shared align0.6 a2 l0.1 mu0.5"),
+    setup([{"name": "A", **C3, "noise": 0.3}, {"name": "B", **C3, "noise": 0.0}, {"name": "C", **C3, "noise": 0.5}],
+          2.0, 0.1, 1.0, "shared", {"alignment": 0.7}, name="3x C3 shared align0.7 a2 l0.1 mu1"),
 ]
 
 

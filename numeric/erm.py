@@ -39,7 +39,8 @@ from .replica import (
 __all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
-MAX_JOINT_LABEL_DIMS = 4   # coupled tasks on shared inputs: Σ_t (C_t − 1) (the ω rule of `ReplicaAccuracy` ends at 4)
+MAX_JOINT_LABEL_DIMS = 6   # coupled tasks on shared inputs: Σ_t (C_t − 1) (from `qmc_joint_dims` on the QMC rule;
+#                            measured: docs/REPLICA_QMC.md, benchmarks/results/replica_joint_qmc.txt)
 def one_task_model(model: TheoryModel, t: int, ch: TaskChannel) -> TheoryModel:
     """Task t as a one-task glm model against its reduced teacher Gram Eᵀ L Lᵀ E (the student's
     logits z = Eᵀζ with heads I): the model whose `metrics.task_metrics` are task t's predictions."""
@@ -85,10 +86,10 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
         raise ReachError("training.coupling", f"coupled tasks on shared inputs share one loss channel whose "
                          f"joint label is an orthant of Σ_t (C_t − 1) = {sum(ch.d for ch in channels)} "
                          f"dimensions; the replica engine integrates at most {MAX_JOINT_LABEL_DIMS} "
-                         f"(two to four two-class tasks, or two three-class tasks); use separate inputs, coupling 0 or `mtsp simulate`")
+                         f"(up to six two-class tasks, three three-class tasks or two four-class tasks); use separate inputs, coupling 0 or `mtsp simulate`")
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
     shared = tr.inputs == "shared"
-    if x0 is None and shared and sum(ch.d for ch in channels) >= JOINT_COARSE_FROM:
+    if x0 is None and shared and JOINT_COARSE_FROM <= sum(ch.d for ch in channels) < acc.qmc_joint_dims:
         x0 = joint_coarse_start(channels, Lam, G, acc)
     fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=shared)
     return model, channels, [(list(range(T)), fp)]
@@ -103,7 +104,8 @@ def joint_coarse_start(channels, Lam, G, acc: ReplicaAccuracy):
     start of the full solve, whose iterations cost seconds each at Σ_t (C_t − 1) = 4 (21⁴ nodes,
     9 joint labels); measured on two coupled C = 3 tasks (ρ = 0.7, α = 2, λ = 0.1, μ = 1): 15
     iterations on the full rule after this start against 20 from the generic one."""
-    coarse = JOINT_COARSE if acc.tol < JOINT_COARSE.tol else acc
+    from dataclasses import replace
+    coarse = replace(JOINT_COARSE, qmc_joint_dims=acc.qmc_joint_dims) if acc.tol < JOINT_COARSE.tol else acc
     fp = solve_fixed_point(channels, Lam, G, coarse, None, shared=True)
     return fp.Q, fp.M, fp.V
 

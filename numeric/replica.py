@@ -25,7 +25,8 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
          with C ≥ `ReplicaAccuracy.qmc_classes` (5) runs the QMC channel of `replica_qmc` instead).
 Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
 fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
-Σ_t w_t CE under the full V; `loss_channel_hats`), and the prior channel takes its full hats.
+Σ_t w_t CE under the full V; `loss_channel_hats`; from Σ_t (C_t − 1) = `ReplicaAccuracy.qmc_joint_dims`
+(4) on the QMC rule, `replica_qmc.qmc_loss_channel_hats`), and the prior channel takes its full hats.
 The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2} g), its spacing set by the
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
@@ -87,6 +88,8 @@ class ReplicaAccuracy:
     qmc_classes: int = 5          # one task with C ≥ this: the QMC channel (`replica_qmc`) ...
     qmc_points: int = 2 ** 14     # ... on this many points of the project's Sobol' set
     qmc_seed: int = 0             # ... scrambled with this seed
+    qmc_joint_dims: int = 4       # coupled tasks on shared inputs with Σ_t (C_t − 1) ≥ this: their
+    #                               joint channel on the same QMC rule (`replica_qmc.qmc_loss_channel_hats`)
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
@@ -454,8 +457,9 @@ def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
         return plackett_joint_labels(chans, a, V0)
     if D > 4:
         raise ReachError("tasks", f"coupled tasks on shared inputs: the joint label of the tasks is an "
-                                  f"orthant of Σ_t (C_t − 1) = {D} dimensions; the replica engine "
-                                  f"integrates at most 4 (e.g. two tasks of C = 3, or four of C = 2)")
+                                  f"orthant of Σ_t (C_t − 1) = {D} dimensions; the tensor route "
+                                  f"integrates at most 4 (ReplicaAccuracy.qmc_joint_dims sends larger "
+                                  f"ones to the QMC rule)")
     Lb = block_diag(*[ch.L for ch in chans])
     S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
     Es = [reduced_basis(ch.C) for ch in chans]
@@ -914,8 +918,11 @@ class ReplicaMap:
         return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
 
     def qmc(self, chans) -> bool:
-        """One task of C ≥ acc.qmc_classes: its channel on the QMC rule (`replica_qmc`)."""
-        return len(chans) == 1 and chans[0].C >= self.acc.qmc_classes
+        """One task of C ≥ acc.qmc_classes, or a joint channel of tasks sharing the sample whose
+        fields have Σ_t (C_t − 1) ≥ acc.qmc_joint_dims: its channel on the QMC rule (`replica_qmc`)."""
+        if len(chans) == 1:
+            return chans[0].C >= self.acc.qmc_classes
+        return sum(ch.d for ch in chans) >= self.acc.qmc_joint_dims
 
     def required_nodes(self, x) -> list:
         Q, M, _ = self.unpack(x)
@@ -928,11 +935,12 @@ class ReplicaMap:
                    for n, c in zip(nodes, self.chg))
 
     def channel(self, k, Q, M, V, nodes, train):
-        """The hats of channel k (`loss_channel_hats`, or `replica_qmc.qmc_channel_hats`)."""
-        from .replica_qmc import qmc_channel_hats
+        """The hats of channel k (`loss_channel_hats`, or `replica_qmc.qmc_loss_channel_hats`)."""
+        from .replica_qmc import qmc_channel_hats, qmc_loss_channel_hats
         c, r, col = self.chg[k], self.rows[k], self.cols[k]
         if self.qmc(c):
-            return qmc_channel_hats(c[0], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train, self.warm[k])
+            return qmc_loss_channel_hats(c, self.Gg[k], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train,
+                                         self.warm[k])
         out = loss_channel_hats(c, self.Gg[k], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train, self.warm[k])
         if train and len(c) == 1 and c[0].d >= 3:
             # one task, C = 4: train_error by the QMC rule's indicator on a quarter of its points

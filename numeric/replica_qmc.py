@@ -1,4 +1,6 @@
-"""The single-task loss channel of the replica engine for many classes (C ≥ 5): one fixed
+"""The single-task loss channel of the replica engine for many classes (C ≥ 5), and the joint
+channel of coupled tasks on shared inputs with Σ_t (C_t − 1) ≥ 4 (`qmc_loss_channel_hats`: the
+same rule over the stacked fields, each joint label an orthant of Σ_t (C_t − 1) dims): one fixed
 quasi-Monte Carlo rule over the whitened student field and the teacher's Genz variables.
 
 The channel (`replica`'s module docstring) is, for one task with d = C − 1 reduced fields,
@@ -44,9 +46,10 @@ from .replica import (
     solve_small,
 )
 
-__all__ = ["genz_orthant", "qmc_channel_hats", "qmc_rule"]
+__all__ = ["genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+PROX_CHUNK = 2 ** 16   # (point, label) rows per prox solve: memory bounded whatever the rule
 _TINY = 1e-300
 
 
@@ -96,76 +99,110 @@ def genz_orthant(mu: np.ndarray, S: np.ndarray, w: np.ndarray, grad: bool = True
     return P, (P[:, None] * dlogP if grad else None)
 
 
-def qmc_labels(ch, E: np.ndarray, a: np.ndarray, V0: np.ndarray, w: np.ndarray):
-    """Genz samples of P(y = c | a) (n × C) and of ∇_a P (C, n, r) for every class, one per row
-    of a at the matching row of w (`genz_orthant` on the label differences D_c ν > 0)."""
-    C, d = ch.C, ch.d
-    S = ch.L @ V0 @ ch.L.T + ch.sigma ** 2 * np.eye(d)
+def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray):
+    """Genz samples of P(y | a) (n × L) and of ∇_a P (L, n, Σ r_t) for every label y, one per row
+    of a at the matching row of w: the classes of one task, or every joint label y = (y_1, …, y_T)
+    of tasks sharing the sample (`itertools.product` order, as `replica._joint_labels`).  The
+    reduced label fields ν = blockdiag(L_t) u + (σ_t ξ_t) given u ~ N(a, V⁰) are N(L a, S) and y is
+    the orthant blockdiag(D_{y_t} E_tᵀ) ν > 0 of m = Σ_t (C_t − 1) dimensions (`genz_orthant`)."""
+    from itertools import product
+
+    from scipy.linalg import block_diag
+    Lb = block_diag(*[ch.L for ch in chans])
+    S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
+    Es = [reduced_basis(ch.C) for ch in chans]
+    labels = list(product(*[range(ch.C) for ch in chans]))
     n = a.shape[0]
-    p = np.empty((n, C))
-    grads = np.empty((C, n, ch.r))
-    for c in range(C):
-        D = _class_diffs(C, c) @ E.T
-        G = D @ ch.L
+    p = np.empty((n, len(labels)))
+    grads = np.empty((len(labels), n, Lb.shape[1]))
+    for k, y in enumerate(labels):
+        D = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
+        G = D @ Lb
         Su = D @ S @ D.T
         if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
             raise ReachError(
-                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
-                "on a lower-dimensional set; the replica engine needs noise > 0 there")
+                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1, or identical "
+                "teachers of clean tasks on shared inputs, put the labels on a lower-dimensional set; "
+                "the replica engine needs noise > 0 there")
         pc, v = genz_orthant(a @ G.T, Su, w)
-        p[:, c] = pc
-        grads[c] = v @ G
+        p[:, k] = pc
+        grads[k] = v @ G
     return p, grads
 
 
 def qmc_channel_hats(ch, Q: np.ndarray, M: np.ndarray, V: np.ndarray, acc, npoints: int,
                      train: bool = False, warm: dict | None = None):
-    """(Q̂, M̂, V̂) of one task's loss channel on the fixed QMC rule of ``npoints`` points (module
-    docstring); with ``train`` also [(train_loss, train_error)], both on the same points (the
-    error as the indicator 1{argmax h_y ≠ y}: its QMC error is stated in
+    """`qmc_loss_channel_hats` of one task (G = I)."""
+    return qmc_loss_channel_hats([ch], np.eye(ch.r), Q, M, V, acc, npoints, train, warm)
+
+
+def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
+                          acc, npoints: int, train: bool = False, warm: dict | None = None):
+    """(Q̂, M̂, V̂) of one loss channel on the fixed QMC rule of ``npoints`` points (module
+    docstring): one task, or the tasks of ``chans`` sharing every sample (coupled tasks on shared
+    inputs: stacked fields ω ∈ R^D, D = Σ_t (C_t − 1), joint teacher u ~ N(0, G), joint labels, the
+    prox of Σ_t w_t CE under the full V, as `replica.loss_channel_hats`; the rule has dimension
+    2D − 1).  With ``train`` also per task [(train_loss, train_error)], both on the same points
+    (the error as the indicator 1{argmax h_{y,t} ≠ y_t}: its QMC error is stated in
     benchmarks/results/replica_qmc_error.txt).  ``warm``: the last prox shifts h − ω (a close
     Newton start), updated in place."""
+    from itertools import product
+
     from .replica import ReplicaError
-    d = ch.d
-    B = SoftmaxBlocks.of(reduced_basis(ch.C), ch.weight)
+    if len({ch.C for ch in chans}) > 1:
+        raise ReachError("tasks", "tasks in one loss channel (coupled, shared inputs) need equal classes")
+    d = sum(ch.d for ch in chans)
+    Rk = sum(ch.r for ch in chans)
+    B = SoftmaxBlocks.of(reduced_basis(chans[0].C), [ch.weight for ch in chans])
     vals, vecs = np.linalg.eigh(Q)
     if vals[0] <= 0:
         raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
     F = (vecs * np.sqrt(vals)) @ vecs.T
     Qinv_M = np.linalg.solve(Q, M)
     A = Qinv_M.T
-    V0 = np.eye(ch.r) - M.T @ Qinv_M
+    V0 = G - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
-    if ch.r and np.linalg.eigvalsh(V0)[0] < -1e-12:
-        raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (I − Mᵀ Q⁻¹ M has eigenvalue "
+    if Rk and np.linalg.eigvalsh(V0)[0] < -1e-12:
+        raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (G − Mᵀ Q⁻¹ M has eigenvalue "
                            f"{np.linalg.eigvalsh(V0)[0]:.3e})")
     g, w = qmc_rule(d, d, npoints, acc.qmc_seed)
     omega = g @ F.T
-    n, C = len(g), ch.C
-    py, grads = qmc_labels(ch, B.E, omega @ A.T, V0, w)
+    Y1 = np.concatenate([np.stack([np.eye(ch.C)[c] for ch, c in zip(chans, y)]).ravel()[None]
+                         for y in product(*[range(ch.C) for ch in chans])])
+    n, ny = len(g), len(Y1)
+    py, grads = qmc_labels(chans, omega @ A.T, V0, w)
     wts = 1.0 / n
     # (point, label) pairs of negligible weight in every integrand (|f| ≤ √2 w, |H| ≤ w/2) are
     # left out: labels a clean teacher rules out at that point
     keep = wts * (py.T.ravel() + np.abs(grads).sum(axis=2).ravel()) > NEGLIGIBLE
-    Y = np.repeat(np.eye(C), n, axis=0)[keep]
-    om = np.tile(omega, (C, 1))[keep]
+    Y = np.repeat(Y1, n, axis=0)[keep]
+    om = np.tile(omega, (ny, 1))[keep]
     h0 = None
-    if warm is not None and warm.get("shape") == (C * n, d):
+    if warm is not None and warm.get("shape") == (ny * n, d):
         h0 = om + warm["shift"][keep]
-    h, p, H = prox_cross_entropy(om, Y, V, B, tol=acc.newton_tol, h0=h0)
-    if warm is not None:
-        shift = warm["shift"] if warm.get("shape") == (C * n, d) else np.zeros((C * n, d))
-        shift[keep] = h - om
-        warm.update(shape=(C * n, d), shift=shift)
-    f = -_gradient(p.reshape(len(p), 1, -1), Y, B)
     wy = wts * py.T.ravel()[keep]
-    Qh = (f * wy[:, None]).T @ f
-    Mh = wts * f.T @ grads.reshape(C * n, ch.r)[keep]
-    Vh = np.tensordot(wy, solve_small(np.eye(d) + H @ V, H), axes=1)
-    a = ch.alpha
+    gk = grads.reshape(ny * n, Rk)[keep]
+    Qh, Mh, Vh = np.zeros((d, d)), np.zeros((d, Rk)), np.zeros((d, d))
+    tl, te = np.zeros(B.T), np.zeros(B.T)
+    shifts = np.empty_like(om)
+    for lo in range(0, len(om), PROX_CHUNK):   # the prox in chunks of rows: bounded memory
+        k = slice(lo, lo + PROX_CHUNK)
+        h, p, H = prox_cross_entropy(om[k], Y[k], V, B, tol=acc.newton_tol, h0=None if h0 is None else h0[k])
+        shifts[k] = h - om[k]
+        f = -_gradient(p.reshape(len(p), B.T, -1), Y[k], B)
+        Qh += (f * wy[k, None]).T @ f
+        Mh += wts * f.T @ gk[k]
+        Vh += np.tensordot(wy[k], solve_small(np.eye(d) + H @ V, H), axes=1)
+        if train:
+            tl += wy[k] @ _ce_reduced(h, Y[k], B, weighted=False)
+            z = B.logits(h)
+            te += wy[k] @ (np.argmax(z, axis=2) != np.argmax(Y[k].reshape(z.shape), axis=2))
+    if warm is not None:
+        shift = warm["shift"] if warm.get("shape") == (ny * n, d) else np.zeros((ny * n, d))
+        shift[keep] = shifts
+        warm.update(shape=(ny * n, d), shift=shift)
+    a = chans[0].alpha
     out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
     if not train:
         return out
-    tl = float(wy @ _ce_reduced(h, Y, B, weighted=False)[:, 0])
-    te = float(wy @ (np.argmax(h @ B.E, axis=1) != np.argmax(Y, axis=1)))
-    return out + ([(tl, te)],)
+    return out + ([(float(x), float(e)) for x, e in zip(tl, te)],)

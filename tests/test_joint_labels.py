@@ -181,16 +181,16 @@ def test_joint_channel_hats_at_mu0_are_the_single_tasks():
     assert err < 3e-12
 
 
-def test_joint_label_beyond_four_dims_is_refused_naming_the_coupling():
-    """Three coupled three-class tasks on shared inputs (Σ_t (C_t − 1) = 6) are refused before any
-    work, naming `training.coupling`."""
+def test_joint_label_beyond_six_dims_is_refused_naming_the_coupling():
+    """Four coupled three-class tasks on shared inputs (Σ_t (C_t − 1) = 8 > MAX_JOINT_LABEL_DIMS)
+    are refused before any work, naming `training.coupling`."""
     from mtsp.errors import ReachError
     from mtsp.numeric.erm import solve_erm
     from mtsp.setup import setup_from_dict
-    s = setup_from_dict({"name": "j", "tasks": [{"name": n, "classes": 3, "noise": 0.3} for n in "ABC"],
+    s = setup_from_dict({"name": "j", "tasks": [{"name": n, "classes": 3, "noise": 0.3} for n in "ABCD"],
                          "teacher": {"alignment": 0.5}, "student": {"kind": "glm"},
                          "training": {"protocol": "erm", "ridge": 0.1, "coupling": 1.0,
                                       "inputs": "shared", "alpha": 2.0}})
     with pytest.raises(ReachError) as err:
         solve_erm(s)
-    assert err.value.key == "training.coupling" and "6" in str(err.value)
+    assert err.value.key == "training.coupling" and "8" in str(err.value)
