@@ -166,6 +166,9 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
     if accuracy not in ACCURACIES:
         raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
+    if precision == "mp":
+        from .mp_replica import check_mp_reach
+        check_mp_reach(setup)
     out = solve_erm(setup, acc)
     mp_residual = None
     if precision == "mp":

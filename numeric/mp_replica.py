@@ -246,13 +246,24 @@ def summed_hats(terms: dict, sums: dict, alpha, r: int) -> tuple:
             al * (sums["V"] + sums["V"].T) / 2)
 
 
+JOINT_REFUSAL = ("training.inputs", "the mp replica path solves one loss channel per task "
+                                    "(coupled tasks on shared inputs are double only)")
+
+
+def check_mp_reach(setup) -> None:
+    """ReachError (before any work) for what the mp polish cannot take: the one joint loss channel
+    of coupled tasks on shared inputs."""
+    tr = setup.training
+    if len(setup.tasks) > 1 and tr.inputs == "shared" and tr.coupling != 0:
+        raise ReachError(*JOINT_REFUSAL)
+
+
 class MpMap:
     """F_mp of the module docstring on the packed order parameters of `replica.ReplicaMap`."""
 
     def __init__(self, fmap: ReplicaMap, nodes: list):
         if len(fmap.groups) != len(fmap.channels):
-            raise ReachError("training.inputs", "the mp replica path solves one loss channel per task "
-                                                "(coupled tasks on shared inputs are double only)")
+            raise ReachError(*JOINT_REFUSAL)
         self.fmap, self.nodes = fmap, nodes
         self.Lam, self.G = _m(fmap.Lam), _m(fmap.G)
         self.iu = list(zip(*fmap.iu))
@@ -437,6 +448,7 @@ def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "d
     from .erm import ACCURACIES, solve_erm
     from .erm import erm_problem
     t0 = _time.perf_counter()
+    check_mp_reach(setup)
     acc = mp_accuracy(erm_problem(setup)[1], ACCURACIES[accuracy], nodes)
     nodes = None if acc is not ACCURACIES[accuracy] else nodes
     out_d = solve_erm(setup, acc)
