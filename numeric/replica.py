@@ -442,6 +442,25 @@ def nodes_for(chans, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
     return min(n, acc.max_nodes[d])
 
 
+def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list):
+    """For each joint label y = (y_1, …, y_T) in ``labels``, in turn: (G_y, S_y) of its orthant
+    D_y ν > 0, D_y = blockdiag(D_{y_t} E_tᵀ), given the teacher coordinates a: ν ~ N(Lb a, S), so
+    the cone fields are N(G_y a, S_y), G_y = D_y Lb, S_y = D_y S D_yᵀ.  ReachError (key ``teacher``)
+    where S_y is singular: clean labels from a teacher of rank below C − 1, or identical teachers of
+    clean tasks on shared inputs, put the labels on a lower-dimensional set."""
+    from scipy.linalg import block_diag
+    Es = [reduced_basis(ch.C) for ch in chans]
+    for y in labels:
+        Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
+        Su = Dy @ S @ Dy.T
+        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
+            raise ReachError(
+                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1, or identical "
+                "teachers of clean tasks on shared inputs, put the labels on a lower-dimensional set; "
+                "the replica engine needs noise > 0 there")
+        yield Dy @ Lb, Su
+
+
 def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
     """P(y | a) and ∇_a P for every joint label y = (y_1, …, y_T) of tasks that share the sample
     (`itertools.product` order): the reduced label fields ν = blockdiag(L_t) u + (σ_t ξ_t) given
@@ -469,22 +488,12 @@ def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
         return _binary_joint_labels(chans, Es, Lb, S, a, labels)
     p = np.empty((n, len(labels)))
     grads = np.empty((len(labels), n, Lb.shape[1]))
-    for k, y in enumerate(labels):
-        if k == len(labels) - 1:   # the joint labels partition the space
-            p[:, k] = 1.0 - p[:, :k].sum(axis=1)
-            grads[k] = -grads[:k].sum(axis=0)
-            break
-        Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
-        Gy = Dy @ Lb
-        Su = Dy @ S @ Dy.T
-        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
-            raise ReachError(
-                "teacher", "the tasks' labels given the student fields are degenerate (clean labels from "
-                "teachers of rank below C − 1, or identical teachers of clean tasks on shared inputs); "
-                "the replica engine needs noise > 0 there")
+    for k, (Gy, Su) in enumerate(joint_label_cones(chans, Lb, S, labels[:-1])):
         pc, v = (_cone_probability if D <= 2 else cone3_probability)(a @ Gy.T, Su, stein=True)
         p[:, k] = pc
         grads[k] = v @ Gy
+    p[:, -1] = 1.0 - p[:, :-1].sum(axis=1)   # the joint labels partition the space
+    grads[-1] = -grads[:-1].sum(axis=0)
     return p, grads
 
 

@@ -35,12 +35,12 @@ from scipy.special import log_ndtr, ndtri
 
 from mtsp.errors import ReachError
 
-from .online import _class_diffs
 from .replica import (
     NEGLIGIBLE,
     SoftmaxBlocks,
     _ce_reduced,
     _gradient,
+    joint_label_cones,
     prox_cross_entropy,
     reduced_basis,
     solve_small,
@@ -104,26 +104,18 @@ def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray):
     of a at the matching row of w: the classes of one task, or every joint label y = (y_1, …, y_T)
     of tasks sharing the sample (`itertools.product` order, as `replica._joint_labels`).  The
     reduced label fields ν = blockdiag(L_t) u + (σ_t ξ_t) given u ~ N(a, V⁰) are N(L a, S) and y is
-    the orthant blockdiag(D_{y_t} E_tᵀ) ν > 0 of m = Σ_t (C_t − 1) dimensions (`genz_orthant`)."""
+    the orthant blockdiag(D_{y_t} E_tᵀ) ν > 0 of m = Σ_t (C_t − 1) dimensions (`replica.joint_label_cones`,
+    `genz_orthant`)."""
     from itertools import product
 
     from scipy.linalg import block_diag
     Lb = block_diag(*[ch.L for ch in chans])
     S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
-    Es = [reduced_basis(ch.C) for ch in chans]
     labels = list(product(*[range(ch.C) for ch in chans]))
     n = a.shape[0]
     p = np.empty((n, len(labels)))
     grads = np.empty((len(labels), n, Lb.shape[1]))
-    for k, y in enumerate(labels):
-        D = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
-        G = D @ Lb
-        Su = D @ S @ D.T
-        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
-            raise ReachError(
-                "teacher", "clean labels (noise 0) from a teacher of rank below C − 1, or identical "
-                "teachers of clean tasks on shared inputs, put the labels on a lower-dimensional set; "
-                "the replica engine needs noise > 0 there")
+    for k, (G, Su) in enumerate(joint_label_cones(chans, Lb, S, labels)):
         pc, v = genz_orthant(a @ G.T, Su, w)
         p[:, k] = pc
         grads[k] = v @ G
