@@ -699,14 +699,12 @@ def plackett_joint_labels(chans: list, a: np.ndarray, V0: np.ndarray, tol: float
     return p.reshape(n, La * Lbl), np.ascontiguousarray(grads)
 
 
-def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
-                      acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
-    """(Q̂, M̂, V̂) of one loss channel at (Q, M, V) — see the module docstring: one task, or the
-    tasks of ``chans`` sharing every sample (shared inputs with coupling: the stacked reduced fields
-    ω ∈ R^D, D = Σ d_t, joint teacher coordinates u ~ N(0, G), joint labels y = (y_1, …, y_T), the
-    prox of Σ_t w_t CE under the full metric V, full D×D hats; α the common one).  With ``train``,
-    also per task the training loss and training error E_ω Σ_y P(y|ω) [CE(h_{y,t}, y_t),
-    1{argmax h_{y,t} ≠ y_t}] as a list of pairs."""
+def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray):
+    """(D, Rk, B, F, A, V⁰) of a loss channel at (Q, M): D = Σ d_t student and Rk = Σ r_t teacher
+    coordinates, B the softmax blocks, ω = F g with g ~ N(0, I) and F = Q^{1/2} (symmetric: a smooth
+    function of Q, so the rule moves smoothly with Q — an eigenvector factor turns arbitrarily where
+    eigenvalues meet), E[u | ω] = A ω with A = (Q⁻¹M)ᵀ, and the residual V⁰ = G − Mᵀ Q⁻¹ M.
+    ReplicaError where Q is not positive definite or M exceeds its Cauchy–Schwarz bound."""
     D = sum(ch.d for ch in chans)
     Rk = sum(ch.r for ch in chans)
     if len({ch.C for ch in chans}) > 1:
@@ -715,16 +713,26 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     vals, vecs = np.linalg.eigh(Q)
     if vals[0] <= 0:
         raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
-    # ω = F g, g ~ N(0, I), F = Q^{1/2} (symmetric: a smooth function of Q, so the rule moves
-    # smoothly with Q — an eigenvector factor turns arbitrarily where eigenvalues meet)
     F = (vecs * np.sqrt(vals)) @ vecs.T
     Qinv_M = np.linalg.solve(Q, M)
-    A = Qinv_M.T                                  # Rk×D: E[u | ω] = A ω
+    A = Qinv_M.T
     V0 = G - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
     if Rk and np.linalg.eigvalsh(V0)[0] < -1e-12:
         raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (G − Mᵀ Q⁻¹ M has eigenvalue "
                            f"{np.linalg.eigvalsh(V0)[0]:.3e})")
+    return D, Rk, B, F, A, V0
+
+
+def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
+                      acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
+    """(Q̂, M̂, V̂) of one loss channel at (Q, M, V) — see the module docstring: one task, or the
+    tasks of ``chans`` sharing every sample (shared inputs with coupling: the stacked reduced fields
+    ω ∈ R^D, D = Σ d_t, joint teacher coordinates u ~ N(0, G), joint labels y = (y_1, …, y_T), the
+    prox of Σ_t w_t CE under the full metric V, full D×D hats; α the common one).  With ``train``,
+    also per task the training loss and training error E_ω Σ_y P(y|ω) [CE(h_{y,t}, y_t),
+    1{argmax h_{y,t} ≠ y_t}] as a list of pairs."""
+    D, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M)
     grid, wts = tensor_trapezoid(D, nodes)
     omega = grid @ F.T
     alive = wts > NEGLIGIBLE                         # the grid's corners carry no weight

@@ -33,16 +33,13 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import log_ndtr, ndtri
 
-from mtsp.errors import ReachError
-
 from .replica import (
     NEGLIGIBLE,
-    SoftmaxBlocks,
     _ce_reduced,
     _gradient,
+    channel_fields,
     joint_label_cones,
     prox_cross_entropy,
-    reduced_basis,
     solve_small,
 )
 
@@ -140,23 +137,7 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
     Newton start), updated in place."""
     from itertools import product
 
-    from .replica import ReplicaError
-    if len({ch.C for ch in chans}) > 1:
-        raise ReachError("tasks", "tasks in one loss channel (coupled, shared inputs) need equal classes")
-    d = sum(ch.d for ch in chans)
-    Rk = sum(ch.r for ch in chans)
-    B = SoftmaxBlocks.of(reduced_basis(chans[0].C), [ch.weight for ch in chans])
-    vals, vecs = np.linalg.eigh(Q)
-    if vals[0] <= 0:
-        raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
-    F = (vecs * np.sqrt(vals)) @ vecs.T
-    Qinv_M = np.linalg.solve(Q, M)
-    A = Qinv_M.T
-    V0 = G - M.T @ Qinv_M
-    V0 = 0.5 * (V0 + V0.T)
-    if Rk and np.linalg.eigvalsh(V0)[0] < -1e-12:
-        raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (G − Mᵀ Q⁻¹ M has eigenvalue "
-                           f"{np.linalg.eigvalsh(V0)[0]:.3e})")
+    d, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M)
     g, w = qmc_rule(d, d, npoints, acc.qmc_seed)
     omega = g @ F.T
     Y1 = np.concatenate([np.stack([np.eye(ch.C)[c] for ch, c in zip(chans, y)]).ravel()[None]
