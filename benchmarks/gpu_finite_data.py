@@ -51,7 +51,8 @@ def _largest_z(a: dict, b: dict) -> float:
             x, y = np.asarray(v, float), np.asarray(b["tasks"][name][key], float)
             se = np.hypot(np.asarray(task[key + "_se"], float),
                           np.asarray(b["tasks"][name][key + "_se"], float))
-            worst = max(worst, float(np.nanmax(np.abs(x - y) / se)))
+            with np.errstate(divide="ignore", invalid="ignore"):   # 0/0 where both SE are 0
+                worst = max(worst, float(np.nanmax(np.abs(x - y) / se)))
     return worst
 
 
