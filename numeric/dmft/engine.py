@@ -344,7 +344,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     solution stays on the symmetric manifold, as the N → ∞ limit does (docs/DMFT.md §4: the
     symmetric solution of the two-task trunk is unstable late and unpaired paths break it at a
     time ∝ ln n). n_paths, n_response and n_sources must be multiples of 2 × the number of
-    sample-side populations."""
+    sample-side populations (the default n_sources: n_paths/2 rounded down to one)."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim
@@ -362,8 +362,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         mirror = np.asarray(mirror, float)
         if mirror.shape != (d, d) or not np.allclose(mirror @ mirror.T, np.eye(d)):
             raise RequestError("mirror", f"needs an orthogonal ({d} × {d}) matrix")
-        for key, v in (("n_paths", n), ("n_response", nr),
-                       ("n_sources", n_sources if n_sources is not None else n // 2)):
+        if n_sources is None:        # the default n/2, rounded down to whole pairs of blocks
+            n_sources = max(2 * block, n // (4 * block) * 2 * block)
+        for key, v in (("n_paths", n), ("n_response", nr), ("n_sources", n_sources)):
             if v % (2 * block):
                 raise RequestError(key, f"mirrored paths come in pairs of {block}-path blocks: need a "
                                         f"multiple of {2 * block}, got {v}")
