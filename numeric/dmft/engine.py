@@ -267,7 +267,8 @@ def mirrored_sources(rng: np.random.Generator, n: int, m: int, block: int) -> np
     g = np.empty((n, m), np.float32)
     g[s == 0] = G0[base[s == 0]]
     g[s == 1] = G0[base[s == 1]][:, partner[src]]
-    g[base[:, None] == base[src][None, :]] = 0.0
+    g[src, src] = 0.0                       # the sources are the first m paths (m even)
+    g[partner[src], src] = 0.0
     return g
 
 
