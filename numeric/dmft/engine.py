@@ -38,7 +38,7 @@ import numpy as np
 from mtsp.errors import RequestError
 from scipy.linalg import solve_triangular
 
-__all__ = ["KINKS", "DmftTrajectory", "run_dmft"]
+__all__ = ["KINKS", "DmftTrajectory", "mirror_layout", "run_dmft"]
 
 KINKS = ("implicit", "crossing", "difference")
 """Treatments of relu's kink (`run_dmft`, docs/DMFT.md §7): "implicit" (default) takes the kink
@@ -232,6 +232,46 @@ def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> 
     return solve_triangular(L, G.T, lower=True, check_finite=False).T
 
 
+def mirror_layout(n: int, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paths in mirror pairs (`run_dmft(mirror=S)`): path p = 2·block·j + block·s + r is the image
+    (s = 1) or the original (s = 0) of base path b = block·j + r (r < block: with separate inputs
+    block = T and p mod T = r, so a pair belongs to one task). Returns (base index b, mirror flag
+    s, partner p ± block) of every path; n must be a multiple of 2·block."""
+    p = np.arange(n)
+    j, s, r = p // (2 * block), (p // block) % 2, p % block
+    return block * j + r, s, p + block * (1 - 2 * s)
+
+
+def mirrored_normals(rng: np.random.Generator, n: int, n_data: int, m: int, d: int, S: np.ndarray,
+                     whiten: bool, block: int) -> np.ndarray:
+    """(n, n_data + m) normals of n paths in mirror pairs (`mirror_layout`): the n/2 base paths'
+    normals (`standard_normals`, whitened over the base paths), each path's image with the same
+    data normals (the first n_data) and its process normals (m = d·blocks, d per block) mapped
+    by S. Whitened base normals stay exactly whitened over all n paths (S is orthogonal and the
+    base mean is zero)."""
+    base, s, _ = mirror_layout(n, block)
+    G = standard_normals(rng, n // 2, n_data + m, whiten)[base]
+    img = s == 1
+    zb = G[img, n_data:].reshape(int(img.sum()), m // d, d)
+    G[img, n_data:] = (zb @ S.T).reshape(int(img.sum()), m)
+    return G
+
+
+def mirrored_sources(rng: np.random.Generator, n: int, m: int, block: int) -> np.ndarray:
+    """(n, m) float32 source normals g[q, p] of paths in mirror pairs with g[q', p'] = g[q, p]
+    (q', p' the partners), so that a path's image receives the image of its noise; zero where q
+    and p are the same base path (a path is neither its own source nor its image's)."""
+    base, s, partner = mirror_layout(n, block)
+    G0 = rng.standard_normal((n // 2, m), dtype=np.float32)
+    src = np.arange(m)
+    g = np.empty((n, m), np.float32)
+    g[s == 0] = G0[base[s == 0]]
+    g[s == 1] = G0[base[s == 1]][:, partner[src]]
+    g[src, src] = 0.0                       # the sources are the first m paths (m even)
+    g[partner[src], src] = 0.0
+    return g
+
+
 @contextmanager
 def one_thread(device=None):
     """BLAS (and torch on a CPU device) with one thread: on 2 shared cores threaded BLAS only
@@ -263,7 +303,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
              whiten: bool = True, noise: str = "sources", n_sources: int | None = None,
              response_dtype=np.float32, device: str | None = None,
              kink_step: float = 0.02, kink: str = "implicit",
-             kink_relax: float = 4.0) -> DmftTrajectory:
+             kink_relax: float = 4.0, mirror: np.ndarray | None = None) -> DmftTrajectory:
     """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
     correlations and means from `n_paths` paths, the response R from the first `n_response`;
     all standard normals drawn once (`standard_normals`, whitened unless `whiten` is False).
@@ -296,7 +336,16 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     the kink attracts, with the repelling kink's crossing term (`trunk._attracting_ramp`); with
     "difference" explicit gradient descent with the
     response from finite differences of ± `kink_step` propagated through its full δ
-    (`response.FiniteDifferenceResponse`, numpy)."""
+    (`response.FiniteDifferenceResponse`, numpy).
+
+    mirror: an orthogonal involution S (d × d) of the fields that leaves the problem invariant
+    (δ(S h) = S δ(h) for the same data, the loss's state S-invariant; `solve.trunk_mirror`): the
+    paths come in pairs, each with its image — same data, initial and source normals mapped by S
+    (`mirrored_normals`, `mirrored_sources`) — so that every path average is S-symmetric and the
+    solution stays on the symmetric manifold, as the N → ∞ limit does (docs/DMFT.md §4: the
+    symmetric solution of the two-task trunk is unstable late and unpaired paths break it at a
+    time ∝ ln n). n_paths, n_response and n_sources must be multiples of 2 × the number of
+    sample-side populations (the default n_sources: n_paths/2 rounded down to one)."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim
@@ -308,7 +357,21 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     if noise not in ("sources", "cholesky"):
         raise RequestError("noise", f"'sources' or 'cholesky', not {noise!r}")
     n_data = loss.normals(gram)
-    normals = standard_normals(rng, n, n_data + ((K + 1) * d if noise == "cholesky" else d), whiten)
+    n_z = (K + 1) * d if noise == "cholesky" else d
+    block = loss.T if getattr(loss, "separate", False) else 1
+    if mirror is not None:
+        mirror = np.asarray(mirror, float)
+        if mirror.shape != (d, d) or not np.allclose(mirror @ mirror.T, np.eye(d)):
+            raise RequestError("mirror", f"needs an orthogonal ({d} × {d}) matrix")
+        if n_sources is None:        # the default n/2, rounded down to whole pairs of blocks
+            n_sources = max(2 * block, n // (4 * block) * 2 * block)
+        for key, v in (("n_paths", n), ("n_response", nr), ("n_sources", n_sources)):
+            if v % (2 * block):
+                raise RequestError(key, f"mirrored paths come in pairs of {block}-path blocks: need a "
+                                        f"multiple of {2 * block}, got {v}")
+        normals = mirrored_normals(rng, n, n_data, n_z, d, mirror, whiten, block)
+    else:
+        normals = standard_normals(rng, n, n_data + n_z, whiten)
     data = loss.sample(gram, normals[:, :n_data])
     mu = data.lam @ np.linalg.pinv(gram, hermitian=True).T        # T⁺ λ, (n, C)
     weights = getattr(loss, "path_weights", lambda size: np.full(size, 1.0 / size))
@@ -320,8 +383,11 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         m = int(n_sources) if n_sources is not None else max(1, n // 2)
         if not 1 <= m <= n:
             raise RequestError("n_sources", f"need 1 ≤ n_sources ≤ n_paths, got {m}")
-        g_src = rng.standard_normal((n, m), dtype=np.float32)
-        g_src[np.arange(m), np.arange(m)] = 0.0                    # no path is its own source
+        if mirror is not None:
+            g_src = mirrored_sources(rng, n, m, block)
+        else:
+            g_src = rng.standard_normal((n, m), dtype=np.float32)
+            g_src[np.arange(m), np.arange(m)] = 0.0                # no path is its own source
         g_src = xp.put(g_src, np.float32)
         src_scale = -1.0 / np.sqrt(alpha * m)
         src_w = np.sqrt(m * weights(m))[:, None]                  # 1 for uniform weights

@@ -40,7 +40,7 @@ from .engine import run_dmft
 from .losses import CrossEntropy
 from .trunk import Trunk
 
-__all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_trajectory"]
+__all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,11 @@ class DmftOptions:
     finite-difference step of relu's response with kink "difference"; kink: the treatment of relu's
     kink (`engine.KINKS`; default "implicit"); kink_relax: γ of the implicit kink's
     self-interaction step γ a_k/α (`engine.run_dmft`; docs/DMFT.md §7); relu: solve relu trunks
-    although their DMFT is not validated (`check_supported`)."""
+    although their DMFT is not validated (`check_supported`); mirror: for a shared trunk with a
+    reflection symmetry (`trunk_mirror`), paths in mirror pairs (`engine.run_dmft`): the exact
+    N → ∞ solution, which keeps the symmetry; without it (default) the paths' sampling noise
+    breaks an unstable symmetry like the O(N^-1/2) fluctuations of a finite system, at a time
+    ∝ ln(paths) (docs/DMFT.md §4); ignored where there is no such symmetry (glm, relu)."""
     dt: float | None = None
     late: float | None = None
     n_paths: int = 4000
@@ -73,6 +77,29 @@ class DmftOptions:
     kink: str = "implicit"
     kink_relax: float = 4.0
     relu: bool = False
+    mirror: bool = False
+
+
+def trunk_mirror(loss) -> np.ndarray | None:
+    """The reflection symmetry of a shared trunk, S = I − 2P⊥ with P⊥ the projector on the
+    complement of the span of the centred initial heads (V_t minus its class mean; the class-common
+    part of a head moves no softmax and no gradient), or None when the heads span all K
+    directions. The initial weights are isotropic, so S maps the problem onto itself when the
+    activation commutes with it: always for a linear trunk, for odd elementwise activations (erf,
+    tanh) only when S is diagonal (the complement spanned by coordinate axes), never for relu.
+    The N → ∞ solution keeps this symmetry (docs/DMFT.md §4)."""
+    rows = np.concatenate([v - v.mean(axis=0) for v in loss.heads0])
+    _, sv, vt = np.linalg.svd(rows)
+    r = int(np.sum(sv > 1e-12 * max(1.0, sv.max(initial=0.0))))
+    if r == loss.dim:
+        return None
+    perp = vt[r:]
+    S = np.eye(loss.dim) - 2.0 * perp.T @ perp
+    if loss.activation == "linear":
+        return S
+    if loss.activation in ("erf", "tanh") and np.allclose(S, np.diag(np.diag(S)), atol=1e-12):
+        return np.diag(np.round(np.diag(S)))
+    return None
 
 
 def default_dt(lr: float) -> float:
@@ -193,10 +220,20 @@ def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
                   alpha=alpha, init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
                   rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), n_sources=opts.n_sources,
-                  device=opts.device, kink_step=opts.kink_step, kink=opts.kink, kink_relax=opts.kink_relax)
+                  device=opts.device, kink_step=opts.kink_step, kink=opts.kink, kink_relax=opts.kink_relax,
+                  mirror=trunk_mirror(loss) if opts.mirror else None)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
     return Q, tr.M, tr.states, tr.train_loss, tr.train_error
+
+
+def asymmetry(states, S: np.ndarray) -> float:
+    """The largest antisymmetric part ‖(V_t − class mean)(I − S)/2‖ of the heads along a
+    trajectory (`State` list) under the reflection S (`trunk_mirror`): zero on the symmetric
+    manifold (N → ∞, or mirrored paths); without mirrored paths it starts at O(paths^-1/2) and
+    grows where that manifold is unstable (docs/DMFT.md §4)."""
+    P = 0.5 * (np.eye(len(S)) - S)
+    return max(float(np.linalg.norm((v - v.mean(axis=0)) @ P)) for st in states for v in st.V)
 
 
 def _units(setup):
@@ -293,6 +330,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     n_jobs = len(units) * opts.batches
     done = 0
     used = []
+    mirror = trunk_mirror(trunk_loss(setup)[0]) if setup.student.kind == "shared" else None
+    asym = []
     for model, ids, solve_batch in units:
         keys = ("gen_error", "label_error", "test_loss", "train_loss", "train_error", "scan_gen",
                 "scan_loss")
@@ -301,6 +340,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
         while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
             b += 1
+            if mirror is not None:
+                asym.append(asymmetry(states, mirror))
 
             def mets(k, label=True, model=model, states=states):
                 return task_metrics(model, states[k], acc, label=label)
@@ -334,7 +375,9 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             curves[name] = stats_["scan_gen"][0][:, j].tolist()
     tasks = {t.name: tasks[t.name] for t in setup.tasks}
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
-             "batches": max(used), "solve_s": _time.perf_counter() - t0}
+             "batches": max(used), "solve_s": _time.perf_counter() - t0,
+             "symmetry": None if mirror is None else ("mirrored" if opts.mirror else "sampled"),
+             "asymmetry": max(asym) if asym else None}
     res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
     res.scan_times = grid_t[scan].tolist()
     res.scan_gen_error = curves
