@@ -15,10 +15,10 @@ import mpmath
 import numpy as np
 
 from mtsp.errors import ReachError, RequestError
+from mtsp.model import State, TheoryModel, argmax_cone, cone_stack, label_label_tasks
 
 from .cone import MP, gaussian_factor
 from .independent_checks import _vec, agreement_by_route, label_label_joint
-from .model import State, TheoryModel, argmax_cone, cone_stack
 from .mp_nonlinear import sign_patterns
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .mp_quadrature import cone_expectation_mp, to_mp
@@ -96,20 +96,15 @@ class MpRules:
 
     def h_integral(self, model, st, factor, acc, cone, rows, fn, lin=None, *, reduce=False, **double_rules):
         """Σ over the sign patterns ``signs`` of h of the product rule on cone ∩ orthant."""
-        plain = linear = None
-        cone = cone if isinstance(cone, tuple) or cone is None else (cone, np.zeros(len(cone), bool))
-        for sg in self.signs:
-            orth = (np.array([s_ * h for s_, h in zip(sg, model.rows_h())]).reshape(len(sg), model.n_fields),
-                    np.array([s_ < 0 for s_ in sg], bool))
-            r = cone_expectation_mp(factor, orth if cone is None else cone_stack(cone, orth), rows, fn, lin,
-                                    nodes=self.nodes, processes=self.processes, batch=True, reduce=reduce)
-            plain = r.plain if plain is None else [x + y for x, y in zip(plain, r.plain)]
-            if lin is not None:
-                linear = r.linear if linear is None else [[x + y for x, y in zip(p, q)] for p, q in zip(linear, r.linear)]
-        return np.array(plain, dtype=object), None if linear is None else np.array(linear, dtype=object)
+        rs = [cone_expectation_mp(factor, cone_stack(cone, (np.array([s_ * h for s_, h in zip(sg, model.rows_h())])
+                                                             .reshape(len(sg), model.n_fields), np.array(sg) < 0)),
+                                  rows, fn, lin, nodes=self.nodes, processes=self.processes, batch=True, reduce=reduce)
+              for sg in self.signs]
+        return (sum(np.array(r.plain, dtype=object) for r in rs),
+                None if lin is None else sum(np.array(r.linear, dtype=object) for r in rs))
 
     def label_label(self, model, st, factor, acc, t, u, act, node_part=None):
-        a, b = (u, t) if model.classes[u] < model.classes[t] else (t, u)
+        a, b = label_label_tasks(model.classes, t, u)
         out = label_label_joint(self.cov, factor, _vec(model.rows_h()), _vec(model.rows_nu(a)), _vec(model.rows_nu(b)),
                                 st.V, act, a, b, self.nodes, self.split_smooth, self.processes)
         out = np.array(out.tolist(), dtype=object)
