@@ -19,7 +19,8 @@ from mtsp.derive import GENERATED
 from mtsp.derive.codegen import load_module
 from mtsp.derive.system import derive_online
 from mtsp.numeric.model import State, theory_model
-from mtsp.numeric.mp_online import mp_state, rhs_state_mp
+from mtsp.numeric.engine import generated_system
+from mtsp.numeric.mp_online import MpRules, mp_state
 from mtsp.numeric.online import Accuracy
 from mtsp.numeric.quadrature import gaussian_factor
 from mtsp.setup import setup_from_dict
@@ -100,7 +101,8 @@ def main():
     t_cl = timeit(lambda: f_closed(*pv0), 2000)
     with mpmath.workdps(30):
         m = mp_state(st)
-        t_mp = timeit(lambda: rhs_state_mp(model, m, nodes=24, generated=GENERATED), 2)
+        system = generated_system(GENERATED, model, "", "mpmath")
+        t_mp = timeit(lambda: system.rhs_state(model, m, rules=MpRules(24)), 2)
     print(f"generated NumPy RHS        {t_gen * 1e3:9.3f} ms")
     print(f"lambdify (same integrals)  {t_lam * 1e3:9.3f} ms   ratio {t_lam / t_gen:6.2f}x")
     print(f"mpmath back-end (dps 30)   {t_mp * 1e3:9.1f} ms   ratio {t_mp / t_gen:8.0f}x")

@@ -53,7 +53,8 @@ def mp_case(m, st):
     from mtsp.numeric import mp_online
     with mpmath.workdps(20):
         sm = mp_online.mp_state(st)
-        Cm = mp_online.field_cov_mp(m, sm)
+        Cm = m.field_cov(sm, mp_online.as_mp)
+        sm = State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V))   # mp_errors reads V_t.rows
         if m.K == 3:
             r = nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(6, 8, 6))
         else:
@@ -84,7 +85,8 @@ def time_cases():
             from mtsp.numeric import mp_online
             with mpmath.workdps(20):
                 sm = mp_online.mp_state(st)
-                Cm = mp_online.field_cov_mp(m, sm)
+                Cm = m.field_cov(sm, mp_online.as_mp)
+                sm = State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V))
                 if kind == "mp":
                     nonlinear_metrics_mp(m, sm, Cm, 0, nodes=24, loss_nodes=16)
                 else:

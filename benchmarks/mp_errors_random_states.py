@@ -10,7 +10,7 @@ import mpmath
 from mtsp.setup import setup_from_dict
 from mtsp.api import solve   # derive, then numeric
 from mtsp.numeric.model import theory_model, State
-from mtsp.numeric.mp_online import mp_state, field_cov_mp
+from mtsp.numeric.mp_online import as_mp, mp_state
 from mtsp.numeric import mp_errors
 rng = random.Random(int(sys.argv[1]))
 worst = {}
@@ -31,7 +31,8 @@ for trial in range(int(sys.argv[2])):
     st = State(st.Q, st.R, tuple(v * rng.choice([1.0, 3.0]) for v in st.V))
     with mpmath.workdps(20):
         sm = mp_state(st)
-        Cm = field_cov_mp(m, sm)
+        Cm = m.field_cov(sm, as_mp)
+        sm = State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V))   # mp_errors reads V_t.rows
         t0 = time.perf_counter()
         try:
             ref = mp_errors.nonlinear_metrics_mp(m, sm, Cm, 0, nodes=128, loss_nodes=64)

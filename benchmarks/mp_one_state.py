@@ -16,7 +16,9 @@ from mp_solve import setup  # noqa: E402
 
 from mtsp.numeric import mp_errors  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
-from mtsp.numeric.mp_online import field_cov_mp, mp_state, rhs_state_mp  # noqa: E402
+from mtsp.numeric.engine import generated_system  # noqa: E402
+from mtsp.numeric.model import State  # noqa: E402
+from mtsp.numeric.mp_online import MpRules, as_mp, mp_state  # noqa: E402
 from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
 
@@ -26,11 +28,11 @@ st = solve_online(su, times=[0.2], generated=GENERATED).state(0.2)
 with mpmath.workdps(20):
     sm = mp_state(st)
     t0 = time.perf_counter()
-    r = rhs_state_mp(model, sm, 24, processes=1, generated=GENERATED)
+    r = generated_system(GENERATED, model, "", "mpmath").rhs_state(model, sm, rules=MpRules(24, 1))
     t_rhs = time.perf_counter() - t0
-    C = field_cov_mp(model, sm)
+    C = model.field_cov(sm, as_mp)
     t0 = time.perf_counter()
-    e = mp_errors.nonlinear_metrics_mp(model, sm, C, 0)
+    e = mp_errors.nonlinear_metrics_mp(model, State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V)), C, 0)
     t_err = time.perf_counter() - t0
 print(f"{root}: one mp right-hand side {t_rhs:.1f} s (dQ00 {mpmath.nstr(r[0][0, 0], 17)}); errors of task A "
       f"(gen, label, loss) {t_err:.1f} s: {[mpmath.nstr(x, 17) for x in e]}", flush=True)

@@ -15,7 +15,8 @@ from mp_solve import setup  # noqa: E402
 
 from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
-from mtsp.numeric.mp_online import mp_state, rhs_state_mp, task_metrics_mp  # noqa: E402
+from mtsp.numeric.engine import generated_system  # noqa: E402
+from mtsp.numeric.mp_online import MpRules, mp_state, task_metrics_mp  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
 
 only = sys.argv[2:]
@@ -31,16 +32,18 @@ for name, su, t, nodes in cases:
     with mpmath.workdps(20):
         sm = mp_state(st)
         t0 = time.perf_counter()
-        dQ, dR, dV, loss, terms = rhs_state_mp(model, sm, nodes, processes=1, generated=GENERATED)
+        system, rules = generated_system(GENERATED, model, "", "mpmath"), MpRules(nodes, 1)
+        terms = system.integrals(model, sm, rules=rules)
+        dQ, dR, dV, loss = system.rhs_state(model, sm, rules=rules, terms=terms)
         dt = time.perf_counter() - t0
         for k in sorted(terms):
             v = terms[k]
-            vals = [v] if not isinstance(v, mpmath.matrix) else list(v)
+            vals = list(v.ravel()) if hasattr(v, "ravel") else list(v) if isinstance(v, mpmath.matrix) else [v]
             print(name, k, " ".join(mpmath.nstr(x, 25) for x in vals))
-        print(name, "dQ", " ".join(mpmath.nstr(x, 20) for x in dQ))
-        print(name, "dR", " ".join(mpmath.nstr(x, 20) for x in dR))
+        print(name, "dQ", " ".join(mpmath.nstr(x, 20) for x in dQ.ravel()))
+        print(name, "dR", " ".join(mpmath.nstr(x, 20) for x in dR.ravel()))
         for v in dV:
-            print(name, "dV", " ".join(mpmath.nstr(x, 20) for x in v))
+            print(name, "dV", " ".join(mpmath.nstr(x, 20) for x in v.ravel()))
         if model.linear:
             t1 = time.perf_counter()
             m = task_metrics_mp(model, sm, nodes)

@@ -2,7 +2,7 @@
 (generated NumPy module, what `mtsp solve` integrates) or the mp path (`mp_online`, what `mtsp check`
 compares it with)?  `mtsp check --states 1` reported them ~10 % apart there (2026-12-06, stored log:
 the mp path's one Gauss–Hermite rule over h was under-resolved at this Q; since then the mp path takes
-the sign-orthant split here by itself — `mp_nonlinear._take_split` — and `mtsp check` finds dQ within
+the sign-orthant split here by itself — `mp_nonlinear.sign_patterns` — and `mtsp check` finds dQ within
 3.6e-4, benchmarks/results/check_strong_teachers_t20.txt; the "mp" column of a rerun is that route).
 
 Independent reference: direct Monte Carlo of MODEL.md's online right-hand side at the double solve's
@@ -34,9 +34,8 @@ from scipy.special import logsumexp, softmax  # noqa: E402
 from mtsp.derive.codegen import load_module  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
 from mtsp.numeric.metrics import task_metrics  # noqa: E402
-from mtsp.numeric.mp_nonlinear import nonlinear_terms_mp  # noqa: E402
-from mtsp.numeric.mp_online import field_cov_mp, mp_state, rhs_state_mp, task_metrics_mp  # noqa: E402
-from mtsp.numeric.mp_quadrature import mp_factor  # noqa: E402
+from mtsp.numeric.engine import generated_system, named_terms  # noqa: E402
+from mtsp.numeric.mp_online import MpRules, mp_state, task_metrics_mp  # noqa: E402
 from mtsp.numeric.online import Accuracy  # noqa: E402
 from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
@@ -168,7 +167,7 @@ def main():
     ap.add_argument("--mp-nodes", type=int, default=None)
     ap.add_argument("--seed", type=int, default=20261206)
     ap.add_argument("--split-smooth", action="store_true",
-                    help="also the mp named integrals by the orthant-split route (`nonlinear_terms_mp("
+                    help="also the mp named integrals by the orthant-split route (`MpRules(split_smooth=True)`, `engine.named_terms`; ("
                          "split_smooth=True)`, minutes) against the double")
     ap.add_argument("--errors", action="store_true",
                     help="also gen_error / label_error: double, mp, and Monte Carlo of the argmaxes")
@@ -185,7 +184,9 @@ def main():
     dQ, dR, dV, _ = mod.rhs_state(model, st, acc)
     t0 = time.perf_counter()
     with mpmath.workdps(args.dps):
-        dQm, dRm, dVm, _, terms_m = rhs_state_mp(model, mp_state(st), args.mp_nodes, processes=1, generated=GENERATED)
+        system, rules = generated_system(GENERATED, model, "", "mpmath"), MpRules(args.mp_nodes, 1)
+        terms_m = system.integrals(model, mp_state(st), rules=rules)
+        dQm, dRm, dVm, _ = system.rhs_state(model, mp_state(st), rules=rules, terms=terms_m)
     dQm, dRm, dVm = f64(dQm), f64(dRm), f64(dVm)
     terms_d = mod.integrals(model, st, acc)
     print(f"mp right-hand side: dps {args.dps}, nodes {args.mp_nodes or 'default'}, "
@@ -228,9 +229,7 @@ def main():
     if args.split_smooth:
         t0 = time.perf_counter()
         with mpmath.workdps(args.dps):
-            sm = mp_state(st)
-            C = field_cov_mp(model, sm)
-            split = nonlinear_terms_mp(model, sm, mp_factor(C), C, args.mp_nodes, split_smooth=True)
+            split = named_terms(model, mp_state(st), rules=MpRules(args.mp_nodes, split_smooth=True))
         print(f"\nmp named integrals by the orthant split (split_smooth=True, {time.perf_counter() - t0:.0f} s): "
               "max relative difference to the double, to MC (|z|)")
         for name in sorted(terms_d):

@@ -75,13 +75,15 @@ class TheoryModel:
             parts += [v.ravel() for v in s.V]
         return np.concatenate(parts)
 
-    def unpack(self, y: np.ndarray) -> "State":
+    def unpack(self, y) -> "State":
+        """The state of a packed vector in its own number type (floats, or mpf: a list or an object
+        array; frozen heads stay `heads0`)."""
         K, M = self.K, self.M
+        y = np.asarray(y)
         iu = np.triu_indices(K)
         n = len(iu[0])
-        Q = np.zeros((K, K))
-        Q[iu] = y[:n]
-        Q = Q + Q.T - np.diag(np.diag(Q))
+        Q = np.zeros((K, K), dtype=y.dtype)
+        Q[iu] = Q.T[iu] = y[:n]
         R = y[n:n + K * M].reshape(K, M)
         pos = n + K * M
         if self.train_heads:
@@ -94,21 +96,12 @@ class TheoryModel:
             V = self.heads0
         return State(Q, R, V)
 
-    def field_cov(self, s: "State") -> np.ndarray:
-        """Covariance of (h, λ, ν) — see the module docstring."""
-        K, M = self.K, self.M
-        T = self.gram
-        C = np.zeros((K + 2 * M, K + 2 * M))
-        C[:K, :K] = s.Q
-        C[:K, K:K + M] = s.R
-        C[:K, K + M:] = s.R
-        C[K:K + M, :K] = s.R.T
-        C[K + M:, :K] = s.R.T
-        C[K:K + M, K:K + M] = T
-        C[K:K + M, K + M:] = T
-        C[K + M:, K:K + M] = T
-        C[K + M:, K + M:] = T + np.diag(self.sigma_vec() ** 2)
-        return C
+    def field_cov(self, s: "State", lift=np.asarray) -> np.ndarray:
+        """Covariance of (h, λ, ν) — see the module docstring — in the state's number type (``lift``:
+        floats to it, e.g. object arrays of mpf: then σ² is formed in that arithmetic)."""
+        T = lift(self.gram)
+        S = T + np.diag(lift(self.sigma_vec()) ** 2)
+        return np.block([[s.Q, s.R, s.R], [s.R.T, T, T], [s.R.T, T, S]])
 
     # --- rows selecting linear forms of the fields ---------------------------------------
     @property
@@ -141,6 +134,10 @@ class State:
     Q: np.ndarray
     R: np.ndarray
     V: tuple[np.ndarray, ...]
+
+    def map(self, f) -> "State":
+        """The state with ``f`` applied to Q, R and every V_t (e.g. a change of number type)."""
+        return State(f(self.Q), f(self.R), tuple(f(v) for v in self.V))
 
 
 def argmax_cone(values_rows: np.ndarray, c: int) -> tuple[np.ndarray, np.ndarray]:

@@ -41,11 +41,11 @@ from scipy.linalg import expm
 
 from mtsp.errors import RequestError
 
-from .engine import generated_module
+from .engine import generated_module, generated_system
 from .metrics import task_metrics
-from .mp_online import mp_state, pack_mp, rhs_state_mp, task_metrics_mp
-from .mp_solve import METRIC_NODES, SOLVE_NODES, _note
-from .solve import COARSE, accuracy_setting, check_processes, solve
+from .mp_online import MpRules, task_metrics_mp
+from .mp_solve import METRIC_NODES, SOLVE_NODES
+from .solve import COARSE, _tell, accuracy_setting, check_processes, solve
 
 __all__ = ["certify", "format_certificate"]
 
@@ -144,12 +144,13 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
                                                       generated=generated)
     model, traj = res.model, res.trajectory
     rhs = generated_module(generated, model, setup.name).rhs
+    rhs_mp = generated_system(generated, model, setup.name, "mpmath").rhs
 
     def f(y):
         return rhs(model, y, acc)
 
     def note(frac, text):
-        _note(progress, frac, f"certify: {text}")
+        _tell(progress, frac, f"certify: {text}")
     times = [float(t) for t in res.times]
     t_last = times[-1]
     ts = [float(t) for t in traj.ts]
@@ -160,9 +161,7 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
         for j, t in enumerate(sample_t):
             r0 = _time.perf_counter()
             y = traj(t)
-            dQ, dR, dV, _, _ = rhs_state_mp(model, mp_state(model.unpack(y)), nodes, processes=processes,
-                                          generated=generated)
-            fm = np.array([float(v) for v in pack_mp(model, dQ, dR, dV)])
+            fm = rhs_mp(model, y, rules=MpRules(nodes, processes)).astype(float)
             dq.append(f(y) - fm)
             note(0.6 * (j + 1) / states, f"mp right-hand side at t = {t:g}: {_time.perf_counter() - r0:.1f} s")
     env = np.max(np.abs(dq), axis=0)
@@ -190,7 +189,7 @@ def certify(setup, *, states: int = 3, dps: int = 20, nodes=None, metric_nodes=N
     for k, tk in enumerate(times):
         y_k = traj(tk)
         with mpmath.workdps(dps):
-            em = task_metrics_mp(model, mp_state(model.unpack(y_k)), metric_nodes, label=False, loss=False,
+            em = task_metrics_mp(model, model.unpack(y_k), metric_nodes, label=False, loss=False,
                                  processes=processes)
         grads = _gen_gradients(model, y_k, COARSE)
         # the adjoint with each step's Jacobian taken at its start, its end and their mean: the

@@ -3,7 +3,7 @@
 Solves the setup in double precision (generated module, engine "ode"), takes `states` states of
 the trajectory (evenly spaced in (0, t_last]), and evaluates the right-hand side at each with
 both back-ends: the NumPy module (its `integrals` and `_assemble`) and the mpmath back-end
-(`mp_online`, at `dps` digits).  For every term — dQ, dR, each dV_t, the test losses, every
+(`mp_online`, at `dps` digits: the same module's mp twin, `engine.generated_system`).  For every term — dQ, dR, each dV_t, the test losses, every
 reduced integral by its derivation name, and (``errors``, where the mp path has them: linear
 trunks and glm with C ≤ 3, nonlinear trunks with K ≤ 3 — K = 3 takes minutes per task and state) each task's gen_error and label_error
 — it reports the largest relative difference over the
@@ -22,13 +22,12 @@ import numpy as np
 
 from mtsp.errors import ReachError
 
-from .engine import generated_module
+from .engine import generated_module, generated_system
 from .metrics import task_metrics
 from .model import theory_model
-from .mp_online import mp_state, rhs_state_mp, task_metrics_mp
-from .mp_solve import _note
+from .mp_online import MpRules, mp_state, task_metrics_mp
 from .online import Accuracy
-from .solve import accuracy_setting, check_processes, solve_online
+from .solve import _tell, accuracy_setting, check_processes, solve_online
 
 __all__ = ["check", "format_report", "threshold", "expected_seconds", "expected_text", "THRESHOLDS"]
 
@@ -104,11 +103,11 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
         times = [t_last * (k + 1) / states for k in range(states)]
     t0 = _time.perf_counter()
     res = solve_online(setup, acc, times=[t_last], processes=processes, generated=generated)
-    mod = generated_module(generated, model, setup.name)
+    mod, mod_mp = generated_module(generated, model, setup.name), generated_system(generated, model, setup.name, "mpmath")
     worst: dict = {}
     def tell(part, text):
         if progress is not None:
-            _note(progress, (i_state + part) / len(times),
+            _tell(progress, (i_state + part) / len(times),
                   f"check: state {i_state + 1}/{len(times)} (t = {t:g}): {text}")
 
     for i_state, t in enumerate(times):
@@ -117,8 +116,9 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
         dQ, dR, dV, loss = mod.rhs_state(model, st, acc)
         with mpmath.workdps(dps):
             t1 = _time.perf_counter()
-            dQm, dRm, dVm, lossm, terms_m = rhs_state_mp(model, mp_state(st), mp_nodes, processes=processes,
-                                                          generated=generated)
+            sm, rules = mp_state(st), MpRules(mp_nodes, processes)
+            terms_m = mod_mp.integrals(model, sm, rules=rules)
+            dQm, dRm, dVm, lossm = mod_mp.rhs_state(model, sm, rules=rules, terms=terms_m)
             tell(0.5 if errors else 1.0, f"mp right-hand side {_time.perf_counter() - t1:.1f} s")
             diffs = {"dQ": _rel(dQ, dQm), "dR": _rel(dR, dRm), "test_loss": _rel(loss, lossm)}
             for k, (a, b) in enumerate(zip(dV, dVm)):
@@ -129,7 +129,7 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
             if errors:
                 try:
                     t1 = _time.perf_counter()
-                    em = task_metrics_mp(model, mp_state(st), mp_nodes, loss=False, processes=processes)
+                    em = task_metrics_mp(model, st, mp_nodes, loss=False, processes=processes)
                     tell(1.0, f"mp errors {_time.perf_counter() - t1:.1f} s")
                 except ReachError:  # errors outside the mp path's reach (K ≥ 4 trunks, C > 3)
                     em = None

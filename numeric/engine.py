@@ -12,20 +12,22 @@ supplies the rest, once for every structure:
             where the label cones are nondegenerate (`closed_usable`);
     (dQ, dR, dV, losses) = _assemble(state, parameters, terms);
     dy/dt = pack(dQ, dR, dV)   (layout: `TheoryModel.pack`).
+
+The same steps serve both number types: ``rules`` (`online.DoubleRules`, or `mp_online.MpRules`
+with the mp module's functions, `generated_system`) supplies the quadrature and the conversion of
+the model's parameters (`parameters`).
 """
 from __future__ import annotations
 
-import mpmath
 import numpy as np
 
 from mtsp.errors import RequestError
 
 from .model import State, TheoryModel
-from .online import Accuracy, linear_terms, nonlinear_terms
-from .quadrature import gaussian_factor
+from .online import DOUBLE_RULES, Accuracy
 
-__all__ = ["GeneratedSystem", "closed_usable", "flatten_terms", "mp_parameters", "closed_terms_mp",
-           "assemble_mp", "generated_module"]
+__all__ = ["GeneratedSystem", "closed_usable", "flatten_terms", "named_terms", "parameters", "generated_module",
+           "generated_system"]
 
 
 def generated_module(generated, model: TheoryModel, setup_name: str = "", backend: str = "numpy"):
@@ -39,13 +41,13 @@ def generated_module(generated, model: TheoryModel, setup_name: str = "", backen
     return getattr(generated, backend)(model, setup_name)
 
 
-def flatten_terms(model: TheoryModel, raw: dict) -> dict:
+def flatten_terms(model: TheoryModel, raw: dict, scalar=float) -> dict:
     """`numeric.online`'s term dictionaries → the derivation's integral names (A0, L0, Eaa01, …)."""
     out = {}
     if model.linear:
         for t in range(model.n_tasks):
             out[f"A{t}"] = raw["A"][t]
-            out[f"Lse{t}"] = float(raw["Lse"][t])
+            out[f"Lse{t}"] = scalar(raw["Lse"][t])
             out[f"P{t}"] = np.asarray(raw["P"][t]).reshape(-1, 1)
             out[f"L{t}"] = raw["L"][t]
         pair_terms = ("B", "Y", "PP")
@@ -53,8 +55,8 @@ def flatten_terms(model: TheoryModel, raw: dict) -> dict:
         for t in range(model.n_tasks):
             for k in ("Eal", "Ebl", "Esg", "Eyg", "Ebb"):
                 out[f"{k}{t}"] = raw[k][t]
-            out[f"Lse{t}"] = float(raw["Lse"][t])
-            out[f"Eyz{t}"] = float(raw["Eyz"][t])
+            out[f"Lse{t}"] = scalar(raw["Lse"][t])
+            out[f"Eyz{t}"] = scalar(raw["Eyz"][t])
         pair_terms = ("Eaa", "Eab", "Ebb2")
     for k in pair_terms:  # terms indexed by a pair of tasks
         for (t, s), v in raw[k].items():
@@ -78,7 +80,8 @@ def closed_usable(model: TheoryModel) -> bool:
 
 
 class GeneratedSystem:
-    """The entry points of a generated NumPy module, bound to its printed functions.
+    """The entry points of a generated module, bound to its printed functions, in the number type
+    of ``rules`` (`online.DoubleRules`, float64, the default; `mp_online.MpRules`, object arrays of mpf).
 
     ``closed_arrays``/``closed_names``: the closed forms and their integral names; ``assemble``:
     the printed assembly.  Every entry point takes ``helper``, an executor for half of the
@@ -89,57 +92,46 @@ class GeneratedSystem:
         self.closed_arrays = closed_arrays
         self.assemble = assemble
 
-    def integrals(self, model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None) -> dict:
+    def integrals(self, model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None,
+                  rules=DOUBLE_RULES) -> dict:
         """All reduced integrals at state `st`: closed forms where derived and usable,
         quadrature otherwise."""
-        factor = gaussian_factor(model.field_cov(st))
-        raw = (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc, helper)
-        flat = flatten_terms(model, raw)
+        flat = named_terms(model, st, acc, helper, rules)
         if self.closed_names and closed_usable(model):
-            vals = self.closed_arrays(st.Q, st.R, st.V, model.gram, model.noise)
+            vals = self.closed_arrays(st.Q, st.R, st.V, *parameters(model, rules)[:2])
             flat.update(dict(zip(self.closed_names, vals)))
         return flat
 
-    def rhs_state(self, model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None):
-        """(dQ/dt, dR/dt, dV/dt, test losses) at order parameters `st`."""
-        terms = self.integrals(model, st, acc, helper)
-        outs = self.assemble(st.Q, st.R, st.V, model.gram, model.noise, model.weights, model.shares,
-                             model.lr, model.head_lr, model.weight_decay, terms)
+    def rhs_state(self, model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None, rules=DOUBLE_RULES,
+                  terms: dict | None = None):
+        """(dQ/dt, dR/dt, dV/dt, test losses) at order parameters `st` (from ``terms``, its `integrals`, if given)."""
+        terms = self.integrals(model, st, acc, helper, rules) if terms is None else terms
+        outs = [rules.lift(x) for x in self.assemble(st.Q, st.R, st.V, *parameters(model, rules), terms)]
         n = model.n_tasks
         dV = tuple(outs[2:2 + n]) if model.train_heads else ()
         return outs[0], outs[1], dV, outs[-1]
 
-    def rhs(self, model: TheoryModel, y: np.ndarray, acc: Accuracy = Accuracy(), helper=None) -> np.ndarray:
+    def rhs(self, model: TheoryModel, y, acc: Accuracy = Accuracy(), helper=None, rules=DOUBLE_RULES):
         """Packed right-hand side dy/dt for ODE integrators (layout: `TheoryModel.pack`)."""
-        st = model.unpack(y)
-        dQ, dR, dV, _ = self.rhs_state(model, st, acc, helper)
+        st = model.unpack(y).map(rules.lift)
+        dQ, dR, dV, _ = self.rhs_state(model, st, acc, helper, rules)
         return model.pack(State(dQ, dR, dV if model.train_heads else st.V))
 
 
-# ---- the mpmath twins: the generated mp module's printed functions, run at mpmath's precision
-
-def mp_parameters(model: TheoryModel) -> tuple:
-    """(T, σ, w, π, η, η_V, κ) as mpmath numbers (the exact values of the doubles)."""
-    def vec(a):
-        return [mpmath.mpf(float(x)) for x in np.ravel(a)]
-    T = mpmath.matrix([[mpmath.mpf(float(x)) for x in row] for row in np.asarray(model.gram)])
-    return (T, vec(model.noise), vec(model.weights), vec(model.shares),
-            mpmath.mpf(model.lr), mpmath.mpf(model.head_lr), mpmath.mpf(model.weight_decay))
+def named_terms(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), helper=None, rules=DOUBLE_RULES) -> dict:
+    """The quadrature integrals at `st` under the derivation's names, in the number type of ``rules``."""
+    factor = rules.factor(model.field_cov(st, rules.lift))
+    return flatten_terms(model, rules.terms(model, st, factor, acc, helper), rules.scalar)
 
 
-def closed_terms_mp(gen_mp, model: TheoryModel, st) -> dict:
-    """The generated mp module's closed forms at the mp state `st` ({} where not usable)."""
-    if not gen_mp.CLOSED_NAMES or not closed_usable(model):
-        return {}
-    T, sigma = mp_parameters(model)[:2]
-    return dict(zip(gen_mp.CLOSED_NAMES, gen_mp._closed_arrays_mp(st.Q, st.R, st.V, T, sigma)))
+def parameters(model: TheoryModel, rules=DOUBLE_RULES) -> tuple:
+    """(T, σ, w, π, η, η_V, κ) in the number type of ``rules`` (exact conversions of the doubles)."""
+    return (*(rules.lift(a) for a in (model.gram, model.noise, model.weights, model.shares)),
+            *(rules.scalar(x) for x in (model.lr, model.head_lr, model.weight_decay)))
 
 
-def assemble_mp(gen_mp, model: TheoryModel, st, terms: dict):
-    """(dQ, dR, dV, test losses) in mp from the generated mp assembly and the integrals."""
-    T, sigma, w, pi, eta, eta_v, kappa = mp_parameters(model)
-    V = st.V if model.train_heads else tuple(st.V)
-    outs = gen_mp._assemble_mp(st.Q, st.R, V, T, sigma, w, pi, eta, eta_v, kappa, terms)
-    n = model.n_tasks
-    dV = tuple(outs[2:2 + n]) if model.train_heads else ()
-    return outs[0], outs[1], dV, outs[-1]
+def generated_system(generated, model: TheoryModel, setup_name: str = "", backend: str = "numpy") -> GeneratedSystem:
+    """The `GeneratedSystem` of `model`'s structure from ``generated`` (`generated_module`): the NumPy
+    module's ``SYSTEM``, or the mp module's twins (``_closed_arrays_mp``, ``_assemble_mp``)."""
+    mod = generated_module(generated, model, setup_name, backend)
+    return mod.SYSTEM if backend == "numpy" else GeneratedSystem(mod.CLOSED_NAMES, mod._closed_arrays_mp, mod._assemble_mp)

@@ -26,7 +26,7 @@ from mtsp.errors import ReachError, RequestError
 
 from .cone import MP, condition, label_cones
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import DEFAULT_NODES, _obj, bivariate_ncdf, cone_expectation_mp, ncdf
+from .mp_quadrature import _obj, bivariate_ncdf, cone_expectation_mp, ncdf
 
 __all__ = ["label_label_joint", "agreement_by_route"]
 
@@ -233,7 +233,7 @@ def label_label_joint(C, F, H, nu_a, nu_b, V, act, a_, b_, nodes, split_smooth=N
     K is (K ≤ 3 needs no more than 2 dims).  P(c, C_b − 1) and P(C_a − 1, d) come from the
     marginals.  An independent route from the double path's (P(y_a | h, Δ_b) inside the cones of
     y_b, over all K fields: `online._label_label_term`).  ``V``: the heads (object arrays of mpf)."""
-    from .mp_nonlinear import _rule_nodes, _sign_splits, _take_split   # the mp route over h
+    from .mp_nonlinear import sign_patterns   # the mp route over h
     K = len(H)
     Ca, Cb = len(nu_a), len(nu_b)
 
@@ -270,8 +270,7 @@ def label_label_joint(C, F, H, nu_a, nu_b, V, act, a_, b_, nodes, split_smooth=N
                     return dg[k] * dg[m] * mpmath.fsum(P[c][d] * V[a_][c, k] * V[b_][d, m]
                                                        for c in range(Ca) for d in range(Cb))
                 return [entry(idx[0], idx[-1]), entry(idx[-1], idx[0])], None
-            split = _take_split(act, C, Hs, _rule_nodes(nodes, len(idx), DEFAULT_NODES), split_smooth)
-            for sg in _sign_splits(act, len(idx), split):
+            for sg in sign_patterns(act, C, Hs, nodes, split_smooth):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
                 r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes,
                                         processes=processes)
@@ -289,7 +288,7 @@ def _mp_cone(rows, c: int):
 
 def agreement_by_route(model, st, F, t: int, fields: str, nodes, double, processes: int = 1):
     """Σ_c P(argmax z_t = c, argmax x_t = c) for x = λ (fields "lambda") or ν ("nu") of a linear
-    trunk (``st``: an `mp_online.MpState`), as one (C_t − 1)-dim integral per class instead of the
+    trunk (``st``: a `State` of object arrays of mpf, `mp_online.mp_state`), as one (C_t − 1)-dim integral per class instead of the
     double path's 2(C_t − 1)-dim cone (`metrics._linear_errors`): over the logit differences u
     (an independent subset when the trunk is narrower), inside the student's cone of c, of
     P(argmax x_t = c | u) in closed form (Φ or Φ₂ in mp); where that probability is steep (judged
@@ -307,7 +306,7 @@ def agreement_by_route(model, st, F, t: int, fields: str, nodes, double, process
         return None
     steep = online.label_given_h(model, factor, t, fields, stein=False, cond=u) is None
     V = st.V[t]
-    z = [[V[c, k] if k < model.K else mpmath.mpf(0) for k in range(model.n_fields)] for c in range(V.rows)]
+    z = [[V[c, k] if k < model.K else mpmath.mpf(0) for k in range(model.n_fields)] for c in range(V.shape[0])]
     u_rows = [[a - b for a, b in zip(r, z[0])] for r in z[1:]]
     cond = [u_rows[i] for i in ind]
     rows = _vec(model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t))

@@ -124,6 +124,8 @@ class DoubleRules:
     `pointwise`'s formulas.  `mp_online.MpRules` offers the same in mpmath, so that one term code
     (`_linear_part`, `label_given_h`, …) runs in either arithmetic."""
     ar = DOUBLE
+    lift = staticmethod(np.asarray)   # floats → this number type (`TheoryModel.field_cov`, `engine.parameters`)
+    factor = staticmethod(gaussian_factor)   # F Fᵀ = the field covariance
     sobol = True            # has the fixed-Sobol' tier of `SoftmaxRoute.sobol`
     pair_by_transpose = False   # P(y_s, y_t) integrated on its own, not as P(y_t, y_s)ᵀ
     decide_at = None        # routes are decided on the state itself
@@ -143,6 +145,11 @@ class DoubleRules:
     @staticmethod
     def expect(factor, cone, proj, fn, lin=None, **kw) -> ConeResult:
         return cone_expectation(factor, cone, proj, fn, lin, **kw)
+
+    @staticmethod
+    def terms(model, st, factor, acc, helper=None) -> dict:
+        """The integrals at ``st`` (`linear_terms` / `nonlinear_terms`: two parts, the second on ``helper``)."""
+        return (linear_terms if model.linear else nonlinear_terms)(model, st, factor, acc, helper)
 
     @staticmethod
     def probability(factor, cone, budget: int):
@@ -255,7 +262,7 @@ SPLIT_SPREAD = 3.0  # logit-difference std above which softmax integrals are spl
 class SoftmaxRoute:
     """The route of one softmax-type integral of a linear trunk, decided once per state
     (`linear_routes`) and executed by the double path (`_linear_part`) and the mp path
-    (`mp_online.linear_terms_mp`) alike.  ``kind``: "self" (E[s_t s_tᵀ], lse_t, E[s_t ℓᵀ]),
+    (`mp_online.MpRules`) alike.  ``kind``: "self" (E[s_t s_tᵀ], lse_t, E[s_t ℓᵀ]),
     "pair" (E[s_t s_sᵀ], t < s), "labelsoft" (E[1{y_t = c} s_s] by P(y_t | u_s) in closed form),
     "cone" (the same for class ``c`` by its label cone); ``tasks``: whose logit differences u are
     integrated; ``wide``: those of them whose logits spread beyond SPLIT_SPREAD, whose argmax

@@ -22,7 +22,6 @@ from threadpoolctl import threadpool_limits
 
 from mtsp.engines import choose_engine
 from mtsp.errors import ConvergenceError, ReachError, RequestError
-from mtsp.progress import Progress
 
 from . import online, reach
 from .engine import generated_module
@@ -350,8 +349,10 @@ class _Part:
 
 
 def _tell(progress, fraction, note=None):
-    """Report progress; a note (the integration's time) goes to callbacks that take one."""
-    if note is not None and isinstance(progress, (Progress, _Part)):
+    """Report progress (to nothing where None); a note goes to callbacks that take one."""
+    if progress is None:
+        return
+    if note is not None and (hasattr(progress, "note") or isinstance(progress, _Part)):
         progress(fraction, note)
     else:
         progress(fraction)

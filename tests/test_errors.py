@@ -135,6 +135,6 @@ def test_accuracy_refuses_invalid_values_naming_the_field(field, value):
 
 
 def test_mp_split_smooth_is_validated():
-    from mtsp.numeric.mp_nonlinear import nonlinear_terms_mp
+    from mtsp.numeric.mp_online import MpRules
     with pytest.raises(RequestError, match="^split_smooth: "):
-        nonlinear_terms_mp(None, None, None, None, split_smooth="no")
+        MpRules(split_smooth="no")

@@ -17,11 +17,26 @@ import pytest
 
 from mtsp.numeric.model import State, theory_model
 from mtsp.derive import GENERATED
-from mtsp.numeric.mp_online import mp_state, rhs_state_mp
+from mtsp.numeric.engine import generated_system
+from mtsp.numeric.mp_online import MpRules, as_mp, mp_state
 from mtsp.numeric.mp_quadrature import cone_expectation_mp, mp_factor, orthant_probability_mp
 from mtsp.numeric.online import Accuracy
 from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
 from mtsp.setup import setup_from_dict
+
+
+def rhs_state_mp(model, st, nodes=None, processes=1, generated=GENERATED):
+    """(dQ, dR, dV, losses, integrals) of the mp right-hand side at an mp state (`engine.GeneratedSystem` of
+    the generated mp module, `MpRules`)."""
+    system, rules = generated_system(generated, model, "", "mpmath"), MpRules(nodes, processes)
+    terms = system.integrals(model, st, rules=rules)
+    return (*system.rhs_state(model, st, rules=rules, terms=terms), terms)
+
+
+def _errors_state(m, st):
+    """(state, field covariance) in mp as `mp_errors.nonlinear_metrics_mp` reads them (V_t mpmath matrices)."""
+    sm = mp_state(st)
+    return State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V)), m.field_cov(sm, as_mp)
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +157,7 @@ def test_rhs_double_vs_mp_two_task_shared():
     st = _state(model)
     dQ, dR, dV, loss = load_module(model).rhs_state(model, st, Accuracy())
     dQm, dRm, dVm, lossm, _ = rhs_state_mp(model, mp_state(st), nodes=32, generated=GENERATED)
-    f = lambda m: np.array(m.tolist(), dtype=float)  # noqa: E731
+    f = lambda m: np.asarray(m, dtype=float)  # noqa: E731
     err = max(np.abs(f(dQm) - dQ).max(), np.abs(f(dRm) - dR).max(),
               max(np.abs(f(a) - b).max() for a, b in zip(dVm, dV)),
               np.abs(np.array([float(x) for x in lossm]) - loss).max())
@@ -180,26 +195,26 @@ def test_nonlinear_rhs_terms_against_mp(act, K, inputs, nodes, bound):
 
 
 def test_nonlinear_mp_refuses_what_it_cannot_integrate():
-    from mtsp.numeric.mp_online import integrals_mp, mp_state
+    from mtsp.numeric.engine import named_terms
     from mtsp.numeric.model import theory_model
     model = theory_model(_nonlinear_setup("tanh", 1, "separate", classes=4))
     with pytest.raises(NotImplementedError, match="C_t ≤ 3"):
-        integrals_mp(model, mp_state(model.initial_state()))
+        named_terms(model, mp_state(model.initial_state()), rules=MpRules())
 
 
 def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
     """At a large-Q state (tanh, K = 1, Q = 6: spread 2.45, the size of the strong-teacher state
     at t = 20 in docs/PRECISION.md) the one Gauss–Hermite rule over h under-resolves g′ — Eaa
     14–20 % off, every other named integral 7e-5–4.5e-2 — so the default mp route must take the
-    sign-orthant split (`mp_nonlinear._take_split`).  Independent references: the label-free
+    sign-orthant split (`mp_nonlinear.sign_patterns`).  Independent references: the label-free
     Eaa, Esg, Lse by a dense trapezoid rule in NumPy written here (spacing 0.005 in z, converged
     to 2e-13); every named integral by the split route at 128 nodes.  Measured (dps 20): the
     default route within 4.2e-12 of the trapezoid (Eaa11; Esg, Lse 1.6e-13) and 4.3e-12 of the
     128-node split (Eaa11; the label terms ≤ 2.7e-13); erf at the same state: 1.9e-13.  ~3 s."""
     from scipy.special import logsumexp, softmax
 
-    from mtsp.numeric.mp_nonlinear import SPLIT_TOL, nonlinear_terms_mp, one_rule_error
-    from mtsp.numeric.mp_online import field_cov_mp
+    from mtsp.numeric.engine import named_terms
+    from mtsp.numeric.mp_nonlinear import SPLIT_TOL, one_rule_error
     su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
                           "teacher": {"alignment": 0.6, "norm": 4.0},
                           "student": {"kind": "shared", "hidden": 1, "activation": "tanh"},
@@ -225,14 +240,12 @@ def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
             ref[f"Eaa{t}{u}"] = w @ (a[t] * a[u])
     with mpmath.workdps(20):
         sm = mp_state(st)
-        C = field_cov_mp(model, sm)
-        F = mp_factor(C)
-        got = nonlinear_terms_mp(model, sm, F, C)
-        fine = nonlinear_terms_mp(model, sm, F, C, 128, split_smooth=True)
-        one_rule = nonlinear_terms_mp(model, sm, F, C, split_smooth=False)
+        got = named_terms(model, sm, rules=MpRules())
+        fine = named_terms(model, sm, rules=MpRules(128, split_smooth=True))
+        one_rule = named_terms(model, sm, rules=MpRules(split_smooth=False))
 
     def arr(x):
-        return np.array(x.tolist() if isinstance(x, mpmath.matrix) else [x], dtype=float).ravel()
+        return np.array(x, dtype=float).ravel()
 
     def rel(x, y):
         return np.abs(arr(x) - arr(y)).max() / np.abs(arr(y)).max()
@@ -247,7 +260,6 @@ def _label_label_mp_and_double(K, classes, nodes):
     from mtsp.derive.codegen import load_module
     from mtsp.model import label_label_tasks
     from mtsp.numeric.independent_checks import _vec, label_label_joint
-    from mtsp.numeric.mp_online import field_cov_mp
     from mtsp.numeric.solve import HIGH_ACCURACY, solve_online
     su = setup_from_dict({
         "tasks": [{"name": "A", "classes": classes[0], "noise": 0.5}, {"name": "B", "classes": classes[1]}],
@@ -260,7 +272,7 @@ def _label_label_mp_and_double(K, classes, nodes):
     a_, b_ = label_label_tasks(model.classes, 0, 1)
     with mpmath.workdps(20):
         smp = mp_state(st)
-        C = field_cov_mp(model, smp)
+        C = model.field_cov(smp, as_mp)
         acc = label_label_joint(C, mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
                                 _vec(model.rows_nu(b_)), smp.V, "tanh", a_, b_, nodes)
     mp_ = np.array((acc if a_ == 0 else acc.T).tolist(), dtype=float)
@@ -487,7 +499,7 @@ def test_linear_rhs_wide_logits_double_vs_mp():
     with mpmath.workdps(30):
         ms = mp_state(st)
         dQm, dRm, _, _, terms_m = rhs_state_mp(model, ms, generated=GENERATED)
-    f = lambda x: np.array(x.tolist(), dtype=float) if isinstance(x, mpmath.matrix) else float(x)  # noqa: E731
+    f = lambda x: np.array(x.tolist(), dtype=float) if isinstance(x, mpmath.matrix) else np.asarray(x, dtype=float)  # noqa: E731
     for k in terms_m:
         if k in terms_d:
             assert np.abs(f(terms_m[k]) - np.asarray(terms_d[k])).max() < 1e-8, k
@@ -540,13 +552,11 @@ def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
 
     from mtsp.numeric.metrics import task_metrics
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
-    from mtsp.numeric.mp_online import field_cov_mp, mp_state
     m, st = _late_nonlinear(act, K, C, t_end)
     cut = task_metrics(m, st, Accuracy(), loss=False)
     qmc = task_metrics(m, st, Accuracy(cut_errors=False), loss=False)
     with mpmath.workdps(30):
-        sm = mp_state(st)
-        Cm = field_cov_mp(m, sm)
+        sm, Cm = _errors_state(m, st)
         for t in range(2):
             g, lab, _ = nonlinear_metrics_mp(m, sm, Cm, t, nodes=nodes, loss=False)
             print(t, abs(cut[t].gen_error - float(g)), abs(cut[t].label_error - float(lab)))
@@ -564,11 +574,9 @@ def test_mp_nonlinear_errors_converge_in_nodes():
     import mpmath
 
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
-    from mtsp.numeric.mp_online import field_cov_mp, mp_state
     m, st = _late_nonlinear("tanh", 2, 2, 3.0)
     with mpmath.workdps(20):
-        sm = mp_state(st)
-        Cm = field_cov_mp(m, sm)
+        sm, Cm = _errors_state(m, st)
         for t in (1,):   # the task whose tie curve enters from infinity
             a = nonlinear_metrics_mp(m, sm, Cm, t, nodes=32)
             b = nonlinear_metrics_mp(m, sm, Cm, t, nodes=48)
@@ -593,7 +601,6 @@ def test_mp_k3_errors_refuse_a_singular_q():
     import mpmath
 
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
-    from mtsp.numeric.mp_online import field_cov_mp, mp_state
     m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
                                       "student": {"kind": "shared", "hidden": 3, "activation": "tanh"},
                                       "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
@@ -601,9 +608,9 @@ def test_mp_k3_errors_refuse_a_singular_q():
     Q = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     st = State(Q, st.R, (np.array([[1.0, -0.5, 0.3], [-0.4, 0.9, -0.8]]),))
     with mpmath.workdps(20):
-        sm = mp_state(st)
+        sm, Cm = _errors_state(m, st)
         with pytest.raises(NotImplementedError, match="nonsingular Q"):
-            nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(4, 4, 4))
+            nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(4, 4, 4))
 
 
 def test_mp_errors_refuse_wide_trunks():
@@ -633,7 +640,6 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
     from mtsp.numeric.cone import MP
     from mtsp.numeric.metrics import task_metrics
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
-    from mtsp.numeric.mp_online import field_cov_mp, mp_state
     from mtsp.numeric.quadrature import tanh_sinh01
 
     def double_rule(n):
@@ -644,8 +650,8 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
     m, st = _late_nonlinear(act, 3, 2, 2.0)
     d = task_metrics(m, st, Accuracy(cut_nodes3=(6, 6, 6)), loss=False)[0]
     with mpmath.workdps(30):
-        sm = mp_state(st)
-        g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), 0, nodes=(6, 6, 6), loss=False)
+        sm, Cm = _errors_state(m, st)
+        g, lab, _ = nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(6, 6, 6), loss=False)
     print(float(g) - d.gen_error, float(lab) - d.label_error)
     assert abs(float(g) - d.gen_error) < 1e-13 and abs(float(lab) - d.label_error) < 1e-13
 
@@ -662,7 +668,6 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
 
     from mtsp.numeric.metrics import task_metrics
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
-    from mtsp.numeric.mp_online import field_cov_mp, mp_state
     from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
                           "teacher": {"alignment": 0.6, "norm": 3.0},
@@ -673,8 +678,8 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     cut = task_metrics(m, st, Accuracy(cut_nodes3=(24, 32, 24)), loss=False)
     qmc = task_metrics(m, st, Accuracy(qmc_points=2 ** 15), loss=False)
     with mpmath.workdps(30):
-        sm = mp_state(st)
-        g, lab, _ = nonlinear_metrics_mp(m, sm, field_cov_mp(m, sm), task, nodes=(16, 24, 16), loss=False)
+        sm, Cm = _errors_state(m, st)
+        g, lab, _ = nonlinear_metrics_mp(m, sm, Cm, task, nodes=(16, 24, 16), loss=False)
     print(abs(cut[task].gen_error - float(g)), abs(cut[task].label_error - float(lab)))
     assert cut[task].gen_error_se == 0.0
     assert abs(cut[task].gen_error - float(g)) < 1e-8 and abs(cut[task].label_error - float(lab)) < 1e-8
@@ -806,7 +811,6 @@ def test_label_logits_by_one_dim_integrals():
     teacher (norm 6), 96 against 192 nodes per half-line.  Measured at dps 20: 3.2e-23; 9.9e-24."""
     from mtsp.numeric.mp_errors import LABEL_LOGIT_NODES, _label_logits_mp
     from mtsp.numeric.independent_checks import _g, _labels_given, _probabilities, _vec
-    from mtsp.numeric.mp_online import field_cov_mp
     from mtsp.numeric.mp_quadrature import gauss_hermite_mp
     for norm in (1.0, 6.0):
         su = setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
@@ -817,13 +821,12 @@ def test_label_logits_by_one_dim_integrals():
         st0 = m.initial_state()
         st = State(st0.Q, st0.R, (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),) + st0.V[1:])
         with mpmath.workdps(20):
-            sm = mp_state(st)
-            C = field_cov_mp(m, sm)
+            sm, C = _errors_state(m, st)
             H, rows, V = _vec(m.rows_h()), _vec(m.rows_nu(0)), sm.V[0]
             one = _label_logits_mp(C, rows, H, V, "tanh", sm.Q, LABEL_LOGIT_NODES)
             if norm == 1.0:
                 labs = _labels_given(C, rows, None, H)
-                L = mpmath.cholesky(sm.Q)
+                L = mpmath.cholesky(mpmath.matrix(sm.Q.tolist()))
                 x, w = gauss_hermite_mp(40)
                 ref = mpmath.mpf(0)
                 for i in range(40):
@@ -847,16 +850,14 @@ def test_mp_errors_refuse_dependent_teacher_logits():
     closed form (`_SlabCone`) cannot take; the mp errors say so rather than integrate a
     degenerate orthant."""
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
-    from mtsp.numeric.mp_online import field_cov_mp
     m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.0}],
                                       "student": {"kind": "shared", "hidden": 2, "activation": "tanh"},
                                       "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
     lam = [int(np.argmax(r)) for r in np.asarray(m.rows_lambda(0))]
     with mpmath.workdps(20):
         st = m.initial_state()
-        sm = mp_state(State(np.array([[1.0, 0.2], [0.2, 0.8]]), 0.3 * np.ones_like(st.R),
-                            (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),)))
-        C = field_cov_mp(m, sm)
+        sm, C = _errors_state(m, State(np.array([[1.0, 0.2], [0.2, 0.8]]), 0.3 * np.ones_like(st.R),
+                                       (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),)))
         n = len(C)
         T = mpmath.eye(n)                 # λ₂ := 2λ₁ − λ₀: λ₁ − λ₀ = λ₂ − λ₁, every class's cone degenerate
         T[lam[2], lam[2]] = 0
@@ -986,7 +987,7 @@ def test_mp_rhs_of_a_trunk_started_at_zero():
     dQ, dR, dV, _ = load_module(model).rhs_state(model, st, Accuracy())
     with mpmath.workdps(20):
         dQm, dRm, dVm, _, _ = rhs_state_mp(model, mp_state(st), nodes=8, generated=GENERATED)
-    f = lambda m: np.array(m.tolist(), dtype=float)  # noqa: E731
+    f = lambda m: np.asarray(m, dtype=float)  # noqa: E731
     err = max([np.abs(f(dQm) - dQ).max(), np.abs(f(dRm) - dR).max()]
               + [np.abs(f(a) - b).max() for a, b in zip(dVm, dV)])   # dV: the heads, one per task
     assert err < 5e-12, err
