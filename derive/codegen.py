@@ -408,14 +408,14 @@ def generate_mp_module(model, setup_name: str = "") -> str:
     integrals), printed by MpmathPrinter from the very SymPy expressions that the NumPy module's
     `_closed_arrays` / `_assemble` are printed from, and the integrands of the mp quadrature
     (`_h_integrand_mp`, `LABEL_LABEL_MP` or `LINEAR_INTEGRANDS_MP`).  Imports only mpmath;
-    deterministic; run by `numeric.engine` (`closed_terms_mp`, `assemble_mp`)."""
+    deterministic; run by `numeric.engine.GeneratedSystem` with the mp rules."""
     from .system import derive_online
     s = derive_online(model)
     key = structure_key(model)
     closed_names = sorted(s.closed)
     doc = _docstring(s, key, setup_name, "mpmath")
     parts = [f'r"""{doc}\n\nEvaluate inside mpmath.workdps(...) for the precision wanted; states are\n'
-             f'mpmath matrices (numeric.mp_online.MpState).\n"""\n'
+             f'mtsp.model.State objects holding numpy object arrays of mpf.\n"""\n'
              f"import mpmath\n\nSTRUCTURE = {key!r}\nGENERATOR_VERSION = {GENERATOR_VERSION!r}\n"
              f"CLOSED_NAMES = {closed_names!r}"]
     parts += list(_derived_functions(s, "mpmath", "_mp"))
