@@ -32,6 +32,9 @@ steepest label layer and the spread of ω (`nodes_for`); the prox is a batched N
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
 error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point (the error of one task
 with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`).
+The channel code (rules, prox, labels, hats, train metrics, prior channel, `ReplicaMap`) runs in an
+arithmetic ``ar``: `ReplicaDouble` (float64), or `mp_replica.MpArithmetic` (NumPy object arrays of
+mpf) — the mp map of `--precision mp` and `mtsp check` is this code on mp numbers.
 """
 from __future__ import annotations
 
@@ -880,7 +883,7 @@ def train_error_by_margins(ch: TaskChannel, B: SoftmaxBlocks, Q: np.ndarray, V: 
 def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
                  acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
     """(Q̂, M̂, V̂) of one task's loss channel (`loss_channel_hats` with G = I) and, with ``train``,
-    its training loss and training error."""
+    its training loss, training error and test loss on the rule."""
     out = loss_channel_hats([ch], np.eye(ch.r), Q, M, V, acc, nodes, train, warm)
     return out if not train else out[:3] + out[3][0]
 
@@ -914,7 +917,7 @@ def prior_channel(Lam: np.ndarray, G: np.ndarray, Qh, Mh, Vh, dims, ranks, group
 @dataclass
 class FixedPoint:
     """The solution: full (all-task) Q, M, V and the hats per task, with the residual reached, the
-    iteration count, and per task (train_loss, train_error)."""
+    iteration count, and per task (train_loss, train_error, the test loss on the channel's rule)."""
     Q: np.ndarray
     M: np.ndarray
     V: np.ndarray

@@ -130,10 +130,11 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
     docstring): one task, or the tasks of ``chans`` sharing every sample (coupled tasks on shared
     inputs: stacked fields ω ∈ R^D, D = Σ_t (C_t − 1), joint teacher u ~ N(0, G), joint labels, the
     prox of Σ_t w_t CE under the full V, as `replica.loss_channel_hats`; the rule has dimension
-    2D − 1).  With ``train`` also per task [(train_loss, train_error)], both on the same points
-    (the error as the indicator 1{argmax h_{y,t} ≠ y_t}: its QMC error is stated in
+    2D − 1).  With ``train`` also per task [(train_loss, train_error, test_loss)], all on the same
+    points (the error as the indicator 1{argmax h_{y,t} ≠ y_t}: its QMC error is stated in
     benchmarks/results/replica_qmc_error.txt).  ``warm``: the last prox shifts h − ω (a close
-    Newton start), updated in place."""
+    Newton start), updated in place.  ``ar``: the arithmetic (`replica.ReplicaDouble`, or
+    `mp_replica.MpArithmetic`)."""
     from itertools import product
 
     d, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M, ar)
