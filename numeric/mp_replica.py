@@ -91,10 +91,10 @@ def mp_accuracy(channels, acc, nodes, joint: bool):
                    qmc_points=int(nodes or MP_QMC_POINTS)), True
 
 
-def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None, double=None) -> dict:
+def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> dict:
     """mp predictions of an erm setup: {"tasks": {name: {gen_error, label_error, test_loss,
     train_loss, train_error} in mp}, "fixed_points": [(task indices, mp FixedPoint)], "double": the
-    double `erm.solve_erm` output}; gen_error and label_error by `mp_online.task_metrics_mp` (C ≥ 4:
+    double `erm.solve_erm` output polished, "qmc": whether on the mp route's QMC rule}; gen_error and label_error by `mp_online.task_metrics_mp` (C ≥ 4:
     the double metrics at the mp point), the test loss on the channel's rule."""
     from .erm import erm_problem, one_task_model, solve_erm, task_predictions
     from .mp_online import MpState, task_metrics_mp
@@ -103,7 +103,7 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None, doubl
     tr = setup.training
     joint = len(channels) > 1 and tr.inputs == "shared" and tr.coupling != 0
     acc, again = mp_accuracy(channels, acc or ReplicaAccuracy(), nodes, joint)
-    nodes, out_d = (None, solve_erm(setup, acc)) if again else (nodes, double or solve_erm(setup, acc))
+    nodes, out_d = None if again else nodes, solve_erm(setup, acc)
     tasks, parts = {}, []
     for idx, fp in out_d["fixed_points"]:
         chs = [channels[t] for t in idx]
@@ -125,20 +125,17 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None, doubl
                 if len(chs) == 1 and not fmap.qmc(chs):   # one task's tensor rule; else the metrics' at the mp point
                     pred["test_loss"] = test_loss
                 tasks[model.names[t]] = pred
-    return {"tasks": tasks, "fixed_points": parts, "double": out_d}
+    return {"tasks": tasks, "fixed_points": parts, "double": out_d, "qmc": again}
 
 
 def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "default") -> dict:
     """`mtsp check` for erm: the double fixed point and predictions (on the mp route's rule,
     `mp_accuracy`) against their mp polish, in `check.format_report`'s form, every term judged
-    against THRESHOLD — train_error of C ≥ 3 only on the double's own rule (``nodes`` None)."""
+    against THRESHOLD — train_error of C ≥ 3 (an indicator on the rule) only where both share a rule."""
     from .check import _rel
-    from .erm import ACCURACIES, erm_problem, solve_erm
+    from .erm import ACCURACIES
     t0 = _time.perf_counter()
-    tr, channels = setup.training, erm_problem(setup)[1]
-    acc = mp_accuracy(channels, ACCURACIES[accuracy], nodes, len(channels) > 1 and tr.inputs == "shared"
-                      and tr.coupling != 0)[0]
-    out_m = solve_erm_mp(setup, acc, dps, nodes, double=solve_erm(setup, acc))
+    out_m = solve_erm_mp(setup, ACCURACIES[accuracy], dps, nodes)
     out_d, terms = out_m["double"], {}
     for (idx, fd), (_, fm) in zip(out_d["fixed_points"], out_m["fixed_points"]):
         tag = "" if len(out_d["fixed_points"]) == 1 else "_" + "".join(str(t) for t in idx)
@@ -147,7 +144,8 @@ def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "d
     for name, pd in out_d["tasks"].items():
         for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
             terms[f"{key}_{name}"] = _rel(pd[key][0], out_m["tasks"][name][key])
-    loose = {f"train_error_{t.name}" for t in setup.tasks if t.classes > 2 and nodes is not None}
+    loose = {f"train_error_{setup.tasks[t].name}" for (idx, fd), (_, fm) in zip(out_d["fixed_points"], out_m[
+        "fixed_points"]) for t in idx if setup.tasks[t].classes > 2 and fm.nodes != fd.nodes}   # indicators, two rules
     judged = {k: THRESHOLD for k in terms if k not in loose}
     over = sorted(k for k, v in judged.items() if not terms[k] <= v)
     return {"setup": setup.name, "dps": dps, "mp_nodes": nodes, "times": [], "terms": terms,
