@@ -172,7 +172,7 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
         mp_out = solve_erm_mp(setup, acc, dps, mp_nodes)
         out = mp_out["double"]   # the double fixed point polished (on the mp route's accuracy)
         for name, pred in mp_out["tasks"].items():
-            out["tasks"][name] = {key: [float(v)] for key, v in pred.items()}
+            out["tasks"][name] = {key: [float(v)] for key, v in pred.items() if key != "test_loss_rule"}
         mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
         if mp_out["qmc"]:   # on the mp route's QMC rule (`mp_replica.mp_accuracy`)
             from .mp_replica import MP_QMC_POINTS

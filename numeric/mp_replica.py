@@ -93,9 +93,11 @@ def mp_accuracy(channels, acc, nodes, joint: bool):
 
 def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> dict:
     """mp predictions of an erm setup: {"tasks": {name: {gen_error, label_error, test_loss,
-    train_loss, train_error} in mp}, "fixed_points": [(task indices, mp FixedPoint)], "double": the
-    double `erm.solve_erm` output polished, "qmc": whether on the mp route's QMC rule}; gen_error and label_error by `mp_online.task_metrics_mp` (C ≥ 4:
-    the double metrics at the mp point), the test loss on the channel's rule."""
+    train_loss, train_error, test_loss_rule} in mp}, "fixed_points": [(task indices, mp FixedPoint)],
+    "double": the double `erm.solve_erm` output polished, "qmc": whether on the mp route's QMC rule}:
+    gen_error and label_error by `mp_online.task_metrics_mp` (C ≥ 4: the double metrics at the mp
+    point), test_loss the double metrics' at the mp point, test_loss_rule the test loss on the
+    channel's rule (the integral the check compares with the double's on the same rule)."""
     from .erm import erm_problem, one_task_model, solve_erm, task_predictions
     from .mp_online import MpState, task_metrics_mp
     from .replica import ReplicaAccuracy
@@ -121,9 +123,7 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> di
                     st = MpState(mat(E.T @ Q @ E), mat(E.T @ M @ ch.L.T @ E), (mpmath.eye(ch.C),))
                     pred.update(zip(("gen_error", "label_error"), task_metrics_mp(one_task_model(model, t, ch), st,
                                                                                   loss=False)[0]))
-                pred["train_loss"], pred["train_error"], test_loss = mfp.train[k]
-                if len(chs) == 1 and not fmap.qmc(chs):   # one task's tensor rule; else the metrics' at the mp point
-                    pred["test_loss"] = test_loss
+                pred["train_loss"], pred["train_error"], pred["test_loss_rule"] = mfp.train[k]
                 tasks[model.names[t]] = pred
     return {"tasks": tasks, "fixed_points": parts, "double": out_d, "qmc": again}
 
@@ -131,7 +131,8 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> di
 def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "default") -> dict:
     """`mtsp check` for erm: the double fixed point and predictions (on the mp route's rule,
     `mp_accuracy`) against their mp polish, in `check.format_report`'s form, every term judged
-    against THRESHOLD — train_error of C ≥ 3 (an indicator on the rule) only where both share a rule."""
+    against THRESHOLD — the test loss on the channel's rule, and train_error of C ≥ 3 (an indicator
+    on the rule), only where both share a rule."""
     from .check import _rel
     from .erm import ACCURACIES
     t0 = _time.perf_counter()
@@ -141,11 +142,14 @@ def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "d
         tag = "" if len(out_d["fixed_points"]) == 1 else "_" + "".join(str(t) for t in idx)
         for key in ("Q", "V") + (("M",) if fd.M.size else ()):
             terms[key + tag] = _rel(getattr(fd, key), getattr(fm, key))
+        for k, t in enumerate(idx):   # the test loss on the channel's rule, both arithmetics
+            terms[f"test_loss_rule_{setup.tasks[t].name}"] = _rel(fd.train[k][2], fm.train[k][2])
     for name, pd in out_d["tasks"].items():
         for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
             terms[f"{key}_{name}"] = _rel(pd[key][0], out_m["tasks"][name][key])
-    loose = {f"train_error_{setup.tasks[t].name}" for (idx, fd), (_, fm) in zip(out_d["fixed_points"], out_m[
-        "fixed_points"]) for t in idx if setup.tasks[t].classes > 2 and fm.nodes != fd.nodes}   # indicators, two rules
+    loose = {f"{key}_{setup.tasks[t].name}" for (idx, fd), (_, fm) in zip(out_d["fixed_points"], out_m["fixed_points"])
+             if fm.nodes != fd.nodes for t in idx   # two rules: their integrals differ by the rules' errors
+             for key in ("test_loss_rule",) + (("train_error",) if setup.tasks[t].classes > 2 else ())}
     judged = {k: THRESHOLD for k in terms if k not in loose}
     over = sorted(k for k, v in judged.items() if not terms[k] <= v)
     return {"setup": setup.name, "dps": dps, "mp_nodes": nodes, "times": [], "terms": terms,

@@ -391,8 +391,8 @@ def test_double_and_mp_fixed_points_agree(tmp_path, capsys):
     """`mtsp check` for erm (MODEL.md's C = 2 point): the double fixed point polished by Newton in
     mpmath (dps 30) on a finer rule (151 nodes against the double's 101, so the double rule's
     discretization is inside the difference) — Q, M, V, gen_error, label_error, test_loss and
-    train_loss agree to 1e-8 (issue 16; measured ≤ 3.7e-10, the test loss of `metrics`; the
-    order parameters ≤ 3.4e-14) and the mp residual is below 1e-20 (measured 2.7e-24);
+    train_loss agree to 1e-8 (issue 16; measured ≤ 3.4e-14, the test loss now the double metrics'
+    at each fixed point) and the mp residual is below 1e-20 (measured 2.7e-24);
     `mtsp solve --precision mp` prints the mp numbers."""
     import json
 
