@@ -144,7 +144,7 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
                          for y in product(*[range(ch.C) for ch in chans])])
     n, ny = len(g), len(Y1)
     py, grads = qmc_labels(chans, omega @ A.T, V0, w, ar)
-    wts = 1.0 / n
+    wts = ar.array(1.0) / n
     # (point, label) pairs of negligible weight in every integrand (|f| ≤ √2 w, |H| ≤ w/2) are
     # left out: labels a clean teacher rules out at that point
     keep = wts * (py.T.ravel() + np.abs(grads).sum(axis=2).ravel()) > NEGLIGIBLE
