@@ -65,7 +65,7 @@ __all__ = [
 
 class ReplicaDouble:
     """The arithmetic of the loss channel (its elementwise functions, batched linear algebra, the
-    tolerances that scale with the precision) in float64; `mp_replica.mp_arithmetic` supplies the
+    tolerances that scale with the precision) in float64; `mp_replica.MpArithmetic` supplies the
     same methods over NumPy object arrays of mpf, so that one channel code runs in either."""
     dtype = float
     rules = DoubleRules()
@@ -770,7 +770,7 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     prox of Σ_t w_t CE under the full metric V, full D×D hats; α the common one).  With ``train``,
     also per task the training loss and training error E_ω Σ_y P(y|ω) [CE(h_{y,t}, y_t),
     1{argmax h_{y,t} ≠ y_t}] and the test loss E_ω Σ_y P(y|ω) CE(ω_t, y_t) on the same rule, as a
-    list of triples.  ``ar``: the arithmetic (`ReplicaDouble`; mp: `mp_replica.mp_arithmetic`)."""
+    list of triples.  ``ar``: the arithmetic (`ReplicaDouble`; mp: `mp_replica.MpArithmetic`)."""
     D, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M, ar)
     grid, wts = tensor_trapezoid(D, nodes, HALF_WIDTH, ar)
     omega = grid @ F.T
