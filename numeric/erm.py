@@ -126,7 +126,7 @@ def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | 
             Q = fp.Q[do[k]:do[k + 1], do[k]:do[k + 1]]
             M = fp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
             pred = task_predictions(model, t, ch, Q, M, metric_acc)
-            pred["train_loss"], pred["train_error"] = fp.train[k]
+            pred["train_loss"], pred["train_error"] = fp.train[k][:2]
             tasks[model.names[t]] = {key: [float(v)] for key, v in pred.items()}
     return {"tasks": tasks, "stats": stats, "fixed_points": parts}
 
@@ -166,23 +166,23 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
     if accuracy not in ACCURACIES:
         raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
-    if precision == "mp":
-        from .mp_replica import check_mp_reach
-        check_mp_reach(setup)
-    out = solve_erm(setup, acc)
     mp_residual = None
     if precision == "mp":
         from .mp_replica import solve_erm_mp
-        mp_out = solve_erm_mp(setup, acc, dps, mp_nodes, double=out)
+        mp_out = solve_erm_mp(setup, acc, dps, mp_nodes)
+        out = mp_out["double"]   # the double fixed point polished (on the mp route's accuracy)
         for name, pred in mp_out["tasks"].items():
-            out["tasks"][name] = {key: [float(v)] for key, v in pred.items()}
+            out["tasks"][name] = {key: [float(v)] for key, v in pred.items() if key != "test_loss_rule"}
         mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
-        if any(ch.C >= 4 for ch in erm_problem(setup)[1]):
-            from .mp_replica_qmc import MP_QMC_POINTS
-            print(f"mtsp: note: tasks with C ≥ 4 run in mp on the QMC channel of {mp_nodes or MP_QMC_POINTS} "
+        if mp_out["qmc"]:   # on the mp route's QMC rule (`mp_replica.mp_accuracy`)
+            from .mp_replica import MP_QMC_POINTS
+            print(f"mtsp: note: tasks with C ≥ 4 (or coupled on shared inputs, Σ_t (C_t − 1) ≥ 3) run in mp on the "
+                  f"QMC channel of {mp_nodes or MP_QMC_POINTS} "
                   f"points (--mp-nodes), the double polished on the same points: the mp numbers carry "
                   f"that rule's QMC error (benchmarks/results/replica_qmc_error.txt), not the default "
                   f"double rule's", file=sys.stderr)
+    else:
+        out = solve_erm(setup, acc)
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
     for name in separable:
         print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "

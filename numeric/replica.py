@@ -32,6 +32,9 @@ steepest label layer and the spread of ω (`nodes_for`); the prox is a batched N
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
 error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point (the error of one task
 with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`).
+The channel code (rules, prox, labels, hats, train metrics, prior channel, `ReplicaMap`) runs in an
+arithmetic ``ar``: `ReplicaDouble` (float64), or `mp_replica.MpArithmetic` (NumPy object arrays of
+mpf) — the mp map of `--precision mp` and `mtsp check` is this code on mp numbers.
 """
 from __future__ import annotations
 
@@ -39,8 +42,9 @@ from dataclasses import dataclass, field
 from functools import cache, partial
 
 import numpy as np
+from scipy.special import log_ndtr, ndtr, ndtri
 
-from .online import _class_diffs, _cone_probability
+from .online import DoubleRules, _class_diffs, _cone_probability
 from .quadrature import tanh_sinh01
 from mtsp.errors import ConvergenceError, ReachError
 from mtsp.model import TaskChannel, reduced_basis, teacher_factor
@@ -57,6 +61,34 @@ __all__ = [
     "solve_fixed_point",
     "teacher_factor",
 ]
+
+
+class ReplicaDouble:
+    """The arithmetic of the loss channel (its elementwise functions, batched linear algebra, the
+    tolerances that scale with the precision) in float64; `mp_replica.MpArithmetic` supplies the
+    same methods over NumPy object arrays of mpf, so that one channel code runs in either."""
+    dtype = float
+    rules = DoubleRules()
+    log_sqrt_2pi, pi = 0.5 * np.log(2.0 * np.pi), np.pi
+    exp, log, log1p, sqrt = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.log1p), staticmethod(np.sqrt)
+    ndtr, ndtri, log_ndtr = staticmethod(ndtr), staticmethod(ndtri), staticmethod(log_ndtr)
+    inv, solve, det = staticmethod(np.linalg.inv), staticmethod(np.linalg.solve), staticmethod(np.linalg.det)
+    eigh, eigvalsh, cholesky = staticmethod(np.linalg.eigh), staticmethod(np.linalg.eigvalsh), staticmethod(np.linalg.cholesky)
+    basis, linspace = staticmethod(reduced_basis), staticmethod(np.linspace)
+
+    @staticmethod
+    def array(x):
+        return np.asarray(x, dtype=float)
+
+    scalar = staticmethod(float)
+
+    @staticmethod
+    def tol(tol):
+        """A tolerance stated for double (the prox's Newton, its roundoff allowance): itself."""
+        return tol
+
+
+DOUBLE_R = ReplicaDouble()
 
 
 class ReplicaError(ConvergenceError):
@@ -90,6 +122,8 @@ class ReplicaAccuracy:
     qmc_seed: int = 0             # ... scrambled with this seed
     qmc_joint_dims: int = 4       # coupled tasks on shared inputs with Σ_t (C_t − 1) ≥ this: their
     #                               joint channel on the same QMC rule (`replica_qmc.qmc_loss_channel_hats`)
+    margin_train_error: int = 2   # one task with C − 1 ≤ this: train_error in margin coordinates
+    #                               (`train_error_by_margins`); beyond, the indicator on the rule
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
@@ -99,14 +133,14 @@ NEGLIGIBLE = 1e-15  # (node, label) pairs of smaller weight are left out of the 
 
 
 @cache
-def tensor_trapezoid(d: int, n: int, half: float = HALF_WIDTH):
+def tensor_trapezoid(d: int, n: int, half: float = HALF_WIDTH, ar=DOUBLE_R):
     """Nodes g (n^d × d) and weights (∝ Π φ(g_i), summing to 1) of the tensor trapezoid rule for
     E[F(g)], g ~ N(0, I_d), on [−half, half]^d.  For F analytic in a strip |Im g| < a its error
     falls like exp(−2πa/h), h the spacing.  Chosen over Gauss–Hermite, which converged slowly here
     (the prox of the cross-entropy is analytic only in a narrow strip; measured at the MODEL.md
     C = 2 point: Gauss–Hermite 96 → 160 nodes moved Q by 5e-8, this rule 96 → 160 by 1e-13)."""
-    x = np.linspace(-half, half, n)
-    w = np.exp(-0.5 * x * x)
+    x = ar.linspace(-half, half, n)
+    w = ar.exp(-0.5 * x * x)
     w = w / w.sum()
     grid = np.stack(np.meshgrid(*([x] * d), indexing="ij"), axis=-1).reshape(-1, d)
     wts = np.prod(np.stack(np.meshgrid(*([w] * d), indexing="ij"), axis=-1).reshape(-1, d), axis=1)
@@ -150,11 +184,12 @@ class SoftmaxBlocks:
     E: np.ndarray          # d × C, orthonormal rows ⟂ 1
     ET: np.ndarray         # I_T ⊗ E
     weights: np.ndarray    # (T,)
+    ar: ReplicaDouble = DOUBLE_R   # the arithmetic (E and the weights in it)
 
     @staticmethod
-    def of(E: np.ndarray, weights) -> "SoftmaxBlocks":
-        w = np.atleast_1d(np.asarray(weights, dtype=float))
-        return SoftmaxBlocks(E, np.kron(np.eye(len(w)), E), w)
+    def of(E: np.ndarray, weights, ar=DOUBLE_R) -> "SoftmaxBlocks":
+        w = ar.array(np.atleast_1d(np.asarray(weights, dtype=float)))
+        return SoftmaxBlocks(E, np.kron(np.eye(len(w)), E), w, ar)
 
     @property
     def T(self) -> int:
@@ -167,7 +202,7 @@ class SoftmaxBlocks:
 def _softmax_reduced(h: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
     """softmax of each task's logits (n, T, C)."""
     z = B.logits(h)
-    p = np.exp(z - _lastmax(z)[..., None])
+    p = B.ar.exp(z - _lastmax(z)[..., None])
     return p / _lastsum(p)[..., None]
 
 
@@ -175,7 +210,7 @@ def _ce_reduced(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool =
     """Σ_t w_t CE(z_t, y_t) per row; with ``weighted`` False each task's CE(z_t, y_t) (n × T)."""
     z = B.logits(h)
     m = _lastmax(z)
-    ce = m + np.log(_lastsum(np.exp(z - m[..., None]))) - _lastsum(z * Y.reshape(z.shape))
+    ce = m + B.ar.log(_lastsum(B.ar.exp(z - m[..., None]))) - _lastsum(z * Y.reshape(z.shape))
     return ce @ B.weights if weighted else ce
 
 
@@ -203,7 +238,7 @@ def _hessian(p: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
     if d <= 2:
         C = E.shape[1]
         Ep = [sum(E[i, c] * p[..., c] for c in range(C)) for i in range(d)]     # (n, T) each
-        H = np.empty((*p.shape[:2], d, d))
+        H = np.empty((*p.shape[:2], d, d), dtype=p.dtype)
         for i in range(d):
             for j in range(i + 1):
                 H[..., i, j] = sum(E[i, c] * E[j, c] * p[..., c] for c in range(C)) - Ep[i] * Ep[j]
@@ -216,13 +251,13 @@ def _hessian(p: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
             * B.weights[:, None, None]
     if B.T == 1:
         return H[:, 0]
-    out = np.zeros((len(p), B.T * d, B.T * d))
+    out = np.zeros((len(p), B.T * d, B.T * d), dtype=p.dtype)
     for t in range(B.T):
         out[:, t * d:(t + 1) * d, t * d:(t + 1) * d] = H[:, t]
     return out
 
 
-def solve_small(J: np.ndarray, G: np.ndarray) -> np.ndarray:
+def solve_small(J: np.ndarray, G: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
     """J⁻¹ G for a batch of d×d matrices J (n×d×d) and right-hand sides G (n×d or n×d×k):
     Cramer's rule for d ≤ 2 (the batched LAPACK call costs more than the arithmetic there)."""
     d = J.shape[-1]
@@ -236,7 +271,7 @@ def solve_small(J: np.ndarray, G: np.ndarray) -> np.ndarray:
         out = np.stack([e[:, None] * Gm[:, 0] - b[:, None] * Gm[:, 1],
                         a[:, None] * Gm[:, 1] - c[:, None] * Gm[:, 0]], axis=1) / det[:, None]
     else:
-        out = np.linalg.solve(J, Gm)
+        out = ar.solve(J, Gm)
     return out[..., 0] if vec else out
 
 
@@ -250,8 +285,10 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
     Returns (h, p = the softmax outputs task by task (n × T C), H = ∇²ℓ(h)); raises ReplicaError when a node does not
     reach |G| < tol·(1 + |ω| + |h − ω|)."""
     B = E if isinstance(E, SoftmaxBlocks) else SoftmaxBlocks.of(E, weight)
+    ar = B.ar
+    tol, roundoff = ar.tol(tol), ar.tol(1e-13)
     n, d = omega.shape
-    Vinv = np.linalg.inv(V)
+    Vinv = ar.inv(V)
     h = omega.copy() if h0 is None else h0.copy()
 
     def objective(hh):
@@ -268,7 +305,7 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
         if np.all(_rowmax(np.abs(G)) <= scale):
             break
         H = _hessian(p, B)
-        step = solve_small(eye + V @ H, G)
+        step = solve_small(eye + V @ H, G, ar)
         f0 = objective(h) if f0 is None else f0
         t = np.ones(n)
         cand = h - step
@@ -278,7 +315,7 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
             # Armijo's sufficient decrease with c = 1/4 (a plain decrease test, or c = 1e-4, let
             # Newton bounce between the two sides of a sharp softmax corner with tiny progress;
             # near the minimum a full step decreases by dec/2 and passes), roundoff allowance
-            bad = fc > f0 - 0.25 * t * dec + 1e-13 * (1.0 + np.abs(f0))
+            bad = fc > f0 - 0.25 * t * dec + roundoff * (1.0 + np.abs(f0))
             if not bad.any():
                 break
             t = np.where(bad, 0.5 * t, t)
@@ -286,24 +323,24 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
         h, f0 = cand, fc
     else:
         raise ReplicaError("replica", f"prox of the cross-entropy: Newton did not converge in {max_iter} steps "
-                           f"(largest residual {np.abs(G).max():.3e})", residual=float(np.abs(G).max()))
+                           f"(largest residual {float(np.abs(G).max()):.3e})", residual=float(np.abs(G).max()))
     return h, p.reshape(n, -1), _hessian(p, B)
 
 
-def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray):
+def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray, ar=DOUBLE_R):
     """P(y = c | teacher mean a) and ∇_a P (n×r) for every class: the label fields Eᵀ(L u + σξ_r)
     given u ~ N(a, V⁰); class c is the cone D_c ν > 0 (ties to the first index are measure zero
     here).  Returns p (n×C) and grads (C, n, r)."""
     C = ch.C
-    S = ch.L @ V0 @ ch.L.T + ch.sigma ** 2 * np.eye(ch.d)   # cov of E ν given a
+    S = ch.L @ V0 @ ch.L.T + ar.array(ch.sigma) ** 2 * np.eye(ch.d)   # cov of E ν given a
     n = a.shape[0]
-    p = np.empty((n, C))
-    grads = np.empty((C, n, ch.r))
+    p = np.empty((n, C), dtype=ar.dtype)
+    grads = np.empty((C, n, ch.r), dtype=ar.dtype)
     for c in range(C):
         D = _class_diffs(C, c) @ E.T          # (C−1)×d, on the reduced label fields
         G = D @ ch.L                          # (C−1)×r
         Su = D @ S @ D.T
-        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
+        if min(ar.eigvalsh(Su)) <= 1e-14 * np.trace(Su):
             raise ReachError(
                 "teacher", "clean labels (noise 0) from a teacher of rank below C − 1 put the labels "
                 "on a lower-dimensional set; the replica engine needs noise > 0 there")
@@ -311,7 +348,7 @@ def _label_given_a(ch: TaskChannel, E: np.ndarray, a: np.ndarray, V0: np.ndarray
             p[:, c] = 1.0 - p[:, :c].sum(axis=1)
             grads[c] = -grads[:c].sum(axis=0)
             break
-        pc, v = orthant_with_mean(a @ G.T, Su, stein=True)
+        pc, v = orthant_with_mean(a @ G.T, Su, stein=True, ar=ar)
         p[:, c] = pc
         grads[c] = v @ G
     return p, grads
@@ -362,7 +399,8 @@ def cone3_probability(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: 
 GENZ_NODES_OUTER = 16   # tanh–sinh nodes per outer coordinate of an orthant beyond three dims
 
 
-def orthant_with_mean(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: int = GENZ_NODES):
+def orthant_with_mean(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: int = GENZ_NODES,
+                      ar=DOUBLE_R):
     """P(u > 0) for u ~ N(μ, S) (rows of μ, one S) of any dimension m, and with ``stein`` the
     vector v with ∇_μ P = v, v_j = φ(μ_j/s_j)/s_j · P(u_{−j} > 0 | u_j = 0): closed forms for m ≤ 2
     (`online._cone_probability`), `cone3_probability` for m = 3, and beyond by Genz's reduction of
@@ -373,7 +411,7 @@ def orthant_with_mean(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: 
     from scipy.special import ndtr, ndtri
     m = mu.shape[1]
     if m <= 2:
-        return _cone_probability(mu, S, stein=stein)
+        return _cone_probability(mu, S, stein=stein, rules=ar.rules)
     if m == 3:
         return cone3_probability(mu, S, stein=stein, nodes=nodes)
     S = 0.5 * (S + S.T)
@@ -442,7 +480,7 @@ def nodes_for(chans, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
     return min(n, acc.max_nodes[d])
 
 
-def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list):
+def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list, ar=DOUBLE_R):
     """For each joint label y = (y_1, …, y_T) in ``labels``, in turn: (G_y, S_y) of its orthant
     D_y ν > 0, D_y = blockdiag(D_{y_t} E_tᵀ), given the teacher coordinates a: ν ~ N(Lb a, S), so
     the cone fields are N(G_y a, S_y), G_y = D_y Lb, S_y = D_y S D_yᵀ.  ReachError (key ``teacher``)
@@ -453,7 +491,7 @@ def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list):
     for y in labels:
         Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
         Su = Dy @ S @ Dy.T
-        if np.linalg.eigvalsh(Su)[0] <= 1e-14 * np.trace(Su):
+        if min(ar.eigvalsh(Su)) <= 1e-14 * np.trace(Su):
             raise ReachError(
                 "teacher", "clean labels (noise 0) from a teacher of rank below C − 1, or identical "
                 "teachers of clean tasks on shared inputs, put the labels on a lower-dimensional set; "
@@ -461,7 +499,7 @@ def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list):
         yield Dy @ Lb, Su
 
 
-def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
+def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray, ar=DOUBLE_R):
     """P(y | a) and ∇_a P for every joint label y = (y_1, …, y_T) of tasks that share the sample
     (`itertools.product` order): the reduced label fields ν = blockdiag(L_t) u + (σ_t ξ_t) given
     u ~ N(a, V⁰) (all tasks' teacher coordinates, V⁰ the joint residual) are N(L a, S), and y is
@@ -480,12 +518,12 @@ def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
                                   f"integrates at most 4 (ReplicaAccuracy.qmc_joint_dims sends larger "
                                   f"ones to the QMC rule)")
     Lb = block_diag(*[ch.L for ch in chans])
-    S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
+    S = Lb @ V0 @ Lb.T + np.diag(ar.array(np.concatenate([[ch.sigma] * ch.d for ch in chans])) ** 2)
     Es = [reduced_basis(ch.C) for ch in chans]
     labels = list(product(*[range(ch.C) for ch in chans]))
     n = a.shape[0]
     if all(ch.C == 2 for ch in chans):
-        return _binary_joint_labels(chans, Es, Lb, S, a, labels)
+        return _binary_joint_labels(chans, Es, Lb, S, a, labels, ar)
     p = np.empty((n, len(labels)))
     grads = np.empty((len(labels), n, Lb.shape[1]))
     for k, (Gy, Su) in enumerate(joint_label_cones(chans, Lb, S, labels[:-1])):
@@ -497,7 +535,7 @@ def _joint_labels(chans: list, a: np.ndarray, V0: np.ndarray):
     return p, grads
 
 
-def _binary_joint_labels(chans, Es, Lb, S, a, labels):
+def _binary_joint_labels(chans, Es, Lb, S, a, labels, ar=DOUBLE_R):
     """`_joint_labels` for two-class tasks: with x_t = ν_{t,0} − ν_{t,1} (x ~ N(m, S_x) given a),
     y_t = 0 ⟺ x_t > 0, and by inclusion–exclusion P(y) = Σ_{A ⊆ Neg(y)} (−1)^{|A|} P(x_K > 0,
     K = Pos(y) ∪ A) — one orthant of each subset K of the tasks (Φ, Φ₂, the three-dim Genz rule)
@@ -509,7 +547,7 @@ def _binary_joint_labels(chans, Es, Lb, S, a, labels):
     Dx = block_diag(*[_class_diffs(2, 0) @ E.T for E in Es])          # T × T
     Gx = Dx @ Lb
     Sx = Dx @ S @ Dx.T
-    if np.linalg.eigvalsh(Sx)[0] <= 1e-14 * np.trace(Sx):
+    if min(ar.eigvalsh(Sx)) <= 1e-14 * np.trace(Sx):
         raise ReachError(
             "teacher", "the tasks' labels given the student fields are degenerate (identical teachers "
             "of clean tasks on shared inputs); the replica engine needs noise > 0 there")
@@ -519,11 +557,10 @@ def _binary_joint_labels(chans, Es, Lb, S, a, labels):
     for size in range(1, T + 1):
         for K in combinations(range(T), size):
             K = list(K)
-            pk, v = (_cone_probability if size <= 2 else cone3_probability)(m[:, K], Sx[np.ix_(K, K)],
-                                                                            stein=True)
+            pk, v = orthant_with_mean(m[:, K], Sx[np.ix_(K, K)], stein=True, ar=ar)
             orth[tuple(K)] = (pk, v @ Gx[K])
-    p = np.zeros((n, len(labels)))
-    grads = np.zeros((len(labels), n, Gx.shape[1]))
+    p = np.zeros((n, len(labels)), dtype=ar.dtype)
+    grads = np.zeros((len(labels), n, Gx.shape[1]), dtype=ar.dtype)
     for k, y in enumerate(labels):
         pos = [t for t in range(T) if y[t] == 0]
         neg = [t for t in range(T) if y[t] == 1]
@@ -699,7 +736,7 @@ def plackett_joint_labels(chans: list, a: np.ndarray, V0: np.ndarray, tol: float
     return p.reshape(n, La * Lbl), np.ascontiguousarray(grads)
 
 
-def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray):
+def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, ar=DOUBLE_R):
     """(D, Rk, B, F, A, V⁰) of a loss channel at (Q, M): D = Σ d_t student and Rk = Σ r_t teacher
     coordinates, B the softmax blocks, ω = F g with g ~ N(0, I) and F = Q^{1/2} (symmetric: a smooth
     function of Q, so the rule moves smoothly with Q — an eigenvector factor turns arbitrarily where
@@ -709,46 +746,48 @@ def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray):
     Rk = sum(ch.r for ch in chans)
     if len({ch.C for ch in chans}) > 1:
         raise ReachError("tasks", "tasks in one loss channel (coupled, shared inputs) need equal classes")
-    B = SoftmaxBlocks.of(reduced_basis(chans[0].C), [ch.weight for ch in chans])
-    vals, vecs = np.linalg.eigh(Q)
-    if vals[0] <= 0:
-        raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {vals[0]:.3e})")
-    F = (vecs * np.sqrt(vals)) @ vecs.T
-    Qinv_M = np.linalg.solve(Q, M)
+    B = SoftmaxBlocks.of(ar.basis(chans[0].C), [ch.weight for ch in chans], ar)
+    vals, vecs = ar.eigh(Q)
+    if min(vals) <= 0:
+        raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {float(min(vals)):.3e})")
+    F = (vecs * ar.sqrt(vals)) @ vecs.T
+    Qinv_M = ar.solve(Q, M)
     A = Qinv_M.T
     V0 = G - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
-    if Rk and np.linalg.eigvalsh(V0)[0] < -1e-12:
+    if Rk and min(ar.eigvalsh(V0)) < -1e-12:
         raise ReplicaError("replica", f"M exceeds its Cauchy–Schwarz bound (G − Mᵀ Q⁻¹ M has eigenvalue "
-                           f"{np.linalg.eigvalsh(V0)[0]:.3e})")
+                           f"{float(min(ar.eigvalsh(V0))):.3e})")
     return D, Rk, B, F, A, V0
 
 
 def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
-                      acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
+                      acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None,
+                      ar=DOUBLE_R):
     """(Q̂, M̂, V̂) of one loss channel at (Q, M, V) — see the module docstring: one task, or the
     tasks of ``chans`` sharing every sample (shared inputs with coupling: the stacked reduced fields
     ω ∈ R^D, D = Σ d_t, joint teacher coordinates u ~ N(0, G), joint labels y = (y_1, …, y_T), the
     prox of Σ_t w_t CE under the full metric V, full D×D hats; α the common one).  With ``train``,
     also per task the training loss and training error E_ω Σ_y P(y|ω) [CE(h_{y,t}, y_t),
-    1{argmax h_{y,t} ≠ y_t}] as a list of pairs."""
-    D, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M)
-    grid, wts = tensor_trapezoid(D, nodes)
+    1{argmax h_{y,t} ≠ y_t}] and the test loss E_ω Σ_y P(y|ω) CE(ω_t, y_t) on the same rule, as a
+    list of triples.  ``ar``: the arithmetic (`ReplicaDouble`; mp: `mp_replica.MpArithmetic`)."""
+    D, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M, ar)
+    grid, wts = tensor_trapezoid(D, nodes, HALF_WIDTH, ar)
     omega = grid @ F.T
     alive = wts > NEGLIGIBLE                         # the grid's corners carry no weight
     if len(chans) == 1:
         ny = chans[0].C
         Y1 = np.eye(ny)
-        label = partial(_label_given_a, chans[0], B.E)
+        label = partial(_label_given_a, chans[0], B.E, ar=ar)
     else:
         from itertools import product
         Y1 = np.concatenate([np.stack([np.eye(ch.C)[c] for ch, c in zip(chans, y)]).ravel()[None]
                              for y in product(*[range(ch.C) for ch in chans])])
         ny = len(Y1)
-        label = partial(_joint_labels, chans)
+        label = partial(_joint_labels, chans, ar=ar)
     n = len(wts)
-    py = np.zeros((n, ny))
-    grads = np.zeros((ny, n, Rk))
+    py = np.zeros((n, ny), dtype=ar.dtype)
+    grads = np.zeros((ny, n, Rk), dtype=ar.dtype)
     py[alive], grads[:, alive] = label(omega[alive] @ A.T, V0)
     # every node with every label, less the pairs whose weight in every integrand is below
     # NEGLIGIBLE (|f| ≤ √2 w, |H| ≤ w/2): the tensor grid's corners, and the labels a clean
@@ -761,7 +800,7 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
         h0 = om + warm["shift"][keep]                    # last solve's h − ω, a close start
     h, p, H = prox_cross_entropy(om, Y, V, B, tol=acc.newton_tol, h0=h0)
     if warm is not None:
-        shift = warm["shift"] if warm.get("shape") == (ny * n, D) else np.zeros((ny * n, D))
+        shift = warm["shift"] if warm.get("shape") == (ny * n, D) else np.zeros((ny * n, D), dtype=ar.dtype)
         shift[keep] = h - om
         warm.update(shape=(ny * n, D), shift=shift)
     f = -_gradient(p.reshape(len(p), B.T, -1), Y, B)
@@ -769,19 +808,20 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     wy = w_all * py.T.ravel()[keep]
     Qh = (f * wy[:, None]).T @ f
     Mh = (f * w_all[:, None]).T @ grads.reshape(ny * n, Rk)[keep]
-    R = solve_small(np.eye(D) + H @ V, H)
+    R = solve_small(np.eye(D) + H @ V, H, ar)
     Vh = np.tensordot(wy, R, axes=1)
     a = chans[0].alpha
     out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
     if not train:
         return out
     tl = wy @ _ce_reduced(h, Y, B, weighted=False)
-    if len(chans) == 1 and D <= 2 and Rk:
+    tst = wy @ _ce_reduced(om, Y, B, weighted=False)
+    if len(chans) == 1 and D <= acc.margin_train_error and Rk:
         te = [train_error_by_margins(chans[0], B, Q, V, A, V0)]
     else:
         z = B.logits(h)
         te = wy @ (np.argmax(z, axis=2) != np.argmax(Y.reshape(z.shape), axis=2))
-    return out + ([(float(x), float(e)) for x, e in zip(tl, te)],)
+    return out + ([tuple(ar.scalar(v) for v in x) for x in zip(tl, te, tst)],)
 
 
 MARGIN_GL = 6         # Gauss–Legendre nodes per panel of `train_error_by_margins`
@@ -808,9 +848,9 @@ def train_error_by_margins(ch: TaskChannel, B: SoftmaxBlocks, Q: np.ndarray, V: 
     point, 0.01040 against 0.011144.)"""
     from .quadrature import gauss_legendre01
     d, C = ch.d, ch.C
-    E = B.E
-    lam = np.linalg.eigvalsh(Q)
-    vnorm = float(np.linalg.norm(V, 2)) * ch.weight
+    E, ar = B.E, B.ar
+    lam = np.linalg.eigvalsh(Q.astype(float))
+    vnorm = float(np.linalg.norm(V.astype(float), 2)) * ch.weight
     delta = min(1.0, 0.7 * np.sqrt(lam[0]) * min(1.0, 4.0 / max(vnorm, 1e-300)))
     delta = max(delta, MARGIN_BAND / MARGIN_MAX_PANELS[d])   # ridge → 0 (V → ∞): capped
     s_max = 2.0 * (9.0 * np.sqrt(lam[-1]) + 2.0 * vnorm)
@@ -823,32 +863,32 @@ def train_error_by_margins(ch: TaskChannel, B: SoftmaxBlocks, Q: np.ndarray, V: 
     w1 = (np.diff(edges)[:, None] * wx[None, :]).ravel()
     S = np.stack([g.ravel() for g in np.meshgrid(*([s1] * d), indexing="ij")], axis=1)
     W = np.prod(np.stack([g.ravel() for g in np.meshgrid(*([w1] * d), indexing="ij")], axis=1), axis=1)
-    Qinv = np.linalg.inv(Q)
-    norm = np.sqrt((2 * np.pi) ** d * np.linalg.det(Q))
+    Qinv = ar.inv(Q)
+    norm = ar.sqrt((2 * ar.pi) ** d * ar.det(Q))
     correct = 0.0
     for y in range(C):
         Dy = _class_diffs(C, y) @ E.T                                  # d × d
-        h = S @ np.linalg.inv(Dy).T
+        h = S @ ar.inv(Dy).T
         Y = np.tile(np.eye(C)[y], (len(h), 1))
         p = _softmax_reduced(h, B)
         om = h + _gradient(p, Y, B) @ V.T
         J = np.eye(d) + V @ _hessian(p, B)
         det = J[:, 0, 0] if d == 1 else J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
-        dens = np.exp(-0.5 * _rowsum((om @ Qinv) * om)) / norm
-        py, _ = _label_given_a(ch, E, om @ A.T, V0)
-        correct += float((W * py[:, y] * dens * det).sum()) / abs(np.linalg.det(Dy))
+        dens = ar.exp(-0.5 * _rowsum((om @ Qinv) * om)) / norm
+        py, _ = _label_given_a(ch, E, om @ A.T, V0, ar)
+        correct += ar.scalar((W * py[:, y] * dens * det).sum()) / abs(ar.det(Dy))
     return max(1.0 - correct, 0.0)   # separable data: 0 up to the sum's roundoff (≈ 1e-10)
 
 
 def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
                  acc: ReplicaAccuracy, nodes: int, train: bool = False, warm: dict | None = None):
     """(Q̂, M̂, V̂) of one task's loss channel (`loss_channel_hats` with G = I) and, with ``train``,
-    its training loss and training error."""
+    its training loss, training error and test loss on the rule."""
     out = loss_channel_hats([ch], np.eye(ch.r), Q, M, V, acc, nodes, train, warm)
     return out if not train else out[:3] + out[3][0]
 
 
-def prior_channel(Lam: np.ndarray, G: np.ndarray, Qh, Mh, Vh, dims, ranks, groups=None):
+def prior_channel(Lam: np.ndarray, G: np.ndarray, Qh, Mh, Vh, dims, ranks, groups=None, ar=DOUBLE_R):
     """(Q, M, V) of the Gaussian prior channel: V = (Λ ⊗ I_d + V̂)⁻¹, M = V M̂ G,
     Q = V (M̂ G M̂ᵀ + Q̂) V with block-diagonal hats: one block per loss channel, ``groups`` the
     (consecutive) tasks of each channel — default one task each (separate inputs); one group of all
@@ -858,15 +898,15 @@ def prior_channel(Lam: np.ndarray, G: np.ndarray, Qh, Mh, Vh, dims, ranks, group
     D, Rk = sum(dims), sum(ranks)
     do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
     ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
-    Vhat = np.kron(Lam, np.eye(dims[0])) if len(set(dims)) == 1 else np.diag(np.repeat(np.diag(Lam), dims))
-    Qhat = np.zeros((D, D))
-    Mhat = np.zeros((D, Rk))
+    Vhat = ar.array(np.kron(Lam, np.eye(dims[0])) if len(set(dims)) == 1 else np.diag(np.repeat(np.diag(Lam), dims)))
+    Qhat = np.zeros((D, D), dtype=ar.dtype)
+    Mhat = np.zeros((D, Rk), dtype=ar.dtype)
     for k, grp in enumerate(groups):
         s = slice(do[grp[0]], do[grp[-1] + 1])
         Vhat[s, s] += Vh[k]
         Qhat[s, s] = Qh[k]
         Mhat[s, ro[grp[0]]:ro[grp[-1] + 1]] = Mh[k]
-    V = np.linalg.inv(Vhat)
+    V = ar.inv(Vhat)
     V = 0.5 * (V + V.T)
     MG = Mhat @ G
     M = V @ MG
@@ -877,7 +917,7 @@ def prior_channel(Lam: np.ndarray, G: np.ndarray, Qh, Mh, Vh, dims, ranks, group
 @dataclass
 class FixedPoint:
     """The solution: full (all-task) Q, M, V and the hats per task, with the residual reached, the
-    iteration count, and per task (train_loss, train_error)."""
+    iteration count, and per task (train_loss, train_error, the test loss on the channel's rule)."""
     Q: np.ndarray
     M: np.ndarray
     V: np.ndarray
@@ -905,8 +945,8 @@ class ReplicaMap:
     (`required_nodes`); ``warm``: per channel, the last prox solutions (a close Newton start)."""
 
     def __init__(self, channels: list, Lam: np.ndarray, G: np.ndarray, acc: ReplicaAccuracy,
-                 shared: bool = False):
-        self.channels, self.Lam, self.G, self.acc = channels, Lam, G, acc
+                 shared: bool = False, ar=DOUBLE_R):
+        self.channels, self.Lam, self.G, self.acc, self.ar = channels, Lam, G, acc, ar
         self.dims = [c.d for c in channels]
         self.ranks = [c.r for c in channels]
         self.D, self.Rk = sum(self.dims), sum(self.ranks)
@@ -929,7 +969,7 @@ class ReplicaMap:
         D, Rk, n = self.D, self.Rk, len(self.iu[0])
         out = []
         for part in (x[:n], x[n + D * Rk:]):
-            S = np.zeros((D, D))
+            S = np.zeros((D, D), dtype=x.dtype)
             S[self.iu] = part
             out.append(S + S.T - np.diag(np.diag(S)))
         return out[0], x[n:n + D * Rk].reshape(D, Rk), out[1]
@@ -957,15 +997,16 @@ class ReplicaMap:
         c, r, col = self.chg[k], self.rows[k], self.cols[k]
         if self.qmc(c):
             return qmc_loss_channel_hats(c, self.Gg[k], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train,
-                                         self.warm[k])
-        out = loss_channel_hats(c, self.Gg[k], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train, self.warm[k])
+                                         self.warm[k], self.ar)
+        out = loss_channel_hats(c, self.Gg[k], Q[r, r], M[r, col], V[r, r], self.acc, nodes, train, self.warm[k],
+                                self.ar)
         if train and len(c) == 1 and c[0].d >= 3:
             # one task, C = 4: train_error by the QMC rule's indicator on a quarter of its points
             # (≈ 1e-4 at 2^12; +0.9 s per point at 2^14), not the tensor grid's (≈ 1e-3: measured
             # 0.006857 against 0.00591 at C = 4, noise 0.5, α = 2, λ = 0.1)
             te = qmc_channel_hats(c[0], Q[r, r], M[r, col], V[r, r], self.acc, max(self.acc.qmc_points // 4, 1024),
                                   True)[3][0][1]
-            out = out[:3] + ([(out[3][0][0], te)],)
+            out = out[:3] + ([(out[3][0][0], te, out[3][0][2])],)
         return out
 
     def __call__(self, x, nodes, train: bool = False):
@@ -973,7 +1014,7 @@ class ReplicaMap:
         Q, M, V = self.unpack(x)
         hats = [self.channel(k, Q, M, V, n, train) for k, n in enumerate(nodes)]
         Qn, Mn, Vn = prior_channel(self.Lam, self.G, [h[0] for h in hats], [h[1] for h in hats],
-                                   [h[2] for h in hats], self.dims, self.ranks, self.groups)
+                                   [h[2] for h in hats], self.dims, self.ranks, self.groups, self.ar)
         return self.pack(Qn, Mn, Vn), hats
 
     def admissible(self, x) -> bool:

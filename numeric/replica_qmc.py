@@ -31,9 +31,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import log_ndtr, ndtri
 
 from .replica import (
+    DOUBLE_R,
     NEGLIGIBLE,
     _ce_reduced,
     _gradient,
@@ -45,25 +45,24 @@ from .replica import (
 
 __all__ = ["genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
-_LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 PROX_CHUNK = 2 ** 16   # (point, label) rows per prox solve: memory bounded whatever the rule
 _TINY = 1e-300
 
 
 @lru_cache(maxsize=16)
-def qmc_rule(d: int, m: int, n: int, seed: int):
+def qmc_rule(d: int, m: int, n: int, seed: int, ar=DOUBLE_R):
     """(g, w): the first n points of the project's scrambled Sobol' set of dimension d + m − 1
     (`sobol.sobol_points`), g = Φ⁻¹ of the first d coordinates (n × d, ~ N(0, I_d)), w the rest
     (n × (m − 1), the Genz variables of an m-dim orthant).  Read-only arrays."""
     from .sobol import sobol_points
     u = sobol_points(d + m - 1, n, seed)
-    g, w = ndtri(u[:, :d]), u[:, d:].copy()
+    g, w = ar.ndtri(ar.array(u[:, :d])), u[:, d:].copy()
     g.flags.writeable = False
     w.flags.writeable = False
     return g, w
 
 
-def genz_orthant(mu: np.ndarray, S: np.ndarray, w: np.ndarray, grad: bool = True):
+def genz_orthant(mu: np.ndarray, S: np.ndarray, w: np.ndarray, grad: bool = True, ar=DOUBLE_R):
     """One Genz sample per row of P(u > 0), u ~ N(μ, S) (μ: n × m, one S), at the points w
     (n × (m − 1)): P̂ = Π_i Φ(t_i), t_i = (μ_i + Σ_{j<i} Λ_ij z_j)/Λ_ii, z_i = −Φ⁻¹(Φ(t_i)(1 − w_i))
     (S = Λ Λᵀ); E_w P̂ = P for every μ.  With ``grad`` also ∇_μ P̂ (n × m), by forward
@@ -71,32 +70,32 @@ def genz_orthant(mu: np.ndarray, S: np.ndarray, w: np.ndarray, grad: bool = True
     ∇P̂ = P̂ Σ_i φ(t_i)/Φ(t_i) dt_i (in logarithms: no overflow where Φ(t_i) underflows);
     E_w ∇P̂ = ∇P."""
     n, m = mu.shape
-    Lc = np.linalg.cholesky(0.5 * (S + S.T))
-    z = np.zeros((n, m))
-    dz = np.zeros((n, m, m)) if grad else None
-    logP = np.zeros(n)
-    dlogP = np.zeros((n, m)) if grad else None
+    Lc = ar.cholesky(0.5 * (S + S.T))
+    z = np.zeros((n, m), dtype=ar.dtype)
+    dz = np.zeros((n, m, m), dtype=ar.dtype) if grad else None
+    logP = np.zeros(n, dtype=ar.dtype)
+    dlogP = np.zeros((n, m), dtype=ar.dtype) if grad else None
     for i in range(m):
         t = (mu[:, i] + z[:, :i] @ Lc[i, :i]) / Lc[i, i]
-        le = log_ndtr(t)
+        le = ar.log_ndtr(t)
         logP += le
         if grad:
             dt = np.einsum("njk,j->nk", dz[:, :i], Lc[i, :i]) / Lc[i, i]
             dt[:, i] += 1.0 / Lc[i, i]
-            logphi_t = -0.5 * t * t - _LOG_SQRT_2PI
-            dlogP += np.exp(logphi_t - le)[:, None] * dt
+            logphi_t = -0.5 * t * t - ar.log_sqrt_2pi
+            dlogP += ar.exp(logphi_t - le)[:, None] * dt
         if i < m - 1:
-            q = np.maximum(np.exp(le) * (1.0 - w[:, i]), _TINY)
-            zi = -ndtri(q)
+            q = np.maximum(ar.exp(le) * (1.0 - w[:, i]), _TINY)
+            zi = -ar.ndtri(q)
             z[:, i] = zi
             if grad:
-                ratio = np.exp(np.log1p(-w[:, i]) + logphi_t + 0.5 * zi * zi + _LOG_SQRT_2PI)
+                ratio = ar.exp(ar.log1p(-w[:, i]) + logphi_t + 0.5 * zi * zi + ar.log_sqrt_2pi)
                 dz[:, i] = -ratio[:, None] * dt
-    P = np.exp(logP)
+    P = ar.exp(logP)
     return P, (P[:, None] * dlogP if grad else None)
 
 
-def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray):
+def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray, ar=DOUBLE_R):
     """Genz samples of P(y | a) (n × L) and of ∇_a P (L, n, Σ r_t) for every label y, one per row
     of a at the matching row of w: the classes of one task, or every joint label y = (y_1, …, y_T)
     of tasks sharing the sample (`itertools.product` order, as `replica._joint_labels`).  The
@@ -107,13 +106,13 @@ def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray):
 
     from scipy.linalg import block_diag
     Lb = block_diag(*[ch.L for ch in chans])
-    S = Lb @ V0 @ Lb.T + np.diag(np.concatenate([[ch.sigma ** 2] * ch.d for ch in chans]))
+    S = Lb @ V0 @ Lb.T + np.diag(ar.array(np.concatenate([[ch.sigma] * ch.d for ch in chans])) ** 2)
     labels = list(product(*[range(ch.C) for ch in chans]))
     n = a.shape[0]
-    p = np.empty((n, len(labels)))
-    grads = np.empty((len(labels), n, Lb.shape[1]))
-    for k, (G, Su) in enumerate(joint_label_cones(chans, Lb, S, labels)):
-        pc, v = genz_orthant(a @ G.T, Su, w)
+    p = np.empty((n, len(labels)), dtype=ar.dtype)
+    grads = np.empty((len(labels), n, Lb.shape[1]), dtype=ar.dtype)
+    for k, (G, Su) in enumerate(joint_label_cones(chans, Lb, S, labels, ar)):
+        pc, v = genz_orthant(a @ G.T, Su, w, ar=ar)
         p[:, k] = pc
         grads[k] = v @ G
     return p, grads
@@ -126,25 +125,26 @@ def qmc_channel_hats(ch, Q: np.ndarray, M: np.ndarray, V: np.ndarray, acc, npoin
 
 
 def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, V: np.ndarray,
-                          acc, npoints: int, train: bool = False, warm: dict | None = None):
+                          acc, npoints: int, train: bool = False, warm: dict | None = None, ar=DOUBLE_R):
     """(Q̂, M̂, V̂) of one loss channel on the fixed QMC rule of ``npoints`` points (module
     docstring): one task, or the tasks of ``chans`` sharing every sample (coupled tasks on shared
     inputs: stacked fields ω ∈ R^D, D = Σ_t (C_t − 1), joint teacher u ~ N(0, G), joint labels, the
     prox of Σ_t w_t CE under the full V, as `replica.loss_channel_hats`; the rule has dimension
-    2D − 1).  With ``train`` also per task [(train_loss, train_error)], both on the same points
-    (the error as the indicator 1{argmax h_{y,t} ≠ y_t}: its QMC error is stated in
+    2D − 1).  With ``train`` also per task [(train_loss, train_error, test_loss)], all on the same
+    points (the error as the indicator 1{argmax h_{y,t} ≠ y_t}: its QMC error is stated in
     benchmarks/results/replica_qmc_error.txt).  ``warm``: the last prox shifts h − ω (a close
-    Newton start), updated in place."""
+    Newton start), updated in place.  ``ar``: the arithmetic (`replica.ReplicaDouble`, or
+    `mp_replica.MpArithmetic`)."""
     from itertools import product
 
-    d, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M)
-    g, w = qmc_rule(d, d, npoints, acc.qmc_seed)
+    d, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M, ar)
+    g, w = qmc_rule(d, d, npoints, acc.qmc_seed, ar)
     omega = g @ F.T
     Y1 = np.concatenate([np.stack([np.eye(ch.C)[c] for ch, c in zip(chans, y)]).ravel()[None]
                          for y in product(*[range(ch.C) for ch in chans])])
     n, ny = len(g), len(Y1)
-    py, grads = qmc_labels(chans, omega @ A.T, V0, w)
-    wts = 1.0 / n
+    py, grads = qmc_labels(chans, omega @ A.T, V0, w, ar)
+    wts = ar.array(1.0) / n
     # (point, label) pairs of negligible weight in every integrand (|f| ≤ √2 w, |H| ≤ w/2) are
     # left out: labels a clean teacher rules out at that point
     keep = wts * (py.T.ravel() + np.abs(grads).sum(axis=2).ravel()) > NEGLIGIBLE
@@ -155,8 +155,8 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
         h0 = om + warm["shift"][keep]
     wy = wts * py.T.ravel()[keep]
     gk = grads.reshape(ny * n, Rk)[keep]
-    Qh, Mh, Vh = np.zeros((d, d)), np.zeros((d, Rk)), np.zeros((d, d))
-    tl, te = np.zeros(B.T), np.zeros(B.T)
+    Qh, Mh, Vh = (np.zeros(s, dtype=ar.dtype) for s in ((d, d), (d, Rk), (d, d)))
+    tl, te, tst = (np.zeros(B.T, dtype=ar.dtype) for _ in range(3))
     shifts = np.empty_like(om)
     for lo in range(0, len(om), PROX_CHUNK):   # the prox in chunks of rows: bounded memory
         k = slice(lo, lo + PROX_CHUNK)
@@ -165,17 +165,18 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
         f = -_gradient(p.reshape(len(p), B.T, -1), Y[k], B)
         Qh += (f * wy[k, None]).T @ f
         Mh += wts * f.T @ gk[k]
-        Vh += np.tensordot(wy[k], solve_small(np.eye(d) + H @ V, H), axes=1)
+        Vh += np.tensordot(wy[k], solve_small(np.eye(d) + H @ V, H, ar), axes=1)
         if train:
             tl += wy[k] @ _ce_reduced(h, Y[k], B, weighted=False)
+            tst += wy[k] @ _ce_reduced(om[k], Y[k], B, weighted=False)
             z = B.logits(h)
             te += wy[k] @ (np.argmax(z, axis=2) != np.argmax(Y[k].reshape(z.shape), axis=2))
     if warm is not None:
-        shift = warm["shift"] if warm.get("shape") == (ny * n, d) else np.zeros((ny * n, d))
+        shift = warm["shift"] if warm.get("shape") == (ny * n, d) else np.zeros((ny * n, d), dtype=ar.dtype)
         shift[keep] = shifts
         warm.update(shape=(ny * n, d), shift=shift)
     a = chans[0].alpha
     out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
     if not train:
         return out
-    return out + ([(float(x), float(e)) for x, e in zip(tl, te)],)
+    return out + ([tuple(ar.scalar(v) for v in x) for x in zip(tl, te, tst)],)

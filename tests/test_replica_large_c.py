@@ -123,7 +123,7 @@ def test_qmc_channel_against_monte_carlo_of_the_labels(C, noise, rank, class_map
 
 
 def test_check_erm_for_four_classes():
-    """`mtsp check` for erm with C = 4 (`mp_replica_qmc`: the QMC channel in mp on 16 points, the
+    """`mtsp check` for erm with C = 4 (`mp_replica`: the QMC channel code on mp numbers, 16 points, the
     double solved on the same points): every term (fixed point, predictions, train_error too)
     within 1e-10.  Measured: ≤ 9.6e-12 (C = 4, 4.4 s); C = 5 at 32 points ≤ 2.9e-12, C = 6 at 16
     points ≤ 5.5e-11 (11 s, 12 s: not in the suite), mp residual ~2e-27."""
