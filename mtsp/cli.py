@@ -463,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mp: online — the whole ODE in mpmath (C ≤ 3; linear trunks/glm, nonlinear "
                         "trunks with K ≤ 3; slow: it prints its quadrature points and the time of "
                         "each right-hand side); erm — the double fixed point polished by Newton "
-                        "steps of the mpmath fixed-point map (one loss channel per task, C ≤ 3)")
+                        "steps of the mpmath fixed-point map (every setup the double solves; C ≥ 4 and "
+                        "coupled tasks on shared inputs with Σ(C_t − 1) ≥ 3 on a short QMC rule of "
+                        "--mp-nodes points, the double re-solved on it)")
     p.add_argument("--dps", type=_positive_int, default=30, help="mp digits (default 30)")
     p.add_argument("--mp-nodes", type=_positive_int, default=None,
                    help="mp: quadrature nodes per integrated dimension (default 24; the cost grows "
