@@ -130,7 +130,7 @@ def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None, widt
             for j, t in enumerate(s.tasks)), flush=True)
 
 
-def baseline(case, task, kink, gamma, paths, response, batches, dt):
+def baseline(case, task, kink, gamma, paths, response, batches, dt, width=0.02):
     """One single-task baseline of `case` (the cheapest run that showed the late runaway) against
     the stored simulation's single-task run: gen_error at its times and best_gen_error (± SE)."""
     import json
@@ -146,9 +146,10 @@ def baseline(case, task, kink, gamma, paths, response, batches, dt):
     sim = json.load(open(os.path.join(here, "results", sims[0])))["single"][task]
     t0 = time.perf_counter()
     r = solve_dmft(s.single(k), DmftOptions(dt=dt, n_paths=paths, n_response=response,
-                                            batches=batches, kink=kink, kink_relax=gamma, relu=True))
+                                            batches=batches, kink=kink, kink_relax=gamma,
+                                            kink_step=width, relu=True))
     r = r.tasks[task]
-    print(f"dmft {case} single {task} {kink} γ {gamma:g} dt {dt} ({batches} x {paths}, {response} response, "
+    print(f"dmft {case} single {task} {kink} γ {gamma:g} step {width:g} dt {dt} ({batches} x {paths}, {response} response, "
           f"{time.perf_counter() - t0:.0f} s)  " + " ".join(f"{g:.4f}" for g in r["gen_error"])
           + "  (± " + " ".join(f"{e:.4f}" for e in r["gen_error_se"]) + f")  best {r['best_gen_error']:.4f} ± "
           f"{r['best_gen_error_se']:.4f} at {r['best_gen_error_time']:.1f}", flush=True)
@@ -180,7 +181,7 @@ def main():
     hs = [float(x) for x in a.h.split(",")]
     times = [float(x) for x in a.times.split(",")]
     if a.stage == "baseline":
-        baseline(a.case, a.task, a.kink, a.gamma, a.paths, a.response, a.batches, a.dt)
+        baseline(a.case, a.task, a.kink, a.gamma, a.paths, a.response, a.batches, a.dt, a.width)
     elif a.stage == "prox":
         prox(a.case, hs, times, a.gamma, a.N, a.seeds, a.single, a.force)
     else:
