@@ -46,7 +46,9 @@ implicitly over the self-interaction step (`trunk._implicit_kink`: a Lipschitz f
 response recursion); "crossing" keeps that ramp only where the kink attracts (b > 0), takes the
 plain jump where it repels and estimates the jump's Dirac term per crossing
 (`trunk._attracting_ramp`: finite variance, but biased low, §7); "flips" the same force with the
-jump's boundary terms carried by flipped copies (`response.FlipResponse`); "difference" is explicit
+jump's boundary terms carried by flipped copies (`response.FlipResponse`, window kink_step·a|b|/α);
+"jumps" explicit gradient descent (the plain jump on both sides) with those copies everywhere
+(finite variance, the four relu comparisons agree; opt-in, §7); "difference" is explicit
 gradient descent with the finite-difference
 response (`response.FiniteDifferenceResponse`; first order in the step with a large coefficient,
 memory ∝ steps²)."""
@@ -298,7 +300,10 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     the kink attracts, with the repelling kink's crossing term (`trunk._attracting_ramp`); with
     "difference" explicit gradient descent with the
     response from finite differences of ± `kink_step` propagated through its full δ
-    (`response.FiniteDifferenceResponse`, numpy)."""
+    (`response.FiniteDifferenceResponse`, numpy); "jumps" explicit gradient descent, "flips" the
+    force of "crossing" without its crossing term, both with the jump's boundary terms carried by
+    flipped copies of the response paths within kink_step · a_k|b|/α of the kink
+    (`response.FlipResponse`, numpy)."""
     steps = np.asarray(steps, float)
     K = steps.size
     d = loss.dim

@@ -70,13 +70,15 @@ class FlipResponse:
 
         R(k, j) = E[D_k G(k, j)] + Σ_{i≤k} Σ_a E[ρ_{i,a}(0) · Δ^{(i,a)}δ_k ⊗ G(i, j)[a, :]],
 
-    ρ_{i,a}(0) the density of h_{i,a} at the kink on paths with b_{i,a} < 0, and Δ^{(i,a)}δ_k the
+    ρ_{i,a}(0) the density of h_{i,a} at the kink on paths with b_{i,a} < 0 (`jumps`: every
+    path, the plain jump b_a 1[h_a > 0] on both sides, `loss.grad`), and Δ^{(i,a)}δ_k the
     finite change of δ_k when the indicator of h_{i,a} is flipped, propagated through the full
     nonlinear force:  h_k^f = h_k − (1/α) Σ_{i≤m<k} a_m χ(k, m) (δ_m^f − δ_m).  A path with
-    |h_{i,a}| < w (`width`) is one sample of the density, weight 1/(2w), flipped up from below
-    and down from above (the two one-sided derivatives, averaged).  Every term is bounded (G is
+    |h_{i,a}| < w = width · (a_i/α)|b_{i,a}| (a window ∝ the field's own push per step) is one
+    sample of the density, weight 1/(2w), flipped up from below and down from above (the two
+    one-sided derivatives, averaged).  Every term is bounded (G is
     the linear response of a Lipschitz force, Δδ of a bounded one), so the estimate has finite
-    variance; its bias is O(w).  Unlike the tangent recursion it carries the paths that come up
+    variance; its bias is O(w) (docs/DMFT.md §7: linear in `width`, negligible at 0.05–0.1).  Unlike the tangent recursion it carries the paths that come up
     to the repelling kink and turn back below it (a perturbation pushes them across, and their
     own push keeps them above: a finite change with probability ∝ the perturbation).
     Copies: (path, coefficient ±1/(2w), their G(i, ·) row, their Δδ history) — about
