@@ -79,7 +79,7 @@ def prox(case, hs, times, gamma, N, seeds, task=None, force="both"):
         simmod._Model.backward = original
 
 
-def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None):
+def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None, width=0.01):
     """The engine on a uniform grid; kink "difference-attracting": the finite-difference response
     (`response.FiniteDifferenceResponse`) of the force of kink "crossing" (`_relu_force`
     "attracting"), i.e. the exact response of the discrete dynamics that "crossing" linearises."""
@@ -106,13 +106,16 @@ def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None):
                     a = self.act(hh)[0]
                     b = sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
                     return _relu_force(hh, b, c, "attracting")
+
+                def grad_hess(self, hh, data, state, **kw):    # the paths' own force: the same
+                    return self.grad(hh, data, state), super().grad_hess(hh, data, state)[1]
             use, kk = Attracting(loss.classes, loss.noise, loss.weights, loss.heads0, loss.head_lr,
                                  "relu", loss.share.tolist() if loss.separate else None), "difference"
         for b in range(batches):
             tr = run_dmft(use, gram, lr=float(s.training.lr), weight_decay=float(s.training.weight_decay),
                           alpha=alpha, init_scale=float(s.student.init_scale), steps=np.full(K, h),
                           n_paths=paths, n_response=response, rng=np.random.default_rng([9, b]),
-                          kink=kk, kink_relax=gamma, kink_step=0.01)
+                          kink=kk, kink_relax=gamma, kink_step=width)
             row = []
             for t in times:
                 k = int(round(t / h))
@@ -122,12 +125,12 @@ def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None):
             out.append(row)
         out = np.array(out)                                   # batch, time, task
         mean, se = out.mean(0), out.std(0, ddof=1) / np.sqrt(batches)
-        print(f"dmft {kink} γ {gamma:g} h {h:g} ({batches} x {paths} paths, {response} response)  " + "  ".join(
+        print(f"dmft {kink} γ {gamma:g} h {h:g} w {width:g} ({batches} x {paths} paths, {response} response)  " + "  ".join(
             f"{t.name}: " + " ".join(f"{g:.4f}±{e:.4f}" for g, e in zip(mean[:, j], se[:, j]))
             for j, t in enumerate(s.tasks)), flush=True)
 
 
-def baseline(case, task, kink, gamma, paths, response, batches, dt):
+def baseline(case, task, kink, gamma, paths, response, batches, dt, width=0.02):
     """One single-task baseline of `case` (the cheapest run that showed the late runaway) against
     the stored simulation's single-task run: gen_error at its times and best_gen_error (± SE)."""
     import json
@@ -143,9 +146,10 @@ def baseline(case, task, kink, gamma, paths, response, batches, dt):
     sim = json.load(open(os.path.join(here, "results", sims[0])))["single"][task]
     t0 = time.perf_counter()
     r = solve_dmft(s.single(k), DmftOptions(dt=dt, n_paths=paths, n_response=response,
-                                            batches=batches, kink=kink, kink_relax=gamma, relu=True))
+                                            batches=batches, kink=kink, kink_relax=gamma,
+                                            kink_step=width, relu=True))
     r = r.tasks[task]
-    print(f"dmft {case} single {task} {kink} γ {gamma:g} dt {dt} ({batches} x {paths}, {response} response, "
+    print(f"dmft {case} single {task} {kink} γ {gamma:g} step {width:g} dt {dt} ({batches} x {paths}, {response} response, "
           f"{time.perf_counter() - t0:.0f} s)  " + " ".join(f"{g:.4f}" for g in r["gen_error"])
           + "  (± " + " ".join(f"{e:.4f}" for e in r["gen_error_se"]) + f")  best {r['best_gen_error']:.4f} ± "
           f"{r['best_gen_error_se']:.4f} at {r['best_gen_error_time']:.1f}", flush=True)
@@ -171,15 +175,17 @@ def main():
     ap.add_argument("--paths", type=int, default=8000)
     ap.add_argument("--response", type=int, default=4000)
     ap.add_argument("--batches", type=int, default=2)
+    ap.add_argument("--width", type=float, default=0.01,
+                    help="kink_step: the finite-difference step, or the flip window of kink flips")
     a = ap.parse_args()
     hs = [float(x) for x in a.h.split(",")]
     times = [float(x) for x in a.times.split(",")]
     if a.stage == "baseline":
-        baseline(a.case, a.task, a.kink, a.gamma, a.paths, a.response, a.batches, a.dt)
+        baseline(a.case, a.task, a.kink, a.gamma, a.paths, a.response, a.batches, a.dt, a.width)
     elif a.stage == "prox":
         prox(a.case, hs, times, a.gamma, a.N, a.seeds, a.single, a.force)
     else:
-        dmft(a.case, hs, times, a.gamma, a.kink, a.paths, a.response, a.batches, a.single)
+        dmft(a.case, hs, times, a.gamma, a.kink, a.paths, a.response, a.batches, a.single, a.width)
 
 
 if __name__ == "__main__":

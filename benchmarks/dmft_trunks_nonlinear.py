@@ -112,7 +112,7 @@ def compare_case(name, sim_path, opts):
     t1 = time.perf_counter()
     cmp = compare(th, sim)
     print(f"## {name}: dmft {t1 - t0:.0f} s ({opts.batches} batches x {opts.n_paths} paths, "
-          f"{opts.n_response} response, dt {opts.dt}, relu kink {opts.kink} γ {opts.kink_relax}); simulation N = {sim['N']}, "
+          f"{opts.n_response} response, dt {opts.dt}, relu kink {opts.kink} γ {opts.kink_relax} step {opts.kink_step}); simulation N = {sim['N']}, "
           f"{sim['seeds']} seeds, {sim.get('wall_s', float('nan')):.0f} s ({sim_path})")
     zs = []
     for r in cmp.rows:
@@ -160,7 +160,8 @@ def main():
             compare_case(name, path, DmftOptions(dt=args.dt, n_paths=args.paths,
                                                  n_response=args.response, batches=args.batches,
                                                  n_sources=args.sources, kink=args.kink,
-                                                 kink_relax=args.kink_relax, relu=True))
+                                                 kink_relax=args.kink_relax, kink_step=args.kink_step,
+                                                 relu=True))
 
 
 if __name__ == "__main__":

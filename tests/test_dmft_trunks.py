@@ -84,8 +84,9 @@ def test_finite_difference_response_equals_the_linear_recursion_for_a_smooth_tru
     assert np.max(np.abs(a.Cperp - b.Cperp)) < 4e-7
 
 
-@pytest.mark.parametrize("kink, paths", [("implicit", 50000), ("difference", 20000)])
-def test_relu_response_at_the_first_step_has_the_kink_term(kink, paths):
+@pytest.mark.parametrize("kink, paths, step", [("implicit", 50000, 0.05), ("difference", 20000, 0.05),
+                                               ("jumps", 50000, 4.0)])
+def test_relu_response_at_the_first_step_has_the_kink_term(kink, paths, step):
     """At step 0 the fields are ζ_0 ~ N(0, σ₀² I), independent of the labels (C = 2, equally
     likely), so with b = Σ_t V_tᵀ(p_t − e_{y_t}) and H_t = diag p_t − p_t p_tᵀ
 
@@ -94,15 +95,17 @@ def test_relu_response_at_the_first_step_has_the_kink_term(kink, paths):
     the second term being relu's kink (a Dirac mass in g″). Grid quadrature against the implicit
     kink (default γ = 4, step 0.05: the ramp 0 < h₁ < c|b₁|, c = 0.1, carries the kink term;
     50000 paths) and the finite-difference response (u = 0.05, 20000 paths; heads with a strong
-    second column so that E[b₁ | h₁ = 0] ≠ 0). Measured: implicit 0.2808 ± 0.0067 (mean and SD
-    over six seeds), finite differences 0.2842 and 0.2835 (two seeds), quadrature 0.2808, of
-    which the kink term 0.148; without it (linear recursion, no ramp) 0.135 vs 0.1327."""
+    second column so that E[b₁ | h₁ = 0] ≠ 0) and the flipped copies of kink "jumps" (window
+    w = 4 · a|b|/α = 0.1|b|, 50000 paths). Measured: implicit 0.2808 ± 0.0067 (mean and SD
+    over six seeds), finite differences 0.2842 and 0.2835 (two seeds), jumps 0.2858 ± 0.0030 (six
+    seeds), quadrature
+    0.2808, of which the kink term 0.148; without it (linear recursion, no ramp) 0.135 vs 0.1327."""
     heads = [[0.5, 2.0], [-0.5, -2.0]]
     s0 = 1.0
     loss = Trunk((2, 2), (0.2, 1.0), (1.0, 1.0), (np.array(heads),) * 2, 1.0, "relu")
     tr = run_dmft(loss, np.eye(4), lr=1.0, weight_decay=0.0, alpha=2.0, init_scale=s0,
                   steps=np.array([0.05]), n_paths=paths, n_response=paths,
-                  rng=np.random.default_rng(2), kink_step=0.05, train_metrics=False, n_sources=10,
+                  rng=np.random.default_rng(2), kink_step=step, train_metrics=False, n_sources=10,
                   kink=kink)
     V = np.array(heads)
     x = np.linspace(-8 * s0, 8 * s0, 1601)
@@ -117,6 +120,29 @@ def test_relu_response_at_the_first_step_has_the_kink_term(kink, paths):
     kink = np.exp(0.0) / (s0 * np.sqrt(2 * np.pi)) * np.sum(w * b1)
     assert kink > 0.1
     assert abs(tr.R[0, 0, 0, 0] - (kink + regular)) < 0.03, (tr.R[0, 0, 0, 0], kink, regular)
+
+
+def test_relu_flipped_copies_equal_finite_differences():
+    """Kink "jumps" (plain explicit Euler; the jump's boundary terms carried by flipped copies,
+    `response.FlipResponse`, window w = 0.1 a|b|/α) against the finite-difference response of
+    the same dynamics (kink "difference", u = 0.02; exact up to O(u)), two steps of 0.5, same
+    40000 paths: the lagged responses R(1, 0)₂₂ and R(2, 1)₂₂, where the copies carry about half
+    of the response (without them, the linear recursion alone: −0.19 to −0.22 and −0.19 to −0.24).
+    Measured (seeds 0–2): jumps −0.427 / −0.369 / −0.432 and −0.281 / −0.312 / −0.349, finite
+    differences −0.443 / −0.344 / −0.407 and −0.280 / −0.328 / −0.335 (largest difference
+    0.025); bound 0.08."""
+    heads = [[0.5, 2.0], [-0.5, -2.0]]
+    out = []
+    for kink, step in (("jumps", 0.1), ("difference", 0.02)):
+        loss = Trunk((2, 2), (0.2, 1.0), (1.0, 1.0), (np.array(heads),) * 2, 1.0, "relu")
+        out.append(run_dmft(loss, np.eye(4), lr=1.0, weight_decay=0.0, alpha=2.0, init_scale=1.0,
+                            steps=np.array([0.5, 0.5]), n_paths=40000, n_response=40000,
+                            rng=np.random.default_rng(1), kink_step=step, train_metrics=False,
+                            n_sources=10, kink=kink).R)
+    jumps, fd = out
+    for k, j in ((1, 0), (2, 1)):
+        assert jumps[k, j, 1, 1] < -0.26
+        assert abs(jumps[k, j, 1, 1] - fd[k, j, 1, 1]) < 0.08, (k, j, jumps[k, j], fd[k, j])
 
 
 def test_separate_inputs_with_identical_tasks_are_one_task_with_half_the_head_rate():

@@ -40,12 +40,15 @@ from scipy.linalg import solve_triangular
 
 __all__ = ["KINKS", "DmftTrajectory", "mirror_layout", "run_dmft"]
 
-KINKS = ("implicit", "crossing", "difference")
+KINKS = ("implicit", "crossing", "difference", "flips", "jumps")
 """Treatments of relu's kink (`run_dmft`, docs/DMFT.md §7): "implicit" (default) takes the kink
 implicitly over the self-interaction step (`trunk._implicit_kink`: a Lipschitz force, the linear
 response recursion); "crossing" keeps that ramp only where the kink attracts (b > 0), takes the
 plain jump where it repels and estimates the jump's Dirac term per crossing
-(`trunk._attracting_ramp`: finite variance, but biased low, §7); "difference" is explicit
+(`trunk._attracting_ramp`: finite variance, but biased low, §7); "flips" the same force with the
+jump's boundary terms carried by flipped copies (`response.FlipResponse`, window kink_step·a|b|/α);
+"jumps" explicit gradient descent (the plain jump on both sides) with those copies everywhere
+(finite variance, the four relu comparisons agree; opt-in, §7); "difference" is explicit
 gradient descent with the finite-difference
 response (`response.FiniteDifferenceResponse`; first order in the step with a large coefficient,
 memory ∝ steps²)."""
@@ -208,6 +211,7 @@ class _Response:
                 X[:, j * d:j * d + d] = x
             j1 = j0
         # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c], summed in float64
+        self.G = X                   # G(k, ·) of every path, for `response.FlipResponse`
         Xp = xp.permute(X, (0, 2, 1)).reshape(d * nr, kd + d)               # [(a, p), i d + c]
         if weights is not None:
             Dk = Dk * (nr * np.asarray(weights))[:, None, None]
@@ -336,7 +340,10 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     the kink attracts, with the repelling kink's crossing term (`trunk._attracting_ramp`); with
     "difference" explicit gradient descent with the
     response from finite differences of ± `kink_step` propagated through its full δ
-    (`response.FiniteDifferenceResponse`, numpy).
+    (`response.FiniteDifferenceResponse`, numpy); "jumps" explicit gradient descent, "flips" the
+    force of "crossing" without its crossing term, both with the jump's boundary terms carried by
+    flipped copies of the response paths within kink_step · a_k|b|/α of the kink
+    (`response.FlipResponse`, numpy).
 
     mirror: an orthogonal involution S (d × d) of the fields that leaves the problem invariant
     (δ(S h) = S δ(h) for the same data, the loss's state S-invariant; `solve.trunk_mirror`): the
@@ -406,7 +413,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     # force on the fields that the weights carry forward, −δ_k/α + the sources' noise term
     deltas = xp.zeros((Kd, n))
     force = xp.zeros((Kd, n))
-    implicit = getattr(loss, "kink", False) and kink in ("implicit", "crossing")
+    implicit = getattr(loss, "kink", False) and kink in ("implicit", "crossing", "flips")
+    flips = getattr(loss, "kink", False) and kink in ("flips", "jumps")
+    implicit = implicit or flips
     h_prev = None
     if getattr(loss, "kink", False) and kink == "difference":
         from .response import FiniteDifferenceResponse
@@ -414,6 +423,10 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
                                         kink_step)
     else:
         resp = _Response(K, d, nr, alpha, response_dtype, xp)
+    if flips:
+        from .response import FlipResponse
+        resp = FlipResponse(resp, loss, data.take(slice(0, nr)), weights(nr), K, alpha, kink_step,
+                            jumps=kink == "jumps")
     w_resp = weights(nr)
     chol = _GrowingCholesky(Kd) if noise == "cholesky" else None
     tl = [None] * (K + 1) if train_metrics else None
@@ -449,8 +462,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
             hT += xp.put(Ak) @ force[:kd]
         h = xp.get(hT.T)
         if implicit:                 # relu: the kink over the self-interaction step a_k/α
-            delta, D = loss.grad_hess(h, data, state, self_step=kink_relax * a[min(k, K - 1)] / alpha,
-                                      h_prev=h_prev)
+            c_k = kink_relax * a[min(k, K - 1)] / alpha
+            if kink == "jumps":      # the plain jump, D without the kink's term
+                delta, D = loss.grad_hess(h, data, state)
+            else:
+                delta, D = (loss.grad_hess(h, data, state, self_step=c_k, flips=True) if flips else
+                            loss.grad_hess(h, data, state, self_step=c_k, h_prev=h_prev))
             h_prev = h if kink == "crossing" else None
         else:
             delta, D = loss.grad_hess(h, data, state)
@@ -468,6 +485,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
         if getattr(loss, "kink", False) and kink == "difference":
             R[rk, :kd + d] = resp.step(k, h[:nr], delta[:nr], Ak, state)
+        elif flips:
+            R[rk, :kd + d] = resp.step(k, Ak, D[:nr], h[:nr], delta[:nr], state, c_k,
+                                       a[min(k, K - 1)] / alpha)
         else:
             R[rk, :kd + d] = resp.step(k, Ak, D[:nr], w_resp)
         if k == K:

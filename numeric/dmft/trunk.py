@@ -144,10 +144,25 @@ class Trunk(SampleLoss):
         b = sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
         return g1 * b
 
-    def grad_hess(self, h, data, state, self_step: float | None = None, h_prev=None):
+    def head_grad(self, h, data, state):
+        """b = Σ_t c_t V_tᵀ(p_t − e_{y_t}) (n, K), the gradient with respect to the activations."""
+        a = self.act(h)[0]
+        return sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
+
+    def flip_force(self, h, data, state, c: float):
+        """(δ, b): relu's force of kink "flips" (`_attracting_ramp` without the crossing term:
+        the implicit ramp where b > 0, the plain jump where b < 0), for the flipped copies of
+        `response.FlipResponse`."""
+        b = self.head_grad(h, data, state)
+        return _attracting_force(h, b, c), b
+
+    def grad_hess(self, h, data, state, self_step: float | None = None, h_prev=None,
+                  flips: bool = False):
         """(δ, D) of the module docstring; for relu with `self_step` c > 0, the force with the kink
         taken implicitly (`_implicit_kink`; `h_prev`, the fields one step earlier, adds the
-        repelling kink's crossing term), else D without the kink's singular term."""
+        repelling kink's crossing term; `flips`: the ramp only where b > 0, D without any term of
+        the repelling kink, which `response.FlipResponse` adds), else D without the kink's
+        singular term."""
         a, g1, g2 = self.act(h)
         b = np.zeros_like(h)
         H = np.zeros((len(h), self.dim, self.dim))
@@ -161,6 +176,8 @@ class Trunk(SampleLoss):
         idx = np.arange(self.dim)
         D[:, idx, idx] += g2 * b
         if self.activation == "relu" and self_step is not None:
+            if flips:
+                return _attracting_ramp(h, b, D, float(self_step), None)
             return _implicit_kink(h, b, D, float(self_step), h_prev)
         return g1 * b, D
 
@@ -211,21 +228,29 @@ def _implicit_kink(h, b, D, c: float, h_prev=None):
     return delta, D
 
 
+def _attracting_force(h, b, c: float):
+    """δ̂_a = h_a/c on the ramp 0 < h_a < c b_a (b_a > 0), else the plain jump b_a 1[h_a > 0]."""
+    return np.where((h > 0) & (h < c * b), h / c, (h > 0) * b)
+
+
 def _attracting_ramp(h, b, D, c: float, h_prev):
     """relu's force with the ramp of `_implicit_kink` only where the kink attracts (b_a > 0) and
-    the plain jump δ_a = b_a 1[h_a > 0] where it repels (b_a < 0); the jump's Dirac term
-    b_a δ(h_a) in D is estimated per crossing (co-area: over a crossing, ∫ δ(h(t)) dt = 1/|ḣ| at
-    arrival): a field on the other side of the kink than at the previous step (`h_prev`), in
-    neither ramp, gets b_a/|h_a − h_prev_a| on D's diagonal.  Finite variance, but the mean
-    response misses a part that does not vanish with the step (docs/DMFT.md §7)."""
+    the plain jump δ_a = b_a 1[h_a > 0] where it repels (b_a < 0) (`_attracting_force`); with
+    `h_prev` the jump's Dirac term b_a δ(h_a) in D is estimated per crossing (co-area: over a
+    crossing, ∫ δ(h(t)) dt = 1/|ḣ| at arrival): a field on the other side of the kink than at the
+    previous step, in neither ramp, gets b_a/|h_a − h_prev_a| on D's diagonal.  Finite variance,
+    but the mean response misses a part that does not vanish with the step (docs/DMFT.md §7).
+    Without `h_prev` D has no term of the repelling kink (kink "flips")."""
     ramp = (h > 0) & (h < c * b)
-    delta = np.where(ramp, h / c, (h > 0) * b)
-    cross = ((h > 0) != (h_prev > 0)) & ~ramp & ~((h_prev > 0) & (h_prev < c * b))
+    delta = _attracting_force(h, b, c)
+    cross = (np.zeros_like(ramp) if h_prev is None else
+             ((h > 0) != (h_prev > 0)) & ~ramp & ~((h_prev > 0) & (h_prev < c * b)))
     if ramp.any() or cross.any():
         D = D.copy()
         p, a = np.nonzero(ramp)
         D[p, a, :] = 0.0
         D[p, a, a] = 1.0 / c
-        p, a = np.nonzero(cross)
-        D[p, a, a] += b[p, a] / np.abs(h[p, a] - h_prev[p, a])
+        if cross.any():
+            p, a = np.nonzero(cross)
+            D[p, a, a] += b[p, a] / np.abs(h[p, a] - h_prev[p, a])
     return delta, D
