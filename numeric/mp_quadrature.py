@@ -1,35 +1,15 @@
-"""The cone-expectation kernel of `quadrature` at arbitrary precision (mpmath).
+"""What the cone-expectation kernel needs at arbitrary precision (mpmath) beyond `cone.MP`'s
+arithmetic: the node sets and special functions of the working precision.
 
-The same algorithm as `quadrature.cone_expectation` — the plan and the Genz transform of `cone`,
-executed in its `cone.MP` arithmetic (object arrays of mpf at ``mp.dps`` digits) — with the rules
-and the primitives of that precision, which are what this module holds:
-
-- the field factor from ``mp.eigsy`` (`mp_factor`); pure cone probabilities of ≤ 3 nonsingular
-  rows in closed form (`cone.orthant_probability`, ``mp.asin``);
-- tanh–sinh nodes on [0, 1] for the Genz coordinates and Gauss–Hermite nodes from
-  ``mp.gauss_quadrature`` for the smooth ones, a fixed count per dimension (`DEFAULT_NODES`);
-- Φ, Φ⁻¹, the truncated-normal quantile and Φ₂ (Sheppard's formula) in mp.
-
-Φ⁻¹ is computed by Newton's method on Φ(x) = erfc(−x/√2)/2 from the double-precision quantile
-(two to three steps reach 30 digits) rather than as √2·erfinv(2p − 1): erfinv(2p − 1) loses all
-digits of p ≪ 1 (2p − 1 rounds to −1) and mpmath's erfinv is itself a root search 20× slower
-than one erfc.  Both tails are handled through complements (each node carries u and 1 − u), so
-no probability near 1 is ever formed.
-
-**Integrand protocol.**  ``fn(p)`` receives one point's projections as a Python list of mpf and
-returns ``(phi, gamma)``: two lists of mpf (``gamma`` may be None when ``lin_rows`` is None).
-The result carries ``plain[k] = E[1{cone} φ_k]`` and ``linear[k][l] = E[1{cone} γ_k (L f)_l]``.
-With ``batch=True`` the integrand follows the double path's protocol on object arrays of mpf (all
-points at once; `mp_online.MpRules` runs `online`'s term code so).
-
-**Cost.**  Everything is pure-Python mpf arithmetic (≈ 3 µs per multiply–add, 14 µs per erfc at
-30 digits); one quadrature point costs 0.1–0.4 ms.  The product rule has ``n^d`` points for
-``d`` integrated dimensions, so the default nodes per dimension shrink with d (`DEFAULT_NODES`:
-1 → 64, 2 → 40, 3 → 20, 4 → 12): ≈ 10 ms, 0.5 s, 3 s, 8 s per integral.  Above 4 integrated
-dimensions the mp kernel refuses (the double kernel switches to scrambled Sobol' there, which
-has no meaningful mp counterpart).  The quadrature error of the mp rules, not the 30 digits, is
-what limits the mp values: `cone_expectation_mp(..., nodes=n)` against a larger n measures it
-(see tests/test_mp.py for measured levels).
+`cone_expectation_mp` is `quadrature.cone_expectation` executed in `cone.MP` (object arrays of
+mpf at ``mp.dps`` digits) with this module's rules: tanh–sinh nodes on [0, 1] for the Genz
+coordinates (`tanh_sinh01_mp`, carrying u and 1 − u), Gauss–Hermite nodes from
+``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`), a fixed count per dimension
+(`DEFAULT_NODES`; more than `MAX_DIM` dimensions are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
+Halley on Φ from the double quantile, since erfinv(2p − 1) loses every digit of p ≪ 1), the
+truncated-normal quantile (`truncated_normal_nodes`, each tail through complements, so no
+probability near 1 is formed) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and
+accuracy: docs/PRECISION.md ("The mp kernel").
 """
 from __future__ import annotations
 
