@@ -1,6 +1,6 @@
 """The cone reduction and the Genz transform, written once for both number types.
 
-`quadrature.cone_expectation` (float64) and `mp_quadrature.cone_expectation_mp` (mpmath) compute
+`quadrature.cone_expectation` (float64; mpmath through `mp_quadrature.cone_expectation_mp`) computes
 
     E[ 1{A f > 0} · Φ(P f) ]   and   E[ 1{A f > 0} · Γ(P f) · (L f)ᵀ ],   f = F ζ, ζ ~ N(0, I),
 
@@ -22,9 +22,8 @@ mpf at the working precision) that supplies the few operations it needs:
 3. `orthant_probability`: P(X > 0) in closed form for ≤ 3 nonsingular rows (Sheppard, Plackett);
    `wide_sector_halves`: a two-row sector wider than 90° as its two halves.
 
-Which points (product rules, Sobol' sets), how many, and how the integrand is called are the
-callers' (both call the integrand on all points at once; `cone_expectation_mp` also point by point)
-— the route through the integral is the same.
+`quadrature.cone_expectation` executes a plan in either arithmetic (``ar=``): the product rule's
+1-d rules are the arithmetic's (`rule01`, `gauss_hermite`), the rest is the same code.
 """
 from __future__ import annotations
 
