@@ -1,6 +1,6 @@
 """The cone reduction and the Genz transform, written once for both number types.
 
-`quadrature.cone_expectation` (float64) and `mp_quadrature.cone_expectation_mp` (mpmath) compute
+`quadrature.cone_expectation` (float64; mpmath through `mp_quadrature.cone_expectation_mp`) computes
 
     E[ 1{A f > 0} · Φ(P f) ]   and   E[ 1{A f > 0} · Γ(P f) · (L f)ᵀ ],   f = F ζ, ζ ~ N(0, I),
 
@@ -22,9 +22,8 @@ mpf at the working precision) that supplies the few operations it needs:
 3. `orthant_probability`: P(X > 0) in closed form for ≤ 3 nonsingular rows (Sheppard, Plackett);
    `wide_sector_halves`: a two-row sector wider than 90° as its two halves.
 
-Which points (product rules, Sobol' sets), how many, and how the integrand is called are the
-callers' (both call the integrand on all points at once; `cone_expectation_mp` also point by point)
-— the route through the integral is the same.
+`quadrature.cone_expectation` executes a plan in either arithmetic (``ar=``): the product rule's
+1-d rules are the arithmetic's (`rule01`, `gauss_hermite`), the rest is the same code.
 """
 from __future__ import annotations
 
@@ -114,11 +113,24 @@ class _Double:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(inside, ACTIVATION_INVERSES[name](np.where(inside, x, 0.0)), np.inf)
 
+    def rows(self, x, cols=None):
+        """x (None: no rows) as a float array, with ``cols`` columns when given."""
+        x = np.zeros((0, cols)) if x is None else np.asarray(x, float)
+        return x if cols is None else x.reshape(-1, cols)
+
+    def precision(self):
+        return None
+
     def rule01(self, n):
         """(u, None, w): `quadrature.tanh_sinh01`'s n-point rule on [0, 1]."""
         from .quadrature import tanh_sinh01
         u, w = tanh_sinh01(n)
         return u, None, w
+
+    def gauss_hermite(self, n):
+        """`quadrature.gauss_hermite`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
+        from .quadrature import gauss_hermite
+        return gauss_hermite(n)
 
     def cholesky(self, S):
         """The lower Cholesky factor, or None where S is not positive definite."""
@@ -276,10 +288,37 @@ class _Mp:
         return np.array([inverses[name](v) if inside(v) else mpmath.inf for v in x.ravel()] or [],
                         dtype=object).reshape(x.shape)
 
+    def to_mp(self, a):
+        """A (nested) array / list of floats or an mpmath matrix as nested lists of mpf (exact)."""
+        if isinstance(a, mpmath.matrix):
+            return [[a[i, j] for j in range(a.cols)] for i in range(a.rows)]
+        if isinstance(a, np.ndarray):
+            a = a.tolist()
+        return [self.to_mp(x) for x in a] if isinstance(a, (list, tuple)) else mpmath.mpf(a)
+
+    def rows(self, x, cols=None):
+        """x (an array, nested lists, an mpmath matrix; None: no rows) as an object array of mpf
+        (floats convert exactly), with ``cols`` columns when given."""
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            out = x
+        elif x is None or (isinstance(x, np.ndarray) and x.size == 0) or (isinstance(x, (list, tuple)) and not len(x)):
+            return self.zeros((0, cols or 0))
+        else:
+            out = np.array(self.to_mp(x), dtype=object)
+        return out if cols is None else out.reshape(-1, cols)
+
+    def precision(self):
+        return mpmath.mp.prec
+
     def rule01(self, n):
         """(u, 1 − u, w): `mp_quadrature.tanh_sinh01_mp`'s n-point rule on [0, 1]."""
         from .mp_quadrature import tanh_sinh01_mp
         return tuple(np.array(v, dtype=object) for v in tanh_sinh01_mp(n))
+
+    def gauss_hermite(self, n):
+        """`mp_quadrature.gauss_hermite_mp`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
+        from .mp_quadrature import gauss_hermite_mp
+        return tuple(np.array(v, dtype=object) for v in gauss_hermite_mp(n))
 
     def cholesky(self, S):
         """The lower Cholesky factor (mpmath), or None where S is not positive definite."""

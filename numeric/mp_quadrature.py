@@ -1,39 +1,18 @@
-"""The cone-expectation kernel of `quadrature` at arbitrary precision (mpmath).
+"""What the cone-expectation kernel needs at arbitrary precision (mpmath) beyond `cone.MP`'s
+arithmetic: the node sets and special functions of the working precision.
 
-The same algorithm as `quadrature.cone_expectation` — the plan and the Genz transform of `cone`,
-executed in its `cone.MP` arithmetic (object arrays of mpf at ``mp.dps`` digits) — with the rules
-and the primitives of that precision, which are what this module holds:
-
-- the field factor from ``mp.eigsy`` (`mp_factor`); pure cone probabilities of ≤ 3 nonsingular
-  rows in closed form (`cone.orthant_probability`, ``mp.asin``);
-- tanh–sinh nodes on [0, 1] for the Genz coordinates and Gauss–Hermite nodes from
-  ``mp.gauss_quadrature`` for the smooth ones, a fixed count per dimension (`DEFAULT_NODES`);
-- Φ, Φ⁻¹, the truncated-normal quantile and Φ₂ (Sheppard's formula) in mp.
-
-Φ⁻¹ is computed by Newton's method on Φ(x) = erfc(−x/√2)/2 from the double-precision quantile
-(two to three steps reach 30 digits) rather than as √2·erfinv(2p − 1): erfinv(2p − 1) loses all
-digits of p ≪ 1 (2p − 1 rounds to −1) and mpmath's erfinv is itself a root search 20× slower
-than one erfc.  Both tails are handled through complements (each node carries u and 1 − u), so
-no probability near 1 is ever formed.
-
-**Integrand protocol.**  ``fn(p)`` receives one point's projections as a Python list of mpf and
-returns ``(phi, gamma)``: two lists of mpf (``gamma`` may be None when ``lin_rows`` is None).
-The result carries ``plain[k] = E[1{cone} φ_k]`` and ``linear[k][l] = E[1{cone} γ_k (L f)_l]``.
-With ``batch=True`` the integrand follows the double path's protocol on object arrays of mpf (all
-points at once; `mp_online.MpRules` runs `online`'s term code so).
-
-**Cost.**  Everything is pure-Python mpf arithmetic (≈ 3 µs per multiply–add, 14 µs per erfc at
-30 digits); one quadrature point costs 0.1–0.4 ms.  The product rule has ``n^d`` points for
-``d`` integrated dimensions, so the default nodes per dimension shrink with d (`DEFAULT_NODES`:
-1 → 64, 2 → 40, 3 → 20, 4 → 12): ≈ 10 ms, 0.5 s, 3 s, 8 s per integral.  Above 4 integrated
-dimensions the mp kernel refuses (the double kernel switches to scrambled Sobol' there, which
-has no meaningful mp counterpart).  The quadrature error of the mp rules, not the 30 digits, is
-what limits the mp values: `cone_expectation_mp(..., nodes=n)` against a larger n measures it
-(see tests/test_mp.py for measured levels).
+`cone_expectation_mp` is `quadrature.cone_expectation` executed in `cone.MP` (object arrays of
+mpf at ``mp.dps`` digits) with this module's rules: tanh–sinh nodes on [0, 1] for the Genz
+coordinates (`tanh_sinh01_mp`, carrying u and 1 − u), Gauss–Hermite nodes from
+``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`), a fixed count per dimension
+(`DEFAULT_NODES`; more than `MAX_DIM` dimensions are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
+Halley on Φ from the double quantile, since erfinv(2p − 1) loses every digit of p ≪ 1), the
+truncated-normal quantile (`truncated_normal_nodes`, each tail through complements, so no
+probability near 1 is formed) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and
+accuracy: docs/PRECISION.md ("The mp kernel").
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -42,9 +21,8 @@ import mpmath
 import numpy as np
 from scipy.special import ndtri
 
-from mtsp.errors import ReachError
-
-from .cone import MP, cone_plan, drop_sure_rows, gaussian_factor, genz, orthant_probability, wide_sector_halves
+from .cone import MP, gaussian_factor, orthant_probability
+from .quadrature import cone_expectation
 from .workers import mp_executor
 
 mp = mpmath.mp
@@ -54,18 +32,8 @@ __all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpCone
            "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES", "MAX_DIM"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
-MAX_DIM = 4
-
-
-def to_mp(a):
-    """A (nested) array/list of floats as nested lists of mpf (exact conversion)."""
-    if isinstance(a, mpmath.matrix):
-        return [[a[i, j] for j in range(a.cols)] for i in range(a.rows)]
-    if isinstance(a, np.ndarray):
-        a = a.tolist()
-    if isinstance(a, (list, tuple)):
-        return [to_mp(x) for x in a]
-    return mpmath.mpf(a)
+MAX_DIM = max(DEFAULT_NODES)
+to_mp, _obj = MP.to_mp, MP.rows        # floats / nested lists / mpmath matrices to mpf (`cone.MP`)
 
 
 def ncdf(x):
@@ -236,28 +204,12 @@ def tanh_sinh01_mp(n: int, span: int | None = None):
 
 def mp_factor(cov, tol=None):
     """F (n × d lists of mpf, d = numerical rank) with F Fᵀ = cov (`cone.gaussian_factor`, mp.eigsy)."""
-    C = to_mp(cov)
-    return gaussian_factor(MP, _obj(C, len(C)), tol).tolist() if len(C) else []
-
-
-def _obj(x, cols: int):
-    """Rows (numpy array, nested lists, mpmath matrix; None) as an object array of mpf (floats
-    convert exactly) with ``cols`` columns."""
-    if x is None or (isinstance(x, np.ndarray) and x.size == 0) or (isinstance(x, (list, tuple)) and not len(x)):
-        return MP.zeros((0, cols))
-    return np.array(to_mp(x), dtype=object).reshape(-1, cols)
+    return gaussian_factor(MP, MP.rows(cov), tol).tolist() if len(cov) else []
 
 
 def orthant_probability_mp(S):
     """P(X > 0), X ~ N(0, S), dim ≤ 3 and S nonsingular (mp); None otherwise (`cone.orthant_probability`)."""
-    S = to_mp(S)
-    return orthant_probability(MP, _obj(S, len(S)))
-
-
-def _truncated_normal(lo, hi, u, uc):
-    """(x, mass): P(X < x | lo < X < hi) = u for X ~ N(0, 1), mass = P(lo < X < hi); uc = 1 − u
-    (one node of `truncated_normal_nodes`)."""
-    return truncated_normal_nodes(lo, hi, (u,), (uc,))[0]
+    return orthant_probability(MP, MP.rows(S))
 
 
 def truncated_normal_nodes(lo, hi, us, ucs) -> list:
@@ -293,50 +245,31 @@ def truncated_normal_nodes(lo, hi, us, ucs) -> list:
     return out
 
 
-@dataclass
-class MpConeResult:
-    plain: list
-    linear: list | None
-    points: int = 0
-    dims: int = 0
-    tier: str = ""
-
-
-def _add_results(a: MpConeResult, b: MpConeResult) -> MpConeResult:
-    """The MpConeResult of an integral split into two disjoint parts a and b."""
-    plain = [x + y for x, y in zip(a.plain, b.plain)]
-    lin = None if a.linear is None else [[x + y for x, y in zip(u, v)] for u, v in zip(a.linear, b.linear)]
-    return MpConeResult(plain, lin, a.points + b.points, a.dims, a.tier)
-
-
-def _mm(X, M):
-    """X @ M on object arrays (mpf zeros where the inner dimension is empty)."""
-    return X @ M if X.shape[1] else MP.zeros((X.shape[0], M.shape[1]))
-
-
-def _tensor(rules):
-    """The tensor product of 1-d rules (each a tuple of per-node arrays, the last the weights),
-    last axis fastest: per rule its node arrays stacked as columns, and the product weights."""
-    n = len(rules)
-    idx = np.array(list(itertools.product(*(range(len(r[-1])) for r in rules)))).reshape(-1, n)
-    cols = [np.array([[r[part][k] for r, k in zip(rules, row)] for row in idx], dtype=object).reshape(-1, n)
-            for part in range(len(rules[0]) - 1)] if rules else []
-    w = np.empty(idx.shape[0], dtype=object)
-    for m, row in enumerate(idx):
-        x = mpmath.mpf(1)
-        for r, k in zip(rules, row):
-            x = x * r[-1][k]
-        w[m] = x
-    return cols, w
+def _pointwise(fn):
+    """An integrand of one point (a list of mpf to (list, list or None)) in the reducing protocol
+    of `quadrature.cone_expectation`: called at every point, (Σ weight·φ, weight·γ) summed in order."""
+    def reduced(p, weight):
+        plain = gam = None
+        for i, (row, w) in enumerate(zip(p, weight)):
+            f, g = fn(list(row))
+            if plain is None:
+                plain = [mpmath.mpf(0)] * len(f)
+                gam = None if g is None else np.empty((p.shape[0], len(g)), dtype=object)
+            plain = [s + w * x for s, x in zip(plain, f)]
+            if g is not None:
+                gam[i] = [w * x for x in g]
+        return np.array(plain, dtype=object), gam
+    return reduced
 
 
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
                         split_wide: bool = True, processes: int = 1, part=None,
                         batch: bool = False, reduce: bool = False) -> MpConeResult:
-    """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: the plan and the Genz transform
-    of `cone` in the `cone.MP` arithmetic, tanh–sinh nodes on the cone coordinates and
-    Gauss–Hermite on the smooth ones (see the module docstring).
+    """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: `quadrature.cone_expectation`
+    in the `cone.MP` arithmetic (object arrays of mpf), its product rule of tanh–sinh nodes on the
+    cone coordinates and Gauss–Hermite on the smooth ones at the working precision (see the
+    module docstring).
 
     ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
     (numpy arrays or nested lists; floats convert exactly).  ``nodes``: points per integrated
@@ -346,103 +279,24 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
     ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
     ``processes``: with 2, half the points in a forked process (`workers.ForkedPair.split`) where
     the product rule is worth it (`workers.PARALLEL_MIN_POINTS` points or more); an executor
-    (`workers.mp_executor`) is used as it is and tallies the rule's n^d points.  ``batch``: ``fn`` takes all
-    points at once, an (npts × p) object array, and returns (npts × q) object arrays (the double
-    path's integrand protocol, `quadrature.cone_expectation`); with ``reduce`` it takes the
-    weights too and returns (Σ weight·Φ, weight·Γ) itself."""
-    def call(p):   # fn at one point (a list), as lists
-        if not batch:
-            return fn(p)
-        p = np.array(p, dtype=object).reshape(1, -1)
-        phi, gam = fn(p, np.array([mpmath.mpf(1)], dtype=object)) if reduce else fn(p)
-        return list(np.ravel(phi)) if reduce else list(phi[0]), None if gam is None else list(gam[0])
-    F = factor if (len(factor) and isinstance(factor[0], list)) else to_mp(factor)
-    F = _obj(F, len(F[0])) if len(F) else MP.zeros((0, 0))
-    n_fields, d = F.shape
-    nonstrict = None
-    if isinstance(cone_rows, tuple):  # (rows, nonstrict): ≥ rows, ties resolved in the event's favour
-        cone_rows, nonstrict = cone_rows
-    Ar, Pr = _obj(cone_rows, n_fields), _obj(proj_rows, n_fields)
-    Lr = _obj(lin_rows, n_fields) if lin_rows is not None else None
-    A, P = MP.matmul(Ar, F), MP.matmul(Pr, F)
-    kw = dict(nodes=nodes, skip_last_cone=skip_last_cone, closed=closed, split_wide=False, batch=batch, reduce=reduce)
-    if fn is not None and A.shape[0] == 2 and split_wide:
-        halves = wide_sector_halves(MP, Ar, A, nonstrict)
-        if halves is not None:
-            return _add_results(*(cone_expectation_mp(factor, h, Pr, fn, Lr, processes=processes, part=part, **kw)
-                                  for h in halves))
-    A = drop_sure_rows(MP, A, nonstrict)
-    plan = cone_plan(MP, A, P, skip_last_cone, pure=fn is None)
-    zero = mpmath.mpf(0)
-    if plan.empty:
-        if fn is None:
-            return MpConeResult([zero], None, 0, 0, "zero")
-        phi0, gam0 = call([zero] * P.shape[0])
-        return MpConeResult([zero] * len(phi0), None if Lr is None else [[zero] * Lr.shape[0] for _ in gam0],
-                            0, 0, "zero")
-    if fn is None:
-        if not A.shape[0]:
-            return MpConeResult([mpmath.mpf(1)], None, 0, 0, "trivial")
-        if closed and plan.r1 == A.shape[0]:
-            pc = orthant_probability(MP, MP.matmul(A, A.T))
-            if pc is not None:
-                return MpConeResult([pc], None, 0, 0, "closed")
-        fn, batch, reduce = (lambda p: ([mpmath.mpf(1)], None)), False, False  # noqa: E731
-        kw["batch"] = kw["reduce"] = False
-    dims = plan.dims
-    if dims > MAX_DIM:
-        raise ReachError("precision", f"the mp kernel integrates at most {MAX_DIM} dimensions, got {dims}")
-    n = DEFAULT_NODES[dims] if nodes is None else \
-        nodes.get(dims, DEFAULT_NODES[dims]) if isinstance(nodes, dict) else int(nodes)
-    executor = mp_executor(processes)
-    if part is None:
-        executor.ran(n ** dims, dims)
-    if part is None and executor.worth(n ** dims):
-        return executor.split(lambda pt: cone_expectation_mp(
-            factor, (cone_rows, nonstrict) if nonstrict is not None else cone_rows, Pr, fn, Lr, part=pt, **kw),
-            _add_results)
-    (U, Uc), W1 = _tensor([tanh_sinh01_mp(n)] * plan.sample_r1) if plan.sample_r1 else ((MP.zeros((1, 0)),) * 2,
-                                                                                        np.array([mpmath.mpf(1)]))
-    eta1, w1 = genz(MP, plan, U, W1, Uc)
-    (Y,), W2 = _tensor([gauss_hermite_mp(n)] * plan.r2) if plan.r2 else ((MP.zeros((1, 0)),), np.array([mpmath.mpf(1)]))
-    base, smooth = _mm(eta1, plan.P1.T), _mm(Y, plan.C2.T)          # the projections: p = base_i + smooth_k
-    if Lr is not None:
-        LE1, LE2 = plan.linear(MP, MP.matmul(Lr, F))
-        lbase, lsmooth = _mm(eta1, LE1.T), _mm(Y, LE2.T)
-    mine, every = part if part is not None else (0, 1)
-    plain = linear = None
-    pts = 0
-    if batch:   # every point of this part at once: the weighted sums by (object) matrix products
-        ik = [(i, k) for i in range(len(w1)) for k in range(len(W2)) if (i * len(W2) + k) % every == mine and w1[i]]
-        if ik:
-            ii, kk = (np.array(x, dtype=int) for x in zip(*ik))
-            w = w1[ii] * W2[kk]
-            p = base[ii] + smooth[kk]
-            phi, gam = fn(p, w) if reduce else fn(p)
-            plain, pts = list(phi) if reduce else list(w @ phi), len(ii)
-            if Lr is not None:
-                linear = ((gam if reduce else gam * w[:, None]).T @ (lbase[ii] + lsmooth[kk])).tolist()
-    for i in range(len(w1) if not batch else 0):
-        for k in range(len(W2)):
-            if (i * len(W2) + k) % every != mine or not w1[i]:
-                continue
-            w = w1[i] * W2[k]
-            phi, gam = fn(list(base[i] + smooth[k]))
-            pts += 1
-            if plain is None:
-                plain = [zero] * len(phi)
-                linear = None if Lr is None else [[zero] * Lr.shape[0] for _ in gam]
-            for j in range(len(phi)):
-                plain[j] += w * phi[j]
-            if Lr is not None:
-                lv = lbase[i] + lsmooth[k]
-                for j in range(len(gam)):
-                    wg = w * gam[j]
-                    row = linear[j]
-                    for m in range(Lr.shape[0]):
-                        row[m] += wg * lv[m]
-    if plain is None:  # every point had zero mass
-        phi0, gam0 = call([zero] * P.shape[0])
-        plain = [zero] * len(phi0)
-        linear = None if Lr is None else [[zero] * Lr.shape[0] for _ in (gam0 or [])]
-    return MpConeResult(plain, linear, pts, dims, "product")
+    (`workers.mp_executor`) is used as it is and tallies the rule's n^d points.  ``batch``: ``fn``
+    takes all points at once, an (npts × p) object array, and returns (npts × q) object arrays (the
+    double path's integrand protocol); with ``reduce`` it takes the weights too and returns
+    (Σ weight·Φ, weight·Γ) itself; else ``fn(p)`` takes one point (a list) and returns lists."""
+    table = {d: int(nodes) for d in DEFAULT_NODES} if isinstance(nodes, (int, float)) else \
+        {**DEFAULT_NODES, **(nodes or {})}
+    rows = cone_rows[0] if isinstance(cone_rows, tuple) else cone_rows
+    two_rows = rows is not None and len(rows) == 2
+    r = cone_expectation(MP.rows(factor), cone_rows, proj_rows, fn if batch or fn is None else _pointwise(fn),
+                         lin_rows, ar=MP, nodes=table, skip_last_cone=skip_last_cone, closed=closed,
+                         split_wide=split_wide and fn is not None and two_rows, executor=mp_executor(processes),
+                         node_part=part, reduce=reduce or not batch)
+    return MpConeResult(list(r.plain), None if r.linear is None else r.linear.tolist(), r.points)
+
+
+@dataclass
+class MpConeResult:
+    """`quadrature.ConeResult` as lists of mpf: ``plain[k]``, ``linear[k][l]``."""
+    plain: list
+    linear: list | None
+    points: int = 0

@@ -34,6 +34,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtri
 
+from mtsp.errors import ReachError
+
 from .cone import DOUBLE, RANK_TOL, cone_plan, drop_sure_rows, genz
 from .cone import gaussian_factor as _gaussian_factor
 from .cone import orthant_probability as _orthant_probability
@@ -111,29 +113,29 @@ def orthant_probability(corr_cov: np.ndarray) -> float | None:
 
 
 @lru_cache(maxsize=256)
-def _points_product(r1: int, r2: int, n_cone, n_gh):
-    """Tensor nodes (u in [0,1]^r1, y in R^r2) and weights of the product rule; ``n_cone`` and
-    ``n_gh``: nodes per axis, one count for all axes or a tuple with one per axis."""
+def _points_product(r1: int, r2: int, n_cone, n_gh, ar=DOUBLE, precision=None):
+    """The product rule as its two tensor grids, last axis fastest: (u ∈ [0,1]^r1, 1 − u where the
+    arithmetic's rule carries it (else None), their weights) and (y ∈ R^r2, their weights); the
+    rule's points are every pair.  ``n_cone``, ``n_gh``: nodes per axis, one count for all axes or
+    a tuple with one per axis; the 1-d rules are the arithmetic's (``ar.rule01``,
+    ``ar.gauss_hermite``; ``precision``: its working precision, which they depend on)."""
     n_cone = (n_cone,) * r1 if isinstance(n_cone, int) else tuple(n_cone)
     n_gh = (n_gh,) * r2 if isinstance(n_gh, int) else tuple(n_gh)
-    grids, weights = [], []
-    for j in range(r1):
-        x, w = tanh_sinh01(n_cone[j])
-        grids.append(x)
-        weights.append(w)
-    for j in range(r2):
-        x, w = gauss_hermite(n_gh[j])
-        grids.append(x)
-        weights.append(w)
-    if not grids:
-        return np.zeros((1, 0)), np.zeros((1, 0)), np.ones(1)
-    mesh = np.meshgrid(*grids, indexing="ij")
-    wmesh = np.meshgrid(*weights, indexing="ij")
-    pts = np.stack([m.ravel() for m in mesh], axis=1)
-    wts = np.prod(np.stack([m.ravel() for m in wmesh], axis=1), axis=1)
-    out = (np.ascontiguousarray(pts[:, :r1]), np.ascontiguousarray(pts[:, r1:]), wts)
+
+    def tensor(rules, parts):
+        if not rules:
+            return tuple(ar.zeros((1, 0)) for _ in parts[:-1]) + (ar.full(1, ar.const(1.0)),)
+        idx = np.indices([len(r[-1]) for r in rules]).reshape(len(rules), -1)
+        cols = [np.stack([r[k][i] for r, i in zip(rules, idx)], axis=1) for k in parts]
+        return tuple(cols[:-1]) + (np.prod(cols[-1], axis=1),)
+    cone = [ar.rule01(n) for n in n_cone]
+    out = tensor(cone, (0, 1, 2) if cone and cone[0][1] is not None else (0, 2)) + \
+        tensor([ar.gauss_hermite(n) for n in n_gh], (0, 1))
+    if len(out) == 4:
+        out = out[:1] + (None,) + out[1:]
     for a in out:
-        a.setflags(write=False)
+        if a is not None:
+            a.setflags(write=False)
     return out
 
 
@@ -160,18 +162,6 @@ def _weighted(fn, p, weight, reduce: bool, linear: bool):
     return weight @ phi, (gam * weight[:, None] if linear else None)
 
 
-def wide_sector_halves(cone_rows, factor: np.ndarray):
-    """`cone.wide_sector_halves` of the cone ``cone_rows`` (rows, or (rows, nonstrict)) on the
-    fields of ``factor``; None when its first two rows are not a sector wider than 90°."""
-    if cone_rows is None:
-        return None
-    rows, ns = (cone_rows if isinstance(cone_rows, tuple) else (cone_rows, None))
-    rows = np.asarray(rows, float)
-    if rows.shape[0] < 2:
-        return None
-    return _wide_sector_halves(DOUBLE, rows, rows[:2] @ factor, ns)
-
-
 def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows: np.ndarray,
                      fn, lin_rows: np.ndarray | None = None, *, n_cone: int = 12, n_gh: int = 12,
                      rule: str = "auto", n_qmc: int = 2 ** 14, replicates: int = 8,
@@ -179,7 +169,8 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                      budget: int | None = None,
                      spread_nodes: bool = True, min_nodes: int = 0, reduce: bool = False,
                      sign_batch: np.ndarray | None = None, spread_rows: np.ndarray | None = None,
-                     node_part: tuple | None = None, split_wide: bool = False,
+                     node_part: tuple | None = None, split_wide: bool = False, ar=DOUBLE,
+                     nodes: dict | None = None, closed: bool = True, executor=None,
                      _collect: list | None = None) -> ConeResult:
     """E[1{A f > 0} Φ(P f)] and E[1{A f > 0} Γ(P f) (L f)ᵀ] for Gaussian fields f = factor·ζ.
 
@@ -205,6 +196,12 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
     the sign of the row that introduced it, so one reduction serves every piece and all their
     nodes go through the Genz transform and the integrand together.  (Cones with a zero-variance
     row, whose strictness then matters, are evaluated piece by piece.)
+    ``ar``: the arithmetic (`cone.DOUBLE`, or `cone.MP`: object arrays of mpf, the rows given as
+    anything `MP.rows` converts); ``nodes`` ({dims: n}): the product rule with n nodes per axis
+    for an integral of ``dims`` dimensions (instead of the rule/budget choice; more dimensions than
+    the table covers are refused); ``closed``: pure cone probabilities of ≤ 3 nonsingular rows in
+    closed form; ``executor`` (`workers.mp_executor`): tallies the product rule's points and
+    splits an integral it finds worth it into two ``node_part``s.
     """
     if sign_batch is not None:
         sign_batch = np.asarray(sign_batch, dtype=float)
@@ -220,72 +217,89 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
                       skip_last_cone=skip_last_cone, budget=budget, spread_nodes=spread_nodes,
                       min_nodes=min_nodes, node_part=node_part)
             return cone_expectation_union(factor, pieces, proj_rows, fn, lin_rows, reduce=reduce, **kw)
+    factor = ar.rows(factor)
     n_fields, d = factor.shape
-    if split_wide and _collect is None and sign_batch is None and rule in ("auto", "product"):
-        halves = wide_sector_halves(cone_rows, factor)
+    nonstrict = None
+    if isinstance(cone_rows, tuple):
+        cone_rows, nonstrict = cone_rows
+    cone_rows, proj_rows = ar.rows(cone_rows, n_fields), ar.rows(proj_rows, n_fields)
+    lin_rows = None if lin_rows is None else ar.rows(lin_rows, n_fields)
+    if split_wide and _collect is None and sign_batch is None and rule in ("auto", "product") and \
+            cone_rows.shape[0] >= 2:
+        halves = _wide_sector_halves(ar, cone_rows, ar.matmul(cone_rows[:2], factor), nonstrict)
         if halves is not None:
             kw = dict(n_cone=n_cone, n_gh=n_gh, rule=rule, n_qmc=n_qmc, replicates=replicates, seed=seed,
                       skip_last_cone=skip_last_cone, budget=None if budget is None else max(budget // 2, 1),
                       spread_nodes=spread_nodes, min_nodes=min_nodes, reduce=reduce,
-                      spread_rows=spread_rows, node_part=node_part)
-            a, b = (cone_expectation(factor, h, proj_rows, fn, lin_rows, **kw) for h in halves)
-            lin = None if a.linear is None else a.linear + b.linear
-            se = None if a.plain_se is None else np.sqrt(a.plain_se ** 2 + b.plain_se ** 2)
-            return ConeResult(a.plain + b.plain, lin, se, a.points + b.points)
-    nonstrict = None
-    if isinstance(cone_rows, tuple):
-        cone_rows, nonstrict = cone_rows
-    A = np.zeros((0, d)) if cone_rows is None or len(cone_rows) == 0 else cone_rows @ factor
-    A = drop_sure_rows(DOUBLE, A, nonstrict)
-    P = proj_rows @ factor if proj_rows.size else np.zeros((0, d))
-    plan = cone_plan(DOUBLE, A, P, skip_last_cone, pure=fn is None)
+                      spread_rows=spread_rows, node_part=node_part, ar=ar, nodes=nodes, closed=closed,
+                      executor=executor)
+            return _add(*(cone_expectation(factor, h, proj_rows, fn, lin_rows, **kw) for h in halves))
+    A = drop_sure_rows(ar, ar.matmul(cone_rows, factor), nonstrict)
+    P = ar.matmul(proj_rows, factor)
+    plan = cone_plan(ar, A, P, skip_last_cone, pure=fn is None)
     if plan.empty:
         # a cone row that is identically zero: the strict event {0 > 0} has probability zero
-        if _collect is not None:
-            return ConeResult(np.zeros(1), None)
-        if fn is None:
-            return ConeResult(np.zeros(1), None)
+        if _collect is not None or fn is None:
+            return ConeResult(ar.zeros(1), None)
         if reduce:
-            phi0, gam0 = fn(np.zeros((1, P.shape[0])), np.zeros(1))
+            phi0, gam0 = fn(ar.zeros((1, P.shape[0])), ar.zeros(1))
             phi0, gam0 = np.asarray(phi0)[None], gam0
         else:
-            phi0, gam0 = fn(np.zeros((1, P.shape[0])))
-        lin = None if lin_rows is None else np.zeros((np.asarray(gam0).shape[1], lin_rows.shape[0]))
-        return ConeResult(np.zeros(np.asarray(phi0).shape[1]), lin)
+            phi0, gam0 = fn(ar.zeros((1, P.shape[0])))
+        lin = None if lin_rows is None else ar.zeros((np.asarray(gam0).shape[1], lin_rows.shape[0]))
+        return ConeResult(ar.zeros(np.asarray(phi0).shape[1]), lin)
     r1 = plan.r1
     if fn is None:  # a pure cone probability
         whole = 1.0 if node_part is None or node_part[0] == 0 else 0.0  # closed forms: in part 0
         if A.shape[0] == 0:
-            return ConeResult(np.full(1, whole), None)
-        closed = orthant_probability(A @ A.T) if r1 == A.shape[0] else None
-        if closed is not None:
-            return ConeResult(np.array([closed * whole]), None, None, 0)
-        fn = lambda p: (np.ones((p.shape[0], 1)), None)  # noqa: E731
+            return ConeResult(ar.full(1, ar.const(whole)), None)
+        pc = _orthant_probability(ar, ar.matmul(A, A.T)) if (closed and r1 == A.shape[0]) else None
+        if pc is not None:
+            return ConeResult(ar.full(1, pc * whole), None, None, 0)
+        fn = lambda p: (ar.full((p.shape[0], 1), ar.const(1.0)), None)  # noqa: E731
         reduce = False
-    P1, C2, E1, E2 = plan.P1, plan.C2, plan.E1, plan.E2
+    P1, C2 = plan.P1, plan.C2
     r2 = plan.r2
     sample_r1 = plan.sample_r1
 
-    def evaluate(U1, Y2, W):
+    def evaluate(U1, U1c, W1, Y2, W2, ii, kk):
+        """The integral over the points (U1[ii], Y2[kk]) of weights W1[ii] W2[kk]: the Genz
+        transform on the cone coordinates' nodes alone (a product rule repeats each of them at
+        every smooth node)."""
         S = None
         if sign_batch is not None:  # every piece on the same nodes; S: each node's row signs
-            B = sign_batch.shape[0]
-            S = np.repeat(sign_batch, W.shape[0], axis=0)
-            U1, Y2, W = np.tile(U1, (B, 1)), np.tile(Y2, (B, 1)), np.tile(W, B)
-        eta1, weight = genz(DOUBLE, plan, U1, W, signs=S)
-        p = eta1 @ P1.T + Y2 @ C2.T
+            B, n1 = sign_batch.shape[0], W1.shape[0]
+            S = np.repeat(sign_batch, n1, axis=0)
+            U1, W1 = np.tile(U1, (B, 1)), np.tile(W1, B)
+            U1c = None if U1c is None else np.tile(U1c, (B, 1))
+            ii, kk = (np.arange(B)[:, None] * n1 + ii).ravel(), np.tile(kk, B)
+        eta1, w1 = genz(ar, plan, U1, W1, U1c, signs=S)
+        weight = w1[ii] * W2[kk]
+        nonzero = np.flatnonzero((weight != 0).astype(bool))   # points of an empty truncation: no integrand
+        if len(nonzero) < len(weight):
+            keep = nonzero if len(nonzero) else np.arange(1)
+            ii, kk, weight = ii[keep], kk[keep], weight[keep]
+        p = _mm(ar, eta1, P1.T)[ii] + _mm(ar, Y2, C2.T)[kk]
+        lin_vals = None
+        if lin_rows is not None:   # the linear fields' conditional mean at the nodes (npts × l)
+            LE1, LE2 = plan.linear(ar, ar.matmul(lin_rows, factor))
+            lin_vals = _mm(ar, eta1, LE1.T)[ii] + _mm(ar, Y2, LE2.T)[kk]
         if _collect is not None:  # nodes for cone_expectation_union
-            Lf = None if lin_rows is None else lin_rows @ factor
-            _collect.append((p, weight, None if Lf is None else eta1 @ (Lf @ E1.T).T + Y2 @ (Lf @ E2.T).T))
+            _collect.append((p, weight, lin_vals))
             return np.zeros(1), None
         plain, gam_w = _weighted(fn, p, weight, reduce, lin_rows is not None)
-        linear = None
-        if lin_rows is not None:
-            Lf = lin_rows @ factor  # l × d
-            lin_vals = eta1 @ (Lf @ E1.T).T + Y2 @ (Lf @ E2.T).T  # npts × l
-            linear = gam_w.T @ lin_vals
-        return plain, linear
+        return plain, None if lin_rows is None else gam_w.T @ lin_vals
 
+    def sobol(n, seed, parted=True):   # pairs (u_i, y_i) of equal weights
+        U1, Y2, W = _points_sobol(sample_r1, r2, n, seed)
+        idx = np.arange(W.shape[0])[node_part[0]::node_part[1]] if node_part and parted else np.arange(W.shape[0])
+        return evaluate(U1, None, W, Y2, np.ones(W.shape[0]), idx, idx)
+
+    if nodes is not None:   # a fixed node count per dimension
+        if plan.dims not in nodes:
+            raise ReachError("precision", f"the {ar.name} product rule integrates at most {max(nodes)} "
+                             f"dimensions, got {plan.dims}")
+        rule, n_cone, n_gh = "product", nodes[plan.dims], nodes[plan.dims]
     if rule == "auto":
         # tensor rules up to PRODUCT_MAX_DIM dimensions; above, a fixed scrambled Sobol' set
         # (deterministic and smooth in the parameters, so ODE integrators are not disturbed)
@@ -309,31 +323,48 @@ def cone_expectation(factor: np.ndarray, cone_rows: np.ndarray | None, proj_rows
             cols1, cols2 = P1[:, :sample_r1], C2
         else:
             Sf = np.asarray(spread_rows, float).reshape(-1, n_fields) @ factor
-            cols1, cols2 = (Sf @ E1.T)[:, :sample_r1], Sf @ E2.T
+            cols1, cols2 = (Sf @ plan.E1.T)[:, :sample_r1], Sf @ plan.E2.T
         n_cone = per_axis(cols1, sample_r1, shared=True)
         n_gh = per_axis(cols2, r2)
         if float(np.prod(n_cone, dtype=float)) * float(np.prod(n_gh, dtype=float)) > MAX_PRODUCT_POINTS:
             rule, budget = "qmc", MAX_PRODUCT_POINTS // QMC_FACTOR
-    def part(pts):
-        if node_part is None:
-            return pts
-        i, k = node_part
-        return tuple(a[i::k] for a in pts)
     if rule == "qmc":
         n = 1 << int(np.ceil(np.log2(max(QMC_FACTOR * (budget or n_qmc), 256))))
-        plain, linear = evaluate(*part(_points_sobol(sample_r1, r2, n, seed)))
+        plain, linear = sobol(n, seed)
         return ConeResult(plain, linear, None, n)
     if rule == "product":
-        U1, Y2, W = part(_points_product(sample_r1, r2, n_cone, n_gh))
-        plain, linear = evaluate(U1, Y2, W)
-        return ConeResult(plain, linear, None, W.shape[0])
+        U1, U1c, W1, Y2, W2 = _points_product(sample_r1, r2, n_cone, n_gh, ar, ar.precision())
+        npts = W1.shape[0] * W2.shape[0]
+        if executor is not None and node_part is None:
+            executor.ran(npts, plan.dims)
+            if executor.worth(npts):
+                kw = dict(n_cone=n_cone, n_gh=n_gh, rule=rule, skip_last_cone=skip_last_cone, reduce=reduce, ar=ar,
+                          nodes=nodes, closed=closed)
+                return executor.split(lambda pt: cone_expectation(
+                    factor, (cone_rows, nonstrict), proj_rows, fn, lin_rows, node_part=pt, **kw), _add)
+        ii, kk = np.divmod(np.arange(npts) if node_part is None else np.arange(npts)[node_part[0]::node_part[1]],
+                           W2.shape[0])
+        plain, linear = evaluate(U1, U1c, W1, Y2, W2, ii, kk)
+        return ConeResult(plain, linear, None, ii.shape[0])
     if rule == "rqmc":
-        outs = [evaluate(*_points_sobol(sample_r1, r2, n_qmc, seed + k)) for k in range(replicates)]
+        outs = [sobol(n_qmc, seed + k, parted=False) for k in range(replicates)]
         plains = np.array([o[0] for o in outs])
         linear = None if lin_rows is None else np.mean([o[1] for o in outs], axis=0)
         se = plains.std(axis=0, ddof=1) / np.sqrt(replicates)
         return ConeResult(plains.mean(axis=0), linear, se, n_qmc * replicates)
     raise ValueError(f"unknown quadrature rule {rule!r}")
+
+
+def _mm(ar, X, M):
+    """X @ M (the arithmetic's zeros where the inner dimension is empty)."""
+    return X @ M if X.shape[1] else ar.zeros((X.shape[0], M.shape[1]))
+
+
+def _add(a: ConeResult, b: ConeResult) -> ConeResult:
+    """The result of an integral split into two disjoint parts a and b."""
+    lin = None if a.linear is None else a.linear + b.linear
+    se = None if a.plain_se is None else np.sqrt(a.plain_se ** 2 + b.plain_se ** 2)
+    return ConeResult(a.plain + b.plain, lin, se, a.points + b.points)
 
 
 def cone_expectation_union(factor: np.ndarray, cones: list, proj_rows: np.ndarray, fn,
