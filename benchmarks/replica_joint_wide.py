@@ -9,7 +9,7 @@ rms ≤ 1e-10, float64; gen_error exact per minimiser), stored in ``--sims FILE`
 when present.  Agreement criterion of issue 16: |theory − mean| < 4 SE + 0.003.
 
     PYTHONPATH=. python benchmarks/replica_joint_wide.py [--N 1000] [--seeds 16] [--only k,...]
-        [--sims FILE] [--sims-only]
+        [--sims FILE] [--sims-only] [--points N]
 """
 from __future__ import annotations
 
@@ -52,27 +52,38 @@ def main(argv=None):
     ap.add_argument("--only", default="")
     ap.add_argument("--sims", default="")
     ap.add_argument("--sims-only", action="store_true")
+    ap.add_argument("--points", type=int, default=0, help="QMC points (default: ReplicaAccuracy's, 2^14)")
     a = ap.parse_args(argv)
     only = {int(k) for k in a.only.split(",") if k}
     sims = simulations(CASES, a.N, a.seeds, a.sims, only)
     if a.sims_only:
         return 0
-    from mtsp.numeric.erm import solve_erm
+    import numpy as np
+    from mtsp.numeric.erm import erm_problem, solve_erm
+    from mtsp.numeric.replica import ReplicaAccuracy
+    acc = ReplicaAccuracy(qmc_points=a.points) if a.points else ReplicaAccuracy()
     print(f"# replica vs exact ERM minimisers (validate.erm.run_erm, Newton-CG, gradient rms ≤ 1e-10), "
-          f"coupled tasks on shared inputs, Σ_t (C_t − 1) ≥ 8, N = {a.N}, {a.seeds} seeds; "
+          f"coupled tasks on shared inputs, Σ_t (C_t − 1) ≥ 8, QMC rule of {acc.qmc_points} points, N = {a.N}, "
+          f"{a.seeds} seeds; "
           f"agree: |theory − sim| < 4 SE + 0.003")
     fails = 0
     for k, s in enumerate(CASES):
         if only and k not in only:
             continue
         t0, c0 = time.perf_counter(), time.process_time()
-        th = solve_erm(s)
+        th = solve_erm(s, acc)
         t_th, c_th = time.perf_counter() - t0, time.process_time() - c0
         fp = th["fixed_points"][0][1]
         sim = sims[s.name]
         print(f"[{k}] {s.name}: theory {t_th:.1f} s wall, {c_th:.1f} s CPU (iterations {fp.iterations}, "
               f"residual {fp.residual:.1e}); simulation {sim['wall_time']:.1f} s (max gradient rms "
               f"{sim['grad_rms_max']:.1e})")
+        _, chans, _, G = erm_problem(s)
+        V0 = G - fp.M.T @ np.linalg.solve(fp.Q, fp.M)
+        corr = V0 / np.sqrt(np.outer(np.diag(V0), np.diag(V0)))
+        r0 = chans[0].r
+        print(f"    V⁰ = G − Mᵀ Q⁻¹ M: largest |correlation| of task A's and task B's teacher coordinates "
+              f"given ω {np.abs(corr[:r0, r0:2 * r0]).max():.3f} (zero would make P(y | ω) a product)")
         for t in s.tasks:
             g_th = th["tasks"][t.name]["gen_error"][0]
             mean, se = sim["tasks"][t.name]["gen_error"], sim["tasks"][t.name]["gen_error_se"]

@@ -31,7 +31,8 @@ The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2}
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
 error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point (the error of one task
-with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`).
+with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`; of the joint channel of
+coupled two-class tasks across each task's decision boundary, `joint_train_errors_by_boundaries`).
 """
 from __future__ import annotations
 
