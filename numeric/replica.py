@@ -862,9 +862,10 @@ def joint_train_errors_by_boundaries(chans: list, B: SoftmaxBlocks, Q: np.ndarra
 
     ω_{−t} ~ N(0, Q_{−t,−t}) on the channel's tensor trapezoid rule (``nodes`` per axis, D − 1
     dims); ω_t = m + s x by composite Gauss–Legendre (BOUNDARY_GL nodes per panel) on
-    x ∈ [−HALF_WIDTH, HALF_WIDTH], the panels (width ≤ the rule's spacing × 3, ≤ 1) broken at
-    every label's boundary, all labels at once (`_joint_labels`).  Accuracy stated in
-    tests/test_replica_joint_qmc.py (the μ = 0 joint channel against `train_error_by_margins`)."""
+    x ∈ [−HALF_WIDTH, HALF_WIDTH], the panels (width ≤ BOUNDARY_SPACINGS spacings of the rule, ≤
+    BOUNDARY_PANEL) broken at every label's boundary, all labels at once (`_joint_labels`).
+    Accuracy: tests/test_joint_labels.py (the μ = 0 joint channel against
+    `train_error_by_margins`) and docs/REPLICA_QMC.md."""
     from itertools import product
 
     from .quadrature import gauss_legendre01
@@ -892,7 +893,7 @@ def joint_train_errors_by_boundaries(chans: list, B: SoftmaxBlocks, Q: np.ndarra
         for k, y in enumerate(labels):
             gt = B.weights[t] * (0.5 - (y[t] == 0)) * (E[0, 0] - E[0, 1])   # w ∇_h CE at h_t = 0
             Yr = np.tile(np.concatenate([np.eye(2)[y[s]] for s in rest]), (len(m), 1))
-            hr, pr, _ = prox_cross_entropy(om_r - gt * V[rest, t], Yr, V[np.ix_(rest, rest)], Br)
+            _, pr, _ = prox_cross_entropy(om_r - gt * V[rest, t], Yr, V[np.ix_(rest, rest)], Br)
             g = np.zeros((len(m), T))
             g[:, t] = gt
             g[:, rest] = _gradient(pr.reshape(len(m), T - 1, 2), Yr, Br)
