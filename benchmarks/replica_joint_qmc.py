@@ -5,17 +5,22 @@ its error and its time per point.
 Σ = 3 (three two-class tasks) and Σ = 4 (two three-class tasks), μ > 0: the tensor route
 (qmc_joint_dims = 99; design error ≲ 1e-9 at Σ ≤ 3, ~1e-5 at 4) against the QMC route at 2^14
 points with two scramblings (seeds 0, 1).  Σ = 6 (three three-class tasks, refused before): the
-QMC route at 2^14 points, seeds 0 and 1, and at 2^16 points (seed 0, the reference).  Per solve:
+QMC route at 2^14 points, seeds 0 and 1, and at 2^16 points (seed 0, the reference); Σ = 8 (two
+five-class tasks, refused before) two scramblings at 2^14 and 2^15 points (seed 0); with the largest conditional
+correlation of two tasks' teacher coordinates given the student fields (V⁰ = G − Mᵀ Q⁻¹ M; zero
+would make P(y | ω) a product over the tasks), also for unrelated teachers (s8u).  Per solve:
 wall and CPU seconds (one BLAS thread), iterations, and per task gen_error, test_loss, train_error.
 
-    PYTHONPATH=. python benchmarks/replica_joint_qmc.py [--only s3,s4,s6]
+    PYTHONPATH=. python benchmarks/replica_joint_qmc.py [--only s3,s4,s6,s8,s8u]
 """
 from __future__ import annotations
 
 import argparse
 import time
 
-from mtsp.numeric.erm import solve_erm
+import numpy as np
+
+from mtsp.numeric.erm import erm_problem, solve_erm
 from mtsp.numeric.replica import ReplicaAccuracy
 from mtsp.numeric.solve import one_blas_thread
 from mtsp.setup import setup_from_dict
@@ -33,6 +38,8 @@ CASES = {
     "s3": coupled(2, 3, [0.3, 0.0, 0.5]),
     "s4": coupled(3, 2, [0.3, 0.0]),
     "s6": coupled(3, 3, [0.3, 0.0, 0.5]),
+    "s8": coupled(5, 2, [0.3, 0.0]),
+    "s8u": coupled(5, 2, [0.3, 0.0], alignment=0.0),
 }
 ROUTES = {
     "s3": [("tensor", ReplicaAccuracy(qmc_joint_dims=99)), ("qmc 2^14 seed 0", ReplicaAccuracy(qmc_joint_dims=3)),
@@ -41,18 +48,21 @@ ROUTES = {
            ("qmc 2^14 seed 1", ReplicaAccuracy(qmc_seed=1))],
     "s6": [("qmc 2^16 seed 0", ReplicaAccuracy(qmc_points=2 ** 16)), ("qmc 2^14 seed 0", ReplicaAccuracy()),
            ("qmc 2^14 seed 1", ReplicaAccuracy(qmc_seed=1))],
+    "s8": [("qmc 2^14 seed 0", ReplicaAccuracy()), ("qmc 2^14 seed 1", ReplicaAccuracy(qmc_seed=1)),
+           ("qmc 2^15 seed 0", ReplicaAccuracy(qmc_points=2 ** 15))],
+    "s8u": [("qmc 2^14 seed 0", ReplicaAccuracy())],
 }
 KEYS = ("gen_error", "test_loss", "train_error")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="s3,s4,s6")
+    ap.add_argument("--only", default="s3,s4,s6,s8,s8u")
     a = ap.parse_args(argv)
     for case in a.only.split(","):
         s = CASES[case]
-        print(f"[{case}] {s.name} shared, noise {[t.noise for t in s.tasks]}, α = 2, λ = 0.1, μ = 1, alignment 0.7",
-              flush=True)
+        print(f"[{case}] {s.name} shared, noise {[t.noise for t in s.tasks]}, α = 2, λ = 0.1, μ = 1, "
+              f"alignment {s.teacher.alignment}", flush=True)
         ref = None
         for name, acc in ROUTES[case]:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -66,6 +76,13 @@ def main(argv=None):
                   f"residual {max(r['stats']['residual']):.1e}", flush=True)
             for t, v in vals.items():
                 print("    " + t + "  " + "  ".join(f"{k} {v[k]:.6f}" for k in KEYS))
+            fp = r["fixed_points"][0][1]
+            _, chans, _, G = erm_problem(s)
+            V0 = G - fp.M.T @ np.linalg.solve(fp.Q, fp.M)
+            corr = V0 / np.sqrt(np.outer(np.diag(V0), np.diag(V0)))
+            r0 = chans[0].r
+            print(f"    V⁰: largest |correlation| of task A's and task B's teacher coordinates given ω "
+                  f"{np.abs(corr[:r0, r0:2 * r0]).max():.3f}")
             if vals is not ref:
                 print("    max |Δ| from the first row: " + "  ".join(f"{k} {dist[k]:.1e}" for k in KEYS))
 

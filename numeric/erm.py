@@ -39,8 +39,12 @@ from .replica import (
 __all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
 
 
-MAX_JOINT_LABEL_DIMS = 6   # coupled tasks on shared inputs: Σ_t (C_t − 1) (from `qmc_joint_dims` on the QMC rule;
-#                            measured: docs/REPLICA_QMC.md, benchmarks/results/replica_joint_qmc.txt)
+MAX_JOINT_LABEL_DIMS = 18  # coupled tasks on shared inputs: Σ_t (C_t − 1) (from `qmc_joint_dims` on the QMC rule;
+MAX_JOINT_LABELS = 128     # and Π C_t joint labels, each a D-dim prox and Genz orthant per QMC point: two tasks
+#                            up to C = 10, three up to C = 5, four C = 3, seven C = 2 (measured: docs/REPLICA_QMC.md,
+#                            benchmarks/results/replica_joint_qmc.txt, replica_joint_wide.txt)
+
+
 def one_task_model(model: TheoryModel, t: int, ch: TaskChannel) -> TheoryModel:
     """Task t as a one-task glm model against its reduced teacher Gram Eᵀ L Lᵀ E (the student's
     logits z = Eᵀζ with heads I): the model whose `metrics.task_metrics` are task t's predictions."""
@@ -82,17 +86,29 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
             fp = solve_fixed_point([ch], Lam[t:t + 1, t:t + 1], np.eye(ch.r), acc, x0)
             parts.append(([t], fp))
         return model, channels, parts
-    if T > 1 and tr.inputs == "shared" and sum(ch.d for ch in channels) > MAX_JOINT_LABEL_DIMS:
-        raise ReachError("training.coupling", f"coupled tasks on shared inputs share one loss channel whose "
-                         f"joint label is an orthant of Σ_t (C_t − 1) = {sum(ch.d for ch in channels)} "
-                         f"dimensions; the replica engine integrates at most {MAX_JOINT_LABEL_DIMS} "
-                         f"(up to six two-class tasks, three three-class tasks or two four-class tasks); use separate inputs, coupling 0 or `mtsp simulate`")
+    if T > 1 and tr.inputs == "shared":
+        refuse_wide_joint_labels(channels)
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
     shared = tr.inputs == "shared"
     if x0 is None and shared and JOINT_COARSE_FROM <= sum(ch.d for ch in channels) < acc.qmc_joint_dims:
         x0 = joint_coarse_start(channels, Lam, G, acc)
     fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=shared)
     return model, channels, [(list(range(T)), fp)]
+
+
+def refuse_wide_joint_labels(channels) -> None:
+    """ReachError naming `training.coupling` where the joint loss channel of coupled tasks on shared
+    inputs is beyond the measured reach: Σ_t (C_t − 1) > MAX_JOINT_LABEL_DIMS or Π C_t >
+    MAX_JOINT_LABELS (every QMC point solves one prox of Σ_t (C_t − 1) dims per joint label)."""
+    dims = sum(ch.d for ch in channels)
+    labels = int(np.prod([ch.C for ch in channels]))
+    if dims > MAX_JOINT_LABEL_DIMS or labels > MAX_JOINT_LABELS:
+        raise ReachError("training.coupling", f"coupled tasks on shared inputs share one loss channel with "
+                         f"Π C_t = {labels} joint labels, each an orthant of Σ_t (C_t − 1) = {dims} "
+                         f"dimensions and a prox of as many; the replica engine integrates at most "
+                         f"{MAX_JOINT_LABELS} joint labels of at most {MAX_JOINT_LABEL_DIMS} dimensions "
+                         f"(two tasks up to C = 10, three up to C = 5, four C = 3, seven C = 2; the time per "
+                         f"point grows with both); use separate inputs, coupling 0 or `mtsp simulate`")
 
 
 JOINT_COARSE_FROM = 4   # joint channels of this field dimension start from `joint_coarse_start`

@@ -82,9 +82,9 @@ def polish_mp(fp, fmap: ReplicaMap, nodes: list | None = None, dps: int = 30):
 
 def mp_accuracy(channels, acc, nodes, joint: bool):
     """(the accuracy of the mp map, whether the double is re-solved on it): ``acc`` with train_error
-    of C = 3 as the indicator on the rule, and where an orthant has ≥ 3 dims (C ≥ 4, or a joint
+    of C = 3 and of joint channels as the indicator on the rule, and where an orthant has ≥ 3 dims (C ≥ 4, or a joint
     channel of Σ_t (C_t − 1) ≥ 3) that channel on the QMC rule of ``nodes`` (MP_QMC_POINTS) points."""
-    acc = replace(acc, margin_train_error=1)
+    acc = replace(acc, margin_train_error=1, boundary_train_error=False)
     if not (any(ch.C >= 4 for ch in channels) or joint and sum(ch.d for ch in channels) >= 3):
         return acc, False
     return replace(acc, qmc_classes=min(acc.qmc_classes, 4), qmc_joint_dims=min(acc.qmc_joint_dims, 3),
@@ -131,8 +131,8 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> di
 def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "default") -> dict:
     """`mtsp check` for erm: the double fixed point and predictions (on the mp route's rule,
     `mp_accuracy`) against their mp polish, in `check.format_report`'s form, every term judged
-    against THRESHOLD — the test loss on the channel's rule, and train_error of C ≥ 3 (an indicator
-    on the rule), only where both share a rule."""
+    against THRESHOLD — the test loss on the channel's rule, and train_error of C ≥ 3 and of joint
+    channels (an indicator on the rule), only where both share a rule."""
     from .check import _rel
     from .erm import ACCURACIES
     t0 = _time.perf_counter()
@@ -149,7 +149,7 @@ def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "d
             terms[f"{key}_{name}"] = _rel(pd[key][0], out_m["tasks"][name][key])
     loose = {f"{key}_{setup.tasks[t].name}" for (idx, fd), (_, fm) in zip(out_d["fixed_points"], out_m["fixed_points"])
              if fm.nodes != fd.nodes for t in idx   # two rules: their integrals differ by the rules' errors
-             for key in ("test_loss_rule",) + (("train_error",) if setup.tasks[t].classes > 2 else ())}
+             for key in ("test_loss_rule",) + (("train_error",) if setup.tasks[t].classes > 2 or len(idx) > 1 else ())}
     judged = {k: THRESHOLD for k in terms if k not in loose}
     over = sorted(k for k, v in judged.items() if not terms[k] <= v)
     return {"setup": setup.name, "dps": dps, "mp_nodes": nodes, "times": [], "terms": terms,

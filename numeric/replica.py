@@ -31,7 +31,8 @@ The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2}
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
 error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point (the error of one task
-with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`).
+with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`; of the joint channel of
+coupled two-class tasks across each task's decision boundary, `joint_train_errors_by_boundaries`).
 The channel code (rules, prox, labels, hats, train metrics, prior channel, `ReplicaMap`) runs in an
 arithmetic ``ar``: `ReplicaDouble` (float64), or `mp_replica.MpArithmetic` (NumPy object arrays of
 mpf) — the mp map of `--precision mp` and `mtsp check` is this code on mp numbers.
@@ -124,6 +125,8 @@ class ReplicaAccuracy:
     #                               joint channel on the same QMC rule (`replica_qmc.qmc_loss_channel_hats`)
     margin_train_error: int = 2   # one task with C − 1 ≤ this: train_error in margin coordinates
     #                               (`train_error_by_margins`); beyond, the indicator on the rule
+    boundary_train_error: bool = True   # a joint channel of two-class tasks on the tensor rule:
+    #                               train_error across the decision boundaries (double arithmetic only)
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
@@ -818,6 +821,8 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     tst = wy @ _ce_reduced(om, Y, B, weighted=False)
     if len(chans) == 1 and D <= acc.margin_train_error and Rk:
         te = [train_error_by_margins(chans[0], B, Q, V, A, V0)]
+    elif len(chans) > 1 and acc.boundary_train_error and all(ch.C == 2 for ch in chans):
+        te = joint_train_errors_by_boundaries(chans, B, Q, V, A, V0, nodes)
     else:
         z = B.logits(h)
         te = wy @ (np.argmax(z, axis=2) != np.argmax(Y.reshape(z.shape), axis=2))
@@ -878,6 +883,81 @@ def train_error_by_margins(ch: TaskChannel, B: SoftmaxBlocks, Q: np.ndarray, V: 
         py, _ = _label_given_a(ch, E, om @ A.T, V0, ar)
         correct += ar.scalar((W * py[:, y] * dens * det).sum()) / abs(ar.det(Dy))
     return max(1.0 - correct, 0.0)   # separable data: 0 up to the sum's roundoff (≈ 1e-10)
+
+
+BOUNDARY_GL = 8        # Gauss–Legendre nodes per panel of `joint_train_errors_by_boundaries` ...
+BOUNDARY_PANEL = 2.0   # ... on panels at most this wide (standardised units) and at most ...
+BOUNDARY_SPACINGS = 6  # ... this many spacings of the channel's tensor rule
+
+
+def joint_train_errors_by_boundaries(chans: list, B: SoftmaxBlocks, Q: np.ndarray, V: np.ndarray,
+                                     A: np.ndarray, V0: np.ndarray, nodes: int) -> list:
+    """train_error of each task of a joint channel of two-class tasks (the tensor route, D = T ≤ 3),
+    without the jump of the indicator on the ω grid.  Given the other tasks' fields ω_{−t} and the
+    joint label y, the prox ω = h + V g_y(h) maps h_t to ω_t increasingly (dω_t/dh_t =
+    det(I + V H)/det(I + V H)_{−t,−t} > 0), so task t is misclassified (its logit margin
+    (z_{t,0} − z_{t,1}) has the sign opposite to y_t) exactly on one side of the boundary
+    b_y(ω_{−t}) = [V g_y(h)]_t at h_t = 0, h_{−t} the prox of the other tasks at ω_{−t} −
+    V_{−t,t} g_{y_t}(0) under V_{−t,−t}; and
+
+        train_error_t = Σ_y E_{ω_{−t}} ∫_{wrong side of b_y} P(y | A ω) N(ω_t; m(ω_{−t}), s²) dω_t.
+
+    ω_{−t} ~ N(0, Q_{−t,−t}) on the channel's tensor trapezoid rule (``nodes`` per axis, D − 1
+    dims); ω_t = m + s x by composite Gauss–Legendre (BOUNDARY_GL nodes per panel) on
+    x ∈ [−HALF_WIDTH, HALF_WIDTH], the panels (width ≤ BOUNDARY_SPACINGS spacings of the rule, ≤
+    BOUNDARY_PANEL) broken at every label's boundary, all labels at once (`_joint_labels`).
+    Accuracy: tests/test_joint_labels.py (the μ = 0 joint channel against
+    `train_error_by_margins`) and docs/REPLICA_QMC.md."""
+    from itertools import product
+
+    from .quadrature import gauss_legendre01
+    T = len(chans)
+    E = B.E                                             # 1 × 2: z_0 − z_1 = √2 h
+    labels = list(product(*[range(2) for _ in chans]))
+    xg, wg = gauss_legendre01(BOUNDARY_GL)
+    width = min(BOUNDARY_PANEL, BOUNDARY_SPACINGS * 2.0 * HALF_WIDTH / max(nodes - 1, 1))
+    base = np.linspace(-HALF_WIDTH, HALF_WIDTH, int(np.ceil(2.0 * HALF_WIDTH / width)) + 1)
+    sign0 = np.sign(E[0, 0] - E[0, 1])                  # h_t > 0 ⟺ class 0 when sign0 > 0
+    out = []
+    for t in range(T):
+        rest = [s for s in range(T) if s != t]
+        Qrr = Q[np.ix_(rest, rest)]
+        vals, vecs = np.linalg.eigh(Qrr)
+        grid, wts = tensor_trapezoid(T - 1, nodes)
+        alive = wts > NEGLIGIBLE
+        grid, wts = grid[alive], wts[alive]
+        om_r = grid @ ((vecs * np.sqrt(vals)) @ vecs.T).T                 # ω_{−t} ~ N(0, Q_rr)
+        kq = np.linalg.solve(Qrr, Q[rest, t])
+        m = om_r @ kq
+        sd = np.sqrt(Q[t, t] - Q[t, rest] @ kq)
+        Br = SoftmaxBlocks.of(E, B.weights[rest])
+        beta = np.empty((len(labels), len(m)))
+        for k, y in enumerate(labels):
+            gt = B.weights[t] * (0.5 - (y[t] == 0)) * (E[0, 0] - E[0, 1])   # w ∇_h CE at h_t = 0
+            Yr = np.tile(np.concatenate([np.eye(2)[y[s]] for s in rest]), (len(m), 1))
+            _, pr, _ = prox_cross_entropy(om_r - gt * V[rest, t], Yr, V[np.ix_(rest, rest)], Br)
+            g = np.zeros((len(m), T))
+            g[:, t] = gt
+            g[:, rest] = _gradient(pr.reshape(len(m), T - 1, 2), Yr, Br)
+            beta[k] = (g @ V[t] - m) / sd                                  # the boundary in x
+        # every node's panels: the common edges and its labels' boundaries (equal counts: a
+        # boundary outside the range or on an edge makes an empty panel)
+        cuts = np.sort(np.concatenate([np.broadcast_to(base, (len(m), len(base))),
+                                       np.clip(beta.T, -HALF_WIDTH, HALF_WIDTH)], axis=1), axis=1)
+        wd = np.diff(cuts, axis=1)
+        x = (cuts[:, :-1, None] + wd[..., None] * xg).reshape(len(m), -1)
+        wx = (wd[..., None] * wg).reshape(len(m), -1) * np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+        om = np.empty((*x.shape, T))
+        om[..., rest] = om_r[:, None, :]
+        om[..., t] = m[:, None] + sd * x
+        py, _ = _joint_labels(chans, om.reshape(-1, T) @ A.T, V0)
+        py = py.reshape(*x.shape, len(labels))
+        err = np.zeros(len(m))
+        for k, y in enumerate(labels):
+            wrong = (x < beta[k, :, None]) if (y[t] == 0) == (sign0 > 0) else (x > beta[k, :, None])
+            err += (wx * wrong * py[..., k]).sum(axis=1)
+        out.append(float(wts @ err))
+    return out
 
 
 def channel_hats(ch: TaskChannel, Q: np.ndarray, M: np.ndarray, V: np.ndarray,

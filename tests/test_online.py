@@ -53,14 +53,14 @@ def test_public_check_glm_c2():
 def test_unsolved_protocols_are_refused_naming_the_key():
     """full_batch goes to the dmft engine (tests/test_dmft.py) and erm to the replica engine
     (tests/test_replica.py); what they do not cover (relu trunks; coupled tasks on shared inputs
-    beyond a 6-dim joint label: four three-class tasks, 8 dims) is refused naming the key, before any work."""
+    beyond 128 joint labels: three six-class tasks, 216 labels) is refused naming the key, before any work."""
     d = {"name": "fb", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
          "student": {"kind": "shared", "hidden": 2, "activation": "relu", "init_scale": 0.1},
          "training": {"protocol": "full_batch", "alpha": 3.0, "lr": 1.0, "times": [2, 10]}}
     with pytest.raises(NotImplementedError, match=r"student\.activation"):
         solve(setup_from_dict(d))
-    d = {"name": "erm", "tasks": [{"name": "A", "classes": 3, "noise": 0.3}, {"name": "B", "classes": 3},
-                                  {"name": "C", "classes": 3}, {"name": "D", "classes": 3}],
+    d = {"name": "erm", "tasks": [{"name": "A", "classes": 6, "noise": 0.3}, {"name": "B", "classes": 6},
+                                  {"name": "C", "classes": 6}],
          "student": {"kind": "glm"},
          "training": {"protocol": "erm", "alpha": 3.0, "ridge": 0.1, "coupling": 1.0}}
     with pytest.raises(NotImplementedError, match=r"training\.coupling"):
