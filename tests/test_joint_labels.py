@@ -147,6 +147,19 @@ def test_joint_labels_against_scipy():
     assert err < 3e-7
 
 
+def _uncoupled_shared_channels(tasks: list):
+    """The task channels and teacher Gram G of ``tasks`` on shared inputs at μ = 0 (related
+    teachers, alignment 0.7; α = 2, λ = 0.1)."""
+    from mtsp.numeric.erm import erm_problem
+    from mtsp.setup import setup_from_dict
+    s = setup_from_dict({"name": "j", "tasks": tasks, "teacher": {"alignment": 0.7},
+                         "student": {"kind": "glm"},
+                         "training": {"protocol": "erm", "ridge": 0.1, "coupling": 0.0,
+                                      "inputs": "shared", "alpha": 2.0}})
+    _, ch, _, G = erm_problem(s)
+    return ch, G
+
+
 def test_joint_channel_hats_at_mu0_are_the_single_tasks():
     """μ = 0 reduction of the joint loss channel of two three-class tasks (4-dim fields, 9 joint
     labels, prox under the full metric): at block-diagonal Q, M, V (related teachers: G_ab ≠ 0,
@@ -154,15 +167,9 @@ def test_joint_channel_hats_at_mu0_are_the_single_tasks():
     the single-task rules, the prox separates and the joint table's margins are the tasks' labels,
     so the diagonal blocks of Q̂, V̂ and M̂ (own teacher columns) equal each task's own channel's
     hats (measured: 2.9e-13 relative)."""
-    from mtsp.numeric.erm import erm_problem
     from mtsp.numeric.replica import ReplicaAccuracy, channel_hats, loss_channel_hats
-    from mtsp.setup import setup_from_dict
-    s = setup_from_dict({"name": "j", "tasks": [{"name": "A", "classes": 3, "noise": 0.3},
-                                                {"name": "B", "classes": 3, "noise": 0.0}],
-                         "teacher": {"alignment": 0.7}, "student": {"kind": "glm"},
-                         "training": {"protocol": "erm", "ridge": 0.1, "coupling": 0.0,
-                                      "inputs": "shared", "alpha": 2.0}})
-    _, ch, _, G = erm_problem(s)
+    ch, G = _uncoupled_shared_channels([{"name": "A", "classes": 3, "noise": 0.3},
+                                        {"name": "B", "classes": 3, "noise": 0.0}])
     acc = ReplicaAccuracy()
     blocks = []
     for t, c in enumerate(ch):
@@ -209,16 +216,9 @@ def test_joint_train_error_at_mu0_is_the_single_tasks(noises, nodes):
     coordinates (`train_error_by_margins`, ≤ 2e-9).  Measured: ≤ 2.4e-11 (Σ = 2, 101 nodes, 0.3 s;
     Σ = 3, 21 nodes, 7 s at load 11); the grid indicator it replaces erred by 3.6e-4 at the μ = 1
     fixed point of two such tasks (α = 2, λ = 0.1: 0.060218 against 0.060577)."""
-    from mtsp.numeric.erm import erm_problem
     from mtsp.numeric.replica import ReplicaAccuracy, channel_hats, loss_channel_hats
-    from mtsp.setup import setup_from_dict
-    T = len(noises)
-    s = setup_from_dict({"name": "j", "tasks": [{"name": "ABC"[t], "classes": 2, "noise": noises[t]}
-                                                for t in range(T)],
-                         "teacher": {"alignment": 0.7}, "student": {"kind": "glm"},
-                         "training": {"protocol": "erm", "ridge": 0.1, "coupling": 0.0,
-                                      "inputs": "shared", "alpha": 2.0}})
-    _, ch, _, G = erm_problem(s)
+    ch, G = _uncoupled_shared_channels([{"name": "ABC"[t], "classes": 2, "noise": noise}
+                                        for t, noise in enumerate(noises)])
     acc = ReplicaAccuracy()
     blocks = []
     for t, c in enumerate(ch):
