@@ -28,7 +28,6 @@ from .quadrature import ConeResult, gaussian_factor as double_factor
 __all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp"]
 
 PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}   # teacher-only cone probabilities (24 at 3 dims: 1.9e-9; 32: 4e-12)
-MpState = State   # (mp_replica builds its states by this name)
 
 
 def as_mp(a):

@@ -18,6 +18,7 @@ import numpy as np
 from mtsp.errors import ConvergenceError
 
 from .cone import MP
+from .model import State
 from .mp_online import MpRules
 from .mp_quadrature import ncdf, ndtri_mp
 from .replica import ReplicaMap
@@ -99,7 +100,7 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> di
     point), test_loss the double metrics' at the mp point, test_loss_rule the test loss on the
     channel's rule (the integral the check compares with the double's on the same rule)."""
     from .erm import erm_problem, one_task_model, solve_erm, task_predictions
-    from .mp_online import MpState, task_metrics_mp
+    from .mp_online import task_metrics_mp
     from .replica import ReplicaAccuracy
     model, channels, Lam, G = erm_problem(setup)
     tr = setup.training
@@ -119,8 +120,8 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> di
                 Q, M = mfp.Q[do[k]:do[k + 1], do[k]:do[k + 1]], mfp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
                 pred = task_predictions(model, t, ch, Q.astype(float), M.astype(float))
                 if ch.C < 4:
-                    E, mat = MpArithmetic().basis(ch.C), lambda X: mpmath.matrix(X.tolist())  # noqa: E731
-                    st = MpState(mat(E.T @ Q @ E), mat(E.T @ M @ ch.L.T @ E), (mpmath.eye(ch.C),))
+                    E = MpArithmetic().basis(ch.C)
+                    st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
                     pred.update(zip(("gen_error", "label_error"), task_metrics_mp(one_task_model(model, t, ch), st,
                                                                                   loss=False)[0]))
                 pred["train_loss"], pred["train_error"], pred["test_loss_rule"] = mfp.train[k]
