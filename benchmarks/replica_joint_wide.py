@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from replica_joint_labels import simulations  # noqa: E402
-from replica_vs_erm import setup  # noqa: E402
+from replica_vs_erm import agreement_row, setup  # noqa: E402
 
 
 def _tasks(C, noises):
@@ -85,12 +85,8 @@ def main(argv=None):
         print(f"    V⁰ = G − Mᵀ Q⁻¹ M: largest |correlation| of task A's and task B's teacher coordinates "
               f"given ω {np.abs(corr[:r0, r0:2 * r0]).max():.3f} (zero would make P(y | ω) a product)")
         for t in s.tasks:
-            g_th = th["tasks"][t.name]["gen_error"][0]
-            mean, se = sim["tasks"][t.name]["gen_error"], sim["tasks"][t.name]["gen_error_se"]
-            ok = abs(g_th - mean) < 4 * se + 0.003
-            fails += not ok
-            print(f"    {t.name}: theory {g_th:.4f}  sim {mean:.4f} ± {se:.4f}  diff {g_th - mean:+.4f} "
-                  f"({(g_th - mean) / se:+.1f} SE)  {'ok' if ok else 'DISAGREE'}")
+            fails += not agreement_row(t.name, th["tasks"][t.name]["gen_error"][0],
+                                       sim["tasks"][t.name]["gen_error"], sim["tasks"][t.name]["gen_error_se"])
         sys.stdout.flush()
     print(f"# {fails} disagreement(s)")
     return fails

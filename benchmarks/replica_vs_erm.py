@@ -140,6 +140,15 @@ def population_errors(s, Ws, B, N):
     return out
 
 
+def agreement_row(name: str, theory: float, mean: float, se: float) -> bool:
+    """Print one task's gen_error row, theory against the simulations' mean ± SE, and whether they
+    agree by issue 16's criterion |theory − mean| < 4 SE + 0.003."""
+    ok = abs(theory - mean) < 4 * se + 0.003
+    print(f"    {name}: theory {theory:.4f}  sim {mean:.4f} ± {se:.4f}  diff {theory - mean:+.4f} "
+          f"({(theory - mean) / se:+.1f} SE)  {'ok' if ok else 'DISAGREE'}")
+    return ok
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--N", type=int, default=1000)
@@ -169,12 +178,8 @@ def main(argv=None):
               f"residual {max(th['stats']['residual']):.1e}); simulation {t_sim:.1f} s "
               f"(max |grad| {gmax:.1e})")
         for t, name in enumerate(s.names if hasattr(s, "names") else [x.name for x in s.tasks]):
-            g_th = th["tasks"][name]["gen_error"][0]
-            mean, se = errs[:, t].mean(), errs[:, t].std(ddof=1) / np.sqrt(len(errs))
-            ok = abs(g_th - mean) < 4 * se + 0.003
-            fails += not ok
-            print(f"    {name}: theory {g_th:.4f}  sim {mean:.4f} ± {se:.4f}  diff {g_th - mean:+.4f} "
-                  f"({(g_th - mean) / se:+.1f} SE)  {'ok' if ok else 'DISAGREE'}")
+            fails += not agreement_row(name, th["tasks"][name]["gen_error"][0], errs[:, t].mean(),
+                                       errs[:, t].std(ddof=1) / np.sqrt(len(errs)))
         sys.stdout.flush()
     print(f"# {fails} disagreement(s)")
     return fails
