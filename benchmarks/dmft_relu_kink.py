@@ -2,18 +2,20 @@
 tasks of `dmft_trunks_nonlinear.py` (`relu_related`):
 
     prox   finite-N gradient descent (explicit Euler, uniform step h) in which each sample's relu
-           force is the engine's implicit kink `trunk._implicit_kink` with c = γ h η/α — the
-           algorithm whose N → ∞ limit the engine's default solves — at several h, against the
+           force is the kink taken implicitly with c = γ h η/α (`_relu_force`) — the algorithm
+           whose N → ∞ limit the engine's former default solved — at several h, against the
            RK4 gradient flow of `mtsp.validate.simulate` (same seeds);
            (--force attracting: the force of kink "crossing"; jump: plain explicit Euler);
-    dmft   the engine on the same uniform grid (kink "implicit" with γ, "crossing", "difference",
-           or "difference-attracting": the finite-difference response of the "crossing" force);
+    dmft   the engine on the same uniform grid (--kink: its response, "stein" (relu's default) or
+           "difference"; or "difference-attracting": the finite-difference response of the
+           "attracting" force; the engine's earlier kink treatments, "implicit", "crossing",
+           "flips", "jumps", whose rows the results file keeps, are gone: docs/DMFT.md §7);
     baseline  one single-task baseline on the default grid against the stored simulation.
     --single A: prox and dmft on task A's single-task baseline.
 
     PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py prox --h 0.2,0.1,0.05 --gamma 1 --seeds 4
-    PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py dmft --h 0.2 --gamma 1 --kink implicit
-    PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py baseline --case sep_relu_related --task A --kink crossing --gamma 4 --paths 4000 --response 2000 --batches 4 --dt 0.2
+    PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py dmft --h 0.2 --kink stein --times 1,3,10,30
+    PYTHONPATH=$PWD python benchmarks/dmft_relu_kink.py baseline --case sep_relu_related --task A --kink stein --paths 8000 --batches 4 --dt 0.2
 """
 from __future__ import annotations
 
@@ -35,9 +37,9 @@ def _setup(case, times, task=None):
 
 
 def _relu_force(h, b, c, force):
-    """relu's per-sample force with the kink over c: "both" the implicit kink of the engine's
-    default (`trunk._implicit_kink`), "attracting" its ramp only where b > 0 and the plain jump
-    where b < 0 (the force of kink "crossing", `trunk._attracting_ramp`), "jump" g′(h) b."""
+    """relu's per-sample force with the kink over c: "both" the kink taken implicitly,
+    sgn(b) min(relu(h)/c, |b|) (the engine's former default), "attracting" that ramp only where
+    b > 0 and the plain jump where b < 0 (its former kink "crossing"), "jump" g′(h) b."""
     xp = torch if isinstance(h, torch.Tensor) else np
     pos = (h > 0) * 1.0
     if force == "jump":
@@ -115,7 +117,7 @@ def dmft(case, hs, times, gamma, kink, paths, response, batches, task=None, widt
             tr = run_dmft(use, gram, lr=float(s.training.lr), weight_decay=float(s.training.weight_decay),
                           alpha=alpha, init_scale=float(s.student.init_scale), steps=np.full(K, h),
                           n_paths=paths, n_response=response, rng=np.random.default_rng([9, b]),
-                          kink=kk, kink_relax=gamma, kink_step=width)
+                          response=kk, fd_step=width)
             row = []
             for t in times:
                 k = int(round(t / h))
@@ -146,8 +148,7 @@ def baseline(case, task, kink, gamma, paths, response, batches, dt, width=0.02):
     sim = json.load(open(os.path.join(here, "results", sims[0])))["single"][task]
     t0 = time.perf_counter()
     r = solve_dmft(s.single(k), DmftOptions(dt=dt, n_paths=paths, n_response=response,
-                                            batches=batches, kink=kink, kink_relax=gamma,
-                                            kink_step=width, relu=True))
+                                            batches=batches, response=kink, fd_step=width))
     r = r.tasks[task]
     print(f"dmft {case} single {task} {kink} γ {gamma:g} step {width:g} dt {dt} ({batches} x {paths}, {response} response, "
           f"{time.perf_counter() - t0:.0f} s)  " + " ".join(f"{g:.4f}" for g in r["gen_error"])
@@ -171,12 +172,12 @@ def main():
     ap.add_argument("--gamma", type=float, default=1.0)
     ap.add_argument("--N", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--kink", default="implicit")
+    ap.add_argument("--kink", default="stein", help="the engine's response (engine.RESPONSES)")
     ap.add_argument("--paths", type=int, default=8000)
     ap.add_argument("--response", type=int, default=4000)
     ap.add_argument("--batches", type=int, default=2)
     ap.add_argument("--width", type=float, default=0.01,
-                    help="kink_step: the finite-difference step, or the flip window of kink flips")
+                    help="fd_step: the finite-difference step of --kink difference")
     a = ap.parse_args()
     hs = [float(x) for x in a.h.split(",")]
     times = [float(x) for x in a.times.split(",")]

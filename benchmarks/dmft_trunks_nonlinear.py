@@ -112,7 +112,7 @@ def compare_case(name, sim_path, opts):
     t1 = time.perf_counter()
     cmp = compare(th, sim)
     print(f"## {name}: dmft {t1 - t0:.0f} s ({opts.batches} batches x {opts.n_paths} paths, "
-          f"{opts.n_response} response, dt {opts.dt}, relu kink {opts.kink} γ {opts.kink_relax} step {opts.kink_step}); simulation N = {sim['N']}, "
+          f"{opts.n_response} response, dt {opts.dt}, response {opts.response or 'default'}); simulation N = {sim['N']}, "
           f"{sim['seeds']} seeds, {sim.get('wall_s', float('nan')):.0f} s ({sim_path})")
     zs = []
     for r in cmp.rows:
@@ -147,9 +147,7 @@ def main():
     ap.add_argument("--batches", type=int, default=4)
     ap.add_argument("--dt", type=float, default=None)
     ap.add_argument("--sources", type=int, default=None)
-    ap.add_argument("--kink", default="implicit")
-    ap.add_argument("--kink-relax", type=float, default=4.0)
-    ap.add_argument("--kink-step", type=float, default=0.02)
+    ap.add_argument("--method", default=None, help="the response method, engine.RESPONSES (default: stein for relu)")
     args = ap.parse_args()
     for name in args.cases.split(","):
         path = args.sim or os.path.join(HERE, "results",
@@ -159,9 +157,7 @@ def main():
         else:
             compare_case(name, path, DmftOptions(dt=args.dt, n_paths=args.paths,
                                                  n_response=args.response, batches=args.batches,
-                                                 n_sources=args.sources, kink=args.kink,
-                                                 kink_relax=args.kink_relax, kink_step=args.kink_step,
-                                                 relu=True))
+                                                 n_sources=args.sources, response=args.method))
 
 
 if __name__ == "__main__":

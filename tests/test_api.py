@@ -79,14 +79,13 @@ def test_derive_api_writes_what_the_command_writes(tiny, tmp_path, capsys):
     with pytest.raises(ReachError, match=r"^student\.hidden: "):
         mtsp.derive.derive(setup.replace(**{"student.kind": "shared", "student.hidden": 17}), out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
-    # and by the command, a setup no engine solves (the DMFT refuses relu trunks: numeric's check)
+    # and by the command, a setup no engine solves (the DMFT's grid is limited: numeric's check)
     from mtsp.numeric.sweep import setup_toml
-    relu = tmp_path / "relu.toml"
-    relu.write_text(setup_toml(setup.replace(**{"training.protocol": "full_batch", "training.alpha": 2,
-                                                "student.kind": "shared", "student.hidden": 2,
-                                                "student.activation": "relu"})))
-    assert main(["derive", str(relu), "--out", str(tmp_path / "never")]) == 2
-    assert capsys.readouterr().err.startswith("mtsp: error: student.activation: ")
+    long = tmp_path / "long.toml"
+    long.write_text(setup_toml(setup.replace(**{"training.protocol": "full_batch", "training.alpha": 2,
+                                                "training.times": [0.5, 1000.0]})))
+    assert main(["derive", str(long), "--out", str(tmp_path / "never")]) == 2
+    assert capsys.readouterr().err.startswith("mtsp: error: training.times: ")
     assert not (tmp_path / "never").exists()
 
 

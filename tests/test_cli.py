@@ -122,19 +122,21 @@ ERM = TINY.replace('protocol = "online"', 'protocol = "erm"\nalpha = 2\nridge = 
     .replace("lr = 0.5\ntimes = [0.5, 1]\n", "")
 
 
-@pytest.mark.parametrize("text, command", [
-    (FULL_BATCH.replace('kind = "glm"', 'kind = "shared"\nhidden = 2\nactivation = "relu"'), ["solve", "--json"]),
-    (FULL_BATCH.replace('kind = "glm"', 'kind = "shared"\nhidden = 2\nactivation = "relu"'), ["validate"])])
+LONG_FULL_BATCH = FULL_BATCH.replace("times = [0.5, 1]", "times = [0.5, 1000]")
+
+
+@pytest.mark.parametrize("text, command", [(LONG_FULL_BATCH, ["solve", "--json"]),
+                                           (LONG_FULL_BATCH, ["validate"])])
 def test_finite_data_theory_refused(tmp_path, capsys, text, command):
-    """No dmft for relu trunks yet: refused before anything runs, pointing to `mtsp simulate`."""
+    """A full_batch setup beyond the DMFT's reach (times needing more than MAX_STEPS grid steps):
+    refused before anything runs, pointing to `mtsp simulate`."""
     out_dir = tmp_path / "report"
     argv = [command[0], write(tmp_path, text), *command[1:]]
     if command[0] == "validate":
         argv += ["--out", str(out_dir)]
     assert main(argv) == 2
     out, err = capsys.readouterr()
-    key = "student.activation" if 'kind = "shared"' in text else "training.protocol: the theory engine"
-    assert out == "" and err.startswith("mtsp: error: " + key)
+    assert out == "" and err.startswith("mtsp: error: training.times")
     assert "mtsp simulate" in err and err.count("\n") == 1
     assert not out_dir.exists()
 

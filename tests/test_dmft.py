@@ -151,6 +151,9 @@ def test_time_grid_hits_requested_times():
     assert late.max() <= 3 * 0.2 * 1.3 and late.max() > 2.5 * 0.2 and late.size < 0.65 * steps.size
     with pytest.raises(ValueError, match="late"):
         time_grid([1.0], 0.2, late=0.0)
+    # without early refinement (relu's Stein response): h = dt from t = 0, the times on the grid
+    flat, idx = time_grid([1.0, 3.0, 30.0], 0.2, 1.0, early=False)
+    assert np.allclose(flat, 0.2) and flat.size == 150 and idx.tolist() == [5, 15, 150]
 
 
 def _public(times=(2.0, 10.0)):

@@ -38,20 +38,14 @@ import numpy as np
 from mtsp.errors import RequestError
 from scipy.linalg import solve_triangular
 
-__all__ = ["KINKS", "DmftTrajectory", "mirror_layout", "run_dmft"]
+__all__ = ["RESPONSES", "DmftTrajectory", "mirror_layout", "run_dmft"]
 
-KINKS = ("implicit", "crossing", "difference", "flips", "jumps")
-"""Treatments of relu's kink (`run_dmft`, docs/DMFT.md §7): "implicit" (default) takes the kink
-implicitly over the self-interaction step (`trunk._implicit_kink`: a Lipschitz force, the linear
-response recursion); "crossing" keeps that ramp only where the kink attracts (b > 0), takes the
-plain jump where it repels and estimates the jump's Dirac term per crossing
-(`trunk._attracting_ramp`: finite variance, but biased low, §7); "flips" the same force with the
-jump's boundary terms carried by flipped copies (`response.FlipResponse`, window kink_step·a|b|/α);
-"jumps" explicit gradient descent (the plain jump on both sides) with those copies everywhere
-(finite variance, the four relu comparisons agree; opt-in, §7); "difference" is explicit
-gradient descent with the finite-difference
-response (`response.FiniteDifferenceResponse`; first order in the step with a large coefficient,
-memory ∝ steps²)."""
+RESPONSES = ("recursion", "stein", "difference")
+"""How `run_dmft` finds the response R (docs/DMFT.md §3, §7): "recursion" the exact per-path
+linear recursion (`_Response`; smooth forces), "stein" Gaussian integration by parts over the
+paths' noise (`response.SteinResponse`; any force, relu's jumps included: the default for a loss
+with a kink), "difference" finite differences of the paths' full force
+(`response.FiniteDifferenceResponse`; a check, memory ∝ steps²)."""
 
 
 @dataclass
@@ -306,8 +300,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
              rng: np.random.Generator, train_metrics: bool = True,
              whiten: bool = True, noise: str = "sources", n_sources: int | None = None,
              response_dtype=np.float32, device: str | None = None,
-             kink_step: float = 0.02, kink: str = "implicit",
-             kink_relax: float = 4.0, mirror: np.ndarray | None = None) -> DmftTrajectory:
+             response: str | None = None, fd_step: float = 0.02,
+             mirror: np.ndarray | None = None) -> DmftTrajectory:
     """One forward pass of the discrete DMFT (module docstring) on the grid of `steps` h_k;
     correlations and means from `n_paths` paths, the response R from the first `n_response`;
     all standard normals drawn once (`standard_normals`, whitened unless `whiten` is False).
@@ -333,17 +327,11 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     either way, so both give the same numbers up to rounding.
 
     Path averages are weighted by the loss's `path_weights(n)` where it has them (several
-    sample-side populations: separate inputs), else uniform.  A loss with a `kink` (relu): with
-    kink "implicit" (default) its force at step k is taken with the kink implicit over the
-    self-interaction step c_k = kink_relax · a_k/α (`trunk._implicit_kink`; a Lipschitz force, so
-    the per-path linear recursion is exact); "crossing" the same from the second step on only where
-    the kink attracts, with the repelling kink's crossing term (`trunk._attracting_ramp`); with
-    "difference" explicit gradient descent with the
-    response from finite differences of ± `kink_step` propagated through its full δ
-    (`response.FiniteDifferenceResponse`, numpy); "jumps" explicit gradient descent, "flips" the
-    force of "crossing" without its crossing term, both with the jump's boundary terms carried by
-    flipped copies of the response paths within kink_step · a_k|b|/α of the kink
-    (`response.FlipResponse`, numpy).
+    sample-side populations: separate inputs), else uniform.
+
+    response (`RESPONSES`): None takes "stein" for a loss with a `kink` (relu: its force δ_a =
+    b_a 1[h_a > 0] jumps, plain explicit gradient descent) and "recursion" otherwise; "stein"
+    needs the source noise; "difference" uses the step ± `fd_step` on the first n_response paths.
 
     mirror: an orthogonal involution S (d × d) of the fields that leaves the problem invariant
     (δ(S h) = S δ(h) for the same data, the loss's state S-invariant; `solve.trunk_mirror`): the
@@ -359,8 +347,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     n, nr = int(n_paths), int(min(n_response, n_paths))
     a = lr * steps
     decay_step = 1.0 - lr * weight_decay * steps
-    if kink not in KINKS:
-        raise RequestError("kink", f"one of {KINKS}, not {kink!r}")
+    if response is None:
+        response = "stein" if getattr(loss, "kink", False) else "recursion"
+    if response not in RESPONSES:
+        raise RequestError("response", f"one of {RESPONSES}, not {response!r}")
+    if response == "stein" and noise != "sources":
+        raise RequestError("noise", "the Stein response needs the source noise ('sources')")
     if noise not in ("sources", "cholesky"):
         raise RequestError("noise", f"'sources' or 'cholesky', not {noise!r}")
     n_data = loss.normals(gram)
@@ -413,20 +405,15 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     # force on the fields that the weights carry forward, −δ_k/α + the sources' noise term
     deltas = xp.zeros((Kd, n))
     force = xp.zeros((Kd, n))
-    implicit = getattr(loss, "kink", False) and kink in ("implicit", "crossing", "flips")
-    flips = getattr(loss, "kink", False) and kink in ("flips", "jumps")
-    implicit = implicit or flips
-    h_prev = None
-    if getattr(loss, "kink", False) and kink == "difference":
+    stein = response == "stein"
+    if response == "difference":
         from .response import FiniteDifferenceResponse
-        resp = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha,
-                                        kink_step)
+        resp = FiniteDifferenceResponse(loss, data.take(slice(0, nr)), weights(nr), K, alpha, fd_step)
+    elif stein:
+        from .response import SteinResponse
+        resp = SteinResponse(K, d, n, alpha, a, init_scale, w_all, z[:, :d])
     else:
         resp = _Response(K, d, nr, alpha, response_dtype, xp)
-    if flips:
-        from .response import FlipResponse
-        resp = FlipResponse(resp, loss, data.take(slice(0, nr)), weights(nr), K, alpha, kink_step,
-                            jumps=kink == "jumps")
     w_resp = weights(nr)
     chol = _GrowingCholesky(Kd) if noise == "cholesky" else None
     tl = [None] * (K + 1) if train_metrics else None
@@ -461,21 +448,20 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         if k:
             hT += xp.put(Ak) @ force[:kd]
         h = xp.get(hT.T)
-        if implicit:                 # relu: the kink over the self-interaction step a_k/α
-            c_k = kink_relax * a[min(k, K - 1)] / alpha
-            if kink == "jumps":      # the plain jump, D without the kink's term
-                delta, D = loss.grad_hess(h, data, state)
-            else:
-                delta, D = (loss.grad_hess(h, data, state, self_step=c_k, flips=True) if flips else
-                            loss.grad_hess(h, data, state, self_step=c_k, h_prev=h_prev))
-            h_prev = h if kink == "crossing" else None
-        else:
+        if response == "recursion":
             delta, D = loss.grad_hess(h, data, state)
+        else:
+            delta = loss.grad(h, data, state)
         deltaT = xp.put(delta.T)
         deltas[rk] = deltaT
         force[rk] = deltaT * (-1.0 / alpha)
         if noise == "sources":       # η_k = √(α/m) Σ_p δ_k^(p) g_p, entering as −(1/α) η_k
-            force[rk] += src_scale * (g_src @ xp.put(src_w * delta[:m], np.float32)).T
+            src_k = (g_src @ xp.put(src_w * delta[:m], np.float32)).T
+            force[rk] += src_scale * src_k
+            if stein and k < K:
+                wm = weights(m)[:, None] * delta[:m]
+                cov = alpha * xp.get(deltas[:kd + d, :m] @ xp.put(wm)).T
+                resp.add_noise(k, -alpha * src_scale * xp.get(src_k.T).astype(float), cov)
         states.append(state)
         if train_metrics:
             ce, err = loss.train_metrics(h, data, state)
@@ -483,11 +469,10 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         Cd[:kd + d, rk] = xp.get(deltas[:kd + d] @ xp.put(w_all[:, None] * delta))
         Cd[rk, :kd + d] = Cd[:kd + d, rk].T
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
-        if getattr(loss, "kink", False) and kink == "difference":
+        if stein:
+            R[rk, :kd + d] = resp.step(k, delta, chi)
+        elif response == "difference":
             R[rk, :kd + d] = resp.step(k, h[:nr], delta[:nr], Ak, state)
-        elif flips:
-            R[rk, :kd + d] = resp.step(k, Ak, D[:nr], h[:nr], delta[:nr], state, c_k,
-                                       a[min(k, K - 1)] / alpha)
         else:
             R[rk, :kd + d] = resp.step(k, Ak, D[:nr], w_resp)
         if k == K:

@@ -47,13 +47,17 @@ class PathData:
 class SampleLoss:
     """What the engine asks of a sample-side loss: `dim` fields per path; `normals(gram)` standard
     normals per path for its data and `sample(gram, normals)` the frozen data; `grad_hess(h,
-    data, state)` → (δ, D); `train_metrics(h, data, state)` → per-path (loss, error);
+    data, state)` → (δ, D) and `grad` → δ; `train_metrics(h, data, state)` → per-path (loss, error);
     finitely many trained parameters (heads) in `state`: `initial_state()` and
     `advance(state, h, data, step)` (one gradient step of the empirical risk, path averages)."""
     dim: int
 
     def initial_state(self):
         return None
+
+    def grad(self, h, data, state=None):
+        """δ alone (the Stein and finite-difference responses need no D)."""
+        return self.grad_hess(h, data, state)[0]
 
     def advance(self, state, h, data, step):
         return state

@@ -1,5 +1,6 @@
-"""Response of the sample side by finite differences, for losses with a kink (relu trunks;
-docs/DMFT.md §7).
+"""Responses of the sample side for forces with jumps (relu trunks; docs/DMFT.md §7), where the
+per-path linear recursion (`engine._Response`) misses the kink: `SteinResponse` (Gaussian
+integration by parts; relu's default) and `FiniteDifferenceResponse` (a check), below.
 
 R(k, j) = ∂E[δ_k]/∂u_j, u_j a field perturbation added to h_j.  Where δ is smooth the per-path
 linear recursion for G(k, j) = ∂h_k/∂u_j is exact; at relu's kink δ jumps, so a path that crosses
@@ -20,7 +21,7 @@ import numpy as np
 
 from mtsp.errors import RequestError
 
-__all__ = ["FiniteDifferenceResponse"]
+__all__ = ["FiniteDifferenceResponse", "SteinResponse"]
 
 
 class FiniteDifferenceResponse:
@@ -29,7 +30,7 @@ class FiniteDifferenceResponse:
 
     def __init__(self, loss, data, weights: np.ndarray, K: int, alpha: float, step: float):
         if not (step > 0 and np.isfinite(step)):
-            raise RequestError("kink_step", f"the finite-difference step must be > 0, got {step!r}")
+            raise RequestError("fd_step", f"the finite-difference step must be > 0, got {step!r}")
         self.loss, self.data, self.w = loss, data, np.asarray(weights, float)
         self.d, self.nr, self.scale, self.u = loss.dim, len(self.w), -1.0 / alpha, float(step)
         Kd = (K + 1) * self.d
@@ -62,81 +63,56 @@ class FiniteDifferenceResponse:
         return np.einsum("p,pqa->aq", self.w, diff[0] - diff[1]) / (2.0 * self.u)
 
 
-class FlipResponse:
-    """Response of relu's force of kink "flips" (`trunk._attracting_force`: the implicit ramp
-    where the kink attracts, b_a > 0, the plain jump δ_a = b_a 1[h_a > 0] where it repels) on the
-    nr response paths, as the per-path linear recursion (`engine._Response`, D without any term of
-    the repelling kink) plus the jump's boundary terms, each carried by a flipped copy:
+class SteinResponse:
+    """Response of the sample side by Gaussian integration by parts (Stein's lemma), for any force
+    (smooth or with jumps), on all n paths (docs/DMFT.md §7).
 
-        R(k, j) = E[D_k G(k, j)] + Σ_{i≤k} Σ_a E[ρ_{i,a}(0) · Δ^{(i,a)}δ_k ⊗ G(i, j)[a, :]],
+    With source noise a path's fields are h_k = M_k T⁺λ + σ₀ χ(k,−1) g + Σ_{j<k} a_j χ(k, j) f_j,
+    f_j = −(δ_j + η_j)/α, where g ~ N(0, I_d) and the weight noise η (given the sources) is a
+    centred Gaussian with covariance C_η(i, j) = α Σ_q ω_q δ_i^(q) δ_j^(q)ᵀ, both independent of
+    the path's data.  A force perturbation ε at step j (weights, so the fields move by
+    a_j χ(l, j) ε for l > j) is the shift −α ε of η_j's mean, so with Y(k, j) = Σ_l R(k, l) χ(l, j)
+    (what the weight side needs):
 
-    ρ_{i,a}(0) the density of h_{i,a} at the kink on paths with b_{i,a} < 0 (`jumps`: every
-    path, the plain jump b_a 1[h_a > 0] on both sides, `loss.grad`), and Δ^{(i,a)}δ_k the
-    finite change of δ_k when the indicator of h_{i,a} is flipped, propagated through the full
-    nonlinear force:  h_k^f = h_k − (1/α) Σ_{i≤m<k} a_m χ(k, m) (δ_m^f − δ_m).  A path with
-    |h_{i,a}| < w = width · (a_i/α)|b_{i,a}| (a window ∝ the field's own push per step) is one
-    sample of the density, weight 1/(2w), flipped up from below and down from above (the two
-    one-sided derivatives, averaged).  Every term is bounded (G is
-    the linear response of a Lipschitz force, Δδ of a bounded one), so the estimate has finite
-    variance; its bias is O(w) (docs/DMFT.md §7: linear in `width`, negligible at 0.05–0.1).  Unlike the tangent recursion it carries the paths that come up
-    to the repelling kink and turn back below it (a perturbation pushes them across, and their
-    own push keeps them above: a finite change with probability ∝ the perturbation).
-    Copies: (path, coefficient ±1/(2w), their G(i, ·) row, their Δδ history) — about
-    nr · d · P(|h| < w, b < 0) new ones per step."""
+        a_j Y(k, j) = −α ∂E[δ_k]/∂η_j = −α (E[δ_k ξᵀ] L⁻¹)_j,   σ₀ Y(k, −1) = E[δ_k gᵀ],
 
-    def __init__(self, linear, loss, data, weights: np.ndarray, K: int, alpha: float, width: float,
-                 jumps: bool = False):
-        if not (width > 0 and np.isfinite(width)):
-            raise RequestError("kink_step", f"the flip window must be > 0, got {width!r}")
-        self.lin, self.loss, self.data = linear, loss, data
-        self.w, self.d, self.scale, self.width = np.asarray(weights, float), loss.dim, -1.0 / alpha, float(width)
-        self.Kd = (K + 1) * self.d
-        self.jumps = jumps             # the plain jump on both sides (kink "jumps")
-        self.n = 0
-        self.path = np.zeros(0, int)
-        self.coef = np.zeros(0)
-        self.hist = np.zeros((0, self.Kd))      # Δδ of each copy, [copy, m d + a]
-        self.G = np.zeros((0, self.Kd), np.float32)  # G(i, ·)[a, :] of each copy at its step i
+    ξ = L⁻¹ η the whitened innovations (L L ᵀ = C_η over steps < k, grown one row per step).  No
+    derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular matrix of
+    χ(l, j) (l = 0..k, j = −1..k−1)."""
 
-    def _grow(self, extra: int):
-        need = self.n + extra
-        if need > len(self.path):
-            size = max(need, 2 * len(self.path), 1024)
-            for name in ("path", "coef", "hist", "G"):
-                old = getattr(self, name)
-                new = np.zeros((size,) + old.shape[1:], old.dtype)
-                new[:self.n] = old[:self.n]
-                setattr(self, name, new)
+    def __init__(self, K: int, d: int, n: int, alpha: float, a: np.ndarray, init_scale: float,
+                 weights: np.ndarray, g: np.ndarray):
+        from .engine import _GrowingCholesky
+        self.d, self.alpha, self.a, self.s0 = d, float(alpha), np.asarray(a, float), float(init_scale)
+        self.w = np.asarray(weights, float)
+        self.g = np.asarray(g, float)                     # (n, d) initial-condition normals
+        self.chol = _GrowingCholesky(K * d)
+        self.xi = np.zeros((K * d, n))                    # whitened innovations, step-major
 
-    def step(self, k: int, Ak: np.ndarray, Dk: np.ndarray, h: np.ndarray, delta: np.ndarray,
-             state, c: float, push: float) -> np.ndarray:
-        """Row k of R, (d, (k+1) d), from Ak = [a_i χ(k, i)]_{i<k} (d, k d), D_k, the fields h and
-        forces δ of the response paths at step k, the ramp's step c (kink "flips") and the
-        self-interaction step push = a_k/α, which sets the window w = width · push · |b|."""
-        d, kd, n = self.d, k * self.d, self.n
-        row = self.lin.step(k, Ak, Dk, self.w)
-        Gk = self.lin.xp.get(self.lin.G)                      # [a, i d + b, p] = G(k, i)[a, b]
-        if n:                                                 # the copies so far, at step k
-            hc = h[self.path[:n]] + self.scale * (self.hist[:n, :kd] @ Ak.T)
-            dk = self.data.take(self.path[:n])
-            dc = (self.loss.grad(hc, dk, state) if self.jumps else
-                  self.loss.flip_force(hc, dk, state, c)[0])
-            self.hist[:n, kd:kd + d] = dc - delta[self.path[:n]]
-        b = self.loss.head_grad(h, self.data, state)
-        win = self.width * push * np.abs(b)                   # ∝ the field's own push per step
-        p, a = np.nonzero(((b < 0) | self.jumps) & (np.abs(h) < win))
-        if p.size:                                            # new copies: flipped at step k
-            self._grow(p.size)
-            s = slice(n, n + p.size)
-            below = h[p, a] <= 0
-            self.path[s] = p
-            self.coef[s] = np.where(below, 1.0, -1.0) / (2.0 * win[p, a])
-            self.hist[s] = 0.0
-            self.hist[np.arange(n, n + p.size), kd + a] = np.where(below, b[p, a], -b[p, a])
-            self.G[s] = 0.0
-            self.G[s, :kd + d] = Gk[a, :, p]
-            self.n = n = n + p.size
-        if n:
-            wc = self.w[self.path[:n]] * self.coef[:n]
-            row = row + (self.hist[:n, kd:kd + d] * wc[:, None]).T @ self.G[:n, :kd + d]
-        return row
+    def add_noise(self, k: int, eta: np.ndarray, cov_row: np.ndarray):
+        """η_k of every path (n, d) and C_η(k, l) for l ≤ k ((d, (k+1) d))."""
+        d, kd, L = self.d, k * self.d, self.chol.L
+        for c in range(d):
+            r = kd + c
+            self.chol.add_row(r, cov_row[c])
+            if self.chol.active[r]:
+                self.xi[r] = (eta[:, c] - L[r, :r] @ self.xi[:r]) / L[r, r]
+
+    def step(self, k: int, delta: np.ndarray, chi: np.ndarray) -> np.ndarray:
+        """Row k of R, (d, (k+1) d), from δ_k of every path (n, d) and the flat χ
+        (chi[:(k+1)d, :(k+1)d] holds χ(l, j), l = 0..k, j = −1..k−1)."""
+        from scipy.linalg import solve_triangular
+        d, kd = self.d, k * self.d
+        wd = self.w[:, None] * delta
+        Y = np.zeros((d, kd + d))
+        if self.s0 > 0:
+            Y[:, :d] = wd.T @ self.g / self.s0
+        if k:
+            S = (self.xi[:kd] @ wd).T                                     # E[δ_k ξᵀ], (d, kd)
+            act = np.flatnonzero(self.chol.active[:kd])
+            Yeta = np.zeros((d, kd))
+            Lk = self.chol.L[np.ix_(act, act)]
+            Yeta[:, act] = solve_triangular(Lk, S[:, act].T, lower=True, trans="T").T
+            Y[:, d:] = -self.alpha * Yeta / np.repeat(self.a[:k], d)
+        X = chi[:kd + d, :kd + d]
+        return solve_triangular(X, Y.T, lower=True, trans="T", unit_diagonal=True).T

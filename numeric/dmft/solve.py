@@ -15,7 +15,8 @@ softmax and argmax) carries σ₀² Π(1 − ηκh)² as in the finite-N dynamic
 Shared trunks (any activation): the K trunk fields, the heads V_t evolved from path averages
 (`trunk.Trunk`); shared inputs: one sample-side process with every task's frozen label, α =
 training.alpha; separate inputs: one population of paths per task, mixed with the weights
-α_t/Σ_s α_s, α = Σ_s α_s; relu with its kink taken implicitly (`trunk`). Test metrics
+α_t/Σ_s α_s, α = Σ_s α_s; relu with the Stein response (`response.SteinResponse`) on a grid
+without early refinement. Test metrics
 from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
 
 Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
@@ -53,11 +54,10 @@ class DmftOptions:
     default n_paths/2; its cost is n_paths × n_sources per step); device: None (numpy) or a
     torch device ("cpu", "cuda") for the path-sized arrays (`engine.run_dmft`), for large path
     counts; target_se: with it, batches beyond `batches` (the least) are added, up to
-    `max_batches`, until every gen_error_se of the solve is at most target_se; kink_step: the
-    finite-difference step of relu's response with kink "difference"; kink: the treatment of relu's
-    kink (`engine.KINKS`; default "implicit"); kink_relax: γ of the implicit kink's
-    self-interaction step γ a_k/α (`engine.run_dmft`; docs/DMFT.md §7); relu: solve relu trunks
-    although their DMFT is not validated (`check_supported`); mirror: for a shared trunk with a
+    `max_batches`, until every gen_error_se of the solve is at most target_se; response: how the
+    response R is found (`engine.RESPONSES`; default None: "stein" for relu trunks, whose grid
+    then has no early refinement (`time_grid`), the exact recursion otherwise; docs/DMFT.md §7);
+    fd_step: the step of response "difference"; mirror: for a shared trunk with a
     reflection symmetry (`trunk_mirror`), paths in mirror pairs (`engine.run_dmft`): the exact
     N → ∞ solution, which keeps the symmetry; without it (default) the paths' sampling noise
     breaks an unstable symmetry like the O(N^-1/2) fluctuations of a finite system, at a time
@@ -73,10 +73,8 @@ class DmftOptions:
     target_se: float | None = None
     max_batches: int = 32
     device: str | None = None
-    kink_step: float = 0.02
-    kink: str = "implicit"
-    kink_relax: float = 4.0
-    relu: bool = False
+    response: str | None = None
+    fd_step: float = 0.02
     mirror: bool = False
 
 
@@ -111,14 +109,17 @@ EARLY = (0.25, 4.0)   # (t_s, t_c) of the early refinement, times in units of 1/
 LATE_CAP = 3.0        # the late step grows to at most 3 dt (`time_grid`)
 
 
-def time_grid(times, dt: float, lr: float = 1.0, late: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def time_grid(times, dt: float, lr: float = 1.0, late: float | None = None,
+              early: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Steps h_k of a grid dense early and coarser late, h(t) = dt·min(1, (t + t_s)/t_c) with
     (t_s, t_c) = EARLY / max(1, η) (h(0) = dt/16; the flow is fastest at the start), and with
     `late`: h(t) = dt·min(t/late, LATE_CAP) from t = late on (geometric, then constant: the
     late dynamics is slow, but gradient descent is unstable beyond a step ~2/curvature —
     measured on the two-task trunk of benchmarks/dmft_speed.py: h = 0.62 at t = 31 changed
     gen_error by 7e-5, h = 1.24 diverged); every requested time inserted (grid points closer
-    than 0.3 h to it dropped); and the grid index of each requested time."""
+    than 0.3 h to it dropped); and the grid index of each requested time.  early=False: no early
+    refinement, h = dt from t = 0 (for the Stein response, whose sampling error grows as the step
+    shrinks: docs/DMFT.md §7)."""
     times = np.asarray(times, float)
     if times.size == 0 or np.any(times <= 0) or not np.all(np.isfinite(times)):
         raise RequestError("training.times", "need at least one time, all finite and > 0")
@@ -132,7 +133,8 @@ def time_grid(times, dt: float, lr: float = 1.0, late: float | None = None) -> t
     t_end = float(times.max())
     pts, t = [0.0], 0.0
     def step(t):
-        return dt * min(1.0, (t + ts) / tc) * (min(max(1.0, t / late), LATE_CAP) if late else 1.0)
+        return (dt * (min(1.0, (t + ts) / tc) if early else 1.0)
+                * (min(max(1.0, t / late), LATE_CAP) if late else 1.0))
     while t < t_end:
         t += step(t)
         pts.append(t)
@@ -182,7 +184,8 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     loss = CrossEntropy(C, float(task.noise))
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
-                  rng=_rng(opts, task.name, batch), n_sources=opts.n_sources, device=opts.device)
+                  rng=_rng(opts, task.name, batch), n_sources=opts.n_sources, device=opts.device,
+                  response=opts.response, fd_step=opts.fd_step)
     U = loss.U
     Tp = np.linalg.pinv(gram, hermitian=True)
     M = np.einsum("ca,kab->kcb", U, tr.M)
@@ -220,7 +223,7 @@ def trunk_trajectory(setup, steps, opts: DmftOptions, batch: int):
                   alpha=alpha, init_scale=float(setup.student.init_scale), steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
                   rng=_rng(opts, "/".join(t.name for t in setup.tasks), batch), n_sources=opts.n_sources,
-                  device=opts.device, kink_step=opts.kink_step, kink=opts.kink, kink_relax=opts.kink_relax,
+                  device=opts.device, response=opts.response, fd_step=opts.fd_step,
                   mirror=trunk_mirror(loss) if opts.mirror else None)
     Tp = np.linalg.pinv(gram, hermitian=True)
     Q = np.einsum("kab,bc,kdc->kad", tr.M, Tp, tr.M) + tr.Cperp
@@ -257,6 +260,12 @@ def _units(setup):
     return [(model, list(range(len(setup.tasks))), solve)]
 
 
+def _stein(setup, opts: DmftOptions) -> bool:
+    """The solve's response is "stein" (`engine.run_dmft`: the default for relu trunks)."""
+    relu = setup.student.kind == "shared" and setup.student.activation == "relu"
+    return (opts.response or ("stein" if relu else "recursion")) == "stein"
+
+
 def _short_of(gen_errors: list, opts: DmftOptions) -> bool:
     """Another batch is wanted: a target_se that the batches so far (their [time][task]
     gen_error) do not reach yet, and fewer than max_batches of them."""
@@ -284,15 +293,9 @@ def check_steps(n_steps: int, t_last: float) -> None:
                          f"0.2/max(1, lr)); ask for shorter times")
 
 
-RELU_REFUSAL = ("relu trunks are not validated: with relu's kink taken implicitly the DMFT agrees with "
-                "the simulations up to t = 3, but late in training its sampling spread is large "
-                "(single-task baselines: ±0.03 at t = 30 with 4 x 4000 paths) and the early-stopped "
-                "best_gen_error of a baseline missed the simulation by 5-8 SE (docs/DMFT.md §7)")
-
-
-def check_supported(setup, relu: bool = False) -> None:
-    """glm students and shared trunks (linear, erf, tanh; relu only with `relu`: RELU_REFUSAL;
-    any tasks, shared or separate inputs) on a time grid of at most MAX_STEPS steps; anything
+def check_supported(setup) -> None:
+    """glm students and shared trunks (every activation; any tasks, shared or separate inputs) on
+    a time grid of at most MAX_STEPS steps; anything
     else is refused naming the key."""
     times = [float(t) for t in setup.training.times]
     if times and all(math.isfinite(t) and t > 0 for t in times):
@@ -301,8 +304,6 @@ def check_supported(setup, relu: bool = False) -> None:
         if max(times) / dt > MAX_STEPS:         # the grid has at least t/dt steps: do not build it
             check_steps(math.ceil(max(times) / dt), max(times))
         check_steps(len(time_grid(times, dt, lr)[0]), max(times))
-    if setup.student.kind == "shared" and setup.student.activation == "relu" and not relu:
-        raise ReachError("student.activation", RELU_REFUSAL)
 
 
 def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
@@ -312,7 +313,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     if setup.training.protocol != "full_batch":
         raise RequestError("training.protocol", f"the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
-    check_supported(setup, opts.relu)
+    check_supported(setup)
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
     if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
@@ -320,7 +321,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     t0 = _time.perf_counter()
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
-    steps, req = time_grid(times, dt, float(setup.training.lr), opts.late)
+    steps, req = time_grid(times, dt, float(setup.training.lr), opts.late, early=not _stein(setup, opts))
     check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])

@@ -15,9 +15,8 @@ task's label, c_{p,t} = w_t 1[t = τ(p)], and the populations are mixed with the
 α_t/Σ_s α_s (`path_weights`): the weight side sees (1/α_tot) Σ_t α_t E_t[·].
 
 relu: g″ is a Dirac mass at the kink, where training drives many fields (a sliding mode); `kink`
-marks the loss, and with `self_step` c the force is taken with the kink implicit over that step
-(`_implicit_kink`, the engine's default; docs/DMFT.md §7), or the engine's finite-difference
-response propagates perturbed paths through the full nonlinear δ (`response`).
+marks the loss, whose D here leaves that term out: the engine finds relu's response by Gaussian
+integration by parts instead, which needs only δ (`response.SteinResponse`; docs/DMFT.md §7).
 """
 from __future__ import annotations
 
@@ -149,20 +148,8 @@ class Trunk(SampleLoss):
         a = self.act(h)[0]
         return sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
 
-    def flip_force(self, h, data, state, c: float):
-        """(δ, b): relu's force of kink "flips" (`_attracting_ramp` without the crossing term:
-        the implicit ramp where b > 0, the plain jump where b < 0), for the flipped copies of
-        `response.FlipResponse`."""
-        b = self.head_grad(h, data, state)
-        return _attracting_force(h, b, c), b
-
-    def grad_hess(self, h, data, state, self_step: float | None = None, h_prev=None,
-                  flips: bool = False):
-        """(δ, D) of the module docstring; for relu with `self_step` c > 0, the force with the kink
-        taken implicitly (`_implicit_kink`; `h_prev`, the fields one step earlier, adds the
-        repelling kink's crossing term; `flips`: the ramp only where b > 0, D without any term of
-        the repelling kink, which `response.FlipResponse` adds), else D without the kink's
-        singular term."""
+    def grad_hess(self, h, data, state):
+        """(δ, D) of the module docstring; for relu D without the kink's singular term."""
         a, g1, g2 = self.act(h)
         b = np.zeros_like(h)
         H = np.zeros((len(h), self.dim, self.dim))
@@ -175,10 +162,6 @@ class Trunk(SampleLoss):
         D = g1[:, :, None] * H * g1[:, None, :]
         idx = np.arange(self.dim)
         D[:, idx, idx] += g2 * b
-        if self.activation == "relu" and self_step is not None:
-            if flips:
-                return _attracting_ramp(h, b, D, float(self_step), None)
-            return _implicit_kink(h, b, D, float(self_step), h_prev)
         return g1 * b, D
 
     def advance(self, state, h, data, step):
@@ -200,57 +183,3 @@ class Trunk(SampleLoss):
             err[off] = np.nan
         return ce, err
 
-
-def _implicit_kink(h, b, D, c: float, h_prev=None):
-    """relu's force with the kink taken implicitly over the self-interaction step c = a_k/α, and
-    its Jacobian (docs/DMFT.md §7):
-
-        δ̂_a = b_a                      where h_a ≥ c|b_a|,
-        δ̂_a = sgn(b_a) h_a / c         where 0 < h_a < c|b_a|   (the ramp),
-        δ̂_a = 0                        where h_a ≤ 0,
-
-    i.e. δ̂_a = sgn(b_a) min(relu(h_a)/c, |b_a|), Lipschitz in h.  For b_a > 0 it is the gradient
-    of the Moreau envelope of the kink b_a relu(h_a) with parameter c (h − cδ̂ is the proximal
-    point): a field that the sample's own gradient drives onto the kink lands on it and its force
-    is the sliding mode's equivalent control instead of chattering across it.  D̂: D's rows where
-    h_a ≥ c|b_a|, the row e_a sgn(b_a)/c in the ramp, zero rows where h_a ≤ 0 (D already has
-    them).  With `h_prev` (the fields one step earlier; kink "crossing"): `_attracting_ramp`."""
-    if h_prev is not None:
-        return _attracting_ramp(h, b, D, c, h_prev)
-    ramp = (h > 0) & (h < c * np.abs(b))
-    sgn = np.sign(b)
-    delta = np.where(ramp, sgn * h / c, (h > 0) * b)
-    if ramp.any():
-        p, a = np.nonzero(ramp)
-        D = D.copy()
-        D[p, a, :] = 0.0
-        D[p, a, a] = sgn[p, a] / c
-    return delta, D
-
-
-def _attracting_force(h, b, c: float):
-    """δ̂_a = h_a/c on the ramp 0 < h_a < c b_a (b_a > 0), else the plain jump b_a 1[h_a > 0]."""
-    return np.where((h > 0) & (h < c * b), h / c, (h > 0) * b)
-
-
-def _attracting_ramp(h, b, D, c: float, h_prev):
-    """relu's force with the ramp of `_implicit_kink` only where the kink attracts (b_a > 0) and
-    the plain jump δ_a = b_a 1[h_a > 0] where it repels (b_a < 0) (`_attracting_force`); with
-    `h_prev` the jump's Dirac term b_a δ(h_a) in D is estimated per crossing (co-area: over a
-    crossing, ∫ δ(h(t)) dt = 1/|ḣ| at arrival): a field on the other side of the kink than at the
-    previous step, in neither ramp, gets b_a/|h_a − h_prev_a| on D's diagonal.  Finite variance,
-    but the mean response misses a part that does not vanish with the step (docs/DMFT.md §7).
-    Without `h_prev` D has no term of the repelling kink (kink "flips")."""
-    ramp = (h > 0) & (h < c * b)
-    delta = _attracting_force(h, b, c)
-    cross = (np.zeros_like(ramp) if h_prev is None else
-             ((h > 0) != (h_prev > 0)) & ~ramp & ~((h_prev > 0) & (h_prev < c * b)))
-    if ramp.any() or cross.any():
-        D = D.copy()
-        p, a = np.nonzero(ramp)
-        D[p, a, :] = 0.0
-        D[p, a, a] = 1.0 / c
-        if cross.any():
-            p, a = np.nonzero(cross)
-            D[p, a, a] += b[p, a] / np.abs(h[p, a] - h_prev[p, a])
-    return delta, D
