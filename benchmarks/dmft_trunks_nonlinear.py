@@ -122,6 +122,10 @@ def compare_case(name, sim_path, opts):
         print(f"{name}  {r['quantity']:9s} {r['run']:19s} {r['task']}  t={r['time']:g}  "
               f"dmft {r['theory']:.4f}  sim {r['simulation']:.4f} ± {r['se']:.4f}  z = {z}  "
               f"{'ok' if r['agrees'] else 'FAIL'}", flush=True)
+    for run in ("tasks", "single"):
+        print(f"{name}  dmft gen_error_se {run:6s} " + "  ".join(
+            f"{task}: " + " ".join(f"{e:.4f}" for e in d["gen_error_se"]) for task, d in th[run].items())
+            + f"  (t = {', '.join(f'{t:g}' for t in th['times'])})")
     ok = cmp.agrees
     for label, a, b, se, z, agrees in _early_rows(th, sim):
         zs.append(abs(z))

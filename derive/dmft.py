@@ -8,8 +8,8 @@ orthogonal to the all-ones vector): δ = ∂CE/∂h and D = ∂δ/∂h, checked 
 `trunk_sample_loss(C, K, activation)`: the sample-side loss of a shared trunk, ℓ = CE(V g(h), y)
 with symbolic heads V (C × K), derived with SymPy: δ = ∂ℓ/∂h and D = ∂δ/∂h, checked against the
 closed forms δ = g′(h) ⊙ Vᵀ(p − e_y), D = diag g′ Vᵀ(diag p − ppᵀ)V diag g′ + diag(g″ ⊙ Vᵀ(p − e_y))
-that `numeric.dmft.trunk.Trunk` evaluates (relu: g″ is the kink's Dirac mass, handled by the
-engine's implicit kink, numeric/dmft/trunk.py).
+that `numeric.dmft.trunk.Trunk` evaluates (relu: g″ is the kink's Dirac mass, which the engine's
+Stein response needs no form of, numeric/dmft/response.py).
 
 `dmft_sheet(setup)`: Markdown + LaTeX — glm: per task the effective learning rate, weight decay
 and α of its single-task DMFT; shared trunks: the trunk's sample-side loss, the heads' update and,
@@ -164,7 +164,7 @@ SEPARATE = r"""
 """
 
 KINK = r"""
-**relu**: $g''$ is a Dirac mass at the kink, where training drives many fields (a sliding mode). The engine takes the kink implicitly over the self-interaction step $c_k = \gamma\,\eta h_k/\alpha$: the force is $\hat\delta_a = \mathrm{sgn}(b_a)\min(\mathrm{relu}(h_a)/c_k,\ |b_a|)$ (for $b_a > 0$ the proximal step of the kink $b_a\,\mathrm{relu}(h_a)$: a field driven onto the kink stays on it with the equivalent control), Lipschitz in $h$, so the linear recursion for $G$ with $\hat D = \partial\hat\delta/\partial h$ is exact; $\hat\delta \to \delta$ as $h_k \to 0$ (docs/DMFT.md §7).
+**relu**: $g''$ is a Dirac mass at the kink, where training drives many fields (a sliding mode), and the force $\delta_a = b_a\,1[h_a > 0]$ jumps (plain explicit gradient descent). The response needs no derivative of $\delta$: by Gaussian integration by parts over each path's initial normals $g$ and weight noise $\eta$ (covariance $C_\eta(i,j) = \alpha\,E[\delta_i\delta_j^\top]$, whitened innovations $\xi = L^{-1}\eta$), $Y(k,j) = \sum_l R(k,l)\chi(l,j)$ is $a_j Y(k,j) = -\alpha\,(E[\delta_k\xi^\top]L^{-1})_j$ and $\sigma_0 Y(k,-1) = E[\delta_k g^\top]$, exact for any force; on a uniform grid, since its variance grows as the step shrinks (docs/DMFT.md §7).
 """
 
 

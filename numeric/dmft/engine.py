@@ -11,6 +11,7 @@ sample side, one path per training sample (teacher fields λ and label frozen), 
     weight-side representation over source paths, or a Cholesky factor extended one row per
     step — `run_dmft`'s `noise`); per-path response G(k, j) = ∂h_k/∂u_j:
     G(k, k) = I,  G(k, j) = −(1/α) Σ_{l=j}^{k−1} a_l χ(k, l) D_l G(l, j);
+    (for forces with jumps, relu, R by Gaussian integration by parts instead: `response.SteinResponse`);
 
 weight side (one coordinate of the weights orthogonal to the teacher; linear and Gaussian):
 
@@ -458,7 +459,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         if noise == "sources":       # η_k = √(α/m) Σ_p δ_k^(p) g_p, entering as −(1/α) η_k
             src_k = (g_src @ xp.put(src_w * delta[:m], np.float32)).T
             force[rk] += src_scale * src_k
-            if stein and k < K:
+            if stein and k < K:      # each path's η_k and C_η(k, ·) = α Σ_q ω_q δ_k^(q) δ_·^(q)ᵀ
                 wm = weights(m)[:, None] * delta[:m]
                 cov = alpha * xp.get(deltas[:kd + d, :m] @ xp.put(wm)).T
                 resp.add_noise(k, -alpha * src_scale * xp.get(src_k.T).astype(float), cov)
