@@ -52,12 +52,13 @@ def test_public_check_glm_c2():
 
 def test_unsolved_protocols_are_refused_naming_the_key():
     """full_batch goes to the dmft engine (tests/test_dmft.py) and erm to the replica engine
-    (tests/test_replica.py); what they do not cover (relu trunks; coupled tasks on shared inputs
-    beyond 128 joint labels: three six-class tasks, 216 labels) is refused naming the key, before any work."""
+    (tests/test_replica.py); what they do not cover (a DMFT grid beyond MAX_STEPS steps; coupled
+    tasks on shared inputs beyond 128 joint labels: three six-class tasks, 216 labels) is refused
+    naming the key, before any work."""
     d = {"name": "fb", "tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
          "student": {"kind": "shared", "hidden": 2, "activation": "relu", "init_scale": 0.1},
-         "training": {"protocol": "full_batch", "alpha": 3.0, "lr": 1.0, "times": [2, 10]}}
-    with pytest.raises(NotImplementedError, match=r"student\.activation"):
+         "training": {"protocol": "full_batch", "alpha": 3.0, "lr": 1.0, "times": [2, 1000]}}
+    with pytest.raises(NotImplementedError, match=r"training\.times"):
         solve(setup_from_dict(d))
     d = {"name": "erm", "tasks": [{"name": "A", "classes": 6, "noise": 0.3}, {"name": "B", "classes": 6},
                                   {"name": "C", "classes": 6}],
