@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time as _time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,7 +48,8 @@ __all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_
 class DmftOptions:
     """dt: the late Euler step (`time_grid`; default 0.2/max(1, η)); late: from this time on
     the step grows ∝ t (`time_grid`; default None: constant);
-    n_paths: paths per batch for correlations and means; n_response: of those, paths for the
+    n_paths: paths per batch for correlations and means (default None: `default_paths`);
+    n_response: of those, paths for the
     response; batches: independent solutions (error bars); scan: grid points for early stopping;
     seed: of the fixed standard normals; n_sources: source paths of the noise (`engine.run_dmft`,
     default n_paths/2; its cost is n_paths × n_sources per step); device: None (numpy) or a
@@ -64,7 +65,7 @@ class DmftOptions:
     ∝ ln(paths) (docs/DMFT.md §4); ignored where there is no such symmetry (glm, relu)."""
     dt: float | None = None
     late: float | None = None
-    n_paths: int = 4000
+    n_paths: int | None = None
     n_response: int = 1000
     batches: int = 8
     scan: int = 60
@@ -260,6 +261,16 @@ def _units(setup):
     return [(model, list(range(len(setup.tasks))), solve)]
 
 
+PATHS = 4000          # per batch, the exact response recursion
+STEIN_PATHS = 8000    # per batch, the Stein response: at 4000 relu's late values were 0.002–0.006 high,
+#                       outside their error bars (benchmarks/results/dmft_relu_kink.txt §11–12)
+
+
+def default_paths(setup, opts: DmftOptions) -> int:
+    """opts.n_paths, or by default PATHS (STEIN_PATHS where the response is "stein", `_stein`)."""
+    return opts.n_paths if opts.n_paths is not None else STEIN_PATHS if _stein(setup, opts) else PATHS
+
+
 def _stein(setup, opts: DmftOptions) -> bool:
     """The solve's response is "stein" (`engine.run_dmft`: the default for relu trunks)."""
     relu = setup.student.kind == "shared" and setup.student.activation == "relu"
@@ -314,6 +325,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
         raise RequestError("training.protocol", f"the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
     check_supported(setup)
+    opts = replace(opts, n_paths=default_paths(setup, opts))
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
     if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
