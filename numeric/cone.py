@@ -27,11 +27,15 @@ mpf at the working precision) that supplies the few operations it needs:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import mpmath
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
+
+from mtsp.model import reduced_basis
 
 from .pointwise import ACTIVATION_INVERSES, ACTIVATION_PAIRS
 
@@ -42,10 +46,26 @@ RANK_TOL = 1e-11
 
 
 class _Double:
-    """float64: NumPy arrays, LAPACK, scipy.special."""
+    """float64: NumPy arrays, LAPACK, scipy.special — for the cone kernel, the replica's loss channel
+    (`replica`) and the integrator (`integrators`)."""
     name = "double"
     tiny = 1e-300
     inf = np.inf
+    dtype, eps, log_sqrt_2pi = float, float(np.finfo(float).eps), 0.5 * np.log(2.0 * np.pi)
+    exp, log, log1p = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.log1p)
+    ndtr, ndtri, log_ndtr = staticmethod(ndtr), staticmethod(ndtri), staticmethod(log_ndtr)
+    inv, solve, det = staticmethod(np.linalg.inv), staticmethod(np.linalg.solve), staticmethod(np.linalg.det)
+    eigvalsh, basis, linspace = staticmethod(np.linalg.eigvalsh), staticmethod(reduced_basis), staticmethod(np.linspace)
+
+    def array(self, x):
+        return np.asarray(x, dtype=float)
+
+    def scalar(self, x):
+        return float(x)
+
+    def tol(self, tol):
+        """A tolerance stated for double (the prox's Newton, its roundoff allowance): itself."""
+        return tol
 
     def rank_tol(self):
         return RANK_TOL
@@ -179,13 +199,111 @@ class _Double:
         return np.maximum(ndtr(hi) - ndtr(lo), 0.0)
 
 
+    # -- for the integrator (`integrators`): vectors are arrays, stage storage a 2-d array --
+    def coefficients(self, qs):
+        return np.array([float(q) for q in qs], dtype=float)
+
+    def matrix(self, rows):
+        return np.array([[float(q) for q in row] for row in rows], dtype=float)
+
+    def vector(self, y):
+        return np.asarray(y, float).copy()
+
+    def stages(self, n, size):
+        return np.empty((n, size))
+
+    def stage_sum(self, coefs, K):
+        return coefs @ K
+
+    def axpy(self, y, h, v):
+        return y + h * v
+
+    def times(self, h, v):
+        return h * v
+
+    def scaled(self, v, y, y_new, rtol, atol):
+        return v / (atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol)
+
+    def step_norm(self, v, kind):
+        if kind == "rms":
+            return float(np.linalg.norm(v) / math.sqrt(v.size))
+        return float(np.abs(v).max())
+
+    def resolution(self, t):
+        return 10 * abs(np.nextafter(t, np.inf) - t)
+
+    def isfinite(self, x):
+        return math.isfinite(x)
+
+    def dense(self, K, P):
+        return K.T @ P
+
+    def interpolate(self, y0, h, Q, x):
+        return y0 + h * (Q @ (x ** np.arange(1, Q.shape[1] + 1)))
+
+    def slope(self, Q, x):
+        j = np.arange(1, Q.shape[1] + 1)
+        return Q @ (j * x ** (j - 1))
+
+
+def _each(f):
+    """f elementwise over an object array of mpf (or on one mpf)."""
+    return staticmethod(np.frompyfunc(f, 1, 1))
+
+
 class _Mp:
     """mpmath at the working precision: NumPy object arrays of mpf, sums by `mpmath.fsum`,
     `mp.eigsy`; Φ by erfc and Φ⁻¹ by Halley's method (`mp_quadrature.ndtri_mp`), both tails by
-    complements (the rules carry u and 1 − u), so no probability near 1 is ever formed."""
+    complements (the rules carry u and 1 − u), so no probability near 1 is ever formed.  The same
+    methods as `_Double`: the cone kernel, the replica's loss channel, the integrator (whose
+    vectors are lists of mpf)."""
     name = "mp"
     tiny = mpmath.mpf(10) ** -300
     inf = mpmath.inf
+    dtype, exp, log, log1p, sqrt, array = object, _each(mpmath.exp), _each(mpmath.log), _each(mpmath.log1p), \
+        _each(mpmath.sqrt), _each(mpmath.mpf)
+    eps, log_sqrt_2pi = property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
+
+    def ndtr(self, x):
+        from .mp_quadrature import ncdf
+        return np.frompyfunc(ncdf, 1, 1)(x)
+
+    def log_ndtr(self, x):
+        from .mp_quadrature import ncdf
+        return np.frompyfunc(lambda v: mpmath.log(ncdf(v)), 1, 1)(x)
+
+    def ndtri(self, q):
+        from .mp_quadrature import ndtri_mp
+        return np.frompyfunc(lambda v: ndtri_mp(v) if v <= 0.5 else -ndtri_mp(1 - v), 1, 1)(q)
+
+    def scalar(self, x):
+        if isinstance(x, Fraction):
+            return mpmath.mpf(x.numerator) / x.denominator
+        return mpmath.mpf(x)
+
+    def tol(self, t):
+        """A tolerance stated for double, scaled by ε_mp / ε_double."""
+        return t * mpmath.mpf(2) ** (53 - mpmath.mp.prec)
+
+    def det(self, M):
+        return mpmath.det(mpmath.matrix(M.tolist()))
+
+    def linspace(self, a, b, n):
+        return np.array(mpmath.linspace(a, b, n), dtype=object)
+
+    def eigvalsh(self, S):
+        return self.eigh(S)[0]
+
+    def inv(self, M):
+        return np.array(mpmath.inverse(mpmath.matrix(M.tolist())).tolist(), dtype=object).reshape(M.shape)
+
+    def solve(self, J, G):
+        return self.inv(J) @ G if J.ndim == 2 else np.stack([self.inv(j) @ g for j, g in zip(J, G)])
+
+    def basis(self, C):
+        """`model.reduced_basis` (Helmert rows) in mp."""
+        rows = np.array([[1] * k + [-k] + [0] * (C - k - 1) for k in range(1, C)], dtype=object)
+        return rows / np.array([mpmath.sqrt(k * (k + 1)) for k in range(1, C)], dtype=object)[:, None]
 
     def rank_tol(self):
         """10^-(dps−10), at most 1e-11: 1e-20 at 30 digits."""
@@ -264,9 +382,6 @@ class _Mp:
 
     def asin(self, x):
         return mpmath.asin(x)
-
-    def sqrt(self, x):
-        return np.array([mpmath.sqrt(v) for v in x], dtype=object)
 
     def const(self, x):
         return mpmath.mpf(x)
@@ -379,6 +494,55 @@ class _Mp:
         for k, (a, b) in enumerate(zip(lo, hi)):
             out[k] = max(ncdf(-a) - ncdf(-b) if a > 0 else ncdf(b) - ncdf(a), 0)
         return out
+
+
+    # -- for the integrator (`integrators`): vectors are lists of mpf --
+    def coefficients(self, qs):
+        return [self.scalar(q) for q in qs]
+
+    def matrix(self, rows):
+        return [self.coefficients(row) for row in rows]
+
+    def vector(self, y):
+        return [mpmath.mpf(v) for v in y]
+
+    def stages(self, n, size):
+        return [None] * n
+
+    def stage_sum(self, coefs, K):
+        return [mpmath.fsum(c * k[i] for c, k in zip(coefs, K) if c) for i in range(len(K[0]))]
+
+    def axpy(self, y, h, v):
+        return [yi + h * vi for yi, vi in zip(y, v)]
+
+    def times(self, h, v):
+        return [h * vi for vi in v]
+
+    def scaled(self, v, y, y_new, rtol, atol):
+        return [vi / (atol + max(abs(a), abs(b)) * rtol) for vi, a, b in zip(v, y, y_new)]
+
+    def step_norm(self, v, kind):
+        if kind == "rms":
+            return mpmath.sqrt(mpmath.fsum(x * x for x in v) / len(v))
+        return max(abs(x) for x in v)
+
+    def resolution(self, t):
+        return 10 * mpmath.eps * max(1, abs(t))
+
+    def isfinite(self, x):
+        return bool(mpmath.isfinite(x))
+
+    def dense(self, K, P):
+        return [[mpmath.fsum(K[s][i] * P[s][j] for s in range(len(P))) for j in range(len(P[0]))]
+                for i in range(len(K[0]))]
+
+    def interpolate(self, y0, h, Q, x):
+        powers = [x ** (j + 1) for j in range(len(Q[0]))]
+        return [y + h * mpmath.fsum(q * p for q, p in zip(row, powers)) for y, row in zip(y0, Q)]
+
+    def slope(self, Q, x):
+        powers = [(j + 1) * x ** j for j in range(len(Q[0]))]
+        return [mpmath.fsum(q * p for q, p in zip(row, powers)) for row in Q]
 
 
 DOUBLE = _Double()
