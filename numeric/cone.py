@@ -246,11 +246,6 @@ class _Double:
         return Q @ (j * x ** (j - 1))
 
 
-def _each(f):
-    """f elementwise over an object array of mpf (or on one mpf)."""
-    return staticmethod(np.frompyfunc(f, 1, 1))
-
-
 class _Mp:
     """mpmath at the working precision: NumPy object arrays of mpf, sums by `mpmath.fsum`,
     `mp.eigsy`; Φ by erfc and Φ⁻¹ by Halley's method (`mp_quadrature.ndtri_mp`), both tails by
@@ -260,36 +255,24 @@ class _Mp:
     name = "mp"
     tiny = mpmath.mpf(10) ** -300
     inf = mpmath.inf
-    dtype, exp, log, log1p, sqrt, array = object, _each(mpmath.exp), _each(mpmath.log), _each(mpmath.log1p), \
-        _each(mpmath.sqrt), _each(mpmath.mpf)
-    eps, log_sqrt_2pi = property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
+    dtype, eps, log_sqrt_2pi = object, property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
+    exp, log, log1p, sqrt, array = (staticmethod(np.frompyfunc(f, 1, 1)) for f in
+                                    (mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf))
+    ndtr = property(lambda s: np.frompyfunc(s.special.ncdf, 1, 1))
+    log_ndtr = property(lambda s: np.frompyfunc(lambda x: mpmath.log(s.special.ncdf(x)), 1, 1))
+    ndtri = property(lambda s: np.frompyfunc(lambda q: s.special.ndtri_mp(q) if q <= 0.5 else -s.special.ndtri_mp(1 - q), 1, 1))
+    tol = staticmethod(lambda t: t * mpmath.mpf(2) ** (53 - mpmath.mp.prec))   # a double tolerance × ε_mp / ε_double
+    det = staticmethod(lambda M: mpmath.det(mpmath.matrix(M.tolist())))
+    linspace = staticmethod(lambda a, b, n: np.array(mpmath.linspace(a, b, n), dtype=object))
 
-    def ndtr(self, x):
-        from .mp_quadrature import ncdf
-        return np.frompyfunc(ncdf, 1, 1)(x)
-
-    def log_ndtr(self, x):
-        from .mp_quadrature import ncdf
-        return np.frompyfunc(lambda v: mpmath.log(ncdf(v)), 1, 1)(x)
-
-    def ndtri(self, q):
-        from .mp_quadrature import ndtri_mp
-        return np.frompyfunc(lambda v: ndtri_mp(v) if v <= 0.5 else -ndtri_mp(1 - v), 1, 1)(q)
+    @property
+    def special(self):
+        """`mp_quadrature`: the node sets and special functions of the working precision (it imports this module)."""
+        from . import mp_quadrature
+        return mp_quadrature
 
     def scalar(self, x):
-        if isinstance(x, Fraction):
-            return mpmath.mpf(x.numerator) / x.denominator
-        return mpmath.mpf(x)
-
-    def tol(self, t):
-        """A tolerance stated for double, scaled by ε_mp / ε_double."""
-        return t * mpmath.mpf(2) ** (53 - mpmath.mp.prec)
-
-    def det(self, M):
-        return mpmath.det(mpmath.matrix(M.tolist()))
-
-    def linspace(self, a, b, n):
-        return np.array(mpmath.linspace(a, b, n), dtype=object)
+        return mpmath.mpf(x.numerator) / x.denominator if isinstance(x, Fraction) else mpmath.mpf(x)
 
     def eigvalsh(self, S):
         return self.eigh(S)[0]
@@ -427,13 +410,11 @@ class _Mp:
 
     def rule01(self, n):
         """(u, 1 − u, w): `mp_quadrature.tanh_sinh01_mp`'s n-point rule on [0, 1]."""
-        from .mp_quadrature import tanh_sinh01_mp
-        return tuple(np.array(v, dtype=object) for v in tanh_sinh01_mp(n))
+        return tuple(np.array(v, dtype=object) for v in self.special.tanh_sinh01_mp(n))
 
     def gauss_hermite(self, n):
         """`mp_quadrature.gauss_hermite_mp`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
-        from .mp_quadrature import gauss_hermite_mp
-        return tuple(np.array(v, dtype=object) for v in gauss_hermite_mp(n))
+        return tuple(np.array(v, dtype=object) for v in self.special.gauss_hermite_mp(n))
 
     def cholesky(self, S):
         """The lower Cholesky factor (mpmath), or None where S is not positive definite."""
@@ -476,21 +457,19 @@ class _Mp:
         """Elementwise `mp_quadrature.truncated_normal_nodes`, grouped by interval: the points of
         one parent share (lo, hi), whose probabilities are formed once, and distinct (lo, hi, u)
         are computed once."""
-        from .mp_quadrature import truncated_normal_nodes
         groups: dict = {}
         for k in range(len(u)):
             groups.setdefault((lo[k], hi[k]), {}).setdefault(u[k], []).append(k)
         x, mass = self.zeros(len(u)), self.zeros(len(u))
         for (a, b), by_u in groups.items():
             us = list(by_u)
-            for v, r in zip(us, truncated_normal_nodes(a, b, us, [uc[by_u[v][0]] for v in us])):
+            for v, r in zip(us, self.special.truncated_normal_nodes(a, b, us, [uc[by_u[v][0]] for v in us])):
                 for k in by_u[v]:
                     x[k], mass[k] = r
         return x, mass
 
     def interval_mass(self, lo, hi):
-        from .mp_quadrature import ncdf
-        out = self.zeros(len(lo))
+        out, ncdf = self.zeros(len(lo)), self.special.ncdf
         for k, (a, b) in enumerate(zip(lo, hi)):
             out[k] = max(ncdf(-a) - ncdf(-b) if a > 0 else ncdf(b) - ncdf(a), 0)
         return out

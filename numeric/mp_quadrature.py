@@ -5,7 +5,7 @@ arithmetic: the node sets and special functions of the working precision.
 mpf at ``mp.dps`` digits) with this module's rules: tanh–sinh nodes on [0, 1] for the Genz
 coordinates (`tanh_sinh01_mp`, carrying u and 1 − u), Gauss–Hermite nodes from
 ``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`), a fixed count per dimension
-(`DEFAULT_NODES`; more than `MAX_DIM` dimensions are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
+(`DEFAULT_NODES`; more dimensions than it covers are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
 Halley on Φ from the double quantile, since erfinv(2p − 1) loses every digit of p ≪ 1), the
 truncated-normal quantile (`truncated_normal_nodes`, each tail through complements, so no
 probability near 1 is formed) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and
@@ -26,10 +26,9 @@ from .workers import mp_executor
 
 mp = mpmath.mp
 
-__all__ = ["mp_factor", "cone_expectation_mp", "ncdf", "ndtri_mp", "bivariate_ncdf", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES", "MAX_DIM"]
+__all__ = ["mp_factor", "cone_expectation_mp", "ncdf", "ndtri_mp", "bivariate_ncdf", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
-MAX_DIM = max(DEFAULT_NODES)
 to_mp, _obj = MP.to_mp, MP.rows        # floats / nested lists / mpmath matrices to mpf (`cone.MP`)
 
 
