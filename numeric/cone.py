@@ -295,6 +295,12 @@ class _Mp:
     def sector_cos_max(self):
         return 1 - 1000 * self.rank_tol()
 
+    def gram_floor(self):
+        """10^(5 − dps): an eigenvalue of a Gram matrix M Mᵀ below this × its largest is rounding (`mp.eigsy`'s
+        eigenvalues carry ≈ ε ‖M Mᵀ‖, either sign), so a rank is decided above it: singular values of M
+        from √(gram_floor) ≈ 3e-13 relative at 30 digits (the double's SVD cuts at 1e-10 and 1e-8)."""
+        return mpmath.mpf(10) ** (5 - mpmath.mp.dps)
+
     def zeros(self, shape):
         return self.full(shape, mpmath.mpf(0))
 
@@ -319,10 +325,11 @@ class _Mp:
     def pinv(self, M):
         """Moore–Penrose pseudo-inverse M⁺ = Mᵀ (M Mᵀ)⁺, (M Mᵀ)⁺ = U diag(1/w) Uᵀ over the eigenvalues
         w of M Mᵀ whose singular value √w is above `rank_tol` of the largest (as the double's
-        rcond): a field of zero variance (a trunk started at zero) conditions on nothing."""
+        rcond) and w above `gram_floor` (else a rank-deficient M kept its rounding: 1e14 off measured):
+        a field of zero variance (a trunk started at zero) conditions on nothing."""
         w, U = self.eigh(self.matmul(M, M.T))
         top = max([abs(x) for x in w], default=mpmath.mpf(0))
-        keep = [k for k in range(len(w)) if w[k] > 0 and w[k] > self.rank_tol() ** 2 * top]
+        keep = [k for k in range(len(w)) if w[k] > 0 and w[k] > max(self.rank_tol() ** 2, self.gram_floor()) * top]
         n = M.shape[0]
         G = self.zeros((n, n))
         for k in keep:
@@ -339,13 +346,14 @@ class _Mp:
 
     def smooth_basis(self, Pperp, top, tol):
         """(E₂, C₂) with Pperp = C₂ E₂: eigenvectors of the Gram Pperp Pperpᵀ (mp.eigsy) above
-        (tol · 1e3 · ``top``)², largest first."""
+        (tol · 1e3 · ``top``)² and `gram_floor` × ``top``² (below it, dependent projections kept a
+        direction of rounding: a spurious smooth dimension), largest first."""
         p, d = Pperp.shape
         E2, cols = [], []
         if p and d:
             ev, U = mpmath.eigsy(mpmath.matrix(self.matmul(Pperp, Pperp.T).tolist()))
             for k in sorted(range(p), key=lambda k: -ev[k]):
-                if top > 0 and ev[k] > (tol * 1000) ** 2 * top ** 2:
+                if top > 0 and ev[k] > max((tol * 1000) ** 2, self.gram_floor()) * top ** 2:
                     s = mpmath.sqrt(ev[k])
                     E2.append([mpmath.fsum(U[i, k] * Pperp[i, c] for i in range(p)) / s for c in range(d)])
                     cols.append([U[i, k] * s for i in range(p)])
