@@ -104,9 +104,6 @@ class _Double:
             return Vt[keep], U[:, keep] * s[keep]
         return np.zeros((0, Pperp.shape[1])), np.zeros((Pperp.shape[0], 0))
 
-    def min_eigenvalue(self, S):
-        return np.linalg.eigvalsh(S)[0]
-
     def eigh(self, S):
         """(eigenvalues, eigenvectors as columns) of a symmetric matrix (ascending, LAPACK)."""
         return np.linalg.eigh(S)
@@ -360,9 +357,6 @@ class _Mp:
         E2 = np.array(E2, dtype=object).reshape(len(E2), d)
         C2 = np.array(cols, dtype=object).reshape(len(cols), p).T
         return E2, C2
-
-    def min_eigenvalue(self, S):
-        return min(mpmath.eigsy(mpmath.matrix(S.tolist()), eigvals_only=True))
 
     def eigh(self, S):
         """(eigenvalues, eigenvectors as columns) of a symmetric matrix (mp.eigsy's order)."""
@@ -618,7 +612,7 @@ def orthant_probability(ar, S):
     rho = S / np.outer(d, d)
     if m == 1:
         return ar.const(0.5)
-    if ar.min_eigenvalue(rho) < 1e-12:
+    if min(ar.eigvalsh(rho)) < 1e-12:
         return None
     if m == 2:
         return ar.const(0.25) + ar.asin(rho[0, 1]) / (2 * ar.pi)
