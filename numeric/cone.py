@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 import mpmath
 import numpy as np
@@ -255,18 +256,23 @@ class _Mp:
     dtype, eps, log_sqrt_2pi = object, property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
     exp, log, log1p, sqrt, array = (staticmethod(np.frompyfunc(f, 1, 1)) for f in
                                     (mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf))
-    ndtr = property(lambda s: np.frompyfunc(s.special.ncdf, 1, 1))
-    log_ndtr = property(lambda s: np.frompyfunc(lambda x: mpmath.log(s.special.ncdf(x)), 1, 1))
-    ndtri = property(lambda s: np.frompyfunc(lambda q: s.special.ndtri_mp(q) if q <= 0.5 else -s.special.ndtri_mp(1 - q), 1, 1))
+    ndtr, log_ndtr, ndtri = (property(lambda s, k=k: s._normal[k]) for k in range(3))
     tol = staticmethod(lambda t: t * mpmath.mpf(2) ** (53 - mpmath.mp.prec))   # a double tolerance × ε_mp / ε_double
     det = staticmethod(lambda M: mpmath.det(mpmath.matrix(M.tolist())))
     linspace = staticmethod(lambda a, b, n: np.array(mpmath.linspace(a, b, n), dtype=object))
 
-    @property
+    @cached_property
     def special(self):
         """`mp_quadrature`: the node sets and special functions of the working precision (it imports this module)."""
         from . import mp_quadrature
         return mp_quadrature
+
+    @cached_property
+    def _normal(self):
+        """(Φ, log Φ, Φ⁻¹) elementwise (`mp_quadrature.ncdf`, `ndtri_mp` by the nearer tail)."""
+        ncdf, ndtri_mp = self.special.ncdf, self.special.ndtri_mp
+        return (np.frompyfunc(ncdf, 1, 1), np.frompyfunc(lambda x: mpmath.log(ncdf(x)), 1, 1),
+                np.frompyfunc(lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q), 1, 1))
 
     def scalar(self, x):
         return mpmath.mpf(x.numerator) / x.denominator if isinstance(x, Fraction) else mpmath.mpf(x)
