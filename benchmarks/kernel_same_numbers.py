@@ -113,11 +113,11 @@ def mp_kernel():
         if npj == 0:
             r = cone_expectation_mp(F, A, np.zeros((0, n)), None, nodes=nodes)
             r2 = cone_expectation_mp(F, A, np.zeros((0, n)), None, nodes=nodes, closed=False)
-            vals = r.plain + r2.plain
+            vals = list(r.plain) + list(r2.plain)
         else:
             Pp = P[:npj] if npj >= 2 else np.vstack([P[:1], P[:1] * 0.5])
             r = cone_expectation_mp(F, A, Pp, fn, L, nodes=nodes)
-            vals = r.plain + [x for row in r.linear for x in row]
+            vals = list(r.plain) + [x for row in r.linear for x in row]
         dt = time.perf_counter() - t0
         print(f"case {case} cone {nc} proj {npj} nodes {nodes} time {dt:.3f}")
         for v in vals:

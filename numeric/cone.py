@@ -27,11 +27,16 @@ mpf at the working precision) that supplies the few operations it needs:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
 
 import mpmath
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
+
+from mtsp.model import reduced_basis
 
 from .pointwise import ACTIVATION_INVERSES, ACTIVATION_PAIRS
 
@@ -42,10 +47,26 @@ RANK_TOL = 1e-11
 
 
 class _Double:
-    """float64: NumPy arrays, LAPACK, scipy.special."""
+    """float64: NumPy arrays, LAPACK, scipy.special — for the cone kernel, the replica's loss channel
+    (`replica`) and the integrator (`integrators`)."""
     name = "double"
     tiny = 1e-300
     inf = np.inf
+    dtype, eps, log_sqrt_2pi = float, float(np.finfo(float).eps), 0.5 * np.log(2.0 * np.pi)
+    exp, log, log1p = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.log1p)
+    ndtr, ndtri, log_ndtr = staticmethod(ndtr), staticmethod(ndtri), staticmethod(log_ndtr)
+    inv, solve, det = staticmethod(np.linalg.inv), staticmethod(np.linalg.solve), staticmethod(np.linalg.det)
+    eigvalsh, basis, linspace = staticmethod(np.linalg.eigvalsh), staticmethod(reduced_basis), staticmethod(np.linspace)
+
+    def array(self, x):
+        return np.asarray(x, dtype=float)
+
+    def scalar(self, x):
+        return float(x)
+
+    def tol(self, tol):
+        """A tolerance stated for double (the prox's Newton, its roundoff allowance): itself."""
+        return tol
 
     def rank_tol(self):
         return RANK_TOL
@@ -83,9 +104,6 @@ class _Double:
             keep = s > tol * max(top, 1e-300) * 1e3
             return Vt[keep], U[:, keep] * s[keep]
         return np.zeros((0, Pperp.shape[1])), np.zeros((Pperp.shape[0], 0))
-
-    def min_eigenvalue(self, S):
-        return np.linalg.eigvalsh(S)[0]
 
     def eigh(self, S):
         """(eigenvalues, eigenvectors as columns) of a symmetric matrix (ascending, LAPACK)."""
@@ -179,13 +197,99 @@ class _Double:
         return np.maximum(ndtr(hi) - ndtr(lo), 0.0)
 
 
+    # -- for the integrator (`integrators`): vectors are arrays, stage storage a 2-d array --
+    def coefficients(self, qs):
+        return np.array([float(q) for q in qs], dtype=float)
+
+    def matrix(self, rows):
+        return np.array([[float(q) for q in row] for row in rows], dtype=float)
+
+    def vector(self, y):
+        return np.asarray(y, float).copy()
+
+    def stages(self, n, size):
+        return np.empty((n, size))
+
+    def stage_sum(self, coefs, K):
+        return coefs @ K
+
+    def axpy(self, y, h, v):
+        return y + h * v
+
+    def times(self, h, v):
+        return h * v
+
+    def scaled(self, v, y, y_new, rtol, atol):
+        return v / (atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol)
+
+    def step_norm(self, v, kind):
+        if kind == "rms":
+            return float(np.linalg.norm(v) / math.sqrt(v.size))
+        return float(np.abs(v).max())
+
+    def resolution(self, t):
+        return 10 * abs(np.nextafter(t, np.inf) - t)
+
+    def isfinite(self, x):
+        return math.isfinite(x)
+
+    def dense(self, K, P):
+        return K.T @ P
+
+    def interpolate(self, y0, h, Q, x):
+        return y0 + h * (Q @ (x ** np.arange(1, Q.shape[1] + 1)))
+
+    def slope(self, Q, x):
+        j = np.arange(1, Q.shape[1] + 1)
+        return Q @ (j * x ** (j - 1))
+
+
 class _Mp:
     """mpmath at the working precision: NumPy object arrays of mpf, sums by `mpmath.fsum`,
     `mp.eigsy`; Φ by erfc and Φ⁻¹ by Halley's method (`mp_quadrature.ndtri_mp`), both tails by
-    complements (the rules carry u and 1 − u), so no probability near 1 is ever formed."""
+    complements (the rules carry u and 1 − u), so no probability near 1 is ever formed.  The same
+    methods as `_Double`: the cone kernel, the replica's loss channel, the integrator (whose
+    vectors are lists of mpf)."""
     name = "mp"
     tiny = mpmath.mpf(10) ** -300
     inf = mpmath.inf
+    dtype, eps, log_sqrt_2pi = object, property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
+    exp, log, log1p, sqrt, array = (staticmethod(np.frompyfunc(f, 1, 1)) for f in
+                                    (mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf))
+    ndtr, log_ndtr, ndtri = (property(lambda s, k=k: s._normal[k]) for k in range(3))
+    tol = staticmethod(lambda t: t * mpmath.mpf(2) ** (53 - mpmath.mp.prec))   # a double tolerance × ε_mp / ε_double
+    det = staticmethod(lambda M: mpmath.det(mpmath.matrix(M.tolist())))
+    linspace = staticmethod(lambda a, b, n: np.array(mpmath.linspace(a, b, n), dtype=object))
+
+    @cached_property
+    def special(self):
+        """`mp_quadrature`: the node sets and special functions of the working precision (it imports this module)."""
+        from . import mp_quadrature
+        return mp_quadrature
+
+    @cached_property
+    def _normal(self):
+        """(Φ, log Φ, Φ⁻¹) elementwise (`mp_quadrature.ncdf`, `ndtri_mp` by the nearer tail)."""
+        ncdf, ndtri_mp = self.special.ncdf, self.special.ndtri_mp
+        return (np.frompyfunc(ncdf, 1, 1), np.frompyfunc(lambda x: mpmath.log(ncdf(x)), 1, 1),
+                np.frompyfunc(lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q), 1, 1))
+
+    def scalar(self, x):
+        return mpmath.mpf(x.numerator) / x.denominator if isinstance(x, Fraction) else mpmath.mpf(x)
+
+    def eigvalsh(self, S):
+        return self.eigh(S)[0]
+
+    def inv(self, M):
+        return np.array(mpmath.inverse(mpmath.matrix(M.tolist())).tolist(), dtype=object).reshape(M.shape)
+
+    def solve(self, J, G):
+        return self.inv(J) @ G if J.ndim == 2 else np.stack([self.inv(j) @ g for j, g in zip(J, G)])
+
+    def basis(self, C):
+        """`model.reduced_basis` (Helmert rows) in mp."""
+        rows = np.array([[1] * k + [-k] + [0] * (C - k - 1) for k in range(1, C)], dtype=object)
+        return rows / np.array([mpmath.sqrt(k * (k + 1)) for k in range(1, C)], dtype=object)[:, None]
 
     def rank_tol(self):
         """10^-(dps−10), at most 1e-11: 1e-20 at 30 digits."""
@@ -193,6 +297,12 @@ class _Mp:
 
     def sector_cos_max(self):
         return 1 - 1000 * self.rank_tol()
+
+    def gram_floor(self):
+        """10^(5 − dps): an eigenvalue of a Gram matrix M Mᵀ below this × its largest is rounding (`mp.eigsy`'s
+        eigenvalues carry ≈ ε ‖M Mᵀ‖, either sign), so a rank is decided above it: singular values of M
+        from √(gram_floor) ≈ 3e-13 relative at 30 digits (the double's SVD cuts at 1e-10 and 1e-8)."""
+        return mpmath.mpf(10) ** (5 - mpmath.mp.dps)
 
     def zeros(self, shape):
         return self.full(shape, mpmath.mpf(0))
@@ -218,10 +328,11 @@ class _Mp:
     def pinv(self, M):
         """Moore–Penrose pseudo-inverse M⁺ = Mᵀ (M Mᵀ)⁺, (M Mᵀ)⁺ = U diag(1/w) Uᵀ over the eigenvalues
         w of M Mᵀ whose singular value √w is above `rank_tol` of the largest (as the double's
-        rcond): a field of zero variance (a trunk started at zero) conditions on nothing."""
+        rcond) and w above `gram_floor` (else a rank-deficient M kept its rounding: 1e14 off measured):
+        a field of zero variance (a trunk started at zero) conditions on nothing."""
         w, U = self.eigh(self.matmul(M, M.T))
         top = max([abs(x) for x in w], default=mpmath.mpf(0))
-        keep = [k for k in range(len(w)) if w[k] > 0 and w[k] > self.rank_tol() ** 2 * top]
+        keep = [k for k in range(len(w)) if w[k] > 0 and w[k] > max(self.rank_tol() ** 2, self.gram_floor()) * top]
         n = M.shape[0]
         G = self.zeros((n, n))
         for k in keep:
@@ -238,22 +349,20 @@ class _Mp:
 
     def smooth_basis(self, Pperp, top, tol):
         """(E₂, C₂) with Pperp = C₂ E₂: eigenvectors of the Gram Pperp Pperpᵀ (mp.eigsy) above
-        (tol · 1e3 · ``top``)², largest first."""
+        (tol · 1e3 · ``top``)² and `gram_floor` × ``top``² (below it, dependent projections kept a
+        direction of rounding: a spurious smooth dimension), largest first."""
         p, d = Pperp.shape
         E2, cols = [], []
         if p and d:
             ev, U = mpmath.eigsy(mpmath.matrix(self.matmul(Pperp, Pperp.T).tolist()))
             for k in sorted(range(p), key=lambda k: -ev[k]):
-                if top > 0 and ev[k] > (tol * 1000) ** 2 * top ** 2:
+                if top > 0 and ev[k] > max((tol * 1000) ** 2, self.gram_floor()) * top ** 2:
                     s = mpmath.sqrt(ev[k])
                     E2.append([mpmath.fsum(U[i, k] * Pperp[i, c] for i in range(p)) / s for c in range(d)])
                     cols.append([U[i, k] * s for i in range(p)])
         E2 = np.array(E2, dtype=object).reshape(len(E2), d)
         C2 = np.array(cols, dtype=object).reshape(len(cols), p).T
         return E2, C2
-
-    def min_eigenvalue(self, S):
-        return min(mpmath.eigsy(mpmath.matrix(S.tolist()), eigvals_only=True))
 
     def eigh(self, S):
         """(eigenvalues, eigenvectors as columns) of a symmetric matrix (mp.eigsy's order)."""
@@ -264,9 +373,6 @@ class _Mp:
 
     def asin(self, x):
         return mpmath.asin(x)
-
-    def sqrt(self, x):
-        return np.array([mpmath.sqrt(v) for v in x], dtype=object)
 
     def const(self, x):
         return mpmath.mpf(x)
@@ -312,13 +418,11 @@ class _Mp:
 
     def rule01(self, n):
         """(u, 1 − u, w): `mp_quadrature.tanh_sinh01_mp`'s n-point rule on [0, 1]."""
-        from .mp_quadrature import tanh_sinh01_mp
-        return tuple(np.array(v, dtype=object) for v in tanh_sinh01_mp(n))
+        return tuple(np.array(v, dtype=object) for v in self.special.tanh_sinh01_mp(n))
 
     def gauss_hermite(self, n):
         """`mp_quadrature.gauss_hermite_mp`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
-        from .mp_quadrature import gauss_hermite_mp
-        return tuple(np.array(v, dtype=object) for v in gauss_hermite_mp(n))
+        return tuple(np.array(v, dtype=object) for v in self.special.gauss_hermite_mp(n))
 
     def cholesky(self, S):
         """The lower Cholesky factor (mpmath), or None where S is not positive definite."""
@@ -361,24 +465,71 @@ class _Mp:
         """Elementwise `mp_quadrature.truncated_normal_nodes`, grouped by interval: the points of
         one parent share (lo, hi), whose probabilities are formed once, and distinct (lo, hi, u)
         are computed once."""
-        from .mp_quadrature import truncated_normal_nodes
         groups: dict = {}
         for k in range(len(u)):
             groups.setdefault((lo[k], hi[k]), {}).setdefault(u[k], []).append(k)
         x, mass = self.zeros(len(u)), self.zeros(len(u))
         for (a, b), by_u in groups.items():
             us = list(by_u)
-            for v, r in zip(us, truncated_normal_nodes(a, b, us, [uc[by_u[v][0]] for v in us])):
+            for v, r in zip(us, self.special.truncated_normal_nodes(a, b, us, [uc[by_u[v][0]] for v in us])):
                 for k in by_u[v]:
                     x[k], mass[k] = r
         return x, mass
 
     def interval_mass(self, lo, hi):
-        from .mp_quadrature import ncdf
-        out = self.zeros(len(lo))
+        out, ncdf = self.zeros(len(lo)), self.special.ncdf
         for k, (a, b) in enumerate(zip(lo, hi)):
             out[k] = max(ncdf(-a) - ncdf(-b) if a > 0 else ncdf(b) - ncdf(a), 0)
         return out
+
+
+    # -- for the integrator (`integrators`): vectors are lists of mpf --
+    def coefficients(self, qs):
+        return [self.scalar(q) for q in qs]
+
+    def matrix(self, rows):
+        return [self.coefficients(row) for row in rows]
+
+    def vector(self, y):
+        return [mpmath.mpf(v) for v in y]
+
+    def stages(self, n, size):
+        return [None] * n
+
+    def stage_sum(self, coefs, K):
+        return [mpmath.fsum(c * k[i] for c, k in zip(coefs, K) if c) for i in range(len(K[0]))]
+
+    def axpy(self, y, h, v):
+        return [yi + h * vi for yi, vi in zip(y, v)]
+
+    def times(self, h, v):
+        return [h * vi for vi in v]
+
+    def scaled(self, v, y, y_new, rtol, atol):
+        return [vi / (atol + max(abs(a), abs(b)) * rtol) for vi, a, b in zip(v, y, y_new)]
+
+    def step_norm(self, v, kind):
+        if kind == "rms":
+            return mpmath.sqrt(mpmath.fsum(x * x for x in v) / len(v))
+        return max(abs(x) for x in v)
+
+    def resolution(self, t):
+        return 10 * mpmath.eps * max(1, abs(t))
+
+    def isfinite(self, x):
+        return bool(mpmath.isfinite(x))
+
+    def dense(self, K, P):
+        return [[mpmath.fsum(K[s][i] * P[s][j] for s in range(len(P))) for j in range(len(P[0]))]
+                for i in range(len(K[0]))]
+
+    def interpolate(self, y0, h, Q, x):
+        powers = [x ** (j + 1) for j in range(len(Q[0]))]
+        return [y + h * mpmath.fsum(q * p for q, p in zip(row, powers)) for y, row in zip(y0, Q)]
+
+    def slope(self, Q, x):
+        powers = [(j + 1) * x ** j for j in range(len(Q[0]))]
+        return [mpmath.fsum(q * p for q, p in zip(row, powers)) for row in Q]
 
 
 DOUBLE = _Double()
@@ -467,7 +618,7 @@ def orthant_probability(ar, S):
     rho = S / np.outer(d, d)
     if m == 1:
         return ar.const(0.5)
-    if ar.min_eigenvalue(rho) < 1e-12:
+    if min(ar.eigvalsh(rho)) < 1e-12:
         return None
     if m == 2:
         return ar.const(0.25) + ar.asin(rho[0, 1]) / (2 * ar.pi)

@@ -16,8 +16,9 @@ Small pieces composed in one call, in the style of diffrax:
   the norm RMS or max; optionally no growth right after a rejection; the first step from the
   Hairer–Nørsett–Wanner rule (II.4) or given.  A step clipped to land on a requested stop
   leaves the proposed step size unchanged.
-- an arithmetic: `DOUBLE` (float64 NumPy arrays) or `MP` (lists of mpmath numbers at the
-  working precision; sums by `mpmath.fsum`) — the few vector and scalar operations the step needs.
+- an arithmetic: `cone.DOUBLE` (float64 NumPy arrays) or `cone.MP` (lists of mpmath numbers at the
+  working precision; sums by `mpmath.fsum`) — the few vector and scalar operations the step needs,
+  in the one arithmetic object per number type that the cone kernel and the replica use too.
 - `Solution`: status, accepted / rejected steps, right-hand sides, the step boundaries ``ts`` and
   states ``ys``, and the dense output ``sol(t)``.
 
@@ -37,8 +38,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction as Fr
 
-import mpmath
-import numpy as np
+from .cone import DOUBLE, MP
 
 __all__ = ["ButcherTableau", "DORMAND_PRINCE_54", "StepController", "DOUBLE", "MP", "Solution",
            "IntegrationFailed", "integrate", "dormand_prince", "bounded_minimum"]
@@ -103,128 +103,6 @@ class StepController:
             raise ValueError(f"rtol, atol: non-negative, not both zero, got {self.rtol!r}, {self.atol!r}")
 
 
-class _Double:
-    """float64: vectors are NumPy arrays, stage storage a 2-d array."""
-    name = "double"
-    eps = float(np.finfo(float).eps)
-
-    def scalar(self, x):
-        return float(x)
-
-    def coefficients(self, qs):
-        return np.array([float(q) for q in qs], dtype=float)
-
-    def matrix(self, rows):
-        return np.array([[float(q) for q in row] for row in rows], dtype=float)
-
-    def vector(self, y):
-        return np.asarray(y, float).copy()
-
-    def stages(self, n, size):
-        return np.empty((n, size))
-
-    def stage_sum(self, coefs, K):
-        return coefs @ K
-
-    def axpy(self, y, h, v):
-        return y + h * v
-
-    def times(self, h, v):
-        return h * v
-
-    def scaled(self, v, y, y_new, rtol, atol):
-        return v / (atol + np.maximum(np.abs(y), np.abs(y_new)) * rtol)
-
-    def norm(self, v, kind):
-        if kind == "rms":
-            return float(np.linalg.norm(v) / math.sqrt(v.size))
-        return float(np.abs(v).max())
-
-    def resolution(self, t):
-        return 10 * abs(np.nextafter(t, np.inf) - t)
-
-    def isfinite(self, x):
-        return math.isfinite(x)
-
-    def sqrt(self, x):
-        return math.sqrt(x)
-
-    def dense(self, K, P):
-        return K.T @ P
-
-    def interpolate(self, y0, h, Q, x):
-        return y0 + h * (Q @ (x ** np.arange(1, Q.shape[1] + 1)))
-
-    def slope(self, Q, x):
-        j = np.arange(1, Q.shape[1] + 1)
-        return Q @ (j * x ** (j - 1))
-
-
-class _Mp:
-    """mpmath at the working precision: vectors are lists of mpf, sums by `mpmath.fsum`."""
-    name = "mp"
-
-    @property
-    def eps(self):
-        return mpmath.eps
-
-    def scalar(self, x):
-        if isinstance(x, Fr):
-            return mpmath.mpf(x.numerator) / x.denominator
-        return mpmath.mpf(x)
-
-    def coefficients(self, qs):
-        return [self.scalar(q) for q in qs]
-
-    def matrix(self, rows):
-        return [self.coefficients(row) for row in rows]
-
-    def vector(self, y):
-        return [mpmath.mpf(v) for v in y]
-
-    def stages(self, n, size):
-        return [None] * n
-
-    def stage_sum(self, coefs, K):
-        return [mpmath.fsum(c * k[i] for c, k in zip(coefs, K) if c) for i in range(len(K[0]))]
-
-    def axpy(self, y, h, v):
-        return [yi + h * vi for yi, vi in zip(y, v)]
-
-    def times(self, h, v):
-        return [h * vi for vi in v]
-
-    def scaled(self, v, y, y_new, rtol, atol):
-        return [vi / (atol + max(abs(a), abs(b)) * rtol) for vi, a, b in zip(v, y, y_new)]
-
-    def norm(self, v, kind):
-        if kind == "rms":
-            return mpmath.sqrt(mpmath.fsum(x * x for x in v) / len(v))
-        return max(abs(x) for x in v)
-
-    def resolution(self, t):
-        return 10 * mpmath.eps * max(1, abs(t))
-
-    def isfinite(self, x):
-        return bool(mpmath.isfinite(x))
-
-    def sqrt(self, x):
-        return mpmath.sqrt(x)
-
-    def dense(self, K, P):
-        return [[mpmath.fsum(K[s][i] * P[s][j] for s in range(len(P))) for j in range(len(P[0]))]
-                for i in range(len(K[0]))]
-
-    def interpolate(self, y0, h, Q, x):
-        powers = [x ** (j + 1) for j in range(len(Q[0]))]
-        return [y + h * mpmath.fsum(q * p for q, p in zip(row, powers)) for y, row in zip(y0, Q)]
-
-    def slope(self, Q, x):
-        powers = [(j + 1) * x ** j for j in range(len(Q[0]))]
-        return [mpmath.fsum(q * p for q, p in zip(row, powers)) for row in Q]
-
-
-DOUBLE, MP = _Double(), _Mp()
 
 
 class IntegrationFailed(RuntimeError):
@@ -276,13 +154,13 @@ def _initial_step(ar, f, t0, y0, f0, t_end, rtol, atol, order) -> float:
     h1 = (0.01 / max(‖f0‖, ‖f′‖))^{1/(q+1)} from one Euler step."""
     q = ar.scalar
     span = abs(t_end - t0)
-    d0 = ar.norm(ar.scaled(y0, y0, y0, rtol, atol), "rms")
-    d1 = ar.norm(ar.scaled(f0, y0, y0, rtol, atol), "rms")
+    d0 = ar.step_norm(ar.scaled(y0, y0, y0, rtol, atol), "rms")
+    d1 = ar.step_norm(ar.scaled(f0, y0, y0, rtol, atol), "rms")
     small, tiny = q(Fr(1, 10 ** 5)), q(Fr(1, 10 ** 15))
     h0 = q(Fr(1, 10 ** 6)) if d0 < small or d1 < small else q(Fr(1, 100)) * d0 / d1
     h0 = min(h0, span)
     f1 = f(t0 + h0, ar.axpy(y0, h0, f0))
-    d2 = ar.norm(ar.scaled(ar.axpy(f1, -1, f0), y0, y0, rtol, atol), "rms") / h0
+    d2 = ar.step_norm(ar.scaled(ar.axpy(f1, -1, f0), y0, y0, rtol, atol), "rms") / h0
     if d1 <= tiny and d2 <= tiny:
         h1 = max(q(Fr(1, 10 ** 6)), h0 * q(Fr(1, 1000)))
     else:
@@ -329,7 +207,7 @@ def integrate(f, y0, t_end, *, controller: StepController, tableau: ButcherTable
                 y_new = ar.axpy(y, hh, ar.stage_sum(b, K[:S]))
                 K[S] = f(t_new, y_new)
                 sol.nfev += S
-                norm = ar.norm(ar.scaled(ar.times(hh, ar.stage_sum(e, K)), y, y_new, rtol, atol), ctl.norm)
+                norm = ar.step_norm(ar.scaled(ar.times(hh, ar.stage_sum(e, K)), y, y_new, rtol, atol), ctl.norm)
                 if norm < 1:
                     factor = hi if norm == 0 else min(hi, safety * norm ** exponent)
                     if rejected and ctl.no_growth_after_rejection:
@@ -364,12 +242,12 @@ def bounded_minimum(f, lo, hi, xatol=1e-5, maxiter: int = 500, arithmetic=DOUBLE
     when it lands inside the bracket and shrinks the step, a golden section otherwise; stops
     when the bracket is within 2·(xatol/3 + √ε|x|) of the best point or after maxiter calls."""
     ar = arithmetic
-    golden = ar.scalar(Fr(1, 2)) * (ar.scalar(3) - ar.sqrt(ar.scalar(5)))
+    golden = ar.scalar(Fr(1, 2)) * (ar.scalar(3) - ar.scalar(ar.sqrt(ar.scalar(5))))
     a, b, xatol = ar.scalar(lo), ar.scalar(hi), ar.scalar(xatol)
     x = w = v = a + golden * (b - a)
     fx = fw = fv = f(x)
     d = e = 0 * a
-    eps = ar.sqrt(ar.eps)
+    eps = ar.scalar(ar.sqrt(ar.eps))
     for _ in range(maxiter):
         m = 0.5 * (a + b)
         tol1 = eps * abs(x) + xatol / 3.0

@@ -53,7 +53,7 @@ class MpRules:
     trunks over h's sign orthants too, or not; None: `mp_nonlinear.sign_patterns` decides)."""
     ar, sobol, pair_by_transpose = MP, False, True   # P(y_s, y_t) = P(y_t, y_s)ᵀ (exact cone probabilities)
     lift, scalar, factor = staticmethod(as_mp), staticmethod(mpmath.mpf), staticmethod(lambda C: gaussian_factor(MP, C))
-    exp, log = staticmethod(np.frompyfunc(mpmath.exp, 1, 1)), staticmethod(np.frompyfunc(mpmath.log, 1, 1))
+    exp, log = MP.exp, MP.log
     cone1, cone1_stein = staticmethod(np.frompyfunc(cone1_probability, 2, 1)), staticmethod(np.frompyfunc(cone1_stein, 2, 1))
     cone2, cone2_stein = staticmethod(np.frompyfunc(cone2_probability, 5, 1)), staticmethod(np.frompyfunc(cone2_stein, 5, 2))
     rows, decide_at = staticmethod(lambda x: x if x.dtype == object else as_mp(x)), None
@@ -77,10 +77,8 @@ class MpRules:
         return _nonlinear_part(model, st, factor, acc, None, rules)
 
     def expect(self, factor, cone, proj, fn, lin=None, *, skip_last_cone: bool = False, **double_rules) -> ConeResult:
-        r = cone_expectation_mp(factor, cone, proj, fn, lin, nodes=self.nodes, processes=self.processes,
-                                skip_last_cone=skip_last_cone, batch=True)
-        return ConeResult(np.array(r.plain, dtype=object),
-                          None if r.linear is None else np.array(r.linear, dtype=object).reshape(len(r.linear), -1))
+        return cone_expectation_mp(factor, cone, proj, fn, lin, nodes=self.nodes, processes=self.processes,
+                                   skip_last_cone=skip_last_cone, batch=True)
 
     def probability(self, factor, cone, budget):
         return cone_expectation_mp(factor, cone, [], None, nodes=self.nodes if self.nodes is not None else PP_NODES).plain[0]
@@ -99,8 +97,7 @@ class MpRules:
                                                              .reshape(len(sg), model.n_fields), np.array(sg) < 0)),
                                   rows, fn, lin, nodes=self.nodes, processes=self.processes, batch=True, reduce=reduce)
               for sg in self.signs]
-        return (sum(np.array(r.plain, dtype=object) for r in rs),
-                None if lin is None else sum(np.array(r.linear, dtype=object) for r in rs))
+        return sum(r.plain for r in rs), None if lin is None else sum(r.linear for r in rs)
 
     def label_label(self, model, st, factor, acc, t, u, act, node_part=None):
         a, b = label_label_tasks(model.classes, t, u)

@@ -5,7 +5,7 @@ arithmetic: the node sets and special functions of the working precision.
 mpf at ``mp.dps`` digits) with this module's rules: tanh–sinh nodes on [0, 1] for the Genz
 coordinates (`tanh_sinh01_mp`, carrying u and 1 − u), Gauss–Hermite nodes from
 ``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`), a fixed count per dimension
-(`DEFAULT_NODES`; more than `MAX_DIM` dimensions are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
+(`DEFAULT_NODES`; more dimensions than it covers are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
 Halley on Φ from the double quantile, since erfinv(2p − 1) loses every digit of p ≪ 1), the
 truncated-normal quantile (`truncated_normal_nodes`, each tail through complements, so no
 probability near 1 is formed) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and
@@ -14,25 +14,21 @@ accuracy: docs/PRECISION.md ("The mp kernel").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import mpmath
 import numpy as np
 from scipy.special import ndtri
 
-from .cone import MP, gaussian_factor, orthant_probability
-from .quadrature import cone_expectation
+from .cone import MP, gaussian_factor
+from .quadrature import ConeResult, cone_expectation
 from .workers import mp_executor
 
 mp = mpmath.mp
 
-__all__ = ["mp_factor", "cone_expectation_mp", "orthant_probability_mp", "MpConeResult", "ncdf", "ndtri_mp",
-           "bivariate_ncdf",
-           "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES", "MAX_DIM"]
+__all__ = ["mp_factor", "cone_expectation_mp", "ncdf", "ndtri_mp", "bivariate_ncdf", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
-MAX_DIM = max(DEFAULT_NODES)
 to_mp, _obj = MP.to_mp, MP.rows        # floats / nested lists / mpmath matrices to mpf (`cone.MP`)
 
 
@@ -207,11 +203,6 @@ def mp_factor(cov, tol=None):
     return gaussian_factor(MP, MP.rows(cov), tol).tolist() if len(cov) else []
 
 
-def orthant_probability_mp(S):
-    """P(X > 0), X ~ N(0, S), dim ≤ 3 and S nonsingular (mp); None otherwise (`cone.orthant_probability`)."""
-    return orthant_probability(MP, MP.rows(S))
-
-
 def truncated_normal_nodes(lo, hi, us, ucs) -> list:
     """[(x_k, mass)]: P(X < x_k | lo < X < hi) = u_k for X ~ N(0, 1), mass = P(lo < X < hi), for
     every u_k of a rule (uc_k = 1 − u_k); the interval's probabilities are formed once.
@@ -265,11 +256,11 @@ def _pointwise(fn):
 def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
                         skip_last_cone: bool = False, closed: bool = True,
                         split_wide: bool = True, processes: int = 1, part=None,
-                        batch: bool = False, reduce: bool = False) -> MpConeResult:
+                        batch: bool = False, reduce: bool = False) -> ConeResult:
     """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: `quadrature.cone_expectation`
     in the `cone.MP` arithmetic (object arrays of mpf), its product rule of tanh–sinh nodes on the
     cone coordinates and Gauss–Hermite on the smooth ones at the working precision (see the
-    module docstring).
+    module docstring); the `quadrature.ConeResult` of object arrays of mpf.
 
     ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
     (numpy arrays or nested lists; floats convert exactly).  ``nodes``: points per integrated
@@ -287,16 +278,7 @@ def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, node
         {**DEFAULT_NODES, **(nodes or {})}
     rows = cone_rows[0] if isinstance(cone_rows, tuple) else cone_rows
     two_rows = rows is not None and len(rows) == 2
-    r = cone_expectation(MP.rows(factor), cone_rows, proj_rows, fn if batch or fn is None else _pointwise(fn),
-                         lin_rows, ar=MP, nodes=table, skip_last_cone=skip_last_cone, closed=closed,
-                         split_wide=split_wide and fn is not None and two_rows, executor=mp_executor(processes),
-                         node_part=part, reduce=reduce or not batch)
-    return MpConeResult(list(r.plain), None if r.linear is None else r.linear.tolist(), r.points)
-
-
-@dataclass
-class MpConeResult:
-    """`quadrature.ConeResult` as lists of mpf: ``plain[k]``, ``linear[k][l]``."""
-    plain: list
-    linear: list | None
-    points: int = 0
+    return cone_expectation(MP.rows(factor), cone_rows, proj_rows, fn if batch or fn is None else _pointwise(fn),
+                            lin_rows, ar=MP, nodes=table, skip_last_cone=skip_last_cone, closed=closed,
+                            split_wide=split_wide and fn is not None and two_rows, executor=mp_executor(processes),
+                            node_part=part, reduce=reduce or not batch)

@@ -1,7 +1,7 @@
 """`--precision mp` and `mtsp check` for erm: the replica engine's own map in mpmath.
 
-`MpArithmetic` gives `replica.ReplicaDouble`'s methods over NumPy object arrays of mpf, so
-`replica.ReplicaMap(…, ar=MpArithmetic())` is the fixed-point map F_mp — the same rule, prox
+`cone.MP` gives `cone.DOUBLE`'s methods over NumPy object arrays of mpf, so
+`replica.ReplicaMap(…, ar=cone.MP)` is the fixed-point map F_mp — the same rule, prox
 Newton, labels (closed forms; Genz on the QMC rule) and prior channel.  `polish_mp`: Newton on
 F_mp(x) − x from the double fixed point with the double map's Jacobian, x ← x − (J_F − I)⁻¹ R_mp(x),
 until max |R_mp| / (1 + max |x|) < 10^(10 − dps).  Orthants beyond two dims are reached on the QMC
@@ -19,36 +19,9 @@ from mtsp.errors import ConvergenceError
 
 from .cone import MP
 from .model import State
-from .mp_online import MpRules
-from .mp_quadrature import ncdf, ndtri_mp
 from .replica import ReplicaMap
 
 MAX_NEWTON, MP_QMC_POINTS, THRESHOLD = 6, 128, 1e-8   # THRESHOLD: issue 16, double and mp agree to 1e-8
-_u = lambda f: staticmethod(np.frompyfunc(f, 1, 1))  # noqa: E731
-
-
-class MpArithmetic:
-    """The loss channel's arithmetic in mpmath at the working precision (`replica.ReplicaDouble`)."""
-    dtype, rules, eigh, cholesky = object, MpRules(), staticmethod(MP.eigh), staticmethod(MP.cholesky)
-    exp, log, log1p, sqrt, ndtr = _u(mpmath.exp), _u(mpmath.log), _u(mpmath.log1p), _u(mpmath.sqrt), _u(ncdf)
-    log_ndtr, ndtri = _u(lambda x: mpmath.log(ncdf(x))), _u(lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q))
-    pi, log_sqrt_2pi = property(lambda s: +mpmath.pi), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
-    scalar, array = staticmethod(lambda x: x), staticmethod(lambda x: np.frompyfunc(mpmath.mpf, 1, 1)(x))
-    tol = staticmethod(lambda t: t * mpmath.mpf(2) ** (53 - mpmath.mp.prec))   # ε_mp / ε_double
-    det = staticmethod(lambda M: mpmath.det(mpmath.matrix(M.tolist())))
-    linspace = staticmethod(lambda a, b, n: np.array(mpmath.linspace(a, b, n), dtype=object))
-    eigvalsh = staticmethod(lambda S: MP.eigh(S)[0])
-
-    def inv(self, M):
-        return np.array(mpmath.inverse(mpmath.matrix(M.tolist())).tolist(), dtype=object).reshape(M.shape)
-
-    def solve(self, J, G):
-        return self.inv(J) @ G if J.ndim == 2 else np.stack([self.inv(j) @ g for j, g in zip(J, G)])
-
-    def basis(self, C):
-        """`reduced_basis` (Helmert rows) in mp."""
-        rows = np.array([[1] * k + [-k] + [0] * (C - k - 1) for k in range(1, C)], dtype=object)
-        return rows / np.array([mpmath.sqrt(k * (k + 1)) for k in range(1, C)], dtype=object)[:, None]
 
 
 def polish_mp(fp, fmap: ReplicaMap, nodes: list | None = None, dps: int = 30):
@@ -64,7 +37,7 @@ def polish_mp(fp, fmap: ReplicaMap, nodes: list | None = None, dps: int = 30):
         J[:, k] = (fmap(x_d + e, fp.nodes)[0] - fmap(x_d - e, fp.nodes)[0]) / (2 * e[k])
     fmap(x_d, nodes)
     with mpmath.workdps(dps):
-        ar = MpArithmetic()
+        ar = MP
         F = ReplicaMap(fmap.channels, fmap.Lam, fmap.G, fmap.acc, len(fmap.groups) < len(fmap.channels), ar)
         F.warm = [{k: ar.array(v) if k == "shift" else v for k, v in w.items()} for w in fmap.warm]
         x, step = ar.array(x_d), ar.inv(ar.array(J - np.eye(len(x_d))))
@@ -120,7 +93,7 @@ def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> di
                 Q, M = mfp.Q[do[k]:do[k + 1], do[k]:do[k + 1]], mfp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
                 pred = task_predictions(model, t, ch, Q.astype(float), M.astype(float))
                 if ch.C < 4:
-                    E = MpArithmetic().basis(ch.C)
+                    E = MP.basis(ch.C)
                     st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
                     pred.update(zip(("gen_error", "label_error"), task_metrics_mp(one_task_model(model, t, ch), st,
                                                                                   loss=False)[0]))

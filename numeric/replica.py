@@ -34,7 +34,7 @@ error are E_ω Σ_y P(y|ω) [CE(h_y, y), 1{argmax h_y ≠ y}] at the fixed point
 with C ≤ 3 in the prox's margin coordinates, `train_error_by_margins`; of the joint channel of
 coupled two-class tasks across each task's decision boundary, `joint_train_errors_by_boundaries`).
 The channel code (rules, prox, labels, hats, train metrics, prior channel, `ReplicaMap`) runs in an
-arithmetic ``ar``: `ReplicaDouble` (float64), or `mp_replica.MpArithmetic` (NumPy object arrays of
+arithmetic ``ar``: `cone.DOUBLE` (float64), or `cone.MP` (NumPy object arrays of
 mpf) — the mp map of `--precision mp` and `mtsp check` is this code on mp numbers.
 """
 from __future__ import annotations
@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 from functools import cache, partial
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr, ndtri
 
+from .cone import DOUBLE
+from .mp_online import MpRules
 from .online import DoubleRules, _class_diffs, _cone_probability
 from .quadrature import tanh_sinh01
 from mtsp.errors import ConvergenceError, ReachError
@@ -64,32 +65,8 @@ __all__ = [
 ]
 
 
-class ReplicaDouble:
-    """The arithmetic of the loss channel (its elementwise functions, batched linear algebra, the
-    tolerances that scale with the precision) in float64; `mp_replica.MpArithmetic` supplies the
-    same methods over NumPy object arrays of mpf, so that one channel code runs in either."""
-    dtype = float
-    rules = DoubleRules()
-    log_sqrt_2pi, pi = 0.5 * np.log(2.0 * np.pi), np.pi
-    exp, log, log1p, sqrt = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.log1p), staticmethod(np.sqrt)
-    ndtr, ndtri, log_ndtr = staticmethod(ndtr), staticmethod(ndtri), staticmethod(log_ndtr)
-    inv, solve, det = staticmethod(np.linalg.inv), staticmethod(np.linalg.solve), staticmethod(np.linalg.det)
-    eigh, eigvalsh, cholesky = staticmethod(np.linalg.eigh), staticmethod(np.linalg.eigvalsh), staticmethod(np.linalg.cholesky)
-    basis, linspace = staticmethod(reduced_basis), staticmethod(np.linspace)
-
-    @staticmethod
-    def array(x):
-        return np.asarray(x, dtype=float)
-
-    scalar = staticmethod(float)
-
-    @staticmethod
-    def tol(tol):
-        """A tolerance stated for double (the prox's Newton, its roundoff allowance): itself."""
-        return tol
-
-
-DOUBLE_R = ReplicaDouble()
+DOUBLE_R = DOUBLE   # the loss channel's arithmetic in float64 (`cone.DOUBLE`; mp: `cone.MP`)
+RULES = {"double": DoubleRules(), "mp": MpRules()}   # `online`'s closed forms per arithmetic (by name)
 
 
 class ReplicaError(ConvergenceError):
@@ -187,7 +164,7 @@ class SoftmaxBlocks:
     E: np.ndarray          # d × C, orthonormal rows ⟂ 1
     ET: np.ndarray         # I_T ⊗ E
     weights: np.ndarray    # (T,)
-    ar: ReplicaDouble = DOUBLE_R   # the arithmetic (E and the weights in it)
+    ar: object = DOUBLE_R   # the arithmetic (E and the weights in it)
 
     @staticmethod
     def of(E: np.ndarray, weights, ar=DOUBLE_R) -> "SoftmaxBlocks":
@@ -414,7 +391,7 @@ def orthant_with_mean(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: 
     from scipy.special import ndtr, ndtri
     m = mu.shape[1]
     if m <= 2:
-        return _cone_probability(mu, S, stein=stein, rules=ar.rules)
+        return _cone_probability(mu, S, stein=stein, rules=RULES[ar.name])
     if m == 3:
         return cone3_probability(mu, S, stein=stein, nodes=nodes)
     S = 0.5 * (S + S.T)
@@ -773,7 +750,7 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     prox of Σ_t w_t CE under the full metric V, full D×D hats; α the common one).  With ``train``,
     also per task the training loss and training error E_ω Σ_y P(y|ω) [CE(h_{y,t}, y_t),
     1{argmax h_{y,t} ≠ y_t}] and the test loss E_ω Σ_y P(y|ω) CE(ω_t, y_t) on the same rule, as a
-    list of triples.  ``ar``: the arithmetic (`ReplicaDouble`; mp: `mp_replica.MpArithmetic`)."""
+    list of triples.  ``ar``: the arithmetic (`cone.DOUBLE`; mp: `cone.MP`)."""
     D, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M, ar)
     grid, wts = tensor_trapezoid(D, nodes, HALF_WIDTH, ar)
     omega = grid @ F.T

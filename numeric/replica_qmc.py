@@ -133,8 +133,8 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
     2D − 1).  With ``train`` also per task [(train_loss, train_error, test_loss)], all on the same
     points (the error as the indicator 1{argmax h_{y,t} ≠ y_t}: its QMC error is stated in
     benchmarks/results/replica_qmc_error.txt).  ``warm``: the last prox shifts h − ω (a close
-    Newton start), updated in place.  ``ar``: the arithmetic (`replica.ReplicaDouble`, or
-    `mp_replica.MpArithmetic`)."""
+    Newton start), updated in place.  ``ar``: the arithmetic (`cone.DOUBLE`, or
+    `cone.MP`)."""
     from itertools import product
 
     d, Rk, B, F, A, V0 = channel_fields(chans, G, Q, M, ar)
