@@ -331,7 +331,7 @@ def agreement_by_route(model, st, F, t: int, fields: str, nodes, double, process
 def agreement_by_inner_nodes(model, st, factor, t: int, n: int, fields: str = "lambda", n_inner: int | None = None,
                              rules=None):
     """Σ P(x_t = ĉ) (x = ȳ for fields "lambda", y for "nu") of a nonlinear trunk with K ≤ 2 by the
-    K ≤ 2 cut rule (`tie_cuts.cut_rule_k2`, ``n`` outer nodes) with the teacher's tie lines as inner
+    K ≤ 2 cut rule (`tie_cuts.cut_rule_k2`, ``n`` outer nodes) with the tie lines of E[x_t | h] as inner
     cuts and ``n_inner`` (default ``n``) tanh–sinh nodes on every innermost piece, the label
     probabilities given h at each (`online.label_given_h`) — the route the double path took until
     the innermost coordinate was integrated in closed form (`metrics.cut_rule_hits`); None where the
@@ -340,8 +340,8 @@ def agreement_by_inner_nodes(model, st, factor, t: int, n: int, fields: str = "l
     from .tie_cuts import cut_rule_k2, cut_rule_k2_nodes, teacher_tie_slopes
     rules = rules or DOUBLE_RULES
     ar = rules.ar
-    rows = [rules.rows(model.rows_lambda(t)), rules.rows(model.rows_nu(t))]
-    kappas = teacher_tie_slopes(ar, factor, rules.rows(model.rows_h()), rows) if model.K == 2 else []
+    rows = rules.rows(model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t))
+    kappas = teacher_tie_slopes(ar, factor, rules.rows(model.rows_h()), [rows]) if model.K == 2 else []
     rule = cut_rule_k2(ar, model.activation, st.Q, st.V[t], kappas, n, teacher_inner=True)
     if rule is None:
         return None
