@@ -11,9 +11,10 @@ that `mtsp check` and the tests compare two algorithms, not one algorithm with i
   the cones of y_b over all K fields (`online._label_label_term`); it is the mp path's
   label–label term (`MpRules.label_label`), so every `mtsp check` of two tasks on shared inputs
   compares the two routes;
-- the mp cut rules of nonlinear errors (`mp_errors`) use its per-point label probabilities
-  (`_labels_given`, `_cone_given`, `_probabilities`: Gaussian conditioning by `cone.condition`
-  in `cone.MP`, Φ / Φ₂ by `mp_pointwise`) and `_JointOrthant`.
+- the agreement of a nonlinear trunk with K ≤ 2 by nodes on the innermost coordinate
+  (`agreement_by_inner_nodes`, either arithmetic): the teacher's tie lines cut there too and the
+  label probabilities given h at every node, where the errors' route
+  (`metrics.cut_rule_hits`) integrates that coordinate exactly (`slab_cone`).
 
 Keep it independent of `online`'s term code: a change there must not change a check.
 """
@@ -28,7 +29,7 @@ from .cone import MP, condition, label_cones
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .mp_quadrature import _obj, bivariate_ncdf, cone_expectation_mp, ncdf
 
-__all__ = ["label_label_joint", "agreement_by_route"]
+__all__ = ["label_label_joint", "agreement_by_route", "agreement_by_inner_nodes"]
 
 
 def _g(name: str, x):
@@ -325,3 +326,25 @@ def agreement_by_route(model, st, F, t: int, fields: str, nodes, double, process
                                                  u_rows, fn, nodes=nodes, processes=processes).plain[0]
                              for piece in pieces)
     return total
+
+
+def agreement_by_inner_nodes(model, st, factor, t: int, n: int, fields: str = "lambda", n_inner: int | None = None,
+                             rules=None):
+    """Σ P(x_t = ĉ) (x = ȳ for fields "lambda", y for "nu") of a nonlinear trunk with K ≤ 2 by the
+    K ≤ 2 cut rule (`tie_cuts.cut_rule_k2`, ``n`` outer nodes) with the tie lines of E[x_t | h] as inner
+    cuts and ``n_inner`` (default ``n``) tanh–sinh nodes on every innermost piece, the label
+    probabilities given h at each (`online.label_given_h`) — the route the double path took until
+    the innermost coordinate was integrated in closed form (`metrics.cut_rule_hits`); None where the
+    rule has no cut domain.  ``rules``: the arithmetic (default double)."""
+    from .online import DOUBLE_RULES, label_given_h
+    from .tie_cuts import cut_rule_k2, cut_rule_k2_nodes, teacher_tie_slopes
+    rules = rules or DOUBLE_RULES
+    ar = rules.ar
+    rows = rules.rows(model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t))
+    kappas = teacher_tie_slopes(ar, factor, rules.rows(model.rows_h()), [rows]) if model.K == 2 else []
+    rule = cut_rule_k2(ar, model.activation, st.Q, st.V[t], kappas, n, teacher_inner=True)
+    if rule is None:
+        return None
+    pts, w, c_hat = cut_rule_k2_nodes(ar, rule, n_inner or n)
+    p = label_given_h(model, factor, t, fields, min_residual=None, stein=False, rules=rules)(pts)
+    return w @ np.take_along_axis(p, c_hat[:, None], axis=1)[:, 0]

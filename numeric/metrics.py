@@ -10,9 +10,10 @@ product rule above, with the student's argmax cone split into halves where it op
 90° (`quadrature.wide_sector_halves`: on a two-task C = 3 trunk the unsplit rule stalled at
 3e-8 from the mp value at any budget; split, 1e-11).  For nonlinear trunks the student's argmax region is not a cone in h; the
 teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
-along the student's tie curves (and the teacher's steep tie lines) for K ≤ 2
-(`_nonlinear_errors_cut`, a deterministic rule: within 1.3e-8 of itself at 4× the nodes on
-240 random states, ~1e-11 from the mp route `mp_errors`), along the tie surfaces for K = 3
+along the student's tie curves for K ≤ 2 (`cut_rule_hits`, a deterministic rule, the innermost
+coordinate exact: `slab_cone`; one algorithm for both arithmetics, `mp_errors` runs it in mp;
+the outer rule at 40 nodes within 1.3e-8 of itself at 4× the nodes on 240 random states),
+along the tie surfaces for K = 3
 (`tie_cuts`: three nested levels, every cut exact; ≈ 1e-7 at (24, 32, 24) nodes, 0.2–8 s per
 task; `Accuracy.cut_nodes3`, set by `accuracy="high"`), or uses randomised QMC (K = 3 by
 default — standard error ≈ 1e-4, fast — and K ≥ 4), whose standard error is returned
@@ -27,13 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import activation
-from .cone import DOUBLE
 from .model import State, TheoryModel, argmax_cone, cone_stack
-from .online import Accuracy, label_given_h, _diff_rows, _softmax_expectation, _lse_from_diffs, h_integral, logsumexp
+from .cone import label_cones
+from .online import (DOUBLE_RULES, Accuracy, _cone_probability, _diff_rows, _lse_from_diffs, _softmax_expectation,
+                     h_integral, label_given_h, logsumexp)
 from .quadrature import cone_expectation, gaussian_factor
-from .tie_cuts import cut_rule_k2, cut_rule_k2_nodes, cut_rule_k3, teacher_tie_slopes, tie_planes
+from .slab_cone import SlabCone
+from .tie_cuts import Pieces, cut_rule_k2, cut_rule_k2_nodes, cut_rule_k3, piece_nodes, teacher_tie_slopes, tie_planes
 
-__all__ = ["task_metrics", "TaskMetrics"]
+__all__ = ["task_metrics", "TaskMetrics", "cut_rule_hits", "cut_rule_loss"]
 
 
 @dataclass
@@ -73,36 +76,86 @@ def _linear_loss(model, st, factor, t, acc):
     return lse - ez
 
 
-def _cut_hits(pts, wts, c_hat, p_gen, p_lab, chunk: int = 400_000):
-    """Σ w P(ȳ = ĉ | h) and Σ w P(y = ĉ | h) over a cut rule's points (bounded memory: the label
-    closed forms per chunk)."""
-    hit_gen, hit_lab = 0.0, (None if p_lab is None else 0.0)
-    for i in range(0, len(wts), chunk):
-        sl = slice(i, i + chunk)
-        hit_gen += wts[sl] @ np.take_along_axis(p_gen(pts[sl]), c_hat[sl, None], axis=1)[:, 0]
-        if p_lab is not None:
-            hit_lab += wts[sl] @ np.take_along_axis(p_lab(pts[sl]), c_hat[sl, None], axis=1)[:, 0]
-    return hit_gen, hit_lab
+def _hits_at_points(cones, pts, wts, c_hat, rules):
+    """Σ w P(x = ĉ | h) over a cut rule's points: per decision ĉ, the label cone of class ĉ given
+    h (``cones``: `cone.label_cones`' (A, S, ·) per class) in closed form (Φ or Φ₂)."""
+    tot = 0
+    for c, (A, S, _) in enumerate(cones):
+        sel = np.nonzero(c_hat == c)[0]
+        if len(sel):
+            tot = tot + wts[sel] @ _cone_probability(rules.ar.matmul(pts[sel], A.T), S, rules=rules)[0]
+    return tot
 
 
-def _nonlinear_errors_cut(model, st, t, p_gen, p_lab, factor, n: int):
-    """1 − gen_error and 1 − label_error of task t for a trunk with K ≤ 2, by cutting the
-    h-domain along the student's tie curves (`tie_cuts.cut_rule_k2`, with the reasoning):
-    h = L η (Cholesky), η₁ split at 0 and where a tie curve enters from ±∞, η₂ at 0
-    and at h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair; ĉ constant on each piece, the teacher's class
-    probabilities given h in closed form, Genz/tanh–sinh nodes (``n`` per level) on every piece.
-    The teacher's steep layers are cut too: the tie lines h₂ = κh₁ of E[λ_t | h] and E[ν_t | h]
-    as inner cuts, and their crossings with the student's tie curves as outer cuts.
-    Deterministic (an exact tier: no standard error).  Measured on 240 random states (K ≤ 2,
-    C ≤ 3, relu / tanh / erf, teachers of norm 1 and 3) against 160 nodes: K = 2 at 40 nodes
-    (the default) within 1.3e-8, 24 nodes 2e-6; K = 1 at 64 nodes 1e-13.  Without the teacher
-    cuts 32 nodes erred by up to 1.7e-4."""
-    kappas = teacher_tie_slopes(DOUBLE, factor, model.rows_h(), [model.rows_lambda(t)] + (
-        [model.rows_nu(t)] if p_lab is not None else [])) if model.K == 2 else []
-    rule = cut_rule_k2(DOUBLE, model.activation, st.Q, st.V[t], kappas, n, teacher_inner=True)
-    if rule is None:     # h₁ ≡ 0 (σ₀ = 0 at t = 0) or a singular Q: the general rule
+def _hits_on_slabs(cones, rule, rules):
+    """Σ over the innermost pieces of a K ≤ 2 cut rule of w₁ P(x = ĉ, lo < η_K < hi | η₁): given η₁
+    the label cone of ĉ is u | η_K ~ N(α η₁ + β η_K, S), so a piece contributes Ψ(a, hi) − Ψ(a, lo)
+    exactly (`slab_cone.SlabCone`)."""
+    pc, L, K = rule.pieces, rule.L, rule.L.shape[0]
+    x1, w1 = rule.x1[pc.parent], rule.w1[pc.parent]
+    tot = 0
+    for c, (A, S, _) in enumerate(cones):
+        sel = np.nonzero(rule.c_hat == c)[0]
+        if not len(sel):
+            continue
+        alpha = A[:, 0] * L[0, 0] + A[:, 1] * L[1, 0] if K == 2 else 0 * A[:, 0]
+        psi = SlabCone(rules, A[:, K - 1] * rule.sd, S)
+        a = x1[sel, None] * alpha[None, :]
+        tot = tot + w1[sel] @ (psi(a, pc.hi[sel]) - psi(a, pc.lo[sel]))
+    return tot
+
+
+def cut_rule_hits(model, st, factor, t: int, n, label: bool = True, rules=DOUBLE_RULES):
+    """(Σ P(ȳ_t = ĉ), Σ P(y_t = ĉ) or None) of a nonlinear trunk with K ≤ 3 over the h-domain cut
+    along the student's ties (`tie_cuts`), in the arithmetic of ``rules`` (double: `DOUBLE_RULES`;
+    mp: `mp_online.MpRules`, ``st`` and ``factor`` object arrays of mpf); None where the rule has no
+    cut domain (h₁ ≡ 0, or Q singular).  K ≤ 2 (`cut_rule_k2`): ``n`` nodes per outer interval and
+    the innermost coordinate exact (`_hits_on_slabs`; K = 1 needs no nodes); K = 3 (`cut_rule_k3`):
+    ``n`` nodes per level (one count or three) and the label cone of ĉ at every point.  A noiseless
+    task's y_t is ȳ_t: one sum serves both."""
+    ar, K, act = rules.ar, model.K, model.activation
+    H, V = rules.rows(model.rows_h()), st.V[t]
+    rows = [rules.rows(model.rows_lambda(t))] + ([rules.rows(model.rows_nu(t))] if label else [])
+    cones = [label_cones(ar, ar.matmul(r, factor), ar.matmul(H, factor))[0] for r in rows[:1 + (model.noise[t] != 0)]]
+    if K == 3:
+        rule = cut_rule_k3(ar, act, st.Q, V, tie_planes(ar, factor, H, rows[0]), n)
+        hits = None if rule is None else [_hits_at_points(cs, *rule, rules) for cs in cones]
+    else:
+        kappas = teacher_tie_slopes(ar, factor, H, rows) if K == 2 else []
+        rule = cut_rule_k2(ar, act, st.Q, V, kappas, n, teacher_inner=False)
+        hits = None if rule is None else [_hits_on_slabs(cs, rule, rules) for cs in cones]
+    if hits is None:
         return None
-    return _cut_hits(*cut_rule_k2_nodes(DOUBLE, rule, n), p_gen, p_lab)
+    return hits[0], (hits[-1] if label else None), rule
+
+
+def label_logits(model, st, factor, t: int, n: int, rules=DOUBLE_RULES):
+    """E[z_y(h)] of task t = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)] (tower property: each term
+    depends on h through one field): K one-dimensional integrals of the label probabilities given
+    h_k in closed form, ``n`` nodes on each half-line of h_k (the means are linear in h_k: every
+    steep layer sits at the cut h_k = 0)."""
+    ar, V = rules.ar, st.V[t]
+    halves = Pieces(np.zeros(2, int), np.array([-ar.inf, ar.const(0)]), np.array([ar.const(0), ar.inf]), None)
+    ez = 0
+    for k in range(model.K):
+        if not st.Q[k, k] > 0:           # h_k ≡ 0 and g(0) = 0
+            continue
+        p_given = label_given_h(model, factor, t, "nu", min_residual=None, stein=False,
+                                cond=model.rows_h()[k:k + 1], rules=rules)
+        _, h, wh = piece_nodes(ar, halves, np.full(2, n), ar.full(1, ar.const(1)),
+                               ar.sqrt(np.array([st.Q[k, k]]))[0], ar.zeros(1))
+        ez = ez + (wh * ar.g(model.activation, h)) @ ar.matmul(p_given(h[:, None]), V[:, k:k + 1])[:, 0]
+    return ez
+
+
+def cut_rule_loss(model, st, factor, t: int, rule, n: int, label_nodes: int, rules=DOUBLE_RULES):
+    """test_loss = E[logsumexp z(h)] − E[z_y(h)] of task t: the first at the points of a cut rule
+    (``rule`` from `cut_rule_hits`; K ≤ 2: ``n`` nodes on every innermost piece), where logsumexp
+    bends along the student's ties; the second by `label_logits` (``label_nodes``)."""
+    ar = rules.ar
+    pts, w, _ = cut_rule_k2_nodes(ar, rule, n) if model.K <= 2 else rule
+    lse = w @ logsumexp(ar.g(model.activation, pts) @ st.V[t].T, 1, rules)
+    return lse - label_logits(model, st, factor, t, label_nodes, rules)
 
 
 def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
@@ -115,16 +168,10 @@ def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
     # of class probabilities across the student's decision boundaries.
     p_gen = label_given_h(model, factor, t, "lambda", min_residual=1e-9, stein=False)
     p_lab = label_given_h(model, factor, t, "nu", min_residual=1e-9, stein=False) if label else None
-    if p_gen is not None and (p_lab is not None or not label) and model.K <= 2 and acc.cut_errors:
-        hits = _nonlinear_errors_cut(model, st, t, p_gen, p_lab if label else None, factor,
-                                     n=acc.cut_nodes if model.K == 2 else max(acc.cut_nodes, 64))
-        if hits is not None:
-            return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
-    if p_gen is not None and (p_lab is not None or not label) and model.K == 3 and acc.cut_nodes3:
-        planes = tie_planes(DOUBLE, factor, H, model.rows_lambda(t))      # E[λ_t | h] = A h: steep planes
-        rule = cut_rule_k3(DOUBLE, model.activation, st.Q, V, planes, acc.cut_nodes3)
-        if rule is not None:
-            hits = _cut_hits(*rule, p_gen, p_lab if label else None)
+    if p_gen is not None and (p_lab is not None or not label) and (
+            (model.K <= 2 and acc.cut_errors) or (model.K == 3 and acc.cut_nodes3)):
+        hits = cut_rule_hits(model, st, factor, t, acc.cut_nodes if model.K <= 2 else acc.cut_nodes3, label)
+        if hits is not None:   # (hits, rule)
             return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label):
         def hit(h):

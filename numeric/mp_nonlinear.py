@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import mpmath
 
-from .independent_checks import _cov, _g
-from .independent_checks import _JointOrthant, _cone_given, _labels_given, _probabilities, _softmax, _vec  # noqa: F401
-from .mp_quadrature import DEFAULT_NODES, gauss_hermite_mp, tanh_sinh01_mp, truncated_normal_nodes  # (mp_errors: ↑)
+from .mp_pointwise import ACTIVATION_PAIRS
+from .mp_quadrature import DEFAULT_NODES, gauss_hermite_mp, tanh_sinh01_mp, truncated_normal_nodes
 from .online import _orthant_signs
 
 __all__ = ["sign_patterns", "one_rule_error", "SPLIT_TOL"]
@@ -24,7 +23,7 @@ def one_rule_error(act: str, spread, n: int):
     E[g′(s z)²], z ~ N(0, 1), s = ``spread`` (g′² is the sharpest factor of the integrands; its
     scale in h is 1 whatever Q is), against the sign-orthant split at 2n nodes (Genz coordinates,
     tanh–sinh)."""
-    f = lambda x: _g(act, spread * x)[1] ** 2   # noqa: E731
+    f = lambda x: ACTIVATION_PAIRS[act](spread * x)[1] ** 2   # noqa: E731
     x, w = gauss_hermite_mp(n)
     one = mpmath.fsum(wi * f(xi) for xi, wi in zip(x, w))
     u, uc, wt = tanh_sinh01_mp(2 * n)
@@ -43,5 +42,6 @@ def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) ->
     n = len(rows)
     if act != "relu" and split_smooth is None:
         dims = DEFAULT_NODES[n] if nodes is None else nodes.get(n, DEFAULT_NODES[n]) if isinstance(nodes, dict) else int(nodes)
-        split_smooth = one_rule_error(act, mpmath.sqrt(max(_cov(C, r, r) for r in rows)), dims) > SPLIT_TOL
+        var = max(mpmath.fsum(r[i] * C[i][j] * r[j] for i in range(len(C)) for j in range(len(C))) for r in rows)
+        split_smooth = one_rule_error(act, mpmath.sqrt(var), dims) > SPLIT_TOL
     return _orthant_signs(n) if act == "relu" or split_smooth else [()]

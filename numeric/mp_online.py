@@ -18,10 +18,10 @@ from mtsp.errors import ReachError, RequestError
 from mtsp.model import State, TheoryModel, argmax_cone, cone_stack, label_label_tasks
 
 from .cone import MP, gaussian_factor
-from .independent_checks import _vec, agreement_by_route, label_label_joint
+from .independent_checks import agreement_by_route, label_label_joint
 from .mp_nonlinear import sign_patterns
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import cone_expectation_mp, to_mp
+from .mp_quadrature import cone_expectation_mp, to_mp, to_mp as _vec
 from .online import _diff_rows, _finish_linear, _linear_part, _lse_from_diffs, _nonlinear_part, label_given_h
 from .quadrature import ConeResult, gaussian_factor as double_factor
 

@@ -74,7 +74,7 @@ class Accuracy:
     #                             (False: across the kinks — the early-stopping scans only)
     cut_errors: bool = True     # nonlinear trunks with K ≤ 2: errors by the cut rule (exact tier)
     #                             instead of randomised QMC
-    cut_nodes: int = 40         # its tanh–sinh nodes per level (K = 2; K = 1 takes 64)
+    cut_nodes: int = 40         # its tanh–sinh nodes on the outer level (K = 2; K = 1 needs none)
     cut_nodes3: tuple = ()      # K = 3: the cut rule's nodes per level (η₁, η₂, η₃), `tie_cuts`
     #                             (exact tier, ≈ 1e-7 at (24, 32, 24) but 0.2–8 s per task and time);
     #                             () = randomised QMC (SE ≈ 1e-4), the default: solves stay under 2 s

@@ -1,7 +1,7 @@
 """The cut rules for the errors of nonlinear trunks: the h-domain cut along the student's ties.
 
 1 − gen_error = E_h[P(ȳ_t = ĉ(h) | h)] with ĉ(h) = argmax_c V_c·g(h) and the teacher's class
-probability given h in closed form (`metrics` for double, `mp_errors` for mp).  ĉ is not a cone in
+probability given h in closed form (`metrics.cut_rule_hits`, run in double and, by `mp_errors`, in mp).  ĉ is not a cone in
 h (g is nonlinear) but changes only where two logits tie, (V_c − V_c′)·g(h) = 0.  With h = L η (L
 the Cholesky factor of Q) the levels are integrated one inside the other, each coordinate a
 truncated normal on the pieces between its cuts (Genz coordinates, tanh–sinh nodes), so every
@@ -16,9 +16,10 @@ K ≤ 2 (`cut_rule_k2`):
 
 * η₂ given η₁: 0 (relu's kink, where g changes sign) and the student's ties
   h₂ = g⁻¹(−ΔV₀ g(h₁)/ΔV₁) per class pair (atanh for tanh, √2·erfinv for erf, the value itself for
-  relu when positive); when the innermost coordinate is integrated by nodes (the double path), the
-  teacher's tie lines h₂ = κh₁ too, where two classes of E[λ_t | h] or E[ν_t | h] tie and the
-  labels switch steeply (a strong teacher).  K = 1: h split at 0 only.
+  relu when positive); when the innermost coordinate is integrated by nodes (``teacher_inner``: the
+  check `independent_checks.agreement_by_inner_nodes`; the errors take it in closed form,
+  `slab_cone`), the teacher's tie lines h₂ = κh₁ too, where two classes of E[λ_t | h] or E[ν_t | h]
+  tie and the labels switch steeply (a strong teacher).  K = 1: h split at 0 only.
 * η₁: 0; for tanh / erf where a tie curve enters from h₂ = ±∞, |ΔV₀ g(h₁)/ΔV₁| = 1 — there the
   inner integral changes by a Gaussian tail beyond h₂ ≈ −½ log(1 − |x|), smooth but so far from
   analytic that a rule across it converges like a low-order one — and where a teacher tie line

@@ -541,10 +541,10 @@ def _late_nonlinear(act, K, C, t_end):
 @pytest.mark.parametrize("act,K,C,t_end,nodes", [("tanh", 2, 2, 8.0, 32), ("relu", 2, 3, 4.0, 24),
                                                  ("erf", 1, 3, 2.0, 32)])
 def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
-    """gen_error and label_error of nonlinear trunks with K ≤ 2: the double cut rule
-    (`metrics._nonlinear_errors_cut`, on double tanh–sinh rules) against the mp route
-    (`mp_errors`, dps 30, the same cuts, mp tanh–sinh rules of their own range — independent
-    rules — and the innermost coordinate exact),
+    """gen_error and label_error of nonlinear trunks with K ≤ 2: the cut rule
+    (`metrics.cut_rule_hits`) in double against the same algorithm in mp (`mp_errors`, dps 30, mp
+    tanh–sinh rules of their own range — independent rules and arithmetic; the innermost
+    coordinate exact in both),
     and against randomised QMC (within 4 SE).  Measured (double at its default 40 / 64 nodes,
     mp at 24 / 32 outer nodes, the inner coordinate exact): ≤ 1.4e-12 (tanh / relu / erf,
     K = 1, 2, C = 2, 3; it was 5.4e-10 with nested mp rules spanning 10^-30 from the ends — at
@@ -768,51 +768,60 @@ def test_mp_map_two_keeps_order_and_reports_errors():
 
 @pytest.mark.parametrize("m", [1, 2])
 def test_slab_cone_against_quadrature(m):
-    """The innermost coordinate of the K ≤ 2 mp errors in closed form (`mp_errors._SlabCone`):
-    Ψ(a, b) = P(u > 0, η < b) for η ~ N(0, 1), u | η ~ N(a + βη, S) — Φ₂ for one row, Plackett's
-    1-d integral of a 3-dim orthant for two — against mp.quad of φ(η) P(u > 0 | η) over
+    """The innermost coordinate of the K ≤ 2 errors in closed form (`slab_cone.SlabCone`, mp and
+    double): Ψ(a, b) = P(u > 0, η < b) for η ~ N(0, 1), u | η ~ N(a + βη, S) — Φ₂ for one row,
+    Plackett's 1-d integral of a 3-dim orthant for two — against mp.quad of φ(η) P(u > 0 | η) over
     (−∞, b), broken where a mean crosses 0; a generic S and a near-singular one (a strong
-    teacher: S ≈ 1e-4, the label steep in η).  Measured at dps 25: 4.8e-27 (m = 1); 4.3e-18
-    (m = 2: the level of Plackett's rule at 10 nodes per piece, `independent_checks.PLACKETT_NODES`)."""
-    from mtsp.numeric.mp_errors import _SlabCone
+    teacher: S ≈ 1e-4, the label steep in η).  Measured at dps 25: mp 4.8e-27 (m = 1), 4.3e-18
+    (m = 2: Plackett's rule at 10 Gauss–Legendre nodes per piece); double 2.2e-16, 5.6e-16."""
+    from mtsp.numeric.cone import MP
+    from mtsp.numeric.mp_online import MpRules
     from mtsp.numeric.mp_pointwise import cone1_probability, cone2_probability
+    from mtsp.numeric.online import DOUBLE_RULES
+    from mtsp.numeric.slab_cone import SlabCone
     rng = np.random.default_rng(11 + m)
-    worst = 0
+    worst = worst_d = 0
     with mpmath.workdps(25):
         for scale in (1.0, 1e-4):
             G = rng.normal(size=(m, m + 1))
-            S = mpmath.matrix((scale * G @ G.T / (m + 1)).tolist())
-            beta = [mpmath.mpf(float(x)) for x in rng.normal(size=m)]
-            psi = _SlabCone(beta, S)
+            Sf, bf = scale * G @ G.T / (m + 1), rng.normal(size=m)
+            S, beta = MP.rows(Sf), MP.rows(bf)
+            psi, psi_d = SlabCone(MpRules(), beta, S), SlabCone(DOUBLE_RULES, bf, Sf)
             for a, b in zip(rng.normal(size=(3, m)), rng.normal(size=3)):
-                a = [mpmath.mpf(float(x)) for x in a]
-                b = mpmath.mpf(float(b))
+                am, bm = MP.rows(a), mpmath.mpf(float(b))
 
                 def f(eta):
-                    mu = [ai + bi * eta for ai, bi in zip(a, beta)]
+                    mu = [ai + bi * eta for ai, bi in zip(am, beta)]
                     p = (cone1_probability(mu[0], S[0, 0]) if m == 1
                          else cone2_probability(mu[0], mu[1], S[0, 0], S[0, 1], S[1, 1]))
                     return mpmath.npdf(eta) * p
                 with mpmath.workdps(40):
                     steps = [mpmath.mpf(d) for d in ("-0.05", "-0.005", "-0.0005", "0", "0.0005", "0.005", "0.05")]
-                    brk = sorted({-ai / bi + d for ai, bi in zip(a, beta) for d in steps})
-                    ref = mpmath.quad(f, [-mpmath.inf] + [x for x in brk if x < b] + [b])
+                    brk = sorted({-ai / bi + d for ai, bi in zip(am, beta) for d in steps})
+                    ref = mpmath.quad(f, [-mpmath.inf] + [x for x in brk if x < bm] + [bm])
                     ref_all = mpmath.quad(f, [-mpmath.inf] + brk + [mpmath.inf])
-                worst = max(worst, abs(psi(a, b) - ref), abs(psi(a, mpmath.inf) - ref_all))
-                assert psi(a, -mpmath.inf) == 0
-    print(m, mpmath.nstr(worst, 3))
+                got = psi(MP.rows([a, a, a]), np.array([bm, mpmath.inf, -mpmath.inf], dtype=object))
+                got_d = psi_d(np.array([a, a, a]), np.array([b, np.inf, -np.inf]))
+                worst = max(worst, abs(got[0] - ref), abs(got[1] - ref_all))
+                worst_d = max(worst_d, abs(got_d[0] - float(ref)), abs(got_d[1] - float(ref_all)))
+                assert got[2] == 0 and got_d[2] == 0
+    print(m, mpmath.nstr(worst, 3), worst_d)
     assert worst < (1e-20 if m == 1 else 1e-16)   # Φ₂ to the working precision; Plackett ~1e-18
+    assert worst_d < 5e-15
 
 
 def test_label_logits_by_one_dim_integrals():
-    """The label part of the mp test loss, E[z_y(h)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)]
-    (`mp_errors._label_logits_mp`, one field at a time), against the K-dim integral it replaces,
+    """The label part of the test loss, E[z_y(h)] = Σ_{c,k} V_ck E_{h_k}[g(h_k) P(y = c | h_k)]
+    (`metrics.label_logits`, one field at a time, in mp), against the K-dim integral it replaces,
     E_h[Σ_c P(y = c | h) z_c(h)] by a 40² Gauss–Hermite product rule over h (tanh, K = 2, C = 3,
     a teacher of norm 1, where that rule converges); and its own convergence at a strong
     teacher (norm 6), 96 against 192 nodes per half-line.  Measured at dps 20: 3.2e-23; 9.9e-24."""
-    from mtsp.numeric.mp_errors import LABEL_LOGIT_NODES, _label_logits_mp
-    from mtsp.numeric.independent_checks import _g, _labels_given, _probabilities, _vec
+    from mtsp.numeric.cone import MP
+    from mtsp.numeric.metrics import label_logits
+    from mtsp.numeric.mp_errors import LABEL_LOGIT_NODES
+    from mtsp.numeric.mp_pointwise import g_tanh
     from mtsp.numeric.mp_quadrature import gauss_hermite_mp
+    from mtsp.numeric.online import label_given_h
     for norm in (1.0, 6.0):
         su = setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
                               "teacher": {"alignment": 0.5, "norm": norm},
@@ -822,33 +831,32 @@ def test_label_logits_by_one_dim_integrals():
         st0 = m.initial_state()
         st = State(st0.Q, st0.R, (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),) + st0.V[1:])
         with mpmath.workdps(20):
-            sm, C = _errors_state(m, st)
-            H, rows, V = _vec(m.rows_h()), _vec(m.rows_nu(0)), sm.V[0]
-            one = _label_logits_mp(C, rows, H, V, "tanh", sm.Q, LABEL_LOGIT_NODES)
+            sm, rules = mp_state(st), MpRules()
+            F = rules.factor(m.field_cov(sm, as_mp))
+            V = sm.V[0]
+            one = label_logits(m, sm, F, 0, LABEL_LOGIT_NODES, rules)
             if norm == 1.0:
-                labs = _labels_given(C, rows, None, H)
-                L = mpmath.cholesky(mpmath.matrix(sm.Q.tolist()))
+                p_given = label_given_h(m, F, 0, "nu", min_residual=None, stein=False, rules=rules)
+                L = MP.cholesky(sm.Q)
                 x, w = gauss_hermite_mp(40)
                 ref = mpmath.mpf(0)
                 for i in range(40):
+                    h = MP.rows([[L[0, 0] * x[i], L[1, 0] * x[i] + L[1, 1] * x[j]] for j in range(40)])
+                    p = p_given(h)
                     for j in range(40):
-                        h = [L[0, 0] * x[i], L[1, 0] * x[i] + L[1, 1] * x[j]]
-                        g = [_g("tanh", y)[0] for y in h]
-                        p = _probabilities(labs, h)
-                        ref += w[i] * w[j] * mpmath.fsum(p[c] * (V[c, 0] * g[0] + V[c, 1] * g[1]) for c in range(3))
+                        g = [g_tanh(y)[0] for y in h[j]]
+                        ref += w[i] * w[j] * mpmath.fsum(p[j, c] * (V[c, 0] * g[0] + V[c, 1] * g[1]) for c in range(3))
                 d = abs(one - ref)
-                bound = 1e-18
             else:
-                d = abs(one - _label_logits_mp(C, rows, H, V, "tanh", sm.Q, 2 * LABEL_LOGIT_NODES))
-                bound = 1e-18
+                d = abs(one - label_logits(m, sm, F, 0, 2 * LABEL_LOGIT_NODES, rules))
         print(norm, mpmath.nstr(d, 3))
-        assert d < bound
+        assert d < 1e-18
 
 
 def test_mp_errors_refuse_dependent_teacher_logits():
     """Teacher logits on a line (λ₂ = 2λ₁ − λ₀, so λ₁ − λ₀ = λ₂ − λ₁ given h): every class's
     conditional label covariance is singular with a nonzero diagonal, which the K ≤ 2
-    closed form (`_SlabCone`) cannot take; the mp errors say so rather than integrate a
+    closed form (`slab_cone.SlabCone`) cannot take; the mp errors say so rather than integrate a
     degenerate orthant."""
     from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.0}],

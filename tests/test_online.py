@@ -653,13 +653,15 @@ def test_nonlinear_errors_of_a_silent_trunk(K):
 
 
 def test_cut_rule_on_random_states():
-    """The K ≤ 2 cut rule at its default nodes against itself at 160 nodes and against randomised
+    """The K ≤ 2 cut rule at its default nodes (the innermost coordinate exact, `slab_cone`) against
+    the route with nodes on that coordinate at 160 nodes (`independent_checks.agreement_by_inner_nodes`,
+    teacher lines cut there) and against randomised
     QMC (4 SE), on random states of random two-class / three-class trunks with teachers of norm
     1 and 3 (strong teachers make P(y | h) steep along lines the rule must cut).  Measured on these
     12 states: ≤ 1.4e-9 (trial 9, relu K = 2; the others ≤ 3e-13), QMC |z| ≤ 1.7; over 240 states:
     ≤ 1.3e-8 (K = 2, 40 nodes), ≤ 1e-13 (K = 1, 64).  Bound 2e-8 (was 1e-7)."""
-    from mtsp.numeric import metrics
-    from mtsp.numeric.online import Accuracy, label_given_h
+    from mtsp.numeric.independent_checks import agreement_by_inner_nodes
+    from mtsp.numeric.online import Accuracy
     from mtsp.numeric.quadrature import gaussian_factor
     rng = np.random.default_rng(2)
     worst = 0.0
@@ -677,9 +679,8 @@ def test_cut_rule_on_random_states():
         B = rng.normal(size=(K, K)) * rng.uniform(0.05, 1.0)
         st = State(A @ A.T + B @ B.T, A @ Lt.T, (rng.normal(size=(C, K)) * rng.uniform(0.3, 3),))
         F = gaussian_factor(m.field_cov(st))
-        pg = label_given_h(m, F, 0, "lambda", min_residual=1e-9, stein=False)
         got = task_metrics(m, st, Accuracy(), loss=False)[0]
-        ref = 1 - metrics._nonlinear_errors_cut(m, st, 0, pg, None, F, n=160)[0]
+        ref = 1 - agreement_by_inner_nodes(m, st, F, 0, 160)
         qmc = task_metrics(m, st, Accuracy(cut_errors=False, qmc_points=2 ** 15), loss=False)[0]
         worst = max(worst, abs(got.gen_error - ref))
         assert abs(got.gen_error - ref) < 2e-8, (trial, got.gen_error, ref)
@@ -729,7 +730,7 @@ def test_k3_cut_rule_with_a_silent_unit_is_the_k2_rule(act):
     """Heads that ignore the third hidden unit (V[:, 2] = 0): the student's decision depends on
     (h₁, h₂) alone, so the K = 3 cut rule (which still integrates h₃, the teacher's planes
     included) must give the K = 2 rule's errors on the first two units — an independent rule
-    (`metrics._nonlinear_errors_cut`).  Measured: ≤ 2e-11."""
+    (`metrics.cut_rule_hits`, K = 2).  Measured: ≤ 2e-11."""
     rng = np.random.default_rng(9)
     V = rng.normal(size=(3, 3)) * 1.5
     V[:, 2] = 0.0
