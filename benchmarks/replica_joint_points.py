@@ -45,7 +45,7 @@ CASES = {
     "j8": setup(_tasks(5, [0.3, 0.0]), 2.0, 0.1, 1.0, "shared", {"alignment": 0.7},
                 name="2x C5 shared align0.7 noisy+clean a2 l0.1 mu1"),
 }
-REFERENCE = {"j8": "15:0"}   # the rest: 16:0
+REFERENCE = {"j8": "15:0", "j4d": "15:0", "j5": "15:0", "j6a": "15:0"}   # the rest: 16:0
 
 
 def reference(case):
