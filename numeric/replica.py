@@ -26,7 +26,8 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
 Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
 fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
 Σ_t w_t CE under the full V; `loss_channel_hats`; from Σ_t (C_t − 1) = `ReplicaAccuracy.qmc_joint_dims`
-(4) on the QMC rule, `replica_qmc.qmc_loss_channel_hats`), and the prior channel takes its full hats.
+(4) on the QMC rule of `ReplicaAccuracy.joint_points` points, `replica_qmc.qmc_loss_channel_hats`), and
+the prior channel takes its full hats.
 The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2} g), its spacing set by the
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
@@ -281,9 +282,8 @@ def solve_spd_small(A: np.ndarray, G: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
     """A⁻¹ G for a batch of symmetric positive definite d×d matrices A (n×d×d) and right-hand sides
     G (n×d or n×d×k): Cramer's rule for d ≤ 2, beyond it A = L D Lᵀ (unit lower L, diagonal D > 0:
     no pivoting needed) and the two triangular solves, entry by entry across the batch (column
-    operations on the rows; the batched LAPACK call costs one call per matrix: measured at
-    n = 65536, d = 4, one thread, 12 ms for one right-hand side and 59 ms for four, against
-    benchmarks/results/replica_joint_points_prox.txt)."""
+    operations on the rows; batched LAPACK makes one call per matrix: at d = 4 on the prox's chunks
+    of 2^13 rows half its time, benchmarks/results/replica_joint_points_prox.txt)."""
     d = A.shape[-1]
     vec = G.ndim == 2
     Gm = G[..., None] if vec else G

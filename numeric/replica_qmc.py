@@ -24,7 +24,8 @@ each point carrying all C labels with its Genz sample of P(y|ω).  The points ar
 iteration, so the fixed-point map is a smooth deterministic function of (Q, M, V) and is solved to
 the engine's tolerance; the rule's own error (the distance of that fixed point from the exact
 one) is measured in benchmarks/results/replica_qmc_error.txt against the tensor route at C = 3, 4
-and across independent scramblings at C = 5, 6, 8.
+and across independent scramblings at C = 5, 6, 8; for joint channels against larger rules in
+benchmarks/results/replica_joint_points.txt.
 """
 from __future__ import annotations
 
