@@ -210,29 +210,31 @@ class SoftmaxBlocks:
         return (h @ self.ET).reshape(h.shape[0], self.T, -1)
 
 
+def _exp_logits(h: np.ndarray, B: SoftmaxBlocks):
+    """Each task's logits z (n, T, C), their max m over the classes, e = exp(z − m) and Σ_c e."""
+    z = B.logits(h)
+    m = _lastmax(z)
+    e = B.ar.exp(z - m[..., None])
+    return z, m, e, _lastsum(e)
+
+
 def _softmax_reduced(h: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
     """softmax of each task's logits (n, T, C)."""
-    z = B.logits(h)
-    p = B.ar.exp(z - _lastmax(z)[..., None])
-    return p / _lastsum(p)[..., None]
+    _, _, e, s = _exp_logits(h, B)
+    return e / s[..., None]
+
+
+def _ce_softmax(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool = True):
+    """(Σ_t w_t CE(z_t, y_t) per row — with ``weighted`` False each task's CE(z_t, y_t) (n × T) —,
+    the softmax (n, T, C)) from one exponential of the logits."""
+    z, m, e, s = _exp_logits(h, B)
+    ce = m + B.ar.log(s) - _lastsum(z * Y.reshape(z.shape))
+    return ce @ B.weights if weighted else ce, e / s[..., None]
 
 
 def _ce_reduced(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool = True) -> np.ndarray:
     """Σ_t w_t CE(z_t, y_t) per row; with ``weighted`` False each task's CE(z_t, y_t) (n × T)."""
-    z = B.logits(h)
-    m = _lastmax(z)
-    ce = m + B.ar.log(_lastsum(B.ar.exp(z - m[..., None]))) - _lastsum(z * Y.reshape(z.shape))
-    return ce @ B.weights if weighted else ce
-
-
-def _ce_softmax(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks):
-    """(Σ_t w_t CE(z_t, y_t) per row, the softmax (n, T, C)) from one exponential of the logits:
-    the numbers of `_ce_reduced` and `_softmax_reduced`."""
-    z = B.logits(h)
-    m = _lastmax(z)
-    e = B.ar.exp(z - m[..., None])
-    s = _lastsum(e)
-    return (m + B.ar.log(s) - _lastsum(z * Y.reshape(z.shape))) @ B.weights, e / s[..., None]
+    return _ce_softmax(h, Y, B, weighted)[0]
 
 
 def _residual(p: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -278,9 +280,9 @@ def _hessian(p: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
     return out
 
 
-def solve_spd_small(A: np.ndarray, G: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
+def solve_spd_small(A: np.ndarray, G: np.ndarray) -> np.ndarray:
     """A⁻¹ G for a batch of symmetric positive definite d×d matrices A (n×d×d) and right-hand sides
-    G (n×d or n×d×k): Cramer's rule for d ≤ 2, beyond it A = L D Lᵀ (unit lower L, diagonal D > 0:
+    G (n×d or n×d×k), in either arithmetic: Cramer's rule for d ≤ 2, beyond it A = L D Lᵀ (unit lower L, diagonal D > 0:
     no pivoting needed) and the two triangular solves, entry by entry across the batch (column
     operations on the rows; batched LAPACK makes one call per matrix: at d = 4 on the prox's chunks
     of 2^13 rows half its time, benchmarks/results/replica_joint_points_prox.txt)."""
@@ -322,7 +324,7 @@ def prox_response(H: np.ndarray, V: np.ndarray, w: np.ndarray, ar=DOUBLE_R) -> n
     """Σ_k w_k (I + H_k V)⁻¹ H_k (the V̂ integrand) = V⁻¹ Σ_k w_k (V⁻¹ + H_k)⁻¹ H_k (since
     I + H V = (V⁻¹ + H) V): one batch of SPD solves (`solve_spd_small`), no cancellation."""
     Vinv = _sym_inv(V, ar)
-    return Vinv @ np.tensordot(w, solve_spd_small(Vinv + H, H, ar), axes=1)
+    return Vinv @ np.tensordot(w, solve_spd_small(Vinv + H, H), axes=1)
 
 
 def _sym_inv(V: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
@@ -363,7 +365,7 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
         if np.all(_rowmax(np.abs(G)) <= scale):
             break
         GV = G @ Vinv
-        step = solve_spd_small(Vinv + _hessian(p, B), GV, ar)
+        step = solve_spd_small(Vinv + _hessian(p, B), GV)
         t = np.ones(n)
         cand = h - step
         dec = _rowsum(GV * step)                 # ∇φ·step > 0: the predicted decrease
