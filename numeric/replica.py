@@ -134,7 +134,7 @@ class ReplicaAccuracy:
 
     def joint_points(self, dims: int) -> int:
         """The QMC points of a joint channel of Σ_t (C_t − 1) = ``dims`` (`qmc_joint_points`)."""
-        return next(n for lo, n in sorted(self.qmc_joint_points, reverse=True) if lo <= dims)
+        return max((lo, n) for lo, n in self.qmc_joint_points if lo <= dims)[1]
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
