@@ -90,7 +90,7 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
         refuse_wide_joint_labels(channels)
     x0 = None if start is None else (start[0][1].Q, start[0][1].M, start[0][1].V)
     shared = tr.inputs == "shared"
-    if x0 is None and shared and JOINT_COARSE_FROM <= sum(ch.d for ch in channels) < acc.qmc_joint_dims:
+    if x0 is None and shared and sum(ch.d for ch in channels) >= JOINT_COARSE_FROM:
         x0 = joint_coarse_start(channels, Lam, G, acc)
     fp = solve_fixed_point(channels, Lam, G, acc, x0, shared=shared)
     return model, channels, [(list(range(T)), fp)]
@@ -112,16 +112,29 @@ def refuse_wide_joint_labels(channels) -> None:
 
 
 JOINT_COARSE_FROM = 4   # joint channels of this field dimension start from `joint_coarse_start`
+JOINT_COARSE_POINTS = 8   # ... the QMC route's coarse rule: this many times fewer points (at least 2^8)
 
 
 def joint_coarse_start(channels, Lam, G, acc: ReplicaAccuracy):
     """(Q, M, V) of the joint loss channel of coupled tasks on shared inputs solved on a coarse rule
-    (`JOINT_COARSE`: 13 nodes per axis against the default's 21–23, to a residual of 1e-6): the
-    start of the full solve, whose iterations cost seconds each at Σ_t (C_t − 1) = 4 (21⁴ nodes,
-    9 joint labels); measured on two coupled C = 3 tasks (ρ = 0.7, α = 2, λ = 0.1, μ = 1): 15
-    iterations on the full rule after this start against 20 from the generic one."""
+    to a residual of 1e-6 (`JOINT_COARSE`), the start of the full solve; None where it would not be
+    coarser.  The tensor route (Σ_t (C_t − 1) < acc.qmc_joint_dims): 13 nodes per axis against the
+    default's 21–23 (measured on two coupled C = 3 tasks, ρ = 0.7, α = 2, λ = 0.1, μ = 1: 15
+    iterations on the full rule after this start against 20 from the generic one).  The QMC route:
+    the first 1/JOINT_COARSE_POINTS of the rule's points (same scrambling; measured at 2^13 points
+    on two coupled C = 3 tasks and four coupled C = 2 tasks: 17 full-rule iterations → 14 and 12
+    after a 2^10-point start of 11 iterations, 2.6 → 2.2 and 4.7 → 3.6 s CPU; the fixed point the
+    same within 5e-11, benchmarks/results/replica_joint_points_prox.txt)."""
     from dataclasses import replace
-    coarse = replace(JOINT_COARSE, qmc_joint_dims=acc.qmc_joint_dims) if acc.tol < JOINT_COARSE.tol else acc
+    if acc.tol >= JOINT_COARSE.tol:
+        return None
+    dims = sum(ch.d for ch in channels)
+    coarse = replace(JOINT_COARSE, qmc_joint_dims=acc.qmc_joint_dims, qmc_seed=acc.qmc_seed)
+    if dims >= acc.qmc_joint_dims:
+        points = acc.joint_points(dims) // JOINT_COARSE_POINTS
+        if points < 2 ** 8:
+            return None
+        coarse = replace(coarse, qmc_joint_points=((0, points),))
     fp = solve_fixed_point(channels, Lam, G, coarse, None, shared=True)
     return fp.Q, fp.M, fp.V
 
@@ -158,12 +171,13 @@ ACCURACIES = {
     # half the node spacing and a tighter fixed point (measured: ≤ 1e-9 relative from default at C = 3)
     "high": ReplicaAccuracy(spacing=(None, 0.085, 0.18, 0.3, 0.55), layer_fraction=0.2,
                             field_spacing=(None, 0.4, 0.4, 0.6, 0.9),
-                            max_nodes=(None, 1601, 301, 81, 33), tol=1e-12, qmc_points=2 ** 16),
-    # coarser nodes, for exploration
+                            max_nodes=(None, 1601, 301, 81, 33), tol=1e-12, qmc_points=2 ** 16,
+                            qmc_joint_points=((0, 2 ** 15), (6, 2 ** 16))),
+    # coarser nodes, for exploration (QMC rules a quarter of the default's, as the high ones four times)
     "fast": ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6, 1.0), layer_fraction=0.6,
                             field_spacing=(None, 1.0, 1.0, 1.2, 1.4),
                             max_nodes=(None, 801, 201, 61, 19),
-                            tol=1e-8, qmc_points=2 ** 12),
+                            tol=1e-8, qmc_points=2 ** 12, qmc_joint_points=((0, 2 ** 11), (6, 2 ** 12))),
 }
 
 

@@ -57,12 +57,14 @@ def polish_mp(fp, fmap: ReplicaMap, nodes: list | None = None, dps: int = 30):
 def mp_accuracy(channels, acc, nodes, joint: bool):
     """(the accuracy of the mp map, whether the double is re-solved on it): ``acc`` with train_error
     of C = 3 and of joint channels as the indicator on the rule, and where an orthant has ≥ 3 dims (C ≥ 4, or a joint
-    channel of Σ_t (C_t − 1) ≥ 3) that channel on the QMC rule of ``nodes`` (MP_QMC_POINTS) points."""
+    channel of Σ_t (C_t − 1) ≥ 3) that channel on the QMC rule of ``nodes`` (MP_QMC_POINTS) points
+    (one task's `qmc_points` and every joint channel's `qmc_joint_points` alike)."""
     acc = replace(acc, margin_train_error=1, boundary_train_error=False)
     if not (any(ch.C >= 4 for ch in channels) or joint and sum(ch.d for ch in channels) >= 3):
         return acc, False
+    n = int(nodes or MP_QMC_POINTS)
     return replace(acc, qmc_classes=min(acc.qmc_classes, 4), qmc_joint_dims=min(acc.qmc_joint_dims, 3),
-                   qmc_points=int(nodes or MP_QMC_POINTS)), True
+                   qmc_points=n, qmc_joint_points=((0, n),)), True
 
 
 def solve_erm_mp(setup, acc=None, dps: int = 30, nodes: int | None = None) -> dict:

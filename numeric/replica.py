@@ -26,7 +26,8 @@ Loss channel of task t (ω ~ N(0, Q_tt); u | ω ~ N(A ω, V⁰), A = Mᵀ Q⁻¹
 Coupled tasks on shared inputs share one loss channel: the same formulas over the stacked reduced
 fields of all tasks (full Q, M, V, joint teacher u ~ N(0, G), joint labels, the prox of
 Σ_t w_t CE under the full V; `loss_channel_hats`; from Σ_t (C_t − 1) = `ReplicaAccuracy.qmc_joint_dims`
-(4) on the QMC rule, `replica_qmc.qmc_loss_channel_hats`), and the prior channel takes its full hats.
+(4) on the QMC rule of `ReplicaAccuracy.joint_points` points, `replica_qmc.qmc_loss_channel_hats`), and
+the prior channel takes its full hats.
 The ω-integral is a tensor trapezoid rule in whitened coordinates (ω = Q^{1/2} g), its spacing set by the
 steepest label layer and the spread of ω (`nodes_for`); the prox is a batched Newton solve
 (Jacobian I + V H) with an Armijo line search on the convex prox objective.  Training loss and
@@ -99,11 +100,18 @@ class ReplicaAccuracy:
     qmc_points: int = 2 ** 14     # ... on this many points of the project's Sobol' set
     qmc_seed: int = 0             # ... scrambled with this seed
     qmc_joint_dims: int = 4       # coupled tasks on shared inputs with Σ_t (C_t − 1) ≥ this: their
-    #                               joint channel on the same QMC rule (`replica_qmc.qmc_loss_channel_hats`)
+    #                               joint channel on a QMC rule (`replica_qmc.qmc_loss_channel_hats`) of
+    qmc_joint_points: tuple = ((0, 2 ** 13), (6, 2 ** 14))   # ... (from Σ, points) pairs: the points of
+    #                               the last pair with from ≤ Σ (`joint_points`; measured error per Σ:
+    #                               benchmarks/results/replica_joint_points.txt)
     margin_train_error: int = 2   # one task with C − 1 ≤ this: train_error in margin coordinates
     #                               (`train_error_by_margins`); beyond, the indicator on the rule
     boundary_train_error: bool = True   # a joint channel of two-class tasks on the tensor rule:
     #                               train_error across the decision boundaries (double arithmetic only)
+
+    def joint_points(self, dims: int) -> int:
+        """The QMC points of a joint channel of Σ_t (C_t − 1) = ``dims`` (`qmc_joint_points`)."""
+        return max((lo, n) for lo, n in self.qmc_joint_points if lo <= dims)[1]
 
 
 HALF_WIDTH = 8.5   # the rules stop at |g| = 8.5 (φ(8.5) ≈ 2e-16)
@@ -179,19 +187,31 @@ class SoftmaxBlocks:
         return (h @ self.ET).reshape(h.shape[0], self.T, -1)
 
 
+def _exp_logits(h: np.ndarray, B: SoftmaxBlocks):
+    """Each task's logits z (n, T, C), their max m over the classes, e = exp(z − m) and Σ_c e."""
+    z = B.logits(h)
+    m = _lastmax(z)
+    e = B.ar.exp(z - m[..., None])
+    return z, m, e, _lastsum(e)
+
+
 def _softmax_reduced(h: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
     """softmax of each task's logits (n, T, C)."""
-    z = B.logits(h)
-    p = B.ar.exp(z - _lastmax(z)[..., None])
-    return p / _lastsum(p)[..., None]
+    _, _, e, s = _exp_logits(h, B)
+    return e / s[..., None]
+
+
+def _ce_softmax(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool = True):
+    """(Σ_t w_t CE(z_t, y_t) per row — with ``weighted`` False each task's CE(z_t, y_t) (n × T) —,
+    the softmax (n, T, C)) from one exponential of the logits."""
+    z, m, e, s = _exp_logits(h, B)
+    ce = m + B.ar.log(s) - _lastsum(z * Y.reshape(z.shape))
+    return ce @ B.weights if weighted else ce, e / s[..., None]
 
 
 def _ce_reduced(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool = True) -> np.ndarray:
     """Σ_t w_t CE(z_t, y_t) per row; with ``weighted`` False each task's CE(z_t, y_t) (n × T)."""
-    z = B.logits(h)
-    m = _lastmax(z)
-    ce = m + B.ar.log(_lastsum(B.ar.exp(z - m[..., None]))) - _lastsum(z * Y.reshape(z.shape))
-    return ce @ B.weights if weighted else ce
+    return _ce_softmax(h, Y, B, weighted)[0]
 
 
 def _residual(p: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -237,22 +257,56 @@ def _hessian(p: np.ndarray, B: SoftmaxBlocks) -> np.ndarray:
     return out
 
 
-def solve_small(J: np.ndarray, G: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
-    """J⁻¹ G for a batch of d×d matrices J (n×d×d) and right-hand sides G (n×d or n×d×k):
-    Cramer's rule for d ≤ 2 (the batched LAPACK call costs more than the arithmetic there)."""
-    d = J.shape[-1]
+def solve_spd_small(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """A⁻¹ G for a batch of symmetric positive definite d×d matrices A (n×d×d) and right-hand sides
+    G (n×d or n×d×k), in either arithmetic: Cramer's rule for d ≤ 2, beyond it A = L D Lᵀ (unit lower L, diagonal D > 0:
+    no pivoting needed) and the two triangular solves, entry by entry across the batch (column
+    operations on the rows; batched LAPACK makes one call per matrix: at d = 4 on the prox's chunks
+    of 2^13 rows half its time, benchmarks/results/replica_joint_points_prox.txt)."""
+    d = A.shape[-1]
     vec = G.ndim == 2
     Gm = G[..., None] if vec else G
     if d == 1:
-        out = Gm / J
+        out = Gm / A
     elif d == 2:
-        a, b, c, e = J[:, 0, 0], J[:, 0, 1], J[:, 1, 0], J[:, 1, 1]
+        a, b, c, e = A[:, 0, 0], A[:, 0, 1], A[:, 1, 0], A[:, 1, 1]
         det = (a * e - b * c)[:, None]
         out = np.stack([e[:, None] * Gm[:, 0] - b[:, None] * Gm[:, 1],
                         a[:, None] * Gm[:, 1] - c[:, None] * Gm[:, 0]], axis=1) / det[:, None]
     else:
-        out = ar.solve(J, Gm)
+        n, k = Gm.shape[0], Gm.shape[2]
+        a = A.reshape(n, d * d).T.copy().reshape(d, d, n)   # entry (i, j) across the batch, contiguous
+        g = Gm.reshape(n, d * k).T.copy().reshape(d, k, n)
+        L = [[None] * d for _ in range(d)]
+        D = [None] * d
+        for j in range(d):   # D_j = a_jj − Σ_{k<j} L_jk² D_k,  L_ij = (a_ij − Σ_{k<j} L_ik L_jk D_k) / D_j
+            LD = [L[j][m] * D[m] for m in range(j)]
+            D[j] = a[j, j] - sum(L[j][m] * LD[m] for m in range(j))
+            for i in range(j + 1, d):
+                L[i][j] = (a[i, j] - sum(L[i][m] * LD[m] for m in range(j))) / D[j]
+        x = np.empty((n, d, k), dtype=A.dtype)
+        for c in range(k):
+            y = []
+            for i in range(d):   # L y = g
+                y.append(g[i, c] - sum(L[i][m] * y[m] for m in range(i)))
+            xc = [None] * d
+            for i in reversed(range(d)):   # D Lᵀ x = y
+                xc[i] = y[i] / D[i] - sum(L[m][i] * xc[m] for m in range(i + 1, d))
+                x[:, i, c] = xc[i]
+        out = x
     return out[..., 0] if vec else out
+
+
+def prox_response(H: np.ndarray, V: np.ndarray, w: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
+    """Σ_k w_k (I + H_k V)⁻¹ H_k (the V̂ integrand) = V⁻¹ Σ_k w_k (V⁻¹ + H_k)⁻¹ H_k (since
+    I + H V = (V⁻¹ + H) V): one batch of SPD solves (`solve_spd_small`), no cancellation."""
+    Vinv = _sym_inv(V, ar)
+    return Vinv @ np.tensordot(w, solve_spd_small(Vinv + H, H), axes=1)
+
+
+def _sym_inv(V: np.ndarray, ar=DOUBLE_R) -> np.ndarray:
+    Vinv = ar.inv(V)
+    return 0.5 * (Vinv + Vinv.T)
 
 
 def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
@@ -260,38 +314,40 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
                        h0: np.ndarray | None = None):
     """h = argmin_h Σ_t w_t CE((h E)_t, y_t) + ½ (h − ω)ᵀ V⁻¹ (h − ω) for every row of ω (n×D) with
     its labels (one-hot rows of Y, task by task), by Newton's method on G(h) = V ∇ℓ(h) + h − ω
-    (Jacobian I + V H) from h0 (default ω), each step halved until Armijo's sufficient decrease of
-    the convex prox objective.  ``E``: a `SoftmaxBlocks`, or one task's basis (with ``weight``).
+    (Jacobian I + V H; the step (I + V H)⁻¹ G = (V⁻¹ + H)⁻¹ V⁻¹ G, `solve_spd_small`) from h0
+    (default ω), each step halved until Armijo's sufficient decrease of the convex prox objective
+    (whose softmax at the accepted point is the next step's).  ``E``: a `SoftmaxBlocks`, or one
+    task's basis (with ``weight``).
     Returns (h, p = the softmax outputs task by task (n × T C), H = ∇²ℓ(h)); raises ReplicaError when a node does not
     reach |G| < tol·(1 + |ω| + |h − ω|)."""
     B = E if isinstance(E, SoftmaxBlocks) else SoftmaxBlocks.of(E, weight)
     ar = B.ar
     tol, roundoff = ar.tol(tol), ar.tol(1e-13)
     n, d = omega.shape
-    Vinv = ar.inv(V)
+    Vinv = _sym_inv(V, ar)
     h = omega.copy() if h0 is None else h0.copy()
 
     def objective(hh):
+        """(the prox objective per row, the softmax at hh)."""
         r = hh - omega
-        return _ce_reduced(hh, Y, B) + 0.5 * _rowsum((r @ Vinv) * r)
+        ce, pp = _ce_softmax(hh, Y, B)
+        return ce + 0.5 * _rowsum((r @ Vinv) * r), pp
 
-    eye = np.eye(d)
-    f0 = None
+    f0, p = objective(h)
+    omega_max = _rowmax(np.abs(omega))
     for _ in range(max_iter):
-        p = _softmax_reduced(h, B)
         G = _gradient(p, Y, B) @ V.T + h - omega
         # the terms of G are as large as |ω| and |h − ω| = |V w ∇ℓ|: its roundoff floor
-        scale = tol * (1.0 + _rowmax(np.abs(omega)) + _rowmax(np.abs(h - omega)))
+        scale = tol * (1.0 + omega_max + _rowmax(np.abs(h - omega)))
         if np.all(_rowmax(np.abs(G)) <= scale):
             break
-        H = _hessian(p, B)
-        step = solve_small(eye + V @ H, G, ar)
-        f0 = objective(h) if f0 is None else f0
+        GV = G @ Vinv
+        step = solve_spd_small(Vinv + _hessian(p, B), GV)
         t = np.ones(n)
         cand = h - step
-        dec = _rowsum((G @ Vinv) * step)                 # ∇φ·step > 0: the predicted decrease
+        dec = _rowsum(GV * step)                 # ∇φ·step > 0: the predicted decrease
         for _ in range(40):
-            fc = objective(cand)
+            fc, pc = objective(cand)
             # Armijo's sufficient decrease with c = 1/4 (a plain decrease test, or c = 1e-4, let
             # Newton bounce between the two sides of a sharp softmax corner with tiny progress;
             # near the minimum a full step decreases by dec/2 and passes), roundoff allowance
@@ -300,7 +356,7 @@ def prox_cross_entropy(omega: np.ndarray, Y: np.ndarray, V: np.ndarray, E,
                 break
             t = np.where(bad, 0.5 * t, t)
             cand = h - t[:, None] * step
-        h, f0 = cand, fc
+        h, f0, p = cand, fc, pc
     else:
         raise ReplicaError("replica", f"prox of the cross-entropy: Newton did not converge in {max_iter} steps "
                            f"(largest residual {float(np.abs(G).max()):.3e})", residual=float(np.abs(G).max()))
@@ -788,8 +844,7 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     wy = w_all * py.T.ravel()[keep]
     Qh = (f * wy[:, None]).T @ f
     Mh = (f * w_all[:, None]).T @ grads.reshape(ny * n, Rk)[keep]
-    R = solve_small(np.eye(D) + H @ V, H, ar)
-    Vh = np.tensordot(wy, R, axes=1)
+    Vh = prox_response(H, V, wy, ar)
     a = chans[0].alpha
     out = (a * 0.5 * (Qh + Qh.T), a * Mh, a * 0.5 * (Vh + Vh.T))
     if not train:
@@ -1040,8 +1095,13 @@ class ReplicaMap:
 
     def required_nodes(self, x) -> list:
         Q, M, _ = self.unpack(x)
-        return [self.acc.qmc_points if self.qmc(c) else nodes_for(c, Q[r, r], M[r, k], self.acc)
+        return [self.qmc_points(c) if self.qmc(c) else nodes_for(c, Q[r, r], M[r, k], self.acc)
                 for c, r, k in zip(self.chg, self.rows, self.cols)]
+
+    def qmc_points(self, chans) -> int:
+        """The QMC rule's points of a channel: one task's `acc.qmc_points`, a joint channel's
+        `acc.joint_points` of its Σ_t (C_t − 1)."""
+        return self.acc.qmc_points if len(chans) == 1 else self.acc.joint_points(sum(ch.d for ch in chans))
 
     def capped(self, nodes) -> bool:
         """A tensor rule at its node cap (acc.max_nodes)."""

@@ -24,7 +24,8 @@ each point carrying all C labels with its Genz sample of P(y|ω).  The points ar
 iteration, so the fixed-point map is a smooth deterministic function of (Q, M, V) and is solved to
 the engine's tolerance; the rule's own error (the distance of that fixed point from the exact
 one) is measured in benchmarks/results/replica_qmc_error.txt against the tensor route at C = 3, 4
-and across independent scramblings at C = 5, 6, 8.
+and across independent scramblings at C = 5, 6, 8; for joint channels against larger rules in
+benchmarks/results/replica_joint_points.txt.
 """
 from __future__ import annotations
 
@@ -40,12 +41,14 @@ from .replica import (
     channel_fields,
     joint_label_cones,
     prox_cross_entropy,
-    solve_small,
+    prox_response,
 )
 
 __all__ = ["genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
-PROX_CHUNK = 2 ** 16   # (point, label) rows per prox solve: memory bounded whatever the rule
+PROX_CHUNK = 2 ** 13   # (point, label) rows per prox solve and hats sum: memory bounded whatever the rule,
+#                        and the row arrays small enough to be cheap to allocate (2^16 → 2^13: a D = 4 solve
+#                        at 2^13 points 4.0–4.9 → 2.3–2.4 s CPU, benchmarks/results/replica_joint_points_prox.txt)
 _TINY = 1e-300
 
 
@@ -165,7 +168,7 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
         f = -_gradient(p.reshape(len(p), B.T, -1), Y[k], B)
         Qh += (f * wy[k, None]).T @ f
         Mh += wts * f.T @ gk[k]
-        Vh += np.tensordot(wy[k], solve_small(np.eye(d) + H @ V, H, ar), axes=1)
+        Vh += prox_response(H, V, wy[k], ar)
         if train:
             tl += wy[k] @ _ce_reduced(h, Y[k], B, weighted=False)
             tst += wy[k] @ _ce_reduced(om[k], Y[k], B, weighted=False)

@@ -94,3 +94,24 @@ def test_joint_route_rule():
     Lam = np.eye(2)
     assert ReplicaMap(ch, Lam, G, ReplicaAccuracy(), shared=True).qmc(ch)
     assert not ReplicaMap(ch, Lam, G, ReplicaAccuracy(qmc_joint_dims=5), shared=True).qmc(ch)
+
+
+def test_joint_rule_points_by_dimension():
+    """A joint channel's QMC points are `ReplicaAccuracy.qmc_joint_points` at its Σ_t (C_t − 1)
+    (the default: 2^13 at Σ = 4, 5 and 2^14 from Σ = 6, where 2^13 was 3× farther from the
+    reference, benchmarks/results/replica_joint_points.txt), one task's stay `qmc_points`; "high" and
+    "fast" scale both alike; the mp route (`mp_accuracy`) puts every QMC channel, joint or not, on
+    its one rule of ``nodes`` points."""
+    from mtsp.numeric.erm import ACCURACIES
+    from mtsp.numeric.mp_replica import mp_accuracy
+    Lam = np.eye(2)
+    for C, T, n in ((3, 2, 2 ** 13), (2, 5, 2 ** 13), (3, 3, 2 ** 14), (5, 2, 2 ** 14)):
+        ch, G, Q, M, V = _joint_state(C, T, 0.3, 0.5)
+        fmap = ReplicaMap(ch, np.eye(T), G, ReplicaAccuracy(), shared=True)
+        assert fmap.required_nodes(fmap.pack(Q, M, V)) == [n]
+        assert ACCURACIES["high"].joint_points(fmap.D) == 4 * n and ACCURACIES["fast"].joint_points(fmap.D) == n // 4
+    one = ReplicaMap(ch[:1], Lam[:1, :1], np.eye(ch[0].r), ReplicaAccuracy())
+    assert one.required_nodes(one.pack(Q[:4, :4], M[:4, :4], V[:4, :4])) == [2 ** 14]
+    ch, G, *_ = _joint_state(3, 2, 0.3, 0.5)
+    acc, again = mp_accuracy(ch, ReplicaAccuracy(), 16, joint=True)
+    assert again and acc.qmc_points == 16 and all(acc.joint_points(D) == 16 for D in range(3, 19))
