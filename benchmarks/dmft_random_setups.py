@@ -246,7 +246,8 @@ def main(argv=None):
                  if res.stats.get("symmetry") else "") + ")", flush=True)
         if a.no_sim:
             for name, v in th["tasks"].items():
-                print(f"   {name}: gen_error {np.round(v['gen_error'], 4)} ± {np.round(v['gen_error_se'], 4)}")
+                for key in METRICS:
+                    print(f"   {name}: {key} {np.round(v[key], 4)} ± {np.round(v[key + '_se'], 4)}")
             dumped.append({"k": k, "setup": d, "dmft": th})
             continue
         sim_dt = a.sim_dt if a.sim_dt is not None else 0.2 / max(1.0, s.training.lr, s.training.head_lr)
