@@ -394,3 +394,27 @@ def test_trunk_reflection_symmetry_and_mirrored_paths():
     assert sep.training.inputs == "separate"
     res = solve_dmft(sep, DmftOptions(n_paths=400, n_response=100, batches=1, scan=2, mirror=True))
     assert res.stats["asymmetry"] < 1e-6
+
+
+def test_glm_task_of_weight_zero_is_untrained_and_measured():
+    """A glm task of weight 0 beside a trained one (issue 17, benchmarks/dmft_random_setups.py
+    seed 1 setup 2 crashed: its single-task model was built from an invalid all-zero-weight
+    setup). Its weights never see the data: W Wᵀ/N = σ₀² I, so its training metrics are its test
+    metrics, train_error = 1 − 1/C and train_loss = E[logsumexp z], z ~ N(0, σ₀² I_C), here by
+    Monte Carlo (1e6 draws, SE 3.6e-4; measured difference 3e-5) — not log C = 1.0986 and nan,
+    as before. The trained task is the same as alone (same paths). 4 s."""
+    s0, C = 0.6, 3
+    d = {"tasks": [{"name": "A", "classes": C, "noise": 0.5, "weight": 0.0},
+                   {"name": "B", "classes": 2, "noise": 0.3}],
+         "student": {"kind": "glm", "init_scale": s0},
+         "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [0.5]}}
+    opts = DmftOptions(n_paths=300, n_response=100, batches=2, scan=4)
+    res = solve_dmft(setup_from_dict(d), opts)
+    A = res.tasks["A"]
+    z = np.random.default_rng(0).standard_normal((1000000, C)) * s0
+    lse = float(np.mean(np.log(np.exp(z).sum(axis=1))))
+    assert abs(A["train_error"][0] - (1 - 1 / C)) < 1e-4
+    assert abs(A["train_loss"][0] - lse) < 2e-3
+    assert abs(A["gen_error"][0] - (1 - 1 / C)) < 1e-4
+    alone = solve_dmft(setup_from_dict({**d, "tasks": d["tasks"][1:]}), opts)
+    assert res.tasks["B"]["gen_error"] == alone.tasks["B"]["gen_error"]

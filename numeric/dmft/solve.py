@@ -168,7 +168,8 @@ def _task_params(setup, t: int):
 
 def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     """One DMFT solution (batch `batch`) of glm task t: (Q (K+1, C, C), M (K+1, C, C), train loss,
-    train error (K+1,)) along the grid."""
+    train error (K+1,)) along the grid; train loss and error None for a task of weight 0 (never
+    trained: its training metrics are its test metrics)."""
     task = setup.tasks[t]
     C = int(task.classes)
     sl = slice(int(sum(x.classes for x in setup.tasks[:t])), None)
@@ -177,11 +178,12 @@ def task_trajectory(setup, t: int, steps, opts: DmftOptions, batch: int):
     lr, kappa, alpha = _task_params(setup, t)
     K = len(steps)
     ones = np.full((C, C), 1.0 / C)
-    if lr == 0.0:      # w_t = 0: never trained, only weight decay
+    if lr == 0.0:      # w_t = 0: never trained, only weight decay; the weights never saw the
+        # training data, so its training metrics are the test metrics (None: `solve_dmft`)
         decay = np.concatenate([[1.0], np.cumprod(1.0 - float(setup.training.lr) *
                                                   float(setup.training.weight_decay) * steps)])
         Q = s0 ** 2 * decay[:, None, None] ** 2 * np.eye(C)
-        return Q, np.zeros((K + 1, C, C)), np.full(K + 1, math.log(C)), np.full(K + 1, np.nan)
+        return Q, np.zeros((K + 1, C, C)), None, None
     loss = CrossEntropy(C, float(task.noise))
     tr = run_dmft(loss, gram, lr=lr, weight_decay=kappa, alpha=alpha, init_scale=s0, steps=steps,
                   n_paths=opts.n_paths, n_response=opts.n_response,
@@ -246,11 +248,17 @@ def _units(setup):
     if setup.student.kind == "glm":
         out = []
         for t in range(len(setup.tasks)):
-            model = theory_model(setup.single(t))
+            # the test metrics of task t alone; a task of weight 0 (never trained) is measured
+            # with weight 1, which no metric reads (a setup of one weight-0 task is invalid)
+            alone = setup if setup.tasks[t].weight else setup.replace(**{f"tasks.{t}.weight": 1.0})
+            model = theory_model(alone.single(t))
 
             def solve(steps, opts, b, t=t, model=model):
                 Q, M, trl, tre = task_trajectory(setup, t, steps, opts, b)
-                return [State(q, m, model.heads0) for q, m in zip(Q, M)], trl[:, None], tre[:, None]
+                states = [State(q, m, model.heads0) for q, m in zip(Q, M)]
+                if trl is None:
+                    return states, None, None
+                return states, trl[:, None], tre[:, None]
             out.append((model, [t], solve))
         return out
     model = theory_model(setup)
@@ -363,8 +371,13 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             per_batch["gen_error"].append([[m.gen_error for m in r] for r in at])
             per_batch["label_error"].append([[m.label_error for m in r] for r in at])
             per_batch["test_loss"].append([[m.test_loss for m in r] for r in at])
-            per_batch["train_loss"].append(trl[req])
-            per_batch["train_error"].append(tre[req])
+            if trl is None:      # never trained (glm task of weight 0): train = test metrics
+                trl = np.array([[m.test_loss for m in r] for r in at])
+                tre = np.array([[m.label_error for m in r] for r in at])
+            else:
+                trl, tre = trl[req], tre[req]
+            per_batch["train_loss"].append(trl)
+            per_batch["train_error"].append(tre)
             per_batch["scan_gen"].append([[m.gen_error for m in r] for r in sc])
             per_batch["scan_loss"].append([[m.test_loss for m in r] for r in sc])
             done += 1
