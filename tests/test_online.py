@@ -639,8 +639,8 @@ def test_linear_softmax_terms_across_the_split_spread():
     """E[s_B s_Bᵀ] and E[lse z_B] of a linear K = 2 trunk (examples/model_example.toml at t = 13.3,
     where `mtsp check` found the clean task's B11 2e-5 off: its logits spread 2.88, just below the
     old SPLIT_SPREAD = 3, and the smooth Gauss–Hermite rule missed), task B's head scaled to
-    spreads 1.7–3.5, against an independent reference: the trapezoid rule over h on an 800² grid
-    (exponentially convergent; 600² and 1200² differ by ≤ 3e-13).  Measured (benchmarks/results/
+    spreads 1.7–3.5, against an independent reference: the trapezoid rule over h on a 400² grid
+    (exponentially convergent; 300², 600² and 1200² agree to 4e-13).  Measured (benchmarks/results/
     split_spread.txt): smooth at spread 1.73 3.2e-8, split at 2.30 / 2.88 / 3.46 ≤ 3.9e-10; the
     old routes at 2.30 / 2.88: 1.7e-6 / 2.1e-5."""
     from mtsp.numeric.online import Accuracy, linear_terms
@@ -649,7 +649,7 @@ def test_linear_softmax_terms_across_the_split_spread():
     import pathlib
     res = solve(load_setup(pathlib.Path(__file__).parents[1] / "examples" / "model_example.toml"), processes=1)
     model, st0 = res.model, res.state(40 / 3)
-    x = np.linspace(-13.0, 13.0, 800)
+    x = np.linspace(-13.0, 13.0, 400)
     w = np.exp(-x ** 2 / 2)
     W = np.outer(w, w).ravel() / w.sum() ** 2
     X = np.stack(np.meshgrid(x, x, indexing="ij"), -1).reshape(-1, 2)
