@@ -12,7 +12,7 @@ differences missed E[s sᵀ] by 2e-5.  Two parts:
     python benchmarks/split_spread.py solves BASE_TREE [--repeats 3]
         double solves (default accuracy, `mtsp.solve`) of the linear examples and the demo, this
         tree against BASE_TREE (a checkout of the base commit), interleaved in fresh processes:
-        best wall times and the largest change of any printed number.
+        best wall times over 3 interleaved rounds and the largest change of any printed number.
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def _numbers(x):
     return [float(x)] if isinstance(x, (int, float)) and not isinstance(x, bool) else []
 
 
-def solves(base: str, repeats: int, rounds: int = 2):
+def solves(base: str, repeats: int, rounds: int = 3):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     runs = {"base": [], "this": []}
     for _ in range(rounds):   # interleaved: base, this, base, this
