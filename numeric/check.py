@@ -34,7 +34,8 @@ __all__ = ["check", "format_report", "threshold", "expected_seconds", "expected_
 # What the double path claims, as a relative difference from mp per term (right-hand side terms,
 # reduced integrals and errors alike), by accuracy preset and trunk: exact or product rules for
 # linear trunks, glm students and K ≤ 2 nonlinear trunks; fixed-Sobol' quadrature for K ≥ 3
-# nonlinear trunks.  Measured (benchmarks/results/check_*.txt): default linear K = 2 ≤ 4.3e-6,
+# nonlinear trunks.  Measured (benchmarks/results/check_*.txt): default linear K = 2 ≤ 4.3e-6 (t = 20;
+# three states of examples/model_example.toml ≤ 5.4e-7, check_model_example.txt),
 # tanh K = 2 ≤ 4.6e-7, tanh/erf K = 3 ≤ 1.3e-3; high tanh K = 3 ≤ 1.8e-6.
 THRESHOLDS = {("default", "exact"): 1e-5, ("default", "qmc"): 3e-3,
               ("high", "exact"): 1e-5, ("high", "qmc"): 1e-5,

@@ -255,7 +255,11 @@ def _label_pair_probs(model: TheoryModel, factor, t: int, s: int, acc: Accuracy,
 
 
 PAIR_SOBOL_DIMS = 4  # softmax integrals of this many logit dimensions with a wide task: fixed Sobol' instead of pieces
-SPLIT_SPREAD = 3.0  # logit-difference std above which softmax integrals are split by argmax
+# logit-difference std above which softmax integrals are split by argmax: the smooth rule over the
+# logit differences of a three-class task errs by 3e-7 at spread 2.0 but 2e-5 at 2.88, the split
+# pieces by ≤ 5e-10 at any spread (benchmarks/results/split_spread.txt)
+SPLIT_SPREAD = 2.0
+PAIR_SOBOL_SPREAD = 3.0  # integrals of PAIR_SOBOL_DIMS dimensions: wide (fixed Sobol') above this spread only
 
 
 @dataclass(frozen=True)
@@ -279,15 +283,18 @@ class SoftmaxRoute:
     sobol: bool = False
 
 
-def _softmax_route(model, factor, diffs, is_wide, kind, t, s, tasks, c=-1, cone=False, mean=False):
+def _softmax_route(model, factor, diffs, spread, kind, t, s, tasks, c=-1, cone=False, mean=False):
     """The `SoftmaxRoute` of one integral over the logit differences of ``tasks`` (``diffs``: every
-    task's, ``is_wide``: whether they spread beyond SPLIT_SPREAD); fixed Sobol' where the whole
-    space (no label cone ``cone``, no mean split) with a wide task has PAIR_SOBOL_DIMS dimensions."""
-    wide = tuple(u for u in tasks if is_wide[u])
+    task's, ``spread``: their spreads, wide beyond SPLIT_SPREAD); fixed Sobol' where the whole
+    space (no label cone ``cone``, no mean split) has PAIR_SOBOL_DIMS dimensions and a task wider
+    than PAIR_SOBOL_SPREAD (such integrals are not split below that spread)."""
+    wide = tuple(u for u in tasks if spread[u] > SPLIT_SPREAD)
     sobol = False
     if wide and not cone and not mean:
         Pf = np.vstack([diffs[u] for u in tasks]) @ factor
-        sobol = bool(np.linalg.matrix_rank(Pf, tol=1e-9 * max(np.abs(Pf).max(), 1e-300)) >= PAIR_SOBOL_DIMS)
+        if np.linalg.matrix_rank(Pf, tol=1e-9 * max(np.abs(Pf).max(), 1e-300)) >= PAIR_SOBOL_DIMS:
+            wide = tuple(u for u in wide if spread[u] > PAIR_SOBOL_SPREAD)
+            sobol = bool(wide)
     return SoftmaxRoute(kind, t, s, tuple(tasks), c, wide, mean, sobol)
 
 
@@ -300,10 +307,10 @@ def linear_routes(model: TheoryModel, st: State, factor, acc: Accuracy) -> tuple
     LINEAR_SPLIT_RESIDUAL (`_label_softmax`); else the label cones, class by class."""
     T = model.n_tasks
     diffs = [_diff_rows(model.rows_logits(st, t)) for t in range(T)]
-    is_wide = [np.linalg.norm(d @ factor, 2) > SPLIT_SPREAD for d in diffs]
+    spread = [np.linalg.norm(d @ factor, 2) for d in diffs]
 
     def route(kind, t, s, tasks, c=-1, cone=False, mean=False):
-        return _softmax_route(model, factor, diffs, is_wide, kind, t, s, tasks, c, cone, mean)
+        return _softmax_route(model, factor, diffs, spread, kind, t, s, tasks, c, cone, mean)
     routes = [route("self", t, t, (t,)) for t in range(T)]
     pairs = _needed_pairs(model)
     routes += [route("pair", t, s, (t, s)) for t, s in pairs if t < s]
@@ -336,8 +343,8 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
     deal = deal or (lambda: True)
     if route is None:
         diffs = {u: _diff_rows(model.rows_logits(st, u)) for u in tasks}
-        is_wide = {u: np.linalg.norm(d @ factor, 2) > SPLIT_SPREAD for u, d in diffs.items()}
-        route = _softmax_route(model, factor, diffs, is_wide, "", -1, -1, tasks, cone=cone is not None,
+        spread = {u: np.linalg.norm(d @ factor, 2) for u, d in diffs.items()}
+        route = _softmax_route(model, factor, diffs, spread, "", -1, -1, tasks, cone=cone is not None,
                                mean=bool(split_by))
     # split by the argmax of each task whose own logits spread widely (the others stay smooth,
     # and set the nodes of the pieces by their own spread)

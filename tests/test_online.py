@@ -606,11 +606,11 @@ def test_rhs_sobol_spread_only_where_the_sobol_tier_is_used():
 
 def test_pair_softmax_term_of_wide_three_class_tasks():
     """E[s_t s_sᵀ] of two three-class tasks on a shared K = 4 trunk with strong teachers (4
-    logit dimensions, one task wider than SPLIT_SPREAD): fixed Sobol' over the whole space
+    logit dimensions, one task wider than PAIR_SOBOL_SPREAD): fixed Sobol' over the whole space
     (PAIR_SOBOL_DIMS) against randomised QMC with 2^19 × 8 points (SE 1.3e-7).  The fixed points'
     error is that of one scrambling: over the scramblings 0–5, 1.2e-5, 3.2e-5, 2.2e-5, 1.1e-5,
     1.0e-5, 1.9e-5 (the split product-rule pieces it replaced: 5.5e-4)."""
-    from mtsp.numeric.online import SPLIT_SPREAD, Accuracy, _diff_rows, _softmax_expectation, _softmax_from_diffs
+    from mtsp.numeric.online import PAIR_SOBOL_SPREAD, Accuracy, _diff_rows, _softmax_expectation, _softmax_from_diffs
     from mtsp.numeric.quadrature import cone_expectation, gaussian_factor
     from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({
@@ -622,7 +622,7 @@ def test_pair_softmax_term_of_wide_three_class_tasks():
     st = m.unpack(solve(su, processes=1).trajectory(10.0))
     F = gaussian_factor(m.field_cov(st))
     P = np.vstack([_diff_rows(m.rows_logits(st, 0)), _diff_rows(m.rows_logits(st, 1))])
-    assert max(np.linalg.norm(_diff_rows(m.rows_logits(st, t)) @ F, 2) for t in (0, 1)) > SPLIT_SPREAD
+    assert max(np.linalg.norm(_diff_rows(m.rows_logits(st, t)) @ F, 2) for t in (0, 1)) > PAIR_SOBOL_SPREAD
 
     def fn2(u):
         a, b = _softmax_from_diffs(u[:, :2]), _softmax_from_diffs(u[:, 2:])
@@ -633,6 +633,37 @@ def test_pair_softmax_term_of_wide_three_class_tasks():
         err = np.abs(got - ref.plain).max()
         print("pair term error", err, "reference SE", ref.plain_se.max())
         assert err < 5e-5 + 4 * ref.plain_se.max()
+
+
+def test_linear_softmax_terms_across_the_split_spread():
+    """E[s_B s_Bᵀ] and E[lse z_B] of a linear K = 2 trunk (examples/model_example.toml at t = 13.3,
+    where `mtsp check` found the clean task's B11 2e-5 off: its logits spread 2.88, just below the
+    old SPLIT_SPREAD = 3, and the smooth Gauss–Hermite rule missed), task B's head scaled to
+    spreads 1.7–3.5, against an independent reference: the trapezoid rule over h on a 400² grid
+    (exponentially convergent; 300², 600² and 1200² agree to 4e-13).  Measured (benchmarks/results/
+    split_spread.txt): smooth at spread 1.73 3.2e-8, split at 2.30 / 2.88 / 3.46 ≤ 3.9e-10; the
+    old routes at 2.30 / 2.88: 1.7e-6 / 2.1e-5."""
+    from mtsp.numeric.online import Accuracy, linear_terms
+    from mtsp.numeric.quadrature import gaussian_factor
+    from mtsp.setup import load_setup
+    import pathlib
+    res = solve(load_setup(pathlib.Path(__file__).parents[1] / "examples" / "model_example.toml"), processes=1)
+    model, st0 = res.model, res.state(40 / 3)
+    x = np.linspace(-13.0, 13.0, 400)
+    w = np.exp(-x ** 2 / 2)
+    W = np.outer(w, w).ravel() / w.sum() ** 2
+    X = np.stack(np.meshgrid(x, x, indexing="ij"), -1).reshape(-1, 2)
+    for k in (0.6, 0.8, 1.0, 1.2):
+        V = [np.asarray(v, float) for v in st0.V]
+        V[1] = V[1] * k
+        st = State(st0.Q, st0.R, tuple(V))
+        z = (X @ np.linalg.cholesky(np.asarray(st.Q, float)).T) @ V[1].T
+        s = softmax(z, axis=1)
+        B_ref, lse_ref = np.einsum("p,pi,pj->ij", W, s, s), W @ logsumexp(z, axis=1)
+        got = linear_terms(model, st, gaussian_factor(model.field_cov(st)), Accuracy())
+        errs = (np.abs(got["B"][1, 1] - B_ref).max() / np.abs(B_ref).max(), abs(got["Lse"][1] - lse_ref) / lse_ref)
+        print(f"scale {k}: E[ssᵀ] {errs[0]:.1e}, E[lse] {errs[1]:.1e}")
+        assert max(errs) < 3e-7, (k, errs)
 
 
 @pytest.mark.parametrize("K", [1, 2])
