@@ -1,16 +1,15 @@
 """The double test_loss of nonlinear trunks (K ≤ 2): its route (`metrics._nonlinear_loss`, one integral over h
 by `online.h_integral`) against the mp path's route executed in double (`metrics.cut_rule_loss` at outer /
 logsumexp-inner / label nodes, after `cut_rule_hits`), both against that route in mp at 128 / 64 / 96 nodes
-(dps 20); seconds per evaluation.  States as benchmarks/mp_errors_random_states.py draws them.
+(dps 20); seconds per evaluation.  States by `random_trunk_states` (one scale for both heads).
 Run: PYTHONPATH=. python benchmarks/loss_route_nonlinear.py SEED TRIALS (benchmarks/results/loss_route_nonlinear.txt)."""
 import sys
 import time
 import random
 sys.path.insert(0, ".")
+sys.path.insert(0, "benchmarks")
 import mpmath  # noqa: E402
-from mtsp.setup import setup_from_dict  # noqa: E402
-from mtsp.api import solve  # noqa: E402
-from mtsp.numeric.model import theory_model, State  # noqa: E402
+from random_trunk_states import draw_setup, solved_state  # noqa: E402
 from mtsp.numeric.mp_online import as_mp, mp_state  # noqa: E402
 from mtsp.numeric import mp_errors, metrics  # noqa: E402
 from mtsp.numeric.online import Accuracy  # noqa: E402
@@ -18,21 +17,8 @@ from mtsp.numeric.quadrature import gaussian_factor  # noqa: E402
 rng = random.Random(int(sys.argv[1]))
 worst = {}
 for trial in range(int(sys.argv[2])):
-    act = rng.choice(["tanh", "erf", "relu"])
-    K = rng.choice([1, 2, 2])
-    C = rng.choice([2, 3])
-    norm = rng.choice([1.0, 3.0, 6.0])
-    al = rng.uniform(0, 0.95)
-    su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": rng.choice([0.0, 0.3, 1.0])},
-                                    {"name": "B", "classes": rng.choice([2, 3]), "noise": 0.0}],
-                          "teacher": {"alignment": al, "norm": norm},
-                          "student": {"kind": "shared", "hidden": K, "activation": act, "init_scale": rng.choice([0.3, 1.0])},
-                          "training": {"protocol": "online", "lr": 0.5, "times": [rng.choice([0.5, 2.0, 8.0])]}})
-    sc = rng.choice([1.0, 3.0])
-    m = theory_model(su)
-    tt = su.training.times[-1]
-    st = m.unpack(solve(su, processes=1).trajectory(tt))
-    st = State(st.Q, st.R, tuple(v * sc for v in st.V))
+    su, act, K, C, norm, al, sc = draw_setup(rng)
+    m, tt, st = solved_state(su, sc)
     acc = Accuracy()
     F = gaussian_factor(m.field_cov(st))
     t0 = time.perf_counter()
@@ -51,5 +37,5 @@ for trial in range(int(sys.argv[2])):
     out = [f"h_integral {abs(cur - float(ref)):.1e} ({tc:.2f}s)"] + [f"cut {n}/{ln}/{lab} {abs(v - float(ref)):.1e} ({t:.2f}s)" for n, ln, lab, v, t in row]
     for k, v in [("h_integral", cur)] + [(f"{n}/{ln}/{lab}", v) for n, ln, lab, v, _ in row]:
         worst[k] = max(worst.get(k, 0), abs(v - float(ref)))
-    print(trial, act, f"K={K} C={C} norm={norm} x{sc}", " | ".join(out), flush=True)
+    print(trial, act, f"K={K} C={C} norm={norm} x{sc[0]}", " | ".join(out), flush=True)
 print("worst", {k: f"{v:.1e}" for k, v in worst.items()})

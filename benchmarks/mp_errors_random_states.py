@@ -6,29 +6,17 @@ import sys
 import time
 import random
 sys.path.insert(0, ".")
+sys.path.insert(0, "benchmarks")
 import mpmath
-from mtsp.setup import setup_from_dict
-from mtsp.api import solve   # derive, then numeric
-from mtsp.numeric.model import theory_model, State
+from random_trunk_states import draw_setup, solved_state
+from mtsp.numeric.model import State
 from mtsp.numeric.mp_online import as_mp, mp_state
 from mtsp.numeric import mp_errors
 rng = random.Random(int(sys.argv[1]))
 worst = {}
 for trial in range(int(sys.argv[2])):
-    act = rng.choice(["tanh", "erf", "relu"])
-    K = rng.choice([1, 2, 2])
-    C = rng.choice([2, 3])
-    norm = rng.choice([1.0, 3.0, 6.0])
-    al = rng.uniform(0, 0.95)
-    su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": rng.choice([0.0, 0.3, 1.0])},
-                                    {"name": "B", "classes": rng.choice([2, 3]), "noise": 0.0}],
-                          "teacher": {"alignment": al, "norm": norm},
-                          "student": {"kind": "shared", "hidden": K, "activation": act, "init_scale": rng.choice([0.3, 1.0])},
-                          "training": {"protocol": "online", "lr": 0.5, "times": [rng.choice([0.5, 2.0, 8.0])]}})
-    m = theory_model(su)
-    tt = su.training.times[-1]
-    st = m.unpack(solve(su, processes=1).trajectory(tt))
-    st = State(st.Q, st.R, tuple(v * rng.choice([1.0, 3.0]) for v in st.V))
+    su, act, K, C, norm, al, _ = draw_setup(rng, scale_per_head=True)
+    m, tt, st = solved_state(su, None, rng)
     with mpmath.workdps(20):
         sm = mp_state(st)
         Cm = m.field_cov(sm, as_mp)

@@ -7,32 +7,19 @@ import sys
 import time
 import random
 sys.path.insert(0, ".")
+sys.path.insert(0, "benchmarks")
 import mpmath  # noqa: E402
-from mtsp.setup import setup_from_dict  # noqa: E402
-from mtsp.api import solve  # noqa: E402
-from mtsp.numeric.model import theory_model, State  # noqa: E402
+from random_trunk_states import draw_setup, solved_state  # noqa: E402
+from mtsp.numeric.model import State  # noqa: E402
 from mtsp.numeric.mp_online import as_mp, mp_state  # noqa: E402
 from mtsp.numeric import mp_errors  # noqa: E402
 rng = random.Random(int(sys.argv[1]))
 want = [int(x) for x in sys.argv[2].split(",")]
 for trial in range(max(want) + 1):
-    act = rng.choice(["tanh", "erf", "relu"])
-    K = rng.choice([1, 2, 2])
-    C = rng.choice([2, 3])
-    norm = rng.choice([1.0, 3.0, 6.0])
-    al = rng.uniform(0, 0.95)
-    su = setup_from_dict({"tasks": [{"name": "A", "classes": C, "noise": rng.choice([0.0, 0.3, 1.0])},
-                                    {"name": "B", "classes": rng.choice([2, 3]), "noise": 0.0}],
-                          "teacher": {"alignment": al, "norm": norm},
-                          "student": {"kind": "shared", "hidden": K, "activation": act, "init_scale": rng.choice([0.3, 1.0])},
-                          "training": {"protocol": "online", "lr": 0.5, "times": [rng.choice([0.5, 2.0, 8.0])]}})
-    sc = rng.choice([1.0, 3.0])
+    su, act, K, C, norm, al, sc = draw_setup(rng)
     if trial not in want:
         continue
-    m = theory_model(su)
-    tt = su.training.times[-1]
-    st = m.unpack(solve(su, processes=1).trajectory(tt))
-    st = State(st.Q, st.R, tuple(v * sc for v in st.V))
+    m, tt, st = solved_state(su, sc)
     with mpmath.workdps(20):
         sm = mp_state(st)
         Cm = m.field_cov(sm, as_mp)
