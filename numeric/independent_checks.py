@@ -234,7 +234,7 @@ def label_label_joint(C, F, H, nu_a, nu_b, V, act, a_, b_, nodes, split_smooth=N
     K is (K ≤ 3 needs no more than 2 dims).  P(c, C_b − 1) and P(C_a − 1, d) come from the
     marginals.  An independent route from the double path's (P(y_a | h, Δ_b) inside the cones of
     y_b, over all K fields: `online._label_label_term`).  ``V``: the heads (object arrays of mpf)."""
-    from .mp_nonlinear import sign_patterns   # the mp route over h
+    from .mp_online import sign_patterns   # the mp route over h
     K = len(H)
     Ca, Cb = len(nu_a), len(nu_b)
 
