@@ -17,14 +17,15 @@ import mpmath
 import numpy as np
 
 from mtsp.errors import ReachError, RequestError
-from mtsp.model import State, TheoryModel, argmax_cone, cone_stack, label_label_tasks
+from mtsp.model import State, TheoryModel, cone_stack, label_label_tasks
 
 from .cone import MP, gaussian_factor
 from .independent_checks import agreement_by_route, label_label_joint
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .mp_quadrature import DEFAULT_NODES, cone_expectation_mp, gauss_hermite_mp, tanh_sinh01_mp, to_mp, truncated_normal_nodes
 from .mp_quadrature import to_mp as _vec
-from .online import _diff_rows, _finish_linear, _linear_part, _lse_from_diffs, _nonlinear_part, _orthant_signs, label_given_h
+from .metrics import linear_agreement, linear_loss
+from .online import Accuracy, _finish_linear, _linear_part, _nonlinear_part, _orthant_signs, label_given_h
 from .quadrature import ConeResult, gaussian_factor as double_factor
 
 __all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp", "sign_patterns", "one_rule_error", "SPLIT_TOL"]
@@ -163,24 +164,16 @@ def task_metrics_mp(model: TheoryModel, st: State, nodes=None, label: bool = Tru
     check_mp(model)
     F, rules = MpRules.factor(C), MpRules(nodes)
     fs = st.map(lambda a: np.asarray(a, dtype=float))
-    double = fs, double_factor(model.field_cov(fs))
-    one = lambda p: (MP.full((p.shape[0], 1), mpmath.mpf(1)),) * 2  # noqa: E731
+    rules.decide_at = fs, double_factor(model.field_cov(fs))
+    acc = Accuracy()   # its budgets are the double's; MpRules integrates at ``nodes``
     out = []
     for t in range(model.n_tasks):
-        z = model.rows_logits(st, t)
-
         def agreement(fields):  # Σ_c P(argmax z = c, argmax x = c): by the independent route, else the cones
+            p = agreement_by_route(model, st, F, t, fields, nodes, rules.decide_at, processes)
             rows = model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t)
-            p = agreement_by_route(model, st, F, t, fields, nodes, double, processes)
-            return p if p is not None else mpmath.fsum(cone_expectation_mp(
-                F, cone_stack(argmax_cone(z, c), argmax_cone(rows, c)), [], None, nodes=nodes).plain[0]
-                for c in range(model.classes[t]))
+            return p if p is not None else linear_agreement(model, st, F, t, rows, acc, rules)
         gen = agreement("lambda")
         lab = agreement("nu") if label else mpmath.mpf(0)
-        tl = mpmath.nan
-        if loss:   # E[lse z_t] − Σ_c E[1{y_t = c} z_tc] (z enters linearly), as `metrics._linear_loss`
-            lse = rules.expect(F, None, _diff_rows(z), lambda u: (_lse_from_diffs(u, rules)[:, None], None)).plain[0]
-            tl = lse - mpmath.fsum(rules.expect(F, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)),
-                                                one, z[c:c + 1]).linear[0, 0] for c in range(model.classes[t]))
+        tl = linear_loss(model, st, F, t, acc, rules) if loss else mpmath.nan
         out.append((1 - gen, (1 - lab) if label else mpmath.nan, tl))
     return out
