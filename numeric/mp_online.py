@@ -142,10 +142,7 @@ class MpRules:
     @staticmethod
     def pinv_gram(G):
         """The pseudo-inverse of a symmetric PSD matrix (eigenvalues below rank_tol × the largest dropped)."""
-        vals, vecs = MP.eigh(G)
-        top = max(max(vals), 0)
-        inv = np.array([1 / v if v > MP.rank_tol() * top else mpmath.mpf(0) for v in vals], dtype=object)
-        return MP.matmul(vecs * inv, vecs.T)
+        return MP.pinv_psd(G, MP.rank_tol())
 
 
 def task_metrics_mp(model: TheoryModel, st: State, nodes=None, label: bool = True, loss: bool = True,
