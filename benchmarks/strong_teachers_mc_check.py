@@ -2,7 +2,7 @@
 (generated NumPy module, what `mtsp solve` integrates) or the mp path (`mp_online`, what `mtsp check`
 compares it with)?  `mtsp check --states 1` reported them ~10 % apart there (2026-12-06, stored log:
 the mp path's one Gauss–Hermite rule over h was under-resolved at this Q; since then the mp path takes
-the sign-orthant split here by itself — `mp_nonlinear.sign_patterns` — and `mtsp check` finds dQ within
+the sign-orthant split here by itself — `mp_online.sign_patterns` — and `mtsp check` finds dQ within
 3.6e-4, benchmarks/results/check_strong_teachers_t20.txt; the "mp" column of a rerun is that route).
 
 Independent reference: direct Monte Carlo of MODEL.md's online right-hand side at the double solve's

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from mtsp.model import label_label_tasks   # shared with the mp path's integration (numeric.mp_nonlinear)
+from mtsp.model import label_label_tasks   # shared with the mp path's integration (numeric.mp_online)
 
 __all__ = ["HIntegrands", "nonlinear_integrands", "label_label_tasks", "linear_integrands"]
 

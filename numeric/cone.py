@@ -326,20 +326,22 @@ class _Mp:
         return out
 
     def pinv(self, M):
-        """Moore–Penrose pseudo-inverse M⁺ = Mᵀ (M Mᵀ)⁺, (M Mᵀ)⁺ = U diag(1/w) Uᵀ over the eigenvalues
-        w of M Mᵀ whose singular value √w is above `rank_tol` of the largest (as the double's
-        rcond) and w above `gram_floor` (else a rank-deficient M kept its rounding: 1e14 off measured):
-        a field of zero variance (a trunk started at zero) conditions on nothing."""
-        w, U = self.eigh(self.matmul(M, M.T))
-        top = max([abs(x) for x in w], default=mpmath.mpf(0))
-        keep = [k for k in range(len(w)) if w[k] > 0 and w[k] > max(self.rank_tol() ** 2, self.gram_floor()) * top]
-        n = M.shape[0]
-        G = self.zeros((n, n))
-        for k in keep:
+        """Moore–Penrose pseudo-inverse M⁺ = Mᵀ (M Mᵀ)⁺ over the eigenvalues w of M Mᵀ whose singular value √w
+        is above `rank_tol` of the largest (as the double's rcond) and w above `gram_floor` (else a
+        rank-deficient M kept its rounding: 1e14 off measured): a field of zero variance (a trunk started at
+        zero) conditions on nothing."""
+        return self.matmul(M.T, self.pinv_psd(self.matmul(M, M.T), max(self.rank_tol() ** 2, self.gram_floor())))
+
+    def pinv_psd(self, G, rel):
+        """G⁺ = U diag(1/w) Uᵀ of a symmetric PSD G over its eigenvalues w above ``rel`` × the largest (and 0)."""
+        w, U = self.eigh(G)
+        top = max(max(w, default=mpmath.mpf(0)), 0)
+        n, G = len(w), self.zeros(G.shape)
+        for k in (k for k in range(n) if w[k] > 0 and w[k] > rel * top):
             for i in range(n):
                 for j in range(n):
                     G[i, j] += U[i, k] * U[j, k] / w[k]
-        return self.matmul(M.T, G)
+        return G
 
     def eye(self, n):
         out = self.zeros((n, n))

@@ -234,7 +234,7 @@ def label_label_joint(C, F, H, nu_a, nu_b, V, act, a_, b_, nodes, split_smooth=N
     K is (K ≤ 3 needs no more than 2 dims).  P(c, C_b − 1) and P(C_a − 1, d) come from the
     marginals.  An independent route from the double path's (P(y_a | h, Δ_b) inside the cones of
     y_b, over all K fields: `online._label_label_term`).  ``V``: the heads (object arrays of mpf)."""
-    from .mp_nonlinear import sign_patterns   # the mp route over h
+    from .mp_online import sign_patterns   # the mp route over h
     K = len(H)
     Ca, Cb = len(nu_a), len(nu_b)
 
@@ -290,7 +290,7 @@ def _mp_cone(rows, c: int):
 def agreement_by_route(model, st, F, t: int, fields: str, nodes, double, processes: int = 1):
     """Σ_c P(argmax z_t = c, argmax x_t = c) for x = λ (fields "lambda") or ν ("nu") of a linear
     trunk (``st``: a `State` of object arrays of mpf, `mp_online.mp_state`), as one (C_t − 1)-dim integral per class instead of the
-    double path's 2(C_t − 1)-dim cone (`metrics._linear_errors`): over the logit differences u
+    double path's 2(C_t − 1)-dim cone (`metrics.linear_agreement`): over the logit differences u
     (an independent subset when the trunk is narrower), inside the student's cone of c, of
     P(argmax x_t = c | u) in closed form (Φ or Φ₂ in mp); where that probability is steep (judged
     in double at ``double`` = (state, factor), as `online.label_given_h` does) the cone is split by

@@ -48,32 +48,32 @@ class TaskMetrics:
     label_error_se: float = 0.0
 
 
-def _linear_errors(model, st, factor, t, acc, label=True):
+def linear_agreement(model, st, factor, t, rows, acc, rules=DOUBLE_RULES):
+    """Σ_c P(argmax z_t = c, argmax rows = c) over the 2(C_t − 1)-dim cones, in the arithmetic of ``rules``
+    (the sum by `ar.dot`: exact summation in mp)."""
     z = model.rows_logits(st, t)
-    gen = lab = 0.0
-    for c in range(model.classes[t]):
-        zc = argmax_cone(z, c)
-        gen += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_lambda(t), c)),
-                                np.zeros((0, model.n_fields)), None, budget=acc.metric_budget, seed=acc.qmc_seed,
-                                split_wide=True).plain[0]
-        if label:
-            lab += cone_expectation(factor, cone_stack(zc, argmax_cone(model.rows_nu(t), c)),
-                                    np.zeros((0, model.n_fields)), None,
-                                    budget=acc.metric_budget, seed=acc.qmc_seed, split_wide=True).plain[0]
+    p = [rules.expect(factor, cone_stack(argmax_cone(z, c), argmax_cone(rows, c)), np.zeros((0, model.n_fields)),
+                      None, budget=acc.metric_budget, seed=acc.qmc_seed, split_wide=True).plain[0]
+         for c in range(model.classes[t])]
+    return rules.ar.dot(np.array(p), rules.ar.full(len(p), rules.scalar(1)))
+
+
+def _linear_errors(model, st, factor, t, acc, label=True):
+    gen = linear_agreement(model, st, factor, t, model.rows_lambda(t), acc)
+    lab = linear_agreement(model, st, factor, t, model.rows_nu(t), acc) if label else float("nan")
     return 1.0 - gen, (1.0 - lab) if label else float("nan"), 0.0, 0.0
 
 
-def _linear_loss(model, st, factor, t, acc):
+def linear_loss(model, st, factor, t, acc, rules=DOUBLE_RULES):
+    """E[lse z_t] − Σ_c E[1{y_t = c} z_tc] (z enters linearly), in the arithmetic of ``rules`` (mp: the
+    route of the lse term decided in double at ``rules.decide_at``)."""
     z = model.rows_logits(st, t)
     lse = _softmax_expectation(model, st, factor, None, [t], _diff_rows(z),
-                               lambda u: (_lse_from_diffs(u)[:, None], None), None, acc).plain[0]
-    one = lambda p: (np.ones((p.shape[0], 1)), np.ones((p.shape[0], 1)))  # noqa: E731
-    ez = 0.0
-    for c in range(model.classes[t]):
-        r = cone_expectation(factor, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)),
-                             one, z[c:c + 1], budget=acc.budget, seed=acc.qmc_seed)
-        ez += r.linear[0, 0]
-    return lse - ez
+                               lambda u: (_lse_from_diffs(u, rules)[:, None], None), None, acc, rules=rules).plain[0]
+    one = lambda p: (rules.ar.full((p.shape[0], 1), rules.scalar(1)),) * 2  # noqa: E731
+    ez = [rules.expect(factor, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)), one, z[c:c + 1],
+                       budget=acc.budget, seed=acc.qmc_seed).linear[0, 0] for c in range(model.classes[t])]
+    return lse - rules.ar.dot(np.array(ez), rules.ar.full(len(ez), rules.scalar(1)))
 
 
 def _hits_at_points(cones, pts, wts, c_hat, rules):
@@ -238,7 +238,7 @@ def task_metrics(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), *,
         else:
             ge = le = gse = lse = float("nan")
         if loss:
-            tl = (_linear_loss if model.linear else _nonlinear_loss)(model, st, factor, t, acc)
+            tl = (linear_loss if model.linear else _nonlinear_loss)(model, st, factor, t, acc)
         else:
             tl = float("nan")
         out.append(TaskMetrics(float(ge), float(le), float(tl), gse, lse))

@@ -5,7 +5,9 @@ generated mp module's closed forms and assembly on them as on floats, with `MpRu
 `online`'s term code: `cone_expectation_mp`'s product rules at the working precision (no Sobol'
 tier: its pieces are integrated), `mp_pointwise`'s formulas; a linear trunk's routes decided in
 double at the state (`online.linear_routes`); over the fields h of a nonlinear trunk the sign
-patterns of `mp_nonlinear`, the label–label term by `independent_checks.label_label_joint`.
+patterns `sign_patterns` picks (relu: the 2^K orthants at its kink; tanh, erf: one
+Gauss–Hermite rule over all of h until its model error `one_rule_error` exceeds SPLIT_TOL, measurements in
+docs/PRECISION.md), the label–label term by `independent_checks.label_label_joint`.
 Errors: a linear trunk's by `independent_checks.agreement_by_route` (else the cones), nonlinear
 trunks' by `mp_errors`.  Scope: C_t ≤ 3; nonlinear trunks K ≤ 3.
 """
@@ -15,18 +17,20 @@ import mpmath
 import numpy as np
 
 from mtsp.errors import ReachError, RequestError
-from mtsp.model import State, TheoryModel, argmax_cone, cone_stack, label_label_tasks
+from mtsp.model import State, TheoryModel, cone_stack, label_label_tasks
 
 from .cone import MP, gaussian_factor
 from .independent_checks import agreement_by_route, label_label_joint
-from .mp_nonlinear import sign_patterns
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import cone_expectation_mp, to_mp, to_mp as _vec
-from .online import _diff_rows, _finish_linear, _linear_part, _lse_from_diffs, _nonlinear_part, label_given_h
+from .mp_quadrature import DEFAULT_NODES, cone_expectation_mp, gauss_hermite_mp, tanh_sinh01_mp, to_mp, truncated_normal_nodes
+from .mp_quadrature import to_mp as _vec
+from .metrics import linear_agreement, linear_loss
+from .online import Accuracy, _finish_linear, _linear_part, _nonlinear_part, _orthant_signs, label_given_h
 from .quadrature import ConeResult, gaussian_factor as double_factor
 
-__all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp"]
+__all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp", "sign_patterns", "one_rule_error", "SPLIT_TOL"]
 
+SPLIT_TOL = 1e-8   # the one-rule route's largest model error (`one_rule_error`) before the split is taken
 PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}   # teacher-only cone probabilities (24 at 3 dims: 1.9e-9; 32: 4e-12)
 
 
@@ -47,10 +51,39 @@ def check_mp(model: TheoryModel) -> None:
         raise ReachError("precision", f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
 
 
+def one_rule_error(act: str, spread, n: int):
+    """Relative error of the n-point Gauss–Hermite rule over all of h on the model integral
+    E[g′(s z)²], z ~ N(0, 1), s = ``spread`` (g′² is the sharpest factor of the integrands; its
+    scale in h is 1 whatever Q is), against the sign-orthant split at 2n nodes (Genz coordinates,
+    tanh–sinh)."""
+    f = lambda x: ACTIVATION_PAIRS[act](spread * x)[1] ** 2   # noqa: E731
+    x, w = gauss_hermite_mp(n)
+    one = mpmath.fsum(wi * f(xi) for xi, wi in zip(x, w))
+    u, uc, wt = tanh_sinh01_mp(2 * n)
+    split = mpmath.mpf(0)
+    for lo, hi in ((mpmath.mpf(0), mpmath.inf), (-mpmath.inf, mpmath.mpf(0))):
+        split += mpmath.fsum(wk * m * f(y) for (y, m), wk in zip(truncated_normal_nodes(lo, hi, u, uc), wt))
+    return abs(one / split - 1)
+
+
+def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) -> list:
+    """The sign patterns of the trunk fields ``rows`` (lists of mpf on the fields of covariance ``C``)
+    to integrate over separately: all of them (`online._orthant_signs`) for relu, with
+    ``split_smooth``, or by default where the one-rule route's model error at the fields' largest
+    spread exceeds SPLIT_TOL (at the nodes `cone_expectation_mp` takes for len(rows) dimensions);
+    else [()], one rule over all of h."""
+    n = len(rows)
+    if act != "relu" and split_smooth is None:
+        dims = DEFAULT_NODES[n] if nodes is None else nodes.get(n, DEFAULT_NODES[n]) if isinstance(nodes, dict) else int(nodes)
+        var = max(mpmath.fsum(r[i] * C[i][j] * r[j] for i in range(len(C)) for j in range(len(C))) for r in rows)
+        split_smooth = one_rule_error(act, mpmath.sqrt(var), dims) > SPLIT_TOL
+    return _orthant_signs(n) if act == "relu" or split_smooth else [()]
+
+
 class MpRules:
     """`online.DoubleRules`' interface in mpmath (``nodes`` per integrated dimension, `cone_expectation_mp`'s
     default by dimension; ``processes``: 1, 2 or a `workers` executor; ``split_smooth``: tanh / erf
-    trunks over h's sign orthants too, or not; None: `mp_nonlinear.sign_patterns` decides)."""
+    trunks over h's sign orthants too, or not; None: `sign_patterns` decides)."""
     ar, sobol, pair_by_transpose = MP, False, True   # P(y_s, y_t) = P(y_t, y_s)ᵀ (exact cone probabilities)
     lift, scalar, factor = staticmethod(as_mp), staticmethod(mpmath.mpf), staticmethod(lambda C: gaussian_factor(MP, C))
     exp, log = MP.exp, MP.log
@@ -109,10 +142,7 @@ class MpRules:
     @staticmethod
     def pinv_gram(G):
         """The pseudo-inverse of a symmetric PSD matrix (eigenvalues below rank_tol × the largest dropped)."""
-        vals, vecs = MP.eigh(G)
-        top = max(max(vals), 0)
-        inv = np.array([1 / v if v > MP.rank_tol() * top else mpmath.mpf(0) for v in vals], dtype=object)
-        return MP.matmul(vecs * inv, vecs.T)
+        return MP.pinv_psd(G, MP.rank_tol())
 
 
 def task_metrics_mp(model: TheoryModel, st: State, nodes=None, label: bool = True, loss: bool = True,
@@ -131,24 +161,16 @@ def task_metrics_mp(model: TheoryModel, st: State, nodes=None, label: bool = Tru
     check_mp(model)
     F, rules = MpRules.factor(C), MpRules(nodes)
     fs = st.map(lambda a: np.asarray(a, dtype=float))
-    double = fs, double_factor(model.field_cov(fs))
-    one = lambda p: (MP.full((p.shape[0], 1), mpmath.mpf(1)),) * 2  # noqa: E731
+    rules.decide_at = fs, double_factor(model.field_cov(fs))
+    acc = Accuracy()   # its budgets are the double's; MpRules integrates at ``nodes``
     out = []
     for t in range(model.n_tasks):
-        z = model.rows_logits(st, t)
-
         def agreement(fields):  # Σ_c P(argmax z = c, argmax x = c): by the independent route, else the cones
+            p = agreement_by_route(model, st, F, t, fields, nodes, rules.decide_at, processes)
             rows = model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t)
-            p = agreement_by_route(model, st, F, t, fields, nodes, double, processes)
-            return p if p is not None else mpmath.fsum(cone_expectation_mp(
-                F, cone_stack(argmax_cone(z, c), argmax_cone(rows, c)), [], None, nodes=nodes).plain[0]
-                for c in range(model.classes[t]))
+            return p if p is not None else linear_agreement(model, st, F, t, rows, acc, rules)
         gen = agreement("lambda")
         lab = agreement("nu") if label else mpmath.mpf(0)
-        tl = mpmath.nan
-        if loss:   # E[lse z_t] − Σ_c E[1{y_t = c} z_tc] (z enters linearly), as `metrics._linear_loss`
-            lse = rules.expect(F, None, _diff_rows(z), lambda u: (_lse_from_diffs(u, rules)[:, None], None)).plain[0]
-            tl = lse - mpmath.fsum(rules.expect(F, argmax_cone(model.rows_nu(t), c), np.zeros((0, model.n_fields)),
-                                                one, z[c:c + 1]).linear[0, 0] for c in range(model.classes[t]))
+        tl = linear_loss(model, st, F, t, acc, rules) if loss else mpmath.nan
         out.append((1 - gen, (1 - lab) if label else mpmath.nan, tl))
     return out

@@ -341,10 +341,11 @@ def _softmax_expectation(model, st, factor, cone, tasks, proj, fn, lin, acc, spl
     the integrals / pieces it deals to this part are computed (None when it dealt none here).
     ``rules``: the arithmetic and rules (`DoubleRules`; without a Sobol' tier the pieces are integrated)."""
     deal = deal or (lambda: True)
-    if route is None:
-        diffs = {u: _diff_rows(model.rows_logits(st, u)) for u in tasks}
-        spread = {u: np.linalg.norm(d @ factor, 2) for u, d in diffs.items()}
-        route = _softmax_route(model, factor, diffs, spread, "", -1, -1, tasks, cone=cone is not None,
+    if route is None:   # decided in double (at ``rules.decide_at`` where set)
+        st_d, factor_d = rules.decide_at or (st, factor)
+        diffs = {u: _diff_rows(model.rows_logits(st_d, u)) for u in tasks}
+        spread = {u: np.linalg.norm(d @ factor_d, 2) for u, d in diffs.items()}
+        route = _softmax_route(model, factor_d, diffs, spread, "", -1, -1, tasks, cone=cone is not None,
                                mean=bool(split_by))
     # split by the argmax of each task whose own logits spread widely (the others stay smooth,
     # and set the nodes of the pieces by their own spread)

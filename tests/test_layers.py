@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# numeric modules that still load their generated module themselves: mp_online / mp_nonlinear
+# numeric modules that still load their generated module themselves: mp_online
 # (branch mpterms) take it as an argument next — remove them here as they do
 PENDING: set = set()
 DERIVE_MAY_IMPORT = {"mtsp.numeric.kernel"}

@@ -207,7 +207,7 @@ def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
     """At a large-Q state (tanh, K = 1, Q = 6: spread 2.45, the size of the strong-teacher state
     at t = 20 in docs/PRECISION.md) the one Gauss–Hermite rule over h under-resolves g′ — Eaa
     14–20 % off, every other named integral 7e-5–4.5e-2 — so the default mp route must take the
-    sign-orthant split (`mp_nonlinear.sign_patterns`).  Independent references: the label-free
+    sign-orthant split (`mp_online.sign_patterns`).  Independent references: the label-free
     Eaa, Esg, Lse by a dense trapezoid rule in NumPy written here (spacing 0.005 in z, converged
     to 2e-13); every named integral by the split route at 128 nodes.  Measured (dps 20): the
     default route within 4.2e-12 of the trapezoid (Eaa11; Esg, Lse 1.6e-13) and 4.3e-12 of the
@@ -215,7 +215,7 @@ def test_mp_smooth_trunk_at_large_q_takes_the_orthant_split():
     from scipy.special import logsumexp, softmax
 
     from mtsp.numeric.engine import named_terms
-    from mtsp.numeric.mp_nonlinear import SPLIT_TOL, one_rule_error
+    from mtsp.numeric.mp_online import SPLIT_TOL, one_rule_error
     su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
                           "teacher": {"alignment": 0.6, "norm": 4.0},
                           "student": {"kind": "shared", "hidden": 1, "activation": "tanh"},
@@ -590,7 +590,7 @@ def test_mp_solve_nonlinear_shared_trunk_against_default_double():
     """`solve --precision mp` of a two-task shared tanh trunk (K = 1, C = 2, t ≤ 0.2, dps 20,
     16 mp nodes): gen_error within 1e-7 of the default double solve.  Measured: 3.1e-12 in
     gen_error, 5.4e-13 in test_loss (1.3 s; with h split into sign orthants for tanh too, as
-    before `mp_nonlinear.SPLIT_SMOOTH`: 1.0e-8 and 7.4e-10, 8 s — the mp side's error); erf K = 2
+    before `SPLIT_SMOOTH` (since removed): 1.0e-8 and 7.4e-10, 8 s — the mp side's error); erf K = 2
     (benchmark-sized, split, 405 s): 2.2e-11 at 20 mp nodes (8.6e-7 at 12)."""
     d, dl = _solve_double_and_mp(2, 1, "tanh")
     assert d < 1e-9 and dl < 1e-9
