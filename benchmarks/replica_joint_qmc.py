@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
 from mtsp.numeric.erm import erm_problem, solve_erm
 from mtsp.numeric.replica import ReplicaAccuracy
 from mtsp.numeric.solve import one_blas_thread
 from mtsp.setup import setup_from_dict
+from replica_joint_residual_correlation import cross_task_correlation
 
 
 def coupled(C, T, noises, alpha=2.0, ridge=0.1, mu=1.0, alignment=0.7):
@@ -78,11 +78,9 @@ def main(argv=None):
                 print("    " + t + "  " + "  ".join(f"{k} {v[k]:.6f}" for k in KEYS))
             fp = r["fixed_points"][0][1]
             _, chans, _, G = erm_problem(s)
-            V0 = G - fp.M.T @ np.linalg.solve(fp.Q, fp.M)
-            corr = V0 / np.sqrt(np.outer(np.diag(V0), np.diag(V0)))
             r0 = chans[0].r
             print(f"    V⁰: largest |correlation| of task A's and task B's teacher coordinates given ω "
-                  f"{np.abs(corr[:r0, r0:2 * r0]).max():.3f}")
+                  f"{cross_task_correlation(G, fp, r0, 2 * r0):.3f}")
             if vals is not ref:
                 print("    max |Δ| from the first row: " + "  ".join(f"{k} {dist[k]:.1e}" for k in KEYS))
 

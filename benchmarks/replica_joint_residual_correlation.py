@@ -14,6 +14,14 @@ from mtsp.numeric.replica import ReplicaAccuracy, solve_fixed_point
 from mtsp.setup import setup_from_dict
 
 
+def cross_task_correlation(G: np.ndarray, fp, r0: int, stop: int | None = None) -> float:
+    """The largest |correlation| between the first task's r0 teacher coordinates and those in
+    [r0, stop) given ω: of V⁰ = G − Mᵀ Q⁻¹ M at the fixed point ``fp``."""
+    V0 = G - fp.M.T @ np.linalg.solve(fp.Q, fp.M)
+    corr = V0 / np.sqrt(np.outer(np.diag(V0), np.diag(V0)))
+    return float(np.abs(corr[:r0, r0:stop]).max())
+
+
 def main():
     for C, mu in [(2, 1.0), (2, 0.5), (3, 1.0)]:
         s = setup_from_dict({"name": "j", "tasks": [{"name": n, "classes": C, "noise": 0.3} for n in "AB"],
@@ -22,11 +30,8 @@ def main():
                                           "inputs": "shared", "alpha": 2.0}})
         _, ch, Lam, G = erm_problem(s)
         fp = solve_fixed_point(ch, Lam, G, ReplicaAccuracy(), None, shared=True)
-        V0 = G - fp.M.T @ np.linalg.solve(fp.Q, fp.M)
-        corr = V0 / np.sqrt(np.outer(np.diag(V0), np.diag(V0)))
-        r = ch[0].r
         print(f"2x C{C} unrelated, μ = {mu}: largest |correlation| of the tasks' teacher coordinates "
-              f"given ω {np.abs(corr[:r, r:]).max():.4f}")
+              f"given ω {cross_task_correlation(G, fp, ch[0].r):.4f}")
 
 
 if __name__ == "__main__":

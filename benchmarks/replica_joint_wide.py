@@ -20,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from replica_joint_labels import simulations  # noqa: E402
+from replica_joint_residual_correlation import cross_task_correlation  # noqa: E402
 from replica_vs_erm import agreement_row, setup  # noqa: E402
 
 
@@ -58,7 +59,6 @@ def main(argv=None):
     sims = simulations(CASES, a.N, a.seeds, a.sims, only)
     if a.sims_only:
         return 0
-    import numpy as np
     from mtsp.numeric.erm import erm_problem, solve_erm
     from mtsp.numeric.replica import ReplicaAccuracy
     acc = ReplicaAccuracy(qmc_points=a.points) if a.points else ReplicaAccuracy()
@@ -79,11 +79,9 @@ def main(argv=None):
               f"residual {fp.residual:.1e}); simulation {sim['wall_time']:.1f} s (max gradient rms "
               f"{sim['grad_rms_max']:.1e})")
         _, chans, _, G = erm_problem(s)
-        V0 = G - fp.M.T @ np.linalg.solve(fp.Q, fp.M)
-        corr = V0 / np.sqrt(np.outer(np.diag(V0), np.diag(V0)))
         r0 = chans[0].r
         print(f"    V⁰ = G − Mᵀ Q⁻¹ M: largest |correlation| of task A's and task B's teacher coordinates "
-              f"given ω {np.abs(corr[:r0, r0:2 * r0]).max():.3f} (zero would make P(y | ω) a product)")
+              f"given ω {cross_task_correlation(G, fp, r0, 2 * r0):.3f} (zero would make P(y | ω) a product)")
         for t in s.tasks:
             fails += not agreement_row(t.name, th["tasks"][t.name]["gen_error"][0],
                                        sim["tasks"][t.name]["gen_error"], sim["tasks"][t.name]["gen_error_se"])
