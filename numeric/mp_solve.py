@@ -1,10 +1,9 @@
-"""The online ODE at arbitrary precision: `solve.solve_online` run in the mp number type.
+"""The online ODE at arbitrary precision: the one solve driver (`solve._solve_online`) in mp.
 
-`MpNumbers` is what is mp-specific about the solve: every right-hand side the generated mp module's
+`MpNumbers`, what is mp-specific: every right-hand side the generated mp module's
 (`engine.generated_system`) by `mp_online.MpRules` in the `MP` arithmetic, the errors by
-`mp_online.task_metrics_mp`, at ``dps`` digits.  The driver is the double path's
-(`solve._solve_online`) with its ``minima="steps"``: metrics at every accepted step, minima over
-those points, no Brent refinement.  `solve_online_mp(setup, dps=30)` is that call.  Scope and
+`mp_online.task_metrics_mp`; the minima over the accepted steps (``minima="steps"``, no Brent
+refinement: its metrics cost seconds each, benchmarks/results/mp_solve_minima.txt).  Scope and
 measured times: docs/PRECISION.md.
 """
 from __future__ import annotations
@@ -18,7 +17,7 @@ from .engine import generated_system
 from .integrators import MP, StepController
 from .mp_errors import check_errors_mp
 from .mp_online import MpRules, check_mp, mp_state, task_metrics_mp
-from .solve import _Part, _tell, check_processes, solve_online
+from .solve import _tell, check_processes, solve_online
 from .trajectory import Point, integrate_theory
 from .workers import mp_executor
 
@@ -44,14 +43,13 @@ def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1, *, ge
 
 
 class MpNumbers:
-    """The mp number type of `solve._solve_online` (the interface of `solve.DoubleNumbers`).
-    ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
-    max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
-    time, so their quadrature error is not damped by anything.  ``processes``: 1 or 2: with 2 the
-    larger integrals and the nonlinear trunks' per-task errors are split with a forked process."""
-    engine, arithmetic = "mp", MP
-    minima, supports = "steps", ("steps",)
-    shares_jobs = False   # its processes split each evaluation instead
+    """The mp number type of `solve._solve_online` (the interface of `solve.DoubleNumbers`), at
+    ``dps`` digits.  ``nodes``: mp nodes per dimension of the right-hand side's integrals;
+    ``metric_nodes`` (default max(nodes, METRIC_NODES)) those of the errors, which are reported
+    rather than integrated over time, so their quadrature error is not damped by anything.
+    ``processes`` 2: the larger integrals and the nonlinear trunks' per-task errors split with a
+    forked process (not the driver's jobs: ``shares_jobs`` False)."""
+    engine, arithmetic, minima, supports, shares_jobs = "mp", MP, "steps", ("steps",), False
 
     def __init__(self, dps: int = 30, nodes=SOLVE_NODES, metric_nodes=None, processes: int = 1, generated=None):
         self.dps, self.nodes, self.processes, self.generated = dps, nodes, processes, generated
@@ -60,9 +58,8 @@ class MpNumbers:
     def context(self):
         return mpmath.workdps(self.dps)
 
-    def prepare(self, model, setup_name, progress):
-        self.progress = _Part(progress, 0.8, 0.2) if progress else None   # the metrics' part of the driver's
-        self.system = generated_system(self.generated, model, setup_name, "mpmath")   # refused without one
+    def prepare(self, model, setup_name):   # refused here, before any work
+        self.system = generated_system(self.generated, model, setup_name, "mpmath")
         check_mp(model)
         if not model.linear:
             check_errors_mp(model)
@@ -71,7 +68,7 @@ class MpNumbers:
         return 1e-10, 1e-10
 
     def integrate(self, model, t_end, stops, rtol, atol, progress, helper):
-        nfev, self.t_end = [0], t_end
+        nfev = [0]
 
         def f(t, y):
             nfev[0] += 1
@@ -82,36 +79,27 @@ class MpNumbers:
                   f"quadrature points in {ex.rules} integrals (largest {ex.largest}-dim)"
                   + (f"; ≥ 7 of them, ≈ {7 * secs:.0f} s or more" if nfev[0] == 1 else " (≥ 6 per step)"))
             return dy
-        sol = integrate_theory(f, model.pack(mp_state(model.initial_state())), t_end, stops=stops,
-                               controller=mp_controller(rtol, atol), arithmetic=MP, what="the mp ODE integration")
-        return sol, nfev[0]
+        return integrate_theory(f, model.pack(mp_state(model.initial_state())), t_end, stops=stops, arithmetic=MP,
+                                controller=mp_controller(rtol, atol), what="the mp ODE integration"), nfev[0]
 
-    def metric_job(self, model, t, y, tier):
-        """Per task (gen_error, label_error, test_loss) in mp; label_error at the reported times only."""
-        return (None if tier == "alt" else (self._metrics, (model, t, y, tier == "full")))
+    def metric_job(self, model, t, y, tier):   # per task (gen_error, label_error, test_loss); no "alt"
+        return None if tier == "alt" else (self._metrics, (model, y, tier == "full"))
 
-    def _metrics(self, model, t, y, label):
-        r0 = _time.perf_counter()
-        m = [Point(*v) for v in task_metrics_mp(model, model.unpack(y), self.metric_nodes, label=label,
-                                                processes=self.processes)]
-        _tell(self.progress, min(t / self.t_end, 1.0), f"metrics at t = {t:.3g}: {_time.perf_counter() - r0:.1f} s")
-        return m
+    def _metrics(self, model, y, label):
+        return [Point(*v) for v in task_metrics_mp(model, model.unpack(y), self.metric_nodes, label=label,
+                                                   processes=self.processes)]
 
     def end_stats(self, model, y_end) -> dict:
         return {"dps": self.dps}
 
-    def finish(self, model, per_time, alt, tasks):
-        """gen_error_mp: the gen_error at the reported times to ``dps`` digits."""
+    def finish(self, model, per_time, alt, tasks):   # gen_error_mp: at the reported times, to dps digits
         for k, name in enumerate(model.names):
             tasks[name]["gen_error_mp"] = [mpmath.nstr(m[k].gen_error, self.dps) for m in per_time]
 
 
 def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
                     times=None, progress=None, metric_nodes=None, processes: int | None = None, generated=None):
-    """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp",
-    ``states`` the mp states at the reported times): `solve.solve_online` with `MpNumbers`.
-    ``processes``: 1 or 2 (`solve.check_processes`).  ``generated``: derive's modules
-    (`mtsp.derive.GENERATED`)."""
-    numbers = MpNumbers(dps, nodes, metric_nodes, check_processes(processes), generated)
+    """`solve.solve_online` with `MpNumbers`: a SolveResult, engine "mp", ``states`` the mp states at
+    the reported times.  ``generated``: derive's modules (`mtsp.derive.GENERATED`)."""
     return solve_online(setup, rtol=rtol, atol=atol, times=times, progress=progress, processes=processes,
-                        numbers=numbers)
+                        numbers=MpNumbers(dps, nodes, metric_nodes, check_processes(processes), generated))

@@ -262,7 +262,7 @@ class DoubleNumbers:
     def context(self):
         return one_blas_thread()
 
-    def prepare(self, model, setup_name, progress):
+    def prepare(self, model, setup_name):
         self.setup_name = setup_name
 
     def tolerances(self, model):
@@ -321,7 +321,7 @@ def _solve_online(setup, numbers, rtol, atol, grid_points, times, progress, proc
     processes, half the metric evaluations and refinements run in a forked worker (which also
     computes half of each right-hand side); the same numbers either way."""
     model = theory_model(setup)
-    numbers.prepare(model, setup.name, progress)   # an mp solve refuses here, before any work
+    numbers.prepare(model, setup.name)   # an mp solve refuses here, before any work
     d_rtol, d_atol = numbers.tolerances(model)
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
@@ -349,19 +349,24 @@ def _solve_online(setup, numbers, rtol, atol, grid_points, times, progress, proc
             y = state(tt)
             if tt in reported:
                 pending.append((("full", tt), numbers.metric_job(model, tt, y, "full")))
-                alt = numbers.metric_job(model, tt, y, "alt")
-                if alt is not None:
-                    pending.append((("alt", tt), alt))
+                second = numbers.metric_job(model, tt, y, "alt")
+                if second is not None:
+                    pending.append((("alt", tt), second))
             if tt in scanned and not (at_steps and tt in reported):
                 pending.append((("scan", tt), numbers.metric_job(model, tt, y, "step" if at_steps else "scan")))
         if jobs.pool is None:   # all here, in time order
-            handed = {key: SolveJobs.ready(fn(*args)) for key, (fn, args) in pending}
+            handed = {}
+            for i, (key, (fn, args)) in enumerate(pending):
+                r0 = _time.perf_counter()
+                handed[key] = SolveJobs.ready(fn(*args))
+                _tell(progress, 0.8 + 0.15 * (i + 1) / len(pending),
+                      f"metrics {i + 1} of {len(pending)} (t = {key[1]:.3g}): {_time.perf_counter() - r0:.2g} s")
         else:
             handed = {key: jobs.submit(fn, *args) for key, (fn, args) in pending[0::2]}
             handed.update({key: SolveJobs.ready(fn(*args)) for key, (fn, args) in pending[1::2]})
         stats = numbers.end_stats(model, traj(t_end))
         per_time = [jobs.result(handed["full", float(t)]) for t in times]
-        alt = [jobs.result(handed["alt", float(t)]) for t in times] if ("alt", t_end) in handed else None
+        alt = [jobs.result(handed["alt", float(t)]) for t in times] if ("alt", t_end) in handed else None   # double
         if at_steps:   # the minima over every evaluated point, the earliest on ties
             track = sorted((t, jobs.result(handed["full" if t in reported else "scan", t]))
                            for t in reported | scanned)
