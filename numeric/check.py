@@ -24,6 +24,7 @@ import time as _time
 import mpmath
 import numpy as np
 
+from mtsp.engines import choose_engine
 from mtsp.errors import ReachError
 
 from .engine import generated_module, generated_system
@@ -100,8 +101,11 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     ``acc``: the double path's `Accuracy`, or a preset name of `solve` ("default" | "high" | "fast").
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times.
     ``processes``: 1 or 2 (`solve.check_processes`), for the double solve and the mp evaluations.
-    ``generated``: derive's modules (`mtsp.derive.GENERATED`; `mtsp.check` passes them)."""
+    ``generated``: derive's modules (`mtsp.derive.GENERATED`; `mtsp.check` passes them).
+    An erm setup: `check_erm` (``dps``, ``mp_nodes``, the preset ``acc``)."""
     preset = acc if isinstance(acc, str) else "default"
+    if choose_engine(setup) == "replica":
+        return check_erm(setup, dps, mp_nodes, preset)
     acc = accuracy_setting(acc)[0]
     processes = check_processes(processes)
     model = theory_model(setup)

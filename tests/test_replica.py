@@ -416,13 +416,13 @@ def test_double_and_mp_fixed_points_agree(tmp_path, capsys):
     discretization is inside the difference) — Q, M, V, gen_error, label_error, test_loss and
     train_loss agree to 1e-8 (issue 16; measured ≤ 3.4e-14, the test loss now the double metrics'
     at each fixed point) and the mp residual is below 1e-20 (measured 2.7e-24);
-    `mtsp solve --precision mp` prints the mp numbers."""
+    `mtsp solve --precision mp` prints the mp numbers; `mtsp.check` takes erm setups to `check_erm`."""
     import json
 
+    from mtsp.api import check
     from mtsp.cli import main
-    from mtsp.numeric.check import check_erm
     s = erm_setup([{"name": "A", "classes": 2, "noise": 0.3}], 3.0, 0.1)
-    rep = check_erm(s, nodes=151)
+    rep = check(s, mp_nodes=151)
     assert rep["passed"] and rep["mp_residual"] < 1e-20
     for key, v in rep["terms"].items():
         if not key.startswith("train_error"):
