@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from mtsp.numeric.mp_replica import check_erm
+from mtsp.numeric.check import check_erm
 from mtsp.setup import setup_from_dict
 
 

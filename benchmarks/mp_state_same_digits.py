@@ -72,6 +72,6 @@ for name, su in (("solve_lin2", setup(2, 0.2, "linear", 2)), ("solve_tanh1", set
     for k, v in r.tasks.items():
         print(name, k, v)
     with mpmath.workdps(20):
-        for tt, y in sorted(r.mp_states.items()):
+        for tt, y in sorted(r.states.items()):
             print(name, "state", tt, " ".join(mpmath.nstr(x, 22) for x in flat(y)))
     print(name, "TIME", f"{time.perf_counter() - t0:.2f}", file=sys.stderr, flush=True)

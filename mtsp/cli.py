@@ -198,7 +198,7 @@ def cmd_check(args) -> int:
     setup = _load(args.setup)
     engine = _check_protocol(setup)
     if engine == "replica" and not args.trajectory:
-        from .numeric.mp_replica import check_erm
+        from .numeric.check import check_erm
         rep = check_erm(setup, dps=args.dps, nodes=args.mp_nodes, accuracy=args.accuracy)
         rep["accuracy"] = args.accuracy
         _print_json(rep) if args.json else sys.stdout.write(format_report(rep) + "\n")

@@ -1,4 +1,5 @@
-"""`check(setup)`: how many digits of the double-precision right-hand side are right?
+"""`mtsp check`: how many digits of the double path are right? — `check(setup)` for the online
+engine, `check_erm(setup)` for erm.
 
 Solves the setup in double precision (generated module, engine "ode"), takes `states` states of
 the trajectory (evenly spaced in (0, t_last]), and evaluates the right-hand side at each with
@@ -12,6 +13,9 @@ states, relative to the largest magnitude of that term (so tiny entries do not i
 The mp values carry their own quadrature error (`mp_quadrature`'s docstring); `mp_nodes` sets
 their nodes per dimension.  Each term is judged against `threshold` (what the double path claims
 at the accuracy checked, `THRESHOLDS`); the report's verdict says whether every term is within.
+
+`check_erm`: the replica engine's double fixed point and predictions against their mp polish
+(`erm.solve_erm(..., precision="mp")`), every term judged against ERM_THRESHOLD.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import time as _time
 import mpmath
 import numpy as np
 
+from mtsp.engines import choose_engine
 from mtsp.errors import ReachError
 
 from .engine import generated_module, generated_system
@@ -27,9 +32,10 @@ from .metrics import task_metrics
 from .model import theory_model
 from .mp_online import MpRules, mp_state, task_metrics_mp
 from .online import Accuracy
+from .erm import ACCURACIES, solve_erm
 from .solve import _tell, accuracy_setting, check_processes, solve_online
 
-__all__ = ["check", "format_report", "threshold", "expected_seconds", "expected_text", "THRESHOLDS"]
+__all__ = ["check", "check_erm", "format_report", "threshold", "expected_seconds", "expected_text", "THRESHOLDS"]
 
 # What the double path claims, as a relative difference from mp per term (right-hand side terms,
 # reduced integrals and errors alike), by accuracy preset and trunk: exact or product rules for
@@ -43,6 +49,7 @@ THRESHOLDS = {("default", "exact"): 1e-5, ("default", "qmc"): 3e-3,
 # seconds per state of the mp side (right-hand side and errors), measured on 2 shared cores:
 # linear K = 2, two 3-class tasks 45 s; tanh K = 2, 368 s; tanh K = 3, 148–918 s
 _PER_STATE = {"exact": (30.0, 75.0), "nonlinear2": (150.0, 400.0), "qmc": (150.0, 950.0)}
+ERM_THRESHOLD = 1e-8   # erm: what the replica engine claims (issue 16: double and mp agree to 1e-8)
 
 
 def _rule(model) -> str:
@@ -94,8 +101,11 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     ``acc``: the double path's `Accuracy`, or a preset name of `solve` ("default" | "high" | "fast").
     ``progress``: a callback (fraction, note) told after each back-end at each state, with times.
     ``processes``: 1 or 2 (`solve.check_processes`), for the double solve and the mp evaluations.
-    ``generated``: derive's modules (`mtsp.derive.GENERATED`; `mtsp.check` passes them)."""
+    ``generated``: derive's modules (`mtsp.derive.GENERATED`; `mtsp.check` passes them).
+    An erm setup: `check_erm` (``dps``, ``mp_nodes``, the preset ``acc``)."""
     preset = acc if isinstance(acc, str) else "default"
+    if choose_engine(setup) == "replica":
+        return check_erm(setup, dps, mp_nodes, preset)
     acc = accuracy_setting(acc)[0]
     processes = check_processes(processes)
     model = theory_model(setup)
@@ -145,6 +155,35 @@ def check(setup, dps: int = 30, states: int = 3, acc: Accuracy | str = Accuracy(
     over = sorted(k for k, v in worst.items() if not v <= limit)
     return {"setup": setup.name, "dps": dps, "mp_nodes": mp_nodes, "times": list(times), "terms": worst,
             "thresholds": {k: limit for k in worst}, "exceeding": over, "passed": not over,
+            "seconds": _time.perf_counter() - t0}
+
+
+def check_erm(setup, dps: int = 30, nodes: int | None = None, accuracy: str = "default") -> dict:
+    """`mtsp check` for erm: the double fixed point and predictions (on the mp route's rule,
+    `erm.mp_accuracy`) against their mp polish, in `format_report`'s form, every term judged
+    against ERM_THRESHOLD — the test loss on the channel's rule, and train_error of C ≥ 3 and of
+    joint channels (an indicator on the rule), only where both share a rule."""
+    t0 = _time.perf_counter()
+    out_m = solve_erm(setup, ACCURACIES[accuracy], precision="mp", dps=dps, nodes=nodes)
+    out_d, terms = out_m["double"], {}
+    pairs = list(zip(out_d["fixed_points"], out_m["fixed_points"]))
+    for (idx, fd), (_, fm) in pairs:
+        tag = "" if len(pairs) == 1 else "_" + "".join(str(t) for t in idx)
+        for key in ("Q", "V") + (("M",) if fd.M.size else ()):
+            terms[key + tag] = _rel(getattr(fd, key), getattr(fm, key))
+        for k, t in enumerate(idx):   # the test loss on the channel's rule, both arithmetics
+            terms[f"test_loss_rule_{setup.tasks[t].name}"] = _rel(fd.train[k][2], fm.train[k][2])
+    for name, pd in out_d["tasks"].items():
+        for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
+            terms[f"{key}_{name}"] = _rel(pd[key][0], out_m["tasks"][name][key][0])
+    loose = {f"{key}_{setup.tasks[t].name}" for (idx, fd), (_, fm) in pairs
+             if fm.nodes != fd.nodes for t in idx   # two rules: their integrals differ by the rules' errors
+             for key in ("test_loss_rule",) + (("train_error",) if setup.tasks[t].classes > 2 or len(idx) > 1 else ())}
+    judged = {k: ERM_THRESHOLD for k in terms if k not in loose}
+    over = sorted(k for k, v in judged.items() if not terms[k] <= v)
+    return {"setup": setup.name, "dps": dps, "mp_nodes": nodes, "times": [], "terms": terms,
+            "thresholds": judged, "exceeding": over, "passed": not over,
+            "mp_residual": max(float(r) for r in out_m["stats"]["residual"]),
             "seconds": _time.perf_counter() - t0}
 
 

@@ -19,24 +19,30 @@ for coupled tasks on shared inputs the indicator on the ω grid, accurate to O(n
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
+import mpmath
 import numpy as np
 
 from mtsp.errors import ConvergenceError, ReachError, RequestError
 
 from mtsp.model import erm_problem   # the reduced problem: the theory model of an erm setup
 
+from .cone import MP
 from .metrics import task_metrics
 from .model import State, TheoryModel
+from .mp_online import task_metrics_mp
+from .mp_replica import polish_mp
 from .online import Accuracy
 from .replica import (
     ReplicaAccuracy,
+    ReplicaMap,
     TaskChannel,
     reduced_basis,
     solve_fixed_point,
 )
 
-__all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions"]
+__all__ = ["erm_problem", "optimal_ridge", "solve_erm", "solve_erm_result", "task_predictions", "mp_accuracy"]
 
 
 MAX_JOINT_LABEL_DIMS = 18  # coupled tasks on shared inputs: Σ_t (C_t − 1) (from `qmc_joint_dims` on the QMC rule;
@@ -125,7 +131,6 @@ def joint_coarse_start(channels, Lam, G, acc: ReplicaAccuracy):
     on two coupled C = 3 tasks and four coupled C = 2 tasks: 17 full-rule iterations → 14 and 12
     after a 2^10-point start of 11 iterations, 2.6 → 2.2 and 4.7 → 3.6 s CPU; the fixed point the
     same within 5e-11, benchmarks/results/replica_joint_points_prox.txt)."""
-    from dataclasses import replace
     if acc.tol >= JOINT_COARSE.tol:
         return None
     dims = sum(ch.d for ch in channels)
@@ -140,24 +145,84 @@ def joint_coarse_start(channels, Lam, G, acc: ReplicaAccuracy):
 
 
 def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | None = None,
-              start=None) -> dict:
+              start=None, *, precision: str = "double", dps: int = 30, nodes: int | None = None) -> dict:
     """MODEL.md's per-task predictions (one-entry lists) plus train_loss / train_error and the
-    solver's residual and iteration count: {"tasks": {name: {...}}, "stats": {...}}."""
+    solver's residual and iteration count: {"tasks": {name: {...}}, "stats": {...}, "fixed_points":
+    [(task indices, FixedPoint)]}.
+
+    ``precision="mp"``: the same at ``dps`` digits — the double fixed point (on the mp route's
+    accuracy, `mp_accuracy`; ``nodes`` per channel, default the double's rule) polished by Newton in
+    mp (`mp_replica.polish_mp`; stats: its residuals and steps), its predictions in mp:
+    gen_error and label_error by `mp_online.task_metrics_mp` (C ≥ 4: the double metrics at the mp
+    point), test_loss the double metrics' at the mp point, and test_loss_rule (the test loss on
+    the channel's rule, the integral `check.check_erm` compares with the double's on the same rule);
+    "double": the double output it polished, "qmc": whether on the mp route's QMC rule."""
+    if precision not in ("double", "mp"):
+        raise RequestError("precision", f"double | mp (got {precision!r})")
+    acc, qmc = acc or ReplicaAccuracy(), False
+    if precision == "mp":
+        _, channels, Lam, G = erm_problem(setup)
+        tr = setup.training
+        joint = len(channels) > 1 and tr.inputs == "shared" and tr.coupling != 0   # one loss channel of all tasks
+        acc, qmc = mp_accuracy(channels, acc, nodes, joint)
     model, channels, parts = solve_erm_fixed_points(setup, acc, start)
-    tasks, stats = {}, {"residual": [], "iterations": []}
+    out = {"tasks": _predictions(model, channels, parts, metric_acc, mp=False),
+           "stats": {"residual": [fp.residual for _, fp in parts], "iterations": [fp.iterations for _, fp in parts]},
+           "fixed_points": parts}
+    if precision == "double":
+        return out
+    polished = []
+    for idx, fp in parts:
+        chs = [channels[t] for t in idx]
+        lam, g = (Lam, G) if len(idx) == len(channels) else (Lam[np.ix_(idx, idx)], np.eye(chs[0].r))
+        fmap = ReplicaMap(chs, lam, g, acc, joint)
+        polished.append((idx, polish_mp(fp, fmap, None if qmc or not nodes else [nodes] * len(fp.nodes), dps)))
+    with mpmath.workdps(dps):
+        tasks = _predictions(model, channels, polished, metric_acc, mp=True)
+    return {"tasks": tasks, "stats": {"residual": [fp.residual for _, fp in polished],
+                                      "iterations": [fp.iterations for _, fp in polished]},
+            "fixed_points": polished, "double": out, "qmc": qmc}
+
+
+def _predictions(model, channels, parts, metric_acc, mp: bool) -> dict:
+    """{name: {key: [value]}}: `task_predictions` of every task's block (Q_tt, M_tt) of its part's
+    fixed point, train_loss and train_error from the fixed point's prox outputs; ``mp``: values in
+    mp — gen_error and label_error by `task_metrics_mp` where C < 4, and test_loss_rule."""
+    tasks = {}
     for idx, fp in parts:
         do = _offsets([channels[t].d for t in idx])
         ro = _offsets([channels[t].r for t in idx])
-        stats["residual"].append(fp.residual)
-        stats["iterations"].append(fp.iterations)
         for k, t in enumerate(idx):
             ch = channels[t]
             Q = fp.Q[do[k]:do[k + 1], do[k]:do[k + 1]]
             M = fp.M[do[k]:do[k + 1], ro[k]:ro[k + 1]]
-            pred = task_predictions(model, t, ch, Q, M, metric_acc)
-            pred["train_loss"], pred["train_error"] = fp.train[k][:2]
-            tasks[model.names[t]] = {key: [float(v)] for key, v in pred.items()}
-    return {"tasks": tasks, "stats": stats, "fixed_points": parts}
+            pred = task_predictions(model, t, ch, Q.astype(float), M.astype(float), metric_acc)
+            if mp and ch.C < 4:
+                E = MP.basis(ch.C)
+                st = State(E.T @ Q @ E, E.T @ M @ ch.L.T @ E, (np.eye(ch.C),))
+                pred.update(zip(("gen_error", "label_error"),
+                                task_metrics_mp(one_task_model(model, t, ch), st, loss=False)[0]))
+            pred.update(zip(("train_loss", "train_error", "test_loss_rule") if mp else ("train_loss", "train_error"),
+                            fp.train[k]))
+            tasks[model.names[t]] = {key: [v if mp else float(v)] for key, v in pred.items()}
+    return tasks
+
+
+MP_QMC_POINTS = 128   # the mp route's QMC rule (`mp_accuracy`)
+
+
+def mp_accuracy(channels, acc: ReplicaAccuracy, nodes: int | None, joint: bool) -> tuple[ReplicaAccuracy, bool]:
+    """(the accuracy of the mp map, whether its orthants are on the QMC rule): ``acc`` with train_error
+    of C = 3 and of joint channels as the indicator on the rule, and where an orthant has ≥ 3 dims
+    (C ≥ 4, or a joint channel of Σ_t (C_t − 1) ≥ 3: the mp map reaches those on the QMC rule only)
+    that channel on the QMC rule of ``nodes`` (MP_QMC_POINTS) points (one task's `qmc_points` and
+    every joint channel's `qmc_joint_points` alike); the double is re-solved on it."""
+    acc = replace(acc, margin_train_error=1, boundary_train_error=False)
+    if not (any(ch.C >= 4 for ch in channels) or joint and sum(ch.d for ch in channels) >= 3):
+        return acc, False
+    n = int(nodes or MP_QMC_POINTS)
+    return replace(acc, qmc_classes=min(acc.qmc_classes, 4), qmc_joint_dims=min(acc.qmc_joint_dims, 3),
+                   qmc_points=n, qmc_joint_points=((0, n),)), True
 
 
 JOINT_COARSE = ReplicaAccuracy(spacing=(None, 0.3, 0.5, 0.6, 1.6), layer_fraction=0.8,
@@ -188,7 +253,7 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
     single-task baseline of every task of nonzero weight (`Setup.single`: the task alone with its
     data, the coupling dropped).  stats: the fixed points' residuals and iteration counts.
     ``precision="mp"``: the double fixed point polished in mpmath at ``dps`` digits and its
-    predictions in mp (`mp_replica.solve_erm_mp`; ``mp_nodes`` per axis, default the double's
+    predictions in mp (`solve_erm` at that precision; ``mp_nodes`` per axis, default the double's
     rule), printed as doubles; stats add the mp residual."""
     from .solve import SolveResult
     if precision not in ("double", "mp"):
@@ -197,22 +262,18 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
         raise RequestError("accuracy", f"unknown accuracy {accuracy!r} ({' | '.join(ACCURACIES)})")
     acc = ACCURACIES[accuracy]
     mp_residual = None
+    out = solve_erm(setup, acc, precision=precision, dps=dps, nodes=mp_nodes)
     if precision == "mp":
-        from .mp_replica import solve_erm_mp
-        mp_out = solve_erm_mp(setup, acc, dps, mp_nodes)
-        out = mp_out["double"]   # the double fixed point polished (on the mp route's accuracy)
+        mp_out, out = out, out["double"]   # the double fixed point polished (on the mp route's accuracy)
         for name, pred in mp_out["tasks"].items():
-            out["tasks"][name] = {key: [float(v)] for key, v in pred.items() if key != "test_loss_rule"}
-        mp_residual = max(float(fp.residual) for _, fp in mp_out["fixed_points"])
-        if mp_out["qmc"]:   # on the mp route's QMC rule (`mp_replica.mp_accuracy`)
-            from .mp_replica import MP_QMC_POINTS
+            out["tasks"][name] = {key: [float(v[0])] for key, v in pred.items() if key != "test_loss_rule"}
+        mp_residual = max(float(r) for r in mp_out["stats"]["residual"])
+        if mp_out["qmc"]:   # on the mp route's QMC rule (`mp_accuracy`)
             print(f"mtsp: note: tasks with C ≥ 4 (or coupled on shared inputs, Σ_t (C_t − 1) ≥ 3) run in mp on the "
                   f"QMC channel of {mp_nodes or MP_QMC_POINTS} "
                   f"points (--mp-nodes), the double polished on the same points: the mp numbers carry "
                   f"that rule's QMC error (benchmarks/results/replica_qmc_error.txt), not the default "
                   f"double rule's", file=sys.stderr)
-    else:
-        out = solve_erm(setup, acc)
     separable = [name for name, d in out["tasks"].items() if d["train_error"][0] < SEPARABLE_TRAIN_ERROR]
     for name in separable:
         print(f"mtsp: note: task {name!r}: the training data are separable at this α (train_error "

@@ -1,10 +1,10 @@
-"""The whole online ODE at arbitrary precision: `solve_online_mp(setup, dps=30)`.
+"""The online ODE at arbitrary precision: the one solve driver (`solve._solve_online`) in mp.
 
-The solve driver's steps (`trajectory.metrics_at_steps`: the one integrator in the `MP` arithmetic,
-steps landing on the requested times, the metrics at every accepted step, the early-stopped minima
-over those points — no Brent refinement, unlike the double path) with every right-hand side the
-generated mp module's (`engine.generated_system`) run by `mp_online.MpRules`, the errors by
-`mp_online.task_metrics_mp`.  Scope and measured times: docs/PRECISION.md.
+`MpNumbers`, what is mp-specific: every right-hand side the generated mp module's
+(`engine.generated_system`) by `mp_online.MpRules` in the `MP` arithmetic, the errors by
+`mp_online.task_metrics_mp`; the minima over the accepted steps (``minima="steps"``, no Brent
+refinement: its metrics cost seconds each, benchmarks/results/mp_solve_minima.txt).  Scope and
+measured times: docs/PRECISION.md.
 """
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ import mpmath
 
 from .engine import generated_system
 from .integrators import MP, StepController
-from .model import theory_model
 from .mp_errors import check_errors_mp
 from .mp_online import MpRules, check_mp, mp_state, task_metrics_mp
-from .solve import SolveResult, _tell, check_processes
-from .trajectory import Point, lowest, metrics_at_steps, task_fields
+from .solve import _tell, check_processes, solve_online
+from .trajectory import Point, integrate_theory
 from .workers import mp_executor
 
-__all__ = ["solve_online_mp", "mp_controller", "rhs_points"]
+__all__ = ["MpNumbers", "solve_online_mp", "mp_controller", "rhs_points"]
 
 SOLVE_NODES = 24
 METRIC_NODES = 24
@@ -43,49 +42,64 @@ def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1, *, ge
     return ex.points, ex.rules, ex.largest
 
 
-def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
-                    times=None, progress=None, metric_nodes=None, processes: int | None = None, generated=None):
-    """The N → ∞ online prediction of `setup` with the mp back-end (a SolveResult, engine "mp").
-    ``nodes``: mp nodes per dimension of the right-hand side's integrals; ``metric_nodes`` (default
-    max(nodes, METRIC_NODES)) those of the errors, which are reported rather than integrated over
-    time, so their quadrature error is not damped by anything.  ``processes``: 1 or 2
-    (`solve.check_processes`): with 2 the larger integrals and the nonlinear trunks' per-task errors
-    are split with a forked process.  ``generated``: derive's modules (`mtsp.derive.GENERATED`)."""
-    mnodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
-    processes = check_processes(processes)
-    model = theory_model(setup)
-    system = generated_system(generated, model, setup.name, "mpmath")   # refused here, before any work, without one
-    check_mp(model)
-    if not model.linear:
-        check_errors_mp(model)
-    times = list(setup.training.times if times is None else times)
-    t0, nfev, done = _time.perf_counter(), [0], [0.0]
-    with mpmath.workdps(dps):
+class MpNumbers:
+    """The mp number type of `solve._solve_online` (the interface of `solve.DoubleNumbers`), at
+    ``dps`` digits.  ``nodes``: mp nodes per dimension of the right-hand side's integrals;
+    ``metric_nodes`` (default max(nodes, METRIC_NODES)) those of the errors, which are reported
+    rather than integrated over time, so their quadrature error is not damped by anything.
+    ``processes`` 2: the larger integrals and the nonlinear trunks' per-task errors split with a
+    forked process (not the driver's jobs: ``shares_jobs`` False)."""
+    engine, arithmetic, minima, supports, shares_jobs = "mp", MP, "steps", ("steps",), False
+
+    def __init__(self, dps: int = 30, nodes=SOLVE_NODES, metric_nodes=None, processes: int = 1, generated=None):
+        self.dps, self.nodes, self.processes, self.generated = dps, nodes, processes, generated
+        self.metric_nodes = max(nodes, METRIC_NODES) if metric_nodes is None else metric_nodes
+
+    def context(self):
+        return mpmath.workdps(self.dps)
+
+    def prepare(self, model, setup_name):   # refused here, before any work
+        self.system = generated_system(self.generated, model, setup_name, "mpmath")
+        check_mp(model)
+        if not model.linear:
+            check_errors_mp(model)
+
+    def tolerances(self, model):
+        return 1e-10, 1e-10
+
+    def integrate(self, model, t_end, stops, rtol, atol, progress, helper):
+        nfev = [0]
+
         def f(t, y):
             nfev[0] += 1
-            r0, ex = _time.perf_counter(), mp_executor(processes)   # its tally: this right-hand side's points
-            dy = system.rhs(model, y, rules=MpRules(nodes, ex))
+            r0, ex = _time.perf_counter(), mp_executor(self.processes)   # its tally: this right-hand side's points
+            dy = self.system.rhs(model, y, rules=MpRules(self.nodes, ex))
             secs = _time.perf_counter() - r0
-            _tell(progress, done[0], f"right-hand side {nfev[0]}: {secs:.1f} s, {ex.points} quadrature points in "
-                  f"{ex.rules} integrals (largest {ex.largest}-dim)" + (f"; ≥ 7 of them, ≈ {7 * secs:.0f} s or more"
-                                                                         if nfev[0] == 1 else " (≥ 6 per step)"))
+            _tell(progress, min(float(t) / t_end, 1.0), f"right-hand side {nfev[0]}: {secs:.1f} s, {ex.points} "
+                  f"quadrature points in {ex.rules} integrals (largest {ex.largest}-dim)"
+                  + (f"; ≥ 7 of them, ≈ {7 * secs:.0f} s or more" if nfev[0] == 1 else " (≥ 6 per step)"))
             return dy
+        return integrate_theory(f, model.pack(mp_state(model.initial_state())), t_end, stops=stops, arithmetic=MP,
+                                controller=mp_controller(rtol, atol), what="the mp ODE integration"), nfev[0]
 
-        def metrics(t, y, label):   # per task (gen_error, label_error, test_loss), in mp
-            m = [Point(*v) for v in task_metrics_mp(model, model.unpack(y), mnodes, label=label, processes=processes)]
-            if t > 0:
-                done[0] = min(t / times[-1], 1.0)
-                _tell(progress, done[0], f"t = {t:.3g}, {nfev[0]} right-hand sides")
-            return m
-        sol, per_time, track, states = metrics_at_steps(f, model.pack(mp_state(model.initial_state())), times, metrics,
-                                                        controller=mp_controller(rtol, atol), arithmetic=MP,
-                                                        what="the mp ODE integration")
-        tasks = task_fields(model.names, per_time, [lowest(track, k, "gen_error") for k in range(model.n_tasks)],
-                            [lowest(track, k, "test_loss") for k in range(model.n_tasks)])
+    def metric_job(self, model, t, y, tier):   # per task (gen_error, label_error, test_loss); no "alt"
+        return None if tier == "alt" else (self._metrics, (model, y, tier == "full"))
+
+    def _metrics(self, model, y, label):
+        return [Point(*v) for v in task_metrics_mp(model, model.unpack(y), self.metric_nodes, label=label,
+                                                   processes=self.processes)]
+
+    def end_stats(self, model, y_end) -> dict:
+        return {"dps": self.dps}
+
+    def finish(self, model, per_time, alt, tasks):   # gen_error_mp: at the reported times, to dps digits
         for k, name in enumerate(model.names):
-            tasks[name]["gen_error_mp"] = [mpmath.nstr(m[k].gen_error, dps) for m in per_time]
-    res = SolveResult(setup.name, "online", "mp", times, tasks, None, None, model,
-                      {"nfev": nfev[0], "steps": sol.accepted, "rejected": sol.rejected, "dps": dps,
-                       "seconds": _time.perf_counter() - t0})
-    res.mp_states = states
-    return res
+            tasks[name]["gen_error_mp"] = [mpmath.nstr(m[k].gen_error, self.dps) for m in per_time]
+
+
+def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e-10, rtol: float = 1e-10,
+                    times=None, progress=None, metric_nodes=None, processes: int | None = None, generated=None):
+    """`solve.solve_online` with `MpNumbers`: a SolveResult, engine "mp", ``states`` the mp states at
+    the reported times.  ``generated``: derive's modules (`mtsp.derive.GENERATED`)."""
+    return solve_online(setup, rtol=rtol, atol=atol, times=times, progress=progress, processes=processes,
+                        numbers=MpNumbers(dps, nodes, metric_nodes, check_processes(processes), generated))

@@ -8,6 +8,11 @@ with a bounded Brent search.  With ``processes=2`` (the default where there are 
 the fork start method) a forked second process computes half of every right-hand side during the
 integration (it is passed down as the executor ``helper``) and half of the metric evaluations
 after it — the same sums in the same order, so the same numbers.
+
+One driver (`_solve_online`) for both number types: `DoubleNumbers` (float64) and
+`mp_solve.MpNumbers` (mpmath at any precision) say how to integrate and evaluate the metrics;
+the mp solve finds its minima over the accepted steps instead of by a grid scan and refinement
+(``minima="steps"``: its metrics cost seconds each).
 """
 from __future__ import annotations
 
@@ -25,14 +30,14 @@ from mtsp.errors import ConvergenceError, ReachError, RequestError
 
 from . import online, reach
 from .engine import generated_module
-from .integrators import StepController, bounded_minimum
+from .integrators import DOUBLE, StepController, bounded_minimum
 from .metrics import task_metrics
 from .model import TheoryModel, theory_model
 from .online import Accuracy
 from .trajectory import integrate_theory, lowest, task_fields
 from .workers import SolveJobs
 
-__all__ = ["SolveResult", "solve_online", "solve", "ConvergenceError", "check_processes", "default_processes"]
+__all__ = ["SolveResult", "solve_online", "DoubleNumbers", "solve", "ConvergenceError", "check_processes", "default_processes"]
 
 
 
@@ -48,6 +53,7 @@ class SolveResult:
     model: TheoryModel | None = None
     stats: dict = field(default_factory=dict)
     single_results: dict | None = None  # name -> (SolveResult of the task alone, time scale)
+    states: dict | None = None       # minima="steps": {t: packed state} at `times`, the steps' own
 
     def to_json_dict(self) -> dict:
         out = {"setup": self.setup_name, "engine": self.engine, "protocol": self.protocol,
@@ -97,8 +103,9 @@ def _rhs_function(model: TheoryModel, engine: str, setup_name: str = "", generat
 
 def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, atol: float,
                engine: str = "ode", setup_name: str = "", progress=None, helper=None, guard=None,
-               generated=None):
-    """Dormand–Prince 5(4) with dense output from the initial order parameters to t_end.
+               generated=None, stops=()):
+    """Dormand–Prince 5(4) with dense output from the initial order parameters to t_end (steps
+    landing on ``stops``).
     ``helper``: an executor that computes half of every right-hand side while this process does
     the other half (passed to the right-hand side: `online.linear_terms`, `online.nonlinear_terms`).
     ``guard``: called with (t, y) at each right-hand side (default: the cost is estimated and
@@ -116,7 +123,7 @@ def _integrate(model: TheoryModel, t_end: float, acc: Accuracy, rtol: float, ato
         if progress and nfev[0] % 6 == 0:
             _tell(progress, min(t / t_end, 1.0), f"t = {t:.3g} of {t_end:g}")
         return f_rhs(model, y, acc, helper)
-    traj = integrate_theory(f, y0, t_end, controller=StepController(rtol, atol),
+    traj = integrate_theory(f, y0, t_end, controller=StepController(rtol, atol), stops=stops,
                             status={"rtol": rtol, "atol": atol})
     return traj, nfev[0]
 
@@ -184,13 +191,6 @@ def _refine(model, traj, grid, coarse, acc, key, task, t_end):
     return float(v), float(t)
 
 
-def _best(model, traj, t_end, acc, key, grid_points, times):
-    """Minima of one metric of every task over the trajectory: coarse scan, then `_refine`."""
-    grid = _scan_grid(t_end, grid_points, times)
-    coarse = np.array([_metric_values(model, traj, tt, COARSE, key) for tt in grid])
-    return [_refine(model, traj, grid, coarse[:, k], acc, key, k, t_end) for k in range(model.n_tasks)]
-
-
 def default_tolerances(model: TheoryModel) -> tuple[float, float]:
     """(rtol, atol) of the ODE integration, set by the accuracy of the right-hand side: tight
     where the integrals are exact or product rules (linear trunks, glm: measured on a two-task
@@ -211,7 +211,7 @@ def default_tolerances(model: TheoryModel) -> tuple[float, float]:
 
 def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None, atol: float | None = None,
                  grid_points: int = 24, times=None, progress=None, engine: str = "ode",
-                 processes: int | None = None, generated=None) -> SolveResult:
+                 processes: int | None = None, generated=None, numbers=None, minima: str | None = None) -> SolveResult:
     """N → ∞ prediction of the online protocol for `setup` (MODEL.md JSON fields).
 
     Default tolerances (`default_tolerances`): rtol 1e-6 / atol 1e-8 (C ≤ 2) or 3e-5 / 3e-7 for
@@ -221,10 +221,19 @@ def solve_online(setup, acc: Accuracy = Accuracy(), *, rtol: float | None = None
     where there are 2+ cores and fork): with 2, a forked second process shares the right-hand
     sides and the metric evaluations; the numbers are the same either way.  BLAS runs one thread
     per process while it solves (`one_blas_thread`).  ``generated``: derive's modules (engine "ode":
-    `engine.generated_module`; `mtsp.solve` passes them)."""
+    `engine.generated_module`; `mtsp.solve` passes them).
+
+    ``numbers``: the number type the driver runs in — `DoubleNumbers(acc, engine, generated)` (the
+    default, from the arguments above) or `mp_solve.MpNumbers` (the same driver in mpmath: its own
+    default tolerances).  ``minima`` (`_solve_online`): "refine" or "steps"; None: the number
+    type's own ("refine" for double, "steps" for mp)."""
     processes = check_processes(processes)
-    with one_blas_thread():
-        return _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes, generated)
+    numbers = numbers or DoubleNumbers(acc, engine, generated)
+    minima = numbers.minima if minima is None else minima
+    if minima not in numbers.supports:
+        raise RequestError("minima", f"{' | '.join(numbers.supports)} with the {numbers.engine} numbers, got {minima!r}")
+    with numbers.context():
+        return _solve_online(setup, numbers, rtol, atol, grid_points, times, progress, processes, minima)
 
 
 def one_blas_thread():
@@ -236,67 +245,149 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, processes,
-                  generated) -> SolveResult:
+class DoubleNumbers:
+    """The double path's evaluations for `_solve_online` (float64, `integrators.DOUBLE`): the
+    right-hand side of ``engine`` at ``acc`` (`_integrate`: the reach checked first, the forked
+    worker computing half of each), the metrics by `metrics.task_metrics` — at ``acc`` at the
+    reported times (for linear trunks also at a second scrambling, their quadrature error), at
+    `COARSE` on the scan, refined by `_refine` — with the worker taking half of them."""
+    arithmetic = DOUBLE
+    minima, supports = "refine", ("refine", "steps")
+    shares_jobs = True   # metric evaluations and refinements alternate between the worker and this process
+
+    def __init__(self, acc: Accuracy = Accuracy(), engine: str = "ode", generated=None):
+        self.acc, self.engine, self.generated = acc, engine, generated
+        self.alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
+
+    def context(self):
+        return one_blas_thread()
+
+    def prepare(self, model, setup_name):
+        self.setup_name = setup_name
+
+    def tolerances(self, model):
+        return default_tolerances(model)
+
+    def integrate(self, model, t_end, stops, rtol, atol, progress, helper):
+        return _integrate(model, t_end, self.acc, rtol, atol, self.engine, self.setup_name, progress,
+                          helper=helper, generated=self.generated, stops=stops)
+
+    def metric_job(self, model, t, y, tier):
+        """(fn, args) of the metrics at state y: tier "full" (reported times), "alt" (their second
+        scrambling, linear trunks; None otherwise), "scan" (`COARSE`), "step" (full budgets, no label)."""
+        if tier == "alt" and not model.linear:
+            return None
+        acc, kw = {"full": (self.acc, {}), "alt": (self.alt, dict(loss=False, label=False)),
+                   "scan": (COARSE, dict(label=False)), "step": (self.acc, dict(label=False))}[tier]
+        return _metrics_job, (model, y, acc, kw)
+
+    def refine_job(self, model, traj, grid, coarse, key, k, t_end):
+        return _refine, (model, traj, grid, coarse, self.acc, key, k, t_end)
+
+    def end_stats(self, model, y_end) -> dict:
+        """{"rhs_sobol_spread": the right-hand side's relative spread between two scramblings at
+        the last state}: the fixed Sobol' tier has no error bound of its own (exactly zero when every
+        integral used an exact or product rule, the two right-hand sides then being one computation)."""
+        f_rhs = _rhs_function(model, self.engine, self.setup_name, self.generated)
+        r0, r1 = f_rhs(model, y_end, self.acc), f_rhs(model, y_end, self.alt)
+        return {"rhs_sobol_spread": float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))}
+
+    def finish(self, model, per_time, alt, tasks):
+        """Per task gen_error_quad_se, where nonzero: randomised QMC's standard error (nonlinear
+        trunks), or |full − alt| (linear trunks: two scramblings)."""
+        for k, name in enumerate(model.names):
+            if not model.linear:
+                if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 3 by default); the cut rules: 0
+                    tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
+            else:
+                quad = [abs(a[k].gen_error - b[k].gen_error) for a, b in zip(per_time, alt)]
+                if any(q > 0 for q in quad):
+                    tasks[name]["gen_error_quad_se"] = quad
+
+
+def _solve_online(setup, numbers, rtol, atol, grid_points, times, progress, processes, minima) -> SolveResult:
+    """The online solve in either number type (``numbers``: `DoubleNumbers`, `mp_solve.MpNumbers`):
+    integrate from the initial order parameters (`numbers.integrate`), evaluate the metrics at
+    the reported times, and find the early-stopped minima (`best_*`) on the trajectory by
+    ``minima``:
+
+    - "refine": the metrics scanned on a grid of ``grid_points`` over (0, t_last] of the dense
+      output, each minimum refined by a bounded Brent search (`_refine`);
+    - "steps": the integration's steps land on the reported times, the metrics at every accepted
+      step, the minima over those points (`trajectory.lowest`), no refinement — for metrics that
+      cost seconds each (mp: a grid scan and Brent search would take several times as many).
+
+    The trajectory minimum is never above a reported value.  With ``numbers.shares_jobs`` and 2
+    processes, half the metric evaluations and refinements run in a forked worker (which also
+    computes half of each right-hand side); the same numbers either way."""
     model = theory_model(setup)
-    d_rtol, d_atol = default_tolerances(model)
+    numbers.prepare(model, setup.name)   # an mp solve refuses here, before any work
+    d_rtol, d_atol = numbers.tolerances(model)
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
     times = list(setup.training.times if times is None else times)
     t_end = float(times[-1])
-    alt = replace(acc, qmc_seed=acc.qmc_seed + 1)
-    grid = _scan_grid(t_end, grid_points, times)
-    jobs = SolveJobs(processes)
+    at_steps = minima == "steps"
+    jobs = SolveJobs(processes if numbers.shares_jobs else 1)
     t0 = _time.perf_counter()
     try:
         # progress: integration 0 → 0.8 (by ODE time), metrics 0.8 → 1
-        traj, nfev = _integrate(model, t_end, acc, rtol, atol, engine, setup.name,
-                                _Part(progress, 0.0, 0.8) if progress else None,
-                                helper=jobs.pool, generated=generated)
+        traj, nfev = numbers.integrate(model, t_end, times if at_steps else (), rtol, atol,
+                                       _Part(progress, 0.0, 0.8) if progress else None, jobs.pool)
         t1 = _time.perf_counter()
         if progress:
             progress(0.8)
-        # metric evaluations on the trajectory, in time order: at the reported times (full
-        # accuracy, and for linear trunks a second scrambling as the quadrature error) and the
-        # coarse early-stopping scan on `grid`; half go to the worker, the other half run here
+        if at_steps:   # the accepted steps' own states (the reported times among them)
+            states = dict(zip((float(t) for t in traj.ts), traj.ys))
+            grid, state = np.array(sorted(t for t in states if t > 0)), states.__getitem__
+        else:
+            grid, state = _scan_grid(t_end, grid_points, times), traj
+        # metric evaluations on the trajectory, in time order: at the reported times (and a second
+        # scrambling, where the number type has one) and on the scan; half go to the worker
         pending, reported, scanned = [], {float(t) for t in times}, {float(t) for t in grid}
         for tt in sorted(reported | scanned):
-            y = traj(tt)
+            y = state(tt)
             if tt in reported:
-                pending.append((("full", tt), (model, y, acc, {})))
-                if model.linear:
-                    pending.append((("alt", tt), (model, y, alt, dict(loss=False, label=False))))
-            if tt in scanned:
-                pending.append((("scan", tt), (model, y, COARSE, dict(label=False))))
-        handed = {key: jobs.submit(_metrics_job, *args) for key, args in pending[0::2]}
-        handed.update({key: SolveJobs.ready(_metrics_job(*args)) for key, args in pending[1::2]})
-        # the fixed Sobol' tier has no error bound of its own: a second, independent scrambling
-        # states it (exactly zero when every integral used an exact or product rule: the two
-        # right-hand sides are then the same computation)
-        y_end = traj(t_end)
-        f_rhs = _rhs_function(model, engine, setup.name, generated)
-        r0, r1 = f_rhs(model, y_end, acc), f_rhs(model, y_end, alt)
-        rhs_spread = float(np.abs(r0 - r1).max() / max(np.abs(r0).max(), 1e-300))
+                pending.append((("full", tt), numbers.metric_job(model, tt, y, "full")))
+                second = numbers.metric_job(model, tt, y, "alt")
+                if second is not None:
+                    pending.append((("alt", tt), second))
+            if tt in scanned and not (at_steps and tt in reported):
+                pending.append((("scan", tt), numbers.metric_job(model, tt, y, "step" if at_steps else "scan")))
+        if jobs.pool is None:   # all here, in time order
+            handed = {}
+            for i, (key, (fn, args)) in enumerate(pending):
+                r0 = _time.perf_counter()
+                handed[key] = SolveJobs.ready(fn(*args))
+                _tell(progress, 0.8 + 0.15 * (i + 1) / len(pending),
+                      f"metrics {i + 1} of {len(pending)} (t = {key[1]:.3g}): {_time.perf_counter() - r0:.2g} s")
+        else:
+            handed = {key: jobs.submit(fn, *args) for key, (fn, args) in pending[0::2]}
+            handed.update({key: SolveJobs.ready(fn(*args)) for key, (fn, args) in pending[1::2]})
+        stats = numbers.end_stats(model, traj(t_end))
         per_time = [jobs.result(handed["full", float(t)]) for t in times]
-        quad = None
-        if model.linear:
-            quad = [[abs(a.gen_error - b.gen_error) for a, b in zip(m, jobs.result(handed["alt", float(t)]))]
-                    for m, t in zip(per_time, times)]
-        scan = [jobs.result(handed["scan", float(t)]) for t in grid]
-        # early-stopping refinements: every other one in the worker, the rest here
-        refine = {}
-        n = 0
-        for key, k in ((key, k) for key in ("gen_error", "test_loss") for k in range(model.n_tasks)):
-            coarse = np.array([getattr(m[k], key) for m in scan])
-            if int(np.argmin(coarse)) == len(grid) - 1:
-                # still decreasing at t_end, a reported time: its full-accuracy value is known
-                refine[key, k] = SolveJobs.ready((getattr(per_time[-1][k], key), t_end))
-                continue
-            args = (model, traj, grid, coarse, acc, key, k, t_end)
-            refine[key, k] = jobs.submit(_refine, *args) if n % 2 == 0 else (_refine, args)
-            n += 1
-        best_gen = [jobs.result(refine["gen_error", k]) for k in range(model.n_tasks)]
-        best_loss = [jobs.result(refine["test_loss", k]) for k in range(model.n_tasks)]
+        alt = [jobs.result(handed["alt", float(t)]) for t in times] if ("alt", t_end) in handed else None   # double
+        if at_steps:   # the minima over every evaluated point, the earliest on ties
+            track = sorted((t, jobs.result(handed["full" if t in reported else "scan", t]))
+                           for t in reported | scanned)
+            best_gen = [lowest(track, k, "gen_error") for k in range(model.n_tasks)]
+            best_loss = [lowest(track, k, "test_loss") for k in range(model.n_tasks)]
+        else:
+            scan = [jobs.result(handed["scan", float(t)]) for t in grid]
+            # early-stopping refinements: every other one in the worker, the rest here
+            refine = {}
+            n = 0
+            for key, k in ((key, k) for key in ("gen_error", "test_loss") for k in range(model.n_tasks)):
+                coarse = np.array([getattr(m[k], key) for m in scan])
+                if int(np.argmin(coarse)) == len(grid) - 1:
+                    # still decreasing at t_end, a reported time: its full-accuracy value is known
+                    refine[key, k] = SolveJobs.ready((getattr(per_time[-1][k], key), t_end))
+                    continue
+                fn, args = numbers.refine_job(model, traj, grid, coarse, key, k, t_end)
+                refine[key, k] = jobs.submit(fn, *args) if n % 2 == 0 else (fn, args)
+                n += 1
+            best_gen = [jobs.result(refine["gen_error", k]) for k in range(model.n_tasks)]
+            best_loss = [jobs.result(refine["test_loss", k]) for k in range(model.n_tasks)]
     except BaseException:   # an error, an interrupt or SIGTERM: the worker goes at once
         jobs.abort()
         raise
@@ -309,19 +400,15 @@ def _solve_online(setup, acc, rtol, atol, grid_points, times, progress, engine, 
         for key, best in (("gen_error", best_gen), ("test_loss", best_loss)):
             v, t = lowest(reported, k, key)
             if v < best[k][0]:
-                best[k] = (float(v), float(t))
+                best[k] = (v, t)
     tasks = task_fields(model.names, per_time, best_gen, best_loss)
-    for k, name in enumerate(model.names):
-        if not model.linear:
-            if any(m[k].gen_error_se > 0 for m in per_time):   # randomised QMC (K ≥ 3 by default); the cut rules: 0
-                tasks[name]["gen_error_quad_se"] = [m[k].gen_error_se for m in per_time]
-        elif any(q[k] > 0 for q in quad):
-            tasks[name]["gen_error_quad_se"] = [q[k] for q in quad]
+    numbers.finish(model, per_time, alt, tasks)
+    stats = {"nfev": nfev, "steps": traj.accepted, "rejected": traj.rejected, "integrate_s": t1 - t0,
+             "metrics_s": t2 - t1, **stats}
     if progress:
         progress(1.0)
-    return SolveResult(setup.name, "online", engine, times, tasks, None, traj, model,
-                       {"nfev": nfev, "integrate_s": t1 - t0, "metrics_s": t2 - t1,
-                        "rhs_sobol_spread": rhs_spread})
+    return SolveResult(setup.name, "online", numbers.engine, times, tasks, None, traj, model, stats,
+                       states={float(t): states[float(t)] for t in times} if at_steps else None)
 
 
 # `accuracy="fast"`: for exploration — 1.6–2.8× faster; measured gen_error differences from the

@@ -416,13 +416,13 @@ def test_double_and_mp_fixed_points_agree(tmp_path, capsys):
     discretization is inside the difference) — Q, M, V, gen_error, label_error, test_loss and
     train_loss agree to 1e-8 (issue 16; measured ≤ 3.4e-14, the test loss now the double metrics'
     at each fixed point) and the mp residual is below 1e-20 (measured 2.7e-24);
-    `mtsp solve --precision mp` prints the mp numbers."""
+    `mtsp solve --precision mp` prints the mp numbers; `mtsp.check` takes erm setups to `check_erm`."""
     import json
 
+    from mtsp.api import check
     from mtsp.cli import main
-    from mtsp.numeric.mp_replica import check_erm
     s = erm_setup([{"name": "A", "classes": 2, "noise": 0.3}], 3.0, 0.1)
-    rep = check_erm(s, nodes=151)
+    rep = check(s, mp_nodes=151)
     assert rep["passed"] and rep["mp_residual"] < 1e-20
     for key, v in rep["terms"].items():
         if not key.startswith("train_error"):
@@ -490,12 +490,12 @@ def test_joint_channel_double_and_mp_agree():
     """`mtsp check` on coupled tasks on shared inputs (one joint loss channel, the mp map being the
     double's own code on mp numbers): three coupled two-class tasks, Σ_t (C_t − 1) = 3, so the mp
     route runs the joint channel on the QMC rule of 16 points and the double is re-solved on the
-    same points (`mp_replica.mp_accuracy`).  Every term — the joint Q, M, V and each task's
+    same points (`erm.mp_accuracy`).  Every term — the joint Q, M, V and each task's
     predictions, train_error included — within 1e-8 (issue 16; and within 2e-10, ~10× the measured
     1.5e-11 — the double's roundoff and prox tolerance), the mp residual below 1e-20.
     Measured: mp residual 2.6e-28, 3.5–3.9 s; at 32 points ≤ 2.6e-11; two coupled
     three-class tasks (Σ = 4) at 16 points ≤ 3.7e-11 (49 s, not in the suite)."""
-    from mtsp.numeric.mp_replica import check_erm
+    from mtsp.numeric.check import check_erm
     s = erm_setup([{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 2, "noise": 0.2},
                    {"name": "C", "classes": 2, "noise": 0.4}], 2.0, 0.1, 1.0, "shared", {"alignment": 0.7})
     rep = check_erm(s, nodes=16)

@@ -103,7 +103,7 @@ def test_joint_rule_points_by_dimension():
     "fast" scale both alike; the mp route (`mp_accuracy`) puts every QMC channel, joint or not, on
     its one rule of ``nodes`` points."""
     from mtsp.numeric.erm import ACCURACIES
-    from mtsp.numeric.mp_replica import mp_accuracy
+    from mtsp.numeric.erm import mp_accuracy
     Lam = np.eye(2)
     for C, T, n in ((3, 2, 2 ** 13), (2, 5, 2 ** 13), (3, 3, 2 ** 14), (5, 2, 2 ** 14)):
         ch, G, Q, M, V = _joint_state(C, T, 0.3, 0.5)

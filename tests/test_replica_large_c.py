@@ -123,11 +123,11 @@ def test_qmc_channel_against_monte_carlo_of_the_labels(C, noise, rank, class_map
 
 
 def test_check_erm_for_four_classes():
-    """`mtsp check` for erm with C = 4 (`mp_replica`: the QMC channel code on mp numbers, 16 points, the
+    """`mtsp check` for erm with C = 4 (`check_erm`: the QMC channel code on mp numbers, 16 points, the
     double solved on the same points): every term (fixed point, predictions, train_error too)
     within 1e-10.  Measured: ≤ 9.6e-12 (C = 4, 4.4 s); C = 5 at 32 points ≤ 2.9e-12, C = 6 at 16
     points ≤ 5.5e-11 (11 s, 12 s: not in the suite), mp residual ~2e-27."""
-    from mtsp.numeric.mp_replica import check_erm
+    from mtsp.numeric.check import check_erm
     from mtsp.setup import setup_from_dict
     s = setup_from_dict({"name": "C4", "tasks": [{"name": "A", "classes": 4, "noise": 0.5}],
                          "student": {"kind": "glm"}, "training": {"protocol": "erm", "alpha": 2.0, "ridge": 0.1}})
