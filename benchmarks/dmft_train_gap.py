@@ -10,8 +10,9 @@ t = 0.5, 1, 3). Subcommands, each printing its own lines:
   paths    the DMFT (step correction off) against the path count n (`--paths`, `--batches`
            per n), and a weighted fit f = a + b/n;
   sim      the simulation (RK4) at several N (`--N`) and steps (`--sim-dts`), `--seeds` each;
-  compare  `solve_dmft` with and without the step correction (`DmftOptions.step_correction`)
-           beside the simulation at N = 1000.
+  compare  `solve_dmft` with and without the step correction (`DmftOptions.step_correction`);
+  speed    the defaults' time on benchmarks/dmft_speed.py's case (two-task linear trunk, 194
+           steps) with step_correction 0 and the default, interleaved `--repeat` times.
 
     PYTHONPATH=$PWD nice -n 10 python benchmarks/dmft_train_gap.py step --case C2_a2 \\
         --dts 0.4,0.2,0.1,0.05 --paths 2000 --batches 16
@@ -136,9 +137,28 @@ def cmd_compare(a, s):
             print(f"   {k:11s} {fmt(r[k], r[k + '_se'])}")
 
 
+def cmd_speed(a, s):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from dmft_speed import trunk_setup
+    trunk = trunk_setup()
+    times = {0: [], DmftOptions().step_correction: []}
+    for _ in range(a.repeat):
+        for corr in times:
+            t0 = time.perf_counter()
+            r = solve_dmft(trunk, DmftOptions(step_correction=corr))
+            times[corr].append(time.perf_counter() - t0)
+            print(f"defaults, step_correction {corr}: {times[corr][-1]:.1f} s; train_loss A, B "
+                  f"at t = {r.times}: {np.round(r.tasks['A']['train_loss'], 4).tolist()}, "
+                  f"{np.round(r.tasks['B']['train_loss'], 4).tolist()}", flush=True)
+    t0, t1 = (np.mean(v) for v in times.values())
+    print(f"mean {t0:.1f} s → {t1:.1f} s ({100 * (t1 / t0 - 1):+.0f} %)")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["step", "paths", "sim", "compare"])
+    ap.add_argument("what", choices=["step", "paths", "sim", "compare", "speed"])
     ap.add_argument("--case", choices=sorted(CASES), default="C2_a2")
     ap.add_argument("--dts", default="0.4,0.2,0.1,0.05")
     ap.add_argument("--paths", type=int, default=4000)
@@ -149,10 +169,12 @@ def main():
     ap.add_argument("--sim-dts", default="0.1")
     ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--sim-seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
     s = setup_of(a.case)
     print(f"# {a.what} {a.case}: {CASES[a.case]}", flush=True)
-    {"step": cmd_step, "paths": cmd_paths, "sim": cmd_sim, "compare": cmd_compare}[a.what](a, s)
+    {"step": cmd_step, "paths": cmd_paths, "sim": cmd_sim, "compare": cmd_compare,
+     "speed": cmd_speed}[a.what](a, s)
 
 
 if __name__ == "__main__":
