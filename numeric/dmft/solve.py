@@ -20,7 +20,9 @@ without early refinement. Test metrics
 from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
 
 Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
-each; the outputs are their means and `*_se` their standard errors.
+each; the outputs are their means and `*_se` their standard errors. Time step: the engine solves
+gradient descent at the grid's steps; train_loss / train_error are extrapolated to the flow from
+the first `step_correction` batches solved again at twice the step (`_step_corrected`).
 """
 from __future__ import annotations
 
@@ -328,6 +330,9 @@ def _step_corrected(mean: np.ndarray, se: np.ndarray, corrections: list):
     return mean + c, np.hypot(se, c_se)
 
 
+TRAIN_RANGE = {"train_loss": (0.0, np.inf), "train_error": (0.0, 1.0)}   # the extrapolation's clip
+
+
 def _mean_se(x: np.ndarray):
     x = np.asarray(x, float)
     se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
@@ -436,7 +441,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
         stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
         for key, c in corrections.items():
             if c:
-                stats_[key] = _step_corrected(*stats_[key], c)
+                mean, se = _step_corrected(*stats_[key], c)
+                stats_[key] = np.clip(mean, *TRAIN_RANGE[key]), se
         for j, t in enumerate(ids):
             d = {}
             for key in keys[:5]:
@@ -454,6 +460,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     tasks = {t.name: tasks[t.name] for t in setup.tasks}
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
              "batches": max(used), "solve_s": _time.perf_counter() - t0,
+             "step_correction": min(opts.step_correction, max(used)),
              "symmetry": None if mirror is None else ("mirrored" if opts.mirror else "sampled"),
              "asymmetry": max(asym) if asym else None}
     res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
