@@ -11,6 +11,8 @@ t = 0.5, 1, 3). Subcommands, each printing its own lines:
            per n), and a weighted fit f = a + b/n;
   sim      the simulation (RK4) at several N (`--N`) and steps (`--sim-dts`), `--seeds` each;
   compare  `solve_dmft` with and without the step correction (`DmftOptions.step_correction`);
+  pairs    per batch, train_loss of dmft_speed.py's trunk at dt and 2 dt on the same normals (the
+           step correction's spread against the batches'), and the time of each solve;
   speed    the defaults' time on benchmarks/dmft_speed.py's case (two-task linear trunk, 194
            steps) with step_correction 0 and the default, interleaved `--repeat` times.
 
@@ -137,12 +139,35 @@ def cmd_compare(a, s):
             print(f"   {k:11s} {fmt(r[k], r[k + '_se'])}")
 
 
-def cmd_speed(a, s):
+def _trunk():
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from dmft_speed import trunk_setup
-    trunk = trunk_setup()
+    return trunk_setup()
+
+
+def cmd_pairs(a, s):
+    from mtsp.numeric.dmft.solve import default_dt, time_grid, trunk_trajectory
+    trunk = _trunk()
+    opts = DmftOptions(n_paths=a.paths, n_response=1000)
+    dt = default_dt(float(trunk.training.lr))
+    out = {}
+    for h in (dt, 2 * dt):
+        steps, req = time_grid(trunk.training.times, h, float(trunk.training.lr))
+        t0 = time.perf_counter()
+        out[h] = np.array([trunk_trajectory(trunk, steps, opts, b)[3][req] for b in range(a.batches)])
+        print(f"step {h:g}: {len(steps)} steps, {(time.perf_counter() - t0) / a.batches:.1f} s per batch "
+              f"of {a.paths} paths", flush=True)
+    for j, name in enumerate(t.name for t in trunk.tasks):
+        print(f"task {name}, t = {list(trunk.training.times)}:")
+        for b in range(a.batches):
+            print(f"   batch {b}: train_loss {np.round(out[dt][b, :, j], 5).tolist()}  correction "
+                  f"f(dt) − f(2dt) {np.round(out[dt][b, :, j] - out[2 * dt][b, :, j], 5).tolist()}")
+
+
+def cmd_speed(a, s):
+    trunk = _trunk()
     times = {0: [], DmftOptions().step_correction: []}
     for _ in range(a.repeat):
         for corr in times:
@@ -158,7 +183,7 @@ def cmd_speed(a, s):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["step", "paths", "sim", "compare", "speed"])
+    ap.add_argument("what", choices=["step", "paths", "sim", "compare", "pairs", "speed"])
     ap.add_argument("--case", choices=sorted(CASES), default="C2_a2")
     ap.add_argument("--dts", default="0.4,0.2,0.1,0.05")
     ap.add_argument("--paths", type=int, default=4000)
@@ -174,7 +199,7 @@ def main():
     s = setup_of(a.case)
     print(f"# {a.what} {a.case}: {CASES[a.case]}", flush=True)
     {"step": cmd_step, "paths": cmd_paths, "sim": cmd_sim, "compare": cmd_compare,
-     "speed": cmd_speed}[a.what](a, s)
+     "pairs": cmd_pairs, "speed": cmd_speed}[a.what](a, s)
 
 
 if __name__ == "__main__":
