@@ -20,7 +20,9 @@ without early refinement. Test metrics
 from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
 
 Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
-each; the outputs are their means and `*_se` their standard errors.
+each; the outputs are their means and `*_se` their standard errors. Time step: the engine solves
+gradient descent at the grid's steps; train_loss / train_error are extrapolated to the flow from
+the first `step_correction` batches solved again at twice the step (`_step_corrected`).
 """
 from __future__ import annotations
 
@@ -62,7 +64,11 @@ class DmftOptions:
     reflection symmetry (`trunk_mirror`), paths in mirror pairs (`engine.run_dmft`): the exact
     N → ∞ solution, which keeps the symmetry; without it (default) the paths' sampling noise
     breaks an unstable symmetry like the O(N^-1/2) fluctuations of a finite system, at a time
-    ∝ ln(paths) (docs/DMFT.md §4); ignored where there is no such symmetry (glm, relu)."""
+    ∝ ln(paths) (docs/DMFT.md §4); ignored where there is no such symmetry (glm, relu);
+    step_correction: the first this many batches are solved again on the grid of step 2·dt with
+    the same normals, and train_loss / train_error are extrapolated to the flow (Richardson:
+    `_step_corrected`); 0: off, the values of gradient descent at step dt, which lie O(dt) below
+    the flow's (docs/DMFT.md §4)."""
     dt: float | None = None
     late: float | None = None
     n_paths: int | None = None
@@ -77,6 +83,7 @@ class DmftOptions:
     response: str | None = None
     fd_step: float = 0.02
     mirror: bool = False
+    step_correction: int = 2
 
 
 def trunk_mirror(loss) -> np.ndarray | None:
@@ -312,6 +319,20 @@ def _short_of(gen_errors: list, opts: DmftOptions) -> bool:
     return len(gen_errors) < 2 or float(_mean_se(gen_errors)[1].max()) > opts.target_se
 
 
+def _step_corrected(mean: np.ndarray, se: np.ndarray, corrections: list):
+    """Richardson extrapolation of a gradient-descent output to the flow: at step h (the grid's
+    late step; the whole grid scales with it) GD gives f(h) = f(0) + c·h + O(h²), so
+    f(0) ≈ 2 f(h) − f(2h) = f(h) + [f(h) − f(2h)]. `mean`, `se`: the batch mean of f(h) and its
+    standard error; `corrections`: f_b(h) − f_b(2h) of the first batches, on the same normals
+    (a difference with a far smaller spread than f itself: docs/DMFT.md §4). Returns the
+    extrapolated mean and the two standard errors added in quadrature."""
+    c, c_se = _mean_se(corrections)
+    return mean + c, np.hypot(se, c_se)
+
+
+TRAIN_RANGE = {"train_loss": (0.0, np.inf), "train_error": (0.0, 1.0)}   # the extrapolation's clip
+
+
 def _mean_se(x: np.ndarray):
     x = np.asarray(x, float)
     se = x.std(axis=0, ddof=1) / math.sqrt(x.shape[0]) if x.shape[0] > 1 else np.zeros(x.shape[1:])
@@ -355,12 +376,15 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     opts = replace(opts, n_paths=default_paths(setup, opts))
     if opts.batches < 1 or opts.n_paths < 1 or opts.n_response < 1:
         raise RequestError("dmft options", "batches, n_paths and n_response must be ≥ 1")
+    if not (isinstance(opts.step_correction, int) and opts.step_correction >= 0):
+        raise RequestError("step_correction", f"a number of batches ≥ 0, got {opts.step_correction!r}")
     if opts.target_se is not None and not (opts.target_se > 0 and opts.max_batches >= max(2, opts.batches)):
         raise RequestError("target_se", "needs target_se > 0 and max_batches ≥ batches, ≥ 2")
     t0 = _time.perf_counter()
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
     steps, req = time_grid(times, dt, float(setup.training.lr), opts.late, early=not _stein(setup, opts))
+    coarse, req_c = time_grid(times, 2 * dt, float(setup.training.lr), opts.late, early=not _stein(setup, opts))
     check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
@@ -377,6 +401,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 "scan_loss")
         per_batch = {k: [] for k in keys}
         kept = []      # each batch's metrics at a grid step, for the refinement of the minima
+        corrections = {"train_loss": [], "train_error": []}    # f_b(dt) − f_b(2 dt)
         b = 0
         while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
@@ -396,6 +421,14 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 trl = np.array([[m.test_loss for m in r] for r in at])
                 tre = np.array([[m.label_error for m in r] for r in at])
             else:
+                if b <= opts.step_correction:      # batch b − 1 again on the coarse grid
+                    _, trl_c, tre_c = solve_batch(coarse, opts, b - 1)
+                    for key, f, fc in (("train_loss", trl, trl_c), ("train_error", tre, tre_c)):
+                        corrections[key].append(f[req] - fc[req_c])
+                    if not np.all(np.isfinite(corrections["train_loss"][-1])):
+                        raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} "
+                                         f"(the step correction's coarse grid) diverged; use a "
+                                         f"smaller dt or step_correction = 0")
                 trl, tre = trl[req], tre[req]
             per_batch["train_loss"].append(trl)
             per_batch["train_error"].append(tre)
@@ -406,6 +439,10 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 progress(min(1.0, done / n_jobs))
         used.append(b)
         stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
+        for key, c in corrections.items():
+            if c:
+                mean, se = _step_corrected(*stats_[key], c)
+                stats_[key] = np.clip(mean, *TRAIN_RANGE[key]), se
         for j, t in enumerate(ids):
             d = {}
             for key in keys[:5]:
@@ -423,6 +460,7 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     tasks = {t.name: tasks[t.name] for t in setup.tasks}
     stats = {"steps": K, "dt": float(dt), "n_paths": opts.n_paths, "n_response": opts.n_response,
              "batches": max(used), "solve_s": _time.perf_counter() - t0,
+             "step_correction": min(opts.step_correction, max(used)),
              "symmetry": None if mirror is None else ("mirrored" if opts.mirror else "sampled"),
              "asymmetry": max(asym) if asym else None}
     res = DmftResult(setup.name, "full_batch", "dmft", times, tasks, None, None, None, stats)
