@@ -16,7 +16,6 @@ import mpmath
 from .engine import generated_system
 from .integrators import MP, StepController
 from .model import theory_model
-from .mp_errors import check_errors_mp
 from .mp_online import MpRules, check_mp, mp_state, task_metrics_mp
 from .solve import SolveResult, _tell, check_processes
 from .trajectory import Point, lowest, metrics_at_steps, task_fields
@@ -56,8 +55,6 @@ def solve_online_mp(setup, *, dps: int = 30, nodes=SOLVE_NODES, atol: float = 1e
     model = theory_model(setup)
     system = generated_system(generated, model, setup.name, "mpmath")   # refused here, before any work, without one
     check_mp(model)
-    if not model.linear:
-        check_errors_mp(model)
     times = list(setup.training.times if times is None else times)
     t0, nfev, done = _time.perf_counter(), [0], [0.0]
     with mpmath.workdps(dps):
