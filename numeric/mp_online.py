@@ -98,7 +98,9 @@ def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) ->
     to integrate over separately: all of them (`online._orthant_signs`) for relu, with
     ``split_smooth``, or by default where the one-rule route's model error at the fields' largest
     spread exceeds SPLIT_TOL (at the nodes `cone_expectation_mp` takes for len(rows) dimensions);
-    else [()], one rule over all of h."""
+    else [()], one rule over all of h.  Not `online._split_orthants`' decision: that one chooses
+    between the orthants' product rules and fixed Sobol' points over h by K, a tier the mp has not;
+    here the choice is between two product rules, by the error that matters at the working precision."""
     n = len(rows)
     if act != "relu" and split_smooth is None:
         dims = DEFAULT_NODES[n] if nodes is None else nodes.get(n, DEFAULT_NODES[n]) if isinstance(nodes, dict) else int(nodes)
