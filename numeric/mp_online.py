@@ -54,12 +54,13 @@ def check_mp(model: TheoryModel, st: State | None = None, factor=None, tasks=(),
     """What the mp path cannot take, as ReachError("precision", reason): C_t > 3, nonlinear trunks with
     K > 3 (the cut rule would need cut hypersurfaces of 3 dimensions); with an mp state ``st`` (``factor``:
     of its field covariance) the errors of a nonlinear trunk's ``tasks`` where a label cone given h is
-    degenerate (the closed forms take no singular covariance) or Q₁₁ = 0 (h₁ ≡ 0: ties, no cut domain)."""
+    degenerate (the closed forms take no singular covariance) or Q₁₁ = 0 (h₁ ≡ 0: ties, no cut domain).
+    A test of singularity at the working precision: where the double finds labels steep given h
+    (`label_given_h` at 1e-9) it has randomised QMC to turn to, the mp no other route."""
     if max(model.classes) > 3:
         raise ReachError("precision", f"the mp back-end covers C_t ≤ 3 (got classes {list(model.classes)})")
     if not model.linear and model.K > 3:
-        raise ReachError("precision", f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K}): "
-                         "for K ≥ 4 the cut rule of the errors would need cut hypersurfaces of 3 dimensions")
+        raise ReachError("precision", f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
     if st is None or model.linear:
         return
     tiny = mpmath.mpf(10) ** (-mpmath.mp.dps + 5)
