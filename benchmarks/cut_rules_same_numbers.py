@@ -1,5 +1,5 @@
 """Same numbers and speed of the cut rules for the errors of nonlinear trunks (`numeric/tie_cuts.py`,
-`metrics`, the mp path `mp_online.errors_mp`): on random states (tanh / erf / relu, K = 1, 2, 3,
+`metrics`, in mp `mp_online.task_metrics_mp`): on random states (tanh / erf / relu, K = 1, 2, 3,
 C = 2, 3, noiseless and noisy tasks) the double gen_error / label_error (K ≤ 2 at the default
 nodes, K = 3 at (12, 16, 12)) as exact float reprs, and the mp gen_error / label_error /
 test_loss at dps 20 (K ≤ 2: 24 outer nodes, 16 loss nodes; K = 3: (6, 8, 6)) as 20-digit strings.
@@ -50,24 +50,18 @@ def double_case(m, st):
 
 
 def mp_case(m, st):
-    from mtsp.numeric import mp_online
     with mpmath.workdps(20):
-        sm = mp_online.mp_state(st)
-        Cm = m.field_cov(sm, mp_online.as_mp)
-        sm = State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V))   # mp_errors reads V_t.rows
-        if m.K == 3:
-            r = nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(6, 8, 6))
-        else:
-            r = nonlinear_metrics_mp(m, sm, Cm, 0, nodes=24, loss_nodes=16)
+        r = errors_mp(m, st, (6, 8, 6) if m.K == 3 else 24, 16)
         return [mpmath.nstr(x, 20) for x in r]
 
 
-def nonlinear_metrics_mp(*a, **k):
-    try:
-        from mtsp.numeric.mp_errors import nonlinear_metrics_mp as f
-    except ImportError:
-        from mtsp.numeric.mp_online import nonlinear_metrics_mp as f
-    return f(*a, **k)
+def errors_mp(m, st, nodes, loss_nodes, loss=True):
+    """(gen_error, label_error, test_loss) of task 0 in mp at the cut rule's ``nodes`` (K = 3: per level)."""
+    from dataclasses import replace
+
+    from mtsp.numeric.mp_online import MP_ACCURACY, task_metrics_mp
+    nodes = dict(cut_nodes3=nodes) if m.K == 3 else dict(cut_nodes=nodes, cut_loss_nodes=loss_nodes)
+    return task_metrics_mp(m, st, acc=replace(MP_ACCURACY, **nodes), loss=loss, tasks=[0])[0]
 
 
 TIMED = {"double K=2": (9, "double"), "double K=3": (3, "double"), "mp K=2": (9, "mp"), "mp K=3": (23, "mp3")}
@@ -82,15 +76,11 @@ def time_cases():
         if kind == "double":
             double_case(m, st)
         else:
-            from mtsp.numeric import mp_online
             with mpmath.workdps(20):
-                sm = mp_online.mp_state(st)
-                Cm = m.field_cov(sm, mp_online.as_mp)
-                sm = State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V))
                 if kind == "mp":
-                    nonlinear_metrics_mp(m, sm, Cm, 0, nodes=24, loss_nodes=16)
+                    errors_mp(m, st, 24, 16)
                 else:
-                    nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(6, 6, 6), loss=False)
+                    errors_mp(m, st, (6, 6, 6), None, loss=False)
         out[name] = time.perf_counter() - t0
     print(json.dumps(out))
 

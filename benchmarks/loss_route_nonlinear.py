@@ -10,8 +10,9 @@ sys.path.insert(0, ".")
 sys.path.insert(0, "benchmarks")
 import mpmath  # noqa: E402
 from random_trunk_states import draw_setup, solved_state  # noqa: E402
-from mtsp.numeric.mp_online import as_mp, mp_state  # noqa: E402
-from mtsp.numeric import mp_errors, metrics  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from mtsp.numeric.mp_online import MP_ACCURACY, mp_state, task_metrics_mp  # noqa: E402
+from mtsp.numeric import metrics  # noqa: E402
 from mtsp.numeric.online import Accuracy  # noqa: E402
 from mtsp.numeric.quadrature import gaussian_factor  # noqa: E402
 rng = random.Random(int(sys.argv[1]))
@@ -31,9 +32,8 @@ for trial in range(int(sys.argv[2])):
         new = metrics.cut_rule_loss(m, st, F, 0, rule, ln, lab)
         row.append((n, ln, lab, new, time.perf_counter() - t0))
     with mpmath.workdps(20):
-        sm = mp_state(st)
-        Cm = m.field_cov(sm, as_mp)
-        ref = mp_errors.nonlinear_metrics_mp(m, sm, Cm, 0, nodes=128, loss_nodes=64, label=False)[2]
+        ref = task_metrics_mp(m, mp_state(st), acc=replace(MP_ACCURACY, cut_nodes=128, cut_loss_nodes=64),
+                              label=False, tasks=[0])[0][2]
     out = [f"h_integral {abs(cur - float(ref)):.1e} ({tc:.2f}s)"] + [f"cut {n}/{ln}/{lab} {abs(v - float(ref)):.1e} ({t:.2f}s)" for n, ln, lab, v, t in row]
     for k, v in [("h_integral", cur)] + [(f"{n}/{ln}/{lab}", v) for n, ln, lab, v, _ in row]:
         worst[k] = max(worst.get(k, 0), abs(v - float(ref)))

@@ -14,11 +14,9 @@ sys.path.insert(0, root + "/benchmarks")
 import mpmath  # noqa: E402
 from mp_solve import setup  # noqa: E402
 
-from mtsp.numeric import mp_errors  # noqa: E402
 from mtsp.numeric.model import theory_model  # noqa: E402
 from mtsp.numeric.engine import generated_system  # noqa: E402
-from mtsp.numeric.model import State  # noqa: E402
-from mtsp.numeric.mp_online import MpRules, as_mp, mp_state  # noqa: E402
+from mtsp.numeric.mp_online import MpRules, mp_state, task_metrics_mp  # noqa: E402
 from mtsp.derive import GENERATED  # noqa: E402
 from mtsp.numeric.solve import solve_online  # noqa: E402
 
@@ -30,9 +28,8 @@ with mpmath.workdps(20):
     t0 = time.perf_counter()
     r = generated_system(GENERATED, model, "", "mpmath").rhs_state(model, sm, rules=MpRules(24, 1))
     t_rhs = time.perf_counter() - t0
-    C = model.field_cov(sm, as_mp)
     t0 = time.perf_counter()
-    e = mp_errors.nonlinear_metrics_mp(model, State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V)), C, 0)
+    e = task_metrics_mp(model, sm, tasks=[0])[0]
     t_err = time.perf_counter() - t0
 print(f"{root}: one mp right-hand side {t_rhs:.1f} s (dQ00 {mpmath.nstr(r[0][0, 0], 17)}); errors of task A "
       f"(gen, label, loss) {t_err:.1f} s: {[mpmath.nstr(x, 17) for x in e]}", flush=True)

@@ -7,7 +7,7 @@ their Stein vectors.  They are defined here, once, as SymPy expressions; `render
 them (after common-subexpression elimination) as a NumPy/SciPy module, vectorised over arrays,
 or an mpmath module, at the working precision.  The two printed modules are committed as
 ``numeric/pointwise.py`` and ``numeric/mp_pointwise.py``; the double kernels (`activations`,
-`online`, `metrics`) and the mp kernels (`mp_errors`, `mp_online`) both call
+`online`, `metrics`) and the mp kernels (`mp_online`, `independent_checks`) both call
 them, so a formula cannot differ between the back-ends.  Regenerate after editing a formula:
 
     python -m mtsp.derive.pointwise

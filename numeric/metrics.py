@@ -11,8 +11,8 @@ product rule above, with the student's argmax cone split into halves where it op
 3e-8 from the mp value at any budget; split, 1e-11).  For nonlinear trunks the student's argmax region is not a cone in h; the
 teacher's class probabilities given h are closed forms (C_t ≤ 3), and the h-integral is cut
 along the student's tie curves for K ≤ 2 (`cut_rule_hits`, a deterministic rule, the innermost
-coordinate exact: `slab_cone`; one algorithm for both arithmetics, `mp_errors` runs it in mp;
-the outer rule at 40 nodes within 1.3e-8 of itself at 4× the nodes on 240 random states),
+coordinate exact: `slab_cone`; the outer rule at 40 nodes within 1.3e-8 of itself at 4× the
+nodes on 240 random states),
 along the tie surfaces for K = 3
 (`tie_cuts`: three nested levels, every cut exact; ≈ 1e-7 at (24, 32, 24) nodes, 0.2–8 s per
 task; `Accuracy.cut_nodes3`, set by `accuracy="high"`), or uses randomised QMC (K = 3 by
@@ -20,6 +20,12 @@ default — standard error ≈ 1e-4, fast — and K ≥ 4), whose standard error
 (`TaskMetrics.gen_error_se`).  z_{t,c} in the loss enters linearly when the
 trunk is linear (Gaussian conditioning), so the loss needs only (C_t − 1)-dimensional smooth
 integrals.
+
+One code for both number types (`task_metrics`' ``rules``): the mp path (`mp_online.MpRules`)
+runs the same routes at node counts of its own (`mp_online.MP_ACCURACY`), with two differences
+its rules state: a linear trunk's agreement by an independent closed-form route first
+(`MpRules.agreement`), and no randomised tier, so a nonlinear trunk's errors are the cut rule's
+or outside its reach (`mp_online.check_mp`), its test loss at the cut rule's points.
 """
 from __future__ import annotations
 
@@ -27,14 +33,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtsp.errors import ReachError
+
 from .activations import activation
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .cone import label_cones
 from .online import (DOUBLE_RULES, Accuracy, _cone_probability, _diff_rows, _lse_from_diffs, _softmax_expectation,
                      h_integral, label_given_h, logsumexp)
-from .quadrature import cone_expectation, gaussian_factor
+from .quadrature import cone_expectation
 from .slab_cone import SlabCone
 from .tie_cuts import Pieces, cut_rule_k2, cut_rule_k2_nodes, cut_rule_k3, piece_nodes, teacher_tie_slopes, tie_planes
+from .workers import map_two
 
 __all__ = ["task_metrics", "TaskMetrics", "cut_rule_hits", "cut_rule_loss"]
 
@@ -58,10 +67,15 @@ def linear_agreement(model, st, factor, t, rows, acc, rules=DOUBLE_RULES):
     return rules.ar.dot(np.array(p), rules.ar.full(len(p), rules.scalar(1)))
 
 
-def _linear_errors(model, st, factor, t, acc, label=True):
-    gen = linear_agreement(model, st, factor, t, model.rows_lambda(t), acc)
-    lab = linear_agreement(model, st, factor, t, model.rows_nu(t), acc) if label else float("nan")
-    return 1.0 - gen, (1.0 - lab) if label else float("nan"), 0.0, 0.0
+def _linear_errors(model, st, factor, t, acc, label, rules):
+    """(gen_error, label_error, 0, 0) of task t of a linear trunk: each agreement by the route of ``rules``
+    (`rules.agreement`: the mp rules' independent closed form) where it has one, else by the cones."""
+    def agreement(rows, fields):
+        p = rules.agreement(model, st, factor, t, fields)
+        return linear_agreement(model, st, factor, t, rows, acc, rules) if p is None else p
+    gen = agreement(model.rows_lambda(t), "lambda")
+    lab = agreement(model.rows_nu(t), "nu") if label else None
+    return 1 - gen, (1 - lab) if label else float("nan"), 0.0, 0.0
 
 
 def linear_loss(model, st, factor, t, acc, rules=DOUBLE_RULES):
@@ -158,21 +172,40 @@ def cut_rule_loss(model, st, factor, t: int, rule, n: int, label_nodes: int, rul
     return lse - label_logits(model, st, factor, t, label_nodes, rules)
 
 
-def _nonlinear_errors(model, st, factor, t, acc, label=True, seed=0):
+def _cut_nodes(model, acc):
+    """The cut rule's nodes of ``acc`` for this trunk (`cut_rule_hits`' ``n``), or None: no cut rule."""
+    if model.K <= 2:
+        return acc.cut_nodes if acc.cut_errors else None
+    return (acc.cut_nodes3 or None) if model.K == 3 else None
+
+
+def _nonlinear_errors(model, st, factor, t, acc, label, rules, seed=0):
+    """(gen_error, label_error, their standard errors, the cut rule or None) of task t of a nonlinear
+    trunk: the cut rule (`cut_rule_hits` at `_cut_nodes`) where the label cones given h are resolved
+    and Q gives it a cut domain, else randomised QMC (`_rqmc_errors`).  Rules without a randomised
+    tier (mp) check the labels before (`rules.for_metrics`) and say here that Q is singular."""
+    nodes, p_gen, p_lab = _cut_nodes(model, acc), None, None
+    if rules.randomised:
+        p_gen = label_given_h(model, factor, t, "lambda", min_residual=1e-9, stein=False)
+        p_lab = label_given_h(model, factor, t, "nu", min_residual=1e-9, stein=False) if label else None
+        if p_gen is None or (label and p_lab is None):
+            nodes = None
+    hits = None if nodes is None else cut_rule_hits(model, st, factor, t, nodes, label, rules)
+    if hits is not None:
+        return 1 - hits[0], (1 - hits[1]) if label else float("nan"), 0.0, 0.0, hits[2]
+    if not rules.randomised:
+        raise ReachError("precision", f"the mp errors of nonlinear trunks need a nonsingular Q (K = {model.K})")
+    return (*_rqmc_errors(model, st, factor, t, acc, label, p_gen, p_lab, seed), None)
+
+
+def _rqmc_errors(model, st, factor, t, acc, label, p_gen, p_lab, seed):
+    """(gen_error, label_error, their standard errors) of task t of a nonlinear trunk by randomised QMC
+    over h: Rao–Blackwellised where the labels given h are in closed form (``p_gen``, ``p_lab``: 1 −
+    gen_error = E_h[P(ȳ_t = argmax z_t(h) | h)], an integrand that jumps only by differences of class
+    probabilities across the student's decision boundaries), else over the label cones."""
     g = activation(model.activation)
     V = st.V[t]
     H = model.rows_h()
-    # Rao–Blackwellised: 1 − gen_error = E_h[P(ȳ_t = argmax z_t(h) | h)], the teacher's class
-    # probability given h in closed form (C ≤ 3) — one randomised-QMC integral over h per task
-    # (the student's argmax regions are not cones in h) whose integrand jumps only by differences
-    # of class probabilities across the student's decision boundaries.
-    p_gen = label_given_h(model, factor, t, "lambda", min_residual=1e-9, stein=False)
-    p_lab = label_given_h(model, factor, t, "nu", min_residual=1e-9, stein=False) if label else None
-    if p_gen is not None and (p_lab is not None or not label) and (
-            (model.K <= 2 and acc.cut_errors) or (model.K == 3 and acc.cut_nodes3)):
-        hits = cut_rule_hits(model, st, factor, t, acc.cut_nodes if model.K <= 2 else acc.cut_nodes3, label)
-        if hits is not None:   # (hits, rule)
-            return 1.0 - hits[0], (1.0 - hits[1]) if label else float("nan"), 0.0, 0.0
     if p_gen is not None and (p_lab is not None or not label):
         def hit(h):
             c = np.argmax(g(h)[0] @ V.T, axis=1)[:, None]
@@ -224,22 +257,43 @@ def _nonlinear_loss(model, st, factor, t, acc):
     return lse - ez
 
 
+def _nonlinear_metrics(model, st, factor, t, acc, errors, loss, label, rules):
+    """(gen_error, label_error, test_loss, their standard errors) of task t of a nonlinear trunk: the errors
+    by `_nonlinear_errors`; the test loss at the points of its cut rule (`cut_rule_loss`) with
+    ``acc.cut_loss_nodes``, else by one integral over h (`_nonlinear_loss`)."""
+    nan = float("nan")
+    ge = le = gse = lse = nan
+    rule = None
+    if errors or (loss and acc.cut_loss_nodes):
+        ge, le, gse, lse, rule = _nonlinear_errors(model, st, factor, t, acc, label, rules)
+        if not errors:
+            ge = le = gse = lse = nan
+    if not loss:
+        tl = nan
+    elif acc.cut_loss_nodes and rule is not None:
+        tl = cut_rule_loss(model, st, factor, t, rule, acc.cut_loss_nodes, acc.label_logit_nodes, rules)
+    else:
+        tl = _nonlinear_loss(model, st, factor, t, acc)
+    return ge, le, tl, gse, lse
+
+
 def task_metrics(model: TheoryModel, st: State, acc: Accuracy = Accuracy(), *,
                  errors: bool = True, loss: bool = True, label: bool = True,
-                 tasks=None) -> list[TaskMetrics]:
+                 tasks=None, rules=DOUBLE_RULES) -> list[TaskMetrics]:
     """gen_error, label_error, test_loss of every task (or of the task indices `tasks`) at order
-    parameters `st`."""
-    factor = gaussian_factor(model.field_cov(st))
-    out = []
-    for t in (range(model.n_tasks) if tasks is None else tasks):
-        if errors:
-            f = _linear_errors if model.linear else _nonlinear_errors
-            ge, le, gse, lse = f(model, st, factor, t, acc, label)
+    parameters `st`, in the arithmetic of ``rules``: `DOUBLE_RULES` (floats), or `mp_online.MpRules`
+    (``st`` of mpf, `mp_online.mp_state`; the numbers mpf; what the mp path cannot take raises
+    ReachError first, `mp_online.check_mp`; its node counts: `mp_online.MP_ACCURACY`).  Nonlinear
+    trunks with ``rules.processes`` 2: one task per process (linear trunks split their integrals)."""
+    ts = list(range(model.n_tasks) if tasks is None else tasks)
+    factor = rules.factor(model.field_cov(st, rules.lift))
+    rules = rules.for_metrics(model, st, factor, acc, ts, label)
+
+    def one(t):
+        if model.linear:
+            ge, le, gse, lse = _linear_errors(model, st, factor, t, acc, label, rules) if errors else (float("nan"),) * 4
+            tl = linear_loss(model, st, factor, t, acc, rules) if loss else float("nan")
         else:
-            ge = le = gse = lse = float("nan")
-        if loss:
-            tl = (linear_loss if model.linear else _nonlinear_loss)(model, st, factor, t, acc)
-        else:
-            tl = float("nan")
-        out.append(TaskMetrics(float(ge), float(le), float(tl), gse, lse))
-    return out
+            ge, le, tl, gse, lse = _nonlinear_metrics(model, st, factor, t, acc, errors, loss, label, rules)
+        return TaskMetrics(rules.scalar(ge), rules.scalar(le), rules.scalar(tl), gse, lse)
+    return map_two(one, ts, 1 if model.linear else rules.processes)

@@ -8,8 +8,8 @@ double at the state (`online.linear_routes`); over the fields h of a nonlinear t
 patterns `sign_patterns` picks (relu: the 2^K orthants at its kink; tanh, erf: one
 Gauss–Hermite rule over all of h until its model error `one_rule_error` exceeds SPLIT_TOL, measurements in
 docs/PRECISION.md), the label–label term by `independent_checks.label_label_joint`.
-Errors: a linear trunk's by `independent_checks.agreement_by_route` (else the cones), nonlinear
-trunks' by `mp_errors`.  Scope: C_t ≤ 3; nonlinear trunks K ≤ 3.
+Metrics: `metrics.task_metrics` with these rules (`task_metrics_mp`) at `MP_ACCURACY`'s node counts.
+Scope (`check_mp`): C_t ≤ 3; nonlinear trunks K ≤ 3.
 """
 from __future__ import annotations
 
@@ -19,19 +19,25 @@ import numpy as np
 from mtsp.errors import ReachError, RequestError
 from mtsp.model import State, TheoryModel, cone_stack, label_label_tasks
 
-from .cone import MP, gaussian_factor
+from .cone import MP, gaussian_factor, label_cones
 from .independent_checks import agreement_by_route, label_label_joint
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
 from .mp_quadrature import DEFAULT_NODES, cone_expectation_mp, gauss_hermite_mp, tanh_sinh01_mp, to_mp, truncated_normal_nodes
 from .mp_quadrature import to_mp as _vec
-from .metrics import linear_agreement, linear_loss
+from .metrics import task_metrics
 from .online import Accuracy, _finish_linear, _linear_part, _nonlinear_part, _orthant_signs, label_given_h
 from .quadrature import ConeResult, gaussian_factor as double_factor
 
-__all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp", "sign_patterns", "one_rule_error", "SPLIT_TOL"]
+__all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp", "MP_ACCURACY", "sign_patterns",
+           "one_rule_error", "SPLIT_TOL"]
 
 SPLIT_TOL = 1e-8   # the one-rule route's largest model error (`one_rule_error`) before the split is taken
 PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}   # teacher-only cone probabilities (24 at 3 dims: 1.9e-9; 32: 4e-12)
+# the metrics of nonlinear trunks in mp (the cut rule; docs/PRECISION.md, "The errors of nonlinear trunks with K ≤ 2"):
+# K ≤ 2 48 nodes per outer interval and per innermost piece of the loss (within 3.0e-13 of 128,
+# benchmarks/results/mp_errors_random_states_seed1.txt), 96 per half-line of h_k in its label part;
+# K = 3 (16, 24, 16) per level (≈ 1e-8, minutes per task: tests/test_mp.py)
+MP_ACCURACY = Accuracy(cut_nodes=48, cut_nodes3=(16, 24, 16), cut_loss_nodes=48, label_logit_nodes=96)
 
 
 def as_mp(a):
@@ -44,11 +50,33 @@ def mp_state(st: State) -> State:
     return st.map(as_mp)
 
 
-def check_mp(model: TheoryModel) -> None:
+def check_mp(model: TheoryModel, st: State | None = None, factor=None, tasks=(), label: bool = True) -> None:
+    """What the mp path cannot take, as ReachError("precision", reason): C_t > 3, nonlinear trunks with
+    K > 3 (the cut rule would need cut hypersurfaces of 3 dimensions); with an mp state ``st`` (``factor``:
+    of its field covariance) the errors of a nonlinear trunk's ``tasks`` where a label cone given h is
+    degenerate (the closed forms take no singular covariance) or Q₁₁ = 0 (h₁ ≡ 0: ties, no cut domain).
+    A test of singularity at the working precision: where the double finds labels steep given h
+    (`label_given_h` at 1e-9) it has randomised QMC to turn to, the mp no other route."""
     if max(model.classes) > 3:
         raise ReachError("precision", f"the mp back-end covers C_t ≤ 3 (got classes {list(model.classes)})")
     if not model.linear and model.K > 3:
         raise ReachError("precision", f"the mp back-end of nonlinear trunks covers K ≤ 3 (got K = {model.K})")
+    if st is None or model.linear:
+        return
+    tiny = mpmath.mpf(10) ** (-mpmath.mp.dps + 5)
+    H = MP.matmul(MP.rows(model.rows_h()), factor)
+    for t in tasks:
+        for rows in [model.rows_lambda(t)] + ([model.rows_nu(t)] if label else []):
+            for _, S, _ in label_cones(MP, MP.matmul(MP.rows(rows), factor), H)[0]:
+                if min(S[j, j] for j in range(len(S))) <= tiny:
+                    raise ReachError("precision", "the mp errors of nonlinear trunks need labels that are not "
+                                     "decided by h (a conditional label variance is zero here)")
+                if len(S) == 2 and S[0, 0] * S[1, 1] - S[0, 1] ** 2 <= tiny * S[0, 0] * S[1, 1]:
+                    raise ReachError("precision", "the mp errors of nonlinear trunks need a nonsingular conditional "
+                                     "label covariance (two logit differences of the teacher are dependent given h)")
+    if not st.Q[0, 0] > 0:
+        raise ReachError("precision", "the mp errors of nonlinear trunks need h₁ with nonzero variance "
+                         "(Q₁₁ = 0: the student's output is a tie, not a cut domain)")
 
 
 def one_rule_error(act: str, spread, n: int):
@@ -71,7 +99,9 @@ def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) ->
     to integrate over separately: all of them (`online._orthant_signs`) for relu, with
     ``split_smooth``, or by default where the one-rule route's model error at the fields' largest
     spread exceeds SPLIT_TOL (at the nodes `cone_expectation_mp` takes for len(rows) dimensions);
-    else [()], one rule over all of h."""
+    else [()], one rule over all of h.  Not `online._split_orthants`' decision: that one chooses
+    between the orthants' product rules and fixed Sobol' points over h by K, a tier the mp has not;
+    here the choice is between two product rules, by the error that matters at the working precision."""
     n = len(rows)
     if act != "relu" and split_smooth is None:
         dims = DEFAULT_NODES[n] if nodes is None else nodes.get(n, DEFAULT_NODES[n]) if isinstance(nodes, dict) else int(nodes)
@@ -90,6 +120,7 @@ class MpRules:
     cone1, cone1_stein = staticmethod(np.frompyfunc(cone1_probability, 2, 1)), staticmethod(np.frompyfunc(cone1_stein, 2, 1))
     cone2, cone2_stein = staticmethod(np.frompyfunc(cone2_probability, 5, 1)), staticmethod(np.frompyfunc(cone2_stein, 5, 2))
     rows, decide_at = staticmethod(lambda x: x if x.dtype == object else as_mp(x)), None
+    randomised = False   # no randomised tier: a nonlinear trunk's errors are the cut rule's, or out of reach
 
     def __init__(self, nodes=None, processes=1, split_smooth: bool | None = None, signs=((),), cov=None):
         if split_smooth is not None and not isinstance(split_smooth, bool):
@@ -97,13 +128,19 @@ class MpRules:
         self.nodes, self.processes, self.split_smooth, self.signs, self.cov = nodes, processes, split_smooth, signs, cov
         self.key = (mpmath.mp.prec, repr(nodes))
 
-    def terms(self, model, st, factor, acc, helper=None) -> dict:
-        """`online`'s integrals at ``st`` in one part (``processes`` splits the larger integrals)."""
-        check_mp(model)
+    def at(self, model, st):
+        """These rules with a linear trunk's routes decided in double at ``st`` (`decide_at`)."""
         rules = MpRules(self.nodes, self.processes, self.split_smooth)
         if model.linear:
             fs = st.map(lambda a: np.asarray(a, dtype=float))
             rules.decide_at = fs, double_factor(model.field_cov(fs))
+        return rules
+
+    def terms(self, model, st, factor, acc, helper=None) -> dict:
+        """`online`'s integrals at ``st`` in one part (``processes`` splits the larger integrals)."""
+        check_mp(model)
+        rules = self.at(model, st)
+        if model.linear:
             return _finish_linear(model, _linear_part(model, st, factor, acc, None, rules))
         rules.cov = model.field_cov(st, as_mp)
         rules.signs = sign_patterns(model.activation, rules.cov, _vec(model.rows_h()), self.nodes, self.split_smooth)
@@ -144,33 +181,25 @@ class MpRules:
         """The pseudo-inverse of a symmetric PSD matrix (eigenvalues below rank_tol × the largest dropped)."""
         return MP.pinv_psd(G, MP.rank_tol())
 
+    # `metrics.task_metrics`
+    def for_metrics(self, model, st, factor, acc, tasks, label):
+        """These rules at ``st`` (`at`), the mp path's reach checked (`check_mp`)."""
+        check_mp(model, st, factor, tasks, label)
+        if not model.linear and not acc.cut_loss_nodes:
+            raise RequestError("accuracy.cut_loss_nodes", "the mp test loss of nonlinear trunks is the cut rule's: "
+                               "expected an integer >= 1, got 0")
+        return self.at(model, st)
+
+    def agreement(self, model, st, factor, t, fields):
+        """A linear trunk's agreement by the independent closed-form route first, one (C_t − 1)-dim integral
+        per class (`independent_checks.agreement_by_route`, more exact at the mp nodes than the cones'
+        2(C_t − 1) dims); None where it has none (then `metrics.linear_agreement`)."""
+        return agreement_by_route(model, st, factor, t, fields, self.nodes, self.decide_at, self.processes)
+
 
 def task_metrics_mp(model: TheoryModel, st: State, nodes=None, label: bool = True, loss: bool = True,
-                    processes: int = 1):
-    """[(gen_error, label_error, test_loss)] per task in mp (linear trunks: cone probabilities;
-    nonlinear trunks with K ≤ 3: `mp_errors.nonlinear_metrics_mp`, the h-domain cut along the
-    student's tie curves, at its own node counts, ERROR_NODES / ERROR_NODES3)."""
-    st = mp_state(st)
-    C = model.field_cov(st, as_mp)
-    if not model.linear:
-        from .mp_errors import nonlinear_metrics_mp
-        from .workers import map_two       # one task per process on two cores
-        sv = State(st.Q, st.R, tuple(mpmath.matrix(v.tolist()) for v in st.V))   # mp_errors reads V_t.rows
-        return map_two(lambda t: nonlinear_metrics_mp(model, sv, C, t, label=label, loss=loss), range(model.n_tasks),
-                       processes)
-    check_mp(model)
-    F, rules = MpRules.factor(C), MpRules(nodes)
-    fs = st.map(lambda a: np.asarray(a, dtype=float))
-    rules.decide_at = fs, double_factor(model.field_cov(fs))
-    acc = Accuracy()   # its budgets are the double's; MpRules integrates at ``nodes``
-    out = []
-    for t in range(model.n_tasks):
-        def agreement(fields):  # Σ_c P(argmax z = c, argmax x = c): by the independent route, else the cones
-            p = agreement_by_route(model, st, F, t, fields, nodes, rules.decide_at, processes)
-            rows = model.rows_lambda(t) if fields == "lambda" else model.rows_nu(t)
-            return p if p is not None else linear_agreement(model, st, F, t, rows, acc, rules)
-        gen = agreement("lambda")
-        lab = agreement("nu") if label else mpmath.mpf(0)
-        tl = linear_loss(model, st, F, t, acc, rules) if loss else mpmath.nan
-        out.append((1 - gen, (1 - lab) if label else mpmath.nan, tl))
-    return out
+                    processes: int = 1, acc: Accuracy = MP_ACCURACY, tasks=None) -> list:
+    """[(gen_error, label_error, test_loss)] per task (of ``tasks``) in mp: `metrics.task_metrics` with
+    `MpRules` (``nodes`` per dimension, ``processes``) at ``acc``'s cut-rule node counts."""
+    ms = task_metrics(model, mp_state(st), acc, label=label, loss=loss, tasks=tasks, rules=MpRules(nodes, processes))
+    return [(m.gen_error, m.label_error, m.test_loss) for m in ms]

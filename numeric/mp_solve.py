@@ -15,7 +15,6 @@ import mpmath
 
 from .engine import generated_system
 from .integrators import MP, StepController
-from .mp_errors import check_errors_mp
 from .mp_online import MpRules, check_mp, mp_state, task_metrics_mp
 from .solve import _tell, check_processes, solve_online
 from .trajectory import Point, integrate_theory
@@ -61,8 +60,6 @@ class MpNumbers:
     def prepare(self, model, setup_name):   # refused here, before any work
         self.system = generated_system(self.generated, model, setup_name, "mpmath")
         check_mp(model)
-        if not model.linear:
-            check_errors_mp(model)
 
     def tolerances(self, model):
         return 1e-10, 1e-10

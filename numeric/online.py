@@ -78,6 +78,11 @@ class Accuracy:
     cut_nodes3: tuple = ()      # K = 3: the cut rule's nodes per level (η₁, η₂, η₃), `tie_cuts`
     #                             (exact tier, ≈ 1e-7 at (24, 32, 24) but 0.2–8 s per task and time);
     #                             () = randomised QMC (SE ≈ 1e-4), the default: solves stay under 2 s
+    cut_loss_nodes: int = 0     # nonlinear trunks: the test loss at the points of the errors' cut rule,
+    #                             this many nodes per innermost piece (K ≤ 2; `metrics.cut_rule_loss`);
+    #                             0: by one integral over h (`metrics._nonlinear_loss`, the double's: faster,
+    #                             less exact, benchmarks/results/loss_route_nonlinear.txt)
+    label_logit_nodes: int = 96  # the cut-rule loss's label part: nodes per half-line of h_k (`metrics.label_logits`)
     fast_labels: bool = True    # label terms in closed form given the conditioning fields
     #                             (`label_given_h`: h for nonlinear trunks, the partner's logits for
     #                             linear ones) where valid; False: the label cones integrated directly
@@ -88,9 +93,9 @@ class Accuracy:
 
     def __post_init__(self):
         for name in ("budget", "metric_budget", "qmc_points", "qmc_replicates", "sobol_points",
-                     "cut_nodes", "qmc_seed", "pair_qmc"):
+                     "cut_nodes", "qmc_seed", "pair_qmc", "cut_loss_nodes", "label_logit_nodes"):
             v = getattr(self, name)
-            low = 0 if name in ("qmc_seed", "pair_qmc") else 1
+            low = 0 if name in ("qmc_seed", "pair_qmc", "cut_loss_nodes") else 1
             if not (_is_count(v) and v >= low):
                 raise RequestError(f"accuracy.{name}", f"expected an integer >= {low}, got {v!r}")
         for name in ("relu_split", "split_k3", "cut_errors", "fast_labels", "joint_labels"):
@@ -129,6 +134,8 @@ class DoubleRules:
     sobol = True            # has the fixed-Sobol' tier of `SoftmaxRoute.sobol`
     pair_by_transpose = False   # P(y_s, y_t) integrated on its own, not as P(y_t, y_s)ᵀ
     decide_at = None        # routes are decided on the state itself
+    randomised = True       # has randomised QMC: the errors of nonlinear trunks where the cut rule cannot go
+    processes = 1           # `metrics.task_metrics` in this process (the double solve's second: `workers.SolveJobs`)
     key = ()                # what the teacher-only caches are keyed by besides the budget
     exp, log = staticmethod(np.exp), staticmethod(np.log)
     cone1, cone1_stein = staticmethod(cone1_probability), staticmethod(cone1_stein)
@@ -161,6 +168,16 @@ class DoubleRules:
     @staticmethod
     def pinv_gram(G):
         return np.linalg.pinv(G, rcond=1e-12)
+
+    # `metrics.task_metrics`
+    def for_metrics(self, model, st, factor, acc, tasks, label):
+        """These rules at ``st``: routes decided on the state itself, every setup within reach."""
+        return self
+
+    @staticmethod
+    def agreement(model, st, factor, t, fields):
+        """A linear trunk's agreement by a route other than the cones: none (`metrics.linear_agreement`)."""
+        return None
 
     # the routes over the trunk fields h of a nonlinear trunk
     @staticmethod

@@ -1,7 +1,7 @@
 """The cut rules for the errors of nonlinear trunks: the h-domain cut along the student's ties.
 
 1 − gen_error = E_h[P(ȳ_t = ĉ(h) | h)] with ĉ(h) = argmax_c V_c·g(h) and the teacher's class
-probability given h in closed form (`metrics.cut_rule_hits`, run in double and, by `mp_errors`, in mp).  ĉ is not a cone in
+probability given h in closed form (`metrics.cut_rule_hits`, run in double and, with `mp_online.MpRules`, in mp).  ĉ is not a cone in
 h (g is nonlinear) but changes only where two logits tie, (V_c − V_c′)·g(h) = 0.  With h = L η (L
 the Cholesky factor of Q) the levels are integrated one inside the other, each coordinate a
 truncated normal on the pieces between its cuts (Genz coordinates, tanh–sinh nodes), so every

@@ -126,7 +126,7 @@ def test_any_other_exception_is_a_bug_and_propagates(tmp_path, monkeypatch):
 @pytest.mark.parametrize("field, value", [("budget", 0), ("qmc_replicates", 2.5), ("qmc_seed", -1),
                                           ("pair_qmc", -1), ("fast_labels", 1), ("joint_labels", None),
                                           ("cut_nodes3", (8, 8)), ("cut_nodes3", [8, 8, 8]),
-                                          ("cut_errors", "yes")])
+                                          ("cut_errors", "yes"), ("cut_loss_nodes", -1), ("label_logit_nodes", 0)])
 def test_accuracy_refuses_invalid_values_naming_the_field(field, value):
     from mtsp.numeric.online import Accuracy
     with pytest.raises(RequestError, match=rf"^accuracy\.{field}: expected"):

@@ -34,10 +34,13 @@ def rhs_state_mp(model, st, nodes=None, processes=1, generated=GENERATED):
     return (*system.rhs_state(model, st, rules=rules, terms=terms), terms)
 
 
-def _errors_state(m, st):
-    """(state, field covariance) in mp as `mp_errors.nonlinear_metrics_mp` reads them (V_t mpmath matrices)."""
-    sm = mp_state(st)
-    return State(sm.Q, sm.R, tuple(mpmath.matrix(v.tolist()) for v in sm.V)), m.field_cov(sm, as_mp)
+def _mp_metrics(m, st, tasks=None, loss=True, **nodes):
+    """`metrics.task_metrics` in mp (`MpRules`) at `MP_ACCURACY` with ``nodes`` replaced (its cut-rule fields)."""
+    from dataclasses import replace
+
+    from mtsp.numeric.metrics import task_metrics
+    from mtsp.numeric.mp_online import MP_ACCURACY
+    return task_metrics(m, mp_state(st), replace(MP_ACCURACY, **nodes), loss=loss, tasks=tasks, rules=MpRules())
 
 
 @pytest.fixture(autouse=True)
@@ -542,7 +545,7 @@ def _late_nonlinear(act, K, C, t_end):
                                                  ("erf", 1, 3, 2.0, 32)])
 def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
     """gen_error and label_error of nonlinear trunks with K ≤ 2: the cut rule
-    (`metrics.cut_rule_hits`) in double against the same algorithm in mp (`mp_errors`, dps 30, mp
+    (`metrics.cut_rule_hits`) in double against the same algorithm in mp (`MpRules`, dps 30, mp
     tanh–sinh rules of their own range — independent rules and arithmetic; the innermost
     coordinate exact in both),
     and against randomised QMC (within 4 SE).  Measured (double at its default 40 / 64 nodes,
@@ -552,14 +555,13 @@ def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
     import mpmath
 
     from mtsp.numeric.metrics import task_metrics
-    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     m, st = _late_nonlinear(act, K, C, t_end)
     cut = task_metrics(m, st, Accuracy(), loss=False)
     qmc = task_metrics(m, st, Accuracy(cut_errors=False), loss=False)
     with mpmath.workdps(30):
-        sm, Cm = _errors_state(m, st)
+        mp = _mp_metrics(m, st, loss=False, cut_nodes=nodes)
         for t in range(2):
-            g, lab, _ = nonlinear_metrics_mp(m, sm, Cm, t, nodes=nodes, loss=False)
+            g, lab = mp[t].gen_error, mp[t].label_error
             print(t, abs(cut[t].gen_error - float(g)), abs(cut[t].label_error - float(lab)))
             assert cut[t].gen_error_se == 0.0
             # measured ≤ 1.37e-12 (relu K = 2 C = 3; tanh, erf ≤ 1.1e-15): bound 10×
@@ -568,19 +570,17 @@ def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
 
 
 def test_mp_nonlinear_errors_converge_in_nodes():
-    """The mp cut rule at 32 and 48 outer nodes (ERROR_NODES, the default, is 48; the inner
+    """The mp cut rule at 32 and 48 outer nodes (`MP_ACCURACY`'s is 48; the inner
     coordinate is exact): the errors agree to 1e-9 (tanh K = 2, C = 2, where a tie curve enters
     from infinity — without the outer cut there the rule moved by 1e-5 between 24 and 32 nodes).
     Measured: 7.6e-11 in the errors."""
     import mpmath
 
-    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     m, st = _late_nonlinear("tanh", 2, 2, 3.0)
     with mpmath.workdps(20):
-        sm, Cm = _errors_state(m, st)
         for t in (1,):   # the task whose tie curve enters from infinity
-            a = nonlinear_metrics_mp(m, sm, Cm, t, nodes=32)
-            b = nonlinear_metrics_mp(m, sm, Cm, t, nodes=48)
+            a, b = (_mp_metrics(m, st, [t], cut_nodes=n, cut_loss_nodes=n)[0] for n in (32, 48))
+            a, b = (a.gen_error, a.label_error, a.test_loss), (b.gen_error, b.label_error, b.test_loss)
             print(t, [float(abs(x - y)) for x, y in zip(a, b)])
             assert max(abs(x - y) for x, y in zip(a[:2], b[:2])) < 1e-9   # the errors
             assert abs(a[2] - b[2]) < 1e-8                                   # the loss
@@ -601,7 +601,6 @@ def test_mp_k3_errors_refuse_a_singular_q():
     so (NotImplementedError naming Q, which `check` treats as "outside the mp path's reach")."""
     import mpmath
 
-    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.3}],
                                       "student": {"kind": "shared", "hidden": 3, "activation": "tanh"},
                                       "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
@@ -609,13 +608,12 @@ def test_mp_k3_errors_refuse_a_singular_q():
     Q = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     st = State(Q, st.R, (np.array([[1.0, -0.5, 0.3], [-0.4, 0.9, -0.8]]),))
     with mpmath.workdps(20):
-        sm, Cm = _errors_state(m, st)
         with pytest.raises(NotImplementedError, match="nonsingular Q"):
-            nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(4, 4, 4))
+            _mp_metrics(m, st, cut_nodes3=(4, 4, 4))
 
 
 def test_mp_errors_refuse_wide_trunks():
-    from mtsp.numeric.mp_errors import check_errors_mp
+    from mtsp.numeric.mp_online import check_mp
     from mtsp.numeric.model import theory_model
     from mtsp.setup import setup_from_dict
 
@@ -623,10 +621,10 @@ def test_mp_errors_refuse_wide_trunks():
         return theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 2}],
                                              "student": {"kind": "shared", "hidden": K, "activation": "tanh"},
                                              "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
-    check_errors_mp(model(2))
-    check_errors_mp(model(3))
+    check_mp(model(2))
+    check_mp(model(3))
     with pytest.raises(NotImplementedError, match="K ≤ 3"):
-        check_errors_mp(model(4))
+        check_mp(model(4))
 
 
 @pytest.mark.parametrize("act", ["tanh", "relu"])
@@ -640,7 +638,6 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
 
     from mtsp.numeric.cone import MP
     from mtsp.numeric.metrics import task_metrics
-    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.numeric.quadrature import tanh_sinh01
 
     def double_rule(n):
@@ -651,8 +648,8 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
     m, st = _late_nonlinear(act, 3, 2, 2.0)
     d = task_metrics(m, st, Accuracy(cut_nodes3=(6, 6, 6)), loss=False)[0]
     with mpmath.workdps(30):
-        sm, Cm = _errors_state(m, st)
-        g, lab, _ = nonlinear_metrics_mp(m, sm, Cm, 0, nodes=(6, 6, 6), loss=False)
+        r = _mp_metrics(m, st, [0], loss=False, cut_nodes3=(6, 6, 6))[0]
+        g, lab = r.gen_error, r.label_error
     print(float(g) - d.gen_error, float(lab) - d.label_error)
     assert abs(float(g) - d.gen_error) < 1e-13 and abs(float(lab) - d.label_error) < 1e-13
 
@@ -668,7 +665,6 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     import mpmath
 
     from mtsp.numeric.metrics import task_metrics
-    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
     from mtsp.api import solve   # derive, then numeric
     su = setup_from_dict({"tasks": [{"name": "A", "classes": 2, "noise": 0.5}, {"name": "B", "classes": 2}],
                           "teacher": {"alignment": 0.6, "norm": 3.0},
@@ -679,8 +675,8 @@ def test_mp_k3_errors_match_the_double_cut_rule(init, t_end, task):
     cut = task_metrics(m, st, Accuracy(cut_nodes3=(24, 32, 24)), loss=False)
     qmc = task_metrics(m, st, Accuracy(qmc_points=2 ** 15), loss=False)
     with mpmath.workdps(30):
-        sm, Cm = _errors_state(m, st)
-        g, lab, _ = nonlinear_metrics_mp(m, sm, Cm, task, nodes=(16, 24, 16), loss=False)
+        r = _mp_metrics(m, st, [task], loss=False, cut_nodes3=(16, 24, 16))[0]
+        g, lab = r.gen_error, r.label_error
     print(abs(cut[task].gen_error - float(g)), abs(cut[task].label_error - float(lab)))
     assert cut[task].gen_error_se == 0.0
     assert abs(cut[task].gen_error - float(g)) < 1e-8 and abs(cut[task].label_error - float(lab)) < 1e-8
@@ -818,7 +814,7 @@ def test_label_logits_by_one_dim_integrals():
     teacher (norm 6), 96 against 192 nodes per half-line.  Measured at dps 20: 3.2e-23; 9.9e-24."""
     from mtsp.numeric.cone import MP
     from mtsp.numeric.metrics import label_logits
-    from mtsp.numeric.mp_errors import LABEL_LOGIT_NODES
+    from mtsp.numeric.mp_online import MP_ACCURACY
     from mtsp.numeric.mp_pointwise import g_tanh
     from mtsp.numeric.mp_quadrature import gauss_hermite_mp
     from mtsp.numeric.online import label_given_h
@@ -834,7 +830,7 @@ def test_label_logits_by_one_dim_integrals():
             sm, rules = mp_state(st), MpRules()
             F = rules.factor(m.field_cov(sm, as_mp))
             V = sm.V[0]
-            one = label_logits(m, sm, F, 0, LABEL_LOGIT_NODES, rules)
+            one = label_logits(m, sm, F, 0, MP_ACCURACY.label_logit_nodes, rules)
             if norm == 1.0:
                 p_given = label_given_h(m, F, 0, "nu", min_residual=None, stein=False, rules=rules)
                 L = MP.cholesky(sm.Q)
@@ -848,7 +844,7 @@ def test_label_logits_by_one_dim_integrals():
                         ref += w[i] * w[j] * mpmath.fsum(p[j, c] * (V[c, 0] * g[0] + V[c, 1] * g[1]) for c in range(3))
                 d = abs(one - ref)
             else:
-                d = abs(one - label_logits(m, sm, F, 0, 2 * LABEL_LOGIT_NODES, rules))
+                d = abs(one - label_logits(m, sm, F, 0, 2 * MP_ACCURACY.label_logit_nodes, rules))
         print(norm, mpmath.nstr(d, 3))
         assert d < 1e-18
 
@@ -856,25 +852,26 @@ def test_label_logits_by_one_dim_integrals():
 def test_mp_errors_refuse_dependent_teacher_logits():
     """Teacher logits on a line (λ₂ = 2λ₁ − λ₀, so λ₁ − λ₀ = λ₂ − λ₁ given h): every class's
     conditional label covariance is singular with a nonzero diagonal, which the K ≤ 2
-    closed form (`slab_cone.SlabCone`) cannot take; the mp errors say so rather than integrate a
-    degenerate orthant."""
-    from mtsp.numeric.mp_errors import nonlinear_metrics_mp
+    closed form (`slab_cone.SlabCone`) cannot take; the mp path's reach (`check_mp`) says so rather
+    than integrate a degenerate orthant."""
+    from mtsp.numeric.mp_online import check_mp
     m = theory_model(setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.0}],
                                       "student": {"kind": "shared", "hidden": 2, "activation": "tanh"},
                                       "training": {"protocol": "online", "lr": 0.5, "times": [1.0]}}))
     lam = [int(np.argmax(r)) for r in np.asarray(m.rows_lambda(0))]
     with mpmath.workdps(20):
         st = m.initial_state()
-        sm, C = _errors_state(m, State(np.array([[1.0, 0.2], [0.2, 0.8]]), 0.3 * np.ones_like(st.R),
-                                       (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),)))
+        sm = mp_state(State(np.array([[1.0, 0.2], [0.2, 0.8]]), 0.3 * np.ones_like(st.R),
+                            (np.array([[1.0, -0.5], [-0.4, 0.9], [0.3, 0.2]]),)))
+        C = m.field_cov(sm, as_mp)
         n = len(C)
         T = mpmath.eye(n)                 # λ₂ := 2λ₁ − λ₀: λ₁ − λ₀ = λ₂ − λ₁, every class's cone degenerate
         T[lam[2], lam[2]] = 0
         T[lam[2], lam[1]], T[lam[2], lam[0]] = 2, -1
-        Cm = T * mpmath.matrix(C) * T.T
-        C = [[Cm[i, j] for j in range(n)] for i in range(n)]
+        Cm = T * mpmath.matrix(C.tolist()) * T.T
+        F = MpRules.factor(np.array([[Cm[i, j] for j in range(n)] for i in range(n)], dtype=object))
         with pytest.raises(NotImplementedError, match="nonsingular conditional label covariance"):
-            nonlinear_metrics_mp(m, sm, C, 0, nodes=8)
+            check_mp(m, sm, F, tasks=[0])
 
 
 def test_cone_plan_and_genz_are_one_algorithm_in_both_arithmetics():
