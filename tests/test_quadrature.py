@@ -461,16 +461,19 @@ def test_gauss_legendre01():
 
 def test_tanh_sinh01():
     for n in (20, 24, 31, 40):
-        x, w = tanh_sinh01(n)
+        x, xc, w = tanh_sinh01(n)
         assert np.all((x > 0) & (x < 1)) and w.sum() == pytest.approx(1.0, abs=1e-14)
         # endpoint singularities (the Genz coordinates are quantiles Φ⁻¹(u)):
         assert w @ np.log(x) == pytest.approx(-1.0, abs=1e-8)          # measured ≤ 4.9e-10
         assert w @ ndtri(x) ** 2 == pytest.approx(1.0, abs=1e-8)        # measured ≤ 1.9e-9
         assert w @ x ** 3 == pytest.approx(0.25, abs=1e-9)              # measured ≤ 4.3e-10
-    x, w = tanh_sinh01(31)
+        # u and 1 − u each to full relative accuracy at both ends (the rule is symmetric, u_k = 1 − u_{n−1−k}):
+        # measured ≤ 2.5e-14 (½(1 + tanh s) was 2.6e-3 off at u = 2.1e-14); u + (1 − u) = 1 within 1.1e-16
+        assert np.abs(x / xc[::-1] - 1).max() < 1e-13 and np.abs(x + xc - 1).max() <= 2.3e-16
+    x, _, w = tanh_sinh01(31)
     assert w @ np.log(x) == pytest.approx(-1.0, abs=1e-13)              # measured 6e-15
     # the engine's default 12-node rule (tmax = 2): a coarser but still convergent tier
-    x, w = tanh_sinh01(12)
+    x, _, w = tanh_sinh01(12)
     assert w @ np.log(x) == pytest.approx(-1.0, abs=3e-5)               # measured 5.8e-6
     assert w @ ndtri(x) ** 2 == pytest.approx(1.0, abs=1e-4)            # measured 2.1e-5
 
