@@ -704,42 +704,43 @@ def tanh_sinh01(ar, n: int, t_max):
     return 1 / (1 + ar.exp(-2 * s)), 1 / (1 + ar.exp(2 * s)), w / ar.sum(w)
 
 
-def _interval(ar, lo, hi):
-    """The probabilities of lo < X < hi, X ~ N(0, 1), on the side where they are small: an interval
-    with lo > 0 mirrored (X → −X, ``upper``) so that its lower end is ≤ 0; then a = Φ(lo),
-    b = Φ(hi) and b̄ = 1 − b from the tail Φ(−|hi|) (one of them by complement, on the side where
-    it is not small), mass = max(b − a, 0).  Intervals all one-sided (hi = +∞): one Φ per point.
-    Returns (upper, a, b̄, mass)."""
-    upper = np.asarray(lo > 0, bool)
-    zero = ar.const(0.0)
-    if bool(np.all(np.asarray(hi == ar.inf, bool))):
-        p = ar.ndtr(-np.abs(lo))
-        a, tail, above = np.where(upper, zero, p), np.where(upper, p, zero), ~upper
-    else:
-        hi_t = np.where(upper, -lo, hi)
-        a, tail = ar.ndtr(np.where(upper, -hi, lo)), ar.ndtr(-np.abs(hi_t))
-        above = np.asarray(hi_t > 0, bool)
-    b, bc = np.where(above, 1 - tail, tail), np.where(above, tail, 1 - tail)
-    return upper, a, bc, np.maximum(b - a, zero)
-
-
 def truncated_normal(ar, lo, hi, u, uc=None):
     """x with P(X < x | lo < X < hi) = u for X ~ N(0, 1), and the mass P(lo < X < hi), elementwise
-    (``uc`` = 1 − u where the rule carries it, else formed here).  On the interval as `_interval`
-    forms it (mirrored when lo > 0, u ↔ 1 − u): x = Φ⁻¹(a + u·mass) where that is ≤ ½, else
-    −Φ⁻¹(b̄ + (1 − u)·mass), so no probability near 1 is formed; the probability clamped to ≥ ``ar.tiny``
-    and x to [lo, hi] (an empty interval, mass 0, keeps a finite x)."""
+    (``uc`` = 1 − u where the rule carries it, else formed here), with no probability near 1 formed:
+    an interval with lo > 0 is mirrored (X → −X, u ↔ 1 − u) so that its lower end lo′ is ≤ 0; then
+    a = Φ(lo′), Φ(hi′) or 1 − Φ(hi′) from the tail Φ(−|hi′|) (`_interval`), mass = max(Φ(hi′) − a, 0),
+    and x = Φ⁻¹(a + u·mass) where that is ≤ ½ (or hi′ ≤ 0), else −Φ⁻¹(Φ(−hi′) + (1 − u)·mass).  One-sided
+    intervals (hi = +∞ throughout, the common case) take one Φ per point, of the tail p beyond |lo|:
+    mass = p (lo > 0) or 1 − p, and the probability (1 − u)·mass where it is the smaller one.  The
+    probability is clamped to ≥ ``ar.tiny`` and x to [lo, hi] (an empty interval, mass 0, keeps a finite x)."""
     uc = 1 - u if uc is None else uc
-    upper, a, bc, mass = _interval(ar, lo, hi)
-    q = a + np.where(upper, uc, u) * mass
-    low = np.asarray(q <= 0.5, bool)
-    x = ar.ndtri(np.maximum(np.where(low, q, bc + np.where(upper, u, uc) * mass), ar.tiny))
-    return np.clip(np.where(low ^ upper, x, -x), lo, hi), mass
+    upper = np.asarray(lo > 0, bool)
+    if bool(np.all(np.asarray(hi == ar.inf, bool))):
+        p = ar.ndtr(-np.abs(lo))
+        rest = 1 - p
+        mass = np.where(upper, p, rest)
+        q = p + u * rest                                  # lo ≤ 0: P(X < x)
+        direct = ~upper & np.asarray(q <= 0.5, bool)      # else P(X > x) = (1 − u)·mass, x mirrored
+        x = ar.ndtri(np.maximum(np.where(direct, q, uc * mass), ar.tiny))
+        return np.clip(np.where(direct, x, -x), lo, hi), mass
+    a, tail, above, mass = _interval(ar, lo, hi, upper)
+    q, qc = a + np.where(upper, uc, u) * mass, tail + np.where(upper, u, uc) * mass   # qc: 1 − q where hi′ > 0
+    direct = np.asarray(q <= 0.5, bool) | ~above
+    x = ar.ndtri(np.maximum(np.where(direct, q, qc), ar.tiny))
+    return np.clip(np.where(direct ^ upper, x, -x), lo, hi), mass
+
+
+def _interval(ar, lo, hi, upper):
+    """(a, tail, hi′ > 0, mass) of `truncated_normal` on the mirrored interval (lo′, hi′) (``upper``: lo > 0)."""
+    hi_t = np.where(upper, -lo, hi)
+    a, tail = ar.ndtr(np.where(upper, -hi, lo)), ar.ndtr(-np.abs(hi_t))
+    above = np.asarray(hi_t > 0, bool)
+    return a, tail, above, np.maximum(np.where(above, 1 - tail - a, tail - a), ar.const(0.0))
 
 
 def interval_mass(ar, lo, hi):
-    """P(lo < X < hi), X ~ N(0, 1), elementwise (`_interval`)."""
-    return _interval(ar, lo, hi)[3]
+    """P(lo < X < hi), X ~ N(0, 1), elementwise (`truncated_normal`'s mass)."""
+    return _interval(ar, lo, hi, np.asarray(lo > 0, bool))[3]
 
 
 def genz(ar, plan: ConePlan, U1, W, U1c=None, signs=None):
