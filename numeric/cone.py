@@ -722,7 +722,7 @@ def truncated_normal(ar, lo, hi, u, uc=None):
         q = p + u * rest                                  # lo ≤ 0: P(X < x)
         direct = ~upper & np.asarray(q <= 0.5, bool)      # else P(X > x) = (1 − u)·mass, x mirrored
         x = ar.ndtri(np.maximum(np.where(direct, q, uc * mass), ar.tiny))
-        return np.clip(np.where(direct, x, -x), lo, hi), mass
+        return np.maximum(np.where(direct, x, -x), lo), mass
     a, tail, above, mass = _interval(ar, lo, hi, upper)
     q, qc = a + np.where(upper, uc, u) * mass, tail + np.where(upper, u, uc) * mass   # qc: 1 − q where hi′ > 0
     direct = np.asarray(q <= 0.5, bool) | ~above
