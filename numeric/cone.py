@@ -256,13 +256,20 @@ class _Mp:
         their bounds) (`mp_quadrature.ncdf`, `ndtri_mp` by the nearer tail)."""
         ncdf, ndtri_mp = self.special.ncdf, self.special.ndtri_mp
 
-        def each_distinct(f):
+        def once_per_value(f):
             def apply(x):
                 memo: dict = {}
-                return np.frompyfunc(lambda v: memo[v] if v in memo else memo.setdefault(v, f(v)), 1, 1)(x)
+
+                def value(v):
+                    key = getattr(v, "_mpf_", v)    # (an mpf's own hash costs 8× its tuple's)
+                    out = memo.get(key)
+                    if out is None:
+                        out = memo[key] = f(v)
+                    return out
+                return np.frompyfunc(value, 1, 1)(x)
             return apply
-        return tuple(each_distinct(f) for f in (ncdf, lambda x: mpmath.log(ncdf(x)),
-                                                 lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q)))
+        return tuple(once_per_value(f) for f in (ncdf, lambda x: mpmath.log(ncdf(x)),
+                                                  lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q)))
 
     def scalar(self, x):
         return mpmath.mpf(x.numerator) / x.denominator if isinstance(x, Fraction) else mpmath.mpf(x)
@@ -420,7 +427,8 @@ class _Mp:
         evaluated on their distinct rows alone (a product rule repeats each node of a coordinate at every node of
         the others; a point costs tens of µs) and spread back."""
         rows: dict = {}
-        back = np.array([rows.setdefault(key, len(rows)) for key in zip(*cols[:3])], dtype=int)
+        keys = zip(*([getattr(v, "_mpf_", v) for v in c] for c in cols[:3]))
+        back = np.array([rows.setdefault(key, len(rows)) for key in keys], dtype=int)
         first = np.unique(back, return_index=True)[1]
         return tuple(r[back] for r in fn(self, *(c[first] for c in cols)))
 
@@ -752,7 +760,7 @@ def _interval(ar, lo, hi, upper):
     hi_t = np.where(upper, -lo, hi)
     a, tail = ar.ndtr(np.where(upper, -hi, lo)), ar.ndtr(-np.abs(hi_t))
     above = np.asarray(hi_t > 0, bool)
-    return a, tail, above, np.maximum(np.where(above, 1 - tail - a, tail - a), ar.const(0.0))
+    return a, tail, above, np.maximum(np.where(above, 1 - tail, tail) - a, ar.const(0.0))
 
 
 def interval_mass(ar, lo, hi):
