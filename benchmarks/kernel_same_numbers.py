@@ -5,7 +5,7 @@
   pure probabilities and closed orthants) — bitwise;
 - double_linear_terms: a SHA-256 of `online.linear_terms` at 48 states (six linear / glm structures,
   spreads from small to widely split logits) at the default accuracy and with fast_labels=False;
-- mp_kernel: 10 `mp_quadrature.cone_expectation_mp` integrals printed to 25 digits, with their times.
+- mp_kernel: 10 `quadrature.cone_expectation` integrals in mp (`mp_quadrature.mp_rule`) printed to 25 digits, with their times.
 
     PYTHONPATH=/path/to/tree python benchmarks/kernel_same_numbers.py > out.txt   (diff two trees' outputs)
 """
@@ -16,7 +16,8 @@ import mpmath
 import numpy as np
 
 from mtsp.numeric.model import State, theory_model
-from mtsp.numeric.mp_quadrature import cone_expectation_mp, mp_factor
+from mtsp.numeric.independent_checks import pointwise
+from mtsp.numeric.mp_quadrature import mp_factor, mp_rule
 from mtsp.numeric.online import Accuracy, linear_terms
 from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
 from mtsp.setup import setup_from_dict
@@ -111,12 +112,12 @@ def mp_kernel():
         F = mp_factor(cov)
         t0 = time.perf_counter()
         if npj == 0:
-            r = cone_expectation_mp(F, A, np.zeros((0, n)), None, nodes=nodes)
-            r2 = cone_expectation_mp(F, A, np.zeros((0, n)), None, nodes=nodes, closed=False)
+            r = cone_expectation(F, A, np.zeros((0, n)), None, **mp_rule(A, None, nodes))
+            r2 = cone_expectation(F, A, np.zeros((0, n)), None, closed=False, **mp_rule(A, None, nodes))
             vals = list(r.plain) + list(r2.plain)
         else:
             Pp = P[:npj] if npj >= 2 else np.vstack([P[:1], P[:1] * 0.5])
-            r = cone_expectation_mp(F, A, Pp, fn, L, nodes=nodes)
+            r = cone_expectation(F, A, Pp, pointwise(fn), L, reduce=True, **mp_rule(A, fn, nodes))
             vals = list(r.plain) + [x for row in r.linear for x in row]
         dt = time.perf_counter() - t0
         print(f"case {case} cone {nc} proj {npj} nodes {nodes} time {dt:.3f}")

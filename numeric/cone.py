@@ -1,6 +1,6 @@
 """The cone reduction and the Genz transform, written once for both number types.
 
-`quadrature.cone_expectation` (float64; mpmath through `mp_quadrature.cone_expectation_mp`) computes
+`quadrature.cone_expectation` (float64; mpmath with `mp_quadrature.mp_rule`'s keywords) computes
 
     E[ 1{A f > 0} · Φ(P f) ]   and   E[ 1{A f > 0} · Γ(P f) · (L f)ᵀ ],   f = F ζ, ζ ~ N(0, I),
 
@@ -54,6 +54,7 @@ class _Double:
     inf = np.inf
     dtype, eps, log_sqrt_2pi = float, float(np.finfo(float).eps), 0.5 * np.log(2.0 * np.pi)
     exp, log, log1p = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.log1p)
+    sinh, cosh = staticmethod(np.sinh), staticmethod(np.cosh)
     ndtr, ndtri, log_ndtr = staticmethod(ndtr), staticmethod(ndtri), staticmethod(log_ndtr)
     inv, solve, det = staticmethod(np.linalg.inv), staticmethod(np.linalg.solve), staticmethod(np.linalg.det)
     eigvalsh, basis, linspace = staticmethod(np.linalg.eigvalsh), staticmethod(reduced_basis), staticmethod(np.linspace)
@@ -140,10 +141,16 @@ class _Double:
         return None
 
     def rule01(self, n):
-        """(u, None, w): `quadrature.tanh_sinh01`'s n-point rule on [0, 1]."""
+        """(u, 1 − u, w): `quadrature.tanh_sinh01`'s n-point rule on [0, 1]."""
         from .quadrature import tanh_sinh01
-        u, w = tanh_sinh01(n)
-        return u, None, w
+        return tanh_sinh01(n)
+
+    def sum(self, x):
+        return x.sum()
+
+    def each_distinct(self, fn, *cols):
+        """fn(self, *cols) (elementwise over the columns; in double on all of them at once)."""
+        return fn(self, *cols)
 
     def gauss_hermite(self, n):
         """`quadrature.gauss_hermite`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
@@ -172,30 +179,6 @@ class _Double:
     def refine_roots(self, phi, x):
         """The roots of φ near the double roots x: x itself in double."""
         return x
-
-    def truncated_normal(self, lo, hi, u, uc=None):
-        """x with P(X < x | lo < X < hi) = u for X ~ N(0, 1), and the mass P(lo < X < hi);
-        in the upper tail when lo > 0, so that masses near 1 − Φ do not cancel."""
-        if np.isposinf(hi).all():  # one-sided (the common case): one ndtr, one ndtri
-            p = ndtr(-np.abs(lo))          # the tail beyond |lo|
-            upper = lo > 0
-            mass = np.where(upper, p, 1.0 - p)
-            q = np.where(upper, p * (1.0 - u), p + u * (1.0 - p))
-            x = ndtri(np.clip(q, 1e-300, 1.0))
-            return np.clip(np.where(upper, -x, x), lo, hi), mass
-        upper = lo > 0
-        lo_t = np.where(upper, -hi, lo)
-        hi_t = np.where(upper, -lo, hi)
-        a, b = ndtr(lo_t), ndtr(hi_t)
-        mass = np.maximum(b - a, 0.0)
-        q = np.where(upper, b - u * mass, a + u * mass)
-        x = ndtri(np.clip(q, 1e-300, 1.0))
-        x = np.where(upper, -x, x)
-        return np.clip(x, lo, hi), mass
-
-    def interval_mass(self, lo, hi):
-        return np.maximum(ndtr(hi) - ndtr(lo), 0.0)
-
 
     # -- for the integrator (`integrators`): vectors are arrays, stage storage a 2-d array --
     def coefficients(self, qs):
@@ -254,8 +237,8 @@ class _Mp:
     tiny = mpmath.mpf(10) ** -300
     inf = mpmath.inf
     dtype, eps, log_sqrt_2pi = object, property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
-    exp, log, log1p, sqrt, array = (staticmethod(np.frompyfunc(f, 1, 1)) for f in
-                                    (mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf))
+    exp, log, log1p, sqrt, array, sinh, cosh = (staticmethod(np.frompyfunc(f, 1, 1)) for f in (
+        mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf, mpmath.sinh, mpmath.cosh))
     ndtr, log_ndtr, ndtri = (property(lambda s, k=k: s._normal[k]) for k in range(3))
     tol = staticmethod(lambda t: t * mpmath.mpf(2) ** (53 - mpmath.mp.prec))   # a double tolerance × ε_mp / ε_double
     det = staticmethod(lambda M: mpmath.det(mpmath.matrix(M.tolist())))
@@ -269,10 +252,24 @@ class _Mp:
 
     @cached_property
     def _normal(self):
-        """(Φ, log Φ, Φ⁻¹) elementwise (`mp_quadrature.ncdf`, `ndtri_mp` by the nearer tail)."""
+        """(Φ, log Φ, Φ⁻¹) elementwise, once per distinct value of a call (the nodes of one parent share
+        their bounds) (`mp_quadrature.ncdf`, `ndtri_mp` by the nearer tail)."""
         ncdf, ndtri_mp = self.special.ncdf, self.special.ndtri_mp
-        return (np.frompyfunc(ncdf, 1, 1), np.frompyfunc(lambda x: mpmath.log(ncdf(x)), 1, 1),
-                np.frompyfunc(lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q), 1, 1))
+
+        def once_per_value(f):
+            def apply(x):
+                memo: dict = {}
+
+                def value(v):
+                    key = getattr(v, "_mpf_", v)    # (an mpf's own hash costs 8× its tuple's)
+                    out = memo.get(key)
+                    if out is None:
+                        out = memo[key] = f(v)
+                    return out
+                return np.frompyfunc(value, 1, 1)(x)
+            return apply
+        return tuple(once_per_value(f) for f in (ncdf, lambda x: mpmath.log(ncdf(x)),
+                                                  lambda q: ndtri_mp(q) if q <= 0.5 else -ndtri_mp(1 - q)))
 
     def scalar(self, x):
         return mpmath.mpf(x.numerator) / x.denominator if isinstance(x, Fraction) else mpmath.mpf(x)
@@ -420,7 +417,20 @@ class _Mp:
 
     def rule01(self, n):
         """(u, 1 − u, w): `mp_quadrature.tanh_sinh01_mp`'s n-point rule on [0, 1]."""
-        return tuple(np.array(v, dtype=object) for v in self.special.tanh_sinh01_mp(n))
+        return self.special.tanh_sinh01_mp(n)
+
+    def sum(self, x):
+        return mpmath.fsum(x)
+
+    def each_distinct(self, fn, *cols):
+        """fn(self, *cols) for a function elementwise over the columns whose result is decided by the first three,
+        evaluated on their distinct rows alone (a product rule repeats each node of a coordinate at every node of
+        the others; a point costs tens of µs) and spread back."""
+        rows: dict = {}
+        keys = zip(*([getattr(v, "_mpf_", v) for v in c] for c in cols[:3]))
+        back = np.array([rows.setdefault(key, len(rows)) for key in keys], dtype=int)
+        first = np.unique(back, return_index=True)[1]
+        return tuple(r[back] for r in fn(self, *(c[first] for c in cols)))
 
     def gauss_hermite(self, n):
         """`mp_quadrature.gauss_hermite_mp`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
@@ -462,28 +472,6 @@ class _Mp:
             same = np.array([(a > 0) == (b > 0) for a, b in zip(fm, flo)], dtype=bool)
             lo, flo, hi = np.where(same, mid, lo), np.where(same, fm, flo), np.where(same, hi, mid)
         return np.where(ok, (lo + hi) / 2, x)
-
-    def truncated_normal(self, lo, hi, u, uc):
-        """Elementwise `mp_quadrature.truncated_normal_nodes`, grouped by interval: the points of
-        one parent share (lo, hi), whose probabilities are formed once, and distinct (lo, hi, u)
-        are computed once."""
-        groups: dict = {}
-        for k in range(len(u)):
-            groups.setdefault((lo[k], hi[k]), {}).setdefault(u[k], []).append(k)
-        x, mass = self.zeros(len(u)), self.zeros(len(u))
-        for (a, b), by_u in groups.items():
-            us = list(by_u)
-            for v, r in zip(us, self.special.truncated_normal_nodes(a, b, us, [uc[by_u[v][0]] for v in us])):
-                for k in by_u[v]:
-                    x[k], mass[k] = r
-        return x, mass
-
-    def interval_mass(self, lo, hi):
-        out, ncdf = self.zeros(len(lo)), self.special.ncdf
-        for k, (a, b) in enumerate(zip(lo, hi)):
-            out[k] = max(ncdf(-a) - ncdf(-b) if a > 0 else ncdf(b) - ncdf(a), 0)
-        return out
-
 
     # -- for the integrator (`integrators`): vectors are lists of mpf --
     def coefficients(self, qs):
@@ -721,6 +709,65 @@ def cone_plan(ar, A, P, skip_last_cone: bool = False, pure: bool = False) -> Con
     return ConePlan(coef, last, intro, E1, E2, P1, C2, sample_r1, empty, A.shape[0])
 
 
+def tanh_sinh01(ar, n: int, t_max):
+    """The n-point tanh–sinh (double-exponential) rule on [0, 1] in the arithmetic ``ar``: (u, 1 − u, w).
+
+    t_k = −t_max + k·2t_max/(n − 1) (t = 0 for n = 1), s = (π/2) sinh t, u = 1/(1 + e^{−2s}) = ½(1 + tanh s)
+    and 1 − u = 1/(1 + e^{2s}) each formed directly (full relative accuracy at both ends), weights
+    ∝ cosh t / cosh² s summing to 1.  The Genz coordinates are quantiles Φ⁻¹(u), so integrands grow like
+    √log(1/(1 − u)) at the ends of [0, 1]; the double-exponential rule converges exponentially despite
+    such endpoint singularities (Gauss–Legendre only algebraically).  ``t_max`` is each number type's
+    policy (`quadrature.tanh_sinh01`, `mp_quadrature.tanh_sinh01_mp`): the nodes reach
+    1/(1 + e^{π sinh t_max}) from the ends."""
+    t = ar.linspace(-t_max, t_max, n) if n > 1 else ar.zeros(1)
+    s = ar.pi / 2 * ar.sinh(t)
+    w = ar.cosh(t) / ar.cosh(s) ** 2
+    return 1 / (1 + ar.exp(-2 * s)), 1 / (1 + ar.exp(2 * s)), w / ar.sum(w)
+
+
+def truncated_normal(ar, lo, hi, u, uc=None):
+    """x with P(X < x | lo < X < hi) = u for X ~ N(0, 1), and the mass P(lo < X < hi), elementwise
+    (``uc`` = 1 − u where the rule carries it, else formed here), with no probability near 1 formed:
+    an interval with lo > 0 is mirrored (X → −X, u ↔ 1 − u) so that its lower end lo′ is ≤ 0; then
+    a = Φ(lo′), Φ(hi′) or 1 − Φ(hi′) from the tail Φ(−|hi′|) (`_interval`), mass = max(Φ(hi′) − a, 0),
+    and x = Φ⁻¹(a + u·mass) where that is ≤ ½ (or hi′ ≤ 0), else −Φ⁻¹(Φ(−hi′) + (1 − u)·mass).  One-sided
+    intervals (hi = +∞ throughout, the common case) take one Φ per point, of the tail p beyond |lo|:
+    mass = p (lo > 0) or 1 − p, and the probability (1 − u)·mass where it is the smaller one.  The
+    probability is clamped to ≥ ``ar.tiny`` and x to [lo, hi] (an empty interval, mass 0, keeps a finite x).
+    Evaluated on the distinct (lo, hi, u) alone where the arithmetic's points are costly (`each_distinct`)."""
+    return ar.each_distinct(_truncated_normal, lo, hi, u, 1 - u if uc is None else uc)
+
+
+def _truncated_normal(ar, lo, hi, u, uc):
+    upper = np.asarray(lo > 0, bool)
+    if bool(np.all(np.asarray(hi == ar.inf, bool))):
+        p = ar.ndtr(-np.abs(lo))
+        rest = 1 - p
+        mass = np.where(upper, p, rest)
+        q = p + u * rest                                  # lo ≤ 0: P(X < x)
+        direct = ~upper & np.asarray(q <= 0.5, bool)      # else P(X > x) = (1 − u)·mass, x mirrored
+        x = ar.ndtri(np.maximum(np.where(direct, q, uc * mass), ar.tiny))
+        return np.maximum(np.where(direct, x, -x), lo), mass
+    a, tail, above, mass = _interval(ar, lo, hi, upper)
+    q, qc = a + np.where(upper, uc, u) * mass, tail + np.where(upper, u, uc) * mass   # qc: 1 − q where hi′ > 0
+    direct = np.asarray(q <= 0.5, bool) | ~above
+    x = ar.ndtri(np.maximum(np.where(direct, q, qc), ar.tiny))
+    return np.clip(np.where(direct ^ upper, x, -x), lo, hi), mass
+
+
+def _interval(ar, lo, hi, upper):
+    """(a, tail, hi′ > 0, mass) of `truncated_normal` on the mirrored interval (lo′, hi′) (``upper``: lo > 0)."""
+    hi_t = np.where(upper, -lo, hi)
+    a, tail = ar.ndtr(np.where(upper, -hi, lo)), ar.ndtr(-np.abs(hi_t))
+    above = np.asarray(hi_t > 0, bool)
+    return a, tail, above, np.maximum(np.where(above, 1 - tail, tail) - a, ar.const(0.0))
+
+
+def interval_mass(ar, lo, hi):
+    """P(lo < X < hi), X ~ N(0, 1), elementwise (`truncated_normal`'s mass)."""
+    return _interval(ar, lo, hi, np.asarray(lo > 0, bool))[3]
+
+
 def genz(ar, plan: ConePlan, U1, W, U1c=None, signs=None):
     """(η₁, weight) at points ``U1`` (npts × sample_r₁, in [0, 1]; ``U1c`` = 1 − U1 for the mp
     arithmetic) with prior weights ``W``: coordinate j a normal truncated to the bounds of the
@@ -751,9 +798,9 @@ def genz(ar, plan: ConePlan, U1, W, U1c=None, signs=None):
                 lo = np.where(c > 0, np.maximum(lo, bound), lo)
                 hi = np.where(c < 0, np.minimum(hi, bound), hi)
         if j < plan.sample_r1:
-            x, mass = ar.truncated_normal(lo, hi, U1[:, j], None if U1c is None else U1c[:, j])
+            x, mass = truncated_normal(ar, lo, hi, U1[:, j], None if U1c is None else U1c[:, j])
             eta1[:, j] = x * flip
         else:
-            mass = ar.interval_mass(lo, hi)
+            mass = interval_mass(ar, lo, hi)
         weight = weight * mass
     return eta1, weight

@@ -27,9 +27,27 @@ from mtsp.errors import ReachError, RequestError
 
 from .cone import MP, condition, label_cones
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import _obj, bivariate_ncdf, cone_expectation_mp, ncdf
+from .mp_quadrature import bivariate_ncdf, mp_rule, ncdf
+from .quadrature import cone_expectation
 
-__all__ = ["label_label_joint", "agreement_by_route", "agreement_by_inner_nodes"]
+__all__ = ["label_label_joint", "agreement_by_route", "agreement_by_inner_nodes", "pointwise"]
+
+
+def pointwise(fn):
+    """An integrand of one point (a list of mpf to (list, list or None)) in the reducing protocol of
+    `quadrature.cone_expectation` (``reduce=True``): called at every point, (Σ weight·φ, weight·γ) summed in order."""
+    def reduced(p, weight):
+        plain = gam = None
+        for i, (row, w) in enumerate(zip(p, weight)):
+            f, g = fn(list(row))
+            if plain is None:
+                plain = [mpmath.mpf(0)] * len(f)
+                gam = None if g is None else np.empty((p.shape[0], len(g)), dtype=object)
+            plain = [s + w * x for s, x in zip(plain, f)]
+            if g is not None:
+                gam[i] = [w * x for x in g]
+        return np.array(plain, dtype=object), gam
+    return reduced
 
 
 def _g(name: str, x):
@@ -58,8 +76,8 @@ def _cov(C, a, b):
 
 def _rows_factor(F, rows):
     """(rows F) as an object array (``F``: the mp factor of the field covariance, lists or array)."""
-    F = F if isinstance(F, np.ndarray) else _obj(F, len(F[0]))
-    return MP.matmul(_obj(rows, F.shape[0]), F)
+    F = F if isinstance(F, np.ndarray) else MP.rows(F, len(F[0]))
+    return MP.matmul(MP.rows(rows, F.shape[0]), F)
 
 
 class _Conditional:
@@ -273,8 +291,8 @@ def label_label_joint(C, F, H, nu_a, nu_b, V, act, a_, b_, nodes, split_smooth=N
                 return [entry(idx[0], idx[-1]), entry(idx[-1], idx[0])], None
             for sg in sign_patterns(act, C, Hs, nodes, split_smooth):
                 rows = [[s_ * x for x in h] for s_, h in zip(sg, Hs)]
-                r = cone_expectation_mp(F, (rows, [s_ < 0 for s_ in sg]), Hs, fn, nodes=nodes,
-                                        processes=processes)
+                cone = (rows, [s_ < 0 for s_ in sg])
+                r = cone_expectation(F, cone, Hs, pointwise(fn), reduce=True, **mp_rule(cone, fn, nodes, processes))
                 acc[k, k2] += r.plain[0]
                 if k2 != k:
                     acc[k2, k] += r.plain[1]
@@ -321,10 +339,10 @@ def agreement_by_route(model, st, F, t: int, fields: str, nodes, double, process
     for c, (A_c, S_c, _) in enumerate(_labels_given(F, rows, None, cond)):
         def fn(p, A_c=A_c, S_c=S_c):
             return [_cone_given(A_c, S_c, [p[i] for i in ind], False)[0]], None
-        cone = _mp_cone(z, c)
-        total += mpmath.fsum(cone_expectation_mp(F, cone if piece is None else (cone[0] + piece[0], cone[1] + piece[1]),
-                                                 u_rows, fn, nodes=nodes, processes=processes).plain[0]
-                             for piece in pieces)
+        whole = _mp_cone(z, c)
+        cones = [whole if piece is None else (whole[0] + piece[0], whole[1] + piece[1]) for piece in pieces]
+        total += mpmath.fsum(cone_expectation(F, cone, u_rows, pointwise(fn), reduce=True,
+                                              **mp_rule(cone, fn, nodes, processes)).plain[0] for cone in cones)
     return total
 
 

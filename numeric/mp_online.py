@@ -2,7 +2,7 @@
 
 States are `State`s of object arrays of mpf (`mp_state`); `engine.GeneratedSystem` runs the
 generated mp module's closed forms and assembly on them as on floats, with `MpRules` executing
-`online`'s term code: `cone_expectation_mp`'s product rules at the working precision (no Sobol'
+`online`'s term code: `mp_quadrature.mp_rule`'s product rules at the working precision (no Sobol'
 tier: its pieces are integrated), `mp_pointwise`'s formulas; a linear trunk's routes decided in
 double at the state (`online.linear_routes`); over the fields h of a nonlinear trunk the sign
 patterns `sign_patterns` picks (relu: the 2^K orthants at its kink; tanh, erf: one
@@ -19,14 +19,14 @@ import numpy as np
 from mtsp.errors import ReachError, RequestError
 from mtsp.model import State, TheoryModel, cone_stack, label_label_tasks
 
-from .cone import MP, gaussian_factor, label_cones
+from .cone import MP, gaussian_factor, label_cones, truncated_normal
 from .independent_checks import agreement_by_route, label_label_joint
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import DEFAULT_NODES, cone_expectation_mp, gauss_hermite_mp, tanh_sinh01_mp, to_mp, truncated_normal_nodes
+from .mp_quadrature import DEFAULT_NODES, gauss_hermite_mp, mp_rule, tanh_sinh01_mp, to_mp
 from .mp_quadrature import to_mp as _vec
 from .metrics import task_metrics
 from .online import Accuracy, _finish_linear, _linear_part, _nonlinear_part, _orthant_signs, label_given_h
-from .quadrature import ConeResult, gaussian_factor as double_factor
+from .quadrature import ConeResult, cone_expectation, gaussian_factor as double_factor
 
 __all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp", "MP_ACCURACY", "sign_patterns",
            "one_rule_error", "SPLIT_TOL"]
@@ -90,7 +90,8 @@ def one_rule_error(act: str, spread, n: int):
     u, uc, wt = tanh_sinh01_mp(2 * n)
     split = mpmath.mpf(0)
     for lo, hi in ((mpmath.mpf(0), mpmath.inf), (-mpmath.inf, mpmath.mpf(0))):
-        split += mpmath.fsum(wk * m * f(y) for (y, m), wk in zip(truncated_normal_nodes(lo, hi, u, uc), wt))
+        y, m = truncated_normal(MP, MP.full(len(u), lo), MP.full(len(u), hi), u, uc)
+        split += mpmath.fsum(wk * mk * f(yk) for yk, mk, wk in zip(y, m, wt))
     return abs(one / split - 1)
 
 
@@ -98,7 +99,7 @@ def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) ->
     """The sign patterns of the trunk fields ``rows`` (lists of mpf on the fields of covariance ``C``)
     to integrate over separately: all of them (`online._orthant_signs`) for relu, with
     ``split_smooth``, or by default where the one-rule route's model error at the fields' largest
-    spread exceeds SPLIT_TOL (at the nodes `cone_expectation_mp` takes for len(rows) dimensions);
+    spread exceeds SPLIT_TOL (at the nodes `mp_quadrature.mp_rule` takes for len(rows) dimensions);
     else [()], one rule over all of h.  Not `online._split_orthants`' decision: that one chooses
     between the orthants' product rules and fixed Sobol' points over h by K, a tier the mp has not;
     here the choice is between two product rules, by the error that matters at the working precision."""
@@ -111,7 +112,7 @@ def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) ->
 
 
 class MpRules:
-    """`online.DoubleRules`' interface in mpmath (``nodes`` per integrated dimension, `cone_expectation_mp`'s
+    """`online.DoubleRules`' interface in mpmath (``nodes`` per integrated dimension, `mp_rule`'s
     default by dimension; ``processes``: 1, 2 or a `workers` executor; ``split_smooth``: tanh / erf
     trunks over h's sign orthants too, or not; None: `sign_patterns` decides)."""
     ar, sobol, pair_by_transpose = MP, False, True   # P(y_s, y_t) = P(y_t, y_s)ᵀ (exact cone probabilities)
@@ -147,11 +148,11 @@ class MpRules:
         return _nonlinear_part(model, st, factor, acc, None, rules)
 
     def expect(self, factor, cone, proj, fn, lin=None, *, skip_last_cone: bool = False, **double_rules) -> ConeResult:
-        return cone_expectation_mp(factor, cone, proj, fn, lin, nodes=self.nodes, processes=self.processes,
-                                   skip_last_cone=skip_last_cone, batch=True)
+        return cone_expectation(factor, cone, proj, fn, lin, skip_last_cone=skip_last_cone,
+                                **mp_rule(cone, fn, self.nodes, self.processes))
 
     def probability(self, factor, cone, budget):
-        return cone_expectation_mp(factor, cone, [], None, nodes=self.nodes if self.nodes is not None else PP_NODES).plain[0]
+        return cone_expectation(factor, cone, [], None, **mp_rule(cone, None, self.nodes if self.nodes is not None else PP_NODES)).plain[0]
 
     @staticmethod
     def activation(name):
@@ -163,10 +164,10 @@ class MpRules:
 
     def h_integral(self, model, st, factor, acc, cone, rows, fn, lin=None, *, reduce=False, **double_rules):
         """Σ over the sign patterns ``signs`` of h of the product rule on cone ∩ orthant."""
-        rs = [cone_expectation_mp(factor, cone_stack(cone, (np.array([s_ * h for s_, h in zip(sg, model.rows_h())])
-                                                             .reshape(len(sg), model.n_fields), np.array(sg) < 0)),
-                                  rows, fn, lin, nodes=self.nodes, processes=self.processes, batch=True, reduce=reduce)
-              for sg in self.signs]
+        cones = [cone_stack(cone, (np.array([s_ * h for s_, h in zip(sg, model.rows_h())]).reshape(len(sg), model.n_fields),
+                                   np.array(sg) < 0)) for sg in self.signs]
+        rs = [cone_expectation(factor, c, rows, fn, lin, reduce=reduce, **mp_rule(c, fn, self.nodes, self.processes))
+              for c in cones]
         return sum(r.plain for r in rs), None if lin is None else sum(r.linear for r in rs)
 
     def label_label(self, model, st, factor, acc, t, u, act, node_part=None):

@@ -1,15 +1,14 @@
 """What the cone-expectation kernel needs at arbitrary precision (mpmath) beyond `cone.MP`'s
 arithmetic: the node sets and special functions of the working precision.
 
-`cone_expectation_mp` is `quadrature.cone_expectation` executed in `cone.MP` (object arrays of
-mpf at ``mp.dps`` digits) with this module's rules: tanh–sinh nodes on [0, 1] for the Genz
-coordinates (`tanh_sinh01_mp`, carrying u and 1 − u), Gauss–Hermite nodes from
-``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`), a fixed count per dimension
-(`DEFAULT_NODES`; more dimensions than it covers are refused).  Φ (`ncdf`), Φ⁻¹ (`ndtri_mp`:
-Halley on Φ from the double quantile, since erfinv(2p − 1) loses every digit of p ≪ 1), the
-truncated-normal quantile (`truncated_normal_nodes`, each tail through complements, so no
-probability near 1 is formed) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and
-accuracy: docs/PRECISION.md ("The mp kernel").
+`quadrature.cone_expectation` runs in `cone.MP` (object arrays of mpf at ``mp.dps`` digits) with
+`mp_rule`'s keywords: a product rule of a fixed count per dimension (`DEFAULT_NODES`; more
+dimensions than it covers are refused) — tanh–sinh nodes on [0, 1] for the Genz coordinates
+(`tanh_sinh01_mp`: `cone.tanh_sinh01` at this precision, its span following the node count),
+Gauss–Hermite nodes from ``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`).  Φ
+(`ncdf`), Φ⁻¹ (`ndtri_mp`: Halley on Φ from the double quantile, since erfinv(2p − 1) loses every
+digit of p ≪ 1) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and accuracy:
+docs/PRECISION.md ("The mp kernel").
 """
 from __future__ import annotations
 
@@ -20,16 +19,16 @@ import mpmath
 import numpy as np
 from scipy.special import ndtri
 
-from .cone import MP, gaussian_factor
-from .quadrature import ConeResult, cone_expectation
+from .cone import MP, gaussian_factor, tanh_sinh01
 from .workers import mp_executor
 
 mp = mpmath.mp
 
-__all__ = ["mp_factor", "cone_expectation_mp", "ncdf", "ndtri_mp", "bivariate_ncdf", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "to_mp", "DEFAULT_NODES"]
+__all__ = ["mp_factor", "mp_rule", "ncdf", "ndtri_mp", "bivariate_ncdf", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp",
+           "to_mp", "DEFAULT_NODES"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
-to_mp, _obj = MP.to_mp, MP.rows        # floats / nested lists / mpmath matrices to mpf (`cone.MP`)
+to_mp = MP.to_mp        # floats / nested lists / mpmath matrices to mpf (`cone.MP`)
 
 
 def ncdf(x):
@@ -165,21 +164,15 @@ def gauss_hermite_mp(n: int):
 
 
 @lru_cache(maxsize=None)
-def _ts(n: int, dps: int, span: int | None = None):
+def _ts(n: int, dps: int, span: int):
+    """`cone.tanh_sinh01` at dps + 10 digits with its nodes out to where 1 − u ≈ 10^-span,
+    exp(−π sinh t_max) = 10^-span, rounded to dps digits: (u, 1 − u, w) as read-only object arrays."""
     with mpmath.workdps(dps + 10):
-        # nodes out to where 1 − u ≈ 10^-span (default 10^-dps): exp(−π sinh t) = 10^-span
-        tmax = mpmath.asinh((span or dps) * mpmath.log(10) / mpmath.pi)
-        h = 2 * tmax / (n - 1) if n > 1 else mpmath.mpf(1)
-        xs, xcs, ws = [], [], []
-        for k in range(n):
-            t = -tmax + k * h if n > 1 else mpmath.mpf(0)
-            s = mpmath.pi / 2 * mpmath.sinh(t)
-            xs.append(1 / (1 + mpmath.exp(-2 * s)))
-            xcs.append(1 / (1 + mpmath.exp(2 * s)))
-            ws.append(h * mpmath.pi / 4 * mpmath.cosh(t) / mpmath.cosh(s) ** 2)
-        tot = mpmath.fsum(ws)
-        ws = [w / tot for w in ws]
-    return tuple(+x for x in xs), tuple(+x for x in xcs), tuple(+w for w in ws)
+        rule = tanh_sinh01(MP, n, mpmath.asinh(span * mpmath.log(10) / mpmath.pi))
+    out = tuple(np.array([+x for x in v], dtype=object) for v in rule)
+    for v in out:
+        v.setflags(write=False)
+    return out
 
 
 def span_for_nodes(n: int) -> int:
@@ -203,82 +196,13 @@ def mp_factor(cov, tol=None):
     return gaussian_factor(MP, MP.rows(cov), tol).tolist() if len(cov) else []
 
 
-def truncated_normal_nodes(lo, hi, us, ucs) -> list:
-    """[(x_k, mass)]: P(X < x_k | lo < X < hi) = u_k for X ~ N(0, 1), mass = P(lo < X < hi), for
-    every u_k of a rule (uc_k = 1 − u_k); the interval's probabilities are formed once.
-
-    Works on the side of the interval nearer 0's lower tail, so that no probability is formed
-    as 1 − (something small).  An empty interval (lo ≥ hi: a cone of more rows than dimensions,
-    empty at this node) has mass 0."""
-    zero = mpmath.mpf(0)
-    if lo >= hi:
-        return [(lo, zero)] * len(us)
-    if lo > 0:  # mirror: X' = −X ∈ (−hi, −lo), P(X' < −x) = 1 − u
-        return [(-x, m) for x, m in truncated_normal_nodes(-hi, -lo, ucs, us)]
-    a = ncdf(lo)
-    if hi > 0:
-        bc = ncdf(-hi)
-        mass = 1 - bc - a
-    else:
-        bc = None
-        mass = ncdf(hi) - a
-    if mass <= 0:
-        return [(lo if lo != -mpmath.inf else hi, zero)] * len(us)
-    half = mpmath.mpf(1) / 2
-    out = []
-    for u, uc in zip(us, ucs):
-        q = a + u * mass
-        if q <= half or bc is None:
-            x = ndtri_mp(q) if q <= half else -ndtri_mp(1 - q)
-        else:
-            x = -ndtri_mp(bc + uc * mass)
-        out.append((min(max(x, lo), hi), mass))
-    return out
-
-
-def _pointwise(fn):
-    """An integrand of one point (a list of mpf to (list, list or None)) in the reducing protocol
-    of `quadrature.cone_expectation`: called at every point, (Σ weight·φ, weight·γ) summed in order."""
-    def reduced(p, weight):
-        plain = gam = None
-        for i, (row, w) in enumerate(zip(p, weight)):
-            f, g = fn(list(row))
-            if plain is None:
-                plain = [mpmath.mpf(0)] * len(f)
-                gam = None if g is None else np.empty((p.shape[0], len(g)), dtype=object)
-            plain = [s + w * x for s, x in zip(plain, f)]
-            if g is not None:
-                gam[i] = [w * x for x in g]
-        return np.array(plain, dtype=object), gam
-    return reduced
-
-
-def cone_expectation_mp(factor, cone_rows, proj_rows, fn, lin_rows=None, *, nodes=None,
-                        skip_last_cone: bool = False, closed: bool = True,
-                        split_wide: bool = True, processes: int = 1, part=None,
-                        batch: bool = False, reduce: bool = False) -> ConeResult:
-    """E[1{A f > 0} φ(P f)] and E[1{A f > 0} γ(P f) (L f)ᵀ] in mp: `quadrature.cone_expectation`
-    in the `cone.MP` arithmetic (object arrays of mpf), its product rule of tanh–sinh nodes on the
-    cone coordinates and Gauss–Hermite on the smooth ones at the working precision (see the
-    module docstring); the `quadrature.ConeResult` of object arrays of mpf.
-
-    ``factor``: F (n × d nested lists of mpf, e.g. from `mp_factor`); rows act on the n fields
-    (numpy arrays or nested lists; floats convert exactly).  ``nodes``: points per integrated
-    dimension (default `DEFAULT_NODES` by dimension), or a dict {dim: n}.  ``fn=None``: a pure
-    cone probability (closed form for ≤ 3 nonsingular rows when ``closed``).  ``split_wide``:
-    a two-row cone wider than 90° is integrated as its two halves (`cone.wide_sector_halves`).
-    ``part=(i, m)``: only every m-th point from the i-th (the parts of an integral add up to it);
-    ``processes``: with 2, half the points in a forked process (`workers.ForkedPair.split`) where
-    the product rule is worth it (`workers.PARALLEL_MIN_POINTS` points or more); an executor
-    (`workers.mp_executor`) is used as it is and tallies the rule's n^d points.  ``batch``: ``fn``
-    takes all points at once, an (npts × p) object array, and returns (npts × q) object arrays (the
-    double path's integrand protocol); with ``reduce`` it takes the weights too and returns
-    (Σ weight·Φ, weight·Γ) itself; else ``fn(p)`` takes one point (a list) and returns lists."""
-    table = {d: int(nodes) for d in DEFAULT_NODES} if isinstance(nodes, (int, float)) else \
-        {**DEFAULT_NODES, **(nodes or {})}
+def mp_rule(cone_rows, fn, nodes=None, processes=1) -> dict:
+    """`quadrature.cone_expectation`'s keywords for the mp product rule: ``ar=MP``, ``nodes`` points per
+    integrated dimension (default `DEFAULT_NODES` by dimension; one count for all, or a dict over the
+    default), the executor of ``processes`` (`workers.mp_executor`: 1, 2 or an executor, which tallies
+    the rule's points), and a cone of two rows with an integrand ``fn`` integrated as its two halves
+    when wider than 90° (`cone.wide_sector_halves`; at fixed node counts the wide sector stalls)."""
     rows = cone_rows[0] if isinstance(cone_rows, tuple) else cone_rows
-    two_rows = rows is not None and len(rows) == 2
-    return cone_expectation(MP.rows(factor), cone_rows, proj_rows, fn if batch or fn is None else _pointwise(fn),
-                            lin_rows, ar=MP, nodes=table, skip_last_cone=skip_last_cone, closed=closed,
-                            split_wide=split_wide and fn is not None and two_rows, executor=mp_executor(processes),
-                            node_part=part, reduce=reduce or not batch)
+    table = {d: int(nodes) for d in DEFAULT_NODES} if isinstance(nodes, (int, float)) else {**DEFAULT_NODES, **(nodes or {})}
+    return dict(ar=MP, nodes=table, executor=mp_executor(processes),
+                split_wide=fn is not None and rows is not None and len(rows) == 2)

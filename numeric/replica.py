@@ -411,9 +411,9 @@ def cone3_probability(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: 
         sd = np.sqrt(np.diag(C2))
         return bivariate_normal_cdf(m[..., 0] / sd[0], m[..., 1] / sd[1], C2[0, 1] / (sd[0] * sd[1]))
 
-    x, wx = tanh_sinh01(nodes)
+    _, xc, wx = tanh_sinh01(nodes)
     q = ndtr(mu[:, 0] / s[0])                                     # P(u₀ > 0)
-    t = -ndtri(q[:, None] * (1.0 - x[None, :]))                  # n × nodes
+    t = -ndtri(q[:, None] * xc[None, :])                  # n × nodes
     u0 = mu[:, :1] + s[0] * t
     k = S[1:, 0] / S[0, 0]
     cond_mean = mu[:, None, 1:] + (u0 - mu[:, :1])[..., None] * k
@@ -452,9 +452,9 @@ def orthant_with_mean(mu: np.ndarray, S: np.ndarray, stein: bool = True, nodes: 
         return cone3_probability(mu, S, stein=stein, nodes=nodes)
     S = 0.5 * (S + S.T)
     s = np.sqrt(np.diag(S))
-    x, wx = tanh_sinh01(GENZ_NODES_OUTER)
+    _, xc, wx = tanh_sinh01(GENZ_NODES_OUTER)
     q = ndtr(mu[:, 0] / s[0])
-    t = -ndtri(q[:, None] * (1.0 - x[None, :]))                  # n × nodes
+    t = -ndtri(q[:, None] * xc[None, :])                  # n × nodes
     k = S[1:, 0] / S[0, 0]
     cond_mean = mu[:, None, 1:] + (s[0] * t)[..., None] * k       # u₀ − μ₀ = s₀ t
     cond_cov = S[1:, 1:] - np.outer(S[1:, 0], S[0, 1:]) / S[0, 0]

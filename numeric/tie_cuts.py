@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cone import DOUBLE, condition
+from .cone import DOUBLE, condition, interval_mass, truncated_normal
 
 __all__ = ["cut_rule_k2", "cut_rule_k2_nodes", "cut_rule_k3", "nodes_for_weight", "piece_nodes", "teacher_tie_slopes", "tie_planes"]
 
@@ -123,8 +123,8 @@ def piece_nodes(ar, pc: Pieces, counts, parent_weight, sd, mean):
     for k in sorted(set(np.asarray(counts).tolist()) - {0}):
         sel = np.nonzero(counts == k)[0]
         u, uc, w = ar.rule01(k)
-        x, ms = ar.truncated_normal(np.repeat(pc.lo[sel], k), np.repeat(pc.hi[sel], k), np.tile(u, len(sel)),
-                                    None if uc is None else np.tile(uc, len(sel)))
+        x, ms = truncated_normal(ar, np.repeat(pc.lo[sel], k), np.repeat(pc.hi[sel], k), np.tile(u, len(sel)),
+                                 np.tile(uc, len(sel)))
         par = pc.parent[sel]
         out.append((np.repeat(sel, k), np.repeat(mean[par], k) + sd * x,
                     np.repeat(parent_weight[par], k) * np.tile(w, len(sel)) * ms))
@@ -138,8 +138,7 @@ def _level(ar, mean, sd, cuts, n: int, parent_weight):
     +inf = absent) of each of N parents: (`Pieces`, piece index, h_j, weight × parent weight),
     with `nodes_for_weight` tanh–sinh nodes on each piece."""
     pc = _pieces(ar, mean, sd, cuts)
-    half = ar.full(len(pc.lo), ar.const(0.5))
-    _, mass = ar.truncated_normal(pc.lo, pc.hi, half, half)
+    mass = interval_mass(ar, pc.lo, pc.hi)
     counts = nodes_for_weight(np.asarray(parent_weight[pc.parent] * mass, float), n)
     return (pc,) + piece_nodes(ar, pc, counts, parent_weight, sd, mean)
 
@@ -388,8 +387,7 @@ def cut_rule_k2(ar, act: str, Q, V, kappas, n: int, teacher_inner: bool):
         edges = [-ar.inf] + sorted(set(outer)) + [ar.inf]
         u, uc, w = ar.rule01(n)
         m = len(edges) - 1
-        x1, m1 = ar.truncated_normal(np.repeat(edges[:-1], n), np.repeat(edges[1:], n), np.tile(u, m),
-                                     None if uc is None else np.tile(uc, m))
+        x1, m1 = truncated_normal(ar, np.repeat(edges[:-1], n), np.repeat(edges[1:], n), np.tile(u, m), np.tile(uc, m))
         w1 = np.tile(w, m) * m1
         keep = np.asarray(w1 > 0, bool)
         x1, w1 = x1[keep], w1[keep]

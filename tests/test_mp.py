@@ -20,10 +20,18 @@ from mtsp.numeric.model import State, theory_model
 from mtsp.derive import GENERATED
 from mtsp.numeric.engine import generated_system
 from mtsp.numeric.mp_online import MpRules, as_mp, mp_state
-from mtsp.numeric.mp_quadrature import cone_expectation_mp, mp_factor
+from mtsp.numeric.independent_checks import pointwise
+from mtsp.numeric.mp_quadrature import mp_factor, mp_rule
 from mtsp.numeric.online import Accuracy
 from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
 from mtsp.setup import setup_from_dict
+
+
+def cone_expectation_mp(F, cone, proj, fn, lin=None, nodes=None, processes=1, **kw):
+    """`quadrature.cone_expectation` in mp (`mp_quadrature.mp_rule`) of an integrand of one point
+    (`independent_checks.pointwise`; None: a cone probability)."""
+    return cone_expectation(F, cone, proj, fn and pointwise(fn), lin, reduce=True,
+                            **{**mp_rule(cone, fn, nodes, processes), **kw})
 
 
 def rhs_state_mp(model, st, nodes=None, processes=1, generated=GENERATED):
@@ -641,9 +649,7 @@ def test_mp_k3_cut_rule_on_the_double_rules_is_the_double_rule(act, monkeypatch)
     from mtsp.numeric.quadrature import tanh_sinh01
 
     def double_rule(n):
-        u, w = tanh_sinh01(n)
-        obj = lambda v: np.array(v, dtype=object)  # noqa: E731
-        return obj([mpmath.mpf(x) for x in u]), obj([1 - mpmath.mpf(x) for x in u]), obj([mpmath.mpf(x) for x in w])
+        return tuple(np.array([mpmath.mpf(x) for x in v], dtype=object) for v in tanh_sinh01(n))
     monkeypatch.setattr(MP, "rule01", double_rule)
     m, st = _late_nonlinear(act, 3, 2, 2.0)
     d = task_metrics(m, st, Accuracy(cut_nodes3=(6, 6, 6)), loss=False)[0]
@@ -943,9 +949,7 @@ def test_k2_cut_rule_in_mp_on_the_double_rules_is_the_double_rule(monkeypatch):
     monkeypatch.setattr(tie_cuts, "_crossings", spy)
 
     def double_rule(n):
-        u, w = tanh_sinh01(n)
-        obj = lambda v: np.array(v, dtype=object)  # noqa: E731
-        return obj([mpmath.mpf(x) for x in u]), obj([1 - mpmath.mpf(x) for x in u]), obj([mpmath.mpf(x) for x in w])
+        return tuple(np.array([mpmath.mpf(x) for x in v], dtype=object) for v in tanh_sinh01(n))
     monkeypatch.setattr(MP, "rule01", double_rule)
     kd = tie_cuts.teacher_tie_slopes(DOUBLE, F, m.rows_h(), [m.rows_lambda(0)])
     rd = tie_cuts.cut_rule_k2(DOUBLE, "tanh", st.Q, st.V[0], kd, 12, teacher_inner=True)

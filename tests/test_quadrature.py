@@ -461,16 +461,19 @@ def test_gauss_legendre01():
 
 def test_tanh_sinh01():
     for n in (20, 24, 31, 40):
-        x, w = tanh_sinh01(n)
+        x, xc, w = tanh_sinh01(n)
         assert np.all((x > 0) & (x < 1)) and w.sum() == pytest.approx(1.0, abs=1e-14)
         # endpoint singularities (the Genz coordinates are quantiles Φ⁻¹(u)):
         assert w @ np.log(x) == pytest.approx(-1.0, abs=1e-8)          # measured ≤ 4.9e-10
         assert w @ ndtri(x) ** 2 == pytest.approx(1.0, abs=1e-8)        # measured ≤ 1.9e-9
         assert w @ x ** 3 == pytest.approx(0.25, abs=1e-9)              # measured ≤ 4.3e-10
-    x, w = tanh_sinh01(31)
+        # u and 1 − u each to full relative accuracy at both ends (the rule is symmetric, u_k = 1 − u_{n−1−k}):
+        # measured ≤ 2.5e-14 (½(1 + tanh s) was 2.6e-3 off at u = 2.1e-14); u + (1 − u) = 1 within 1.1e-16
+        assert np.abs(x / xc[::-1] - 1).max() < 1e-13 and np.abs(x + xc - 1).max() <= 2.3e-16
+    x, _, w = tanh_sinh01(31)
     assert w @ np.log(x) == pytest.approx(-1.0, abs=1e-13)              # measured 6e-15
     # the engine's default 12-node rule (tmax = 2): a coarser but still convergent tier
-    x, w = tanh_sinh01(12)
+    x, _, w = tanh_sinh01(12)
     assert w @ np.log(x) == pytest.approx(-1.0, abs=3e-5)               # measured 5.8e-6
     assert w @ ndtri(x) ** 2 == pytest.approx(1.0, abs=1e-4)            # measured 2.1e-5
 
@@ -620,3 +623,28 @@ def test_one_executor_runs_both_arithmetics():
         assert m.plain.dtype == object and isinstance(m.plain[0], mp.mpf)
         for x, y in ((d.plain[0], m.plain[0]), (d.linear[0, 0], m.linear[0, 0])):
             assert abs(x - float(y)) <= 2e-15 * abs(float(y)), (x, y)
+
+
+def test_truncated_normal_both_arithmetics():
+    """`cone.truncated_normal` (one algorithm for both number types) in double against itself in mp (dps 40) on
+    the 40-node tanh–sinh rule's u (ends at 2.1e-14 from 0 and 1) over one- and two-sided intervals in both tails,
+    straddling 0, and empty: the quantile within 2.8e-16 (× (1 + |x|)) and the mass within 3.6e-15 relative
+    (measured; with Φ⁻¹(q) formed from q near 1, as the double did before it took the complement, the quantile
+    was 4.8e-5 off).  `interval_mass` is the same mass."""
+    import mpmath
+
+    from mtsp.numeric.cone import DOUBLE, MP, interval_mass, truncated_normal
+    u, uc, _ = tanh_sinh01(40)
+    pairs = [(-8, np.inf), (-1, np.inf), (0, np.inf), (0.5, np.inf), (6, np.inf), (-9, -7), (5, 7), (-1, 2),
+             (-np.inf, -3), (-np.inf, 4), (3, 3.5), (-0.2, 0.1), (2, 1)]
+    for one_sided in (True, False):
+        sel = [(a, b) for a, b in pairs if (b == np.inf) == one_sided]
+        lo, hi = np.repeat([a for a, _ in sel], len(u)), np.repeat([b for _, b in sel], len(u))
+        U, UC = np.tile(u, len(sel)), np.tile(uc, len(sel))
+        x, m = truncated_normal(DOUBLE, lo, hi, U, UC)
+        assert np.array_equal(m, interval_mass(DOUBLE, lo, hi)) and np.all(np.isfinite(x))
+        with mpmath.workdps(40):
+            obj = lambda v: np.array([mpmath.mpf(float(t)) for t in v], dtype=object)  # noqa: E731
+            xm, mm = truncated_normal(MP, obj(lo), obj(hi), obj(U), obj(UC))
+            assert max(abs(mpmath.mpf(a) - b) / (1 + abs(b)) for a, b in zip(x, xm)) < 3e-15
+            assert max(abs(mpmath.mpf(a) - b) / b if b else abs(a) for a, b in zip(m, mm)) < 4e-14
