@@ -206,6 +206,24 @@ def test_separable_data_are_reported():
     assert fp.train[0][1] == 0.0 and fp.train[0][0] < 1e-7
 
 
+@pytest.mark.parametrize("classes,rank,inputs", [(3, 1, "shared"), (4, 2, "shared"), (3, 1, "separate")])
+def test_clean_labels_of_a_low_rank_teacher_are_refused_before_the_quadrature(classes, rank, inputs):
+    """Clean labels (noise 0) of a teacher of rank < C − 1 lie on a lower-dimensional set: refused
+    with a ReachError naming `teacher` and the task.  With the aligned class map (the default) the
+    tensor route used to end in `OverflowError: cannot convert float infinity to integer` (the
+    label layer width 0 in `nodes_for`) instead (found by hand beside erm_random_setups seed 2–4,
+    which never draws it), also on separate inputs beside a noisy coupled task."""
+    from mtsp.errors import ReachError
+    tasks = [{"name": "A", "classes": classes, "noise": 0.0, "rank": rank, "alpha": 2.0}]
+    if inputs == "separate":
+        tasks.append({"name": "B", "classes": classes, "noise": 0.5, "alpha": 2.0})
+    s = erm_setup(tasks, None if inputs == "separate" else 2.0, 0.1, 0.5 if inputs == "separate" else 0.0,
+                  inputs, teacher={"alignment": 0.5, "class_map": "aligned"})
+    with pytest.raises(ReachError, match=r"^teacher: task 'A': clean labels .* noise > 0") as err:
+        solve_erm(s)
+    assert err.value.key == "teacher"
+
+
 def test_prox_converges_where_full_newton_steps_bounce():
     """Clean three-class labels, α = 1, λ = 0.1 (V ≈ 6): with Armijo's c = 1e-4 full Newton steps
     were accepted while bouncing across a softmax corner and the prox failed after 60 steps; the
