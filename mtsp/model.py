@@ -270,6 +270,12 @@ def erm_problem(setup):
           for t, E in enumerate(Es)]
     for name, C, L, sigma in zip(model.names, model.classes, Ls, model.noise):
         refuse_clean_low_rank(name, int(C), L.shape[1], float(sigma))
+    for name, w in zip(model.names, model.weights):
+        if w == 0 and tr.coupling == 0:
+            raise ReachError(f"tasks.{name}.weight", "a task of weight 0 without coupling is not trained: its "
+                                                      "minimiser is W_t = 0, every logit equal, and argmax a tie "
+                                                      "that the errors do not define; give it weight > 0 or "
+                                                      "training.coupling > 0, or leave the task out")
     alphas = [float(task.alpha) if (tr.inputs == "separate" and task.alpha is not None)
               else float(tr.alpha) for task in setup.tasks]
     channels = [TaskChannel(int(c), L, float(s), a, float(w))

@@ -224,6 +224,21 @@ def test_clean_labels_of_a_low_rank_teacher_are_refused_before_the_quadrature(cl
     assert err.value.key == "teacher"
 
 
+@pytest.mark.parametrize("inputs", ["shared", "separate"])
+def test_uncoupled_task_of_weight_zero_is_refused(inputs):
+    """A task of weight 0 with μ = 0 has the minimiser W = 0: all logits equal, argmax a tie.  The
+    engine used to return numbers for it (shared inputs, C = 3: gen_error 0.410, train_error 1.0,
+    while the simulation's first-index argmax gives 0.667 / 0.663); now a ReachError naming the
+    task's weight."""
+    from mtsp.errors import ReachError
+    tasks = [{"name": "A", "classes": 3, "noise": 0.5, "weight": 0.0, "alpha": 1.0},
+             {"name": "B", "classes": 3, "noise": 0.5, "alpha": 2.0}]
+    s = erm_setup(tasks, 2.0 if inputs == "shared" else None, 0.1, 0.0, inputs, teacher={"alignment": 0.5})
+    with pytest.raises(ReachError, match="^tasks.A.weight: a task of weight 0 without coupling") as err:
+        solve_erm(s)
+    assert err.value.key == "tasks.A.weight"
+
+
 def test_prox_converges_where_full_newton_steps_bounce():
     """Clean three-class labels, α = 1, λ = 0.1 (V ≈ 6): with Armijo's c = 1e-4 full Newton steps
     were accepted while bouncing across a softmax corner and the prox failed after 60 steps; the
