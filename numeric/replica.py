@@ -853,11 +853,12 @@ def loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, 
     tst = wy @ _ce_reduced(om, Y, B, weighted=False)
     if len(chans) == 1 and D <= acc.margin_train_error and Rk:
         te = [train_error_by_margins(chans[0], B, Q, V, A, V0)]
-    elif len(chans) > 1 and acc.boundary_train_error and all(ch.C == 2 for ch in chans):
-        te = joint_train_errors_by_boundaries(chans, B, Q, V, A, V0, nodes)
     else:
         z = B.logits(h)
         te = wy @ (np.argmax(z, axis=2) != np.argmax(Y.reshape(z.shape), axis=2))
+        if len(chans) > 1 and acc.boundary_train_error and all(ch.C == 2 for ch in chans):
+            by_boundaries = joint_train_errors_by_boundaries(chans, B, Q, V, A, V0, nodes)
+            te = [v if b is None else b for v, b in zip(te, by_boundaries)]
     return out + ([tuple(ar.scalar(v) for v in x) for x in zip(tl, te, tst)],)
 
 
@@ -920,6 +921,12 @@ def train_error_by_margins(ch: TaskChannel, B: SoftmaxBlocks, Q: np.ndarray, V: 
 BOUNDARY_GL = 8        # Gauss–Legendre nodes per panel of `joint_train_errors_by_boundaries` ...
 BOUNDARY_PANEL = 2.0   # ... on panels at most this wide (standardised units) and at most ...
 BOUNDARY_SPACINGS = 6  # ... this many spacings of the channel's tensor rule
+BOUNDARY_SD_SPACINGS = 2.0   # the ω_{−t} rule's spacing (whitened units) at most this × sd(ω_t | ω_{−t})/√Q_tt ...
+BOUNDARY_MAX_NODES = (None, 1601, 201)   # ... with at most this many nodes per axis (D − 1 = 1, 2); a task
+#   whose field is (nearly) a function of the others' (a coupled task of weight 0 or near it) needs more:
+#   None, its train_error then the indicator on the channel's rule (measured, two C = 2 tasks, μ = 1,
+#   λ = 0.1, α = 2, task A of weight 0.05: task B 0.03215 on the channel's 55 nodes against 0.03096 converged
+#   from 201 nodes on; weight 0: 0.022–0.033 with the nodes, no convergence — the ω_{−t} integrand a step)
 
 
 def joint_train_errors_by_boundaries(chans: list, B: SoftmaxBlocks, Q: np.ndarray, V: np.ndarray,
@@ -937,7 +944,10 @@ def joint_train_errors_by_boundaries(chans: list, B: SoftmaxBlocks, Q: np.ndarra
     ω_{−t} ~ N(0, Q_{−t,−t}) on the channel's tensor trapezoid rule (``nodes`` per axis, D − 1
     dims); ω_t = m + s x by composite Gauss–Legendre (BOUNDARY_GL nodes per panel) on
     x ∈ [−HALF_WIDTH, HALF_WIDTH], the panels (width ≤ BOUNDARY_SPACINGS spacings of the rule, ≤
-    BOUNDARY_PANEL) broken at every label's boundary, all labels at once (`_joint_labels`).
+    BOUNDARY_PANEL) broken at every label's boundary, all labels at once (`_joint_labels`).  As
+    var(ω_t | ω_{−t}) → 0 the ω_{−t} integrand steepens into a step: the rule is refined to a spacing
+    of BOUNDARY_SD_SPACINGS × sd(ω_t | ω_{−t})/√Q_tt, and where that needs more than
+    BOUNDARY_MAX_NODES the task's entry is None (the caller's indicator on the rule instead).
     Accuracy: tests/test_joint_labels.py (the μ = 0 joint channel against
     `train_error_by_margins`) and docs/REPLICA_QMC.md."""
     from itertools import product
@@ -961,7 +971,20 @@ def joint_train_errors_by_boundaries(chans: list, B: SoftmaxBlocks, Q: np.ndarra
         om_r = grid @ ((vecs * np.sqrt(vals)) @ vecs.T).T                 # ω_{−t} ~ N(0, Q_rr)
         kq = np.linalg.solve(Qrr, Q[rest, t])
         m = om_r @ kq
-        sd = np.sqrt(Q[t, t] - Q[t, rest] @ kq)
+        var = max(float(Q[t, t] - Q[t, rest] @ kq), 0.0)
+        need = (np.inf if var == 0.0 else
+                np.ceil(2.0 * HALF_WIDTH / (BOUNDARY_SD_SPACINGS * np.sqrt(var / Q[t, t]))) + 1)
+        if need > BOUNDARY_MAX_NODES[T - 1]:
+            out.append(None)        # ω_t (nearly) a function of ω_{−t}: the caller's indicator instead
+            continue
+        if need > nodes:            # the ω_{−t} integrand steepens as var(ω_t | ω_{−t}) → 0: refine
+            nodes_t = int(need) + 1 - int(need) % 2
+            grid, wts = tensor_trapezoid(T - 1, nodes_t)
+            alive = wts > NEGLIGIBLE
+            grid, wts = grid[alive], wts[alive]
+            om_r = grid @ ((vecs * np.sqrt(vals)) @ vecs.T).T
+            m = om_r @ kq
+        sd = np.sqrt(var)
         Br = SoftmaxBlocks.of(E, B.weights[rest])
         beta = np.empty((len(labels), len(m)))
         for k, y in enumerate(labels):
