@@ -78,16 +78,18 @@ def run_sim(s, N: int, seeds: int, seed: int, dt: float, dtype) -> dict:
     return out
 
 
-def run_dmft_batches(s, paths: int, batches: int, first: int, dt: float, response: int) -> dict:
+def run_dmft_batches(s, paths: int, batches: int, first: int, dt: float, response: int,
+                     sources: int | None = None, coarse: bool = True) -> dict:
     """Per batch {metric: {"fine": [batch][time], "coarse": [batch][time]}}: the DMFT on the grid
-    of late step dt and of 2·dt, same normals (batch b's of `solve_dmft`)."""
+    of late step dt and of 2·dt (coarse False: dt only), same normals (batch b's of `solve_dmft`);
+    sources: the source paths of the noise (`DmftOptions.n_sources`, default paths/2)."""
     times = [float(t) for t in s.training.times]
     lr = float(s.training.lr)
     model = theory_model(s)
-    opts = DmftOptions(n_paths=paths, n_response=min(response, paths))
+    opts = DmftOptions(n_paths=paths, n_response=min(response, paths), n_sources=sources)
     out = {k: {"fine": [], "coarse": []} for k in METRICS}
     for b in range(first, first + batches):
-        for grid, h in (("fine", dt), ("coarse", 2 * dt)):
+        for grid, h in (("fine", dt), ("coarse", 2 * dt))[:2 if coarse else 1]:
             steps, req = time_grid(times, h, lr)
             Q, M, trl, tre = task_trajectory(s, 0, steps, opts, b)
             mets = [task_metrics(model, State(Q[k], M[k], model.heads0))[0] for k in req]
@@ -98,7 +100,7 @@ def run_dmft_batches(s, paths: int, batches: int, first: int, dt: float, respons
             for key in METRICS:
                 out[key][grid].append(row[key])
         print(f"  batch {b}: train_loss {np.round(out['train_loss']['fine'][-1], 4)} "
-              f"(2dt {np.round(out['train_loss']['coarse'][-1], 4)}), gen_error "
+              f"(2dt {np.round(out['train_loss']['coarse'][-1], 4) if coarse else '-'}), gen_error "
               f"{np.round(out['gen_error']['fine'][-1], 4)}", flush=True)
     return out
 
@@ -199,6 +201,8 @@ def main(argv=None):
     p.add_argument("--batches", type=int, default=2)
     p.add_argument("--first-batch", type=int, default=0)
     p.add_argument("--dt", type=float, default=None, help="late step (default 0.2/max(1, lr))")
+    p.add_argument("--sources", type=int, default=None, help="source paths (default paths/2)")
+    p.add_argument("--fine-only", action="store_true", help="no solve at 2 dt")
     p.add_argument("--times", default="1,3,10")
     p.add_argument("--out", required=True)
     p = sub.add_parser("fit")
@@ -220,8 +224,10 @@ def main(argv=None):
             print(f"  sim N={a.N} seed {a.seed} x{a.seeds}: {k} {np.round(m, 4)} ± {np.round(se, 4)}")
     else:
         dt = a.dt if a.dt is not None else default_dt(float(s.training.lr))
-        vals = run_dmft_batches(s, a.paths, a.batches, a.first_batch, dt, a.response)
+        vals = run_dmft_batches(s, a.paths, a.batches, a.first_batch, dt, a.response, a.sources,
+                                not a.fine_only)
         rec = {"kind": "dmft", "paths": a.paths, "response": a.response, "dt": dt,
+               "sources": a.sources if a.sources else a.paths // 2, "coarse": not a.fine_only,
                "first_batch": a.first_batch, "batches": a.batches, "times": times, "values": vals}
     rec["wall_s"] = time.perf_counter() - t0
     print(f"  {a.cmd}: {rec['wall_s']:.1f} s", flush=True)

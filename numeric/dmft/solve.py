@@ -292,17 +292,17 @@ SCAN_ACCURACY = SEARCH   # the early-stopping scan's metrics; the minima are ref
 
 
 def _refined_minimum(coarse: np.ndarray, scan: np.ndarray, kept: list, j: int, field: str):
-    """(scan index, mean, standard error) of the minimum over the scan grid of task j's ``field``:
-    located on the batch-mean ``coarse`` curve (SCAN_ACCURACY), then the scan point and its two
-    neighbours evaluated again in every batch at the solve's accuracy (``kept``: per batch, its
-    metrics at a grid step) and the least batch mean of those taken."""
+    """(scan index, mean, standard error, per-batch values) of the minimum over the scan grid of
+    task j's ``field``: located on the batch-mean ``coarse`` curve (SCAN_ACCURACY), then the scan
+    point and its two neighbours evaluated again in every batch at the solve's accuracy (``kept``:
+    per batch, its metrics at a grid step) and the least batch mean of those taken."""
     i0 = int(np.argmin(coarse))
     best = None
     for i in range(max(i0 - 1, 0), min(i0 + 2, len(scan))):
         vals = np.array([getattr(mets(int(scan[i]), label=False)[j], field) for mets in kept])
         mean, se = _mean_se(vals)
         if best is None or mean < best[1]:
-            best = (i, float(mean), float(se))
+            best = (i, float(mean), float(se), vals)
     return best
 
 
@@ -350,10 +350,11 @@ def _outputs(at, trl, tre, req) -> dict:
     return {k: np.asarray(v, float) for k, v in out.items()}
 
 
-def _corrections(solve_batch, model, kept, per_batch, bests, times, n, dt, lr, opts, early, acc):
+def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc):
     """The step correction f_b(dt) − f_b(2 dt) of the first n batches (same normals) for every
-    output: {key: [n × (time, task)]} at the requested times and {(best, j): [n × (1,)]} for the
-    early-stopped minima, taken at the minimum's grid time t* (inserted into the coarse grid):
+    output: {key: [n × (time, task)]} at the requested times (`per_batch`: each batch's outputs
+    at dt) and {(best, j): [n × (1,)]} for the early-stopped minima (`bests`: (t*, mean, se,
+    per-batch values at dt)), taken at the minimum's grid time t* (inserted into the coarse grid):
     min_t f(t; 0) = min_t f(t; dt) + [f(t*; dt) − f(t*; 2dt)] + O(dt²), the shift of t* entering
     at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError."""
     extra = sorted({tb for (tb, *_rest) in bests.values()})
@@ -367,14 +368,18 @@ def _corrections(solve_batch, model, kept, per_batch, bests, times, n, dt, lr, o
             raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} (the step "
                              f"correction's coarse grid) diverged; use a smaller dt or "
                              f"step_correction = 0")
-        at = [task_metrics(model, states[int(k)], acc) for k in req_t]
+        cache = {}
+
+        def mets(k, states=states, cache=cache):
+            if k not in cache:
+                cache[k] = task_metrics(model, states[k], acc)
+            return cache[k]
+        at = [mets(int(k)) for k in req_t]
         for key, f in _outputs(at, trl, tre, req_t).items():
             out[key].append(per_batch[key][b] - f)
-        for (best, j), (tb, _, _, k_fine) in bests.items():
-            field = BEST_OF[best]
-            fine = getattr(kept[b](k_fine)[j], field)
-            c = getattr(task_metrics(model, states[int(req_x[tb])], acc)[j], field)
-            out[best, j].append(np.array([fine - c]))
+        for (best, j), (tb, _, _, fine) in bests.items():
+            c = getattr(mets(int(req_x[tb]))[j], BEST_OF[best])
+            out[best, j].append(np.array([fine[b] - c]))
     return out
 
 
@@ -471,10 +476,10 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
         for best, key, field in (("best_gen_error", "scan_gen", "gen_error"),
                                  ("best_test_loss", "scan_loss", "test_loss")):
             for j in range(len(ids)):
-                i, value, se = _refined_minimum(stats_[key][0][:, j], scan, kept, j, field)
-                bests[best, j] = (float(grid_t[scan[i]]), value, se, int(scan[i]))
+                i, value, se, vals = _refined_minimum(stats_[key][0][:, j], scan, kept, j, field)
+                bests[best, j] = (float(grid_t[scan[i]]), value, se, vals)
         if opts.step_correction:
-            corr = _corrections(solve_batch, model, kept, per_batch, bests, times,
+            corr = _corrections(solve_batch, model, per_batch, bests, times,
                                 min(opts.step_correction, b), dt, lr, opts, early, acc)
             for key in keys[:5]:
                 mean, se = _step_corrected(*stats_[key], corr[key])
