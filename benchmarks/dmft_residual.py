@@ -12,7 +12,11 @@ Subcommands (each appends one JSON line per run to `--out`, and prints a summary
         late step dt and at 2·dt on the same normals (`solve.task_trajectory`), every metric;
   fit   pools the sim lines per N, fits f = a + b/N per (metric, time) by weighted least squares
         and compares a with the DMFT lines (mean over batches of f(dt) + [f(dt) − f(2dt)], the
-        step correction of `solve._step_corrected` applied to every batch and every metric).
+        step correction of `solve._step_corrected` applied to every batch and every metric); then
+        the checks behind it: the Richardson values from (2dt, dt) and (dt, dt/2) on the same
+        batches, the default normals' first 8 batches (what `solve_dmft` reports) against the
+        rest, the correlation of the batches' errors across metrics and times, and a one-way
+        ANOVA of the simulation's runs (do seeds of one run share anything?).
 
     PYTHONPATH=$PWD nice -n 10 python benchmarks/dmft_residual.py sim --N 2000 --seeds 8 \\
         --seed 11 --out /tmp/res.jsonl
@@ -132,19 +136,22 @@ def fit_inverse_n(Ns, means, ses):
     return coef[0], math.sqrt(cov[0, 0]), coef[1], math.sqrt(cov[1, 1]), float(np.sum(w * r ** 2) / dof)
 
 
-def dmft_summary(lines, paths=None, dt=None):
-    """{metric: (plain mean, se, corrected mean, se, correction mean, se)} per time over the
-    dmft lines with these paths / dt (None: any)."""
-    sel = [ln for ln in lines if (paths is None or ln["paths"] == paths) and (dt is None or ln["dt"] == dt)]
+def dmft_summary(lines, paths, sources, dt):
+    """{metric: (plain mean, se, corrected mean, se, correction mean, se, batches)} per time over
+    the dmft lines of this (paths, sources, dt); the step correction f(dt) − f(2dt) is the mean
+    over every line at this dt that has the coarse solve (any paths: it hardly varies, see the
+    printed SE), as `solve._step_corrected` does with its first batches."""
+    sel = [ln for ln in lines if (ln["paths"], ln.get("sources", ln["paths"] // 2), ln["dt"])
+           == (paths, sources, dt)]
+    with_coarse = [ln for ln in lines if ln["dt"] == dt and ln.get("coarse", True)]
     out = {}
     for k in METRICS:
         fine = np.concatenate([np.asarray(ln["values"][k]["fine"]) for ln in sel])
-        coarse = np.concatenate([np.asarray(ln["values"][k]["coarse"]) for ln in sel])
-        corr = fine - coarse
+        corr = np.concatenate([np.asarray(ln["values"][k]["fine"]) - np.asarray(ln["values"][k]["coarse"])
+                               for ln in with_coarse])
         m0, s0 = _mse(fine)
         mc, sc = _mse(corr)
-        m1, s1 = _mse(fine + corr)
-        out[k] = (m0, s0, m1, s1, mc, sc, len(fine))
+        out[k] = (m0, s0, m0 + mc, np.hypot(s0, sc), mc, sc, len(fine))
     return out
 
 
@@ -157,10 +164,10 @@ def do_fit(files):
     Ns = list(pool)
     for N in Ns:
         print(f"# sim N = {N}: {pool[N]['train_loss'].shape[0]} seeds")
-    settings = sorted({(ln["paths"], ln["dt"]) for ln in dm})
+    settings = sorted({(ln["paths"], ln.get("sources", ln["paths"] // 2), ln["dt"]) for ln in dm})
     dsum = {st: dmft_summary(dm, *st) for st in settings}
     for st in settings:
-        print(f"# dmft {dsum[st]['gen_error'][6]} batches x {st[0]} paths, dt {st[1]}")
+        print(f"# dmft {dsum[st]['gen_error'][6]} batches x {st[0]} paths ({st[1]} sources), dt {st[2]}")
     for k in METRICS:
         print(f"\n## {k}")
         for i, t in enumerate(times):
@@ -177,11 +184,72 @@ def do_fit(files):
                 a = sa = None
             for st in settings:
                 m0, s0, m1, s1, mc, sc, nb = (x if np.ndim(x) == 0 else x[i] for x in dsum[st][k])
-                line = (f"   t={t:<5g} dmft {st[0]}p dt {st[1]}: plain {m0:.5f} ± {s0:.5f}, step-corrected "
+                line = (f"   t={t:<5g} dmft {st[0]}p/{st[1]}s dt {st[2]}: plain {m0:.5f} ± {s0:.5f}, corrected "
                         f"{m1:.5f} ± {s1:.5f} (correction {mc:+.5f} ± {sc:.5f})")
                 if a is not None:
                     line += f"; corrected − a = {m1 - a:+.5f} (z {(m1 - a) / math.hypot(s1, sa):+.2f})"
                 print(line)
+    checks(sims, dm)
+
+
+def checks(sims, dm):
+    """The module docstring's checks after the fit (printed)."""
+    from scipy import stats
+    fine = {(ln["dt"], ln["first_batch"]): ln for ln in dm if ln.get("coarse", True)
+            and ln["paths"] == 4000 and ln.get("sources", 2000) == 2000}
+    halves = sorted({dt for dt, _ in fine if (2 * dt, _) in fine})
+    for dt in halves:
+        a = next(ln for (d, _), ln in fine.items() if d == 2 * dt)
+        b = next(ln for (d, _), ln in fine.items() if d == dt and ln["first_batch"] == a["first_batch"])
+        nb = min(len(a["values"]["train_loss"]["fine"]), len(b["values"]["train_loss"]["fine"]))
+        print(f"\n## the step: late step {4 * dt:g}, {2 * dt:g}, {dt:g} on batches "
+              f"{a['first_batch']}..{a['first_batch'] + nb - 1} (4000 paths), paired: mean ± SE over batches")
+        for k in METRICS:
+            f4 = np.asarray(a["values"][k]["coarse"])[:nb]
+            f2 = np.asarray(a["values"][k]["fine"])[:nb]
+            f1 = np.asarray(b["values"][k]["fine"])[:nb]
+            for name, x in ((f"f({2 * dt:g}) − f({4 * dt:g})", f2 - f4), (f"f({dt:g}) − f({2 * dt:g})", f1 - f2),
+                            ("R(dt/2) − R(dt)", (2 * f1 - f2) - (2 * f2 - f4))):
+                m, se = _mse(x)
+                print(f"   {k:12s} {name:16s} " + "  ".join(f"{u:+.5f} ± {v:.5f}" for u, v in zip(m, se)))
+    base = [ln for ln in dm if ln["paths"] == 4000 and ln.get("sources", 2000) == 2000 and ln["dt"] == 0.2]
+    if base:
+        vals = {k: np.concatenate([np.asarray(ln["values"][k]["fine"]) for ln in
+                                   sorted(base, key=lambda x: x["first_batch"])]) for k in METRICS}
+        corr = {k: np.concatenate([np.asarray(ln["values"][k]["fine"]) - np.asarray(ln["values"][k]["coarse"])
+                                   for ln in base]).mean(0) for k in METRICS}
+        print("\n## the default normals (batches 0–7, what solve_dmft reports at its defaults) against "
+              f"batches 8–{len(vals['train_loss']) - 1}, corrected")
+        for k in METRICS:
+            m0, s0 = _mse(vals[k][:8])
+            m1, s1 = _mse(vals[k][8:])
+            print(f"   {k:12s} 0–7: " + "  ".join(f"{u:.5f} ± {v:.5f}" for u, v in zip(m0 + corr[k], s0))
+                  + "   rest: " + "  ".join(f"{u:.5f} ± {v:.5f}" for u, v in zip(m1 + corr[k], s1)))
+        keys = ("gen_error", "test_loss", "train_loss", "train_error")
+        X = np.concatenate([vals[k] for k in keys], 1)
+        C = np.corrcoef(X.T)
+        nt = vals["gen_error"].shape[1]
+        names = [f"{k[:5]}{k.split('_')[1][:1]}@{i}" for k in keys for i in range(nt)]
+        print(f"\n## correlation of the DMFT batches' values across metrics and times ({len(X)} batches; @i: time index)")
+        print("   " + " ".join(f"{n:>9s}" for n in names))
+        for n, r in zip(names, C):
+            print(f"   {n:>9s} " + " ".join(f"{x:9.2f}" for x in r[:len(names)]))
+    print("\n## one-way ANOVA of the simulation runs (F = between-run / within-run variance; runs of "
+          "equal seeds)")
+    by = {}
+    for ln in sims:
+        by.setdefault((ln["N"], ln["seeds"]), []).append(ln)
+    for (N, S), lns in sorted(by.items()):
+        if len(lns) < 3:
+            continue
+        for k in ("train_loss", "train_error", "gen_error", "test_loss"):
+            A = np.stack([np.asarray(ln["values"][k], float) for ln in lns])   # runs, times, seeds
+            msw = A.var(2, ddof=1).mean(0)
+            msb = S * A.mean(2).var(0, ddof=1)
+            F = msb / msw
+            p = stats.f.sf(F, len(lns) - 1, len(lns) * (S - 1))
+            print(f"   N={N} {len(lns)} runs x {S} seeds {k:12s} F " + " ".join(f"{f:5.2f}" for f in F)
+                  + "   p " + " ".join(f"{q:.3f}" for q in p))
 
 
 def main(argv=None):
