@@ -227,7 +227,8 @@ def checks(sims, dm):
                   + "   rest: " + "  ".join(f"{u:.5f} ± {v:.5f}" for u, v in zip(m1 + corr[k], s1)))
         keys = ("gen_error", "test_loss", "train_loss", "train_error")
         X = np.concatenate([vals[k] for k in keys], 1)
-        C = np.corrcoef(X.T)
+        with np.errstate(invalid="ignore", divide="ignore"):     # a metric exactly 0 (train_error late)
+            C = np.corrcoef(X.T)
         nt = vals["gen_error"].shape[1]
         names = [f"{k[:5]}{k.split('_')[1][:1]}@{i}" for k in keys for i in range(nt)]
         print(f"\n## correlation of the DMFT batches' values across metrics and times ({len(X)} batches; @i: time index)")
@@ -246,7 +247,8 @@ def checks(sims, dm):
             A = np.stack([np.asarray(ln["values"][k], float) for ln in lns])   # runs, times, seeds
             msw = A.var(2, ddof=1).mean(0)
             msb = S * A.mean(2).var(0, ddof=1)
-            F = msb / msw
+            with np.errstate(invalid="ignore", divide="ignore"):
+                F = msb / msw
             p = stats.f.sf(F, len(lns) - 1, len(lns) * (S - 1))
             print(f"   N={N} {len(lns)} runs x {S} seeds {k:12s} F " + " ".join(f"{f:5.2f}" for f in F)
                   + "   p " + " ".join(f"{q:.3f}" for q in p))
