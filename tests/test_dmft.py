@@ -185,27 +185,34 @@ def test_dt_convergence_is_first_order():
     assert 0 < d2 < 5e-4 and 1.3 < d1 / d2 < 3.0
 
 
-def test_step_correction_extrapolates_the_training_metrics_to_the_flow():
-    """Gradient descent at step dt has the flow's training loss plus O(dt), and it is large for
-    the training metrics (docs/DMFT.md §4; benchmarks/results/dmft_train_gap.txt): glm C = 3,
+def test_step_correction_extrapolates_every_output_to_the_flow():
+    """Gradient descent at step dt has the flow's outputs plus O(dt), and it is large for the
+    training metrics (docs/DMFT.md §4; benchmarks/results/dmft_train_gap.txt): glm C = 3,
     noise 1, norm 4, α = 0.71, κ = 0.05, σ₀ = 0.3, t = 0.5 and 1, one batch of 1000 paths, same
     normals throughout. Measured over seeds 0–2: the Euler value at dt = 0.2 sits 2.6e-3–2.8e-3
-    (t = 0.5) and 3.1e-3–3.4e-3 (t = 1) below the extrapolated value of dt = 0.05 (the flow within
-    ≈ 1e-4), the extrapolated value of dt = 0.2 (the default step correction) 1.9e-4–2.0e-4 and
-    3.4e-4–3.5e-4 below it."""
+    (t = 0.5) and 3.1e-3–3.5e-3 (t = 1) below the extrapolated value of dt = 0.05 (the flow within
+    ≈ 1e-4) in train_loss, 2.4e-4–5.3e-4 below it in gen_error, label_error, test_loss and the
+    early-stopped minima; the extrapolated value of dt = 0.2 (the default step correction)
+    1.9e-4–2.0e-4 and 3.4e-4–3.5e-4 (train_loss), ≤ 4.4e-5 (the test metrics and minima) from it.
+    Before the correction covered the test metrics they kept the Euler offset (≥ 2.4e-4)."""
     s = setup_from_dict({"tasks": [{"name": "B", "classes": 3, "noise": 1.0, "norm": 4.0}],
                          "student": {"kind": "glm", "init_scale": 0.3},
                          "training": {"protocol": "full_batch", "alpha": 0.71, "lr": 1.0,
                                       "weight_decay": 0.05, "times": [0.5, 1.0]}})
+    test = ("gen_error", "label_error", "test_loss", "best_gen_error", "best_test_loss")
 
-    def train_loss(dt, correction):
+    def outputs(dt, correction):
         opts = DmftOptions(dt=dt, n_paths=1000, n_response=300, batches=1, scan=2,
                            step_correction=correction)
-        return np.array(solve_dmft(s, opts).tasks["B"]["train_loss"])
-    flow = train_loss(0.05, 1)
-    euler, corrected = train_loss(0.2, 0), train_loss(0.2, 1)
-    assert np.all(flow - euler > 2e-3), (flow, euler)
-    assert np.all(np.abs(corrected - flow) < 1e-3), (flow, corrected)
+        r = solve_dmft(s, opts).tasks["B"]
+        return {k: np.atleast_1d(r[k]) for k in ("train_loss",) + test}
+    flow = outputs(0.05, 1)
+    euler, corrected = outputs(0.2, 0), outputs(0.2, 1)
+    assert np.all(flow["train_loss"] - euler["train_loss"] > 2e-3), (flow, euler)
+    assert np.all(np.abs(corrected["train_loss"] - flow["train_loss"]) < 1e-3), (flow, corrected)
+    for k in test:
+        assert np.all(flow[k] - euler[k] > 2e-4), (k, flow[k], euler[k])
+        assert np.all(np.abs(corrected[k] - flow[k]) < 1.5e-4), (k, flow[k], corrected[k])
     with pytest.raises(ValueError, match="step_correction"):
         solve_dmft(s, DmftOptions(step_correction=-1))
 

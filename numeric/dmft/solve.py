@@ -21,8 +21,9 @@ from (Q, R = W Bᵀ/N, V_t) by the same `task_metrics`.
 
 Sampling error: `batches` independent DMFT solutions (independent fixed normals) of n_paths paths
 each; the outputs are their means and `*_se` their standard errors. Time step: the engine solves
-gradient descent at the grid's steps; train_loss / train_error are extrapolated to the flow from
-the first `step_correction` batches solved again at twice the step (`_step_corrected`).
+gradient descent at the grid's steps; every output (at the requested times and the early-stopped
+minima) is extrapolated to the flow from the first `step_correction` batches solved again at twice
+the step (`_corrections`, `_step_corrected`).
 """
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ class DmftOptions:
     breaks an unstable symmetry like the O(N^-1/2) fluctuations of a finite system, at a time
     ∝ ln(paths) (docs/DMFT.md §4); ignored where there is no such symmetry (glm, relu);
     step_correction: the first this many batches are solved again on the grid of step 2·dt with
-    the same normals, and train_loss / train_error are extrapolated to the flow (Richardson:
-    `_step_corrected`); 0: off, the values of gradient descent at step dt, which lie O(dt) below
+    the same normals, and every output is extrapolated to the flow (Richardson: `_corrections`,
+    `_step_corrected`); 0: off, the values of gradient descent at step dt, which lie O(dt) from
     the flow's (docs/DMFT.md §4)."""
     dt: float | None = None
     late: float | None = None
@@ -291,17 +292,17 @@ SCAN_ACCURACY = SEARCH   # the early-stopping scan's metrics; the minima are ref
 
 
 def _refined_minimum(coarse: np.ndarray, scan: np.ndarray, kept: list, j: int, field: str):
-    """(scan index, mean, standard error) of the minimum over the scan grid of task j's ``field``:
-    located on the batch-mean ``coarse`` curve (SCAN_ACCURACY), then the scan point and its two
-    neighbours evaluated again in every batch at the solve's accuracy (``kept``: per batch, its
-    metrics at a grid step) and the least batch mean of those taken."""
+    """(scan index, mean, standard error, per-batch values) of the minimum over the scan grid of
+    task j's ``field``: located on the batch-mean ``coarse`` curve (SCAN_ACCURACY), then the scan
+    point and its two neighbours evaluated again in every batch at the solve's accuracy (``kept``:
+    per batch, its metrics at a grid step) and the least batch mean of those taken."""
     i0 = int(np.argmin(coarse))
     best = None
     for i in range(max(i0 - 1, 0), min(i0 + 2, len(scan))):
         vals = np.array([getattr(mets(int(scan[i]), label=False)[j], field) for mets in kept])
         mean, se = _mean_se(vals)
         if best is None or mean < best[1]:
-            best = (i, float(mean), float(se))
+            best = (i, float(mean), float(se), vals)
     return best
 
 
@@ -330,7 +331,56 @@ def _step_corrected(mean: np.ndarray, se: np.ndarray, corrections: list):
     return mean + c, np.hypot(se, c_se)
 
 
-TRAIN_RANGE = {"train_loss": (0.0, np.inf), "train_error": (0.0, 1.0)}   # the extrapolation's clip
+RANGE = {"gen_error": (0.0, 1.0), "label_error": (0.0, 1.0), "test_loss": (0.0, np.inf),
+         "train_loss": (0.0, np.inf), "train_error": (0.0, 1.0)}   # the extrapolation's clip
+BEST_OF = {"best_gen_error": "gen_error", "best_test_loss": "test_loss"}
+
+
+def _outputs(at, trl, tre, req) -> dict:
+    """One solve's outputs at the requested times, each (time, task): the test metrics `at`
+    ([time][task] `task_metrics`), the training metrics trl / tre along the grid at the grid
+    indices `req` — or, for a task never trained (trl None: glm of weight 0), its test metrics."""
+    out = {"gen_error": [[m.gen_error for m in r] for r in at],
+           "label_error": [[m.label_error for m in r] for r in at],
+           "test_loss": [[m.test_loss for m in r] for r in at]}
+    if trl is None:
+        out["train_loss"], out["train_error"] = out["test_loss"], out["label_error"]
+    else:
+        out["train_loss"], out["train_error"] = trl[req].tolist(), tre[req].tolist()
+    return {k: np.asarray(v, float) for k, v in out.items()}
+
+
+def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc):
+    """The step correction f_b(dt) − f_b(2 dt) of the first n batches (same normals) for every
+    output: {key: [n × (time, task)]} at the requested times (`per_batch`: each batch's outputs
+    at dt) and {(best, j): [n × (1,)]} for the early-stopped minima (`bests`: (t*, mean, se,
+    per-batch values at dt)), taken at the minimum's grid time t* (inserted into the coarse grid):
+    min_t f(t; 0) = min_t f(t; dt) + [f(t*; dt) − f(t*; 2dt)] + O(dt²), the shift of t* entering
+    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError."""
+    extra = sorted({tb for (tb, *_rest) in bests.values()})
+    coarse, req_c = time_grid(list(times) + extra, 2 * dt, lr, opts.late, early=early)
+    req_t, req_x = req_c[:len(times)], dict(zip(extra, req_c[len(times):]))
+    out = {k: [] for k in RANGE} | {key: [] for key in bests}
+    for b in range(n):
+        states, trl, tre = solve_batch(coarse, opts, b)
+        finite = all(np.all(np.isfinite(a)) for st in states for a in (st.Q, st.R, *st.V))
+        if not (finite and (trl is None or np.all(np.isfinite(trl)))):
+            raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} (the step "
+                             f"correction's coarse grid) diverged; use a smaller dt or "
+                             f"step_correction = 0")
+        cache = {}
+
+        def mets(k, states=states, cache=cache):
+            if k not in cache:
+                cache[k] = task_metrics(model, states[k], acc)
+            return cache[k]
+        at = [mets(int(k)) for k in req_t]
+        for key, f in _outputs(at, trl, tre, req_t).items():
+            out[key].append(per_batch[key][b] - f)
+        for (best, j), (tb, _, _, fine) in bests.items():
+            c = getattr(mets(int(req_x[tb]))[j], BEST_OF[best])
+            out[best, j].append(np.array([fine[b] - c]))
+    return out
 
 
 def _mean_se(x: np.ndarray):
@@ -383,8 +433,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     t0 = _time.perf_counter()
     times = list(setup.training.times if times is None else times)
     dt = opts.dt if opts.dt is not None else default_dt(float(setup.training.lr))
-    steps, req = time_grid(times, dt, float(setup.training.lr), opts.late, early=not _stein(setup, opts))
-    coarse, req_c = time_grid(times, 2 * dt, float(setup.training.lr), opts.late, early=not _stein(setup, opts))
+    lr, early = float(setup.training.lr), not _stein(setup, opts)
+    steps, req = time_grid(times, dt, lr, opts.late, early=early)
     check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
@@ -401,7 +451,6 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 "scan_loss")
         per_batch = {k: [] for k in keys}
         kept = []      # each batch's metrics at a grid step, for the refinement of the minima
-        corrections = {"train_loss": [], "train_error": []}    # f_b(dt) − f_b(2 dt)
         b = 0
         while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
@@ -414,24 +463,8 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
             at = [mets(int(k)) for k in req]                        # [time][task]
             sc = [mets(int(k), label=False, acc=SCAN_ACCURACY) for k in scan]
             kept.append(mets)
-            per_batch["gen_error"].append([[m.gen_error for m in r] for r in at])
-            per_batch["label_error"].append([[m.label_error for m in r] for r in at])
-            per_batch["test_loss"].append([[m.test_loss for m in r] for r in at])
-            if trl is None:      # never trained (glm task of weight 0): train = test metrics
-                trl = np.array([[m.test_loss for m in r] for r in at])
-                tre = np.array([[m.label_error for m in r] for r in at])
-            else:
-                if b <= opts.step_correction:      # batch b − 1 again on the coarse grid
-                    _, trl_c, tre_c = solve_batch(coarse, opts, b - 1)
-                    for key, f, fc in (("train_loss", trl, trl_c), ("train_error", tre, tre_c)):
-                        corrections[key].append(f[req] - fc[req_c])
-                    if not np.all(np.isfinite(corrections["train_loss"][-1])):
-                        raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} "
-                                         f"(the step correction's coarse grid) diverged; use a "
-                                         f"smaller dt or step_correction = 0")
-                trl, tre = trl[req], tre[req]
-            per_batch["train_loss"].append(trl)
-            per_batch["train_error"].append(tre)
+            for key, f in _outputs(at, trl, tre, req).items():
+                per_batch[key].append(f)
             per_batch["scan_gen"].append([[m.gen_error for m in r] for r in sc])
             per_batch["scan_loss"].append([[m.test_loss for m in r] for r in sc])
             done += 1
@@ -439,21 +472,35 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
                 progress(min(1.0, done / n_jobs))
         used.append(b)
         stats_ = {k: _mean_se(v) for k, v in per_batch.items()}    # each (time, task) arrays
-        for key, c in corrections.items():
-            if c:
-                mean, se = _step_corrected(*stats_[key], c)
-                stats_[key] = np.clip(mean, *TRAIN_RANGE[key]), se
+        bests = {}     # (best, task j) -> (time, mean, se): the refined minimum on the grid
+        for best, key, field in (("best_gen_error", "scan_gen", "gen_error"),
+                                 ("best_test_loss", "scan_loss", "test_loss")):
+            for j in range(len(ids)):
+                i, value, se, vals = _refined_minimum(stats_[key][0][:, j], scan, kept, j, field)
+                bests[best, j] = (float(grid_t[scan[i]]), value, se, vals)
+        if opts.step_correction:
+            corr = _corrections(solve_batch, model, per_batch, bests, times,
+                                min(opts.step_correction, b), dt, lr, opts, early, acc)
+            for key in keys[:5]:
+                mean, se = _step_corrected(*stats_[key], corr[key])
+                stats_[key] = np.clip(mean, *RANGE[key]), se
+            for (best, j), (tb, value, se, _) in list(bests.items()):
+                field = BEST_OF[best]
+                mean, se = _step_corrected(np.array([value]), np.array([se]), corr[best, j])
+                cands = [(float(mean[0]), float(se[0]), tb)]
+                cands += [(float(stats_[field][0][i, j]), float(stats_[field][1][i, j]), float(t))
+                          for i, t in enumerate(times)]
+                value, se, tb = min(cands)
+                bests[best, j] = (tb, max(value, RANGE[field][0]), se, None)
         for j, t in enumerate(ids):
             d = {}
             for key in keys[:5]:
                 mean, se = stats_[key]
                 d[key] = mean[:, j].tolist()
                 d[key + "_se"] = se[:, j].tolist()
-            for best, key, field in (("best_gen_error", "scan_gen", "gen_error"),
-                                     ("best_test_loss", "scan_loss", "test_loss")):
-                i, value, se = _refined_minimum(stats_[key][0][:, j], scan, kept, j, field)
-                d[best], d[best + "_se"] = value, se
-                d[best + "_time"] = float(grid_t[scan[i]])
+            for best in BEST_OF:
+                tb, value, se, _ = bests[best, j]
+                d[best], d[best + "_se"], d[best + "_time"] = value, se, tb
             name = setup.tasks[t].name
             tasks[name] = d
             curves[name] = stats_["scan_gen"][0][:, j].tolist()
