@@ -121,12 +121,80 @@ def draw(rng, k: int) -> dict:
             "training": training}
 
 
-def draws(seed: int, n: int) -> list[dict]:
-    """The first n valid setups of the seed's stream (invalid draws are skipped, reported)."""
+def draw_wide(rng, k: int) -> dict:
+    """One random full_batch setup over the keys and ranges `draw` never varies (``--space wide``):
+    relu trunks (half of the shared students) and K up to 4; C up to 6 and up to four tasks; noise
+    0.1 and 2–3; weights 0.25 and 4; norms 0.25 and 8; α from 0.2 to 12; lr 0.25–4 with head_lr
+    0.1–5; κ up to 1; σ₀ 0 (glm) to 1.5, and 0.05 for trunks; drawn heads of scale 0.1–2.5 or all
+    zero; times as early as 0.2 and as late as 100 (a grid beyond the DMFT's MAX_STEPS is refused
+    with a ReachError, reported). Explicit Grams, ranks, alignments and class maps as in `draw`.
+    (`coupling` belongs to erm, `share` to online inputs: neither applies to full_batch.)"""
+    kind = "glm" if rng.random() < 0.35 else "shared"
+    n_tasks = int(_pick(rng, [1, 1, 2, 2, 3, 4]))
+    inputs = "separate" if n_tasks > 1 and rng.random() < 0.45 else "shared"
+    tasks = []
+    for t in range(n_tasks):
+        C = int(_pick(rng, [2, 2, 3, 4, 5, 6]))
+        task = {"name": "ABCD"[t], "classes": C,
+                "noise": 0.0 if rng.random() < 0.25 else float(_pick(rng, [0.1, 0.5, 1.0, 2.0, 3.0]))}
+        if rng.random() < 0.3:
+            task["rank"] = int(rng.integers(1, C))
+        if rng.random() < 0.35:
+            task["norm"] = float(_pick(rng, [0.25, 0.5, 2.0, 4.0, 8.0]))
+        if rng.random() < 0.35:
+            task["weight"] = float(_pick(rng, [0.0, 0.25, 0.5, 2.0, 4.0]))
+        if inputs == "separate":
+            task["alpha"] = float(np.exp(rng.uniform(np.log(0.2), np.log(12.0))))
+        tasks.append(task)
+    if all(t.get("weight", 1.0) == 0.0 for t in tasks):
+        tasks[0]["weight"] = 1.0
+    if rng.random() < 0.12:
+        teacher = {"gram": _gram(rng, [t["classes"] for t in tasks])}
+        for t in tasks:
+            t.pop("rank", None)
+            t.pop("norm", None)
+    else:
+        lo = -1.0 / (n_tasks - 1) if n_tasks > 1 else -1.0
+        teacher = {"alignment": float(_pick(rng, [0.0, 0.3, 0.9, 1.0, round(0.9 * lo, 3)])),
+                   "class_map": str(_pick(rng, ["aligned", "random"])),
+                   "seed": int(rng.integers(0, 100))}
+        if rng.random() < 0.3:
+            teacher["norm"] = float(_pick(rng, [0.25, 3.0, 6.0]))
+    lr = float(_pick(rng, [0.25, 0.5, 1.0, 2.0, 3.0, 4.0]))
+    t_end = float(_pick(rng, [1.0, 3.0, 10.0, 30.0, 60.0, 100.0]))
+    times = sorted({t_end, *[float(t) for t in (0.2, 1.0, 3.0, 10.0, 30.0) if t < t_end][-3:]})
+    training = {"protocol": "full_batch", "inputs": inputs, "lr": lr, "times": times}
+    if inputs == "shared":
+        training["alpha"] = float(np.exp(rng.uniform(np.log(0.2), np.log(12.0))))
+    if rng.random() < 0.5:
+        training["weight_decay"] = float(_pick(rng, [0.01, 0.1, 0.3, 1.0]))
+    if kind == "glm":
+        student = {"kind": "glm", "init_scale": float(_pick(rng, [0.0, 0.2, 1.0, 1.5]))}
+    else:
+        K = int(_pick(rng, [1, 2, 3, 4]))
+        student = {"kind": "shared", "hidden": K,
+                   "activation": str(_pick(rng, ["relu", "relu", "relu", "linear", "erf", "tanh"])),
+                   "init_scale": float(_pick(rng, [0.05, 0.2, 1.0, 1.5]))}
+        if rng.random() < 0.5:
+            scale = float(_pick(rng, [0.0, 0.1, 0.7, 2.5]))
+            student["head_init"] = [(rng.standard_normal((t["classes"], K)) * scale).round(3).tolist()
+                                    for t in tasks]
+        if rng.random() < 0.5:
+            training["head_lr"] = float(_pick(rng, [0.1, 0.5, 3.0, 5.0]))
+    return {"name": f"wide {k}", "tasks": tasks, "teacher": teacher, "student": student,
+            "training": training}
+
+
+SPACES = {"default": draw, "wide": draw_wide}
+
+
+def draws(seed: int, n: int, space: str = "default") -> list[dict]:
+    """The first n valid setups of the seed's stream in `space` (SPACES; invalid draws are
+    skipped, reported)."""
     rng = np.random.default_rng(seed)
     out, tries = [], 0
     while len(out) < n:
-        d = draw(rng, len(out))
+        d = SPACES[space](rng, len(out))
         tries += 1
         try:
             setup_from_dict(d)
@@ -188,6 +256,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--space", choices=tuple(SPACES), default="default",
+                    help="which keys the draw varies: default (seeds 1-4) or wide (`draw_wide`)")
     ap.add_argument("--only", default="", help="comma-separated setup indices of the draw")
     ap.add_argument("--N", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=8)
@@ -209,9 +279,9 @@ def main(argv=None):
     opts = DmftOptions(dt=a.dmft_dt, n_paths=a.paths or base.n_paths,
                        n_response=a.response or base.n_response, batches=a.batches or base.batches)
     dtype = torch.float64 if a.float64 else torch.float32
-    todo = draws(a.seed, a.n)
+    todo = draws(a.seed, a.n, a.space)
     idx = [int(i) for i in a.only.split(",")] if a.only else list(range(len(todo)))
-    print(f"# dmft_random_setups seed {a.seed}: {len(todo)} setups drawn, running {idx}")
+    print(f"# dmft_random_setups seed {a.seed} ({a.space} space): {len(todo)} setups drawn, running {idx}")
     print(f"# DMFT: {opts.batches} batches x {opts.n_paths} paths ({opts.n_response} response), "
           f"dt {'0.2/max(1, lr)' if a.dmft_dt is None else a.dmft_dt}; simulation: N = {a.N}, "
           f"{a.seeds} seeds, RK4 step {'0.2/max(1, lr, head_lr)' if a.sim_dt is None else a.sim_dt}, "
