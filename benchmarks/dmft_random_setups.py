@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 import traceback
 
@@ -274,6 +275,10 @@ def main(argv=None):
                                                  "decouple, so its numbers are those of the multitask run)")
     ap.add_argument("--sim-seed", type=int, default=0, help="seed of the simulation's data")
     ap.add_argument("--json", default=None, help="write every result to this JSON file")
+    ap.add_argument("--dmft-cache", default=None,
+                    help="folder of per-setup DMFT results: a setup's result is read from it when "
+                         "there, else solved and written (splits a setup's DMFT and simulation "
+                         "into two commands: first with --no-sim)")
     a = ap.parse_args(argv)
     base = DmftOptions()
     opts = DmftOptions(dt=a.dmft_dt, n_paths=a.paths or base.n_paths,
@@ -298,9 +303,18 @@ def main(argv=None):
         print(f"\n## setup {k}: {describe(s)}")
         print(f"#   {json.dumps(d)}", flush=True)
         t0 = time.perf_counter()
+        cache = _cache_path(a, k)
         try:
-            res = solve_dmft(s, opts)
-            th = res.to_json_dict()
+            if cache is not None and os.path.exists(cache):
+                with open(cache) as f:
+                    th, stats = json.load(f)
+                print(f"   DMFT read from {cache}")
+            else:
+                res = solve_dmft(s, opts)
+                th, stats = res.to_json_dict(), res.stats
+                if cache is not None:
+                    with open(cache, "w") as f:
+                        json.dump([th, stats], f, default=_jsonable)
         except ReachError as e:
             print(f"   DMFT refused: {e}", flush=True)
             dumped.append({"k": k, "setup": d, "refused": str(e)})
@@ -311,9 +325,9 @@ def main(argv=None):
             dumped.append({"k": k, "setup": d, "crash": repr(e)})
             continue
         t1 = time.perf_counter()
-        print(f"   DMFT {t1 - t0:.1f} s ({res.stats['steps']} steps, {res.stats['batches']} batches"
-              + (f", symmetry {res.stats['symmetry']} asym {res.stats['asymmetry']:.3g}"
-                 if res.stats.get("symmetry") else "") + ")", flush=True)
+        print(f"   DMFT {t1 - t0:.1f} s ({stats['steps']} steps, {stats['batches']} batches"
+              + (f", symmetry {stats['symmetry']} asym {stats['asymmetry']:.3g}"
+                 if stats.get("symmetry") else "") + ")", flush=True)
         if a.no_sim:
             for name, v in th["tasks"].items():
                 for key in METRICS:
@@ -351,8 +365,22 @@ def main(argv=None):
           f"setups with findings: {failures or 'none'}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dumped, f, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+            json.dump(dumped, f, default=_jsonable)
     return 0
+
+
+def _jsonable(o):
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+def _cache_path(a, k: int) -> str | None:
+    """The --dmft-cache file of setup k under these DMFT settings (None without --dmft-cache)."""
+    if a.dmft_cache is None:
+        return None
+    os.makedirs(a.dmft_cache, exist_ok=True)
+    key = (f"{a.space}_seed{a.seed}_k{k}_task{a.task or 'all'}_times{a.times or 'drawn'}_dt{a.dmft_dt}"
+           f"_p{a.paths}_r{a.response}_b{a.batches}")
+    return os.path.join(a.dmft_cache, key.replace(",", "-") + ".json")
 
 
 if __name__ == "__main__":
