@@ -275,6 +275,10 @@ def main(argv=None):
                                                  "decouple, so its numbers are those of the multitask run)")
     ap.add_argument("--sim-seed", type=int, default=0, help="seed of the simulation's data")
     ap.add_argument("--json", default=None, help="write every result to this JSON file")
+    ap.add_argument("--sim-parts", type=int, default=1,
+                    help="run the --seeds simulations as this many parts (data seeds sim_seed, "
+                         "sim_seed + 1, ...), pooled (`pooled`); with --dmft-cache each part is kept "
+                         "there, so a command cut short resumes")
     ap.add_argument("--dmft-cache", default=None,
                     help="folder of per-setup DMFT results: a setup's result is read from it when "
                          "there, else solved and written (splits a setup's DMFT and simulation "
@@ -336,15 +340,30 @@ def main(argv=None):
             continue
         sim_dt = a.sim_dt if a.sim_dt is not None else 0.2 / max(1.0, s.training.lr, s.training.head_lr)
         try:
-            sim = simulate(s, N=a.N, seeds=a.seeds, dtype=dtype, dt=sim_dt,
-                           seed=a.sim_seed).to_json_dict()
+            parts = []
+            for i in range(a.sim_parts):     # part i: seeds // sim_parts seeds of data seed sim_seed + i
+                path = _cache_path(a, k, f"sim{a.sim_seed + i}_N{a.N}_S{a.seeds // a.sim_parts}"
+                                         f"_dt{sim_dt:g}_{'f64' if a.float64 else 'f32'}")
+                if path is not None and os.path.exists(path):
+                    with open(path) as f:
+                        parts.append(json.load(f))
+                    continue
+                parts.append(simulate(s, N=a.N, seeds=a.seeds // a.sim_parts, dtype=dtype, dt=sim_dt,
+                                      seed=a.sim_seed + i).to_json_dict())
+                if path is not None:
+                    with open(path, "w") as f:
+                        json.dump(parts[-1], f, default=_jsonable)
+                print(f"   simulation part {i + 1}/{a.sim_parts} {time.perf_counter() - t1:.1f} s", flush=True)
+            sim = pooled(parts, a.seeds // a.sim_parts)
         except Exception as e:  # noqa: BLE001
             print(f"   SIMULATION CRASH {type(e).__name__}: {e}\n{traceback.format_exc()}", flush=True)
             failures.append((k, "simulation crash"))
             dumped.append({"k": k, "setup": d, "dmft": th, "sim_crash": repr(e)})
             continue
         t2 = time.perf_counter()
-        print(f"   simulation {t2 - t1:.1f} s (N = {a.N}, {a.seeds} seeds, step {sim_dt:g})")
+        print(f"   simulation {t2 - t1:.1f} s (N = {a.N}, {a.seeds} seeds"
+              + (f" in {a.sim_parts} parts, data seeds {a.sim_seed}..{a.sim_seed + a.sim_parts - 1}"
+                 if a.sim_parts > 1 else "") + f", step {sim_dt:g})")
         print("   task  time   metric           dmft ± se          sim ± se           z      ")
         rs = rows(s, th, sim)
         for (task, t, key, va, sa, vb, sb, z, ok) in rs:
@@ -373,12 +392,38 @@ def _jsonable(o):
     return o.tolist() if hasattr(o, "tolist") else str(o)
 
 
-def _cache_path(a, k: int) -> str | None:
-    """The --dmft-cache file of setup k under these DMFT settings (None without --dmft-cache)."""
+def pooled(parts: list[dict], seeds: int) -> dict:
+    """One simulation result from `parts` of `seeds` seeds each (independent data): the mean of
+    their means and the standard error of the pooled seeds (the parts' seed variances and the
+    spread of their means). best_* is the mean of the parts' minima (each part's minimum over its
+    own seed-mean curve, a slightly lower estimate than the minimum of the pooled curve) at the
+    parts' mean time."""
+    if len(parts) == 1:
+        return parts[0]
+    S = seeds * len(parts)
+    out = {"tasks": {}}
+    for name in parts[0]["tasks"]:
+        P = [p["tasks"][name] for p in parts]
+        d = {}
+        for key in METRICS:
+            m = np.array([p[key] for p in P], float)                     # (part, time)
+            se = np.array([p[key + "_se"] for p in P], float)
+            mean = m.mean(0)
+            var = ((seeds - 1) * (se ** 2 * seeds).sum(0) + seeds * ((m - mean) ** 2).sum(0)) / (S - 1)
+            d[key], d[key + "_se"] = mean, np.sqrt(var / S)
+        for best in ("best_gen_error", "best_test_loss"):
+            d[best] = float(np.mean([p[best] for p in P]))
+            d[best + "_time"] = float(np.mean([p[best + "_time"] for p in P]))
+        out["tasks"][name] = d
+    return out
+
+
+def _cache_path(a, k: int, what: str = "dmft") -> str | None:
+    """The --dmft-cache file of setup k's `what` under these settings (None without --dmft-cache)."""
     if a.dmft_cache is None:
         return None
     os.makedirs(a.dmft_cache, exist_ok=True)
-    key = (f"{a.space}_seed{a.seed}_k{k}_task{a.task or 'all'}_times{a.times or 'drawn'}_dt{a.dmft_dt}"
+    key = (f"{a.space}_seed{a.seed}_k{k}_task{a.task or 'all'}_times{a.times or 'drawn'}_{what}_dt{a.dmft_dt}"
            f"_p{a.paths}_r{a.response}_b{a.batches}")
     return os.path.join(a.dmft_cache, key.replace(",", "-") + ".json")
 
