@@ -6,7 +6,9 @@ trunks (K = 1..3, default or drawn heads, head_lr from 0.01 — nearly fixed hea
 to three tasks; shared or separate inputs with unequal α_t; α in [0.5, 5]; weight decay κ = 0 or
 > 0; clean and noisy labels; rank-deficient teachers, norms, alignment (negative included), aligned
 or random class maps, or an explicit Gram; task weights (0 included); lr 0.5–2; times up to 30.
-relu trunks are not drawn (another line of work).
+relu trunks are not drawn there (another line of work); `--space wide` (`draw_wide`, seeds 5 on)
+draws them and the ranges the default space never varies (seeds 1–4 keep the default space and
+draw the same setups as in their logs).
 
 For each setup: `solve_dmft` at its default accuracy (DmftOptions(): 8 × 4000 paths, 1000 for the
 response, dt 0.2/max(1, η)) and `simulate` (gradient flow, RK4, N = 1000, `--seeds` seeds batched,
@@ -18,8 +20,13 @@ sides, e.g. an untrained task of weight 0); a row is flagged when
 |DMFT − simulation| > 4 SE + 0.003 (issue 17's criterion).
 
     PYTHONPATH=$PWD nice -n 10 python benchmarks/dmft_random_setups.py --seed 1 --n 6 \\
-        [--N 1000] [--seeds 8] [--only 0,3] [--dmft-dt 0.1] [--paths 4000] [--response 1000]
+        [--space wide] [--N 1000] [--seeds 8] [--only 0,3] [--dmft-cache DIR] [--sim-parts 2] [--dmft-dt 0.1] [--paths 4000] [--response 1000]
         [--batches 8] [--sim-dt 0.1]
+
+--dmft-cache DIR keeps each setup's DMFT result (and with --sim-parts P, each of the P simulation
+parts of --seeds/P seeds on data seeds sim_seed, sim_seed + 1, ..., pooled by `pooled`), so a setup
+whose DMFT and simulation do not fit one command runs as a --no-sim command and then a second one
+(which resumes after a cut-short part).
 
 --only reruns chosen setups of the same draw (the draw of setup k does not depend on --only), with
 other DMFT or simulation settings for the diagnosis (halved steps, doubled paths).
