@@ -6,7 +6,9 @@ trunks (K = 1..3, default or drawn heads, head_lr from 0.01 — nearly fixed hea
 to three tasks; shared or separate inputs with unequal α_t; α in [0.5, 5]; weight decay κ = 0 or
 > 0; clean and noisy labels; rank-deficient teachers, norms, alignment (negative included), aligned
 or random class maps, or an explicit Gram; task weights (0 included); lr 0.5–2; times up to 30.
-relu trunks are not drawn (another line of work).
+relu trunks are not drawn there (another line of work); `--space wide` (`draw_wide`, seeds 5 on)
+draws them and the ranges the default space never varies (seeds 1–4 keep the default space and
+draw the same setups as in their logs).
 
 For each setup: `solve_dmft` at its default accuracy (DmftOptions(): 8 × 4000 paths, 1000 for the
 response, dt 0.2/max(1, η)) and `simulate` (gradient flow, RK4, N = 1000, `--seeds` seeds batched,
@@ -18,8 +20,13 @@ sides, e.g. an untrained task of weight 0); a row is flagged when
 |DMFT − simulation| > 4 SE + 0.003 (issue 17's criterion).
 
     PYTHONPATH=$PWD nice -n 10 python benchmarks/dmft_random_setups.py --seed 1 --n 6 \\
-        [--N 1000] [--seeds 8] [--only 0,3] [--dmft-dt 0.1] [--paths 4000] [--response 1000]
+        [--space wide] [--N 1000] [--seeds 8] [--only 0,3] [--dmft-cache DIR] [--sim-parts 2] [--dmft-dt 0.1] [--paths 4000] [--response 1000]
         [--batches 8] [--sim-dt 0.1]
+
+--dmft-cache DIR keeps each setup's DMFT result (and with --sim-parts P, each of the P simulation
+parts of --seeds/P seeds on data seeds sim_seed, sim_seed + 1, ..., pooled by `pooled`), so a setup
+whose DMFT and simulation do not fit one command runs as a --no-sim command and then a second one
+(which resumes after a cut-short part).
 
 --only reruns chosen setups of the same draw (the draw of setup k does not depend on --only), with
 other DMFT or simulation settings for the diagnosis (halved steps, doubled paths).
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 import traceback
 
@@ -121,12 +129,80 @@ def draw(rng, k: int) -> dict:
             "training": training}
 
 
-def draws(seed: int, n: int) -> list[dict]:
-    """The first n valid setups of the seed's stream (invalid draws are skipped, reported)."""
+def draw_wide(rng, k: int) -> dict:
+    """One random full_batch setup over the keys and ranges `draw` never varies (``--space wide``):
+    relu trunks (half of the shared students) and K up to 4; C up to 6 and up to four tasks; noise
+    0.1 and 2–3; weights 0.25 and 4; norms 0.25 and 8; α from 0.2 to 12; lr 0.25–4 with head_lr
+    0.1–5; κ up to 1; σ₀ 0 (glm) to 1.5, and 0.05 for trunks; drawn heads of scale 0.1–2.5 or all
+    zero; times as early as 0.2 and as late as 100 (a grid beyond the DMFT's MAX_STEPS is refused
+    with a ReachError, reported). Explicit Grams, ranks, alignments and class maps as in `draw`.
+    (`coupling` belongs to erm, `share` to online inputs: neither applies to full_batch.)"""
+    kind = "glm" if rng.random() < 0.35 else "shared"
+    n_tasks = int(_pick(rng, [1, 1, 2, 2, 3, 4]))
+    inputs = "separate" if n_tasks > 1 and rng.random() < 0.45 else "shared"
+    tasks = []
+    for t in range(n_tasks):
+        C = int(_pick(rng, [2, 2, 3, 4, 5, 6]))
+        task = {"name": "ABCD"[t], "classes": C,
+                "noise": 0.0 if rng.random() < 0.25 else float(_pick(rng, [0.1, 0.5, 1.0, 2.0, 3.0]))}
+        if rng.random() < 0.3:
+            task["rank"] = int(rng.integers(1, C))
+        if rng.random() < 0.35:
+            task["norm"] = float(_pick(rng, [0.25, 0.5, 2.0, 4.0, 8.0]))
+        if rng.random() < 0.35:
+            task["weight"] = float(_pick(rng, [0.0, 0.25, 0.5, 2.0, 4.0]))
+        if inputs == "separate":
+            task["alpha"] = float(np.exp(rng.uniform(np.log(0.2), np.log(12.0))))
+        tasks.append(task)
+    if all(t.get("weight", 1.0) == 0.0 for t in tasks):
+        tasks[0]["weight"] = 1.0
+    if rng.random() < 0.12:
+        teacher = {"gram": _gram(rng, [t["classes"] for t in tasks])}
+        for t in tasks:
+            t.pop("rank", None)
+            t.pop("norm", None)
+    else:
+        lo = -1.0 / (n_tasks - 1) if n_tasks > 1 else -1.0
+        teacher = {"alignment": float(_pick(rng, [0.0, 0.3, 0.9, 1.0, round(0.9 * lo, 3)])),
+                   "class_map": str(_pick(rng, ["aligned", "random"])),
+                   "seed": int(rng.integers(0, 100))}
+        if rng.random() < 0.3:
+            teacher["norm"] = float(_pick(rng, [0.25, 3.0, 6.0]))
+    lr = float(_pick(rng, [0.25, 0.5, 1.0, 2.0, 3.0, 4.0]))
+    t_end = float(_pick(rng, [1.0, 3.0, 10.0, 30.0, 60.0, 100.0]))
+    times = sorted({t_end, *[float(t) for t in (0.2, 1.0, 3.0, 10.0, 30.0) if t < t_end][-3:]})
+    training = {"protocol": "full_batch", "inputs": inputs, "lr": lr, "times": times}
+    if inputs == "shared":
+        training["alpha"] = float(np.exp(rng.uniform(np.log(0.2), np.log(12.0))))
+    if rng.random() < 0.5:
+        training["weight_decay"] = float(_pick(rng, [0.01, 0.1, 0.3, 1.0]))
+    if kind == "glm":
+        student = {"kind": "glm", "init_scale": float(_pick(rng, [0.0, 0.2, 1.0, 1.5]))}
+    else:
+        K = int(_pick(rng, [1, 2, 3, 4]))
+        student = {"kind": "shared", "hidden": K,
+                   "activation": str(_pick(rng, ["relu", "relu", "relu", "linear", "erf", "tanh"])),
+                   "init_scale": float(_pick(rng, [0.05, 0.2, 1.0, 1.5]))}
+        if rng.random() < 0.5:
+            scale = float(_pick(rng, [0.0, 0.1, 0.7, 2.5]))
+            student["head_init"] = [(rng.standard_normal((t["classes"], K)) * scale).round(3).tolist()
+                                    for t in tasks]
+        if rng.random() < 0.5:
+            training["head_lr"] = float(_pick(rng, [0.1, 0.5, 3.0, 5.0]))
+    return {"name": f"wide {k}", "tasks": tasks, "teacher": teacher, "student": student,
+            "training": training}
+
+
+SPACES = {"default": draw, "wide": draw_wide}
+
+
+def draws(seed: int, n: int, space: str = "default") -> list[dict]:
+    """The first n valid setups of the seed's stream in `space` (SPACES; invalid draws are
+    skipped, reported)."""
     rng = np.random.default_rng(seed)
     out, tries = [], 0
     while len(out) < n:
-        d = draw(rng, len(out))
+        d = SPACES[space](rng, len(out))
         tries += 1
         try:
             setup_from_dict(d)
@@ -188,6 +264,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=6)
+    ap.add_argument("--space", choices=tuple(SPACES), default="default",
+                    help="which keys the draw varies: default (seeds 1-4) or wide (`draw_wide`)")
     ap.add_argument("--only", default="", help="comma-separated setup indices of the draw")
     ap.add_argument("--N", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=8)
@@ -204,14 +282,22 @@ def main(argv=None):
                                                  "decouple, so its numbers are those of the multitask run)")
     ap.add_argument("--sim-seed", type=int, default=0, help="seed of the simulation's data")
     ap.add_argument("--json", default=None, help="write every result to this JSON file")
+    ap.add_argument("--sim-parts", type=int, default=1,
+                    help="run the --seeds simulations as this many parts (data seeds sim_seed, "
+                         "sim_seed + 1, ...), pooled (`pooled`); with --dmft-cache each part is kept "
+                         "there, so a command cut short resumes")
+    ap.add_argument("--dmft-cache", default=None,
+                    help="folder of per-setup DMFT results: a setup's result is read from it when "
+                         "there, else solved and written (splits a setup's DMFT and simulation "
+                         "into two commands: first with --no-sim)")
     a = ap.parse_args(argv)
     base = DmftOptions()
     opts = DmftOptions(dt=a.dmft_dt, n_paths=a.paths or base.n_paths,
                        n_response=a.response or base.n_response, batches=a.batches or base.batches)
     dtype = torch.float64 if a.float64 else torch.float32
-    todo = draws(a.seed, a.n)
+    todo = draws(a.seed, a.n, a.space)
     idx = [int(i) for i in a.only.split(",")] if a.only else list(range(len(todo)))
-    print(f"# dmft_random_setups seed {a.seed}: {len(todo)} setups drawn, running {idx}")
+    print(f"# dmft_random_setups seed {a.seed} ({a.space} space): {len(todo)} setups drawn, running {idx}")
     print(f"# DMFT: {opts.batches} batches x {opts.n_paths} paths ({opts.n_response} response), "
           f"dt {'0.2/max(1, lr)' if a.dmft_dt is None else a.dmft_dt}; simulation: N = {a.N}, "
           f"{a.seeds} seeds, RK4 step {'0.2/max(1, lr, head_lr)' if a.sim_dt is None else a.sim_dt}, "
@@ -228,9 +314,18 @@ def main(argv=None):
         print(f"\n## setup {k}: {describe(s)}")
         print(f"#   {json.dumps(d)}", flush=True)
         t0 = time.perf_counter()
+        cache = _cache_path(a, k)
         try:
-            res = solve_dmft(s, opts)
-            th = res.to_json_dict()
+            if cache is not None and os.path.exists(cache):
+                with open(cache) as f:
+                    th, stats = json.load(f)
+                print(f"   DMFT read from {cache}")
+            else:
+                res = solve_dmft(s, opts)
+                th, stats = res.to_json_dict(), res.stats
+                if cache is not None:
+                    with open(cache, "w") as f:
+                        json.dump([th, stats], f, default=_jsonable)
         except ReachError as e:
             print(f"   DMFT refused: {e}", flush=True)
             dumped.append({"k": k, "setup": d, "refused": str(e)})
@@ -241,9 +336,9 @@ def main(argv=None):
             dumped.append({"k": k, "setup": d, "crash": repr(e)})
             continue
         t1 = time.perf_counter()
-        print(f"   DMFT {t1 - t0:.1f} s ({res.stats['steps']} steps, {res.stats['batches']} batches"
-              + (f", symmetry {res.stats['symmetry']} asym {res.stats['asymmetry']:.3g}"
-                 if res.stats.get("symmetry") else "") + ")", flush=True)
+        print(f"   DMFT {t1 - t0:.1f} s ({stats['steps']} steps, {stats['batches']} batches"
+              + (f", symmetry {stats['symmetry']} asym {stats['asymmetry']:.3g}"
+                 if stats.get("symmetry") else "") + ")", flush=True)
         if a.no_sim:
             for name, v in th["tasks"].items():
                 for key in METRICS:
@@ -252,15 +347,30 @@ def main(argv=None):
             continue
         sim_dt = a.sim_dt if a.sim_dt is not None else 0.2 / max(1.0, s.training.lr, s.training.head_lr)
         try:
-            sim = simulate(s, N=a.N, seeds=a.seeds, dtype=dtype, dt=sim_dt,
-                           seed=a.sim_seed).to_json_dict()
+            parts = []
+            for i in range(a.sim_parts):     # part i: seeds // sim_parts seeds of data seed sim_seed + i
+                path = _cache_path(a, k, f"sim{a.sim_seed + i}_N{a.N}_S{a.seeds // a.sim_parts}"
+                                         f"_dt{sim_dt:g}_{'f64' if a.float64 else 'f32'}")
+                if path is not None and os.path.exists(path):
+                    with open(path) as f:
+                        parts.append(json.load(f))
+                    continue
+                parts.append(simulate(s, N=a.N, seeds=a.seeds // a.sim_parts, dtype=dtype, dt=sim_dt,
+                                      seed=a.sim_seed + i).to_json_dict())
+                if path is not None:
+                    with open(path, "w") as f:
+                        json.dump(parts[-1], f, default=_jsonable)
+                print(f"   simulation part {i + 1}/{a.sim_parts} {time.perf_counter() - t1:.1f} s", flush=True)
+            sim = pooled(parts, a.seeds // a.sim_parts)
         except Exception as e:  # noqa: BLE001
             print(f"   SIMULATION CRASH {type(e).__name__}: {e}\n{traceback.format_exc()}", flush=True)
             failures.append((k, "simulation crash"))
             dumped.append({"k": k, "setup": d, "dmft": th, "sim_crash": repr(e)})
             continue
         t2 = time.perf_counter()
-        print(f"   simulation {t2 - t1:.1f} s (N = {a.N}, {a.seeds} seeds, step {sim_dt:g})")
+        print(f"   simulation {t2 - t1:.1f} s (N = {a.N}, {a.seeds} seeds"
+              + (f" in {a.sim_parts} parts, data seeds {a.sim_seed}..{a.sim_seed + a.sim_parts - 1}"
+                 if a.sim_parts > 1 else "") + f", step {sim_dt:g})")
         print("   task  time   metric           dmft ± se          sim ± se           z      ")
         rs = rows(s, th, sim)
         for (task, t, key, va, sa, vb, sb, z, ok) in rs:
@@ -281,8 +391,48 @@ def main(argv=None):
           f"setups with findings: {failures or 'none'}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(dumped, f, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+            json.dump(dumped, f, default=_jsonable)
     return 0
+
+
+def _jsonable(o):
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+def pooled(parts: list[dict], seeds: int) -> dict:
+    """One simulation result from `parts` of `seeds` seeds each (independent data): the mean of
+    their means and the standard error of the pooled seeds (the parts' seed variances and the
+    spread of their means). best_* is the mean of the parts' minima (each part's minimum over its
+    own seed-mean curve, a slightly lower estimate than the minimum of the pooled curve) at the
+    parts' mean time."""
+    if len(parts) == 1:
+        return parts[0]
+    S = seeds * len(parts)
+    out = {"tasks": {}}
+    for name in parts[0]["tasks"]:
+        P = [p["tasks"][name] for p in parts]
+        d = {}
+        for key in METRICS:
+            m = np.array([p[key] for p in P], float)                     # (part, time)
+            se = np.array([p[key + "_se"] for p in P], float)
+            mean = m.mean(0)
+            var = ((seeds - 1) * (se ** 2 * seeds).sum(0) + seeds * ((m - mean) ** 2).sum(0)) / (S - 1)
+            d[key], d[key + "_se"] = mean, np.sqrt(var / S)
+        for best in ("best_gen_error", "best_test_loss"):
+            d[best] = float(np.mean([p[best] for p in P]))
+            d[best + "_time"] = float(np.mean([p[best + "_time"] for p in P]))
+        out["tasks"][name] = d
+    return out
+
+
+def _cache_path(a, k: int, what: str = "dmft") -> str | None:
+    """The --dmft-cache file of setup k's `what` under these settings (None without --dmft-cache)."""
+    if a.dmft_cache is None:
+        return None
+    os.makedirs(a.dmft_cache, exist_ok=True)
+    key = (f"{a.space}_seed{a.seed}_k{k}_task{a.task or 'all'}_times{a.times or 'drawn'}_{what}_dt{a.dmft_dt}"
+           f"_p{a.paths}_r{a.response}_b{a.batches}")
+    return os.path.join(a.dmft_cache, key.replace(",", "-") + ".json")
 
 
 if __name__ == "__main__":
