@@ -7,12 +7,11 @@ dimensions than it covers are refused) — tanh–sinh nodes on [0, 1] for the G
 (`tanh_sinh01_mp`: `cone.tanh_sinh01` at this precision, its span following the node count),
 Gauss–Hermite nodes from ``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`).  Φ
 (`ncdf`), Φ⁻¹ (`ndtri_mp`: Halley on Φ from the double quantile, since erfinv(2p − 1) loses every
-digit of p ≪ 1) and Φ₂ (`bivariate_ncdf`, Sheppard's formula).  Cost and accuracy:
+digit of p ≪ 1) and Gauss–Legendre nodes (`gauss_legendre`; Φ₂ is `bivariate`'s).  Cost and accuracy:
 docs/PRECISION.md ("The mp kernel").
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import mpmath
@@ -24,7 +23,7 @@ from .workers import mp_executor
 
 mp = mpmath.mp
 
-__all__ = ["mp_factor", "mp_rule", "ncdf", "ndtri_mp", "bivariate_ncdf", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp",
+__all__ = ["mp_factor", "mp_rule", "ncdf", "ndtri_mp", "gauss_legendre", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp",
            "to_mp", "DEFAULT_NODES"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
@@ -41,81 +40,11 @@ def ncdf(x):
 
 
 @lru_cache(maxsize=None)
-def _gl(n: int, dps: int):
+def gauss_legendre(n: int, dps: int):
+    """The n-point Gauss–Legendre rule on [−1, 1] from ``mp.gauss_quadrature`` at dps + 10 digits."""
     with mpmath.workdps(dps + 10):
         X, W = mp.gauss_quadrature(n, "legendre")
     return tuple(+x for x in X), tuple(+w for w in W)
-
-
-def bivariate_ncdf(a, b, rho):
-    """Φ₂(a, b; ρ) = P(X < a, Y < b) for standard normals of correlation ρ, in mp.
-
-    Sheppard's formula Φ₂ = Φ(a)Φ(b) + (1/2π) ∫_0^{asin ρ} exp(−(a² + b² − 2ab sin θ)/(2cos²θ)) dθ
-    by an n-point Gauss–Legendre rule in mp whose n follows ρ and the working precision
-    (`sheppard_node_count`), and for |ρ| so near 1 that n would exceed SHEPPARD_MAX_NODES the
-    1-d integral ∫_{−∞}^a φ(x) Φ((b − ρx)/√(1−ρ²)) dx by `mp.quad` (slower)."""
-    a, b, rho = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(rho)
-    if rho == 0:
-        return ncdf(a) * ncdf(b)
-    nodes = _sheppard_nodes_mp(rho, mp.dps)
-    if nodes is None:
-        c = mpmath.sqrt(1 - rho * rho)
-        f = lambda x: mpmath.npdf(x) * ncdf((b - rho * x) / c)  # noqa: E731
-        steep = b / rho          # where the inner Φ turns, over a width √(1−ρ²)
-        pts = sorted({mpmath.mpf(0), steep - 10 * c, steep, steep + 10 * c})
-        return mpmath.quad(f, [-mpmath.inf] + [x for x in pts if x < a] + [a])
-    s, p = a * a + b * b, 2 * a * b
-    tot = mpmath.mpf(0)
-    for st, c, w in nodes:
-        tot += w * mpmath.exp((p * st - s) * c)
-    return ncdf(a) * ncdf(b) + tot
-
-
-SHEPPARD_MAX_NODES = 400
-
-
-def sheppard_node_count(rho, dps: int) -> int:
-    """Gauss–Legendre nodes of `bivariate_ncdf` for an error ≈ 10^-dps: Sheppard's integrand,
-    mapped to x ∈ [−1, 1] by θ = asin(ρ)(x + 1)/2, is analytic up to cos θ = 0, i.e.
-    x* = π/|asin ρ| − 1, so the n-point rule converges like r^{−2n} with r = x* + √(x*² − 1)
-    (the Bernstein ellipse through x*): n = ⌈1.25 (dps + 2)/log₁₀ r²⌉ + 2.  Measured against
-    50-digit `mp.quad` on 13 (a, b) per ρ, |ρ| from 0.1 to 0.99999, dps 15 to 40: error
-    ≤ 3 × 10^-(dps+1) (e.g. dps 20: 15 nodes at ρ = 0.5, 54 at 0.99, 299 at 0.99999)."""
-    r = abs(float(rho))
-    if r == 0:
-        return 0
-    if r >= 1:
-        return SHEPPARD_MAX_NODES + 1
-    x = math.pi / math.asin(r) - 1
-    rate = 2 * math.log10(x + math.sqrt(x * x - 1))
-    return int(math.ceil(1.25 * (dps + 2) / rate)) + 2
-
-
-_SHEPPARD_CACHE: dict = {}
-
-
-def _sheppard_nodes_mp(rho, dps: int):
-    """The nodes of `bivariate_ncdf` for one ρ: (sin θ_k, 1/(2cos²θ_k), w_k·asin(ρ)/4π) — one
-    correlation serves every point of an integral (the conditional label covariance is fixed),
-    so the sines are computed once per ρ rather than at every call.  None where the rule would
-    need more than SHEPPARD_MAX_NODES."""
-    key = (rho, dps)
-    out = _SHEPPARD_CACHE.get(key, False)
-    if out is False:
-        n = sheppard_node_count(rho, dps)
-        if n > SHEPPARD_MAX_NODES:
-            _SHEPPARD_CACHE[key] = None
-            return None
-        X, W = _gl(n, dps)
-        half = mpmath.asin(rho) / 2
-        out = []
-        for x, w in zip(X, W):
-            st = mpmath.sin(half * (x + 1))
-            out.append((st, 1 / (2 * (1 - st * st)), w * half / (2 * mpmath.pi)))
-        if len(_SHEPPARD_CACHE) > 4096:
-            _SHEPPARD_CACHE.clear()
-        _SHEPPARD_CACHE[key] = out
-    return out
 
 
 def ndtri_mp(q):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from mtsp.numeric import cone
+from mtsp.numeric.activations import g_values
 from mtsp.numeric.model import State, theory_model
 from mtsp.derive import GENERATED
 from mtsp.numeric.engine import generated_system
@@ -362,10 +363,10 @@ def test_joint_orthant_plackett_against_conditioning():
             _JointOrthant([[mpmath.mpf(m)] for m in mu], mpmath.matrix(S2.tolist()), 2)
 
 
-def test_bivariate_ncdf_mp_against_quadrature():
+def test_bivariate_cdf_mp_against_quadrature():
     """mp Φ₂ (Sheppard's formula, Gauss–Legendre in θ) against 40-digit mp.quad of
     ∫_{−∞}^a φ(x) Φ((b − ρx)/√(1 − ρ²)) dx, over the correlation tiers: measured ≤ 1e-28."""
-    from mtsp.numeric.mp_quadrature import bivariate_ncdf
+    from mtsp.numeric.bivariate import bivariate_cdf
     rng = np.random.default_rng(2)
     with mpmath.workdps(30):
         for rho in (0.3, -0.6, 0.9, -0.95, 0.99, 0.995):
@@ -375,7 +376,7 @@ def test_bivariate_ncdf_mp_against_quadrature():
                     c = mpmath.sqrt(1 - r * r)
                     ref = mpmath.quad(lambda x: mpmath.npdf(x) * mpmath.ncdf((b - r * x) / c),
                                       [-mpmath.inf, a] if a <= 0 else [-mpmath.inf, 0, a])
-                assert abs(bivariate_ncdf(a, b, r) - ref) < mpmath.mpf(10) ** -27, (rho, a, b)
+                assert abs(bivariate_cdf(cone.MP, a, b, r) - ref) < mpmath.mpf(10) ** -27, (rho, a, b)
 
 
 @pytest.mark.parametrize("act,K,inputs,bound", [
@@ -960,8 +961,8 @@ def test_k2_cut_rule_in_mp_on_the_double_rules_is_the_double_rule(monkeypatch):
         rm = tie_cuts.cut_rule_k2(MP, "tanh", obj(st.Q), obj(st.V[0]), km, 12, teacher_inner=True)
         pm, wm, cm = tie_cuts.cut_rule_k2_nodes(MP, rm, 12)
         dv = obj(st.V[0])[0] - obj(st.V[0])[1]
-        res_mp = abs(dv[0] * MP.g("tanh", np.array(roots["mp"]))[0]
-                     + dv[1] * MP.g("tanh", km[0] * np.array(roots["mp"]))[0])
+        res_mp = abs(dv[0] * g_values(MP, "tanh", np.array(roots["mp"]))[0]
+                     + dv[1] * g_values(MP, "tanh", km[0] * np.array(roots["mp"]))[0])
         # per decision, Σ w (1 + h₁ + h₂²): the pieces' masses and moments
         mom = [[sum(w * (1 + h[0] + h[1] ** 2) for h, w, c in zip(p, wt, cs) if c == k) for k in range(2)]
                for p, wt, cs in ((pm, wm, cm), (pd, wd, cd))]
