@@ -42,7 +42,7 @@ _NODES: dict = {}
 def _sheppard_nodes(ar, rho):
     """(sin θ_k, 1/(2cos²θ_k), w_k·asin(ρ)/4π) of one ρ in ``ar``'s numbers — one correlation serves
     every point of an integral, so they are computed once per ρ; None beyond the arithmetic's cap."""
-    key = (ar.name, rho, ar.digits)
+    key = (ar.name, getattr(rho, "_mpf_", rho), ar.digits)   # (an mpf's own hash costs 8× its tuple's)
     out = _NODES.get(key, False)
     if out is False:
         n = sheppard_node_count(rho, ar.digits)
