@@ -18,16 +18,14 @@ import mpmath
 import numpy as np
 from scipy.special import ndtri
 
-from .cone import MP, gaussian_factor, tanh_sinh01
+from .cone import MP, tanh_sinh01
 from .workers import mp_executor
 
 mp = mpmath.mp
 
-__all__ = ["mp_factor", "mp_rule", "ndtri_mp", "gauss_legendre", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp",
-           "to_mp", "DEFAULT_NODES"]
+__all__ = ["mp_rule", "ndtri_mp", "gauss_legendre", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "DEFAULT_NODES"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
-to_mp = MP.to_mp        # floats / nested lists / mpmath matrices to mpf (`cone.MP`)
 
 
 @lru_cache(maxsize=None)
@@ -40,11 +38,8 @@ def gauss_legendre(n: int, dps: int):
 
 def ndtri_mp(q):
     """Φ⁻¹(q) for 0 < q ≤ 1/2 (Halley on Φ from the double quantile); relative accuracy mp.eps.
-
-    Halley converges cubically, the error after a step δ being ≈ K δ³ with |K| ≤ (1 + x²)/2
-    (from Φ″ = −xφ, Φ‴ = (x² − 1)φ), so the loop stops once that bound is below the
-    tolerance — at dps ≤ 40 one step from the double start, where confirming it by a second
-    step cost a second Φ per quantile."""
+    The error after a step δ is ≈ K δ³, |K| ≤ (1 + x²)/2, so the loop stops once that bound is
+    below the tolerance (docs/PRECISION.md, "The mp kernel")."""
     if q <= 0:
         return -mpmath.inf
     qf = float(q)
@@ -96,24 +91,15 @@ def _ts(n: int, dps: int, span: int):
 
 
 def span_for_nodes(n: int) -> int:
-    """The tanh–sinh span that n nodes can resolve: nodes out to 10^-(5n/8) from the ends
-    (≥ 10^-4) — about where the n-point rule's discretisation error meets its truncation
-    error (step h = 2 t_max/(n − 1) with t_max = asinh(span · ln 10/π): e^{−π²/h} ≈ 10^-span
-    near span ≈ 5n/8 for n = 16 to 32; for larger n a little beyond)."""
+    """The tanh–sinh span that n nodes can resolve, 10^-(5n/8) from the ends (≥ 10^-4): where the
+    discretisation error e^{−π²/h} (h = 2 t_max/(n − 1)) meets the truncation error (docs/PRECISION.md)."""
     return max(4, (5 * n) // 8)
 
 
-def tanh_sinh01_mp(n: int, span: int | None = None):
-    """n-point tanh–sinh rule on [0, 1] in mp: (u, 1 − u, weights summing to 1).  Its nodes reach
-    10^-span from the ends, by default 10^-min(dps, `span_for_nodes`(n)): a span beyond what n
-    nodes resolve spreads them thinner for nothing (the mass it leaves out is ~10^-span), which
-    made a 24-node mp integral less accurate at dps 30 than at dps 20."""
-    return _ts(n, mp.dps, span if span is not None else min(mp.dps, span_for_nodes(n)))
-
-
-def mp_factor(cov, tol=None):
-    """F (n × d lists of mpf, d = numerical rank) with F Fᵀ = cov (`cone.gaussian_factor`, mp.eigsy)."""
-    return gaussian_factor(MP, MP.rows(cov), tol).tolist() if len(cov) else []
+def tanh_sinh01_mp(n: int):
+    """n-point tanh–sinh rule on [0, 1] in mp: (u, 1 − u, weights summing to 1), its nodes
+    reaching 10^-min(dps, `span_for_nodes`(n)) from the ends."""
+    return _ts(n, mp.dps, min(mp.dps, span_for_nodes(n)))
 
 
 def mp_rule(cone_rows, fn, nodes=None, processes=1) -> dict:

@@ -22,10 +22,15 @@ from mtsp.derive import GENERATED
 from mtsp.numeric.engine import generated_system
 from mtsp.numeric.mp_online import MpRules, as_mp, mp_state
 from mtsp.numeric.independent_checks import pointwise
-from mtsp.numeric.mp_quadrature import mp_factor, mp_rule
+from mtsp.numeric.mp_quadrature import mp_rule
 from mtsp.numeric.online import Accuracy
 from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
 from mtsp.setup import setup_from_dict
+
+
+def _mp_factor(cov):
+    """F (object array of mpf) with F Fᵀ = cov (`cone.gaussian_factor` in `cone.MP`)."""
+    return cone.gaussian_factor(cone.MP, cone.MP.rows(cov))
 
 
 def cone_expectation_mp(F, cone, proj, fn, lin=None, nodes=None, processes=1, **kw):
@@ -102,7 +107,7 @@ def test_product_tiers_against_mp(variant, nc, npj, nodes, bound):
     P = 0.5 * rng.standard_normal((npj, n))
     L = rng.standard_normal((2, n))
     r = cone_expectation(gaussian_factor(cov), A, P, _sm, L, budget=Accuracy().budget)
-    rm = cone_expectation_mp(mp_factor(cov), A, P, _sm_mp, L, nodes=nodes)
+    rm = cone_expectation_mp(_mp_factor(cov), A, P, _sm_mp, L, nodes=nodes)
     err = max(np.abs(np.array(rm.plain, dtype=float) - r.plain).max(),
               np.abs(np.array(rm.linear, dtype=float) - r.linear).max())
     assert err < bound, err
@@ -117,7 +122,7 @@ def test_three_dim_tier_against_mp():
     cov = _cov(rng, n, 8, "generic")
     A, P, L = rng.standard_normal((2, n)), 0.5 * rng.standard_normal((1, n)), rng.standard_normal((2, n))
     r = cone_expectation(gaussian_factor(cov), A, P, _sm, L, budget=Accuracy().budget)
-    rm = cone_expectation_mp(mp_factor(cov), A, P, _sm_mp, L, nodes=32)
+    rm = cone_expectation_mp(_mp_factor(cov), A, P, _sm_mp, L, nodes=32)
     assert np.abs(np.array(rm.plain, dtype=float) - r.plain).max() < 1e-10
     assert np.abs(np.array(rm.linear, dtype=float) - r.linear).max() < 1.5e-9
 
@@ -286,7 +291,7 @@ def _label_label_mp_and_double(K, classes, nodes):
     with mpmath.workdps(20):
         smp = mp_state(st)
         C = model.field_cov(smp, as_mp)
-        acc = label_label_joint(C, mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
+        acc = label_label_joint(C, _mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
                                 _vec(model.rows_nu(b_)), smp.V, "tanh", a_, b_, nodes)
     mp_ = np.array((acc if a_ == 0 else acc.T).tolist(), dtype=float)
     return mp_, dbl
@@ -726,7 +731,7 @@ def test_mp_parallel_halves_add_up_to_the_integral():
     rng = np.random.default_rng(4)
     G = rng.normal(size=(4, 4))
     with mpmath.workdps(30):
-        F = mp_factor(G @ G.T / 4)
+        F = _mp_factor(G @ G.T / 4)
         cone = rng.normal(size=(1, 4))
         proj = rng.normal(size=(2, 4))
         lin = rng.normal(size=(1, 4))
