@@ -47,7 +47,7 @@ __all__ = ["Phi", "Phi2", "activation_formulas", "inverse_formulas", "cone_formu
 
 
 class Phi(sp.Function):
-    """Standard normal CDF Φ(x) (printed as scipy's ndtr / mpmath.ncdf: both accurate in the
+    """Standard normal CDF Φ(x) (printed as scipy's ndtr / the mp kernel's ncdf: accurate in the
     far tails, where (1 + erf(x/√2))/2 cancels)."""
     nargs = 1
 
@@ -131,10 +131,10 @@ class _NumpyPrinter(SciPyPrinter):
 
 
 class _MpPrinter(MpmathPrinter):
-    """mpmath printer with the mp kernel's names: Φ → mpmath.ncdf, Φ₂ → bivariate_cdf(MP, …)."""
+    """mpmath printer with the mp kernel's names: Φ → ncdf, Φ₂ → bivariate_cdf(MP, …)."""
 
     def _print_Phi(self, e):
-        return f"mpmath.ncdf({self._print(e.args[0])})"
+        return f"ncdf({self._print(e.args[0])})"
 
     def _print_Phi2(self, e):
         return "bivariate_cdf(MP, {})".format(", ".join(self._print(a) for a in e.args))
@@ -177,7 +177,7 @@ regenerate with ``python -m mtsp.derive.pointwise``.  {note}
 _IMPORTS = {
     "numpy": "import numpy\nimport scipy.special\nfrom scipy.special import ndtr\n\n"
              "from .bivariate import bivariate_cdf\nfrom .cone import DOUBLE\n",
-    "mpmath": "import mpmath\n\nfrom .bivariate import bivariate_cdf\nfrom .cone import MP\n",
+    "mpmath": "import mpmath\n\nfrom .bivariate import bivariate_cdf\nfrom .cone import MP\nfrom .mp_quadrature import ncdf\n",
 }
 
 

@@ -245,8 +245,8 @@ class _Mp:
     @cached_property
     def _normal(self):
         """(Φ, log Φ, Φ⁻¹) elementwise, once per distinct value of a call (the nodes of one parent share
-        their bounds) (`mpmath.ncdf`, `mp_quadrature.ndtri_mp` by the nearer tail)."""
-        ncdf, ndtri_mp = mpmath.ncdf, self.special.ndtri_mp
+        their bounds) (`mp_quadrature.ncdf`, `ndtri_mp` by the nearer tail)."""
+        ncdf, ndtri_mp = self.special.ncdf, self.special.ndtri_mp
 
         def once_per_value(f):
             def apply(x):

@@ -28,7 +28,7 @@ from mtsp.errors import ReachError, RequestError
 from .bivariate import bivariate_cdf
 from .cone import MP, condition, label_cones
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import mp_rule
+from .mp_quadrature import mp_rule, ncdf
 from .quadrature import cone_expectation
 
 __all__ = ["label_label_joint", "agreement_by_route", "agreement_by_inner_nodes", "pointwise"]
@@ -238,7 +238,7 @@ class _JointOrthant:
             if e < self.cut:
                 continue
             z = [tk * mu[k] - g0 * mi - g1 * mj for k, (tk, g0, g1) in zip(r, G)]
-            p = 1 if not z else mpmath.ncdf(z[0]) if len(z) == 1 else bivariate_cdf(MP, z[0], z[1], Cr[0])
+            p = 1 if not z else ncdf(z[0]) if len(z) == 1 else bivariate_cdf(MP, z[0], z[1], Cr[0])
             tot += norm * mpmath.exp(e) * p
         return tot
 

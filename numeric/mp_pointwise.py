@@ -9,6 +9,7 @@ import mpmath
 
 from .bivariate import bivariate_cdf
 from .cone import MP
+from .mp_quadrature import ncdf
 
 __all__ = ['g_erf', 'g_linear', 'g_relu', 'g_tanh', 'g_inverse_erf', 'g_inverse_relu', 'g_inverse_tanh', 'cone1_probability', 'cone1_stein', 'cone2_probability', 'cone2_stein', 'ACTIVATION_PAIRS', 'ACTIVATION_INVERSES']
 
@@ -52,7 +53,7 @@ def g_inverse_tanh(x):
 
 def cone1_probability(mu0, S00):
     """P(u > 0) for u ~ N(mu0, S00)."""
-    return mpmath.ncdf(mu0/mpmath.sqrt(S00))
+    return ncdf(mu0/mpmath.sqrt(S00))
 
 
 def cone1_stein(mu0, S00):
@@ -73,7 +74,7 @@ def cone2_stein(mu0, mu1, S00, S01, S11):
     t1 = S01**2
     t2 = (mpmath.mpf(1)/mpmath.mpf(2))*mpmath.sqrt(2)/mpmath.sqrt(mpmath.pi)
     t3 = 1/S11
-    return t2*mpmath.exp(-mpmath.mpf(1)/mpmath.mpf(2)*mu0**2*t0)*mpmath.ncdf((-S01*mu0*t0 + mu1)/mpmath.sqrt(S11 - t0*t1))/mpmath.sqrt(S00), t2*mpmath.exp(-mpmath.mpf(1)/mpmath.mpf(2)*mu1**2*t3)*mpmath.ncdf((-S01*mu1*t3 + mu0)/mpmath.sqrt(S00 - t1*t3))/mpmath.sqrt(S11)
+    return t2*mpmath.exp(-mpmath.mpf(1)/mpmath.mpf(2)*mu0**2*t0)*ncdf((-S01*mu0*t0 + mu1)/mpmath.sqrt(S11 - t0*t1))/mpmath.sqrt(S00), t2*mpmath.exp(-mpmath.mpf(1)/mpmath.mpf(2)*mu1**2*t3)*ncdf((-S01*mu1*t3 + mu0)/mpmath.sqrt(S00 - t1*t3))/mpmath.sqrt(S11)
 
 
 ACTIVATION_PAIRS = {"erf": g_erf, "linear": g_linear, "relu": g_relu, "tanh": g_tanh}

@@ -5,8 +5,8 @@ arithmetic: the node sets and special functions of the working precision.
 `mp_rule`'s keywords: a product rule of a fixed count per dimension (`DEFAULT_NODES`; more
 dimensions than it covers are refused) — tanh–sinh nodes on [0, 1] for the Genz coordinates
 (`tanh_sinh01_mp`: `cone.tanh_sinh01` at this precision, its span following the node count),
-Gauss–Hermite nodes from ``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`).  Φ⁻¹
-(`ndtri_mp`: Halley on Φ from the double quantile, since erfinv(2p − 1) loses every
+Gauss–Hermite nodes from ``mp.gauss_quadrature`` for the smooth ones (`gauss_hermite_mp`).  Φ
+(`ncdf`), Φ⁻¹ (`ndtri_mp`: Halley on Φ from the double quantile, since erfinv(2p − 1) loses every
 digit of p ≪ 1) and Gauss–Legendre nodes (`gauss_legendre`; Φ₂ is `bivariate`'s).  Cost and accuracy:
 docs/PRECISION.md ("The mp kernel").
 """
@@ -23,9 +23,18 @@ from .workers import mp_executor
 
 mp = mpmath.mp
 
-__all__ = ["mp_rule", "ndtri_mp", "gauss_legendre", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "DEFAULT_NODES"]
+__all__ = ["mp_rule", "ncdf", "ndtri_mp", "gauss_legendre", "gauss_hermite_mp", "span_for_nodes", "tanh_sinh01_mp", "DEFAULT_NODES"]
 
 DEFAULT_NODES = {0: 1, 1: 64, 2: 40, 3: 20, 4: 12}
+
+
+def ncdf(x):
+    """Φ(x) with full relative accuracy in the lower tail."""
+    if x == mpmath.inf:
+        return mpmath.mpf(1)
+    if x == -mpmath.inf:
+        return mpmath.mpf(0)
+    return mpmath.erfc(-x / mpmath.sqrt(2)) / 2
 
 
 @lru_cache(maxsize=None)
@@ -51,7 +60,7 @@ def ndtri_mp(q):
     tol = mpmath.mpf(2) ** (-mp.prec + 4)
     for _ in range(60):
         pdf = mpmath.exp(-x * x / 2) / mpmath.sqrt(2 * mpmath.pi)
-        step = (mpmath.ncdf(x) - q) / pdf
+        step = (ncdf(x) - q) / pdf
         # Halley correction (Φ'' = −x φ) keeps the tails fast
         step = step / (1 + x * step / 2)
         x -= step
