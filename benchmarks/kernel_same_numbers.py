@@ -17,7 +17,8 @@ import numpy as np
 
 from mtsp.numeric.model import State, theory_model
 from mtsp.numeric.independent_checks import pointwise
-from mtsp.numeric.mp_quadrature import mp_factor, mp_rule
+from mtsp.numeric.cone import MP, gaussian_factor as factor_in
+from mtsp.numeric.mp_quadrature import mp_rule
 from mtsp.numeric.online import Accuracy, linear_terms
 from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
 from mtsp.setup import setup_from_dict
@@ -109,7 +110,7 @@ def mp_kernel():
         A = rng.standard_normal((nc, n))
         P = rng.standard_normal((max(npj, 2), n))[:max(npj, 2)]
         L = rng.standard_normal((2, n))
-        F = mp_factor(cov)
+        F = factor_in(MP, MP.rows(cov))
         t0 = time.perf_counter()
         if npj == 0:
             r = cone_expectation(F, A, np.zeros((0, n)), None, **mp_rule(A, None, nodes))

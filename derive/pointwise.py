@@ -107,14 +107,14 @@ def cone_formulas() -> dict:
 
 
 class _NumpyPrinter(SciPyPrinter):
-    """SciPy printer with the kernel's names: Φ → ndtr, Φ₂ → bivariate_normal_cdf, max(h, 0) →
+    """SciPy printer with the kernel's names: Φ → ndtr, Φ₂ → bivariate_cdf(DOUBLE, …), max(h, 0) →
     numpy.maximum, the Heaviside step H(h), H(0) = 0 → (h > 0) as float, erfinv → scipy's."""
 
     def _print_Phi(self, e):
         return f"ndtr({self._print(e.args[0])})"
 
     def _print_Phi2(self, e):
-        return "bivariate_normal_cdf({})".format(", ".join(self._print(a) for a in e.args))
+        return "bivariate_cdf(DOUBLE, {})".format(", ".join(self._print(a) for a in e.args))
 
     def _print_Max(self, e):
         a, b = e.args
@@ -131,13 +131,13 @@ class _NumpyPrinter(SciPyPrinter):
 
 
 class _MpPrinter(MpmathPrinter):
-    """mpmath printer with the mp kernel's names: Φ → ncdf, Φ₂ → bivariate_ncdf."""
+    """mpmath printer with the mp kernel's names: Φ → ncdf, Φ₂ → bivariate_cdf(MP, …)."""
 
     def _print_Phi(self, e):
         return f"ncdf({self._print(e.args[0])})"
 
     def _print_Phi2(self, e):
-        return "bivariate_ncdf({})".format(", ".join(self._print(a) for a in e.args))
+        return "bivariate_cdf(MP, {})".format(", ".join(self._print(a) for a in e.args))
 
     def _print_Max(self, e):
         a, b = (f"mpmath.mpf({int(x)})" if x.is_Integer else self._print(x) for x in e.args)
@@ -176,8 +176,8 @@ regenerate with ``python -m mtsp.derive.pointwise``.  {note}
 
 _IMPORTS = {
     "numpy": "import numpy\nimport scipy.special\nfrom scipy.special import ndtr\n\n"
-             "from .bivariate import bivariate_normal_cdf\n",
-    "mpmath": "import mpmath\n\nfrom .mp_quadrature import bivariate_ncdf, ncdf\n",
+             "from .bivariate import bivariate_cdf\nfrom .cone import DOUBLE\n",
+    "mpmath": "import mpmath\n\nfrom .bivariate import bivariate_cdf\nfrom .cone import MP\nfrom .mp_quadrature import ncdf\n",
 }
 
 

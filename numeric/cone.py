@@ -30,15 +30,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import mpmath
 import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from mtsp.model import reduced_basis
-
-from .pointwise import ACTIVATION_INVERSES, ACTIVATION_PAIRS
 
 __all__ = ["DOUBLE", "MP", "ConePlan", "cone_plan", "condition", "label_cones", "gaussian_factor", "genz", "orthonormalise_rows", "orthant_probability",
            "wide_sector_halves"]
@@ -54,7 +52,7 @@ class _Double:
     inf = np.inf
     dtype, eps, log_sqrt_2pi = float, float(np.finfo(float).eps), 0.5 * np.log(2.0 * np.pi)
     exp, log, log1p = staticmethod(np.exp), staticmethod(np.log), staticmethod(np.log1p)
-    sinh, cosh = staticmethod(np.sinh), staticmethod(np.cosh)
+    sinh, cosh, sin, digits = staticmethod(np.sinh), staticmethod(np.cosh), staticmethod(np.sin), 15
     ndtr, ndtri, log_ndtr = staticmethod(ndtr), staticmethod(ndtri), staticmethod(log_ndtr)
     inv, solve, det = staticmethod(np.linalg.inv), staticmethod(np.linalg.solve), staticmethod(np.linalg.det)
     eigvalsh, basis, linspace = staticmethod(np.linalg.eigvalsh), staticmethod(reduced_basis), staticmethod(np.linspace)
@@ -121,17 +119,6 @@ class _Double:
 
     pi = np.pi
 
-    # -- for the cut rules of nonlinear trunks (`tie_cuts`) --
-    def g(self, name, x):
-        """g(x) elementwise (`pointwise`'s activations)."""
-        return ACTIVATION_PAIRS[name](x)[0]
-
-    def g_inverse(self, name, x):
-        """g⁻¹(x) elementwise, +inf outside g's open range (relu: x > 0; tanh, erf: |x| < 1)."""
-        inside = (x > 0) if name == "relu" else (np.abs(x) < 1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(inside, ACTIVATION_INVERSES[name](np.where(inside, x, 0.0)), np.inf)
-
     def rows(self, x, cols=None):
         """x (None: no rows) as a float array, with ``cols`` columns when given."""
         x = np.zeros((0, cols)) if x is None else np.asarray(x, float)
@@ -151,6 +138,10 @@ class _Double:
     def each_distinct(self, fn, *cols):
         """fn(self, *cols) (elementwise over the columns; in double on all of them at once)."""
         return fn(self, *cols)
+
+    def legendre(self, n):
+        """The n-point Gauss–Legendre rule on [−1, 1] (NumPy's; read-only arrays, once per n)."""
+        return _leggauss(n)
 
     def gauss_hermite(self, n):
         """`quadrature.gauss_hermite`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
@@ -237,8 +228,9 @@ class _Mp:
     tiny = mpmath.mpf(10) ** -300
     inf = mpmath.inf
     dtype, eps, log_sqrt_2pi = object, property(lambda s: mpmath.eps), property(lambda s: mpmath.log(2 * mpmath.pi) / 2)
-    exp, log, log1p, sqrt, array, sinh, cosh = (staticmethod(np.frompyfunc(f, 1, 1)) for f in (
-        mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf, mpmath.sinh, mpmath.cosh))
+    exp, log, log1p, sqrt, array, sinh, cosh, sin = (staticmethod(np.frompyfunc(f, 1, 1)) for f in (
+        mpmath.exp, mpmath.log, mpmath.log1p, mpmath.sqrt, mpmath.mpf, mpmath.sinh, mpmath.cosh, mpmath.sin))
+    digits = property(lambda s: mpmath.mp.dps)
     ndtr, log_ndtr, ndtri = (property(lambda s, k=k: s._normal[k]) for k in range(3))
     tol = staticmethod(lambda t: t * mpmath.mpf(2) ** (53 - mpmath.mp.prec))   # a double tolerance × ε_mp / ε_double
     det = staticmethod(lambda M: mpmath.det(mpmath.matrix(M.tolist())))
@@ -258,6 +250,8 @@ class _Mp:
 
         def once_per_value(f):
             def apply(x):
+                if not isinstance(x, np.ndarray):   # one number
+                    return f(x)
                 memo: dict = {}
 
                 def value(v):
@@ -380,19 +374,6 @@ class _Mp:
     def pi(self):
         return +mpmath.pi
 
-    # -- for the cut rules of nonlinear trunks (`tie_cuts`) --
-    def g(self, name, x):
-        """g(x) elementwise (`mp_pointwise`'s activations)."""
-        from .mp_pointwise import ACTIVATION_PAIRS as pairs
-        return np.array([pairs[name](v)[0] for v in x.ravel()] or [], dtype=object).reshape(x.shape)
-
-    def g_inverse(self, name, x):
-        """g⁻¹(x) elementwise, +inf outside g's open range (relu: x > 0; tanh, erf: |x| < 1)."""
-        from .mp_pointwise import ACTIVATION_INVERSES as inverses
-        inside = (lambda v: v > 0) if name == "relu" else (lambda v: abs(v) < 1)
-        return np.array([inverses[name](v) if inside(v) else mpmath.inf for v in x.ravel()] or [],
-                        dtype=object).reshape(x.shape)
-
     def to_mp(self, a):
         """A (nested) array / list of floats or an mpmath matrix as nested lists of mpf (exact)."""
         if isinstance(a, mpmath.matrix):
@@ -431,6 +412,10 @@ class _Mp:
         back = np.array([rows.setdefault(key, len(rows)) for key in keys], dtype=int)
         first = np.unique(back, return_index=True)[1]
         return tuple(r[back] for r in fn(self, *(c[first] for c in cols)))
+
+    def legendre(self, n):
+        """The n-point Gauss–Legendre rule on [−1, 1] (``mp.gauss_quadrature`` at dps + 10 digits, once per n and dps)."""
+        return tuple(np.array(v, dtype=object) for v in self.special.gauss_legendre(n, mpmath.mp.dps))
 
     def gauss_hermite(self, n):
         """`mp_quadrature.gauss_hermite_mp`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
@@ -524,6 +509,14 @@ class _Mp:
 
 DOUBLE = _Double()
 MP = _Mp()
+
+
+@lru_cache(maxsize=None)
+def _leggauss(n: int):
+    out = np.polynomial.legendre.leggauss(n)
+    for v in out:
+        v.setflags(write=False)
+    return out
 
 
 def gaussian_factor(ar, cov, tol=None):

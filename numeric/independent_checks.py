@@ -25,9 +25,10 @@ import numpy as np
 
 from mtsp.errors import ReachError, RequestError
 
+from .bivariate import bivariate_cdf
 from .cone import MP, condition, label_cones
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import bivariate_ncdf, mp_rule, ncdf
+from .mp_quadrature import mp_rule, ncdf
 from .quadrature import cone_expectation
 
 __all__ = ["label_label_joint", "agreement_by_route", "agreement_by_inner_nodes", "pointwise"]
@@ -133,7 +134,6 @@ def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
     positive definite).  Gauss–Legendre pieces graded toward s = 1 — [0, 1/2], [1/2, 3/4], …
     while the gap to 1 exceeds s* − 1, then the rest — so that every piece is at least its own
     width away from s* and one node count serves all (the error per piece is uniform)."""
-    from .mp_quadrature import _gl
     n = S.rows
     S0 = mpmath.matrix(n, n)
     for p in range(n):
@@ -160,7 +160,7 @@ def _plackett_rule(S, na: int, per_piece: int = PLACKETT_NODES):
         pieces.append((lo, mid))
         lo = mid
     pieces.append((lo, mpmath.mpf(1)))
-    xs, ws = _gl(per_piece, mpmath.mp.dps)
+    xs, ws = MP.legendre(per_piece)
     X, W = [], []
     for a, b in pieces:
         half = (b - a) / 2
@@ -238,7 +238,7 @@ class _JointOrthant:
             if e < self.cut:
                 continue
             z = [tk * mu[k] - g0 * mi - g1 * mj for k, (tk, g0, g1) in zip(r, G)]
-            p = 1 if not z else ncdf(z[0]) if len(z) == 1 else bivariate_ncdf(z[0], z[1], Cr[0])
+            p = 1 if not z else ncdf(z[0]) if len(z) == 1 else bivariate_cdf(MP, z[0], z[1], Cr[0])
             tot += norm * mpmath.exp(e) * p
         return tot
 

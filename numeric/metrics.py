@@ -35,7 +35,7 @@ import numpy as np
 
 from mtsp.errors import ReachError
 
-from .activations import activation
+from .activations import activation, g_values
 from .model import State, TheoryModel, argmax_cone, cone_stack
 from .cone import label_cones
 from .online import (DOUBLE_RULES, Accuracy, _cone_probability, _diff_rows, _lse_from_diffs, _softmax_expectation,
@@ -158,7 +158,7 @@ def label_logits(model, st, factor, t: int, n: int, rules=DOUBLE_RULES):
                                 cond=model.rows_h()[k:k + 1], rules=rules)
         _, h, wh = piece_nodes(ar, halves, np.full(2, n), ar.full(1, ar.const(1)),
                                ar.sqrt(np.array([st.Q[k, k]]))[0], ar.zeros(1))
-        ez = ez + (wh * ar.g(model.activation, h)) @ ar.matmul(p_given(h[:, None]), V[:, k:k + 1])[:, 0]
+        ez = ez + (wh * g_values(ar, model.activation, h)) @ ar.matmul(p_given(h[:, None]), V[:, k:k + 1])[:, 0]
     return ez
 
 
@@ -168,7 +168,7 @@ def cut_rule_loss(model, st, factor, t: int, rule, n: int, label_nodes: int, rul
     bends along the student's ties; the second by `label_logits` (``label_nodes``)."""
     ar = rules.ar
     pts, w, _ = cut_rule_k2_nodes(ar, rule, n) if model.K <= 2 else rule
-    lse = w @ logsumexp(ar.g(model.activation, pts) @ st.V[t].T, 1, rules)
+    lse = w @ logsumexp(g_values(ar, model.activation, pts) @ st.V[t].T, 1, rules)
     return lse - label_logits(model, st, factor, t, label_nodes, rules)
 
 

@@ -22,8 +22,7 @@ from mtsp.model import State, TheoryModel, cone_stack, label_label_tasks
 from .cone import MP, gaussian_factor, label_cones, truncated_normal
 from .independent_checks import agreement_by_route, label_label_joint
 from .mp_pointwise import ACTIVATION_PAIRS, cone1_probability, cone1_stein, cone2_probability, cone2_stein
-from .mp_quadrature import DEFAULT_NODES, gauss_hermite_mp, mp_rule, tanh_sinh01_mp, to_mp
-from .mp_quadrature import to_mp as _vec
+from .mp_quadrature import DEFAULT_NODES, mp_rule
 from .metrics import task_metrics
 from .online import Accuracy, _finish_linear, _linear_part, _nonlinear_part, _orthant_signs, label_given_h
 from .quadrature import ConeResult, cone_expectation, gaussian_factor as double_factor
@@ -32,17 +31,14 @@ __all__ = ["MpRules", "mp_state", "as_mp", "check_mp", "task_metrics_mp", "MP_AC
            "one_rule_error", "SPLIT_TOL"]
 
 SPLIT_TOL = 1e-8   # the one-rule route's largest model error (`one_rule_error`) before the split is taken
-PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}   # teacher-only cone probabilities (24 at 3 dims: 1.9e-9; 32: 4e-12)
-# the metrics of nonlinear trunks in mp (the cut rule; docs/PRECISION.md, "The errors of nonlinear trunks with K ≤ 2"):
-# K ≤ 2 48 nodes per outer interval and per innermost piece of the loss (within 3.0e-13 of 128,
-# benchmarks/results/mp_errors_random_states_seed1.txt), 96 per half-line of h_k in its label part;
-# K = 3 (16, 24, 16) per level (≈ 1e-8, minutes per task: tests/test_mp.py)
+PP_NODES = {1: 64, 2: 40, 3: 24, 4: 12}   # teacher-only cone probabilities (docs/PRECISION.md, "The mp kernel")
+# the cut rule's nodes of nonlinear trunks' metrics in mp (docs/PRECISION.md, "The errors of nonlinear trunks")
 MP_ACCURACY = Accuracy(cut_nodes=48, cut_nodes3=(16, 24, 16), cut_loss_nodes=48, label_logit_nodes=96)
 
 
 def as_mp(a):
     """Numbers (arrays, mpmath matrices, lists) as object arrays of mpf; floats convert exactly."""
-    out = np.array(to_mp(a), dtype=object)
+    out = np.array(MP.to_mp(a), dtype=object)
     return out.reshape(a.shape) if isinstance(a, np.ndarray) else out
 
 
@@ -85,9 +81,9 @@ def one_rule_error(act: str, spread, n: int):
     scale in h is 1 whatever Q is), against the sign-orthant split at 2n nodes (Genz coordinates,
     tanh–sinh)."""
     f = lambda x: ACTIVATION_PAIRS[act](spread * x)[1] ** 2   # noqa: E731
-    x, w = gauss_hermite_mp(n)
+    x, w = MP.gauss_hermite(n)
     one = mpmath.fsum(wi * f(xi) for xi, wi in zip(x, w))
-    u, uc, wt = tanh_sinh01_mp(2 * n)
+    u, uc, wt = MP.rule01(2 * n)
     split = mpmath.mpf(0)
     for lo, hi in ((mpmath.mpf(0), mpmath.inf), (-mpmath.inf, mpmath.mpf(0))):
         y, m = truncated_normal(MP, MP.full(len(u), lo), MP.full(len(u), hi), u, uc)
@@ -144,7 +140,7 @@ class MpRules:
         if model.linear:
             return _finish_linear(model, _linear_part(model, st, factor, acc, None, rules))
         rules.cov = model.field_cov(st, as_mp)
-        rules.signs = sign_patterns(model.activation, rules.cov, _vec(model.rows_h()), self.nodes, self.split_smooth)
+        rules.signs = sign_patterns(model.activation, rules.cov, MP.to_mp(model.rows_h()), self.nodes, self.split_smooth)
         return _nonlinear_part(model, st, factor, acc, None, rules)
 
     def expect(self, factor, cone, proj, fn, lin=None, *, skip_last_cone: bool = False, **double_rules) -> ConeResult:
@@ -172,7 +168,7 @@ class MpRules:
 
     def label_label(self, model, st, factor, acc, t, u, act, node_part=None):
         a, b = label_label_tasks(model.classes, t, u)
-        out = label_label_joint(self.cov, factor, _vec(model.rows_h()), _vec(model.rows_nu(a)), _vec(model.rows_nu(b)),
+        out = label_label_joint(self.cov, factor, MP.to_mp(model.rows_h()), MP.to_mp(model.rows_nu(a)), MP.to_mp(model.rows_nu(b)),
                                 st.V, act, a, b, self.nodes, self.split_smooth, self.processes)
         out = np.array(out.tolist(), dtype=object)
         return out if a == t else out.T

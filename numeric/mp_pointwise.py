@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import mpmath
 
-from .mp_quadrature import bivariate_ncdf, ncdf
+from .bivariate import bivariate_cdf
+from .cone import MP
+from .mp_quadrature import ncdf
 
 __all__ = ['g_erf', 'g_linear', 'g_relu', 'g_tanh', 'g_inverse_erf', 'g_inverse_relu', 'g_inverse_tanh', 'cone1_probability', 'cone1_stein', 'cone2_probability', 'cone2_stein', 'ACTIVATION_PAIRS', 'ACTIVATION_INVERSES']
 
@@ -63,7 +65,7 @@ def cone2_probability(mu0, mu1, S00, S01, S11):
     """P(u > 0) = Φ₂(μ₀/s₀, μ₁/s₁; ρ) for u ~ N(μ, S) of dimension 2."""
     t0 = 1/mpmath.sqrt(S00)
     t1 = 1/mpmath.sqrt(S11)
-    return bivariate_ncdf(mu0*t0, mu1*t1, S01*t0*t1)
+    return bivariate_cdf(MP, mu0*t0, mu1*t1, S01*t0*t1)
 
 
 def cone2_stein(mu0, mu1, S00, S01, S11):

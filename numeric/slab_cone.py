@@ -25,7 +25,6 @@ steep the labels are in η:
 """
 from __future__ import annotations
 
-import mpmath
 import numpy as np
 
 __all__ = ["SlabCone", "PLACKETT_NODES"]
@@ -36,11 +35,7 @@ PLACKETT_NODES = 10   # Gauss–Legendre nodes per graded piece of the s-integra
 def _gauss_legendre01(ar, n: int):
     """The n-point Gauss–Legendre rule on [0, 1] in the arithmetic's numbers (NumPy's in double,
     mpmath's at the working precision)."""
-    if ar.precision() is None:
-        x, w = np.polynomial.legendre.leggauss(n)
-    else:
-        from .mp_quadrature import _gl
-        x, w = (np.array(v, dtype=object) for v in _gl(n, mpmath.mp.dps))
+    x, w = ar.legendre(n)
     return (x + 1) / 2, w / 2
 
 

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import g_inverse_values, g_values
 from .cone import DOUBLE, condition, interval_mass, truncated_normal
 
 __all__ = ["cut_rule_k2", "cut_rule_k2_nodes", "cut_rule_k3", "nodes_for_weight", "piece_nodes", "teacher_tie_slopes", "tie_planes"]
@@ -260,7 +261,7 @@ def _crossings(ar, act, dv0, dv1, kappa, scale) -> list:
     the crossings come in ± pairs)."""
     def phi_in(a):
         c0, c1, k = a.const(dv0), a.const(dv1), a.const(kappa)
-        return lambda x: c0 * a.g(act, x) + c1 * a.g(act, k * x)
+        return lambda x: c0 * g_values(a, act, x) + c1 * g_values(a, act, k * x)
     return _roots(ar, phi_in, float(scale) * np.geomspace(1e-4, 12.0, 200))
 
 
@@ -271,7 +272,7 @@ def _ray_crossings(ar, act, line, kappa, scale) -> list:
     line the level-1 integrand has a kink in all but name."""
     def phi_in(a):
         al, be, ga, k = (a.const(v) for v in (*line, kappa))
-        return lambda x: al * a.g(act, x) + be * a.g(act, k * x) - ga
+        return lambda x: al * g_values(a, act, x) + be * g_values(a, act, k * x) - ga
     x = float(scale) * np.geomspace(1e-4, 12.0, 300)
     return _roots(ar, phi_in, np.concatenate([-x[::-1], x]))
 
@@ -303,33 +304,33 @@ def cut_rule_k3(ar, act: str, Q, V, planes, n):
     cuts1 = [ar.const(0)]
     if not relu:            # relu's lines all pass through 0
         g1_at = np.array(_crossings_a1(lines + [(0, 1, 1), (0, 1, -1)]))
-        cuts1 += [x for x in ar.g_inverse(act, g1_at) if x != ar.inf]
+        cuts1 += [x for x in g_inverse_values(ar, act, g1_at) if x != ar.inf]
         for line in lines:          # teacher rays h₂ = κh₁ crossing a level-2 line
             for kappa, _ in _teacher_lines(planes, slanted, False):
                 cuts1 += _ray_crossings(ar, act, line, kappa, L[0, 0])
     _, _, h1, w1 = _level(ar, ar.zeros(1), L[0, 0], np.array([cuts1]), n1, ar.full(1, ar.const(1)))
     x1 = h1 / L[0, 0]
-    g1 = ar.g(act, h1)
+    g1 = g_values(ar, act, h1)
 
     # level 2: the cuts in h₂ given h₁, where each line of `_level2_lines` meets this h₁
-    cuts2 = [ar.zeros(len(h1))] + [ar.g_inverse(act, (c - a * g1) / b) for a, b, c in lines if b != 0]
+    cuts2 = [ar.zeros(len(h1))] + [g_inverse_values(ar, act, (c - a * g1) / b) for a, b, c in lines if b != 0]
     cuts2 += [p * h1 + q * g1 for p, q in _teacher_lines(planes, slanted, relu)]
     mean2 = L[1, 0] * x1
     pc2, i2, h2, w2 = _level(ar, mean2, L[1, 1], np.array(cuts2).T, n2, w1)
     p2 = pc2.parent[i2]
     h1b, x1b = h1[p2], x1[p2]
     x2 = (h2 - mean2[p2]) / L[1, 1]
-    g1b, g2 = g1[p2], ar.g(act, h2)
+    g1b, g2 = g1[p2], g_values(ar, act, h2)
 
     # level 3: the cuts in h₃ given (h₁, h₂)
     cuts3 = [ar.zeros(len(h2))]
-    cuts3 += [ar.g_inverse(act, -(dv[0] * g1b + dv[1] * g2) / dv[2]) for dv in slanted]
+    cuts3 += [g_inverse_values(ar, act, -(dv[0] * g1b + dv[1] * g2) / dv[2]) for dv in slanted]
     for b in planes:                       # the teacher's steep layers b·h = 0
         cuts3.append(-(b[0] * h1b + b[1] * h2) / b[2])
     mean3 = L[2, 0] * x1b + L[2, 1] * x2
     pc3, i3, h3, wts = _level(ar, mean3, L[2, 2], np.array(cuts3).T, n3, w2)
     par = pc3.parent
-    c_piece = np.argmax(ar.g(act, np.stack([h1b[par], h2[par], pc3.rep], axis=1)) @ V.T, axis=1)
+    c_piece = np.argmax(g_values(ar, act, np.stack([h1b[par], h2[par], pc3.rep], axis=1)) @ V.T, axis=1)
     p3 = par[i3]
     pts = np.stack([h1b[p3], h2[p3], h3], axis=1)
     keep = np.asarray(wts > 0, bool)
@@ -379,7 +380,7 @@ def cut_rule_k2(ar, act: str, Q, V, kappas, n: int, teacher_inner: bool):
         if act != "relu":  # a tie curve entering from ±∞, or crossing a teacher line
             for dv0, dv1 in dvs:
                 if dv0 != 0 and dv1 != 0 and abs(dv1 / dv0) < 1:
-                    h = ar.g_inverse(act, np.array([abs(dv1 / dv0)]))[0]
+                    h = g_inverse_values(ar, act, np.array([abs(dv1 / dv0)]))[0]
                     outer += [h / L[0, 0], -h / L[0, 0]]
                 for kappa in kappas:
                     for x in _crossings(ar, act, dv0, dv1, kappa, L[0, 0]):
@@ -392,14 +393,14 @@ def cut_rule_k2(ar, act: str, Q, V, kappas, n: int, teacher_inner: bool):
         keep = np.asarray(w1 > 0, bool)
         x1, w1 = x1[keep], w1[keep]
         h1 = L[0, 0] * x1
-        g1 = ar.g(act, h1)
+        g1 = g_values(ar, act, h1)
         mean, sd = L[1, 0] * x1, L[1, 1]
         cuts = [ar.zeros(len(h1))] + ([kappa * h1 for kappa in kappas] if teacher_inner else [])
-        cuts += [ar.g_inverse(act, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0]
+        cuts += [g_inverse_values(ar, act, -dv0 * g1 / dv1) for dv0, dv1 in dvs if dv1 != 0]
         cuts = np.array(cuts).T
     pc = _pieces(ar, mean, sd, cuts)
     h_in = [h1[pc.parent]] if K == 2 else []
-    c_hat = np.argmax(ar.g(act, np.stack(h_in + [pc.rep], axis=1)) @ V.T, axis=1)
+    c_hat = np.argmax(g_values(ar, act, np.stack(h_in + [pc.rep], axis=1)) @ V.T, axis=1)
     return CutRule2(x1, w1, h1, mean, sd, L, pc, c_hat)
 
 

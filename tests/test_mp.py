@@ -16,15 +16,21 @@ import numpy as np
 import pytest
 
 from mtsp.numeric import cone
+from mtsp.numeric.activations import g_values
 from mtsp.numeric.model import State, theory_model
 from mtsp.derive import GENERATED
 from mtsp.numeric.engine import generated_system
 from mtsp.numeric.mp_online import MpRules, as_mp, mp_state
 from mtsp.numeric.independent_checks import pointwise
-from mtsp.numeric.mp_quadrature import mp_factor, mp_rule
+from mtsp.numeric.mp_quadrature import mp_rule
 from mtsp.numeric.online import Accuracy
 from mtsp.numeric.quadrature import cone_expectation, gaussian_factor, orthant_probability
 from mtsp.setup import setup_from_dict
+
+
+def _mp_factor(cov):
+    """F (object array of mpf) with F Fᵀ = cov (`cone.gaussian_factor` in `cone.MP`)."""
+    return cone.gaussian_factor(cone.MP, cone.MP.rows(cov))
 
 
 def cone_expectation_mp(F, cone, proj, fn, lin=None, nodes=None, processes=1, **kw):
@@ -101,7 +107,7 @@ def test_product_tiers_against_mp(variant, nc, npj, nodes, bound):
     P = 0.5 * rng.standard_normal((npj, n))
     L = rng.standard_normal((2, n))
     r = cone_expectation(gaussian_factor(cov), A, P, _sm, L, budget=Accuracy().budget)
-    rm = cone_expectation_mp(mp_factor(cov), A, P, _sm_mp, L, nodes=nodes)
+    rm = cone_expectation_mp(_mp_factor(cov), A, P, _sm_mp, L, nodes=nodes)
     err = max(np.abs(np.array(rm.plain, dtype=float) - r.plain).max(),
               np.abs(np.array(rm.linear, dtype=float) - r.linear).max())
     assert err < bound, err
@@ -116,7 +122,7 @@ def test_three_dim_tier_against_mp():
     cov = _cov(rng, n, 8, "generic")
     A, P, L = rng.standard_normal((2, n)), 0.5 * rng.standard_normal((1, n)), rng.standard_normal((2, n))
     r = cone_expectation(gaussian_factor(cov), A, P, _sm, L, budget=Accuracy().budget)
-    rm = cone_expectation_mp(mp_factor(cov), A, P, _sm_mp, L, nodes=32)
+    rm = cone_expectation_mp(_mp_factor(cov), A, P, _sm_mp, L, nodes=32)
     assert np.abs(np.array(rm.plain, dtype=float) - r.plain).max() < 1e-10
     assert np.abs(np.array(rm.linear, dtype=float) - r.linear).max() < 1.5e-9
 
@@ -285,7 +291,7 @@ def _label_label_mp_and_double(K, classes, nodes):
     with mpmath.workdps(20):
         smp = mp_state(st)
         C = model.field_cov(smp, as_mp)
-        acc = label_label_joint(C, mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
+        acc = label_label_joint(C, _mp_factor(C), _vec(model.rows_h()), _vec(model.rows_nu(a_)),
                                 _vec(model.rows_nu(b_)), smp.V, "tanh", a_, b_, nodes)
     mp_ = np.array((acc if a_ == 0 else acc.T).tolist(), dtype=float)
     return mp_, dbl
@@ -362,10 +368,10 @@ def test_joint_orthant_plackett_against_conditioning():
             _JointOrthant([[mpmath.mpf(m)] for m in mu], mpmath.matrix(S2.tolist()), 2)
 
 
-def test_bivariate_ncdf_mp_against_quadrature():
+def test_bivariate_cdf_mp_against_quadrature():
     """mp Φ₂ (Sheppard's formula, Gauss–Legendre in θ) against 40-digit mp.quad of
     ∫_{−∞}^a φ(x) Φ((b − ρx)/√(1 − ρ²)) dx, over the correlation tiers: measured ≤ 1e-28."""
-    from mtsp.numeric.mp_quadrature import bivariate_ncdf
+    from mtsp.numeric.bivariate import bivariate_cdf
     rng = np.random.default_rng(2)
     with mpmath.workdps(30):
         for rho in (0.3, -0.6, 0.9, -0.95, 0.99, 0.995):
@@ -375,7 +381,7 @@ def test_bivariate_ncdf_mp_against_quadrature():
                     c = mpmath.sqrt(1 - r * r)
                     ref = mpmath.quad(lambda x: mpmath.npdf(x) * mpmath.ncdf((b - r * x) / c),
                                       [-mpmath.inf, a] if a <= 0 else [-mpmath.inf, 0, a])
-                assert abs(bivariate_ncdf(a, b, r) - ref) < mpmath.mpf(10) ** -27, (rho, a, b)
+                assert abs(bivariate_cdf(cone.MP, a, b, r) - ref) < mpmath.mpf(10) ** -27, (rho, a, b)
 
 
 @pytest.mark.parametrize("act,K,inputs,bound", [
@@ -725,7 +731,7 @@ def test_mp_parallel_halves_add_up_to_the_integral():
     rng = np.random.default_rng(4)
     G = rng.normal(size=(4, 4))
     with mpmath.workdps(30):
-        F = mp_factor(G @ G.T / 4)
+        F = _mp_factor(G @ G.T / 4)
         cone = rng.normal(size=(1, 4))
         proj = rng.normal(size=(2, 4))
         lin = rng.normal(size=(1, 4))
@@ -960,8 +966,8 @@ def test_k2_cut_rule_in_mp_on_the_double_rules_is_the_double_rule(monkeypatch):
         rm = tie_cuts.cut_rule_k2(MP, "tanh", obj(st.Q), obj(st.V[0]), km, 12, teacher_inner=True)
         pm, wm, cm = tie_cuts.cut_rule_k2_nodes(MP, rm, 12)
         dv = obj(st.V[0])[0] - obj(st.V[0])[1]
-        res_mp = abs(dv[0] * MP.g("tanh", np.array(roots["mp"]))[0]
-                     + dv[1] * MP.g("tanh", km[0] * np.array(roots["mp"]))[0])
+        res_mp = abs(dv[0] * g_values(MP, "tanh", np.array(roots["mp"]))[0]
+                     + dv[1] * g_values(MP, "tanh", km[0] * np.array(roots["mp"]))[0])
         # per decision, Σ w (1 + h₁ + h₂²): the pieces' masses and moments
         mom = [[sum(w * (1 + h[0] + h[1] ** 2) for h, w, c in zip(p, wt, cs) if c == k) for k in range(2)]
                for p, wt, cs in ((pm, wm, cm), (pd, wd, cd))]
