@@ -52,9 +52,9 @@ with a kink), "difference" finite differences of the paths' full force
 STEIN_NOISE_LIMIT = 20.0
 """The largest sampling error of a_k Y(k, ·) — the step's change of the weight response χ(k+1, ·),
 whose own scale is 1 (χ(j+1, j) = I) — that the Stein response may have before `run_dmft` stops
-with a ConvergenceError: its split-half estimate (`response.SteinResponse.noise`, the largest entry)
-stayed ≤ 0.53 / 1.94 / … over 150 steps of the relu cases that agree with the simulations, and
-was 32 at step 2 of the wide seed-5 setup 7 whose solution then blew up (docs/DMFT.md §7)."""
+with a ConvergenceError (key "response"): its split-half estimate (`response.SteinResponse.noise`,
+the largest entry) is ≈ 10× below the limit where the Stein response is right, and far above it
+where the solution blows up (docs/DMFT.md §7, "Noise that is nearly degenerate")."""
 
 
 def _diverged(k: int, t: float, stein: bool, **arrays) -> None:
@@ -354,6 +354,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     response (`RESPONSES`): None takes "stein" for a loss with a `kink` (relu: its force δ_a =
     b_a 1[h_a > 0] jumps, plain explicit gradient descent) and "recursion" otherwise; "stein"
     needs the source noise; "difference" uses the step ± `fd_step` on the first n_response paths.
+    A Stein response whose sampling error exceeds STEIN_NOISE_LIMIT, and any step whose fields,
+    forces, response or weight response are not finite, raise a ConvergenceError (key "response",
+    or "training.lr" for the other responses) naming the step and its time.
 
     mirror: an orthogonal involution S (d × d) of the fields that leaves the problem invariant
     (δ(S h) = S δ(h) for the same data, the loss's state S-invariant; `solve.trunk_mirror`): the

@@ -78,7 +78,11 @@ class SteinResponse:
 
     ξ = L⁻¹ η the whitened innovations (L L ᵀ = C_η over steps < k, grown one row per step).  No
     derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular matrix of
-    χ(l, j) (l = 0..k, j = −1..k−1)."""
+    χ(l, j) (l = 0..k, j = −1..k−1).
+
+    `noise` (after each `step`): the sampling error of Y(k, ·), estimated as half the largest
+    entry of the difference between the estimates from the two halves of the paths (each half
+    holds every population; Y is their weighted sum, so this costs one more right-hand side)."""
 
     def __init__(self, K: int, d: int, n: int, alpha: float, a: np.ndarray, init_scale: float,
                  weights: np.ndarray, g: np.ndarray):
