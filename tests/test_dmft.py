@@ -438,15 +438,20 @@ def test_glm_task_of_weight_zero_is_untrained_and_measured():
     setup). Its weights never see the data: W Wᵀ/N = σ₀² I, so its training metrics are its test
     metrics, train_error = 1 − 1/C and train_loss = E[logsumexp z], z ~ N(0, σ₀² I_C), here by
     Monte Carlo (1e6 draws, SE 3.6e-4; measured difference 3e-5) — not log C = 1.0986 and nan,
-    as before. The trained task is the same as alone (same paths). 4 s."""
+    as before. The trained task is the same as alone (same paths). The default early-stopping scan
+    (60 points) on this grid of 23 steps: over (0, 0.5] like the online engine's, not from t = 0
+    (where the constant untrained task had its minimum, and the step correction's grid refused
+    t* = 0 with a RequestError). 4 s."""
     s0, C = 0.6, 3
     d = {"tasks": [{"name": "A", "classes": C, "noise": 0.5, "weight": 0.0},
                    {"name": "B", "classes": 2, "noise": 0.3}],
          "student": {"kind": "glm", "init_scale": s0},
          "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [0.5]}}
-    opts = DmftOptions(n_paths=300, n_response=100, batches=2, scan=4)
+    opts = DmftOptions(n_paths=300, n_response=100, batches=2)
     res = solve_dmft(setup_from_dict(d), opts)
     A = res.tasks["A"]
+    assert res.stats["steps"] < 2 * opts.scan and 0 < res.scan_times[0] and res.scan_times[-1] == 0.5
+    assert A["best_gen_error_time"] > 0
     z = np.random.default_rng(0).standard_normal((1000000, C)) * s0
     lse = float(np.mean(np.log(np.exp(z).sum(axis=1))))
     assert abs(A["train_error"][0] - (1 - 1 / C)) < 1e-4

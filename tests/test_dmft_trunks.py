@@ -159,6 +159,29 @@ def test_relu_stein_response_equals_finite_differences():
         assert abs(stein[k, j, 1, 1] - fd[k, j, 1, 1]) < 0.08, (k, j, stein[k, j], fd[k, j])
 
 
+WIDE_7 = {"name": "wide 7", "tasks": [{"name": "A", "classes": 2, "noise": 2.0, "weight": 0.25}],
+          "teacher": {"alignment": 1.0, "class_map": "random", "seed": 48},
+          "student": {"kind": "shared", "hidden": 3, "activation": "relu", "init_scale": 1.5,
+                      "head_init": [[[0.106, -0.026, -0.11], [-0.037, -0.054, 0.072]]]},
+          "training": {"protocol": "full_batch", "inputs": "shared", "lr": 0.5, "head_lr": 5.0,
+                       "alpha": 0.926, "times": [3.0]}}
+
+
+def test_relu_stein_response_that_is_noise_raises_instead_of_diverging():
+    """Seed 5 wide setup 7 of benchmarks/dmft_random_setups.py (relu, heads of scale 0.1, task
+    weight 0.25): δ is small and changes little along a path, so the paths' noise is nearly
+    degenerate (Cholesky pivots down to 1e-8) and the Stein estimate is noise — its split-half
+    error of a_k Y(k, ·) was 32 at step 2 (400–8000 paths; the relu cases that agree with the
+    simulations stay ≤ 2.1) — and the solution blew up (test_loss 3.95e8 at t = 3, returned
+    silently; the simulation gives 0.694). Now a ConvergenceError naming the response, before any
+    number comes back; < 1 s."""
+    from mtsp.errors import ConvergenceError
+    with pytest.raises(ConvergenceError, match="^response: the Stein response is noise") as err:
+        solve_dmft(setup_from_dict(WIDE_7), DmftOptions(n_paths=400, n_response=100, batches=1,
+                                                       scan=2, step_correction=0))
+    assert err.value.residual > 20 and err.value.status["time"] < 1.0
+
+
 def test_separate_inputs_with_identical_tasks_are_one_task_with_half_the_head_rate():
     """Two identical tasks (alignment 1, same noise and heads) on separate inputs with α_A = α_B =
     1: the trunk sees all 2N samples as one task with α = 2, and each head the gradient of half

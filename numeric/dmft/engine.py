@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtsp.errors import RequestError
+from mtsp.errors import ConvergenceError, RequestError
 from scipy.linalg import solve_triangular
 
-__all__ = ["RESPONSES", "DmftTrajectory", "mirror_layout", "run_dmft"]
+__all__ = ["RESPONSES", "STEIN_NOISE_LIMIT", "DmftTrajectory", "mirror_layout", "run_dmft"]
 
 RESPONSES = ("recursion", "stein", "difference")
 """How `run_dmft` finds the response R (docs/DMFT.md §3, §7): "recursion" the exact per-path
@@ -47,6 +47,27 @@ linear recursion (`_Response`; smooth forces), "stein" Gaussian integration by p
 paths' noise (`response.SteinResponse`; any force, relu's jumps included: the default for a loss
 with a kink), "difference" finite differences of the paths' full force
 (`response.FiniteDifferenceResponse`; a check, memory ∝ steps²)."""
+
+
+STEIN_NOISE_LIMIT = 20.0
+"""The largest sampling error of a_k Y(k, ·) — the step's change of the weight response χ(k+1, ·),
+whose own scale is 1 (χ(j+1, j) = I) — that the Stein response may have before `run_dmft` stops
+with a ConvergenceError (key "response"): its split-half estimate (`response.SteinResponse.noise`,
+the largest entry) is ≈ 10× below the limit where the Stein response is right, and far above it
+where the solution blows up (docs/DMFT.md §7, "Noise that is nearly degenerate")."""
+
+
+def _diverged(k: int, t: float, stein: bool, **arrays) -> None:
+    """ConvergenceError if any of `arrays` (step k's fields, forces, response row, χ row) is not
+    finite: the solution diverged (never returned silently)."""
+    bad = [name for name, x in arrays.items() if not np.all(np.isfinite(x))]
+    if bad:
+        raise ConvergenceError(
+            "response" if stein else "training.lr",
+            f"the DMFT solution diverged at step {k} (t = {t:g}): non-finite {', '.join(bad)}"
+            + ("; the Stein response's estimate is noise here (response='difference' avoids it)"
+               if stein else "; gradient descent at this step may be unstable (a smaller dt)"),
+            status={"step": k, "time": t})
 
 
 @dataclass
@@ -333,6 +354,9 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     response (`RESPONSES`): None takes "stein" for a loss with a `kink` (relu: its force δ_a =
     b_a 1[h_a > 0] jumps, plain explicit gradient descent) and "recursion" otherwise; "stein"
     needs the source noise; "difference" uses the step ± `fd_step` on the first n_response paths.
+    A Stein response whose sampling error exceeds STEIN_NOISE_LIMIT, and any step whose fields,
+    forces, response or weight response are not finite, raise a ConvergenceError (key "response",
+    or "training.lr" for the other responses) naming the step and its time.
 
     mirror: an orthogonal involution S (d × d) of the fields that leaves the problem invariant
     (δ(S h) = S δ(h) for the same data, the loss's state S-invariant; `solve.trunk_mirror`): the
@@ -421,6 +445,7 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
     te = [None] * (K + 1) if train_metrics else None
     state = loss.initial_state()
     states = []
+    t_grid = np.concatenate([[0.0], np.cumsum(steps)])
     decay = np.concatenate([[1.0], np.cumprod(decay_step)])
     muT = xp.put(mu.T)
     zT = xp.put(z.T)
@@ -472,10 +497,20 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------
         if stein:
             R[rk, :kd + d] = resp.step(k, delta, chi)
+            if k < K and a[k] * resp.noise > STEIN_NOISE_LIMIT:
+                raise ConvergenceError(
+                    "response", f"the Stein response is noise at step {k} (t = {t_grid[k]:g}): the "
+                    f"sampling error of its change of the weight response, a_k Y(k, ·), is "
+                    f"{a[k] * resp.noise:.3g} (split-half estimate; limit {STEIN_NOISE_LIMIT:g}), "
+                    f"and the solution diverges from here. Its error grows as the paths' noise is "
+                    f"nearly degenerate (forces δ that change little along a path: small heads or "
+                    f"task weights); use response='difference', or more paths",
+                    residual=a[k] * resp.noise, status={"step": k, "time": t_grid[k], "n_paths": n})
         elif response == "difference":
             R[rk, :kd + d] = resp.step(k, h[:nr], delta[:nr], Ak, state)
         else:
             R[rk, :kd + d] = resp.step(k, Ak, D[:nr], w_resp)
+        _diverged(k, t_grid[k], stein, fields=h, forces=delta, response=R[rk])
         if k == K:
             break
         # --- weight side: χ(k+1, ·) and M_{k+1} ----------------------------------------------
@@ -483,12 +518,12 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         chi[r1, :kd + d] = decay_step[k] * chi[rk, :kd + d] - a[k] * (R[rk, :kd + d] @ chi[:kd + d, :kd + d])
         chi[r1, r1] = eye
         M[k + 1] = decay_step[k] * M[k] - a[k] * ((w_all[:, None] * delta).T @ data.lam)
+        _diverged(k + 1, t_grid[k + 1], stein, weight_response=chi[r1], teacher_overlap=M[k + 1])
         state = loss.advance(state, h, data, steps[k])
-    times = np.concatenate([[0.0], np.cumsum(steps)])
     if train_metrics:
         tl, te = np.array(tl), np.array(te)
 
     def blocks(X):
         return X.reshape(K + 1, d, K + 1, d).transpose(0, 2, 1, 3)
-    return DmftTrajectory(times, M, Cdiag, decay, tl, te, blocks(R), blocks(chi), blocks(Cd),
+    return DmftTrajectory(t_grid, M, Cdiag, decay, tl, te, blocks(R), blocks(chi), blocks(Cd),
                           states)

@@ -78,7 +78,11 @@ class SteinResponse:
 
     ξ = L⁻¹ η the whitened innovations (L L ᵀ = C_η over steps < k, grown one row per step).  No
     derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular matrix of
-    χ(l, j) (l = 0..k, j = −1..k−1)."""
+    χ(l, j) (l = 0..k, j = −1..k−1).
+
+    `noise` (after each `step`): the sampling error of Y(k, ·), estimated as half the largest
+    entry of the difference between the estimates from the two halves of the paths (each half
+    holds every population; Y is their weighted sum, so this costs one more right-hand side)."""
 
     def __init__(self, K: int, d: int, n: int, alpha: float, a: np.ndarray, init_scale: float,
                  weights: np.ndarray, g: np.ndarray):
@@ -88,6 +92,7 @@ class SteinResponse:
         self.g = np.asarray(g, float)                     # (n, d) initial-condition normals
         self.chol = _GrowingCholesky(K * d)
         self.xi = np.zeros((K * d, n))                    # whitened innovations, step-major
+        self.noise = 0.0       # split-half sampling error of the last row of Y (`step`)
 
     def add_noise(self, k: int, eta: np.ndarray, cov_row: np.ndarray):
         """η_k of every path (n, d) and C_η(k, l) for l ≤ k ((d, (k+1) d))."""
@@ -103,16 +108,20 @@ class SteinResponse:
         (chi[:(k+1)d, :(k+1)d] holds χ(l, j), l = 0..k, j = −1..k−1)."""
         from scipy.linalg import solve_triangular
         d, kd = self.d, k * self.d
-        wd = self.w[:, None] * delta
-        Y = np.zeros((d, kd + d))
+        half = np.arange(len(delta)) < len(delta) // 2        # two halves, each all populations
+        wd = np.concatenate([np.where(half, self.w, 0.0)[:, None] * delta,
+                             np.where(half, 0.0, self.w)[:, None] * delta], axis=1)   # (n, 2d)
+        Y = np.zeros((2 * d, kd + d))                          # the two halves' parts of Y(k, ·)
         if self.s0 > 0:
             Y[:, :d] = wd.T @ self.g / self.s0
         if k:
-            S = (self.xi[:kd] @ wd).T                                     # E[δ_k ξᵀ], (d, kd)
+            S = (self.xi[:kd] @ wd).T                                     # E[δ_k ξᵀ], (2d, kd)
             act = np.flatnonzero(self.chol.active[:kd])
-            Yeta = np.zeros((d, kd))
+            Yeta = np.zeros((2 * d, kd))
             Lk = self.chol.L[np.ix_(act, act)]
             Yeta[:, act] = solve_triangular(Lk, S[:, act].T, lower=True, trans="T").T
             Y[:, d:] = -self.alpha * Yeta / np.repeat(self.a[:k], d)
+        share = self.w[half].sum()
+        self.noise = 0.5 * float(np.abs(Y[:d] / share - Y[d:] / (1.0 - share)).max())
         X = chi[:kd + d, :kd + d]
-        return solve_triangular(X, Y.T, lower=True, trans="T", unit_diagonal=True).T
+        return solve_triangular(X, (Y[:d] + Y[d:]).T, lower=True, trans="T", unit_diagonal=True).T

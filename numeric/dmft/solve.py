@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mtsp.errors import ReachError, RequestError
+from mtsp.errors import ConvergenceError, ReachError, RequestError
 
 from ..metrics import task_metrics
 from ..model import State, theory_model
@@ -362,7 +362,11 @@ def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, e
     req_t, req_x = req_c[:len(times)], dict(zip(extra, req_c[len(times):]))
     out = {k: [] for k in RANGE} | {key: [] for key in bests}
     for b in range(n):
-        states, trl, tre = solve_batch(coarse, opts, b)
+        try:
+            states, trl, tre = solve_batch(coarse, opts, b)
+        except ConvergenceError as e:
+            raise ReachError("step_correction", f"the step correction's coarse grid (step {2 * dt:g}) "
+                             f"diverged ({e}); use a smaller dt or step_correction = 0") from e
         finite = all(np.all(np.isfinite(a)) for st in states for a in (st.Q, st.R, *st.V))
         if not (finite and (trl is None or np.all(np.isfinite(trl)))):
             raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} (the step "
@@ -438,7 +442,9 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     check_steps(len(steps), max(times))
     K = len(steps)
     grid_t = np.concatenate([[0.0], np.cumsum(steps)])
-    scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().astype(int), req]))
+    # the early-stopping scan over (0, t_K] like the online engine's (`numeric.solve._scan_grid`):
+    # grid index ≥ 1 (on a grid of fewer than 2·scan steps the first points would round to 0)
+    scan = np.unique(np.concatenate([np.linspace(0, K, opts.scan + 1)[1:].round().clip(1).astype(int), req]))
     tasks, curves = {}, {}
     units = _units(setup)
     n_jobs = len(units) * opts.batches
