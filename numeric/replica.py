@@ -1207,7 +1207,7 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
         ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
         do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
         for t, ch in enumerate(channels):
-            M[do[t]:do[t + 1], ro[t]:ro[t + 1]] = 0.3 * ch.L / max(1.0, np.abs(ch.L).max())
+            M[do[t]:do[t + 1], ro[t]:ro[t + 1]] = 0.3 * ch.L / max(1.0, np.abs(ch.L).max(initial=0.0))
         Q = M @ M.T / 0.5 + 0.1 * np.eye(D)
         x = pack(Q, M, V)
         for _ in range(30):   # correlated tasks in one channel: within G's Cauchy–Schwarz bound

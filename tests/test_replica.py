@@ -239,6 +239,25 @@ def test_uncoupled_task_of_weight_zero_is_refused(inputs):
     assert err.value.key == "tasks.A.weight"
 
 
+@pytest.mark.parametrize("inputs", ["shared", "separate"])
+def test_task_with_a_zero_teacher_block(inputs):
+    """An explicit gram whose block of task A is 0 (MODEL.md allows any PSD T): A's labels are
+    pure noise, its reduced teacher has rank 0, and the clean label is class 0 (every λ_c = 0, the
+    first index).  The start of the fixed point used to take max |L| of the empty factor (ValueError:
+    zero-size array, found beside erm_random_setups --space wide); now A's errors are the symmetry
+    value (C − 1)/C = 2/3 (measured within 1.7e-12) and B is its single-task answer (≤ 1e-10)."""
+    gram = np.diag([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).tolist()
+    tasks = [{"name": "A", "classes": 3, "noise": 0.5, "alpha": 1.5},
+             {"name": "B", "classes": 3, "noise": 0.3, "alpha": 2.5}]
+    s = erm_setup(tasks, 2.0 if inputs == "shared" else None, 0.1, 0.0, inputs, teacher={"gram": gram})
+    out = solve_erm(s)["tasks"]
+    for key in ("gen_error", "label_error"):
+        assert abs(out["A"][key][0] - 2 / 3) < 1e-10
+    alone = solve_erm(s.single(1))["tasks"]["B"]
+    for key in ("gen_error", "label_error", "test_loss", "train_loss"):
+        assert abs(out["B"][key][0] - alone[key][0]) < 1e-10
+
+
 def test_prox_converges_where_full_newton_steps_bounce():
     """Clean three-class labels, α = 1, λ = 0.1 (V ≈ 6): with Armijo's c = 1e-4 full Newton steps
     were accepted while bouncing across a softmax corner and the prox failed after 60 steps; the
