@@ -61,6 +61,7 @@ __all__ = [
     "channel_hats",
     "prior_channel",
     "reduced_basis",
+    "refuse_degenerate_students",
     "solve_fixed_point",
     "teacher_factor",
 ]
@@ -516,18 +517,87 @@ def nodes_for(chans, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
     return min(n, acc.max_nodes[d])
 
 
-def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list, ar=DOUBLE_R):
+def singular_cone(Su: np.ndarray, ar=DOUBLE_R) -> bool:
+    """A label cone's covariance S_y without full rank (relative to its trace): clean labels of a
+    teacher of rank below C − 1, or of clean tasks with linearly dependent teachers on shared inputs."""
+    return bool(min(ar.eigvalsh(Su)) <= 1e-14 * np.trace(Su))
+
+
+def label_ties(chans: list, y) -> np.ndarray:
+    """For the rows of D_y = blockdiag(D_{y_t}) (`_class_diffs` order: e_{y_t} − e_j, j ≠ y_t): True
+    where an exact tie ν_{y_t} = ν_j goes to y_t (y_t < j: MODEL.md's first index)."""
+    return np.concatenate([[c < j for j in range(ch.C) if j != c] for ch, c in zip(chans, y)])
+
+
+def degenerate_channel(chans: list, G: np.ndarray) -> bool:
+    """Some label cone of the channel is singular at the prior (V⁰ = G): clean labels of a teacher
+    of rank below C − 1, or clean tasks on shared inputs whose teachers are linearly dependent.
+    Such a channel runs the QMC rule with `replica_qmc.genz_cone`."""
+    from itertools import product
+
+    from scipy.linalg import block_diag
+    if all(ch.sigma > 0 for ch in chans):
+        return False
+    Lb = block_diag(*[ch.L for ch in chans])
+    S = Lb @ G @ Lb.T + np.diag(np.concatenate([[ch.sigma] * ch.d for ch in chans]) ** 2)
+    Es = [reduced_basis(ch.C) for ch in chans]
+    for y in product(*[range(ch.C) for ch in chans]):
+        Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
+        if singular_cone(Dy @ S @ Dy.T):
+            return True
+    return False
+
+
+def dead_classes(ch: TaskChannel) -> list:
+    """The classes a clean task never labels (P(y = c) = 0 under its teacher, u ~ N(0, I_r)): a class
+    that loses every tie (`label_ties`) or whose normal cone {u: (O_c − O_j) u > 0} is empty.  Two or
+    more of them get identical gradients at every sample, so the minimiser's rows for them are equal
+    and the student's fields ζ have a direction of zero variance: Q is singular at the fixed point."""
+    from .replica_qmc import genz_cone
+    if ch.sigma > 0 or ch.r >= ch.d:
+        return []
+    E = reduced_basis(ch.C)
+    w = np.tile(((np.arange(64) + 0.5) / 64)[:, None], (1, max(ch.r - 1, 1)))
+    w[:, 1::2] = w[::-1, 1::2]
+    dead = []
+    for c in range(ch.C):
+        D = _class_diffs(ch.C, c) @ E.T @ ch.L
+        p, _ = genz_cone(np.zeros((len(w), ch.d)), D @ D.T, w, label_ties([ch], (c,)))
+        if p.max() < 1e-12:
+            dead.append(c)
+    return dead
+
+
+def refuse_degenerate_students(chans: list, names: list) -> None:
+    """ReachError (key ``teacher``) for a clean task whose labels never take two or more of its classes
+    (`dead_classes`: clean labels of a teacher of rank below C − 1, e.g. the aligned class map of
+    rank r ≤ C − 3): the student's fields are then degenerate, and the engine's fixed point (Q ≻ 0)
+    stalls on its way to a singular Q (measured: C = 5, rank 2, aligned, residual 1e-8 after 600
+    iterations).  The theory would merge those classes into one of multiplicity k; not implemented."""
+    for ch, name in zip(chans, names):
+        dead = dead_classes(ch)
+        if len(dead) >= 2:
+            raise ReachError("teacher", f"task {name!r}: its clean labels (noise 0, teacher of rank {ch.r} "
+                                        f"< C − 1 = {ch.d}) never take classes {dead}; the student's rows for "
+                                        f"them are equal at the minimiser and its fields degenerate, which the "
+                                        f"replica engine does not reduce; give the task noise > 0 or a teacher "
+                                        f"under which at most one class is never the label")
+
+
+def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list, ar=DOUBLE_R,
+                      singular: bool = False):
     """For each joint label y = (y_1, …, y_T) in ``labels``, in turn: (G_y, S_y) of its orthant
     D_y ν > 0, D_y = blockdiag(D_{y_t} E_tᵀ), given the teacher coordinates a: ν ~ N(Lb a, S), so
     the cone fields are N(G_y a, S_y), G_y = D_y Lb, S_y = D_y S D_yᵀ.  ReachError (key ``teacher``)
-    where S_y is singular: clean labels from a teacher of rank below C − 1, or identical teachers of
-    clean tasks on shared inputs, put the labels on a lower-dimensional set."""
+    where S_y is singular (clean labels from a teacher of rank below C − 1, or identical teachers of
+    clean tasks on shared inputs, put the labels on a lower-dimensional set) unless ``singular``
+    (the QMC route's `genz_cone` takes them)."""
     from scipy.linalg import block_diag
     Es = [reduced_basis(ch.C) for ch in chans]
     for y in labels:
         Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
         Su = Dy @ S @ Dy.T
-        if min(ar.eigvalsh(Su)) <= 1e-14 * np.trace(Su):
+        if not singular and singular_cone(Su, ar):
             raise ReachError(
                 "teacher", "clean labels (noise 0) from a teacher of rank below C − 1, or identical "
                 "teachers of clean tasks on shared inputs, put the labels on a lower-dimensional set; "
@@ -1095,6 +1165,7 @@ class ReplicaMap:
         self.Gg = [G[c, c] if len(g) > 1 else np.eye(channels[g[0]].r)
                    for g, c in zip(self.groups, self.cols)]
         self.chg = [[channels[t] for t in g] for g in self.groups]
+        self.degenerate = [degenerate_channel(c, Gk) for c, Gk in zip(self.chg, self.Gg)]
         self.warm = [{} for _ in self.groups]
 
     def pack(self, Q, M, V):
@@ -1111,10 +1182,15 @@ class ReplicaMap:
 
     def qmc(self, chans) -> bool:
         """One task of C ≥ acc.qmc_classes, or a joint channel of tasks sharing the sample whose
-        fields have Σ_t (C_t − 1) ≥ acc.qmc_joint_dims: its channel on the QMC rule (`replica_qmc`)."""
+        fields have Σ_t (C_t − 1) ≥ acc.qmc_joint_dims, or a channel with singular label cones
+        (`degenerate_channel`): its channel on the QMC rule (`replica_qmc`)."""
         if len(chans) == 1:
-            return chans[0].C >= self.acc.qmc_classes
-        return sum(ch.d for ch in chans) >= self.acc.qmc_joint_dims
+            return chans[0].C >= self.acc.qmc_classes or self._degenerate(chans)
+        return sum(ch.d for ch in chans) >= self.acc.qmc_joint_dims or self._degenerate(chans)
+
+    def _degenerate(self, chans) -> bool:
+        """`degenerate_channel` of this map's channel ``chans`` (one of `chg`, found by identity)."""
+        return next(dg for c, dg in zip(self.chg, self.degenerate) if c is chans)
 
     def required_nodes(self, x) -> list:
         Q, M, _ = self.unpack(x)
