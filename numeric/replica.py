@@ -1189,8 +1189,10 @@ class ReplicaMap:
         return sum(ch.d for ch in chans) >= self.acc.qmc_joint_dims or self._degenerate(chans)
 
     def _degenerate(self, chans) -> bool:
-        """`degenerate_channel` of this map's channel ``chans`` (one of `chg`, found by identity)."""
-        return next(dg for c, dg in zip(self.chg, self.degenerate) if c is chans)
+        """`degenerate_channel` of this map's channel ``chans`` (the group of `chg` with the same task
+        channels, found by identity)."""
+        return next(dg for c, dg in zip(self.chg, self.degenerate)
+                    if len(c) == len(chans) and all(a is b for a, b in zip(c, chans)))
 
     def required_nodes(self, x) -> list:
         Q, M, _ = self.unpack(x)
