@@ -842,6 +842,9 @@ def plackett_joint_labels(chans: list, a: np.ndarray, V0: np.ndarray, tol: float
     return p.reshape(n, La * Lbl), np.ascontiguousarray(grads)
 
 
+SINGULAR_Q = 1e-12   # a joint channel's Q with eigenvalues below this × the largest: dependent fields (Q⁺)
+
+
 def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, ar=DOUBLE_R):
     """(D, Rk, B, F, A, V⁰) of a loss channel at (Q, M): D = Σ d_t student and Rk = Σ r_t teacher
     coordinates, B the softmax blocks, ω = F g with g ~ N(0, I) and F = Q^{1/2} (symmetric: a smooth
@@ -854,10 +857,18 @@ def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, ar=
         raise ReachError("tasks", "tasks in one loss channel (coupled, shared inputs) need equal classes")
     B = SoftmaxBlocks.of(ar.basis(chans[0].C), [ch.weight for ch in chans], ar)
     vals, vecs = ar.eigh(Q)
-    if min(vals) <= 0:
+    top = max(vals)
+    if min(vals) <= 0 and not (len(chans) > 1 and top > 0 and min(vals) >= -SINGULAR_Q * top):
         raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {float(min(vals)):.3e})")
-    F = (vecs * ar.sqrt(vals)) @ vecs.T
-    Qinv_M = ar.solve(Q, M)
+    if min(vals) > SINGULAR_Q * top:
+        F = (vecs * ar.sqrt(vals)) @ vecs.T
+        Qinv_M = ar.solve(Q, M)
+    else:
+        # a joint channel whose fields are linearly dependent (a coupled task of weight 0: its W is
+        # μ/(λ + μ) times the other's): ω lives in range(Q), and u | ω conditions on it through Q⁺
+        keep = vals > SINGULAR_Q * top
+        F = (vecs[:, keep] * ar.sqrt(vals[keep])) @ vecs[:, keep].T
+        Qinv_M = (vecs[:, keep] / vals[keep]) @ (vecs[:, keep].T @ M)
     A = Qinv_M.T
     V0 = G - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
