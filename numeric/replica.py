@@ -206,7 +206,10 @@ def _ce_softmax(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool =
     """(Σ_t w_t CE(z_t, y_t) per row — with ``weighted`` False each task's CE(z_t, y_t) (n × T) —,
     the softmax (n, T, C)) from one exponential of the logits."""
     z, m, e, s = _exp_logits(h, B)
-    ce = m + B.ar.log(s) - _lastsum(z * Y.reshape(z.shape))
+    # (m − z_y) first: 0 exactly where the label has the largest logit, so a small CE keeps its
+    # digits (m + log s − z_y lost ε|z| ≈ 1e-15 |z| to the sum, ×w_t in the prox objective: with
+    # w = 30 above Armijo's roundoff allowance, and the prox stalled at residual 4e-9)
+    ce = (m - _lastsum(z * Y.reshape(z.shape))) + B.ar.log(s)
     return ce @ B.weights if weighted else ce, e / s[..., None]
 
 
@@ -1288,9 +1291,10 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
         return fmap(x, nodes, train)
 
     if start is None:
-        # the response and overlaps of a first-order guess: V = (Λ + α/4)⁻¹, small M, Q = |M|² + 0.1 V
+        # the response and overlaps of a first-order guess: V = (Λ + α w/4)⁻¹ (the loss curvature scales
+        # with the weight), small M, Q = |M|² + 0.1 V
         lam0 = np.max(np.diag(Lam))
-        v0 = 1.0 / (lam0 + 0.25 * max(c.alpha for c in channels) + 1e-3)
+        v0 = 1.0 / (lam0 + 0.25 * max(c.alpha * c.weight for c in channels) + 1e-3)
         V = v0 * np.eye(D)
         M = np.zeros((D, Rk))
         ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)

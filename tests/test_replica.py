@@ -277,6 +277,17 @@ def test_task_with_a_zero_teacher_block(inputs):
         assert abs(out["B"][key][0] - alone[key][0]) < 1e-10
 
 
+def test_task_weight_is_a_ridge_scale():
+    """One task: w CE + (λ/2)‖W‖² has the minimiser of CE + (λ/2w)‖W‖², so weight 30 at ridge 0.1 is
+    weight 1 at ridge 0.1/30 (found beside erm_random_setups --space wide: the prox stalled at
+    residual 4.5e-9 for weight 30 — its CE lost ε|z| to m + log s − z_y, ×30 above Armijo's allowance;
+    now (m − z_y) + log s).  Measured: every prediction within 1.2e-12 (test_loss; gen_error 3.5e-14)."""
+    a = solve_erm(erm_setup([{"name": "A", "classes": 3, "noise": 0.5, "weight": 30.0}], 2.0, 0.1))["tasks"]["A"]
+    b = solve_erm(erm_setup([{"name": "A", "classes": 3, "noise": 0.5}], 2.0, 0.1 / 30))["tasks"]["A"]
+    for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
+        assert abs(a[key][0] - b[key][0]) < 1e-11, key
+
+
 def test_prox_converges_where_full_newton_steps_bounce():
     """Clean three-class labels, α = 1, λ = 0.1 (V ≈ 6): with Armijo's c = 1e-4 full Newton steps
     were accepted while bouncing across a softmax corner and the prox failed after 60 steps; the
