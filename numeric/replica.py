@@ -1264,7 +1264,8 @@ class ReplicaMap:
             if ch.r and np.linalg.eigvalsh(np.eye(ch.r) - Mt.T @ np.linalg.solve(Qt, Mt))[0] <= 1e-14:
                 return False
         for g, r, k, Gk in zip(self.groups, self.rows, self.cols, self.Gg):
-            if len(g) > 1 and np.linalg.eigvalsh(Gk - M[r, k].T @ np.linalg.solve(Q[r, r], M[r, k]))[0] < -1e-12:
+            if len(g) > 1 and Gk.size and \
+                    np.linalg.eigvalsh(Gk - M[r, k].T @ np.linalg.solve(Q[r, r], M[r, k]))[0] < -1e-12:
                 return False
         return True
 

@@ -277,6 +277,20 @@ def test_task_with_a_zero_teacher_block(inputs):
         assert abs(out["B"][key][0] - alone[key][0]) < 1e-10
 
 
+def test_coupled_tasks_with_an_all_zero_teacher():
+    """gram = 0 for both tasks, coupled on shared inputs: no teacher coordinates at all (G is 0 × 0),
+    which ended in an IndexError in the admissibility check; every label is uniform noise, so each
+    task's errors are 2/3 (measured: label_error within 1.7e-12; gen_error within 4.7e-5, the joint
+    QMC rule's class asymmetry) and the two tasks, whatever their noise, are the same problem
+    (train_loss measured 1.2e-5 apart)."""
+    tasks = [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3, "noise": 0.3}]
+    out = solve_erm(erm_setup(tasks, 2.0, 0.1, 0.5, "shared", teacher={"gram": np.zeros((6, 6)).tolist()}))["tasks"]
+    for name in ("A", "B"):
+        assert abs(out[name]["label_error"][0] - 2 / 3) < 1e-10
+        assert abs(out[name]["gen_error"][0] - 2 / 3) < 5e-4
+    assert abs(out["A"]["train_loss"][0] - out["B"]["train_loss"][0]) < 1.2e-4
+
+
 def test_task_weight_is_a_ridge_scale():
     """One task: w CE + (λ/2)‖W‖² has the minimiser of CE + (λ/2w)‖W‖², so weight 30 at ridge 0.1 is
     weight 1 at ridge 0.1/30 (found beside erm_random_setups --space wide: the prox stalled at
