@@ -280,14 +280,16 @@ def test_task_with_a_zero_teacher_block(inputs):
 def test_coupled_tasks_with_an_all_zero_teacher():
     """gram = 0 for both tasks, coupled on shared inputs: no teacher coordinates at all (G is 0 × 0),
     which ended in an IndexError in the admissibility check; every label is uniform noise, so each
-    task's errors are 2/3 (measured: label_error within 1.7e-12; gen_error within 4.7e-5, the joint
-    QMC rule's class asymmetry) and the two tasks, whatever their noise, are the same problem
-    (train_loss measured 1.2e-5 apart)."""
+    task's errors are 2/3 (measured on the fast rule, 2^11 joint points: label_error within 1.7e-12;
+    gen_error within 6.0e-5, the QMC rule's class asymmetry) and the two tasks, whatever their noise,
+    are the same problem (train_loss measured 7e-7 apart; 1.2e-5 on the default rule)."""
+    from mtsp.numeric.erm import ACCURACIES
     tasks = [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3, "noise": 0.3}]
-    out = solve_erm(erm_setup(tasks, 2.0, 0.1, 0.5, "shared", teacher={"gram": np.zeros((6, 6)).tolist()}))["tasks"]
+    out = solve_erm(erm_setup(tasks, 2.0, 0.1, 0.5, "shared", teacher={"gram": np.zeros((6, 6)).tolist()}),
+                    ACCURACIES["fast"])["tasks"]
     for name in ("A", "B"):
         assert abs(out[name]["label_error"][0] - 2 / 3) < 1e-10
-        assert abs(out[name]["gen_error"][0] - 2 / 3) < 5e-4
+        assert abs(out[name]["gen_error"][0] - 2 / 3) < 6e-4
     assert abs(out["A"]["train_loss"][0] - out["B"]["train_loss"][0]) < 1.2e-4
 
 
