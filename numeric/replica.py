@@ -1318,7 +1318,19 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
     for it in range(1, acc.max_iter + 1):
         if it == 1:
             nodes = required_nodes(x)
-        fx, _ = F(x)
+        try:
+            fx, _ = F(x)
+        except ReplicaError as err:
+            if lam_min > 1e-12 * max(1.0, float(np.abs(Lam).max())) or isinstance(err, SeparableError):
+                raise
+            # without a ridge the response V grows like the minimiser's norm on separable data until
+            # the prox (V ∇ℓ of size |V|) cannot be solved: the same diagnosis as tr Q running away
+            Q, _, V = unpack(x)
+            raise SeparableError(
+                "training.ridge", f"the prox failed at tr Q = {float(np.trace(Q)):.3e}, tr V = "
+                f"{float(np.trace(V)):.3e} with the smallest penalty eigenvalue {lam_min:g} ({err}): the training "
+                f"data are separable at this α (or nearly) and the minimiser's norm diverges as the ridge "
+                f"vanishes; raise the ridge", residual=res) from err
         r = fx - x
         res = float(np.abs(r).max() / (1.0 + np.abs(x).max()))
         if res < max(acc.tol, STAGE_TOL):

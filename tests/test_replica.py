@@ -206,6 +206,18 @@ def test_separable_data_are_reported():
     assert fp.train[0][1] == 0.0 and fp.train[0][0] < 1e-7
 
 
+def test_separable_data_without_a_ridge_are_reported_when_the_prox_fails_first():
+    """C = 3, noise 0.5, α = 2, λ = 0: the data are separable (exact minimisers at N = 300 reach
+    train_error 0), and the prox fails (residual 5e-10 after 60 Newton steps, V ~ 1/λ) before tr Q
+    passes its bound: reported as SeparableError naming training.ridge (it was a bare prox
+    ReplicaError).  With noise 1 at α = 6 (not separable) λ = 0 solves: gen_error 0.2959 (exact
+    minimisers at N = 300, 2 seeds: 0.2940)."""
+    s = erm_setup([{"name": "A", "classes": 3, "noise": 0.5}], 2.0, 0.0)
+    with pytest.raises(SeparableError, match="^training.ridge: the prox failed .* separable") as err:
+        solve_erm(s)
+    assert err.value.key == "training.ridge"
+
+
 @pytest.mark.parametrize("class_map", ["aligned", "random"])
 def test_clean_labels_of_a_low_rank_teacher(class_map):
     """Clean labels (noise 0) of a rank-1 teacher with C = 3: the label cones are singular (the
