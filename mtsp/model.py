@@ -243,17 +243,6 @@ def all_pairs_laplacian(T: int) -> np.ndarray:
     return T * np.eye(T) - np.ones((T, T))
 
 
-def refuse_clean_low_rank(name: str, C: int, rank: int, noise: float) -> None:
-    """ReachError (key ``teacher``) for clean labels (σ = 0) of a task whose reduced teacher has rank
-    r < C − 1: the label fields E ν = L u (d = C − 1 dims) then span r < d dimensions, so the labels
-    given the student field lie on a lower-dimensional set (the class cones' covariance D L V⁰ Lᵀ Dᵀ
-    is singular) and neither the quadrature's layer width nor the orthant probabilities exist."""
-    if noise == 0.0 and rank < C - 1:
-        raise ReachError("teacher", f"task {name!r}: clean labels (noise 0) from a teacher of rank {rank} "
-                                    f"below C − 1 = {C - 1} put the labels on a lower-dimensional set; "
-                                    f"the replica engine needs noise > 0 there")
-
-
 def erm_problem(setup):
     """(channels, Λ, G) of an erm setup with separate inputs (or one task)."""
     model = theory_model(setup)
@@ -268,8 +257,6 @@ def erm_problem(setup):
     Es = [reduced_basis(c) for c in model.classes]
     Ls = [teacher_factor(E @ model.gram[model.task_slice(t), model.task_slice(t)] @ E.T)
           for t, E in enumerate(Es)]
-    for name, C, L, sigma in zip(model.names, model.classes, Ls, model.noise):
-        refuse_clean_low_rank(name, int(C), L.shape[1], float(sigma))
     for name, w in zip(model.names, model.weights):
         if w == 0 and tr.coupling == 0:
             raise ReachError(f"tasks.{name}.weight", "a task of weight 0 without coupling is not trained: its "

@@ -39,6 +39,7 @@ from .replica import (
     ReplicaMap,
     TaskChannel,
     reduced_basis,
+    refuse_degenerate_students,
     solve_fixed_point,
 )
 
@@ -83,6 +84,7 @@ def solve_erm_fixed_points(setup, acc: ReplicaAccuracy | None = None, start=None
     of the same structure (a warm start along a sweep in α or log λ)."""
     acc = acc or ReplicaAccuracy()
     model, channels, Lam, G = erm_problem(setup)
+    refuse_degenerate_students(channels, model.names)
     tr = setup.training
     T = model.n_tasks
     if T > 1 and tr.inputs == "shared" and tr.coupling == 0:

@@ -61,6 +61,7 @@ __all__ = [
     "channel_hats",
     "prior_channel",
     "reduced_basis",
+    "refuse_degenerate_students",
     "solve_fixed_point",
     "teacher_factor",
 ]
@@ -205,7 +206,10 @@ def _ce_softmax(h: np.ndarray, Y: np.ndarray, B: SoftmaxBlocks, weighted: bool =
     """(Σ_t w_t CE(z_t, y_t) per row — with ``weighted`` False each task's CE(z_t, y_t) (n × T) —,
     the softmax (n, T, C)) from one exponential of the logits."""
     z, m, e, s = _exp_logits(h, B)
-    ce = m + B.ar.log(s) - _lastsum(z * Y.reshape(z.shape))
+    # (m − z_y) first: 0 exactly where the label has the largest logit, so a small CE keeps its
+    # digits (m + log s − z_y lost ε|z| ≈ 1e-15 |z| to the sum, ×w_t in the prox objective: with
+    # w = 30 above Armijo's roundoff allowance, and the prox stalled at residual 4e-9)
+    ce = (m - _lastsum(z * Y.reshape(z.shape))) + B.ar.log(s)
     return ce @ B.weights if weighted else ce, e / s[..., None]
 
 
@@ -516,18 +520,87 @@ def nodes_for(chans, Q: np.ndarray, M: np.ndarray, acc: ReplicaAccuracy) -> int:
     return min(n, acc.max_nodes[d])
 
 
-def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list, ar=DOUBLE_R):
+def singular_cone(Su: np.ndarray, ar=DOUBLE_R) -> bool:
+    """A label cone's covariance S_y without full rank (relative to its trace): clean labels of a
+    teacher of rank below C − 1, or of clean tasks with linearly dependent teachers on shared inputs."""
+    return bool(min(ar.eigvalsh(Su)) <= 1e-14 * np.trace(Su))
+
+
+def label_ties(chans: list, y) -> np.ndarray:
+    """For the rows of D_y = blockdiag(D_{y_t}) (`_class_diffs` order: e_{y_t} − e_j, j ≠ y_t): True
+    where an exact tie ν_{y_t} = ν_j goes to y_t (y_t < j: MODEL.md's first index)."""
+    return np.concatenate([[c < j for j in range(ch.C) if j != c] for ch, c in zip(chans, y)])
+
+
+def degenerate_channel(chans: list, G: np.ndarray) -> bool:
+    """Some label cone of the channel is singular at the prior (V⁰ = G): clean labels of a teacher
+    of rank below C − 1, or clean tasks on shared inputs whose teachers are linearly dependent.
+    Such a channel runs the QMC rule with `replica_qmc.genz_cone`."""
+    from itertools import product
+
+    from scipy.linalg import block_diag
+    if all(ch.sigma > 0 for ch in chans):
+        return False
+    Lb = block_diag(*[ch.L for ch in chans])
+    S = Lb @ G @ Lb.T + np.diag(np.concatenate([[ch.sigma] * ch.d for ch in chans]) ** 2)
+    Es = [reduced_basis(ch.C) for ch in chans]
+    for y in product(*[range(ch.C) for ch in chans]):
+        Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
+        if singular_cone(Dy @ S @ Dy.T):
+            return True
+    return False
+
+
+def dead_classes(ch: TaskChannel) -> list:
+    """The classes a clean task never labels (P(y = c) = 0 under its teacher, u ~ N(0, I_r)): a class
+    that loses every tie (`label_ties`) or whose normal cone {u: (O_c − O_j) u > 0} is empty.  Two or
+    more of them get identical gradients at every sample, so the minimiser's rows for them are equal
+    and the student's fields ζ have a direction of zero variance: Q is singular at the fixed point."""
+    from .replica_qmc import genz_cone
+    if ch.sigma > 0 or ch.r >= ch.d:
+        return []
+    E = reduced_basis(ch.C)
+    w = np.tile(((np.arange(64) + 0.5) / 64)[:, None], (1, max(ch.r - 1, 1)))
+    w[:, 1::2] = w[::-1, 1::2]
+    dead = []
+    for c in range(ch.C):
+        D = _class_diffs(ch.C, c) @ E.T @ ch.L
+        p, _ = genz_cone(np.zeros((len(w), ch.d)), D @ D.T, w, label_ties([ch], (c,)))
+        if p.max() < 1e-12:
+            dead.append(c)
+    return dead
+
+
+def refuse_degenerate_students(chans: list, names: list) -> None:
+    """ReachError (key ``teacher``) for a clean task whose labels never take two or more of its classes
+    (`dead_classes`: clean labels of a teacher of rank below C − 1, e.g. the aligned class map of
+    rank r ≤ C − 3): the student's fields are then degenerate, and the engine's fixed point (Q ≻ 0)
+    stalls on its way to a singular Q (measured: C = 5, rank 2, aligned, residual 1e-8 after 600
+    iterations).  The theory would merge those classes into one of multiplicity k; not implemented."""
+    for ch, name in zip(chans, names):
+        dead = dead_classes(ch)
+        if len(dead) >= 2:
+            raise ReachError("teacher", f"task {name!r}: its clean labels (noise 0, teacher of rank {ch.r} "
+                                        f"< C − 1 = {ch.d}) never take classes {dead}; the student's rows for "
+                                        f"them are equal at the minimiser and its fields degenerate, which the "
+                                        f"replica engine does not reduce; give the task noise > 0 or a teacher "
+                                        f"under which at most one class is never the label")
+
+
+def joint_label_cones(chans: list, Lb: np.ndarray, S: np.ndarray, labels: list, ar=DOUBLE_R,
+                      singular: bool = False):
     """For each joint label y = (y_1, …, y_T) in ``labels``, in turn: (G_y, S_y) of its orthant
     D_y ν > 0, D_y = blockdiag(D_{y_t} E_tᵀ), given the teacher coordinates a: ν ~ N(Lb a, S), so
     the cone fields are N(G_y a, S_y), G_y = D_y Lb, S_y = D_y S D_yᵀ.  ReachError (key ``teacher``)
-    where S_y is singular: clean labels from a teacher of rank below C − 1, or identical teachers of
-    clean tasks on shared inputs, put the labels on a lower-dimensional set."""
+    where S_y is singular (clean labels from a teacher of rank below C − 1, or identical teachers of
+    clean tasks on shared inputs, put the labels on a lower-dimensional set) unless ``singular``
+    (the QMC route's `genz_cone` takes them)."""
     from scipy.linalg import block_diag
     Es = [reduced_basis(ch.C) for ch in chans]
     for y in labels:
         Dy = block_diag(*[_class_diffs(ch.C, c) @ E.T for ch, c, E in zip(chans, y, Es)])
         Su = Dy @ S @ Dy.T
-        if min(ar.eigvalsh(Su)) <= 1e-14 * np.trace(Su):
+        if not singular and singular_cone(Su, ar):
             raise ReachError(
                 "teacher", "clean labels (noise 0) from a teacher of rank below C − 1, or identical "
                 "teachers of clean tasks on shared inputs, put the labels on a lower-dimensional set; "
@@ -772,6 +845,9 @@ def plackett_joint_labels(chans: list, a: np.ndarray, V0: np.ndarray, tol: float
     return p.reshape(n, La * Lbl), np.ascontiguousarray(grads)
 
 
+SINGULAR_Q = 1e-12   # a joint channel's Q with eigenvalues below this × the largest: dependent fields (Q⁺)
+
+
 def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, ar=DOUBLE_R):
     """(D, Rk, B, F, A, V⁰) of a loss channel at (Q, M): D = Σ d_t student and Rk = Σ r_t teacher
     coordinates, B the softmax blocks, ω = F g with g ~ N(0, I) and F = Q^{1/2} (symmetric: a smooth
@@ -784,10 +860,18 @@ def channel_fields(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarray, ar=
         raise ReachError("tasks", "tasks in one loss channel (coupled, shared inputs) need equal classes")
     B = SoftmaxBlocks.of(ar.basis(chans[0].C), [ch.weight for ch in chans], ar)
     vals, vecs = ar.eigh(Q)
-    if min(vals) <= 0:
+    top = max(vals)
+    if min(vals) <= 0 and not (len(chans) > 1 and top > 0 and min(vals) >= -SINGULAR_Q * top):
         raise ReplicaError("replica", f"Q lost positive definiteness (eigenvalue {float(min(vals)):.3e})")
-    F = (vecs * ar.sqrt(vals)) @ vecs.T
-    Qinv_M = ar.solve(Q, M)
+    if min(vals) > SINGULAR_Q * top:
+        F = (vecs * ar.sqrt(vals)) @ vecs.T
+        Qinv_M = ar.solve(Q, M)
+    else:
+        # a joint channel whose fields are linearly dependent (a coupled task of weight 0: its W is
+        # μ/(λ + μ) times the other's): ω lives in range(Q), and u | ω conditions on it through Q⁺
+        keep = vals > SINGULAR_Q * top
+        F = (vecs[:, keep] * ar.sqrt(vals[keep])) @ vecs[:, keep].T
+        Qinv_M = (vecs[:, keep] / vals[keep]) @ (vecs[:, keep].T @ M)
     A = Qinv_M.T
     V0 = G - M.T @ Qinv_M
     V0 = 0.5 * (V0 + V0.T)
@@ -1095,6 +1179,7 @@ class ReplicaMap:
         self.Gg = [G[c, c] if len(g) > 1 else np.eye(channels[g[0]].r)
                    for g, c in zip(self.groups, self.cols)]
         self.chg = [[channels[t] for t in g] for g in self.groups]
+        self.degenerate = [degenerate_channel(c, Gk) for c, Gk in zip(self.chg, self.Gg)]
         self.warm = [{} for _ in self.groups]
 
     def pack(self, Q, M, V):
@@ -1111,10 +1196,17 @@ class ReplicaMap:
 
     def qmc(self, chans) -> bool:
         """One task of C ≥ acc.qmc_classes, or a joint channel of tasks sharing the sample whose
-        fields have Σ_t (C_t − 1) ≥ acc.qmc_joint_dims: its channel on the QMC rule (`replica_qmc`)."""
+        fields have Σ_t (C_t − 1) ≥ acc.qmc_joint_dims, or a channel with singular label cones
+        (`degenerate_channel`): its channel on the QMC rule (`replica_qmc`)."""
         if len(chans) == 1:
-            return chans[0].C >= self.acc.qmc_classes
-        return sum(ch.d for ch in chans) >= self.acc.qmc_joint_dims
+            return chans[0].C >= self.acc.qmc_classes or self._degenerate(chans)
+        return sum(ch.d for ch in chans) >= self.acc.qmc_joint_dims or self._degenerate(chans)
+
+    def _degenerate(self, chans) -> bool:
+        """`degenerate_channel` of this map's channel ``chans`` (the group of `chg` with the same task
+        channels, found by identity)."""
+        return next(dg for c, dg in zip(self.chg, self.degenerate)
+                    if len(c) == len(chans) and all(a is b for a, b in zip(c, chans)))
 
     def required_nodes(self, x) -> list:
         Q, M, _ = self.unpack(x)
@@ -1172,7 +1264,8 @@ class ReplicaMap:
             if ch.r and np.linalg.eigvalsh(np.eye(ch.r) - Mt.T @ np.linalg.solve(Qt, Mt))[0] <= 1e-14:
                 return False
         for g, r, k, Gk in zip(self.groups, self.rows, self.cols, self.Gg):
-            if len(g) > 1 and np.linalg.eigvalsh(Gk - M[r, k].T @ np.linalg.solve(Q[r, r], M[r, k]))[0] < -1e-12:
+            if len(g) > 1 and Gk.size and \
+                    np.linalg.eigvalsh(Gk - M[r, k].T @ np.linalg.solve(Q[r, r], M[r, k]))[0] < -1e-12:
                 return False
         return True
 
@@ -1199,15 +1292,16 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
         return fmap(x, nodes, train)
 
     if start is None:
-        # the response and overlaps of a first-order guess: V = (Λ + α/4)⁻¹, small M, Q = |M|² + 0.1 V
+        # the response and overlaps of a first-order guess: V = (Λ + α w/4)⁻¹ (the loss curvature scales
+        # with the weight), small M, Q = |M|² + 0.1 V
         lam0 = np.max(np.diag(Lam))
-        v0 = 1.0 / (lam0 + 0.25 * max(c.alpha for c in channels) + 1e-3)
+        v0 = 1.0 / (lam0 + 0.25 * max(c.alpha * c.weight for c in channels) + 1e-3)
         V = v0 * np.eye(D)
         M = np.zeros((D, Rk))
         ro = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
         do = np.concatenate([[0], np.cumsum(dims)]).astype(int)
         for t, ch in enumerate(channels):
-            M[do[t]:do[t + 1], ro[t]:ro[t + 1]] = 0.3 * ch.L / max(1.0, np.abs(ch.L).max())
+            M[do[t]:do[t + 1], ro[t]:ro[t + 1]] = 0.3 * ch.L / max(1.0, np.abs(ch.L).max(initial=0.0))
         Q = M @ M.T / 0.5 + 0.1 * np.eye(D)
         x = pack(Q, M, V)
         for _ in range(30):   # correlated tasks in one channel: within G's Cauchy–Schwarz bound
@@ -1224,7 +1318,19 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
     for it in range(1, acc.max_iter + 1):
         if it == 1:
             nodes = required_nodes(x)
-        fx, _ = F(x)
+        try:
+            fx, _ = F(x)
+        except ReplicaError as err:
+            if lam_min > 1e-12 * max(1.0, float(np.abs(Lam).max())) or isinstance(err, SeparableError):
+                raise
+            # without a ridge the response V grows like the minimiser's norm on separable data until
+            # the prox (V ∇ℓ of size |V|) cannot be solved: the same diagnosis as tr Q running away
+            Q, _, V = unpack(x)
+            raise SeparableError(
+                "training.ridge", f"the prox failed at tr Q = {float(np.trace(Q)):.3e}, tr V = "
+                f"{float(np.trace(V)):.3e} with the smallest penalty eigenvalue {lam_min:g} ({err}): the training "
+                f"data are separable at this α (or nearly) and the minimiser's norm diverges as the ridge "
+                f"vanishes; raise the ridge", residual=res) from err
         r = fx - x
         res = float(np.abs(r).max() / (1.0 + np.abs(x).max()))
         if res < max(acc.tol, STAGE_TOL):

@@ -33,6 +33,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from mtsp.errors import ReachError
+
 from .replica import (
     DOUBLE_R,
     NEGLIGIBLE,
@@ -40,11 +42,13 @@ from .replica import (
     _gradient,
     channel_fields,
     joint_label_cones,
+    label_ties,
     prox_cross_entropy,
     prox_response,
+    singular_cone,
 )
 
-__all__ = ["genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
+__all__ = ["genz_cone", "genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
 PROX_CHUNK = 2 ** 13   # (point, label) rows per prox solve and hats sum: memory bounded whatever the rule,
 #                        and the row arrays small enough to be cheap to allocate (2^16 → 2^13: a D = 4 solve
@@ -98,6 +102,83 @@ def genz_orthant(mu: np.ndarray, S: np.ndarray, w: np.ndarray, grad: bool = True
     return P, (P[:, None] * dlogP if grad else None)
 
 
+def genz_cone(mu: np.ndarray, S: np.ndarray, w: np.ndarray, nonstrict=None):
+    """`genz_orthant` for a singular S (clean labels of a teacher of rank below C − 1, or clean tasks
+    whose teachers are linearly dependent, on shared inputs): one Genz sample per row of
+    P(u > 0), u ~ N(μ, S), and of ∇_μ P, where the rank k of S is below m.  With S = A Aᵀ and the
+    rows of A written as A = T B (B: k orthonormal rows, T lower trapezoidal, `cone.orthonormalise_rows`),
+    u = μ + T η, η ~ N(0, I_k); row i of T bounds only η_{last(i)} given the earlier η, so
+
+        P = E Π_j [Φ(hi_j) − Φ(lo_j)],   lo_j = max_{i: last i = j, T_ij > 0} −(μ_i + Σ_{l<j} T_il η_l)/T_ij,
+        hi_j = min_{i: last i = j, T_ij < 0} (μ_i + Σ_{l<j} T_il η_l)/(−T_ij),
+        η_j = Φ⁻¹(Φ(lo_j) + w_j (Φ(hi_j) − Φ(lo_j)))
+
+    (Genz's separation of variables for linear constraints: the product is continuous in μ — kinks
+    where the active bound changes — and so is its forward gradient).  A row of zero variance is an
+    exact tie of two clean label fields: it holds surely where ``nonstrict`` (the label wins the tie,
+    a lower class index) and makes the label impossible otherwise; its mean must then be 0 too.
+    w: n × (≥ k − 1) uniform points.  Returns (P̂ (n,), ∇_μ P̂ (n × m))."""
+    from scipy.special import ndtr, ndtri
+
+    from .cone import DOUBLE, gaussian_factor, orthonormalise_rows
+    n, m = mu.shape
+    ns = np.zeros(m, bool) if nonstrict is None else np.asarray(nonstrict, bool)
+    A = gaussian_factor(DOUBLE, S)
+    scale = max(np.abs(A).max(initial=0.0), _TINY)
+    tie = np.abs(A).max(axis=1, initial=0.0) <= DOUBLE.rank_tol() * scale * 1e3
+    if np.any(tie & ~ns):
+        return np.zeros(n), np.zeros((n, m))
+    rows = np.nonzero(~tie)[0]
+    T, B, last = orthonormalise_rows(DOUBLE, A[rows], DOUBLE.rank_tol())
+    k = B.shape[0]
+    eta = np.zeros((n, k))
+    deta = np.zeros((n, k, m))          # ∂η_j/∂μ
+    P = np.ones(n)
+    dlogP = np.zeros((n, m))
+    for j in range(k):
+        lo, hi = np.full(n, -np.inf), np.full(n, np.inf)
+        dlo, dhi = np.zeros((n, m)), np.zeros((n, m))
+        for i in np.nonzero(last == j)[0]:
+            ri = rows[i]
+            c = T[i, j]
+            base = mu[:, ri] + eta[:, :j] @ T[i, :j]           # μ_i + Σ_{l<j} T_il η_l
+            dbase = np.einsum("njm,j->nm", deta[:, :j], T[i, :j])
+            dbase[:, ri] += 1.0
+            bound = -base / c
+            if c > 0:
+                new = bound > lo
+                lo = np.where(new, bound, lo)
+                dlo = np.where(new[:, None], -dbase / c, dlo)
+            else:
+                new = bound < hi
+                hi = np.where(new, bound, hi)
+                dhi = np.where(new[:, None], -dbase / c, dhi)
+        upper = lo > 0                                          # both bounds in the upper tail
+        Flo = np.where(upper, ndtr(-lo), ndtr(lo))
+        Fhi = np.where(upper, ndtr(-hi), ndtr(hi))
+        e = np.maximum(np.where(upper, Flo - Fhi, Fhi - Flo), 0.0)
+        phi_lo = np.exp(-0.5 * np.where(np.isfinite(lo), lo, 0.0) ** 2 - 0.5 * np.log(2 * np.pi)) * np.isfinite(lo)
+        phi_hi = np.exp(-0.5 * np.where(np.isfinite(hi), hi, 0.0) ** 2 - 0.5 * np.log(2 * np.pi)) * np.isfinite(hi)
+        de = phi_hi[:, None] * dhi - phi_lo[:, None] * dlo
+        live = e > _TINY
+        P = P * e
+        dlogP += np.where(live[:, None], de / np.where(live, e, 1.0)[:, None], 0.0)
+        if j < k - 1:
+            wj = w[:, j]
+            q = np.where(upper, Flo - wj * e, Flo + wj * e)
+            q = np.clip(q, _TINY, 1.0 - 1e-16)
+            z = np.where(upper, -ndtri(q), ndtri(q))
+            z = np.where(live, z, np.where(np.isfinite(lo), lo, np.where(np.isfinite(hi), hi, 0.0)))
+            log_phi_z = -0.5 * z * z
+            r_lo = np.exp(np.where(np.isfinite(lo), -0.5 * np.where(np.isfinite(lo), lo, 0.0) ** 2, -np.inf) - log_phi_z)
+            r_hi = np.exp(np.where(np.isfinite(hi), -0.5 * np.where(np.isfinite(hi), hi, 0.0) ** 2, -np.inf) - log_phi_z)
+            eta[:, j] = z
+            deta[:, j] = np.where(live[:, None], (1.0 - wj)[:, None] * r_lo[:, None] * dlo
+                                  + wj[:, None] * r_hi[:, None] * dhi, 0.0)
+    grad = np.where((P > 0)[:, None], P[:, None] * dlogP, 0.0)
+    return P, grad
+
+
 def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray, ar=DOUBLE_R):
     """Genz samples of P(y | a) (n × L) and of ∇_a P (L, n, Σ r_t) for every label y, one per row
     of a at the matching row of w: the classes of one task, or every joint label y = (y_1, …, y_T)
@@ -114,8 +195,14 @@ def qmc_labels(chans: list, a: np.ndarray, V0: np.ndarray, w: np.ndarray, ar=DOU
     n = a.shape[0]
     p = np.empty((n, len(labels)), dtype=ar.dtype)
     grads = np.empty((len(labels), n, Lb.shape[1]), dtype=ar.dtype)
-    for k, (G, Su) in enumerate(joint_label_cones(chans, Lb, S, labels, ar)):
-        pc, v = genz_orthant(a @ G.T, Su, w, ar=ar)
+    for k, (G, Su) in enumerate(joint_label_cones(chans, Lb, S, labels, ar, singular=True)):
+        if singular_cone(Su, ar):
+            if ar is not DOUBLE_R:
+                raise ReachError("precision", "the mp path does not integrate the singular label cones of "
+                                              "clean labels from a rank-deficient teacher (double only)")
+            pc, v = genz_cone(a @ G.T, Su, w, label_ties(chans, labels[k]))
+        else:
+            pc, v = genz_orthant(a @ G.T, Su, w, ar=ar)
         p[:, k] = pc
         grads[k] = v @ G
     return p, grads

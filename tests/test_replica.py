@@ -206,22 +206,53 @@ def test_separable_data_are_reported():
     assert fp.train[0][1] == 0.0 and fp.train[0][0] < 1e-7
 
 
-@pytest.mark.parametrize("classes,rank,inputs", [(3, 1, "shared"), (4, 2, "shared"), (3, 1, "separate")])
-def test_clean_labels_of_a_low_rank_teacher_are_refused_before_the_quadrature(classes, rank, inputs):
-    """Clean labels (noise 0) of a teacher of rank < C − 1 lie on a lower-dimensional set: refused
-    with a ReachError naming `teacher` and the task.  With the aligned class map (the default) the
-    tensor route used to end in `OverflowError: cannot convert float infinity to integer` (the
-    label layer width 0 in `nodes_for`) instead (found by hand beside erm_random_setups seed 2–4,
-    which never draws it), also on separate inputs beside a noisy coupled task."""
-    from mtsp.errors import ReachError
-    tasks = [{"name": "A", "classes": classes, "noise": 0.0, "rank": rank, "alpha": 2.0}]
-    if inputs == "separate":
-        tasks.append({"name": "B", "classes": classes, "noise": 0.5, "alpha": 2.0})
-    s = erm_setup(tasks, None if inputs == "separate" else 2.0, 0.1, 0.5 if inputs == "separate" else 0.0,
-                  inputs, teacher={"alignment": 0.5, "class_map": "aligned"})
-    with pytest.raises(ReachError, match=r"^teacher: task 'A': clean labels .* noise > 0") as err:
+def test_separable_data_without_a_ridge_are_reported_when_the_prox_fails_first():
+    """C = 3, noise 0.5, α = 2, λ = 0: the data are separable (exact minimisers at N = 300 reach
+    train_error 0), and the prox fails (residual 5e-10 after 60 Newton steps, V ~ 1/λ) before tr Q
+    passes its bound: reported as SeparableError naming training.ridge (it was a bare prox
+    ReplicaError).  With noise 1 at α = 6 (not separable) λ = 0 solves: gen_error 0.2959 (exact
+    minimisers at N = 300, 2 seeds: 0.2940)."""
+    s = erm_setup([{"name": "A", "classes": 3, "noise": 0.5}], 2.0, 0.0)
+    with pytest.raises(SeparableError, match="^training.ridge: the prox failed .* separable") as err:
         solve_erm(s)
-    assert err.value.key == "teacher"
+    assert err.value.key == "training.ridge"
+
+
+@pytest.mark.parametrize("class_map", ["aligned", "random"])
+def test_clean_labels_of_a_low_rank_teacher(class_map):
+    """Clean labels (noise 0) of a rank-1 teacher with C = 3: the label cones are singular (the
+    labels given u lie on a lower-dimensional set) and run `replica_qmc.genz_cone`.  With either
+    class map the labels are one class where u > 0 and another where u < 0 (aligned: classes 1 and
+    2 tie at λ = 0 and the first index wins; random: the argmax and argmin of O), so both are the
+    same ERM problem up to relabelling: measured 1.4e-11 apart.  Simulations (N = 1000, 16 seeds,
+    aligned map) give gen_error 0.3069 ± 0.0008, train_loss 0.2162 ± 0.0011 (theory 0.30635, 0.21663).
+    These setups used to be refused (ReachError `teacher`, before that an OverflowError)."""
+    s = erm_setup([{"name": "A", "classes": 3, "noise": 0.0, "rank": 1}], 2.0, 0.1,
+                  teacher={"class_map": class_map, "seed": 3})
+    out = solve_erm(s)["tasks"]["A"]
+    assert abs(out["gen_error"][0] - 0.3069) < 4 * 0.0008 + 0.003
+    assert abs(out["train_loss"][0] - 0.2162) < 4 * 0.0011 + 0.003
+    if class_map == "random":
+        other = solve_erm(erm_setup([{"name": "A", "classes": 3, "noise": 0.0, "rank": 1}], 2.0, 0.1,
+                                    teacher={"class_map": "aligned"}))["tasks"]["A"]
+        for key in ("gen_error", "test_loss", "train_loss", "train_error"):
+            assert abs(out[key][0] - other[key][0]) < 1e-9
+
+
+def test_clean_identical_coupled_tasks_are_one_binary_classifier():
+    """Two clean two-class tasks with the same features (alignment 1; norms 1 and 2, which clean
+    labels ignore), coupled on shared inputs: every sample has y_A = y_B, the joint label cone is
+    singular (once refused: ReachError `teacher`) and the minimiser is W_A = W_B, the binary
+    classifier of ridge λ (2 Σ CE + λ‖W‖² = 2 (Σ CE + λ/2 ‖W‖²)) whatever μ: gen_error against the
+    scalar saddle point above (α = 1, λ = 0.5, μ = 0.5): measured 1.7e-6 apart, the joint QMC rule's
+    error at 2^13 points (α = 2, λ = 0.1: 9.3e-6)."""
+    s = erm_setup([{"name": "A", "classes": 2, "noise": 0.0}, {"name": "B", "classes": 2, "noise": 0.0, "norm": 2.0}],
+                  1.0, 0.5, 0.5, "shared", teacher={"alignment": 1.0})
+    out = solve_erm(s)["tasks"]
+    q, m, V = binary_logistic(1.0, 0.25, 2.0, 0.0)
+    gen = math.acos(m / math.sqrt(q * 2.0)) / math.pi
+    for name in ("A", "B"):
+        assert abs(out[name]["gen_error"][0] - gen) < 2e-5
 
 
 @pytest.mark.parametrize("inputs", ["shared", "separate"])
@@ -237,6 +268,52 @@ def test_uncoupled_task_of_weight_zero_is_refused(inputs):
     with pytest.raises(ReachError, match="^tasks.A.weight: a task of weight 0 without coupling") as err:
         solve_erm(s)
     assert err.value.key == "tasks.A.weight"
+
+
+@pytest.mark.parametrize("inputs", ["shared", "separate"])
+def test_task_with_a_zero_teacher_block(inputs):
+    """An explicit gram whose block of task A is 0 (MODEL.md allows any PSD T): A's labels are
+    pure noise, its reduced teacher has rank 0, and the clean label is class 0 (every λ_c = 0, the
+    first index).  The start of the fixed point used to take max |L| of the empty factor (ValueError:
+    zero-size array, found beside erm_random_setups --space wide); now A's errors are the symmetry
+    value (C − 1)/C = 2/3 (measured within 1.7e-12) and B is its single-task answer (≤ 1e-10)."""
+    gram = np.diag([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).tolist()
+    tasks = [{"name": "A", "classes": 3, "noise": 0.5, "alpha": 1.5},
+             {"name": "B", "classes": 3, "noise": 0.3, "alpha": 2.5}]
+    s = erm_setup(tasks, 2.0 if inputs == "shared" else None, 0.1, 0.0, inputs, teacher={"gram": gram})
+    out = solve_erm(s)["tasks"]
+    for key in ("gen_error", "label_error"):
+        assert abs(out["A"][key][0] - 2 / 3) < 1e-10
+    alone = solve_erm(s.single(1))["tasks"]["B"]
+    for key in ("gen_error", "label_error", "test_loss", "train_loss"):
+        assert abs(out["B"][key][0] - alone[key][0]) < 1e-10
+
+
+def test_coupled_tasks_with_an_all_zero_teacher():
+    """gram = 0 for both tasks, coupled on shared inputs: no teacher coordinates at all (G is 0 × 0),
+    which ended in an IndexError in the admissibility check; every label is uniform noise, so each
+    task's errors are 2/3 (measured on the fast rule, 2^11 joint points: label_error within 1.7e-12;
+    gen_error within 6.0e-5, the QMC rule's class asymmetry) and the two tasks, whatever their noise,
+    are the same problem (train_loss measured 7e-7 apart; 1.2e-5 on the default rule)."""
+    from mtsp.numeric.erm import ACCURACIES
+    tasks = [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 3, "noise": 0.3}]
+    out = solve_erm(erm_setup(tasks, 2.0, 0.1, 0.5, "shared", teacher={"gram": np.zeros((6, 6)).tolist()}),
+                    ACCURACIES["fast"])["tasks"]
+    for name in ("A", "B"):
+        assert abs(out[name]["label_error"][0] - 2 / 3) < 1e-10
+        assert abs(out[name]["gen_error"][0] - 2 / 3) < 6e-4
+    assert abs(out["A"]["train_loss"][0] - out["B"]["train_loss"][0]) < 1.2e-4
+
+
+def test_task_weight_is_a_ridge_scale():
+    """One task: w CE + (λ/2)‖W‖² has the minimiser of CE + (λ/2w)‖W‖², so weight 30 at ridge 0.1 is
+    weight 1 at ridge 0.1/30 (found beside erm_random_setups --space wide: the prox stalled at
+    residual 4.5e-9 for weight 30 — its CE lost ε|z| to m + log s − z_y, ×30 above Armijo's allowance;
+    now (m − z_y) + log s).  Measured: every prediction within 1.2e-12 (test_loss; gen_error 3.5e-14)."""
+    a = solve_erm(erm_setup([{"name": "A", "classes": 3, "noise": 0.5, "weight": 30.0}], 2.0, 0.1))["tasks"]["A"]
+    b = solve_erm(erm_setup([{"name": "A", "classes": 3, "noise": 0.5}], 2.0, 0.1 / 30))["tasks"]["A"]
+    for key in ("gen_error", "label_error", "test_loss", "train_loss", "train_error"):
+        assert abs(a[key][0] - b[key][0]) < 1e-11, key
 
 
 def test_prox_converges_where_full_newton_steps_bounce():
@@ -444,6 +521,22 @@ def test_coupled_shared_task_of_weight_zero_is_a_single_task_with_a_larger_ridge
     for key in ("gen_error", "label_error", "test_loss", "train_loss"):
         assert abs(out[kept["name"]][key][0] - ref[key][0]) < 1e-9, key
     assert abs(out[kept["name"]]["train_error"][0] - ref["train_error"][0]) < 2e-3
+
+
+def test_coupled_shared_task_of_weight_zero_on_the_joint_qmc_rule():
+    """The identity above with three-class tasks (joint fields of Σ (C_t − 1) = 4 dims: the QMC rule):
+    the joint Q is singular (ω_A = μ/(λ + μ) ω_B), which once ended the solve with "Q lost positive
+    definiteness (eigenvalue −1.4e-16)" (found beside erm_random_setups --space wide; weight 1e-8 the
+    same); `channel_fields` now conditions on range(Q) (Q⁺).  B against its one-task solve with ridge
+    λ + λμ/(λ + μ) on the fast rule (2^11 joint points; 6 s): measured gen_error 1.8e-4, label_error
+    1.6e-4, test_loss 3.0e-4, train_loss 2.0e-4 (the default 2^13 points: 1.6e-5 and 1.2e-4)."""
+    from mtsp.numeric.erm import ACCURACIES
+    lam, mu = 0.1, 0.5
+    tasks = [{"name": "A", "classes": 3, "noise": 0.5, "weight": 0.0}, {"name": "B", "classes": 3, "noise": 0.3}]
+    out = solve_erm(erm_setup(tasks, 2.0, lam, mu, "shared", teacher={"alignment": 0.5}), ACCURACIES["fast"])
+    ref = solve_erm(erm_setup([tasks[1]], 2.0, lam + lam * mu / (lam + mu), teacher={"alignment": 0.5}))["tasks"]["B"]
+    for key, bound in (("gen_error", 1.5e-3), ("label_error", 1.5e-3), ("test_loss", 3e-3), ("train_loss", 2e-3)):
+        assert abs(out["tasks"]["B"][key][0] - ref[key][0]) < bound, key
 
 
 # ------------------------------------------------------------------------------------------
