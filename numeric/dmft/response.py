@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtsp.errors import RequestError
+from mtsp.errors import ReachError, RequestError
 
-__all__ = ["FiniteDifferenceResponse", "SteinResponse"]
+__all__ = ["FiniteDifferenceResponse", "SteinResponse", "MAX_BYTES"]
+
+MAX_BYTES = 4 * 2**30   # the finite-difference response's stored differences
 
 
 class FiniteDifferenceResponse:
@@ -34,6 +36,11 @@ class FiniteDifferenceResponse:
         self.loss, self.data, self.w = loss, data, np.asarray(weights, float)
         self.d, self.nr, self.scale, self.u = loss.dim, len(self.w), -1.0 / alpha, float(step)
         Kd = (K + 1) * self.d
+        need = 2 * Kd * self.nr * Kd * 4
+        if need > MAX_BYTES:
+            raise ReachError("response", f"the finite-difference response needs {need / 2**30:.1f} GiB "
+                             f"({K + 1} steps × {self.d} fields, {self.nr} response paths; at most "
+                             f"{MAX_BYTES / 2**30:.0f} GiB): fewer times or a smaller n_response")
         self.P = [np.zeros((Kd, self.nr, Kd), np.float32) for _ in range(2)]
         self._rep = {}
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time as _time
+import warnings
 import zlib
 from dataclasses import dataclass, replace
 
@@ -44,7 +45,7 @@ from .engine import run_dmft
 from .losses import CrossEntropy
 from .trunk import Trunk
 
-__all__ = ["DmftOptions", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
+__all__ = ["DmftOptions", "DmftResponseWarning", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,30 @@ def check_supported(setup) -> None:
 def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Accuracy = Accuracy(),
                progress=None):
     """N → ∞ prediction of the full_batch protocol for `setup` (module docstring;
-    `check_supported`)."""
+    `check_supported`).  Where relu's default response, Stein, turns out to be noise (the engine's
+    ConvergenceError 'response'), the solve is run again with the finite-difference response
+    (``response="difference"``), and a `DmftResponseWarning` says so; ``stats["response"]`` names
+    the response that produced the numbers."""
+    try:
+        res = _solve_dmft(setup, opts, times, acc, progress)
+    except ConvergenceError as err:
+        if err.key != "response" or opts.response is not None:
+            raise
+        warnings.warn(f"response: {err.reason}; solving again with response='difference'",
+                      DmftResponseWarning, stacklevel=2)
+        res = _solve_dmft(setup, replace(opts, response="difference"), times, acc, progress)
+        res.stats["response"] = "difference"
+        return res
+    res.stats["response"] = opts.response or ("stein" if _stein(setup, opts) else "recursion")
+    return res
+
+
+class DmftResponseWarning(UserWarning):
+    """The DMFT changed its response route (`solve_dmft`)."""
+
+
+def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
+    """`solve_dmft` with the response of ``opts``."""
     if setup.training.protocol != "full_batch":
         raise RequestError("training.protocol", f"the DMFT engine solves full_batch, not "
                          f"{setup.training.protocol!r}")
