@@ -71,6 +71,27 @@ def _gram(rng, classes) -> list[list[float]]:
     return [[float(x) for x in row] for row in 0.5 * (G + G.T)]
 
 
+def _teacher(rng, tasks: list, alignments: list, negative: float, norms: list) -> dict:
+    """The teacher table of a draw (one task kept trained if every weight came out 0): an explicit
+    Gram 12 % of the time (the tasks' rank and norm dropped), else an alignment from ``alignments``
+    or ``negative`` × the smallest valid one, −1/(T − 1), a class map and, 30 % of the time, a norm
+    from ``norms``."""
+    if all(t.get("weight", 1.0) == 0.0 for t in tasks):
+        tasks[0]["weight"] = 1.0
+    if rng.random() < 0.12:
+        for t in tasks:
+            t.pop("rank", None)
+            t.pop("norm", None)
+        return {"gram": _gram(rng, [t["classes"] for t in tasks])}
+    lo = -1.0 / (len(tasks) - 1) if len(tasks) > 1 else -1.0
+    teacher = {"alignment": float(_pick(rng, [*alignments, round(negative * lo, 3)])),
+               "class_map": str(_pick(rng, ["aligned", "random"])),
+               "seed": int(rng.integers(0, 100))}
+    if rng.random() < 0.3:
+        teacher["norm"] = float(_pick(rng, norms))
+    return teacher
+
+
 def draw(rng, k: int) -> dict:
     """One random full_batch setup (module docstring)."""
     kind = "glm" if rng.random() < 0.4 else "shared"
@@ -92,20 +113,7 @@ def draw(rng, k: int) -> dict:
         if inputs == "separate":
             task["alpha"] = float(np.exp(rng.uniform(np.log(0.5), np.log(5.0))))
         tasks.append(task)
-    if all(t.get("weight", 1.0) == 0.0 for t in tasks):
-        tasks[0]["weight"] = 1.0
-    if rng.random() < 0.12:
-        teacher = {"gram": _gram(rng, [t["classes"] for t in tasks])}
-        for t in tasks:
-            t.pop("rank", None)
-            t.pop("norm", None)
-    else:
-        lo = -1.0 / (n_tasks - 1) if n_tasks > 1 else -1.0
-        teacher = {"alignment": float(_pick(rng, [0.0, 0.5, 0.9, 1.0, round(0.6 * lo, 3)])),
-                   "class_map": str(_pick(rng, ["aligned", "random"])),
-                   "seed": int(rng.integers(0, 100))}
-        if rng.random() < 0.3:
-            teacher["norm"] = float(_pick(rng, [0.5, 2.0]))
+    teacher = _teacher(rng, tasks, [0.0, 0.5, 0.9, 1.0], 0.6, [0.5, 2.0])
     lr = float(_pick(rng, [0.5, 1.0, 1.0, 2.0]))
     training = {"protocol": "full_batch", "inputs": inputs, "lr": lr, "times": _times(rng)}
     if inputs == "shared":
@@ -154,20 +162,7 @@ def draw_wide(rng, k: int) -> dict:
         if inputs == "separate":
             task["alpha"] = float(np.exp(rng.uniform(np.log(0.2), np.log(12.0))))
         tasks.append(task)
-    if all(t.get("weight", 1.0) == 0.0 for t in tasks):
-        tasks[0]["weight"] = 1.0
-    if rng.random() < 0.12:
-        teacher = {"gram": _gram(rng, [t["classes"] for t in tasks])}
-        for t in tasks:
-            t.pop("rank", None)
-            t.pop("norm", None)
-    else:
-        lo = -1.0 / (n_tasks - 1) if n_tasks > 1 else -1.0
-        teacher = {"alignment": float(_pick(rng, [0.0, 0.3, 0.9, 1.0, round(0.9 * lo, 3)])),
-                   "class_map": str(_pick(rng, ["aligned", "random"])),
-                   "seed": int(rng.integers(0, 100))}
-        if rng.random() < 0.3:
-            teacher["norm"] = float(_pick(rng, [0.25, 3.0, 6.0]))
+    teacher = _teacher(rng, tasks, [0.0, 0.3, 0.9, 1.0], 0.9, [0.25, 3.0, 6.0])
     lr = float(_pick(rng, [0.25, 0.5, 1.0, 2.0, 3.0, 4.0]))
     t_end = float(_pick(rng, [1.0, 3.0, 10.0, 30.0, 60.0, 100.0]))
     times = sorted({t_end, *[float(t) for t in (0.2, 1.0, 3.0, 10.0, 30.0) if t < t_end][-3:]})
