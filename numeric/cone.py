@@ -398,7 +398,7 @@ class _Mp:
 
     def rule01(self, n):
         """(u, 1 − u, w): `mp_quadrature.tanh_sinh01_mp`'s n-point rule on [0, 1]."""
-        return self.special.tanh_sinh01_mp(n)
+        return self.special.tanh_sinh01_mp(n, mpmath.mp.dps)
 
     def sum(self, x):
         return mpmath.fsum(x)
@@ -415,11 +415,11 @@ class _Mp:
 
     def legendre(self, n):
         """The n-point Gauss–Legendre rule on [−1, 1] (``mp.gauss_quadrature`` at dps + 10 digits, once per n and dps)."""
-        return tuple(np.array(v, dtype=object) for v in self.special.gauss_legendre(n, mpmath.mp.dps))
+        return tuple(np.array(v, dtype=object) for v in self.special.gauss_rule("legendre", n, mpmath.mp.dps))
 
     def gauss_hermite(self, n):
-        """`mp_quadrature.gauss_hermite_mp`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
-        return tuple(np.array(v, dtype=object) for v in self.special.gauss_hermite_mp(n))
+        """`mp_quadrature.gauss_rule`'s n-point rule for E[f(x)], x ~ N(0, 1)."""
+        return tuple(np.array(v, dtype=object) for v in self.special.gauss_rule("hermite", n, mpmath.mp.dps))
 
     def cholesky(self, S):
         """The lower Cholesky factor (mpmath), or None where S is not positive definite."""

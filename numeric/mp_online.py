@@ -1,15 +1,8 @@
-"""The online theory at arbitrary precision: the double path's code in the `cone.MP` number type.
-
-States are `State`s of object arrays of mpf (`mp_state`); `engine.GeneratedSystem` runs the
-generated mp module's closed forms and assembly on them as on floats, with `MpRules` executing
-`online`'s term code: `mp_quadrature.mp_rule`'s product rules at the working precision (no Sobol'
-tier: its pieces are integrated), `mp_pointwise`'s formulas; a linear trunk's routes decided in
-double at the state (`online.linear_routes`); over the fields h of a nonlinear trunk the sign
-patterns `sign_patterns` picks (relu: the 2^K orthants at its kink; tanh, erf: one
-Gauss–Hermite rule over all of h until its model error `one_rule_error` exceeds SPLIT_TOL, measurements in
-docs/PRECISION.md), the label–label term by `independent_checks.label_label_joint`.
-Metrics: `metrics.task_metrics` with these rules (`task_metrics_mp`) at `MP_ACCURACY`'s node counts.
-Scope (`check_mp`): C_t ≤ 3; nonlinear trunks K ≤ 3.
+"""The online theory at arbitrary precision: `online`'s term code and `metrics.task_metrics` run
+with `MpRules` on states of object arrays of mpf (`mp_state`): `mp_quadrature.mp_rule`'s product
+rules, `mp_pointwise`'s formulas, the sign patterns over a nonlinear trunk's h of `sign_patterns`,
+the label–label term by `independent_checks.label_label_joint`. Scope: `check_mp`. Routes and
+their measurements: docs/PRECISION.md.
 """
 from __future__ import annotations
 
@@ -47,12 +40,9 @@ def mp_state(st: State) -> State:
 
 
 def check_mp(model: TheoryModel, st: State | None = None, factor=None, tasks=(), label: bool = True) -> None:
-    """What the mp path cannot take, as ReachError("precision", reason): C_t > 3, nonlinear trunks with
-    K > 3 (the cut rule would need cut hypersurfaces of 3 dimensions); with an mp state ``st`` (``factor``:
-    of its field covariance) the errors of a nonlinear trunk's ``tasks`` where a label cone given h is
-    degenerate (the closed forms take no singular covariance) or Q₁₁ = 0 (h₁ ≡ 0: ties, no cut domain).
-    A test of singularity at the working precision: where the double finds labels steep given h
-    (`label_given_h` at 1e-9) it has randomised QMC to turn to, the mp no other route."""
+    """ReachError("precision", reason) for C_t > 3 or a nonlinear trunk with K > 3; with an mp state
+    ``st`` (``factor`` of its field covariance), for the errors of a nonlinear trunk's ``tasks`` where
+    a label cone given h is singular at the working precision or Q₁₁ = 0 (no cut domain)."""
     if max(model.classes) > 3:
         raise ReachError("precision", f"the mp back-end covers C_t ≤ 3 (got classes {list(model.classes)})")
     if not model.linear and model.K > 3:
@@ -76,10 +66,8 @@ def check_mp(model: TheoryModel, st: State | None = None, factor=None, tasks=(),
 
 
 def one_rule_error(act: str, spread, n: int):
-    """Relative error of the n-point Gauss–Hermite rule over all of h on the model integral
-    E[g′(s z)²], z ~ N(0, 1), s = ``spread`` (g′² is the sharpest factor of the integrands; its
-    scale in h is 1 whatever Q is), against the sign-orthant split at 2n nodes (Genz coordinates,
-    tanh–sinh)."""
+    """Relative error of the n-point Gauss–Hermite rule on E[g′(s z)²], z ~ N(0, 1), s = ``spread``,
+    against the sign-orthant split at 2n nodes (Genz coordinates, tanh–sinh)."""
     f = lambda x: ACTIVATION_PAIRS[act](spread * x)[1] ** 2   # noqa: E731
     x, w = MP.gauss_hermite(n)
     one = mpmath.fsum(wi * f(xi) for xi, wi in zip(x, w))
@@ -92,13 +80,9 @@ def one_rule_error(act: str, spread, n: int):
 
 
 def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) -> list:
-    """The sign patterns of the trunk fields ``rows`` (lists of mpf on the fields of covariance ``C``)
-    to integrate over separately: all of them (`online._orthant_signs`) for relu, with
-    ``split_smooth``, or by default where the one-rule route's model error at the fields' largest
-    spread exceeds SPLIT_TOL (at the nodes `mp_quadrature.mp_rule` takes for len(rows) dimensions);
-    else [()], one rule over all of h.  Not `online._split_orthants`' decision: that one chooses
-    between the orthants' product rules and fixed Sobol' points over h by K, a tier the mp has not;
-    here the choice is between two product rules, by the error that matters at the working precision."""
+    """The sign patterns of the trunk fields ``rows`` (on fields of covariance ``C``) integrated over
+    separately: every orthant (`online._orthant_signs`) for relu, with ``split_smooth``, or where
+    `one_rule_error` at the fields' largest spread and `mp_rule`'s nodes exceeds SPLIT_TOL; else [()]."""
     n = len(rows)
     if act != "relu" and split_smooth is None:
         dims = DEFAULT_NODES[n] if nodes is None else nodes.get(n, DEFAULT_NODES[n]) if isinstance(nodes, dict) else int(nodes)
@@ -108,15 +92,16 @@ def sign_patterns(act: str, C, rows, nodes, split_smooth: bool | None = None) ->
 
 
 class MpRules:
-    """`online.DoubleRules`' interface in mpmath (``nodes`` per integrated dimension, `mp_rule`'s
-    default by dimension; ``processes``: 1, 2 or a `workers` executor; ``split_smooth``: tanh / erf
-    trunks over h's sign orthants too, or not; None: `sign_patterns` decides)."""
+    """`online.DoubleRules`' interface in mpmath: ``nodes`` per integrated dimension (`mp_rule`),
+    ``processes`` 1, 2 or a `workers` executor, ``split_smooth`` forced or (None) by `sign_patterns`."""
     ar, sobol, pair_by_transpose = MP, False, True   # P(y_s, y_t) = P(y_t, y_s)ᵀ (exact cone probabilities)
     lift, scalar, factor = staticmethod(as_mp), staticmethod(mpmath.mpf), staticmethod(lambda C: gaussian_factor(MP, C))
     exp, log = MP.exp, MP.log
     cone1, cone1_stein = staticmethod(np.frompyfunc(cone1_probability, 2, 1)), staticmethod(np.frompyfunc(cone1_stein, 2, 1))
     cone2, cone2_stein = staticmethod(np.frompyfunc(cone2_probability, 5, 1)), staticmethod(np.frompyfunc(cone2_stein, 5, 2))
     rows, decide_at = staticmethod(lambda x: x if x.dtype == object else as_mp(x)), None
+    activation = staticmethod(lambda name: np.frompyfunc(ACTIVATION_PAIRS[name], 1, 2))
+    pinv_gram = staticmethod(lambda G: MP.pinv_psd(G, MP.rank_tol()))   # G⁺ over eigenvalues > rank_tol × the largest
     randomised = False   # no randomised tier: a nonlinear trunk's errors are the cut rule's, or out of reach
 
     def __init__(self, nodes=None, processes=1, split_smooth: bool | None = None, signs=((),), cov=None):
@@ -150,10 +135,6 @@ class MpRules:
     def probability(self, factor, cone, budget):
         return cone_expectation(factor, cone, [], None, **mp_rule(cone, None, self.nodes if self.nodes is not None else PP_NODES)).plain[0]
 
-    @staticmethod
-    def activation(name):
-        return np.frompyfunc(ACTIVATION_PAIRS[name], 1, 2)
-
     def labels_given_h(self, model, factor, acc):
         return [label_given_h(model, factor, t, min_residual=None, rules=self) for t in range(model.n_tasks)], \
             [False] * model.n_tasks
@@ -173,11 +154,6 @@ class MpRules:
         out = np.array(out.tolist(), dtype=object)
         return out if a == t else out.T
 
-    @staticmethod
-    def pinv_gram(G):
-        """The pseudo-inverse of a symmetric PSD matrix (eigenvalues below rank_tol × the largest dropped)."""
-        return MP.pinv_psd(G, MP.rank_tol())
-
     # `metrics.task_metrics`
     def for_metrics(self, model, st, factor, acc, tasks, label):
         """These rules at ``st`` (`at`), the mp path's reach checked (`check_mp`)."""
@@ -188,15 +164,14 @@ class MpRules:
         return self.at(model, st)
 
     def agreement(self, model, st, factor, t, fields):
-        """A linear trunk's agreement by the independent closed-form route first, one (C_t − 1)-dim integral
-        per class (`independent_checks.agreement_by_route`, more exact at the mp nodes than the cones'
-        2(C_t − 1) dims); None where it has none (then `metrics.linear_agreement`)."""
+        """A linear trunk's agreement by `independent_checks.agreement_by_route` (one (C_t − 1)-dim
+        integral per class), None where it has none (then `metrics.linear_agreement`)."""
         return agreement_by_route(model, st, factor, t, fields, self.nodes, self.decide_at, self.processes)
 
 
 def task_metrics_mp(model: TheoryModel, st: State, nodes=None, label: bool = True, loss: bool = True,
                     processes: int = 1, acc: Accuracy = MP_ACCURACY, tasks=None) -> list:
-    """[(gen_error, label_error, test_loss)] per task (of ``tasks``) in mp: `metrics.task_metrics` with
-    `MpRules` (``nodes`` per dimension, ``processes``) at ``acc``'s cut-rule node counts."""
+    """[(gen_error, label_error, test_loss)] per task (of ``tasks``): `metrics.task_metrics` with
+    `MpRules(nodes, processes)` at ``acc``'s cut-rule node counts."""
     ms = task_metrics(model, mp_state(st), acc, label=label, loss=loss, tasks=tasks, rules=MpRules(nodes, processes))
     return [(m.gen_error, m.label_error, m.test_loss) for m in ms]

@@ -1,10 +1,6 @@
-"""The online ODE at arbitrary precision: the one solve driver (`solve._solve_online`) in mp.
-
-`MpNumbers`, what is mp-specific: every right-hand side the generated mp module's
-(`engine.generated_system`) by `mp_online.MpRules` in the `MP` arithmetic, the errors by
-`mp_online.task_metrics_mp`; the minima over the accepted steps (``minima="steps"``, no Brent
-refinement: its metrics cost seconds each, benchmarks/results/mp_solve_minima.txt).  Scope and
-measured times: docs/PRECISION.md.
+"""The online ODE at arbitrary precision: `MpNumbers`, the mp number type of the one solve driver
+(`solve._solve_online`): the generated mp module's right-hand side with `mp_online.MpRules`, the
+errors by `mp_online.task_metrics_mp`, the minima over the accepted steps. Scope, times: docs/PRECISION.md.
 """
 from __future__ import annotations
 
@@ -34,20 +30,16 @@ def mp_controller(rtol: float = 1e-10, atol: float = 1e-10, h0: float = 0.05) ->
 
 def rhs_points(model, state, nodes: int = SOLVE_NODES, processes: int = 1, *, generated) -> tuple[int, int, int]:
     """(product-rule points, integrals, dimension of the largest) of the mp right-hand side at
-    `state`, measured: the tally of the executor it runs on (`workers.mp_executor`), n^d points per
-    integral of d integrated dimensions (they grow with Q: benchmarks/results/mp_rhs_points.txt)."""
+    ``state``: the tally of the executor it runs on (`workers.mp_executor`)."""
     ex = mp_executor(processes)
     generated_system(generated, model, "", "mpmath").rhs_state(model, mp_state(state), rules=MpRules(nodes, ex))
     return ex.points, ex.rules, ex.largest
 
 
 class MpNumbers:
-    """The mp number type of `solve._solve_online` (the interface of `solve.DoubleNumbers`), at
-    ``dps`` digits.  ``nodes``: mp nodes per dimension of the right-hand side's integrals;
-    ``metric_nodes`` (default max(nodes, METRIC_NODES)) those of the errors, which are reported
-    rather than integrated over time, so their quadrature error is not damped by anything.
-    ``processes`` 2: the larger integrals and the nonlinear trunks' per-task errors split with a
-    forked process (not the driver's jobs: ``shares_jobs`` False)."""
+    """`solve.DoubleNumbers`' interface at ``dps`` digits: ``nodes`` per dimension of the right-hand
+    side's integrals, ``metric_nodes`` (default max(nodes, METRIC_NODES)) of the errors; ``processes``
+    2: the larger integrals and per-task errors split with a forked process (`workers.mp_executor`)."""
     engine, arithmetic, minima, supports, shares_jobs = "mp", MP, "steps", ("steps",), False
 
     def __init__(self, dps: int = 30, nodes=SOLVE_NODES, metric_nodes=None, processes: int = 1, generated=None):

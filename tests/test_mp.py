@@ -565,7 +565,7 @@ def test_nonlinear_errors_cut_rule_double_vs_mp(act, K, C, t_end, nodes):
     and against randomised QMC (within 4 SE).  Measured (double at its default 40 / 64 nodes,
     mp at 24 / 32 outer nodes, the inner coordinate exact): ≤ 1.4e-12 (tanh / relu / erf,
     K = 1, 2, C = 2, 3; it was 5.4e-10 with nested mp rules spanning 10^-30 from the ends — at
-    dps 20 5.3e-11 — before their span followed their node count, `span_for_nodes`)."""
+    dps 20 5.3e-11 — before their span followed their node count, the span of `mp_quadrature.tanh_sinh01_mp`)."""
     import mpmath
 
     from mtsp.numeric.metrics import task_metrics
@@ -711,7 +711,7 @@ def test_mp_wide_sector_split_converges():
     """A two-row cone wider than 90° (a student's argmax cone of 165°) is integrated as its two
     halves: the 2-dim mp rule then converges exponentially (measured at dps 20: 3.0e-10 / 1.3e-13
     at 16 / 24 nodes, against 4.9e-7 unsplit at 24; with the tanh–sinh span at the full dps
-    rather than `span_for_nodes`: 3.9e-10 / 1.5e-12, unsplit 2e-7)."""
+    rather than `mp_quadrature.tanh_sinh01_mp`'s span: 3.9e-10 / 1.5e-12, unsplit 2e-7)."""
     F = [[mpmath.mpf(1), mpmath.mpf(0)], [mpmath.mpf(0), mpmath.mpf(1)]]
     V = [[-0.113, -0.171], [0.593, 0.695], [0.055, -0.444]]
     rows = [[mpmath.mpf(V[1][k] - V[j][k]) for k in range(2)] for j in (0, 2)]
@@ -828,7 +828,6 @@ def test_label_logits_by_one_dim_integrals():
     from mtsp.numeric.metrics import label_logits
     from mtsp.numeric.mp_online import MP_ACCURACY
     from mtsp.numeric.mp_pointwise import g_tanh
-    from mtsp.numeric.mp_quadrature import gauss_hermite_mp
     from mtsp.numeric.online import label_given_h
     for norm in (1.0, 6.0):
         su = setup_from_dict({"tasks": [{"name": "A", "classes": 3, "noise": 0.5}, {"name": "B", "classes": 2}],
@@ -846,7 +845,7 @@ def test_label_logits_by_one_dim_integrals():
             if norm == 1.0:
                 p_given = label_given_h(m, F, 0, "nu", min_residual=None, stein=False, rules=rules)
                 L = MP.cholesky(sm.Q)
-                x, w = gauss_hermite_mp(40)
+                x, w = MP.gauss_hermite(40)
                 ref = mpmath.mpf(0)
                 for i in range(40):
                     h = MP.rows([[L[0, 0] * x[i], L[1, 0] * x[i] + L[1, 1] * x[j]] for j in range(40)])
