@@ -83,9 +83,24 @@ class SteinResponse:
 
         a_j Y(k, j) = −α ∂E[δ_k]/∂η_j = −α (E[δ_k ξᵀ] L⁻¹)_j,   σ₀ Y(k, −1) = E[δ_k gᵀ],
 
-    ξ = L⁻¹ η the whitened innovations (L L ᵀ = C_η over steps < k, grown one row per step).  No
-    derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular matrix of
+    ξ = L⁻¹ η the innovations of L L ᵀ = C_η + ε diag C_η over steps < k (grown one row per step).
+    No derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular matrix of
     χ(l, j) (l = 0..k, j = −1..k−1).
+
+    The ridge ε = Σ_p ω_p² (1/n for n equal weights; docs/DMFT.md §7): with Λ = diag C_η and the
+    correlation C̃ = Λ^-½ C_η Λ^-½, Stein's statistic s = E_n[δ_k η̃ᵀ] (η̃ = Λ^-½ η) is C̃ d + e,
+    d = ∂E[δ_k]/∂η̃, with sampling noise e of covariance (E[δ_k²]/n) C̃; where some direction of
+    C̃ has an eigenvalue ≪ 1/n (η nearly a function of its past: a force δ that changes little
+    along a path) the unbiased s C̃⁻¹ is noise along it.  With the prior d ~ N(0, E[δ_k²] I) — a
+    one-sd shift of η̃_j moves δ_k by at most its own spread — the posterior mean is
+
+        d̂ = s (C̃ + I/n)⁻¹,   i.e.   ∂E[δ_k]/∂η ≈ E[δ_k ηᵀ] (C_η + diag C_η / n)⁻¹:
+
+    directions of C̃ with eigenvalue μ ≫ 1/n keep their Stein estimate, those with μ ≲ 1/n (where
+    its noise exceeds any response δ can have) are shrunk by μ/(μ + 1/n).  The dynamics applies
+    the response to forces that are distributed like η (eigenvalue μ along each direction), so
+    the shrinkage changes its fields by at most O(n^-½) × the response: the order of the
+    Monte-Carlo error, vanishing as the paths grow.
 
     `noise` (after each `step`): the sampling error of Y(k, ·), estimated as half the largest
     entry of the difference between the estimates from the two halves of the paths (each half
@@ -98,15 +113,19 @@ class SteinResponse:
         self.w = np.asarray(weights, float)
         self.g = np.asarray(g, float)                     # (n, d) initial-condition normals
         self.chol = _GrowingCholesky(K * d)
+        self.ridge = float(np.sum(self.w ** 2))          # ε = 1/n_eff (class docstring)
         self.xi = np.zeros((K * d, n))                    # whitened innovations, step-major
         self.noise = 0.0       # split-half sampling error of the last row of Y (`step`)
 
     def add_noise(self, k: int, eta: np.ndarray, cov_row: np.ndarray):
         """η_k of every path (n, d) and C_η(k, l) for l ≤ k ((d, (k+1) d))."""
         d, kd, L = self.d, k * self.d, self.chol.L
+        top = max(float(cov_row[c, kd + c]) for c in range(d))
         for c in range(d):
             r = kd + c
-            self.chol.add_row(r, cov_row[c])
+            row = np.array(cov_row[c], float)
+            row[r] += self.ridge * top                    # C_η + ε × the step's largest variance
+            self.chol.add_row(r, row)
             if self.chol.active[r]:
                 self.xi[r] = (eta[:, c] - L[r, :r] @ self.xi[:r]) / L[r, r]
 
