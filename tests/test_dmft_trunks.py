@@ -89,8 +89,9 @@ def test_stein_response_equals_the_linear_recursion_for_a_smooth_trunk():
     recursion on an erf trunk (two tasks with different heads, so that the noise spans both
     fields), two steps of 0.3, same 20000 paths: the rows R(1, 0) and R(1, 1) (max |R| 0.83),
     which need the weight noise's step 0, its initial condition and the χ bookkeeping (a wrong sign
-    or a wrong 1/a_j, α scale shows as ≥ 0.3).  Measured, seeds 0–3: max |ΔR| 0.061, 0.044,
-    0.018, 0.038 (Stein's sampling error; the recursion's is 10× smaller); bound 0.15."""
+    or a wrong 1/a_j, α scale shows as ≥ 0.3).  Measured, seeds 0–3: max |ΔR| 0.061, 0.051,
+    0.018, 0.036 with Stein's ridge (0.061, 0.044, 0.018, 0.038 before it; Stein's sampling
+    error, the recursion's is 10× smaller); bound 0.15."""
     heads = (np.array([[0.5, 2.0], [-0.5, -2.0]]), np.array([[1.5, -0.5], [-1.5, 0.5]]))
     out = []
     for response in ("recursion", "stein"):
@@ -143,7 +144,8 @@ def test_relu_stein_response_equals_finite_differences():
     dynamics (plain explicit Euler, u = 0.02; exact up to O(u)), two steps of 0.5, same 40000
     paths: the lagged responses R(1, 0)₂₂ and R(2, 1)₂₂, about half of which is the kink's (the
     linear recursion alone gives −0.19 to −0.22 and −0.19 to −0.24).  Measured (seeds 0–2): Stein
-    −0.411 / −0.370 / −0.424 and −0.287 / −0.344 / −0.349, finite differences −0.443 / −0.344 /
+    −0.411 / −0.370 / −0.424 and −0.287 / −0.343 / −0.349 (with its ridge; −0.344 for seed 1
+    before it), finite differences −0.443 / −0.344 /
     −0.407 and −0.280 / −0.328 / −0.335 (largest difference 0.032); bound 0.08."""
     heads = [[0.5, 2.0], [-0.5, -2.0]]
     out = []
