@@ -91,7 +91,7 @@ def _row(tag, res, secs, noise=None):
               f"{np.round(out['gen_error_se'], 4).tolist()}, test_loss {np.round(out['test_loss'], 4).tolist()}"
               f" ± {np.round(out['test_loss_se'], 4).tolist()}, train_loss {np.round(out['train_loss'], 4).tolist()}",
               flush=True)
-    extra = f", largest a_k × noise {max(noise):.3g} (step {int(np.argmax(noise))})" if noise else ""
+    extra = f", largest a_k × noise {max(noise):.3g} over every step solved" if noise else ""
     print(f"  {tag:10s} response {res.stats['response']}, {res.stats['n_paths']} paths × "
           f"{res.stats['batches']} batches, {secs:.1f} s{extra}", flush=True)
 
