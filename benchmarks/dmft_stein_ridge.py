@@ -117,7 +117,7 @@ def healthy(args):
     W = {**W, "training": {**W["training"], "times": [float(t) for t in args.times.split(",")]}}
     su = setup_from_dict(W)
     print(f"# {args.case} (dmft_trunks_nonlinear.py), t = {W['training']['times']}, {args.batches} "
-          f"batches × {args.paths} paths, step_correction 0, scan 2; batch b of both runs on the "
+          f"batches × {args.paths} paths, dt {args.dt or 'default'}, step_correction 0, scan 2; batch b of both runs on the "
           f"same normals (seed b); interleaved", flush=True)
     out = {False: [], True: []}
     secs = {False: 0.0, True: 0.0}
@@ -125,7 +125,7 @@ def healthy(args):
     for b in range(args.batches):
         for unridged in (True, False):
             opts = DmftOptions(n_paths=args.paths, batches=1, seed=b, scan=2, step_correction=0,
-                               response="stein")
+                               response="stein", dt=args.dt)
             with stein(unridged) as noise:
                 t0 = time.time()
                 res = solve_dmft(su, opts)
@@ -157,6 +157,7 @@ def main(argv=None):
     h.add_argument("--times", default="1,3,10,30")
     h.add_argument("--paths", type=int, default=8000)
     h.add_argument("--batches", type=int, default=4)
+    h.add_argument("--dt", type=float, default=None, help="the DMFT step (default 0.2/max(1, lr))")
     a = ap.parse_args(argv)
     {"degenerate": degenerate, "healthy": healthy}[a.what](a)
 
