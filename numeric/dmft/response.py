@@ -83,9 +83,28 @@ class SteinResponse:
 
         a_j Y(k, j) = −α ∂E[δ_k]/∂η_j = −α (E[δ_k ξᵀ] L⁻¹)_j,   σ₀ Y(k, −1) = E[δ_k gᵀ],
 
-    ξ = L⁻¹ η the whitened innovations (L L ᵀ = C_η over steps < k, grown one row per step).  No
-    derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular matrix of
-    χ(l, j) (l = 0..k, j = −1..k−1).
+    ξ = L⁻¹ η the innovations of L Lᵀ = C_η + V/n_eff over steps < k (grown one row per step; V
+    below).  No derivative of δ is used.  R(k, ·) = Y(k, ·) X⁻¹, X the unit lower-triangular
+    matrix of χ(l, j) (l = 0..k, j = −1..k−1).
+
+    The ridge V/n_eff (n_eff = 1/Σ_p ω_p², n for equal weights; `ridge` = 1/n_eff; docs/DMFT.md §7):
+    V = diag(v_j) with v_j the largest noise variance of step j, max_b C_η(j_b, j_b), on each of
+    its d entries.  In the units η̃ = V^-½ η (correlation C̃ = V^-½ C_η V^-½) Stein's statistic
+    s = E_n[δ_k η̃ᵀ] is d C̃ + e, d = ∂E[δ_k]/∂η̃, with sampling noise e of covariance ≈
+    (E[δ_k²]/n) C̃.  Where η is nearly a function of its past (forces that change little along a
+    path) C̃ has eigenvalues μ ≪ 1/n and the unbiased s C̃⁻¹ is noise along them (its error there
+    ∝ (nμ)^-½).  With the prior d ~ N(0, E[δ_k²] I) — shifting one step's noise by its largest
+    standard deviation moves E[δ_k] by at most δ_k's own spread — the posterior mean is
+
+        d̂ = s (C̃ + I/n)⁻¹,   i.e.   ∂E[δ_k]/∂η ≈ E_n[δ_k ηᵀ] (C_η + V/n)⁻¹:
+
+    along an eigenvector of C̃ the Stein estimate is kept where μ ≫ 1/n and shrunk by μ/(μ + 1/n)
+    where μ ≲ 1/n, its sampling error is at most sd(δ_k)/2 whatever the conditioning
+    (√(μ/n)/(μ + 1/n) ≤ 1/2), and since the dynamics applies the response to forces whose
+    component along that eigenvector is ~√μ, the shrinkage moves the fields by at most
+    |d|/(2√n) — the order of the Monte-Carlo error, vanishing as the paths grow.  Components of
+    a step with a far smaller variance than its largest (a field with a small head) are shrunk
+    the more: their forces are as small.
 
     `noise` (after each `step`): the sampling error of Y(k, ·), estimated as half the largest
     entry of the difference between the estimates from the two halves of the paths (each half
@@ -98,15 +117,20 @@ class SteinResponse:
         self.w = np.asarray(weights, float)
         self.g = np.asarray(g, float)                     # (n, d) initial-condition normals
         self.chol = _GrowingCholesky(K * d)
+        self.ridge = float(np.sum(self.w ** 2))          # 1/n_eff (class docstring)
         self.xi = np.zeros((K * d, n))                    # whitened innovations, step-major
         self.noise = 0.0       # split-half sampling error of the last row of Y (`step`)
 
     def add_noise(self, k: int, eta: np.ndarray, cov_row: np.ndarray):
-        """η_k of every path (n, d) and C_η(k, l) for l ≤ k ((d, (k+1) d))."""
+        """η_k of every path (n, d) and C_η(k, l) for l ≤ k ((d, (k+1) d)); the factor's new rows
+        are those of C_η + V/n_eff (class docstring)."""
         d, kd, L = self.d, k * self.d, self.chol.L
+        top = max(float(cov_row[c, kd + c]) for c in range(d))
         for c in range(d):
             r = kd + c
-            self.chol.add_row(r, cov_row[c])
+            row = np.array(cov_row[c], float)
+            row[r] += self.ridge * top                    # + v_k / n_eff
+            self.chol.add_row(r, row)
             if self.chol.active[r]:
                 self.xi[r] = (eta[:, c] - L[r, :r] @ self.xi[:r]) / L[r, r]
 
