@@ -34,8 +34,8 @@ def draw(seed: int, k: int):
 
 def variant(name: str, a) -> object:
     acc = ACCURACIES["default"]
-    if name == "old":
-        return replace(acc, qmc_replicates=(1, 1))
+    if name == "old":   # main's rule: one scrambling, train_error of coupled two-class tasks the indicator
+        return replace(acc, qmc_replicates=(1, 1), boundary_train_error=False)
     if name == "default":
         return acc
     if name == "ref":   # more points per replicate and a fixed number of replicates
@@ -69,7 +69,8 @@ def main(argv=None):
         t = time.process_time() - t0
         st = out["stats"]
         print(f"{name:8s} cpu {t:7.1f} s  replicates {st.get('qmc_replicates', 1)}  largest SE "
-              f"{st.get('qmc_error', float('nan')):.1e}  iterations {st['iterations']}")
+              f"{st.get('qmc_error', float('nan')):.1e}  iterations {st['iterations']} + "
+              f"{st.get('qmc_replicate_iterations', 0)} (replicates)")
         for w in caught:
             print(f"         warning: {w.message}")
         for task, pred in out["tasks"].items():

@@ -188,10 +188,15 @@ def solve_erm(setup, acc: ReplicaAccuracy | None = None, metric_acc: Accuracy | 
             "fixed_points": polished, "double": out, "qmc": qmc}
 
 
+QMC_REPLICATE_TOL = 1e-8   # the replicates after the first are solved to this residual (or acc.tol if larger):
+#                            their fixed points need an accuracy far below the standard error they estimate
+
+
 def qmc_replicates(setup, acc: ReplicaAccuracy, metric_acc, model, channels, out: dict) -> dict:
     """``out`` (`solve_erm`'s double output) as the mean over independent scramblings of the QMC rule
     where a fixed point has a channel on it (`FixedPoint.qmc`): replicate r solves the same fixed
-    point on the rule of seed acc.qmc_seed + r (started from the first replicate's fixed point), and
+    point on the rule of seed acc.qmc_seed + r (started from the first replicate's fixed point, solved to
+    QMC_REPLICATE_TOL), and
     each prediction p is the mean p̄ of R replicates with the standard error
 
         SE(p̄) = sd_r(p_r) / √R    (the replicates are independent randomised-QMC estimates),
@@ -206,10 +211,13 @@ def qmc_replicates(setup, acc: ReplicaAccuracy, metric_acc, model, channels, out
     if hi <= 1 or not any(fp.qmc for _, fp in parts):
         return out
     runs = [out["tasks"]]
+    iterations = 0
     R = max(lo, 2)
     while True:
         for r in range(len(runs), R):
-            _, _, p = solve_erm_fixed_points(setup, replace(acc, qmc_seed=acc.qmc_seed + r), parts)
+            rep = replace(acc, qmc_seed=acc.qmc_seed + r, tol=max(acc.tol, QMC_REPLICATE_TOL))
+            _, _, p = solve_erm_fixed_points(setup, rep, parts)
+            iterations += sum(fp.iterations for _, fp in p)
             runs.append(_predictions(model, channels, p, metric_acc, mp=False))
         se = {name: {key: float(np.std([run[name][key][0] for run in runs], ddof=1) / np.sqrt(len(runs)))
                      for key in pred} for name, pred in runs[0].items()}
@@ -220,7 +228,7 @@ def qmc_replicates(setup, acc: ReplicaAccuracy, metric_acc, model, channels, out
     out["tasks"] = {name: {key: [float(np.mean([run[name][key][0] for run in runs]))] for key in pred}
                     for name, pred in runs[0].items()}
     out["qmc_error"] = se
-    out["stats"].update(qmc_replicates=R, qmc_error=worst)
+    out["stats"].update(qmc_replicates=R, qmc_error=worst, qmc_replicate_iterations=iterations)
     if worst > acc.qmc_target:
         from .replica_qmc import QmcAccuracyWarning
         name, key = max(((n, k) for n, pred in se.items() for k in pred), key=lambda nk: se[nk[0]][nk[1]])
