@@ -4,7 +4,7 @@ with its standard error, `erm.qmc_replicates`) and a reference of more points an
 run, interleaved, with their CPU times; every prediction of every task.
 
     PYTHONPATH=. python benchmarks/erm_qmc_replicates.py --seed 6 --k 0 [--variants old,default,ref]
-        [--ref-points 16] [--ref-replicates 8,8]
+        [--ref-points 4] [--ref-replicates 8,8] [--ref-seed 100]
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def variant(name: str, a) -> object:
         lo, hi = (int(x) for x in a.ref_replicates.split(","))
         return replace(acc, qmc_points=acc.qmc_points * f,
                        qmc_joint_points=tuple((d, n * f) for d, n in acc.qmc_joint_points),
-                       qmc_replicates=(lo, hi), qmc_target=0.0, qmc_seed=100)
+                       qmc_replicates=(lo, hi), qmc_target=0.0, qmc_seed=a.ref_seed)
     raise SystemExit(f"unknown variant {name}")
 
 
@@ -54,6 +54,7 @@ def main(argv=None):
     ap.add_argument("--variants", default="old,default,ref")
     ap.add_argument("--ref-points", type=int, default=4, help="reference: points per replicate × this")
     ap.add_argument("--ref-replicates", default="8,8", help="reference: replicates (at least, at most)")
+    ap.add_argument("--ref-seed", type=int, default=100, help="reference: the first replicate's qmc_seed")
     ap.add_argument("--single", type=int, default=-1, help="the task alone (Setup.single)")
     a = ap.parse_args(argv)
     s = draw(a.seed, a.k)

@@ -12,7 +12,8 @@ R_full = Eᵀ M_tt L_tᵀ E against the reduced teacher Gram Eᵀ L_t L_tᵀ E (
 argmax and cross-entropy see logits only up to the all-ones direction); training loss and error
 come from the fixed point's prox outputs; train_error of one task with C ≤ 3 without the jump of
 its indicator (`replica.train_error_by_margins`, ≤ 2e-9); of one task with C ≥ 4 the indicator on
-the QMC rule of `replica_qmc` (≈ 1e-4, benchmarks/results/replica_qmc_error.txt);
+the QMC rule of `replica_qmc`; every prediction on the QMC rule the mean over independent scramblings
+with its standard error (`qmc_replicates`, docs/REPLICA_QMC.md);
 for coupled tasks on shared inputs the indicator on the ω grid, accurate to O(node spacing) only
 (measured at MODEL.md's C = 3 point with that route: 7e-4).
 """

@@ -107,8 +107,9 @@ class ReplicaAccuracy:
     #                               benchmarks/results/replica_joint_points.txt)
     margin_train_error: int = 2   # one task with C − 1 ≤ this: train_error in margin coordinates
     #                               (`train_error_by_margins`); beyond, the indicator on the rule
-    boundary_train_error: bool = True   # a joint channel of two-class tasks on the tensor rule:
-    #                               train_error across the decision boundaries (double arithmetic only)
+    boundary_train_error: bool = True   # a joint channel of two-class tasks (tensor or QMC rule):
+    #                               train_error across the decision boundaries (double arithmetic only;
+    #                               `joint_train_errors_by_boundaries`, `replica_qmc.qmc_boundary_train_errors`)
     qmc_replicates: tuple = (4, 16)   # a solve with a channel on the QMC rule: (at least, at most) this
     #                               many independent scramblings (seeds qmc_seed, qmc_seed + 1, …), each
     #                               its own fixed point; the predictions are their mean, their standard

@@ -25,7 +25,10 @@ iteration, so the fixed-point map is a smooth deterministic function of (Q, M, V
 the engine's tolerance; the rule's own error (the distance of that fixed point from the exact
 one) is measured in benchmarks/results/replica_qmc_error.txt against the tensor route at C = 3, 4
 and across independent scramblings at C = 5, 6, 8; for joint channels against larger rules in
-benchmarks/results/replica_joint_points.txt.
+benchmarks/results/replica_joint_points.txt.  That error is near the Monte Carlo rate in the
+2C − 3 dims, so a solve takes the mean over independent scramblings and states its standard error
+(`erm.qmc_replicates`); train_error of coupled two-class tasks is integrated across their decision
+boundaries (`qmc_boundary_train_errors`), not as the indicator (docs/REPLICA_QMC.md).
 """
 from __future__ import annotations
 
