@@ -107,8 +107,15 @@ class ReplicaAccuracy:
     #                               benchmarks/results/replica_joint_points.txt)
     margin_train_error: int = 2   # one task with C − 1 ≤ this: train_error in margin coordinates
     #                               (`train_error_by_margins`); beyond, the indicator on the rule
-    boundary_train_error: bool = True   # a joint channel of two-class tasks on the tensor rule:
-    #                               train_error across the decision boundaries (double arithmetic only)
+    boundary_train_error: bool = True   # a joint channel of two-class tasks (tensor or QMC rule):
+    #                               train_error across the decision boundaries (double arithmetic only;
+    #                               `joint_train_errors_by_boundaries`, `replica_qmc.qmc_boundary_train_errors`)
+    qmc_replicates: tuple = (4, 16)   # a solve with a channel on the QMC rule: (at least, at most) this
+    #                               many independent scramblings (seeds qmc_seed, qmc_seed + 1, …), each
+    #                               its own fixed point; the predictions are their mean, their standard
+    #                               error the rule's error estimate (`erm.solve_erm`, docs/REPLICA_QMC.md)
+    qmc_target: float = 3e-4      # ... replicates are added until every prediction's standard error is
+    #                               below this (else `replica_qmc.QmcAccuracyWarning` naming `accuracy`)
 
     def joint_points(self, dims: int) -> int:
         """The QMC points of a joint channel of Σ_t (C_t − 1) = ``dims`` (`qmc_joint_points`)."""
@@ -1146,6 +1153,7 @@ class FixedPoint:
     train: list = field(default_factory=list)
     nodes: list = field(default_factory=list)
     capped: bool = False   # a task's rule wanted more than acc.max_nodes: accuracy below the design
+    qmc: bool = False      # a channel on the QMC rule (`replica_qmc`): its predictions carry the rule's error
 
 
 def _blocks(X, dims, ranks=None):
@@ -1345,7 +1353,7 @@ def solve_fixed_point(channels: list[TaskChannel], Lam: np.ndarray, G: np.ndarra
             Q, M, V = unpack(x)
             return FixedPoint(Q, M, V, [h[:3] for h in hats], res, it, [p for h in hats for p in h[3]],
                               nodes=list(nodes),
-                              capped=fmap.capped(nodes))
+                              capped=fmap.capped(nodes), qmc=any(fmap.qmc(c) for c in fmap.chg))
         trQ = float(np.trace(unpack(x)[0]))
         if lam_min <= 1e-12 * max(1.0, float(np.abs(Lam).max())) and trQ > acc.separable_norm:
             # without a ridge a minimiser exists only for non-separable data (with one, always:

@@ -25,7 +25,10 @@ iteration, so the fixed-point map is a smooth deterministic function of (Q, M, V
 the engine's tolerance; the rule's own error (the distance of that fixed point from the exact
 one) is measured in benchmarks/results/replica_qmc_error.txt against the tensor route at C = 3, 4
 and across independent scramblings at C = 5, 6, 8; for joint channels against larger rules in
-benchmarks/results/replica_joint_points.txt.
+benchmarks/results/replica_joint_points.txt.  That error is near the Monte Carlo rate in the
+2C − 3 dims, so a solve takes the mean over independent scramblings and states its standard error
+(`erm.qmc_replicates`); train_error of coupled two-class tasks is integrated across their decision
+boundaries (`qmc_boundary_train_errors`), not as the indicator (docs/REPLICA_QMC.md).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from mtsp.errors import ReachError
 from .replica import (
     DOUBLE_R,
     NEGLIGIBLE,
+    SoftmaxBlocks,
     _ce_reduced,
     _gradient,
     channel_fields,
@@ -48,12 +52,19 @@ from .replica import (
     singular_cone,
 )
 
-__all__ = ["genz_cone", "genz_orthant", "qmc_channel_hats", "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
+__all__ = ["QmcAccuracyWarning", "genz_cone", "genz_orthant", "qmc_boundary_train_errors", "qmc_channel_hats",
+           "qmc_labels", "qmc_loss_channel_hats", "qmc_rule"]
 
 PROX_CHUNK = 2 ** 13   # (point, label) rows per prox solve and hats sum: memory bounded whatever the rule,
 #                        and the row arrays small enough to be cheap to allocate (2^16 → 2^13: a D = 4 solve
 #                        at 2^13 points 4.0–4.9 → 2.3–2.4 s CPU, benchmarks/results/replica_joint_points_prox.txt)
 _TINY = 1e-300
+
+
+class QmcAccuracyWarning(UserWarning):
+    """The QMC rule's error estimate (independent scramblings, `erm.qmc_replicates`) stayed above
+    `ReplicaAccuracy.qmc_target` at the most replicates: the message names `accuracy`, the task,
+    the prediction and its standard error."""
 
 
 @lru_cache(maxsize=16)
@@ -261,6 +272,10 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
             tst += wy[k] @ _ce_reduced(om[k], Y[k], B, weighted=False)
             z = B.logits(h)
             te += wy[k] @ (np.argmax(z, axis=2) != np.argmax(Y[k].reshape(z.shape), axis=2))
+    if train and len(chans) > 1 and acc.boundary_train_error and ar is DOUBLE_R and all(ch.C == 2 for ch in chans):
+        # two-class tasks: train_error across each task's decision boundary, not the indicator
+        smooth = qmc_boundary_train_errors(chans, B, Q, V, A, V0, npoints, acc.qmc_seed)
+        te = np.array([v if b is None else b for v, b in zip(te, smooth)])
     if warm is not None:
         shift = warm["shift"] if warm.get("shape") == (ny * n, d) else np.zeros((ny * n, d), dtype=ar.dtype)
         shift[keep] = shifts
@@ -270,3 +285,78 @@ def qmc_loss_channel_hats(chans: list, G: np.ndarray, Q: np.ndarray, M: np.ndarr
     if not train:
         return out
     return out + ([tuple(ar.scalar(v) for v in x) for x in zip(tl, te, tst)],)
+
+
+def qmc_boundary_train_errors(chans: list, B, Q: np.ndarray, V: np.ndarray, A: np.ndarray, V0: np.ndarray,
+                              npoints: int, seed: int) -> list:
+    """train_error of each task of a joint channel of two-class tasks on the QMC rule, without the
+    jump of the indicator.  As in `replica.joint_train_errors_by_boundaries`: given the other tasks'
+    fields ω_{−t} and the joint label y, task t is misclassified exactly on one side of the boundary
+    b_y(ω_{−t}) (the prox maps h_t to ω_t increasingly; b_y = [V g_y(h)]_t at h_t = 0, h_{−t} the
+    prox of the other tasks at ω_{−t} − V_{−t,t} g_{y_t}(0)).  Given ω_{−t}, ω_t ~ N(m, s²)
+    (m = Q_{t,−t} Q_{−t,−t}⁻¹ ω_{−t}) and the label cone fields o = G_y A ω + (noise of covariance
+    S_y) are jointly Gaussian with it, so the event {y, task t wrong} is one orthant of T + 1
+    dimensions,
+
+        v = ς (b_y − ω_t) > 0 and o > 0:  mean (G_y A ω̄, ς (b_y − m)), ω̄ = (ω_{−t}, m),
+        covariance [[S_y + s² c cᵀ, −ς s² c], [−ς s² cᵀ, s²]],  c = G_y A e_t,
+
+    (ς = +1 where the wrong side is ω_t < b_y), and
+
+        train_error_t = Σ_y E_{ω_{−t}} P(v > 0, o > 0 | ω_{−t}),
+
+    a smooth integrand over ω_{−t} ~ N(0, Q_{−t,−t}) and the T Genz variables of the orthant
+    (`genz_orthant`), taken on the first ``npoints`` points of the project's Sobol' set of 2T − 1
+    dimensions (`qmc_rule`, seed ``seed``).  A task whose ω_t is (nearly) a function of the others'
+    (s² ≤ 1e-10 Q_tt: a coupled task of weight 0), or a channel with a singular label cone, gets None
+    (the caller keeps the indicator).  Measured: docs/REPLICA_QMC.md."""
+    from itertools import product
+
+    from scipy.linalg import block_diag
+
+    T = len(chans)
+    E = B.E                                             # 1 × 2: z_0 − z_1 = √2 h
+    labels = list(product(*[range(2) for _ in chans]))
+    Lb = block_diag(*[ch.L for ch in chans])
+    S = Lb @ V0 @ Lb.T + np.diag([ch.sigma ** 2 for ch in chans])
+    cones = list(joint_label_cones(chans, Lb, S, labels, DOUBLE_R, singular=True))
+    if any(singular_cone(Su, DOUBLE_R) for _, Su in cones):
+        return [None] * T
+    sign0 = np.sign(E[0, 0] - E[0, 1])                  # h_t > 0 ⟺ class 0 when sign0 > 0
+    g, w = qmc_rule(T - 1, T + 1, npoints, seed)
+    n = len(g)
+    out = []
+    for t in range(T):
+        rest = [s for s in range(T) if s != t]
+        Qrr = Q[np.ix_(rest, rest)]
+        kq = np.linalg.solve(Qrr, Q[rest, t])
+        var = float(Q[t, t] - Q[t, rest] @ kq)
+        if var <= 1e-10 * float(Q[t, t]):
+            out.append(None)        # ω_t (nearly) a function of ω_{−t}: the caller's indicator instead
+            continue
+        vals, vecs = np.linalg.eigh(Qrr)
+        om_r = g @ ((vecs * np.sqrt(vals)) @ vecs.T).T                 # ω_{−t} ~ N(0, Q_rr)
+        m = om_r @ kq
+        om_bar = np.empty((n, T))
+        om_bar[:, rest] = om_r
+        om_bar[:, t] = m
+        Br = SoftmaxBlocks.of(E, B.weights[rest])
+        err = 0.0
+        for y, (Gy, Su) in zip(labels, cones):
+            gt = B.weights[t] * (0.5 - (y[t] == 0)) * (E[0, 0] - E[0, 1])   # w ∇_h CE at h_t = 0
+            Yr = np.tile(np.concatenate([np.eye(2)[y[s]] for s in rest]), (n, 1))
+            _, pr, _ = prox_cross_entropy(om_r - gt * V[rest, t], Yr, V[np.ix_(rest, rest)], Br)
+            gv = np.zeros((n, T))
+            gv[:, t] = gt
+            gv[:, rest] = _gradient(pr.reshape(n, T - 1, 2), Yr, Br)
+            b = gv @ V[t]                                                  # the boundary b_y(ω_{−t})
+            sg = 1.0 if (y[t] == 0) == (sign0 > 0) else -1.0               # wrong side: ω_t < b (ς = +1)
+            GA = Gy @ A
+            c = GA[:, t]
+            mu = np.column_stack([om_bar @ GA.T, sg * (b - m)])
+            Sf = np.block([[Su + var * np.outer(c, c), -sg * var * c[:, None]],
+                           [-sg * var * c[None, :], np.array([[var]])]])
+            P, _ = genz_orthant(mu, Sf, w, grad=False)
+            err += float(P.mean())
+        out.append(err)
+    return out
