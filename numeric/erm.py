@@ -347,6 +347,7 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
                              "separable": ",".join(separable) or "none"})
     if "qmc_replicates" in out["stats"]:   # the QMC rule's error estimate (`qmc_replicates`)
         res.stats.update(qmc_replicates=out["stats"]["qmc_replicates"], qmc_error=out["stats"]["qmc_error"])
+    _quad_se(res.tasks, out)
     if mp_residual is not None:
         res.stats["mp_residual"] = mp_residual
     if single:
@@ -359,8 +360,16 @@ def solve_erm_result(setup, *, single: bool = False, accuracy: str = "default",
                                                          dps=dps, mp_nodes=mp_nodes).tasks[task.name]
                 continue
             alone = solve_erm(setup.single(t), acc)
-            res.single[task.name] = alone["tasks"][task.name]
+            res.single[task.name] = _quad_se(alone["tasks"], alone)[task.name]
     return res
+
+
+def _quad_se(tasks: dict, out: dict) -> dict:
+    """``tasks`` with each task's gen_error_quad_se (the JSON field of a randomised quadrature's
+    standard error) where `qmc_replicates` measured one (out["qmc_error"])."""
+    for name, se in out.get("qmc_error", {}).items():
+        tasks[name]["gen_error_quad_se"] = [se["gen_error"]]
+    return tasks
 
 
 def optimal_ridge(setup, task: str | None = None, bounds=(1e-3, 10.0), xtol: float = 1e-3,
