@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.linalg import block_diag
 
-from mtsp.numeric.erm import erm_problem, solve_erm
+from mtsp.numeric.erm import _quad_se, erm_problem, solve_erm
 from mtsp.numeric.replica import ReplicaAccuracy, loss_channel_hats
 from mtsp.numeric.replica_qmc import QmcAccuracyWarning, qmc_loss_channel_hats
 from mtsp.setup import setup_from_dict
@@ -88,5 +88,7 @@ def test_replicates_warn_naming_accuracy_and_leave_tensor_routes_alone():
     with pytest.warns(QmcAccuracyWarning, match=r"accuracy: .*task 'A' .* above the target"):
         out = solve_erm(s, acc)
     assert out["stats"]["qmc_replicates"] == 3 and out["stats"]["qmc_error"] > 1e-9
+    assert _quad_se(out["tasks"], out)["A"]["gen_error_quad_se"] == [out["qmc_error"]["A"]["gen_error"]]  # the JSON's
     plain = solve_erm(s)
     assert "qmc_replicates" not in plain["stats"] and "qmc_error" not in plain
+    assert "gen_error_quad_se" not in _quad_se(plain["tasks"], plain)["A"]
