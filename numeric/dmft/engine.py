@@ -130,6 +130,9 @@ class _NumpyArrays:
     def double(self, x):
         return x.astype(np.float64)
 
+    def multiply(self, x, y, out):
+        np.multiply(x, y, out=out)
+
 
 class _TorchArrays(_NumpyArrays):
     """Path-sized arrays as torch tensors on `device` ("cpu", "cuda", …), same dtypes; the loss,
@@ -158,6 +161,9 @@ class _TorchArrays(_NumpyArrays):
 
     def double(self, x):
         return x.to(self.float64)
+
+    def multiply(self, x, y, out):
+        out.copy_(x * y)
 
 
 def _arrays(device):
@@ -221,18 +227,21 @@ class _Response:
                 if j + 1 < j1:
                     s = s + AT[j * d:j * d + d, (j + 1) * d:j1 * d] @ X[:, (j + 1) * d:j1 * d]
                 Dj = self.Ds[j]
-                x = s[:, 0, None] * Dj[None, 0]
+                x = X[:, j * d:j * d + d]                                    # written in place
+                xp.multiply(s[:, 0, None], Dj[None, 0], out=x)
                 for b in range(1, d):
                     x += s[:, b, None] * Dj[None, b]
-                X[:, j * d:j * d + d] = x
             j1 = j0
-        # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c], summed in float64
+        # R(k, j)[a', c] = mean_p Σ_a D_k[p, a', a] G(k, j)[a, c], summed in float64: one
+        # (steps × paths)(paths × d) product per a, on X's contiguous rows
         self.G = X                   # G(k, ·) of every path, for `response.FlipResponse`
-        Xp = xp.permute(X, (0, 2, 1)).reshape(d * nr, kd + d)               # [(a, p), i d + c]
         if weights is not None:
             Dk = Dk * (nr * np.asarray(weights))[:, None, None]
-        Dr = xp.put(Dk.transpose(1, 2, 0).reshape(d, d * nr))               # [a', (a, p)]
-        return xp.get(Dr @ xp.double(Xp)) / nr
+        X64 = xp.double(X)                                                   # [a, i d + c, p]
+        out = X64[0] @ xp.put(Dk[:, :, 0])
+        for a in range(1, d):
+            out += X64[a] @ xp.put(Dk[:, :, a])                              # [i d + c, a']
+        return xp.get(out).T / nr
 
 
 def standard_normals(rng: np.random.Generator, n: int, m: int, whiten: bool) -> np.ndarray:
@@ -491,7 +500,8 @@ def run_dmft(loss, gram: np.ndarray, *, lr: float, weight_decay: float, alpha: f
         states.append(state)
         if train_metrics:
             ce, err = loss.train_metrics(h, data, state)
-            tl[k], te[k] = np.nanmean(ce, axis=0), np.nanmean(err, axis=0)
+            mean = np.nanmean if getattr(loss, "separate", False) else np.mean   # NaN: no label
+            tl[k], te[k] = mean(ce, axis=0), mean(err, axis=0)
         Cd[:kd + d, rk] = xp.get(deltas[:kd + d] @ xp.put(w_all[:, None] * delta))
         Cd[rk, :kd + d] = Cd[:kd + d, rk].T
         # --- per-path response on the first nr paths; R(k, ·) ---------------------------------

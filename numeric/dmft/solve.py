@@ -488,8 +488,14 @@ def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
             if mirror is not None:
                 asym.append(asymmetry(states, mirror))
 
-            def mets(k, label=True, model=model, states=states, acc=acc):
-                return task_metrics(model, states[k], acc, label=label)
+            cache = {}     # each grid point's metrics once per batch and kind: the refined
+            #                minima of every task and of both best_* read the same points
+
+            def mets(k, label=True, model=model, states=states, acc=acc, cache=cache):
+                key = (k, label, acc is SCAN_ACCURACY)
+                if key not in cache:
+                    cache[key] = task_metrics(model, states[k], acc, label=label)
+                return cache[key]
             at = [mets(int(k)) for k in req]                        # [time][task]
             sc = [mets(int(k), label=False, acc=SCAN_ACCURACY) for k in scan]
             kept.append(mets)
@@ -583,9 +589,23 @@ def solve_full_batch(setup, *, single: bool = False, engine: str = "ode", precis
     res = solve_dmft(setup, opts, progress=part(0))
     if single:
         res.single, res.single_results = {}, {}
+        # glm tasks on shared inputs decouple (module docstring): task k alone is the multitask
+        # run's own DMFT of task k — same learning rate, weight decay, α and paths (`_rng`)
+        decoupled = setup.student.kind == "glm" and setup.training.inputs == "shared"
         for i, k in enumerate(active):
             name = setup.tasks[k].name
-            alone = solve_dmft(setup.single(k), opts, progress=part(1 + i))
+            alone = (_task_of(res, setup.single(k).name, name) if decoupled else
+                     solve_dmft(setup.single(k), opts, progress=part(1 + i)))
             res.single[name] = alone.tasks[name]
             res.single_results[name] = alone
     return res
+
+
+def _task_of(res: DmftResult, name: str, task: str) -> DmftResult:
+    """The DmftResult of `task` alone, named `name`, cut from a glm run `res` on shared inputs
+    (its tasks are independent DMFTs: `solve_full_batch`)."""
+    out = DmftResult(name, res.protocol, res.engine, res.times, {task: res.tasks[task]}, None, None,
+                     None, dict(res.stats))
+    out.scan_times = res.scan_times
+    out.scan_gen_error = {task: res.scan_gen_error[task]}
+    return out
