@@ -236,3 +236,40 @@ def test_finite_difference_response_too_large_is_refused_before_allocating():
     from mtsp.numeric.dmft.response import FiniteDifferenceResponse
     with pytest.raises(ReachError, match="^response: the finite-difference response needs 344.5 GiB"):
         FiniteDifferenceResponse(SimpleNamespace(dim=4), None, np.ones(8000), 600, 1.0, 0.01)
+
+
+def test_step_correction_halves_dt_where_the_coarse_grid_is_not_first_order():
+    """Seed 6 setup 5 of `benchmarks/dmft_random_setups.py --space wide` (four tasks on a K = 3
+    trunk, drawn heads of scale 2.5, weight 2, κ = 1) had 50 of 88 rows out, train_loss clipped
+    at 0: gradient descent at the step correction's 2 dt = 0.4 is not first order there, and the
+    extrapolation from it was garbage. Here two of its tasks (B cut to 3 classes, D) on a linear
+    trunk at t = 1 (600 paths, one batch): at 77acf87 the default dt 0.2 gave train_loss 0.0 / 0.0
+    (clipped), test_loss 0.259 / 0.286 and gen_error 0.338 / 0.417, against 0.154 / 0.567,
+    0.929 / 0.867 and 0.366 / 0.453 at dt 0.1 and at dt 0.05 (the two within 1e-4); (Q, V) at step
+    0.4 are 8.5 % off those at 0.2, against ≤ 1.7 % measured where the correction is right
+    (`solve.STEP_GAP_LIMIT`). Now the default solve halves dt (a DmftStepWarning) and lands
+    within 1e-3 of dt 0.05 (measured 1e-4); an explicit dt keeps the ConvergenceError. 4 s."""
+    from dataclasses import replace
+
+    from mtsp.errors import ConvergenceError
+    from mtsp.numeric.dmft.solve import DmftStepWarning
+    s = setup_from_dict({
+        "tasks": [{"name": "B", "classes": 3, "noise": 0.0, "rank": 3, "weight": 2.0},
+                  {"name": "D", "classes": 2, "noise": 3.0}],
+        "teacher": {"alignment": -0.3, "class_map": "aligned", "seed": 17, "norm": 3.0},
+        "student": {"kind": "shared", "hidden": 3, "activation": "linear", "init_scale": 0.2,
+                    "head_init": [[[3.85, 0.407, 1.928], [0.21, -5.309, -4.002], [-3.227, 1.172, -1.28]],
+                                  [[0.861, -3.506, 1.931], [-1.945, -3.276, -0.983]]]},
+        "training": {"protocol": "full_batch", "alpha": 1.9, "lr": 1.0, "weight_decay": 1.0,
+                     "head_lr": 0.5, "times": [1.0]}})
+    opts = DmftOptions(n_paths=600, n_response=150, batches=1, step_correction=1, scan=4)
+    with pytest.warns(DmftStepWarning, match="not first order"):
+        res = solve_dmft(s, opts)
+    assert res.stats["dt"] == 0.1
+    fine = solve_dmft(s, replace(opts, dt=0.05))
+    for name in "BD":
+        for key in ("train_loss", "test_loss", "gen_error"):
+            assert abs(res.tasks[name][key][0] - fine.tasks[name][key][0]) < 1e-3, (name, key)
+    with pytest.raises(ConvergenceError, match="not first order") as err:
+        solve_dmft(s, replace(opts, dt=0.2))
+    assert err.value.key == "step_correction" and err.value.residual > 0.05

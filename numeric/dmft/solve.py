@@ -45,7 +45,7 @@ from .engine import run_dmft
 from .losses import CrossEntropy
 from .trunk import Trunk
 
-__all__ = ["DmftOptions", "DmftResponseWarning", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
+__all__ = ["DmftOptions", "DmftResponseWarning", "DmftResult", "DmftStepWarning", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -351,13 +351,33 @@ def _outputs(at, trl, tre, req) -> dict:
     return {k: np.asarray(v, float) for k, v in out.items()}
 
 
-def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc):
+STEP_GAP_LIMIT = 0.05
+"""The largest relative difference max|(Q, V)(t; 2 dt) − (Q, V)(t; dt)| / max|(Q, V)(t; dt)| at the
+requested times that the step correction accepts (`_corrections`): measured 0.0002–0.017 on six
+setups where the extrapolation is right (docs/DMFT.md §4), 0.07 / 0.19 / 1.18 at t = 1 / 3 / 10 on
+one where gradient descent at 2 dt = 0.4 is not first order (train_loss 1.30 against 0.93 at dt:
+benchmarks/dmft_random_setups.py --space wide --seed 6, setup 5)."""
+
+
+def _gap(fine, coarse) -> float:
+    """max|(Q, V) of `coarse` − of `fine`| / max|(Q, V) of `fine`| (two `State`s)."""
+    pairs = [(fine.Q, coarse.Q)] + list(zip(fine.V or (), coarse.V or ()))
+    num = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs)
+    return num / max(max(float(np.abs(np.asarray(a)).max()) for a, _ in pairs), 1e-300)
+
+
+def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc,
+                 fine_states):
     """The step correction f_b(dt) − f_b(2 dt) of the first n batches (same normals) for every
     output: {key: [n × (time, task)]} at the requested times (`per_batch`: each batch's outputs
     at dt) and {(best, j): [n × (1,)]} for the early-stopped minima (`bests`: (t*, mean, se,
     per-batch values at dt)), taken at the minimum's grid time t* (inserted into the coarse grid):
     min_t f(t; 0) = min_t f(t; dt) + [f(t*; dt) − f(t*; 2dt)] + O(dt²), the shift of t* entering
-    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError."""
+    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError; one
+    whose order parameters at the requested times differ from the fine solve's (`fine_states`:
+    per batch, the `State`s at the requested times) by more than STEP_GAP_LIMIT (relative) is a
+    ConvergenceError with key "step_correction" (gradient descent at 2 dt is not first order, so
+    the extrapolation would be wrong; `solve_dmft` halves the default dt)."""
     extra = sorted({tb for (tb, *_rest) in bests.values()})
     coarse, req_c = time_grid(list(times) + extra, 2 * dt, lr, opts.late, early=early)
     req_t, req_x = req_c[:len(times)], dict(zip(extra, req_c[len(times):]))
@@ -373,6 +393,15 @@ def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, e
             raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} (the step "
                              f"correction's coarse grid) diverged; use a smaller dt or "
                              f"step_correction = 0")
+        gaps = [_gap(f, states[int(k)]) for f, k in zip(fine_states[b], req_t)]
+        if max(gaps) > STEP_GAP_LIMIT:
+            i = int(np.argmax(gaps))
+            raise ConvergenceError(
+                "step_correction", f"gradient descent at step {2 * dt:g} (the step correction's "
+                f"coarse grid) is not first order: at t = {times[i]:g} its order parameters differ "
+                f"from those at step {dt:g} by {gaps[i]:.3g} (relative; limit {STEP_GAP_LIMIT:g}), so "
+                f"the extrapolation to the flow would be wrong; use a smaller dt",
+                residual=gaps[i], status={"time": times[i], "dt": dt, "batch": b})
         cache = {}
 
         def mets(k, states=states, cache=cache):
@@ -426,14 +455,36 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     `check_supported`).  Where relu's default response, Stein, turns out to be noise (the engine's
     ConvergenceError 'response'), the solve is run again with the finite-difference response
     (``response="difference"``), and a `DmftResponseWarning` says so; ``stats["response"]`` names
-    the response that produced the numbers."""
+    the response that produced the numbers.  Where the step correction's coarse grid is not first
+    order (`_corrections`' ConvergenceError 'step_correction') at the default dt, the solve runs
+    again at half the step (until the grid exceeds MAX_STEPS: a ReachError), and a
+    `DmftStepWarning` says so (``stats["dt"]``: the step that produced the numbers); an explicit
+    ``opts.dt`` keeps the error."""
+    dt = opts.dt
+    while True:
+        try:
+            return _solve_with_response(setup, replace(opts, dt=dt), times, acc, progress)
+        except ConvergenceError as err:
+            if err.key != "step_correction" or opts.dt is not None:
+                raise
+            dt = 0.5 * float(err.status["dt"])
+            warnings.warn(f"step_correction: {err.reason}; solving again with dt = {dt:g}",
+                          DmftStepWarning, stacklevel=2)
+
+
+class DmftStepWarning(UserWarning):
+    """The DMFT halved its default step (`solve_dmft`)."""
+
+
+def _solve_with_response(setup, opts: DmftOptions, times, acc: Accuracy, progress):
+    """`solve_dmft` at opts.dt, with the response fallback."""
     try:
         res = _solve_dmft(setup, opts, times, acc, progress)
     except ConvergenceError as err:
         if err.key != "response" or opts.response is not None:
             raise
         warnings.warn(f"response: {err.reason}; solving again with response='difference'",
-                      DmftResponseWarning, stacklevel=2)
+                      DmftResponseWarning, stacklevel=3)
         res = _solve_dmft(setup, replace(opts, response="difference"), times, acc, progress)
         res.stats["response"] = "difference"
         return res
@@ -481,9 +532,12 @@ def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
                 "scan_loss")
         per_batch = {k: [] for k in keys}
         kept = []      # each batch's metrics at a grid step, for the refinement of the minima
+        fine_states = []   # the first batches' states at the requested times (`_corrections`)
         b = 0
         while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
+            if b < opts.step_correction:
+                fine_states.append([states[int(k)] for k in req])
             b += 1
             if mirror is not None:
                 asym.append(asymmetry(states, mirror))
@@ -516,7 +570,7 @@ def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
                 bests[best, j] = (float(grid_t[scan[i]]), value, se, vals)
         if opts.step_correction:
             corr = _corrections(solve_batch, model, per_batch, bests, times,
-                                min(opts.step_correction, b), dt, lr, opts, early, acc)
+                                min(opts.step_correction, b), dt, lr, opts, early, acc, fine_states)
             for key in keys[:5]:
                 mean, se = _step_corrected(*stats_[key], corr[key])
                 stats_[key] = np.clip(mean, *RANGE[key]), se
