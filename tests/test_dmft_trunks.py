@@ -272,4 +272,4 @@ def test_step_correction_halves_dt_where_the_coarse_grid_is_not_first_order():
             assert abs(res.tasks[name][key][0] - fine.tasks[name][key][0]) < 1e-3, (name, key)
     with pytest.raises(ConvergenceError, match="not first order") as err:
         solve_dmft(s, replace(opts, dt=0.2))
-    assert err.value.key == "step_correction" and err.value.residual > 0.05
+    assert err.value.key == "step_correction" and err.value.residual > 0.25

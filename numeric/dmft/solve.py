@@ -351,33 +351,24 @@ def _outputs(at, trl, tre, req) -> dict:
     return {k: np.asarray(v, float) for k, v in out.items()}
 
 
-STEP_GAP_LIMIT = 0.05
-"""The largest relative difference max|(Q, V)(t; 2 dt) − (Q, V)(t; dt)| / max|(Q, V)(t; dt)| at the
-requested times that the step correction accepts (`_corrections`): measured 0.0002–0.017 on six
-setups where the extrapolation is right (docs/DMFT.md §4), 0.07 / 0.19 / 1.18 at t = 1 / 3 / 10 on
-one where gradient descent at 2 dt = 0.4 is not first order (train_loss 1.30 against 0.93 at dt:
-benchmarks/dmft_random_setups.py --space wide --seed 6, setup 5)."""
+STEP_CORRECTION_LIMIT = 0.25
+"""The largest relative step correction |f(dt) − f(2 dt)| / max(|f(dt)|, 0.1) of any output of a
+batch (the five metrics at the requested times) that `_corrections` accepts: where gradient
+descent at 2 dt is first order it is a few 1e-3 (train_loss 0.0009–0.0034 on values 0.1–1.1,
+test metrics ≤ 1e-3: docs/DMFT.md §4); where it is not, e.g. benchmarks/dmft_random_setups.py
+--space wide --seed 6 setup 5 (gradient descent at 2 dt = 0.4 unstable), it is O(1) (train_loss
+0.93 at dt 0.2 against 1.30 at 0.4)."""
 
-
-def _gap(fine, coarse) -> float:
-    """max|(Q, V) of `coarse` − of `fine`| / max|(Q, V) of `fine`| (two `State`s)."""
-    pairs = [(fine.Q, coarse.Q)] + list(zip(fine.V or (), coarse.V or ()))
-    num = max(float(np.abs(np.asarray(a) - np.asarray(b)).max()) for a, b in pairs)
-    return num / max(max(float(np.abs(np.asarray(a)).max()) for a, _ in pairs), 1e-300)
-
-
-def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc,
-                 fine_states):
+def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc):
     """The step correction f_b(dt) − f_b(2 dt) of the first n batches (same normals) for every
     output: {key: [n × (time, task)]} at the requested times (`per_batch`: each batch's outputs
     at dt) and {(best, j): [n × (1,)]} for the early-stopped minima (`bests`: (t*, mean, se,
     per-batch values at dt)), taken at the minimum's grid time t* (inserted into the coarse grid):
     min_t f(t; 0) = min_t f(t; dt) + [f(t*; dt) − f(t*; 2dt)] + O(dt²), the shift of t* entering
-    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError; one
-    whose order parameters at the requested times differ from the fine solve's (`fine_states`:
-    per batch, the `State`s at the requested times) by more than STEP_GAP_LIMIT (relative) is a
-    ConvergenceError with key "step_correction" (gradient descent at 2 dt is not first order, so
-    the extrapolation would be wrong; `solve_dmft` halves the default dt)."""
+    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError; a
+    correction larger than STEP_CORRECTION_LIMIT (relative) is a ConvergenceError with key
+    "step_correction" (gradient descent at 2 dt is not first order, so the extrapolation would be
+    wrong; `solve_dmft` halves the default dt)."""
     extra = sorted({tb for (tb, *_rest) in bests.values()})
     coarse, req_c = time_grid(list(times) + extra, 2 * dt, lr, opts.late, early=early)
     req_t, req_x = req_c[:len(times)], dict(zip(extra, req_c[len(times):]))
@@ -393,15 +384,6 @@ def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, e
             raise ReachError("step_correction", f"gradient descent at step {2 * dt:g} (the step "
                              f"correction's coarse grid) diverged; use a smaller dt or "
                              f"step_correction = 0")
-        gaps = [_gap(f, states[int(k)]) for f, k in zip(fine_states[b], req_t)]
-        if max(gaps) > STEP_GAP_LIMIT:
-            i = int(np.argmax(gaps))
-            raise ConvergenceError(
-                "step_correction", f"gradient descent at step {2 * dt:g} (the step correction's "
-                f"coarse grid) is not first order: at t = {times[i]:g} its order parameters differ "
-                f"from those at step {dt:g} by {gaps[i]:.3g} (relative; limit {STEP_GAP_LIMIT:g}), so "
-                f"the extrapolation to the flow would be wrong; use a smaller dt",
-                residual=gaps[i], status={"time": times[i], "dt": dt, "batch": b})
         cache = {}
 
         def mets(k, states=states, cache=cache):
@@ -410,7 +392,18 @@ def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, e
             return cache[k]
         at = [mets(int(k)) for k in req_t]
         for key, f in _outputs(at, trl, tre, req_t).items():
-            out[key].append(per_batch[key][b] - f)
+            fine = per_batch[key][b]
+            rel = np.nan_to_num(np.abs(fine - f) / np.maximum(np.abs(fine), 0.1), nan=np.inf)
+            if rel.max() > STEP_CORRECTION_LIMIT:
+                i, j = np.unravel_index(int(np.argmax(rel)), rel.shape)
+                raise ConvergenceError(
+                    "step_correction", f"gradient descent at step {2 * dt:g} (the step correction's "
+                    f"coarse grid) is not first order: {key} of task {j} at t = {times[i]:g} is "
+                    f"{fine[i, j]:.4g} at step {dt:g} and {f[i, j]:.4g} at {2 * dt:g} (relative "
+                    f"correction {rel[i, j]:.3g}, limit {STEP_CORRECTION_LIMIT:g}), so the "
+                    f"extrapolation to the flow would be wrong; use a smaller dt",
+                    residual=float(rel[i, j]), status={"time": times[i], "dt": dt, "batch": b})
+            out[key].append(fine - f)
         for (best, j), (tb, _, _, fine) in bests.items():
             c = getattr(mets(int(req_x[tb]))[j], BEST_OF[best])
             out[best, j].append(np.array([fine[b] - c]))
@@ -532,12 +525,9 @@ def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
                 "scan_loss")
         per_batch = {k: [] for k in keys}
         kept = []      # each batch's metrics at a grid step, for the refinement of the minima
-        fine_states = []   # the first batches' states at the requested times (`_corrections`)
         b = 0
         while b < opts.batches or _short_of(per_batch["gen_error"], opts):
             states, trl, tre = solve_batch(steps, opts, b)
-            if b < opts.step_correction:
-                fine_states.append([states[int(k)] for k in req])
             b += 1
             if mirror is not None:
                 asym.append(asymmetry(states, mirror))
@@ -570,7 +560,7 @@ def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
                 bests[best, j] = (float(grid_t[scan[i]]), value, se, vals)
         if opts.step_correction:
             corr = _corrections(solve_batch, model, per_batch, bests, times,
-                                min(opts.step_correction, b), dt, lr, opts, early, acc, fine_states)
+                                min(opts.step_correction, b), dt, lr, opts, early, acc)
             for key in keys[:5]:
                 mean, se = _step_corrected(*stats_[key], corr[key])
                 stats_[key] = np.clip(mean, *RANGE[key]), se
