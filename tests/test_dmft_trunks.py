@@ -274,3 +274,32 @@ def test_step_correction_halves_dt_where_the_coarse_grid_is_not_first_order():
     with pytest.raises(ConvergenceError, match="not first order") as err:
         solve_dmft(s, replace(opts, dt=0.2))
     assert err.value.key == "step_correction" and err.value.residual > 0.25
+
+
+def test_zero_variance_teacher_classes_tie_at_the_first_index():
+    """A class whose teacher logit has zero variance (rank 3 < C = 6, aligned map: task B of wide
+    seed 6 setup 5) has the exact zero logit of MODEL.md: where the three signal logits are all
+    negative (1/8 of the samples), classes 3–5 tie and argmax keeps the first index, as in the
+    simulator (`validate.simulate`, exact zero rows). At 77acf87 the DMFT's paths took λ from
+    `sqrt_psd` of this four-task Gram, whose zero rows carried rounding up to 1.3e-8, so those
+    labels were 3 or 5 at random (228 / 272 of 500): B's train_loss at t = 0.2 was 1.028 against
+    the simulations' 0.943 / 0.941 / 0.944 at N = 1000 / 2000 / 4000, C's test_loss 1.248 against
+    1.262 (docs/DMFT.md §5); with exact zero rows (`losses.teacher_factor`) 0.943 and 1.261
+    (2 × 2000 paths, dt 0.025). < 1 s."""
+    s = setup_from_dict({
+        "tasks": [{"name": "A", "classes": 3, "noise": 0.5, "norm": 0.25},
+                  {"name": "B", "classes": 6, "noise": 0.0, "rank": 3, "weight": 2.0},
+                  {"name": "C", "classes": 3, "noise": 2.0, "norm": 0.5},
+                  {"name": "D", "classes": 2, "noise": 3.0}],
+        "teacher": {"alignment": -0.3, "class_map": "aligned", "seed": 17, "norm": 3.0},
+        "student": {"kind": "shared", "hidden": 3, "activation": "linear"},
+        "training": {"protocol": "full_batch", "alpha": 1.9, "lr": 1.0, "times": [1.0]}})
+    gram = np.asarray(s.gram(), float)
+    loss, _ = trunk_loss(s)
+    data = loss.sample(gram, np.random.default_rng(0).standard_normal((4000, loss.normals(gram))))
+    lam_b = data.lam[:, 3:9]
+    assert np.all(lam_b[:, 3:] == 0.0)
+    tied = (lam_b[:, :3] < 0).all(axis=1)
+    assert 400 < tied.sum() < 600
+    assert np.all(data.label[tied, 1] == 3)
+    assert np.all(data.label[~tied, 1] == np.argmax(lam_b[~tied, :3], axis=1))

@@ -27,7 +27,7 @@ from scipy.special import erf
 
 from mtsp.errors import RequestError
 
-from .losses import PathData, SampleLoss, _ce_and_error, _sandwich, _softmax, sqrt_psd
+from .losses import PathData, SampleLoss, _ce_and_error, _sandwich, _softmax, teacher_factor
 
 __all__ = ["ACTIVATIONS", "Trunk", "TrunkData"]
 
@@ -112,7 +112,7 @@ class Trunk(SampleLoss):
         return 2 * self.M
 
     def sample(self, gram, normals):
-        lam = normals[:, :self.M] @ sqrt_psd(gram).T
+        lam = normals[:, :self.M] @ teacher_factor(gram).T
         nu = lam + normals[:, self.M:] * np.concatenate(
             [np.full(c, s) for c, s in zip(self.classes, self.noise)])
         labels = np.stack([np.argmax(nu[:, o:o + c], axis=1)
