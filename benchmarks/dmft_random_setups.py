@@ -272,6 +272,10 @@ def main(argv=None):
     ap.add_argument("--response", type=int, default=None)
     ap.add_argument("--batches", type=int, default=None)
     ap.add_argument("--no-sim", action="store_true", help="DMFT only (prints its values)")
+    ap.add_argument("--sim-only", action="store_true",
+                    help="with --dmft-cache: the simulation parts only (kept in the cache), no DMFT and no "
+                         "comparison, so that a setup's simulation and DMFT can run in separate commands "
+                         "in either order")
     ap.add_argument("--times", default="", help="diagnosis: comma-separated times instead of the drawn ones")
     ap.add_argument("--task", default="", help="diagnosis: keep only this task (setup.single; glm tasks "
                                                  "decouple, so its numbers are those of the multitask run)")
@@ -286,6 +290,8 @@ def main(argv=None):
                          "there, else solved and written (splits a setup's DMFT and simulation "
                          "into two commands: first with --no-sim)")
     a = ap.parse_args(argv)
+    if a.sim_only and a.dmft_cache is None:
+        ap.error("--sim-only needs --dmft-cache (where the simulation parts are kept)")
     base = DmftOptions()
     opts = DmftOptions(dt=a.dmft_dt, n_paths=a.paths or base.n_paths,
                        n_response=a.response or base.n_response, batches=a.batches or base.batches)
@@ -310,6 +316,9 @@ def main(argv=None):
         print(f"#   {json.dumps(d)}", flush=True)
         t0 = time.perf_counter()
         cache = _cache_path(a, k)
+        if a.sim_only:
+            _simulate_parts(a, k, s, dtype, t0)
+            continue
         try:
             if cache is not None and os.path.exists(cache):
                 with open(cache) as f:
@@ -340,23 +349,8 @@ def main(argv=None):
                     print(f"   {name}: {key} {np.round(v[key], 4)} ± {np.round(v[key + '_se'], 4)}")
             dumped.append({"k": k, "setup": d, "dmft": th})
             continue
-        sim_dt = a.sim_dt if a.sim_dt is not None else 0.2 / max(1.0, s.training.lr, s.training.head_lr)
         try:
-            parts = []
-            for i in range(a.sim_parts):     # part i: seeds // sim_parts seeds of data seed sim_seed + i
-                path = _cache_path(a, k, f"sim{a.sim_seed + i}_N{a.N}_S{a.seeds // a.sim_parts}"
-                                         f"_dt{sim_dt:g}_{'f64' if a.float64 else 'f32'}")
-                if path is not None and os.path.exists(path):
-                    with open(path) as f:
-                        parts.append(json.load(f))
-                    continue
-                parts.append(simulate(s, N=a.N, seeds=a.seeds // a.sim_parts, dtype=dtype, dt=sim_dt,
-                                      seed=a.sim_seed + i).to_json_dict())
-                if path is not None:
-                    with open(path, "w") as f:
-                        json.dump(parts[-1], f, default=_jsonable)
-                print(f"   simulation part {i + 1}/{a.sim_parts} {time.perf_counter() - t1:.1f} s", flush=True)
-            sim = pooled(parts, a.seeds // a.sim_parts)
+            sim, sim_dt = _simulate_parts(a, k, s, dtype, t1)
         except Exception as e:  # noqa: BLE001
             print(f"   SIMULATION CRASH {type(e).__name__}: {e}\n{traceback.format_exc()}", flush=True)
             failures.append((k, "simulation crash"))
@@ -388,6 +382,27 @@ def main(argv=None):
         with open(a.json, "w") as f:
             json.dump(dumped, f, default=_jsonable)
     return 0
+
+
+def _simulate_parts(a, k: int, s, dtype, t0: float):
+    """Setup k's simulation (`--sim-parts` parts of --seeds/parts seeds on data seeds sim_seed,
+    sim_seed + 1, ..., each read from or written to the --dmft-cache), pooled; and its RK4 step."""
+    sim_dt = a.sim_dt if a.sim_dt is not None else 0.2 / max(1.0, s.training.lr, s.training.head_lr)
+    parts = []
+    for i in range(a.sim_parts):     # part i: seeds // sim_parts seeds of data seed sim_seed + i
+        path = _cache_path(a, k, f"sim{a.sim_seed + i}_N{a.N}_S{a.seeds // a.sim_parts}"
+                                 f"_dt{sim_dt:g}_{'f64' if a.float64 else 'f32'}")
+        if path is not None and os.path.exists(path):
+            with open(path) as f:
+                parts.append(json.load(f))
+            continue
+        parts.append(simulate(s, N=a.N, seeds=a.seeds // a.sim_parts, dtype=dtype, dt=sim_dt,
+                              seed=a.sim_seed + i).to_json_dict())
+        if path is not None:
+            with open(path, "w") as f:
+                json.dump(parts[-1], f, default=_jsonable)
+        print(f"   simulation part {i + 1}/{a.sim_parts} {time.perf_counter() - t0:.1f} s", flush=True)
+    return pooled(parts, a.seeds // a.sim_parts), sim_dt
 
 
 def _jsonable(o):

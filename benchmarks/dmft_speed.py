@@ -13,13 +13,22 @@ alignment 0.9, C = 2 each, noise 0.2 / 1.0, K = 2, α = 2, κ = 0.05, lr 1), tim
     agreement rows (validate.compare: |DMFT − simulation| ≤ 4 SE + 0.003) at all four times.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/dmft_speed.py --before 1a768f1
+
+--tree REV [--cases trunk,glm_single,...]: whole solves (`CASES`) of the source tree of git revision
+REV (`git archive`, run in a subprocess with PYTHONPATH on it) and of this tree, interleaved
+(REV, this, REV, this), each a fresh process; their times and the largest difference of every
+output (all metrics at every time, the early-stopped minima, the baselines' too). --no-sim: only
+the DMFT timings.
 """
 from __future__ import annotations
 
 import argparse
 import inspect
+import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -95,17 +104,90 @@ def before_after(s, rev: str):
           f"test_loss, train_loss, train_error at t = 1, 3, 10, 31: {diff:.1e}", flush=True)
 
 
+def wide_setup(seed: int, k: int):
+    """Setup k of `dmft_random_setups.py --space wide --seed SEED`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import dmft_random_setups
+    return setup_from_dict(dmft_random_setups.draws(seed, k + 1, "wide")[k])
+
+
+def glm_pair():
+    """Two glm tasks on shared inputs (C = 2 and 4), t ≤ 10, for the single-task baselines."""
+    return setup_from_dict({
+        "tasks": [{"name": "A", "classes": 2, "noise": 0.3}, {"name": "B", "classes": 4, "noise": 0.5}],
+        "teacher": {"alignment": 0.5},
+        "student": {"kind": "glm", "init_scale": 0.1},
+        "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "times": [1, 3, 10]}})
+
+
+CASES = {
+    # name: (setup, DmftOptions keyword arguments, with the single-task baselines)
+    "trunk": (trunk_setup, {}, False),                                   # this file's case, defaults
+    "trunk_single": (trunk_setup, {"n_paths": 3000, "n_response": 600, "batches": 4}, True),
+    "glm_single": (glm_pair, {"batches": 4}, True),
+    "relu_wide": (lambda: wide_setup(6, 2), {"batches": 1}, False),      # relu K = 1, 3 tasks, 300 steps
+}
+
+
+def run_case(name: str) -> dict:
+    """One case's solve in this process: {"time", "outputs" (a flat list)}."""
+    make, kw, single = CASES[name]
+    s = make()
+    t0 = time.perf_counter()
+    res = solve_full_batch(s, single=single, opts=DmftOptions(**kw))
+    dt = time.perf_counter() - t0
+    flat = []
+    for part in [res.tasks] + ([res.single] if single else []):
+        for task in part.values():
+            for key in sorted(task):
+                v = task[key]
+                flat += [float(x) for x in (v if isinstance(v, list) else [v])]
+    return {"time": dt, "outputs": flat, "steps": res.stats["steps"]}
+
+
+def tree_vs_this(rev: str, cases: list[str]):
+    """`CASES` solved by the tree of `rev` and by this one, interleaved, each in its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        for case in cases:
+            runs = {"before": [], "after": []}
+            for _ in range(2):
+                for name, tree in (("before", tmp), ("after", str(ROOT))):
+                    env = dict(os.environ, PYTHONPATH=tree)
+                    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", case],
+                                         cwd=tree, env=env, check=True, capture_output=True, text=True)
+                    runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            b, a = (np.array(runs[k][-1]["outputs"]) for k in ("before", "after"))
+            diff = float(np.nanmax(np.abs(a - b))) if a.shape == b.shape else float("nan")
+            tb = ", ".join(f"{r['time']:.1f}" for r in runs["before"])
+            ta = ", ".join(f"{r['time']:.1f}" for r in runs["after"])
+            print(f"{case} ({runs['after'][0]['steps']} steps): tree of {rev} {tb} s; this tree {ta} s; "
+                  f"{a.size} outputs, largest difference {diff:.1e}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", default="", help="git revision whose engine to time beside this one")
+    ap.add_argument("--tree", default="", help="git revision whose whole tree to time beside this one")
+    ap.add_argument("--cases", default="trunk,trunk_single,glm_single,relu_wide")
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--no-sim", action="store_true")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--N", type=int, default=1000)
     args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_case(args.child)))
+        return
     s = trunk_setup()
     print(f"# two related tasks on a shared linear trunk (K = 2, α = 2), t ≤ 31; torch threads "
           f"{torch.get_num_threads()}", flush=True)
     if args.before:
         before_after(s, args.before)
+    if args.tree:
+        tree_vs_this(args.tree, args.cases.split(","))
+    if args.no_sim:
+        return
     agree = DmftOptions(n_paths=3000, n_response=600, batches=4)
     t0 = time.perf_counter()
     multi = solve_dmft(s, agree)

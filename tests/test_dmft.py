@@ -459,3 +459,30 @@ def test_glm_task_of_weight_zero_is_untrained_and_measured():
     assert abs(A["gen_error"][0] - (1 - 1 / C)) < 1e-4
     alone = solve_dmft(setup_from_dict({**d, "tasks": d["tasks"][1:]}), opts)
     assert res.tasks["B"]["gen_error"] == alone.tasks["B"]["gen_error"]
+
+
+def test_glm_baselines_on_shared_inputs_are_the_multitask_tasks():
+    """glm tasks on shared inputs decouple, so `solve_full_batch(single=True)` takes each task's
+    baseline from the multitask run (no second solve); it must equal the solve of the task alone
+    (setup.single: same learning rate, weight decay, α and paths) exactly, every output and the
+    early-stopping curve; separate inputs (other learning rates) are solved again. 2 s."""
+    from mtsp.numeric.dmft.solve import solve_full_batch
+    d = {"tasks": [{"name": "A", "classes": 2, "noise": 0.3, "weight": 0.5},
+                   {"name": "B", "classes": 2, "noise": 1.0, "norm": 2.0}],
+         "teacher": {"alignment": 0.5, "class_map": "random"},
+         "student": {"kind": "glm", "init_scale": 0.2},
+         "training": {"protocol": "full_batch", "alpha": 2.0, "lr": 1.0, "weight_decay": 0.1,
+                      "times": [0.5, 1.0]}}
+    opts = DmftOptions(n_paths=300, n_response=100, batches=2, scan=6)
+    s = setup_from_dict(d)
+    res = solve_full_batch(s, single=True, opts=opts)
+    for k, name in enumerate("AB"):
+        alone = solve_dmft(s.single(k), opts)
+        assert res.single[name] == alone.tasks[name]
+        assert res.single_results[name].scan_gen_error[name] == alone.scan_gen_error[name]
+        assert res.single_results[name].scan_times == alone.scan_times
+    sep = setup_from_dict({**d, "training": {**d["training"], "inputs": "separate"},
+                           "tasks": [{**t, "alpha": a} for t, a in zip(d["tasks"], (1.0, 3.0))]})
+    res = solve_full_batch(sep, single=True, opts=opts)
+    alone = solve_dmft(sep.single(1), opts)
+    assert res.single["B"] == alone.tasks["B"] != res.tasks["B"]

@@ -243,3 +243,70 @@ def test_finite_difference_response_too_large_is_refused_before_allocating():
     from mtsp.numeric.dmft.response import FiniteDifferenceResponse
     with pytest.raises(ReachError, match="^response: the finite-difference response needs 344.5 GiB"):
         FiniteDifferenceResponse(SimpleNamespace(dim=4), None, np.ones(8000), 600, 1.0, 0.01)
+
+
+def test_step_correction_halves_dt_where_the_coarse_grid_is_not_first_order():
+    """Seed 6 setup 5 of `benchmarks/dmft_random_setups.py --space wide` (four tasks on a K = 3
+    trunk, drawn heads of scale 2.5, weight 2, κ = 1) had 50 of 88 rows out, train_loss clipped
+    at 0: gradient descent at the step correction's 2 dt = 0.4 is not first order there, and the
+    extrapolation from it was garbage. Here two of its tasks (B cut to 3 classes, D) on a linear
+    trunk at t = 1 (600 paths, one batch): at 77acf87 the default dt 0.2 gave train_loss 0.0 / 0.0
+    (clipped), test_loss 0.259 / 0.286 and gen_error 0.338 / 0.417, against 0.154 / 0.567,
+    0.929 / 0.867 and 0.366 / 0.453 at dt 0.1 and at dt 0.05 (the two within 1e-4); the correction of B's test_loss at step 0.2 is 72 % of
+    its value (0.933 against 1.607 at 0.4), against a few 1e-3 where it is right
+    (`solve.STEP_CORRECTION_LIMIT` 25 %). Now the default solve halves dt (a DmftStepWarning)
+    and lands within 1e-3 of dt 0.05 (measured 1e-4); an explicit dt keeps the
+    ConvergenceError. 3 s."""
+    from dataclasses import replace
+
+    from mtsp.errors import ConvergenceError
+    from mtsp.numeric.dmft.solve import DmftStepWarning
+    s = setup_from_dict({
+        "tasks": [{"name": "B", "classes": 3, "noise": 0.0, "rank": 3, "weight": 2.0},
+                  {"name": "D", "classes": 2, "noise": 3.0}],
+        "teacher": {"alignment": -0.3, "class_map": "aligned", "seed": 17, "norm": 3.0},
+        "student": {"kind": "shared", "hidden": 3, "activation": "linear", "init_scale": 0.2,
+                    "head_init": [[[3.85, 0.407, 1.928], [0.21, -5.309, -4.002], [-3.227, 1.172, -1.28]],
+                                  [[0.861, -3.506, 1.931], [-1.945, -3.276, -0.983]]]},
+        "training": {"protocol": "full_batch", "alpha": 1.9, "lr": 1.0, "weight_decay": 1.0,
+                     "head_lr": 0.5, "times": [1.0]}})
+    opts = DmftOptions(n_paths=600, n_response=150, batches=1, step_correction=1, scan=2)
+    with pytest.warns(DmftStepWarning, match="not first order"):
+        res = solve_dmft(s, opts)
+    assert res.stats["dt"] == 0.1
+    fine = solve_dmft(s, replace(opts, dt=0.05))
+    for name in "BD":
+        for key in ("train_loss", "test_loss", "gen_error"):
+            assert abs(res.tasks[name][key][0] - fine.tasks[name][key][0]) < 1e-3, (name, key)
+    with pytest.raises(ConvergenceError, match="not first order") as err:
+        solve_dmft(s, replace(opts, dt=0.2))
+    assert err.value.key == "step_correction" and err.value.residual > 0.25
+
+
+def test_zero_variance_teacher_classes_tie_at_the_first_index():
+    """A class whose teacher logit has zero variance (rank 3 < C = 6, aligned map: task B of wide
+    seed 6 setup 5) has the exact zero logit of MODEL.md: where the three signal logits are all
+    negative (1/8 of the samples), classes 3–5 tie and argmax keeps the first index, as in the
+    simulator (`validate.simulate`, exact zero rows). At 77acf87 the DMFT's paths took λ from
+    `sqrt_psd` of this four-task Gram, whose zero rows carried rounding up to 1.3e-8, so those
+    labels were 3 or 5 at random (228 / 272 of 500): B's train_loss at t = 0.2 was 1.028 against
+    the simulations' 0.943 / 0.941 / 0.944 at N = 1000 / 2000 / 4000, C's test_loss 1.248 against
+    1.262 (docs/DMFT.md §5); with exact zero rows (`losses.teacher_factor`) 0.943 and 1.261
+    (2 × 2000 paths, dt 0.025). < 1 s."""
+    s = setup_from_dict({
+        "tasks": [{"name": "A", "classes": 3, "noise": 0.5, "norm": 0.25},
+                  {"name": "B", "classes": 6, "noise": 0.0, "rank": 3, "weight": 2.0},
+                  {"name": "C", "classes": 3, "noise": 2.0, "norm": 0.5},
+                  {"name": "D", "classes": 2, "noise": 3.0}],
+        "teacher": {"alignment": -0.3, "class_map": "aligned", "seed": 17, "norm": 3.0},
+        "student": {"kind": "shared", "hidden": 3, "activation": "linear"},
+        "training": {"protocol": "full_batch", "alpha": 1.9, "lr": 1.0, "times": [1.0]}})
+    gram = np.asarray(s.gram(), float)
+    loss, _ = trunk_loss(s)
+    data = loss.sample(gram, np.random.default_rng(0).standard_normal((4000, loss.normals(gram))))
+    lam_b = data.lam[:, 3:9]
+    assert np.all(lam_b[:, 3:] == 0.0)
+    tied = (lam_b[:, :3] < 0).all(axis=1)
+    assert 400 < tied.sum() < 600
+    assert np.all(data.label[tied, 1] == 3)
+    assert np.all(data.label[~tied, 1] == np.argmax(lam_b[~tied, :3], axis=1))

@@ -45,7 +45,7 @@ from .engine import run_dmft
 from .losses import CrossEntropy
 from .trunk import Trunk
 
-__all__ = ["DmftOptions", "DmftResponseWarning", "DmftResult", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
+__all__ = ["DmftOptions", "DmftResponseWarning", "DmftResult", "DmftStepWarning", "check_supported", "solve_dmft", "solve_full_batch", "task_trajectory", "time_grid", "trunk_mirror", "trunk_trajectory"]
 
 
 @dataclass(frozen=True)
@@ -351,13 +351,24 @@ def _outputs(at, trl, tre, req) -> dict:
     return {k: np.asarray(v, float) for k, v in out.items()}
 
 
+STEP_CORRECTION_LIMIT = 0.25
+"""The largest relative step correction |f(dt) − f(2 dt)| / max(|f(dt)|, 0.1) of any output of a
+batch (the five metrics at the requested times) that `_corrections` accepts: where gradient
+descent at 2 dt is first order it is a few 1e-3 (train_loss 0.0009–0.0034 on values 0.1–1.1,
+test metrics ≤ 1e-3: docs/DMFT.md §4); where it is not, e.g. benchmarks/dmft_random_setups.py
+--space wide --seed 6 setup 5 (gradient descent at 2 dt = 0.4 unstable), it is O(1) (train_loss
+0.93 at dt 0.2 against 1.30 at 0.4)."""
+
 def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc):
     """The step correction f_b(dt) − f_b(2 dt) of the first n batches (same normals) for every
     output: {key: [n × (time, task)]} at the requested times (`per_batch`: each batch's outputs
     at dt) and {(best, j): [n × (1,)]} for the early-stopped minima (`bests`: (t*, mean, se,
     per-batch values at dt)), taken at the minimum's grid time t* (inserted into the coarse grid):
     min_t f(t; 0) = min_t f(t; dt) + [f(t*; dt) − f(t*; 2dt)] + O(dt²), the shift of t* entering
-    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError."""
+    at second order. A coarse solve that diverges (2 dt beyond ~2/curvature) is a ReachError; a
+    correction larger than STEP_CORRECTION_LIMIT (relative) is a ConvergenceError with key
+    "step_correction" (gradient descent at 2 dt is not first order, so the extrapolation would be
+    wrong; `solve_dmft` halves the default dt)."""
     extra = sorted({tb for (tb, *_rest) in bests.values()})
     coarse, req_c = time_grid(list(times) + extra, 2 * dt, lr, opts.late, early=early)
     req_t, req_x = req_c[:len(times)], dict(zip(extra, req_c[len(times):]))
@@ -381,7 +392,18 @@ def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, e
             return cache[k]
         at = [mets(int(k)) for k in req_t]
         for key, f in _outputs(at, trl, tre, req_t).items():
-            out[key].append(per_batch[key][b] - f)
+            fine = per_batch[key][b]
+            rel = np.nan_to_num(np.abs(fine - f) / np.maximum(np.abs(fine), 0.1), nan=np.inf)
+            if rel.max() > STEP_CORRECTION_LIMIT:
+                i, j = np.unravel_index(int(np.argmax(rel)), rel.shape)
+                raise ConvergenceError(
+                    "step_correction", f"gradient descent at step {2 * dt:g} (the step correction's "
+                    f"coarse grid) is not first order: {key} of task {j} at t = {times[i]:g} is "
+                    f"{fine[i, j]:.4g} at step {dt:g} and {f[i, j]:.4g} at {2 * dt:g} (relative "
+                    f"correction {rel[i, j]:.3g}, limit {STEP_CORRECTION_LIMIT:g}), so the "
+                    f"extrapolation to the flow would be wrong; use a smaller dt",
+                    residual=float(rel[i, j]), status={"time": times[i], "dt": dt, "batch": b})
+            out[key].append(fine - f)
         for (best, j), (tb, _, _, fine) in bests.items():
             c = getattr(mets(int(req_x[tb]))[j], BEST_OF[best])
             out[best, j].append(np.array([fine[b] - c]))
@@ -426,14 +448,36 @@ def solve_dmft(setup, opts: DmftOptions = DmftOptions(), *, times=None, acc: Acc
     `check_supported`).  Where relu's default response, Stein, turns out to be noise (the engine's
     ConvergenceError 'response'), the solve is run again with the finite-difference response
     (``response="difference"``), and a `DmftResponseWarning` says so; ``stats["response"]`` names
-    the response that produced the numbers."""
+    the response that produced the numbers.  Where the step correction's coarse grid is not first
+    order (`_corrections`' ConvergenceError 'step_correction') at the default dt, the solve runs
+    again at half the step (until the grid exceeds MAX_STEPS: a ReachError), and a
+    `DmftStepWarning` says so (``stats["dt"]``: the step that produced the numbers); an explicit
+    ``opts.dt`` keeps the error."""
+    dt = opts.dt
+    while True:
+        try:
+            return _solve_with_response(setup, replace(opts, dt=dt), times, acc, progress)
+        except ConvergenceError as err:
+            if err.key != "step_correction" or opts.dt is not None:
+                raise
+            dt = 0.5 * float(err.status["dt"])
+            warnings.warn(f"step_correction: {err.reason}; solving again with dt = {dt:g}",
+                          DmftStepWarning, stacklevel=2)
+
+
+class DmftStepWarning(UserWarning):
+    """The DMFT halved its default step (`solve_dmft`)."""
+
+
+def _solve_with_response(setup, opts: DmftOptions, times, acc: Accuracy, progress):
+    """`solve_dmft` at opts.dt, with the response fallback."""
     try:
         res = _solve_dmft(setup, opts, times, acc, progress)
     except ConvergenceError as err:
         if err.key != "response" or opts.response is not None:
             raise
         warnings.warn(f"response: {err.reason}; solving again with response='difference'",
-                      DmftResponseWarning, stacklevel=2)
+                      DmftResponseWarning, stacklevel=3)
         res = _solve_dmft(setup, replace(opts, response="difference"), times, acc, progress)
         res.stats["response"] = "difference"
         return res
@@ -488,8 +532,14 @@ def _solve_dmft(setup, opts: DmftOptions, times, acc: Accuracy, progress):
             if mirror is not None:
                 asym.append(asymmetry(states, mirror))
 
-            def mets(k, label=True, model=model, states=states, acc=acc):
-                return task_metrics(model, states[k], acc, label=label)
+            cache = {}     # each grid point's metrics once per batch and kind: the refined
+            #                minima of every task and of both best_* read the same points
+
+            def mets(k, label=True, model=model, states=states, acc=acc, cache=cache):
+                key = (k, label, acc is SCAN_ACCURACY)
+                if key not in cache:
+                    cache[key] = task_metrics(model, states[k], acc, label=label)
+                return cache[key]
             at = [mets(int(k)) for k in req]                        # [time][task]
             sc = [mets(int(k), label=False, acc=SCAN_ACCURACY) for k in scan]
             kept.append(mets)
@@ -583,9 +633,23 @@ def solve_full_batch(setup, *, single: bool = False, engine: str = "ode", precis
     res = solve_dmft(setup, opts, progress=part(0))
     if single:
         res.single, res.single_results = {}, {}
+        # glm tasks on shared inputs decouple (module docstring): task k alone is the multitask
+        # run's own DMFT of task k — same learning rate, weight decay, α and paths (`_rng`)
+        decoupled = setup.student.kind == "glm" and setup.training.inputs == "shared"
         for i, k in enumerate(active):
             name = setup.tasks[k].name
-            alone = solve_dmft(setup.single(k), opts, progress=part(1 + i))
+            alone = (_task_of(res, setup.single(k).name, name) if decoupled else
+                     solve_dmft(setup.single(k), opts, progress=part(1 + i)))
             res.single[name] = alone.tasks[name]
             res.single_results[name] = alone
     return res
+
+
+def _task_of(res: DmftResult, name: str, task: str) -> DmftResult:
+    """The DmftResult of `task` alone, named `name`, cut from a glm run `res` on shared inputs
+    (its tasks are independent DMFTs: `solve_full_batch`)."""
+    out = DmftResult(name, res.protocol, res.engine, res.times, {task: res.tasks[task]}, None, None,
+                     None, dict(res.stats))
+    out.scan_times = res.scan_times
+    out.scan_gen_error = {task: res.scan_gen_error[task]}
+    return out

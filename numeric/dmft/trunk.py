@@ -27,7 +27,7 @@ from scipy.special import erf
 
 from mtsp.errors import RequestError
 
-from .losses import PathData, SampleLoss, _ce_and_error, _sandwich, _softmax, sqrt_psd
+from .losses import PathData, SampleLoss, _ce_and_error, _sandwich, _softmax, teacher_factor
 
 __all__ = ["ACTIVATIONS", "Trunk", "TrunkData"]
 
@@ -112,7 +112,7 @@ class Trunk(SampleLoss):
         return 2 * self.M
 
     def sample(self, gram, normals):
-        lam = normals[:, :self.M] @ sqrt_psd(gram).T
+        lam = normals[:, :self.M] @ teacher_factor(gram).T
         nu = lam + normals[:, self.M:] * np.concatenate(
             [np.full(c, s) for c, s in zip(self.classes, self.noise)])
         labels = np.stack([np.argmax(nu[:, o:o + c], axis=1)
@@ -127,33 +127,48 @@ class Trunk(SampleLoss):
         return tuple(v.copy() for v in self.heads0)
 
     # --- the loss ---------------------------------------------------------------------------
-    def _errors(self, a, data, V):
-        """Per task: c_t (p_t − e_{y_t}) (n, C_t) and p_t at activations a."""
+    def _at(self, h, data, state):
+        """(g, g′, g″ at h; per task c_t (p_t − e_{y_t}) (n, C_t), p_t and the logits z_t), kept for
+        the last (h, data, state): the engine asks for δ, the training metrics and the heads' step
+        at the same fields, and the softmax is computed once for the three."""
+        last = self._last
+        if last is not None and last[0] is h and last[1] is data and last[2] is state:
+            return last[3]
+        a, g1, g2 = self.act(h)
+        out = (a, g1, g2), self._errors(a, data, state, logits=True)
+        self._last = (h, data, state, out)
+        return out
+
+    _last = None
+
+    def _errors(self, a, data, V, logits: bool = False):
+        """Per task: c_t (p_t − e_{y_t}) (n, C_t) and p_t at activations a (and z_t with `logits`)."""
         out = []
         for t, Vt in enumerate(V):
-            p = _softmax(a @ Vt.T)
+            z = a @ Vt.T
+            p = _softmax(z)
             e = p.copy()
             e[np.arange(len(e)), data.label[:, t]] -= 1.0
-            out.append((data.coef[:, t, None] * e, p))
+            out.append((data.coef[:, t, None] * e, p, z) if logits else (data.coef[:, t, None] * e, p))
         return out
 
     def grad(self, h, data, state):
         """δ (n, K) alone."""
-        a, g1, _ = self.act(h)
-        b = sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
+        (a, g1, _), errs = self._at(h, data, state)
+        b = sum(e @ Vt for (e, _, _), Vt in zip(errs, state))
         return g1 * b
 
     def head_grad(self, h, data, state):
         """b = Σ_t c_t V_tᵀ(p_t − e_{y_t}) (n, K), the gradient with respect to the activations."""
-        a = self.act(h)[0]
-        return sum(e @ Vt for (e, _), Vt in zip(self._errors(a, data, state), state))
+        (a, _, _), errs = self._at(h, data, state)
+        return sum(e @ Vt for (e, _, _), Vt in zip(errs, state))
 
     def grad_hess(self, h, data, state):
         """(δ, D) of the module docstring; for relu D without the kink's singular term."""
-        a, g1, g2 = self.act(h)
+        (a, g1, g2), errs = self._at(h, data, state)
         b = np.zeros_like(h)
         H = np.zeros((len(h), self.dim, self.dim))
-        for (e, p), Vt, c in zip(self._errors(a, data, state), state, data.coef.T):
+        for (e, p, _), Vt, c in zip(errs, state, data.coef.T):
             b += e @ Vt
             pv = p @ Vt
             H += c[:, None, None] * (_sandwich(p, Vt) - pv[:, :, None] * pv[:, None, :])
@@ -166,17 +181,16 @@ class Trunk(SampleLoss):
 
     def advance(self, state, h, data, step):
         w = self.path_weights(len(h))
-        a = self.act(h)[0]
-        errs = self._errors(a, data, state)
+        (a, _, _), errs = self._at(h, data, state)
         return tuple(Vt - self.head_lr * step * ((w[:, None] * e).T @ a)
-                     for (e, _), Vt in zip(errs, state))
+                     for (e, _, _), Vt in zip(errs, state))
 
     def train_metrics(self, h, data, state):
         """Per path and task (n, T): cross-entropy and error; NaN where the path carries no label
         of the task (separate inputs), so that nan-means are the tasks' training averages."""
-        a = self.act(h)[0]
+        errs = self._at(h, data, state)[1]
         ce, err = (np.stack(x, axis=1) for x in
-                   zip(*(_ce_and_error(a @ Vt.T, data.label[:, t]) for t, Vt in enumerate(state))))
+                   zip(*(_ce_and_error(z, data.label[:, t]) for t, (_, _, z) in enumerate(errs))))
         if self.separate:
             off = np.arange(self.T)[None, :] != self.task_of_path(len(h))[:, None]
             ce[off] = np.nan
