@@ -12,7 +12,8 @@ from mtsp.setup import setup_from_dict  # noqa: E402
 from mtsp.validate.erm import ErmObjective, newton_cg  # noqa: E402
 from mtsp.validate.finite_data import (build_problem, exact_metrics,  # noqa: E402
                                        order_parameters, train_metrics)
-from mtsp.validate.full_batch import _step  # noqa: E402
+from mtsp.errors import RequestError  # noqa: E402
+from mtsp.validate.full_batch import STEP_TOL, _step, check_step, default_dt  # noqa: E402
 from mtsp.validate.simulate import _TestSet, simulate, simulate_with_single  # noqa: E402
 
 F64 = torch.float64
@@ -363,3 +364,70 @@ def test_erm_single_baselines():
             assert all(len(task[k]) == 1 for k in ("gen_error", "gen_error_se", "train_loss"))
             assert 0 < task["gen_error"][0] < 1 and "best_gen_error" not in task
     assert r.single_results["T0"].solver["method"] == "newton-cg"
+
+
+# full_batch step check (validate/full_batch.py check_step)
+
+# the stiff draw of benchmarks/dmft_random_setups.py --space wide --seed 6 (setup 5), to t = 0.2
+STIFF = {"tasks": [{"name": "A", "classes": 3, "noise": 0.5, "norm": 0.25},
+                   {"name": "B", "classes": 6, "noise": 0.0, "rank": 3, "weight": 2.0},
+                   {"name": "C", "classes": 3, "noise": 2.0, "norm": 0.5},
+                   {"name": "D", "classes": 2, "noise": 3.0}],
+         "teacher": {"alignment": -0.3, "class_map": "aligned", "seed": 17, "norm": 3.0},
+         "student": {"kind": "shared", "hidden": 3, "activation": "tanh", "init_scale": 0.2,
+                     "head_init": [[[1.746, 1.439, -2.44], [-0.544, -2.708, 0.985],
+                                    [2.38, -3.81, -2.075]],
+                                   [[-0.416, -1.336, 3.725], [-0.371, 0.624, -2.787],
+                                    [3.85, 0.407, 1.928], [0.21, -5.309, -4.002],
+                                    [-3.227, 1.172, -1.28], [1.066, 0.712, 0.619]],
+                                   [[2.293, 0.451, -4.109], [-1.702, 4.148, -2.684],
+                                    [3.405, 4.131, -1.488]],
+                                   [[0.861, -3.506, 1.931], [-1.945, -3.276, -0.983]]]},
+         "training": {"protocol": "full_batch", "inputs": "shared", "lr": 1.0, "head_lr": 0.5,
+                      "weight_decay": 1.0, "alpha": 1.8931889519749712, "times": [0.2]}}
+
+
+def test_full_batch_stiff_step_is_halved():
+    """The stiff draw at N = 50, 2 seeds, t = 0.2: the default step 0.1 is not converged (step
+    0.1 against 0.0125, measured: test_loss off by 3.3, 12.8, 7.7, 2.1 SE in tasks A–D, as on
+    main, whose default is 0.1 unchecked); the checked default halves twice to 0.025 and agrees
+    with the step-0.0125 reference (measured ≤ 8e-5; bound 1e-3, far below the SE ≈ 0.01)."""
+    s = setup_from_dict(STIFF)
+    kw = dict(N=50, seeds=2, test_size=200, grid=1)
+    r, ref = simulate(s, **kw), simulate(s, dt=0.0125, step_check=False, **kw)
+    for n in ref.tasks:
+        for k in ("gen_error", "label_error", "test_loss", "train_loss"):
+            assert np.abs(r.tasks[n][k] - ref.tasks[n][k]).max() < 1e-3, (n, k)
+    assert r.solver["dt"] == 0.025 and r.solver["step_check"]["halvings"] == 2
+    old = simulate(s, dt=0.1, step_check=False, **kw)
+    z = max(abs(old.tasks[n]["test_loss"][0] - ref.tasks[n]["test_loss"][0])
+            / ref.tasks[n]["test_loss_se"][0] for n in ref.tasks)
+    assert z > 5, z
+
+
+def test_full_batch_step_check_keeps_a_fine_step():
+    """A non-stiff setup (fb_setup, tanh trunk, lr 0.8, to t = 1): the default step is kept
+    (step-doubling difference measured 4e-9 ≪ STEP_TOL) and every output is identical to the
+    unchecked run of the same seed."""
+    s = fb_setup("shared", "tanh", "shared")
+    kw = dict(N=40, seeds=2, test_size=200, grid=2)
+    r, plain = simulate(s, **kw), simulate(s, step_check=False, **kw)
+    assert r.solver["dt"] == default_dt(s) == plain.solver["dt"]
+    assert r.solver["step_check"]["halvings"] == 0
+    assert r.solver["step_check"]["step_error"] < STEP_TOL / 100
+    for n in r.tasks:
+        for k, v in r.tasks[n].items():
+            np.testing.assert_array_equal(v, plain.tasks[n][k])
+
+
+def test_full_batch_step_check_refuses_or_warns():
+    """On the stiff draw (N = 50, one seed): with one halving allowed the step 0.05 still fails
+    (difference measured ≈ 2e-3–3e-3 at N = 50–1000) and the check refuses, naming `dt`; an
+    explicit step 0.1 is kept with a warning."""
+    s = setup_from_dict(STIFF)
+    with pytest.raises(RequestError) as e:
+        check_step(s, [0.2], N=50, halvings=0)
+    assert e.value.key == "dt"
+    with pytest.warns(UserWarning, match="not converged"):
+        c = check_step(s, [0.2], dt=0.1, explicit=True, N=50)
+    assert c["dt"] == 0.1 and c["step_error"] > STEP_TOL

@@ -51,6 +51,9 @@ def default_dt(setup) -> float:
     tr = setup.training
     return DT / max(1.0, float(tr.lr), float(tr.head_lr))
 METHODS = ("rk4", "euler")
+STEP_TOL = 2e-3      # step-doubling tolerance on gen_error, label_error, test_loss (check_step)
+CHECK_N = 200        # size of the one-seed step check
+MAX_HALVINGS = 3     # a default step is halved at most this many times
 
 
 def gradient_flow_rhs(m: _Model, data: Dataset, W: torch.Tensor, V=None):
@@ -84,13 +87,103 @@ def _step(m: _Model, data: Dataset, W, V, h: float, method: str):
     return W, V
 
 
+class _Diverged(Exception):
+    """The integration produced a non-finite weight (message: where and at which step)."""
+
+
+def _integrate(m: _Model, data: Dataset, eval_t, dt: float, method: str):
+    """Yield (j, t_j, W, V, steps so far) at each evaluation time t_j of the increasing `eval_t`,
+    integrating from the model's initial (W, V) with equal steps of at most dt in between;
+    _Diverged as soon as a weight is not finite."""
+    W, V = m.W, m.V
+    t_now, n_steps = 0.0, 0
+    for j, t_next in enumerate(eval_t):
+        k = max(1, int(math.ceil((t_next - t_now) / dt - 1e-9)))
+        h = (t_next - t_now) / k
+        for _ in range(k):
+            W, V = _step(m, data, W, V, h, method)
+        n_steps += k
+        t_now = float(t_next)
+        if not bool(torch.isfinite(W).all()) or (V is not None and
+                                                 not bool(torch.isfinite(V).all())):
+            raise _Diverged(f"the full_batch integration diverged by t = {t_now:g} "
+                            f"(step {h:g}, {method})")
+        yield j, t_now, W, V, n_steps
+
+
+def _exact_at(setup, times, dt: float, method: str, N: int, seed: int, device, dtype):
+    """gen_error, label_error, test_loss (3, len(times), T) of one seed at size N at the
+    increasing `times`, integrated with step dt; all inf where the integration diverged."""
+    from ..numeric.model import theory_model
+    theory = theory_model(setup)
+    m, data, _ = build_problem(setup, N, 1, device, dtype, seed)
+    out = np.full((3, len(times), m.T), np.inf)
+    try:
+        for j, _t, W, V, _n in _integrate(m, data, times, dt, method):
+            Q, R = order_parameters(m, W)
+            out[:, j] = np.stack(exact_metrics(theory, m, Q, R,
+                                               None if V is None else V.cpu().numpy()))[:, 0]
+    except _Diverged:
+        pass
+    return out
+
+
+def check_step(setup, times, dt: float | None = None, method: str = "rk4", explicit: bool = False,
+               N: int = CHECK_N, seed: int = 0, device="cpu", dtype=torch.float64,
+               tol: float = STEP_TOL, halvings: int = MAX_HALVINGS,
+               report: Optional[Callable[[str], None]] = None) -> dict:
+    """Step-doubling check of the integration step (docs/VALIDATION.md, "full_batch step").
+
+    One seed at size N (the stiffness is that of the order-parameter flow, O(1) in N) is
+    integrated with steps h and h/2; err(h) = max |m(h) − m(h/2)| over gen_error, label_error and
+    test_loss of every task at the requested `times`. Starting from h = dt (default_dt when None),
+    h is halved while err(h) > tol, at most `halvings` times; a step still failing raises
+    RequestError('dt'). An `explicit` step is checked once and kept: a failing one gives a
+    warning. Returns {"dt": the step to use, "dt_requested", "step_error": err(dt),
+    "halvings", "check_seconds"}."""
+    t0 = _time.perf_counter()
+    h0 = default_dt(setup) if dt is None else float(dt)
+    times = np.unique(np.asarray(times, dtype=float))
+    runs = {}
+
+    def at(h):
+        if h not in runs:
+            runs[h] = _exact_at(setup, times, h, method, N, seed, device, dtype)
+        return runs[h]
+
+    h, k = h0, 0
+    while True:
+        diff = np.abs(at(h) - at(h / 2))
+        err = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
+        if report is not None:
+            report(f"full_batch step check: step {h:g}, step-doubling difference {err:.2e} "
+                   f"(tolerance {tol:g}, N = {N}, one seed)")
+        if err <= tol or explicit:
+            break
+        if k >= halvings:
+            raise RequestError("dt", f"the full_batch step is not converged: step {h:g} "
+                               f"({method}) changes the metrics by {err:.2e} > {tol:g} when "
+                               f"halved, after {k} halvings of {h0:g}; give a smaller dt or a "
+                               f"smaller training.lr")
+        h, k = h / 2, k + 1
+    if explicit and err > tol:
+        import warnings
+        warnings.warn(f"full_batch step {h:g} ({method}) is not converged: halving it changes "
+                      f"the metrics by {err:.2e} > {tol:g}; the results carry that error")
+    return {"dt": h, "dt_requested": h0, "step_error": err, "halvings": k,
+            "check_N": N, "check_seconds": _time.perf_counter() - t0}
+
+
 def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: int, seed: int,
                    progress: Optional[Callable[[float], None]] = None, grid: int = 40,
-                   dt: float | None = None, method: str = "rk4") -> SimulationResult:
+                   dt: float | None = None, method: str = "rk4", step_check: bool = True,
+                   report: Optional[Callable[[str], None]] = None) -> SimulationResult:
     """Simulate `setup` (full_batch) up to the last of `times` (module docstring); dt None: the
-    default step."""
+    default step, checked and halved where needed (check_step); an explicit dt is checked and
+    kept. step_check False skips the check; report receives the check's progress lines."""
     from ..numeric.model import theory_model
     t0 = _time.perf_counter()
+    explicit = dt is not None
     dt = default_dt(setup) if dt is None else float(dt)
     if method not in METHODS:
         raise RequestError("method", f"unknown integrator {method!r} (one of {METHODS})")
@@ -99,6 +192,11 @@ def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: i
     times = np.asarray([float(t) for t in times], dtype=float)
     if times.size == 0 or np.any(times <= 0):
         raise RequestError("training.times", "need at least one time, all > 0")
+    check = None
+    if step_check:
+        check = check_step(setup, times, dt, method, explicit, min(int(N), CHECK_N), seed,
+                           device, dtype, report=report)
+        dt = check["dt"]
     with torch.no_grad(), _one_thread(torch.device(device)):
         m, data, s_test = build_problem(setup, N, seeds, device, dtype, seed)
         test = _TestSet(m, test_size, s_test)
@@ -112,31 +210,23 @@ def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: i
         curves = {k: np.empty((n_eval, S, T)) for k in
                   ("gen_error", "label_error", "test_loss", "train_loss", "train_error")}
         Qs, Rs, Vs = [], [], []
-        W, V = m.W, m.V
-        t_now, n_steps = 0.0, 0
-        for j, t_next in enumerate(eval_t):
-            k = max(1, int(math.ceil((t_next - t_now) / dt - 1e-9)))
-            h = (t_next - t_now) / k
-            for _ in range(k):
-                W, V = _step(m, data, W, V, h, method)
-            n_steps += k
-            t_now = float(t_next)
-            if not bool(torch.isfinite(W).all()) or (V is not None and
-                                                     not bool(torch.isfinite(V).all())):
-                raise RequestError("dt", f"the full_batch integration diverged by t = {t_now:g} "
-                                 f"(step {h:g}, {method}): use a smaller dt")
-            m.W, m.V = W, V
-            ge, le, tl = test.evaluate()
-            trl, tre = train_metrics(m, data, W)
-            for key, v in (("gen_error", ge), ("label_error", le), ("test_loss", tl),
-                           ("train_loss", trl), ("train_error", tre)):
-                curves[key][j] = v.cpu().numpy()
-            Q, R = order_parameters(m, W)
-            Qs.append(Q)
-            Rs.append(R)
-            Vs.append(None if V is None else V.cpu().numpy())
-            if progress is not None:
-                progress(0.95 * t_now / t_last)
+        n_steps = 0
+        try:
+            for j, t_now, W, V, n_steps in _integrate(m, data, eval_t, dt, method):
+                m.W, m.V = W, V
+                ge, le, tl = test.evaluate()
+                trl, tre = train_metrics(m, data, W)
+                for key, v in (("gen_error", ge), ("label_error", le), ("test_loss", tl),
+                               ("train_loss", trl), ("train_error", tre)):
+                    curves[key][j] = v.cpu().numpy()
+                Q, R = order_parameters(m, W)
+                Qs.append(Q)
+                Rs.append(R)
+                Vs.append(None if V is None else V.cpu().numpy())
+                if progress is not None:
+                    progress(0.95 * t_now / t_last)
+        except _Diverged as e:
+            raise RequestError("dt", f"{e}: use a smaller dt") from None
 
         theory = theory_model(setup)
 
@@ -180,4 +270,7 @@ def run_full_batch(setup, times, N: int, seeds: int, device, dtype, test_size: i
                             tasks=tasks, N=m.N, seeds=S, grid_times=eval_t, curves=out_curves,
                             order_params=order, device=str(m.device),
                             wall_time=_time.perf_counter() - t0,
-                            solver={"method": method, "dt": float(dt), "steps": n_steps})
+                            solver={"method": method, "dt": float(dt), "steps": n_steps,
+                                    **({} if check is None else
+                                       {"step_check": {k: v for k, v in check.items()
+                                                       if k != "dt"}})})

@@ -464,11 +464,13 @@ def simulate(setup, N: int = 1000, seeds: int = 8, device="cpu", dtype=torch.flo
              test_size: int = 10000, seed: int = 0,
              progress: Optional[Callable[[float], None]] = None, grid: int = 40,
              dt: Optional[float] = None, method: str = "rk4",
-             grad_tol: Optional[float] = None) -> SimulationResult:
+             grad_tol: Optional[float] = None, step_check: bool = True,
+             report: Optional[Callable[[str], None]] = None) -> SimulationResult:
     """Simulate `setup` at input dimension N, averaging over `seeds` seeds run in parallel.
 
     online: up to the last of setup.training.times (see the module docstring); full_batch:
-    gradient flow on fixed data (validate/full_batch.py; step `dt`, integrator `method`); erm:
+    gradient flow on fixed data (validate/full_batch.py; step `dt`, integrator `method`, the
+    step checked by step doubling unless step_check is False, its lines sent to `report`); erm:
     the exact regularized minimiser (validate/erm.py; gradient tolerance `grad_tol`).
     test_size and grid concern online and full_batch (erm's errors are exact)."""
     protocol = setup.training.protocol
@@ -482,15 +484,15 @@ def simulate(setup, N: int = 1000, seeds: int = 8, device="cpu", dtype=torch.flo
     if not setup.training.times:
         raise RequestError("training.times", f"the {protocol} protocol needs times")
     return _run_timed(setup, setup.training.times, N, seeds, device, dtype, test_size, seed,
-                      progress, grid, dt, method)
+                      progress, grid, dt, method, step_check, report)
 
 
 def _run_timed(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid, dt,
-               method):
+               method, step_check=True, report=None):
     if setup.training.protocol == "full_batch":
         from .full_batch import run_full_batch
         return run_full_batch(setup, times, N, seeds, device, dtype, test_size, seed, progress,
-                              grid, dt, method)
+                              grid, dt, method, step_check, report)
     return _run(setup, times, N, seeds, device, dtype, test_size, seed, progress, grid)
 
 
@@ -498,7 +500,8 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
                          dtype=torch.float64, test_size: int = 10000, seed: int = 0,
                          progress: Optional[Callable[[float], None]] = None, grid: int = 40,
                          dt: Optional[float] = None, method: str = "rk4",
-                         grad_tol: Optional[float] = None) -> SimulationResult:
+                         grad_tol: Optional[float] = None, step_check: bool = True,
+                         report: Optional[Callable[[str], None]] = None) -> SimulationResult:
     """simulate(setup) plus each task trained alone (setup.single(t)), reported in `.single`
     (and under "single" in to_json_dict) over the multitask times.
 
@@ -512,6 +515,7 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
                          f"implemented (one of {PROTOCOLS})")
     kw = dict(N=N, seeds=seeds, device=device, dtype=dtype, test_size=test_size, seed=seed,
               grid=grid, dt=dt, method=method, grad_tol=grad_tol)
+    step_kw = dict(step_check=step_check, report=report)
     names = [t.name for t in setup.tasks]
     timed = protocol != "erm"
     times = np.asarray(setup.training.times, dtype=float) if timed else None
@@ -528,7 +532,7 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
             return None
         return lambda f: progress((offset + width * f) / total)
 
-    res = simulate(setup, progress=sub(0.0, w_multi), **kw)
+    res = simulate(setup, progress=sub(0.0, w_multi), **kw, **step_kw)
     single, single_results = {}, {}
     off = w_multi
     for i, name in enumerate(names):
@@ -539,7 +543,7 @@ def simulate_with_single(setup, N: int = 1000, seeds: int = 8, device="cpu",
         st = setup.single(name)
         if timed:
             r = _run_timed(st, times * scale, N, seeds, device, dtype, test_size, seed,
-                           sub(off, w_single[i]), grid, dt, method)
+                           sub(off, w_single[i]), grid, dt, method, **step_kw)
         else:
             r = simulate(st, progress=sub(off, w_single[i]), **kw)
         off += w_single[i]
