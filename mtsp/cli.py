@@ -150,7 +150,8 @@ def _simulation(setup, N, seeds, device, single: bool, show: bool):
     from .validate.simulate import simulate, simulate_with_single
     fn = simulate_with_single if single else simulate
     with Progress("simulation", enabled=show) as p:
-        res = fn(setup, N=N, seeds=seeds, device=device, progress=p)
+        res = fn(setup, N=N, seeds=seeds, device=device, progress=p,
+                 report=lambda note: p(0.0, note))   # the full_batch step check's lines
     return res
 
 

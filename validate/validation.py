@@ -103,7 +103,8 @@ def validate(setup, *, N: int = 1000, seeds: int = 8, device: str = "cpu", singl
     t1 = time.perf_counter()
     with Progress("simulation", enabled=show_progress) as p:
         sim = (simulate_with_single if single else simulate)(setup, N=N, seeds=seeds, device=device,
-                                                             progress=p)
+                                                             progress=p,
+                                                             report=lambda note: p(0.0, note))
     t2 = time.perf_counter()
     theory_js, sim_js = json_safe(theory.to_json_dict()), json_safe(sim.to_json_dict())
     cmp = compare(theory_js, sim_js)
