@@ -6,9 +6,10 @@ Part `examples`: each examples/*.toml online setup switched to full_batch (share
 simulated at N, seeds with the check (the default) and without it (step_check=False), same seed:
 the step kept, the check's seconds against the whole run, and whether every output is identical.
 Part `stiff`: the stiff draw at N = 1000, 8 seeds: the checked default, the old default dt 0.1 and
-dt 0.025 without the check; A's and B's test_loss with SE.
+dt 0.025 without the check; A's and B's test_loss with SE. Part `scaling`: the step error of one
+seed on the stiff draw at N = 100, 200, 1000 (O(1) in N).
 
-    PYTHONPATH=$PWD python benchmarks/full_batch_step_check.py [--part examples|stiff] [--N 1000]
+    PYTHONPATH=$PWD python benchmarks/full_batch_step_check.py [--part examples|stiff|scaling] [--N 1000]
 Output: benchmarks/results/full_batch_step_check.txt
 """
 from __future__ import annotations
@@ -78,14 +79,38 @@ def stiff(a):
                   f"SE {np.round(d['test_loss_se'], 4).tolist()}", flush=True)
 
 
+def scaling(a):
+    """Step error on the stiff draw against N: max |metric(h) − metric(0.0125)| per one seed."""
+    import torch
+
+    from mtsp.numeric.model import theory_model
+    from mtsp.validate.finite_data import exact_metrics
+    from mtsp.validate.full_batch import _flow_at
+    sys.path.insert(0, "benchmarks")
+    from dmft_random_setups import draws
+    s = setup_from_dict(draws(6, 6, "wide")[5])
+    theory, times = theory_model(s), np.array(s.training.times)
+
+    def metrics(h, N, seed):
+        m, states = _flow_at(s, times, h, "rk4", N, seed, "cpu", torch.float64)
+        return np.stack([np.stack(exact_metrics(theory, m, *st)) for st in states])
+
+    for N in (100, 200, 1000):
+        for seed in (0, 1):
+            ref = metrics(0.0125, N, seed)
+            row = [float(np.max(np.abs(metrics(h, N, seed) - ref))) for h in (0.1, 0.05, 0.025)]
+            print(f"N = {N} seed {seed}: max |m(h) - m(0.0125)| at h = 0.1, 0.05, 0.025: "
+                  + ", ".join(f"{r:.2e}" for r in row), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("examples", "stiff"), default="examples")
+    p.add_argument("--part", choices=("examples", "stiff", "scaling"), default="examples")
     p.add_argument("--N", type=int, default=1000)
     p.add_argument("--seeds", type=int, default=8)
     a = p.parse_args(argv)
     print(f"# {a.part}, N = {a.N}, {a.seeds} seeds", flush=True)
-    (examples if a.part == "examples" else stiff)(a)
+    {"examples": examples, "stiff": stiff, "scaling": scaling}[a.part](a)
 
 
 if __name__ == "__main__":

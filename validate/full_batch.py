@@ -168,7 +168,8 @@ def check_step(setup, times, dt: float | None = None, method: str = "rk4", expli
 
     def at(h):
         if h not in runs:
-            runs[h] = _flow_at(setup, times, h, method, N, seed, device, dtype)
+            with torch.no_grad(), _one_thread(torch.device(device)):
+                runs[h] = _flow_at(setup, times, h, method, N, seed, device, dtype)
         return runs[h]
 
     h, k = h0, 0
