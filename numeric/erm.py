@@ -36,6 +36,7 @@ from .model import State, TheoryModel
 from .mp_online import task_metrics_mp
 from .mp_replica import polish_mp
 from .online import Accuracy
+from .replica_qmc import QmcAccuracyWarning
 from .replica import (
     ReplicaAccuracy,
     ReplicaMap,
@@ -231,7 +232,6 @@ def qmc_replicates(setup, acc: ReplicaAccuracy, metric_acc, model, channels, out
     out["qmc_error"] = se
     out["stats"].update(qmc_replicates=R, qmc_error=worst, qmc_replicate_iterations=iterations)
     if worst > acc.qmc_target:
-        from .replica_qmc import QmcAccuracyWarning
         name, key = max(((n, k) for n, pred in se.items() for k in pred), key=lambda nk: se[nk[0]][nk[1]])
         warnings.warn(QmcAccuracyWarning(
             f"accuracy: the QMC rule's error estimate (standard error over {R} scramblings) of task "

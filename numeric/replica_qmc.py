@@ -33,8 +33,10 @@ boundaries (`qmc_boundary_train_errors`), not as the indicator (docs/REPLICA_QMC
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import product
 
 import numpy as np
+from scipy.linalg import block_diag
 
 from mtsp.errors import ReachError
 
@@ -310,10 +312,6 @@ def qmc_boundary_train_errors(chans: list, B, Q: np.ndarray, V: np.ndarray, A: n
     dimensions (`qmc_rule`, seed ``seed``).  A task whose ω_t is (nearly) a function of the others'
     (s² ≤ 1e-10 Q_tt: a coupled task of weight 0), or a channel with a singular label cone, gets None
     (the caller keeps the indicator).  Measured: docs/REPLICA_QMC.md."""
-    from itertools import product
-
-    from scipy.linalg import block_diag
-
     T = len(chans)
     E = B.E                                             # 1 × 2: z_0 − z_1 = √2 h
     labels = list(product(*[range(2) for _ in chans]))

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time as _time
+import warnings
 from typing import Callable, Optional
 
 import numpy as np
@@ -187,7 +188,6 @@ def check_step(setup, times, dt: float | None = None, method: str = "rk4", expli
                                f"smaller training.lr")
         h, k = h / 2, k + 1
     if explicit and err > tol:
-        import warnings
         warnings.warn(f"full_batch step {h:g} ({method}) is not converged: halving it changes "
                       f"the metrics by {err:.2e} > {tol:g}; the results carry that error")
     return {"dt": h, "dt_requested": h0, "step_error": err, "halvings": k,

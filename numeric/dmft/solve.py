@@ -359,6 +359,7 @@ test metrics ≤ 1e-3: docs/DMFT.md §4); where it is not, e.g. benchmarks/dmft_
 --space wide --seed 6 setup 5 (gradient descent at 2 dt = 0.4 unstable), it is O(1) (train_loss
 0.93 at dt 0.2 against 1.30 at 0.4)."""
 
+
 def _corrections(solve_batch, model, per_batch, bests, times, n, dt, lr, opts, early, acc):
     """The step correction f_b(dt) − f_b(2 dt) of the first n batches (same normals) for every
     output: {key: [n × (time, task)]} at the requested times (`per_batch`: each batch's outputs
